@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs Debian's pciutils (lspci, the cross-check) and pci.ids (device names) when missing.
+# Needs root and apt-get; elsewhere it says what is missing and goes on.
+set -uo pipefail
+missing=()
+command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
+[ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "note: missing ${missing[*]} (install them with apt-get); names and lspci cross-checks are skipped" >&2
+fi
+exit 0

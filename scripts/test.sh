@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, type-checks, builds, runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-system-deps.sh
+bash scripts/ensure-built.sh
+npx tsc -p tsconfig.json --noEmit
+npx vitest run "$@"

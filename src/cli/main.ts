@@ -1,0 +1,45 @@
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, isHostdevError } from '../core/errors.js';
+import { commands } from './commands/index.js';
+
+export function buildProgram(): Command {
+  const program = new Command('hostdev')
+    .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
+    .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
+    .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
+    .option('--state-dir <dir>', 'where the device tables live (default /var/lib/hostdev, or $HOSTDEV_STATE_DIR)')
+    .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of commands) register(program);
+  return program;
+}
+
+function wantsJson(argv: readonly string[]): boolean {
+  return argv.includes('--json');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end through here with exit code 0.
+      return error.exitCode === 0 ? 0 : ExitCode.usage;
+    }
+    if (isHostdevError(error)) {
+      if (wantsJson(argv)) {
+        process.stderr.write(`${JSON.stringify(error.toJSON())}\n`);
+      } else {
+        process.stderr.write(`error: ${error.message}\n`);
+        if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+      }
+      return error.exitCode;
+    }
+    process.stderr.write(`hostdev: internal error (a bug, please report it)\n${(error as Error)?.stack ?? String(error)}\n`);
+    return ExitCode.failure;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * The one catalog of hostdev errors. Every failure a user can see has a stable code here,
+ * a message that names the device (and its driver and owner where known) and a hint that says
+ * what to do next. Codes are contracts: never rename one.
+ */
+
+/** Process exit codes, documented in README.md. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  notFound: 3,
+  conflict: 4,
+  unsupported: 5,
+  kernel: 6,
+  state: 7,
+  partial: 8,
+} as const;
+export type ExitCodeName = keyof typeof ExitCode;
+
+interface CatalogEntry {
+  readonly exit: ExitCodeName;
+  readonly summary: string;
+}
+
+export const ERROR_CATALOG = {
+  HOSTDEV_BAD_ADDRESS: { exit: 'usage', summary: 'A PCI address could not be parsed.' },
+  HOSTDEV_USAGE: { exit: 'usage', summary: 'A command was called with invalid arguments or options.' },
+  HOSTDEV_DEVICE_NOT_FOUND: { exit: 'notFound', summary: 'The PCI device does not exist on this host.' },
+  HOSTDEV_NOT_ENDPOINT: { exit: 'usage', summary: 'The device is a bridge and cannot be given to a VM.' },
+  HOSTDEV_IN_USE: { exit: 'conflict', summary: 'The device is owned by a domain (active table).' },
+  HOSTDEV_GROUP_CONFLICT: {
+    exit: 'conflict',
+    summary: 'Another member of the IOMMU group is in use on the host or by another domain.',
+  },
+  HOSTDEV_HOST_IN_USE: {
+    exit: 'conflict',
+    summary: 'The host itself uses the device (IP address, route, mounted filesystem, console).',
+  },
+  HOSTDEV_UNMANAGED_NOT_DETACHED: {
+    exit: 'conflict',
+    summary: 'An unmanaged device must be detached from the host by hand before it is assigned.',
+  },
+  HOSTDEV_NOT_OWNED: { exit: 'conflict', summary: 'The device is not owned by the given domain.' },
+  HOSTDEV_NO_IOMMU: { exit: 'unsupported', summary: 'The host has no IOMMU groups; VFIO cannot be used.' },
+  HOSTDEV_NO_IOMMU_GROUP: { exit: 'unsupported', summary: 'The device has no IOMMU group.' },
+  HOSTDEV_DRIVER_UNAVAILABLE: { exit: 'unsupported', summary: 'A driver needed for the operation is not available.' },
+  HOSTDEV_BIND_FAILED: { exit: 'kernel', summary: 'The kernel did not bind the device to the expected driver.' },
+  HOSTDEV_RESET_UNSUPPORTED: { exit: 'unsupported', summary: 'The device has no usable reset method.' },
+  HOSTDEV_RESET_UNSAFE: {
+    exit: 'conflict',
+    summary: 'A bus-level reset would also reset a device that is in use.',
+  },
+  HOSTDEV_KERNEL_WRITE: { exit: 'kernel', summary: 'A sysfs write was refused by the kernel.' },
+  HOSTDEV_TIMEOUT: { exit: 'kernel', summary: 'A kernel operation did not finish in time.' },
+  HOSTDEV_STATE: { exit: 'state', summary: 'The state database is unusable.' },
+  HOSTDEV_PARTIAL: { exit: 'partial', summary: 'Some devices of a request failed; the others succeeded.' },
+  HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
+} as const satisfies Record<string, CatalogEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export interface HostdevErrorDetails {
+  readonly address?: string;
+  readonly driver?: string | null;
+  readonly owner?: { readonly driver: string; readonly domain: string } | null;
+  readonly errno?: string;
+  readonly path?: string;
+  readonly [key: string]: unknown;
+}
+
+export class HostdevError extends Error {
+  override readonly name = 'HostdevError';
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: HostdevErrorDetails;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { hint?: string; details?: HostdevErrorDetails; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): number {
+    return ExitCode[ERROR_CATALOG[this.code].exit];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      error: { code: this.code, message: this.message, hint: this.hint ?? null, details: this.details },
+    };
+  }
+}
+
+export function isHostdevError(value: unknown): value is HostdevError {
+  return value instanceof HostdevError;
+}

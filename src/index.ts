@@ -1,0 +1,6 @@
+// Public library entry: re-exports only. Each module below is one concern.
+export * from './core/address.js';
+export * from './core/device.js';
+export * from './core/errors.js';
+export { SysfsLayout } from './sysfs/paths.js';
+export { FsKernelPort, KernelWriteError, type KernelPort } from './sysfs/kernel-port.js';

@@ -1,0 +1,70 @@
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { SysfsLayout } from './paths.js';
+
+/**
+ * The one port through which hostdev changes the host. Production writes files under the
+ * root; tests and `--simulate` plug in the simulated kernel, which reacts as Linux does.
+ */
+export interface KernelPort {
+  /** Writes `value` to a sysfs attribute named by its host path ("/sys/..."). */
+  write(hostPath: string, value: string): Promise<void>;
+  /** Makes a driver available (modprobe on a real host). */
+  loadModule(name: string): Promise<void>;
+}
+
+/** A write the kernel refused, with the errno name it returned (EBUSY, ENODEV, ...). */
+export class KernelWriteError extends Error {
+  override readonly name = 'KernelWriteError';
+  constructor(
+    readonly hostPath: string,
+    readonly value: string,
+    readonly errno: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`write of "${value.trim()}" to ${hostPath} failed: ${errno}`, options);
+  }
+}
+
+function errnoOf(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : 'EIO';
+}
+
+/** Writes real files under a root. Never creates a file: sysfs attributes exist or the write fails. */
+export class FsKernelPort implements KernelPort {
+  readonly layout: SysfsLayout;
+
+  constructor(root: string) {
+    this.layout = new SysfsLayout(root);
+  }
+
+  async write(hostPath: string, value: string): Promise<void> {
+    const target = this.layout.resolve(hostPath);
+    let handle;
+    try {
+      // O_WRONLY alone: kernfs refuses read mode on store-only attributes (bind, unbind), and
+      // without O_CREAT a missing attribute fails instead of becoming a new file.
+      handle = await open(target, constants.O_WRONLY);
+      // One write call, as `echo` does: sysfs takes the whole value in a single store().
+      await handle.write(value);
+    } catch (error) {
+      throw new KernelWriteError(hostPath, value, errnoOf(error), { cause: error });
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  async loadModule(name: string): Promise<void> {
+    if (this.layout.root !== '/') {
+      throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT');
+    }
+    try {
+      await promisify(execFile)('modprobe', ['--', name], { timeout: 30_000 });
+    } catch (error) {
+      throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT', { cause: error });
+    }
+  }
+}
