@@ -55,6 +55,14 @@ export const ERROR_CATALOG = {
   HOSTDEV_TIMEOUT: { exit: 'kernel', summary: 'A kernel operation did not finish in time.' },
   HOSTDEV_STATE: { exit: 'state', summary: 'The state database is unusable.' },
   HOSTDEV_PARTIAL: { exit: 'partial', summary: 'Some devices of a request failed; the others succeeded.' },
+  HOSTDEV_NOT_SRIOV: { exit: 'unsupported', summary: 'The device is not an SR-IOV physical function.' },
+  HOSTDEV_VF_RANGE: { exit: 'usage', summary: 'The VF count is outside what the PF supports (sriov_totalvfs).' },
+  HOSTDEV_VF_BUSY: {
+    exit: 'conflict',
+    summary: 'A VF of the PF is assigned or on a stub driver; changing the VF count would pull it away.',
+  },
+  HOSTDEV_PF_DOWN: { exit: 'conflict', summary: 'The PF network interface is down; its VFs cannot be configured.' },
+  HOSTDEV_NET_CONFIG: { exit: 'kernel', summary: 'Reading or setting VF network config through iproute2 failed.' },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

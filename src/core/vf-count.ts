@@ -1,0 +1,150 @@
+import type { PciAddress } from './address.js';
+import { HostdevError } from './errors.js';
+
+/**
+ * Planning a change of a PF's VF count. Linux only accepts N -> 0 -> M on sriov_numvfs, and
+ * taking the count through 0 removes EVERY VF of the PF, not only the ones above M; so any VF
+ * that is assigned or sits on a stub driver blocks the change unless the operator forces it.
+ * Pure: the caller gathers the facts and applies the plan.
+ */
+
+export interface VfOwner {
+  readonly driver: string;
+  readonly domain: string;
+}
+
+/** One existing VF of the PF, with what hostdev and the host know of it. */
+export interface VfHolding {
+  readonly address: PciAddress;
+  readonly vfIndex: number;
+  readonly driver: string | null;
+  /** The table holding it, if any. */
+  readonly table: 'active' | 'inactive' | null;
+  readonly owner: VfOwner | null;
+}
+
+export interface VfCountRequest {
+  readonly pf: PciAddress;
+  readonly numVfs: number;
+  readonly totalVfs: number;
+  readonly requested: number;
+  readonly vfs: readonly VfHolding[];
+  readonly force: boolean;
+  /** Write sriov_drivers_autoprobe first (false: new VFs stay unbound, ready for vfio-pci). */
+  readonly autoprobe: boolean | null;
+  readonly isStubDriver: (driver: string) => boolean;
+}
+
+export interface PlannedWrite {
+  readonly hostPath: string;
+  readonly value: string;
+}
+
+export interface VfCountPlan {
+  readonly pf: PciAddress;
+  readonly from: number;
+  readonly to: number;
+  /** The sysfs writes, in order. */
+  readonly writes: readonly PlannedWrite[];
+  /** VFs that must leave the tables (with --force): pruned after the count goes to 0. */
+  readonly prune: readonly VfHolding[];
+  /** VFs on a stub driver outside the tables, pulled away by --force (reported, nothing to clean). */
+  readonly stubbed: readonly VfHolding[];
+  /** Whether the wait afterwards expects a driver on each new VF. */
+  readonly expectDriver: boolean;
+}
+
+function hostPf(pf: PciAddress, file: string): string {
+  return `/sys/bus/pci/devices/${pf}/${file}`;
+}
+
+export function describeHolding(vf: VfHolding): string {
+  if (vf.owner !== null) {
+    return `VF ${vf.vfIndex} ${vf.address} is in use by driver ${vf.owner.driver}, domain ${vf.owner.domain}`;
+  }
+  if (vf.table === 'inactive') return `VF ${vf.vfIndex} ${vf.address} is detached (inactive table, on ${vf.driver ?? 'no driver'})`;
+  return `VF ${vf.vfIndex} ${vf.address} is on stub driver ${vf.driver ?? 'none'}`;
+}
+
+export function isBlocking(vf: VfHolding, isStubDriver: (driver: string) => boolean): boolean {
+  return vf.table !== null || (vf.driver !== null && isStubDriver(vf.driver));
+}
+
+export function vfRangeError(pf: PciAddress, requested: number, totalVfs: number): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_VF_RANGE',
+    `PF ${pf} supports at most ${totalVfs} VFs (sriov_totalvfs); ${requested} were requested`,
+    { hint: `Ask for 0 to ${totalVfs} VFs.`, details: { address: pf, requested, totalVfs } },
+  );
+}
+
+export function planVfCount(request: VfCountRequest): VfCountPlan {
+  const { pf, numVfs, totalVfs, requested } = request;
+  if (!Number.isInteger(requested) || requested < 0) {
+    throw new HostdevError('HOSTDEV_USAGE', `the VF count must be a whole number of 0 or more, not ${requested}`, {
+      details: { address: pf },
+    });
+  }
+  if (requested > totalVfs) throw vfRangeError(pf, requested, totalVfs);
+
+  const writes: PlannedWrite[] = [];
+  if (request.autoprobe !== null) {
+    writes.push({ hostPath: hostPf(pf, 'sriov_drivers_autoprobe'), value: request.autoprobe ? '1' : '0' });
+  }
+  const changes = requested !== numVfs;
+  const blocking = changes && numVfs > 0 ? request.vfs.filter((vf) => isBlocking(vf, request.isStubDriver)) : [];
+  if (blocking.length > 0 && !request.force) {
+    throw new HostdevError(
+      'HOSTDEV_VF_BUSY',
+      `cannot change the VF count of PF ${pf} from ${numVfs} to ${requested}: ${blocking.map(describeHolding).join('; ')}`,
+      {
+        hint:
+          'The kernel removes every VF when the count changes (N -> 0 -> M). Release them first ' +
+          '(`hostdev release --domain NAME`, `hostdev reattach ADDRESS`), or use --force to prune them from the tables.',
+        details: {
+          address: pf,
+          blocking: blocking.map((vf) => ({ address: vf.address, vfIndex: vf.vfIndex, driver: vf.driver, owner: vf.owner })),
+        },
+      },
+    );
+  }
+  if (changes && numVfs > 0) writes.push({ hostPath: hostPf(pf, 'sriov_numvfs'), value: '0' });
+  if (changes && requested > 0) writes.push({ hostPath: hostPf(pf, 'sriov_numvfs'), value: String(requested) });
+  return {
+    pf,
+    from: numVfs,
+    to: requested,
+    writes,
+    prune: blocking.filter((vf) => vf.table !== null),
+    stubbed: blocking.filter((vf) => vf.table === null),
+    expectDriver: request.autoprobe !== false,
+  };
+}
+
+/** Maps the errno of a refused sriov_numvfs write to a clear error. */
+export function numVfsWriteError(pf: PciAddress, value: string, errno: string, totalVfs: number | null): HostdevError {
+  const details = { address: pf, errno, value };
+  switch (errno) {
+    case 'ERANGE':
+      return vfRangeError(pf, Number(value), totalVfs ?? Number.NaN);
+    case 'EINVAL':
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `the kernel refused ${value} VFs on PF ${pf} (EINVAL)`, {
+        hint: 'The count can only change through 0 (N -> 0 -> M); check `hostdev vf list` and retry.',
+        details,
+      });
+    case 'EBUSY':
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `PF ${pf} is busy: the kernel refused to change its VF count (EBUSY)`, {
+        hint: 'A VF is still held by a process (a VM with the VF open blocks the removal); stop it and retry.',
+        details,
+      });
+    case 'ENOENT':
+    case 'ENODEV':
+      return new HostdevError('HOSTDEV_NOT_SRIOV', `PF ${pf} has no sriov_numvfs: it is gone or not SR-IOV capable`, {
+        details,
+      });
+    default:
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `writing ${value} to sriov_numvfs of PF ${pf} failed: ${errno}`, {
+        details,
+      });
+  }
+}

@@ -1,0 +1,123 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { HostdevError } from '../core/errors.js';
+import type { NetPort } from './net-port.js';
+import { NO_MAC, checkIfname, type PfLinkInfo, type VfNetConfig, type VfNetInfo, type VfSetting } from './vf-net-config.js';
+
+/**
+ * iproute2 emulated per PF for the simulated host: state in ROOT/.hostdev-sim/net.json, so
+ * several processes (a test and the CLI it spawns) see the same VF config. Like a real PF
+ * driver, the VFs' config starts from defaults whenever the VF count changes.
+ */
+interface SimLink {
+  up: boolean;
+  /** The VF count and generation the stored config belongs to. */
+  numVfs: number;
+  generation: string | null;
+  vfs: Record<string, VfNetConfig>;
+}
+
+interface SimNetState {
+  links: Record<string, SimLink>;
+}
+
+/**
+ * Tells the emulation how many VFs a PF interface has now (null: no such interface), and an
+ * opaque generation that changes whenever the VFs were created anew (2 -> 0 -> 2 keeps the
+ * count but not the VFs); null when unknown.
+ */
+export type VfCountLookup = (ifname: string) => Promise<{ numVfs: number; generation: string | null } | null>;
+
+export const DEFAULT_VF_CONFIG: VfNetConfig = {
+  mac: NO_MAC,
+  vlan: 0,
+  qos: 0,
+  spoofchk: true,
+  trust: false,
+  linkState: 'auto',
+};
+
+export function simNetFile(root: string): string {
+  return path.join(root, '.hostdev-sim', 'net.json');
+}
+
+function ipError(message: string, ifname: string): HostdevError {
+  return new HostdevError('HOSTDEV_NET_CONFIG', `ip (simulated) on ${ifname}: ${message}`, { details: { ifname } });
+}
+
+export class SimNetPort implements NetPort {
+  private readonly file: string;
+
+  constructor(
+    root: string,
+    private readonly vfCount: VfCountLookup,
+  ) {
+    this.file = simNetFile(root);
+  }
+
+  private async load(): Promise<SimNetState> {
+    try {
+      const parsed = JSON.parse(await readFile(this.file, 'utf8')) as Partial<SimNetState>;
+      return { links: parsed.links ?? {} };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { links: {} };
+      throw error;
+    }
+  }
+
+  private async save(state: SimNetState): Promise<void> {
+    await mkdir(path.dirname(this.file), { recursive: true });
+    const temp = `${this.file}.${process.pid}.tmp`;
+    await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
+    await rename(temp, this.file);
+  }
+
+  private async link(state: SimNetState, ifname: string): Promise<SimLink> {
+    checkIfname(ifname);
+    const now = await this.vfCount(ifname);
+    if (now === null) throw ipError(`Device "${ifname}" does not exist.`, ifname);
+    const existing = state.links[ifname];
+    if (existing !== undefined && existing.numVfs === now.numVfs && existing.generation === now.generation) return existing;
+    const fresh: SimLink = { up: existing?.up ?? true, numVfs: now.numVfs, generation: now.generation, vfs: {} };
+    state.links[ifname] = fresh;
+    return fresh;
+  }
+
+  async show(ifname: string): Promise<PfLinkInfo> {
+    const state = await this.load();
+    const link = await this.link(state, ifname);
+    const vfs: VfNetInfo[] = [];
+    for (let vf = 0; vf < link.numVfs; vf++) vfs.push({ vf, ...(link.vfs[String(vf)] ?? DEFAULT_VF_CONFIG) });
+    return { ifname, up: link.up, vfs };
+  }
+
+  async setVf(ifname: string, vf: number, setting: VfSetting): Promise<void> {
+    const state = await this.load();
+    const link = await this.link(state, ifname);
+    if (!Number.isInteger(vf) || vf < 0 || vf >= link.numVfs) throw ipError('RTNETLINK answers: Invalid argument', ifname);
+    const current = link.vfs[String(vf)] ?? DEFAULT_VF_CONFIG;
+    link.vfs[String(vf)] = apply(current, setting);
+    await this.save(state);
+  }
+
+  /** `ip link set dev PF up|down` (for tests and the simulator CLI). */
+  async setUp(ifname: string, up: boolean): Promise<void> {
+    const state = await this.load();
+    const link = await this.link(state, ifname);
+    link.up = up;
+    await this.save(state);
+  }
+}
+
+function apply(config: VfNetConfig, setting: VfSetting): VfNetConfig {
+  switch (setting.kind) {
+    case 'vlan':
+      return { ...config, vlan: setting.vlan, qos: setting.qos };
+    case 'trust':
+      return { ...config, trust: setting.on };
+    case 'mac':
+      return { ...config, mac: setting.mac };
+    case 'spoofchk':
+      return { ...config, spoofchk: setting.on };
+  }
+}
