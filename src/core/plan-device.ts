@@ -1,0 +1,133 @@
+import type { PciAddress } from './address.js';
+import type { PciDevice } from './device.js';
+import { resetUnsafe, type Blocker } from './plan-errors.js';
+import type { HostView, ResetChoice, RestorePoint, Step, WriteAction } from './plan-types.js';
+import { isStubDriver, moduleOf } from './stub-driver.js';
+import { sameOwner, TableIndex, type InactiveEntry, type Owner } from './tables.js';
+import { SysfsLayout } from '../sysfs/paths.js';
+
+/** The per-device building blocks of every plan: detach, reattach, restore, reset. */
+
+const CLEAR = '\n';
+
+function write(address: PciAddress, action: WriteAction, hostPath: string, value: string): Step {
+  return { kind: 'write', address, action, hostPath, value };
+}
+
+export function restorePointOf(device: PciDevice): RestorePoint {
+  return { driver: device.driver, driverOverride: device.driverOverride };
+}
+
+export function loadModuleStep(driver: string, view: HostView, alreadyPlanned: Set<string>): Step[] {
+  if (view.loadedDrivers.has(driver) || alreadyPlanned.has(driver)) return [];
+  alreadyPlanned.add(driver);
+  return [{ kind: 'load-module', module: moduleOf(driver), driver }];
+}
+
+/**
+ * Device -> stub: driver_override, unbind from the current driver, drivers_probe, read back.
+ * Never new_id: it would make the stub grab every device with the same IDs.
+ * A device already on the stub needs no write.
+ */
+export function detachSteps(device: PciDevice, stubDriver: string): Step[] {
+  if (device.driver === stubDriver) return [];
+  const address = device.address;
+  const steps: Step[] = [write(address, 'set-override', SysfsLayout.hostDevice(address, 'driver_override'), stubDriver)];
+  if (device.driver !== null) {
+    steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+  }
+  steps.push(write(address, 'probe', SysfsLayout.hostDriversProbe, address));
+  steps.push({ kind: 'verify-driver', address, expected: stubDriver });
+  return steps;
+}
+
+/**
+ * Stub -> original driver: clear driver_override, unbind from the stub, drivers_probe, read back.
+ * A device that was on the stub before hostdev took it stays there; one that had no driver stays unbound.
+ */
+export function reattachSteps(device: PciDevice, entry: InactiveEntry): Step[] {
+  const address = device.address;
+  const original = entry.originalDriver;
+  if (original !== null && original === entry.stubDriver) return [];
+  if (device.driver === original && device.driverOverride === null) return [];
+  const steps: Step[] = [];
+  if (device.driverOverride !== null) {
+    steps.push(write(address, 'clear-override', SysfsLayout.hostDevice(address, 'driver_override'), CLEAR));
+  }
+  if (device.driver !== null && device.driver !== original) {
+    steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+  }
+  if (original !== null && device.driver !== original) {
+    steps.push(write(address, 'probe', SysfsLayout.hostDriversProbe, address));
+  }
+  steps.push({ kind: 'verify-driver', address, expected: original });
+  return steps;
+}
+
+/**
+ * Whatever state `device` is in now -> the restore point, with an explicit bind (not a probe)
+ * so that the device goes back to exactly the driver it had. Used by rollbacks.
+ */
+export function restoreSteps(device: PciDevice, restore: RestorePoint): Step[] {
+  const address = device.address;
+  const steps: Step[] = [];
+  if (device.driverOverride !== restore.driverOverride) {
+    steps.push(
+      write(address, 'set-override', SysfsLayout.hostDevice(address, 'driver_override'), restore.driverOverride ?? CLEAR),
+    );
+  }
+  if (device.driver !== restore.driver) {
+    if (device.driver !== null) {
+      steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+    }
+    if (restore.driver !== null) {
+      steps.push(write(address, 'bind', SysfsLayout.hostDriver(restore.driver, 'bind'), address));
+    }
+    steps.push({ kind: 'verify-driver', address, expected: restore.driver });
+  }
+  return steps;
+}
+
+/** Who blocks a device (for group and bus-reset checks): a domain other than `owner`, or a host driver. */
+export function blockerOf(
+  device: PciDevice,
+  index: TableIndex,
+  owner: Owner | null,
+  together: ReadonlySet<string>,
+): Blocker | null {
+  if (together.has(device.address)) return null;
+  const active = index.active(device.address);
+  if (active) return owner !== null && sameOwner(active.usedBy, owner) ? null : { kind: 'domain', owner: active.usedBy };
+  if (device.driver !== null && !isStubDriver(device.driver)) return { kind: 'host', driver: device.driver };
+  return null;
+}
+
+/**
+ * The reset the kernel will do for `device` (its first reset_method), or null when it has none.
+ * A bus-level reset also resets the other functions on the bus: refused when one is in use
+ * outside `together` (the devices of the same request) and not owned by `owner`.
+ */
+export function resetChoice(
+  device: PciDevice,
+  view: HostView,
+  index: TableIndex,
+  owner: Owner | null,
+  together: ReadonlySet<string>,
+): ResetChoice | null {
+  const method = device.resetMethods[0];
+  if (method === undefined) return null;
+  if (method === 'bus') {
+    for (const sibling of view.busSiblings.get(device.address) ?? []) {
+      if (sibling === device.address) continue;
+      const other = view.devices.get(sibling);
+      if (!other) continue;
+      const blocker = blockerOf(other, index, owner, together);
+      if (blocker) throw resetUnsafe(device.address, sibling, blocker);
+    }
+  }
+  return { address: device.address, method };
+}
+
+export function resetSteps(choice: ResetChoice): Step[] {
+  return [write(choice.address, 'reset', SysfsLayout.hostDevice(choice.address, 'reset'), '1')];
+}

@@ -1,0 +1,121 @@
+import type { PciAddress } from './address.js';
+import type { PciDevice } from './device.js';
+import { HostdevError } from './errors.js';
+import type { HostUse } from './plan-types.js';
+import { formatOwner, type Owner } from './tables.js';
+
+/** The errors plans raise, worded as libvirt words them where users know the wording. */
+
+export function notFound(address: PciAddress): HostdevError {
+  return new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `PCI device ${address} not found on this host`, {
+    hint: 'Check the address with `hostdev list`; a VF disappears when sriov_numvfs of its PF is lowered.',
+    details: { address },
+  });
+}
+
+export function inUse(address: PciAddress, owner: Owner): HostdevError {
+  return new HostdevError('HOSTDEV_IN_USE', `PCI device ${address} is in use by ${formatOwner(owner)}`, {
+    hint: `Release it first: hostdev release --domain ${owner.domain} --hypervisor ${owner.driver} ${address}`,
+    details: { address, owner },
+  });
+}
+
+export function notEndpoint(device: PciDevice): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_NOT_ENDPOINT',
+    `Non-endpoint PCI device ${device.address} cannot be assigned to guests (it is a ${device.headerType ?? 'device of unknown type'})`,
+    { hint: 'Assign the endpoints behind the bridge instead (see `hostdev show`).', details: { address: device.address } },
+  );
+}
+
+export function noIommuGroup(device: PciDevice, stubDriver: string): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_NO_IOMMU_GROUP',
+    `PCI device ${device.address} has no IOMMU group, so ${stubDriver} cannot take it`,
+    {
+      hint: 'Enable the IOMMU (intel_iommu=on or amd_iommu=on on the kernel command line) and reboot.',
+      details: { address: device.address, driver: device.driver },
+    },
+  );
+}
+
+export function hostInUse(device: PciDevice, uses: readonly HostUse[]): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_HOST_IN_USE',
+    `PCI device ${device.address} (driver ${device.driver ?? 'none'}) is in use by the host: ${uses.map((use) => use.detail).join('; ')}`,
+    {
+      hint: 'Stop using it on the host first (remove the address/route, unmount), or pass --force.',
+      details: { address: device.address, driver: device.driver, uses },
+    },
+  );
+}
+
+export function unmanagedNotDetached(device: PciDevice): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_UNMANAGED_NOT_DETACHED',
+    `Unmanaged PCI device ${device.address} must be manually detached from the host (it is on driver ${device.driver ?? 'none'})`,
+    { hint: `Run hostdev detach ${device.address} first, or assign it managed.`, details: { address: device.address, driver: device.driver } },
+  );
+}
+
+export type Blocker =
+  | { readonly kind: 'domain'; readonly owner: Owner }
+  | { readonly kind: 'host'; readonly driver: string };
+
+export function groupConflict(device: PciAddress, group: number, member: PciAddress, blocker: Blocker): HostdevError {
+  const why =
+    blocker.kind === 'domain'
+      ? `is in use by ${formatOwner(blocker.owner)}`
+      : `is in use by the host (driver ${blocker.driver})`;
+  return new HostdevError(
+    'HOSTDEV_GROUP_CONFLICT',
+    `PCI device ${device} cannot be assigned: member ${member} of its IOMMU group ${group} ${why}`,
+    {
+      hint:
+        blocker.kind === 'domain'
+          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first.`
+          : `Take the whole group along with --with-group, or detach ${member} first (hostdev detach ${member}).`,
+      details: {
+        address: device,
+        member,
+        group,
+        driver: blocker.kind === 'host' ? blocker.driver : null,
+        owner: blocker.kind === 'domain' ? blocker.owner : null,
+      },
+    },
+  );
+}
+
+export function resetUnsupported(device: PciDevice): HostdevError {
+  return new HostdevError('HOSTDEV_RESET_UNSUPPORTED', `PCI device ${device.address} has no reset method`, {
+    hint: 'The kernel lists none in reset_method; the device can only be reset by a power cycle.',
+    details: { address: device.address, driver: device.driver },
+  });
+}
+
+export function resetUnsafe(address: PciAddress, sibling: PciAddress, blocker: Blocker): HostdevError {
+  const who = blocker.kind === 'domain' ? formatOwner(blocker.owner) : `the host (driver ${blocker.driver})`;
+  return new HostdevError(
+    'HOSTDEV_RESET_UNSAFE',
+    `A bus reset of PCI device ${address} would also reset ${sibling}, which is in use by ${who}`,
+    {
+      hint: `Release or detach ${sibling} first, or reset both together.`,
+      details: { address, sibling, owner: blocker.kind === 'domain' ? blocker.owner : null },
+    },
+  );
+}
+
+export function bindFailed(address: PciAddress, expected: string | null, actual: string | null): HostdevError {
+  const target = expected === null ? 'stay unbound' : `bind to ${expected}`;
+  return new HostdevError(
+    'HOSTDEV_BIND_FAILED',
+    `PCI device ${address} did not ${target}: its driver is ${actual ?? 'none'} after drivers_probe`,
+    {
+      hint:
+        expected !== null && expected.includes('vfio')
+          ? `Check that ${expected} is loaded and the device is in an IOMMU group (dmesg says why a probe failed).`
+          : 'Check dmesg for the probe failure; `hostdev show` tells the device state.',
+      details: { address, driver: actual, expected },
+    },
+  );
+}

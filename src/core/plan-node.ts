@@ -1,0 +1,151 @@
+import type { PciAddress } from './address.js';
+import type { PciDevice } from './device.js';
+import { hostInUse, inUse, noIommuGroup, notFound, resetUnsupported } from './plan-errors.js';
+import {
+  detachSteps,
+  loadModuleStep,
+  reattachSteps,
+  resetChoice,
+  resetSteps,
+  restorePointOf,
+} from './plan-device.js';
+import type { HostView, Plan, Step, StepGroup } from './plan-types.js';
+import { isStubDriver, isVfioDriver } from './stub-driver.js';
+import { TableIndex, type InactiveEntry, type TableChange } from './tables.js';
+import { SysfsLayout } from '../sysfs/paths.js';
+
+/** Plans of the node-device commands (libvirt's nodedev-detach, nodedev-reattach, nodedev-reset). */
+
+export interface DetachRequest {
+  readonly address: PciAddress;
+  readonly stubDriver: string;
+  readonly force: boolean;
+}
+
+function emptyPlan(operation: Plan['operation']): Plan {
+  return { operation, onFailure: 'rollback', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] };
+}
+
+function group(device: PciDevice, phase: string, steps: Step[]): StepGroup[] {
+  return steps.length === 0 ? [] : [{ address: device.address, phase, restore: restorePointOf(device), steps }];
+}
+
+/** Vanished devices of the inactive table: nobody owns them, so nothing can release them later. */
+export function vanishedInactive(view: HostView): PciAddress[] {
+  return view.tables.inactive
+    .filter((entry) => view.devices.has(entry.address) && view.devices.get(entry.address) === null)
+    .map((entry) => entry.address);
+}
+
+function pruneChanges(addresses: readonly PciAddress[]): TableChange[] {
+  return addresses.map((address) => ({ kind: 'remove', address }));
+}
+
+export function existingDevice(view: HostView, address: PciAddress): PciDevice {
+  const device = view.devices.get(address);
+  if (!device) throw notFound(address);
+  return device;
+}
+
+export function planDetach(view: HostView, request: DetachRequest): Plan {
+  const index = new TableIndex(view.tables);
+  const device = existingDevice(view, request.address);
+  const active = index.active(device.address);
+  if (active) throw inUse(device.address, active.usedBy);
+  const known = index.inactive(device.address);
+  const stubDriver = known?.stubDriver ?? request.stubDriver;
+  if (isVfioDriver(stubDriver) && device.iommuGroup === null) throw noIommuGroup(device, stubDriver);
+  const uses = view.hostUse.get(device.address) ?? [];
+  if (device.driver !== stubDriver && uses.length > 0 && !request.force) throw hostInUse(device, uses);
+
+  const steps = detachSteps(device, stubDriver);
+  const loads = steps.length > 0 ? loadModuleStep(stubDriver, view, new Set()) : [];
+  const entry: InactiveEntry = known ?? {
+    address: device.address,
+    managed: false,
+    stubDriver,
+    originalDriver: device.driver,
+  };
+  const notes = steps.length === 0 ? [`${device.address} is already on ${stubDriver}`] : [];
+  return {
+    ...emptyPlan('detach'),
+    groups: group(device, 'detach', [...loads, ...steps]),
+    changes: [{ kind: 'set-inactive', entry }],
+    notes,
+  };
+}
+
+export function planReattach(view: HostView, address: PciAddress): Plan {
+  const index = new TableIndex(view.tables);
+  const pruned = vanishedInactive(view);
+  const device = view.devices.get(address) ?? null;
+  const active = index.active(address);
+  if (device === null) {
+    if (active) throw inUse(address, active.usedBy);
+    if (!pruned.includes(address)) throw notFound(address);
+    return { ...emptyPlan('reattach'), changes: pruneChanges(pruned), pruned };
+  }
+  if (active) throw inUse(address, active.usedBy);
+
+  const others = pruneChanges(pruned);
+  const entry = index.inactive(address);
+  if (entry) {
+    const steps = reattachSteps(device, entry);
+    const loads =
+      entry.originalDriver !== null && steps.some((step) => step.kind === 'write' && step.action === 'probe')
+        ? loadModuleStep(entry.originalDriver, view, new Set())
+        : [];
+    const notes =
+      entry.originalDriver === entry.stubDriver
+        ? [`${address} was on ${entry.stubDriver} before hostdev took it; it stays there`]
+        : [];
+    return {
+      ...emptyPlan('reattach'),
+      groups: group(device, 'reattach', [...loads, ...steps]),
+      changes: [...others, { kind: 'remove', address }],
+      pruned,
+      notes,
+    };
+  }
+  // Not taken by hostdev. On a stub (detached by hand or by another tool): hand it back to
+  // whichever host driver claims it, as libvirt's nodedev-reattach does; nothing to verify against.
+  if (!isStubDriver(device.driver)) {
+    return {
+      ...emptyPlan('reattach'),
+      changes: others,
+      pruned,
+      notes: [`${address} is not detached (driver ${device.driver ?? 'none'}); nothing to do`],
+    };
+  }
+  const steps: Step[] = [];
+  if (device.driverOverride !== null) {
+    steps.push({
+      kind: 'write',
+      address,
+      action: 'clear-override',
+      hostPath: SysfsLayout.hostDevice(address, 'driver_override'),
+      value: '\n',
+    });
+  }
+  steps.push(
+    { kind: 'write', address, action: 'unbind', hostPath: SysfsLayout.hostDriver(device.driver!, 'unbind'), value: address },
+    { kind: 'write', address, action: 'probe', hostPath: SysfsLayout.hostDriversProbe, value: address },
+  );
+  return {
+    ...emptyPlan('reattach'),
+    groups: group(device, 'reattach', steps),
+    changes: others,
+    pruned,
+    notes: [`${address} was not detached by hostdev: its original driver is unknown, the kernel picks one`],
+  };
+}
+
+export function planReset(view: HostView, address: PciAddress): Plan {
+  const index = new TableIndex(view.tables);
+  const device = existingDevice(view, address);
+  const active = index.active(address);
+  if (active) throw inUse(address, active.usedBy);
+  const choice = resetChoice(device, view, index, null, new Set([address]));
+  if (choice === null) throw resetUnsupported(device);
+  return { ...emptyPlan('reset'), groups: group(device, 'reset', resetSteps(choice)), resets: [choice] };
+}

@@ -1,0 +1,118 @@
+import type { PciAddress } from './address.js';
+import type { PciDevice } from './device.js';
+import type { TableChange, Tables } from './tables.js';
+
+/** One way the host itself uses a device; any of them blocks detach/assign unless forced. */
+export interface HostUse {
+  readonly kind: 'address' | 'route' | 'mount' | 'console';
+  /** What uses it, for the message: "eth0 has 192.0.2.10/24", "/ is mounted from nvme0n1p2". */
+  readonly detail: string;
+}
+
+/**
+ * Everything a plan is computed from, read from the host and the tables beforehand.
+ * Plans are pure functions of this view: the same view gives the same plan, which is how
+ * `--dry-run` prints exactly what a real run would write.
+ */
+export interface HostView {
+  /** Snapshots of the devices the request touches (null: not on this host). */
+  readonly devices: ReadonlyMap<PciAddress, PciDevice | null>;
+  /** IOMMU group number -> member addresses (their snapshots are in `devices`). */
+  readonly groups: ReadonlyMap<number, readonly PciAddress[]>;
+  /** Drivers whose directory exists under /sys/bus/pci/drivers. */
+  readonly loadedDrivers: ReadonlySet<string>;
+  /** Host uses of the devices (missing key: none known). */
+  readonly hostUse: ReadonlyMap<PciAddress, readonly HostUse[]>;
+  /** For a device whose reset is bus-level: the other functions on the same bus. */
+  readonly busSiblings: ReadonlyMap<PciAddress, readonly PciAddress[]>;
+  readonly tables: Tables;
+}
+
+/** What a device looked like before the operation touched it: what a rollback restores. */
+export interface RestorePoint {
+  readonly driver: string | null;
+  readonly driverOverride: string | null;
+}
+
+export type WriteAction = 'set-override' | 'clear-override' | 'unbind' | 'probe' | 'bind' | 'reset';
+
+export type Step =
+  | { readonly kind: 'load-module'; readonly module: string; readonly driver: string }
+  | {
+      readonly kind: 'write';
+      readonly address: PciAddress;
+      readonly action: WriteAction;
+      readonly hostPath: string;
+      readonly value: string;
+    }
+  /** Read the driver link back: Linux reports success for drivers_probe even when nothing binds. */
+  | { readonly kind: 'verify-driver'; readonly address: PciAddress; readonly expected: string | null };
+
+/** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
+export interface StepGroup {
+  readonly address: PciAddress;
+  readonly phase: string;
+  readonly restore: RestorePoint;
+  readonly steps: readonly Step[];
+}
+
+export type OperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release';
+
+export interface ResetChoice {
+  readonly address: PciAddress;
+  /** The kernel's first reset method for the device (reset_method), which the reset file uses first. */
+  readonly method: string;
+}
+
+/** The table change for a device whose group of `phase` failed (release: it stays inactive). */
+export interface Fallback {
+  readonly address: PciAddress;
+  readonly phase: string;
+  readonly change: TableChange;
+}
+
+export interface Plan {
+  readonly operation: OperationName;
+  /** On a failed group: undo everything done so far (all or nothing), or carry on with the other devices. */
+  readonly onFailure: 'rollback' | 'continue';
+  readonly fallbacks: readonly Fallback[];
+  readonly groups: readonly StepGroup[];
+  /** Table changes applied in one commit when the plan succeeds. */
+  readonly changes: readonly TableChange[];
+  /** Devices of the request that vanished from the host: removed from both tables. */
+  readonly pruned: readonly PciAddress[];
+  readonly resets: readonly ResetChoice[];
+  /** Facts worth telling the user (device already on the stub, nothing to do, ...). */
+  readonly notes: readonly string[];
+}
+
+export function planSteps(plan: Plan): Step[] {
+  return plan.groups.flatMap((group) => group.steps);
+}
+
+export function planWrites(plan: Plan): Array<Extract<Step, { kind: 'write' }>> {
+  return planSteps(plan).filter((step): step is Extract<Step, { kind: 'write' }> => step.kind === 'write');
+}
+
+/** One line a step, in order: the `--dry-run` output (writes are `echo VALUE > PATH` equivalents). */
+export function formatStep(step: Step): string {
+  switch (step.kind) {
+    case 'load-module':
+      return `load-module ${step.module}`;
+    case 'write':
+      return `write ${step.hostPath} ${JSON.stringify(step.value)}`;
+    case 'verify-driver':
+      return `check ${step.address} driver is ${step.expected ?? '(none)'}`;
+  }
+}
+
+export function formatChange(change: TableChange): string {
+  switch (change.kind) {
+    case 'set-active':
+      return `table ${change.entry.address} -> active (driver ${change.entry.usedBy.driver}, domain ${change.entry.usedBy.domain})`;
+    case 'set-inactive':
+      return `table ${change.entry.address} -> inactive`;
+    case 'remove':
+      return `table ${change.address} -> removed`;
+  }
+}

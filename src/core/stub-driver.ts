@@ -1,0 +1,23 @@
+/**
+ * Stub drivers: drivers that park a device for a VM instead of using it on the host.
+ * vfio-pci, the legacy pci-stub and Xen's pciback, plus vfio-pci variant drivers, which the
+ * kernel names "<vendor>_vfio_pci" (mlx5_vfio_pci, hisi_acc_vfio_pci, nvgrace_gpu_vfio_pci, ...).
+ */
+const KNOWN_STUBS = new Set(['vfio-pci', 'vfio_pci', 'pci-stub', 'pciback']);
+
+export const DEFAULT_STUB_DRIVER = 'vfio-pci';
+
+export function isStubDriver(name: string | null | undefined): boolean {
+  if (name === null || name === undefined) return false;
+  return KNOWN_STUBS.has(name) || /^[a-z0-9_]+_vfio_pci$/.test(name);
+}
+
+/** VFIO drivers need an IOMMU group; pci-stub and pciback do not. */
+export function isVfioDriver(name: string): boolean {
+  return name === 'vfio-pci' || name === 'vfio_pci' || name.endsWith('_vfio_pci');
+}
+
+/** The name of the module that provides a driver (modprobe accepts dashes and underscores alike). */
+export function moduleOf(driver: string): string {
+  return driver.replace(/-/g, '_');
+}
