@@ -1,0 +1,36 @@
+#!/bin/sh
+# /init of the test guest (busybox ash): mounts, loads the host drivers, runs the kernel scenarios
+# with hostdev's own CLI on the guest's real /sys, and powers off. The host reads the serial log:
+# HOSTDEV-KTEST lines per scenario, then HOSTDEV-KTEST-RESULT.
+/bin/busybox mkdir -p /proc /sys /dev /tmp /run /var/lib /bin /sbin /usr/bin /usr/sbin
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s
+# Debian's lspci and ip come before busybox's applets of the same names
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+echo 1 > /proc/sys/kernel/printk   # keep kernel messages off the console: the result lines stay whole
+param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
+up() { cut -d' ' -f1 /proc/uptime; }
+
+echo "=== guest T+$(up)s: $(uname -r), $(nproc) vCPUs, $(free -m | awk '/Mem:/ {print $2}') MiB"
+# the host drivers; vfio-pci is left to hostdev (its kernel port runs modprobe when the driver is missing)
+for m in e1000e igb igbvf nvme ahci i2c_i801 lpc_ich; do modprobe "$m" || echo "modprobe $m failed"; done
+[ "$(param hostdev_preload_vfio)" = 1 ] && modprobe vfio_pci
+sleep 1
+echo "=== guest T+$(up)s: drivers loaded"
+ip link set lo up 2>/dev/null
+
+set -- --mode kernel --bin /hostdev/dist/cli/bin.js
+only=$(param hostdev_scenarios)
+[ -n "$only" ] && set -- "$@" --only "$only"
+[ "$(param hostdev_full)" = 1 ] && set -- "$@" --full
+node /hostdev/test/kernel/scenarios/run.mjs "$@"
+echo "=== guest T+$(up)s: scenarios done (exit $?)"
+if [ "$(param hostdev_dmesg)" = 1 ]; then dmesg | tail -80 | sed 's/^/dmesg: /'; fi
+sync
+poweroff -f
+echo o > /proc/sysrq-trigger
+sleep 10

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2054  # the commas in QEMU -device arguments are intended
+# The real-kernel suite: a Debian kernel under QEMU (TCG, q35 + emulated Intel IOMMU) with emulated
+# PCIe devices (e1000e, igb with SR-IOV, nvme, edu), hostdev's CLI run inside on the guest's real /sys.
+# Nothing here writes to the host's /sys. Needs root (apt-get) on the first run.
+#   run.sh [--full] [--only s1,s2] [--keep]
+# Environment: HOSTDEV_KTEST_CACHE (default REPO/.cache/kernel-rig), HOSTDEV_KTEST_TIMEOUT (s),
+#   HOSTDEV_KTEST_MEM (MiB), HOSTDEV_KTEST_DMESG=1 (tail of the guest's dmesg in the log),
+#   UPDATE_GOLDEN=1 (copy the transcripts to test/kernel/golden/ for the simulator cross-check).
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+RIG=$REPO/test/kernel/rig
+CACHE=${HOSTDEV_KTEST_CACHE:-$REPO/.cache/kernel-rig}
+FULL=0
+ONLY=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --full) FULL=1 ;;
+    --only) ONLY=$2; shift ;;
+    *) echo "usage: run.sh [--full] [--only s1,s2]" >&2; exit 2 ;;
+  esac
+  shift
+done
+TIMEOUT=${HOSTDEV_KTEST_TIMEOUT:-$([ "$FULL" = 1 ] && echo 900 || echo 420)}
+MEM=${HOSTDEV_KTEST_MEM:-2048}
+t0=$(date +%s)
+phase() { echo "kernel rig: $1 ($(( $(date +%s) - t0 )) s)"; }
+
+bash "$RIG/host-deps.sh"
+bash "$REPO/scripts/ensure-built.sh"
+mkdir -p "$CACHE"
+eval "$(bash "$RIG/build-base.sh" "$CACHE")"   # VMLINUZ BASE NESTED KVER KPKG
+phase "base ready: $KPKG, $(du -h "$BASE" | cut -f1) cached"
+bash "$RIG/build-overlay.sh" "$REPO" "$CACHE/overlay.cpio"
+parts=("$BASE" "$CACHE/overlay.cpio")
+[ "$FULL" = 1 ] && parts+=("$NESTED")
+cat "${parts[@]}" > "$CACHE/initrd.cpio"
+phase "initramfs ready"
+
+APPEND="console=ttyS0 intel_iommu=on iommu=pt panic=-1 oops=panic quiet"
+[ -n "$ONLY" ] && APPEND="$APPEND hostdev_scenarios=$ONLY"
+[ "$FULL" = 1 ] && APPEND="$APPEND hostdev_full=1"
+[ "${HOSTDEV_KTEST_DMESG:-0}" = 1 ] && APPEND="$APPEND hostdev_dmesg=1"
+SERIAL=$CACHE/serial.log
+rm -f "$SERIAL"
+set +e
+# TCG only: /dev/kvm may exist on these machines without usable VMX/SVM
+timeout -k 5 "$TIMEOUT" qemu-system-x86_64 \
+  -nodefaults -display none -no-reboot \
+  -M q35 -accel tcg -cpu max -smp 2 -m "$MEM" \
+  -device intel-iommu,intremap=on \
+  -device pcie-root-port,id=rp1,chassis=1,slot=1 -device e1000e,bus=rp1 \
+  -device pcie-root-port,id=rp2,chassis=2,slot=2 -device nvme-subsys,id=nvmesubsys0 \
+  -device nvme,bus=rp2,serial=hostdevktest,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2 \
+  -device pcie-root-port,id=rp3,chassis=3,slot=3 -device igb,bus=rp3 \
+  -device edu \
+  -kernel "$VMLINUZ" -initrd "$CACHE/initrd.cpio" -append "$APPEND" \
+  -serial "file:$SERIAL" 2> "$CACHE/qemu.stderr"
+qrc=$?
+set -e
+phase "guest powered off (qemu exit $qrc)"
+[ -s "$CACHE/qemu.stderr" ] && sed 's/^/qemu: /' "$CACHE/qemu.stderr"
+[ $qrc = 124 ] && echo "kernel rig: TIMEOUT after ${TIMEOUT} s"
+# the guest's own narrative (scenario steps and checks), without the machine lines
+grep -av '^HOSTDEV-KTEST' "$SERIAL" | grep -aE '^(===|---|  )' | tr -d '\r' || true
+set +e
+node "$RIG/parse-serial.mjs" "$SERIAL" "$CACHE/transcripts"
+rc=$?
+set -e
+if [ "${UPDATE_GOLDEN:-0}" = 1 ] && [ $rc = 0 ]; then
+  mkdir -p "$REPO/test/kernel/golden"
+  cp "$CACHE/transcripts"/*.json "$REPO/test/kernel/golden/"
+  echo "kernel rig: transcripts copied to test/kernel/golden/"
+fi
+echo "kernel tests took $(( $(date +%s) - t0 )) s"
+exit $rc

@@ -1,0 +1,299 @@
+// The environment a kernel scenario runs in. The same scenario code runs
+//   - in the QEMU guest, on a real Linux kernel (mode "kernel", root "/"), and
+//   - on the host, against the simulated kernel (mode "sim", root = a tree from `hostdev sim create`).
+// Everything that differs between the two lives here: how hostdev is called, how a raw kernel write
+// (`echo VALUE > /sys/...`) is made, how lspci is pointed at the tree. Scenarios only observe through
+// this object, so their transcripts can be compared between Linux and the simulator.
+// Plain JavaScript (no build step): it runs unchanged inside the guest.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export class SkipScenario extends Error {}
+
+/** Runs a command with a hard timeout; never waits for a child stuck in the kernel (D state). */
+export function run(cmd, args, { timeoutMs = 60_000, env, input } = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const finish = (result) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ...result, stdout, stderr, ms: Date.now() - started, pid: child.pid });
+    };
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.on('error', (error) => finish({ code: -1, timedOut: false, spawnError: error.message }));
+    child.on('close', (code, signal) => finish({ code: code ?? 128, signal, timedOut: false }));
+    // A process whose thread is stuck in a blocked sysfs read cannot die until the kernel lets go:
+    // SIGKILL it, stop listening, and report the timeout instead of waiting for its exit.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish({ code: null, timedOut: true });
+    }, timeoutMs);
+    child.stdin.on('error', () => {});
+    child.stdin.end(input ?? '');
+  });
+}
+
+function errorCodeOf(stderr) {
+  for (const line of stderr.split('\n')) {
+    const t = line.trim();
+    if (!t.startsWith('{')) continue;
+    try {
+      const parsed = JSON.parse(t);
+      if (parsed?.error?.code) return parsed.error;
+    } catch {
+      /* not the JSON error line */
+    }
+  }
+  return null;
+}
+
+export class ScenarioEnv {
+  /**
+   * @param {{mode: 'kernel'|'sim', root: string, stateDir: string, bin: string, log?: (s: string) => void}} o
+   */
+  constructor(o) {
+    this.mode = o.mode;
+    this.root = path.resolve(o.root);
+    this.stateDir = o.stateDir;
+    this.bin = o.bin;
+    this.log = o.log ?? ((s) => process.stdout.write(`${s}\n`));
+    this.transcript = [];
+    this.checks = [];
+    this.cleanups = [];
+  }
+
+  get sim() {
+    return this.mode === 'sim';
+  }
+
+  /** Host path ("/sys/...") to the file under the root. */
+  p(hostPath) {
+    return path.join(this.root, hostPath);
+  }
+
+  globals() {
+    const g = ['--root', this.root, '--state-dir', this.stateDir];
+    if (this.sim) g.push('--simulate');
+    return g;
+  }
+
+  /** `hostdev ARGS --json` with the scenario's root and state; parses stdout and the JSON error. */
+  async hostdev(args, { timeoutMs = 90_000, json = true } = {}) {
+    const argv = [this.bin, ...args, ...this.globals(), ...(json ? ['--json'] : [])];
+    const r = await run(process.execPath, argv, { timeoutMs });
+    let out = null;
+    if (json && r.code === 0) {
+      try {
+        out = JSON.parse(r.stdout);
+      } catch {
+        out = null;
+      }
+    }
+    const error = errorCodeOf(r.stderr);
+    this.log(`  $ hostdev ${args.join(' ')} -> ${r.timedOut ? 'TIMEOUT' : `exit ${r.code}`} (${r.ms} ms)${error ? ` ${error.code}: ${error.message}` : ''}`);
+    if (r.code !== 0 && !error && !r.timedOut) this.log(`    stderr: ${r.stderr.trim().split('\n').slice(-6).join('\n    ')}`);
+    return { ...r, json: out, error, errorCode: error?.code ?? null };
+  }
+
+  /** The commands this hostdev build has (from `hostdev --help`), to skip scenarios that need more. */
+  async commands() {
+    if (this._commands) return this._commands;
+    const r = await run(process.execPath, [this.bin, '--help'], { timeoutMs: 60_000 });
+    const names = new Set();
+    let inCommands = false;
+    for (const line of r.stdout.split('\n')) {
+      if (/^Commands:/.test(line)) inCommands = true;
+      else if (inCommands) {
+        const m = /^ {2}([a-z][\w-]*)/.exec(line);
+        if (m) names.add(m[1]);
+      }
+    }
+    for (const group of ['vf', 'sim']) {
+      if (!names.has(group)) continue;
+      const sub = await run(process.execPath, [this.bin, group, '--help'], { timeoutMs: 60_000 });
+      let inSub = false;
+      for (const line of sub.stdout.split('\n')) {
+        if (/^Commands:/.test(line)) inSub = true;
+        else if (inSub) {
+          const m = /^ {2}([a-z][\w-]*)/.exec(line);
+          if (m) names.add(`${group} ${m[1]}`);
+        }
+      }
+    }
+    this._commands = names;
+    return names;
+  }
+
+  async requireCommands(...wanted) {
+    const have = await this.commands();
+    const missing = wanted.filter((c) => !have.has(c));
+    if (missing.length) throw new SkipScenario(`hostdev has no ${missing.map((m) => `'${m}'`).join(', ')} yet`);
+  }
+
+  /**
+   * A raw kernel write, what an admin's `echo VALUE > PATH` does: on Linux a real write (in a child
+   * process, since some writes block in the kernel), on the simulator `hostdev sim write`.
+   * Returns {ok, errno, timedOut, ms}.
+   */
+  async kernelWrite(hostPath, value, { timeoutMs = 60_000 } = {}) {
+    let r;
+    if (this.sim) {
+      r = await run(process.execPath, [this.bin, 'sim', 'write', hostPath, String(value), '--root', this.root], { timeoutMs });
+      const errno = /\b(E[A-Z]{2,})\b/.exec(r.stderr)?.[1] ?? (r.code === 0 ? null : 'EIO');
+      r = { ...r, errno: r.code === 0 ? null : errno };
+    } else {
+      r = await run('sh', ['-c', 'echo "$1" > "$2"', 'sh', String(value), hostPath], { timeoutMs });
+      // busybox sh reports "write error: Device or resource busy": map the message to the errno name
+      r = { ...r, errno: r.code === 0 ? null : errnoFromMessage(r.stderr) };
+    }
+    this.log(`  # echo ${value} > ${hostPath} -> ${r.timedOut ? 'still blocked' : r.errno ?? 'ok'} (${r.ms} ms)`);
+    return { ok: r.code === 0, errno: r.errno ?? null, timedOut: r.timedOut, ms: r.ms };
+  }
+
+  /** Starts a raw kernel write in the background; `.result` resolves when the write returns. */
+  kernelWriteBackground(hostPath, value, { timeoutMs = 600_000 } = {}) {
+    const started = Date.now();
+    const result = this.kernelWrite(hostPath, value, { timeoutMs });
+    let done = false;
+    result.then(() => (done = true));
+    return { result, started, get done() { return done; } };
+  }
+
+  lspciArgs() {
+    return this.sim ? ['-A', 'linux-sysfs', '-O', `sysfs.path=${this.p('/sys/bus/pci')}`, '-Dnnk'] : ['-Dnnk'];
+  }
+
+  async lspci() {
+    const r = await run('lspci', this.lspciArgs(), { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`lspci failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  // ---- reads of the tree (never of a file that may block: callers use readInChild for those)
+  driverOf(address) {
+    try {
+      return path.basename(fs.readlinkSync(this.p(`/sys/bus/pci/devices/${address}/driver`)));
+    } catch {
+      return null;
+    }
+  }
+  groupOf(address) {
+    try {
+      return Number(path.basename(fs.readlinkSync(this.p(`/sys/bus/pci/devices/${address}/iommu_group`))));
+    } catch {
+      return null;
+    }
+  }
+  exists(hostPath) {
+    return fs.existsSync(this.p(hostPath));
+  }
+  read(hostPath) {
+    try {
+      return fs.readFileSync(this.p(hostPath), 'utf8').trim();
+    } catch {
+      return null;
+    }
+  }
+  devices() {
+    try {
+      return fs.readdirSync(this.p('/sys/bus/pci/devices')).sort();
+    } catch {
+      return [];
+    }
+  }
+  vfioNode(group) {
+    return group !== null && this.exists(`/dev/vfio/${group}`);
+  }
+  virtfns(pf) {
+    const out = [];
+    for (let n = 0; ; n++) {
+      try {
+        out.push(path.basename(fs.readlinkSync(this.p(`/sys/bus/pci/devices/${pf}/virtfn${n}`))));
+      } catch {
+        return out;
+      }
+    }
+  }
+  /** First function with vendor:device (not a VF unless asked). */
+  find(vendor, device, { vf = false } = {}) {
+    for (const a of this.devices()) {
+      if (this.read(`/sys/bus/pci/devices/${a}/vendor`) !== `0x${vendor}`) continue;
+      if (this.read(`/sys/bus/pci/devices/${a}/device`) !== `0x${device}`) continue;
+      if (!vf && this.exists(`/sys/bus/pci/devices/${a}/physfn`)) continue;
+      return a;
+    }
+    return null;
+  }
+
+  /** Waits (polling) until fn() is truthy or the time is up; returns the last value. */
+  async waitFor(fn, { timeoutMs = 15_000, intervalMs = 200 } = {}) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await fn();
+      if (v || Date.now() > end) return v;
+      await new Promise((r) => setTimeout(r, intervalMs));
+    }
+  }
+
+  // ---- results
+  /** Records an observation compared between Linux and the simulator. */
+  observe(step, value) {
+    this.transcript.push({ step, value });
+  }
+  check(desc, ok, detail) {
+    this.checks.push({ desc, ok: Boolean(ok), ...(detail === undefined ? {} : { detail }) });
+    this.log(`  ${ok ? 'PASS' : 'FAIL'}: ${desc}${!ok && detail !== undefined ? ` -- ${typeof detail === 'string' ? detail : JSON.stringify(detail)}` : ''}`);
+    return Boolean(ok);
+  }
+  equal(desc, actual, expected) {
+    const ok = JSON.stringify(actual) === JSON.stringify(expected);
+    return this.check(desc, ok, ok ? undefined : { actual, expected });
+  }
+  onCleanup(fn) {
+    this.cleanups.unshift(fn);
+  }
+}
+
+const ERRNO_MESSAGES = {
+  'Device or resource busy': 'EBUSY',
+  'No such device': 'ENODEV',
+  'Invalid argument': 'EINVAL',
+  'Numerical result out of range': 'ERANGE',
+  'Result not representable': 'ERANGE',
+  'No such file or directory': 'ENOENT',
+  'Inappropriate ioctl for device': 'ENOTTY',
+  'Permission denied': 'EACCES',
+  'Operation not permitted': 'EPERM',
+  'No such device or address': 'ENXIO',
+  'Input/output error': 'EIO',
+};
+
+export function errnoFromMessage(stderr) {
+  for (const [message, name] of Object.entries(ERRNO_MESSAGES)) if (stderr.includes(message)) return name;
+  return 'EIO';
+}
+
+/** The state tables in a form comparable across runs (sorted, no timestamps). */
+export function tablesOf(status) {
+  const pick = (e) => ({
+    address: e.address,
+    ...(e.usedBy ? { usedBy: { driver: e.usedBy.driver, domain: e.usedBy.domain } } : {}),
+    managed: e.managed,
+    stubDriver: e.stubDriver,
+    originalDriver: e.originalDriver,
+  });
+  const by = (a, b) => (a.address < b.address ? -1 : 1);
+  return {
+    active: (status?.active ?? []).map(pick).sort(by),
+    inactive: (status?.inactive ?? []).map(pick).sort(by),
+  };
+}
