@@ -1,0 +1,60 @@
+import type { HeaderType } from '../core/device.js';
+
+/** What hostdev reads from a function's binary config space. */
+export interface ConfigFacts {
+  readonly headerType: HeaderType | null;
+  /** Function Level Reset: PCIe DevCap bit 28, or the Advanced Features capability's FLR bit. */
+  readonly flr: boolean | null;
+}
+
+/** Reads `length` bytes at `offset`; fewer (or none) past the end or when access is denied. */
+export type ConfigRead = (offset: number, length: number) => Uint8Array;
+
+const HEADER_TYPE = 0x0e;
+const STATUS = 0x06;
+const STATUS_CAP_LIST = 0x10;
+const CAP_PTR_NORMAL = 0x34;
+const CAP_PTR_CARDBUS = 0x14;
+const CAP_ID_PCIE = 0x10;
+const CAP_ID_AF = 0x13;
+const DEVCAP_FLR_BYTE = 7; // DevCap is at cap+4; bit 28 is bit 4 of its last byte
+const DEVCAP_FLR_BIT = 0x10;
+const AF_CAP_BYTE = 3;
+const AF_CAP_FLR = 0x02;
+
+const HEADER_TYPES: ReadonlyArray<HeaderType> = ['endpoint', 'bridge', 'cardbus'];
+
+/**
+ * Finds the header type and FLR support with as few config reads as possible: the 64-byte header,
+ * then 8 bytes per capability. On a virtual machine every config dword read traps to the
+ * hypervisor, so reading all 256 bytes would cost ten times more. Unprivileged readers see only
+ * the header: then `flr` is null (unknown).
+ */
+export function parseConfigSpace(read: ConfigRead): ConfigFacts {
+  const header = read(0, 64);
+  if (header.length < 64) return { headerType: null, flr: null };
+  const headerType = HEADER_TYPES[header[HEADER_TYPE]! & 0x7f] ?? null;
+  if (headerType === null) return { headerType, flr: null };
+  if ((header[STATUS]! & STATUS_CAP_LIST) === 0) return { headerType, flr: false };
+
+  let pointer = header[headerType === 'cardbus' ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]! & 0xfc;
+  // Capabilities live in 0x40..0xff; 48 hops is the most a well-formed list can take (loop guard).
+  for (let hops = 0; pointer >= 0x40 && hops < 48; hops++) {
+    const cap = read(pointer, 8);
+    if (cap.length < 2) return { headerType, flr: null };
+    const id = cap[0]!;
+    if (id === CAP_ID_PCIE && cap.length > DEVCAP_FLR_BYTE && (cap[DEVCAP_FLR_BYTE]! & DEVCAP_FLR_BIT) !== 0) {
+      return { headerType, flr: true };
+    }
+    if (id === CAP_ID_AF && cap.length > AF_CAP_BYTE && (cap[AF_CAP_BYTE]! & AF_CAP_FLR) !== 0) {
+      return { headerType, flr: true };
+    }
+    pointer = cap[1]! & 0xfc;
+  }
+  return { headerType, flr: false };
+}
+
+/** A ConfigRead over bytes already in memory (tests, and callers that hold a config image). */
+export function configFromBytes(bytes: Uint8Array): ConfigRead {
+  return (offset, length) => bytes.subarray(offset, Math.min(bytes.length, offset + length));
+}
