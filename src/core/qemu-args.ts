@@ -1,0 +1,60 @@
+import type { PciAddress } from './address.js';
+import { HostdevError } from './errors.js';
+
+/**
+ * QEMU command-line arguments for the devices a domain was given: one `-device vfio-pci` per
+ * device, each with an id derived from its address (stable across calls and processes, so QMP
+ * commands and events can name it). On q35 each device sits behind its own pcie-root-port: a
+ * device placed directly on the root complex (pcie.0) cannot be hot-unplugged, so the VM could
+ * never honour the kernel's request to give a VF back (the seed's "blocked" outcome).
+ */
+export type QemuMachine = 'q35' | 'pc';
+
+export interface QemuArgsOptions {
+  /** q35 (PCI Express, the default) or pc (i440fx: devices go on the conventional PCI root bus). */
+  readonly machine?: QemuMachine;
+  /** Chassis number of the first root port; pick one the VM's own root ports do not use. Default 1. */
+  readonly firstChassis?: number;
+}
+
+/** The QEMU device id hostdev gives a device: "hostdev-0000_03_10_2" (libvirt nodedev style). */
+export function hostdevDeviceId(address: PciAddress): string {
+  return `hostdev-${address.replace(/[:.]/g, '_')}`;
+}
+
+export function rootPortId(address: PciAddress): string {
+  return `${hostdevDeviceId(address)}-rp`;
+}
+
+const MAX_CHASSIS = 255;
+
+/** Devices in address order, so the same set always yields the same arguments. */
+export function qemuArgs(devices: readonly { readonly address: PciAddress }[], options: QemuArgsOptions = {}): string[] {
+  const machine = options.machine ?? 'q35';
+  const firstChassis = options.firstChassis ?? 1;
+  const addresses = [...new Set(devices.map((d) => d.address))].sort();
+  if (machine === 'q35' && (firstChassis < 1 || firstChassis + addresses.length - 1 > MAX_CHASSIS)) {
+    throw new HostdevError(
+      'HOSTDEV_USAGE',
+      `${addresses.length} root ports from chassis ${firstChassis} do not fit in chassis numbers 1-${MAX_CHASSIS}`,
+      { hint: 'Choose a smaller --first-chassis.' },
+    );
+  }
+  const args: string[] = [];
+  addresses.forEach((address, index) => {
+    const id = hostdevDeviceId(address);
+    if (machine === 'q35') {
+      const port = rootPortId(address);
+      args.push('-device', `pcie-root-port,id=${port},chassis=${firstChassis + index},slot=0`);
+      args.push('-device', `vfio-pci,host=${address},id=${id},bus=${port}`);
+    } else {
+      args.push('-device', `vfio-pci,host=${address},id=${id}`);
+    }
+  });
+  return args;
+}
+
+/** Shell-safe rendering of an argv (the arguments contain no spaces, but quote anything odd). */
+export function shellJoin(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
