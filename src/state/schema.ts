@@ -1,0 +1,117 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Versioned schema. `PRAGMA user_version` is the authority (it lives in the database header and
+ * changes in the same transaction as the migration); `schema_migrations` keeps a readable history.
+ * Migrations are append-only: never edit a released one, add the next version instead.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly up: (db: Database.Database) => void;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'active and inactive tables, intent journal, meta',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+        CREATE TABLE schema_migrations (
+          version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE active (
+          address TEXT PRIMARY KEY,
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          managed INTEGER NOT NULL CHECK (managed IN (0, 1)),
+          stub_driver TEXT NOT NULL,
+          original_driver TEXT,
+          updated_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE inactive (
+          address TEXT PRIMARY KEY,
+          managed INTEGER NOT NULL CHECK (managed IN (0, 1)),
+          stub_driver TEXT NOT NULL,
+          original_driver TEXT,
+          updated_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE journal (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          op_id TEXT NOT NULL,
+          op_name TEXT NOT NULL,
+          pid INTEGER NOT NULL,
+          address TEXT NOT NULL,
+          action TEXT NOT NULL,
+          host_path TEXT NOT NULL,
+          value TEXT NOT NULL,
+          restore_driver TEXT,
+          restore_override TEXT,
+          done INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1)),
+          created_at TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX journal_by_op ON journal (op_id);
+      `),
+  },
+  {
+    version: 2,
+    description: 'saved VF network config, last recovery report',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE vf_config (
+          address TEXT PRIMARY KEY,
+          pf TEXT NOT NULL,
+          vf_index INTEGER NOT NULL,
+          mac TEXT,
+          vlan INTEGER,
+          spoofchk INTEGER CHECK (spoofchk IN (0, 1)),
+          trust INTEGER CHECK (trust IN (0, 1)),
+          saved_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE last_report (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          at TEXT NOT NULL,
+          operation TEXT NOT NULL,
+          report TEXT NOT NULL
+        ) STRICT;
+      `),
+  },
+];
+
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The tables every current database must have; a missing one means damage, not an old schema. */
+export const REQUIRED_TABLES = ['meta', 'schema_migrations', 'active', 'inactive', 'journal', 'vf_config', 'last_report'];
+
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Applies the migrations above the database's version, each in its own IMMEDIATE transaction
+ * that re-reads the version first (two processes may open an old database at once).
+ * Returns the versions it applied.
+ */
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  now: () => string = () => new Date().toISOString(),
+): number[] {
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    const step = db.transaction(() => {
+      if (schemaVersion(db) >= migration.version) return;
+      migration.up(db);
+      db.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)').run(
+        migration.version,
+        migration.description,
+        now(),
+      );
+      db.pragma(`user_version = ${migration.version}`);
+      applied.push(migration.version);
+    });
+    step.immediate();
+  }
+  return applied;
+}

@@ -1,0 +1,476 @@
+import Database from 'better-sqlite3';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PciAddress } from '../core/address.js';
+import { HostdevError } from '../core/errors.js';
+import { ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
+import { ProcessLock } from './lock.js';
+import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
+import type {
+  ActiveEntry,
+  CommitOptions,
+  InactiveEntry,
+  JournalHandle,
+  JournalRecord,
+  JournalStep,
+  Operation,
+  StateChange,
+  StoredReport,
+  StoreOptions,
+  Tables,
+  VfConfig,
+} from './types.js';
+
+export type * from './types.js';
+
+export const DB_FILE = 'state.db';
+export const LOCK_FILE = 'lock.db';
+const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+const MOVE_ASIDE_HINT =
+  'hostdev refuses to start from an empty state, because devices it gave to VMs would be forgotten. ' +
+  'Restore the file from a backup, or move it aside (keep it for inspection) to start over; then check ' +
+  '`hostdev list` for devices left on vfio-pci and reattach them by hand.';
+
+interface ActiveRow {
+  address: string;
+  owner_driver: string;
+  owner_domain: string;
+  managed: number;
+  stub_driver: string;
+  original_driver: string | null;
+}
+type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
+interface JournalRow {
+  id: number;
+  op_id: string;
+  op_name: string;
+  pid: number;
+  address: string;
+  action: string;
+  host_path: string;
+  value: string;
+  restore_driver: string | null;
+  restore_override: string | null;
+  done: number;
+  created_at: string;
+}
+interface VfConfigRow {
+  address: string;
+  pf: string;
+  vf_index: number;
+  mac: string | null;
+  vlan: number | null;
+  spoofchk: number | null;
+  trust: number | null;
+}
+
+const now = (): string => new Date().toISOString();
+const bit = (value: boolean): number => (value ? 1 : 0);
+const optBit = (value: boolean | null): number | null => (value === null ? null : bit(value));
+const optBool = (value: number | null): boolean | null => (value === null ? null : value === 1);
+
+function activeEntry(row: ActiveRow): ActiveEntry {
+  return {
+    address: row.address as PciAddress,
+    usedBy: { driver: row.owner_driver, domain: row.owner_domain },
+    managed: row.managed === 1,
+    stubDriver: row.stub_driver,
+    originalDriver: row.original_driver,
+  };
+}
+
+function inactiveEntry(row: InactiveRow): InactiveEntry {
+  return {
+    address: row.address as PciAddress,
+    managed: row.managed === 1,
+    stubDriver: row.stub_driver,
+    originalDriver: row.original_driver,
+  };
+}
+
+function journalRecord(row: JournalRow): JournalRecord {
+  return {
+    id: row.id,
+    operationId: row.op_id,
+    operationName: row.op_name,
+    pid: row.pid,
+    address: row.address as PciAddress,
+    action: row.action,
+    hostPath: row.host_path,
+    value: row.value,
+    restore: { driver: row.restore_driver, driverOverride: row.restore_override },
+    done: row.done === 1,
+    createdAt: row.created_at,
+  };
+}
+
+function vfConfig(row: VfConfigRow): VfConfig {
+  return {
+    address: row.address as PciAddress,
+    pf: row.pf,
+    vfIndex: row.vf_index,
+    mac: row.mac,
+    vlan: row.vlan,
+    spoofchk: optBool(row.spoofchk),
+    trust: optBool(row.trust),
+  };
+}
+
+function sqliteCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function unusable(dbPath: string, problem: string, cause?: unknown): HostdevError {
+  return new HostdevError('HOSTDEV_STATE', `the hostdev state database ${dbPath} ${problem}`, {
+    hint: MOVE_ASIDE_HINT,
+    details: { path: dbPath, ...(cause === undefined ? {} : { sqlite: sqliteCode(cause) ?? String(cause) }) },
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * A new database is built under a temporary name and linked into place only once its schema is
+ * complete, so an existing `state.db` always has a schema: an empty or schema-less one is damage.
+ * link() fails if another process linked first; its database is then the one everybody uses.
+ */
+function createFresh(dir: string, dbPath: string): void {
+  const temp = path.join(dir, `${DB_FILE}.new-${process.pid}-${randomUUID().slice(0, 8)}`);
+  ensureFileMode(temp);
+  try {
+    const db = new Database(temp);
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      migrate(db);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('created_at', ?)").run(now());
+    } finally {
+      db.close();
+    }
+    try {
+      fs.linkSync(temp, dbPath);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    syncDir(dir);
+  } finally {
+    for (const suffix of ['', '-wal', '-shm', '-journal']) fs.rmSync(temp + suffix, { force: true });
+  }
+}
+
+function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Database.Database {
+  if (fs.statSync(dbPath).size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(dbPath, { fileMustExist: true, timeout: timeoutMs });
+    const version = schemaVersion(db);
+    if (version > SCHEMA_VERSION) {
+      throw new HostdevError(
+        'HOSTDEV_STATE',
+        `the hostdev state database ${dbPath} has schema version ${version}, written by a newer hostdev; ` +
+          `this hostdev knows versions up to ${SCHEMA_VERSION}`,
+        {
+          hint: 'Run the newer hostdev that wrote it (hostdev never downgrades a state database), or restore a backup.',
+          details: { path: dbPath, version, known: SCHEMA_VERSION },
+        },
+      );
+    }
+    if (version === 0) throw unusable(dbPath, 'has no hostdev schema (version 0): it is damaged or not hostdev’s');
+    const check = db.pragma('quick_check') as { quick_check: string }[];
+    const problems = check.map((row) => row.quick_check).filter((text) => text !== 'ok');
+    if (problems.length > 0) throw unusable(dbPath, `is corrupt: ${problems.slice(0, 3).join('; ')}`);
+    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    const applied = migrate(db);
+    if (applied.length > 0) {
+      warnings.push(`migrated the state database ${dbPath} from schema version ${version} to ${SCHEMA_VERSION}`);
+    }
+    const tables = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name),
+    );
+    const missing = REQUIRED_TABLES.filter((name) => !tables.has(name));
+    if (missing.length > 0) throw unusable(dbPath, `is missing the table(s) ${missing.join(', ')}`);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof HostdevError) throw error;
+    const code = sqliteCode(error);
+    if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+      throw new HostdevError('HOSTDEV_STATE', `cannot open the hostdev state database ${dbPath}: ${String(error)}`, {
+        hint: 'Run hostdev as root, or point --state-dir (HOSTDEV_STATE_DIR) at a writable directory.',
+        details: { path: dbPath, sqlite: code },
+        cause: error,
+      });
+    }
+    throw unusable(dbPath, `is corrupt or truncated (${String((error as Error).message ?? error)})`, error);
+  }
+}
+
+/**
+ * The durable state: active and inactive tables, the intent journal, saved VF config and the
+ * last recovery report, in one SQLite database (WAL, synchronous=FULL) in a 0700 directory.
+ * Writes happen only inside `exclusive()`, which holds the cross-process lock.
+ */
+export class StateStore {
+  readonly stateDir: string;
+  readonly dbPath: string;
+  /** What open() had to fix or migrate; callers show them as warnings. */
+  readonly openWarnings: readonly string[];
+  readonly journalEnabled: boolean;
+  private readonly db: Database.Database;
+  private readonly lock: ProcessLock;
+  private readonly lockTimeoutMs: number;
+  private readonly inside = new AsyncLocalStorage<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(stateDir: string, db: Database.Database, lock: ProcessLock, options: StoreOptions, warnings: string[]) {
+    this.stateDir = stateDir;
+    this.dbPath = path.join(stateDir, DB_FILE);
+    this.db = db;
+    this.lock = lock;
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    this.journalEnabled = options.journal ?? true;
+    this.openWarnings = warnings;
+  }
+
+  /** Creates the dir (0700) and db (0600) if needed, migrates, checks integrity; throws HOSTDEV_STATE. */
+  static open(stateDir: string, options: StoreOptions = {}): StateStore {
+    const dir = path.resolve(stateDir);
+    const warnings = ensureStateDir(dir);
+    const dbPath = path.join(dir, DB_FILE);
+    if (!fs.existsSync(dbPath)) createFresh(dir, dbPath);
+    for (const suffix of ['', '-wal', '-shm']) warnings.push(...tightenIfExists(dbPath + suffix));
+    const lockPath = path.join(dir, LOCK_FILE);
+    warnings.push(...ensureFileMode(lockPath));
+    const db = openExisting(dbPath, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, warnings);
+    let lock: ProcessLock;
+    try {
+      lock = new ProcessLock(lockPath);
+    } catch (error) {
+      db.close();
+      throw new HostdevError('HOSTDEV_STATE', `cannot open the hostdev state lock ${lockPath}: ${String(error)}`, {
+        hint: 'Check that the state directory is writable; lock.db holds no data and may be deleted when no hostdev runs.',
+        details: { path: lockPath },
+        cause: error,
+      });
+    }
+    return new StateStore(dir, db, lock, options, warnings);
+  }
+
+  /** A consistent snapshot of both tables (one read transaction), no lock needed. */
+  readTables(): Tables {
+    this.assertOpen();
+    return this.db.transaction(() => this.selectTables())();
+  }
+
+  /** Journal rows not yet cleared (for `status`; recovery reads them under the lock). */
+  readJournal(): readonly JournalRecord[] {
+    this.assertOpen();
+    return (this.db.prepare('SELECT * FROM journal ORDER BY id').all() as JournalRow[]).map(journalRecord);
+  }
+
+  readVfConfigs(): readonly VfConfig[] {
+    this.assertOpen();
+    return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
+  }
+
+  /** The report recovery/reconcile stored last (null before the first one). */
+  lastReport(): StoredReport | null {
+    this.assertOpen();
+    const row = this.db.prepare('SELECT at, operation, report FROM last_report WHERE id = 1').get() as
+      | { at: string; operation: string; report: string }
+      | undefined;
+    return row ? { at: row.at, operation: row.operation, report: JSON.parse(row.report) as unknown } : null;
+  }
+
+  schemaVersion(): number {
+    return schemaVersion(this.db);
+  }
+
+  /**
+   * Runs `fn` holding the cross-process exclusive lock (dies with the process; bounded wait ->
+   * HOSTDEV_TIMEOUT). Calls from one process queue up in order; a nested call would wait for
+   * itself, so it is refused.
+   */
+  exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    const outer = this.inside.getStore();
+    if (outer !== undefined) {
+      return Promise.reject(
+        new HostdevError('HOSTDEV_INTERNAL', `"${operationName}" asked for the state lock inside "${outer}"`),
+      );
+    }
+    const run = async (): Promise<T> => {
+      await this.lock.acquire(this.lockTimeoutMs, operationName);
+      const op = new LockedOperation(this, operationName);
+      try {
+        return await this.inside.run(operationName, () => fn(op));
+      } finally {
+        op.finish();
+        this.lock.release();
+      }
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.lock.close();
+    this.db.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new HostdevError('HOSTDEV_INTERNAL', 'the state store is closed');
+  }
+
+  /** @internal used by LockedOperation */
+  selectTables(): Tables {
+    return {
+      active: (this.db.prepare('SELECT * FROM active ORDER BY address').all() as ActiveRow[]).map(activeEntry),
+      inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY address').all() as InactiveRow[]).map(inactiveEntry),
+    };
+  }
+
+  /** @internal */
+  get database(): Database.Database {
+    return this.db;
+  }
+}
+
+class LockedOperation implements Operation {
+  readonly id = randomUUID();
+  readonly name: string;
+  private readonly store: StateStore;
+  private finished = false;
+
+  constructor(store: StateStore, name: string) {
+    this.store = store;
+    this.name = name;
+  }
+
+  finish(): void {
+    this.finished = true;
+  }
+
+  private get db(): Database.Database {
+    if (this.finished) {
+      throw new HostdevError('HOSTDEV_INTERNAL', `operation "${this.name}" used after its state lock was released`);
+    }
+    return this.store.database;
+  }
+
+  tables(): Tables {
+    const db = this.db;
+    return db.transaction(() => this.store.selectTables())();
+  }
+
+  intend(step: JournalStep): JournalHandle {
+    const db = this.db;
+    if (!this.store.journalEnabled) return { id: -1 };
+    // Autocommit: the row is on disk (WAL fsynced, synchronous=FULL) when run() returns.
+    const result = db
+      .prepare(
+        `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        this.id,
+        this.name,
+        process.pid,
+        step.address,
+        step.action,
+        step.hostPath,
+        step.value,
+        step.restore.driver,
+        step.restore.driverOverride,
+        now(),
+      );
+    return { id: Number(result.lastInsertRowid) };
+  }
+
+  done(handle: JournalHandle): void {
+    const db = this.db;
+    if (handle.id < 0) return;
+    db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id);
+  }
+
+  unfinished(): readonly JournalRecord[] {
+    const rows = this.db.prepare('SELECT * FROM journal WHERE op_id <> ? ORDER BY id').all(this.id) as JournalRow[];
+    return rows.map(journalRecord);
+  }
+
+  vfConfigs(): readonly VfConfig[] {
+    return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
+  }
+
+  commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
+    const db = this.db;
+    const at = now();
+    const upsertActive = db.prepare(
+      `INSERT INTO active (address, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (address) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
+         managed = excluded.managed, stub_driver = excluded.stub_driver, original_driver = excluded.original_driver,
+         updated_at = excluded.updated_at`,
+    );
+    const upsertInactive = db.prepare(
+      `INSERT INTO inactive (address, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (address) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
+         original_driver = excluded.original_driver, updated_at = excluded.updated_at`,
+    );
+    const deleteActive = db.prepare('DELETE FROM active WHERE address = ?');
+    const deleteInactive = db.prepare('DELETE FROM inactive WHERE address = ?');
+    const upsertVf = db.prepare(
+      `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteVf = db.prepare('DELETE FROM vf_config WHERE address = ?');
+    const clearJournal = db.prepare('DELETE FROM journal WHERE op_id = ?');
+    const apply = db.transaction(() => {
+      for (const change of changes) {
+        switch (change.kind) {
+          case 'set-active': {
+            const e = change.entry;
+            upsertActive.run(e.address, e.usedBy.driver, e.usedBy.domain, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            deleteInactive.run(e.address);
+            break;
+          }
+          case 'set-inactive': {
+            const e = change.entry;
+            upsertInactive.run(e.address, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            deleteActive.run(e.address);
+            break;
+          }
+          case 'remove':
+            deleteActive.run(change.address);
+            deleteInactive.run(change.address);
+            break;
+          case 'save-vf-config': {
+            const c = change.config;
+            upsertVf.run(c.address, c.pf, c.vfIndex, c.mac, c.vlan, optBit(c.spoofchk), optBit(c.trust), at);
+            break;
+          }
+          case 'drop-vf-config':
+            deleteVf.run(change.address);
+            break;
+        }
+      }
+      for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
+      if (options.report !== undefined) {
+        db.prepare('INSERT OR REPLACE INTO last_report (id, at, operation, report) VALUES (1, ?, ?, ?)').run(
+          at,
+          this.name,
+          JSON.stringify(options.report),
+        );
+      }
+    });
+    apply.immediate();
+  }
+}

@@ -1,0 +1,116 @@
+import type { PciAddress } from '../core/address.js';
+
+/** The interface agreed with the manager (brief state-api.md). Additive changes only. */
+export interface Owner {
+  readonly driver: string;
+  readonly domain: string;
+}
+
+export interface ActiveEntry {
+  readonly address: PciAddress;
+  readonly usedBy: Owner;
+  readonly managed: boolean;
+  readonly stubDriver: string;
+  readonly originalDriver: string | null;
+}
+
+export interface InactiveEntry {
+  readonly address: PciAddress;
+  readonly managed: boolean;
+  readonly stubDriver: string;
+  readonly originalDriver: string | null;
+}
+
+export interface Tables {
+  readonly active: readonly ActiveEntry[];
+  readonly inactive: readonly InactiveEntry[];
+}
+
+export type TableChange =
+  | { readonly kind: 'set-active'; readonly entry: ActiveEntry } // upsert in active, drop from inactive
+  | { readonly kind: 'set-inactive'; readonly entry: InactiveEntry } // upsert in inactive, drop from active
+  | { readonly kind: 'remove'; readonly address: PciAddress }; // drop from both
+
+/** A VF's network settings saved before it left its PF driver, restored when it comes back (issue 6). */
+export interface VfConfig {
+  readonly address: PciAddress;
+  readonly pf: string; // the PF's network interface name
+  readonly vfIndex: number;
+  readonly mac: string | null;
+  readonly vlan: number | null;
+  readonly spoofchk: boolean | null;
+  readonly trust: boolean | null;
+}
+
+export type VfConfigChange =
+  | { readonly kind: 'save-vf-config'; readonly config: VfConfig }
+  | { readonly kind: 'drop-vf-config'; readonly address: PciAddress };
+
+/** Everything `Operation.commit` applies in its one transaction. */
+export type StateChange = TableChange | VfConfigChange;
+
+export interface DeviceRestore {
+  readonly driver: string | null;
+  readonly driverOverride: string | null;
+}
+
+/** One durable intent, written BEFORE the kernel write it describes. */
+export interface JournalStep {
+  readonly address: PciAddress;
+  readonly action: string; // e.g. "set-override", "unbind", "probe", "reset", "bind"
+  readonly hostPath: string;
+  readonly value: string;
+  /** The device's state before the operation touched it: what recovery restores when rolling back. */
+  readonly restore: DeviceRestore;
+}
+
+export interface JournalHandle {
+  readonly id: number;
+}
+
+/** A journal row as stored, for recovery and `status`. */
+export interface JournalRecord extends JournalStep {
+  readonly id: number;
+  readonly operationId: string;
+  readonly operationName: string;
+  readonly pid: number;
+  readonly done: boolean;
+  readonly createdAt: string;
+}
+
+export interface CommitOptions {
+  /** Also clears the journal rows of these (earlier, unfinished) operations: recovery uses it. */
+  readonly resolve?: readonly string[];
+  /** Stores this as the last recovery/reconcile report, in the same transaction. */
+  readonly report?: unknown;
+}
+
+export interface Operation {
+  readonly id: string;
+  readonly name: string;
+  /** The tables as they are now, read under the lock. */
+  tables(): Tables;
+  intend(step: JournalStep): JournalHandle; // committed durably (synchronous=FULL) before returning
+  done(handle: JournalHandle): void; // marks the write as done
+  /** Applies the changes AND clears this operation's journal rows in ONE transaction. */
+  commit(changes: readonly StateChange[], options?: CommitOptions): void;
+  /** Journal rows left by earlier operations that never committed (crashed or failed). */
+  unfinished(): readonly JournalRecord[];
+  vfConfigs(): readonly VfConfig[];
+}
+
+export interface StoredReport {
+  readonly at: string;
+  readonly operation: string;
+  readonly report: unknown;
+}
+
+export interface StoreOptions {
+  /** Longest wait for the cross-process lock before HOSTDEV_TIMEOUT (default 30 s). */
+  readonly lockTimeoutMs?: number;
+  /**
+   * FOR BENCHMARKS ONLY (bench/journal.ts measures the journal's cost): `false` makes intend()
+   * and done() write nothing, so a crash mid-operation cannot be recovered.
+   */
+  readonly journal?: boolean;
+}

@@ -1,0 +1,230 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HostdevError } from '../../src/core/errors.js';
+import { DB_FILE, LOCK_FILE, StateStore, type JournalStep } from '../../src/state/store.js';
+import { SCHEMA_VERSION } from '../../src/state/schema.js';
+import { active, addr, inactive, mode, runChild, tempDir } from './helpers.js';
+
+const stores: StateStore[] = [];
+function open(dir: string, options?: Parameters<typeof StateStore.open>[1]): StateStore {
+  const store = StateStore.open(dir, options);
+  stores.push(store);
+  return store;
+}
+afterEach(() => {
+  for (const store of stores.splice(0)) store.close();
+});
+
+function step(n: number, action = 'unbind'): JournalStep {
+  return {
+    address: addr(n),
+    action,
+    hostPath: `/sys/bus/pci/devices/${addr(n)}/driver/unbind`,
+    value: addr(n),
+    restore: { driver: 'e1000e', driverOverride: null },
+  };
+}
+
+describe('StateStore.open: files and modes', () => {
+  it('creates the state dir 0700 (parents too) and the databases 0600, in WAL with synchronous=FULL', () => {
+    const dir = path.join(tempDir(), 'a', 'state');
+    const store = open(dir);
+    expect(mode(dir)).toBe(0o700);
+    expect(mode(path.dirname(dir))).toBe(0o700);
+    expect(mode(path.join(dir, DB_FILE))).toBe(0o600);
+    expect(mode(path.join(dir, LOCK_FILE))).toBe(0o600);
+    expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // FULL
+    expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
+    expect(store.openWarnings).toEqual([]);
+    expect(fs.readdirSync(dir).filter((name) => name.includes('.new-'))).toEqual([]);
+  });
+
+  it('tightens a looser directory and database mode and says so', () => {
+    const dir = tempDir();
+    open(dir).close();
+    fs.chmodSync(dir, 0o755);
+    fs.chmodSync(path.join(dir, DB_FILE), 0o644);
+    const store = open(dir);
+    expect(mode(dir)).toBe(0o700);
+    expect(mode(path.join(dir, DB_FILE))).toBe(0o600);
+    expect(store.openWarnings.join('\n')).toMatch(/had mode 0755; set it to 0700/);
+    expect(store.openWarnings.join('\n')).toMatch(/state\.db had mode 0644; set it to 0600/);
+  });
+
+  it('refuses a state dir that is a file', () => {
+    const file = path.join(tempDir(), 'state');
+    fs.writeFileSync(file, 'x');
+    expect(() => StateStore.open(file)).toThrow(/not a directory/);
+  });
+});
+
+describe('tables', () => {
+  it('applies set-active, set-inactive and remove; a device is never in both tables', async () => {
+    const store = open(tempDir());
+    await store.exclusive('t', async (op) => {
+      op.commit([
+        { kind: 'set-inactive', entry: inactive(1) },
+        { kind: 'set-active', entry: active(2) },
+        { kind: 'set-inactive', entry: inactive(3, true) },
+      ]);
+    });
+    expect(store.readTables()).toEqual({ active: [active(2)], inactive: [inactive(1), inactive(3, true)] });
+    await store.exclusive('t', async (op) => {
+      op.commit([{ kind: 'set-active', entry: active(1, 'vm2', false) }, { kind: 'set-inactive', entry: inactive(2) }]);
+      expect(op.tables()).toEqual({ active: [active(1, 'vm2', false)], inactive: [inactive(2), inactive(3, true)] });
+      op.commit([{ kind: 'remove', address: addr(3) }, { kind: 'remove', address: addr(1) }]);
+    });
+    expect(store.readTables()).toEqual({ active: [], inactive: [inactive(2)] });
+  });
+
+  it('the inactive table survives closing and reopening', async () => {
+    const dir = tempDir();
+    const first = open(dir);
+    await first.exclusive('detach', async (op) => op.commit([{ kind: 'set-inactive', entry: inactive(7) }]));
+    first.close();
+    expect(open(dir).readTables().inactive).toEqual([inactive(7)]);
+  });
+
+  it('saves and drops VF network config atomically with table changes', async () => {
+    const store = open(tempDir());
+    const config = { address: addr(4), pf: 'ens1f0', vfIndex: 3, mac: '52:54:00:00:00:04', vlan: 42, spoofchk: true, trust: null };
+    await store.exclusive('t', async (op) => {
+      op.commit([{ kind: 'save-vf-config', config }, { kind: 'set-active', entry: active(4) }]);
+      expect(op.vfConfigs()).toEqual([config]);
+    });
+    expect(store.readVfConfigs()).toEqual([config]);
+    await store.exclusive('t', async (op) => op.commit([{ kind: 'drop-vf-config', address: addr(4) }]));
+    expect(store.readVfConfigs()).toEqual([]);
+  });
+});
+
+describe('journal', () => {
+  it('intend is visible to another connection at once; done marks; commit clears with the table change', async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    const other = open(dir);
+    await store.exclusive('assign', async (op) => {
+      const h = op.intend(step(1));
+      expect(other.readJournal()).toMatchObject([
+        { id: h.id, operationId: op.id, operationName: 'assign', pid: process.pid, done: false, ...step(1) },
+      ]);
+      op.done(h);
+      expect(other.readJournal()[0]?.done).toBe(true);
+      op.intend(step(1, 'probe'));
+      op.commit([{ kind: 'set-active', entry: active(1) }]);
+      expect(other.readJournal()).toEqual([]);
+    });
+    expect(other.readTables().active).toEqual([active(1)]);
+  });
+
+  it('keeps the rows when fn throws, releases the lock, and a later operation sees and resolves them', async () => {
+    const store = open(tempDir());
+    let failedId = '';
+    await expect(
+      store.exclusive('detach', async (op) => {
+        failedId = op.id;
+        op.intend(step(2));
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(store.readJournal()).toHaveLength(1);
+    await store.exclusive('recover', async (op) => {
+      expect(op.unfinished().map((r) => r.operationId)).toEqual([failedId]);
+      op.commit([], { resolve: [failedId], report: { repaired: [addr(2)] } });
+    });
+    expect(store.readJournal()).toEqual([]);
+    expect(store.lastReport()).toMatchObject({ operation: 'recover', report: { repaired: [addr(2)] } });
+  });
+
+  it('an intent survives SIGKILL right after intend() returns', async () => {
+    const dir = tempDir();
+    open(dir).close();
+    const run = await runChild(`
+      const store = StateStore.open(${JSON.stringify(dir)});
+      await store.exclusive('assign', async (op) => {
+        op.intend({ address: '0000:05:00.0', action: 'set-override', hostPath: '/sys/x', value: 'vfio-pci\\n',
+                    restore: { driver: 'igb', driverOverride: null } });
+        process.kill(process.pid, 'SIGKILL');
+      });`);
+    expect(run.signal).toBe('SIGKILL');
+    const journal = open(dir).readJournal();
+    expect(journal).toMatchObject([{ address: '0000:05:00.0', action: 'set-override', restore: { driver: 'igb' } }]);
+  });
+
+  it('journal: false (benchmarks only) writes no intents', async () => {
+    const store = open(tempDir(), { journal: false });
+    await store.exclusive('t', async (op) => {
+      op.done(op.intend(step(1)));
+      expect(store.readJournal()).toEqual([]);
+      op.commit([]);
+    });
+  });
+
+  it('refuses an operation used after its lock was released', async () => {
+    const store = open(tempDir());
+    const op = await store.exclusive('t', async (o) => o);
+    expect(() => op.intend(step(1))).toThrow(/after its state lock was released/);
+  });
+});
+
+describe('the cross-process lock', () => {
+  it('makes a second holder wait, then times out with HOSTDEV_TIMEOUT naming the lock', async () => {
+    const dir = tempDir();
+    const a = open(dir);
+    const b = open(dir, { lockTimeoutMs: 150 });
+    await a.exclusive('assign', async () => {
+      const error = await b.exclusive('release', async () => 1).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HostdevError);
+      expect((error as HostdevError).code).toBe('HOSTDEV_TIMEOUT');
+      expect((error as HostdevError).message).toContain(path.join(dir, LOCK_FILE));
+      expect((error as HostdevError).message).toMatch(/another hostdev process is running/);
+    });
+    await expect(b.exclusive('release', async () => 2)).resolves.toBe(2);
+  });
+
+  it('is released when the holder is SIGKILLed', async () => {
+    const dir = tempDir();
+    open(dir).close();
+    const waiter = open(dir, { lockTimeoutMs: 10_000 });
+    let waiting: Promise<number> | undefined;
+    const run = await runChild(
+      `const store = StateStore.open(${JSON.stringify(dir)});
+       await store.exclusive('assign', async () => { console.log('locked'); setInterval(() => {}, 1000); await new Promise(() => {}); });`,
+      (line, pid) => {
+        if (line !== 'locked') return;
+        // The child holds it now: a short attempt fails, then the kill frees it.
+        const quick = open(dir, { lockTimeoutMs: 50 });
+        waiting = quick
+          .exclusive('probe', async () => 0)
+          .then(
+            () => -1,
+            (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_TIMEOUT' ? 1 : -2),
+          )
+          .finally(() => process.kill(pid, 'SIGKILL'));
+      },
+    );
+    expect(run.signal).toBe('SIGKILL');
+    expect(await waiting).toBe(1);
+    const started = Date.now();
+    await expect(waiter.exclusive('after', async () => 'ok')).resolves.toBe('ok');
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('serializes calls from one process in order and refuses a nested call', async () => {
+    const store = open(tempDir());
+    const order: string[] = [];
+    const task = (name: string) =>
+      store.exclusive(name, async () => {
+        order.push(`${name}+`);
+        await new Promise((r) => setTimeout(r, 5));
+        order.push(`${name}-`);
+      });
+    await Promise.all([task('a'), task('b'), task('c')]);
+    expect(order).toEqual(['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
+    await expect(store.exclusive('outer', () => store.exclusive('inner', async () => 1))).rejects.toThrow(
+      /inside "outer"/,
+    );
+  });
+});
