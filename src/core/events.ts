@@ -71,9 +71,17 @@ function sorted(addresses: Iterable<PciAddress>): PciAddress[] {
 /**
  * The events that lead from `before` to `after`, in the order a reader needs them: VF count
  * changes of PFs first (they explain what follows), then removals, then driver changes of
- * devices present in both, then additions. Within each group, by address.
+ * devices present in both, then additions. Within each group, by address. `removedBetween`
+ * names devices an event source reported removed since `before`.
  */
-export function diffSnapshots(before: Snapshot, after: Snapshot): PciEvent[] {
+export function diffSnapshots(
+  before: Snapshot,
+  after: Snapshot,
+  removedBetween: ReadonlySet<PciAddress> = new Set(),
+): PciEvent[] {
+  // A device an event source saw leave, found again in `after`, left and came back between the
+  // two snapshots (a VF through N -> 0 -> M): it is a removal and an addition, not "unchanged".
+  const cycled = (address: PciAddress): boolean => removedBetween.has(address) && before.has(address);
   const events: PciEvent[] = [];
   for (const address of sorted(after.keys())) {
     const now = after.get(address)!;
@@ -83,7 +91,7 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): PciEvent[] {
     }
   }
   for (const address of sorted(before.keys())) {
-    if (!after.has(address)) {
+    if (!after.has(address) || cycled(address)) {
       const was = before.get(address)!;
       events.push({ kind: 'remove', ...placed(was), driver: was.driver });
     }
@@ -91,13 +99,13 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): PciEvent[] {
   for (const address of sorted(after.keys())) {
     const was = before.get(address);
     const now = after.get(address)!;
-    if (was === undefined || was.driver === now.driver) continue;
+    if (was === undefined || was.driver === now.driver || cycled(address)) continue;
     if (was.driver === null) events.push({ kind: 'bind', ...placed(now), driver: now.driver! });
     else if (now.driver === null) events.push({ kind: 'unbind', ...placed(now), driver: was.driver });
     else events.push({ kind: 'driver-change', ...placed(now), driver: now.driver, previousDriver: was.driver });
   }
   for (const address of sorted(after.keys())) {
-    if (!before.has(address)) {
+    if (!before.has(address) || cycled(address)) {
       const now = after.get(address)!;
       events.push({ kind: 'add', ...placed(now), driver: now.driver });
     }

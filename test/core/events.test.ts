@@ -75,3 +75,10 @@ describe('recognising a VF that returns', () => {
     expect(matchReturned(departed, events).returned).toEqual([]);
   });
 });
+
+describe('a device that left and came back between two snapshots', () => {
+  it('is reported as removed and added when an event source saw it leave', () => {
+    const events = diffSnapshots(snapshotOf(host(2)), snapshotOf(host(2)), new Set([VF0]));
+    expect(events.map((e) => `${e.kind} ${e.address}`)).toEqual([`remove ${VF0}`, `add ${VF0}`]);
+  });
+});

@@ -1,0 +1,69 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/**
+ * A hand-made minimal sysfs tree (one PF with VFs), for tests of the event machinery that must
+ * not depend on the simulator: bus links, driver links, virtfnN/physfn links, sriov_numvfs.
+ */
+export class MiniTree {
+  readonly root = mkdtempSync(path.join(tmpdir(), 'hostdev-events-'));
+  private readonly devices = path.join(this.root, 'sys/devices/pci0000:00');
+  private readonly bus = path.join(this.root, 'sys/bus/pci/devices');
+  private readonly drivers = path.join(this.root, 'sys/bus/pci/drivers');
+
+  constructor(readonly pf = '0000:03:00.0') {
+    mkdirSync(this.bus, { recursive: true });
+    for (const driver of ['igb', 'igbvf', 'vfio-pci']) mkdirSync(path.join(this.drivers, driver), { recursive: true });
+    this.addDevice(pf, 'igb');
+    writeFileSync(path.join(this.devices, pf, 'sriov_totalvfs'), '7\n');
+    this.setNumVfs(0);
+  }
+
+  vf(index: number): string {
+    return `0000:03:10.${index}`;
+  }
+
+  private addDevice(address: string, driver: string | null): void {
+    const dir = path.join(this.devices, address);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'vendor'), '0x8086\n');
+    writeFileSync(path.join(dir, 'device'), '0x10c9\n');
+    writeFileSync(path.join(dir, 'class'), '0x020000\n');
+    symlinkSync(`../../../devices/pci0000:00/${address}`, path.join(this.bus, address));
+    this.setDriver(address, driver);
+  }
+
+  setDriver(address: string, driver: string | null): void {
+    const link = path.join(this.devices, address, 'driver');
+    rmSync(link, { force: true });
+    if (driver !== null) symlinkSync(`../../../bus/pci/drivers/${driver}`, link);
+  }
+
+  setNumVfs(count: number): void {
+    const pfDir = path.join(this.devices, this.pf);
+    for (let index = 0; index < 7; index++) {
+      const address = this.vf(index);
+      rmSync(path.join(pfDir, `virtfn${index}`), { force: true });
+      rmSync(path.join(this.bus, address), { force: true });
+      rmSync(path.join(this.devices, address), { recursive: true, force: true });
+    }
+    for (let index = 0; index < count; index++) {
+      const address = this.vf(index);
+      this.addDevice(address, 'igbvf');
+      symlinkSync(`../${address}`, path.join(pfDir, `virtfn${index}`));
+      symlinkSync(`../${this.pf}`, path.join(this.devices, address, 'physfn'));
+    }
+    writeFileSync(path.join(pfDir, 'sriov_numvfs'), `${count}\n`);
+  }
+
+  appendSimEvent(entry: object): void {
+    const dir = path.join(this.root, '.hostdev-sim');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'events.jsonl'), `${JSON.stringify(entry)}\n`, { flag: 'a' });
+  }
+
+  remove(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}

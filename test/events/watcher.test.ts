@@ -1,0 +1,118 @@
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { describeEvent, type PciEvent } from '../../src/core/events.js';
+import { PollSource } from '../../src/events/poll-source.js';
+import { SimSource } from '../../src/events/sim-source.js';
+import { ChildSnapshotReader } from '../../src/events/snapshot-reader.js';
+import type { EventSource } from '../../src/events/source.js';
+import { UdevSource } from '../../src/events/udev-source.js';
+import { Watcher } from '../../src/events/watcher.js';
+import { MiniTree } from './mini-tree.js';
+
+let tree: MiniTree | null = null;
+let watcher: Watcher | null = null;
+afterEach(async () => {
+  await watcher?.stop();
+  watcher = null;
+  tree?.remove();
+  tree = null;
+});
+
+async function until<T>(probe: () => T | undefined, timeoutMs = 5_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function watch(source: EventSource, host: MiniTree): { events: PciEvent[]; errors: Error[] } {
+  const seen = { events: [] as PciEvent[], errors: [] as Error[] };
+  watcher = new Watcher({
+    sources: [source],
+    reader: new ChildSnapshotReader(host.root),
+    onBatch: async (batch) => {
+      seen.events.push(...batch.events);
+    },
+    onError: (error) => seen.errors.push(error),
+  });
+  return seen;
+}
+
+describe('the watcher', () => {
+  it('with the sysfs poller, reports a VF count change and the VFs removed, then added', async () => {
+    tree = new MiniTree();
+    tree.setNumVfs(2);
+    const seen = watch(new PollSource(50), tree);
+    await watcher!.start();
+    tree.setNumVfs(0);
+    await until(() => (seen.events.length >= 3 ? true : undefined));
+    tree.setNumVfs(1);
+    await until(() => (seen.events.length >= 5 ? true : undefined));
+    expect(seen.events.map(describeEvent)).toEqual([
+      'vf-count-change 0000:03:00.0 2 -> 0',
+      'remove 0000:03:10.0 (VF 0 of 0000:03:00.0) (was on igbvf)',
+      'remove 0000:03:10.1 (VF 1 of 0000:03:00.0) (was on igbvf)',
+      'vf-count-change 0000:03:00.0 0 -> 1',
+      'add 0000:03:10.0 (VF 0 of 0000:03:00.0) driver igbvf',
+    ]);
+    expect(seen.errors).toEqual([]);
+  });
+
+  it("with the simulator's event log, wakes on each logged uevent", async () => {
+    tree = new MiniTree();
+    tree.setNumVfs(1);
+    tree.appendSimEvent({ seq: 1, action: 'add', address: tree.vf(0), time: 'old' });
+    const seen = watch(new SimSource(tree.root, 60_000), tree);
+    await watcher!.start();
+    tree.setDriver(tree.vf(0), 'vfio-pci');
+    tree.appendSimEvent({ seq: 2, action: 'bind', address: tree.vf(0), driver: 'vfio-pci', time: 'now' });
+    const events = await until(() => (seen.events.length > 0 ? seen.events : undefined));
+    expect(events.map(describeEvent)).toEqual(['driver-change 0000:03:10.0 (VF 0 of 0000:03:00.0) igbvf -> vfio-pci']);
+  });
+
+  it('with a udevadm that prints kernel uevents, wakes on each of them', async () => {
+    tree = new MiniTree();
+    tree.setNumVfs(1);
+    // A stand-in udevadm: prints the banner, then one remove uevent once the VF is gone.
+    const fake = path.join(tree.root, 'udevadm');
+    const vfDir = path.join(tree.root, 'sys/bus/pci/devices', tree.vf(0));
+    writeFileSync(
+      fake,
+      `#!/bin/sh\necho "monitor will print the received events for:"\necho "KERNEL - the kernel uevent"\necho\n` +
+        `while [ -e "${vfDir}" ]; do sleep 0.05; done\n` +
+        `printf 'KERNEL[1.0] remove   /devices/pci0000:00/${tree.vf(0)} (pci)\\nACTION=remove\\nPCI_SLOT_NAME=${tree.vf(0)}\\n\\n'\n` +
+        `exec sleep 30\n`,
+    );
+    chmodSync(fake, 0o755);
+    const seen = watch(new UdevSource(fake), tree);
+    const started = await watcher!.start();
+    expect(started.sources.map((s) => s.name)).toEqual(['udev']);
+    tree.setNumVfs(0);
+    await until(() => (seen.events.some((e) => e.kind === 'remove') ? true : undefined));
+    expect(seen.events.map((e) => e.kind)).toEqual(['vf-count-change', 'remove']);
+  });
+
+  it('reports a source that cannot start (no udevadm) so the caller can fall back', async () => {
+    tree = new MiniTree();
+    watch(new UdevSource('/nonexistent/udevadm'), tree);
+    const started = await watcher!.start();
+    expect(started.sources).toEqual([]);
+    expect(started.failed[0]?.error.message).toContain('ENOENT');
+  });
+});
+
+describe('the snapshot reader', () => {
+  it('abandons a child that does not answer in time and says why', async () => {
+    tree = new MiniTree();
+    const reader = new ChildSnapshotReader(tree.root, 1);
+    try {
+      await expect(reader.read()).rejects.toMatchObject({ code: 'HOSTDEV_TIMEOUT' });
+    } finally {
+      await reader.close();
+    }
+  });
+});
