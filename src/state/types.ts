@@ -1,35 +1,11 @@
 import type { PciAddress } from '../core/address.js';
+import type { TableChange, Tables } from '../core/tables.js';
 
-/** The interface agreed with the manager (brief state-api.md). Additive changes only. */
-export interface Owner {
-  readonly driver: string;
-  readonly domain: string;
-}
-
-export interface ActiveEntry {
-  readonly address: PciAddress;
-  readonly usedBy: Owner;
-  readonly managed: boolean;
-  readonly stubDriver: string;
-  readonly originalDriver: string | null;
-}
-
-export interface InactiveEntry {
-  readonly address: PciAddress;
-  readonly managed: boolean;
-  readonly stubDriver: string;
-  readonly originalDriver: string | null;
-}
-
-export interface Tables {
-  readonly active: readonly ActiveEntry[];
-  readonly inactive: readonly InactiveEntry[];
-}
-
-export type TableChange =
-  | { readonly kind: 'set-active'; readonly entry: ActiveEntry } // upsert in active, drop from inactive
-  | { readonly kind: 'set-inactive'; readonly entry: InactiveEntry } // upsert in inactive, drop from active
-  | { readonly kind: 'remove'; readonly address: PciAddress }; // drop from both
+/**
+ * The interface agreed with the manager (brief state-api.md). Additive changes only.
+ * The table shapes are core's (src/core/tables.ts), so plans and the store speak one language.
+ */
+export type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
 
 /** A VF's network settings saved before it left its PF driver, restored when it comes back (issue 6). */
 export interface VfConfig {
