@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { parseAddress } from '../../core/address.js';
+import { HostdevError } from '../../core/errors.js';
+import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
+import { parseDomainOptions, reportResult } from '../manager-view.js';
+import { withManager } from '../open-manager.js';
+import { action } from '../run-action.js';
+
+export function registerAssign(program: Command): void {
+  program
+    .command('assign <addresses...>')
+    .description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')
+    .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
+    .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
+    .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
+    .option('--driver <name>', 'stub driver for managed devices', DEFAULT_STUB_DRIVER)
+    .option('--with-group', 'take every endpoint of the devices\' IOMMU groups along')
+    .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .action(
+      action(async (globals, command: Command, inputs: string[]) => {
+        const opts = command.opts<{
+          domain?: string;
+          hypervisor?: string;
+          unmanaged?: boolean;
+          driver: string;
+          withGroup?: boolean;
+          force?: boolean;
+          dryRun?: boolean;
+        }>();
+        const { domain, hypervisor } = parseDomainOptions(opts);
+        if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
+        const addresses = inputs.map(parseAddress);
+        const report = await withManager(globals, (manager) =>
+          manager.assign({
+            domain,
+            hypervisor,
+            addresses,
+            managed: !(opts.unmanaged ?? false),
+            stubDriver: opts.driver,
+            withGroup: opts.withGroup ?? false,
+            force: opts.force ?? false,
+            dryRun: opts.dryRun ?? false,
+          }),
+        );
+        const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
+        return reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
+      }),
+    );
+}

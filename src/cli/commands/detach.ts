@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { parseAddress } from '../../core/address.js';
+import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
+import { reportResult } from '../manager-view.js';
+import { withManager } from '../open-manager.js';
+import { action } from '../run-action.js';
+
+export function registerDetach(program: Command): void {
+  program
+    .command('detach <address>')
+    .description('take a device from its host driver and park it on a stub driver (inactive, owned by no domain)')
+    .option('--driver <name>', 'stub driver: vfio-pci or a vfio-pci variant driver', DEFAULT_STUB_DRIVER)
+    .option('--force', 'detach even if the host uses the device (IP address, route, mounted filesystem, console)')
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .action(
+      action(async (globals, command: Command, input: string) => {
+        const opts = command.opts<{ driver: string; force?: boolean; dryRun?: boolean }>();
+        const address = parseAddress(input);
+        const report = await withManager(globals, (manager) =>
+          manager.detach(address, { stubDriver: opts.driver, force: opts.force ?? false, dryRun: opts.dryRun ?? false }),
+        );
+        return reportResult(report, `detached ${address}: on ${opts.driver}, in the inactive table`);
+      }),
+    );
+}

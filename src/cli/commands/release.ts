@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { parseAddress } from '../../core/address.js';
+import { parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
+import { withManager } from '../open-manager.js';
+import { action } from '../run-action.js';
+
+export function registerRelease(program: Command): void {
+  program
+    .command('release [addresses...]')
+    .description("take a domain's devices back (all of them unless addresses are given); vanished devices are pruned")
+    .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
+    .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .action(
+      action(async (globals, command: Command, inputs: string[]) => {
+        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean }>();
+        const { domain, hypervisor } = parseDomainOptions(opts);
+        const addresses = inputs.length > 0 ? inputs.map(parseAddress) : undefined;
+        const report = await withManager(globals, (manager) =>
+          manager.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun: opts.dryRun ?? false }),
+        );
+        const result = reportResult(report, releaseHeadline(report, domain));
+        return {
+          ...result,
+          json: { ...reportJson(report), released: report.released, reattached: report.reattached, inactive: report.inactive },
+        };
+      }),
+    );
+}

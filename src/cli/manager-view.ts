@@ -1,0 +1,48 @@
+import type { PciAddress } from '../core/address.js';
+import { ExitCode } from '../core/errors.js';
+import { formatChange, planWrites } from '../core/plan-types.js';
+import type { OperationReport, ReleaseReport } from '../manager/reports.js';
+import type { CommandResult } from './context.js';
+
+/** What the manager commands (detach, reattach, reset, assign, release) print. */
+
+export function parseDomainOptions(opts: { domain?: string; hypervisor?: string }): { domain: string; hypervisor: string } {
+  return { domain: opts.domain ?? '', hypervisor: opts.hypervisor ?? 'qemu' };
+}
+
+export function reportJson(report: OperationReport): Record<string, unknown> {
+  const { plan, ...rest } = report;
+  return { ...rest, writes: planWrites(plan).map((write) => ({ path: write.hostPath, value: write.value })) };
+}
+
+function listLine(label: string, addresses: readonly PciAddress[]): string[] {
+  return addresses.length > 0 ? [`${label}: ${addresses.join(', ')}`] : [];
+}
+
+/** Dry run: the ordered writes (and checks, module loads) then the table changes, nothing else. */
+function planText(report: OperationReport): string {
+  const lines = [`${report.operation} plan (dry run: nothing was changed):`];
+  lines.push(...(report.steps.length > 0 ? report.steps.map((step) => `  ${step}`) : ['  (no sysfs write)']));
+  lines.push(...report.changes.map((change) => `  ${formatChange(change)}`));
+  lines.push(...listLine('  prune (vanished)', report.pruned));
+  return lines.join('\n');
+}
+
+export function reportResult(report: OperationReport, headline: string): CommandResult {
+  const warnings = report.failures.map((failure) => `${failure.address} (${failure.phase}): ${failure.message}`);
+  const lines = report.dryRun ? [planText(report)] : [headline];
+  if (!report.dryRun) {
+    for (const reset of report.resets) lines.push(`reset ${reset.address} (method ${reset.method})`);
+    lines.push(...listLine('pruned (no longer on this host, removed from both tables)', report.pruned));
+  }
+  lines.push(...report.notes.map((note) => `note: ${note}`));
+  const result: CommandResult = { json: reportJson(report), text: lines.join('\n'), warnings };
+  return report.failures.length > 0 ? { ...result, exitCode: ExitCode.partial } : result;
+}
+
+export function releaseHeadline(report: ReleaseReport, domain: string): string {
+  const lines = [`released ${report.released.length} device(s) of domain ${domain}`];
+  lines.push(...listLine('back on their host driver', report.reattached));
+  lines.push(...listLine('left on the stub (inactive)', report.inactive));
+  return lines.join('\n');
+}

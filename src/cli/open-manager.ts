@@ -1,0 +1,42 @@
+import type { OwnerLookup } from '../core/iommu.js';
+import type { HostdevManager } from '../manager/hostdev-manager.js';
+import type { GlobalOptions } from './context.js';
+
+// The manager (SQLite, the kernel ports) is imported on first use, so that commands that do not
+// need it (list, show, groups, sim) start without loading it.
+
+/** The manager as the global options say: --root, --state-dir, and --simulate for the simulated kernel. */
+export async function openManager(globals: GlobalOptions): Promise<HostdevManager> {
+  const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { FsKernelPort }] = await Promise.all([
+    import('../manager/hostdev-manager.js'),
+    import('../host/proc-host-usage.js'),
+    import('../host/sim-host-usage.js'),
+    import('../sysfs/kernel-port.js'),
+  ]);
+  const kernel = new FsKernelPort(globals.root);
+  const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
+  return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage });
+}
+
+/** Opens, runs, closes. */
+export async function withManager<T>(globals: GlobalOptions, fn: (manager: HostdevManager) => Promise<T>): Promise<T> {
+  const manager = await openManager(globals);
+  try {
+    return await fn(manager);
+  } finally {
+    manager.close();
+  }
+}
+
+/**
+ * The owner column of `list` and `show`, best-effort: an unreadable state directory drops the
+ * column instead of failing the listing.
+ */
+export async function managerOwnerLookup(globals: GlobalOptions): Promise<OwnerLookup | null> {
+  try {
+    const { ownerLookupFor } = await import('../manager/owner-lookup.js');
+    return ownerLookupFor(globals.stateDir);
+  } catch {
+    return null;
+  }
+}

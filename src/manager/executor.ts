@@ -1,0 +1,147 @@
+import type { PciAddress } from '../core/address.js';
+import { HostdevError, isHostdevError } from '../core/errors.js';
+import { restoreSteps } from '../core/plan-device.js';
+import { bindFailed } from '../core/plan-errors.js';
+import type { Plan, RestorePoint, Step, StepGroup } from '../core/plan-types.js';
+import type { TableChange } from '../core/tables.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
+import type { Operation } from '../state/store.js';
+import type { HostReader } from './host-reader.js';
+import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
+
+export interface GroupFailure {
+  readonly address: PciAddress;
+  readonly phase: string;
+  readonly error: HostdevError;
+}
+
+export interface Execution {
+  /** The table changes committed. */
+  readonly changes: readonly TableChange[];
+  /** Groups that failed (only with onFailure 'continue'; a 'rollback' plan throws instead). */
+  readonly failures: readonly GroupFailure[];
+}
+
+export interface ExecutorPorts {
+  readonly kernel: KernelPort;
+  readonly reader: HostReader;
+}
+
+/**
+ * Applies a plan under the state lock. Every kernel write is journaled first (op.intend), then
+ * written, then marked done; the driver link is read back where the plan says so. The table
+ * changes go in ONE op.commit at the end.
+ *
+ * On a failed group: an all-or-nothing plan (assign, detach, reattach) undoes what it did, device
+ * by device in reverse order, back to each device's restore point, commits nothing but the cleared
+ * journal, and throws. If the undo itself fails the journal is left for recovery on next open.
+ * A 'continue' plan (release) records the failure, applies the group's fallback table change
+ * and goes on with the other devices.
+ */
+export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPorts): Promise<Execution> {
+  const touched: Array<{ address: PciAddress; restore: RestorePoint }> = [];
+  const seen = new Set<string>();
+  const failures: GroupFailure[] = [];
+
+  for (const group of plan.groups) {
+    try {
+      await runGroup(group, op, ports, (address) => {
+        if (!seen.has(address)) {
+          seen.add(address);
+          touched.push({ address, restore: group.restore });
+        }
+      });
+    } catch (caught) {
+      const error = isHostdevError(caught) ? caught : kernelWriteFailed(caught, group.address);
+      if (plan.onFailure === 'rollback') {
+        await rollBack(touched, op, ports, error);
+        op.commit([]);
+        throw error;
+      }
+      failures.push({ address: group.address, phase: group.phase, error });
+    }
+  }
+
+  const changes = plan.changes.map((change) => {
+    const address = change.kind === 'remove' ? change.address : change.entry.address;
+    const failed = failures.find((failure) => failure.address === address && plan.fallbacks.some(
+      (fallback) => fallback.address === address && fallback.phase === failure.phase,
+    ));
+    return failed ? plan.fallbacks.find((fallback) => fallback.address === address && fallback.phase === failed.phase)!.change : change;
+  });
+  op.commit(changes);
+  return { changes, failures };
+}
+
+async function runGroup(
+  group: StepGroup,
+  op: Operation,
+  ports: ExecutorPorts,
+  onTouch: (address: PciAddress) => void,
+): Promise<void> {
+  for (const step of group.steps) await runStep(step, group.restore, op, ports, onTouch);
+}
+
+async function runStep(
+  step: Step,
+  restore: RestorePoint,
+  op: Operation,
+  ports: ExecutorPorts,
+  onTouch: (address: PciAddress) => void,
+): Promise<void> {
+  switch (step.kind) {
+    case 'load-module': {
+      try {
+        await ports.kernel.loadModule(step.module);
+      } catch (error) {
+        throw moduleUnavailable(step.driver, step.module, error);
+      }
+      if (!ports.reader.driverLoaded(step.driver)) {
+        throw moduleUnavailable(step.driver, step.module, new Error(`no ${step.driver} driver directory after loading`));
+      }
+      return;
+    }
+    case 'write': {
+      onTouch(step.address);
+      const handle = op.intend({ address: step.address, action: step.action, hostPath: step.hostPath, value: step.value, restore });
+      try {
+        await ports.kernel.write(step.hostPath, step.value);
+      } catch (error) {
+        throw kernelWriteFailed(error, step.address);
+      }
+      op.done(handle);
+      return;
+    }
+    case 'verify-driver': {
+      const actual = ports.reader.driverOf(step.address);
+      if (actual !== step.expected) throw bindFailed(step.address, step.expected, actual);
+      return;
+    }
+  }
+}
+
+/** Each touched device, newest first, back to its restore point. Resets cannot be undone and need not be. */
+async function rollBack(
+  touched: ReadonlyArray<{ address: PciAddress; restore: RestorePoint }>,
+  op: Operation,
+  ports: ExecutorPorts,
+  cause: HostdevError,
+): Promise<void> {
+  const problems: string[] = [];
+  for (const { address, restore } of [...touched].reverse()) {
+    const device = ports.reader.device(address);
+    if (device === null) continue;
+    try {
+      for (const step of restoreSteps(device, restore)) await runStep(step, restore, op, ports, () => {});
+    } catch (error) {
+      problems.push(`${address}: ${isHostdevError(error) ? error.message : String(error)}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new HostdevError('HOSTDEV_KERNEL_WRITE', `${cause.message}; and undoing it failed: ${problems.join('; ')}`, {
+      hint: 'The journal keeps what was done: the next hostdev command recovers it (see `hostdev status`).',
+      details: { ...cause.details, rollback: problems },
+      cause,
+    });
+  }
+}

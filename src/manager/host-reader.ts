@@ -1,0 +1,77 @@
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import path from 'node:path';
+import { tryParseAddress, type PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
+import { readDevice } from '../sysfs/read-device.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+
+/**
+ * The reads the manager needs between writes: one device, its driver link, a group's members,
+ * the functions of a bus. Reads only what a request touches, never the whole inventory, so an
+ * operation costs the same on a host with 16 or 4,096 functions.
+ */
+export class HostReader {
+  constructor(readonly layout: SysfsLayout) {}
+
+  device(address: PciAddress): PciDevice | null {
+    try {
+      return readDevice(this.layout, address, { names: null });
+    } catch {
+      // Vanishing while being read (a VF removed by sriov_numvfs=0) is the same as vanished.
+      return existsSync(this.layout.device(address)) ? readDevice(this.layout, address, { names: null }) : null;
+    }
+  }
+
+  exists(address: PciAddress): boolean {
+    return existsSync(this.layout.device(address));
+  }
+
+  /** The driver the device is bound to now (its driver link), null when unbound or vanished. */
+  driverOf(address: PciAddress): string | null {
+    try {
+      return path.basename(readlinkSync(this.layout.device(address, 'driver')));
+    } catch {
+      return null;
+    }
+  }
+
+  driverLoaded(name: string): boolean {
+    return existsSync(this.layout.driver(name));
+  }
+
+  groupMembers(group: number): PciAddress[] {
+    return this.addressesIn(path.join(this.layout.iommuGroupsDir, String(group), 'devices'));
+  }
+
+  /** Every function on the same PCI domain:bus as `address` (itself included). */
+  busFunctions(address: PciAddress): PciAddress[] {
+    const bus = address.slice(0, 7);
+    return this.addressesIn(this.layout.pciDevicesDir).filter((other) => other.startsWith(bus));
+  }
+
+  iommuEnabled(): boolean {
+    try {
+      return readdirSync(this.layout.iommuGroupsDir).length > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  vfioDevices(): string[] {
+    try {
+      return readdirSync(this.layout.vfioDevDir).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  private addressesIn(dir: string): PciAddress[] {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return [];
+    }
+    return names.map((name) => tryParseAddress(name)).filter((address): address is PciAddress => address !== null).sort();
+  }
+}

@@ -1,0 +1,69 @@
+import type { PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
+import type { HostUse, HostView } from '../core/plan-types.js';
+import { isStubDriver } from '../core/stub-driver.js';
+import type { Tables } from '../core/tables.js';
+import type { HostUsagePort } from '../host/host-usage-port.js';
+import type { HostReader } from './host-reader.js';
+
+export interface ViewScope {
+  /** The devices of the request (and, for reattach/status, the inactive entries to check). */
+  readonly addresses: readonly PciAddress[];
+  /** Drivers whose presence the plan needs to know (the requested stub driver). */
+  readonly drivers: readonly string[];
+  /** Ask the host-usage port about devices that would leave their host driver. */
+  readonly hostUse: boolean;
+}
+
+/**
+ * Reads what a plan needs: the devices, the members of their IOMMU groups, the functions that
+ * share a bus with a device whose reset is bus-level, which drivers are loaded, host usage.
+ */
+export async function buildHostView(
+  reader: HostReader,
+  hostUsage: HostUsagePort,
+  tables: Tables,
+  scope: ViewScope,
+): Promise<HostView> {
+  const devices = new Map<PciAddress, PciDevice | null>();
+  const read = (address: PciAddress): PciDevice | null => {
+    if (!devices.has(address)) devices.set(address, reader.device(address));
+    return devices.get(address) ?? null;
+  };
+  const requested = scope.addresses.map(read);
+
+  const groups = new Map<number, readonly PciAddress[]>();
+  const busSiblings = new Map<PciAddress, readonly PciAddress[]>();
+  for (const device of requested) {
+    if (device === null) continue;
+    if (device.iommuGroup !== null && !groups.has(device.iommuGroup)) {
+      const members = reader.groupMembers(device.iommuGroup);
+      groups.set(device.iommuGroup, members);
+      members.forEach(read);
+    }
+    if (device.resetMethods[0] === 'bus') {
+      const siblings = reader.busFunctions(device.address);
+      busSiblings.set(device.address, siblings);
+      siblings.forEach(read);
+    }
+  }
+
+  const wanted = new Set(scope.drivers);
+  const inScope = new Set<string>(scope.addresses);
+  for (const entry of [...tables.active, ...tables.inactive]) {
+    if (!inScope.has(entry.address)) continue;
+    wanted.add(entry.stubDriver);
+    if (entry.originalDriver !== null) wanted.add(entry.originalDriver);
+  }
+  for (const device of devices.values()) if (device?.driver) wanted.add(device.driver);
+  const loadedDrivers = new Set([...wanted].filter((name) => reader.driverLoaded(name)));
+
+  let hostUse: ReadonlyMap<PciAddress, readonly HostUse[]> = new Map();
+  if (scope.hostUse) {
+    const leaving = [...devices.values()].filter(
+      (device): device is PciDevice => device !== null && !isStubDriver(device.driver),
+    );
+    hostUse = await hostUsage.usesOf(leaving);
+  }
+  return { devices, groups, loadedDrivers, hostUse, busSiblings, tables };
+}

@@ -1,0 +1,226 @@
+import type { PciAddress } from '../core/address.js';
+import { HostdevError } from '../core/errors.js';
+import { planAssign } from '../core/plan-assign.js';
+import { planDetach, planReattach, planReset } from '../core/plan-node.js';
+import { planRelease } from '../core/plan-release.js';
+import type { HostView, OperationName, Plan } from '../core/plan-types.js';
+import { DEFAULT_STUB_DRIVER } from '../core/stub-driver.js';
+import { TableIndex, type Owner, type Tables } from '../core/tables.js';
+import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
+import { SysfsLayout } from '../sysfs/paths.js';
+import { StateStore } from '../state/store.js';
+import { executePlan, type Execution } from './executor.js';
+import { HostReader } from './host-reader.js';
+import { buildHostView, type ViewScope } from './host-view.js';
+import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
+import { readStatus, type StatusReport } from './status.js';
+
+export const DEFAULT_HYPERVISOR = 'qemu';
+
+/** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
+export type RecoverFn = (context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }) => Promise<unknown>;
+
+export interface OpenOptions {
+  /** The directory that stands for "/" (sysfs is read under ROOT/sys). */
+  readonly root: string;
+  readonly stateDir: string;
+  readonly kernel: KernelPort;
+  readonly hostUsage?: HostUsagePort;
+  readonly lockTimeoutMs?: number;
+  /** Runs before the first operation; its report is kept for `status`. */
+  readonly recover?: RecoverFn;
+  /** FOR BENCHMARKS ONLY: see StoreOptions.journal. */
+  readonly journal?: boolean;
+}
+
+export interface DetachOptions {
+  readonly stubDriver?: string;
+  readonly force?: boolean;
+  readonly dryRun?: boolean;
+}
+
+export interface AssignRequest {
+  readonly domain: string;
+  readonly hypervisor?: string;
+  readonly addresses: readonly PciAddress[];
+  /** Default true: hostdev detaches the devices itself. */
+  readonly managed?: boolean;
+  readonly stubDriver?: string;
+  readonly withGroup?: boolean;
+  readonly force?: boolean;
+  readonly dryRun?: boolean;
+}
+
+export interface ReleaseRequest {
+  readonly domain: string;
+  readonly hypervisor?: string;
+  /** Default: every device of the domain. */
+  readonly addresses?: readonly PciAddress[];
+  readonly dryRun?: boolean;
+}
+
+/**
+ * libvirt's virHostdevManager for PCI devices: node-device detach/reattach/reset, prepare and
+ * release of a domain's devices, over two persistent tables. Every mutating call has a `plan*`
+ * twin that computes the same plan without changing anything (`--dry-run`).
+ */
+export class HostdevManager {
+  private readonly reader: HostReader;
+
+  private constructor(
+    readonly layout: SysfsLayout,
+    readonly store: StateStore,
+    private readonly kernel: KernelPort,
+    private readonly hostUsage: HostUsagePort,
+    readonly recovery: unknown,
+  ) {
+    this.reader = new HostReader(layout);
+  }
+
+  static async open(options: OpenOptions): Promise<HostdevManager> {
+    const layout = new SysfsLayout(options.root);
+    const storeOptions = {
+      ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+      ...(options.journal === undefined ? {} : { journal: options.journal }),
+    };
+    const store = StateStore.open(options.stateDir, storeOptions);
+    try {
+      const recovery = options.recover ? await options.recover({ store, kernel: options.kernel, layout }) : null;
+      return new HostdevManager(layout, store, options.kernel, options.hostUsage ?? NO_HOST_USAGE, recovery);
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  // ---- node devices (libvirt's nodedev-detach / nodedev-reattach / nodedev-reset) ----
+
+  detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
+    const stubDriver = options.stubDriver ?? DEFAULT_STUB_DRIVER;
+    return this.perform(
+      'detach',
+      () => ({ addresses: [address], drivers: [stubDriver], hostUse: true }),
+      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
+      options.dryRun ?? false,
+    ).then(([plan, execution]) => operationReport(plan, execution));
+  }
+
+  planDetach(address: PciAddress, options: DetachOptions = {}): Promise<Plan> {
+    return this.detach(address, { ...options, dryRun: true }).then((report) => report.plan);
+  }
+
+  reattach(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+    return this.perform(
+      'reattach',
+      (tables) => ({ addresses: [address, ...tables.inactive.map((entry) => entry.address)], drivers: [], hostUse: false }),
+      (view) => planReattach(view, address),
+      options.dryRun ?? false,
+    ).then(([plan, execution]) => operationReport(plan, execution));
+  }
+
+  planReattach(address: PciAddress): Promise<Plan> {
+    return this.reattach(address, { dryRun: true }).then((report) => report.plan);
+  }
+
+  reset(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+    return this.perform(
+      'reset',
+      () => ({ addresses: [address], drivers: [], hostUse: false }),
+      (view) => planReset(view, address),
+      options.dryRun ?? false,
+    ).then(([plan, execution]) => operationReport(plan, execution));
+  }
+
+  planReset(address: PciAddress): Promise<Plan> {
+    return this.reset(address, { dryRun: true }).then((report) => report.plan);
+  }
+
+  // ---- domains (libvirt's virHostdevPreparePCIDevices / virHostdevReAttachPCIDevices) ----
+
+  assign(request: AssignRequest): Promise<OperationReport> {
+    const owner = ownerOf(request);
+    const stubDriver = request.stubDriver ?? DEFAULT_STUB_DRIVER;
+    return this.perform(
+      'assign',
+      () => ({ addresses: request.addresses, drivers: [stubDriver], hostUse: true }),
+      (view) =>
+        planAssign(view, {
+          owner,
+          addresses: request.addresses,
+          managed: request.managed ?? true,
+          stubDriver,
+          withGroup: request.withGroup ?? false,
+          force: request.force ?? false,
+        }),
+      request.dryRun ?? false,
+    ).then(([plan, execution]) => operationReport(plan, execution));
+  }
+
+  prepareDomain(request: AssignRequest): Promise<OperationReport> {
+    return this.assign(request);
+  }
+
+  planAssign(request: AssignRequest): Promise<Plan> {
+    return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
+  }
+
+  release(request: ReleaseRequest): Promise<ReleaseReport> {
+    const owner = ownerOf(request);
+    return this.perform(
+      'release',
+      (tables) => ({
+        addresses: request.addresses ?? new TableIndex(tables).ownedBy(owner).map((entry) => entry.address),
+        drivers: [],
+        hostUse: false,
+      }),
+      (view) => planRelease(view, { owner, addresses: request.addresses }),
+      request.dryRun ?? false,
+    ).then(([plan, execution]) => releaseReport(plan, execution));
+  }
+
+  releaseDomain(request: ReleaseRequest): Promise<ReleaseReport> {
+    return this.release(request);
+  }
+
+  planRelease(request: ReleaseRequest): Promise<Plan> {
+    return this.release({ ...request, dryRun: true }).then((report) => report.plan);
+  }
+
+  /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
+  status(): Promise<StatusReport> {
+    return readStatus(this.store, this.reader, this.recovery);
+  }
+
+  /** The tables as stored (no lock, no pruning): for `list`/`show` owner columns. */
+  tables(): Tables {
+    return this.store.readTables();
+  }
+
+  private async perform(
+    name: OperationName,
+    scope: (tables: Tables) => ViewScope,
+    planner: (view: HostView) => Plan,
+    dryRun: boolean,
+  ): Promise<[Plan, Execution | null]> {
+    const plan = async (tables: Tables): Promise<Plan> =>
+      planner(await buildHostView(this.reader, this.hostUsage, tables, scope(tables)));
+    if (dryRun) return [await plan(this.store.readTables()), null];
+    return this.store.exclusive(name, async (op) => {
+      const planned = await plan(op.tables());
+      const execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader });
+      return [planned, execution];
+    });
+  }
+}
+
+function ownerOf(request: { domain: string; hypervisor?: string | undefined }): Owner {
+  if (request.domain.trim() === '') {
+    throw new HostdevError('HOSTDEV_USAGE', 'a domain name is required', { hint: 'Pass --domain NAME.' });
+  }
+  return { driver: request.hypervisor ?? DEFAULT_HYPERVISOR, domain: request.domain };
+}

@@ -1,0 +1,42 @@
+import type { PciAddress } from '../core/address.js';
+import { HostdevError, isHostdevError } from '../core/errors.js';
+import { KernelWriteError } from '../sysfs/kernel-port.js';
+
+const HINTS: Readonly<Record<string, string>> = {
+  EBUSY: 'The device or driver is busy: it may already be bound, or a process still holds it.',
+  ENODEV: 'The driver did not take the device: its driver_override names another driver or its ID table does not match.',
+  ENOENT: 'The sysfs file does not exist: the device vanished or the kernel lacks the feature.',
+  EINVAL: 'The kernel refused the value written.',
+  ENOTTY: 'The device has no usable reset method.',
+  EACCES: 'Run hostdev as root.',
+  EPERM: 'Run hostdev as root.',
+  ERANGE: 'The value is out of the range the device supports.',
+};
+
+/** A refused sysfs write as a catalog error that names the device, the file and the errno. */
+export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevError {
+  if (isHostdevError(error)) return error;
+  if (error instanceof KernelWriteError) {
+    return new HostdevError(
+      'HOSTDEV_KERNEL_WRITE',
+      `writing ${JSON.stringify(error.value)} to ${error.hostPath} for PCI device ${address} failed: ${error.errno}`,
+      {
+        hint: HINTS[error.errno] ?? 'See dmesg for what the kernel said.',
+        details: { address, path: error.hostPath, errno: error.errno },
+        cause: error,
+      },
+    );
+  }
+  return new HostdevError('HOSTDEV_INTERNAL', `unexpected failure while changing PCI device ${address}: ${String(error)}`, {
+    details: { address },
+    cause: error,
+  });
+}
+
+export function moduleUnavailable(driver: string, module: string, cause: unknown): HostdevError {
+  return new HostdevError('HOSTDEV_DRIVER_UNAVAILABLE', `driver ${driver} is not available: loading module ${module} failed`, {
+    hint: `Install the kernel module (modprobe ${module}) or pick another stub with --driver.`,
+    details: { driver },
+    cause,
+  });
+}

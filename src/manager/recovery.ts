@@ -1,0 +1,319 @@
+import type { PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
+import { HostdevError } from '../core/errors.js';
+import { reattachSteps, restoreSteps } from '../core/plan-device.js';
+import type { RestorePoint, Step } from '../core/plan-types.js';
+import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
+import {
+  applyChanges,
+  TableIndex,
+  toInactive,
+  type Located,
+  type Owner,
+  type TableChange,
+  type Tables,
+} from '../core/tables.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import type { JournalRecord, StateStore } from '../state/store.js';
+import { HostReader } from './host-reader.js';
+
+/** The reads recovery needs (HostReader has them). */
+export interface RecoveryReader {
+  /** The device now; null when it is not on the host. */
+  device(address: PciAddress): PciDevice | null;
+  /** Its driver link now; null when unbound or vanished. */
+  driverOf(address: PciAddress): string | null;
+  exists(address: PciAddress): boolean;
+  driverLoaded(name: string): boolean;
+}
+
+export type TableName = 'active' | 'inactive';
+
+/** A device an unfinished operation had touched, and what recovery made of it. */
+export interface RepairedDevice {
+  readonly address: PciAddress;
+  /** The operation that never finished: detach, reattach, reset, assign, release. */
+  readonly operation: string;
+  readonly direction: 'rolled-back' | 'rolled-forward';
+  /** "ok": consistent again; "failed": could not be driven there (see error and warnings). */
+  readonly outcome: 'ok' | 'failed';
+  /** Its driver after recovery, and where the tables record it. */
+  readonly driver: string | null;
+  readonly table: TableName | null;
+  readonly error: string | null;
+}
+
+/** A table entry dropped because its device is no longer on the host. */
+export interface PrunedEntry {
+  readonly address: PciAddress;
+  readonly table: TableName;
+  readonly usedBy: Owner | null;
+}
+
+/** A table entry whose device is not on the stub driver the table says: someone changed it by hand. */
+export interface DriftEntry {
+  readonly address: PciAddress;
+  readonly table: TableName;
+  readonly usedBy: Owner | null;
+  readonly expectedDriver: string;
+  readonly actualDriver: string | null;
+}
+
+/** What `HostdevManager.open` found and did; `status` shows it as `recovery`. */
+export interface RecoveryReport {
+  readonly repaired: readonly RepairedDevice[];
+  readonly pruned: readonly PrunedEntry[];
+  readonly drift: readonly DriftEntry[];
+  readonly warnings: readonly string[];
+}
+
+export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], warnings: [] };
+
+/** The operation names whose unfinished devices are rolled forward (see `direction`). */
+const TOWARD_HOST = new Set(['release', 'reattach']);
+
+/**
+ * Brings the host and the tables back to a state where every device is either fully assigned
+ * (or detached) as recorded, or back on its original driver and in no table. Runs on every
+ * open of the manager.
+ *
+ * Without unfinished journal rows and vanished devices it takes no lock and writes nothing:
+ * it only reports drift. Otherwise it works under the state lock, where any journal row left
+ * belongs to an operation that died (a live one holds the lock until its commit clears them).
+ *
+ * Recovery writes no journal rows of its own: it clears the dead operations' rows only in the
+ * commit that records its result, and every step is computed from the device's state as read
+ * now, so a recovery killed half-way is simply done again by the next open.
+ */
+export async function recover(store: StateStore, kernel: KernelPort, reader: RecoveryReader): Promise<RecoveryReport> {
+  const before = store.readState();
+  if (before.journal.length === 0) {
+    const look = inspect(before.tables, reader);
+    if (look.vanished.length === 0) {
+      // Drift read without the lock could be an operation in flight: keep only entries that
+      // were the same, with no journal row, before and after the device reads.
+      const after = store.readState();
+      const busy = new Set<string>(after.journal.map((row) => row.address));
+      const drift = look.drift.filter(
+        (d) => !busy.has(d.address) && sameEntry(before.tables, after.tables, d.address),
+      );
+      return { ...EMPTY_RECOVERY_REPORT, drift };
+    }
+  }
+  return store.exclusive('recover', async (op) => {
+    const tables = op.tables();
+    const unfinished = op.unfinished();
+    const index = new TableIndex(tables);
+    const warnings: string[] = [];
+    const repaired: RepairedDevice[] = [];
+    const changes: TableChange[] = [];
+    for (const [address, rows] of byAddress(unfinished)) {
+      const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings);
+      if (result.repaired) repaired.push(result.repaired);
+      if (result.change) changes.push(result.change);
+    }
+    const look = inspect(applyChanges(tables, changes), reader);
+    const pruned: PrunedEntry[] = [];
+    for (const located of look.vanished) {
+      const usedBy = located.table === 'active' ? located.entry.usedBy : null;
+      pruned.push({ address: located.entry.address, table: located.table, usedBy });
+      changes.push({ kind: 'remove', address: located.entry.address });
+      warnings.push(
+        `${located.entry.address} is no longer on this host; dropped from the ${located.table} table` +
+          (usedBy ? ` (it was used by driver ${usedBy.driver}, domain ${usedBy.domain})` : ''),
+      );
+    }
+    const report: RecoveryReport = { repaired, pruned, drift: look.drift, warnings };
+    const operations = [...new Set(unfinished.map((row) => row.operationId))];
+    op.commit(changes, { resolve: operations, report });
+    return report;
+  });
+}
+
+/** `recover` in the shape HostdevManager.open takes (OpenOptions.recover). */
+export function recoverOnOpen(context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }): Promise<RecoveryReport> {
+  return recover(context.store, context.kernel, new HostReader(context.layout));
+}
+
+function byAddress(rows: readonly JournalRecord[]): Map<PciAddress, JournalRecord[]> {
+  const grouped = new Map<PciAddress, JournalRecord[]>();
+  for (const row of rows) {
+    const list = grouped.get(row.address) ?? [];
+    list.push(row);
+    grouped.set(row.address, list);
+  }
+  return grouped;
+}
+
+function sameEntry(a: Tables, b: Tables, address: PciAddress): boolean {
+  const find = (t: Tables) => JSON.stringify(new TableIndex(t).find(address) ?? null);
+  return find(a) === find(b);
+}
+
+/** Table entries whose device vanished, and entries whose device is not on the recorded stub. */
+function inspect(tables: Tables, reader: RecoveryReader): { vanished: Located[]; drift: DriftEntry[] } {
+  const vanished: Located[] = [];
+  const drift: DriftEntry[] = [];
+  const entries: Located[] = [
+    ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
+    ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry })),
+  ];
+  for (const located of entries) {
+    const { address, stubDriver } = located.entry;
+    const driver = reader.driverOf(address);
+    if (driver === stubDriver) continue;
+    // Unbound or vanished look the same through the driver link; only then read the device.
+    if (driver === null && !reader.exists(address)) {
+      vanished.push(located);
+      continue;
+    }
+    const usedBy = located.table === 'active' ? located.entry.usedBy : null;
+    drift.push({ address, table: located.table, usedBy, expectedDriver: stubDriver, actualDriver: driver });
+  }
+  return { vanished, drift };
+}
+
+interface Repair {
+  readonly repaired: RepairedDevice | null;
+  readonly change: TableChange | null;
+}
+
+/**
+ * One device touched by dead operations (rows in journal order; the first row's restore point is
+ * the device as it was before any of them touched it; the tables still hold the state from
+ * before, because an operation changes them only in its final commit).
+ *
+ * Direction:
+ * - release and reattach are rolled FORWARD: they give a device back to the host. Once such an
+ *   operation has started, the device may already sit on its host driver and the host may be
+ *   using it (a NIC brought up, a disk mounted); taking it away again is exactly the disruption
+ *   the host-in-use guard exists to prevent. And the owner it would be returned to has let go of
+ *   it (a domain is released after its VM stopped), so keeping it assigned would record an owner
+ *   that no longer holds it. Forward means: managed devices back to their original driver and out
+ *   of the tables; an unmanaged release ends inactive, on its stub.
+ * - everything else (detach, assign, reset) is rolled BACK to the restore point, and the tables
+ *   stay as they were: the caller never got a success, so no VM was started with the device.
+ */
+async function repairDevice(
+  address: PciAddress,
+  rows: readonly JournalRecord[],
+  located: Located | undefined,
+  kernel: KernelPort,
+  reader: RecoveryReader,
+  warnings: string[],
+): Promise<Repair> {
+  const first = rows[0]!;
+  const operation = first.operationName;
+  const device = reader.device(address);
+  if (device === null) {
+    // A table entry is pruned by the reconcile that follows; a device in no table needs nothing.
+    warnings.push(`${address}, touched by an unfinished ${operation}, is no longer on this host`);
+    return { repaired: null, change: null };
+  }
+  const forward = located !== undefined && TOWARD_HOST.has(operation);
+  const direction = forward ? 'rolled-forward' : 'rolled-back';
+  let target: { steps: Step[]; driver: string | null; change: TableChange | null; table: TableName | null };
+  if (forward && located.table === 'active' && !located.entry.managed) {
+    target = { steps: [], driver: located.entry.stubDriver, change: { kind: 'set-inactive', entry: toInactive(located.entry) }, table: 'inactive' };
+  } else if (forward) {
+    const entry = toInactive(located.entry);
+    target = { steps: reattachSteps(device, entry), driver: entry.originalDriver, change: { kind: 'remove', address }, table: null };
+    if (entry.originalDriver === entry.stubDriver) target = { ...target, driver: entry.stubDriver };
+  } else {
+    target = { steps: restoreSteps(device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
+  }
+  try {
+    await runSteps(loadSteps(target.steps, target.driver, reader), kernel, reader);
+    const now = reader.driverOf(address);
+    if (now !== target.driver) throw notOn(address, target.driver, now);
+    return { repaired: repaired(address, operation, direction, 'ok', now, target.table, null), change: target.change };
+  } catch (error) {
+    return fallback(address, operation, direction, first.restore, located, reader, warnings, error);
+  }
+}
+
+/**
+ * A device recovery could not drive to its target is left recorded, never lost: if it sits on a
+ * stub (or on no driver), it is kept as or moved to inactive (managed), so `hostdev reattach`
+ * can finish the job; the warning says what happened.
+ */
+function fallback(
+  address: PciAddress,
+  operation: string,
+  direction: RepairedDevice['direction'],
+  restore: RestorePoint,
+  located: Located | undefined,
+  reader: RecoveryReader,
+  warnings: string[],
+  error: unknown,
+): Repair {
+  const message = error instanceof Error ? error.message : String(error);
+  const now = reader.driverOf(address);
+  const parked = now === null || isStubDriver(now);
+  let change: TableChange | null = null;
+  let table: TableName | null = located?.table ?? null;
+  if (parked && located?.table !== 'active') {
+    const entry = located?.entry ?? {
+      address,
+      managed: true,
+      stubDriver: now ?? DEFAULT_STUB_DRIVER,
+      originalDriver: restore.driver,
+    };
+    change = { kind: 'set-inactive', entry: toInactive(entry) };
+    table = 'inactive';
+  } else if (parked && located?.table === 'active' && TOWARD_HOST.has(operation)) {
+    change = { kind: 'set-inactive', entry: toInactive(located.entry) };
+    table = 'inactive';
+  }
+  warnings.push(
+    `recovery of ${address} after an unfinished ${operation} failed: ${message}; it is on ${now ?? 'no driver'}` +
+      (table === null ? ' and in no table' : `, recorded as ${table}`) +
+      (table === 'inactive' ? ` (run \`hostdev reattach ${address}\` to give it back to the host)` : ''),
+  );
+  return { repaired: repaired(address, operation, direction, 'failed', now, table, message), change };
+}
+
+function repaired(
+  address: PciAddress,
+  operation: string,
+  direction: RepairedDevice['direction'],
+  outcome: RepairedDevice['outcome'],
+  driver: string | null,
+  table: TableName | null,
+  error: string | null,
+): RepairedDevice {
+  return { address, operation, direction, outcome, driver, table, error };
+}
+
+/** A driver the target needs may have been unloaded meanwhile: load it first (bind needs it). */
+function loadSteps(steps: Step[], driver: string | null, reader: RecoveryReader): Step[] {
+  if (steps.length === 0 || driver === null || reader.driverLoaded(driver)) return steps;
+  return [{ kind: 'load-module', module: moduleOf(driver), driver }, ...steps];
+}
+
+async function runSteps(steps: readonly Step[], kernel: KernelPort, reader: RecoveryReader): Promise<void> {
+  for (const step of steps) {
+    switch (step.kind) {
+      case 'load-module':
+        await kernel.loadModule(step.module);
+        break;
+      case 'write':
+        await kernel.write(step.hostPath, step.value);
+        break;
+      case 'verify-driver': {
+        const now = reader.driverOf(step.address);
+        if (now !== step.expected) throw notOn(step.address, step.expected, now);
+        break;
+      }
+    }
+  }
+}
+
+function notOn(address: PciAddress, expected: string | null, actual: string | null): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_BIND_FAILED',
+    `PCI device ${address} is on ${actual ?? 'no driver'}, not on ${expected ?? 'no driver'}`,
+    { details: { address, driver: actual, expected } },
+  );
+}

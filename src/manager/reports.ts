@@ -1,0 +1,68 @@
+import type { PciAddress } from '../core/address.js';
+import { formatStep, planSteps, type Plan, type ResetChoice } from '../core/plan-types.js';
+import type { TableChange } from '../core/tables.js';
+import type { Execution } from './executor.js';
+
+export interface FailureReport {
+  readonly address: PciAddress;
+  readonly phase: string;
+  readonly code: string;
+  readonly message: string;
+}
+
+/** What a mutating call did (or, on a dry run, would do). */
+export interface OperationReport {
+  readonly operation: Plan['operation'];
+  readonly dryRun: boolean;
+  /** The plan, in order: writes, module loads and read-back checks, one line each. */
+  readonly steps: readonly string[];
+  readonly changes: readonly TableChange[];
+  readonly pruned: readonly PciAddress[];
+  readonly resets: readonly ResetChoice[];
+  readonly failures: readonly FailureReport[];
+  readonly notes: readonly string[];
+  readonly plan: Plan;
+}
+
+export interface ReleaseReport extends OperationReport {
+  /** Devices that left the domain. */
+  readonly released: readonly PciAddress[];
+  /** Released and back on their original driver (managed). */
+  readonly reattached: readonly PciAddress[];
+  /** Released and still on the stub, in the inactive table (unmanaged, or a failed reattach). */
+  readonly inactive: readonly PciAddress[];
+}
+
+export function operationReport(plan: Plan, execution: Execution | null): OperationReport {
+  return {
+    operation: plan.operation,
+    dryRun: execution === null,
+    steps: planSteps(plan).map(formatStep),
+    changes: execution?.changes ?? plan.changes,
+    pruned: plan.pruned,
+    resets: plan.resets,
+    failures: (execution?.failures ?? []).map((failure) => ({
+      address: failure.address,
+      phase: failure.phase,
+      code: failure.error.code,
+      message: failure.error.message,
+    })),
+    notes: plan.notes,
+    plan,
+  };
+}
+
+export function releaseReport(plan: Plan, execution: Execution | null): ReleaseReport {
+  const report = operationReport(plan, execution);
+  const pruned = new Set<string>(plan.pruned);
+  const released: PciAddress[] = [];
+  const reattached: PciAddress[] = [];
+  const inactive: PciAddress[] = [];
+  for (const change of report.changes) {
+    const address = change.kind === 'remove' ? change.address : change.entry.address;
+    if (pruned.has(address)) continue;
+    released.push(address);
+    (change.kind === 'remove' ? reattached : inactive).push(address);
+  }
+  return { ...report, released, reattached, inactive };
+}

@@ -1,0 +1,48 @@
+import type { PciAddress } from '../core/address.js';
+import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
+import type { StateStore } from '../state/store.js';
+import type { HostReader } from './host-reader.js';
+
+export interface StatusReport {
+  readonly active: readonly ActiveEntry[];
+  readonly inactive: readonly InactiveEntry[];
+  /** Inactive entries whose device vanished, removed by this status call. */
+  readonly pruned: readonly PciAddress[];
+  /** Active entries whose device vanished: the domain's release prunes them. */
+  readonly missing: readonly PciAddress[];
+  readonly iommu: { readonly enabled: boolean };
+  readonly vfio: { readonly loaded: boolean; readonly groups: readonly string[] };
+  readonly journal: { readonly unfinished: number };
+  /** What recovery repaired when this manager opened (null when it had nothing to do or none ran). */
+  readonly recovery: unknown;
+}
+
+/**
+ * Both tables as the `status` command shows them. A vanished inactive device is owned by nobody,
+ * so no release would ever remove it: status prunes it, under the lock, like release does.
+ */
+export async function readStatus(store: StateStore, reader: HostReader, recovery: unknown): Promise<StatusReport> {
+  const vanished = (entries: ReadonlyArray<{ address: PciAddress }>): PciAddress[] =>
+    entries.filter((entry) => !reader.exists(entry.address)).map((entry) => entry.address);
+
+  let tables = store.readTables();
+  let pruned: PciAddress[] = [];
+  if (vanished(tables.inactive).length > 0) {
+    [tables, pruned] = await store.exclusive('status', async (op) => {
+      const current = op.tables();
+      const gone = vanished(current.inactive);
+      op.commit(gone.map((address) => ({ kind: 'remove' as const, address })));
+      return [op.tables(), gone] as const;
+    });
+  }
+  return {
+    active: tables.active,
+    inactive: tables.inactive,
+    pruned,
+    missing: vanished(tables.active),
+    iommu: { enabled: reader.iommuEnabled() },
+    vfio: { loaded: reader.driverLoaded('vfio-pci'), groups: reader.vfioDevices() },
+    journal: { unfinished: store.readJournal().length },
+    recovery,
+  };
+}

@@ -1,0 +1,242 @@
+import type { PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
+import { HostdevError } from '../core/errors.js';
+import { isStubDriver } from '../core/stub-driver.js';
+import type { Owner, Tables } from '../core/tables.js';
+import { describeHolding, numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
+import type { NetPort } from '../net/net-port.js';
+import type { VfNetInfo } from '../net/vf-net-config.js';
+import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import { readDevice } from '../sysfs/read-device.js';
+import type { StateChange, StateStore } from '../state/store.js';
+
+/** `hostdev vf list` and `hostdev vf set-count` (issue 6). */
+
+export interface VfListEntry {
+  readonly index: number;
+  readonly address: PciAddress;
+  readonly driver: string | null;
+  readonly netdev: string | null;
+  readonly table: 'active' | 'inactive' | null;
+  readonly owner: Owner | null;
+  readonly mac: string | null;
+  readonly vlan: number | null;
+  readonly spoofchk: boolean | null;
+  readonly trust: boolean | null;
+}
+
+export interface VfListReport {
+  readonly pf: PciAddress;
+  readonly pfDriver: string | null;
+  readonly pfNetdev: string | null;
+  readonly totalVfs: number;
+  readonly numVfs: number;
+  readonly vfs: readonly VfListEntry[];
+  readonly warnings: readonly string[];
+}
+
+function readPf(layout: SysfsLayout, pf: PciAddress): PciDevice & { sriov: NonNullable<PciDevice['sriov']> } {
+  const device = readDevice(layout, pf, { names: null });
+  if (device === null) {
+    throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `PCI device ${pf} not found on this host`, { details: { address: pf } });
+  }
+  if (device.sriov === null) {
+    const vfHint = device.physfn === null ? '' : ` (it is VF of ${device.physfn})`;
+    throw new HostdevError('HOSTDEV_NOT_SRIOV', `${pf} is not an SR-IOV physical function${vfHint}`, {
+      hint: 'Give the address of a PF: `hostdev list` shows the ones with a VF count.',
+      details: { address: pf, driver: device.driver },
+    });
+  }
+  return device as PciDevice & { sriov: NonNullable<PciDevice['sriov']> };
+}
+
+function locate(tables: Tables, address: PciAddress): { table: 'active' | 'inactive' | null; owner: Owner | null } {
+  const active = tables.active.find((entry) => entry.address === address);
+  if (active !== undefined) return { table: 'active', owner: active.usedBy };
+  if (tables.inactive.some((entry) => entry.address === address)) return { table: 'inactive', owner: null };
+  return { table: null, owner: null };
+}
+
+/** The PF's VFs in index order, from its virtfnN links (never computed from offset and stride). */
+export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort | null, pfAddress: PciAddress): Promise<VfListReport> {
+  const pf = readPf(layout, pfAddress);
+  const warnings: string[] = [];
+  const pfNetdev = pf.netdevs[0] ?? null;
+  let netInfo: readonly VfNetInfo[] = [];
+  if (net !== null && pfNetdev !== null && pf.virtfns.length > 0) {
+    try {
+      netInfo = (await net.show(pfNetdev)).vfs;
+    } catch (error) {
+      warnings.push(`VF MAC/VLAN unknown: ${(error as Error).message}`);
+    }
+  }
+  const vfs = pf.virtfns.map((address, index): VfListEntry => {
+    const vf = readDevice(layout, address, { names: null });
+    const info = netInfo.find((entry) => entry.vf === index);
+    return {
+      index,
+      address,
+      driver: vf?.driver ?? null,
+      netdev: vf?.netdevs[0] ?? null,
+      ...locate(tables, address),
+      mac: info?.mac ?? null,
+      vlan: info?.vlan ?? null,
+      spoofchk: info?.spoofchk ?? null,
+      trust: info?.trust ?? null,
+    };
+  });
+  return { pf: pfAddress, pfDriver: pf.driver, pfNetdev, totalVfs: pf.sriov.totalVfs, numVfs: pf.sriov.numVfs, vfs, warnings };
+}
+
+export interface SetCountRequest {
+  readonly pf: PciAddress;
+  readonly count: number;
+  readonly force: boolean;
+  readonly dryRun: boolean;
+  /** null: leave sriov_drivers_autoprobe as it is. */
+  readonly autoprobe: boolean | null;
+  /** Longest wait for the new VFs to exist (and bind, with autoprobe). */
+  readonly waitMs: number;
+  readonly onProgress?: (line: string) => void;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface PrunedVf {
+  readonly address: PciAddress;
+  readonly vfIndex: number;
+  readonly table: 'active' | 'inactive';
+  readonly owner: Owner | null;
+}
+
+export interface SetCountReport {
+  readonly pf: PciAddress;
+  readonly from: number;
+  readonly to: number;
+  readonly dryRun: boolean;
+  /** The sysfs writes, in order ("/sys/.../sriov_numvfs = 0"). */
+  readonly steps: readonly string[];
+  readonly pruned: readonly PrunedVf[];
+  /** VFs that sat on a stub outside the tables, pulled away by --force. */
+  readonly stubbed: readonly PciAddress[];
+  /** The VFs after the change, with their drivers. */
+  readonly vfs: ReadonlyArray<{ readonly address: PciAddress; readonly driver: string | null }>;
+  readonly waitedMs: number;
+}
+
+function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {
+  return pf.virtfns.map((address, vfIndex) => ({
+    address,
+    vfIndex,
+    driver: readDevice(layout, address, { names: null })?.driver ?? null,
+    ...locate(tables, address),
+  }));
+}
+
+function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): { plan: VfCountPlan; pf: PciDevice } {
+  const pf = readPf(layout, request.pf);
+  const plan = planVfCount({
+    pf: request.pf,
+    numVfs: pf.sriov!.numVfs,
+    totalVfs: pf.sriov!.totalVfs,
+    requested: request.count,
+    vfs: holdings(layout, tables, pf),
+    force: request.force,
+    autoprobe: request.autoprobe,
+    isStubDriver,
+  });
+  return { plan, pf };
+}
+
+function stepLines(plan: VfCountPlan): string[] {
+  return plan.writes.map((write) => `write ${write.value} > ${write.hostPath}`);
+}
+
+/**
+ * Changes the VF count through 0, under the state lock. Each write is journaled before it is made.
+ * With --force, the VFs in the tables are pruned in the operation's one commit (tables cleaned,
+ * saved VF config dropped, owners reported) — also when a later write fails.
+ */
+export async function setVfCount(
+  context: { readonly layout: SysfsLayout; readonly store: StateStore; readonly kernel: KernelPort },
+  request: SetCountRequest,
+): Promise<SetCountReport> {
+  const { layout, store, kernel } = context;
+  if (request.dryRun) {
+    const { plan } = planFor(layout, store.readTables(), request);
+    return report(plan, true, [], 0);
+  }
+  const plan = await store.exclusive('vf-set-count', async (op) => {
+    const { plan, pf } = planFor(layout, op.tables(), request);
+    const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
+    const savedConfigs = new Set(op.vfConfigs().map((row) => row.address));
+    const changes: StateChange[] = [];
+    for (const vf of plan.prune) {
+      changes.push({ kind: 'remove', address: vf.address });
+      if (savedConfigs.has(vf.address)) changes.push({ kind: 'drop-vf-config', address: vf.address });
+    }
+    let failure: unknown = null;
+    for (const write of plan.writes) {
+      const handle = op.intend({ address: request.pf, action: 'sriov-numvfs', hostPath: write.hostPath, value: write.value, restore });
+      try {
+        await kernel.write(write.hostPath, write.value);
+      } catch (error) {
+        failure = error instanceof KernelWriteError ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null) : error;
+        break;
+      }
+      op.done(handle);
+    }
+    // The VFs left the host with the first write (N -> 0): their entries go whatever happens next.
+    const removedAny = plan.writes.some((write) => write.hostPath.endsWith('sriov_numvfs'));
+    op.commit(removedAny ? changes : []);
+    if (failure !== null) throw failure;
+    return plan;
+  });
+  const waitedMs = await waitForVfs(layout, plan, request);
+  return report(plan, false, holdingsAfter(layout, request.pf), waitedMs);
+}
+
+function holdingsAfter(layout: SysfsLayout, pf: PciAddress): Array<{ address: PciAddress; driver: string | null }> {
+  const device = readDevice(layout, pf, { names: null });
+  return (device?.virtfns ?? []).map((address) => ({ address, driver: readDevice(layout, address, { names: null })?.driver ?? null }));
+}
+
+function report(plan: VfCountPlan, dryRun: boolean, vfs: SetCountReport['vfs'], waitedMs: number): SetCountReport {
+  return {
+    pf: plan.pf,
+    from: plan.from,
+    to: plan.to,
+    dryRun,
+    steps: stepLines(plan),
+    pruned: plan.prune.map((vf) => ({ address: vf.address, vfIndex: vf.vfIndex, table: vf.table!, owner: vf.owner })),
+    stubbed: plan.stubbed.map((vf) => vf.address),
+    vfs,
+    waitedMs,
+  };
+}
+
+/** Bounded wait until `to` VFs exist and, with autoprobe, each has a driver. */
+async function waitForVfs(layout: SysfsLayout, plan: VfCountPlan, request: SetCountRequest): Promise<number> {
+  if (plan.writes.length === 0 || plan.to === 0) return 0;
+  const sleep = request.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const start = Date.now();
+  let last = '';
+  for (;;) {
+    const vfs = holdingsAfter(layout, plan.pf);
+    const bound = vfs.filter((vf) => vf.driver !== null).length;
+    const done = vfs.length >= plan.to && (!plan.expectDriver || bound >= plan.to);
+    const line = `waiting for the VFs of ${plan.pf}: ${vfs.length}/${plan.to} present${plan.expectDriver ? `, ${bound}/${plan.to} bound` : ''}`;
+    if (line !== last) request.onProgress?.(line);
+    last = line;
+    if (done) return Date.now() - start;
+    if (Date.now() - start >= request.waitMs) {
+      throw new HostdevError('HOSTDEV_TIMEOUT', `the VF count of ${plan.pf} is now ${plan.to}, but after ${request.waitMs} ms ${line.replace(/^waiting for /, '')}`, {
+        hint: 'The PF driver may still be creating them; check `hostdev vf list` and dmesg.',
+        details: { address: plan.pf },
+      });
+    }
+    await sleep(50);
+  }
+}
+
+export { describeHolding };

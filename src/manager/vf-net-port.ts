@@ -1,0 +1,29 @@
+import { lstatSync } from 'node:fs';
+import type { NetPort } from '../net/net-port.js';
+import { Iproute2NetPort } from '../net/iproute2.js';
+import { SimNetPort } from '../net/sim-net.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import { readInventory } from '../sysfs/reader.js';
+
+/**
+ * The NetPort for a host: iproute2 on a real one, the emulation on a simulated one. The
+ * emulation learns each PF interface's VF count from sysfs, and a generation from its virtfn0
+ * link (recreated by every N -> 0 -> M), so VF config starts from defaults as on real NICs.
+ */
+export function netPortFor(layout: SysfsLayout, simulated: boolean): NetPort {
+  if (!simulated) return new Iproute2NetPort();
+  return new SimNetPort(layout.root, async (ifname) => {
+    const pf = readInventory(layout, { names: null }).devices.find(
+      (device) => device.sriov !== null && device.netdevs.includes(ifname),
+    );
+    if (pf === undefined || pf.sriov === null) return null;
+    let generation: string | null = null;
+    try {
+      const link = lstatSync(layout.device(pf.address, 'virtfn0'), { bigint: true });
+      generation = `${link.ino}:${link.mtimeNs}`;
+    } catch {
+      generation = null;
+    }
+    return { numVfs: pf.sriov.numVfs, generation };
+  });
+}

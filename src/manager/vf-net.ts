@@ -1,0 +1,217 @@
+import type { PciAddress } from '../core/address.js';
+import { HostdevError } from '../core/errors.js';
+import type { NetPort } from '../net/net-port.js';
+import {
+  describeSetting,
+  NO_MAC,
+  pfDownError,
+  restoreSettings,
+  settingsFor,
+  type VfNetConfig,
+  type VfNetRequest,
+  type VfSetting,
+} from '../net/vf-net-config.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import { readDevice } from '../sysfs/read-device.js';
+import type { Operation, StateChange, StateStore, VfConfig } from '../state/store.js';
+
+/**
+ * VF network config across assign and release (issue 6):
+ *  - assign, before the VF is given away: read the VF's admin MAC, VLAN, spoofchk and trust from
+ *    the PF, SAVE them in the state database (durable before anything changes), then apply what
+ *    was asked, in the order Intel NICs need (VLAN, trust, MAC, spoofchk);
+ *  - release: put the saved values back, then drop the saved row in the release's commit;
+ *  - crash: a saved row whose VF is not in the active table belongs to an assign that never
+ *    completed (or a release that never committed): `restoreOrphanVfConfigs` restores it;
+ *  - prune: the saved row of a vanished VF is dropped with its table entry (libvirt leaks those).
+ */
+
+/** Where a VF's config lives: its PF's network interface and its VF index there. */
+export interface VfNetTarget {
+  readonly address: PciAddress;
+  readonly pf: PciAddress;
+  readonly pfNetdev: string;
+  readonly vfIndex: number;
+}
+
+export function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarget {
+  const vf = readDevice(layout, address, { names: null });
+  if (vf === null) {
+    throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `PCI device ${address} not found on this host`, { details: { address } });
+  }
+  if (vf.physfn === null) {
+    throw new HostdevError('HOSTDEV_NOT_SRIOV', `${address} is not an SR-IOV VF: --mac/--vlan/--spoofchk/--trust apply to VFs only`, {
+      hint: 'Give the address of a VF (see `hostdev vf list PF`).',
+      details: { address, driver: vf.driver },
+    });
+  }
+  const pf = readDevice(layout, vf.physfn, { names: null });
+  const vfIndex = pf?.virtfns.indexOf(address) ?? -1;
+  const pfNetdev = pf?.netdevs[0];
+  if (pf === null || vfIndex < 0 || pfNetdev === undefined) {
+    throw new HostdevError(
+      'HOSTDEV_NET_CONFIG',
+      `the PF ${vf.physfn} of VF ${address} has no network interface (driver ${pf?.driver ?? 'none'}); its VFs' MAC and VLAN cannot be set`,
+      { hint: 'Bind the PF to its network driver first.', details: { address, pf: vf.physfn } },
+    );
+  }
+  return { address, pf: vf.physfn, pfNetdev, vfIndex };
+}
+
+function toStored(target: VfNetTarget, config: VfNetConfig): VfConfig {
+  return {
+    address: target.address,
+    pf: target.pfNetdev,
+    vfIndex: target.vfIndex,
+    mac: config.mac,
+    vlan: config.vlan,
+    spoofchk: config.spoofchk,
+    trust: config.trust,
+  };
+}
+
+function fromStored(saved: VfConfig): VfNetConfig {
+  return {
+    mac: saved.mac ?? NO_MAC,
+    vlan: saved.vlan ?? 0,
+    qos: 0,
+    spoofchk: saved.spoofchk,
+    trust: saved.trust,
+    linkState: null,
+  };
+}
+
+export class VfNetConfigurator {
+  constructor(
+    private readonly net: NetPort,
+    private readonly layout: SysfsLayout,
+  ) {}
+
+  target(address: PciAddress): VfNetTarget {
+    return vfNetTarget(this.layout, address);
+  }
+
+  /** The VF's current config as its PF reports it; refuses a PF that is down (libvirt's wording). */
+  async current(target: VfNetTarget): Promise<VfNetConfig> {
+    const link = await this.net.show(target.pfNetdev);
+    if (!link.up) throw pfDownError(target.pfNetdev, target.vfIndex);
+    const vf = link.vfs.find((entry) => entry.vf === target.vfIndex);
+    if (vf === undefined) {
+      throw new HostdevError('HOSTDEV_NET_CONFIG', `PF ${target.pfNetdev} reports no VF ${target.vfIndex} (${target.address})`, {
+        details: { address: target.address, ifname: target.pfNetdev },
+      });
+    }
+    return vf;
+  }
+
+  async apply(target: VfNetTarget, settings: readonly VfSetting[]): Promise<void> {
+    for (const setting of settings) await this.net.setVf(target.pfNetdev, target.vfIndex, setting);
+  }
+
+  /** Puts a saved config back (same order as apply). */
+  async restore(saved: VfConfig): Promise<void> {
+    const link = await this.net.show(saved.pf);
+    if (!link.up) throw pfDownError(saved.pf, saved.vfIndex);
+    for (const setting of restoreSettings(fromStored(saved))) await this.net.setVf(saved.pf, saved.vfIndex, setting);
+  }
+
+  /** The `ip` commands an assign with this request would run (for --dry-run). */
+  plan(target: VfNetTarget, request: VfNetRequest): string[] {
+    return settingsFor(request).map((setting) => `ip link set dev ${target.pfNetdev} vf ${target.vfIndex} ${describeSetting(setting)}`);
+  }
+}
+
+export interface AppliedVfNet {
+  readonly saved: VfConfig;
+  readonly applied: readonly VfSetting[];
+}
+
+/**
+ * The assign phase: save, then apply. MUST run before the operation's first journaled write:
+ * the save is made durable with `op.commit`, which also clears the operation's journal rows.
+ * On a failed apply, what was applied is undone and the saved row dropped before rethrowing.
+ */
+export async function saveAndApplyVfNet(
+  op: Operation,
+  configurator: VfNetConfigurator,
+  address: PciAddress,
+  request: VfNetRequest,
+): Promise<AppliedVfNet> {
+  const target = configurator.target(address);
+  const current = await configurator.current(target);
+  const saved = toStored(target, current);
+  // An earlier unfinished assign's row holds the true original: never overwrite it.
+  const earlier = op.vfConfigs().find((row) => row.address === address);
+  const original = earlier ?? saved;
+  op.commit([{ kind: 'save-vf-config', config: original }]);
+  const settings = settingsFor(request);
+  try {
+    await configurator.apply(target, settings);
+  } catch (error) {
+    await configurator.restore(original).catch(() => undefined);
+    op.commit([{ kind: 'drop-vf-config', address }]);
+    throw error;
+  }
+  return { saved: original, applied: settings };
+}
+
+/**
+ * The release phase: restore the saved config of `address` if there is one. Returns the change
+ * the release commit must include (dropping the row), or none when nothing was saved. A VF that
+ * vanished cannot be restored: its row is dropped all the same (the seed's rule for pruning).
+ */
+export async function restoreVfNet(
+  op: Operation,
+  configurator: VfNetConfigurator,
+  address: PciAddress,
+  vanished: boolean,
+): Promise<StateChange[]> {
+  const saved = op.vfConfigs().find((row) => row.address === address);
+  if (saved === undefined) return [];
+  if (!vanished) await configurator.restore(saved);
+  return [{ kind: 'drop-vf-config', address }];
+}
+
+export interface OrphanRestoreReport {
+  readonly restored: readonly PciAddress[];
+  /** Rows of VFs that no longer exist: dropped. */
+  readonly dropped: readonly PciAddress[];
+  /** Rows whose restore failed: kept for the next run (a PF that is down now may be up then). */
+  readonly pending: ReadonlyArray<{ readonly address: PciAddress; readonly reason: string }>;
+}
+
+/**
+ * Crash repair: every saved VF config whose VF is not assigned (active table) is left over from
+ * an assign that did not complete; put it back and drop it. Runs under the state lock.
+ */
+export async function restoreOrphanVfConfigs(
+  store: StateStore,
+  configurator: VfNetConfigurator,
+  exists: (address: PciAddress) => boolean,
+): Promise<OrphanRestoreReport> {
+  if (store.readVfConfigs().length === 0) return { restored: [], dropped: [], pending: [] };
+  return store.exclusive('vf-config-repair', async (op) => {
+    const active = new Set(op.tables().active.map((entry) => entry.address));
+    const restored: PciAddress[] = [];
+    const dropped: PciAddress[] = [];
+    const pending: Array<{ address: PciAddress; reason: string }> = [];
+    const changes: StateChange[] = [];
+    for (const row of op.vfConfigs()) {
+      if (active.has(row.address)) continue;
+      if (!exists(row.address)) {
+        dropped.push(row.address);
+      } else {
+        try {
+          await configurator.restore(row);
+          restored.push(row.address);
+        } catch (error) {
+          pending.push({ address: row.address, reason: (error as Error).message });
+          continue;
+        }
+      }
+      changes.push({ kind: 'drop-vf-config', address: row.address });
+    }
+    op.commit(changes);
+    return { restored, dropped, pending };
+  });
+}

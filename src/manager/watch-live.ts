@@ -1,0 +1,165 @@
+import type { PciAddress } from '../core/address.js';
+import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
+import type { EventBatch } from '../events/watcher.js';
+import type { StateChange, StateStore, VfConfig } from '../state/store.js';
+import type { ActiveEntry, InactiveEntry, Owner } from '../core/tables.js';
+
+/**
+ * What `hostdev watch` does with each batch of PCI events:
+ *  - a removed device that is in a table is pruned AT ONCE: one commit under the state lock
+ *    removes it from both tables and drops its saved VF config (the seed's rule, applied live);
+ *    the event names the owner it was taken from;
+ *  - a VF that returns (same PF, same VF index) is reported as "returned" with its former owner;
+ *    with the reclaim policy, and only if nobody holds the address meanwhile, it is made ready for
+ *    that owner again (never silently handed to someone else).
+ */
+
+/** A table entry as it was when its device left. */
+export type FormerEntry = { readonly table: 'active'; readonly entry: ActiveEntry } | { readonly table: 'inactive'; readonly entry: InactiveEntry };
+
+export interface Departed extends DepartedVf {
+  readonly former: FormerEntry;
+  /** The VF's network config while it was assigned (what its domain had), if known. */
+  readonly vfConfig: VfConfig | null;
+}
+
+export type WatchEvent = PciEvent extends infer E
+  ? E extends PciEvent
+    ? E & { readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive' }
+    : never
+  : never;
+
+export interface ReturnedEvent {
+  readonly kind: 'returned';
+  readonly time: string;
+  readonly address: PciAddress;
+  readonly pf: PciAddress;
+  readonly vfIndex: number;
+  readonly formerOwner: Owner | null;
+  /** reported: nothing done; readied: made ready for its former owner; held: someone else has it now. */
+  readonly outcome: 'reported' | 'readied' | 'held' | 'failed';
+  readonly detail: string | null;
+}
+
+export type LiveEvent = WatchEvent | ReturnedEvent;
+
+/** Makes a returned VF ready for its former owner (stub driver, table entry, VF config). */
+export type ReclaimFn = (departed: Departed, address: PciAddress) => Promise<string>;
+
+export interface LiveWatchOptions {
+  readonly store: StateStore;
+  readonly emit: (event: LiveEvent) => void;
+  readonly now?: () => Date;
+  /** The reclaim policy: absent = report only. */
+  readonly reclaim?: ReclaimFn;
+}
+
+export class LiveWatch {
+  private departed: Departed[] = [];
+  private readonly now: () => Date;
+
+  constructor(private readonly options: LiveWatchOptions) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  get away(): readonly Departed[] {
+    return this.departed;
+  }
+
+  async handle(batch: EventBatch): Promise<void> {
+    const time = this.now().toISOString();
+    const removed = batch.events.filter((event) => event.kind === 'remove').map((event) => event.address);
+    const pruned = removed.length > 0 ? await this.prune(removed, batch) : new Map<PciAddress, FormerEntry>();
+    for (const event of batch.events) {
+      const former = event.kind === 'remove' ? pruned.get(event.address) : undefined;
+      const extra =
+        former === undefined
+          ? {}
+          : { owner: former.table === 'active' ? former.entry.usedBy : null, pruned: former.table };
+      this.options.emit({ ...event, time, ...extra } as WatchEvent);
+    }
+    await this.returned(batch.events, time);
+  }
+
+  /** Removes vanished devices from both tables in ONE commit; returns what each entry was. */
+  private async prune(addresses: readonly PciAddress[], batch: EventBatch): Promise<Map<PciAddress, FormerEntry>> {
+    const inTables = this.options.store.readTables();
+    const candidates = new Set(addresses);
+    const anyInTable =
+      inTables.active.some((entry) => candidates.has(entry.address)) || inTables.inactive.some((entry) => candidates.has(entry.address));
+    const found = new Map<PciAddress, FormerEntry>();
+    if (!anyInTable) return found;
+    await this.options.store.exclusive('watch-prune', async (op) => {
+      const tables = op.tables();
+      const configs = new Map(op.vfConfigs().map((row) => [row.address, row]));
+      const changes: StateChange[] = [];
+      for (const address of candidates) {
+        // Between the snapshot and the lock the device may have come back: it is a new device
+        // then (fresh driver, fresh config), so the stale entry goes all the same.
+        const active = tables.active.find((entry) => entry.address === address);
+        const inactive = tables.inactive.find((entry) => entry.address === address);
+        const former: FormerEntry | null = active
+          ? { table: 'active', entry: active }
+          : inactive
+            ? { table: 'inactive', entry: inactive }
+            : null;
+        if (former === null) continue;
+        found.set(address, former);
+        changes.push({ kind: 'remove', address });
+        if (configs.has(address)) changes.push({ kind: 'drop-vf-config', address });
+        const state = batch.before.get(address);
+        if (state?.pf != null && state.vfIndex !== null) {
+          this.departed.push({
+            address,
+            pf: state.pf,
+            vfIndex: state.vfIndex,
+            owner: former.table === 'active' ? former.entry.usedBy : null,
+            former,
+            vfConfig: configs.get(address) ?? null,
+          });
+        }
+      }
+      op.commit(changes);
+    });
+    return found;
+  }
+
+  private async returned(events: readonly PciEvent[], time: string): Promise<void> {
+    if (this.departed.length === 0) return;
+    const { returned, stillAway } = matchReturned(this.departed, events);
+    this.departed = stillAway.map((vf) => vf as Departed);
+    for (const { departed, address } of returned) {
+      const vf = departed as Departed;
+      const base = { kind: 'returned' as const, time, address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner };
+      if (this.options.reclaim === undefined || vf.owner === null) {
+        this.options.emit({ ...base, outcome: 'reported', detail: null });
+        continue;
+      }
+      const tables = this.options.store.readTables();
+      const holder = tables.active.find((entry) => entry.address === address);
+      if (holder !== undefined || tables.inactive.some((entry) => entry.address === address)) {
+        const who = holder ? `${holder.usedBy.driver}/${holder.usedBy.domain}` : 'the inactive table';
+        this.options.emit({ ...base, outcome: 'held', detail: `${address} is held by ${who} now; left alone` });
+        continue;
+      }
+      try {
+        const detail = await this.options.reclaim(vf, address);
+        this.options.emit({ ...base, outcome: 'readied', detail });
+      } catch (error) {
+        this.options.emit({ ...base, outcome: 'failed', detail: (error as Error).message });
+      }
+    }
+  }
+}
+
+export function describeLiveEvent(event: LiveEvent): string {
+  if (event.kind === 'returned') {
+    const owner = event.formerOwner === null ? 'no domain' : `driver ${event.formerOwner.driver}, domain ${event.formerOwner.domain}`;
+    const detail = event.detail === null ? '' : `: ${event.detail}`;
+    return `returned ${event.address} (VF ${event.vfIndex} of ${event.pf}), formerly ${owner} [${event.outcome}]${detail}`;
+  }
+  const line = describeEvent(event);
+  if (event.pruned === undefined) return line;
+  const owner = event.owner ? `driver ${event.owner.driver}, domain ${event.owner.domain}` : 'no domain (detached)';
+  return `${line}: pruned from the ${event.pruned} table, owner ${owner}`;
+}
