@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { CLASS_NAMES, type PciDevice } from '../../core/device.js';
+import { HostdevError } from '../../core/errors.js';
+import type { CommandResult } from '../context.js';
+import {
+  classCell,
+  deviceJson,
+  deviceLabel,
+  idPair,
+  iommuOffNote,
+  ownerCell,
+  ownersFor,
+  readHost,
+  sriovCell,
+  type InventoryCommandOptions,
+} from '../inventory-view.js';
+import { orDash, renderTable } from '../render.js';
+import { action } from '../run-action.js';
+
+/** --class accepts a name (net, storage, display, bridge, ...) or a hex code: "02" or "0200". */
+export function classFilter(input: string): (device: PciDevice) => boolean {
+  const wanted = input.toLowerCase();
+  if (/^[0-9a-f]{2}$/.test(wanted) || /^[0-9a-f]{4}$/.test(wanted)) {
+    return (device) => device.class !== null && device.class.startsWith(wanted);
+  }
+  const base = Object.entries(CLASS_NAMES).find(([, name]) => name === wanted)?.[0];
+  if (base === undefined) {
+    throw new HostdevError('HOSTDEV_USAGE', `unknown device class "${input}"`, {
+      hint: `Use one of: ${Object.keys(CLASS_NAMES).sort().map((code) => CLASS_NAMES[code]).join(', ')}; or a hex class code like 02 or 0200.`,
+      details: { class: input },
+    });
+  }
+  return (device) => device.class !== null && device.class.startsWith(base);
+}
+
+export function listCommand(options: InventoryCommandOptions = {}): (program: Command) => void {
+  return (program) => {
+    program
+      .command('list')
+      .description('every PCI function of the host, with names, drivers, IOMMU groups and SR-IOV')
+      .option('--class <name>', 'only this class: net, storage, display, bridge, ... or a hex code (0200)')
+      .option('--driver <name>', 'only devices bound to this driver')
+      .action(
+        action(async (globals, command: Command): Promise<CommandResult> => {
+          const opts = command.opts<{ class?: string; driver?: string }>();
+          const byClass = opts.class === undefined ? null : classFilter(opts.class);
+          const { layout, inventory, warnings } = readHost(globals);
+          const owners = await ownersFor(globals, options);
+          const devices = inventory.devices.filter(
+            (device) => (byClass === null || byClass(device)) && (opts.driver === undefined || device.driver === opts.driver),
+          );
+          if (globals.json) return { json: devices.map((device) => deviceJson(device, owners)), text: '', warnings };
+
+          const headers = ['ADDRESS', 'CLASS', 'VENDOR:DEVICE', 'NAME', 'DRIVER', 'IOMMU', 'SR-IOV'];
+          if (owners) headers.push('OWNER');
+          const rows = devices.map((device) => {
+            const row = [
+              device.address,
+              classCell(device),
+              idPair(device),
+              deviceLabel(device),
+              orDash(device.driver),
+              orDash(device.iommuGroup),
+              sriovCell(device),
+            ];
+            if (owners) row.push(ownerCell(owners, device.address));
+            return row;
+          });
+          const lines = [devices.length > 0 ? renderTable(headers, rows) : 'No PCI devices match.'];
+          if (!inventory.iommuEnabled) lines.push('', iommuOffNote(layout));
+          return { json: null, text: lines.join('\n'), warnings };
+        }),
+      );
+  };
+}
+
+export const registerList = listCommand();

@@ -1,0 +1,108 @@
+import type { Command } from 'commander';
+import { parseAddress, type PciAddress } from '../../core/address.js';
+import type { Inventory, PciDevice } from '../../core/device.js';
+import { assignmentVerdict, findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
+import { notFound } from '../../core/plan-errors.js';
+import { cachedPciIds } from '../../sysfs/pci-ids.js';
+import type { CommandResult } from '../context.js';
+import {
+  deviceJson,
+  deviceLabel,
+  idPair,
+  iommuOffNote,
+  ownerCell,
+  ownersFor,
+  pciIdsPath,
+  readHost,
+  type InventoryCommandOptions,
+} from '../inventory-view.js';
+import { orDash, renderTable } from '../render.js';
+import { action } from '../run-action.js';
+
+/** From the root complex ("pci0000:00") down through the bridges to the device. */
+export function pciPath(inventory: Inventory, device: PciDevice): string[] {
+  const byAddress = new Map(inventory.devices.map((d) => [d.address, d]));
+  const chain: PciAddress[] = [device.address];
+  let current: PciDevice | undefined = device;
+  while (current?.parent && !chain.includes(current.parent)) {
+    chain.unshift(current.parent);
+    current = byAddress.get(current.parent);
+  }
+  const top = chain[0]!;
+  return [`pci${top.slice(0, 7)}`, ...chain];
+}
+
+function memberJson(member: PciDevice): Record<string, unknown> {
+  const { address, driver, class: pciClass, headerType, vendorName, deviceName } = member;
+  return { address, driver, class: pciClass, headerType, vendorName, deviceName };
+}
+
+function verdictLine(verdict: AssignmentVerdict): string {
+  if (!verdict.assignable) return `no: ${verdict.problems.map((p) => p.message).join('; ')}`;
+  if (verdict.alone) return 'yes, alone: no other endpoint shares its IOMMU group';
+  return `yes, but ${verdict.companions.join(', ')} must stay off the host with it (same IOMMU group)`;
+}
+
+export function showCommand(options: InventoryCommandOptions = {}): (program: Command) => void {
+  return (program) => {
+    program
+      .command('show')
+      .description('one device in full: PCI path, IOMMU group members and whether it can be given to a VM alone')
+      .argument('<address>', 'PCI address: 0000:01:00.2, 01:00.2 or pci_0000_01_00_2')
+      .action(
+        action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
+          const address = parseAddress(input);
+          const { layout, inventory, warnings } = readHost(globals);
+          const device = findDevice(inventory, address);
+          if (device === null) throw notFound(address);
+          const owners = await ownersFor(globals, options);
+          const verdict = assignmentVerdict(inventory, address, owners ? { owners } : {});
+          const members = groupMembers(inventory, address);
+          const path = pciPath(inventory, device);
+          const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
+          const json = { ...deviceJson(device, owners), pciPath: path, groupMembers: members.map(memberJson), verdict };
+          if (globals.json) return { json, text: '', warnings: relevant };
+
+          const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
+          const rev = device.revision !== null && device.revision !== '00' ? ` (rev ${device.revision})` : '';
+          const lines = [
+            `${address} ${className ?? 'Class'} [${orDash(device.class)}]: ${deviceLabel(device)} [${idPair(device)}]${rev}`,
+          ];
+          const facts: Array<[string, string]> = [
+            ['Subsystem', `${orDash(device.subsystemVendor)}:${orDash(device.subsystemDevice)}`],
+            ['Driver', device.driverOverride ? `${orDash(device.driver)} (driver_override ${device.driverOverride})` : orDash(device.driver)],
+            ['Header type', orDash(device.headerType)],
+            ['PCI path', path.join(' > ')],
+            ['NUMA node', orDash(device.numaNode)],
+            ['Reset', `${device.resetMethods.length > 0 ? device.resetMethods.join(' ') : 'none'}; FLR ${device.flr === null ? 'unknown' : device.flr ? 'yes' : 'no'}`],
+          ];
+          if (device.sriov) {
+            const vfs = device.virtfns.length > 0 ? `: ${device.virtfns.join(' ')}` : '';
+            facts.push(['SR-IOV', `PF, ${device.sriov.numVfs} of ${device.sriov.totalVfs} VFs enabled${vfs}`]);
+          }
+          if (device.physfn) facts.push(['SR-IOV', `VF of ${device.physfn}`]);
+          if (device.netdevs.length > 0) facts.push(['Network', device.netdevs.join(' ')]);
+          if (owners) facts.push(['Owner', ownerCell(owners, address)]);
+          facts.push(['IOMMU group', orDash(device.iommuGroup)]);
+          const width = Math.max(...facts.map(([label]) => label.length));
+          for (const [label, value] of facts) lines.push(`  ${label.padEnd(width)}  ${value}`);
+
+          if (members.length > 0) {
+            const rows = members.map((m) => [
+              m.address === address ? `${m.address}*` : m.address,
+              orDash(m.headerType),
+              orDash(m.driver),
+              deviceLabel(m),
+            ]);
+            lines.push('', renderTable(['MEMBER', 'TYPE', 'DRIVER', 'NAME'], rows).replace(/^/gm, '  '));
+          }
+          lines.push('', `Can be given to a VM alone: ${verdictLine(verdict)}`);
+          for (const p of verdict.problems) if (p.hint) lines.push(`  hint: ${p.hint}`);
+          if (!inventory.iommuEnabled) lines.push('', iommuOffNote(layout));
+          return { json, text: lines.join('\n'), warnings: relevant };
+        }),
+      );
+  };
+}
+
+export const registerShow = showCommand();
