@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { HostdevError } from '../../core/errors.js';
+import { buildHost } from '../../sim/builder.js';
+import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
+import { parseHostSpec, type HostSpec } from '../../sim/spec.js';
+import { action } from '../run-action.js';
+
+function usage(message: string, hint: string): HostdevError {
+  return new HostdevError('HOSTDEV_USAGE', message, { hint });
+}
+
+function loadSpec(options: { preset?: string; spec?: string }): { name: string; spec: HostSpec } {
+  if (options.preset !== undefined && options.spec !== undefined) {
+    throw usage('--preset and --spec cannot be used together', 'Pick one: a preset name or a JSON spec file.');
+  }
+  if (options.spec !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(options.spec, 'utf8'));
+    } catch (error) {
+      throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a HostSpec (src/sim/spec.ts).');
+    }
+    try {
+      return { name: options.spec, spec: parseHostSpec(raw) };
+    } catch (error) {
+      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; see src/sim/spec.ts.');
+    }
+  }
+  const name = options.preset ?? DEFAULT_PRESET;
+  const spec = presets[name];
+  if (!spec) {
+    throw usage(`unknown preset "${name}"`, `Presets: ${Object.keys(presets).join(', ')}.`);
+  }
+  return { name, spec };
+}
+
+export function registerSim(program: Command): void {
+  const sim = program.command('sim').description('simulated hosts: build, write to and snapshot sysfs-shaped trees');
+  sim
+    .command('create <dir>')
+    .description(`write a simulated host under DIR (preset "${DEFAULT_PRESET}" unless --preset or --spec)`)
+    .option('--preset <name>', `one of: ${Object.keys(presets).join(', ')}`)
+    .option('--spec <file>', 'a JSON host spec')
+    .action(
+      action((_globals, command: Command, dir: string) => {
+        const { name, spec } = loadSpec(command.opts<{ preset?: string; spec?: string }>());
+        if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+          throw usage(`${dir} is not empty`, 'Give a new or empty directory.');
+        }
+        buildHost(dir, spec);
+        return {
+          json: { root: dir, preset: name, description: spec.description ?? null },
+          text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: hostdev --root ${dir} list`,
+        };
+      }),
+    );
+}

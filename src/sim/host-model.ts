@@ -1,0 +1,92 @@
+import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * What the simulated host knows beyond the sysfs files, kept in ROOT/.hostdev-sim/host.json:
+ * the modules it can load and their ID tables, which interfaces a device shows on which driver,
+ * how a PF's VFs look. Written once by the builder; the kernel's changing state lives apart.
+ */
+export const SIM_DIR = '.hostdev-sim';
+export const HOST_FILE = 'host.json';
+
+/** An ID table entry, normalised: lower-case hex without 0x; absent = any. */
+export interface DriverId {
+  readonly vendor?: string;
+  readonly device?: string;
+  readonly subsystemVendor?: string;
+  readonly subsystemDevice?: string;
+  readonly class?: string;
+  readonly classMask?: string;
+}
+
+export interface KnownDriver {
+  readonly ids: readonly DriverId[];
+  readonly loaded: boolean;
+}
+
+export interface VfTemplate {
+  readonly numaNode: number;
+  readonly flr: boolean;
+  readonly resetMethods: readonly string[];
+  /** "{pf}v{n}" style, substituted when the VF is on a driver other than vfio-pci. */
+  readonly netdev: string | null;
+  readonly pfNetdev: string | null;
+}
+
+export interface HostModel {
+  readonly version: 1;
+  readonly iommu: boolean;
+  /** In registration order: the order probe tries them. */
+  readonly drivers: Readonly<Record<string, KnownDriver>>;
+  /** Interfaces a device exposes while bound to `driver`. */
+  readonly netdevs: Readonly<Record<string, { readonly driver: string; readonly names: readonly string[] }>>;
+  readonly vfTemplates: Readonly<Record<string, VfTemplate>>;
+}
+
+export function simDir(root: string): string {
+  return path.join(root, SIM_DIR);
+}
+
+export function isSimulatedTree(root: string): boolean {
+  return fs.existsSync(path.join(simDir(root), HOST_FILE));
+}
+
+export function writeHostModel(root: string, model: HostModel): void {
+  fs.mkdirSync(simDir(root), { recursive: true });
+  const file = path.join(simDir(root), HOST_FILE);
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(model, null, 1)}\n`);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+export function readHostModel(root: string): HostModel | null {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(simDir(root), HOST_FILE), 'utf8')) as HostModel;
+  } catch {
+    return null;
+  }
+}
+
+export interface DeviceIds {
+  readonly vendor: string;
+  readonly device: string;
+  readonly subsystemVendor: string;
+  readonly subsystemDevice: string;
+  readonly class: string;
+}
+
+/** pci_match_one_device: every present field equal, class under its mask. */
+export function idMatches(id: DriverId, dev: DeviceIds): boolean {
+  if (id.vendor !== undefined && id.vendor !== dev.vendor) return false;
+  if (id.device !== undefined && id.device !== dev.device) return false;
+  if (id.subsystemVendor !== undefined && id.subsystemVendor !== dev.subsystemVendor) return false;
+  if (id.subsystemDevice !== undefined && id.subsystemDevice !== dev.subsystemDevice) return false;
+  if (id.class !== undefined) {
+    const mask = Number.parseInt(id.classMask ?? 'ffffff', 16);
+    if ((Number.parseInt(id.class, 16) & mask) !== (Number.parseInt(dev.class, 16) & mask)) return false;
+  }
+  return true;
+}
+
+export function normHex(value: string, width: number): string {
+  return value.replace(/^0x/i, '').toLowerCase().padStart(width, '0');
+}

@@ -1,0 +1,276 @@
+import type { BridgeSpec, DriverSpec, EndpointSpec, HostSpec, NodeSpec } from './spec.js';
+
+/**
+ * Preset hosts. IDs are real ones (pci.ids knows them) so names, drivers and quirks look like
+ * the hardware they stand for: Intel 82576 (igb, VFs 8086:10ca on igbvf, offset 128 stride 2),
+ * an NVIDIA GP107 with its HDA function, a Samsung NVMe SSD, a PLX switch without ACS.
+ */
+
+const hostBridge: EndpointSpec = { at: '00.0', vendor: '8086', device: '29c0', class: '060000', subsystemVendor: '1af4', subsystemDevice: '1100', resetMethods: [] };
+
+function rootPort(at: string, secondaryBus: number, children: NodeSpec[], extra: Partial<BridgeSpec> = {}): BridgeSpec {
+  return { kind: 'bridge', at, vendor: '8086', device: 'a110', revision: 'f1', port: 'root-port', secondaryBus, children, ...extra };
+}
+
+const VFIO_LOADED: Record<string, DriverSpec> = { 'vfio-pci': { loaded: true } };
+const VFIO_UNLOADED: Record<string, DriverSpec> = { 'vfio-pci': { loaded: false } };
+
+function igbPort(fn: number, bus: number, numVfs: number): EndpointSpec {
+  return {
+    at: `00.${fn}`,
+    vendor: '8086',
+    device: '10c9',
+    subsystemVendor: '8086',
+    subsystemDevice: 'a03c',
+    class: '020000',
+    revision: '01',
+    driver: 'igb',
+    flr: true,
+    acs: true,
+    netdevs: [`enp${bus}s0f${fn}`],
+    sriov: { totalVfs: 7, offset: 128, stride: 2, vfDevice: '10ca', vfDriver: 'igbvf', numVfs, autoprobe: true, vfNetdev: '{pf}v{n}' },
+  };
+}
+
+function gpuPair(): EndpointSpec[] {
+  return [
+    { at: '00.0', vendor: '10de', device: '1c82', subsystemVendor: '1458', subsystemDevice: '3765', class: '030000', revision: 'a1', driver: 'nouveau', resetMethods: ['bus'] },
+    { at: '00.1', vendor: '10de', device: '0fb9', subsystemVendor: '1458', subsystemDevice: '3765', class: '040300', revision: 'a1', driver: 'snd_hda_intel', resetMethods: ['bus'] },
+  ];
+}
+
+const nvmeDisk: EndpointSpec = {
+  at: '00.0',
+  vendor: '144d',
+  device: 'a808',
+  subsystemVendor: '144d',
+  subsystemDevice: 'a801',
+  class: '010802',
+  driver: 'nvme',
+  flr: true,
+  resetMethods: ['flr', 'bus'],
+};
+
+/** PLX PEX 8747 without ACS: upstream port, two downstream ports, an I210 NIC behind each. */
+function plxSwitch(upstreamBus: number, nicNames: [string, string]): BridgeSpec {
+  const plx = { vendor: '10b5', device: '8747', revision: 'ca' };
+  const i210 = (name: string): EndpointSpec => ({
+    at: '00.0',
+    vendor: '8086',
+    device: '1533',
+    subsystemVendor: '8086',
+    subsystemDevice: '0001',
+    class: '020000',
+    revision: '03',
+    driver: 'igb',
+    flr: true,
+    netdevs: [name],
+  });
+  return {
+    kind: 'bridge',
+    at: '00.0',
+    ...plx,
+    port: 'upstream',
+    acs: false,
+    secondaryBus: upstreamBus + 1,
+    children: [
+      { kind: 'bridge', at: '08.0', ...plx, port: 'downstream', acs: false, secondaryBus: upstreamBus + 2, children: [i210(nicNames[0])] },
+      { kind: 'bridge', at: '10.0', ...plx, port: 'downstream', acs: false, secondaryBus: upstreamBus + 3, children: [i210(nicNames[1])] },
+    ],
+  };
+}
+
+/** ICH9-style multifunction device without ACS: its functions share one group, as under QEMU q35. */
+const ich9: EndpointSpec[] = [
+  { at: '1f.0', vendor: '8086', device: '2918', subsystemVendor: '1af4', subsystemDevice: '1100', class: '060100', revision: '02', driver: 'lpc_ich', resetMethods: [] },
+  { at: '1f.2', vendor: '8086', device: '2922', subsystemVendor: '1af4', subsystemDevice: '1100', class: '010601', revision: '02', driver: 'ahci', resetMethods: [] },
+  { at: '1f.3', vendor: '8086', device: '2930', subsystemVendor: '1af4', subsystemDevice: '1100', class: '0c0500', revision: '02', driver: 'i801_smbus', resetMethods: [] },
+];
+
+const onboardNic: EndpointSpec = {
+  at: '19.0',
+  vendor: '8086',
+  device: '15b8',
+  subsystemVendor: '1028',
+  subsystemDevice: '07a5',
+  class: '020000',
+  driver: 'e1000e',
+  netdevs: ['eno1'],
+  resetMethods: ['flr', 'pm'],
+  flr: true,
+};
+
+const sriovNic: HostSpec = {
+  description: 'Intel 82576 2-port NIC (igb), 2 of 7 VFs per port on igbvf; VFs at offset 128 stride 2',
+  drivers: VFIO_LOADED,
+  roots: [{ numaNode: 0, devices: [hostBridge, rootPort('01.0', 1, [igbPort(0, 1, 2), igbPort(1, 1, 2)])] }],
+};
+
+const gpu: HostSpec = {
+  description: 'NVIDIA GP107 on nouveau with its HDA audio function on snd_hda_intel, one IOMMU group',
+  drivers: VFIO_LOADED,
+  roots: [{ devices: [hostBridge, rootPort('01.0', 1, gpuPair())] }],
+};
+
+const nvme: HostSpec = {
+  description: 'Samsung NVMe SSD on nvme, FLR capable',
+  drivers: VFIO_LOADED,
+  roots: [{ devices: [hostBridge, rootPort('01.0', 1, [nvmeDisk])] }],
+};
+
+const nonAcsSwitch: HostSpec = {
+  description: 'PLX switch without ACS: two I210 NICs behind it share one IOMMU group',
+  drivers: VFIO_LOADED,
+  roots: [{ devices: [hostBridge, rootPort('01.0', 1, [plxSwitch(1, ['enp3s0', 'enp4s0'])])] }],
+};
+
+/** Shaped like libvirt's tests/virpcimock.c host (IDs, addresses and groups), with real sysfs links. */
+const libvirtTest: HostSpec = {
+  description: "libvirt's virpcimock host: functions on one bus, shared groups, several PCI domains",
+  drivers: {
+    iwlwifi: { ids: [{ vendor: '8086', device: '0044' }] },
+    i915: { ids: [{ vendor: '8086', device: '0046' }, { vendor: '8086', device: '0047' }] },
+    'vfio-pci': { loaded: true },
+    nvme: { ids: [{ vendor: '1cc1', device: '8201' }] },
+  },
+  roots: [
+    {
+      devices: [
+        { at: '00.0', vendor: '8086', device: '0044', class: '028000', iommuGroup: 0, flr: true },
+        { at: '01.0', vendor: '8086', device: '0044', class: '028000', iommuGroup: 1, flr: true },
+        { at: '02.0', vendor: '8086', device: '0046', class: '030000', iommuGroup: 2, flr: true },
+        { at: '03.0', vendor: '8086', device: '0048', class: '030000', iommuGroup: 3, flr: true },
+      ],
+    },
+    {
+      domain: 1,
+      devices: [
+        {
+          kind: 'bridge',
+          at: '00.0',
+          vendor: '1014',
+          device: '03b9',
+          port: 'root-port',
+          iommuGroup: 4,
+          secondaryBus: 1,
+          children: [
+            { at: '00.0', vendor: '8086', device: '105e', class: '020000', iommuGroup: 5, driver: null, resetMethods: ['bus'] },
+            { at: '00.1', vendor: '8086', device: '105e', class: '020000', iommuGroup: 5, driver: null, resetMethods: ['bus'] },
+          ],
+        },
+      ],
+    },
+    {
+      domain: 5,
+      bus: 0x80,
+      devices: [
+        {
+          kind: 'bridge',
+          at: '00.0',
+          vendor: '10b5',
+          device: '8112',
+          port: 'pci-bridge',
+          iommuGroup: 6,
+          secondaryBus: 0x90,
+          children: [
+            { at: '01.0', vendor: '1033', device: '0035', class: '0c0310', iommuGroup: 7, driver: null, pcie: false, resetMethods: ['bus'] },
+            { at: '01.1', vendor: '1033', device: '0035', class: '0c0310', iommuGroup: 7, driver: null, pcie: false, resetMethods: ['bus'] },
+            { at: '01.2', vendor: '1033', device: '00e0', class: '0c0320', iommuGroup: 7, driver: null, pcie: false, resetMethods: ['bus'] },
+            { at: '01.3', vendor: '1033', device: '00e0', class: '0c0320', iommuGroup: 7, driver: null, pcie: false, resetMethods: ['bus'] },
+          ],
+        },
+      ],
+    },
+    {
+      bus: 0x0a,
+      devices: [
+        { at: '01.0', vendor: '8086', device: '0047', class: '030000', iommuGroup: 8, flr: true },
+        { at: '02.0', vendor: '8286', device: '0048', class: '030000', iommuGroup: 8, flr: true },
+        { at: '03.0', vendor: '8386', device: '0048', class: '030000', iommuGroup: 8, flr: true },
+      ],
+    },
+  ],
+};
+
+const noIommu: HostSpec = {
+  description: 'A host booted without an IOMMU: no groups, vfio-pci cannot bind (no no-IOMMU mode)',
+  iommu: false,
+  drivers: VFIO_UNLOADED,
+  roots: [{ devices: [hostBridge, { ...onboardNic, at: '02.0' }, rootPort('01.0', 1, [nvmeDisk]), ...ich9] }],
+};
+
+const workstation: HostSpec = {
+  description: 'A workstation: GPU+audio, 82576 SR-IOV NIC, NVMe, a switch without ACS, onboard NIC, ICH9 functions',
+  drivers: VFIO_UNLOADED,
+  roots: [
+    {
+      numaNode: 0,
+      devices: [
+        hostBridge,
+        rootPort('01.0', 1, gpuPair()),
+        rootPort('1c.0', 2, [igbPort(0, 2, 2), igbPort(1, 2, 0)]),
+        rootPort('1c.1', 3, [nvmeDisk]),
+        rootPort('1c.2', 4, [plxSwitch(4, ['enp6s0', 'enp7s0'])]),
+        onboardNic,
+        ...ich9,
+      ],
+    },
+  ],
+};
+
+export const presets: Record<string, HostSpec> = {
+  'sriov-nic': sriovNic,
+  gpu,
+  nvme,
+  'non-acs-switch': nonAcsSwitch,
+  'libvirt-test': libvirtTest,
+  'no-iommu': noIommu,
+  workstation,
+};
+
+export const DEFAULT_PRESET = 'workstation';
+
+/**
+ * A host with exactly `functions` PCI functions, for benchmarks: root ports (one per 64
+ * functions) each with a bus of 8-function devices (NICs, NVMe, USB, audio), alternating NUMA
+ * nodes, mixed ACS so groups vary in size.
+ */
+export function generateSpec(functions: number): HostSpec {
+  if (!Number.isInteger(functions) || functions < 1) throw new Error('functions must be a positive integer');
+  const kinds = [
+    { vendor: '8086', device: '1533', class: '020000', driver: 'igb' },
+    { vendor: '144d', device: 'a808', class: '010802', driver: 'nvme' },
+    { vendor: '1033', device: '0194', class: '0c0330', driver: 'xhci_hcd' },
+    { vendor: '8086', device: '2668', class: '040300', driver: 'snd_hda_intel' },
+  ];
+  const domains: Array<{ domain: number; numaNode: number; devices: NodeSpec[] }> = [];
+  let left = functions;
+  let port = 0;
+  while (left > 0) {
+    const domain = Math.floor(port / 240);
+    const slotInDomain = port % 240;
+    if (slotInDomain === 0) domains.push({ domain, numaNode: domain % 2, devices: [] });
+    left--; // the root port itself
+    const children: EndpointSpec[] = [];
+    for (let i = 0; i < 63 && left > 0; i++, left--) {
+      const kind = kinds[(port + Math.floor(i / 8)) % kinds.length]!;
+      children.push({
+        at: `${(i >> 3).toString(16)}.${i & 7}`,
+        vendor: kind.vendor,
+        device: kind.device,
+        subsystemVendor: kind.vendor,
+        subsystemDevice: '0001',
+        class: kind.class,
+        driver: kind.driver,
+        flr: i % 2 === 0,
+        acs: port % 3 === 0,
+      });
+    }
+    const secondaryBus = slotInDomain + 1;
+    domains[domains.length - 1]!.devices.push(
+      rootPort(`${(slotInDomain >> 3).toString(16)}.${slotInDomain & 7}`, secondaryBus, children),
+    );
+    port++;
+  }
+  return { description: `generated host with ${functions} functions`, drivers: VFIO_LOADED, roots: domains };
+}

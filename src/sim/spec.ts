@@ -1,0 +1,198 @@
+import { z } from 'zod';
+
+/**
+ * A simulated host, declared: root buses, bridges and endpoints nested as on the wire, the
+ * drivers the host knows, IOMMU groups (explicit or derived from ACS), SR-IOV PFs. The builder
+ * turns it into a tree shaped like Linux sysfs; the simulated kernel then mutates that tree.
+ *
+ * Hex IDs are written without "0x" ("8086", class "020000"); "0x" prefixes are accepted.
+ */
+export interface HostSpec {
+  /** Free text, shown by `hostdev sim create`. */
+  readonly description?: string;
+  /** false: no IOMMU (no groups at all, as on a host booted without intel_iommu=on). Default true. */
+  readonly iommu?: boolean;
+  /** Drivers (modules) the simulated host knows, with their static ID tables. */
+  readonly drivers?: Readonly<Record<string, DriverSpec>>;
+  readonly roots: readonly RootSpec[];
+}
+
+/** One entry of a driver's ID table; an absent field matches anything (PCI_ANY_ID). */
+export interface DriverIdSpec {
+  readonly vendor?: string;
+  readonly device?: string;
+  readonly subsystemVendor?: string;
+  readonly subsystemDevice?: string;
+  /** 6 hex digits; compared under classMask (default "ffffff"). */
+  readonly class?: string;
+  readonly classMask?: string;
+}
+
+export interface DriverSpec {
+  readonly ids?: readonly DriverIdSpec[];
+  /** false: known module, not loaded (its sys/bus/pci/drivers/<name> appears on loadModule). Default true. */
+  readonly loaded?: boolean;
+}
+
+/** A root bus: sys/devices/pci<domain>:<bus>/. */
+export interface RootSpec {
+  readonly domain?: number;
+  readonly bus?: number;
+  /** Default NUMA node of the functions under it; -1 (the default) means no NUMA. */
+  readonly numaNode?: number;
+  readonly devices: readonly NodeSpec[];
+}
+
+interface FunctionSpecBase {
+  /** Slot and function on the parent bus, "1c.0" (hex slot, function 0-7). */
+  readonly at: string;
+  readonly vendor: string;
+  readonly device: string;
+  readonly subsystemVendor?: string;
+  readonly subsystemDevice?: string;
+  /** 2 hex digits, default "00". */
+  readonly revision?: string;
+  /**
+   * Bound driver: a name, null for unbound. Absent: the first loaded driver whose ID table
+   * matches (as the kernel's probe would pick). A named driver gets the device's ID in its table.
+   */
+  readonly driver?: string | null;
+  /** Explicit IOMMU group number (otherwise derived, see iommu-groups in builder). */
+  readonly iommuGroup?: number;
+  readonly numaNode?: number;
+  /**
+   * ACS: on a bridge, whether it isolates what is below it (default true); on a function of a
+   * multifunction device, whether its functions are isolated from each other (default false).
+   */
+  readonly acs?: boolean;
+}
+
+export type BridgePort = 'root-port' | 'upstream' | 'downstream' | 'pci-bridge';
+
+export interface BridgeSpec extends FunctionSpecBase {
+  readonly kind: 'bridge';
+  readonly port?: BridgePort;
+  readonly secondaryBus: number;
+  readonly children: readonly NodeSpec[];
+}
+
+export interface SriovSpec {
+  readonly totalVfs: number;
+  /** First VF offset and VF stride, in routing-ID units (igb: 128 and 2). */
+  readonly offset: number;
+  readonly stride: number;
+  readonly vfDevice: string;
+  /** Driver that claims the VFs (its ID table gets vendor:vfDevice); null: none. */
+  readonly vfDriver: string | null;
+  /** VFs created at build time (sriov_numvfs). Default 0. */
+  readonly numVfs?: number;
+  /** sriov_drivers_autoprobe. Default true. */
+  readonly autoprobe?: boolean;
+  /** Interface name of VF n while it is on vfDriver: "{pf}" and "{n}" are substituted. */
+  readonly vfNetdev?: string;
+}
+
+export interface EndpointSpec extends FunctionSpecBase {
+  readonly kind?: 'endpoint';
+  /** Base class, subclass, prog-if: "020000". */
+  readonly class: string;
+  /** reset_method contents. Default: "flr" when flr, plus "bus" when behind a bridge. */
+  readonly resetMethods?: readonly string[];
+  /** Function Level Reset in the PCI Express DevCap register. Default false. */
+  readonly flr?: boolean;
+  /** Interfaces under net/ while the device is on its default driver. */
+  readonly netdevs?: readonly string[];
+  readonly sriov?: SriovSpec;
+  /** false: conventional PCI (no PCI Express capability). Default true. */
+  readonly pcie?: boolean;
+}
+
+export type NodeSpec = BridgeSpec | EndpointSpec;
+
+export function isBridge(node: NodeSpec): node is BridgeSpec {
+  return node.kind === 'bridge';
+}
+
+const hex = (digits: number) =>
+  z
+    .string()
+    .regex(new RegExp(`^(0x)?[0-9a-fA-F]{1,${digits}}$`), `expected up to ${digits} hex digits`);
+
+const driverIdSchema = z.strictObject({
+  vendor: hex(4).optional(),
+  device: hex(4).optional(),
+  subsystemVendor: hex(4).optional(),
+  subsystemDevice: hex(4).optional(),
+  class: hex(6).optional(),
+  classMask: hex(6).optional(),
+});
+
+const functionBase = {
+  at: z.string().regex(/^[0-9a-fA-F]{1,2}\.[0-7]$/, 'expected slot.function like "1c.0"'),
+  vendor: hex(4),
+  device: hex(4),
+  subsystemVendor: hex(4).optional(),
+  subsystemDevice: hex(4).optional(),
+  revision: hex(2).optional(),
+  driver: z.string().min(1).nullable().optional(),
+  iommuGroup: z.number().int().min(0).optional(),
+  numaNode: z.number().int().min(-1).optional(),
+  acs: z.boolean().optional(),
+};
+
+const sriovSchema = z.strictObject({
+  totalVfs: z.number().int().min(1).max(65535),
+  offset: z.number().int().min(1),
+  stride: z.number().int().min(1),
+  vfDevice: hex(4),
+  vfDriver: z.string().min(1).nullable(),
+  numVfs: z.number().int().min(0).optional(),
+  autoprobe: z.boolean().optional(),
+  vfNetdev: z.string().min(1).optional(),
+});
+
+const endpointSchema = z.strictObject({
+  ...functionBase,
+  kind: z.literal('endpoint').optional(),
+  class: hex(6),
+  resetMethods: z.array(z.enum(['flr', 'af_flr', 'pm', 'bus', 'cxl_bus', 'device_specific', 'acpi'])).optional(),
+  flr: z.boolean().optional(),
+  netdevs: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/)).optional(),
+  sriov: sriovSchema.optional(),
+  pcie: z.boolean().optional(),
+});
+
+const bridgeSchema = z.strictObject({
+  ...functionBase,
+  kind: z.literal('bridge'),
+  port: z.enum(['root-port', 'upstream', 'downstream', 'pci-bridge']).optional(),
+  secondaryBus: z.number().int().min(1).max(255),
+  get children() {
+    return z.array(nodeSchema);
+  },
+});
+
+const nodeSchema: z.ZodType<unknown> = z.union([bridgeSchema, endpointSchema]);
+
+export const hostSpecSchema = z.strictObject({
+  description: z.string().optional(),
+  iommu: z.boolean().optional(),
+  drivers: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.strictObject({ ids: z.array(driverIdSchema).optional(), loaded: z.boolean().optional() }))
+    .optional(),
+  roots: z.array(
+    z.strictObject({
+      domain: z.number().int().min(0).max(0xffff).optional(),
+      bus: z.number().int().min(0).max(255).optional(),
+      numaNode: z.number().int().min(-1).optional(),
+      devices: z.array(nodeSchema),
+    }),
+  ),
+});
+
+/** Validates untrusted JSON (a `--spec FILE`); throws a ZodError naming the bad field. */
+export function parseHostSpec(input: unknown): HostSpec {
+  // The schema mirrors the interfaces above; zod's optional fields are `T | undefined`, which
+  // exactOptionalPropertyTypes distinguishes from absent, hence the cast after validation.
+  return hostSpecSchema.parse(input) as HostSpec;
+}

@@ -1,0 +1,172 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { buildConfigSpace, type PcieType } from './config-space.js';
+
+/**
+ * Writes one PCI function into a sysfs-shaped tree the way the kernel lays it out: the device
+ * directory under sys/devices, the RELATIVE links (bus/pci/devices, driver, iommu_group,
+ * subsystem, physfn/virtfnN) and the driver's and group's back links.
+ */
+export interface SimFunction {
+  readonly address: string;
+  /** Directory relative to the root: "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0". */
+  readonly devPath: string;
+  readonly vendor: number;
+  readonly device: number;
+  readonly subsystemVendor: number;
+  readonly subsystemDevice: number;
+  readonly classCode: number;
+  readonly revision: number;
+  readonly bridge: boolean;
+  readonly multifunction: boolean;
+  readonly pcie: PcieType | null;
+  readonly flr: boolean;
+  readonly acs: boolean;
+  readonly buses?: { readonly primary: number; readonly secondary: number; readonly subordinate: number };
+  readonly numaNode: number;
+  readonly resetMethods: readonly string[];
+  readonly driver: string | null;
+  readonly iommuGroup: number | null;
+  readonly netdevs: readonly string[];
+  readonly sriov?: {
+    readonly totalVfs: number;
+    readonly numVfs: number;
+    readonly offset: number;
+    readonly stride: number;
+    readonly vfDevice: number;
+    readonly autoprobe: boolean;
+  };
+}
+
+export const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
+
+export function relLink(root: string, fromLinkRel: string, toRel: string): void {
+  const link = path.join(root, fromLinkRel);
+  const target = path.relative(path.dirname(link), path.join(root, toRel));
+  try {
+    fs.symlinkSync(target, link);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    fs.unlinkSync(link);
+    fs.symlinkSync(target, link);
+  }
+}
+
+function put(dir: string, name: string, content: string | Buffer, mode = 0o644): void {
+  fs.writeFileSync(path.join(dir, name), content, { mode });
+}
+
+export function driverRel(name: string): string {
+  return `sys/bus/pci/drivers/${name}`;
+}
+export function groupRel(group: number): string {
+  return `sys/kernel/iommu_groups/${group}`;
+}
+export function busDeviceRel(address: string): string {
+  return `sys/bus/pci/devices/${address}`;
+}
+
+/** Driver directory with its store-only attributes, as a loaded module registers it. */
+export function writeDriverDir(root: string, name: string): void {
+  const dir = path.join(root, driverRel(name));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const file of ['bind', 'unbind', 'new_id', 'remove_id']) put(dir, file, '', 0o200);
+  put(dir, 'uevent', '', 0o200);
+}
+
+export function linkDriver(root: string, devPath: string, address: string, driver: string): void {
+  relLink(root, `${devPath}/driver`, driverRel(driver));
+  relLink(root, `${driverRel(driver)}/${address}`, devPath);
+}
+
+export function linkGroup(root: string, devPath: string, address: string, group: number): void {
+  const groupDir = path.join(root, groupRel(group));
+  if (!fs.existsSync(groupDir)) {
+    fs.mkdirSync(path.join(groupDir, 'devices'), { recursive: true });
+    put(groupDir, 'type', 'DMA\n');
+    put(groupDir, 'reserved_regions', '0x00000000fee00000 0x00000000feefffff msi\n', 0o444);
+  }
+  relLink(root, `${groupRel(group)}/devices/${address}`, devPath);
+  relLink(root, `${devPath}/iommu_group`, groupRel(group));
+}
+
+export function writeNetdevs(root: string, devPath: string, names: readonly string[]): void {
+  for (const name of names) {
+    const dir = path.join(root, devPath, 'net', name);
+    fs.mkdirSync(dir, { recursive: true });
+    put(dir, 'ifindex', '2\n', 0o444);
+    put(dir, 'operstate', 'down\n', 0o444);
+  }
+}
+
+export function writeFunction(root: string, fn: SimFunction): void {
+  const dir = path.join(root, fn.devPath);
+  fs.mkdirSync(dir, { recursive: true });
+  const sriov = fn.sriov;
+  put(dir, 'vendor', `0x${hex(fn.vendor, 4)}\n`, 0o444);
+  put(dir, 'device', `0x${hex(fn.device, 4)}\n`, 0o444);
+  put(dir, 'subsystem_vendor', `0x${hex(fn.subsystemVendor, 4)}\n`, 0o444);
+  put(dir, 'subsystem_device', `0x${hex(fn.subsystemDevice, 4)}\n`, 0o444);
+  put(dir, 'class', `0x${hex(fn.classCode, 6)}\n`, 0o444);
+  put(dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
+  put(
+    dir,
+    'config',
+    buildConfigSpace({
+      vendor: fn.vendor,
+      device: fn.device,
+      subsystemVendor: fn.subsystemVendor,
+      subsystemDevice: fn.subsystemDevice,
+      classCode: fn.classCode,
+      revision: fn.revision,
+      bridge: fn.bridge,
+      multifunction: fn.multifunction,
+      pcie: fn.pcie,
+      flr: fn.flr,
+      acs: fn.acs,
+      ...(fn.buses ? { buses: fn.buses } : {}),
+      ...(sriov ? { sriov } : {}),
+    }),
+  );
+  put(dir, 'driver_override', '(null)\n');
+  put(dir, 'numa_node', `${fn.numaNode}\n`);
+  put(dir, 'irq', '16\n', 0o444);
+  put(dir, 'resource', `${'0x0000000000000000 0x0000000000000000 0x0000000000000000\n'.repeat(13)}`, 0o444);
+  put(dir, 'remove', '', 0o200);
+  if (fn.resetMethods.length > 0) {
+    put(dir, 'reset', '', 0o200);
+    put(dir, 'reset_method', `${fn.resetMethods.join(' ')}\n`);
+  }
+  if (sriov) {
+    put(dir, 'sriov_totalvfs', `${sriov.totalVfs}\n`, 0o444);
+    put(dir, 'sriov_numvfs', `${sriov.numVfs}\n`);
+    put(dir, 'sriov_offset', `${sriov.offset}\n`, 0o444);
+    put(dir, 'sriov_stride', `${sriov.stride}\n`, 0o444);
+    put(dir, 'sriov_vf_device', `${hex(sriov.vfDevice, 4)}\n`, 0o444);
+    put(dir, 'sriov_drivers_autoprobe', `${sriov.autoprobe ? 1 : 0}\n`);
+  }
+  relLink(root, `${fn.devPath}/subsystem`, 'sys/bus/pci');
+  relLink(root, busDeviceRel(fn.address), fn.devPath);
+  if (fn.iommuGroup !== null) linkGroup(root, fn.devPath, fn.address, fn.iommuGroup);
+  if (fn.driver !== null) {
+    if (!fs.existsSync(path.join(root, driverRel(fn.driver)))) writeDriverDir(root, fn.driver);
+    linkDriver(root, fn.devPath, fn.address, fn.driver);
+    writeNetdevs(root, fn.devPath, fn.netdevs);
+  }
+}
+
+/** physfn on the VF, virtfnN on the PF, both relative ("../0000:01:10.0"). */
+export function linkVirtfn(root: string, pfDevPath: string, vfDevPath: string, index: number): void {
+  relLink(root, `${vfDevPath}/physfn`, pfDevPath);
+  relLink(root, `${pfDevPath}/virtfn${index}`, vfDevPath);
+}
+
+/** Skeleton every simulated host has, whatever its devices. */
+export function writeSkeleton(root: string): void {
+  for (const dir of ['sys/bus/pci/devices', 'sys/bus/pci/drivers', 'sys/kernel/iommu_groups', 'sys/devices', 'dev']) {
+    fs.mkdirSync(path.join(root, dir), { recursive: true });
+  }
+  put(path.join(root, 'sys/bus/pci'), 'drivers_probe', '', 0o200);
+  put(path.join(root, 'sys/bus/pci'), 'rescan', '', 0o200);
+  put(path.join(root, 'sys/bus/pci'), 'drivers_autoprobe', '1\n');
+}

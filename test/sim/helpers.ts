@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { buildHost } from '../../src/sim/builder.js';
+import { presets } from '../../src/sim/presets.js';
+import type { HostSpec } from '../../src/sim/spec.js';
+
+const made: string[] = [];
+
+/** tmpfs when there is one: simulated trees are thousands of small files. */
+const TMP = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+
+export function tempRoot(prefix = 'hostdev-sim-'): string {
+  const dir = fs.mkdtempSync(path.join(TMP, prefix));
+  made.push(dir);
+  return dir;
+}
+
+export function cleanupRoots(): void {
+  for (const dir of made.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function presetRoot(name: string): string {
+  const spec = presets[name];
+  if (!spec) throw new Error(`no preset ${name}`);
+  return specRoot(spec);
+}
+
+export function specRoot(spec: HostSpec): string {
+  const root = path.join(tempRoot(), 'host');
+  buildHost(root, spec);
+  return root;
+}
+
+export function dev(root: string, address: string, file = ''): string {
+  return path.join(root, 'sys/bus/pci/devices', address, file);
+}
+
+export function readAttr(root: string, address: string, file: string): string {
+  return fs.readFileSync(dev(root, address, file), 'utf8').trim();
+}
+
+export function driverOf(root: string, address: string): string | null {
+  try {
+    return path.basename(fs.readlinkSync(dev(root, address, 'driver')));
+  } catch {
+    return null;
+  }
+}
+
+export function groupOf(root: string, address: string): number | null {
+  try {
+    return Number(path.basename(fs.readlinkSync(dev(root, address, 'iommu_group'))));
+  } catch {
+    return null;
+  }
+}
+
+export function addresses(root: string): string[] {
+  return fs.readdirSync(path.join(root, 'sys/bus/pci/devices')).sort();
+}
+
+export function virtfns(root: string, pf: string): string[] {
+  return fs
+    .readdirSync(dev(root, pf))
+    .filter((f) => /^virtfn\d+$/.test(f))
+    .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
+    .map((f) => path.basename(fs.readlinkSync(dev(root, pf, f))));
+}
