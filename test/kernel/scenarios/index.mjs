@@ -1,5 +1,10 @@
 // The kernel scenarios, in the order they run. Each: {name, title, run(env), kernelOnly?, expensive?}.
 import { s0Facts } from './s0-facts.mjs';
 import { s1List } from './s1-list.mjs';
+import { s2Detach } from './s2-detach.mjs';
+import { s3Groups } from './s3-groups.mjs';
+import { s4Qemu } from './s4-qemu.mjs';
+import { s5SeedBlocked } from './s5-seed-blocked.mjs';
+import { s7Crash } from './s7-crash.mjs';
 
-export const scenarios = [s0Facts, s1List];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s7Crash];

@@ -147,6 +147,7 @@ export class ScenarioEnv {
   async kernelWrite(hostPath, value, { timeoutMs = 60_000 } = {}) {
     let r;
     if (this.sim) {
+      await this.requireCommands('sim write');
       r = await run(process.execPath, [this.bin, 'sim', 'write', hostPath, String(value), '--root', this.root], { timeoutMs });
       const errno = /\b(E[A-Z]{2,})\b/.exec(r.stderr)?.[1] ?? (r.code === 0 ? null : 'EIO');
       r = { ...r, errno: r.code === 0 ? null : errno };

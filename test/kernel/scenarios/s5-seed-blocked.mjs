@@ -1,0 +1,82 @@
+// Scenario 5, the seed (outcome 2, as measured on Linux): QEMU paused (-S) holds VF0 while an admin
+// runs `echo 0 > sriov_numvfs` on the PF. On Linux the write blocks until QEMU lets go, and reading
+// the PF's sriov_numvfs blocks too: hostdev status/list/watch run meanwhile must come back (sysfs
+// reads need timeouts) instead of hanging. Then QEMU quits, the write completes, `release --domain
+// vm1` succeeds, reattaches the e1000e and prunes VF0 from both tables; after `vf set-count PF 2`
+// VF0's address can be assigned to vm2. On the simulator nothing holds the VF: the write completes
+// at once and the rest must go the same way.
+import { spawn } from 'node:child_process';
+import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
+import { tables } from './s2-detach.mjs';
+import { mentionsUnder, prepareDomain, setCount } from './vm-setup.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const HUNG_MS = 60_000;
+
+export const s5SeedBlocked = {
+  name: 's5-seed-blocked',
+  title: 'the seed, outcome 2: echo 0 > sriov_numvfs blocks while QEMU holds VF0; hostdev stays responsive; release prunes VF0',
+  async run(env) {
+    await env.requireCommands('vf set-count', 'assign', 'release', 'status', 'list', 'qemu-args');
+    const { pf, nic, vf0, argv } = await prepareDomain(env, 'vm1', 's5');
+    const holding = !env.sim && qemuAvailable();
+    let vm = null;
+    if (holding) {
+      vm = await startQemu('vm1', argv);
+      env.onCleanup(() => stopQemu(vm));
+      env.check('QEMU holds VF0', vm.exited === null && vfioFds(vm.child.pid).includes(`/dev/vfio/${env.groupOf(vf0)}`), vm.output);
+    }
+    const write = env.kernelWriteBackground(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
+    if (holding) {
+      await sleep(3000);
+      env.check('echo 0 > sriov_numvfs blocks while QEMU holds VF0', !write.done);
+      const watchCmd = (await env.commands()).has('watch');
+      let watch = null;
+      let watchOut = '';
+      if (watchCmd) {
+        watch = spawn(process.execPath, [env.bin, 'watch', ...env.globals(), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        watch.stdout.setEncoding('utf8').on('data', (d) => (watchOut += d));
+        watch.stderr.setEncoding('utf8').on('data', (d) => (watchOut += d));
+      }
+      const status = await env.hostdev(['status'], { timeoutMs: HUNG_MS });
+      env.check(`hostdev status comes back while the write is blocked (${status.ms} ms, exit ${status.code})`, !status.timedOut);
+      const list = await env.hostdev(['list'], { timeoutMs: HUNG_MS });
+      env.check(`hostdev list comes back while the write is blocked (${list.ms} ms, exit ${list.code})`, !list.timedOut);
+      env.check('the write is still blocked', !write.done);
+      if (watch) {
+        const exitedEarly = watch.exitCode !== null;
+        env.check('hostdev watch keeps running while the write is blocked', !exitedEarly, watchOut.slice(-2000));
+        const t0 = Date.now();
+        watch.kill('SIGTERM');
+        const stopped = await Promise.race([new Promise((r) => watch.on('exit', () => r(true))), sleep(15_000).then(() => false)]);
+        env.check(`hostdev watch stops on SIGTERM while the write is blocked (${Date.now() - t0} ms)`, stopped || exitedEarly, watchOut.slice(-2000));
+        if (!stopped) watch.kill('SIGKILL');
+      }
+      await stopQemu(vm);
+    }
+    const done = await Promise.race([write.result, sleep(90_000).then(() => null)]);
+    env.check('the write completes once nothing holds VF0', done?.ok === true, done);
+    const gone = await env.waitFor(() => env.virtfns(pf).length === 0 && !env.exists(`/sys/bus/pci/devices/${vf0}`), { timeoutMs: 15_000 });
+    env.observe('s5: after echo 0', { ok: done?.ok ?? null, errno: done?.errno ?? null, vfs: env.virtfns(pf), vf0Exists: env.exists(`/sys/bus/pci/devices/${vf0}`) });
+    env.check('the VFs are gone', gone);
+
+    const release = await env.hostdev(['release', '--domain', 'vm1']);
+    const nicBack = await env.waitFor(() => env.driverOf(nic) === 'e1000e', { timeoutMs: 10_000 });
+    const t = await tables(env);
+    env.observe('s5: release', { exit: release.code, error: release.errorCode, nic: env.driverOf(nic), prunedVf0: mentionsUnder(release.json, 'pruned', vf0), tables: t });
+    env.check('release --domain vm1 exits 0', release.code === 0, release.stderr);
+    env.check('the e1000e is back on e1000e', nicBack, env.driverOf(nic));
+    env.check('release reports VF0 as pruned', mentionsUnder(release.json, 'pruned', vf0), release.json);
+    env.equal('VF0 is in neither table', t, { active: [], inactive: [] });
+
+    const again = await setCount(env, pf, 2, 's5 again');
+    env.equal('VF0 comes back at the same address', again[0], vf0);
+    const assign = await env.hostdev(['assign', '--domain', 'vm2', vf0]);
+    env.observe('s5: assign VF0 to vm2', { exit: assign.code, error: assign.errorCode, driver: env.driverOf(vf0) });
+    env.check('assign --domain vm2 VF0 exits 0', assign.code === 0, assign.stderr);
+    env.equal('VF0 on vfio-pci for vm2', env.driverOf(vf0), 'vfio-pci');
+    const rel2 = await env.hostdev(['release', '--domain', 'vm2']);
+    env.check('release --domain vm2 exits 0', rel2.code === 0, rel2.stderr);
+    await env.hostdev(['vf', 'set-count', pf, '0'], { timeoutMs: 120_000 });
+  },
+};
