@@ -270,6 +270,16 @@ export class StateStore {
   /** Journal rows not yet cleared (for `status`; recovery reads them under the lock). */
   readJournal(): readonly JournalRecord[] {
     this.assertOpen();
+    return this.selectJournal();
+  }
+
+  /** Tables and journal from one snapshot: a row in neither means no operation was under way. */
+  readState(): { readonly tables: Tables; readonly journal: readonly JournalRecord[] } {
+    this.assertOpen();
+    return this.db.transaction(() => ({ tables: this.selectTables(), journal: this.selectJournal() }))();
+  }
+
+  private selectJournal(): JournalRecord[] {
     return (this.db.prepare('SELECT * FROM journal ORDER BY id').all() as JournalRow[]).map(journalRecord);
   }
 
