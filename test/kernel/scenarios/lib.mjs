@@ -11,6 +11,9 @@ import path from 'node:path';
 
 export class SkipScenario extends Error {}
 
+/** `hostdev --help` per binary: one lookup per run, not per scenario. */
+const commandsCache = new Map();
+
 /** Runs a command with a hard timeout; never waits for a child stuck in the kernel (D state). */
 export function run(cmd, args, { timeoutMs = 60_000, env, input } = {}) {
   return new Promise((resolve) => {
@@ -106,7 +109,8 @@ export class ScenarioEnv {
 
   /** The commands this hostdev build has (from `hostdev --help`), to skip scenarios that need more. */
   async commands() {
-    if (this._commands) return this._commands;
+    const cached = commandsCache.get(this.bin);
+    if (cached) return cached;
     const r = await run(process.execPath, [this.bin, '--help'], { timeoutMs: 60_000 });
     const names = new Set();
     let inCommands = false;
@@ -129,11 +133,13 @@ export class ScenarioEnv {
         }
       }
     }
-    this._commands = names;
+    commandsCache.set(this.bin, names);
     return names;
   }
 
   async requireCommands(...wanted) {
+    // on the host, scenarios mutate the tree through the simulated kernel (`--simulate`, `sim write`)
+    if (this.sim) wanted = [...wanted, 'sim write'];
     const have = await this.commands();
     const missing = wanted.filter((c) => !have.has(c));
     if (missing.length) throw new SkipScenario(`hostdev has no ${missing.map((m) => `'${m}'`).join(', ')} yet`);
