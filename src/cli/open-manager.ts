@@ -21,6 +21,8 @@ export async function openManager(globals: GlobalOptions): Promise<HostdevManage
 /** Opens, runs, closes. */
 export async function withManager<T>(globals: GlobalOptions, fn: (manager: HostdevManager) => Promise<T>): Promise<T> {
   const manager = await openManager(globals);
+  // What recovery found on open goes to stderr like any warning, before the command's own output.
+  for (const warning of manager.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {
     return await fn(manager);
   } finally {

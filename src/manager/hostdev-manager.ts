@@ -5,7 +5,7 @@ import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { DEFAULT_STUB_DRIVER } from '../core/stub-driver.js';
-import { TableIndex, type Owner, type Tables } from '../core/tables.js';
+import { sameOwner, TableIndex, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
@@ -14,12 +14,13 @@ import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
+import { recoverOnOpen, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 
 export const DEFAULT_HYPERVISOR = 'qemu';
 
 /** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
-export type RecoverFn = (context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }) => Promise<unknown>;
+export type RecoverFn = (context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
   /** The directory that stands for "/" (sysfs is read under ROOT/sys). */
@@ -28,7 +29,7 @@ export interface OpenOptions {
   readonly kernel: KernelPort;
   readonly hostUsage?: HostUsagePort;
   readonly lockTimeoutMs?: number;
-  /** Runs before the first operation; its report is kept for `status`. */
+  /** Runs before the first operation (default: recoverOnOpen); its report is kept for `status`. */
   readonly recover?: RecoverFn;
   /** FOR BENCHMARKS ONLY: see StoreOptions.journal. */
   readonly journal?: boolean;
@@ -71,9 +72,9 @@ export class HostdevManager {
   private constructor(
     readonly layout: SysfsLayout,
     readonly store: StateStore,
-    private readonly kernel: KernelPort,
+    readonly kernel: KernelPort,
     private readonly hostUsage: HostUsagePort,
-    readonly recovery: unknown,
+    readonly recovery: RecoveryReport,
   ) {
     this.reader = new HostReader(layout);
   }
@@ -86,7 +87,8 @@ export class HostdevManager {
     };
     const store = StateStore.open(options.stateDir, storeOptions);
     try {
-      const recovery = options.recover ? await options.recover({ store, kernel: options.kernel, layout }) : null;
+      const recover = options.recover ?? recoverOnOpen;
+      const recovery = await recover({ store, kernel: options.kernel, layout });
       return new HostdevManager(layout, store, options.kernel, options.hostUsage ?? NO_HOST_USAGE, recovery);
     } catch (error) {
       store.close();
@@ -180,7 +182,7 @@ export class HostdevManager {
       }),
       (view) => planRelease(view, { owner, addresses: request.addresses }),
       request.dryRun ?? false,
-    ).then(([plan, execution]) => releaseReport(plan, execution));
+    ).then(([plan, execution]) => releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses)));
   }
 
   releaseDomain(request: ReleaseRequest): Promise<ReleaseReport> {
@@ -194,6 +196,18 @@ export class HostdevManager {
   /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
   status(): Promise<StatusReport> {
     return readStatus(this.store, this.reader, this.recovery);
+  }
+
+  /**
+   * Recovery on open already drops vanished entries (a release in a new process finds them gone):
+   * the release of their domain still reports them as pruned.
+   */
+  private prunedAtOpen(owner: Owner, addresses: readonly PciAddress[] | undefined): PciAddress[] {
+    const wanted = addresses ? new Set<string>(addresses) : null;
+    return this.recovery.pruned
+      .filter((entry) => entry.usedBy !== null && sameOwner(entry.usedBy, owner))
+      .filter((entry) => wanted === null || wanted.has(entry.address))
+      .map((entry) => entry.address);
   }
 
   /** The tables as stored (no lock, no pruning): for `list`/`show` owner columns. */

@@ -52,7 +52,11 @@ export function operationReport(plan: Plan, execution: Execution | null): Operat
   };
 }
 
-export function releaseReport(plan: Plan, execution: Execution | null): ReleaseReport {
+export function releaseReport(
+  plan: Plan,
+  execution: Execution | null,
+  prunedEarlier: readonly PciAddress[] = [],
+): ReleaseReport {
   const report = operationReport(plan, execution);
   const pruned = new Set<string>(plan.pruned);
   const released: PciAddress[] = [];
@@ -64,5 +68,6 @@ export function releaseReport(plan: Plan, execution: Execution | null): ReleaseR
     released.push(address);
     (change.kind === 'remove' ? reattached : inactive).push(address);
   }
-  return { ...report, released, reattached, inactive };
+  const allPruned = [...new Set([...plan.pruned, ...prunedEarlier])];
+  return { ...report, pruned: allPruned, released, reattached, inactive };
 }

@@ -2,6 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
 import type { StateStore } from '../state/store.js';
 import type { HostReader } from './host-reader.js';
+import type { RecoveryReport } from './recovery.js';
 
 export interface StatusReport {
   readonly active: readonly ActiveEntry[];
@@ -13,15 +14,15 @@ export interface StatusReport {
   readonly iommu: { readonly enabled: boolean };
   readonly vfio: { readonly loaded: boolean; readonly groups: readonly string[] };
   readonly journal: { readonly unfinished: number };
-  /** What recovery repaired when this manager opened (null when it had nothing to do or none ran). */
-  readonly recovery: unknown;
+  /** What recovery repaired, pruned or found drifting when this manager opened. */
+  readonly recovery: RecoveryReport;
 }
 
 /**
  * Both tables as the `status` command shows them. A vanished inactive device is owned by nobody,
  * so no release would ever remove it: status prunes it, under the lock, like release does.
  */
-export async function readStatus(store: StateStore, reader: HostReader, recovery: unknown): Promise<StatusReport> {
+export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
   const vanished = (entries: ReadonlyArray<{ address: PciAddress }>): PciAddress[] =>
     entries.filter((entry) => !reader.exists(entry.address)).map((entry) => entry.address);
 
