@@ -3,7 +3,7 @@ import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import type { Owner, Tables } from '../core/tables.js';
-import { describeHolding, numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
+import { numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
 import type { NetPort } from '../net/net-port.js';
 import type { VfNetInfo } from '../net/vf-net-config.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
@@ -239,4 +239,3 @@ async function waitForVfs(layout: SysfsLayout, plan: VfCountPlan, request: SetCo
   }
 }
 
-export { describeHolding };

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 
 /**
  * A hand-made minimal sysfs tree (one PF with VFs), for tests of the event machinery that must
@@ -16,6 +17,7 @@ export class MiniTree {
     mkdirSync(this.bus, { recursive: true });
     for (const driver of ['igb', 'igbvf', 'vfio-pci']) mkdirSync(path.join(this.drivers, driver), { recursive: true });
     this.addDevice(pf, 'igb');
+    mkdirSync(path.join(this.devices, pf, 'net', 'eth1'), { recursive: true });
     writeFileSync(path.join(this.devices, pf, 'sriov_totalvfs'), '7\n');
     this.setNumVfs(0);
   }
@@ -66,4 +68,24 @@ export class MiniTree {
   remove(): void {
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/** A kernel port over the mini tree with Linux's sriov_numvfs rules (EINVAL for N -> M, ERANGE). */
+export function miniKernel(tree: MiniTree): { write(hostPath: string, value: string): Promise<void>; loadModule(): Promise<void>; writes: string[] } {
+  const writes: string[] = [];
+  let numVfs = 0;
+  return {
+    writes,
+    async write(hostPath: string, value: string): Promise<void> {
+      writes.push(`${hostPath}=${value}`);
+      if (!hostPath.endsWith('/sriov_numvfs')) return;
+      const count = Number(value);
+      const fail = (errno: string): Error => Object.assign(new KernelWriteError(hostPath, value, errno));
+      if (count > 7) throw fail('ERANGE');
+      if (numVfs > 0 && count > 0 && count !== numVfs) throw fail('EINVAL');
+      numVfs = count;
+      tree.setNumVfs(count);
+    },
+    async loadModule(): Promise<void> {},
+  };
 }
