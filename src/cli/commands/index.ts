@@ -4,6 +4,7 @@ import { registerAssign } from './assign.js';
 import { registerDetach } from './detach.js';
 import { registerGroups } from './groups.js';
 import { listCommand } from './list.js';
+import { registerQemuArgs } from './qemu-args.js';
 import { registerReattach } from './reattach.js';
 import { registerRelease } from './release.js';
 import { registerReset } from './reset.js';
@@ -29,4 +30,5 @@ export const commands: RegisterCommand[] = [
   registerStatus,
   registerVf,
   registerWatch,
+  registerQemuArgs,
 ];

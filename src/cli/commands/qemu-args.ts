@@ -1,0 +1,34 @@
+import { type Command, Option } from 'commander';
+import { HostdevError } from '../../core/errors.js';
+import { qemuArgs, shellJoin, type QemuMachine } from '../../core/qemu-args.js';
+import { withManager } from '../open-manager.js';
+import { action } from '../run-action.js';
+
+export function registerQemuArgs(program: Command): void {
+  program
+    .command('qemu-args')
+    .description("QEMU arguments for a domain's active devices (one -device vfio-pci each, with a stable id)")
+    .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
+    .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
+    .addOption(new Option('--machine <type>', 'q35: each device behind its own pcie-root-port; pc: on the root bus').choices(['q35', 'pc']).default('q35'))
+    .option('--first-chassis <n>', 'chassis number of the first root port (q35)', '1')
+    .action(
+      action(async (globals, command: Command) => {
+        const opts = command.opts<{ domain: string; hypervisor: string; machine: QemuMachine; firstChassis: string }>();
+        const firstChassis = Number(opts.firstChassis);
+        if (!Number.isInteger(firstChassis)) {
+          throw new HostdevError('HOSTDEV_USAGE', `--first-chassis must be a whole number, not "${opts.firstChassis}"`);
+        }
+        const status = await withManager(globals, (manager) => manager.status());
+        const missing = new Set<string>(status.missing);
+        const owned = status.active.filter((e) => e.usedBy.domain === opts.domain && e.usedBy.driver === opts.hypervisor);
+        const present = owned.filter((e) => !missing.has(e.address));
+        const warnings = owned
+          .filter((e) => missing.has(e.address))
+          .map((e) => `${e.address} is assigned to ${opts.domain} but no longer on this host: left out (release the domain to prune it)`);
+        if (owned.length === 0) warnings.push(`domain ${opts.domain} (${opts.hypervisor}) holds no device: nothing to pass to QEMU`);
+        const argv = qemuArgs(present, { machine: opts.machine, firstChassis });
+        return { json: argv, text: shellJoin(argv), warnings };
+      }),
+    );
+}
