@@ -1,8 +1,12 @@
-import type { PciAddress } from '../core/address.js';
+import type { Command } from 'commander';
+import { parseAddress, type PciAddress } from '../core/address.js';
 import { ExitCode } from '../core/errors.js';
 import { formatChange, planWrites } from '../core/plan-types.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
+import type { HostdevManager } from '../manager/hostdev-manager.js';
 import type { CommandResult } from './context.js';
+import { withManager } from './open-manager.js';
+import { action } from './run-action.js';
 
 /** What the manager commands (detach, reattach, reset, assign, release) print. */
 
@@ -45,4 +49,28 @@ export function releaseHeadline(report: ReleaseReport, domain: string): string {
   lines.push(...listLine('back on their host driver', report.reattached));
   lines.push(...listLine('left on the stub (inactive)', report.inactive));
   return lines.join('\n');
+}
+
+/** `hostdev NAME ADDRESS [--dry-run]`: the node-device commands without options of their own. */
+export function registerNodeCommand(
+  program: Command,
+  spec: {
+    readonly name: string;
+    readonly description: string;
+    readonly run: (manager: HostdevManager, address: PciAddress, dryRun: boolean) => Promise<OperationReport>;
+    readonly headline: (report: OperationReport, address: PciAddress) => string;
+  },
+): void {
+  program
+    .command(`${spec.name} <address>`)
+    .description(spec.description)
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .action(
+      action(async (globals, command: Command, input: string) => {
+        const address = parseAddress(input);
+        const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
+        const report = await withManager(globals, (manager) => spec.run(manager, address, dryRun));
+        return reportResult(report, spec.headline(report, address));
+      }),
+    );
 }

@@ -59,7 +59,7 @@ export class HostReader {
 
   vfioDevices(): string[] {
     try {
-      return readdirSync(this.layout.vfioDevDir).sort();
+      return readdirSync(this.layout.vfioDevDir).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(a) - Number(b));
     } catch {
       return [];
     }
