@@ -408,7 +408,14 @@ class LockedOperation implements Operation {
   done(handle: JournalHandle): void {
     const db = this.db;
     if (handle.id < 0) return;
-    db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id);
+    // Not fsynced on its own: recovery reads the device, never trusts `done`, so a lost mark
+    // costs nothing; the next FULL commit (intend or commit) flushes it with its own frames.
+    db.pragma('synchronous = NORMAL');
+    try {
+      db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id);
+    } finally {
+      db.pragma('synchronous = FULL');
+    }
   }
 
   unfinished(): readonly JournalRecord[] {
