@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
 import { buildHost } from '../../sim/builder.js';
+import { SimKernel } from '../../sim/kernel.js';
+import { snapshotHost } from '../../sim/snapshot.js';
+import { KernelWriteError } from '../../sysfs/kernel-port.js';
+import { requireSimulatedRoot } from '../kernel-port-for.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import { parseHostSpec, type HostSpec } from '../../sim/spec.js';
 import { action } from '../run-action.js';
@@ -52,6 +56,46 @@ export function registerSim(program: Command): void {
         return {
           json: { root: dir, preset: name, description: spec.description ?? null },
           text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: hostdev --root ${dir} list`,
+        };
+      }),
+    );
+
+  sim
+    .command('write <path> <value>')
+    .description('one raw sysfs write as the simulated kernel applies it (echo VALUE > PATH); PATH as on the host, under --root')
+    .option('-n, --no-newline', 'write VALUE without the trailing newline echo adds')
+    .action(
+      action(async (globals, command: Command, hostPath: string, value: string) => {
+        requireSimulatedRoot(globals.root, '`hostdev sim write`');
+        const { newline } = command.opts<{ newline: boolean }>();
+        const kernel = new SimKernel(globals.root);
+        try {
+          await kernel.write(hostPath, newline ? `${value}\n` : value);
+        } catch (error) {
+          if (!(error instanceof KernelWriteError)) throw error;
+          throw new HostdevError('HOSTDEV_KERNEL_WRITE', error.message, {
+            hint: 'The simulated kernel refused the write as Linux would; the errno says why.',
+            details: { path: hostPath, errno: error.errno },
+            cause: error,
+          });
+        } finally {
+          kernel.close();
+        }
+        return { json: { path: hostPath, value, errno: null }, text: '' };
+      }),
+    );
+  sim
+    .command('snapshot <dir>')
+    .description("copy this host's PCI topology (read-only, from --root, default /) into a new simulated tree DIR")
+    .action(
+      action((globals, _command: Command, dir: string) => {
+        if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
+          throw usage(`${dir} is not empty`, 'Give a new or empty directory.');
+        }
+        const result = snapshotHost(globals.root, dir);
+        return {
+          json: { root: dir, ...result },
+          text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: hostdev --root ${dir} --simulate ...`,
         };
       }),
     );

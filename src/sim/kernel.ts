@@ -1,0 +1,635 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
+import { SysfsLayout } from '../sysfs/paths.js';
+import {
+  blockedFile,
+  consume,
+  faultMatches,
+  faultsFromEnv,
+  readFaultsFile,
+  releaseFile,
+  writeFaultsFile,
+  type Fault,
+} from './faults.js';
+import { idMatches, simDir, type DriverId, type VfTemplate } from './host-model.js';
+import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
+import { SimTree } from './sim-tree.js';
+import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
+import { hex, linkVirtfn, writeDriverDir, writeFunction } from './tree-writer.js';
+import { vfFunction, vfNetdevName } from './vf.js';
+
+/** One write as the simulated kernel saw it, for tests. */
+export interface WriteRecord {
+  readonly path: string;
+  readonly value: string;
+  /** null when the write succeeded. */
+  readonly errno: string | null;
+}
+
+/** Thrown inside apply(): the write fails with this errno and the transaction rolls back. */
+class Errno extends Error {
+  constructor(readonly errno: string) {
+    super(errno);
+  }
+}
+
+const fail = (errno: string): never => {
+  throw new Errno(errno);
+};
+
+export interface SimKernelOptions {
+  /** Faults for this instance, in addition to $HOSTDEV_SIM_FAULTS and faults.json. */
+  readonly faults?: readonly Fault[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The simulated kernel: applies each sysfs write to the tree under `root` as Linux would
+ * (drivers/pci/pci-sysfs.c, pci-driver.c, iov.c, drivers/base/bus.c, vfio-pci), with the real
+ * errno values. Its own state lives in ROOT/.hostdev-sim/ so separate processes share one host.
+ */
+export class SimKernel implements KernelPort {
+  readonly root: string;
+  readonly layout: SysfsLayout;
+  /** Every write this instance performed, in order, with its outcome. */
+  readonly writes: WriteRecord[] = [];
+  private readonly tree: SimTree;
+  private stateDb: SimState | null = null;
+  private faults: Fault[];
+  private writeCount = 0;
+  private readonly released = new Set<string>();
+
+  constructor(root: string, options: SimKernelOptions = {}) {
+    this.layout = new SysfsLayout(root);
+    this.root = this.layout.root;
+    this.tree = new SimTree(this.root);
+    this.faults = [...faultsFromEnv(options.env ?? process.env), ...(options.faults ?? [])];
+  }
+
+  private get state(): SimState {
+    this.stateDb ??= new SimState(this.root);
+    return this.stateDb;
+  }
+
+  close(): void {
+    this.stateDb?.close();
+    this.stateDb = null;
+  }
+
+  // ---- test and fault-injection surface ----
+
+  inject(fault: Fault): void {
+    this.faults.push(fault);
+  }
+
+  clearFaults(): void {
+    this.faults = [];
+  }
+
+  /** Releases a write blocked by a `block` fault with this id (in this process). */
+  release(id: string): void {
+    this.released.add(id);
+  }
+
+  resetCount(address: string): number {
+    return this.state.resetCount(address);
+  }
+
+  events(): SimEvent[] {
+    try {
+      return fs
+        .readFileSync(this.state.eventsFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0)
+        .map((l) => JSON.parse(l) as SimEvent);
+    } catch {
+      return [];
+    }
+  }
+
+  // ---- KernelPort ----
+
+  async write(hostPath: string, value: string): Promise<void> {
+    await this.maybeBlock(hostPath);
+    this.writeCount++;
+    this.maybeCrash('before');
+    let errno: string | null = null;
+    try {
+      this.state.transaction(() => {
+        this.maybeFail(hostPath);
+        this.apply(hostPath, value);
+      });
+    } catch (error) {
+      if (!(error instanceof Errno)) throw error;
+      errno = error.errno;
+    }
+    this.writes.push({ path: hostPath, value, errno });
+    this.maybeCrash('after');
+    if (errno !== null) throw new KernelWriteError(hostPath, value, errno);
+  }
+
+  async loadModule(name: string): Promise<void> {
+    const known = this.state.transaction(() => {
+      const row = this.state.driver(name);
+      if (!row) return false;
+      if (row.loaded && this.tree.driverLoaded(name)) return true;
+      writeDriverDir(this.root, name);
+      this.state.setLoaded(name);
+      if (name === 'vfio-pci') {
+        fs.mkdirSync(path.join(this.root, 'dev/vfio'), { recursive: true });
+        fs.writeFileSync(path.join(this.root, 'dev/vfio/vfio'), '');
+      }
+      this.driverAttach(this.state.driver(name)!);
+      return true;
+    });
+    if (!known) throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT');
+  }
+
+  // ---- faults ----
+
+  private async maybeBlock(hostPath: string): Promise<void> {
+    let fault = this.faults.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
+    if (fault) {
+      this.faults = consume(this.faults, fault);
+    } else {
+      fault = this.state.transaction(() => {
+        const shared = readFaultsFile(this.root);
+        const found = shared.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
+        if (found) writeFaultsFile(this.root, consume(shared, found));
+        return found;
+      });
+    }
+    if (fault?.action !== 'block') return;
+    const id = fault.id;
+    const marker = blockedFile(this.root, id);
+    fs.mkdirSync(path.dirname(marker), { recursive: true });
+    fs.writeFileSync(marker, `${process.pid}\n`);
+    try {
+      while (!this.released.has(id) && !fs.existsSync(releaseFile(this.root, id))) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    } finally {
+      this.released.delete(id);
+      fs.rmSync(releaseFile(this.root, id), { force: true });
+      fs.rmSync(marker, { force: true });
+    }
+  }
+
+  private maybeFail(hostPath: string): void {
+    const local = this.faults.find((f) => f.action === 'fail' && faultMatches(f.match, hostPath));
+    if (local?.action === 'fail') {
+      this.faults = consume(this.faults, local);
+      fail(local.errno);
+    }
+    const shared = readFaultsFile(this.root);
+    const found = shared.find((f) => f.action === 'fail' && faultMatches(f.match, hostPath));
+    if (found?.action === 'fail') {
+      // The file is outside the database: its consumption stays although the write rolls back.
+      writeFaultsFile(this.root, consume(shared, found));
+      fail(found.errno);
+    }
+  }
+
+  private maybeCrash(when: 'before' | 'after'): void {
+    const all = [...this.faults, ...readFaultsFile(this.root)];
+    const crash = all.find((f) => f.action === 'crash' && (f.when ?? 'after') === when && f.afterWrites === this.writeCount);
+    if (!crash) return;
+    if (!this.faults.includes(crash)) {
+      this.state.transaction(() => writeFaultsFile(this.root, consume(readFaultsFile(this.root), crash)));
+    }
+    process.kill(process.pid, 'SIGKILL');
+  }
+
+  // ---- the kernel ----
+
+  private apply(hostPath: string, value: string): void {
+    let target: string;
+    try {
+      target = this.layout.resolve(hostPath);
+    } catch {
+      return fail('ENOENT');
+    }
+    let dir: string;
+    try {
+      dir = fs.realpathSync(path.dirname(target));
+    } catch {
+      return fail('ENOENT');
+    }
+    const attr = path.basename(target);
+    const file = path.join(dir, attr);
+    if (!fs.existsSync(file)) fail('ENOENT');
+    const rel = this.tree.rel(dir);
+    if (rel === 'sys/bus/pci') return this.busAttr(attr, value, file);
+    const driver = /^sys\/bus\/pci\/drivers\/([^/]+)$/.exec(rel);
+    if (driver) return this.driverAttr(driver[1]!, attr, value, file);
+    if (this.tree.isDeviceDir(dir)) return this.deviceAttr(dir, attr, value, file);
+    return this.plainWrite(file, value);
+  }
+
+  /** An attribute with no behaviour of its own: stored if writable (kernfs: EACCES if not). */
+  private plainWrite(file: string, value: string): void {
+    if ((fs.statSync(file).mode & 0o222) === 0) fail('EACCES');
+    fs.writeFileSync(file, value);
+  }
+
+  private emit(action: SimEventAction, dir: string, driver?: string): void {
+    this.state.event(action, path.basename(dir), driver);
+  }
+
+  private busAttr(attr: string, value: string, file: string): void {
+    switch (attr) {
+      case 'drivers_probe': {
+        // bus.c drivers_probe_store: ENODEV for an unknown name, else attach if unbound; a
+        // probe that finds no driver (or fails) still returns success.
+        const dir = this.tree.deviceDir(sysfsName(value)) ?? fail('ENODEV');
+        if (this.tree.driverOf(dir) === null) this.deviceAttach(dir);
+        return;
+      }
+      case 'rescan': {
+        const n = kstrtoul(value) ?? fail('EINVAL');
+        if (n !== 0) this.rescan();
+        return;
+      }
+      default:
+        return this.plainWrite(file, value);
+    }
+  }
+
+  private driverAttr(name: string, attr: string, value: string, file: string): void {
+    const driver = this.state.driver(name) ?? this.adoptDriver(name);
+    switch (attr) {
+      case 'bind': {
+        // bus.c bind_store: the device must exist and match the driver (override or ID
+        // table), else ENODEV; a bound device is EBUSY; a failing probe returns its error.
+        const dir = this.tree.deviceDir(sysfsName(value)) ?? fail('ENODEV');
+        if (!this.matches(driver, dir)) fail('ENODEV');
+        if (this.tree.driverOf(dir) !== null) fail('EBUSY');
+        const errno = this.probe(driver, dir);
+        if (errno !== null) fail(errno);
+        return;
+      }
+      case 'unbind': {
+        const dir = this.tree.deviceDir(sysfsName(value)) ?? fail('ENODEV');
+        if (this.tree.driverOf(dir) !== name) fail('ENODEV');
+        this.unbindDevice(dir, name);
+        return;
+      }
+      case 'new_id':
+        return this.newId(driver, value);
+      case 'remove_id':
+        return this.removeId(driver, value);
+      default:
+        return this.plainWrite(file, value);
+    }
+  }
+
+  private deviceAttr(dir: string, attr: string, value: string, file: string): void {
+    switch (attr) {
+      case 'driver_override': {
+        // driver_set_override: stops at the first newline; empty clears.
+        if (value.length >= 4095) fail('EINVAL');
+        const name = value.split('\n')[0]!;
+        this.tree.writeAttr(dir, 'driver_override', `${name === '' ? '(null)' : name}\n`);
+        return;
+      }
+      case 'remove': {
+        const n = kstrtoul(value) ?? fail('EINVAL');
+        if (n !== 0) this.remove(dir);
+        return;
+      }
+      case 'reset':
+        return this.reset(dir, value);
+      case 'reset_method':
+        return this.resetMethod(dir, value);
+      case 'sriov_numvfs':
+        return this.sriovNumvfs(dir, value);
+      case 'sriov_drivers_autoprobe': {
+        const on = kstrtobool(value) ?? fail('EINVAL');
+        this.tree.writeAttr(dir, 'sriov_drivers_autoprobe', `${on ? 1 : 0}\n`);
+        return;
+      }
+      default:
+        return this.plainWrite(file, value);
+    }
+  }
+
+  /** A driver directory nobody declared (a hand-made tree grew one): loaded, empty table. */
+  private adoptDriver(name: string): DriverRow {
+    this.state.db
+      .prepare(`INSERT OR IGNORE INTO drivers (name, ord, loaded, ids) VALUES (?, (SELECT COALESCE(MAX(ord), 0) + 1 FROM drivers), 1, '[]')`)
+      .run(name);
+    return this.state.driver(name)!;
+  }
+
+  // ---- matching and probing (pci-driver.c) ----
+
+  /** pci_match_device: an override admits only the named driver; dynamic IDs before static. */
+  private matches(driver: DriverRow, dir: string): boolean {
+    const override = this.tree.override(dir);
+    if (override !== null) return override === driver.name;
+    const ids = this.tree.ids(dir);
+    return driver.dynIds.some((id) => idMatches(id, ids)) || driver.ids.some((id) => idMatches(id, ids));
+  }
+
+  /** The driver's probe: null on success (device bound), or the errno it fails with. */
+  private probe(driver: DriverRow, dir: string): string | null {
+    if (driver.name === 'vfio-pci') {
+      // vfio-pci refuses bridges, and a device without an IOMMU group (no no-IOMMU mode).
+      if (this.tree.isBridge(dir)) return 'EINVAL';
+      const group = this.tree.groupOf(dir);
+      if (group === null) return 'EINVAL';
+      const node = this.tree.vfioNode(group);
+      if (!fs.existsSync(node)) {
+        fs.mkdirSync(path.dirname(node), { recursive: true });
+        fs.writeFileSync(node, '');
+      }
+    }
+    const address = path.basename(dir);
+    const net = this.state.netdevs(address);
+    this.tree.bind(dir, driver.name, net && net.driver === driver.name ? net.names : []);
+    this.emit('bind', dir, driver.name);
+    return null;
+  }
+
+  /** device_attach: try each loaded driver in registration order until one probes. */
+  private deviceAttach(dir: string): void {
+    for (const driver of this.state.drivers()) {
+      if (!driver.loaded || !this.tree.driverLoaded(driver.name)) continue;
+      if (this.matches(driver, dir) && this.probe(driver, dir) === null) return;
+    }
+  }
+
+  /** driver_attach: a newly registered driver (or new ID) binds every unbound device it matches. */
+  private driverAttach(driver: DriverRow): void {
+    for (const address of this.tree.addresses()) {
+      const dir = this.tree.deviceDir(address);
+      if (dir && this.tree.driverOf(dir) === null && this.matches(driver, dir)) this.probe(driver, dir);
+    }
+  }
+
+  /** Unbinds: the driver's remove; vfio-pci drops /dev/vfio/<group> with the group's last device. */
+  private unbindDevice(dir: string, driver: string): void {
+    const address = path.basename(dir);
+    const names = this.tree.netdevNames(dir);
+    if (names.length > 0) this.state.setNetdevs(address, driver, names);
+    this.tree.unbind(dir, driver);
+    if (driver === 'vfio-pci') {
+      const group = this.tree.groupOf(dir);
+      if (group !== null && !this.groupHasVfio(group)) fs.rmSync(this.tree.vfioNode(group), { force: true });
+    }
+    this.emit('unbind', dir, driver);
+  }
+
+  private groupHasVfio(group: number): boolean {
+    return this.tree.groupMembers(group).some((a) => {
+      const dir = this.tree.deviceDir(a);
+      return dir !== null && this.tree.driverOf(dir) === 'vfio-pci';
+    });
+  }
+
+  // ---- dynamic IDs (pci-driver.c new_id_store / remove_id_store) ----
+
+  private parseId(value: string): { id: DriverId; fields: number } {
+    const f = hexFields(value);
+    if (f.length < 2) fail('EINVAL');
+    const id: { -readonly [K in keyof DriverId]: DriverId[K] } = {
+      vendor: hex(f[0]!, 4),
+      device: hex(f[1]!, 4),
+    };
+    if (f.length > 2 && f[2] !== 0xffffffff) id.subsystemVendor = hex(f[2]!, 4);
+    if (f.length > 3 && f[3] !== 0xffffffff) id.subsystemDevice = hex(f[3]!, 4);
+    if (f.length > 4) {
+      id.class = hex(f[4]!, 6);
+      id.classMask = hex(f[5] ?? 0, 6);
+    }
+    return { id, fields: f.length };
+  }
+
+  private newId(driver: DriverRow, value: string): void {
+    const { id, fields } = this.parseId(value);
+    const probeIds = { vendor: id.vendor!, device: id.device!, subsystemVendor: id.subsystemVendor ?? '', subsystemDevice: id.subsystemDevice ?? '', class: id.class ?? '' };
+    // Only when driver_data is not given does the kernel refuse IDs its static table has.
+    if (fields < 7 && driver.ids.some((s) => idMatches(s, probeIds))) fail('EEXIST');
+    if (driver.dynIds.some((d) => JSON.stringify(d) === JSON.stringify(id))) fail('EEXIST');
+    this.state.setDynIds(driver.name, [...driver.dynIds, id]);
+    this.driverAttach(this.state.driver(driver.name)!);
+  }
+
+  private removeId(driver: DriverRow, value: string): void {
+    const { id } = this.parseId(value);
+    const keep = driver.dynIds.filter(
+      (d) =>
+        !(
+          d.vendor === id.vendor &&
+          d.device === id.device &&
+          (id.subsystemVendor === undefined || d.subsystemVendor === id.subsystemVendor) &&
+          (id.subsystemDevice === undefined || d.subsystemDevice === id.subsystemDevice)
+        ),
+    );
+    if (keep.length === driver.dynIds.length) fail('ENODEV');
+    this.state.setDynIds(driver.name, keep);
+  }
+
+  // ---- reset (pci-sysfs.c reset_store, reset_method_store) ----
+
+  private supportedResets(dir: string): string[] {
+    const address = path.basename(dir);
+    let supported = this.state.supportedResetMethods(address);
+    if (supported === null) {
+      supported = (this.tree.attr(dir, 'reset_method') ?? '').split(/\s+/).filter((m) => m.length > 0);
+      this.state.setSupportedResetMethods(address, supported);
+    }
+    return supported;
+  }
+
+  private reset(dir: string, value: string): void {
+    if (kstrtoul(value) !== 1) fail('EINVAL');
+    const methods = (this.tree.attr(dir, 'reset_method') ?? '').split(/\s+/).filter((m) => m.length > 0);
+    if (methods.length === 0) fail('ENOTTY');
+    this.state.countReset(path.basename(dir));
+  }
+
+  private resetMethod(dir: string, value: string): void {
+    const supported = this.supportedResets(dir);
+    const text = sysfsName(value).trim();
+    if (text === 'default') {
+      this.tree.writeAttr(dir, 'reset_method', `${supported.join(' ')}\n`);
+      return;
+    }
+    const wanted = text.split(/\s+/).filter((m) => m.length > 0);
+    if (wanted.some((m) => !supported.includes(m))) fail('EINVAL');
+    this.tree.writeAttr(dir, 'reset_method', `${wanted.join(' ')}\n`);
+  }
+
+  // ---- SR-IOV (iov.c sriov_numvfs_store) ----
+
+  private sriovNumvfs(pf: string, value: string): void {
+    const n = kstrtoul(value, 0xffff) ?? fail('EINVAL');
+    const total = Number(this.tree.attr(pf, 'sriov_totalvfs') ?? '0');
+    if (n > total) fail('ERANGE');
+    const current = Number(this.tree.attr(pf, 'sriov_numvfs') ?? '0');
+    if (n === current) return;
+    const driver = this.tree.driverOf(pf);
+    // No driver, or one without sriov_configure (vfio-pci without enable_sriov): ENOENT.
+    if (driver === null || driver === 'vfio-pci') fail('ENOENT');
+    if (n === 0) return this.disableVfs(pf);
+    if (current !== 0) fail('EBUSY');
+    this.enableVfs(pf, n);
+  }
+
+  private vfTemplate(pf: string): VfTemplate {
+    return (
+      this.state.vfTemplate(path.basename(pf)) ?? {
+        numaNode: Number(this.tree.attr(pf, 'numa_node') ?? '-1'),
+        flr: true,
+        resetMethods: ['flr'],
+        netdev: null,
+        pfNetdev: null,
+      }
+    );
+  }
+
+  private enableVfs(pf: string, count: number): void {
+    const t = this.tree;
+    const template = this.vfTemplate(pf);
+    const num = (name: string) => Number.parseInt(t.hexAttr(pf, name, 4), 16);
+    const view = {
+      address: path.basename(pf),
+      devPath: t.rel(pf),
+      vendor: num('vendor'),
+      subsystemVendor: num('subsystem_vendor'),
+      subsystemDevice: num('subsystem_device'),
+      classCode: Number.parseInt(t.hexAttr(pf, 'class', 6), 16),
+      revision: num('revision'),
+      offset: Number(t.attr(pf, 'sriov_offset') ?? '1'),
+      stride: Number(t.attr(pf, 'sriov_stride') ?? '1'),
+      vfDevice: Number.parseInt(t.hexAttr(pf, 'sriov_vf_device', 4), 16),
+    };
+    const withGroups = t.groupOf(pf) !== null;
+    const vfDirs: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const vf = vfFunction(view, i, {
+        numaNode: template.numaNode,
+        flr: template.flr,
+        resetMethods: template.resetMethods,
+        driver: null,
+        iommuGroup: withGroups ? t.freeGroup() : null,
+        netdevs: [],
+      });
+      if (t.deviceDir(vf.address) !== null) fail('EEXIST');
+      writeFunction(this.root, vf);
+      linkVirtfn(this.root, view.devPath, vf.devPath, i);
+      const dir = path.join(this.root, vf.devPath);
+      vfDirs.push(dir);
+      const names = vfNetdevName(template.netdev, template.pfNetdev, i);
+      const vfDriver = this.defaultDriver(dir);
+      if (names.length > 0 && vfDriver !== null) this.state.setNetdevs(vf.address, vfDriver, names);
+      else this.state.dropNetdevs(vf.address);
+      this.emit('add', dir);
+    }
+    t.writeAttr(pf, 'sriov_numvfs', `${count}\n`);
+    t.setConfigNumVfs(pf, count);
+    if (t.attr(pf, 'sriov_drivers_autoprobe') !== '0') for (const dir of vfDirs) this.deviceAttach(dir);
+  }
+
+  /** The driver probe would pick for a device without override (for netdev bookkeeping). */
+  private defaultDriver(dir: string): string | null {
+    const ids = this.tree.ids(dir);
+    const found = this.state.drivers().find((d) => d.dynIds.some((id) => idMatches(id, ids)) || d.ids.some((id) => idMatches(id, ids)));
+    return found?.name ?? null;
+  }
+
+  private disableVfs(pf: string): void {
+    for (const { index, dir } of this.tree.virtfns(pf).reverse()) {
+      this.destroy(dir);
+      fs.rmSync(path.join(pf, `virtfn${index}`), { force: true });
+    }
+    this.tree.writeAttr(pf, 'sriov_numvfs', '0\n');
+    this.tree.setConfigNumVfs(pf, 0);
+  }
+
+  /** Detaches one device from everything (driver, group, bus); returns whether its group vanished. */
+  private detach(dir: string): { group: number | null; groupVanished: boolean } {
+    const driver = this.tree.driverOf(dir);
+    if (driver !== null) this.unbindDevice(dir, driver);
+    const group = this.tree.groupOf(dir);
+    const groupVanished = this.tree.leaveGroup(dir);
+    fs.rmSync(path.join(this.root, 'sys/bus/pci/devices', path.basename(dir)), { force: true });
+    this.emit('remove', dir);
+    return { group, groupVanished };
+  }
+
+  /** A VF going away for good (SR-IOV disabled, or its PF removed). */
+  private destroy(dir: string): void {
+    this.detach(dir);
+    this.state.dropNetdevs(path.basename(dir));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // ---- remove and rescan (pci-sysfs.c remove_store, bus rescan_store) ----
+
+  private remove(top: string): void {
+    const pfOfTop = this.tree.physfn(top);
+    if (pfOfTop !== null) {
+      // A VF removed by hand: it does not come back on rescan (only SR-IOV creates VFs).
+      const link = this.tree.virtfns(pfOfTop).find((v) => v.dir === top);
+      if (link) fs.rmSync(path.join(pfOfTop, `virtfn${link.index}`), { force: true });
+      this.destroy(top);
+      return;
+    }
+    const devices = this.tree.subtree(top);
+    for (const dir of devices) {
+      if (this.tree.virtfns(dir).length > 0) this.disableVfs(dir);
+    }
+    const ord = this.state.nextOrd();
+    const stash = path.join(simDir(this.root), 'removed', `${ord}-${path.basename(top)}`);
+    for (const dir of [...devices].reverse()) {
+      const { group, groupVanished } = this.detach(dir);
+      this.state.addRemoved({
+        address: path.basename(dir),
+        stash,
+        home: this.tree.rel(path.dirname(top)),
+        // A group that vanished gets a fresh number on rescan; a shared one is rejoined.
+        group: groupVanished ? (group === null ? null : -1 - group) : group,
+        top: path.basename(top),
+        ord: ord + devices.indexOf(dir),
+      });
+    }
+    fs.mkdirSync(path.dirname(stash), { recursive: true });
+    fs.renameSync(top, stash);
+  }
+
+  private rescan(): void {
+    const rows = this.state.removed();
+    if (rows.length === 0) return;
+    const renumbered = new Map<number, number>();
+    const tops = [...new Set(rows.map((r) => r.top))];
+    for (const topAddress of tops) {
+      const members = rows.filter((r) => r.top === topAddress).sort((a, b) => a.ord - b.ord);
+      const first = members[0]!;
+      const home = path.join(this.root, first.home, topAddress);
+      if (!fs.existsSync(path.dirname(home)) || !fs.existsSync(first.stash)) continue;
+      fs.renameSync(first.stash, home);
+      const dirs = this.tree.subtree(home);
+      for (const dir of dirs) {
+        const row = members.find((m) => m.address === path.basename(dir));
+        this.tree.writeAttr(dir, 'driver_override', '(null)\n');
+        if (fs.existsSync(path.join(dir, 'sriov_numvfs'))) this.tree.writeAttr(dir, 'sriov_numvfs', '0\n');
+        fs.symlinkSync(path.relative(path.join(this.root, 'sys/bus/pci/devices'), dir), path.join(this.root, 'sys/bus/pci/devices', path.basename(dir)));
+        if (row && row.group !== null) {
+          let group = row.group;
+          if (group < 0) {
+            const old = -1 - group;
+            group = renumbered.get(old) ?? this.tree.freeGroup();
+            renumbered.set(old, group);
+          }
+          this.tree.joinGroup(dir, group);
+        }
+        this.emit('add', dir);
+      }
+      for (const dir of dirs) this.deviceAttach(dir);
+      this.state.dropRemoved(topAddress);
+    }
+  }
+}
