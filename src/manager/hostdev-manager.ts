@@ -9,7 +9,7 @@ import { sameOwner, TableIndex, type Owner, type Tables } from '../core/tables.j
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
-import { StateStore } from '../state/store.js';
+import { StateStore, type Operation } from '../state/store.js';
 import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
@@ -41,6 +41,17 @@ export interface DetachOptions {
   readonly dryRun?: boolean;
 }
 
+/**
+ * Extra work inside an assign/release operation, under its lock (issue 6: VF network config).
+ * `before` runs after planning and before the first journaled write; `after` once the plan's
+ * changes are committed; `failed` after a failed plan was rolled back.
+ */
+export interface OperationHooks {
+  readonly before?: (op: Operation, plan: Plan) => Promise<void>;
+  readonly after?: (op: Operation, plan: Plan, execution: Execution) => Promise<void>;
+  readonly failed?: (op: Operation, plan: Plan, error: unknown) => Promise<void>;
+}
+
 export interface AssignRequest {
   readonly domain: string;
   readonly hypervisor?: string;
@@ -51,6 +62,7 @@ export interface AssignRequest {
   readonly withGroup?: boolean;
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  readonly hooks?: OperationHooks;
 }
 
 export interface ReleaseRequest {
@@ -59,6 +71,7 @@ export interface ReleaseRequest {
   /** Default: every device of the domain. */
   readonly addresses?: readonly PciAddress[];
   readonly dryRun?: boolean;
+  readonly hooks?: OperationHooks;
 }
 
 /**
@@ -160,6 +173,7 @@ export class HostdevManager {
           force: request.force ?? false,
         }),
       request.dryRun ?? false,
+      request.hooks,
     ).then(([plan, execution]) => operationReport(plan, execution));
   }
 
@@ -182,6 +196,7 @@ export class HostdevManager {
       }),
       (view) => planRelease(view, { owner, addresses: request.addresses }),
       request.dryRun ?? false,
+      request.hooks,
     ).then(([plan, execution]) => releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses)));
   }
 
@@ -220,13 +235,22 @@ export class HostdevManager {
     scope: (tables: Tables) => ViewScope,
     planner: (view: HostView) => Plan,
     dryRun: boolean,
+    hooks: OperationHooks = {},
   ): Promise<[Plan, Execution | null]> {
     const plan = async (tables: Tables): Promise<Plan> =>
       planner(await buildHostView(this.reader, this.hostUsage, tables, scope(tables)));
     if (dryRun) return [await plan(this.store.readTables()), null];
     return this.store.exclusive(name, async (op) => {
       const planned = await plan(op.tables());
-      const execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader });
+      await hooks.before?.(op, planned);
+      let execution: Execution;
+      try {
+        execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader });
+      } catch (error) {
+        await hooks.failed?.(op, planned, error);
+        throw error;
+      }
+      await hooks.after?.(op, planned, execution);
       return [planned, execution];
     });
   }

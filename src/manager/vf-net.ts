@@ -14,6 +14,7 @@ import {
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice } from '../sysfs/read-device.js';
 import type { Operation, StateChange, StateStore, VfConfig } from '../state/store.js';
+import type { OperationHooks } from './hostdev-manager.js';
 
 /**
  * VF network config across assign and release (issue 6):
@@ -181,37 +182,89 @@ export interface OrphanRestoreReport {
 }
 
 /**
- * Crash repair: every saved VF config whose VF is not assigned (active table) is left over from
- * an assign that did not complete; put it back and drop it. Runs under the state lock.
+ * Inside an operation: every saved VF config whose VF is not assigned (active table) belongs to
+ * an assign that did not complete (crash or failure) or a release that just completed: put it
+ * back and drop the row in one commit. A VF that no longer exists only has its row dropped; a
+ * restore that fails keeps its row for the next run (a PF that is down now may be up then).
  */
+export async function repairVfConfigs(
+  op: Operation,
+  configurator: VfNetConfigurator,
+  exists: (address: PciAddress) => boolean,
+): Promise<OrphanRestoreReport> {
+  const active = new Set(op.tables().active.map((entry) => entry.address));
+  const restored: PciAddress[] = [];
+  const dropped: PciAddress[] = [];
+  const pending: Array<{ address: PciAddress; reason: string }> = [];
+  const changes: StateChange[] = [];
+  for (const row of op.vfConfigs()) {
+    if (active.has(row.address)) continue;
+    if (!exists(row.address)) {
+      dropped.push(row.address);
+    } else {
+      try {
+        await configurator.restore(row);
+        restored.push(row.address);
+      } catch (error) {
+        pending.push({ address: row.address, reason: (error as Error).message });
+        continue;
+      }
+    }
+    changes.push({ kind: 'drop-vf-config', address: row.address });
+  }
+  if (changes.length > 0) op.commit(changes);
+  return { restored, dropped, pending };
+}
+
+/** Crash repair on its own (under the state lock); cheap when nothing is saved. */
 export async function restoreOrphanVfConfigs(
   store: StateStore,
   configurator: VfNetConfigurator,
   exists: (address: PciAddress) => boolean,
 ): Promise<OrphanRestoreReport> {
   if (store.readVfConfigs().length === 0) return { restored: [], dropped: [], pending: [] };
-  return store.exclusive('vf-config-repair', async (op) => {
-    const active = new Set(op.tables().active.map((entry) => entry.address));
-    const restored: PciAddress[] = [];
-    const dropped: PciAddress[] = [];
-    const pending: Array<{ address: PciAddress; reason: string }> = [];
-    const changes: StateChange[] = [];
-    for (const row of op.vfConfigs()) {
-      if (active.has(row.address)) continue;
-      if (!exists(row.address)) {
-        dropped.push(row.address);
-      } else {
-        try {
-          await configurator.restore(row);
-          restored.push(row.address);
-        } catch (error) {
-          pending.push({ address: row.address, reason: (error as Error).message });
-          continue;
-        }
+  return store.exclusive('vf-config-repair', (op) => repairVfConfigs(op, configurator, exists));
+}
+
+function warnPending(report: OrphanRestoreReport, warn: (line: string) => void): void {
+  for (const item of report.pending) warn(`VF network config of ${item.address} not restored yet (kept for the next run): ${item.reason}`);
+}
+
+/**
+ * The hooks that give `assign` its --mac/--vlan/--spoofchk/--trust: leftovers of a crashed
+ * assign are repaired first, then each VF's config is saved and applied before the plan's
+ * first write; if the plan fails (and was rolled back), the saved configs are restored.
+ */
+export function vfNetAssignHooks(
+  configurator: VfNetConfigurator,
+  requests: ReadonlyMap<PciAddress, VfNetRequest>,
+  exists: (address: PciAddress) => boolean,
+  warn: (line: string) => void,
+): OperationHooks {
+  return {
+    before: async (op) => {
+      warnPending(await repairVfConfigs(op, configurator, exists), warn);
+      try {
+        for (const [address, request] of requests) await saveAndApplyVfNet(op, configurator, address, request);
+      } catch (error) {
+        warnPending(await repairVfConfigs(op, configurator, exists), warn);
+        throw error;
       }
-      changes.push({ kind: 'drop-vf-config', address: row.address });
-    }
-    op.commit(changes);
-    return { restored, dropped, pending };
-  });
+    },
+    failed: async (op) => warnPending(await repairVfConfigs(op, configurator, exists), warn),
+  };
+}
+
+/** The hook that gives `release` its VF config restore (and drops the rows of pruned VFs). */
+export function vfNetReleaseHooks(
+  configurator: VfNetConfigurator,
+  exists: (address: PciAddress) => boolean,
+  warn: (line: string) => void,
+): OperationHooks {
+  return { after: async (op) => warnPending(await repairVfConfigs(op, configurator, exists), warn) };
+}
+
+/** Whether a device still exists (the rows of VFs that vanished are dropped, not restored). */
+export function deviceExists(layout: SysfsLayout): (address: PciAddress) => boolean {
+  return (address) => readDevice(layout, address, { names: null }) !== null;
 }

@@ -5,9 +5,10 @@ import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
 import { parseDomainOptions, reportResult } from '../manager-view.js';
 import { withManager } from '../open-manager.js';
 import { action } from '../run-action.js';
+import { addVfNetOptions, assignVfNet, vfNetRequests, type VfNetOptionValues } from './vf.js';
 
 export function registerAssign(program: Command): void {
-  program
+  addVfNetOptions(program
     .command('assign <addresses...>')
     .description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')
     .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
@@ -16,10 +17,10 @@ export function registerAssign(program: Command): void {
     .option('--driver <name>', 'stub driver for managed devices', DEFAULT_STUB_DRIVER)
     .option('--with-group', 'take every endpoint of the devices\' IOMMU groups along')
     .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
-    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'))
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
-        const opts = command.opts<{
+        const opts = command.opts<VfNetOptionValues & {
           domain?: string;
           hypervisor?: string;
           unmanaged?: boolean;
@@ -31,8 +32,13 @@ export function registerAssign(program: Command): void {
         const { domain, hypervisor } = parseDomainOptions(opts);
         if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
         const addresses = inputs.map(parseAddress);
-        const report = await withManager(globals, (manager) =>
-          manager.assign({
+        const vfRequests = vfNetRequests(opts, addresses);
+        const vfWarnings: string[] = [];
+        let vfPlanned: string[] = [];
+        const report = await withManager(globals, (manager) => {
+          const vfNet = assignVfNet(manager, vfRequests, (line) => vfWarnings.push(line));
+          vfPlanned = vfNet.planned;
+          return manager.assign({
             domain,
             hypervisor,
             addresses,
@@ -41,10 +47,19 @@ export function registerAssign(program: Command): void {
             withGroup: opts.withGroup ?? false,
             force: opts.force ?? false,
             dryRun: opts.dryRun ?? false,
-          }),
-        );
+            hooks: vfNet.hooks,
+          });
+        });
         const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
-        return reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
+        const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
+        if (vfPlanned.length === 0 && vfWarnings.length === 0) return result;
+        const vfLines = vfPlanned.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
+        return {
+          ...result,
+          text: [...(report.dryRun ? vfLines : []), result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
+          json: { ...(result.json as object), vfConfig: vfPlanned },
+          warnings: [...(result.warnings ?? []), ...vfWarnings],
+        };
       }),
     );
 }

@@ -3,6 +3,7 @@ import { parseAddress } from '../../core/address.js';
 import { parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
 import { withManager } from '../open-manager.js';
 import { action } from '../run-action.js';
+import { releaseVfNet } from './vf.js';
 
 export function registerRelease(program: Command): void {
   program
@@ -16,12 +17,20 @@ export function registerRelease(program: Command): void {
         const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
         const addresses = inputs.length > 0 ? inputs.map(parseAddress) : undefined;
+        const vfWarnings: string[] = [];
         const report = await withManager(globals, (manager) =>
-          manager.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun: opts.dryRun ?? false }),
+          manager.release({
+            domain,
+            hypervisor,
+            ...(addresses ? { addresses } : {}),
+            dryRun: opts.dryRun ?? false,
+            hooks: releaseVfNet(manager, (line) => vfWarnings.push(line)),
+          }),
         );
         const result = reportResult(report, releaseHeadline(report, domain));
         return {
           ...result,
+          warnings: [...(result.warnings ?? []), ...vfWarnings],
           json: { ...reportJson(report), released: report.released, reattached: report.reattached, inactive: report.inactive },
         };
       }),
