@@ -5,12 +5,21 @@ export interface ConfigFacts {
   readonly headerType: HeaderType | null;
   /** Function Level Reset: PCIe DevCap bit 28, or the Advanced Features capability's FLR bit. */
   readonly flr: boolean | null;
+  /** Revision and subsystem ids of a type-0 header (null for bridges and unreadable headers). */
+  readonly revision: string | null;
+  readonly subsystemVendor: string | null;
+  readonly subsystemDevice: string | null;
 }
+
+const UNKNOWN: ConfigFacts = { headerType: null, flr: null, revision: null, subsystemVendor: null, subsystemDevice: null };
 
 /** Reads `length` bytes at `offset`; fewer (or none) past the end or when access is denied. */
 export type ConfigRead = (offset: number, length: number) => Uint8Array;
 
+const REVISION = 0x08;
 const HEADER_TYPE = 0x0e;
+const SUBSYSTEM_VENDOR = 0x2c;
+const SUBSYSTEM_DEVICE = 0x2e;
 const STATUS = 0x06;
 const STATUS_CAP_LIST = 0x10;
 const CAP_PTR_NORMAL = 0x34;
@@ -25,33 +34,46 @@ const AF_CAP_FLR = 0x02;
 const HEADER_TYPES: ReadonlyArray<HeaderType> = ['endpoint', 'bridge', 'cardbus'];
 
 /**
- * Finds the header type and FLR support with as few config reads as possible: the 64-byte header,
+ * Finds the header type, the type-0 header's revision and subsystem ids (the registers the kernel
+ * fills those sysfs files from) and FLR support with as few config reads as possible: the 64-byte header,
  * then 8 bytes per capability. On a virtual machine every config dword read traps to the
  * hypervisor, so reading all 256 bytes would cost ten times more. Unprivileged readers see only
  * the header: then `flr` is null (unknown).
  */
 export function parseConfigSpace(read: ConfigRead): ConfigFacts {
   const header = read(0, 64);
-  if (header.length < 64) return { headerType: null, flr: null };
+  if (header.length < 64) return UNKNOWN;
   const headerType = HEADER_TYPES[header[HEADER_TYPE]! & 0x7f] ?? null;
-  if (headerType === null) return { headerType, flr: null };
-  if ((header[STATUS]! & STATUS_CAP_LIST) === 0) return { headerType, flr: false };
+  if (headerType === null) return UNKNOWN;
+  const ids =
+    headerType === 'endpoint'
+      ? {
+          revision: hex(header[REVISION]!, 2),
+          subsystemVendor: hex(header[SUBSYSTEM_VENDOR]! | (header[SUBSYSTEM_VENDOR + 1]! << 8), 4),
+          subsystemDevice: hex(header[SUBSYSTEM_DEVICE]! | (header[SUBSYSTEM_DEVICE + 1]! << 8), 4),
+        }
+      : { revision: null, subsystemVendor: null, subsystemDevice: null };
+  if ((header[STATUS]! & STATUS_CAP_LIST) === 0) return { headerType, flr: false, ...ids };
 
   let pointer = header[headerType === 'cardbus' ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]! & 0xfc;
   // Capabilities live in 0x40..0xff; 48 hops is the most a well-formed list can take (loop guard).
   for (let hops = 0; pointer >= 0x40 && hops < 48; hops++) {
     const cap = read(pointer, 8);
-    if (cap.length < 2) return { headerType, flr: null };
+    if (cap.length < 2) return { headerType, flr: null, ...ids };
     const id = cap[0]!;
     if (id === CAP_ID_PCIE && cap.length > DEVCAP_FLR_BYTE && (cap[DEVCAP_FLR_BYTE]! & DEVCAP_FLR_BIT) !== 0) {
-      return { headerType, flr: true };
+      return { headerType, flr: true, ...ids };
     }
     if (id === CAP_ID_AF && cap.length > AF_CAP_BYTE && (cap[AF_CAP_BYTE]! & AF_CAP_FLR) !== 0) {
-      return { headerType, flr: true };
+      return { headerType, flr: true, ...ids };
     }
     pointer = cap[1]! & 0xfc;
   }
-  return { headerType, flr: false };
+  return { headerType, flr: false, ...ids };
+}
+
+function hex(value: number, width: number): string {
+  return value.toString(16).padStart(width, '0');
 }
 
 /** A ConfigRead over bytes already in memory (tests, and callers that hold a config image). */

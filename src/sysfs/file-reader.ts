@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readlinkSync, readSync, type Dirent } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 
 /** Why a read failed: the errno name ("ENOENT", "EACCES", "EISDIR", ...). */
 export interface ReadFailure {
@@ -58,14 +58,6 @@ export class FileReader {
   link(path: string): ReadResult<string> {
     try {
       return { ok: true, value: readlinkSync(path) };
-    } catch (error) {
-      return failure(error);
-    }
-  }
-
-  entries(path: string): ReadResult<Dirent[]> {
-    try {
-      return { ok: true, value: readdirSync(path, { withFileTypes: true }) };
     } catch (error) {
       return failure(error);
     }

@@ -86,85 +86,61 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
   if (!busLink.ok && busLink.errno === 'ENOENT') return null;
   const deviceDir = busLink.ok ? path.resolve(path.dirname(busEntry), busLink.value) : busEntry;
   const parent = busLink.ok ? parentFromPath(busLink.value) : null;
+  const draft = emptyDraft(deviceDir);
 
-  const draft: Draft = {
-    deviceDir,
-    vendor: null,
-    device: null,
-    subsystemVendor: null,
-    subsystemDevice: null,
-    class: null,
-    progIf: null,
-    revision: null,
-    driver: null,
-    driverOverride: null,
-    iommuGroup: null,
-    numaNode: null,
-    physfn: null,
-    totalVfs: null,
-    numVfs: null,
-    resetMethods: [],
-    netdevs: [],
-    config: null,
-    virtfnLinks: [],
-  };
-
-  const listing = reader.entries(deviceDir);
+  const listing = reader.names(deviceDir);
   if (!listing.ok) {
     warn(`cannot read the device directory: ${listing.errno}`);
     return finish(context, address, parent, draft);
   }
 
-  const text = (file: string): string | undefined => {
-    const result = reader.text(path.join(deviceDir, file));
-    if (result.ok) return result.value;
-    warn(`cannot read ${file}: ${result.errno}`);
-    return undefined;
-  };
+  const prefix = `${deviceDir}/`;
   const parsed = <T>(file: string, parse: (value: string) => T | undefined): T | null => {
-    const raw = text(file);
-    if (raw === undefined) return null;
-    const value = parse(raw);
+    const raw = reader.text(prefix + file);
+    if (!raw.ok) {
+      warn(`cannot read ${file}: ${raw.errno}`);
+      return null;
+    }
+    const value = parse(raw.value);
     if (value === undefined) {
-      warn(`unexpected content in ${file}: ${JSON.stringify(raw.slice(0, 40))}`);
+      warn(`unexpected content in ${file}: ${JSON.stringify(raw.value.slice(0, 40))}`);
       return null;
     }
     return value;
   };
   const link = (file: string): string | null => {
-    const result = reader.link(path.join(deviceDir, file));
+    const result = reader.link(prefix + file);
     if (result.ok) return result.value;
     warn(`cannot read the ${file} link: ${result.errno}`);
     return null;
   };
 
   let seen = 0;
-  for (const entry of listing.value) {
-    const name = entry.name;
+  for (const name of listing.value) {
     switch (name) {
       case 'vendor':
         draft.vendor = parsed(name, parseHexId);
-        seen |= 1;
+        seen |= SEEN_VENDOR;
         break;
       case 'device':
         draft.device = parsed(name, parseHexId);
-        seen |= 2;
+        seen |= SEEN_DEVICE;
         break;
       case 'class': {
         const value = parsed(name, parseClass);
         draft.class = value?.class ?? null;
         draft.progIf = value?.progIf ?? null;
-        seen |= 4;
+        seen |= SEEN_CLASS;
         break;
       }
       case 'subsystem_vendor':
-        draft.subsystemVendor = parsed(name, parseHexId);
+        seen |= SEEN_SUBSYSTEM_VENDOR;
         break;
       case 'subsystem_device':
-        draft.subsystemDevice = parsed(name, parseHexId);
+        seen |= SEEN_SUBSYSTEM_DEVICE;
         break;
       case 'revision':
-        draft.revision = parsed(name, parseHexByte);
+        seen |= SEEN_REVISION;
         break;
       case 'driver_override':
         draft.driverOverride = parsed(name, parseDriverOverride);
@@ -182,7 +158,7 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
         draft.numVfs = parsed(name, parseDecimal);
         break;
       case 'config': {
-        const result = reader.binary(path.join(deviceDir, name), parseConfigSpace);
+        const result = reader.binary(prefix + name, parseConfigSpace);
         if (result.ok) draft.config = result.value;
         else warn(`cannot read config: ${result.errno}`);
         break;
@@ -207,7 +183,7 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
         break;
       }
       case 'net': {
-        const names = reader.names(path.join(deviceDir, name));
+        const names = reader.names(prefix + name);
         if (names.ok) draft.netdevs = names.value.sort();
         else warn(`cannot list net/: ${names.errno}`);
         break;
@@ -219,24 +195,64 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
         }
     }
   }
-  if ((seen & 1) === 0) warn('no vendor file');
-  if ((seen & 2) === 0) warn('no device file');
-  if ((seen & 4) === 0) warn('no class file');
+  if ((seen & SEEN_VENDOR) === 0) warn('no vendor file');
+  if ((seen & SEEN_DEVICE) === 0) warn('no device file');
+  if ((seen & SEEN_CLASS) === 0) warn('no class file');
+  // A type-0 header holds the very registers the kernel fills these three files from: taking them
+  // from the config bytes already read saves three file reads a device. Bridges keep their
+  // subsystem ids elsewhere (SSVID capability), so they, and unreadable headers, use the files.
+  const config = draft.config;
+  draft.revision = config?.revision ?? ((seen & SEEN_REVISION) !== 0 ? parsed('revision', parseHexByte) : null);
+  draft.subsystemVendor =
+    config?.subsystemVendor ?? ((seen & SEEN_SUBSYSTEM_VENDOR) !== 0 ? parsed('subsystem_vendor', parseHexId) : null);
+  draft.subsystemDevice =
+    config?.subsystemDevice ?? ((seen & SEEN_SUBSYSTEM_DEVICE) !== 0 ? parsed('subsystem_device', parseHexId) : null);
   return finish(context, address, parent, draft);
+}
+
+const SEEN_VENDOR = 1;
+const SEEN_DEVICE = 2;
+const SEEN_CLASS = 4;
+const SEEN_REVISION = 8;
+const SEEN_SUBSYSTEM_VENDOR = 16;
+const SEEN_SUBSYSTEM_DEVICE = 32;
+
+function emptyDraft(deviceDir: string): Draft {
+  return {
+    deviceDir,
+    vendor: null,
+    device: null,
+    subsystemVendor: null,
+    subsystemDevice: null,
+    class: null,
+    progIf: null,
+    revision: null,
+    driver: null,
+    driverOverride: null,
+    iommuGroup: null,
+    numaNode: null,
+    physfn: null,
+    totalVfs: null,
+    numVfs: null,
+    resetMethods: [],
+    netdevs: [],
+    config: null,
+    virtfnLinks: [],
+  };
 }
 
 function finish(context: DeviceReadContext, address: PciAddress, parent: PciAddress | null, draft: Draft): PciDevice {
   const warn = (message: string): void => context.warn({ address, message });
   const virtfns: PciAddress[] = [];
   for (const { name } of draft.virtfnLinks.sort((a, b) => a.index - b.index)) {
-    const result = context.reader.link(path.join(draft.deviceDir, name));
+    const result = context.reader.link(`${draft.deviceDir}/${name}`);
     const vf = result.ok ? addressOrWarn(linkName(result.value), name, warn) : null;
     if (!result.ok) warn(`cannot read the ${name} link: ${result.errno}`);
     if (vf !== null) virtfns.push(vf);
   }
   const sriov: SriovInfo | null =
     draft.totalVfs !== null ? { totalVfs: draft.totalVfs, numVfs: draft.numVfs ?? 0 } : null;
-  const facts = draft.config ?? { headerType: null, flr: null };
+  const facts = draft.config;
   const names = context.names;
   return {
     address,
@@ -253,14 +269,14 @@ function finish(context: DeviceReadContext, address: PciAddress, parent: PciAddr
     driverOverride: draft.driverOverride,
     iommuGroup: draft.iommuGroup,
     numaNode: draft.numaNode,
-    headerType: facts.headerType,
+    headerType: facts?.headerType ?? null,
     parent,
     physfn: draft.physfn,
     virtfns,
     sriov,
     netdevs: draft.netdevs,
     resetMethods: draft.resetMethods,
-    flr: facts.flr,
+    flr: facts?.flr ?? null,
   };
 }
 

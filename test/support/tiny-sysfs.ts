@@ -51,12 +51,25 @@ export function tinyGroup(root: string, group: number): void {
   mkdirSync(path.join(root, 'sys/kernel/iommu_groups', String(group), 'devices'), { recursive: true });
 }
 
-/** Config space with a PCIe capability at 0x40, FLR in DevCap when asked. */
-export function configSpace(options: { vendor: number; device: number; headerType?: number; flr?: boolean }): Uint8Array {
+/**
+ * Config space with a PCIe capability at 0x40, FLR in DevCap when asked; revision and subsystem
+ * ids default to what endpointFiles writes.
+ */
+export function configSpace(options: {
+  vendor: number;
+  device: number;
+  headerType?: number;
+  flr?: boolean;
+  revision?: number;
+  subsystemDevice?: number;
+}): Uint8Array {
   const config = new Uint8Array(256);
   const view = new DataView(config.buffer);
   view.setUint16(0, options.vendor, true);
   view.setUint16(2, options.device, true);
+  config[0x08] = options.revision ?? 1;
+  view.setUint16(0x2c, options.vendor, true);
+  view.setUint16(0x2e, options.subsystemDevice ?? 0, true);
   view.setUint16(6, 0x0010, true); // status: capability list
   config[0x0e] = options.headerType ?? 0;
   config[0x34] = 0x40;
