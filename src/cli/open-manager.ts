@@ -7,13 +7,13 @@ import type { GlobalOptions } from './context.js';
 
 /** The manager as the global options say: --root, --state-dir, and --simulate for the simulated kernel. */
 export async function openManager(globals: GlobalOptions): Promise<HostdevManager> {
-  const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { FsKernelPort }] = await Promise.all([
+  const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
     import('../manager/hostdev-manager.js'),
     import('../host/proc-host-usage.js'),
     import('../host/sim-host-usage.js'),
-    import('../sysfs/kernel-port.js'),
+    import('./kernel-port-for.js'),
   ]);
-  const kernel = new FsKernelPort(globals.root);
+  const kernel = kernelPortFor(globals);
   const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
   return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage });
 }
