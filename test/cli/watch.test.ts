@@ -1,0 +1,133 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StateStore } from '../../src/state/store.js';
+import { CLI_BIN, jsonOf, runCli, runCliAsync } from '../support/cli.js';
+
+// `hostdev watch` in one process, the simulated kernel driven from others: the seed's scenario
+// (an admin shrinks the PF's VFs while domains hold them), handled live.
+const PF = '0000:01:00.0';
+const VF0 = '0000:01:10.0';
+const VF1 = '0000:01:10.2';
+const INTERVAL_MS = 300;
+
+let base = '';
+let root = '';
+let stateDir = '';
+
+beforeAll(() => {
+  base = mkdtempSync(path.join(tmpdir(), 'hostdev-cli-watch-'));
+  root = path.join(base, 'root');
+  stateDir = path.join(base, 'state');
+  expect(runCli(['sim', 'create', root, '--preset', 'sriov-nic']).code).toBe(0);
+});
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+interface Watching {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly lines: string[];
+  stderr: string;
+  readonly exited: Promise<number | null>;
+}
+
+function startWatch(args: readonly string[]): Watching {
+  const child = spawn(process.execPath, [CLI_BIN, '--root', root, '--state-dir', stateDir, 'watch', ...args], { stdio: 'pipe' });
+  const watching: Watching = {
+    child,
+    lines: [],
+    stderr: '',
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+  };
+  let partial = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    watching.lines.push(...parts.filter((line) => line !== ''));
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (watching.stderr += chunk));
+  return watching;
+}
+
+async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function activeAddresses(): string[] {
+  const store = StateStore.open(stateDir);
+  try {
+    return store.readTables().active.map((entry) => entry.address);
+  } finally {
+    store.close();
+  }
+}
+
+const simWrite = (value: string) => runCliAsync(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value]);
+
+describe('hostdev watch across processes (simulated kernel)', () => {
+  it('prunes assigned VFs within one poll interval of their removal, naming their domains; reports them "returned"', async () => {
+    const cli = (...args: string[]) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args]);
+    expect(cli('assign', '--domain', 'vm1', VF0).code).toBe(0);
+    expect(cli('assign', '--domain', 'vm2', VF1).code).toBe(0);
+
+    const watch = startWatch(['--json', '--source', 'poll', '--interval', String(INTERVAL_MS)]);
+    try {
+      await until(() => watch.stderr.includes('watching PCI devices'), 'watch to start');
+      const writer = simWrite('0');
+      const vfDir = path.join(root, 'sys/bus/pci/devices', VF0);
+      await until(() => !existsSync(vfDir), 'the VFs to leave the host');
+      const removedAt = Date.now();
+      await until(() => activeAddresses().length === 0, 'the tables to be clean');
+      const cleanAfterMs = Date.now() - removedAt;
+      expect((await writer).code).toBe(0);
+      // One poll interval, plus the time to notice it here (this test polls the database too).
+      expect(cleanAfterMs).toBeLessThanOrEqual(INTERVAL_MS + 700);
+
+      const events = () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      await until(() => events().filter((e) => e['kind'] === 'remove').length === 2, 'two remove events');
+      expect(events().filter((e) => e['kind'] === 'remove')).toEqual([
+        expect.objectContaining({ kind: 'remove', address: VF0, pf: PF, vfIndex: 0, owner: { driver: 'qemu', domain: 'vm1' }, pruned: 'active' }),
+        expect.objectContaining({ kind: 'remove', address: VF1, pf: PF, vfIndex: 1, owner: { driver: 'qemu', domain: 'vm2' }, pruned: 'active' }),
+      ]);
+      expect(events()).toContainEqual(expect.objectContaining({ kind: 'vf-count-change', address: PF, from: 2, to: 0 }));
+
+      expect((await simWrite('2')).code).toBe(0);
+      await until(() => events().filter((e) => e['kind'] === 'returned').length === 2, 'two returned events');
+      expect(events().filter((e) => e['kind'] === 'returned')).toEqual([
+        expect.objectContaining({ address: VF0, pf: PF, vfIndex: 0, formerOwner: { driver: 'qemu', domain: 'vm1' }, outcome: 'reported' }),
+        expect.objectContaining({ address: VF1, pf: PF, vfIndex: 1, formerOwner: { driver: 'qemu', domain: 'vm2' }, outcome: 'reported' }),
+      ]);
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+    const status = jsonOf<{ active: unknown[]; inactive: unknown[] }>(
+      runCli(['--root', root, '--state-dir', stateDir, '--json', 'status']),
+    );
+    expect([status.active, status.inactive]).toEqual([[], []]);
+    // The returned VF can be given to a domain again (the seed's last step).
+    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'assign', '--domain', 'vm3', VF0]).code).toBe(0);
+    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'release', '--domain', 'vm3']).code).toBe(0);
+  });
+
+  it('prints one text line per event with the simulator source, and stops cleanly on SIGINT', async () => {
+    const watch = startWatch(['--source', 'sim']);
+    try {
+      await until(() => watch.stderr.includes('watching PCI devices'), 'watch to start');
+      expect(watch.stderr).toContain('(sim + poll every');
+      expect((await runCliAsync(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${VF1}/driver/unbind`, VF1])).code).toBe(0);
+      await until(() => watch.lines.length > 0, 'an event line');
+      expect(watch.lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z unbind 0000:01:10\.2 \(VF 1 of 0000:01:00\.0\) from igbvf$/);
+    } finally {
+      watch.child.kill('SIGINT');
+    }
+    expect(await watch.exited).toBe(0);
+  });
+});
