@@ -17,7 +17,10 @@ export function isVfioDriver(name: string): boolean {
   return name === 'vfio-pci' || name === 'vfio_pci' || name.endsWith('_vfio_pci');
 }
 
-/** The name of the module that provides a driver (modprobe accepts dashes and underscores alike). */
+/**
+ * The name to load a driver by. modprobe treats "-" and "_" alike, so the driver's own name
+ * ("vfio-pci") loads its module (vfio_pci); the simulated kernel knows drivers by that name too.
+ */
 export function moduleOf(driver: string): string {
-  return driver.replace(/-/g, '_');
+  return driver;
 }

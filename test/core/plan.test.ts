@@ -63,7 +63,7 @@ describe('detach plan', () => {
       stubDriver: 'vfio-pci',
       force: false,
     });
-    expect(lines(plan)[0]).toBe('load-module vfio_pci');
+    expect(lines(plan)[0]).toBe('load-module vfio-pci');
   });
 
   it('an unbound device is not unbound', () => {
@@ -268,7 +268,7 @@ describe('assign plan', () => {
   it('loads the stub module once for several devices', () => {
     const vf2 = pciDevice('0000:02:10.2', { iommuGroup: 21 });
     const plan = planAssign(hostView({ devices: [vf, vf2], loadedDrivers: ['igbvf'] }), assignRequest({ addresses: [vf.address, vf2.address] }));
-    expect(lines(plan).filter((line) => line.startsWith('load-module'))).toEqual(['load-module vfio_pci']);
+    expect(lines(plan).filter((line) => line.startsWith('load-module'))).toEqual(['load-module vfio-pci']);
   });
 });
 

@@ -1,0 +1,111 @@
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { PciAddress } from '../../src/core/address.js';
+import type { HostUsagePort } from '../../src/host/host-usage-port.js';
+import { SimHostUsage } from '../../src/host/sim-host-usage.js';
+import { HostdevManager } from '../../src/manager/hostdev-manager.js';
+import { buildHost } from '../../src/sim/builder.js';
+import { presets } from '../../src/sim/presets.js';
+import type { KernelPort } from '../../src/sysfs/kernel-port.js';
+import { SimKernel } from '../../src/sim/kernel.js';
+
+/** A simulated host in a temp dir with its own state dir, and the manager over it. */
+export interface SimManagerHost {
+  readonly root: string;
+  readonly stateDir: string;
+  readonly kernel: KernelPort;
+  open(options?: { kernel?: KernelPort; hostUsage?: HostUsagePort }): Promise<HostdevManager>;
+  /** Reads a sysfs attribute of the tree as text (trimmed). */
+  read(hostPath: string): string;
+  driverOf(address: string): string | null;
+  cleanup(): void;
+}
+
+export function simKernel(root: string): KernelPort {
+  return new SimKernel(root);
+}
+
+export function simManagerHost(preset: string): SimManagerHost {
+  const base = mkdtempSync(path.join(tmpdir(), 'hostdev-manager-'));
+  const root = path.join(base, 'root');
+  const stateDir = path.join(base, 'state');
+  const spec = presets[preset];
+  if (!spec) throw new Error(`no preset ${preset}`);
+  buildHost(root, spec);
+  const kernel = simKernel(root);
+  return {
+    root,
+    stateDir,
+    kernel,
+    open: (options = {}) =>
+      HostdevManager.open({
+        root,
+        stateDir,
+        kernel: options.kernel ?? kernel,
+        hostUsage: options.hostUsage ?? new SimHostUsage(root),
+      }),
+    read: (hostPath) => readFileSync(path.join(root, hostPath), 'utf8').trim(),
+    driverOf: (address) => {
+      try {
+        return path.basename(readlinkSync(path.join(root, 'sys/bus/pci/devices', address, 'driver')));
+      } catch {
+        return null;
+      }
+    },
+    cleanup: () => rmSync(base, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Every file (content) and symlink (target) under ROOT/sys and ROOT/dev: two equal snapshots
+ * mean the host looks the same to anyone reading it. The simulator's own bookkeeping
+ * (ROOT/.hostdev-sim, which counts resets) is left out.
+ */
+export function treeSnapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      const full = path.join(dir, name);
+      const rel = path.relative(root, full);
+      const stat = lstatSync(full);
+      if (stat.isSymbolicLink()) out.set(rel, `-> ${readlinkSync(full)}`);
+      else if (stat.isDirectory()) {
+        out.set(rel, 'dir');
+        walk(full);
+      } else out.set(rel, readFileSync(full).toString('base64'));
+    }
+  };
+  walk(path.join(root, 'sys'));
+  walk(path.join(root, 'dev'));
+  return out;
+}
+
+/** Records every write before passing it on; fails the Nth write (1-based) when asked. */
+export class RecordingKernel implements KernelPort {
+  readonly writes: Array<{ hostPath: string; value: string }> = [];
+  failAt: number | null = null;
+
+  constructor(private readonly inner: KernelPort) {}
+
+  async write(hostPath: string, value: string): Promise<void> {
+    this.writes.push({ hostPath, value });
+    if (this.failAt === this.writes.length) {
+      const { KernelWriteError } = await import('../../src/sysfs/kernel-port.js');
+      throw new KernelWriteError(hostPath, value, 'EIO');
+    }
+    await this.inner.write(hostPath, value);
+  }
+
+  loadModule(name: string): Promise<void> {
+    return this.inner.loadModule(name);
+  }
+}
+
+export const pci = (text: string): PciAddress => text as PciAddress;
