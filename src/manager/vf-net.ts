@@ -222,7 +222,9 @@ export async function restoreOrphanVfConfigs(
   configurator: VfNetConfigurator,
   exists: (address: PciAddress) => boolean,
 ): Promise<OrphanRestoreReport> {
-  if (store.readVfConfigs().length === 0) return { restored: [], dropped: [], pending: [] };
+  // Cheap check without the lock first: normally every saved row belongs to an assigned VF.
+  const active = new Set(store.readTables().active.map((entry) => entry.address));
+  if (store.readVfConfigs().every((row) => active.has(row.address))) return { restored: [], dropped: [], pending: [] };
   return store.exclusive('vf-config-repair', (op) => repairVfConfigs(op, configurator, exists));
 }
 
@@ -267,4 +269,21 @@ export function vfNetReleaseHooks(
 /** Whether a device still exists (the rows of VFs that vanished are dropped, not restored). */
 export function deviceExists(layout: SysfsLayout): (address: PciAddress) => boolean {
   return (address) => readDevice(layout, address, { names: null }) !== null;
+}
+
+/**
+ * Run when the manager opens (after recovery): VF config left by an assign that died is put back.
+ * Returns lines for stderr.
+ */
+export async function repairVfConfigsOnOpen(
+  store: StateStore,
+  layout: SysfsLayout,
+  net: NetPort,
+): Promise<string[]> {
+  const report = await restoreOrphanVfConfigs(store, new VfNetConfigurator(net, layout), deviceExists(layout));
+  return [
+    ...report.restored.map((address) => `restored the saved VF network config of ${address} (left by an interrupted operation)`),
+    ...report.dropped.map((address) => `dropped the saved VF network config of ${address}: the VF no longer exists`),
+    ...report.pending.map((item) => `VF network config of ${item.address} not restored yet (kept for the next run): ${item.reason}`),
+  ];
 }
