@@ -3,8 +3,8 @@ import type { LspciDevice } from './lspci.js';
 
 /**
  * The differences between `hostdev list --json` and `lspci -Dnnk`, one line each; [] when they
- * agree on every device's address, vendor, device, class, driver, and revision/prog-if (which
- * lspci prints only when non-zero).
+ * agree on every device's address, vendor, device, class, driver, and revision (which lspci
+ * prints only when non-zero).
  */
 export function lspciDisagreements(ours: readonly PciDevice[], theirs: readonly LspciDevice[]): string[] {
   const problems: string[] = [];
@@ -25,7 +25,8 @@ export function lspciDisagreements(ours: readonly PciDevice[], theirs: readonly 
     compare('class', device.class, lspci.class);
     compare('driver', device.driver, lspci.driver);
     compare('revision', device.revision === '00' ? null : device.revision, lspci.revision);
-    compare('progIf', device.progIf === '00' ? null : device.progIf, lspci.progIf);
+    // Without -v lspci prints no prog-if; compare it only when a caller's output has it.
+    if (lspci.progIf !== null) compare('progIf', device.progIf, lspci.progIf);
   }
   for (const device of ours) if (!seen.has(device.address)) problems.push(`${device.address}: listed by hostdev only`);
   return problems;

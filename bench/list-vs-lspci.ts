@@ -1,0 +1,127 @@
+/**
+ * `hostdev list --json` (the real CLI process) against `lspci -Dnnk` on the same generated
+ * sysfs trees of 1,024 / 2,048 / 4,096 functions: several interleaved rounds, min and median wall
+ * time, the ratio, and the cost per function (linearity). Target: hostdev <= 1.0x lspci.
+ *
+ * Environment: BENCH_SIZES=1024,2048,4096  BENCH_ROUNDS=7
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildHost } from '../src/sim/builder.js';
+import { generateSpec } from '../src/sim/presets.js';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+const cli = path.join(repo, 'dist/cli/bin.js');
+const sizes = (process.env['BENCH_SIZES'] ?? '1024,2048,4096').split(',').map(Number);
+const rounds = Number(process.env['BENCH_ROUNDS'] ?? 7);
+
+interface Command {
+  readonly name: string;
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Runs the command once, output captured as a user's pipe would; returns milliseconds and lines. */
+function time(command: Command): { ms: number; stdout: string } {
+  const start = process.hrtime.bigint();
+  const run = spawnSync(command.file, command.args, {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    env: { ...process.env, ...command.env },
+  });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (run.status !== 0) throw new Error(`${command.name} failed (${run.status}): ${run.stderr}`);
+  return { ms, stdout: run.stdout };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const fmt = (ms: number): string => `${ms.toFixed(1)} ms`.padStart(10);
+
+interface Row {
+  readonly functions: number;
+  readonly hostdev: { min: number; median: number };
+  readonly lspci: { min: number; median: number };
+}
+
+function measure(functions: number): Row {
+  const root = mkdtempSync(path.join(tmpdir(), `hostdev-bench-${functions}-`));
+  try {
+    buildHost(root, generateSpec(functions));
+    const count = readdirSync(path.join(root, 'sys/bus/pci/devices')).length;
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-bench-state-'));
+    const hostdev: Command = {
+      name: 'hostdev list --json',
+      file: process.execPath,
+      args: [cli, '--root', root, 'list', '--json'],
+      env: { HOSTDEV_STATE_DIR: stateDir },
+    };
+    const lspci: Command = {
+      name: 'lspci -Dnnk',
+      file: 'lspci',
+      args: ['-A', 'linux-sysfs', '-O', `sysfs.path=${root}/sys/bus/pci`, '-Dnnk'],
+    };
+    // Warm the page cache and check both see every function.
+    const listed = (JSON.parse(time(hostdev).stdout) as unknown[]).length;
+    const lspciListed = time(lspci).stdout.split('\n').filter((line) => /^[0-9a-f]{4}:/.test(line)).length;
+    if (listed !== count || lspciListed !== count) {
+      throw new Error(`tree has ${count} functions; hostdev listed ${listed}, lspci ${lspciListed}`);
+    }
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      // Interleaved, so that load from other processes hits both alike.
+      ours.push(time(hostdev).ms);
+      theirs.push(time(lspci).ms);
+    }
+    rmSync(stateDir, { recursive: true, force: true });
+    return {
+      functions: count,
+      hostdev: { min: Math.min(...ours), median: median(ours) },
+      lspci: { min: Math.min(...theirs), median: median(theirs) },
+    };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+const rows: Row[] = [];
+console.log(`rounds: ${rounds}; wall time of the whole process, output piped`);
+console.log(
+  `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)`,
+);
+for (const size of sizes) {
+  const row = measure(size);
+  rows.push(row);
+  console.log(
+    `${String(row.functions).padStart(9)}  ${fmt(row.hostdev.min).padStart(11)}  ${fmt(row.hostdev.median).padStart(11)}  ` +
+      `${fmt(row.lspci.min)}  ${fmt(row.lspci.median)}  ${(row.hostdev.median / row.lspci.median).toFixed(2).padStart(9)}x  ` +
+      `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x`,
+  );
+}
+if (rows.length >= 2) {
+  const first = rows[0]!;
+  const last = rows[rows.length - 1]!;
+  const perFunction = (a: Row, b: Row, pick: (r: Row) => number): number =>
+    ((pick(b) - pick(a)) / (b.functions - a.functions)) * 1000;
+  console.log(
+    `marginal cost per function (${first.functions} -> ${last.functions}, min times): ` +
+      `hostdev ${perFunction(first, last, (r) => r.hostdev.min).toFixed(1)} us, lspci ${perFunction(first, last, (r) => r.lspci.min).toFixed(1)} us`,
+  );
+  for (let i = 1; i < rows.length; i++) {
+    const a = rows[i - 1]!;
+    const b = rows[i]!;
+    console.log(
+      `  ${a.functions} -> ${b.functions}: hostdev ${perFunction(a, b, (r) => r.hostdev.min).toFixed(1)} us/function, ` +
+        `lspci ${perFunction(a, b, (r) => r.lspci.min).toFixed(1)} us/function`,
+    );
+  }
+}
