@@ -106,7 +106,7 @@ describe('show and groups on simulated hosts', () => {
     const shown = jsonOf<Shown>(runCli(['--root', root, 'show', first!.address, '--json']));
     expect(shown.verdict.companions).toContain(second!.address);
     expect(shown.verdict.bridges.length).toBeGreaterThan(0);
-    expect(shown.verdict.companions).not.toEqual(expect.arrayContaining(shown.verdict.bridges));
+    for (const bridge of shown.verdict.bridges) expect(shown.verdict.companions).not.toContain(bridge);
     expect(runCli(['--root', root, 'groups']).stdout).toMatch(/^GROUP\s+ADDRESS\s+CLASS/);
   });
 
