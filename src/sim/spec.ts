@@ -194,5 +194,10 @@ export const hostSpecSchema = z.strictObject({
 export function parseHostSpec(input: unknown): HostSpec {
   // The schema mirrors the interfaces above; zod's optional fields are `T | undefined`, which
   // exactOptionalPropertyTypes distinguishes from absent, hence the cast after validation.
-  return hostSpecSchema.parse(input) as HostSpec;
+  const result = hostSpecSchema.safeParse(input);
+  if (!result.success) {
+    const where = result.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
+    throw new Error(where.join('; '));
+  }
+  return result.data as HostSpec;
 }

@@ -1,20 +1,21 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
-import { buildHost } from '../../sim/builder.js';
-import { SimKernel } from '../../sim/kernel.js';
-import { snapshotHost } from '../../sim/snapshot.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
-import { requireSimulatedRoot } from '../kernel-port-for.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
-import { parseHostSpec, type HostSpec } from '../../sim/spec.js';
+import type { HostSpec } from '../../sim/spec.js';
 import { action } from '../run-action.js';
+
+// The builder, the simulated kernel (SQLite) and the snapshot code load on first use, so that
+// registering this command costs other commands nothing at start-up.
+const requireSimulatedRoot = async (root: string, what: string) =>
+  (await import('../kernel-port-for.js')).requireSimulatedRoot(root, what);
 
 function usage(message: string, hint: string): HostdevError {
   return new HostdevError('HOSTDEV_USAGE', message, { hint });
 }
 
-function loadSpec(options: { preset?: string; spec?: string }): { name: string; spec: HostSpec } {
+async function loadSpec(options: { preset?: string; spec?: string }): Promise<{ name: string; spec: HostSpec }> {
   if (options.preset !== undefined && options.spec !== undefined) {
     throw usage('--preset and --spec cannot be used together', 'Pick one: a preset name or a JSON spec file.');
   }
@@ -25,6 +26,7 @@ function loadSpec(options: { preset?: string; spec?: string }): { name: string; 
     } catch (error) {
       throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a HostSpec (src/sim/spec.ts).');
     }
+    const { parseHostSpec } = await import('../../sim/spec.js');
     try {
       return { name: options.spec, spec: parseHostSpec(raw) };
     } catch (error) {
@@ -47,11 +49,12 @@ export function registerSim(program: Command): void {
     .option('--preset <name>', `one of: ${Object.keys(presets).join(', ')}`)
     .option('--spec <file>', 'a JSON host spec')
     .action(
-      action((_globals, command: Command, dir: string) => {
-        const { name, spec } = loadSpec(command.opts<{ preset?: string; spec?: string }>());
+      action(async (_globals, command: Command, dir: string) => {
+        const { name, spec } = await loadSpec(command.opts<{ preset?: string; spec?: string }>());
         if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
           throw usage(`${dir} is not empty`, 'Give a new or empty directory.');
         }
+        const { buildHost } = await import('../../sim/builder.js');
         buildHost(dir, spec);
         return {
           json: { root: dir, preset: name, description: spec.description ?? null },
@@ -66,8 +69,9 @@ export function registerSim(program: Command): void {
     .option('-n, --no-newline', 'write VALUE without the trailing newline echo adds')
     .action(
       action(async (globals, command: Command, hostPath: string, value: string) => {
-        requireSimulatedRoot(globals.root, '`hostdev sim write`');
+        await requireSimulatedRoot(globals.root, '`hostdev sim write`');
         const { newline } = command.opts<{ newline: boolean }>();
+        const { SimKernel } = await import('../../sim/kernel.js');
         const kernel = new SimKernel(globals.root);
         try {
           await kernel.write(hostPath, newline ? `${value}\n` : value);
@@ -88,10 +92,11 @@ export function registerSim(program: Command): void {
     .command('snapshot <dir>')
     .description("copy this host's PCI topology (read-only, from --root, default /) into a new simulated tree DIR")
     .action(
-      action((globals, _command: Command, dir: string) => {
+      action(async (globals, _command: Command, dir: string) => {
         if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
           throw usage(`${dir} is not empty`, 'Give a new or empty directory.');
         }
+        const { snapshotHost } = await import('../../sim/snapshot.js');
         const result = snapshotHost(globals.root, dir);
         return {
           json: { root: dir, ...result },
