@@ -10,7 +10,9 @@ import { simDir } from './host-model.js';
  * - fail: the next `times` (default 1) writes matching fail with `errno`, changing nothing.
  * - crash: the process dies abruptly (SIGKILL) after its Nth write (`when: 'before'`: instead
  *   of the Nth write, which is then not applied).
- * - block: writes matching wait, before touching anything, until released: in-process by
+ * - block: writes matching wait, before touching anything (stage 'vfio-release': after the
+ *   vfio-pci device they release lost its driver link, as a VFIO user holding it makes Linux
+ *   wait; a write that releases no vfio-pci device does not block), until released: in-process by
  *   SimKernel.release(id), from anywhere by creating ROOT/.hostdev-sim/release/<id>. While it
  *   waits, ROOT/.hostdev-sim/blocked/<id> holds the blocked process's pid.
  *
@@ -20,7 +22,14 @@ import { simDir } from './host-model.js';
 export type Fault =
   | { readonly action: 'fail'; readonly match: string; readonly errno: string; readonly times?: number }
   | { readonly action: 'crash'; readonly afterWrites: number; readonly when?: 'before' | 'after' }
-  | { readonly action: 'block'; readonly match: string; readonly id: string; readonly times?: number };
+  | {
+      readonly action: 'block';
+      readonly match: string;
+      readonly id: string;
+      readonly times?: number;
+      /** 'vfio-release': block where vfio-pci's remove waits for its user (see SimKernel). */
+      readonly stage?: 'before' | 'vfio-release';
+    };
 
 export const FAULTS_ENV = 'HOSTDEV_SIM_FAULTS';
 
@@ -37,6 +46,7 @@ const faultSchema = z.union([
     match: z.string().min(1),
     id: z.string().regex(/^[A-Za-z0-9_.-]+$/),
     times: z.number().int().min(1).optional(),
+    stage: z.enum(['before', 'vfio-release']).optional(),
   }),
 ]);
 

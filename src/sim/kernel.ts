@@ -6,6 +6,7 @@ import {
   blockedFile,
   consume,
   faultMatches,
+  faultsFile,
   faultsFromEnv,
   readFaultsFile,
   releaseFile,
@@ -111,7 +112,7 @@ export class SimKernel implements KernelPort {
   // ---- KernelPort ----
 
   async write(hostPath: string, value: string): Promise<void> {
-    await this.maybeBlock(hostPath);
+    const held = await this.maybeBlock(hostPath, value);
     this.writeCount++;
     this.maybeCrash('before');
     let errno: string | null = null;
@@ -119,6 +120,7 @@ export class SimKernel implements KernelPort {
       this.state.transaction(() => {
         this.maybeFail(hostPath);
         this.apply(hostPath, value);
+        if (held) this.finishVfioRelease(held);
       });
     } catch (error) {
       if (!(error instanceof Errno)) throw error;
@@ -148,11 +150,17 @@ export class SimKernel implements KernelPort {
 
   // ---- faults ----
 
-  private async maybeBlock(hostPath: string): Promise<void> {
+  /**
+   * A `block` fault: waits until released. With stage 'vfio-release' it first does what Linux
+   * does before vfio-pci's remove waits for the user to let go of the device: the device's
+   * driver links go (its directory, /dev/vfio/<group> and everything else stay), and only
+   * then the write blocks. Returns that device, whose unbind the write completes.
+   */
+  private async maybeBlock(hostPath: string, value: string): Promise<{ dir: string; group: number | null } | null> {
     let fault = this.faults.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
     if (fault) {
       this.faults = consume(this.faults, fault);
-    } else {
+    } else if (fs.existsSync(faultsFile(this.root))) {
       fault = this.state.transaction(() => {
         const shared = readFaultsFile(this.root);
         const found = shared.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
@@ -160,7 +168,18 @@ export class SimKernel implements KernelPort {
         return found;
       });
     }
-    if (fault?.action !== 'block') return;
+    if (fault?.action !== 'block') return null;
+    let held: { dir: string; group: number | null } | null = null;
+    if (fault.stage === 'vfio-release') {
+      held = this.state.transaction(() => {
+        const dir = this.vfioDeviceReleasedBy(hostPath, value);
+        if (dir === null) return null;
+        const group = this.tree.groupOf(dir);
+        this.tree.unbind(dir, 'vfio-pci');
+        return { dir, group };
+      });
+      if (held === null) return null;
+    }
     const id = fault.id;
     const marker = blockedFile(this.root, id);
     fs.mkdirSync(path.dirname(marker), { recursive: true });
@@ -174,6 +193,38 @@ export class SimKernel implements KernelPort {
       fs.rmSync(releaseFile(this.root, id), { force: true });
       fs.rmSync(marker, { force: true });
     }
+    return held;
+  }
+
+  /** The first device on vfio-pci this write would unbind (sriov_numvfs 0, remove, unbind). */
+  private vfioDeviceReleasedBy(hostPath: string, value: string): string | null {
+    let dir: string;
+    try {
+      dir = fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
+    } catch {
+      return null;
+    }
+    const attr = path.basename(hostPath);
+    const onVfio = (d: string) => this.tree.driverOf(d) === 'vfio-pci';
+    if (this.tree.rel(dir) === 'sys/bus/pci/drivers/vfio-pci' && attr === 'unbind') {
+      const target = this.tree.deviceDir(sysfsName(value));
+      return target !== null && onVfio(target) ? target : null;
+    }
+    if (!this.tree.isDeviceDir(dir)) return null;
+    if (attr === 'sriov_numvfs' && kstrtoul(value) === 0) {
+      return this.tree.virtfns(dir).find((v) => onVfio(v.dir))?.dir ?? null;
+    }
+    if (attr === 'remove') {
+      const affected = this.tree.subtree(dir).flatMap((d) => [d, ...this.tree.virtfns(d).map((v) => v.dir)]);
+      return affected.find(onVfio) ?? null;
+    }
+    return null;
+  }
+
+  /** Completes the unbind a 'vfio-release' block began: the uevent, and the group's node. */
+  private finishVfioRelease(held: { dir: string; group: number | null }): void {
+    if (held.group !== null && !this.groupHasVfio(held.group)) fs.rmSync(this.tree.vfioNode(held.group), { force: true });
+    this.state.event('unbind', path.basename(held.dir), 'vfio-pci');
   }
 
   private maybeFail(hostPath: string): void {
@@ -182,7 +233,7 @@ export class SimKernel implements KernelPort {
       this.faults = consume(this.faults, local);
       fail(local.errno);
     }
-    const shared = readFaultsFile(this.root);
+    const shared = fs.existsSync(faultsFile(this.root)) ? readFaultsFile(this.root) : [];
     const found = shared.find((f) => f.action === 'fail' && faultMatches(f.match, hostPath));
     if (found?.action === 'fail') {
       // The file is outside the database: its consumption stays although the write rolls back.

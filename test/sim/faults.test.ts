@@ -51,6 +51,30 @@ describe('fault injection, in-process', () => {
     expect(isBlocked(root, 'b1')).toBe(false);
     k.close();
   });
+
+  it("block at stage 'vfio-release': sriov_numvfs 0 waits with VF0 off vfio-pci's links but present, VF1 untouched (seed outcome 2)", async () => {
+    const root = presetRoot('sriov-nic');
+    const k = new SimKernel(root);
+    const [vf0, vf1] = ['0000:01:10.0', '0000:01:10.2'];
+    await k.write(`/sys/bus/pci/devices/${vf0}/driver_override`, 'vfio-pci');
+    await k.write(`/sys/bus/pci/devices/${vf0}/driver/unbind`, vf0);
+    await k.write('/sys/bus/pci/drivers_probe', vf0);
+    const group = fs.readlinkSync(path.join(root, 'sys/bus/pci/devices', vf0, 'iommu_group')).split('/').pop()!;
+    k.inject({ action: 'block', match: 'sriov_numvfs', id: 'held', stage: 'vfio-release' });
+    const pending = k.write('/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0');
+    await waitFor(() => isBlocked(root, 'held'));
+    expect(fs.existsSync(path.join(root, 'sys/bus/pci/devices', vf0))).toBe(true);
+    expect(driverOf(root, vf0)).toBeNull();
+    expect(fs.existsSync(path.join(root, 'dev/vfio', group))).toBe(true);
+    expect(driverOf(root, vf1)).toBe('igbvf');
+    expect(readAttr(root, '0000:01:00.0', 'sriov_numvfs')).toBe('2');
+    k.release('held');
+    await pending;
+    expect(fs.existsSync(path.join(root, 'sys/bus/pci/devices', vf0))).toBe(false);
+    expect(fs.existsSync(path.join(root, 'dev/vfio', group))).toBe(false);
+    expect(k.events().some((e) => e.action === 'unbind' && e.address === vf0 && e.driver === 'vfio-pci')).toBe(true);
+    k.close();
+  });
 });
 
 describe('fault injection across processes', () => {
