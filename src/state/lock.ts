@@ -2,21 +2,35 @@ import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostdevError } from '../core/errors.js';
 
+/** Waiters poll at most this often (plus jitter); a releaser that sees waiters yields longer. */
+const MAX_POLL_MS = 4;
+const YIELD_MS = 2 * MAX_POLL_MS + 1;
+
 /**
  * The cross-process lock: an EXCLUSIVE transaction on a small database of its own (no writes
  * ever happen in it). SQLite takes it with a POSIX file lock, which the kernel drops when the
  * holding process dies, SIGKILL included: a crashed hostdev never leaves a stale lock, and there
  * is no lock file with a timer to go stale. The wait is a polling loop with jitter instead of
- * SQLite's busy handler, so a waiting daemon keeps its event loop and waiters take turns.
+ * SQLite's busy handler, so a waiting daemon keeps its event loop.
+ *
+ * Fairness: a process that runs operations back to back would retake the lock before any
+ * sleeping waiter polls. So waiters announce themselves by holding a SHARED lock on a second
+ * small database (the waiting room; it too vanishes with a dead process), and a process about
+ * to retake the lock it just released first checks the waiting room and, if anyone waits,
+ * yields long enough for one of them to poll.
  */
 export class ProcessLock {
   readonly path: string;
   private readonly db: Database.Database;
+  private readonly room: Database.Database;
   private held = false;
+  private waiting = false;
+  private releasedAt = Number.NEGATIVE_INFINITY;
 
-  constructor(path: string) {
+  constructor(path: string, waitingRoomPath: string) {
     this.path = path;
     this.db = new Database(path, { timeout: 0 });
+    this.room = new Database(waitingRoomPath, { timeout: 0 });
   }
 
   get isHeld(): boolean {
@@ -26,25 +40,31 @@ export class ProcessLock {
   /** Waits up to `timeoutMs` for the lock; HOSTDEV_TIMEOUT names the lock when it stays taken. */
   async acquire(timeoutMs: number, operationName: string): Promise<void> {
     const started = Date.now();
+    if (started - this.releasedAt < YIELD_MS && this.othersWaiting()) await sleep(YIELD_MS);
     let pause = 1;
-    for (;;) {
-      if (this.tryAcquire()) return;
-      const waited = Date.now() - started;
-      if (waited >= timeoutMs) {
-        throw new HostdevError(
-          'HOSTDEV_TIMEOUT',
-          `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ` +
-            'another hostdev process is running and holds it',
-          {
-            hint:
-              'Wait for the other hostdev command (or the daemon) to finish and retry; ' +
-              '`ps -C node -f | grep hostdev` shows it. The lock is released when that process exits or dies.',
-            details: { path: this.path, operation: operationName, waitedMs: waited },
-          },
-        );
+    try {
+      for (;;) {
+        if (this.tryAcquire()) return;
+        this.enterWaitingRoom();
+        const waited = Date.now() - started;
+        if (waited >= timeoutMs) {
+          throw new HostdevError(
+            'HOSTDEV_TIMEOUT',
+            `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ` +
+              'another hostdev process is running and holds it',
+            {
+              hint:
+                'Wait for the other hostdev command (or the daemon) to finish and retry; ' +
+                '`ps -C node -f | grep hostdev` shows it. The lock is released when that process exits or dies.',
+              details: { path: this.path, operation: operationName, waitedMs: waited },
+            },
+          );
+        }
+        await sleep(Math.min(timeoutMs - waited, pause + Math.random() * pause));
+        pause = Math.min(pause * 2, MAX_POLL_MS);
       }
-      await sleep(Math.min(timeoutMs - waited, pause + Math.random() * pause));
-      pause = Math.min(pause * 2, 16);
+    } finally {
+      this.leaveWaitingRoom();
     }
   }
 
@@ -69,11 +89,46 @@ export class ProcessLock {
     if (!this.held) return;
     this.held = false;
     this.db.exec('ROLLBACK');
+    this.releasedAt = Date.now();
   }
 
   close(): void {
     this.release();
+    this.leaveWaitingRoom();
     this.db.close();
+    this.room.close();
+  }
+
+  /** A read transaction holds a SHARED lock on the waiting room until it ends. */
+  private enterWaitingRoom(): void {
+    if (this.waiting) return;
+    try {
+      this.room.exec('BEGIN');
+      this.room.prepare('SELECT count(*) FROM sqlite_master').get();
+      this.waiting = true;
+    } catch (error) {
+      if (this.room.inTransaction) this.room.exec('ROLLBACK');
+      if (!isBusy(error)) throw error;
+      // Someone is checking the room right now; announce on the next poll.
+    }
+  }
+
+  private leaveWaitingRoom(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    this.room.exec('COMMIT');
+  }
+
+  /** True when some process holds a SHARED lock on the waiting room, i.e. waits for the lock. */
+  private othersWaiting(): boolean {
+    try {
+      this.room.exec('BEGIN EXCLUSIVE');
+    } catch (error) {
+      if (isBusy(error)) return true;
+      throw error;
+    }
+    this.room.exec('ROLLBACK');
+    return false;
   }
 }
 

@@ -27,6 +27,7 @@ export type * from './types.js';
 
 export const DB_FILE = 'state.db';
 export const LOCK_FILE = 'lock.db';
+export const WAITING_ROOM_FILE = 'lock-waiters.db';
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 
 const MOVE_ASIDE_HINT =
@@ -245,15 +246,16 @@ export class StateStore {
     if (!fs.existsSync(dbPath)) createFresh(dir, dbPath);
     for (const suffix of ['', '-wal', '-shm']) warnings.push(...tightenIfExists(dbPath + suffix));
     const lockPath = path.join(dir, LOCK_FILE);
-    warnings.push(...ensureFileMode(lockPath));
+    const roomPath = path.join(dir, WAITING_ROOM_FILE);
+    warnings.push(...ensureFileMode(lockPath), ...ensureFileMode(roomPath));
     const db = openExisting(dbPath, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, warnings);
     let lock: ProcessLock;
     try {
-      lock = new ProcessLock(lockPath);
+      lock = new ProcessLock(lockPath, roomPath);
     } catch (error) {
       db.close();
       throw new HostdevError('HOSTDEV_STATE', `cannot open the hostdev state lock ${lockPath}: ${String(error)}`, {
-        hint: 'Check that the state directory is writable; lock.db holds no data and may be deleted when no hostdev runs.',
+        hint: 'Check that the state directory is writable; lock.db and lock-waiters.db hold no data and may be deleted when no hostdev runs.',
         details: { path: lockPath },
         cause: error,
       });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostdevError } from '../../src/core/errors.js';
-import { DB_FILE, LOCK_FILE, StateStore, type JournalStep } from '../../src/state/store.js';
+import { DB_FILE, LOCK_FILE, StateStore, WAITING_ROOM_FILE, type JournalStep } from '../../src/state/store.js';
 import { SCHEMA_VERSION } from '../../src/state/schema.js';
 import { active, addr, inactive, mode, runChild, tempDir } from './helpers.js';
 
@@ -34,6 +34,7 @@ describe('StateStore.open: files and modes', () => {
     expect(mode(path.dirname(dir))).toBe(0o700);
     expect(mode(path.join(dir, DB_FILE))).toBe(0o600);
     expect(mode(path.join(dir, LOCK_FILE))).toBe(0o600);
+    expect(mode(path.join(dir, WAITING_ROOM_FILE))).toBe(0o600);
     expect(store.database.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(store.database.pragma('synchronous', { simple: true })).toBe(2); // FULL
     expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
@@ -210,6 +211,24 @@ describe('the cross-process lock', () => {
     const started = Date.now();
     await expect(waiter.exclusive('after', async () => 'ok')).resolves.toBe('ok');
     expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it('is fair: a process running operations back to back lets a waiter in', async () => {
+    const dir = tempDir();
+    const busy = open(dir);
+    const waiter = open(dir, { lockTimeoutMs: 5_000 });
+    const order: string[] = [];
+    let waiting: Promise<void> | undefined;
+    for (let i = 0; i < 30; i++) {
+      await busy.exclusive('loop', async () => {
+        order.push('busy');
+        waiting ??= waiter.exclusive('waiter', async () => void order.push('waiter'));
+        await new Promise((r) => setTimeout(r, 3));
+      });
+    }
+    await waiting;
+    expect(order.indexOf('waiter')).toBeGreaterThan(0);
+    expect(order.indexOf('waiter')).toBeLessThan(10);
   });
 
   it('serializes calls from one process in order and refuses a nested call', async () => {
