@@ -56,6 +56,11 @@ export interface LiveWatchOptions {
 
 export class LiveWatch {
   private departed: Departed[] = [];
+  /**
+   * Each VF's PF and index as last seen. While a PF removes its VFs, a snapshot can catch a VF
+   * whose virtfnN link is already gone: its identity then comes from an earlier snapshot.
+   */
+  private readonly identity = new Map<PciAddress, { pf: PciAddress; vfIndex: number }>();
   private readonly now: () => Date;
 
   constructor(private readonly options: LiveWatchOptions) {
@@ -66,8 +71,16 @@ export class LiveWatch {
     return this.departed;
   }
 
+  /** Learns the VFs of a snapshot (call with the first snapshot; batches do it themselves). */
+  learn(snapshot: EventBatch['after']): void {
+    for (const state of snapshot.values()) {
+      if (state.pf !== null && state.vfIndex !== null) this.identity.set(state.address, { pf: state.pf, vfIndex: state.vfIndex });
+    }
+  }
+
   async handle(batch: EventBatch): Promise<void> {
     const time = this.now().toISOString();
+    this.learn(batch.before);
     const removed = batch.events.filter((event) => event.kind === 'remove').map((event) => event.address);
     const pruned = removed.length > 0 ? await this.prune(removed, batch) : new Map<PciAddress, FormerEntry>();
     for (const event of batch.events) {
@@ -78,7 +91,13 @@ export class LiveWatch {
           : { owner: former.table === 'active' ? former.entry.usedBy : null, pruned: former.table };
       this.options.emit({ ...event, time, ...extra } as WatchEvent);
     }
-    await this.returned(batch.events, time);
+    // Matched against the whole new snapshot, not only its "add" events: a VF whose virtfnN link
+    // appeared one snapshot after its directory has no identity in its add event.
+    const present: PciEvent[] = [...batch.after.values()]
+      .filter((state) => state.pf !== null && state.vfIndex !== null)
+      .map((state) => ({ kind: 'add', address: state.address, pf: state.pf, vfIndex: state.vfIndex, driver: state.driver }));
+    await this.returned(present, time);
+    this.learn(batch.after);
   }
 
   /** Removes vanished devices from both tables in ONE commit; returns what each entry was. */
@@ -107,12 +126,12 @@ export class LiveWatch {
         found.set(address, former);
         changes.push({ kind: 'remove', address });
         if (configs.has(address)) changes.push({ kind: 'drop-vf-config', address });
-        const state = batch.before.get(address);
-        if (state?.pf != null && state.vfIndex !== null) {
+        const known = this.identity.get(address);
+        if (known !== undefined) {
           this.departed.push({
             address,
-            pf: state.pf,
-            vfIndex: state.vfIndex,
+            pf: known.pf,
+            vfIndex: known.vfIndex,
             owner: former.table === 'active' ? former.entry.usedBy : null,
             former,
             vfConfig: configs.get(address) ?? null,

@@ -122,6 +122,7 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
         onError: (error) => warn(`warning: ${error.message}`),
       });
       const started = await candidate.start();
+      live.learn(started.snapshot);
       const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
       if (primaryFailed === undefined || index === attempts.length - 1) {
         for (const failure of started.failed) warn(`warning: event source ${failure.source.name} unavailable: ${failure.error.message}`);
