@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,29 +6,9 @@ import { findExtCap, PCI_EXP_DEVCAP_FLR, PCI_EXT_CAP_ID_SRIOV } from '../../src/
 import { readHostModel } from '../../src/sim/host-model.js';
 import { generateSpec, presets } from '../../src/sim/presets.js';
 import { parseHostSpec } from '../../src/sim/spec.js';
-import { addresses, cleanupRoots, dev, driverOf, groupOf, presetRoot, readAttr, tempRoot, virtfns } from './helpers.js';
+import { addresses, cleanupRoots, dev, driverOf, groupOf, lspci, presetRoot, readAttr, tempRoot, virtfns } from './helpers.js';
 
 afterAll(cleanupRoots);
-
-function lspci(root: string): Map<string, { cls: string; vendor: string; device: string; driver: string | null }> {
-  const out = execFileSync('lspci', ['-A', 'linux-sysfs', '-O', `sysfs.path=${root}/sys/bus/pci`, '-Dnnk'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const rows = new Map<string, { cls: string; vendor: string; device: string; driver: string | null }>();
-  let current: string | null = null;
-  for (const line of out.split('\n')) {
-    const head = /^(\S+) .*?\[([0-9a-f]{4})\]: .*\[([0-9a-f]{4}):([0-9a-f]{4})\]( \(rev [0-9a-f]+\))?$/.exec(line);
-    if (head) {
-      current = head[1]!;
-      rows.set(current, { cls: head[2]!, vendor: head[3]!, device: head[4]!, driver: null });
-      continue;
-    }
-    const drv = /^\tKernel driver in use: (\S+)/.exec(line);
-    if (drv && current) rows.get(current)!.driver = drv[1]!;
-  }
-  return rows;
-}
 
 describe('buildHost writes a tree shaped like Linux sysfs', () => {
   it.each(Object.keys(presets))('preset %s: every bus/pci/devices link is relative and resolves to a device dir under sys/devices', (name) => {

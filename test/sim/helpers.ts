@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,4 +67,25 @@ export function virtfns(root: string, pf: string): string[] {
     .filter((f) => /^virtfn\d+$/.test(f))
     .sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
     .map((f) => path.basename(fs.readlinkSync(dev(root, pf, f))));
+}
+
+/** `lspci -A linux-sysfs -O sysfs.path=ROOT/sys/bus/pci -Dnnk`, parsed: class, vendor, device, driver. */
+export function lspci(root: string): Map<string, { cls: string; vendor: string; device: string; driver: string | null }> {
+  const out = execFileSync('lspci', ['-A', 'linux-sysfs', '-O', `sysfs.path=${root}/sys/bus/pci`, '-Dnnk'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const rows = new Map<string, { cls: string; vendor: string; device: string; driver: string | null }>();
+  let current: string | null = null;
+  for (const line of out.split('\n')) {
+    const head = /^(\S+) .*?\[([0-9a-f]{4})\]: .*\[([0-9a-f]{4}):([0-9a-f]{4})\]( \(rev [0-9a-f]+\))?$/.exec(line);
+    if (head) {
+      current = head[1]!;
+      rows.set(current, { cls: head[2]!, vendor: head[3]!, device: head[4]!, driver: null });
+      continue;
+    }
+    const drv = /^\tKernel driver in use: (\S+)/.exec(line);
+    if (drv && current) rows.get(current)!.driver = drv[1]!;
+  }
+  return rows;
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SimKernel } from '../../src/sim/kernel.js';
 import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
-import { addresses, cleanupRoots, dev, driverOf, groupOf, presetRoot, readAttr, virtfns } from './helpers.js';
+import { addresses, cleanupRoots, dev, driverOf, groupOf, lspci, presetRoot, readAttr, virtfns } from './helpers.js';
 
 afterAll(cleanupRoots);
 
@@ -225,6 +225,25 @@ describe('sriov_numvfs (iov.c sriov_numvfs_store)', () => {
       expect(readAttr(root, vf, 'device')).toBe('0x10ca');
       expect(readAttr(root, vf, 'driver_override')).toBe('(null)');
     }
+  });
+
+  it('workstation: after VFs are created and moved, lspci -A linux-sysfs still reads what the files say', async () => {
+    const { root, k } = await vfioHost('workstation');
+    await k.write(D('0000:02:00.1', 'sriov_numvfs'), '3');
+    const [vf] = virtfns(root, '0000:02:00.1') as [string];
+    await k.write(D(vf, 'driver_override'), 'vfio-pci');
+    await k.write(D(vf, 'driver/unbind'), vf);
+    await k.write(PROBE, vf);
+    const rows = lspci(root);
+    expect([...rows.keys()].sort()).toEqual(addresses(root));
+    for (const address of addresses(root)) {
+      const row = rows.get(address)!;
+      expect(`${row.vendor}:${row.device} ${row.cls}`).toBe(
+        `${readAttr(root, address, 'vendor').slice(2)}:${readAttr(root, address, 'device').slice(2)} ${readAttr(root, address, 'class').slice(2, 6)}`,
+      );
+      expect(row.driver).toBe(driverOf(root, address));
+    }
+    expect(rows.get(vf)?.driver).toBe('vfio-pci');
   });
 
   it('sriov_drivers_autoprobe=0: the new VFs stay unbound', async () => {
