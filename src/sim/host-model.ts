@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { DriverIdSpec } from './spec.js';
 
 /**
  * What the simulated host knows beyond the sysfs files, kept in ROOT/.hostdev-sim/host.json:
@@ -10,14 +11,7 @@ export const SIM_DIR = '.hostdev-sim';
 export const HOST_FILE = 'host.json';
 
 /** An ID table entry, normalised: lower-case hex without 0x; absent = any. */
-export interface DriverId {
-  readonly vendor?: string;
-  readonly device?: string;
-  readonly subsystemVendor?: string;
-  readonly subsystemDevice?: string;
-  readonly class?: string;
-  readonly classMask?: string;
-}
+export type DriverId = DriverIdSpec;
 
 export interface KnownDriver {
   readonly ids: readonly DriverId[];

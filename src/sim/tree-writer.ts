@@ -1,41 +1,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { buildConfigSpace, type PcieType } from './config-space.js';
+import { buildConfigSpace, type ConfigSpaceInput } from './config-space.js';
 
 /**
  * Writes one PCI function into a sysfs-shaped tree the way the kernel lays it out: the device
  * directory under sys/devices, the RELATIVE links (bus/pci/devices, driver, iommu_group,
  * subsystem, physfn/virtfnN) and the driver's and group's back links.
  */
-export interface SimFunction {
+export interface SimFunction extends Omit<ConfigSpaceInput, 'sriov'> {
   readonly address: string;
   /** Directory relative to the root: "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0". */
   readonly devPath: string;
-  readonly vendor: number;
-  readonly device: number;
-  readonly subsystemVendor: number;
-  readonly subsystemDevice: number;
-  readonly classCode: number;
-  readonly revision: number;
-  readonly bridge: boolean;
-  readonly multifunction: boolean;
-  readonly pcie: PcieType | null;
-  readonly flr: boolean;
-  readonly acs: boolean;
-  readonly buses?: { readonly primary: number; readonly secondary: number; readonly subordinate: number };
   readonly numaNode: number;
   readonly resetMethods: readonly string[];
   readonly driver: string | null;
   readonly iommuGroup: number | null;
   readonly netdevs: readonly string[];
-  readonly sriov?: {
-    readonly totalVfs: number;
-    readonly numVfs: number;
-    readonly offset: number;
-    readonly stride: number;
-    readonly vfDevice: number;
-    readonly autoprobe: boolean;
-  };
+  readonly sriov?: NonNullable<ConfigSpaceInput['sriov']> & { readonly autoprobe: boolean };
 }
 
 export const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
@@ -109,25 +90,7 @@ export function writeFunction(root: string, fn: SimFunction): void {
   put(dir, 'subsystem_device', `0x${hex(fn.subsystemDevice, 4)}\n`, 0o444);
   put(dir, 'class', `0x${hex(fn.classCode, 6)}\n`, 0o444);
   put(dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
-  put(
-    dir,
-    'config',
-    buildConfigSpace({
-      vendor: fn.vendor,
-      device: fn.device,
-      subsystemVendor: fn.subsystemVendor,
-      subsystemDevice: fn.subsystemDevice,
-      classCode: fn.classCode,
-      revision: fn.revision,
-      bridge: fn.bridge,
-      multifunction: fn.multifunction,
-      pcie: fn.pcie,
-      flr: fn.flr,
-      acs: fn.acs,
-      ...(fn.buses ? { buses: fn.buses } : {}),
-      ...(sriov ? { sriov } : {}),
-    }),
-  );
+  put(dir, 'config', buildConfigSpace(fn));
   put(dir, 'driver_override', '(null)\n');
   put(dir, 'numa_node', `${fn.numaNode}\n`);
   put(dir, 'irq', '16\n', 0o444);

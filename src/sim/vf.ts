@@ -28,14 +28,8 @@ export function vfAddress(pfAddress: string, offset: number, stride: number, ind
   return `${match[1]}:${hex(rid >> 8, 2)}:${hex((rid >> 3) & 0x1f, 2)}.${rid & 7}`;
 }
 
-export interface VfExtras {
-  readonly numaNode: number;
-  readonly flr: boolean;
-  readonly resetMethods: readonly string[];
-  readonly driver: string | null;
-  readonly iommuGroup: number | null;
-  readonly netdevs: readonly string[];
-}
+/** What the PF does not decide about its VF. */
+export type VfExtras = Pick<SimFunction, 'numaNode' | 'flr' | 'resetMethods' | 'driver' | 'iommuGroup' | 'netdevs'>;
 
 export function vfFunction(pf: PfView, index: number, extras: VfExtras): SimFunction {
   const address = vfAddress(pf.address, pf.offset, pf.stride, index);
