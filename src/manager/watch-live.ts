@@ -3,6 +3,7 @@ import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '..
 import type { EventBatch } from '../events/watcher.js';
 import type { StateChange, StateStore, VfConfig } from '../state/store.js';
 import type { ActiveEntry, InactiveEntry, Owner } from '../core/tables.js';
+import type { VfNetRequest } from '../net/vf-net-config.js';
 
 /**
  * What `hostdev watch` does with each batch of PCI events:
@@ -19,8 +20,10 @@ export type FormerEntry = { readonly table: 'active'; readonly entry: ActiveEntr
 
 export interface Departed extends DepartedVf {
   readonly former: FormerEntry;
-  /** The VF's network config while it was assigned (what its domain had), if known. */
+  /** The saved (host's) VF network config row dropped with the entry, if there was one. */
   readonly vfConfig: VfConfig | null;
+  /** The VF network config its domain had while it was assigned, if it was captured. */
+  readonly domainConfig: VfNetRequest | null;
 }
 
 export type WatchEvent = PciEvent extends infer E
@@ -52,6 +55,8 @@ export interface LiveWatchOptions {
   readonly now?: () => Date;
   /** The reclaim policy: absent = report only. */
   readonly reclaim?: ReclaimFn;
+  /** Reads an assigned VF's current network config (for reclaim: what its domain had). */
+  readonly captureVfConfig?: (address: PciAddress) => Promise<VfNetRequest | null>;
 }
 
 export class LiveWatch {
@@ -61,6 +66,8 @@ export class LiveWatch {
    * whose virtfnN link is already gone: its identity then comes from an earlier snapshot.
    */
   private readonly identity = new Map<PciAddress, { pf: PciAddress; vfIndex: number }>();
+  /** Domain VF config of assigned VFs that had VF options at assign (captured while present). */
+  private readonly domainConfigs = new Map<PciAddress, VfNetRequest>();
   private readonly now: () => Date;
 
   constructor(private readonly options: LiveWatchOptions) {
@@ -98,6 +105,20 @@ export class LiveWatch {
       .map((state) => ({ kind: 'add', address: state.address, pf: state.pf, vfIndex: state.vfIndex, driver: state.driver }));
     await this.returned(present, time);
     this.learn(batch.after);
+    await this.capture();
+  }
+
+  /** Captures the VF config of assigned VFs with saved config, once each, while they exist. */
+  async capture(): Promise<void> {
+    const read = this.options.captureVfConfig;
+    if (read === undefined) return;
+    const active = new Set(this.options.store.readTables().active.map((entry) => entry.address));
+    for (const address of this.domainConfigs.keys()) if (!active.has(address)) this.domainConfigs.delete(address);
+    for (const row of this.options.store.readVfConfigs()) {
+      if (!active.has(row.address) || this.domainConfigs.has(row.address)) continue;
+      const config = await read(row.address).catch(() => null);
+      if (config !== null) this.domainConfigs.set(row.address, config);
+    }
   }
 
   /** Removes vanished devices from both tables in ONE commit; returns what each entry was. */
@@ -135,7 +156,9 @@ export class LiveWatch {
             owner: former.table === 'active' ? former.entry.usedBy : null,
             former,
             vfConfig: configs.get(address) ?? null,
+            domainConfig: this.domainConfigs.get(address) ?? null,
           });
+          this.domainConfigs.delete(address);
         }
       }
       op.commit(changes);

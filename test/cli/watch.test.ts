@@ -130,4 +130,31 @@ describe('hostdev watch across processes (simulated kernel)', () => {
     }
     expect(await watch.exited).toBe(0);
   });
+
+  it('with --reclaim, makes a returned VF ready for its former domain again, with the VF config it had', async () => {
+    const cli = (...args: string[]) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args]);
+    expect(cli('assign', '--domain', 'vm1', VF0, '--vlan', '33', '--trust', 'on').code).toBe(0);
+    const watch = startWatch(['--simulate', '--json', '--reclaim', '--source', 'sim']);
+    try {
+      await until(() => watch.stderr.includes('watching PCI devices'), 'watch to start');
+      expect((await simWrite('0')).code).toBe(0);
+      await until(() => activeAddresses().length === 0, 'the prune');
+      expect((await simWrite('2')).code).toBe(0);
+      const events = () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      await until(() => events().some((e) => e['kind'] === 'returned' && e['address'] === VF0), 'the returned event');
+      expect(events().find((e) => e['kind'] === 'returned' && e['address'] === VF0)).toMatchObject({
+        formerOwner: { driver: 'qemu', domain: 'vm1' },
+        outcome: 'readied',
+      });
+    } finally {
+      watch.child.kill('SIGTERM');
+    }
+    expect(await watch.exited).toBe(0);
+    const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli('--json', 'vf', 'list', PF));
+    expect(list.vfs[0]).toMatchObject({ driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1' }, vlan: 33, trust: true });
+    expect(cli('release', '--domain', 'vm1').code).toBe(0);
+    expect(jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli('--json', 'vf', 'list', PF)).vfs[0]).toMatchObject({
+      driver: 'igbvf', owner: null, vlan: 0, trust: false,
+    });
+  });
 });

@@ -6,10 +6,12 @@ import { ChildSnapshotReader } from '../../events/snapshot-reader.js';
 import type { EventSource } from '../../events/source.js';
 import { UdevSource } from '../../events/udev-source.js';
 import { Watcher } from '../../events/watcher.js';
+import { netPortFor } from '../../manager/vf-net-port.js';
+import { vfConfigCapturer, vfReclaimer } from '../../manager/watch-reclaim.js';
 import { describeLiveEvent, LiveWatch, type LiveEvent } from '../../manager/watch-live.js';
 import { isSimulatedTree } from '../../sim/host-model.js';
-import { StateStore } from '../../state/store.js';
-import { globalOptions } from '../context.js';
+import { globalOptions, type GlobalOptions } from '../context.js';
+import { openManager } from '../open-manager.js';
 
 type SourceChoice = 'auto' | 'udev' | 'poll' | 'sim';
 
@@ -17,6 +19,7 @@ interface WatchOptions {
   interval: string;
   source: string;
   readTimeout: string;
+  reclaim?: boolean;
 }
 
 function positiveMs(value: string, option: string): number {
@@ -60,6 +63,11 @@ export function registerWatch(program: Command): void {
     .option('--interval <ms>', 'sysfs poll interval', '1000')
     .option('--source <name>', 'auto | udev | poll | sim (auto: the simulator log on a simulated tree, else udev, else poll)', 'auto')
     .option('--read-timeout <ms>', 'longest wait for one sysfs snapshot (reads run in a child process)', '5000')
+    .option(
+      '--reclaim',
+      'policy: a returned VF whose former domain still claims it is made ready for that domain again ' +
+        '(stub driver, its VF network config); never when someone else holds it meanwhile',
+    )
     .action(async (options: WatchOptions, command: Command) => {
       const globals = globalOptions(command);
       const intervalMs = positiveMs(options.interval, '--interval');
@@ -68,9 +76,8 @@ export function registerWatch(program: Command): void {
         throw new HostdevError('HOSTDEV_USAGE', `--source takes auto, udev, poll or sim, not "${options.source}"`);
       }
       process.exitCode = await runWatch({
-        root: globals.root,
-        stateDir: globals.stateDir,
-        json: globals.json,
+        globals,
+        reclaim: options.reclaim ?? false,
         intervalMs,
         readTimeoutMs,
         choice: options.source as SourceChoice,
@@ -79,9 +86,8 @@ export function registerWatch(program: Command): void {
 }
 
 export interface RunWatchOptions {
-  readonly root: string;
-  readonly stateDir: string;
-  readonly json: boolean;
+  readonly globals: GlobalOptions;
+  readonly reclaim: boolean;
   readonly intervalMs: number;
   readonly readTimeoutMs: number;
   readonly choice: SourceChoice;
@@ -108,16 +114,26 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
   const stop = options.until ?? signalled();
-  const store = StateStore.open(options.stateDir);
-  const emit = (event: LiveEvent): void => write(options.json ? JSON.stringify(event) : `${event.time} ${describeLiveEvent(event)}`);
-  const live = new LiveWatch({ store, emit });
+  const { root, json } = options.globals;
+  // The manager: recovery runs on open, so the watch starts from consistent tables.
+  const manager = await openManager(options.globals);
+  const net = netPortFor(manager.layout);
+  const emit = (event: LiveEvent): void => write(json ? JSON.stringify(event) : `${event.time} ${describeLiveEvent(event)}`);
+  const live = new LiveWatch({
+    store: manager.store,
+    emit,
+    ...(options.reclaim
+      ? { reclaim: vfReclaimer(manager, net, (line) => warn(`warning: ${line}`)), captureVfConfig: vfConfigCapturer(manager, net) }
+      : {}),
+  });
   let watcher: Watcher | null = null;
   try {
-    const attempts = sourcesFor(options.choice, options.root, options.intervalMs);
+    await live.capture();
+    const attempts = sourcesFor(options.choice, root, options.intervalMs);
     for (const [index, sources] of attempts.entries()) {
       const candidate = new Watcher({
         sources,
-        reader: new ChildSnapshotReader(options.root, options.readTimeoutMs),
+        reader: new ChildSnapshotReader(root, options.readTimeoutMs),
         onBatch: (batch) => live.handle(batch),
         onError: (error) => warn(`warning: ${error.message}`),
       });
@@ -127,7 +143,8 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
       if (primaryFailed === undefined || index === attempts.length - 1) {
         for (const failure of started.failed) warn(`warning: event source ${failure.source.name} unavailable: ${failure.error.message}`);
         watcher = candidate;
-        warn(`watching PCI devices under ${options.root} (${describeSources(started.sources, options.intervalMs)}); Ctrl-C stops`);
+        const policy = options.reclaim ? '; returned VFs are readied for their former domain' : '';
+        warn(`watching PCI devices under ${root} (${describeSources(started.sources, options.intervalMs)}${policy}); Ctrl-C stops`);
         break;
       }
       warn(`note: ${sources[0]!.name} unavailable (${primaryFailed.error.message}); falling back`);
@@ -137,6 +154,6 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
     return 0;
   } finally {
     await watcher?.stop();
-    store.close();
+    manager.close();
   }
 }

@@ -1,0 +1,43 @@
+import type { PciAddress } from '../core/address.js';
+import { NO_MAC, type VfNetRequest } from '../net/vf-net-config.js';
+import type { NetPort } from '../net/net-port.js';
+import type { HostdevManager } from './hostdev-manager.js';
+import { deviceExists, vfNetAssignHooks, VfNetConfigurator } from './vf-net.js';
+import type { Departed, ReclaimFn } from './watch-live.js';
+
+/**
+ * The reclaim policy of `hostdev watch --reclaim`: a VF that returns (same PF, same index) while
+ * its former domain still claims it is made ready for that domain again, the way it was given:
+ * on its stub driver, managed or not as before, with the VF network config the domain had
+ * (saved anew, so that release restores the host's). LiveWatch only calls this when no table
+ * holds the address: a VF someone else took meanwhile is never handed back.
+ */
+export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: string) => void): ReclaimFn {
+  const configurator = new VfNetConfigurator(net, manager.layout);
+  return async (departed: Departed, address: PciAddress) => {
+    const owner = departed.owner;
+    if (owner === null) throw new Error(`${address} had no domain`);
+    const { managed, stubDriver } = departed.former.entry;
+    if (!managed) await manager.detach(address, { stubDriver });
+    const request = departed.domainConfig;
+    const hooks =
+      request === null ? {} : vfNetAssignHooks(configurator, new Map([[address, request]]), deviceExists(manager.layout), warn);
+    await manager.assign({ domain: owner.domain, hypervisor: owner.driver, addresses: [address], managed, stubDriver, hooks });
+    const config = request === null ? '' : ', with its VF network config';
+    return `ready again for driver ${owner.driver}, domain ${owner.domain} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config})`;
+  };
+}
+
+/** What an assigned VF's domain has now, as an assign request (for reclaim). */
+export function vfConfigCapturer(manager: HostdevManager, net: NetPort): (address: PciAddress) => Promise<VfNetRequest | null> {
+  const configurator = new VfNetConfigurator(net, manager.layout);
+  return async (address) => {
+    const current = await configurator.current(configurator.target(address));
+    return {
+      vlan: current.vlan,
+      ...(current.trust === null ? {} : { trust: current.trust }),
+      ...(current.mac === NO_MAC ? {} : { mac: current.mac }),
+      ...(current.spoofchk === null ? {} : { spoofchk: current.spoofchk }),
+    };
+  };
+}
