@@ -1,31 +1,22 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { listVfs, setVfCount, type SetCountRequest } from '../../src/manager/vf-lifecycle.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
-import { StateStore } from '../../src/state/store.js';
-import { miniKernel, MiniTree } from '../events/mini-tree.js';
+import type { StateStore } from '../../src/state/store.js';
+import { miniHost, miniKernel, type MiniTree } from '../events/mini-tree.js';
 
 // The library side of `hostdev vf set-count` on a hand-made tree whose kernel port enforces
 // Linux's sriov_numvfs rules (N -> M with both non-zero is EINVAL; above totalvfs is ERANGE).
 let tree: MiniTree;
 let store: StateStore;
-let stateDir = '';
-afterEach(() => {
-  store.close();
-  tree.remove();
-  rmSync(stateDir, { recursive: true, force: true });
-});
+let cleanup = (): void => undefined;
+afterEach(() => cleanup());
 
 function setup(numVfs: number) {
-  tree = new MiniTree();
+  ({ tree, store, cleanup } = miniHost());
   const kernel = miniKernel(tree);
   void kernel.write(`/sys/bus/pci/devices/${tree.pf}/sriov_numvfs`, String(numVfs));
   kernel.writes.length = 0;
-  stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-state-'));
-  store = StateStore.open(stateDir);
   const layout = new SysfsLayout(tree.root);
   const run = (extra: Partial<SetCountRequest>) =>
     setVfCount({ layout, store, kernel }, { pf: tree.pf as PciAddress, count: 2, force: false, dryRun: false, autoprobe: null, waitMs: 2_000, ...extra });

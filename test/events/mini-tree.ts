@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
+import { StateStore } from '../../src/state/store.js';
 
 /**
  * A hand-made minimal sysfs tree (one PF with VFs), for tests of the event machinery that must
@@ -87,5 +88,21 @@ export function miniKernel(tree: MiniTree): { write(hostPath: string, value: str
       tree.setNumVfs(count);
     },
     async loadModule(): Promise<void> {},
+  };
+}
+
+/** A mini tree with its own state database, and one cleanup for both. */
+export function miniHost(): { tree: MiniTree; store: StateStore; cleanup: () => void } {
+  const tree = new MiniTree();
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-state-'));
+  const store = StateStore.open(stateDir);
+  return {
+    tree,
+    store,
+    cleanup: () => {
+      store.close();
+      tree.remove();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
   };
 }

@@ -1,24 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { PollSource } from '../../src/events/poll-source.js';
 import { ChildSnapshotReader } from '../../src/events/snapshot-reader.js';
 import { Watcher } from '../../src/events/watcher.js';
 import { describeLiveEvent, LiveWatch, type LiveEvent } from '../../src/manager/watch-live.js';
-import { StateStore } from '../../src/state/store.js';
-import { MiniTree } from './mini-tree.js';
+import type { StateStore } from '../../src/state/store.js';
+import { miniHost, type MiniTree } from './mini-tree.js';
 
 let tree: MiniTree | null = null;
 let watcher: Watcher | null = null;
 let store: StateStore | null = null;
-let stateDir = '';
+let cleanup = (): void => undefined;
 afterEach(async () => {
   await watcher?.stop();
-  store?.close();
-  tree?.remove();
-  rmSync(stateDir, { recursive: true, force: true });
+  cleanup();
   watcher = null;
   store = null;
   tree = null;
@@ -33,10 +28,9 @@ async function until(probe: () => boolean, timeoutMs = 5_000): Promise<void> {
 }
 
 async function setup(reclaim?: ConstructorParameters<typeof LiveWatch>[0]['reclaim']): Promise<LiveEvent[]> {
-  tree = new MiniTree();
+  const host = miniHost();
+  ({ tree, store, cleanup } = host);
   tree.setNumVfs(2);
-  stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-state-'));
-  store = StateStore.open(stateDir);
   const vf0 = tree.vf(0) as PciAddress;
   const vf1 = tree.vf(1) as PciAddress;
   await store.exclusive('test-setup', async (op) => {

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { restoreOrphanVfConfigs, restoreVfNet, saveAndApplyVfNet, VfNetConfigurator } from '../../src/manager/vf-net.js';
@@ -9,23 +6,17 @@ import type { NetPort } from '../../src/net/net-port.js';
 import { SimNetPort } from '../../src/net/sim-net.js';
 import { describeSetting } from '../../src/net/vf-net-config.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
-import { StateStore } from '../../src/state/store.js';
-import { MiniTree } from '../events/mini-tree.js';
+import type { StateStore } from '../../src/state/store.js';
+import { miniHost, type MiniTree } from '../events/mini-tree.js';
 
 let tree: MiniTree;
 let store: StateStore;
-let stateDir = '';
-afterEach(() => {
-  store.close();
-  tree.remove();
-  rmSync(stateDir, { recursive: true, force: true });
-});
+let cleanup = (): void => undefined;
+afterEach(() => cleanup());
 
 function setup(): { configurator: VfNetConfigurator; net: NetPort; calls: string[]; vf: PciAddress } {
-  tree = new MiniTree();
+  ({ tree, store, cleanup } = miniHost());
   tree.setNumVfs(2);
-  stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-state-'));
-  store = StateStore.open(stateDir);
   const layout = new SysfsLayout(tree.root);
   const inner = netPortFor(layout);
   const calls: string[] = [];
