@@ -278,6 +278,7 @@ export function buildHost(root: string, spec: HostSpec): void {
     const driver = node.driver === undefined ? probeDriver(drivers, idsOf(node)) : node.driver;
     const fn = toFunction(p, slotCounts, groups.get(p.address) ?? null, driver);
     writeFunction(root, fn);
+    for (const file of node.omitFiles ?? []) fs.rmSync(path.join(root, p.devPath, file), { force: true });
     if (driver !== null && fn.netdevs.length > 0) netdevs[p.address] = { driver, names: [...fn.netdevs] };
     if (isBridge(node) || !node.sriov || !fn.sriov) continue;
     const s = node.sriov;
@@ -293,8 +294,9 @@ export function buildHost(root: string, spec: HostSpec): void {
     const pfView = { ...fn, offset: fn.sriov.offset, stride: fn.sriov.stride, vfDevice: fn.sriov.vfDevice };
     for (let i = 0; i < fn.sriov.numVfs; i++) {
       const vfIds = { ...idsOf(node), device: normHex(s.vfDevice, 4) };
-      const vfDriver = fn.sriov.autoprobe ? probeDriver(drivers, vfIds) : null;
-      const names = vfDriver !== null && vfDriver !== 'vfio-pci' ? vfNetdevName(template.netdev, template.pfNetdev, i) : [];
+      const claimedBy = probeDriver(drivers, vfIds);
+      const vfDriver = fn.sriov.autoprobe ? claimedBy : null;
+      const names = vfNetdevName(template.netdev, template.pfNetdev, i);
       const vf = vfFunction(pfView, i, {
         numaNode: template.numaNode,
         flr: template.flr,
@@ -305,6 +307,7 @@ export function buildHost(root: string, spec: HostSpec): void {
       });
       writeFunction(root, vf);
       linkVirtfn(root, p.devPath, vf.devPath, i);
+      if (claimedBy !== null && names.length > 0) netdevs[vf.address] = { driver: claimedBy, names };
     }
   }
 

@@ -65,6 +65,8 @@ interface FunctionSpecBase {
    * multifunction device, whether its functions are isolated from each other (default false).
    */
   readonly acs?: boolean;
+  /** Attribute files to leave out, as some kernels and devices do ("numa_node", "reset_method"). */
+  readonly omitFiles?: readonly string[];
 }
 
 export type BridgePort = 'root-port' | 'upstream' | 'downstream' | 'pci-bridge';
@@ -138,6 +140,7 @@ const functionBase = {
   iommuGroup: z.number().int().min(0).optional(),
   numaNode: z.number().int().min(-1).optional(),
   acs: z.boolean().optional(),
+  omitFiles: z.array(z.string().regex(/^[a-z_]+$/)).optional(),
 };
 
 const sriovSchema = z.strictObject({

@@ -114,7 +114,7 @@ export function writeFunction(root: string, fn: SimFunction): void {
   if (fn.driver !== null) {
     if (!fs.existsSync(path.join(root, driverRel(fn.driver)))) writeDriverDir(root, fn.driver);
     linkDriver(root, fn.devPath, fn.address, fn.driver);
-    writeNetdevs(root, fn.devPath, fn.netdevs);
+    if (fn.driver !== 'vfio-pci') writeNetdevs(root, fn.devPath, fn.netdevs);
   }
 }
 

@@ -140,6 +140,14 @@ describe('buildHost writes a tree shaped like Linux sysfs', () => {
     expect(ms).toBeLessThan(15_000);
   });
 
+  it('omitFiles leaves attribute files out, as some kernels and devices do', () => {
+    const root = path.join(tempRoot(), 'omit');
+    buildHost(root, { roots: [{ devices: [{ at: '02.0', vendor: '8086', device: '10d3', class: '020000', omitFiles: ['numa_node', 'driver_override'] }] }] });
+    expect(fs.existsSync(dev(root, '0000:00:02.0', 'numa_node'))).toBe(false);
+    expect(fs.existsSync(dev(root, '0000:00:02.0', 'driver_override'))).toBe(false);
+    expect(fs.existsSync(dev(root, '0000:00:02.0', 'vendor'))).toBe(true);
+  });
+
   it('a spec file is validated: unknown fields and bad hex are refused with the field named', () => {
     expect(() => parseHostSpec({ roots: [{ devices: [{ at: '00.0', vendor: 'zz', device: '1', class: '020000' }] }] })).toThrow(/vendor/);
     expect(() => parseHostSpec({ roots: [], color: 'red' })).toThrow();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FAULTS_ENV, isBlocked, releaseBlocked, writeFaultsFile } from '../../src/sim/faults.js';
+import { FAULTS_ENV, isBlocked, writeFaultsFile } from '../../src/sim/faults.js';
 import { SimKernel } from '../../src/sim/kernel.js';
 import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 import { runCli, runCliAsync } from '../support/cli.js';
@@ -114,7 +114,7 @@ describe('fault injection across processes', () => {
     // Other writers are not held up by a blocked write.
     expect(runCli(['--root', root, 'sim', 'write', '/sys/bus/pci/devices/0000:01:00.1/driver_override', 'vfio-pci']).code).toBe(0);
     expect(readAttr(root, '0000:01:00.0', 'sriov_numvfs')).toBe('2');
-    releaseBlocked(root, 'numvfs');
+    expect(runCli(['--root', root, 'sim', 'release', 'numvfs']).code).toBe(0);
     expect((await child).code).toBe(0);
     expect(readAttr(root, '0000:01:00.0', 'sriov_numvfs')).toBe('0');
   });

@@ -250,7 +250,13 @@ describe('sriov_numvfs (iov.c sriov_numvfs_store)', () => {
     const { root, k } = host('workstation');
     await k.write(D('0000:02:00.1', 'sriov_drivers_autoprobe'), '0');
     await k.write(D('0000:02:00.1', 'sriov_numvfs'), '2');
-    for (const vf of virtfns(root, '0000:02:00.1')) expect(driverOf(root, vf)).toBeNull();
+    const vfs = virtfns(root, '0000:02:00.1');
+    for (const vf of vfs) expect(driverOf(root, vf)).toBeNull();
+    // Bound later to the VF driver, a VF shows its interface (on vfio-pci it would not).
+    await k.write(PROBE, vfs[1]!);
+    expect(driverOf(root, vfs[1]!)).toBe('igbvf');
+    expect(fs.readdirSync(dev(root, vfs[1]!, 'net'))).toEqual(['enp2s0f1v1']);
+    expect(fs.existsSync(dev(root, vfs[0]!, 'net'))).toBe(false);
   });
 
   it.each(PFS)('%s %s: N -> 0 removes every VF whatever its driver (and /dev/vfio of a VF on vfio-pci)', async (preset, pf, existing) => {

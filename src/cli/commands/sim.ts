@@ -104,4 +104,19 @@ export function registerSim(program: Command): void {
         };
       }),
     );
+  sim
+    .command('release <id>')
+    .description('release a simulated write blocked by a `block` fault with this id (see src/sim/faults.ts)')
+    .action(
+      action(async (globals, _command: Command, id: string) => {
+        await requireSimulatedRoot(globals.root, '`hostdev sim release`');
+        const { isBlocked, releaseBlocked } = await import('../../sim/faults.js');
+        const wasBlocked = isBlocked(globals.root, id);
+        releaseBlocked(globals.root, id);
+        return {
+          json: { id, wasBlocked },
+          text: wasBlocked ? `released ${id}` : `released ${id} (no write is blocked on it now; the release waits for one)`,
+        };
+      }),
+    );
 }
