@@ -1,32 +1,42 @@
 /**
  * Parsers for the text of sysfs PCI attributes. Each returns undefined for content that is not
- * what the kernel writes (the caller turns that into a null and a warning).
+ * what the kernel writes (the caller turns that into a null and a warning). Hand-written instead
+ * of regular expressions: they run a few times for every function of the host.
  */
 
-const HEX_ID = /^0x([0-9a-fA-F]{1,4})$/;
-const HEX_CLASS = /^0x([0-9a-fA-F]{6})$/;
-const HEX_BYTE = /^0x([0-9a-fA-F]{1,2})$/;
-const DECIMAL = /^-?[0-9]+$/;
+function isHex(text: string, from: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i) | 0x20; // folds A-F to a-f
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
+/** The hex digits after "0x", when there are between 1 and `max` of them. */
+function hexDigits(text: string, max: number): string | undefined {
+  if (text.length < 3 || text.length > max + 2 || text.charCodeAt(0) !== 0x30 || (text.charCodeAt(1) | 0x20) !== 0x78) {
+    return undefined;
+  }
+  return isHex(text, 2) ? text.slice(2).toLowerCase() : undefined;
+}
 
 /** "0x8086" -> "8086" */
 export function parseHexId(text: string): string | undefined {
-  const match = HEX_ID.exec(text);
-  return match ? match[1]!.toLowerCase().padStart(4, '0') : undefined;
+  return hexDigits(text, 4)?.padStart(4, '0');
 }
 
 /** "0x020000" -> { class: "0200", progIf: "00" } */
 export function parseClass(text: string): { class: string; progIf: string } | undefined {
-  const match = HEX_CLASS.exec(text);
-  if (!match) return undefined;
-  const hex = match[1]!.toLowerCase();
-  return { class: hex.slice(0, 4), progIf: hex.slice(4, 6) };
+  const hex = text.length === 8 ? hexDigits(text, 6) : undefined;
+  return hex === undefined ? undefined : { class: hex.slice(0, 4), progIf: hex.slice(4, 6) };
 }
 
 /** "0x01" -> "01" */
 export function parseHexByte(text: string): string | undefined {
-  const match = HEX_BYTE.exec(text);
-  return match ? match[1]!.toLowerCase().padStart(2, '0') : undefined;
+  return hexDigits(text, 2)?.padStart(2, '0');
 }
+
+const DECIMAL = /^-?[0-9]+$/;
 
 export function parseDecimal(text: string): number | undefined {
   return DECIMAL.test(text) ? Number.parseInt(text, 10) : undefined;
@@ -52,4 +62,21 @@ export function parseResetMethods(text: string): string[] {
 export function linkName(target: string): string {
   const trimmed = target.endsWith('/') ? target.slice(0, -1) : target;
   return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/**
+ * Resolves a relative link target against a directory with string operations only (sysfs
+ * links are "../../x/y"); anything else goes through `resolve`.
+ */
+export function resolveLink(dir: string, target: string, resolve: (dir: string, target: string) => string): string {
+  if (target.startsWith('/') || target.includes('/./') || target.startsWith('./')) return resolve(dir, target);
+  let base = dir;
+  let rest = target;
+  while (rest.startsWith('../')) {
+    const cut = base.lastIndexOf('/');
+    if (cut <= 0) return resolve(dir, target);
+    base = base.slice(0, cut);
+    rest = rest.slice(3);
+  }
+  return rest.includes('..') ? resolve(dir, target) : `${base}/${rest}`;
 }

@@ -1,44 +1,42 @@
-import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 
-/** Why a read failed: the errno name ("ENOENT", "EACCES", "EISDIR", ...). */
-export interface ReadFailure {
-  readonly errno: string;
-}
-
-export type ReadResult<T> = { readonly ok: true; readonly value: T } | ({ readonly ok: false } & ReadFailure);
-
-function failure(error: unknown): { ok: false; errno: string } {
+function errnoOf(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;
-  return { ok: false, errno: typeof code === 'string' ? code : 'EIO' };
+  return typeof code === 'string' ? code : 'EIO';
 }
 
 /**
- * Synchronous small-file reads with one scratch buffer: open + read + close, no fstat, no
- * exceptions escaping. A sysfs attribute is at most one page, so one read returns all of it.
+ * Synchronous small-file reads with one scratch buffer: open + read + close, no fstat. A sysfs
+ * attribute is at most one page, so one read returns all of it. Each method returns null on
+ * failure and leaves the errno name ("ENOENT", "EACCES", "EISDIR", ...) in `errno`, so that the
+ * thousands of reads of a large host allocate no result objects.
  * One instance per inventory read; nothing is shared between calls.
  */
 export class FileReader {
   private readonly buffer = Buffer.allocUnsafe(4096);
+  /** Why the last failed call failed. */
+  errno = '';
 
   /** Reads a text attribute (first 4 KiB), without its trailing newline. */
-  text(path: string): ReadResult<string> {
-    const bytes = this.fill(path, this.buffer.length);
-    if (!bytes.ok) return bytes;
-    let end = bytes.value;
+  text(path: string): string | null {
+    const size = this.fill(path);
+    if (size < 0) return null;
+    let end = size;
     while (end > 0 && (this.buffer[end - 1] === 0x0a || this.buffer[end - 1] === 0x00)) end--;
-    return { ok: true, value: this.buffer.toString('latin1', 0, end) };
+    return this.buffer.toString('latin1', 0, end);
   }
 
   /**
    * Opens a binary file for a few positioned reads. `readAt` returns a view that is valid until
    * its next call; a failed read returns no bytes.
    */
-  binary<T>(path: string, use: (readAt: (offset: number, length: number) => Uint8Array) => T): ReadResult<T> {
+  binary<T>(path: string, use: (readAt: (offset: number, length: number) => Uint8Array) => T): T | null {
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch (error) {
-      return failure(error);
+      this.errno = errnoOf(error);
+      return null;
     }
     const readAt = (offset: number, length: number): Uint8Array => {
       try {
@@ -49,40 +47,50 @@ export class FileReader {
       }
     };
     try {
-      return { ok: true, value: use(readAt) };
+      return use(readAt);
     } finally {
       closeSync(fd);
     }
   }
 
-  link(path: string): ReadResult<string> {
+  link(path: string): string | null {
     try {
-      return { ok: true, value: readlinkSync(path) };
+      return readlinkSync(path);
     } catch (error) {
-      return failure(error);
+      this.errno = errnoOf(error);
+      return null;
     }
   }
 
-  names(path: string): ReadResult<string[]> {
+  /** Whether something is at `path` (links followed); no exception is created for a missing one. */
+  exists(path: string): boolean {
+    return existsSync(path);
+  }
+
+  names(path: string): string[] | null {
     try {
-      return { ok: true, value: readdirSync(path) };
+      return readdirSync(path);
     } catch (error) {
-      return failure(error);
+      this.errno = errnoOf(error);
+      return null;
     }
   }
 
-  private fill(path: string, size: number): ReadResult<number> {
+  /** Bytes read, or -1 on failure. */
+  private fill(path: string): number {
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch (error) {
-      return failure(error);
+      this.errno = errnoOf(error);
+      return -1;
     }
     try {
       // One read: sysfs hands out a whole attribute at once, and so does a small regular file.
-      return { ok: true, value: readSync(fd, this.buffer, 0, size, 0) };
+      return readSync(fd, this.buffer, 0, this.buffer.length, 0);
     } catch (error) {
-      return failure(error);
+      this.errno = errnoOf(error);
+      return -1;
     } finally {
       closeSync(fd);
     }

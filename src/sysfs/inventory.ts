@@ -24,12 +24,12 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
   const reader = new FileReader();
 
   const listing = reader.names(layout.pciDevicesDir);
-  if (!listing.ok) {
-    warn({ address: '', message: `cannot list ${layout.pciDevicesDir}: ${listing.errno}` });
+  if (listing === null) {
+    warn({ address: '', message: `cannot list ${layout.pciDevicesDir}: ${reader.errno}` });
     return { devices: [], warnings, iommuEnabled: false };
   }
   const addresses: PciAddress[] = [];
-  for (const name of listing.value) {
+  for (const name of listing) {
     const address = tryParseAddress(name);
     if (address !== null && address === name) addresses.push(address);
     else warn({ address: name, message: 'not a PCI address; skipped' });
@@ -45,13 +45,13 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
     if (names === null) warn({ address: '', message: `no PCI ID database at ${idsPath}: vendor and device names are null` });
   }
 
-  const context = new DeviceReadContext(layout, names, warn);
+  const groups = reader.names(layout.iommuGroupsDir);
+  const iommuEnabled = groups !== null && groups.length > 0;
+  const context = new DeviceReadContext(layout, names, warn, iommuEnabled);
   const devices: PciDevice[] = [];
   for (const address of addresses) {
     const device = readDeviceIn(context, address);
     if (device !== null) devices.push(device);
   }
-
-  const groups = reader.names(layout.iommuGroupsDir);
-  return { devices, warnings, iommuEnabled: groups.ok && groups.value.length > 0 };
+  return { devices, warnings, iommuEnabled };
 }

@@ -117,7 +117,7 @@ describe('readInventory', () => {
       { address: '0000:00:03.0', files: good, links: { driver: '../../../bus/pci/drivers/gone' } },
       { address: '0000:00:04.0', files: { ...noDevice, config: new Uint8Array(10) }, dirs: ['device', 'revision'] },
       { address: '0000:00:05.0', files: { ...good, config: configSpace({ vendor: 0x8086, device: 0x10c9 }) }, links: { driver: '../../../bus/pci/drivers/igb' } },
-      { address: '0000:00:06.0', files: good, links: { physfn: '../../etc/passwd', virtfn0: '../not-an-address' } },
+      { address: '0000:00:06.0', files: { ...good, sriov_totalvfs: '2\n', sriov_numvfs: '1\n' }, links: { physfn: '..', virtfn0: '../not-an-address' } },
     ]);
     const inventory = readInventory(new SysfsLayout(dir), { names });
     const byAddress = new Map(inventory.devices.map((d) => [d.address, d]));
