@@ -176,6 +176,7 @@ export async function setVfCount(
       if (savedConfigs.has(vf.address)) changes.push({ kind: 'drop-vf-config', address: vf.address });
     }
     let failure: unknown = null;
+    let removed = false;
     for (const write of plan.writes) {
       const handle = op.intend({ address: request.pf, action: 'sriov-numvfs', hostPath: write.hostPath, value: write.value, restore });
       try {
@@ -185,10 +186,11 @@ export async function setVfCount(
         break;
       }
       op.done(handle);
+      if (write.hostPath.endsWith('/sriov_numvfs')) removed = true;
     }
-    // The VFs left the host with the first write (N -> 0): their entries go whatever happens next.
-    const removedAny = plan.writes.some((write) => write.hostPath.endsWith('sriov_numvfs'));
-    op.commit(removedAny ? changes : []);
+    // The VFs left the host with the first sriov_numvfs write that succeeded (N -> 0): their
+    // entries go whatever happens next; if it failed, they are still there and stay in the tables.
+    op.commit(removed ? changes : []);
     if (failure !== null) throw failure;
     return plan;
   });

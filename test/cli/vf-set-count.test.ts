@@ -3,6 +3,7 @@ import type { PciAddress } from '../../src/core/address.js';
 import { listVfs, setVfCount, type SetCountRequest } from '../../src/manager/vf-lifecycle.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
 import type { StateStore } from '../../src/state/store.js';
+import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 import { miniHost, miniKernel, type MiniTree } from '../events/mini-tree.js';
 
 // The library side of `hostdev vf set-count` on a hand-made tree whose kernel port enforces
@@ -98,5 +99,20 @@ describe('hostdev vf set-count (library)', () => {
       message: expect.stringContaining('2/2 present, 0/2 bound'),
     });
     expect(progress[0]).toBe(`waiting for the VFs of ${tree.pf}: 2/2 present, 0/2 bound`);
+  });
+});
+
+describe('hostdev vf set-count --force when the kernel refuses', () => {
+  it('keeps the VF in the tables when sriov_numvfs 0 failed (nothing left the host)', async () => {
+    const { kernel, run } = setup(4);
+    await assignVf(tree.vf(0), 'vm1');
+    const write = kernel.write.bind(kernel);
+    kernel.write = async (hostPath: string, value: string) => {
+      if (hostPath.endsWith('sriov_numvfs')) throw new KernelWriteError(hostPath, value, 'EBUSY');
+      return write(hostPath, value);
+    };
+    await expect(run({ force: true })).rejects.toMatchObject({ code: 'HOSTDEV_KERNEL_WRITE' });
+    expect(store.readTables().active.map((entry) => entry.address)).toEqual([tree.vf(0)]);
+    expect(store.readJournal()).toEqual([]);
   });
 });

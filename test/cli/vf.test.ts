@@ -101,4 +101,22 @@ describe('hostdev vf and VF network config (CLI, simulated kernel)', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('--mac names one VF');
   });
+
+  it('--autoprobe off leaves new VFs unbound (ready for vfio-pci); --autoprobe on brings their driver back', () => {
+    const off = jsonOf<{ vfs: Array<{ driver: string | null }> }>(cli('--json', 'vf', 'set-count', PF, '3', '--autoprobe', 'off'));
+    expect(off.vfs.map((vf) => vf.driver)).toEqual([null, null, null]);
+    const on = jsonOf<{ vfs: Array<{ driver: string | null }> }>(cli('--json', 'vf', 'set-count', PF, '2', '--autoprobe', 'on'));
+    expect(on.vfs.map((vf) => vf.driver)).toEqual(['igbvf', 'igbvf']);
+  });
+
+  it('reports EBUSY and EINVAL from the kernel on sriov_numvfs as clear errors', () => {
+    const faults = (errno: string) => ({ env: { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'fail', match: 'sriov_numvfs', errno }]) } });
+    const busy = runCli(['--root', path.join(base, 'root'), '--state-dir', path.join(base, 'state'), '--simulate', 'vf', 'set-count', PF, '3'], faults('EBUSY'));
+    expect(busy.code).toBe(6);
+    expect(busy.stderr).toContain(`PF ${PF} is busy: the kernel refused to change its VF count (EBUSY)`);
+    const invalid = runCli(['--root', path.join(base, 'root'), '--state-dir', path.join(base, 'state'), '--simulate', 'vf', 'set-count', PF, '3'], faults('EINVAL'));
+    expect(invalid.code).toBe(6);
+    expect(invalid.stderr).toContain(`the kernel refused 0 VFs on PF ${PF} (EINVAL)`);
+    expect(jsonOf<{ numVfs: number }>(cli('--json', 'vf', 'list', PF)).numVfs).toBe(2);
+  });
 });
