@@ -15,7 +15,11 @@ import { StateStore } from '../../src/state/store.js';
 
 /** Helpers of the issue-5 process tests (crash, concurrency, restart). */
 
-export const WORKER = fileURLToPath(new URL('./fixtures/ops-worker.mjs', import.meta.url));
+/** The worker script, from test/manager/ or from the benchmark's compiled copy (dist-check/test/manager/). */
+export const WORKER = [
+  fileURLToPath(new URL('./fixtures/ops-worker.mjs', import.meta.url)),
+  fileURLToPath(new URL('../../../test/manager/fixtures/ops-worker.mjs', import.meta.url)),
+].find((file) => fs.existsSync(file))!;
 
 export type WorkerOp =
   | { readonly op: 'assign'; readonly domain: string; readonly addresses: readonly string[]; readonly managed?: boolean }
@@ -47,6 +51,8 @@ export interface WorkerLine {
   readonly recovery?: { repaired: unknown[]; pruned: unknown[]; drift: unknown[]; warnings: string[] };
   readonly done?: boolean;
   readonly ms?: number;
+  readonly startedAt?: number;
+  readonly endedAt?: number;
 }
 
 export interface WorkerRun {
