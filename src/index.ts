@@ -2,5 +2,14 @@
 export * from './core/address.js';
 export * from './core/device.js';
 export * from './core/errors.js';
+export * from './core/iommu.js';
 export { SysfsLayout } from './sysfs/paths.js';
+export {
+  readInventory,
+  readDevice,
+  loadPciIds,
+  type ReadInventoryOptions,
+  type ReadDeviceOptions,
+  type PciNames,
+} from './sysfs/reader.js';
 export { FsKernelPort, KernelWriteError, type KernelPort } from './sysfs/kernel-port.js';
