@@ -11,6 +11,7 @@ import {
   type KnownDriver,
   type VfTemplate,
 } from './host-model.js';
+import { SimState } from './state-db.js';
 import { isBridge, type BridgeSpec, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfFunction, vfNetdevName } from './vf.js';
@@ -315,4 +316,5 @@ export function buildHost(root: string, spec: HostSpec): void {
   for (const [name, d] of drivers) known[name] = { ids: d.ids, loaded: d.loaded };
   const model: HostModel = { version: 1, iommu, drivers: known, netdevs, vfTemplates };
   writeHostModel(root, model);
+  new SimState(root).close(); // the state database exists before any process races to create it
 }

@@ -524,9 +524,13 @@ export class SimKernel implements KernelPort {
     const driver = this.tree.driverOf(pf);
     // No driver, or one without sriov_configure (vfio-pci without enable_sriov): ENOENT.
     if (driver === null || driver === 'vfio-pci') fail('ENOENT');
-    if (n === 0) return this.disableVfs(pf);
-    if (current !== 0) fail('EBUSY');
-    this.enableVfs(pf, n);
+    if (n === 0) {
+      this.disableVfs(pf);
+    } else {
+      if (current !== 0) fail('EBUSY');
+      this.enableVfs(pf, n);
+    }
+    this.emit('change', pf);
   }
 
   private vfTemplate(pf: string): VfTemplate {

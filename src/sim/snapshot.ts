@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeHostModel, type DriverId, type HostModel, type KnownDriver, type VfTemplate } from './host-model.js';
 import { ADDRESS_RE, SimTree } from './sim-tree.js';
+import { SimState } from './state-db.js';
 import { busDeviceRel, linkDriver, linkGroup, relLink, writeDriverDir, writeNetdevs, writeSkeleton } from './tree-writer.js';
 
 /** Attributes copied as they read on the source; anything else of a device is left out. */
@@ -123,5 +124,6 @@ export function snapshotHost(sourceRoot: string, destRoot: string): SnapshotResu
   const iommu = source.groups().length > 0;
   const model: HostModel = { version: 1, iommu, drivers: known, netdevs, vfTemplates };
   writeHostModel(destRoot, model);
+  new SimState(destRoot).close();
   return { devices: relOf.size, drivers: drivers.size, iommu };
 }

@@ -403,7 +403,11 @@ describe('modules, plain attributes, events', () => {
       'unbind 0000:01:10.0',
       'remove 0000:01:10.0',
     ]);
-    expect(events.slice(-2).map((e) => `${e.action} ${e.address} ${e.driver ?? ''}`)).toEqual(['add 0000:01:10.0 ', 'bind 0000:01:10.0 igbvf']);
+    expect(events.slice(-3).map((e) => `${e.action} ${e.address} ${e.driver ?? ''}`)).toEqual([
+      'add 0000:01:10.0 ',
+      'bind 0000:01:10.0 igbvf',
+      'change 0000:01:00.0 ',
+    ]);
     expect(Number.isNaN(Date.parse(events[0]!.time))).toBe(false);
   });
 });
