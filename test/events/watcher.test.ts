@@ -1,4 +1,5 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { describeEvent, type PciEvent } from '../../src/core/events.js';
@@ -114,5 +115,28 @@ describe('the snapshot reader', () => {
     } finally {
       await reader.close();
     }
+  });
+
+  it('a sysfs read that blocks (a FIFO stands in for D state) never blocks the watching process', async () => {
+    tree = new MiniTree();
+    tree.setNumVfs(1);
+    const numvfs = path.join(tree.root, 'sys/devices/pci0000:00', tree.pf, 'sriov_numvfs');
+    rmSync(numvfs);
+    execFileSync('mkfifo', [numvfs]);
+    const reader = new ChildSnapshotReader(tree.root, 300);
+    const started = Date.now();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    try {
+      await expect(reader.read()).rejects.toMatchObject({ code: 'HOSTDEV_TIMEOUT' });
+      // The next read fails too: at once while the abandoned child is still stuck ("still blocked"),
+      // or after its own timeout once that child is gone and a new one blocks again.
+      await expect(reader.read()).rejects.toMatchObject({ code: 'HOSTDEV_TIMEOUT' });
+    } finally {
+      clearInterval(timer);
+      await reader.close();
+    }
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(ticks).toBeGreaterThan(10);
   });
 });
