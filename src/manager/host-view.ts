@@ -2,9 +2,9 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import type { HostUse, HostView } from '../core/plan-types.js';
 import { isStubDriver } from '../core/stub-driver.js';
-import type { Tables } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import type { HostReader } from './host-reader.js';
+import type { TableSource } from './table-source.js';
 
 export interface ViewScope {
   /** The devices of the request (and, for reattach/status, the inactive entries to check). */
@@ -22,7 +22,7 @@ export interface ViewScope {
 export async function buildHostView(
   reader: HostReader,
   hostUsage: HostUsagePort,
-  tables: Tables,
+  source: TableSource,
   scope: ViewScope,
 ): Promise<HostView> {
   const devices = new Map<PciAddress, PciDevice | null>();
@@ -48,10 +48,10 @@ export async function buildHostView(
     }
   }
 
+  // The entries of every device read, and only those: the plan looks nothing else up.
+  const tables = source.lookup([...scope.addresses, ...devices.keys()]);
   const wanted = new Set(scope.drivers);
-  const inScope = new Set<string>(scope.addresses);
   for (const entry of [...tables.active, ...tables.inactive]) {
-    if (!inScope.has(entry.address)) continue;
     wanted.add(entry.stubDriver);
     if (entry.originalDriver !== null) wanted.add(entry.originalDriver);
   }

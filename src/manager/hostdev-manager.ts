@@ -5,7 +5,7 @@ import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { DEFAULT_STUB_DRIVER } from '../core/stub-driver.js';
-import { sameOwner, TableIndex, type Owner, type Tables } from '../core/tables.js';
+import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
@@ -13,6 +13,7 @@ import { StateStore, type Operation } from '../state/store.js';
 import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
+import { sqlTableSource, tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
 import { recoverOnOpen, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
@@ -132,7 +133,7 @@ export class HostdevManager {
   reattach(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
     return this.perform(
       'reattach',
-      (tables) => ({ addresses: [address, ...tables.inactive.map((entry) => entry.address)], drivers: [], hostUse: false }),
+      (source) => ({ addresses: [address, ...source.inactive().map((entry) => entry.address)], drivers: [], hostUse: false }),
       (view) => planReattach(view, address),
       options.dryRun ?? false,
     ).then(([plan, execution]) => operationReport(plan, execution));
@@ -189,8 +190,8 @@ export class HostdevManager {
     const owner = ownerOf(request);
     return this.perform(
       'release',
-      (tables) => ({
-        addresses: request.addresses ?? new TableIndex(tables).ownedBy(owner).map((entry) => entry.address),
+      (source) => ({
+        addresses: request.addresses ?? source.ownedBy(owner).map((entry) => entry.address),
         drivers: [],
         hostUse: false,
       }),
@@ -232,16 +233,17 @@ export class HostdevManager {
 
   private async perform(
     name: OperationName,
-    scope: (tables: Tables) => ViewScope,
+    scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
     dryRun: boolean,
     hooks: OperationHooks = {},
   ): Promise<[Plan, Execution | null]> {
-    const plan = async (tables: Tables): Promise<Plan> =>
-      planner(await buildHostView(this.reader, this.hostUsage, tables, scope(tables)));
-    if (dryRun) return [await plan(this.store.readTables()), null];
+    const plan = async (source: TableSource): Promise<Plan> =>
+      planner(await buildHostView(this.reader, this.hostUsage, source, scope(source)));
+    if (dryRun) return [await plan(tablesSource(this.store.readTables())), null];
     return this.store.exclusive(name, async (op) => {
-      const planned = await plan(op.tables());
+      // Keyed reads through the locked operation's connection (see table-source.ts).
+      const planned = await plan(sqlTableSource(this.store.database));
       await hooks.before?.(op, planned);
       let execution: Execution;
       try {
