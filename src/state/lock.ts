@@ -2,8 +2,11 @@ import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostdevError } from '../core/errors.js';
 
-/** Waiters poll at most this often (plus jitter); a releaser that sees waiters yields longer. */
-const MAX_POLL_MS = 4;
+/** Waiters poll at most every MAX_POLL_MS (plus as much jitter). */
+const MAX_POLL_MS = 16;
+/** How long a process may keep retaking the lock while others wait, before it yields. */
+const FAIR_SLICE_MS = 200;
+/** Long enough for every waiter to poll once. */
 const YIELD_MS = 2 * MAX_POLL_MS + 1;
 
 /**
@@ -15,9 +18,10 @@ const YIELD_MS = 2 * MAX_POLL_MS + 1;
  *
  * Fairness: a process that runs operations back to back would retake the lock before any
  * sleeping waiter polls. So waiters announce themselves by holding a SHARED lock on a second
- * small database (the waiting room; it too vanishes with a dead process), and a process about
- * to retake the lock it just released first checks the waiting room and, if anyone waits,
- * yields long enough for one of them to poll.
+ * small database (the waiting room; it too vanishes with a dead process), and a process that
+ * has kept retaking the lock for FAIR_SLICE_MS checks the waiting room and, if anyone waits,
+ * yields long enough for one of them to poll. Handing over at every operation would cost a
+ * wake-up per operation; a slice bounds the wait at about (waiters x slice) instead.
  */
 export class ProcessLock {
   readonly path: string;
@@ -26,6 +30,8 @@ export class ProcessLock {
   private held = false;
   private waiting = false;
   private releasedAt = Number.NEGATIVE_INFINITY;
+  /** When this process's current run of back-to-back acquisitions began. */
+  private sliceStart = 0;
 
   constructor(path: string, waitingRoomPath: string) {
     this.path = path;
@@ -39,12 +45,20 @@ export class ProcessLock {
 
   /** Waits up to `timeoutMs` for the lock; HOSTDEV_TIMEOUT names the lock when it stays taken. */
   async acquire(timeoutMs: number, operationName: string): Promise<void> {
-    const started = Date.now();
-    if (started - this.releasedAt < YIELD_MS && this.othersWaiting()) await sleep(YIELD_MS);
+    let started = Date.now();
+    const backToBack = started - this.releasedAt < YIELD_MS;
+    if (!backToBack) this.sliceStart = started;
+    else if (started - this.sliceStart >= FAIR_SLICE_MS && this.othersWaiting()) {
+      await sleep(YIELD_MS);
+      started = this.sliceStart = Date.now();
+    }
     let pause = 1;
     try {
       for (;;) {
-        if (this.tryAcquire()) return;
+        if (this.tryAcquire()) {
+          if (this.waiting) this.sliceStart = Date.now();
+          return;
+        }
         this.enterWaitingRoom();
         const waited = Date.now() - started;
         if (waited >= timeoutMs) {

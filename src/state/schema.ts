@@ -77,6 +77,11 @@ export const MIGRATIONS: readonly Migration[] = [
         ) STRICT;
       `),
   },
+  {
+    version: 3,
+    description: 'index of active entries by owner (release reads one domain)',
+    up: (db) => db.exec('CREATE INDEX active_by_owner ON active (owner_driver, owner_domain);'),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -16,6 +16,7 @@ import type {
   JournalRecord,
   JournalStep,
   Operation,
+  Owner,
   StateChange,
   StoredReport,
   StoreOptions,
@@ -381,6 +382,31 @@ class LockedOperation implements Operation {
   tables(): Tables {
     const db = this.db;
     return db.transaction(() => this.store.selectTables())();
+  }
+
+  lookup(addresses: Iterable<PciAddress>): Tables {
+    const activeAt = this.db.prepare('SELECT * FROM active WHERE address = ?');
+    const inactiveAt = this.db.prepare('SELECT * FROM inactive WHERE address = ?');
+    const active: ActiveEntry[] = [];
+    const inactive: InactiveEntry[] = [];
+    for (const address of [...new Set(addresses)].sort()) {
+      const a = activeAt.get(address) as ActiveRow | undefined;
+      if (a) active.push(activeEntry(a));
+      const i = inactiveAt.get(address) as InactiveRow | undefined;
+      if (i) inactive.push(inactiveEntry(i));
+    }
+    return { active, inactive };
+  }
+
+  ownedBy(owner: Owner): readonly ActiveEntry[] {
+    const rows = this.db
+      .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY address')
+      .all(owner.driver, owner.domain) as ActiveRow[];
+    return rows.map(activeEntry);
+  }
+
+  inactive(): readonly InactiveEntry[] {
+    return (this.db.prepare('SELECT * FROM inactive ORDER BY address').all() as InactiveRow[]).map(inactiveEntry);
   }
 
   intend(step: JournalStep): JournalHandle {

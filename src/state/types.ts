@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import type { TableChange, Tables } from '../core/tables.js';
+import type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.
@@ -66,6 +66,13 @@ export interface Operation {
   readonly name: string;
   /** The tables as they are now, read under the lock. */
   tables(): Tables;
+  /**
+   * Keyed reads under the lock, so an operation's cost does not grow with the tables (these three
+   * make an Operation a manager TableSource). lookup: the entries of these addresses.
+   */
+  lookup(addresses: Iterable<PciAddress>): Tables;
+  ownedBy(owner: Owner): readonly ActiveEntry[];
+  inactive(): readonly InactiveEntry[];
   intend(step: JournalStep): JournalHandle; // committed durably (synchronous=FULL) before returning
   done(handle: JournalHandle): void; // marks the write as done
   /** Applies the changes AND clears this operation's journal rows in ONE transaction. */
