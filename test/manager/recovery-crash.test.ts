@@ -141,4 +141,39 @@ describe('SIGKILL at every sysfs write, then a fresh process opens the manager',
       expect(outcomes).toHaveLength(2 * writes);
     });
   }
+
+  it('recovery itself killed at each of its writes: the next open finishes the job', { timeout: 240_000 }, async () => {
+    const assign: WorkerOp = { op: 'assign', domain: 'vm1', addresses: [D1, D2] };
+    const crashAfterAssign = async () => {
+      const s = setup();
+      const before = snapshot(s, addresses);
+      const crashed = await runWorker({ ...s, script: [assign] }, [{ action: 'crash', afterWrites: 8 }]);
+      expect(crashed.signal).toBe('SIGKILL');
+      return { s, before };
+    };
+    const ref = await crashAfterAssign();
+    const recoveryWrites = (await reopen(ref.s)).writes;
+    expect(recoveryWrites).toBe(6); // per device: clear driver_override, unbind vfio-pci, bind igb
+    const points = Array.from({ length: recoveryWrites }, (_, k) => k + 1).flatMap((k) =>
+      (['before', 'after'] as const).map((when) => ({ k, when })),
+    );
+    const outcomes = await inPairs(
+      points.map(({ k, when }) => async () => {
+        const { s, before } = await crashAfterAssign();
+        const killed = await runWorker({ ...s, script: [] }, [{ action: 'crash', afterWrites: k, when }]);
+        await reopen(s);
+        const state = snapshot(s, addresses);
+        return {
+          point: `recovery ${when} write ${k}/${recoveryWrites}`,
+          killed: killed.signal === 'SIGKILL',
+          problems: violations(state, HOST_DRIVERS),
+          same: JSON.stringify(comparable(state)) === JSON.stringify(comparable(before)),
+        };
+      }),
+    );
+    for (const outcome of outcomes) {
+      expect(outcome).toEqual({ point: outcome.point, killed: true, problems: [], same: true });
+    }
+    covered.push(`recovery itself ${outcomes.length}/${2 * recoveryWrites} kill points`);
+  });
 });

@@ -134,9 +134,9 @@ export function simSetup(spec: HostSpec): SimSetup {
 
 /**
  * Opens the manager in this (test) process, which is not the one that was killed: recovery
- * runs as in any fresh process. Returns what it reported.
+ * runs as in any fresh process. Returns what it reported and how many sysfs writes it made.
  */
-export async function reopen(setup: SimSetup): Promise<RecoveryReport> {
+export async function reopen(setup: SimSetup): Promise<RecoveryReport & { writes: number }> {
   const kernel = new SimKernel(setup.root, { env: {} });
   try {
     const manager = await HostdevManager.open({
@@ -146,7 +146,7 @@ export async function reopen(setup: SimSetup): Promise<RecoveryReport> {
       hostUsage: new SimHostUsage(setup.root),
     });
     manager.close();
-    return manager.recovery;
+    return { ...manager.recovery, writes: kernel.writes.length };
   } finally {
     kernel.close();
   }
