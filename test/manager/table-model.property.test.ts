@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { PciAddress } from '../../src/core/address.js';
 import { isHostdevError } from '../../src/core/errors.js';
 import { SimHostUsage } from '../../src/host/sim-host-usage.js';
 import { HostdevManager } from '../../src/manager/hostdev-manager.js';
@@ -66,7 +67,7 @@ class Assign implements fc.AsyncCommand<Model, Real> {
         ? 'HOSTDEV_UNMANAGED_NOT_DETACHED'
         : null;
     const code = await outcome(() =>
-      real.manager.assign({ domain: this.domain, addresses: targets as never, managed: this.managed }),
+      real.manager.assign({ domain: this.domain, addresses: targets as PciAddress[], managed: this.managed }),
     );
     expect(code).toBe(expected);
     if (code === null) {
@@ -95,28 +96,20 @@ class Release implements fc.AsyncCommand<Model, Real> {
   toString = () => `release ${this.domain}`;
 }
 
-class Detach implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly address: string) {}
+/** detach and reattach: both refused for an active device; otherwise detach adds to inactive, reattach removes. */
+class NodeCommand implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly kind: 'detach' | 'reattach', readonly address: string) {}
   check = () => true;
   async run(model: Model, real: Real): Promise<void> {
-    const code = await outcome(() => real.manager.detach(this.address as never));
-    expect(code).toBe(model.get(this.address)?.table === 'active' ? 'HOSTDEV_IN_USE' : null);
-    if (!model.has(this.address)) model.set(this.address, { table: 'inactive', managed: false });
+    const address = this.address as PciAddress;
+    const code = await outcome(() => (this.kind === 'detach' ? real.manager.detach(address) : real.manager.reattach(address)));
+    const table = model.get(address)?.table;
+    expect(code).toBe(table === 'active' ? 'HOSTDEV_IN_USE' : null);
+    if (this.kind === 'detach' && table === undefined) model.set(address, { table: 'inactive', managed: false });
+    if (this.kind === 'reattach' && table === 'inactive') model.delete(address);
     check(model, real);
   }
-  toString = () => `detach ${this.address}`;
-}
-
-class Reattach implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly address: string) {}
-  check = () => true;
-  async run(model: Model, real: Real): Promise<void> {
-    const code = await outcome(() => real.manager.reattach(this.address as never));
-    expect(code).toBe(model.get(this.address)?.table === 'active' ? 'HOSTDEV_IN_USE' : null);
-    if (model.get(this.address)?.table === 'inactive') model.delete(this.address);
-    check(model, real);
-  }
-  toString = () => `reattach ${this.address}`;
+  toString = () => `${this.kind} ${this.address}`;
 }
 
 class Restart implements fc.AsyncCommand<Model, Real> {
@@ -135,8 +128,8 @@ const domain = fc.constantFrom(...DOMAINS);
 const commands = [
   fc.tuple(domain, fc.array(address, { minLength: 1, maxLength: 2 }), fc.boolean()).map(([d, a, m]) => new Assign(d, a, m)),
   domain.map((d) => new Release(d)),
-  address.map((a) => new Detach(a)),
-  address.map((a) => new Reattach(a)),
+  address.map((a) => new NodeCommand('detach', a)),
+  address.map((a) => new NodeCommand('reattach', a)),
   fc.constant(new Restart()),
 ];
 
