@@ -98,7 +98,7 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
       const drift = look.drift.filter(
         (d) => !busy.has(d.address) && sameEntry(before.tables, after.tables, d.address),
       );
-      return { ...EMPTY_RECOVERY_REPORT, drift };
+      return { ...EMPTY_RECOVERY_REPORT, drift, warnings: drift.map(driftWarning) };
     }
   }
   return store.exclusive('recover', async (op) => {
@@ -124,6 +124,7 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
           (usedBy ? ` (it was used by driver ${usedBy.driver}, domain ${usedBy.domain})` : ''),
       );
     }
+    warnings.push(...look.drift.map(driftWarning));
     const report: RecoveryReport = { repaired, pruned, drift: look.drift, warnings };
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
     op.commit(changes, { resolve: operations, report });
@@ -134,6 +135,18 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
 /** `recover` in the shape HostdevManager.open takes (OpenOptions.recover). */
 export function recoverOnOpen(context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }): Promise<RecoveryReport> {
   return recover(context.store, context.kernel, new HostReader(context.layout));
+}
+
+/** Drift is said on every open until someone settles it: hostdev neither trusts nor fixes it. */
+function driftWarning(drift: DriftEntry): string {
+  const where = drift.usedBy
+    ? `assigned to driver ${drift.usedBy.driver}, domain ${drift.usedBy.domain}`
+    : 'detached, inactive';
+  const settle = drift.usedBy ? `release domain ${drift.usedBy.domain}` : `\`hostdev reattach ${drift.address}\``;
+  return (
+    `${drift.address} (${where}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +
+    `changed outside hostdev; check the device, then ${settle}`
+  );
 }
 
 function byAddress(rows: readonly JournalRecord[]): Map<PciAddress, JournalRecord[]> {

@@ -111,6 +111,10 @@ describe('restart scenarios', () => {
       { address: active, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: 'igb' },
       { address: inactive, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: null },
     ]);
+    expect(json.recovery.warnings).toEqual([
+      `${active} (assigned to driver qemu, domain vm1) should be on vfio-pci but is on igb: changed outside hostdev; check the device, then release domain vm1`,
+      `${inactive} (detached, inactive) should be on vfio-pci but is on no driver: changed outside hostdev; check the device, then \`hostdev reattach ${inactive}\``,
+    ]);
     expect(snapshot(setup, addresses)).toEqual(before); // no write, no table change
   });
 });

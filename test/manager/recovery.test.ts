@@ -142,7 +142,9 @@ describe('recover: no unfinished operations', () => {
     expect(report).toEqual({
       repaired: [],
       pruned: [],
-      warnings: [],
+      warnings: [
+        `${B} (detached, inactive) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
+      ],
       drift: [{ address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'e1000e' }],
     });
     expect(host.writes).toEqual([]);
