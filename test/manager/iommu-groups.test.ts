@@ -10,8 +10,7 @@ afterEach(() => host?.cleanup());
 describe('IOMMU group viability at assign', () => {
   it('a GPU whose audio function is on snd_hda_intel is refused, naming the audio function, its driver and owner', async () => {
     host = simManagerHost('gpu');
-    const manager = await host.open();
-    try {
+    await host.withManager(async (manager) => {
       await expect(manager.assign({ domain: 'vm1', addresses: [pci('0000:01:00.0')] })).rejects.toMatchObject({
         code: 'HOSTDEV_GROUP_CONFLICT',
         message: expect.stringContaining('member 0000:01:00.1 of its IOMMU group'),
@@ -20,28 +19,22 @@ describe('IOMMU group viability at assign', () => {
         'is in use by the host (driver snd_hda_intel)',
       );
       expect(manager.tables()).toEqual({ active: [], inactive: [] });
-      expect(host.driverOf('0000:01:00.0')).toBe('nouveau');
-    } finally {
-      manager.close();
-    }
+      expect(host!.driverOf('0000:01:00.0')).toBe('nouveau');
+    });
   });
 
   it('--with-group takes the audio function along', async () => {
     host = simManagerHost('gpu');
-    const manager = await host.open();
-    try {
+    await host.withManager(async (manager) => {
       await manager.assign({ domain: 'vm1', addresses: [pci('0000:01:00.0')], withGroup: true });
-      expect(host.driverOf('0000:01:00.1')).toBe('vfio-pci');
+      expect(host!.driverOf('0000:01:00.1')).toBe('vfio-pci');
       expect(manager.tables().active.map((entry) => entry.address)).toEqual(['0000:01:00.0', '0000:01:00.1']);
-    } finally {
-      manager.close();
-    }
+    });
   });
 
   it('two NICs behind a switch without ACS: the sibling blocks, named with its driver, then with the domain that owns it', async () => {
     host = simManagerHost('non-acs-switch');
-    const manager = await host.open();
-    try {
+    await host.withManager(async (manager) => {
       const a = pci('0000:03:00.0');
       const b = pci('0000:04:00.0');
       await expect(manager.assign({ domain: 'vm1', addresses: [a] })).rejects.toThrow(
@@ -54,9 +47,7 @@ describe('IOMMU group viability at assign', () => {
         `member ${b} of its IOMMU group`,
       );
       await expect(manager.assign({ domain: 'vm1', addresses: [a] })).rejects.toThrow('is in use by driver qemu, domain vm2');
-    } finally {
-      manager.close();
-    }
+    });
   });
 });
 
@@ -68,8 +59,7 @@ describe('the host-in-use guard', () => {
       simHostUsageFile(host.root),
       JSON.stringify({ devices: { '0000:00:19.0': [{ kind: 'address', detail: 'eno1 has 192.0.2.10/24' }] } }),
     );
-    const manager = await host.open();
-    try {
+    await host.withManager(async (manager) => {
       await expect(manager.detach(pci('0000:00:19.0'))).rejects.toMatchObject({
         code: 'HOSTDEV_HOST_IN_USE',
         message: expect.stringContaining('eno1 has 192.0.2.10/24'),
@@ -78,9 +68,7 @@ describe('the host-in-use guard', () => {
         code: 'HOSTDEV_HOST_IN_USE',
       });
       await manager.detach(pci('0000:00:19.0'), { force: true });
-      expect(host.driverOf('0000:00:19.0')).toBe('vfio-pci');
-    } finally {
-      manager.close();
-    }
+      expect(host!.driverOf('0000:00:19.0')).toBe('vfio-pci');
+    });
   });
 });

@@ -16,6 +16,8 @@ export interface SimManagerHost {
   readonly stateDir: string;
   readonly kernel: KernelPort;
   open(options?: { kernel?: KernelPort; hostUsage?: HostUsagePort }): Promise<HostdevManager>;
+  /** Opens a manager, runs `fn` with it, closes it. */
+  withManager<T>(fn: (manager: HostdevManager) => Promise<T>, options?: { kernel?: KernelPort }): Promise<T>;
   /** Reads a sysfs attribute of the tree as text (trimmed). */
   read(hostPath: string): string;
   driverOf(address: string): string | null;
@@ -34,17 +36,26 @@ export function simManagerHost(preset: string): SimManagerHost {
   if (!spec) throw new Error(`no preset ${preset}`);
   buildHost(root, spec);
   const kernel = simKernel(root);
+  const open = (options: { kernel?: KernelPort; hostUsage?: HostUsagePort } = {}): Promise<HostdevManager> =>
+    HostdevManager.open({
+      root,
+      stateDir,
+      kernel: options.kernel ?? kernel,
+      hostUsage: options.hostUsage ?? new SimHostUsage(root),
+    });
   return {
     root,
     stateDir,
     kernel,
-    open: (options = {}) =>
-      HostdevManager.open({
-        root,
-        stateDir,
-        kernel: options.kernel ?? kernel,
-        hostUsage: options.hostUsage ?? new SimHostUsage(root),
-      }),
+    open,
+    withManager: async (fn, options = {}) => {
+      const manager = await open(options);
+      try {
+        return await fn(manager);
+      } finally {
+        manager.close();
+      }
+    },
     read: (hostPath) => readFileSync(path.join(root, hostPath), 'utf8').trim(),
     driverOf: (address) => {
       try {
