@@ -35,8 +35,8 @@ export interface ExecutorPorts {
  * On a failed group: an all-or-nothing plan (assign, detach, reattach) undoes what it did, device
  * by device in reverse order, back to each device's restore point, commits nothing but the cleared
  * journal, and throws. If the undo itself fails the journal is left for recovery on next open.
- * A 'continue' plan (release) records the failure, applies the group's fallback table change
- * and goes on with the other devices.
+ * A 'continue' plan (release) takes that device back to where the group found it, records the
+ * failure, applies the group's fallback table change and goes on with the other devices.
  */
 export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPorts): Promise<Execution> {
   const touched: Array<{ address: PciAddress; restore: RestorePoint }> = [];
@@ -58,7 +58,14 @@ export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPort
         op.commit([]);
         throw error;
       }
-      failures.push({ address: group.address, phase: group.phase, error });
+      // This device only: back to where the group found it (a failed reattach leaves it on the stub).
+      let reported = error;
+      try {
+        await rollBack([{ address: group.address, restore: group.restore }], op, ports, error);
+      } catch (undo) {
+        reported = isHostdevError(undo) ? undo : error;
+      }
+      failures.push({ address: group.address, phase: group.phase, error: reported });
     }
   }
 

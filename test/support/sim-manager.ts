@@ -98,16 +98,24 @@ export function treeSnapshot(root: string): Map<string, string> {
   return out;
 }
 
-/** Records every write before passing it on; fails the Nth write (1-based) when asked. */
+/**
+ * Records every write before passing it on. Fails the Nth write (1-based), or writes whose path
+ * matches `failOn`, with EIO; `swallow` makes matching writes succeed without doing anything (what
+ * Linux does with a drivers_probe that binds nothing).
+ */
 export class RecordingKernel implements KernelPort {
   readonly writes: Array<{ hostPath: string; value: string }> = [];
+  readonly modules: string[] = [];
   failAt: number | null = null;
+  failOn: ((hostPath: string, value: string) => boolean) | null = null;
+  swallow: ((hostPath: string, value: string) => boolean) | null = null;
 
   constructor(private readonly inner: KernelPort) {}
 
   async write(hostPath: string, value: string): Promise<void> {
     this.writes.push({ hostPath, value });
-    if (this.failAt === this.writes.length) {
+    if (this.swallow?.(hostPath, value)) return;
+    if (this.failAt === this.writes.length || this.failOn?.(hostPath, value)) {
       const { KernelWriteError } = await import('../../src/sysfs/kernel-port.js');
       throw new KernelWriteError(hostPath, value, 'EIO');
     }
@@ -115,6 +123,7 @@ export class RecordingKernel implements KernelPort {
   }
 
   loadModule(name: string): Promise<void> {
+    this.modules.push(name);
     return this.inner.loadModule(name);
   }
 }
