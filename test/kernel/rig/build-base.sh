@@ -80,6 +80,9 @@ cp "$KDIR/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$ROOT/lib/
 depmod -b "$ROOT" "$KVER"
 
 copy_bin /usr/bin/node "$NODE"
+# kmod's modprobe, as on a Debian host: it honours softdeps (vfio -> vfio_iommu_type1), busybox's does not
+copy_bin /usr/bin/kmod "$(readlink -f "$(command -v kmod)")"
+for t in modprobe insmod rmmod lsmod modinfo depmod; do ln -s ../bin/kmod "$ROOT/usr/sbin/$t"; done
 copy_bin /usr/bin/lspci "$(readlink -f "$(command -v lspci)")"
 copy_bin /usr/sbin/ip "$(readlink -f "$(command -v ip)")"
 for ids in /usr/share/misc/pci.ids /usr/share/hwdata/pci.ids; do

@@ -28,10 +28,12 @@ for (const raw of text.split('\n')) {
 }
 let failed = 0;
 for (const r of records) {
+  if (r.reason === 'not selected for this run') continue;
   const seconds = (r.ms / 1000).toFixed(1);
   const note = r.status === 'fail' ? `; failed: ${[...r.failed, r.reason].filter(Boolean).join('; ')}` : r.reason ? ` (${r.reason})` : '';
   console.log(`kernel scenario ${r.scenario}: ${r.status.toUpperCase()} (${r.checks} checks, ${seconds} s)${note}`);
   if (r.status === 'fail') failed++;
+  if (r.status === 'skip') continue;
   fs.writeFileSync(path.join(outDir, `${r.scenario}.json`), `${JSON.stringify({ scenario: r.scenario, status: r.status, transcript: r.transcript }, null, 2)}\n`);
 }
 if (!result) {

@@ -11,6 +11,12 @@ import path from 'node:path';
 
 export class SkipScenario extends Error {}
 
+/**
+ * V8 flags for every hostdev process a scenario starts (HOSTDEV_KTEST_NODE_FLAGS, set by the guest's
+ * /init): under TCG, V8's optimizing tiers cost more in emulated code generation than they save.
+ */
+export const NODE_FLAGS = (process.env.HOSTDEV_KTEST_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+
 /** `hostdev --help` per binary: one lookup per run, not per scenario. */
 const commandsCache = new Map();
 
@@ -92,7 +98,7 @@ export class ScenarioEnv {
   /** `hostdev ARGS --json` with the scenario's root and state; parses stdout and the JSON error. */
   async hostdev(args, { timeoutMs = 90_000, json = true } = {}) {
     const argv = [this.bin, ...args, ...this.globals(), ...(json ? ['--json'] : [])];
-    const r = await run(process.execPath, argv, { timeoutMs });
+    const r = await run(process.execPath, [...NODE_FLAGS, ...argv], { timeoutMs });
     let out = null;
     if (json && r.code === 0) {
       try {
@@ -111,7 +117,7 @@ export class ScenarioEnv {
   async commands() {
     const cached = commandsCache.get(this.bin);
     if (cached) return cached;
-    const r = await run(process.execPath, [this.bin, '--help'], { timeoutMs: 60_000 });
+    const r = await run(process.execPath, [...NODE_FLAGS, this.bin, '--help'], { timeoutMs: 60_000 });
     const names = new Set();
     let inCommands = false;
     for (const line of r.stdout.split('\n')) {
@@ -123,7 +129,7 @@ export class ScenarioEnv {
     }
     for (const group of ['vf', 'sim']) {
       if (!names.has(group)) continue;
-      const sub = await run(process.execPath, [this.bin, group, '--help'], { timeoutMs: 60_000 });
+      const sub = await run(process.execPath, [...NODE_FLAGS, this.bin, group, '--help'], { timeoutMs: 60_000 });
       let inSub = false;
       for (const line of sub.stdout.split('\n')) {
         if (/^Commands:/.test(line)) inSub = true;
@@ -154,7 +160,7 @@ export class ScenarioEnv {
     let r;
     if (this.sim) {
       await this.requireCommands('sim write');
-      r = await run(process.execPath, [this.bin, 'sim', 'write', hostPath, String(value), '--root', this.root], { timeoutMs });
+      r = await run(process.execPath, [...NODE_FLAGS, this.bin, 'sim', 'write', hostPath, String(value), '--root', this.root], { timeoutMs });
       const errno = /\b(E[A-Z]{2,})\b/.exec(r.stderr)?.[1] ?? (r.code === 0 ? null : 'EIO');
       r = { ...r, errno: r.code === 0 ? null : errno };
     } else {
@@ -265,8 +271,9 @@ export class ScenarioEnv {
     const ok = JSON.stringify(actual) === JSON.stringify(expected);
     return this.check(desc, ok, ok ? undefined : { actual, expected });
   }
-  onCleanup(fn) {
-    this.cleanups.unshift(fn);
+  /** Runs after the scenario, last registered first; onlyOnFailure: skipped when the scenario passed. */
+  onCleanup(fn, { onlyOnFailure = false } = {}) {
+    this.cleanups.unshift({ fn, onlyOnFailure });
   }
 }
 

@@ -29,10 +29,14 @@ const full = args.includes('--full');
 
 const selected = scenarios.filter((s) => {
   if (only.length) return only.some((o) => s.name === o || s.name.startsWith(`${o}-`));
-  return full || !s.expensive;
+  return !s.manual && (full || !s.expensive);
 });
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
+for (const scenario of scenarios.filter((s) => !selected.includes(s))) {
+  const record = { scenario: scenario.name, status: 'skip', reason: 'not selected for this run', checks: 0, failed: [], ms: 0, transcript: [] };
+  process.stdout.write(`HOSTDEV-KTEST ${JSON.stringify(record)}\n`);
+}
 for (const scenario of selected) {
   const started = Date.now();
   process.stdout.write(`=== scenario ${scenario.name}: ${scenario.title}\n`);
@@ -68,7 +72,8 @@ for (const scenario of selected) {
       reason = `threw: ${error?.stack ?? error}`;
     }
   }
-  for (const cleanup of env?.cleanups ?? []) {
+  for (const { fn: cleanup, onlyOnFailure } of env?.cleanups ?? []) {
+    if (onlyOnFailure && status === 'pass') continue;
     try {
       await cleanup();
     } catch (error) {

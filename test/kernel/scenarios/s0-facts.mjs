@@ -1,7 +1,7 @@
 // Scenario 0 (real kernel only): the guest has what the other scenarios need, and its PCI facts are
 // recorded in the transcript (the simulator's q35-guest spec is written from them).
 import fs from 'node:fs';
-import { run } from './lib.mjs';
+import { NODE_FLAGS, run } from './lib.mjs';
 
 const ATTRS = ['vendor', 'device', 'subsystem_vendor', 'subsystem_device', 'class', 'revision', 'reset_method',
   'sriov_totalvfs', 'sriov_numvfs', 'sriov_offset', 'sriov_stride', 'sriov_vf_device', 'sriov_drivers_autoprobe',
@@ -48,7 +48,7 @@ export const s0Facts = {
     env.check('qemu-system-x86_64 runs in the guest', qemu.code === 0, qemu.stderr);
     // what one CLI call costs under TCG (every scenario step is one)
     const bare = await run(process.execPath, ['-e', '0']);
-    const help = await run(process.execPath, [env.bin, '--help']);
+    const help = await run(process.execPath, [...NODE_FLAGS, env.bin, '--help']);
     env.log(`  timing: node -e 0 ${bare.ms} ms; hostdev --help ${help.ms} ms; qemu --version ${qemu.ms} ms`);
   },
 };

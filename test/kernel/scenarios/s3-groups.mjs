@@ -15,7 +15,7 @@ export const s3Groups = {
     const siblings = members.filter((m) => m !== smbus);
     const before = Object.fromEntries(members.map((m) => [m, env.driverOf(m)]));
     env.observe('group members and drivers', before);
-    env.onCleanup(() => env.hostdev(['release', '--domain', 'vm3']));
+    env.onCleanup(() => env.hostdev(['release', '--domain', 'vm3']), { onlyOnFailure: true });
 
     const alone = await env.hostdev(['assign', '--domain', 'vm3', smbus]);
     env.observe('assign alone', { exit: alone.code, error: alone.errorCode });

@@ -7,6 +7,7 @@
 // at once and the rest must go the same way.
 import { spawn } from 'node:child_process';
 import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
+import { NODE_FLAGS } from './lib.mjs';
 import { tables } from './s2-detach.mjs';
 import { mentionsUnder, prepareDomain, setCount } from './vm-setup.mjs';
 
@@ -34,7 +35,7 @@ export const s5SeedBlocked = {
       let watch = null;
       let watchOut = '';
       if (watchCmd) {
-        watch = spawn(process.execPath, [env.bin, 'watch', ...env.globals(), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        watch = spawn(process.execPath, [...NODE_FLAGS, env.bin, 'watch', ...env.globals(), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
         watch.stdout.setEncoding('utf8').on('data', (d) => (watchOut += d));
         watch.stderr.setEncoding('utf8').on('data', (d) => (watchOut += d));
       }

@@ -4,7 +4,7 @@
 // entry, no table entry whose device is not on its stub, every device either fully assigned or back
 // on its original driver and in no table, nothing left in the journal.
 import { spawn } from 'node:child_process';
-import { tablesOf } from './lib.mjs';
+import { NODE_FLAGS, tablesOf } from './lib.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -17,12 +17,12 @@ export const s7Crash = {
     if (!env.check('e1000e, edu and nvme present', devices.every(Boolean))) return;
     const original = Object.fromEntries(devices.map((a) => [a, env.driverOf(a)]));
     const state = (a) => `${env.driverOf(a)}|${env.read(`/sys/bus/pci/devices/${a}/driver_override`)}`;
-    env.onCleanup(() => env.hostdev(['release', '--domain', 'vm7']));
+    env.onCleanup(() => env.hostdev(['release', '--domain', 'vm7']), { onlyOnFailure: true });
 
     for (const killAfter of [1, 2]) {
       const label = `kill after device ${killAfter} changed`;
       const initial = Object.fromEntries(devices.map((a) => [a, state(a)]));
-      const child = spawn(process.execPath, [env.bin, 'assign', '--domain', 'vm7', ...devices, ...env.globals(), '--json'], { stdio: 'ignore' });
+      const child = spawn(process.execPath, [...NODE_FLAGS, env.bin, 'assign', '--domain', 'vm7', ...devices, ...env.globals(), '--json'], { stdio: 'ignore' });
       let exited = false;
       child.on('exit', () => (exited = true));
       let killedAt = null;

@@ -31,7 +31,7 @@ export async function prepareDomain(env, domain, label) {
   env.onCleanup(async () => {
     await env.hostdev(['release', '--domain', domain]);
     if (env.virtfns(pf).length) await env.kernelWrite(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
-  });
+  }, { onlyOnFailure: true });
   const vf0 = vfs[0];
   const assign = await env.hostdev(['assign', '--domain', domain, vf0, nic]);
   const drivers = { vf0: env.driverOf(vf0), vf1: env.driverOf(vfs[1]), nic: env.driverOf(nic) };
