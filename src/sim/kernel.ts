@@ -2,22 +2,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
-import {
-  blockedFile,
-  consume,
-  faultMatches,
-  faultsFile,
-  faultsFromEnv,
-  readFaultsFile,
-  releaseFile,
-  writeFaultsFile,
-  type Fault,
-} from './faults.js';
+import { FaultGate } from './fault-gate.js';
+import { faultsFromEnv, type Fault } from './faults.js';
 import { idMatches, simDir, type DriverId, type VfTemplate } from './host-model.js';
 import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
-import { hex, linkVirtfn, writeDriverDir, writeFunction } from './tree-writer.js';
+import { busDeviceRel, hex, linkVirtfn, relLink, writeDriverDir, writeFunction } from './tree-writer.js';
 import { vfFunction, vfNetdevName } from './vf.js';
 
 /** One write as the simulated kernel saw it, for tests. */
@@ -57,15 +48,14 @@ export class SimKernel implements KernelPort {
   readonly writes: WriteRecord[] = [];
   private readonly tree: SimTree;
   private stateDb: SimState | null = null;
-  private faults: Fault[];
+  private readonly gate: FaultGate;
   private writeCount = 0;
-  private readonly released = new Set<string>();
 
   constructor(root: string, options: SimKernelOptions = {}) {
     this.layout = new SysfsLayout(root);
     this.root = this.layout.root;
     this.tree = new SimTree(this.root);
-    this.faults = [...faultsFromEnv(options.env ?? process.env), ...(options.faults ?? [])];
+    this.gate = new FaultGate(this.root, [...faultsFromEnv(options.env ?? process.env), ...(options.faults ?? [])]);
   }
 
   private get state(): SimState {
@@ -81,16 +71,16 @@ export class SimKernel implements KernelPort {
   // ---- test and fault-injection surface ----
 
   inject(fault: Fault): void {
-    this.faults.push(fault);
+    this.gate.inject(fault);
   }
 
   clearFaults(): void {
-    this.faults = [];
+    this.gate.clear();
   }
 
   /** Releases a write blocked by a `block` fault with this id (in this process). */
   release(id: string): void {
-    this.released.add(id);
+    this.gate.release(id);
   }
 
   resetCount(address: string): number {
@@ -114,11 +104,12 @@ export class SimKernel implements KernelPort {
   async write(hostPath: string, value: string): Promise<void> {
     const held = await this.maybeBlock(hostPath, value);
     this.writeCount++;
-    this.maybeCrash('before');
+    this.gate.crashIfDue(this.writeCount, 'before', this.locked);
     let errno: string | null = null;
     try {
       this.state.transaction(() => {
-        this.maybeFail(hostPath);
+        const injected = this.gate.takeFail(hostPath);
+        if (injected !== null) fail(injected);
         this.apply(hostPath, value);
         if (held) this.finishVfioRelease(held);
       });
@@ -127,7 +118,7 @@ export class SimKernel implements KernelPort {
       errno = error.errno;
     }
     this.writes.push({ path: hostPath, value, errno });
-    this.maybeCrash('after');
+    this.gate.crashIfDue(this.writeCount, 'after', this.locked);
     if (errno !== null) throw new KernelWriteError(hostPath, value, errno);
   }
 
@@ -150,6 +141,8 @@ export class SimKernel implements KernelPort {
 
   // ---- faults ----
 
+  private readonly locked = <T>(fn: () => T): T => this.state.transaction(fn);
+
   /**
    * A `block` fault: waits until released. With stage 'vfio-release' it first does what Linux
    * does before vfio-pci's remove waits for the user to let go of the device: the device's
@@ -157,18 +150,8 @@ export class SimKernel implements KernelPort {
    * then the write blocks. Returns that device, whose unbind the write completes.
    */
   private async maybeBlock(hostPath: string, value: string): Promise<{ dir: string; group: number | null } | null> {
-    let fault = this.faults.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
-    if (fault) {
-      this.faults = consume(this.faults, fault);
-    } else if (fs.existsSync(faultsFile(this.root))) {
-      fault = this.state.transaction(() => {
-        const shared = readFaultsFile(this.root);
-        const found = shared.find((f) => f.action === 'block' && faultMatches(f.match, hostPath));
-        if (found) writeFaultsFile(this.root, consume(shared, found));
-        return found;
-      });
-    }
-    if (fault?.action !== 'block') return null;
+    const fault = this.gate.takeBlock(hostPath, this.locked);
+    if (fault === null) return null;
     let held: { dir: string; group: number | null } | null = null;
     if (fault.stage === 'vfio-release') {
       held = this.state.transaction(() => {
@@ -180,19 +163,7 @@ export class SimKernel implements KernelPort {
       });
       if (held === null) return null;
     }
-    const id = fault.id;
-    const marker = blockedFile(this.root, id);
-    fs.mkdirSync(path.dirname(marker), { recursive: true });
-    fs.writeFileSync(marker, `${process.pid}\n`);
-    try {
-      while (!this.released.has(id) && !fs.existsSync(releaseFile(this.root, id))) {
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    } finally {
-      this.released.delete(id);
-      fs.rmSync(releaseFile(this.root, id), { force: true });
-      fs.rmSync(marker, { force: true });
-    }
+    await this.gate.waitReleased(fault.id);
     return held;
   }
 
@@ -225,31 +196,6 @@ export class SimKernel implements KernelPort {
   private finishVfioRelease(held: { dir: string; group: number | null }): void {
     if (held.group !== null && !this.groupHasVfio(held.group)) fs.rmSync(this.tree.vfioNode(held.group), { force: true });
     this.state.event('unbind', path.basename(held.dir), 'vfio-pci');
-  }
-
-  private maybeFail(hostPath: string): void {
-    const local = this.faults.find((f) => f.action === 'fail' && faultMatches(f.match, hostPath));
-    if (local?.action === 'fail') {
-      this.faults = consume(this.faults, local);
-      fail(local.errno);
-    }
-    const shared = fs.existsSync(faultsFile(this.root)) ? readFaultsFile(this.root) : [];
-    const found = shared.find((f) => f.action === 'fail' && faultMatches(f.match, hostPath));
-    if (found?.action === 'fail') {
-      // The file is outside the database: its consumption stays although the write rolls back.
-      writeFaultsFile(this.root, consume(shared, found));
-      fail(found.errno);
-    }
-  }
-
-  private maybeCrash(when: 'before' | 'after'): void {
-    const all = [...this.faults, ...readFaultsFile(this.root)];
-    const crash = all.find((f) => f.action === 'crash' && (f.when ?? 'after') === when && f.afterWrites === this.writeCount);
-    if (!crash) return;
-    if (!this.faults.includes(crash)) {
-      this.state.transaction(() => writeFaultsFile(this.root, consume(readFaultsFile(this.root), crash)));
-    }
-    process.kill(process.pid, 'SIGKILL');
   }
 
   // ---- the kernel ----
@@ -671,7 +617,7 @@ export class SimKernel implements KernelPort {
         const row = members.find((m) => m.address === path.basename(dir));
         this.tree.writeAttr(dir, 'driver_override', '(null)\n');
         if (fs.existsSync(path.join(dir, 'sriov_numvfs'))) this.tree.writeAttr(dir, 'sriov_numvfs', '0\n');
-        fs.symlinkSync(path.relative(path.join(this.root, 'sys/bus/pci/devices'), dir), path.join(this.root, 'sys/bus/pci/devices', path.basename(dir)));
+        relLink(this.root, busDeviceRel(path.basename(dir)), this.tree.rel(dir));
         if (row && row.group !== null) {
           let group = row.group;
           if (group < 0) {
