@@ -1,6 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import { NO_MAC, type VfNetRequest } from '../net/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import { readDevice } from '../sysfs/read-device.js';
 import type { HostdevManager } from './hostdev-manager.js';
 import { deviceExists, vfNetAssignHooks, VfNetConfigurator } from './vf-net.js';
 import type { Departed, ReclaimFn } from './watch-live.js';
@@ -18,6 +20,7 @@ export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: 
     const owner = departed.owner;
     if (owner === null) throw new Error(`${address} had no domain`);
     const { managed, stubDriver } = departed.former.entry;
+    await settled(manager.layout, address);
     if (!managed) await manager.detach(address, { stubDriver });
     const request = departed.domainConfig;
     const hooks =
@@ -40,4 +43,24 @@ export function vfConfigCapturer(manager: HostdevManager, net: NetPort): (addres
       ...(current.spoofchk === null ? {} : { spoofchk: current.spoofchk }),
     };
   };
+}
+
+/**
+ * Waits (bounded) until a VF that just appeared stops changing driver: the PF driver probes new
+ * VFs one after the other, and detaching one while its probe is still coming would race it.
+ */
+async function settled(layout: SysfsLayout, address: PciAddress, stableMs = 150, limitMs = 3_000): Promise<void> {
+  const start = Date.now();
+  let last = readDevice(layout, address, { names: null })?.driver;
+  let since = Date.now();
+  while (Date.now() - start < limitMs) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const now = readDevice(layout, address, { names: null })?.driver;
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return;
+    }
+  }
 }
