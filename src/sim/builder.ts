@@ -12,7 +12,7 @@ import {
   type VfTemplate,
 } from './host-model.js';
 import { SimState } from './state-db.js';
-import { isBridge, type BridgeSpec, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
+import { isBridge, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfFunction, vfNetdevName } from './vf.js';
 

@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
+import { Errno, fail } from './errno.js';
 import { FaultGate } from './fault-gate.js';
+import { removeDevice, rescan, sriovNumvfs, type TopologyContext } from './kernel-topology.js';
 import { faultsFromEnv, type Fault } from './faults.js';
-import { idMatches, simDir, type DriverId, type VfTemplate } from './host-model.js';
+import { idMatches, type DriverId } from './host-model.js';
 import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
-import { busDeviceRel, hex, linkVirtfn, relLink, writeDriverDir, writeFunction } from './tree-writer.js';
-import { vfFunction, vfNetdevName } from './vf.js';
+import { hex, writeDriverDir } from './tree-writer.js';
 
 /** One write as the simulated kernel saw it, for tests. */
 export interface WriteRecord {
@@ -18,17 +19,6 @@ export interface WriteRecord {
   /** null when the write succeeded. */
   readonly errno: string | null;
 }
-
-/** Thrown inside apply(): the write fails with this errno and the transaction rolls back. */
-class Errno extends Error {
-  constructor(readonly errno: string) {
-    super(errno);
-  }
-}
-
-const fail = (errno: string): never => {
-  throw new Errno(errno);
-};
 
 export interface SimKernelOptions {
   /** Faults for this instance, in addition to $HOSTDEV_SIM_FAULTS and faults.json. */
@@ -245,7 +235,7 @@ export class SimKernel implements KernelPort {
       }
       case 'rescan': {
         const n = kstrtoul(value) ?? fail('EINVAL');
-        if (n !== 0) this.rescan();
+        if (n !== 0) rescan(this.topology);
         return;
       }
       default:
@@ -292,7 +282,7 @@ export class SimKernel implements KernelPort {
       }
       case 'remove': {
         const n = kstrtoul(value) ?? fail('EINVAL');
-        if (n !== 0) this.remove(dir);
+        if (n !== 0) removeDevice(this.topology, dir);
         return;
       }
       case 'reset':
@@ -300,7 +290,7 @@ export class SimKernel implements KernelPort {
       case 'reset_method':
         return this.resetMethod(dir, value);
       case 'sriov_numvfs':
-        return this.sriovNumvfs(dir, value);
+        return sriovNumvfs(this.topology, dir, value);
       case 'sriov_drivers_autoprobe': {
         const on = kstrtobool(value) ?? fail('EINVAL');
         this.tree.writeAttr(dir, 'sriov_drivers_autoprobe', `${on ? 1 : 0}\n`);
@@ -459,178 +449,15 @@ export class SimKernel implements KernelPort {
     this.tree.writeAttr(dir, 'reset_method', `${wanted.join(' ')}\n`);
   }
 
-  // ---- SR-IOV (iov.c sriov_numvfs_store) ----
-
-  private sriovNumvfs(pf: string, value: string): void {
-    const n = kstrtoul(value, 0xffff) ?? fail('EINVAL');
-    const total = Number(this.tree.attr(pf, 'sriov_totalvfs') ?? '0');
-    if (n > total) fail('ERANGE');
-    const current = Number(this.tree.attr(pf, 'sriov_numvfs') ?? '0');
-    if (n === current) return;
-    const driver = this.tree.driverOf(pf);
-    // No driver, or one without sriov_configure (vfio-pci without enable_sriov): ENOENT.
-    if (driver === null || driver === 'vfio-pci') fail('ENOENT');
-    if (n === 0) {
-      this.disableVfs(pf);
-    } else {
-      if (current !== 0) fail('EBUSY');
-      this.enableVfs(pf, n);
-    }
-    this.emit('change', pf);
-  }
-
-  private vfTemplate(pf: string): VfTemplate {
-    return (
-      this.state.vfTemplate(path.basename(pf)) ?? {
-        numaNode: Number(this.tree.attr(pf, 'numa_node') ?? '-1'),
-        flr: true,
-        resetMethods: ['flr'],
-        netdev: null,
-        pfNetdev: null,
-      }
-    );
-  }
-
-  private enableVfs(pf: string, count: number): void {
-    const t = this.tree;
-    const template = this.vfTemplate(pf);
-    const num = (name: string) => Number.parseInt(t.hexAttr(pf, name, 4), 16);
-    const view = {
-      address: path.basename(pf),
-      devPath: t.rel(pf),
-      vendor: num('vendor'),
-      subsystemVendor: num('subsystem_vendor'),
-      subsystemDevice: num('subsystem_device'),
-      classCode: Number.parseInt(t.hexAttr(pf, 'class', 6), 16),
-      revision: num('revision'),
-      offset: Number(t.attr(pf, 'sriov_offset') ?? '1'),
-      stride: Number(t.attr(pf, 'sriov_stride') ?? '1'),
-      vfDevice: Number.parseInt(t.hexAttr(pf, 'sriov_vf_device', 4), 16),
+  /** What the SR-IOV and remove/rescan code (kernel-topology.ts) may use of this kernel. */
+  private get topology(): TopologyContext {
+    return {
+      root: this.root,
+      tree: this.tree,
+      state: this.state,
+      emit: (action, dir, driver) => this.emit(action, dir, driver),
+      deviceAttach: (dir) => this.deviceAttach(dir),
+      unbindDevice: (dir, driver) => this.unbindDevice(dir, driver),
     };
-    const withGroups = t.groupOf(pf) !== null;
-    const vfDirs: string[] = [];
-    for (let i = 0; i < count; i++) {
-      const vf = vfFunction(view, i, {
-        numaNode: template.numaNode,
-        flr: template.flr,
-        resetMethods: template.resetMethods,
-        driver: null,
-        iommuGroup: withGroups ? t.freeGroup() : null,
-        netdevs: [],
-      });
-      if (t.deviceDir(vf.address) !== null) fail('EEXIST');
-      writeFunction(this.root, vf);
-      linkVirtfn(this.root, view.devPath, vf.devPath, i);
-      const dir = path.join(this.root, vf.devPath);
-      vfDirs.push(dir);
-      const names = vfNetdevName(template.netdev, template.pfNetdev, i);
-      const vfDriver = this.defaultDriver(dir);
-      if (names.length > 0 && vfDriver !== null) this.state.setNetdevs(vf.address, vfDriver, names);
-      else this.state.dropNetdevs(vf.address);
-      this.emit('add', dir);
-    }
-    t.writeAttr(pf, 'sriov_numvfs', `${count}\n`);
-    t.setConfigNumVfs(pf, count);
-    if (t.attr(pf, 'sriov_drivers_autoprobe') !== '0') for (const dir of vfDirs) this.deviceAttach(dir);
-  }
-
-  /** The driver probe would pick for a device without override (for netdev bookkeeping). */
-  private defaultDriver(dir: string): string | null {
-    const ids = this.tree.ids(dir);
-    const found = this.state.drivers().find((d) => d.dynIds.some((id) => idMatches(id, ids)) || d.ids.some((id) => idMatches(id, ids)));
-    return found?.name ?? null;
-  }
-
-  private disableVfs(pf: string): void {
-    for (const { index, dir } of this.tree.virtfns(pf).reverse()) {
-      this.destroy(dir);
-      fs.rmSync(path.join(pf, `virtfn${index}`), { force: true });
-    }
-    this.tree.writeAttr(pf, 'sriov_numvfs', '0\n');
-    this.tree.setConfigNumVfs(pf, 0);
-  }
-
-  /** Detaches one device from everything (driver, group, bus); returns whether its group vanished. */
-  private detach(dir: string): { group: number | null; groupVanished: boolean } {
-    const driver = this.tree.driverOf(dir);
-    if (driver !== null) this.unbindDevice(dir, driver);
-    const group = this.tree.groupOf(dir);
-    const groupVanished = this.tree.leaveGroup(dir);
-    fs.rmSync(path.join(this.root, 'sys/bus/pci/devices', path.basename(dir)), { force: true });
-    this.emit('remove', dir);
-    return { group, groupVanished };
-  }
-
-  /** A VF going away for good (SR-IOV disabled, or its PF removed). */
-  private destroy(dir: string): void {
-    this.detach(dir);
-    this.state.dropNetdevs(path.basename(dir));
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-
-  // ---- remove and rescan (pci-sysfs.c remove_store, bus rescan_store) ----
-
-  private remove(top: string): void {
-    const pfOfTop = this.tree.physfn(top);
-    if (pfOfTop !== null) {
-      // A VF removed by hand: it does not come back on rescan (only SR-IOV creates VFs).
-      const link = this.tree.virtfns(pfOfTop).find((v) => v.dir === top);
-      if (link) fs.rmSync(path.join(pfOfTop, `virtfn${link.index}`), { force: true });
-      this.destroy(top);
-      return;
-    }
-    const devices = this.tree.subtree(top);
-    for (const dir of devices) {
-      if (this.tree.virtfns(dir).length > 0) this.disableVfs(dir);
-    }
-    const ord = this.state.nextOrd();
-    const stash = path.join(simDir(this.root), 'removed', `${ord}-${path.basename(top)}`);
-    for (const dir of [...devices].reverse()) {
-      const { group, groupVanished } = this.detach(dir);
-      this.state.addRemoved({
-        address: path.basename(dir),
-        stash,
-        home: this.tree.rel(path.dirname(top)),
-        // A group that vanished gets a fresh number on rescan; a shared one is rejoined.
-        group: groupVanished ? (group === null ? null : -1 - group) : group,
-        top: path.basename(top),
-        ord: ord + devices.indexOf(dir),
-      });
-    }
-    fs.mkdirSync(path.dirname(stash), { recursive: true });
-    fs.renameSync(top, stash);
-  }
-
-  private rescan(): void {
-    const rows = this.state.removed();
-    if (rows.length === 0) return;
-    const renumbered = new Map<number, number>();
-    const tops = [...new Set(rows.map((r) => r.top))];
-    for (const topAddress of tops) {
-      const members = rows.filter((r) => r.top === topAddress).sort((a, b) => a.ord - b.ord);
-      const first = members[0]!;
-      const home = path.join(this.root, first.home, topAddress);
-      if (!fs.existsSync(path.dirname(home)) || !fs.existsSync(first.stash)) continue;
-      fs.renameSync(first.stash, home);
-      const dirs = this.tree.subtree(home);
-      for (const dir of dirs) {
-        const row = members.find((m) => m.address === path.basename(dir));
-        this.tree.writeAttr(dir, 'driver_override', '(null)\n');
-        if (fs.existsSync(path.join(dir, 'sriov_numvfs'))) this.tree.writeAttr(dir, 'sriov_numvfs', '0\n');
-        relLink(this.root, busDeviceRel(path.basename(dir)), this.tree.rel(dir));
-        if (row && row.group !== null) {
-          let group = row.group;
-          if (group < 0) {
-            const old = -1 - group;
-            group = renumbered.get(old) ?? this.tree.freeGroup();
-            renumbered.set(old, group);
-          }
-          this.tree.joinGroup(dir, group);
-        }
-        this.emit('add', dir);
-      }
-      for (const dir of dirs) this.deviceAttach(dir);
-      this.state.dropRemoved(topAddress);
-    }
   }
 }

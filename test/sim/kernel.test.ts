@@ -328,6 +328,17 @@ describe('remove and rescan (pci-sysfs.c remove_store, bus rescan)', () => {
     expect(new Set(below.map((a) => groupOf(root, a))).size).toBe(1);
   });
 
+  it('non-acs-switch: a device removed before its parent bridge comes back with it in one rescan', async () => {
+    const { root, k } = host('non-acs-switch');
+    await k.write(D('0000:03:00.0', 'remove'), '1');
+    await k.write(D('0000:01:00.0', 'remove'), '1');
+    expect(addresses(root)).toEqual(['0000:00:00.0', '0000:00:01.0']);
+    await k.write('/sys/bus/pci/rescan', '1');
+    expect(addresses(root)).toEqual(['0000:00:00.0', '0000:00:01.0', '0000:01:00.0', '0000:02:08.0', '0000:02:10.0', '0000:03:00.0', '0000:04:00.0']);
+    expect(driverOf(root, '0000:03:00.0')).toBe('igb');
+    expect(groupOf(root, '0000:03:00.0')).toBe(groupOf(root, '0000:01:00.0'));
+  });
+
   it('gpu: a removed function rejoins its shared group on rescan', async () => {
     const { root, k } = host('gpu');
     const group = groupOf(root, '0000:01:00.1');
