@@ -8,8 +8,15 @@ import type { BridgeSpec, DriverSpec, EndpointSpec, HostSpec, NodeSpec } from '.
 
 const hostBridge: EndpointSpec = { at: '00.0', vendor: '8086', device: '29c0', class: '060000', subsystemVendor: '1af4', subsystemDevice: '1100', resetMethods: [] };
 
+/** Skylake-era ports: 00:01.0 is the CPU's x16 port (8086:1901), 00:1c.N root port #N+1 (8086:a110+N). */
+function rootPortDevice(at: string): string {
+  if (at === '01.0') return '1901';
+  const m = /^1c\.([0-7])$/.exec(at);
+  return m ? (0xa110 + Number(m[1])).toString(16) : 'a110';
+}
+
 function rootPort(at: string, secondaryBus: number, children: NodeSpec[], extra: Partial<BridgeSpec> = {}): BridgeSpec {
-  return { kind: 'bridge', at, vendor: '8086', device: 'a110', revision: 'f1', port: 'root-port', secondaryBus, children, ...extra };
+  return { kind: 'bridge', at, vendor: '8086', device: rootPortDevice(at), revision: 'f1', port: 'root-port', secondaryBus, children, ...extra };
 }
 
 const VFIO_LOADED: Record<string, DriverSpec> = { 'vfio-pci': { loaded: true } };
