@@ -97,15 +97,17 @@ done
 (cd "$ROOT" && find . -print0 | cpio --null -o -H newc --quiet) > "$BASE.tmp"
 mv "$BASE.tmp" "$BASE"
 
-# the nested guest for scenario 6 (test:kernel:full): its kernel + a tiny busybox initramfs with igbvf,
-# packed as an archive that lands under /nested in the guest
+# the nested guest for scenario 6 (test:kernel:full), as an archive that lands under /nested in the
+# guest: its kernel and its initramfs (busybox + igbvf; /init comes from the overlay, see build-overlay.sh)
 NROOT=$CACHE/nested-root
-rm -rf "$NROOT"; mkdir -p "$NROOT/nested/root"/{bin,dev,proc,sys}
+rm -rf "$NROOT"; mkdir -p "$NROOT/nested" "$NROOT/initrd"/{bin,dev,proc,sys}
 cp "$VMLINUZ" "$NROOT/nested/vmlinuz"
-cp /bin/busybox "$NROOT/nested/root/bin/busybox"; ln -s busybox "$NROOT/nested/root/bin/sh"
+cp /bin/busybox "$NROOT/initrd/bin/busybox"; ln -s busybox "$NROOT/initrd/bin/sh"
 find "$KDIR/lib/modules/$KVER" -name 'igbvf.ko*' | head -1 | while read -r ko; do
-  case $ko in *.xz) xz -dc "$ko" ;; *.zst) zstd -qdc "$ko" ;; *) cat "$ko" ;; esac > "$NROOT/nested/root/igbvf.ko"
+  case $ko in *.xz) xz -dc "$ko" ;; *.zst) zstd -qdc "$ko" ;; *) cat "$ko" ;; esac > "$NROOT/initrd/igbvf.ko"
 done
+(cd "$NROOT/initrd" && find . -print0 | cpio --null -o -H newc --quiet) > "$NROOT/nested/initrd-base.cpio"
+rm -rf "$NROOT/initrd"
 (cd "$NROOT" && find . -print0 | cpio --null -o -H newc --quiet) > "$NESTED.tmp"
 mv "$NESTED.tmp" "$NESTED"
 rm -rf "$ROOT" "$NROOT"

@@ -14,6 +14,11 @@ mkdir -p "$H/test/kernel"
 cp -a "$REPO/dist" "$REPO/package.json" "$H/"
 cp -a "$REPO/test/kernel/scenarios" "$REPO/test/kernel/guest" "$H/test/kernel/"
 [ -f "$REPO/test/kernel/q35-guest.spec.json" ] && cp "$REPO/test/kernel/q35-guest.spec.json" "$H/test/kernel/"
+# the nested guest's /init (scenario 6), appended in the guest to /nested/initrd-base.cpio
+mkdir -p "$STAGE/nested-init/stage"
+install -m 755 "$REPO/test/kernel/guest/nested-init.sh" "$STAGE/nested-init/stage/init"
+(cd "$STAGE/nested-init/stage" && echo init | cpio -o -H newc --quiet) > "$H/test/kernel/nested-init.cpio"
+rm -rf "$STAGE/nested-init"
 # production dependencies only (no typescript/vitest), as npm resolves them
 (cd "$REPO" && npm ls --omit=dev --all --parseable 2>/dev/null || true) | while read -r dir; do
   case $dir in "$REPO"/node_modules/*) ;; *) continue ;; esac

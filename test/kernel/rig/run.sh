@@ -75,7 +75,7 @@ rm -rf "$OUT/transcripts"
 node "$RIG/parse-serial.mjs" "$SERIAL" "$OUT/transcripts"
 rc=$?
 set -e
-if [ "${UPDATE_GOLDEN:-0}" = 1 ] && [ $rc = 0 ]; then
+if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then   # the transcripts of the scenarios that passed
   mkdir -p "$REPO/test/kernel/golden"
   for f in "$OUT/transcripts"/*.json; do
     grep -q '"status": "pass"' "$f" && cp "$f" "$REPO/test/kernel/golden/"

@@ -181,6 +181,19 @@ export class ScenarioEnv {
     return { result, started, get done() { return done; } };
   }
 
+  /** Simulator only: adds a fault to the tree's shared list (ROOT/.hostdev-sim/faults.json). */
+  simFault(fault) {
+    const file = this.p('/.hostdev-sim/faults.json');
+    const faults = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : [];
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, JSON.stringify([...faults, fault]));
+  }
+  /** Simulator only: lets a blocked write with this fault id go on. */
+  simRelease(id) {
+    fs.mkdirSync(this.p('/.hostdev-sim/release'), { recursive: true });
+    fs.writeFileSync(this.p(`/.hostdev-sim/release/${id}`), '');
+  }
+
   lspciArgs() {
     return this.sim ? ['-A', 'linux-sysfs', '-O', `sysfs.path=${this.p('/sys/bus/pci')}`, '-Dnnk'] : ['-Dnnk'];
   }

@@ -63,14 +63,14 @@ export function qemuAvailable() {
 }
 
 /**
- * Starts QEMU paused with the given device arguments. Resolves once QMP answers (the devices are
+ * Starts QEMU (paused unless told otherwise) with the given device arguments. Resolves once QMP answers (the devices are
  * realized by then: vfio-pci opened the groups) or QEMU exited (then `exited` holds its status).
  */
-export async function startQemu(name, deviceArgs, { memory = 64 } = {}) {
+export async function startQemu(name, deviceArgs, { memory = 64, paused = true, extra = [] } = {}) {
   const socket = `/tmp/qmp-${name}.sock`;
   fs.rmSync(socket, { force: true });
-  const argv = ['-name', name, '-M', 'q35', '-accel', 'tcg', '-nodefaults', '-display', 'none', '-S', '-m', String(memory),
-    '-qmp', `unix:${socket},server=on,wait=off`, ...deviceArgs];
+  const argv = ['-name', name, '-M', 'q35', '-accel', 'tcg', '-nodefaults', '-display', 'none', ...(paused ? ['-S'] : []),
+    '-m', String(memory), '-qmp', `unix:${socket},server=on,wait=off`, ...extra, ...deviceArgs];
   const child = spawn(QEMU, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const vm = { name, socket, child, argv, output: '', exited: null };
   child.stdout.setEncoding('utf8').on('data', (d) => (vm.output += d));

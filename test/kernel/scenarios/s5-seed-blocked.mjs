@@ -3,8 +3,9 @@
 // the PF's sriov_numvfs blocks too: hostdev status/list/watch run meanwhile must come back (sysfs
 // reads need timeouts) instead of hanging. Then QEMU quits, the write completes, `release --domain
 // vm1` succeeds, reattaches the e1000e and prunes VF0 from both tables; after `vf set-count PF 2`
-// VF0's address can be assigned to vm2. On the simulator nothing holds the VF: the write completes
-// at once and the rest must go the same way.
+// VF0's address can be assigned to vm2. On the simulator the holder is played by its 'vfio-release'
+// block fault (VF0 loses its driver link, the write waits until released): releasing the fault
+// stands for QEMU quitting.
 import { spawn } from 'node:child_process';
 import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
 import { NODE_FLAGS } from './lib.mjs';
@@ -20,9 +21,13 @@ export const s5SeedBlocked = {
   async run(env) {
     await env.requireCommands('vf set-count', 'assign', 'release', 'status', 'list', 'qemu-args');
     const { pf, nic, vf0, argv } = await prepareDomain(env, 'vm1', 's5');
-    const holding = !env.sim && qemuAvailable();
+    const holding = env.sim || qemuAvailable();
+    const BLOCK_ID = 'qemu-holds-vf0';
     let vm = null;
-    if (holding) {
+    if (env.sim) {
+      env.simFault({ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' });
+      env.onCleanup(() => env.simRelease(BLOCK_ID));
+    } else if (holding) {
       vm = await startQemu('vm1', argv);
       env.onCleanup(() => stopQemu(vm));
       env.check('QEMU holds VF0', vm.exited === null && vfioFds(vm.child.pid).includes(`/dev/vfio/${env.groupOf(vf0)}`), vm.output);
@@ -53,7 +58,8 @@ export const s5SeedBlocked = {
         env.check(`hostdev watch stops on SIGTERM while the write is blocked (${Date.now() - t0} ms)`, stopped || exitedEarly, watchOut.slice(-2000));
         if (!stopped) watch.kill('SIGKILL');
       }
-      await stopQemu(vm);
+      if (env.sim) env.simRelease(BLOCK_ID);
+      else await stopQemu(vm);
     }
     const done = await Promise.race([write.result, sleep(90_000).then(() => null)]);
     env.check('the write completes once nothing holds VF0', done?.ok === true, done);
