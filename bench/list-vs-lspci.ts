@@ -3,6 +3,9 @@
  * sysfs trees of 1,024 / 2,048 / 4,096 functions: several interleaved rounds, min and median wall
  * time, the ratio, and the cost per function (linearity). Target: hostdev <= 1.0x lspci.
  *
+ * It also times hostdev with two reader threads (HOSTDEV_READ_THREADS=2), which pays off only
+ * when a CPU is idle.
+ *
  * Environment: BENCH_SIZES=1024,2048,4096  BENCH_ROUNDS=7
  */
 import { spawnSync } from 'node:child_process';
@@ -46,10 +49,16 @@ function median(values: readonly number[]): number {
 
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`.padStart(10);
 
+interface Figures {
+  readonly min: number;
+  readonly median: number;
+}
+
 interface Row {
   readonly functions: number;
-  readonly hostdev: { min: number; median: number };
-  readonly lspci: { min: number; median: number };
+  readonly hostdev: Figures;
+  readonly lspci: Figures;
+  readonly threaded: Figures;
 }
 
 function measure(functions: number): Row {
@@ -62,8 +71,9 @@ function measure(functions: number): Row {
       name: 'hostdev list --json',
       file: process.execPath,
       args: [cli, '--root', root, 'list', '--json'],
-      env: { HOSTDEV_STATE_DIR: stateDir },
+      env: { HOSTDEV_STATE_DIR: stateDir, HOSTDEV_READ_THREADS: '1' },
     };
+    const threaded: Command = { ...hostdev, name: 'hostdev list --json (2 threads)', env: { HOSTDEV_STATE_DIR: stateDir, HOSTDEV_READ_THREADS: '2' } };
     const lspci: Command = {
       name: 'lspci -Dnnk',
       file: 'lspci',
@@ -77,17 +87,16 @@ function measure(functions: number): Row {
     }
     const ours: number[] = [];
     const theirs: number[] = [];
+    const twoThreads: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      // Interleaved, so that load from other processes hits both alike.
+      // Interleaved, so that load from other processes hits all alike.
       ours.push(time(hostdev).ms);
       theirs.push(time(lspci).ms);
+      twoThreads.push(time(threaded).ms);
     }
     rmSync(stateDir, { recursive: true, force: true });
-    return {
-      functions: count,
-      hostdev: { min: Math.min(...ours), median: median(ours) },
-      lspci: { min: Math.min(...theirs), median: median(theirs) },
-    };
+    const figures = (values: number[]): Figures => ({ min: Math.min(...values), median: median(values) });
+    return { functions: count, hostdev: figures(ours), lspci: figures(theirs), threaded: figures(twoThreads) };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -96,7 +105,7 @@ function measure(functions: number): Row {
 const rows: Row[] = [];
 console.log(`rounds: ${rounds}; wall time of the whole process, output piped`);
 console.log(
-  `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)`,
+  `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)  2-thread med  ratio(med)`,
 );
 for (const size of sizes) {
   const row = measure(size);
@@ -104,7 +113,8 @@ for (const size of sizes) {
   console.log(
     `${String(row.functions).padStart(9)}  ${fmt(row.hostdev.min).padStart(11)}  ${fmt(row.hostdev.median).padStart(11)}  ` +
       `${fmt(row.lspci.min)}  ${fmt(row.lspci.median)}  ${(row.hostdev.median / row.lspci.median).toFixed(2).padStart(9)}x  ` +
-      `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x`,
+      `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x  ${fmt(row.threaded.median).padStart(12)}  ` +
+      `${(row.threaded.median / row.lspci.median).toFixed(2).padStart(9)}x`,
   );
 }
 if (rows.length >= 2) {

@@ -2,7 +2,7 @@ import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { Inventory, InventoryWarning, PciDevice } from '../core/device.js';
 import { FileReader } from './file-reader.js';
 import { cachedPciIds, DEFAULT_PCI_IDS_PATH, type PciNames } from './pci-ids.js';
-import type { SysfsLayout } from './paths.js';
+import { SysfsLayout } from './paths.js';
 import { DeviceReadContext, readDeviceIn } from './read-device.js';
 
 export interface ReadInventoryOptions {
@@ -12,27 +12,27 @@ export interface ReadInventoryOptions {
   readonly pciIdsPath?: string;
 }
 
-/**
- * Every PCI function under ROOT/sys/bus/pci/devices, in address order. A device whose files are
- * missing or malformed is listed with nulls and a warning; nothing here throws for a bad tree.
- */
-export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): Inventory {
-  const warnings: InventoryWarning[] = [];
-  const warn = (warning: InventoryWarning): void => {
-    warnings.push(warning);
-  };
-  const reader = new FileReader();
+/** What is known before the devices are read: their addresses, names source and the IOMMU state. */
+export interface InventoryPlan {
+  readonly addresses: readonly PciAddress[];
+  readonly names: PciNames | null;
+  readonly iommuEnabled: boolean;
+  readonly warnings: InventoryWarning[];
+}
 
+export function planInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): InventoryPlan {
+  const warnings: InventoryWarning[] = [];
+  const reader = new FileReader();
   const listing = reader.names(layout.pciDevicesDir);
   if (listing === null) {
-    warn({ address: '', message: `cannot list ${layout.pciDevicesDir}: ${reader.errno}` });
-    return { devices: [], warnings, iommuEnabled: false };
+    warnings.push({ address: '', message: `cannot list ${layout.pciDevicesDir}: ${reader.errno}` });
+    return { addresses: [], names: null, iommuEnabled: false, warnings };
   }
   const addresses: PciAddress[] = [];
   for (const name of listing) {
     const address = tryParseAddress(name);
     if (address !== null && address === name) addresses.push(address);
-    else warn({ address: name, message: 'not a PCI address; skipped' });
+    else warnings.push({ address: name, message: 'not a PCI address; skipped' });
   }
   addresses.sort();
 
@@ -42,16 +42,37 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
   } else if (addresses.length > 0) {
     const idsPath = options.pciIdsPath ?? DEFAULT_PCI_IDS_PATH;
     names = cachedPciIds(idsPath);
-    if (names === null) warn({ address: '', message: `no PCI ID database at ${idsPath}: vendor and device names are null` });
+    if (names === null) {
+      warnings.push({ address: '', message: `no PCI ID database at ${idsPath}: vendor and device names are null` });
+    }
   }
-
   const groups = reader.names(layout.iommuGroupsDir);
-  const iommuEnabled = groups !== null && groups.length > 0;
-  const context = new DeviceReadContext(layout, names, warn, iommuEnabled);
+  return { addresses, names, iommuEnabled: groups !== null && groups.length > 0, warnings };
+}
+
+/** Reads the given functions in order; a function that vanished meanwhile is left out. */
+export function readFunctions(
+  layout: SysfsLayout,
+  addresses: readonly PciAddress[],
+  names: PciNames | null,
+  iommuEnabled: boolean,
+  warnings: InventoryWarning[],
+): PciDevice[] {
+  const context = new DeviceReadContext(layout, names, (warning) => warnings.push(warning), iommuEnabled);
   const devices: PciDevice[] = [];
   for (const address of addresses) {
     const device = readDeviceIn(context, address);
     if (device !== null) devices.push(device);
   }
-  return { devices, warnings, iommuEnabled };
+  return devices;
+}
+
+/**
+ * Every PCI function under ROOT/sys/bus/pci/devices, in address order. A device whose files are
+ * missing or malformed is listed with nulls and a warning; nothing here throws for a bad tree.
+ */
+export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): Inventory {
+  const plan = planInventory(layout, options);
+  const devices = readFunctions(layout, plan.addresses, plan.names, plan.iommuEnabled, plan.warnings);
+  return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
 }

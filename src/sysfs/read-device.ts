@@ -28,6 +28,8 @@ export interface ReadDeviceOptions {
 /** The state of one inventory read (a fresh one per call: nothing about the host outlives it). */
 export class DeviceReadContext {
   readonly reader = new FileReader();
+  /** ROOT/sys/bus/pci/devices, joined once. */
+  readonly devicesDir: string;
   private readonly driverDirs = new Map<string, boolean>();
 
   constructor(
@@ -36,7 +38,9 @@ export class DeviceReadContext {
     readonly warn: (warning: InventoryWarning) => void,
     /** False when the host has no IOMMU groups: no device then has an iommu_group link to read. */
     readonly iommuGroups: boolean = true,
-  ) {}
+  ) {
+    this.devicesDir = layout.pciDevicesDir;
+  }
 
   /** Whether a driver link points at an existing driver directory (asked once per driver). */
   driverExists(target: string): boolean {
@@ -62,14 +66,14 @@ export function readDevice(layout: SysfsLayout, address: PciAddress, options: Re
  * sriov_*, net) are probed with lstat, which costs a tenth of a listing.
  */
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
-  const { reader, layout } = context;
-  const busEntry = layout.device(address);
+  const { reader } = context;
+  const busEntry = `${context.devicesDir}/${address}`;
   const warn = (message: string): void => context.warn({ address, message });
 
   // bus/pci/devices/ADDR is a link into the device hierarchy; its target gives the parent bridge.
   const busLink = reader.link(busEntry);
   if (busLink === null && reader.errno === 'ENOENT') return null;
-  const deviceDir = busLink !== null ? resolveLink(layout.pciDevicesDir, busLink, path.resolve) : busEntry;
+  const deviceDir = busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry;
   const parent = busLink !== null ? parentFromPath(busLink) : null;
   const prefix = `${deviceDir}/`;
 
