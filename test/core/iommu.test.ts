@@ -2,35 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import type { Inventory, PciDevice } from '../../src/core/device.js';
 import { assignmentVerdict, groupMembers, listGroups, type OwnerLookup } from '../../src/core/iommu.js';
+import { pciDevice } from '../support/pci-device-fixture.js';
 
 const a = (text: string): PciAddress => text as PciAddress;
 
+/** Unbound and without a group unless told otherwise. */
 function device(address: string, fields: Partial<PciDevice> = {}): PciDevice {
-  return {
-    address: a(address),
-    vendor: '10de',
-    device: '1b80',
-    subsystemVendor: null,
-    subsystemDevice: null,
-    class: '0300',
-    progIf: '00',
-    revision: 'a1',
-    vendorName: null,
-    deviceName: null,
-    driver: null,
-    driverOverride: null,
-    iommuGroup: null,
-    numaNode: null,
-    headerType: 'endpoint',
-    parent: null,
-    physfn: null,
-    virtfns: [],
-    sriov: null,
-    netdevs: [],
-    resetMethods: [],
-    flr: null,
-    ...fields,
-  };
+  return pciDevice(address, { driver: null, iommuGroup: null, ...fields });
 }
 
 /** A GPU + its audio function in group 1, a switch port with two endpoints in group 2, an NVMe alone. */
