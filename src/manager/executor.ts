@@ -69,13 +69,13 @@ export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPort
     }
   }
 
-  const changes = plan.changes.map((change) => {
-    const address = change.kind === 'remove' ? change.address : change.entry.address;
-    const failed = failures.find((failure) => failure.address === address && plan.fallbacks.some(
-      (fallback) => fallback.address === address && fallback.phase === failure.phase,
-    ));
-    return failed ? plan.fallbacks.find((fallback) => fallback.address === address && fallback.phase === failed.phase)!.change : change;
-  });
+  const failed = new Set(failures.map((failure) => `${failure.address} ${failure.phase}`));
+  const fallbacks = new Map(
+    plan.fallbacks
+      .filter((fallback) => failed.has(`${fallback.address} ${fallback.phase}`))
+      .map((fallback) => [fallback.address as string, fallback.change]),
+  );
+  const changes = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
   op.commit(changes);
   return { changes, failures };
 }
