@@ -3,9 +3,6 @@
  * sysfs trees of 1,024 / 2,048 / 4,096 functions: several interleaved rounds, min and median wall
  * time, the ratio, and the cost per function (linearity). Target: hostdev <= 1.0x lspci.
  *
- * It also times hostdev with two reader threads (HOSTDEV_READ_THREADS=2), which pays off only
- * when a CPU is idle.
- *
  * Environment: BENCH_SIZES=1024,2048,4096  BENCH_ROUNDS=7
  */
 import { spawnSync } from 'node:child_process';
@@ -58,7 +55,6 @@ interface Row {
   readonly functions: number;
   readonly hostdev: Figures;
   readonly lspci: Figures;
-  readonly threaded: Figures;
 }
 
 function measure(functions: number): Row {
@@ -71,9 +67,8 @@ function measure(functions: number): Row {
       name: 'hostdev list --json',
       file: process.execPath,
       args: [cli, '--root', root, 'list', '--json'],
-      env: { HOSTDEV_STATE_DIR: stateDir, HOSTDEV_READ_THREADS: '1' },
+      env: { HOSTDEV_STATE_DIR: stateDir },
     };
-    const threaded: Command = { ...hostdev, name: 'hostdev list --json (2 threads)', env: { HOSTDEV_STATE_DIR: stateDir, HOSTDEV_READ_THREADS: '2' } };
     const lspci: Command = {
       name: 'lspci -Dnnk',
       file: 'lspci',
@@ -87,16 +82,14 @@ function measure(functions: number): Row {
     }
     const ours: number[] = [];
     const theirs: number[] = [];
-    const twoThreads: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      // Interleaved, so that load from other processes hits all alike.
+      // Interleaved, so that load from other processes hits both alike.
       ours.push(time(hostdev).ms);
       theirs.push(time(lspci).ms);
-      twoThreads.push(time(threaded).ms);
     }
     rmSync(stateDir, { recursive: true, force: true });
     const figures = (values: number[]): Figures => ({ min: Math.min(...values), median: median(values) });
-    return { functions: count, hostdev: figures(ours), lspci: figures(theirs), threaded: figures(twoThreads) };
+    return { functions: count, hostdev: figures(ours), lspci: figures(theirs) };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -105,7 +98,7 @@ function measure(functions: number): Row {
 const rows: Row[] = [];
 console.log(`rounds: ${rounds}; wall time of the whole process, output piped`);
 console.log(
-  `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)  2-thread med  ratio(med)`,
+  `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)`,
 );
 for (const size of sizes) {
   const row = measure(size);
@@ -113,8 +106,7 @@ for (const size of sizes) {
   console.log(
     `${String(row.functions).padStart(9)}  ${fmt(row.hostdev.min).padStart(11)}  ${fmt(row.hostdev.median).padStart(11)}  ` +
       `${fmt(row.lspci.min)}  ${fmt(row.lspci.median)}  ${(row.hostdev.median / row.lspci.median).toFixed(2).padStart(9)}x  ` +
-      `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x  ${fmt(row.threaded.median).padStart(12)}  ` +
-      `${(row.threaded.median / row.lspci.median).toFixed(2).padStart(9)}x`,
+      `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x`,
   );
 }
 if (rows.length >= 2) {

@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
 import type { OwnerLookup } from '../core/iommu.js';
-import { readInventoryParallel } from '../sysfs/inventory-parallel.js';
+import { readInventory } from '../sysfs/inventory.js';
 import { DEFAULT_PCI_IDS_PATH } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { GlobalOptions } from './context.js';
@@ -27,22 +27,9 @@ export function pciIdsPath(): string {
   return process.env['HOSTDEV_PCI_IDS'] ?? DEFAULT_PCI_IDS_PATH;
 }
 
-/**
- * $HOSTDEV_READ_THREADS: threads reading sysfs on hosts of 1,024 functions or more. Default 1: on a
- * loaded 2-CPU machine a worker's start-up and cold code cost more than they save (see
- * `npm run bench -- list-vs-lspci`, which measures both).
- */
-function readThreads(): number {
-  const value = Number.parseInt(process.env['HOSTDEV_READ_THREADS'] ?? '', 10);
-  return Number.isInteger(value) && value > 0 ? value : 1;
-}
-
-export async function readHost(
-  globals: GlobalOptions,
-): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
+export function readHost(globals: GlobalOptions): { layout: SysfsLayout; inventory: Inventory; warnings: string[] } {
   const layout = new SysfsLayout(globals.root);
-  const threads = readThreads();
-  const inventory = await readInventoryParallel(layout, { pciIdsPath: pciIdsPath(), threads });
+  const inventory = readInventory(layout, { pciIdsPath: pciIdsPath() });
   const warnings = inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`));
   return { layout, inventory, warnings };
 }

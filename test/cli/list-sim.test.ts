@@ -7,9 +7,6 @@ import type { AssignmentVerdict } from '../../src/core/iommu.js';
 import { buildHost } from '../../src/sim/builder.js';
 import { generateSpec, presets } from '../../src/sim/presets.js';
 import type { HostSpec } from '../../src/sim/spec.js';
-import { readInventory } from '../../src/sysfs/inventory.js';
-import { SysfsLayout } from '../../src/sysfs/paths.js';
-import { DEFAULT_PCI_IDS_PATH } from '../../src/sysfs/pci-ids.js';
 import { jsonOf, runCli } from '../support/cli.js';
 import { lspciDisagreements } from '../support/lspci-agreement.js';
 import { hasLspci, runLspci } from '../support/lspci.js';
@@ -42,17 +39,6 @@ function list(root: string): PciDevice[] {
   expect(run.code).toBe(0);
   return jsonOf<PciDevice[]>(run);
 }
-
-describe('reading with worker threads', () => {
-  it('gives exactly what the single-threaded reader gives', () => {
-    const root = host(generateSpec(1100));
-    const threaded = runCli(['--root', root, 'list', '--json'], { env: { HOSTDEV_READ_THREADS: '3' } });
-    expect(threaded.code).toBe(0);
-    const single = readInventory(new SysfsLayout(root), { pciIdsPath: DEFAULT_PCI_IDS_PATH });
-    const listed = jsonOf<Array<PciDevice & { owner?: unknown }>>(threaded).map(({ owner: _owner, ...device }) => device);
-    expect(listed).toEqual(JSON.parse(JSON.stringify(single.devices)));
-  });
-});
 
 describe.runIf(hasLspci())('hostdev list agrees with lspci -A linux-sysfs on simulated hosts', () => {
   it.each(Object.keys(presets))('preset %s', (name) => {
