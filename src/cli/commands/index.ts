@@ -1,34 +1,49 @@
 import type { Command } from 'commander';
 import { managerOwnerLookup } from '../open-manager.js';
-import { registerAssign } from './assign.js';
-import { registerDetach } from './detach.js';
-import { registerGroups } from './groups.js';
-import { listCommand } from './list.js';
-import { registerQemuArgs } from './qemu-args.js';
-import { registerReattach } from './reattach.js';
-import { registerRelease } from './release.js';
-import { registerReset } from './reset.js';
-import { showCommand } from './show.js';
-import { registerSim } from './sim.js';
-import { registerStatus } from './status.js';
-import { registerVf } from './vf.js';
-import { registerWatch } from './watch.js';
 
 /** Each command module registers itself on the program; main.ts only wires. */
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [
-  listCommand({ ownerLookup: managerOwnerLookup }),
-  showCommand({ ownerLookup: managerOwnerLookup }),
-  registerGroups,
-  registerSim,
-  registerDetach,
-  registerReattach,
-  registerReset,
-  registerAssign,
-  registerRelease,
-  registerStatus,
-  registerVf,
-  registerWatch,
-  registerQemuArgs,
-];
+/**
+ * The commands by name, each loaded on demand: a run loads only the module of the command it
+ * names (startup time is most of a `hostdev list` on a small host), `--help` loads them all.
+ */
+export const commandLoaders: Readonly<Record<string, () => Promise<RegisterCommand>>> = {
+  list: async () => (await import('./list.js')).listCommand({ ownerLookup: managerOwnerLookup }),
+  show: async () => (await import('./show.js')).showCommand({ ownerLookup: managerOwnerLookup }),
+  groups: async () => (await import('./groups.js')).registerGroups,
+  sim: async () => (await import('./sim.js')).registerSim,
+  detach: async () => (await import('./detach.js')).registerDetach,
+  reattach: async () => (await import('./reattach.js')).registerReattach,
+  reset: async () => (await import('./reset.js')).registerReset,
+  assign: async () => (await import('./assign.js')).registerAssign,
+  release: async () => (await import('./release.js')).registerRelease,
+  status: async () => (await import('./status.js')).registerStatus,
+  vf: async () => (await import('./vf.js')).registerVf,
+  watch: async () => (await import('./watch.js')).registerWatch,
+  'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
+};
+
+/** Global options that take a value: their value is not a command name. */
+const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--root', '--state-dir']);
+
+/** The command named in argv, or null (no command, `help`, or an unknown word). */
+export function commandNameIn(argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
+      i++;
+      continue;
+    }
+    if (arg.startsWith('-')) continue;
+    return Object.hasOwn(commandLoaders, arg) ? arg : null;
+  }
+  return null;
+}
+
+/** The registrations a run needs: its own command's, or every command's for help and errors. */
+export async function loadCommands(argv: readonly string[]): Promise<RegisterCommand[]> {
+  const name = commandNameIn(argv);
+  const loaders = name === null ? Object.values(commandLoaders) : [commandLoaders[name]!];
+  return Promise.all(loaders.map((load) => load()));
+}
