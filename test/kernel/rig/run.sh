@@ -5,7 +5,7 @@
 # Nothing here writes to the host's /sys. Needs root (apt-get) on the first run.
 #   run.sh [--full] [--only s1,s2] [--keep]
 # Environment: HOSTDEV_KTEST_CACHE (default REPO/.cache/kernel-rig), HOSTDEV_KTEST_TIMEOUT (s),
-#   HOSTDEV_KTEST_MEM (MiB), HOSTDEV_KTEST_CPU (QEMU -cpu model, default Nehalem),
+#   HOSTDEV_KTEST_MEM (MiB), HOSTDEV_KTEST_CPU (QEMU -cpu model, default max),
 #   HOSTDEV_KTEST_OUT (where this run's initrd, serial log and transcripts go; default the cache),
 #   HOSTDEV_KTEST_DMESG=1 (tail of the guest's dmesg in the log),
 #   UPDATE_GOLDEN=1 (copy the transcripts to test/kernel/golden/ for the simulator cross-check).
@@ -25,8 +25,7 @@ while [ $# -gt 0 ]; do
 done
 TIMEOUT=${HOSTDEV_KTEST_TIMEOUT:-$([ "$FULL" = 1 ] && echo 900 || echo 420)}
 MEM=${HOSTDEV_KTEST_MEM:-2048}
-# Nehalem (x86-64-v2, no AVX): faster under TCG than "max", whose AVX paths TCG emulates slowly
-CPU=${HOSTDEV_KTEST_CPU:-Nehalem}
+CPU=${HOSTDEV_KTEST_CPU:-max}
 OUT=${HOSTDEV_KTEST_OUT:-$CACHE}
 t0=$(date +%s)
 phase() { echo "kernel rig: $1 ($(( $(date +%s) - t0 )) s)"; }

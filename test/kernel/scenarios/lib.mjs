@@ -67,7 +67,7 @@ function errorCodeOf(stderr) {
 
 export class ScenarioEnv {
   /**
-   * @param {{mode: 'kernel'|'sim', root: string, stateDir: string, bin: string, log?: (s: string) => void}} o
+   * @param {{mode: 'kernel'|'sim', root: string, stateDir: string, bin: string, full?: boolean, log?: (s: string) => void}} o
    */
   constructor(o) {
     this.mode = o.mode;
@@ -75,6 +75,7 @@ export class ScenarioEnv {
     this.stateDir = o.stateDir;
     this.bin = o.bin;
     this.log = o.log ?? ((s) => process.stdout.write(`${s}\n`));
+    this.full = o.full ?? false;
     this.transcript = [];
     this.checks = [];
     this.cleanups = [];

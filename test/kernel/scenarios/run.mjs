@@ -51,11 +51,11 @@ for (const scenario of selected) {
       const root = path.join(tmp, 'root');
       const made = await run(process.execPath, [bin, 'sim', 'create', root, '--spec', simSpec], { timeoutMs: 60_000 });
       if (made.code !== 0) throw new SkipScenario(`hostdev sim create failed: ${made.stderr.trim().split('\n').pop()}`);
-      env = new ScenarioEnv({ mode, root, stateDir: path.join(tmp, 'state'), bin });
+      env = new ScenarioEnv({ mode, root, stateDir: path.join(tmp, 'state'), bin, full });
     } else {
       const stateDir = opt('state-dir', '/var/lib/hostdev-ktest');
       fs.rmSync(stateDir, { recursive: true, force: true });
-      env = new ScenarioEnv({ mode, root: '/', stateDir, bin });
+      env = new ScenarioEnv({ mode, root: '/', stateDir, bin, full });
     }
     await scenario.run(env);
     if (env.checks.some((c) => !c.ok)) status = 'fail';
