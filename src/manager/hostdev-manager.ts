@@ -13,7 +13,7 @@ import { StateStore, type Operation } from '../state/store.js';
 import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
-import { sqlTableSource, tablesSource, type TableSource } from './table-source.js';
+import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
 import { recoverOnOpen, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
@@ -242,8 +242,8 @@ export class HostdevManager {
       planner(await buildHostView(this.reader, this.hostUsage, source, scope(source)));
     if (dryRun) return [await plan(tablesSource(this.store.readTables())), null];
     return this.store.exclusive(name, async (op) => {
-      // Keyed reads through the locked operation's connection (see table-source.ts).
-      const planned = await plan(sqlTableSource(this.store.database));
+      // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
+      const planned = await plan(op);
       await hooks.before?.(op, planned);
       let execution: Execution;
       try {
