@@ -17,6 +17,8 @@ export interface WatcherOptions {
   readonly onBatch: (batch: EventBatch) => Promise<void>;
   /** A source or a snapshot failed; the watcher goes on (the next hint tries again). */
   readonly onError: (error: Error) => void;
+  /** Wait before trying a failed first snapshot again (default 1,000 ms). */
+  readonly retryMs?: number;
 }
 
 /**
@@ -36,8 +38,9 @@ export class Watcher {
 
   /** Takes the first snapshot, then starts the sources; returns the sources that started. */
   async start(): Promise<{ snapshot: Snapshot; sources: EventSource[]; failed: Array<{ source: EventSource; error: Error }> }> {
-    this.previous = await this.options.reader.read();
+    this.previous = await this.firstSnapshot();
     const failed: Array<{ source: EventSource; error: Error }> = [];
+    if (this.stopped) return { snapshot: this.previous, sources: [], failed };
     for (const source of this.options.sources) {
       try {
         await source.start(
@@ -50,6 +53,24 @@ export class Watcher {
       }
     }
     return { snapshot: this.previous, sources: [...this.started], failed };
+  }
+
+  /**
+   * The first snapshot, tried until it succeeds or the watcher is stopped: on a real kernel a read
+   * can block for as long as a VM holds a VF whose removal is pending, and a watch started then
+   * must wait that out (reporting it), not give up.
+   */
+  private async firstSnapshot(): Promise<Snapshot> {
+    for (;;) {
+      try {
+        return await this.options.reader.read();
+      } catch (error) {
+        if (this.stopped) return EMPTY_SNAPSHOT;
+        this.options.onError(error as Error);
+        await new Promise((resolve) => setTimeout(resolve, this.options.retryMs ?? 1_000));
+        if (this.stopped) return EMPTY_SNAPSHOT;
+      }
+    }
   }
 
   get snapshot(): Snapshot {

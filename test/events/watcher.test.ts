@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { describeEvent, type PciEvent } from '../../src/core/events.js';
+import { describeEvent, EMPTY_SNAPSHOT, type PciEvent } from '../../src/core/events.js';
 import { PollSource } from '../../src/events/poll-source.js';
 import { SimSource } from '../../src/events/sim-source.js';
-import { ChildSnapshotReader } from '../../src/events/snapshot-reader.js';
+import { ChildSnapshotReader, type SnapshotReader } from '../../src/events/snapshot-reader.js';
 import type { EventSource } from '../../src/events/source.js';
 import { UdevSource } from '../../src/events/udev-source.js';
 import { Watcher } from '../../src/events/watcher.js';
@@ -138,5 +138,49 @@ describe('the snapshot reader', () => {
     }
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(ticks).toBeGreaterThan(10);
+  });
+});
+
+describe('the watcher when sysfs reads block', () => {
+  function flakyReader(failures: number): SnapshotReader & { reads: number } {
+    const reader = {
+      reads: 0,
+      async read() {
+        reader.reads++;
+        if (reader.reads <= failures) throw new Error(`read ${reader.reads} blocked`);
+        return EMPTY_SNAPSHOT;
+      },
+      async close() {},
+    };
+    return reader;
+  }
+
+  it('keeps trying the first snapshot, reporting each blocked read, instead of giving up', async () => {
+    const reader = flakyReader(3);
+    const errors: Error[] = [];
+    const w = new Watcher({ sources: [], reader, onBatch: async () => {}, onError: (e) => errors.push(e), retryMs: 10 });
+    await w.start();
+    expect(reader.reads).toBe(4);
+    expect(errors.map((e) => e.message)).toEqual(['read 1 blocked', 'read 2 blocked', 'read 3 blocked']);
+    await w.stop();
+  });
+
+  it('ends the wait for a first snapshot when stopped, starting no source', async () => {
+    const reader = flakyReader(Number.POSITIVE_INFINITY);
+    let started = 0;
+    const source: EventSource = {
+      name: 'poll',
+      async start() {
+        started++;
+      },
+      async stop() {},
+    };
+    const w = new Watcher({ sources: [source], reader, onBatch: async () => {}, onError: () => {}, retryMs: 10 });
+    const starting = w.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await w.stop();
+    const result = await starting;
+    expect(result.sources).toEqual([]);
+    expect(started).toBe(0);
   });
 });

@@ -137,6 +137,8 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
         onBatch: (batch) => live.handle(batch),
         onError: (error) => warn(`warning: ${error.message}`),
       });
+      // A stop while the first snapshot is still being retried ends that wait too.
+      void stop.then(() => candidate.stop());
       const started = await candidate.start();
       live.learn(started.snapshot);
       const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
