@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
 import type { OwnerLookup } from '../core/iommu.js';
-import { readInventory } from '../sysfs/inventory.js';
+import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { DEFAULT_PCI_IDS_PATH } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { GlobalOptions } from './context.js';
@@ -27,9 +27,10 @@ export function pciIdsPath(): string {
   return process.env['HOSTDEV_PCI_IDS'] ?? DEFAULT_PCI_IDS_PATH;
 }
 
-export function readHost(globals: GlobalOptions): { layout: SysfsLayout; inventory: Inventory; warnings: string[] } {
+/** Reads the host in a child process with a bound, so a blocked sysfs read cannot hang the command. */
+export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
   const layout = new SysfsLayout(globals.root);
-  const inventory = readInventory(layout, { pciIdsPath: pciIdsPath() });
+  const inventory = await readInventoryBounded(layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() });
   const warnings = inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`));
   return { layout, inventory, warnings };
 }

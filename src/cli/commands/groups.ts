@@ -21,7 +21,7 @@ export function groupsCommand(options: InventoryCommandOptions = {}): (program: 
       .description('every IOMMU group with its members, their drivers and names')
       .action(
         action(async (globals): Promise<CommandResult> => {
-          const { layout, inventory, warnings } = readHost(globals);
+          const { layout, inventory, warnings } = await readHost(globals);
           const owners = await ownersFor(globals, options);
           const groups = listGroups(inventory);
           const json = groups.map((group) => ({

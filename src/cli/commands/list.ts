@@ -44,7 +44,7 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
         action(async (globals, command: Command): Promise<CommandResult> => {
           const opts = command.opts<{ class?: string; driver?: string }>();
           const byClass = opts.class === undefined ? null : classFilter(opts.class);
-          const { layout, inventory, warnings } = readHost(globals);
+          const { layout, inventory, warnings } = await readHost(globals);
           const owners = await ownersFor(globals, options);
           const devices = inventory.devices.filter(
             (device) => (byClass === null || byClass(device)) && (opts.driver === undefined || device.driver === opts.driver),

@@ -52,7 +52,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
       .action(
         action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
           const address = parseAddress(input);
-          const { layout, inventory, warnings } = readHost(globals);
+          const { layout, inventory, warnings } = await readHost(globals);
           const device = findDevice(inventory, address);
           if (device === null) throw notFound(address);
           const owners = await ownersFor(globals, options);
