@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { HostdevError } from '../../src/core/errors.js';
 import { planAssign, type AssignRequest } from '../../src/core/plan-assign.js';
 import { restoreSteps } from '../../src/core/plan-device.js';
 import { planDetach, planReattach, planReset } from '../../src/core/plan-node.js';
@@ -7,6 +6,7 @@ import { planRelease } from '../../src/core/plan-release.js';
 import { formatStep, planSteps, planWrites, type Plan } from '../../src/core/plan-types.js';
 import { toActive, type InactiveEntry, type Tables } from '../../src/core/tables.js';
 import { addr, hostView, pciDevice } from '../support/pci-device-fixture.js';
+import { hostdevErrorOf } from '../support/errors.js';
 
 const vm1 = { driver: 'qemu', domain: 'vm1' };
 const vm2 = { driver: 'qemu', domain: 'vm2' };
@@ -21,16 +21,6 @@ function lines(plan: Plan): string[] {
 
 function assignRequest(fields: Partial<AssignRequest>): AssignRequest {
   return { owner: vm1, addresses: [], managed: true, stubDriver: 'vfio-pci', withGroup: false, force: false, ...fields };
-}
-
-function errorOf(fn: () => unknown): HostdevError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HostdevError) return error;
-    throw error;
-  }
-  throw new Error('expected a HostdevError');
 }
 
 const taken = (address: string, original: string | null, managed = false): InactiveEntry => ({
@@ -88,7 +78,7 @@ describe('detach plan', () => {
 
   it('refuses an active device with libvirt\'s wording', () => {
     const tables: Tables = { active: [toActive(taken('0000:02:10.0', 'igbvf'), vm1)], inactive: [] };
-    const error = errorOf(() =>
+    const error = hostdevErrorOf(() =>
       planDetach(hostView({ devices: [vf], tables }), { address: vf.address, stubDriver: 'vfio-pci', force: false }),
     );
     expect(error.code).toBe('HOSTDEV_IN_USE');
@@ -98,19 +88,19 @@ describe('detach plan', () => {
   it('refuses a device the host uses unless forced', () => {
     const hostUse = { '0000:01:00.0': [{ kind: 'address' as const, detail: 'eth0 has 192.0.2.10/24' }] };
     const view = hostView({ devices: [nic], hostUse });
-    const error = errorOf(() => planDetach(view, { address: nic.address, stubDriver: 'vfio-pci', force: false }));
+    const error = hostdevErrorOf(() => planDetach(view, { address: nic.address, stubDriver: 'vfio-pci', force: false }));
     expect(error.code).toBe('HOSTDEV_HOST_IN_USE');
     expect(error.message).toContain('eth0 has 192.0.2.10/24');
     expect(planDetach(view, { address: nic.address, stubDriver: 'vfio-pci', force: true }).changes).toHaveLength(1);
   });
 
   it('refuses a missing device and a device without IOMMU group for vfio-pci', () => {
-    expect(errorOf(() => planDetach(hostView({ devices: [], missing: ['0000:09:00.0'] }), {
+    expect(hostdevErrorOf(() => planDetach(hostView({ devices: [], missing: ['0000:09:00.0'] }), {
       address: addr('0000:09:00.0'),
       stubDriver: 'vfio-pci',
       force: false,
     })).message).toBe('PCI device 0000:09:00.0 not found on this host');
-    expect(errorOf(() => planDetach(hostView({ devices: [{ ...vf, iommuGroup: null }] }), {
+    expect(hostdevErrorOf(() => planDetach(hostView({ devices: [{ ...vf, iommuGroup: null }] }), {
       address: vf.address,
       stubDriver: 'vfio-pci',
       force: false,
@@ -160,7 +150,7 @@ describe('reattach plan', () => {
 
   it('refuses an active device', () => {
     const tables: Tables = { active: [toActive(taken('0000:02:10.0', 'igbvf'), vm1)], inactive: [] };
-    expect(errorOf(() => planReattach(hostView({ devices: [vf], tables }), vf.address)).code).toBe('HOSTDEV_IN_USE');
+    expect(hostdevErrorOf(() => planReattach(hostView({ devices: [vf], tables }), vf.address)).code).toBe('HOSTDEV_IN_USE');
   });
 });
 
@@ -172,7 +162,7 @@ describe('reset plan', () => {
   });
 
   it('refuses a device without reset method', () => {
-    expect(errorOf(() => planReset(hostView({ devices: [{ ...vf, resetMethods: [] }] }), vf.address)).code).toBe(
+    expect(hostdevErrorOf(() => planReset(hostView({ devices: [{ ...vf, resetMethods: [] }] }), vf.address)).code).toBe(
       'HOSTDEV_RESET_UNSUPPORTED',
     );
   });
@@ -180,7 +170,7 @@ describe('reset plan', () => {
   it('refuses a bus reset that would hit a device the host uses, naming it', () => {
     const a = pciDevice('0000:05:00.0', { resetMethods: ['bus'], driver: 'vfio-pci' });
     const b = pciDevice('0000:05:00.1', { driver: 'e1000e' });
-    const error = errorOf(() =>
+    const error = hostdevErrorOf(() =>
       planReset(hostView({ devices: [a, b], busSiblings: { '0000:05:00.0': ['0000:05:00.0', '0000:05:00.1'] } }), a.address),
     );
     expect(error.code).toBe('HOSTDEV_RESET_UNSAFE');
@@ -204,7 +194,7 @@ describe('assign plan', () => {
   });
 
   it('says "not found" for a missing device instead of skipping it', () => {
-    const error = errorOf(() =>
+    const error = hostdevErrorOf(() =>
       planAssign(hostView({ devices: [vf], missing: ['0000:02:10.2'] }), assignRequest({ addresses: [vf.address, addr('0000:02:10.2')] })),
     );
     expect(error.message).toBe('PCI device 0000:02:10.2 not found on this host');
@@ -212,20 +202,20 @@ describe('assign plan', () => {
 
   it('refuses an active device even for the same domain', () => {
     const tables: Tables = { active: [toActive(taken('0000:02:10.0', 'igbvf'), vm1)], inactive: [] };
-    expect(errorOf(() => planAssign(hostView({ devices: [vf], tables }), assignRequest({ addresses: [vf.address] }))).message).toBe(
+    expect(hostdevErrorOf(() => planAssign(hostView({ devices: [vf], tables }), assignRequest({ addresses: [vf.address] }))).message).toBe(
       'PCI device 0000:02:10.0 is in use by driver qemu, domain vm1',
     );
   });
 
   it('refuses a bridge', () => {
     const bridge = pciDevice('0000:00:1c.0', { headerType: 'bridge', driver: 'pcieport' });
-    expect(errorOf(() => planAssign(hostView({ devices: [bridge] }), assignRequest({ addresses: [bridge.address] }))).code).toBe(
+    expect(hostdevErrorOf(() => planAssign(hostView({ devices: [bridge] }), assignRequest({ addresses: [bridge.address] }))).code).toBe(
       'HOSTDEV_NOT_ENDPOINT',
     );
   });
 
   it('a GPU whose audio function is on its host driver is refused, naming the audio function and its driver', () => {
-    const error = errorOf(() => planAssign(hostView({ devices: [gpu, audio] }), assignRequest({ addresses: [gpu.address] })));
+    const error = hostdevErrorOf(() => planAssign(hostView({ devices: [gpu, audio] }), assignRequest({ addresses: [gpu.address] })));
     expect(error.code).toBe('HOSTDEV_GROUP_CONFLICT');
     expect(error.message).toBe(
       'PCI device 0000:03:00.0 cannot be assigned: member 0000:03:00.1 of its IOMMU group 30 is in use by the host (driver snd_hda_intel)',
@@ -239,7 +229,7 @@ describe('assign plan', () => {
 
   it('a group member owned by another domain blocks, naming that domain', () => {
     const tables: Tables = { active: [toActive(taken('0000:03:00.1', 'snd_hda_intel', true), vm2)], inactive: [] };
-    const error = errorOf(() =>
+    const error = hostdevErrorOf(() =>
       planAssign(hostView({ devices: [gpu, { ...audio, driver: 'vfio-pci' }], tables }), assignRequest({ addresses: [gpu.address], withGroup: true })),
     );
     expect(error.message).toContain('member 0000:03:00.1 of its IOMMU group 30 is in use by driver qemu, domain vm2');
@@ -254,7 +244,7 @@ describe('assign plan', () => {
   });
 
   it('an unmanaged device not on a stub must be detached by hand first', () => {
-    const error = errorOf(() => planAssign(hostView({ devices: [vf] }), assignRequest({ addresses: [vf.address], managed: false })));
+    const error = hostdevErrorOf(() => planAssign(hostView({ devices: [vf] }), assignRequest({ addresses: [vf.address], managed: false })));
     expect(error.message).toBe('Unmanaged PCI device 0000:02:10.0 must be manually detached from the host (it is on driver igbvf)');
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { HostdevError } from '../../src/core/errors.js';
 import { numVfsWriteError, planVfCount, type VfCountRequest, type VfHolding } from '../../src/core/vf-count.js';
+import { hostdevErrorOf } from '../support/errors.js';
 
 const PF = '0000:03:00.0' as PciAddress;
 const vf = (index: number, extra: Partial<VfHolding> = {}): VfHolding => ({
@@ -16,16 +16,6 @@ const isStubDriver = (driver: string): boolean => driver === 'vfio-pci' || drive
 
 function request(extra: Partial<VfCountRequest>): VfCountRequest {
   return { pf: PF, numVfs: 4, totalVfs: 7, requested: 2, vfs: [0, 1, 2, 3].map((i) => vf(i)), force: false, autoprobe: null, isStubDriver, ...extra };
-}
-
-function caught(fn: () => unknown): HostdevError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof HostdevError) return error;
-    throw error;
-  }
-  throw new Error('expected a HostdevError');
 }
 
 describe('planning a VF count change', () => {
@@ -52,7 +42,7 @@ describe('planning a VF count change', () => {
   });
 
   it('refuses while a VF is assigned or on a stub, naming each of them', () => {
-    const error = caught(() =>
+    const error = hostdevErrorOf(() =>
       planVfCount(
         request({
           vfs: [
@@ -83,10 +73,10 @@ describe('planning a VF count change', () => {
   });
 
   it('refuses more VFs than sriov_totalvfs with HOSTDEV_VF_RANGE (the kernel would say ERANGE)', () => {
-    const error = caught(() => planVfCount(request({ requested: 8 })));
+    const error = hostdevErrorOf(() => planVfCount(request({ requested: 8 })));
     expect(error.code).toBe('HOSTDEV_VF_RANGE');
     expect(error.message).toBe('PF 0000:03:00.0 supports at most 7 VFs (sriov_totalvfs); 8 were requested');
-    expect(caught(() => planVfCount(request({ requested: -1 }))).code).toBe('HOSTDEV_USAGE');
+    expect(hostdevErrorOf(() => planVfCount(request({ requested: -1 }))).code).toBe('HOSTDEV_USAGE');
   });
 
   it('maps ERANGE, EINVAL and EBUSY from the kernel to clear errors', () => {
