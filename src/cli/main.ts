@@ -1,9 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, isHostdevError } from '../core/errors.js';
-import { loadCommands, type RegisterCommand } from './commands/index.js';
+import { loadCommands } from './commands/index.js';
 
-export function buildProgram(commands: readonly RegisterCommand[]): Command {
-  const program = new Command('hostdev')
+/** The program with its global options, before any command is registered. */
+function programFrame(): Command {
+  return new Command('hostdev')
     .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
     .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
@@ -11,7 +12,16 @@ export function buildProgram(commands: readonly RegisterCommand[]): Command {
     .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of commands) register(program);
+}
+
+/** Long names of the global options that take a value: their values are never a command name. */
+function globalOptionsWithValue(program: Command): string[] {
+  return program.options.filter((option) => option.required || option.optional).flatMap((option) => option.long ?? []);
+}
+
+export async function buildProgram(argv: readonly string[]): Promise<Command> {
+  const program = programFrame();
+  for (const register of await loadCommands(argv, globalOptionsWithValue(program))) register(program);
   return program;
 }
 
@@ -20,7 +30,7 @@ function wantsJson(argv: readonly string[]): boolean {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram(await loadCommands(argv));
+  const program = await buildProgram(argv);
   program.configureOutput({ writeErr: (text) => process.stderr.write(text) });
   try {
     await program.parseAsync(argv as string[], { from: 'user' });

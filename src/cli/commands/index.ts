@@ -24,14 +24,14 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
 };
 
-/** Global options that take a value: their value is not a command name. */
-const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--root', '--state-dir']);
-
-/** The command named in argv, or null (no command, `help`, or an unknown word). */
-export function commandNameIn(argv: readonly string[]): string | null {
+/**
+ * The command named in argv, or null (no command, `help`, or an unknown word). `optionsWithValue`
+ * are the global options that take a value (main.ts reads them off the program).
+ */
+export function commandNameIn(argv: readonly string[], optionsWithValue: readonly string[]): string | null {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (GLOBAL_OPTIONS_WITH_VALUE.has(arg)) {
+    if (optionsWithValue.includes(arg)) {
       i++;
       continue;
     }
@@ -42,8 +42,8 @@ export function commandNameIn(argv: readonly string[]): string | null {
 }
 
 /** The registrations a run needs: its own command's, or every command's for help and errors. */
-export async function loadCommands(argv: readonly string[]): Promise<RegisterCommand[]> {
-  const name = commandNameIn(argv);
+export async function loadCommands(argv: readonly string[], optionsWithValue: readonly string[]): Promise<RegisterCommand[]> {
+  const name = commandNameIn(argv, optionsWithValue);
   const loaders = name === null ? Object.values(commandLoaders) : [commandLoaders[name]!];
   return Promise.all(loaders.map((load) => load()));
 }
