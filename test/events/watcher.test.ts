@@ -136,7 +136,8 @@ describe('the snapshot reader', () => {
       clearInterval(timer);
       await reader.close();
     }
-    expect(Date.now() - started).toBeLessThan(3_000);
+    // Two bounded reads of 300 ms each; the rest is room for child start-up on a loaded machine.
+    expect(Date.now() - started).toBeLessThan(10_000);
     expect(ticks).toBeGreaterThan(10);
   });
 });

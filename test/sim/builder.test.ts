@@ -131,13 +131,10 @@ describe('buildHost writes a tree shaped like Linux sysfs', () => {
     expect(fs.existsSync(path.join(root, 'sys/bus/pci/rescan'))).toBe(true);
   });
 
-  it('generateSpec(4096) builds exactly 4,096 functions in a few seconds', () => {
+  it('generateSpec(4096) builds exactly 4,096 functions', () => {
     const root = path.join(tempRoot(), 'big');
-    const started = performance.now();
     buildHost(root, generateSpec(4096));
-    const ms = performance.now() - started;
     expect(addresses(root)).toHaveLength(4096);
-    expect(ms).toBeLessThan(15_000);
   });
 
   it('omitFiles leaves attribute files out, as some kernels and devices do', () => {

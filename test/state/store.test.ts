@@ -226,7 +226,8 @@ describe('the cross-process lock', () => {
     expect(await waiting).toBe(1);
     const started = Date.now();
     await expect(waiter.exclusive('after', async () => 'ok')).resolves.toBe('ok');
-    expect(Date.now() - started).toBeLessThan(1000);
+    // Well inside the waiter's 10 s timeout: the dead holder's lock is free at once, no stale timer.
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('is fair: a process running operations back to back lets a waiter in', async () => {
