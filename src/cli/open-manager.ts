@@ -24,14 +24,6 @@ export async function withManager<T>(globals: GlobalOptions, fn: (manager: Hostd
   // What recovery found on open goes to stderr like any warning, before the command's own output.
   for (const warning of manager.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {
-    // Saved VF network config left by an interrupted assign is put back (issue 6).
-    const [{ repairVfConfigsOnOpen }, { netPortFor }] = await Promise.all([
-      import('../manager/vf-net.js'),
-      import('../manager/vf-net-port.js'),
-    ]);
-    for (const line of await repairVfConfigsOnOpen(manager.store, manager.layout, netPortFor(manager.layout))) {
-      process.stderr.write(`warning: ${line}\n`);
-    }
     return await fn(manager);
   } finally {
     manager.close();

@@ -7,6 +7,7 @@ import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { DEFAULT_STUB_DRIVER } from '../core/stub-driver.js';
 import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
+import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { StateStore, type Operation } from '../state/store.js';
@@ -17,11 +18,17 @@ import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
 import { recoverOnOpen, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
+import { netPortFor } from './vf-net-port.js';
 
 export const DEFAULT_HYPERVISOR = 'qemu';
 
 /** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
-export type RecoverFn = (context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }) => Promise<RecoveryReport>;
+export type RecoverFn = (context: {
+  store: StateStore;
+  kernel: KernelPort;
+  layout: SysfsLayout;
+  net: NetPort;
+}) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
   /** The directory that stands for "/" (sysfs is read under ROOT/sys). */
@@ -29,6 +36,8 @@ export interface OpenOptions {
   readonly stateDir: string;
   readonly kernel: KernelPort;
   readonly hostUsage?: HostUsagePort;
+  /** VF network config (iproute2; default: netPortFor(root), the emulation on a simulated tree). */
+  readonly net?: NetPort;
   readonly lockTimeoutMs?: number;
   /** Runs before the first operation (default: recoverOnOpen); its report is kept for `status`. */
   readonly recover?: RecoverFn;
@@ -88,6 +97,7 @@ export class HostdevManager {
     readonly store: StateStore,
     readonly kernel: KernelPort,
     private readonly hostUsage: HostUsagePort,
+    readonly net: NetPort,
     readonly recovery: RecoveryReport,
   ) {
     this.reader = new HostReader(layout);
@@ -102,8 +112,9 @@ export class HostdevManager {
     const store = StateStore.open(options.stateDir, storeOptions);
     try {
       const recover = options.recover ?? recoverOnOpen;
-      const recovery = await recover({ store, kernel: options.kernel, layout });
-      return new HostdevManager(layout, store, options.kernel, options.hostUsage ?? NO_HOST_USAGE, recovery);
+      const net = options.net ?? netPortFor(layout);
+      const recovery = await recover({ store, kernel: options.kernel, layout, net });
+      return new HostdevManager(layout, store, options.kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();
       throw error;

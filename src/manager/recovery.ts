@@ -15,8 +15,10 @@ import {
 } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
-import type { JournalRecord, StateStore } from '../state/store.js';
+import type { NetPort } from '../net/net-port.js';
+import type { JournalRecord, StateChange, StateStore } from '../state/store.js';
 import { HostReader } from './host-reader.js';
+import { deviceExists, reviewVfConfigs, VfNetConfigurator, vfConfigsSettled, type VfConfigRepairPorts } from './vf-net.js';
 
 /** The reads recovery needs (HostReader has them). */
 export interface RecoveryReader {
@@ -60,15 +62,27 @@ export interface DriftEntry {
   readonly actualDriver: string | null;
 }
 
+/**
+ * A VF's saved network config left behind by an operation that never finished (an assign killed
+ * after the save, a release killed before its commit): put back, dropped (the VF is gone), or
+ * pending (the restore failed, e.g. the PF is down; the row is kept and retried on the next open).
+ */
+export interface VfConfigRepair {
+  readonly address: PciAddress;
+  readonly outcome: 'restored' | 'dropped' | 'pending';
+  readonly reason: string | null;
+}
+
 /** What `HostdevManager.open` found and did; `status` shows it as `recovery`. */
 export interface RecoveryReport {
   readonly repaired: readonly RepairedDevice[];
   readonly pruned: readonly PrunedEntry[];
   readonly drift: readonly DriftEntry[];
+  readonly vfConfig: readonly VfConfigRepair[];
   readonly warnings: readonly string[];
 }
 
-export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], warnings: [] };
+export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] };
 
 /** The operation names whose unfinished devices are rolled forward (see `direction`). */
 const TOWARD_HOST = new Set(['release', 'reattach']);
@@ -78,17 +92,27 @@ const TOWARD_HOST = new Set(['release', 'reattach']);
  * (or detached) as recorded, or back on its original driver and in no table. Runs on every
  * open of the manager.
  *
- * Without unfinished journal rows and vanished devices it takes no lock and writes nothing:
- * it only reports drift. Otherwise it works under the state lock, where any journal row left
+ * Saved VF network config whose VF is not assigned (left by an assign or release that died) is
+ * put back last, from the tables as recovery leaves them, in the same commit.
+ *
+ * Without unfinished journal rows, vanished devices and orphaned VF config it takes no lock and
+ * writes nothing: it only reports drift. Otherwise it works under the state lock, where any journal row left
  * belongs to an operation that died (a live one holds the lock until its commit clears them).
  *
  * Recovery writes no journal rows of its own: it clears the dead operations' rows only in the
  * commit that records its result, and every step is computed from the device's state as read
  * now, so a recovery killed half-way is simply done again by the next open.
  */
-export async function recover(store: StateStore, kernel: KernelPort, reader: RecoveryReader): Promise<RecoveryReport> {
+export async function recover(
+  store: StateStore,
+  kernel: KernelPort,
+  reader: RecoveryReader,
+  vfPorts: VfConfigRepairPorts | null = null,
+): Promise<RecoveryReport> {
   const before = store.readState();
-  if (before.journal.length === 0) {
+  const vfSettled = (): boolean =>
+    vfPorts === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
+  if (before.journal.length === 0 && vfSettled()) {
     const look = inspect(before.tables, reader);
     if (look.vanished.length === 0) {
       // Drift read without the lock could be an operation in flight: keep only entries that
@@ -107,13 +131,13 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
     const index = new TableIndex(tables);
     const warnings: string[] = [];
     const repaired: RepairedDevice[] = [];
-    const changes: TableChange[] = [];
+    const changes: StateChange[] = [];
     for (const [address, rows] of byAddress(unfinished)) {
       const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
     }
-    const look = inspect(applyChanges(tables, changes), reader);
+    const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const pruned: PrunedEntry[] = [];
     for (const located of look.vanished) {
       const usedBy = located.table === 'active' ? located.entry.usedBy : null;
@@ -125,7 +149,19 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
       );
     }
     warnings.push(...look.drift.map(driftWarning));
-    const report: RecoveryReport = { repaired, pruned, drift: look.drift, warnings };
+    const vfConfig: VfConfigRepair[] = [];
+    if (vfPorts !== null) {
+      const after = applyChanges(tables, changes.filter(isTableChange));
+      const review = await reviewVfConfigs(op.vfConfigs(), new Set<string>(after.active.map((entry) => entry.address)), vfPorts);
+      changes.push(...review.changes);
+      vfConfig.push(
+        ...review.report.restored.map((address) => ({ address, outcome: 'restored' as const, reason: null })),
+        ...review.report.dropped.map((address) => ({ address, outcome: 'dropped' as const, reason: null })),
+        ...review.report.pending.map((item) => ({ address: item.address, outcome: 'pending' as const, reason: item.reason })),
+      );
+      warnings.push(...vfConfig.map(vfConfigWarning));
+    }
+    const report: RecoveryReport = { repaired, pruned, drift: look.drift, vfConfig, warnings };
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
     op.commit(changes, { resolve: operations, report });
     return report;
@@ -133,8 +169,29 @@ export async function recover(store: StateStore, kernel: KernelPort, reader: Rec
 }
 
 /** `recover` in the shape HostdevManager.open takes (OpenOptions.recover). */
-export function recoverOnOpen(context: { store: StateStore; kernel: KernelPort; layout: SysfsLayout }): Promise<RecoveryReport> {
-  return recover(context.store, context.kernel, new HostReader(context.layout));
+export function recoverOnOpen(context: {
+  store: StateStore;
+  kernel: KernelPort;
+  layout: SysfsLayout;
+  net: NetPort;
+}): Promise<RecoveryReport> {
+  const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
+  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts);
+}
+
+function isTableChange(change: StateChange): change is TableChange {
+  return change.kind === 'set-active' || change.kind === 'set-inactive' || change.kind === 'remove';
+}
+
+function vfConfigWarning(repair: VfConfigRepair): string {
+  switch (repair.outcome) {
+    case 'restored':
+      return `restored the saved VF network config of ${repair.address} (left by an interrupted operation)`;
+    case 'dropped':
+      return `dropped the saved VF network config of ${repair.address}: the VF no longer exists`;
+    case 'pending':
+      return `VF network config of ${repair.address} not restored yet (kept for the next run): ${repair.reason ?? 'unknown error'}`;
+  }
 }
 
 /** Drift is said on every open until someone settles it: hostdev neither trusts nor fixes it. */

@@ -181,29 +181,34 @@ export interface OrphanRestoreReport {
   readonly pending: ReadonlyArray<{ readonly address: PciAddress; readonly reason: string }>;
 }
 
+/** The ports a VF config repair needs. */
+export interface VfConfigRepairPorts {
+  readonly configurator: VfNetConfigurator;
+  readonly exists: (address: PciAddress) => boolean;
+}
+
 /**
- * Inside an operation: every saved VF config whose VF is not assigned (active table) belongs to
- * an assign that did not complete (crash or failure) or a release that just completed: put it
- * back and drop the row in one commit. A VF that no longer exists only has its row dropped; a
- * restore that fails keeps its row for the next run (a PF that is down now may be up then).
+ * Every saved VF config whose VF is not assigned (not in `active`) belongs to an assign that did
+ * not complete (crash or failure) or a release that just completed: put it back. A VF that no
+ * longer exists only has its row dropped; a restore that fails keeps its row for the next run
+ * (a PF that is down now may be up then). Returns the changes to commit (the dropped rows).
  */
-export async function repairVfConfigs(
-  op: Operation,
-  configurator: VfNetConfigurator,
-  exists: (address: PciAddress) => boolean,
-): Promise<OrphanRestoreReport> {
-  const active = new Set(op.tables().active.map((entry) => entry.address));
+export async function reviewVfConfigs(
+  rows: readonly VfConfig[],
+  active: ReadonlySet<string>,
+  ports: VfConfigRepairPorts,
+): Promise<{ report: OrphanRestoreReport; changes: StateChange[] }> {
   const restored: PciAddress[] = [];
   const dropped: PciAddress[] = [];
   const pending: Array<{ address: PciAddress; reason: string }> = [];
   const changes: StateChange[] = [];
-  for (const row of op.vfConfigs()) {
+  for (const row of rows) {
     if (active.has(row.address)) continue;
-    if (!exists(row.address)) {
+    if (!ports.exists(row.address)) {
       dropped.push(row.address);
     } else {
       try {
-        await configurator.restore(row);
+        await ports.configurator.restore(row);
         restored.push(row.address);
       } catch (error) {
         pending.push({ address: row.address, reason: (error as Error).message });
@@ -212,8 +217,24 @@ export async function repairVfConfigs(
     }
     changes.push({ kind: 'drop-vf-config', address: row.address });
   }
+  return { report: { restored, dropped, pending }, changes };
+}
+
+/** `reviewVfConfigs` inside an operation, committed at once (assign failure, release). */
+export async function repairVfConfigs(
+  op: Operation,
+  configurator: VfNetConfigurator,
+  exists: (address: PciAddress) => boolean,
+): Promise<OrphanRestoreReport> {
+  const active = new Set<string>(op.tables().active.map((entry) => entry.address));
+  const { report, changes } = await reviewVfConfigs(op.vfConfigs(), active, { configurator, exists });
   if (changes.length > 0) op.commit(changes);
-  return { restored, dropped, pending };
+  return report;
+}
+
+/** Whether every saved VF config belongs to an assigned VF (then there is nothing to repair). */
+export function vfConfigsSettled(rows: readonly VfConfig[], active: ReadonlySet<string>): boolean {
+  return rows.every((row) => active.has(row.address));
 }
 
 /** Crash repair on its own (under the state lock); cheap when nothing is saved. */
@@ -223,8 +244,8 @@ export async function restoreOrphanVfConfigs(
   exists: (address: PciAddress) => boolean,
 ): Promise<OrphanRestoreReport> {
   // Cheap check without the lock first: normally every saved row belongs to an assigned VF.
-  const active = new Set(store.readTables().active.map((entry) => entry.address));
-  if (store.readVfConfigs().every((row) => active.has(row.address))) return { restored: [], dropped: [], pending: [] };
+  const active = new Set<string>(store.readTables().active.map((entry) => entry.address));
+  if (vfConfigsSettled(store.readVfConfigs(), active)) return { restored: [], dropped: [], pending: [] };
   return store.exclusive('vf-config-repair', (op) => repairVfConfigs(op, configurator, exists));
 }
 
@@ -233,9 +254,10 @@ function warnPending(report: OrphanRestoreReport, warn: (line: string) => void):
 }
 
 /**
- * The hooks that give `assign` its --mac/--vlan/--spoofchk/--trust: leftovers of a crashed
- * assign are repaired first, then each VF's config is saved and applied before the plan's
- * first write; if the plan fails (and was rolled back), the saved configs are restored.
+ * The hooks that give `assign` its --mac/--vlan/--spoofchk/--trust: each VF's config is saved
+ * and applied before the plan's first write; if the plan fails (and was rolled back), the saved
+ * configs are restored. Leftovers of a crashed assign are not this hook's business: recovery on
+ * open (src/manager/recovery.ts) repairs them before any operation runs.
  */
 export function vfNetAssignHooks(
   configurator: VfNetConfigurator,
@@ -245,7 +267,6 @@ export function vfNetAssignHooks(
 ): OperationHooks {
   return {
     before: async (op) => {
-      warnPending(await repairVfConfigs(op, configurator, exists), warn);
       try {
         for (const [address, request] of requests) await saveAndApplyVfNet(op, configurator, address, request);
       } catch (error) {
@@ -269,21 +290,4 @@ export function vfNetReleaseHooks(
 /** Whether a device still exists (the rows of VFs that vanished are dropped, not restored). */
 export function deviceExists(layout: SysfsLayout): (address: PciAddress) => boolean {
   return (address) => readDevice(layout, address, { names: null }) !== null;
-}
-
-/**
- * Run when the manager opens (after recovery): VF config left by an assign that died is put back.
- * Returns lines for stderr.
- */
-export async function repairVfConfigsOnOpen(
-  store: StateStore,
-  layout: SysfsLayout,
-  net: NetPort,
-): Promise<string[]> {
-  const report = await restoreOrphanVfConfigs(store, new VfNetConfigurator(net, layout), deviceExists(layout));
-  return [
-    ...report.restored.map((address) => `restored the saved VF network config of ${address} (left by an interrupted operation)`),
-    ...report.dropped.map((address) => `dropped the saved VF network config of ${address}: the VF no longer exists`),
-    ...report.pending.map((item) => `VF network config of ${item.address} not restored yet (kept for the next run): ${item.reason}`),
-  ];
 }

@@ -1,44 +1,65 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/state/store.js';
 import { jsonOf, runCli } from '../support/cli.js';
 
-// A crash in the middle of `assign --vlan`: the VF's config was saved (durably) and applied, then
-// the process died (the simulated kernel SIGKILLs it after its first sysfs write). The next hostdev
-// command rolls the device back (recovery) and puts the saved VF config back.
+// A crash in the middle of `assign --vlan --mac`: the VF's config was saved (durably) and applied,
+// then the process died (the simulated kernel SIGKILLs it at one of its sysfs writes). The next
+// hostdev command's recovery rolls the device back AND puts the saved VF config back, reporting
+// both the same way (a warning, and `recovery` in `status --json`).
 const PF = '0000:01:00.0';
 const VF = '0000:01:10.0';
+const ASSIGN = ['assign', '--domain', 'vm1', VF, '--vlan', '77', '--mac', '52:54:00:00:00:77'];
+const SAVED = { address: VF, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false };
 let base = '';
-let root = '';
-let stateDir = '';
+let template = '';
 
 beforeAll(() => {
   base = mkdtempSync(path.join(tmpdir(), 'hostdev-cli-vf-crash-'));
-  root = path.join(base, 'root');
-  stateDir = path.join(base, 'state');
-  expect(runCli(['sim', 'create', root, '--preset', 'sriov-nic']).code).toBe(0);
+  template = path.join(base, 'template');
+  expect(runCli(['sim', 'create', template, '--preset', 'sriov-nic']).code).toBe(0);
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
+/** A fresh copy of the simulated host and an empty state dir for one case. */
+function freshHost(name: string): { root: string; stateDir: string; cli: (args: string[], env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> } {
+  const root = path.join(base, name, 'root');
+  const stateDir = path.join(base, name, 'state');
+  cpSync(template, root, { recursive: true, verbatimSymlinks: true });
+  return { root, stateDir, cli: (args, env) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args], env ? { env } : {}) };
+}
+
+function crashAssign(cli: ReturnType<typeof freshHost>['cli'], fault: object): void {
+  const crashed = cli(ASSIGN, { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'crash', ...fault }]) });
+  expect(crashed.code, crashed.stderr).not.toBe(0);
+}
+
+function expectClean(stateDir: string): void {
+  const store = StateStore.open(stateDir);
+  try {
+    expect(store.readVfConfigs()).toEqual([]);
+    expect(store.readJournal()).toEqual([]);
+    expect(store.readTables()).toEqual({ active: [], inactive: [] });
+  } finally {
+    store.close();
+  }
+}
+
 describe('VF network config and a crash mid-assign', () => {
   it('is restored by the next command, and the saved row is gone', () => {
-    const crashed = runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'assign', '--domain', 'vm1', VF, '--vlan', '77', '--mac', '52:54:00:00:00:77'], {
-      env: { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'crash', afterWrites: 1 }]) },
-    });
-    expect(crashed.code).not.toBe(0);
+    const { stateDir, cli } = freshHost('first-write');
+    crashAssign(cli, { afterWrites: 1 });
     const store = StateStore.open(stateDir);
     try {
-      expect(store.readVfConfigs()).toEqual([
-        { address: VF, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
-      ]);
+      expect(store.readVfConfigs()).toEqual([SAVED]);
       expect(store.readTables().active).toEqual([]);
     } finally {
       store.close();
     }
 
-    const next = runCli(['--root', root, '--state-dir', stateDir, '--simulate', '--json', 'vf', 'list', PF]);
+    const next = cli(['--json', 'vf', 'list', PF]);
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toContain(`restored the saved VF network config of ${VF}`);
     expect(jsonOf<{ vfs: Array<Record<string, unknown>> }>(next).vfs[0]).toMatchObject({
@@ -48,12 +69,31 @@ describe('VF network config and a crash mid-assign', () => {
       mac: '00:00:00:00:00:00',
       vlan: 0,
     });
-    const after = StateStore.open(stateDir);
+    expectClean(stateDir);
+  });
+
+  // Kill points: after the VF config was applied and before the first sysfs write, then after each
+  // of the assign's 4 writes (driver_override, unbind, drivers_probe, reset).
+  const KILL_POINTS = [{ afterWrites: 1, when: 'before' }, { afterWrites: 1 }, { afterWrites: 2 }, { afterWrites: 3 }, { afterWrites: 4 }];
+  it.each(KILL_POINTS)('killed at %o: recovery on open rolls the VF back and restores its config, reported in status', (fault) => {
+    const { stateDir, cli } = freshHost(`kill-${fault.afterWrites}-${fault.when ?? 'after'}`);
+    crashAssign(cli, fault);
+    const status = cli(['--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stderr).toContain(`warning: restored the saved VF network config of ${VF} (left by an interrupted operation)`);
+    const json = jsonOf<{ recovery: { vfConfig: unknown[] } }>(status);
+    expect(json.recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+    const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli(['--json', 'vf', 'list', PF]));
+    expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
+    expectClean(stateDir);
+    // The assign works again afterwards, with the host's config saved (not the half-applied one).
+    const again = cli(ASSIGN);
+    expect(again.code, again.stderr).toBe(0);
+    const store = StateStore.open(stateDir);
     try {
-      expect(after.readVfConfigs()).toEqual([]);
-      expect(after.readJournal()).toEqual([]);
+      expect(store.readVfConfigs()).toMatchObject([SAVED]);
     } finally {
-      after.close();
+      store.close();
     }
   });
 });

@@ -86,7 +86,7 @@ describe('restart scenarios', () => {
     expect(json.inactive).toEqual(
       addresses.map((address) => ({ address, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igb' })),
     );
-    expect(json.recovery).toEqual({ repaired: [], pruned: [], drift: [], warnings: [] });
+    expect(json.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] });
     expect(addresses.map((address) => driverOf(setup.root, address))).toEqual(['vfio-pci', 'vfio-pci']);
     // and they are still usable as unmanaged devices by a later process
     await prepare(setup, [{ op: 'assign', domain: 'vm1', addresses: [addresses[0]!], managed: false }]);

@@ -142,6 +142,7 @@ describe('recover: no unfinished operations', () => {
     expect(report).toEqual({
       repaired: [],
       pruned: [],
+      vfConfig: [],
       warnings: [
         `${B} (detached, inactive) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
       ],

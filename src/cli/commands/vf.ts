@@ -4,7 +4,6 @@ import { HostdevError } from '../../core/errors.js';
 import type { PciAddress } from '../../core/address.js';
 import type { HostdevManager, OperationHooks } from '../../manager/hostdev-manager.js';
 import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../../manager/vf-net.js';
-import { netPortFor } from '../../manager/vf-net-port.js';
 import { listVfs, setVfCount, type SetCountReport, type VfListReport } from '../../manager/vf-lifecycle.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan, type VfNetRequest } from '../../net/vf-net-config.js';
 import { withManager } from '../open-manager.js';
@@ -77,7 +76,7 @@ export function registerVf(program: Command): void {
       action(async (globals, _command: Command, input: string) => {
         const pf = parseAddress(input);
         const report = await withManager(globals, (manager) =>
-          listVfs(manager.layout, manager.tables(), netPortFor(manager.layout), pf),
+          listVfs(manager.layout, manager.tables(), manager.net, pf),
         );
         return { json: report, text: listText(report), warnings: report.warnings };
       }),
@@ -151,13 +150,13 @@ export function assignVfNet(
   requests: ReadonlyMap<PciAddress, VfNetRequest> | null,
   warn: (line: string) => void,
 ): { hooks: OperationHooks; planned: string[] } {
-  const configurator = new VfNetConfigurator(netPortFor(manager.layout), manager.layout);
+  const configurator = new VfNetConfigurator(manager.net, manager.layout);
   if (requests === null) return { hooks: {}, planned: [] };
   const planned = [...requests].flatMap(([address, request]) => configurator.plan(configurator.target(address), request));
   return { hooks: vfNetAssignHooks(configurator, requests, deviceExists(manager.layout), warn), planned };
 }
 
 export function releaseVfNet(manager: HostdevManager, warn: (line: string) => void): OperationHooks {
-  const configurator = new VfNetConfigurator(netPortFor(manager.layout), manager.layout);
+  const configurator = new VfNetConfigurator(manager.net, manager.layout);
   return vfNetReleaseHooks(configurator, deviceExists(manager.layout), warn);
 }

@@ -6,7 +6,6 @@ import { ChildSnapshotReader } from '../../events/snapshot-reader.js';
 import type { EventSource } from '../../events/source.js';
 import { UdevSource } from '../../events/udev-source.js';
 import { Watcher } from '../../events/watcher.js';
-import { netPortFor } from '../../manager/vf-net-port.js';
 import { vfConfigCapturer, vfReclaimer } from '../../manager/watch-reclaim.js';
 import { describeLiveEvent, LiveWatch, type LiveEvent } from '../../manager/watch-live.js';
 import { isSimulatedTree } from '../../sim/host-model.js';
@@ -117,7 +116,7 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
   const { root, json } = options.globals;
   // The manager: recovery runs on open, so the watch starts from consistent tables.
   const manager = await openManager(options.globals);
-  const net = netPortFor(manager.layout);
+  const net = manager.net;
   const emit = (event: LiveEvent): void => write(json ? JSON.stringify(event) : `${event.time} ${describeLiveEvent(event)}`);
   const live = new LiveWatch({
     store: manager.store,
