@@ -59,9 +59,15 @@ describe('VF network config and a crash mid-assign', () => {
       store.close();
     }
 
+    const status = cli(['status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stderr).toContain(`restored the saved VF network config of ${VF}`);
+    expect(status.stdout).toMatch(/Repaired at open \(2\)/);
+    expect(status.stdout).toMatch(new RegExp(`${VF} +assign rolled-back +on igbvf, in no table`));
+    expect(status.stdout).toMatch(new RegExp(`${VF} +VF network config +saved MAC/VLAN put back`));
+
     const next = cli(['--json', 'vf', 'list', PF]);
     expect(next.code, next.stderr).toBe(0);
-    expect(next.stderr).toContain(`restored the saved VF network config of ${VF}`);
     expect(jsonOf<{ vfs: Array<Record<string, unknown>> }>(next).vfs[0]).toMatchObject({
       address: VF,
       driver: 'igbvf',

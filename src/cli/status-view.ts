@@ -1,0 +1,88 @@
+import type { Owner } from '../core/tables.js';
+import type { DriftEntry, RecoveryReport } from '../manager/recovery.js';
+import type { StatusReport } from '../manager/status.js';
+import { orDash, renderTable } from './render.js';
+
+/** The human output of `hostdev status`: the tables, then what needs attention and what was repaired. */
+
+const ownerText = (owner: Owner | null): string => (owner === null ? '-' : `${owner.driver}/${owner.domain}`);
+
+function releaseCommand(owner: Owner, address: string): string {
+  const hypervisor = owner.driver === 'qemu' ? '' : ` --hypervisor ${owner.driver}`;
+  return `hostdev release --domain ${owner.domain}${hypervisor} ${address}`;
+}
+
+/** What settles a drifting entry: hostdev neither trusts nor fixes it on its own. */
+export function driftNext(drift: DriftEntry): string {
+  if (drift.usedBy !== null) {
+    return `check the VM no longer uses it, then \`${releaseCommand(drift.usedBy, drift.address)}\``;
+  }
+  return `\`hostdev reattach ${drift.address}\` (or detach it again; --force if the host uses it)`;
+}
+
+function section(title: string, rows: readonly string[][], headers: readonly string[]): string[] {
+  return ['', title, renderTable(headers, rows)];
+}
+
+function driftSection(drift: readonly DriftEntry[]): string[] {
+  if (drift.length === 0) return [];
+  const rows = drift.map((d) => [d.address, d.table, ownerText(d.usedBy), d.expectedDriver, d.actualDriver ?? '(none)', driftNext(d)]);
+  return section(`Drift (${drift.length}), not on the driver the tables record (changed outside hostdev):`, rows, [
+    'ADDRESS',
+    'TABLE',
+    'OWNER',
+    'EXPECTED',
+    'FOUND',
+    'NEXT',
+  ]);
+}
+
+function repairsSection(recovery: RecoveryReport): string[] {
+  const rows: string[][] = [];
+  for (const r of recovery.repaired) {
+    const where = r.table === null ? 'in no table' : `${r.table} table`;
+    const outcome = r.outcome === 'ok' ? `on ${orDash(r.driver)}, ${where}` : `FAILED: ${r.error ?? 'unknown'}; on ${orDash(r.driver)}, ${where}`;
+    const next = r.outcome === 'ok' ? '-' : r.table === 'inactive' ? `\`hostdev reattach ${r.address}\`` : 'check the device (see the warning)';
+    rows.push([r.address, `${r.operation} ${r.direction}`, outcome, next]);
+  }
+  for (const p of recovery.pruned) {
+    const next = p.usedBy === null ? '-' : `\`${releaseCommand(p.usedBy, p.address)}\` reports it`;
+    rows.push([p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerText(p.usedBy)})`, next]);
+  }
+  for (const v of recovery.vfConfig) {
+    const outcome =
+      v.outcome === 'restored' ? 'saved MAC/VLAN put back' : v.outcome === 'dropped' ? 'VF gone; saved config dropped' : `PENDING: ${v.reason ?? ''}`;
+    rows.push([v.address, 'VF network config', outcome, v.outcome === 'pending' ? 'bring the PF up; the next command retries' : '-']);
+  }
+  if (rows.length === 0) return [];
+  return section(`Repaired at open (${rows.length}), left by a hostdev that did not finish:`, rows, ['ADDRESS', 'REPAIR', 'OUTCOME', 'NEXT']);
+}
+
+export function statusText(status: StatusReport): string {
+  const active = status.active.map((entry) => [
+    entry.address,
+    ownerText(entry.usedBy),
+    entry.managed ? 'managed' : 'unmanaged',
+    entry.stubDriver,
+    orDash(entry.originalDriver),
+  ]);
+  const inactive = status.inactive.map((entry) => [
+    entry.address,
+    entry.managed ? 'managed' : 'unmanaged',
+    entry.stubDriver,
+    orDash(entry.originalDriver),
+  ]);
+  const lines = [
+    `IOMMU: ${status.iommu.enabled ? 'on' : 'off'}; vfio-pci: ${status.vfio.loaded ? 'loaded' : 'not loaded'}`,
+    '',
+    `Active (${active.length}):`,
+    active.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], active) : '  none',
+    '',
+    `Inactive (${inactive.length}):`,
+    inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    ...driftSection(status.recovery.drift),
+    ...repairsSection(status.recovery),
+  ];
+  if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);
+  return lines.join('\n');
+}

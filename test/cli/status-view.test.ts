@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import type { PciAddress } from '../../src/core/address.js';
+import { statusText } from '../../src/cli/status-view.js';
+import { EMPTY_RECOVERY_REPORT } from '../../src/manager/recovery.js';
+import type { StatusReport } from '../../src/manager/status.js';
+
+const pci = (text: string): PciAddress => text as PciAddress;
+const A = pci('0000:01:10.0');
+const B = pci('0000:01:10.1');
+const C = pci('0000:01:10.3');
+const D = pci('0000:02:00.0');
+
+const base: StatusReport = {
+  active: [{ address: A, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
+  inactive: [{ address: B, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
+  pruned: [],
+  missing: [],
+  iommu: { enabled: true },
+  vfio: { loaded: true, groups: [] },
+  journal: { unfinished: 0 },
+  recovery: EMPTY_RECOVERY_REPORT,
+};
+
+describe('status text', () => {
+  it('shows only the tables when nothing drifted and nothing was repaired', () => {
+    const text = statusText(base);
+    expect(text).not.toMatch(/Drift|Repaired/);
+    expect(text).toContain('0000:01:10.0  qemu/vm1  managed  vfio-pci  igbvf');
+  });
+
+  it('names each drifting device with expected and found driver, owner and the command that settles it', () => {
+    const text = statusText({
+      ...base,
+      recovery: {
+        ...EMPTY_RECOVERY_REPORT,
+        drift: [
+          { address: A, table: 'active', usedBy: { driver: 'xen', domain: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: null },
+          { address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'igbvf' },
+        ],
+      },
+    });
+    const lines = text.split('\n');
+    const head = lines.findIndex((line) => line.startsWith('Drift (2)'));
+    expect(lines[head + 1]).toMatch(/^ADDRESS +TABLE +OWNER +EXPECTED +FOUND +NEXT$/);
+    expect(lines[head + 2]).toMatch(/^0000:01:10\.0 +active +xen\/vm1 +vfio-pci +\(none\) +check the VM no longer uses it, then `hostdev release --domain vm1 --hypervisor xen 0000:01:10\.0`$/);
+    expect(lines[head + 3]).toMatch(/^0000:01:10\.1 +inactive +- +vfio-pci +igbvf +`hostdev reattach 0000:01:10\.1` \(or detach it again; --force if the host uses it\)$/);
+    // aligned: every row's NEXT starts in the header's NEXT column
+    const column = lines[head + 1]!.indexOf('NEXT');
+    expect(lines[head + 2]!.slice(column)).toMatch(/^check/);
+    expect(lines[head + 3]!.slice(column)).toMatch(/^`hostdev reattach/);
+  });
+
+  it('lists what recovery repaired at open: rolled-back devices, pruned entries, VF config', () => {
+    const text = statusText({
+      ...base,
+      recovery: {
+        ...EMPTY_RECOVERY_REPORT,
+        repaired: [
+          { address: C, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'igbvf', table: null, error: null },
+          { address: B, operation: 'release', direction: 'rolled-forward', outcome: 'failed', driver: 'vfio-pci', table: 'inactive', error: 'EIO' },
+        ],
+        pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2' } }],
+        vfConfig: [
+          { address: C, outcome: 'restored', reason: null },
+          { address: A, outcome: 'pending', reason: 'the PF is not online' },
+        ],
+      },
+    });
+    expect(text).toContain('Repaired at open (5), left by a hostdev that did not finish:');
+    expect(text).toMatch(/0000:01:10\.3 +assign rolled-back +on igbvf, in no table +-/);
+    expect(text).toMatch(/0000:01:10\.1 +release rolled-forward +FAILED: EIO; on vfio-pci, inactive table +`hostdev reattach 0000:01:10\.1`/);
+    expect(text).toMatch(/0000:02:00\.0 +pruned from active +no longer on this host \(owner qemu\/vm2\)/);
+    expect(text).toMatch(/0000:01:10\.3 +VF network config +saved MAC\/VLAN put back/);
+    expect(text).toMatch(/0000:01:10\.0 +VF network config +PENDING: the PF is not online +bring the PF up; the next command retries/);
+  });
+});
