@@ -58,6 +58,26 @@ function repairsSection(recovery: RecoveryReport): string[] {
   return section(`Repaired at open (${rows.length}), left by a hostdev that did not finish:`, rows, ['ADDRESS', 'REPAIR', 'OUTCOME', 'NEXT']);
 }
 
+function departedSection(departed: StatusReport['departed']): string[] {
+  if (departed.length === 0) return [];
+  const rows = departed.map((d) => [
+    d.address,
+    `${d.vfIndex} of ${d.pf}`,
+    ownerText(d.owner),
+    d.departedAt,
+    d.prunedBy,
+    d.owner === null ? `\`hostdev vf forget ${d.address}\`` : `\`hostdev watch --reclaim\` readies it on return`,
+  ]);
+  return section(`Departed VFs (${departed.length}), left the host while held, awaited back:`, rows, [
+    'ADDRESS',
+    'VF',
+    'FORMER OWNER',
+    'LEFT',
+    'PRUNED BY',
+    'NEXT',
+  ]);
+}
+
 export function statusText(status: StatusReport): string {
   const active = status.active.map((entry) => [
     entry.address,
@@ -81,6 +101,7 @@ export function statusText(status: StatusReport): string {
     `Inactive (${inactive.length}):`,
     inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
     ...driftSection(status.recovery.drift),
+    ...departedSection(status.departed),
     ...repairsSection(status.recovery),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);

@@ -5,7 +5,7 @@ import { bindFailed } from '../core/plan-errors.js';
 import type { Plan, RestorePoint, Step, StepGroup } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
-import type { Operation } from '../state/store.js';
+import type { Operation, StateChange } from '../state/store.js';
 import type { HostReader } from './host-reader.js';
 import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
 
@@ -38,7 +38,13 @@ export interface ExecutorPorts {
  * A 'continue' plan (release) takes that device back to where the group found it, records the
  * failure, applies the group's fallback table change and goes on with the other devices.
  */
-export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPorts): Promise<Execution> {
+export async function executePlan(
+  plan: Plan,
+  op: Operation,
+  ports: ExecutorPorts,
+  /** Bookkeeping that goes in the same commit as the plan's table changes (not on a rollback). */
+  extra: readonly StateChange[] = [],
+): Promise<Execution> {
   const touched: Array<{ address: PciAddress; restore: RestorePoint }> = [];
   const seen = new Set<string>();
   const failures: GroupFailure[] = [];
@@ -76,7 +82,7 @@ export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPort
       .map((fallback) => [fallback.address as string, fallback.change]),
   );
   const changes = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
-  op.commit(changes);
+  op.commit([...changes, ...extra]);
   return { changes, failures };
 }
 

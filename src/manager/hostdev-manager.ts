@@ -10,7 +10,8 @@ import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
-import { StateStore, type Operation } from '../state/store.js';
+import { StateStore, type Operation, type StateChange } from '../state/store.js';
+import { departures, reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
 import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
@@ -134,6 +135,8 @@ export class HostdevManager {
       () => ({ addresses: [address], drivers: [stubDriver], hostUse: true }),
       (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
       options.dryRun ?? false,
+      {},
+      (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => operationReport(plan, execution));
   }
 
@@ -147,6 +150,8 @@ export class HostdevManager {
       (source) => ({ addresses: [address, ...source.inactive().map((entry) => entry.address)], drivers: [], hostUse: false }),
       (view) => planReattach(view, address),
       options.dryRun ?? false,
+      {},
+      (op, plan) => departures(op, plan.pruned, 'reattach'),
     ).then(([plan, execution]) => operationReport(plan, execution));
   }
 
@@ -171,6 +176,7 @@ export class HostdevManager {
 
   assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
+    const notes: string[] = [];
     const stubDriver = request.stubDriver ?? DEFAULT_STUB_DRIVER;
     return this.perform(
       'assign',
@@ -186,7 +192,16 @@ export class HostdevManager {
         }),
       request.dryRun ?? false,
       request.hooks,
-    ).then(([plan, execution]) => operationReport(plan, execution));
+      (op, plan, view) => {
+        const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
+        const again = reassignedDepartures(op, owner, assigned);
+        notes.push(...again.notes);
+        return [...this.identityNotes(plan, view), ...again.changes];
+      },
+    ).then(([plan, execution]) => {
+      const report = operationReport(plan, execution);
+      return notes.length === 0 ? report : { ...report, notes: [...report.notes, ...notes] };
+    });
   }
 
   prepareDomain(request: AssignRequest): Promise<OperationReport> {
@@ -209,6 +224,10 @@ export class HostdevManager {
       (view) => planRelease(view, { owner, addresses: request.addresses }),
       request.dryRun ?? false,
       request.hooks,
+      (op, plan) => [
+        ...departures(op, plan.pruned, 'release', { releasing: owner }),
+        ...releasedDepartures(op, owner, request.addresses),
+      ],
     ).then(([plan, execution]) => releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses)));
   }
 
@@ -242,23 +261,33 @@ export class HostdevManager {
     return this.store.readTables();
   }
 
+  /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
+  private identityNotes(plan: Plan, view: HostView): StateChange[] {
+    return vfIdentityNotes(plan.changes, view.devices, (address) => view.devices.get(address) ?? this.reader.device(address));
+  }
+
+  /**
+   * Plans under the state lock, runs the plan, commits. `bookkeeping` adds state changes (VF
+   * identities, departed VFs) to the plan's own commit.
+   */
   private async perform(
     name: OperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
     dryRun: boolean,
     hooks: OperationHooks = {},
+    bookkeeping: (op: Operation, plan: Plan, view: HostView) => StateChange[] = () => [],
   ): Promise<[Plan, Execution | null]> {
-    const plan = async (source: TableSource): Promise<Plan> =>
-      planner(await buildHostView(this.reader, this.hostUsage, source, scope(source)));
-    if (dryRun) return [await plan(tablesSource(this.store.readTables())), null];
+    const view = async (source: TableSource): Promise<HostView> => buildHostView(this.reader, this.hostUsage, source, scope(source));
+    if (dryRun) return [planner(await view(tablesSource(this.store.readTables()))), null];
     return this.store.exclusive(name, async (op) => {
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
-      const planned = await plan(op);
+      const seen = await view(op);
+      const planned = planner(seen);
       await hooks.before?.(op, planned);
       let execution: Execution;
       try {
-        execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader });
+        execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader }, bookkeeping(op, planned, seen));
       } catch (error) {
         await hooks.failed?.(op, planned, error);
         throw error;

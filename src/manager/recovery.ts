@@ -17,6 +17,7 @@ import type { KernelPort } from '../sysfs/kernel-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import type { NetPort } from '../net/net-port.js';
 import type { JournalRecord, StateChange, StateStore } from '../state/store.js';
+import { departures } from './departed.js';
 import { HostReader } from './host-reader.js';
 import { deviceExists, reviewVfConfigs, VfNetConfigurator, vfConfigsSettled, type VfConfigRepairPorts } from './vf-net.js';
 
@@ -139,6 +140,7 @@ export async function recover(
     }
     const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const pruned: PrunedEntry[] = [];
+    changes.push(...departures(op, look.vanished.map((located) => located.entry.address), 'recover'));
     for (const located of look.vanished) {
       const usedBy = located.table === 'active' ? located.entry.usedBy : null;
       pruned.push({ address: located.entry.address, table: located.table, usedBy });

@@ -1,6 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
-import type { StateStore } from '../state/store.js';
+import type { DepartedVfRecord, StateStore } from '../state/store.js';
+import { departures } from './departed.js';
 import type { HostReader } from './host-reader.js';
 import type { RecoveryReport } from './recovery.js';
 
@@ -16,6 +17,8 @@ export interface StatusReport {
   readonly journal: { readonly unfinished: number };
   /** What recovery repaired, pruned or found drifting when this manager opened. */
   readonly recovery: RecoveryReport;
+  /** VFs that left the host while a table held them, awaited back (see src/manager/departed.ts). */
+  readonly departed: readonly DepartedVfRecord[];
 }
 
 /**
@@ -32,7 +35,7 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     [tables, pruned] = await store.exclusive('status', async (op) => {
       const current = op.tables();
       const gone = vanished(current.inactive);
-      op.commit(gone.map((address) => ({ kind: 'remove' as const, address })));
+      op.commit([...departures(op, gone, 'status'), ...gone.map((address) => ({ kind: 'remove' as const, address }))]);
       return [op.tables(), gone] as const;
     });
   }
@@ -45,5 +48,6 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     vfio: { loaded: reader.driverLoaded('vfio-pci'), groups: reader.vfioDevices() },
     journal: { unfinished: store.readJournal().length },
     recovery,
+    departed: store.readDeparted(),
   };
 }

@@ -10,6 +10,7 @@ import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
+import { departures } from './departed.js';
 
 /** `hostdev vf list` and `hostdev vf set-count` (issue 6). */
 
@@ -170,7 +171,8 @@ export async function setVfCount(
     const { plan, pf } = planFor(layout, op.tables(), request);
     const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
     const savedConfigs = new Set(op.vfConfigs().map((row) => row.address));
-    const changes: StateChange[] = [];
+    const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
+    const changes: StateChange[] = departures(op, plan.prune.map((vf) => vf.address), 'vf-set-count', { known });
     for (const vf of plan.prune) {
       changes.push({ kind: 'remove', address: vf.address });
       if (savedConfigs.has(vf.address)) changes.push({ kind: 'drop-vf-config', address: vf.address });

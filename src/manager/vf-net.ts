@@ -144,7 +144,8 @@ export async function saveAndApplyVfNet(
   // An earlier unfinished assign's row holds the true original: never overwrite it.
   const earlier = op.vfConfigs().find((row) => row.address === address);
   const original = earlier ?? saved;
-  op.commit([{ kind: 'save-vf-config', config: original }]);
+  // What the domain asked for is kept with it: a VF that leaves and returns is readied with it again.
+  op.commit([{ kind: 'save-vf-config', config: { ...original, requested: request } }]);
   const settings = settingsFor(request);
   try {
     await configurator.apply(target, settings);
@@ -278,13 +279,40 @@ export function vfNetAssignHooks(
   };
 }
 
-/** The hook that gives `release` its VF config restore (and drops the rows of pruned VFs). */
+/**
+ * The hooks that give `release` its VF config restore. Like libvirt, the saved config goes back
+ * BEFORE the VF is rebound to its host driver (`before`, after planning, before the first write):
+ * the PF hands the restored admin MAC to the VF driver when it probes. The saved rows are dropped
+ * once the release is committed (`after`), so a release killed in between restores them again.
+ * A restore that fails here is retried (and reported) by `after`; pruned VFs only lose their rows.
+ */
 export function vfNetReleaseHooks(
   configurator: VfNetConfigurator,
   exists: (address: PciAddress) => boolean,
   warn: (line: string) => void,
 ): OperationHooks {
-  return { after: async (op) => warnPending(await repairVfConfigs(op, configurator, exists), warn) };
+  const restored = new Set<string>();
+  return {
+    before: async (op, plan) => {
+      const pruned = new Set<string>(plan.pruned);
+      const released = new Set<string>(plan.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)));
+      for (const row of op.vfConfigs()) {
+        if (!released.has(row.address) || pruned.has(row.address)) continue;
+        try {
+          await configurator.restore(row);
+          restored.add(row.address);
+        } catch {
+          // `after` tries again and keeps the row if it still fails
+        }
+      }
+    },
+    after: async (op) => {
+      const active = new Set<string>(op.tables().active.map((entry) => entry.address));
+      const done = op.vfConfigs().filter((row) => restored.has(row.address) && !active.has(row.address));
+      if (done.length > 0) op.commit(done.map((row) => ({ kind: 'drop-vf-config', address: row.address })));
+      warnPending(await repairVfConfigs(op, configurator, exists), warn);
+    },
+  };
 }
 
 /** Whether a device still exists (the rows of VFs that vanished are dropped, not restored). */

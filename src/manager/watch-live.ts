@@ -1,8 +1,9 @@
 import type { PciAddress } from '../core/address.js';
 import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
 import type { EventBatch } from '../events/watcher.js';
-import type { StateChange, StateStore, VfConfig } from '../state/store.js';
-import type { ActiveEntry, InactiveEntry, Owner } from '../core/tables.js';
+import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
+import type { Located, Owner } from '../core/tables.js';
+import { departures } from './departed.js';
 import type { VfNetRequest } from '../net/vf-net-config.js';
 
 /**
@@ -16,15 +17,10 @@ import type { VfNetRequest } from '../net/vf-net-config.js';
  */
 
 /** A table entry as it was when its device left. */
-export type FormerEntry = { readonly table: 'active'; readonly entry: ActiveEntry } | { readonly table: 'inactive'; readonly entry: InactiveEntry };
+export type FormerEntry = Located;
 
-export interface Departed extends DepartedVf {
-  readonly former: FormerEntry;
-  /** The saved (host's) VF network config row dropped with the entry, if there was one. */
-  readonly vfConfig: VfConfig | null;
-  /** The VF network config its domain had while it was assigned, if it was captured. */
-  readonly domainConfig: VfNetRequest | null;
-}
+/** A departed VF as the state database remembers it (src/manager/departed.ts). */
+export type Departed = DepartedVfRecord;
 
 export type WatchEvent = PciEvent extends infer E
   ? E extends PciEvent
@@ -60,7 +56,8 @@ export interface LiveWatchOptions {
 }
 
 export class LiveWatch {
-  private departed: Departed[] = [];
+  /** Departed VFs whose reclaim failed in this process: left for a later watch, not retried here. */
+  private readonly gaveUp = new Set<string>();
   /**
    * Each VF's PF and index as last seen. While a PF removes its VFs, a snapshot can catch a VF
    * whose virtfnN link is already gone: its identity then comes from an earlier snapshot.
@@ -74,8 +71,18 @@ export class LiveWatch {
     this.now = options.now ?? (() => new Date());
   }
 
+  /** The departed VFs still awaited (the state database's, so also those an earlier process recorded). */
   get away(): readonly Departed[] {
-    return this.departed;
+    return this.options.store.readDeparted();
+  }
+
+  /**
+   * Starts from the first snapshot: learns its VFs, and reports the departed VFs that are back
+   * already (they returned while no watch ran).
+   */
+  async start(snapshot: EventBatch['after']): Promise<void> {
+    this.learn(snapshot);
+    await this.returned(presentVfs(snapshot), this.now().toISOString());
   }
 
   /** Learns the VFs of a snapshot (call with the first snapshot; batches do it themselves). */
@@ -100,10 +107,7 @@ export class LiveWatch {
     }
     // Matched against the whole new snapshot, not only its "add" events: a VF whose virtfnN link
     // appeared one snapshot after its directory has no identity in its add event.
-    const present: PciEvent[] = [...batch.after.values()]
-      .filter((state) => state.pf !== null && state.vfIndex !== null)
-      .map((state) => ({ kind: 'add', address: state.address, pf: state.pf, vfIndex: state.vfIndex, driver: state.driver }));
-    await this.returned(present, time);
+    await this.returned(presentVfs(batch.after), time);
     this.learn(batch.after);
     await this.capture();
   }
@@ -130,8 +134,8 @@ export class LiveWatch {
     const found = new Map<PciAddress, FormerEntry>();
     if (!anyInTable) return found;
     await this.options.store.exclusive('watch-prune', async (op) => {
-      const tables = op.tables();
-      const configs = new Map(op.vfConfigs().map((row) => [row.address, row]));
+      const tables = op.lookup(candidates);
+      const configs = new Set(op.vfConfigs().map((row) => row.address));
       const changes: StateChange[] = [];
       for (const address of candidates) {
         // Between the snapshot and the lock the device may have come back: it is a new device
@@ -147,51 +151,59 @@ export class LiveWatch {
         found.set(address, former);
         changes.push({ kind: 'remove', address });
         if (configs.has(address)) changes.push({ kind: 'drop-vf-config', address });
-        const known = this.identity.get(address);
-        if (known !== undefined) {
-          this.departed.push({
-            address,
-            pf: known.pf,
-            vfIndex: known.vfIndex,
-            owner: former.table === 'active' ? former.entry.usedBy : null,
-            former,
-            vfConfig: configs.get(address) ?? null,
-            domainConfig: this.domainConfigs.get(address) ?? null,
-          });
-          this.domainConfigs.delete(address);
-        }
       }
+      const gone = [...found.keys()];
+      changes.push(...departures(op, gone, 'watch', { known: this.identity, domainConfigs: this.domainConfigs }));
+      for (const address of gone) this.domainConfigs.delete(address);
       op.commit(changes);
     });
     return found;
   }
 
   private async returned(events: readonly PciEvent[], time: string): Promise<void> {
-    if (this.departed.length === 0) return;
-    const { returned, stillAway } = matchReturned(this.departed, events);
-    this.departed = stillAway.map((vf) => vf as Departed);
+    const awaited = this.away.filter((vf) => !this.gaveUp.has(key(vf)));
+    if (awaited.length === 0) return;
+    const { returned } = matchReturned(awaited, events);
     for (const { departed, address } of returned) {
       const vf = departed as Departed;
-      const base = { kind: 'returned' as const, time, address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner };
-      if (this.options.reclaim === undefined || vf.owner === null) {
-        this.options.emit({ ...base, outcome: 'reported', detail: null });
-        continue;
-      }
-      const tables = this.options.store.readTables();
-      const holder = tables.active.find((entry) => entry.address === address);
-      if (holder !== undefined || tables.inactive.some((entry) => entry.address === address)) {
-        const who = holder ? `${holder.usedBy.driver}/${holder.usedBy.domain}` : 'the inactive table';
-        this.options.emit({ ...base, outcome: 'held', detail: `${address} is held by ${who} now; left alone` });
-        continue;
-      }
-      try {
-        const detail = await this.options.reclaim(vf, address);
-        this.options.emit({ ...base, outcome: 'readied', detail });
-      } catch (error) {
-        this.options.emit({ ...base, outcome: 'failed', detail: (error as Error).message });
-      }
+      const outcome = await this.settle(vf, address, time);
+      if (outcome === 'failed') this.gaveUp.add(key(vf));
+      else await this.options.store.exclusive('watch-returned', async (op) => op.commit([{ kind: 'drop-departed', pf: vf.pf, vfIndex: vf.vfIndex }]));
     }
   }
+
+  /** Reports a returned VF and, with the reclaim policy, readies it for its former domain. */
+  private async settle(vf: Departed, address: PciAddress, time: string): Promise<ReturnedEvent['outcome']> {
+    const base = { kind: 'returned' as const, time, address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner };
+    if (this.options.reclaim === undefined || vf.owner === null) {
+      this.options.emit({ ...base, outcome: 'reported', detail: null });
+      return 'reported';
+    }
+    const tables = this.options.store.readTables();
+    const holder = tables.active.find((entry) => entry.address === address);
+    if (holder !== undefined || tables.inactive.some((entry) => entry.address === address)) {
+      const who = holder ? `${holder.usedBy.driver}/${holder.usedBy.domain}` : 'the inactive table';
+      this.options.emit({ ...base, outcome: 'held', detail: `${address} is held by ${who} now; left alone` });
+      return 'held';
+    }
+    try {
+      const detail = await this.options.reclaim(vf, address);
+      this.options.emit({ ...base, outcome: 'readied', detail });
+      return 'readied';
+    } catch (error) {
+      this.options.emit({ ...base, outcome: 'failed', detail: (error as Error).message });
+      return 'failed';
+    }
+  }
+}
+
+const key = (vf: Departed): string => `${vf.pf}/${vf.vfIndex}`;
+
+/** Every VF of a snapshot as an "add": what departed VFs are matched against. */
+function presentVfs(snapshot: EventBatch['after']): PciEvent[] {
+  return [...snapshot.values()]
+    .filter((state) => state.pf !== null && state.vfIndex !== null)
+    .map((state) => ({ kind: 'add', address: state.address, pf: state.pf, vfIndex: state.vfIndex, driver: state.driver }));
 }
 
 export function describeLiveEvent(event: LiveEvent): string {

@@ -82,12 +82,52 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'index of active entries by owner (release reads one domain)',
     up: (db) => db.exec('CREATE INDEX active_by_owner ON active (owner_driver, owner_domain);'),
   },
+  {
+    version: 4,
+    description: 'departed VFs (pruned while held, awaited back), VF identities of table entries, requested VF config',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE vf_home (
+          address TEXT PRIMARY KEY,
+          pf TEXT NOT NULL,
+          vf_index INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE departed_vf (
+          pf TEXT NOT NULL,
+          vf_index INTEGER NOT NULL,
+          address TEXT NOT NULL,
+          former_table TEXT NOT NULL CHECK (former_table IN ('active', 'inactive')),
+          owner_driver TEXT,
+          owner_domain TEXT,
+          managed INTEGER NOT NULL CHECK (managed IN (0, 1)),
+          stub_driver TEXT NOT NULL,
+          original_driver TEXT,
+          vf_config TEXT,
+          domain_config TEXT,
+          pruned_by TEXT NOT NULL,
+          departed_at TEXT NOT NULL,
+          PRIMARY KEY (pf, vf_index)
+        ) STRICT;
+        CREATE INDEX departed_by_owner ON departed_vf (owner_driver, owner_domain);
+        ALTER TABLE vf_config ADD COLUMN requested TEXT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** The tables every current database must have; a missing one means damage, not an old schema. */
-export const REQUIRED_TABLES = ['meta', 'schema_migrations', 'active', 'inactive', 'journal', 'vf_config', 'last_report'];
+export const REQUIRED_TABLES = [
+  'meta',
+  'schema_migrations',
+  'active',
+  'inactive',
+  'journal',
+  'vf_config',
+  'last_report',
+  'vf_home',
+  'departed_vf',
+];
 
 export function schemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;

@@ -8,9 +8,12 @@ import { HostdevError } from '../core/errors.js';
 import { ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 import { ProcessLock } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
+import type { Located } from '../core/tables.js';
+import type { VfNetRequest } from '../net/vf-net-config.js';
 import type {
   ActiveEntry,
   CommitOptions,
+  DepartedVfRecord,
   InactiveEntry,
   JournalHandle,
   JournalRecord,
@@ -22,6 +25,7 @@ import type {
   StoreOptions,
   Tables,
   VfConfig,
+  VfIdentity,
 } from './types.js';
 
 export type * from './types.js';
@@ -67,6 +71,22 @@ interface VfConfigRow {
   vlan: number | null;
   spoofchk: number | null;
   trust: number | null;
+  requested: string | null;
+}
+interface DepartedRow {
+  pf: string;
+  vf_index: number;
+  address: string;
+  former_table: 'active' | 'inactive';
+  owner_driver: string | null;
+  owner_domain: string | null;
+  managed: number;
+  stub_driver: string;
+  original_driver: string | null;
+  vf_config: string | null;
+  domain_config: string | null;
+  pruned_by: string;
+  departed_at: string;
 }
 
 const now = (): string => new Date().toISOString();
@@ -118,8 +138,32 @@ function vfConfig(row: VfConfigRow): VfConfig {
     vlan: row.vlan,
     spoofchk: optBool(row.spoofchk),
     trust: optBool(row.trust),
+    ...(row.requested === null ? {} : { requested: JSON.parse(row.requested) as VfNetRequest }),
   };
 }
+
+function departedRecord(row: DepartedRow): DepartedVfRecord {
+  const address = row.address as PciAddress;
+  const common = { address, managed: row.managed === 1, stubDriver: row.stub_driver, originalDriver: row.original_driver };
+  const owner = row.owner_driver === null || row.owner_domain === null ? null : { driver: row.owner_driver, domain: row.owner_domain };
+  const former: Located =
+    row.former_table === 'active' && owner !== null
+      ? { table: 'active', entry: { ...common, usedBy: owner } }
+      : { table: 'inactive', entry: common };
+  return {
+    address,
+    pf: row.pf as PciAddress,
+    vfIndex: row.vf_index,
+    former,
+    owner,
+    vfConfig: row.vf_config === null ? null : (JSON.parse(row.vf_config) as VfConfig),
+    domainConfig: row.domain_config === null ? null : (JSON.parse(row.domain_config) as VfNetRequest),
+    prunedBy: row.pruned_by,
+    departedAt: row.departed_at,
+  };
+}
+
+const SELECT_DEPARTED = 'SELECT * FROM departed_vf ORDER BY departed_at, pf, vf_index';
 
 function sqliteCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -291,6 +335,12 @@ export class StateStore {
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
   }
 
+  /** Departed VFs still remembered (no lock needed), oldest first. */
+  readDeparted(): readonly DepartedVfRecord[] {
+    this.assertOpen();
+    return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
+  }
+
   /** The report recovery/reconcile stored last (null before the first one). */
   lastReport(): StoredReport | null {
     this.assertOpen();
@@ -455,6 +505,20 @@ class LockedOperation implements Operation {
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
   }
 
+  vfHomes(addresses: Iterable<PciAddress>): ReadonlyMap<PciAddress, VfIdentity> {
+    const at = this.db.prepare('SELECT pf, vf_index FROM vf_home WHERE address = ?');
+    const homes = new Map<PciAddress, VfIdentity>();
+    for (const address of new Set(addresses)) {
+      const row = at.get(address) as { pf: string; vf_index: number } | undefined;
+      if (row) homes.set(address, { pf: row.pf as PciAddress, vfIndex: row.vf_index });
+    }
+    return homes;
+  }
+
+  departed(): readonly DepartedVfRecord[] {
+    return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
+  }
+
   commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
     const db = this.db;
     const at = now();
@@ -473,10 +537,19 @@ class LockedOperation implements Operation {
     const deleteActive = db.prepare('DELETE FROM active WHERE address = ?');
     const deleteInactive = db.prepare('DELETE FROM inactive WHERE address = ?');
     const upsertVf = db.prepare(
-      `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at, requested)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const deleteVf = db.prepare('DELETE FROM vf_config WHERE address = ?');
+    const upsertHome = db.prepare('INSERT OR REPLACE INTO vf_home (address, pf, vf_index) VALUES (?, ?, ?)');
+    const deleteHome = db.prepare('DELETE FROM vf_home WHERE address = ?');
+    const upsertDeparted = db.prepare(
+      `INSERT OR REPLACE INTO departed_vf (pf, vf_index, address, former_table, owner_driver, owner_domain, managed,
+         stub_driver, original_driver, vf_config, domain_config, pruned_by, departed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteDeparted = db.prepare('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
+    const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
     const clearJournal = db.prepare('DELETE FROM journal WHERE op_id = ?');
     const apply = db.transaction(() => {
       for (const change of changes) {
@@ -496,14 +569,41 @@ class LockedOperation implements Operation {
           case 'remove':
             deleteActive.run(change.address);
             deleteInactive.run(change.address);
+            deleteHome.run(change.address);
             break;
           case 'save-vf-config': {
             const c = change.config;
-            upsertVf.run(c.address, c.pf, c.vfIndex, c.mac, c.vlan, optBit(c.spoofchk), optBit(c.trust), at);
+            upsertVf.run(c.address, c.pf, c.vfIndex, c.mac, c.vlan, optBit(c.spoofchk), optBit(c.trust), at, json(c.requested));
             break;
           }
           case 'drop-vf-config':
             deleteVf.run(change.address);
+            break;
+          case 'note-vf':
+            upsertHome.run(change.address, change.pf, change.vfIndex);
+            break;
+          case 'record-departed': {
+            const r = change.record;
+            const e = r.former.entry;
+            upsertDeparted.run(
+              r.pf,
+              r.vfIndex,
+              r.address,
+              r.former.table,
+              r.owner?.driver ?? null,
+              r.owner?.domain ?? null,
+              bit(e.managed),
+              e.stubDriver,
+              e.originalDriver,
+              json(r.vfConfig),
+              json(r.domainConfig),
+              r.prunedBy,
+              at,
+            );
+            break;
+          }
+          case 'drop-departed':
+            deleteDeparted.run(change.pf, change.vfIndex);
             break;
         }
       }

@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
-import type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
+import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
+import type { VfNetRequest } from '../net/vf-net-config.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.
@@ -16,14 +17,48 @@ export interface VfConfig {
   readonly vlan: number | null;
   readonly spoofchk: boolean | null;
   readonly trust: boolean | null;
+  /** What the domain asked for at assign (--mac/--vlan/...), when known: reclaim applies it again. */
+  readonly requested?: VfNetRequest;
 }
 
 export type VfConfigChange =
   | { readonly kind: 'save-vf-config'; readonly config: VfConfig }
   | { readonly kind: 'drop-vf-config'; readonly address: PciAddress };
 
+/** Which VF a VF address is: its PF and the N of the PF's virtfnN link (what identifies it across removal). */
+export interface VfIdentity {
+  readonly pf: PciAddress;
+  readonly vfIndex: number;
+}
+
+/**
+ * A VF that left the host while a table held it, remembered until it returns (a `watch` reports or
+ * readies it), its former domain is released, or `hostdev vf forget` drops it.
+ */
+export interface DepartedVfRecord extends VfIdentity {
+  readonly address: PciAddress;
+  /** The table entry as it was when the VF left. */
+  readonly former: Located;
+  /** The domain it was taken from; null when it was only detached. */
+  readonly owner: Owner | null;
+  /** The host's VF network config saved at assign (what release would have restored). */
+  readonly vfConfig: VfConfig | null;
+  /** The VF network config its domain had (applied again when it is readied for that domain). */
+  readonly domainConfig: VfNetRequest | null;
+  /** The command whose prune recorded it: watch, release, reattach, status, recover, vf-set-count. */
+  readonly prunedBy: string;
+  readonly departedAt: string;
+}
+
+export type VfIdentityChange =
+  /** Remembers which VF a table entry's address is (dropped with the entry by `remove`). */
+  | ({ readonly kind: 'note-vf'; readonly address: PciAddress } & VfIdentity)
+  /** `departedAt` is the commit's time. */
+  | { readonly kind: 'record-departed'; readonly record: Omit<DepartedVfRecord, 'departedAt'> }
+  | ({ readonly kind: 'drop-departed' } & VfIdentity);
+
 /** Everything `Operation.commit` applies in its one transaction. */
-export type StateChange = TableChange | VfConfigChange;
+export type StateChange = TableChange | VfConfigChange | VfIdentityChange;
 
 export interface DeviceRestore {
   readonly driver: string | null;
@@ -80,6 +115,10 @@ export interface Operation {
   /** Journal rows left by earlier operations that never committed (crashed or failed). */
   unfinished(): readonly JournalRecord[];
   vfConfigs(): readonly VfConfig[];
+  /** The VF identities noted for these addresses (addresses that are not VFs have none). */
+  vfHomes(addresses: Iterable<PciAddress>): ReadonlyMap<PciAddress, VfIdentity>;
+  /** Departed VFs still remembered, oldest first. */
+  departed(): readonly DepartedVfRecord[];
 }
 
 export interface StoredReport {

@@ -19,6 +19,7 @@ const base: StatusReport = {
   vfio: { loaded: true, groups: [] },
   journal: { unfinished: 0 },
   recovery: EMPTY_RECOVERY_REPORT,
+  departed: [],
 };
 
 describe('status text', () => {

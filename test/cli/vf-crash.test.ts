@@ -53,7 +53,7 @@ describe('VF network config and a crash mid-assign', () => {
     crashAssign(cli, { afterWrites: 1 });
     const store = StateStore.open(stateDir);
     try {
-      expect(store.readVfConfigs()).toEqual([SAVED]);
+      expect(store.readVfConfigs()).toEqual([{ ...SAVED, requested: { vlan: 77, mac: '52:54:00:00:00:77' } }]);
       expect(store.readTables().active).toEqual([]);
     } finally {
       store.close();

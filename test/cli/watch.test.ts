@@ -1,10 +1,10 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/state/store.js';
-import { CLI_BIN, jsonOf, runCli, runCliAsync } from '../support/cli.js';
+import { jsonOf, runCli, runCliAsync } from '../support/cli.js';
+import { startWatch as startWatchIn, until, type Watching } from '../support/watch-process.js';
 
 // `hostdev watch` in one process, the simulated kernel driven from others: the seed's scenario
 // (an admin shrinks the PF's VFs while domains hold them), handled live.
@@ -30,40 +30,7 @@ beforeEach(() => {
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-interface Watching {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly lines: string[];
-  stderr: string;
-  readonly exited: Promise<number | null>;
-}
-
-function startWatch(args: readonly string[]): Watching {
-  const child = spawn(process.execPath, [CLI_BIN, '--root', root, '--state-dir', stateDir, 'watch', ...args], { stdio: 'pipe' });
-  const watching: Watching = {
-    child,
-    lines: [],
-    stderr: '',
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-  };
-  let partial = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop() ?? '';
-    watching.lines.push(...parts.filter((line) => line !== ''));
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (watching.stderr += chunk));
-  return watching;
-}
-
-async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+const startWatch = (args: readonly string[]): Watching => startWatchIn(root, stateDir, args);
 
 function activeAddresses(): string[] {
   const store = StateStore.open(stateDir);

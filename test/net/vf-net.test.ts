@@ -41,7 +41,7 @@ describe('VF network config across assign and release', () => {
     });
     expect(calls).toEqual(['eth1 vf 1 vlan 100', 'eth1 vf 1 trust on', 'eth1 vf 1 mac 52:54:00:00:00:42', 'eth1 vf 1 spoofchk off']);
     expect(store.readVfConfigs()).toEqual([
-      { address: vf, pf: 'eth1', vfIndex: 1, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
+      { address: vf, pf: 'eth1', vfIndex: 1, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false, requested: REQUEST },
     ]);
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '52:54:00:00:00:42', vlan: 100, spoofchk: false, trust: true });
   });

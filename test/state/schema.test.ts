@@ -65,3 +65,28 @@ describe('schema migrations', () => {
     b.close();
   });
 });
+
+describe('migration 4: departed VFs', () => {
+  it('keeps the saved VF config rows of version 3 (with no domain request) and starts with no departed VF', () => {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o700);
+    const dbPath = path.join(dir, DB_FILE);
+    const old = new Database(dbPath);
+    old.pragma('journal_mode = WAL');
+    migrate(old, MIGRATIONS.slice(0, 3));
+    old.prepare("INSERT INTO vf_config VALUES ('0000:01:10.0', 'eth1', 0, '00:00:00:00:00:00', 0, 1, 0, ?)").run(new Date(0).toISOString());
+    old.close();
+    fs.chmodSync(dbPath, 0o600);
+
+    const store = StateStore.open(dir);
+    try {
+      expect(store.schemaVersion()).toBeGreaterThanOrEqual(4);
+      expect(store.readVfConfigs()).toEqual([
+        { address: '0000:01:10.0', pf: 'eth1', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
+      ]);
+      expect(store.readDeparted()).toEqual([]);
+    } finally {
+      store.close();
+    }
+  });
+});

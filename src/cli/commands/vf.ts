@@ -4,6 +4,7 @@ import { HostdevError } from '../../core/errors.js';
 import type { PciAddress } from '../../core/address.js';
 import type { HostdevManager, OperationHooks } from '../../manager/hostdev-manager.js';
 import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../../manager/vf-net.js';
+import { describeDeparted, forgetDeparted } from '../../manager/departed.js';
 import { listVfs, setVfCount, type SetCountReport, type VfListReport } from '../../manager/vf-lifecycle.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan, type VfNetRequest } from '../../net/vf-net-config.js';
 import { withManager } from '../open-manager.js';
@@ -106,6 +107,30 @@ export function registerVf(program: Command): void {
         } finally {
           progress.end();
         }
+      }),
+    );
+  vf.command('forget [addresses...]')
+    .description(
+      'forget departed VFs (pruned when they left the host while held): a watch no longer reports or reclaims their return',
+    )
+    .option('--all', 'every departed VF (`hostdev status` lists them)')
+    .action(
+      action(async (globals, command: Command, inputs: string[]) => {
+        const all = command.opts<{ all?: boolean }>().all ?? false;
+        if (all === inputs.length > 0) {
+          throw new HostdevError('HOSTDEV_USAGE', 'name the departed VFs to forget, or pass --all (not both)', {
+            hint: '`hostdev status` lists the departed VFs still awaited.',
+          });
+        }
+        const addresses = all ? null : inputs.map(parseAddress);
+        const dropped = await withManager(globals, (manager) => forgetDeparted(manager.store, addresses));
+        const unknown = (addresses ?? []).filter((address) => !dropped.some((record) => record.address === address));
+        const lines = dropped.length === 0 ? ['no departed VF forgotten'] : dropped.map((record) => `forgot ${describeDeparted(record)}`);
+        return {
+          json: { forgotten: dropped },
+          text: lines.join('\n'),
+          warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`),
+        };
       }),
     );
 }

@@ -139,7 +139,7 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
       // A stop while the first snapshot is still being retried ends that wait too.
       void stop.then(() => candidate.stop());
       const started = await candidate.start();
-      live.learn(started.snapshot);
+      await live.start(started.snapshot);
       const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
       if (primaryFailed === undefined || index === attempts.length - 1) {
         for (const failure of started.failed) warn(`warning: event source ${failure.source.name} unavailable: ${failure.error.message}`);

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { deviceExists, VfNetConfigurator, vfNetAssignHooks, vfNetReleaseHooks } from '../../src/manager/vf-net.js';
+import { netPortFor } from '../../src/manager/vf-net-port.js';
+import type { NetPort } from '../../src/net/net-port.js';
+import { describeSetting } from '../../src/net/vf-net-config.js';
+import type { KernelPort } from '../../src/sysfs/kernel-port.js';
+import { SysfsLayout } from '../../src/sysfs/paths.js';
+import { pci, simManagerHost, type SimManagerHost } from '../support/sim-manager.js';
+
+// libvirt's order at release: the VF's saved admin MAC/VLAN go back to the PF BEFORE the VF is
+// rebound to its host driver, so the VF driver starts with the host's MAC, not the domain's.
+const VF = pci('0000:01:10.0');
+let host: SimManagerHost | null = null;
+afterEach(() => host?.cleanup());
+
+describe('VF network config at release', () => {
+  it('is restored before the VF leaves vfio-pci, and its saved row is dropped with the release', async () => {
+    host = simManagerHost('sriov-nic');
+    const log: string[] = [];
+    const layout = new SysfsLayout(host.root);
+    const inner = netPortFor(layout);
+    const net: NetPort = {
+      show: (ifname) => inner.show(ifname),
+      setVf: async (ifname, vf, setting) => {
+        log.push(`ip ${ifname} vf ${vf} ${describeSetting(setting)}`);
+        await inner.setVf(ifname, vf, setting);
+      },
+    };
+    const sim = host.kernel;
+    const kernel: KernelPort = {
+      write: async (hostPath, value) => {
+        log.push(`write ${hostPath}`);
+        await sim.write(hostPath, value);
+      },
+      loadModule: (name) => sim.loadModule(name),
+    };
+    const manager = await host.open({ kernel });
+    try {
+      const configurator = new VfNetConfigurator(net, layout);
+      const exists = deviceExists(layout);
+      const warn = (line: string): void => void log.push(`warning ${line}`);
+      await manager.assign({
+        domain: 'vm1',
+        addresses: [VF],
+        hooks: vfNetAssignHooks(configurator, new Map([[VF, { vlan: 42, mac: '52:54:00:00:00:42' }]]), exists, warn),
+      });
+      log.length = 0;
+      await manager.release({ domain: 'vm1', hooks: vfNetReleaseHooks(configurator, exists, warn) });
+      const firstIp = log.findIndex((line) => line.startsWith('ip '));
+      const unbind = log.findIndex((line) => line === 'write /sys/bus/pci/drivers/vfio-pci/unbind');
+      expect(firstIp).toBeGreaterThanOrEqual(0);
+      expect(unbind).toBeGreaterThan(firstIp);
+      // once, in the order Intel NICs need (VLAN, trust, MAC, spoofchk)
+      expect(log.filter((line) => line.startsWith('ip '))).toEqual([
+        'ip enp1s0f0 vf 0 vlan 0',
+        'ip enp1s0f0 vf 0 trust off',
+        'ip enp1s0f0 vf 0 mac 00:00:00:00:00:00',
+        'ip enp1s0f0 vf 0 spoofchk on',
+      ]);
+      expect(log.filter((line) => line.startsWith('warning'))).toEqual([]);
+      expect(manager.store.readVfConfigs()).toEqual([]);
+      expect(host.driverOf(VF)).toBe('igbvf');
+      expect((await net.show('enp1s0f0')).vfs[0]).toMatchObject({ vlan: 0, mac: '00:00:00:00:00:00' });
+    } finally {
+      manager.close();
+    }
+  });
+});
