@@ -20,11 +20,20 @@ export function inUse(address: PciAddress, owner: Owner): HostdevError {
   });
 }
 
-export function notEndpoint(device: PciDevice): HostdevError {
+export function notEndpoint(device: PciDevice, what: 'assigned to guests' | 'detached for guests' = 'assigned to guests'): HostdevError {
   return new HostdevError(
     'HOSTDEV_NOT_ENDPOINT',
-    `Non-endpoint PCI device ${device.address} cannot be assigned to guests (it is a ${device.headerType ?? 'device of unknown type'})`,
-    { hint: 'Assign the endpoints behind the bridge instead (see `hostdev show`).', details: { address: device.address } },
+    `Non-endpoint PCI device ${device.address} cannot be ${what} (it is a ${device.headerType ?? 'device of unknown type'})`,
+    { hint: 'Use the endpoints behind the bridge instead (see `hostdev show`).', details: { address: device.address, driver: device.driver } },
+  );
+}
+
+/** libvirt's wording: a bridge's reset would hit every device behind it. */
+export function resetNotEndpoint(device: PciDevice): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_NOT_ENDPOINT',
+    `Invalid attempt to reset PCI device ${device.address}. Only PCI endpoint devices can be reset (it is a ${device.headerType ?? 'device of unknown type'})`,
+    { hint: 'Reset the endpoints behind the bridge instead.', details: { address: device.address, driver: device.driver } },
   );
 }
 

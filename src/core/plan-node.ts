@@ -1,6 +1,7 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
-import { hostInUse, inUse, noIommuGroup, notFound, resetUnsupported } from './plan-errors.js';
+import { isBridge } from './iommu.js';
+import { hostInUse, inUse, noIommuGroup, notEndpoint, notFound, resetNotEndpoint, resetUnsupported } from './plan-errors.js';
 import {
   detachSteps,
   loadModuleStep,
@@ -52,6 +53,8 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
   const device = existingDevice(view, request.address);
   const active = index.active(device.address);
   if (active) throw inUse(device.address, active.usedBy);
+  // Unbinding a bridge from pcieport cuts hotplug and AER off for everything behind it, and no stub takes one.
+  if (isBridge(device)) throw notEndpoint(device, 'detached for guests');
   const known = index.inactive(device.address);
   const stubDriver = known?.stubDriver ?? request.stubDriver;
   if (isVfioDriver(stubDriver) && device.iommuGroup === null) throw noIommuGroup(device, stubDriver);
@@ -145,6 +148,7 @@ export function planReset(view: HostView, address: PciAddress): Plan {
   const device = existingDevice(view, address);
   const active = index.active(address);
   if (active) throw inUse(address, active.usedBy);
+  if (isBridge(device)) throw resetNotEndpoint(device);
   const choice = resetChoice(device, view, index, null, new Set([address]));
   if (choice === null) throw resetUnsupported(device);
   return { ...emptyPlan('reset'), groups: group(device, 'reset', resetSteps(choice)), resets: [choice] };
