@@ -13,7 +13,7 @@ import {
 } from '../net/vf-net-config.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice } from '../sysfs/read-device.js';
-import type { Operation, StateChange, StateStore, VfConfig } from '../state/store.js';
+import type { Operation, StateChange, VfConfig } from '../state/store.js';
 import type { OperationHooks } from './hostdev-manager.js';
 
 /**
@@ -23,7 +23,7 @@ import type { OperationHooks } from './hostdev-manager.js';
  *    was asked, in the order Intel NICs need (VLAN, trust, MAC, spoofchk);
  *  - release: put the saved values back, then drop the saved row in the release's commit;
  *  - crash: a saved row whose VF is not in the active table belongs to an assign that never
- *    completed (or a release that never committed): `restoreOrphanVfConfigs` restores it;
+ *    completed (or a release that never committed): recovery on open restores it (src/manager/recovery.ts);
  *  - prune: the saved row of a vanished VF is dropped with its table entry (libvirt leaks those).
  */
 
@@ -236,18 +236,6 @@ export async function repairVfConfigs(
 /** Whether every saved VF config belongs to an assigned VF (then there is nothing to repair). */
 export function vfConfigsSettled(rows: readonly VfConfig[], active: ReadonlySet<string>): boolean {
   return rows.every((row) => active.has(row.address));
-}
-
-/** Crash repair on its own (under the state lock); cheap when nothing is saved. */
-export async function restoreOrphanVfConfigs(
-  store: StateStore,
-  configurator: VfNetConfigurator,
-  exists: (address: PciAddress) => boolean,
-): Promise<OrphanRestoreReport> {
-  // Cheap check without the lock first: normally every saved row belongs to an assigned VF.
-  const active = new Set<string>(store.readTables().active.map((entry) => entry.address));
-  if (vfConfigsSettled(store.readVfConfigs(), active)) return { restored: [], dropped: [], pending: [] };
-  return store.exclusive('vf-config-repair', (op) => repairVfConfigs(op, configurator, exists));
 }
 
 function warnPending(report: OrphanRestoreReport, warn: (line: string) => void): void {

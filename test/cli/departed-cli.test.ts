@@ -1,8 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { jsonOf, runCli } from '../support/cli.js';
+import { simHostPerTest } from '../support/sim-host-per-test.js';
 import { startWatch, until } from '../support/watch-process.js';
 
 // A VF assigned with its VF network config leaves the host while NO watch runs; the next command
@@ -11,25 +9,10 @@ import { startWatch, until } from '../support/watch-process.js';
 // the VLAN and MAC that domain had.
 const PF = '0000:01:00.0';
 const VF = '0000:01:10.0';
-let base = '';
-let root = '';
-let stateDir = '';
-let hosts = 0;
+const host = simHostPerTest('hostdev-cli-departed-', 'sriov-nic');
 
-beforeAll(() => {
-  base = mkdtempSync(path.join(tmpdir(), 'hostdev-cli-departed-'));
-});
-// Each test on its own simulated host and state.
-beforeEach(() => {
-  hosts += 1;
-  root = path.join(base, `root-${hosts}`);
-  stateDir = path.join(base, `state-${hosts}`);
-  expect(runCli(['sim', 'create', root, '--preset', 'sriov-nic']).code).toBe(0);
-});
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-
-const cli = (...args: string[]) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args]);
-const numvfs = (value: string) => runCli(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value]);
+const cli = (...args: string[]) => runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
+const numvfs = (value: string) => runCli(['--root', host.root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value]);
 
 interface DepartedJson {
   address: string;
@@ -66,7 +49,7 @@ describe('departed VFs across processes', () => {
     expect(text).toMatch(new RegExp(`${VF} +0 of ${PF} +qemu/vm1 +\\S+ +recover +\`hostdev watch --reclaim\` readies it on return`));
 
     expect(numvfs('2').code).toBe(0);
-    const watch = startWatch(root, stateDir, ['--simulate', '--json', '--reclaim']);
+    const watch = startWatch(host.root, host.stateDir, ['--simulate', '--json', '--reclaim']);
     try {
       const returned = await until(
         () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((event) => event['kind'] === 'returned'),

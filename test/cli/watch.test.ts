@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/state/store.js';
 import { jsonOf, runCli, runCliAsync } from '../support/cli.js';
+import { simHostPerTest } from '../support/sim-host-per-test.js';
 import { startWatch as startWatchIn, until, type Watching } from '../support/watch-process.js';
 
 // `hostdev watch` in one process, the simulated kernel driven from others: the seed's scenario
@@ -13,27 +13,12 @@ const VF0 = '0000:01:10.0';
 const VF1 = '0000:01:10.2';
 const INTERVAL_MS = 300;
 
-let base = '';
-let root = '';
-let stateDir = '';
-let hosts = 0;
+const host = simHostPerTest('hostdev-cli-watch-', 'sriov-nic');
 
-beforeAll(() => {
-  base = mkdtempSync(path.join(tmpdir(), 'hostdev-cli-watch-'));
-});
-// Each test gets its own simulated host and state, so one failure cannot cascade into the next.
-beforeEach(() => {
-  hosts += 1;
-  root = path.join(base, `root-${hosts}`);
-  stateDir = path.join(base, `state-${hosts}`);
-  expect(runCli(['sim', 'create', root, '--preset', 'sriov-nic']).code).toBe(0);
-});
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-
-const startWatch = (args: readonly string[]): Watching => startWatchIn(root, stateDir, args);
+const startWatch = (args: readonly string[]): Watching => startWatchIn(host.root, host.stateDir, args);
 
 function activeAddresses(): string[] {
-  const store = StateStore.open(stateDir);
+  const store = StateStore.open(host.stateDir);
   try {
     return store.readTables().active.map((entry) => entry.address);
   } finally {
@@ -41,11 +26,11 @@ function activeAddresses(): string[] {
   }
 }
 
-const simWrite = (value: string) => runCliAsync(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value]);
+const simWrite = (value: string) => runCliAsync(['--root', host.root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value]);
 
 describe('hostdev watch across processes (simulated kernel)', () => {
   it('prunes assigned VFs within one poll interval of their removal, naming their domains; reports them "returned"', async () => {
-    const cli = (...args: string[]) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args]);
+    const cli = (...args: string[]) => runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
     expect(cli('assign', '--domain', 'vm1', VF0).code).toBe(0);
     expect(cli('assign', '--domain', 'vm2', VF1).code).toBe(0);
 
@@ -53,7 +38,7 @@ describe('hostdev watch across processes (simulated kernel)', () => {
     try {
       await until(() => watch.stderr.includes('watching PCI devices'), 'watch to start');
       const writer = simWrite('0');
-      const vfDir = path.join(root, 'sys/bus/pci/devices', VF0);
+      const vfDir = path.join(host.root, 'sys/bus/pci/devices', VF0);
       await until(() => !existsSync(vfDir), 'the VFs to leave the host');
       const removedAt = Date.now();
       await until(() => activeAddresses().length === 0, 'the tables to be clean');
@@ -85,12 +70,12 @@ describe('hostdev watch across processes (simulated kernel)', () => {
     }
     expect(await watch.exited).toBe(0);
     const status = jsonOf<{ active: unknown[]; inactive: unknown[] }>(
-      runCli(['--root', root, '--state-dir', stateDir, '--json', 'status']),
+      runCli(['--root', host.root, '--state-dir', host.stateDir, '--json', 'status']),
     );
     expect([status.active, status.inactive]).toEqual([[], []]);
     // The returned VF can be given to a domain again (the seed's last step).
-    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'assign', '--domain', 'vm3', VF0]).code).toBe(0);
-    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'release', '--domain', 'vm3']).code).toBe(0);
+    expect(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', 'assign', '--domain', 'vm3', VF0]).code).toBe(0);
+    expect(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', 'release', '--domain', 'vm3']).code).toBe(0);
   });
 
   it('prints one text line per event with the simulator source, and stops cleanly on SIGINT', async () => {
@@ -98,7 +83,7 @@ describe('hostdev watch across processes (simulated kernel)', () => {
     try {
       await until(() => watch.stderr.includes('watching PCI devices'), 'watch to start');
       expect(watch.stderr).toContain('(sim + poll every');
-      expect((await runCliAsync(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${VF1}/driver/unbind`, VF1])).code).toBe(0);
+      expect((await runCliAsync(['--root', host.root, 'sim', 'write', `/sys/bus/pci/devices/${VF1}/driver/unbind`, VF1])).code).toBe(0);
       await until(() => watch.lines.length > 0, 'an event line');
       expect(watch.lines[0]).toMatch(/^\d{4}-\d\d-\d\dT[\d:.]+Z unbind 0000:01:10\.2 \(VF 1 of 0000:01:00\.0\) from igbvf$/);
     } finally {
@@ -108,7 +93,7 @@ describe('hostdev watch across processes (simulated kernel)', () => {
   });
 
   it('with --reclaim, makes a returned VF ready for its former domain again, with the VF config it had', async () => {
-    const cli = (...args: string[]) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args]);
+    const cli = (...args: string[]) => runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
     expect(cli('assign', '--domain', 'vm1', VF0, '--vlan', '33', '--trust', 'on').code).toBe(0);
     const watch = startWatch(['--simulate', '--json', '--reclaim', '--source', 'sim']);
     try {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { restoreOrphanVfConfigs, restoreVfNet, saveAndApplyVfNet, VfNetConfigurator } from '../../src/manager/vf-net.js';
+import { repairVfConfigs, restoreVfNet, saveAndApplyVfNet, VfNetConfigurator } from '../../src/manager/vf-net.js';
 import { netPortFor } from '../../src/manager/vf-net-port.js';
 import type { NetPort } from '../../src/net/net-port.js';
 import { SimNetPort } from '../../src/net/sim-net.js';
@@ -64,7 +64,7 @@ describe('VF network config across assign and release', () => {
       await saveAndApplyVfNet(op, configurator, vf, REQUEST);
       // the process dies here: no set-active commit
     });
-    const report = await restoreOrphanVfConfigs(store, configurator, () => true);
+    const report = await store.exclusive('recover', (op) => repairVfConfigs(op, configurator, () => true));
     expect(report).toEqual({ restored: [vf], dropped: [], pending: [] });
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0 });
     expect(store.readVfConfigs()).toEqual([]);
@@ -76,7 +76,7 @@ describe('VF network config across assign and release', () => {
       await saveAndApplyVfNet(op, configurator, vf, REQUEST);
     });
     tree.setNumVfs(0);
-    expect(await restoreOrphanVfConfigs(store, configurator, () => false)).toEqual({ restored: [], dropped: [vf], pending: [] });
+    expect(await store.exclusive('recover', (op) => repairVfConfigs(op, configurator, () => false))).toEqual({ restored: [], dropped: [vf], pending: [] });
     expect(store.readVfConfigs()).toEqual([]);
   });
 
