@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { deviceExists, VfNetConfigurator, vfNetAssignHooks, vfNetReleaseHooks } from '../../src/manager/vf-net.js';
 import { netPortFor } from '../../src/manager/vf-net-port.js';
 import type { NetPort } from '../../src/net/net-port.js';
+import type { SimNetPort } from '../../src/net/sim-net.js';
 import { describeSetting } from '../../src/net/vf-net-config.js';
 import type { KernelPort } from '../../src/sysfs/kernel-port.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
@@ -63,6 +64,49 @@ describe('VF network config at release', () => {
       expect((await net.show('enp1s0f0')).vfs[0]).toMatchObject({ vlan: 0, mac: '00:00:00:00:00:00' });
     } finally {
       manager.close();
+    }
+  });
+
+  it('with the PF down: kept and reported as pending, then restored by the recovery of the next open once the PF is up', async () => {
+    host = simManagerHost('sriov-nic');
+    const layout = new SysfsLayout(host.root);
+    const net = netPortFor(layout) as SimNetPort;
+    const configurator = new VfNetConfigurator(net, layout);
+    const exists = deviceExists(layout);
+    const warnings: string[] = [];
+    const manager = await host.open();
+    try {
+      await manager.assign({
+        domain: 'vm1',
+        addresses: [VF],
+        hooks: vfNetAssignHooks(configurator, new Map([[VF, { vlan: 42 }]]), exists, (line) => warnings.push(line)),
+      });
+      await net.setUp('enp1s0f0', false);
+      const report = await manager.release({ domain: 'vm1', hooks: vfNetReleaseHooks(configurator, exists, (line) => warnings.push(line)) });
+      expect(report.reattached).toEqual([VF]);
+      expect(warnings).toEqual([
+        `VF network config of ${VF} not restored yet (kept for the next run): Unable to configure VF 0 of PF 'enp1s0f0' because the PF is not online. Please change host network config to put the PF online.`,
+      ]);
+      expect(manager.store.readVfConfigs()).toMatchObject([{ address: VF, vlan: 0 }]);
+    } finally {
+      manager.close();
+    }
+
+    const stillDown = await host.open();
+    try {
+      expect(stillDown.recovery.vfConfig).toEqual([{ address: VF, outcome: 'pending', reason: expect.stringContaining('the PF is not online') }]);
+    } finally {
+      stillDown.close();
+    }
+    await net.setUp('enp1s0f0', true);
+    const next = await host.open();
+    try {
+      expect(next.recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+      expect(next.recovery.warnings).toContain(`restored the saved VF network config of ${VF} (left by an interrupted operation)`);
+      expect(next.store.readVfConfigs()).toEqual([]);
+      expect((await net.show('enp1s0f0')).vfs[0]).toMatchObject({ vlan: 0 });
+    } finally {
+      next.close();
     }
   });
 });
