@@ -1,8 +1,10 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
+import { joinInventory, readUnlockedInventory, type LockedRead } from './inventory.js';
+import { decodeLockedReads } from './locked-wire.js';
 import type { SysfsLayout } from './paths.js';
 
 export const DEFAULT_READ_TIMEOUT_MS = 15_000;
@@ -14,54 +16,102 @@ function childScript(): string {
 }
 
 /**
- * Reads the inventory in a child process, bounded by `timeoutMs`: a command run while the kernel
- * blocks a sysfs read fails with HOSTDEV_TIMEOUT instead of hanging, and can exit (a process whose
- * own thread is stuck in such a read cannot). The child is abandoned, not waited for.
+ * The reads the kernel can hold up (LockedFacts), running in a child process that is started at
+ * once and waited for with a bound. A command run while the kernel blocks such a read fails with
+ * HOSTDEV_TIMEOUT instead of hanging, and can exit (a process whose own thread is stuck in such a
+ * read cannot): the child is killed and abandoned, not waited for.
  */
-export function readInventoryBounded(
-  layout: SysfsLayout,
-  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number } = {},
-): Promise<Inventory> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-  const script = childScript();
-  const args = [script, layout.root, ...(options.pciIdsPath === undefined ? [] : [options.pciIdsPath])];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      child.stdout.destroy();
-      child.stderr.destroy();
-      child.unref();
-      reject(
-        new HostdevError(
-          'HOSTDEV_TIMEOUT',
-          `reading the PCI devices under ${layout.sys} took more than ${timeoutMs} ms: a sysfs file is blocked in the kernel`,
-          {
-            hint:
-              'This happens while a VF removal waits for a VM to let go of the VF (`dmesg` shows "Relaying device ' +
-              'request to user"): stop or detach that VM\'s device, then try again. HOSTDEV_READ_TIMEOUT_MS sets the bound.',
-            details: { path: layout.sys, timeoutMs },
-          },
-        ),
-      );
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) {
-        reject(new Error(`the inventory reader exited with ${code}: ${err.trim()}`));
+export class LockedReader {
+  readonly root: string;
+  private readonly child: ChildProcess;
+  private readonly out: Buffer[] = [];
+  private err = '';
+  private outcome: { code: number | null } | { error: Error } | null = null;
+  private settle: (() => void) | null = null;
+
+  constructor(layout: SysfsLayout) {
+    this.root = layout.root;
+    this.child = spawn(process.execPath, [childScript(), layout.root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.on('data', (chunk: Buffer) => this.out.push(chunk));
+    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.err += chunk));
+    this.child.on('error', (error) => this.finish({ error }));
+    this.child.on('close', (code) => this.finish({ code }));
+  }
+
+  /** The child's reads, waiting at most `timeoutMs` from now. */
+  result(layout: SysfsLayout, timeoutMs: number): Promise<LockedRead[]> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.outcome !== null) {
+        resolve();
         return;
       }
-      resolve(JSON.parse(Buffer.concat(out).toString('utf8')) as Inventory);
-    });
-  });
+      const timer = setTimeout(() => {
+        this.cancel();
+        reject(timeoutError(layout, timeoutMs));
+      }, timeoutMs);
+      this.settle = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).then(() => this.reads());
+  }
+
+  /** Stops the child (if it still runs) and lets this process exit without it. */
+  cancel(): void {
+    if (this.outcome === null) this.child.kill('SIGKILL');
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    this.child.unref();
+  }
+
+  private finish(outcome: { code: number | null } | { error: Error }): void {
+    if (this.outcome !== null) return;
+    this.outcome = outcome;
+    this.settle?.();
+  }
+
+  private reads(): LockedRead[] {
+    const outcome = this.outcome!;
+    if ('error' in outcome) throw outcome.error;
+    if (outcome.code !== 0) throw new Error(`the inventory reader exited with ${outcome.code}: ${this.err.trim()}`);
+    return decodeLockedReads(Buffer.concat(this.out).toString('utf8'));
+  }
+}
+
+function timeoutError(layout: SysfsLayout, timeoutMs: number): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_TIMEOUT',
+    `reading the PCI devices under ${layout.sys} took more than ${timeoutMs} ms: a sysfs file is blocked in the kernel`,
+    {
+      hint:
+        'This happens while a VF removal waits for a VM to let go of the VF (`dmesg` shows "Relaying device ' +
+        'request to user"): stop or detach that VM\'s device, then try again. HOSTDEV_READ_TIMEOUT_MS sets the bound.',
+      details: { path: layout.sys, timeoutMs },
+    },
+  );
+}
+
+/**
+ * Reads the inventory with every read the kernel can hold up in a bounded child process: the
+ * child is started first (or was, as `started`, when the CLI began), the files no kernel lock
+ * holds are read here meanwhile, then the two halves are joined. Gives what readInventory gives.
+ */
+export async function readInventoryBounded(
+  layout: SysfsLayout,
+  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: LockedReader | null } = {},
+): Promise<Inventory> {
+  let reader = options.started ?? null;
+  if (reader !== null && reader.root !== layout.root) {
+    reader.cancel();
+    reader = null;
+  }
+  reader ??= new LockedReader(layout);
+  try {
+    const unlocked = readUnlockedInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath });
+    return joinInventory(unlocked, await reader.result(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
+  } finally {
+    reader.cancel();
+  }
 }
 
 /** The bound from $HOSTDEV_READ_TIMEOUT_MS (milliseconds), else the default. */

@@ -1,14 +1,13 @@
 /**
- * Child process that reads the inventory and prints it as JSON on stdout. On a real kernel a
- * sysfs read can block in D state for as long as a VM holds a VF whose removal is pending (a
- * PF's sriov_numvfs, the VF's own files); the blocked read then takes only this process, which
- * the parent abandons. Arguments: ROOT [PCI_IDS_PATH].
+ * Child process that reads the files the kernel can hold up (see LockedFacts) for every PCI
+ * function and prints them on stdout. On a real kernel such a read can block in D state for as
+ * long as a VM holds a VF whose removal is pending (a PF's sriov_numvfs, the VF's own
+ * driver_override); the blocked read then takes only this process, which the CLI abandons.
+ * Argument: ROOT.
  */
-import { readInventory } from './inventory.js';
+import { readLockedInventory } from './inventory.js';
+import { encodeLockedReads } from './locked-wire.js';
 import { SysfsLayout } from './paths.js';
 
-const [root, pciIdsPath] = process.argv.slice(2);
-if (root !== undefined) {
-  const inventory = readInventory(new SysfsLayout(root), pciIdsPath === undefined ? {} : { pciIdsPath });
-  process.stdout.write(JSON.stringify(inventory));
-}
+const [root] = process.argv.slice(2);
+if (root !== undefined) process.stdout.write(encodeLockedReads(readLockedInventory(new SysfsLayout(root))));

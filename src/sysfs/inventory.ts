@@ -3,7 +3,7 @@ import type { Inventory, InventoryWarning, PciDevice } from '../core/device.js';
 import { FileReader } from './file-reader.js';
 import { cachedPciIds, DEFAULT_PCI_IDS_PATH, type PciNames } from './pci-ids.js';
 import { SysfsLayout } from './paths.js';
-import { DeviceReadContext, readDeviceIn } from './read-device.js';
+import { DeviceReadContext, locateDevice, readDeviceIn, readLockedIn, readUnlocked, withLockedFacts, type LockedFacts, type UnlockedPart } from './read-device.js';
 
 export interface ReadInventoryOptions {
   /** Names source; null for no names (and no warning). Default: pci.ids at `pciIdsPath`. */
@@ -75,4 +75,72 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
   const plan = planInventory(layout, options);
   const devices = readFunctions(layout, plan.addresses, plan.names, plan.iommuEnabled, plan.warnings);
   return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
+}
+
+/** The in-process half of a bounded read: every function without its LockedFacts. */
+export interface UnlockedInventory {
+  readonly plan: InventoryPlan;
+  /** How many of plan.warnings are about the listing and the names source, before any function. */
+  readonly planWarnings: number;
+  /** In address order; `warningsEnd`: plan.warnings.length once this function was read. */
+  readonly parts: ReadonlyArray<{ readonly part: UnlockedPart; readonly warningsEnd: number }>;
+}
+
+export function readUnlockedInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): UnlockedInventory {
+  const plan = planInventory(layout, options);
+  const context = new DeviceReadContext(layout, plan.names, (warning) => plan.warnings.push(warning), plan.iommuEnabled);
+  const planWarnings = plan.warnings.length;
+  const parts: Array<{ part: UnlockedPart; warningsEnd: number }> = [];
+  for (const address of plan.addresses) {
+    const part = readUnlocked(context, address);
+    if (part !== null) parts.push({ part, warningsEnd: plan.warnings.length });
+  }
+  return { plan, planWarnings, parts };
+}
+
+/** The LockedFacts of one function and the problems met reading them. */
+export interface LockedRead {
+  readonly address: PciAddress;
+  readonly facts: LockedFacts;
+  readonly warnings: readonly string[];
+}
+
+/** The bounded child's half: the LockedFacts of every function listed now (vanished ones left out). */
+export function readLockedInventory(layout: SysfsLayout): LockedRead[] {
+  const { addresses } = planInventory(layout, { names: null });
+  let warnings: string[] = [];
+  const context = new DeviceReadContext(layout, null, (warning) => warnings.push(warning.message));
+  const reads: LockedRead[] = [];
+  for (const address of addresses) {
+    const deviceDir = locateDevice(context, address);
+    if (deviceDir === null) continue;
+    warnings = [];
+    reads.push({ address, facts: readLockedIn(context, address, deviceDir), warnings });
+  }
+  return reads;
+}
+
+/**
+ * Joins the two halves into what readInventory gives: each function's warnings in the same
+ * order. A function one half saw and the other did not (it came or went between the two
+ * listings) is left out, like a function that vanishes while it is read.
+ */
+export function joinInventory(unlocked: UnlockedInventory, locked: readonly LockedRead[]): Inventory {
+  const byAddress = new Map<string, LockedRead>();
+  for (const read of locked) byAddress.set(read.address, read);
+  const { plan } = unlocked;
+  const devices: PciDevice[] = [];
+  const warnings = plan.warnings.slice(0, unlocked.planWarnings);
+  let from = unlocked.planWarnings;
+  for (const { part, warningsEnd } of unlocked.parts) {
+    const read = byAddress.get(part.device.address);
+    if (read !== undefined) {
+      for (let i = from; i < warningsEnd; i++) warnings.push(plan.warnings[i]!);
+      for (const message of read.warnings) warnings.push({ address: part.device.address, message });
+      devices.push(withLockedFacts(part, read.facts));
+    }
+    from = warningsEnd;
+  }
+  for (let i = from; i < plan.warnings.length; i++) warnings.push(plan.warnings[i]!);
+  return { devices, warnings, iommuEnabled: plan.iommuEnabled };
 }

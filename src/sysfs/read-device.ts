@@ -61,65 +61,146 @@ export function readDevice(layout: SysfsLayout, address: PciAddress, options: Re
 }
 
 /**
- * Reads one function by opening the files it needs by name. A directory listing would cost as
- * much as two attribute reads per device; the few entries only some devices have (physfn,
- * sriov_*, net) are probed with lstat, which costs a tenth of a listing.
+ * The fields whose sysfs files the kernel can hold up: `driver_override` and `sriov_numvfs` are
+ * shown under the device lock (held for as long as a VF removal waits for a VM to let go), and a
+ * `config` read waits while config access is blocked (a reset, up to 60 s for a device that is not
+ * ready). The CLI reads these in a bounded child process; everything else is plain kernfs and is
+ * read in-process (src/sysfs/bounded-inventory.ts).
  */
-export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
-  const { reader } = context;
-  const busEntry = `${context.devicesDir}/${address}`;
-  const warn = (message: string): void => context.warn({ address, message });
+export type LockedFacts = Pick<
+  PciDevice,
+  'driverOverride' | 'headerType' | 'flr' | 'revision' | 'subsystemVendor' | 'subsystemDevice'
+> & {
+  /** sriov_numvfs; null when the function is not a PF or the file is unreadable. */
+  readonly numVfs: number | null;
+};
 
-  // bus/pci/devices/ADDR is a link into the device hierarchy; its target gives the parent bridge.
-  const busLink = reader.link(busEntry);
-  if (busLink === null && reader.errno === 'ENOENT') return null;
-  const deviceDir = busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry;
-  const parent = busLink !== null ? parentFromPath(busLink) : null;
-  const prefix = `${deviceDir}/`;
+/** A device without its LockedFacts, and what the locked read needs to know about it. */
+export interface UnlockedPart {
+  readonly device: Omit<PciDevice, keyof LockedFacts | 'sriov'>;
+  readonly totalVfs: number | null;
+  /** Whether the function has SR-IOV files (then sriov_numvfs is read). */
+  readonly pf: boolean;
+  readonly deviceDir: string;
+}
+
+/** Reads one function: the unlocked part, then the locked facts; warnings in that order. */
+export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
+  const unlocked = readUnlocked(context, address);
+  if (unlocked === null) return null;
+  return withLockedFacts(unlocked, readLockedIn(context, address, unlocked.deviceDir, unlocked.pf));
+}
+
+export function withLockedFacts(unlocked: UnlockedPart, locked: LockedFacts): PciDevice {
+  const { numVfs, ...facts } = locked;
+  const sriov: SriovInfo | null = unlocked.totalVfs !== null ? { totalVfs: unlocked.totalVfs, numVfs: numVfs ?? 0 } : null;
+  const { device } = unlocked;
+  // The contract's field order (it is what `--json` prints).
+  return {
+    address: device.address,
+    vendor: device.vendor,
+    device: device.device,
+    subsystemVendor: facts.subsystemVendor,
+    subsystemDevice: facts.subsystemDevice,
+    class: device.class,
+    progIf: device.progIf,
+    revision: facts.revision,
+    vendorName: device.vendorName,
+    deviceName: device.deviceName,
+    driver: device.driver,
+    driverOverride: facts.driverOverride,
+    iommuGroup: device.iommuGroup,
+    numaNode: device.numaNode,
+    headerType: facts.headerType,
+    parent: device.parent,
+    physfn: device.physfn,
+    virtfns: device.virtfns,
+    sriov,
+    netdevs: device.netdevs,
+    resetMethods: device.resetMethods,
+    flr: facts.flr,
+  };
+}
+
+/** Reads one attribute file of a device: the shared helpers of the two halves. */
+class DeviceFiles {
+  constructor(
+    private readonly context: DeviceReadContext,
+    private readonly address: PciAddress,
+    readonly prefix: string,
+  ) {}
+
+  warn(message: string): void {
+    this.context.warn({ address: this.address, message });
+  }
 
   /** undefined: the file does not exist; null: unreadable or malformed (with a warning). */
-  const attribute = <T>(file: string, parse: (value: string) => T | undefined): T | null | undefined => {
-    const raw = reader.text(prefix + file);
+  attribute<T>(file: string, parse: (value: string) => T | undefined): T | null | undefined {
+    const { reader } = this.context;
+    const raw = reader.text(this.prefix + file);
     if (raw === null) {
       if (reader.errno === 'ENOENT') return undefined;
-      warn(`cannot read ${file}: ${reader.errno}`);
+      this.warn(`cannot read ${file}: ${reader.errno}`);
       return null;
     }
     const value = parse(raw);
     if (value === undefined) {
-      warn(`unexpected content in ${file}: ${JSON.stringify(raw.slice(0, 40))}`);
+      this.warn(`unexpected content in ${file}: ${JSON.stringify(raw.slice(0, 40))}`);
       return null;
     }
     return value;
-  };
-  const required = <T>(file: string, parse: (value: string) => T | undefined): T | null => {
-    const value = attribute(file, parse);
-    if (value === undefined) warn(`no ${file} file`);
+  }
+
+  required<T>(file: string, parse: (value: string) => T | undefined): T | null {
+    const value = this.attribute(file, parse);
+    if (value === undefined) this.warn(`no ${file} file`);
     return value ?? null;
-  };
+  }
+
   /** The target of a link, or null when it is absent (silently) or unreadable (with a warning). */
-  const link = (file: string): string | null => {
-    const target = reader.link(prefix + file);
-    if (target === null && reader.errno !== 'ENOENT') warn(`cannot read the ${file} link: ${reader.errno}`);
+  link(file: string): string | null {
+    const { reader } = this.context;
+    const target = reader.link(this.prefix + file);
+    if (target === null && reader.errno !== 'ENOENT') this.warn(`cannot read the ${file} link: ${reader.errno}`);
     return target;
-  };
+  }
+}
 
-  const vendor = required('vendor', parseHexId);
-  const device = required('device', parseHexId);
-  const pciClass = required('class', parseClass);
+/** bus/pci/devices/ADDR is a link into the device hierarchy: its target, or null when the device is gone. */
+function locate(context: DeviceReadContext, address: PciAddress): { deviceDir: string; busLink: string | null } | null {
+  const busEntry = `${context.devicesDir}/${address}`;
+  const busLink = context.reader.link(busEntry);
+  if (busLink === null && context.reader.errno === 'ENOENT') return null;
+  return { deviceDir: busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry, busLink };
+}
 
-  const config = reader.binary(prefix + 'config', parseConfigSpace);
-  if (config === null && reader.errno !== 'ENOENT') warn(`cannot read config: ${reader.errno}`);
+/**
+ * Reads what no kernel lock holds up, by opening the files it needs by name. A directory listing
+ * would cost as much as two attribute reads per device; the few entries only some devices have
+ * (physfn, sriov_*, net) are probed with lstat, which costs a tenth of a listing.
+ */
+export function readUnlocked(context: DeviceReadContext, address: PciAddress): UnlockedPart | null {
+  const located = locate(context, address);
+  if (located === null) return null;
+  const { deviceDir, busLink } = located;
+  const { reader } = context;
+  const files = new DeviceFiles(context, address, `${deviceDir}/`);
+  const { prefix } = files;
+  const warn = (message: string): void => files.warn(message);
+
+  const vendor = files.required('vendor', parseHexId);
+  const device = files.required('device', parseHexId);
+  const pciClass = files.required('class', parseClass);
 
   let driver: string | null = null;
-  const driverTarget = link('driver');
+  const driverTarget = files.link('driver');
   if (driverTarget !== null) {
     if (context.driverExists(resolveLink(deviceDir, driverTarget, path.resolve))) driver = linkName(driverTarget);
     else warn(`the driver link points at a missing driver (${driverTarget})`);
   }
 
   let iommuGroup: number | null = null;
-  const groupTarget = context.iommuGroups ? link('iommu_group') : null;
+  const groupTarget = context.iommuGroups ? files.link('iommu_group') : null;
   if (groupTarget !== null) {
     const group = parseDecimal(linkName(groupTarget));
     if (group !== undefined && group >= 0) iommuGroup = group;
@@ -128,16 +209,15 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
 
   let physfn: PciAddress | null = null;
   if (reader.exists(prefix + 'physfn')) {
-    const target = link('physfn');
+    const target = files.link('physfn');
     if (target !== null) physfn = addressOrWarn(linkName(target), 'physfn', warn);
   }
 
-  let sriov: SriovInfo | null = null;
+  let totalVfs: number | null = null;
   let virtfns: PciAddress[] = [];
-  if (reader.exists(prefix + 'sriov_totalvfs')) {
-    const totalVfs = attribute('sriov_totalvfs', parseDecimal) ?? null;
-    const numVfs = attribute('sriov_numvfs', parseDecimal) ?? null;
-    if (totalVfs !== null) sriov = { totalVfs, numVfs: numVfs ?? 0 };
+  const pf = reader.exists(prefix + 'sriov_totalvfs');
+  if (pf) {
+    totalVfs = files.attribute('sriov_totalvfs', parseDecimal) ?? null;
     virtfns = readVirtfns(context, deviceDir, warn);
   }
 
@@ -148,33 +228,57 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
     else warn(`cannot list net/: ${reader.errno}`);
   }
 
+  const names = context.names;
+  return {
+    device: {
+      address,
+      vendor,
+      device,
+      class: pciClass?.class ?? null,
+      progIf: pciClass?.progIf ?? null,
+      vendorName: names && vendor ? names.vendorName(vendor) : null,
+      deviceName: names && vendor && device ? names.deviceName(vendor, device) : null,
+      driver,
+      iommuGroup,
+      numaNode: files.attribute('numa_node', parseNumaNode) ?? null,
+      parent: busLink !== null ? parentFromPath(busLink) : null,
+      physfn,
+      virtfns,
+      netdevs,
+      resetMethods: files.attribute('reset_method', parseResetMethods) ?? [],
+    },
+    totalVfs,
+    pf,
+    deviceDir,
+  };
+}
+
+/** The device's directory (the bus link resolved), or null when the function is gone. */
+export function locateDevice(context: DeviceReadContext, address: PciAddress): string | null {
+  return locate(context, address)?.deviceDir ?? null;
+}
+
+/**
+ * Reads the LockedFacts of one function in `deviceDir`. `pf` comes from readUnlocked in-process;
+ * the bounded child, which has not read that part, probes for the SR-IOV files itself.
+ */
+export function readLockedIn(context: DeviceReadContext, address: PciAddress, deviceDir: string, pf?: boolean): LockedFacts {
+  const files = new DeviceFiles(context, address, `${deviceDir}/`);
+  const { reader } = context;
+  const config = reader.binary(files.prefix + 'config', parseConfigSpace);
+  if (config === null && reader.errno !== 'ENOENT') files.warn(`cannot read config: ${reader.errno}`);
+  const hasSriov = pf ?? reader.exists(files.prefix + 'sriov_totalvfs');
   // A type-0 header holds the very registers the kernel fills these three files from: taking them
   // from the config bytes already read saves three file reads a device. Bridges keep their
   // subsystem ids elsewhere (SSVID capability), so they, and unreadable headers, use the files.
-  const names = context.names;
   return {
-    address,
-    vendor,
-    device,
-    subsystemVendor: config?.subsystemVendor ?? attribute('subsystem_vendor', parseHexId) ?? null,
-    subsystemDevice: config?.subsystemDevice ?? attribute('subsystem_device', parseHexId) ?? null,
-    class: pciClass?.class ?? null,
-    progIf: pciClass?.progIf ?? null,
-    revision: config?.revision ?? attribute('revision', parseHexByte) ?? null,
-    vendorName: names && vendor ? names.vendorName(vendor) : null,
-    deviceName: names && vendor && device ? names.deviceName(vendor, device) : null,
-    driver,
-    driverOverride: attribute('driver_override', parseDriverOverride) ?? null,
-    iommuGroup,
-    numaNode: attribute('numa_node', parseNumaNode) ?? null,
+    subsystemVendor: config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null,
+    subsystemDevice: config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null,
+    revision: config?.revision ?? files.attribute('revision', parseHexByte) ?? null,
+    driverOverride: files.attribute('driver_override', parseDriverOverride) ?? null,
     headerType: config?.headerType ?? null,
-    parent,
-    physfn,
-    virtfns,
-    sriov,
-    netdevs,
-    resetMethods: attribute('reset_method', parseResetMethods) ?? [],
     flr: config?.flr ?? null,
+    numVfs: hasSriov ? (files.attribute('sriov_numvfs', parseDecimal) ?? null) : null,
   };
 }
 
