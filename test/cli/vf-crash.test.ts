@@ -102,4 +102,21 @@ describe('VF network config and a crash mid-assign', () => {
       store.close();
     }
   });
+
+  // A release killed at each of its 4 writes (reset, driver_override, unbind, drivers_probe) is
+  // rolled forward by the next command's recovery: the VF ends on igbvf with the host's config.
+  it.each([1, 2, 3, 4])('release killed after write %i: rolled forward, VF config back, saved row gone', (afterWrites) => {
+    const { stateDir, cli } = freshHost(`release-kill-${afterWrites}`);
+    expect(cli(ASSIGN).code).toBe(0);
+    const crashed = cli(['release', '--domain', 'vm1'], { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'crash', afterWrites }]) });
+    expect(crashed.code).not.toBe(0);
+    const status = cli(['--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonOf<{ recovery: { repaired: unknown[] } }>(status).recovery.repaired).toEqual([
+      expect.objectContaining({ address: VF, operation: 'release', direction: 'rolled-forward', outcome: 'ok', driver: 'igbvf', table: null }),
+    ]);
+    const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli(['--json', 'vf', 'list', PF]));
+    expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
+    expectClean(stateDir);
+  });
 });
