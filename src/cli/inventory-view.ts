@@ -5,6 +5,7 @@ import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inven
 import { DEFAULT_PCI_IDS_PATH } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { GlobalOptions } from './context.js';
+import { takePrefetched } from './inventory-prefetch.js';
 
 /**
  * What the inventory commands (list, show, groups) share: reading the host as the global options
@@ -30,7 +31,11 @@ export function pciIdsPath(): string {
 /** Reads the host in a child process with a bound, so a blocked sysfs read cannot hang the command. */
 export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
   const layout = new SysfsLayout(globals.root);
-  const inventory = await readInventoryBounded(layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() });
+  const inventory = await readInventoryBounded(layout, {
+    pciIdsPath: pciIdsPath(),
+    timeoutMs: readTimeoutFromEnv(),
+    started: takePrefetched(),
+  });
   const warnings = inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`));
   return { layout, inventory, warnings };
 }

@@ -1,0 +1,48 @@
+import { LockedReader } from '../sysfs/locked-reader.js';
+import { SysfsLayout } from '../sysfs/paths.js';
+
+/**
+ * The bounded child of list/show/groups, started before the rest of the CLI is even loaded: its
+ * start-up then overlaps the parent's. Only a head start: readHost checks that the child reads the
+ * root the parsed options name, and starts another one when not.
+ */
+
+const INVENTORY_COMMANDS = new Set(['list', 'show', 'groups']);
+/** The global options that take a value (see main.ts): their values are never a command name. */
+const VALUE_OPTIONS = new Set(['--root', '--state-dir']);
+
+let started: LockedReader | null = null;
+
+/** The command and --root as argv gives them, or null when argv is anything unusual. */
+export function scanArgv(argv: readonly string[]): { command: string; root: string } | null {
+  let command: string | null = null;
+  let root = '/';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return null;
+    if (arg.startsWith('--root=')) root = arg.slice('--root='.length);
+    else if (VALUE_OPTIONS.has(arg)) {
+      const value = argv[++i];
+      if (value === undefined) return null;
+      if (arg === '--root') root = value;
+    } else if (command === null && !arg.startsWith('-')) command = arg;
+  }
+  return command === null ? null : { command, root };
+}
+
+export function prefetchInventory(argv: readonly string[]): void {
+  const scan = scanArgv(argv);
+  if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new LockedReader(new SysfsLayout(scan.root));
+}
+
+/** The head-start child, handed over once. */
+export function takePrefetched(): LockedReader | null {
+  const reader = started;
+  started = null;
+  return reader;
+}
+
+/** Stops a head-start child nobody took (the command failed before reading). */
+export function cancelPrefetch(): void {
+  takePrefetched()?.cancel();
+}
