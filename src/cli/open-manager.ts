@@ -1,5 +1,6 @@
 import type { OwnerLookup } from '../core/iommu.js';
 import type { HostdevManager } from '../manager/hostdev-manager.js';
+import type { TableLookup } from '../manager/table-lookup.js';
 import type { GlobalOptions } from './context.js';
 
 // The manager (SQLite, the kernel ports) is imported on first use, so that commands that do not
@@ -35,9 +36,19 @@ export async function withManager<T>(globals: GlobalOptions, fn: (manager: Hostd
  * column instead of failing the listing.
  */
 export async function managerOwnerLookup(globals: GlobalOptions): Promise<OwnerLookup | null> {
+  const tables = await managerTableLookup(globals);
+  if (tables === null) return null;
+  return (address) => {
+    const found = tables(address);
+    return found?.table === 'active' ? found.owner : null;
+  };
+}
+
+/** Both tables for `groups` (owner, or detached by hostdev), best-effort like managerOwnerLookup. */
+export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
-    const { ownerLookupFor } = await import('../manager/owner-lookup.js');
-    return ownerLookupFor(globals.stateDir);
+    const { tableLookupFor } = await import('../manager/table-lookup.js');
+    return await tableLookupFor(globals.stateDir);
   } catch {
     return null;
   }

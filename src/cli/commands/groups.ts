@@ -1,28 +1,43 @@
 import type { Command } from 'commander';
+import type { PciAddress } from '../../core/address.js';
 import { listGroups } from '../../core/iommu.js';
-import type { CommandResult } from '../context.js';
-import {
-  classCell,
-  deviceLabel,
-  idPair,
-  iommuOffNote,
-  ownerCell,
-  ownersFor,
-  readHost,
-  type InventoryCommandOptions,
-} from '../inventory-view.js';
+import type { TableLookup, TableMembership } from '../../manager/table-lookup.js';
+import type { CommandResult, GlobalOptions } from '../context.js';
+import { classCell, deviceLabel, idPair, iommuOffNote, readHost } from '../inventory-view.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
-export function groupsCommand(options: InventoryCommandOptions = {}): (program: Command) => void {
+export interface GroupsCommandOptions {
+  /** hostdev's tables (the manager wires them in, loaded lazily); without it there is no OWNER column. */
+  readonly tableLookup?: (globals: GlobalOptions) => Promise<TableLookup | null>;
+}
+
+/** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */
+export function membershipCell(membership: TableMembership | null): string {
+  if (membership === null) return '-';
+  return membership.table === 'active' ? `${membership.owner.driver}/${membership.owner.domain}` : 'hostdev (detached)';
+}
+
+/** The `owner` field of a member in `--json`: {table, driver, domain}; driver and domain are null when detached. */
+export function membershipJson(membership: TableMembership | null): Record<string, string | null> | null {
+  if (membership === null) return null;
+  return membership.table === 'active'
+    ? { table: 'active', driver: membership.owner.driver, domain: membership.owner.domain }
+    : { table: 'inactive', driver: null, domain: null };
+}
+
+export function groupsCommand(options: GroupsCommandOptions = {}): (program: Command) => void {
   return (program) => {
     program
       .command('groups')
-      .description('every IOMMU group with its members, their drivers and names')
+      .description('every IOMMU group with its members, their drivers, names and owners')
       .action(
         action(async (globals): Promise<CommandResult> => {
+          // Loaded while sysfs is read; best-effort, so a failure drops the column instead of the command.
+          const tablesLoading = options.tableLookup ? options.tableLookup(globals).catch(() => null) : Promise.resolve(null);
           const { layout, inventory, warnings } = await readHost(globals);
-          const owners = await ownersFor(globals, options);
+          const tables = await tablesLoading;
+          const membership = (address: PciAddress): TableMembership | null => (tables ? tables(address) : null);
           const groups = listGroups(inventory);
           const json = groups.map((group) => ({
             group: group.id,
@@ -35,18 +50,18 @@ export function groupsCommand(options: InventoryCommandOptions = {}): (program: 
               device: m.device,
               vendorName: m.vendorName,
               deviceName: m.deviceName,
-              ...(owners ? { owner: owners(m.address) } : {}),
+              ...(tables ? { owner: membershipJson(membership(m.address)) } : {}),
             })),
           }));
           if (globals.json) return { json, text: '', warnings };
           if (!inventory.iommuEnabled) return { json, text: iommuOffNote(layout), warnings };
 
           const headers = ['GROUP', 'ADDRESS', 'CLASS', 'VENDOR:DEVICE', 'NAME', 'DRIVER'];
-          if (owners) headers.push('OWNER');
+          if (tables) headers.push('OWNER');
           const rows = groups.flatMap((group) =>
             group.members.map((m) => {
               const row = [String(group.id), m.address, classCell(m), idPair(m), deviceLabel(m), orDash(m.driver)];
-              if (owners) row.push(ownerCell(owners, m.address));
+              if (tables) row.push(membershipCell(membership(m.address)));
               return row;
             }),
           );

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { managerOwnerLookup } from '../open-manager.js';
+import { managerOwnerLookup, managerTableLookup } from '../open-manager.js';
 
 /** Each command module registers itself on the program; main.ts only wires. */
 export type RegisterCommand = (program: Command) => void;
@@ -11,7 +11,7 @@ export type RegisterCommand = (program: Command) => void;
 export const commandLoaders: Readonly<Record<string, () => Promise<RegisterCommand>>> = {
   list: async () => (await import('./list.js')).listCommand({ ownerLookup: managerOwnerLookup }),
   show: async () => (await import('./show.js')).showCommand({ ownerLookup: managerOwnerLookup }),
-  groups: async () => (await import('./groups.js')).registerGroups,
+  groups: async () => (await import('./groups.js')).groupsCommand({ tableLookup: managerTableLookup }),
   sim: async () => (await import('./sim.js')).registerSim,
   detach: async () => (await import('./detach.js')).registerDetach,
   reattach: async () => (await import('./reattach.js')).registerReattach,

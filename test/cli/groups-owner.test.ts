@@ -1,0 +1,64 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildHost } from '../../src/sim/builder.js';
+import { presets } from '../../src/sim/presets.js';
+import { DB_FILE } from '../../src/state/store.js';
+import { STATE_DB_NAME } from '../../src/manager/table-lookup.js';
+import { jsonOf, runCli } from '../support/cli.js';
+
+interface Member {
+  address: string;
+  owner?: { table: string; driver: string | null; domain: string | null } | null;
+}
+
+let base: string;
+let root: string;
+let state: string;
+
+function hostdev(...args: string[]): ReturnType<typeof runCli> {
+  return runCli(['--root', root, '--state-dir', state, '--simulate', ...args]);
+}
+
+function members(): Member[] {
+  const run = hostdev('groups', '--json');
+  expect(run.code, run.stderr).toBe(0);
+  return jsonOf<Array<{ members: Member[] }>>(run).flatMap((group) => group.members);
+}
+
+beforeEach(() => {
+  base = mkdtempSync(path.join(tmpdir(), 'hostdev-groups-owner-'));
+  root = path.join(base, 'root');
+  state = path.join(base, 'state');
+  buildHost(root, presets['libvirt-test']!);
+});
+afterEach(() => rmSync(base, { recursive: true, force: true }));
+
+describe('hostdev groups shows who owns each member', () => {
+  it('the lookup reads the database the state store writes', () => {
+    expect(STATE_DB_NAME).toBe(DB_FILE);
+  });
+
+  it('with no state database: owner null and an OWNER column of dashes; nothing is created', () => {
+    expect(members().every((member) => member.owner === null)).toBe(true);
+    const text = hostdev('groups').stdout;
+    expect(text).toMatch(/^GROUP\s+ADDRESS\s+CLASS\s+VENDOR:DEVICE\s+NAME\s+DRIVER\s+OWNER$/m);
+    expect(existsSync(path.join(state, DB_FILE))).toBe(false);
+  });
+
+  it('an assigned member shows driver/domain, a detached one "hostdev (detached)", the others nothing', () => {
+    expect(hostdev('assign', '--domain', 'vm1', '0000:00:02.0').code).toBe(0);
+    expect(hostdev('detach', '0000:00:01.0').code).toBe(0);
+
+    const byAddress = new Map(members().map((member) => [member.address, member.owner]));
+    expect(byAddress.get('0000:00:02.0')).toEqual({ table: 'active', driver: 'qemu', domain: 'vm1' });
+    expect(byAddress.get('0000:00:01.0')).toEqual({ table: 'inactive', driver: null, domain: null });
+    expect(byAddress.get('0000:00:00.0')).toBeNull();
+
+    const lines = hostdev('groups').stdout.split('\n');
+    expect(lines.find((line) => line.includes('0000:00:02.0'))).toMatch(/\sqemu\/vm1$/);
+    expect(lines.find((line) => line.includes('0000:00:01.0'))).toMatch(/\shostdev \(detached\)$/);
+    expect(lines.find((line) => line.includes('0000:00:00.0'))).toMatch(/\s-$/);
+  });
+});
