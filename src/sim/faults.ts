@@ -12,7 +12,9 @@ import { simDir } from './host-model.js';
  *   of the Nth write, which is then not applied).
  * - block: writes matching wait, before touching anything (stage 'vfio-release': after the
  *   vfio-pci device they release lost its driver link, as a VFIO user holding it makes Linux
- *   wait; a write that releases no vfio-pci device does not block), until released: in-process by
+ *   wait, with the device locks Linux holds meanwhile taken, so reads of driver_override and
+ *   sriov_numvfs of those devices block too, see held-files.ts; a write that releases no
+ *   vfio-pci device does not block), until released: in-process by
  *   SimKernel.release(id), from anywhere by creating ROOT/.hostdev-sim/release/<id>. While it
  *   waits, ROOT/.hostdev-sim/blocked/<id> holds the blocked process's pid.
  *

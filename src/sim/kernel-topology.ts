@@ -105,8 +105,9 @@ function defaultDriver(ctx: TopologyContext, dir: string): string | null {
   return found?.name ?? null;
 }
 
+/** sriov_disable: iov.c sriov_del_vfs removes the VFs in order, VF0 first. */
 function disableVfs(ctx: TopologyContext, pf: string): void {
-  for (const { index, dir } of ctx.tree.virtfns(pf).reverse()) {
+  for (const { index, dir } of ctx.tree.virtfns(pf)) {
     destroy(ctx, dir);
     fs.rmSync(path.join(pf, `virtfn${index}`), { force: true });
   }

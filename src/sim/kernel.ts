@@ -5,12 +5,20 @@ import { SysfsLayout } from '../sysfs/paths.js';
 import { Errno, fail } from './errno.js';
 import { FaultGate } from './fault-gate.js';
 import { removeDevice, rescan, sriovNumvfs, type TopologyContext } from './kernel-topology.js';
-import { faultsFromEnv, type Fault } from './faults.js';
+import { blockedFile, faultsFromEnv, type Fault } from './faults.js';
+import { guard, hold, isHeld, isLocked, letGo, recoverOrphans, restoreFiles, type HeldRecord } from './held-files.js';
 import { idMatches, type DriverId } from './host-model.js';
 import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
+
+/** The vfio-pci device a blocked write releases, and the device locks it holds meanwhile. */
+interface VfioRelease {
+  readonly dir: string;
+  readonly group: number | null;
+  readonly record: HeldRecord;
+}
 
 /** One write as the simulated kernel saw it, for tests. */
 export interface WriteRecord {
@@ -46,6 +54,9 @@ export class SimKernel implements KernelPort {
     this.root = this.layout.root;
     this.tree = new SimTree(this.root);
     this.gate = new FaultGate(this.root, [...faultsFromEnv(options.env ?? process.env), ...(options.faults ?? [])]);
+    // A process killed while it held device locks left FIFOs in the tree (its guardian normally
+    // restores them first).
+    for (const id of recoverOrphans(this.root)) fs.rmSync(blockedFile(this.root, id), { force: true });
   }
 
   private get state(): SimState {
@@ -92,12 +103,14 @@ export class SimKernel implements KernelPort {
   // ---- KernelPort ----
 
   async write(hostPath: string, value: string): Promise<void> {
+    await this.waitForDeviceLocks(hostPath, value);
     const held = await this.maybeBlock(hostPath, value);
     this.writeCount++;
     this.gate.crashIfDue(this.writeCount, 'before', this.locked);
     let errno: string | null = null;
     try {
       this.state.transaction(() => {
+        if (held) restoreFiles(held.record);
         const injected = this.gate.takeFail(hostPath);
         if (injected !== null) fail(injected);
         this.apply(hostPath, value);
@@ -106,6 +119,9 @@ export class SimKernel implements KernelPort {
     } catch (error) {
       if (!(error instanceof Errno)) throw error;
       errno = error.errno;
+    } finally {
+      // the locks go with the write: blocked readers get what the files hold now
+      if (held) letGo(this.root, held.record);
     }
     this.writes.push({ path: hostPath, value, errno });
     this.gate.crashIfDue(this.writeCount, 'after', this.locked);
@@ -136,29 +152,42 @@ export class SimKernel implements KernelPort {
   /**
    * A `block` fault: waits until released. With stage 'vfio-release' it first does what Linux
    * does before vfio-pci's remove waits for the user to let go of the device: the device's
-   * driver links go (its directory, /dev/vfio/<group> and everything else stay), and only
-   * then the write blocks. Returns that device, whose unbind the write completes.
+   * driver links go (its directory, /dev/vfio/<group> and everything else stay), the device
+   * locks the write holds are taken (held-files.ts: reads of the attributes that take them block
+   * in the tree from then on), and only then the write blocks. Returns that device, whose unbind
+   * the write completes, and the hold that the write lets go of.
    */
-  private async maybeBlock(hostPath: string, value: string): Promise<{ dir: string; group: number | null } | null> {
+  private async maybeBlock(hostPath: string, value: string): Promise<VfioRelease | null> {
     const fault = this.gate.takeBlock(hostPath, this.locked);
     if (fault === null) return null;
-    let held: { dir: string; group: number | null } | null = null;
+    let held: VfioRelease | null = null;
     if (fault.stage === 'vfio-release') {
       held = this.state.transaction(() => {
-        const dir = this.vfioDeviceReleasedBy(hostPath, value);
-        if (dir === null) return null;
-        const group = this.tree.groupOf(dir);
-        this.tree.unbind(dir, 'vfio-pci');
-        return { dir, group };
+        const found = this.vfioDeviceReleasedBy(hostPath, value);
+        if (found === null) return null;
+        const group = this.tree.groupOf(found.dir);
+        this.tree.unbind(found.dir, 'vfio-pci');
+        // SR-IOV disable (pci_iov_remove_virtfn) drops the VF's virtfnN and physfn links before it
+        // stops the VF; the write puts them back before it removes the VF as a whole.
+        const pf = this.tree.physfn(found.dir);
+        const index = pf !== null && found.locked.includes(pf) ? this.tree.virtfns(pf).find((v) => v.dir === found.dir)?.index : undefined;
+        const unlinked = index === undefined || pf === null ? [] : [path.join(pf, `virtfn${index}`), path.join(found.dir, 'physfn')];
+        return { dir: found.dir, group, record: hold(this.root, fault.id, found.locked, unlinked) };
       });
       if (held === null) return null;
+      guard(this.root, fault.id);
     }
     await this.gate.waitReleased(fault.id);
     return held;
   }
 
-  /** The first device on vfio-pci this write would unbind (sriov_numvfs 0, remove, unbind). */
-  private vfioDeviceReleasedBy(hostPath: string, value: string): string | null {
+  /**
+   * The first device on vfio-pci this write would unbind (sriov_numvfs 0, remove, unbind), and the
+   * devices whose lock is held while its remove waits: that device (device_release_driver), and
+   * the PF whose sriov_numvfs or remove write removes its VFs (sriov_numvfs_store, or the PF's
+   * own driver release, disable SR-IOV under the PF's lock).
+   */
+  private vfioDeviceReleasedBy(hostPath: string, value: string): { dir: string; locked: string[] } | null {
     let dir: string;
     try {
       dir = fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
@@ -167,23 +196,53 @@ export class SimKernel implements KernelPort {
     }
     const attr = path.basename(hostPath);
     const onVfio = (d: string) => this.tree.driverOf(d) === 'vfio-pci';
+    const found = (d: string | null | undefined): { dir: string; locked: string[] } | null => {
+      if (d === null || d === undefined) return null;
+      const pfLocked = (attr === 'sriov_numvfs' || attr === 'remove') && this.tree.physfn(d) === dir;
+      return { dir: d, locked: pfLocked ? [d, dir] : [d] };
+    };
     if (this.tree.rel(dir) === 'sys/bus/pci/drivers/vfio-pci' && attr === 'unbind') {
       const target = this.tree.deviceDir(sysfsName(value));
-      return target !== null && onVfio(target) ? target : null;
+      return found(target !== null && onVfio(target) ? target : null);
     }
     if (!this.tree.isDeviceDir(dir)) return null;
     if (attr === 'sriov_numvfs' && kstrtoul(value) === 0) {
-      return this.tree.virtfns(dir).find((v) => onVfio(v.dir))?.dir ?? null;
+      return found(this.tree.virtfns(dir).find((v) => onVfio(v.dir))?.dir);
     }
     if (attr === 'remove') {
       const affected = this.tree.subtree(dir).flatMap((d) => [d, ...this.tree.virtfns(d).map((v) => v.dir)]);
-      return affected.find(onVfio) ?? null;
+      return found(affected.find(onVfio));
     }
     return null;
   }
 
+  /**
+   * A write that needs a device lock a blocked write holds waits for it, as on Linux: the held
+   * attributes' stores (driver_override, sriov_numvfs), reset (pci_dev_lock), and bind, unbind
+   * and drivers_probe naming the device (device_lock around probe and release).
+   */
+  private async waitForDeviceLocks(hostPath: string, value: string): Promise<void> {
+    const needs = (): boolean => {
+      let dir: string;
+      try {
+        dir = fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
+      } catch {
+        return false;
+      }
+      const attr = path.basename(hostPath);
+      const rel = this.tree.rel(dir);
+      const named = rel === 'sys/bus/pci' ? attr === 'drivers_probe' : /^sys\/bus\/pci\/drivers\/[^/]+$/.test(rel) && (attr === 'bind' || attr === 'unbind');
+      if (named) {
+        const target = this.tree.deviceDir(sysfsName(value));
+        return target !== null && isLocked(this.root, target);
+      }
+      return isHeld(this.root, path.join(dir, attr)) || (attr === 'reset' && isLocked(this.root, dir));
+    };
+    while (needs()) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
   /** Completes the unbind a 'vfio-release' block began: the uevent, and the group's node. */
-  private finishVfioRelease(held: { dir: string; group: number | null }): void {
+  private finishVfioRelease(held: VfioRelease): void {
     if (held.group !== null && !this.groupHasVfio(held.group)) fs.rmSync(this.tree.vfioNode(held.group), { force: true });
     this.state.event('unbind', path.basename(held.dir), 'vfio-pci');
   }

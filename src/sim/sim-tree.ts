@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { findExtCap, PCI_EXT_CAP_ID_SRIOV, SRIOV_CTRL_REG, SRIOV_NUMVFS_REG } from './config-space.js';
+import { heldValue } from './held-files.js';
 import type { DeviceIds } from './host-model.js';
 import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, writeNetdevs } from './tree-writer.js';
 
@@ -43,11 +44,25 @@ export class SimTree {
     return ADDRESS_RE.test(path.basename(dir)) && fs.existsSync(path.join(dir, 'vendor'));
   }
 
+  /**
+   * An attribute's value. A file a blocked write holds (a FIFO, held-files.ts) gives its value
+   * from the hold: the simulated kernel's own reads must never wait on its own locks.
+   */
   attr(dir: string, name: string): string | null {
+    const file = path.join(dir, name);
+    let fd: number;
     try {
-      return fs.readFileSync(path.join(dir, name), 'utf8').trim();
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch {
       return null;
+    }
+    try {
+      if (fs.fstatSync(fd).isFIFO()) return heldValue(this.root, file)?.trim() ?? null;
+      return fs.readFileSync(fd, 'utf8').trim();
+    } catch {
+      return null;
+    } finally {
+      fs.closeSync(fd);
     }
   }
 

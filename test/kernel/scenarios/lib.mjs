@@ -97,9 +97,9 @@ export class ScenarioEnv {
   }
 
   /** `hostdev ARGS --json` with the scenario's root and state; parses stdout and the JSON error. */
-  async hostdev(args, { timeoutMs = 90_000, json = true } = {}) {
+  async hostdev(args, { timeoutMs = 90_000, json = true, env } = {}) {
     const argv = [this.bin, ...args, ...this.globals(), ...(json ? ['--json'] : [])];
-    const r = await run(process.execPath, [...NODE_FLAGS, ...argv], { timeoutMs });
+    const r = await run(process.execPath, [...NODE_FLAGS, ...argv], { timeoutMs, env });
     let out = null;
     if (json && r.code === 0) {
       try {
@@ -229,6 +229,17 @@ export class ScenarioEnv {
     } catch {
       return null;
     }
+  }
+  /**
+   * A read of a file that may block in the kernel, by `cat` in a child given `timeoutMs`: 'blocks'
+   * when it has not answered by then (the child is abandoned: on Linux it stays in D state until the
+   * kernel lets go), 'reads' when it answered, 'absent' when the file does not exist.
+   */
+  async readBounded(hostPath, { timeoutMs = 3_000 } = {}) {
+    if (!fs.existsSync(this.p(hostPath))) return 'absent';
+    const r = await run('cat', [this.p(hostPath)], { timeoutMs });
+    if (r.timedOut) return 'blocks';
+    return r.code === 0 ? 'reads' : 'absent';
   }
   devices() {
     try {

@@ -4,8 +4,10 @@
 // reads need timeouts) instead of hanging. Then QEMU quits, the write completes, `release --domain
 // vm1` succeeds, reattaches the e1000e and prunes VF0 from both tables; after `vf set-count PF 2`
 // VF0's address can be assigned to vm2. On the simulator the holder is played by its 'vfio-release'
-// block fault (VF0 loses its driver link, the write waits until released): releasing the fault
-// stands for QEMU quitting.
+// block fault (VF0 loses its driver link, the device locks the write holds are taken: reads of the
+// attributes that take them block, src/sim/held-files.ts; the write waits until released):
+// releasing the fault stands for QEMU quitting. The transcript records which files block, what the
+// tree shows meanwhile and how hostdev's commands end, and must equal Linux's (golden/s5-*.json).
 import { spawn } from 'node:child_process';
 import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
 import { NODE_FLAGS } from './lib.mjs';
@@ -15,13 +17,15 @@ import { mentionsUnder, prepareDomain, setCount } from './vm-setup.mjs';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // status and list take 2-5 s in the guest; one still running after 30 s is stuck in a blocked read
 const HUNG_MS = 30_000;
+// list's bound on its sysfs read while the write is blocked (the default, 15 s, only costs time here)
+const READ_BOUND = { HOSTDEV_READ_TIMEOUT_MS: '5000' };
 
 export const s5SeedBlocked = {
   name: 's5-seed-blocked',
   title: 'the seed, outcome 2: echo 0 > sriov_numvfs blocks while QEMU holds VF0; hostdev stays responsive; release prunes VF0',
   async run(env) {
     await env.requireCommands('vf set-count', 'assign', 'release', 'status', 'list', 'qemu-args');
-    const { pf, nic, vf0, argv } = await prepareDomain(env, 'vm1', 's5');
+    const { pf, nic, vfs, vf0, argv } = await prepareDomain(env, 'vm1', 's5');
     const holding = env.sim || qemuAvailable();
     const BLOCK_ID = 'qemu-holds-vf0';
     let vm = null;
@@ -37,6 +41,21 @@ export const s5SeedBlocked = {
     if (holding) {
       await sleep(3000);
       env.check('echo 0 > sriov_numvfs blocks while QEMU holds VF0', !write.done);
+      const vf1 = vfs[1] ?? null;
+      const dev = (a, f) => `/sys/bus/pci/devices/${a}/${f}`;
+      env.observe('s5: tree while the write is blocked', {
+        vf0Exists: env.exists(`/sys/bus/pci/devices/${vf0}`),
+        vf0Driver: env.driverOf(vf0),
+        vf0Physfn: env.exists(dev(vf0, 'physfn')),
+        virtfn0: env.exists(dev(pf, 'virtfn0')),
+        virtfn1: env.exists(dev(pf, 'virtfn1')),
+        vfioNode: env.vfioNode(env.groupOf(vf0)),
+      });
+      const probes = [[pf, 'sriov_numvfs'], [pf, 'driver_override'], [pf, 'sriov_totalvfs'], [pf, 'vendor'], [vf0, 'driver_override'], [vf0, 'vendor'], [vf0, 'config']];
+      if (vf1) probes.push([vf1, 'driver_override']);
+      const reads = await Promise.all(probes.map(async ([a, f]) => [`${a === pf ? 'pf' : a === vf0 ? 'vf0' : 'vf1'}/${f}`, await env.readBounded(dev(a, f))]));
+      env.observe('s5: reads while the write is blocked', Object.fromEntries(reads));
+      env.check("reading the PF's sriov_numvfs blocks while the write is blocked", Object.fromEntries(reads)['pf/sriov_numvfs'] === 'blocks', reads);
       const watchCmd = (await env.commands()).has('watch');
       let watch = null;
       let watchOut = '';
@@ -47,8 +66,10 @@ export const s5SeedBlocked = {
       }
       const status = await env.hostdev(['status'], { timeoutMs: HUNG_MS });
       env.check(`hostdev status comes back while the write is blocked (${status.ms} ms, exit ${status.code})`, !status.timedOut);
-      const list = await env.hostdev(['list'], { timeoutMs: HUNG_MS });
+      const list = await env.hostdev(['list'], { timeoutMs: HUNG_MS, env: READ_BOUND });
       env.check(`hostdev list comes back while the write is blocked (${list.ms} ms, exit ${list.code})`, !list.timedOut);
+      const outcome = (r) => ({ exit: r.timedOut ? 'hung' : r.code, error: r.errorCode });
+      env.observe('s5: hostdev while the write is blocked', { status: outcome(status), list: outcome(list) });
       env.check('the write is still blocked', !write.done);
       if (watch) {
         const exitedEarly = watch.exitCode !== null;
