@@ -1,4 +1,4 @@
-import { LockedReader } from '../sysfs/locked-reader.js';
+import { ChildReader } from '../sysfs/child-reader.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 
 /**
@@ -11,7 +11,7 @@ const INVENTORY_COMMANDS = new Set(['list', 'show', 'groups']);
 /** The global options that take a value (see main.ts): their values are never a command name. */
 const VALUE_OPTIONS = new Set(['--root', '--state-dir']);
 
-let started: LockedReader | null = null;
+let started: ChildReader | null = null;
 
 /** The command and --root as argv gives them, or null when argv is anything unusual. */
 export function scanArgv(argv: readonly string[]): { command: string; root: string } | null {
@@ -32,11 +32,11 @@ export function scanArgv(argv: readonly string[]): { command: string; root: stri
 
 export function prefetchInventory(argv: readonly string[]): void {
   const scan = scanArgv(argv);
-  if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new LockedReader(new SysfsLayout(scan.root));
+  if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new ChildReader(new SysfsLayout(scan.root));
 }
 
 /** The head-start child, handed over once. */
-export function takePrefetched(): LockedReader | null {
+export function takePrefetched(): ChildReader | null {
   const reader = started;
   started = null;
   return reader;

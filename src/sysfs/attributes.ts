@@ -1,3 +1,5 @@
+import type { PciAddress } from '../core/address.js';
+
 /**
  * Parsers for the text of sysfs PCI attributes. Each returns undefined for content that is not
  * what the kernel writes (the caller turns that into a null and a warning). Hand-written instead
@@ -79,4 +81,15 @@ export function resolveLink(dir: string, target: string, resolve: (dir: string, 
     rest = rest.slice(3);
   }
   return rest.includes('..') ? resolve(dir, target) : `${base}/${rest}`;
+}
+
+/** What tryParseAddress gives back unchanged: "dddd:bb:ss.f", lower-case hex, slot <= 0x1f. */
+const CANONICAL_ADDRESS = /^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/;
+
+/**
+ * The name as a PciAddress when it is one in the kernel's own spelling, else null: sysfs names
+ * devices canonically, and a test costs a fraction of a full parse (it runs for every link).
+ */
+export function canonicalAddress(name: string): PciAddress | null {
+  return CANONICAL_ADDRESS.test(name) ? (name as PciAddress) : null;
 }

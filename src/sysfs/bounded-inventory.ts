@@ -1,9 +1,9 @@
 import type { Inventory } from '../core/device.js';
-import { joinInventory, readUnlockedInventory } from './inventory.js';
-import { DEFAULT_READ_TIMEOUT_MS, LockedReader } from './locked-reader.js';
+import { joinInventory, readParentInventory } from './inventory.js';
+import { DEFAULT_READ_TIMEOUT_MS, ChildReader } from './child-reader.js';
 import type { SysfsLayout } from './paths.js';
 
-export { DEFAULT_READ_TIMEOUT_MS, LockedReader };
+export { DEFAULT_READ_TIMEOUT_MS, ChildReader };
 
 /**
  * Reads the inventory with every read the kernel can hold up in a bounded child process: the
@@ -12,17 +12,17 @@ export { DEFAULT_READ_TIMEOUT_MS, LockedReader };
  */
 export async function readInventoryBounded(
   layout: SysfsLayout,
-  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: LockedReader | null } = {},
+  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: ChildReader | null } = {},
 ): Promise<Inventory> {
   let reader = options.started ?? null;
   if (reader !== null && reader.root !== layout.root) {
     reader.cancel();
     reader = null;
   }
-  reader ??= new LockedReader(layout);
+  reader ??= new ChildReader(layout);
   try {
-    const unlocked = readUnlockedInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath });
-    return joinInventory(unlocked, await reader.result(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
+    const parentPart = readParentInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath });
+    return joinInventory(parentPart, await reader.result(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
   } finally {
     reader.cancel();
   }

@@ -1,9 +1,10 @@
-import { tryParseAddress, type PciAddress } from '../core/address.js';
+import type { PciAddress } from '../core/address.js';
 import type { Inventory, InventoryWarning, PciDevice } from '../core/device.js';
+import { canonicalAddress } from './attributes.js';
 import { FileReader } from './file-reader.js';
 import { cachedPciIds, DEFAULT_PCI_IDS_PATH, type PciNames } from './pci-ids.js';
 import { SysfsLayout } from './paths.js';
-import { DeviceReadContext, locateDevice, readDeviceIn, readLockedIn, readUnlocked, withLockedFacts, type LockedFacts, type UnlockedPart } from './read-device.js';
+import { DeviceReadContext, locateDevice, readDeviceIn, readChildPart, readParentPart, withChildFacts, type ChildFacts, type ParentPart } from './read-device.js';
 
 export interface ReadInventoryOptions {
   /** Names source; null for no names (and no warning). Default: pci.ids at `pciIdsPath`. */
@@ -30,8 +31,8 @@ export function planInventory(layout: SysfsLayout, options: ReadInventoryOptions
   }
   const addresses: PciAddress[] = [];
   for (const name of listing) {
-    const address = tryParseAddress(name);
-    if (address !== null && address === name) addresses.push(address);
+    const address = canonicalAddress(name);
+    if (address !== null) addresses.push(address);
     else warnings.push({ address: name, message: 'not a PCI address; skipped' });
   }
   addresses.sort();
@@ -77,45 +78,45 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
   return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
 }
 
-/** The in-process half of a bounded read: every function without its LockedFacts. */
-export interface UnlockedInventory {
+/** The in-process half of a bounded read: every function without its ChildFacts. */
+export interface ParentInventory {
   readonly plan: InventoryPlan;
   /** How many of plan.warnings are about the listing and the names source, before any function. */
   readonly planWarnings: number;
   /** In address order; `warningsEnd`: plan.warnings.length once this function was read. */
-  readonly parts: ReadonlyArray<{ readonly part: UnlockedPart; readonly warningsEnd: number }>;
+  readonly parts: ReadonlyArray<{ readonly part: ParentPart; readonly warningsEnd: number }>;
 }
 
-export function readUnlockedInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): UnlockedInventory {
+export function readParentInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}): ParentInventory {
   const plan = planInventory(layout, options);
   const context = new DeviceReadContext(layout, plan.names, (warning) => plan.warnings.push(warning), plan.iommuEnabled);
   const planWarnings = plan.warnings.length;
-  const parts: Array<{ part: UnlockedPart; warningsEnd: number }> = [];
+  const parts: Array<{ part: ParentPart; warningsEnd: number }> = [];
   for (const address of plan.addresses) {
-    const part = readUnlocked(context, address);
+    const part = readParentPart(context, address);
     if (part !== null) parts.push({ part, warningsEnd: plan.warnings.length });
   }
   return { plan, planWarnings, parts };
 }
 
-/** The LockedFacts of one function and the problems met reading them. */
-export interface LockedRead {
+/** The ChildFacts of one function and the problems met reading them. */
+export interface ChildRead {
   readonly address: PciAddress;
-  readonly facts: LockedFacts;
+  readonly facts: ChildFacts;
   readonly warnings: readonly string[];
 }
 
-/** The bounded child's half: the LockedFacts of every function listed now (vanished ones left out). */
-export function readLockedInventory(layout: SysfsLayout): LockedRead[] {
+/** The bounded child's half: the ChildFacts of every function listed now (vanished ones left out). */
+export function readChildInventory(layout: SysfsLayout): ChildRead[] {
   const { addresses } = planInventory(layout, { names: null });
   let warnings: string[] = [];
   const context = new DeviceReadContext(layout, null, (warning) => warnings.push(warning.message));
-  const reads: LockedRead[] = [];
+  const reads: ChildRead[] = [];
   for (const address of addresses) {
     const deviceDir = locateDevice(context, address);
     if (deviceDir === null) continue;
     warnings = [];
-    reads.push({ address, facts: readLockedIn(context, address, deviceDir), warnings });
+    reads.push({ address, facts: readChildPart(context, address, deviceDir), warnings });
   }
   return reads;
 }
@@ -125,19 +126,19 @@ export function readLockedInventory(layout: SysfsLayout): LockedRead[] {
  * order. A function one half saw and the other did not (it came or went between the two
  * listings) is left out, like a function that vanishes while it is read.
  */
-export function joinInventory(unlocked: UnlockedInventory, locked: readonly LockedRead[]): Inventory {
-  const byAddress = new Map<string, LockedRead>();
-  for (const read of locked) byAddress.set(read.address, read);
-  const { plan } = unlocked;
+export function joinInventory(parent: ParentInventory, child: readonly ChildRead[]): Inventory {
+  const byAddress = new Map<string, ChildRead>();
+  for (const read of child) byAddress.set(read.address, read);
+  const { plan } = parent;
   const devices: PciDevice[] = [];
-  const warnings = plan.warnings.slice(0, unlocked.planWarnings);
-  let from = unlocked.planWarnings;
-  for (const { part, warningsEnd } of unlocked.parts) {
+  const warnings = plan.warnings.slice(0, parent.planWarnings);
+  let from = parent.planWarnings;
+  for (const { part, warningsEnd } of parent.parts) {
     const read = byAddress.get(part.device.address);
     if (read !== undefined) {
       for (let i = from; i < warningsEnd; i++) warnings.push(plan.warnings[i]!);
       for (const message of read.warnings) warnings.push({ address: part.device.address, message });
-      devices.push(withLockedFacts(part, read.facts));
+      devices.push(withChildFacts(part, read.facts));
     }
     from = warningsEnd;
   }

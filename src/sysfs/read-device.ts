@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { tryParseAddress, type PciAddress } from '../core/address.js';
+import type { PciAddress } from '../core/address.js';
 import type { InventoryWarning, PciDevice, SriovInfo } from '../core/device.js';
 import {
+  canonicalAddress,
   linkName,
   resolveLink,
   parseClass,
@@ -61,40 +62,41 @@ export function readDevice(layout: SysfsLayout, address: PciAddress, options: Re
 }
 
 /**
- * The fields whose sysfs files the kernel can hold up: `driver_override` and `sriov_numvfs` are
- * shown under the device lock (held for as long as a VF removal waits for a VM to let go), and a
- * `config` read waits while config access is blocked (a reset, up to 60 s for a device that is not
- * ready). The CLI reads these in a bounded child process; everything else is plain kernfs and is
- * read in-process (src/sysfs/bounded-inventory.ts).
+ * The fields the CLI reads in its bounded child process (src/sysfs/bounded-inventory.ts). They
+ * include every file the kernel can hold up: `driver_override` and `sriov_numvfs` are shown under
+ * the device lock (held for as long as a VF removal waits for a VM to let go), and a `config` read
+ * waits while config access is blocked (a reset; up to 60 s for a device that is not ready).
+ * The rest is plain kernfs, read in-process; numa_node and reset_method (lock-free too) are read
+ * by the child only to share the work between the two processes.
  */
-export type LockedFacts = Pick<
+export type ChildFacts = Pick<
   PciDevice,
-  'driverOverride' | 'headerType' | 'flr' | 'revision' | 'subsystemVendor' | 'subsystemDevice'
+  'driverOverride' | 'headerType' | 'flr' | 'revision' | 'subsystemVendor' | 'subsystemDevice' | 'numaNode' | 'resetMethods'
 > & {
   /** sriov_numvfs; null when the function is not a PF or the file is unreadable. */
   readonly numVfs: number | null;
 };
 
-/** A device without its LockedFacts, and what the locked read needs to know about it. */
-export interface UnlockedPart {
-  readonly device: Omit<PciDevice, keyof LockedFacts | 'sriov'>;
+/** A device without its ChildFacts, and what reading them needs to know about it. */
+export interface ParentPart {
+  readonly device: Omit<PciDevice, keyof ChildFacts | 'sriov'>;
   readonly totalVfs: number | null;
   /** Whether the function has SR-IOV files (then sriov_numvfs is read). */
   readonly pf: boolean;
   readonly deviceDir: string;
 }
 
-/** Reads one function: the unlocked part, then the locked facts; warnings in that order. */
+/** Reads one function: the parent's part, then the child's; warnings in that order. */
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
-  const unlocked = readUnlocked(context, address);
-  if (unlocked === null) return null;
-  return withLockedFacts(unlocked, readLockedIn(context, address, unlocked.deviceDir, unlocked.pf));
+  const part = readParentPart(context, address);
+  if (part === null) return null;
+  return withChildFacts(part, readChildPart(context, address, part.deviceDir, part.pf));
 }
 
-export function withLockedFacts(unlocked: UnlockedPart, locked: LockedFacts): PciDevice {
-  const { numVfs, ...facts } = locked;
-  const sriov: SriovInfo | null = unlocked.totalVfs !== null ? { totalVfs: unlocked.totalVfs, numVfs: numVfs ?? 0 } : null;
-  const { device } = unlocked;
+export function withChildFacts(part: ParentPart, facts: ChildFacts): PciDevice {
+  const { numVfs } = facts;
+  const sriov: SriovInfo | null = part.totalVfs !== null ? { totalVfs: part.totalVfs, numVfs: numVfs ?? 0 } : null;
+  const { device } = part;
   // The contract's field order (it is what `--json` prints).
   return {
     address: device.address,
@@ -110,14 +112,14 @@ export function withLockedFacts(unlocked: UnlockedPart, locked: LockedFacts): Pc
     driver: device.driver,
     driverOverride: facts.driverOverride,
     iommuGroup: device.iommuGroup,
-    numaNode: device.numaNode,
+    numaNode: facts.numaNode,
     headerType: facts.headerType,
     parent: device.parent,
     physfn: device.physfn,
     virtfns: device.virtfns,
     sriov,
     netdevs: device.netdevs,
-    resetMethods: device.resetMethods,
+    resetMethods: facts.resetMethods,
     flr: facts.flr,
   };
 }
@@ -175,11 +177,11 @@ function locate(context: DeviceReadContext, address: PciAddress): { deviceDir: s
 }
 
 /**
- * Reads what no kernel lock holds up, by opening the files it needs by name. A directory listing
+ * Reads the parent's part (no file a kernel lock can hold up), by opening the files it needs by name. A directory listing
  * would cost as much as two attribute reads per device; the few entries only some devices have
  * (physfn, sriov_*, net) are probed with lstat, which costs a tenth of a listing.
  */
-export function readUnlocked(context: DeviceReadContext, address: PciAddress): UnlockedPart | null {
+export function readParentPart(context: DeviceReadContext, address: PciAddress): ParentPart | null {
   const located = locate(context, address);
   if (located === null) return null;
   const { deviceDir, busLink } = located;
@@ -240,12 +242,10 @@ export function readUnlocked(context: DeviceReadContext, address: PciAddress): U
       deviceName: names && vendor && device ? names.deviceName(vendor, device) : null,
       driver,
       iommuGroup,
-      numaNode: files.attribute('numa_node', parseNumaNode) ?? null,
       parent: busLink !== null ? parentFromPath(busLink) : null,
       physfn,
       virtfns,
       netdevs,
-      resetMethods: files.attribute('reset_method', parseResetMethods) ?? [],
     },
     totalVfs,
     pf,
@@ -259,10 +259,10 @@ export function locateDevice(context: DeviceReadContext, address: PciAddress): s
 }
 
 /**
- * Reads the LockedFacts of one function in `deviceDir`. `pf` comes from readUnlocked in-process;
+ * Reads the ChildFacts of one function in `deviceDir`. `pf` comes from readParentPart in-process;
  * the bounded child, which has not read that part, probes for the SR-IOV files itself.
  */
-export function readLockedIn(context: DeviceReadContext, address: PciAddress, deviceDir: string, pf?: boolean): LockedFacts {
+export function readChildPart(context: DeviceReadContext, address: PciAddress, deviceDir: string, pf?: boolean): ChildFacts {
   const files = new DeviceFiles(context, address, `${deviceDir}/`);
   const { reader } = context;
   const config = reader.binary(files.prefix + 'config', parseConfigSpace);
@@ -279,6 +279,8 @@ export function readLockedIn(context: DeviceReadContext, address: PciAddress, de
     headerType: config?.headerType ?? null,
     flr: config?.flr ?? null,
     numVfs: hasSriov ? (files.attribute('sriov_numvfs', parseDecimal) ?? null) : null,
+    numaNode: files.attribute('numa_node', parseNumaNode) ?? null,
+    resetMethods: files.attribute('reset_method', parseResetMethods) ?? [],
   };
 }
 
@@ -304,8 +306,8 @@ function readVirtfns(context: DeviceReadContext, deviceDir: string, warn: (messa
 }
 
 function addressOrWarn(name: string, file: string, warn: (message: string) => void): PciAddress | null {
-  const address = tryParseAddress(name);
-  if (address === null || address !== name) {
+  const address = canonicalAddress(name);
+  if (address === null) {
     warn(`the ${file} link does not name a PCI function (${name})`);
     return null;
   }
@@ -314,9 +316,10 @@ function addressOrWarn(name: string, file: string, warn: (message: string) => vo
 
 /** "../../../devices/pci0000:00/0000:00:1c.0/0000:01:00.0" -> "0000:00:1c.0" (null on a root bus). */
 export function parentFromPath(target: string): PciAddress | null {
-  const parts = target.split('/').filter((part) => part.length > 0);
-  const candidate = parts[parts.length - 2];
-  if (candidate === undefined) return null;
-  const address = tryParseAddress(candidate);
-  return address !== null && address === candidate ? address : null;
+  let end = target.length;
+  while (end > 0 && target.charCodeAt(end - 1) === 0x2f) end--;
+  end = target.lastIndexOf('/', end - 1);
+  while (end > 0 && target.charCodeAt(end - 1) === 0x2f) end--;
+  if (end <= 0) return null;
+  return canonicalAddress(target.slice(target.lastIndexOf('/', end - 1) + 1, end));
 }

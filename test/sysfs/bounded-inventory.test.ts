@@ -5,8 +5,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildHost } from '../../src/sim/builder.js';
 import { presets } from '../../src/sim/presets.js';
-import { LockedReader, readInventoryBounded } from '../../src/sysfs/bounded-inventory.js';
-import { joinInventory, readInventory, readLockedInventory, readUnlockedInventory } from '../../src/sysfs/inventory.js';
+import { ChildReader, readInventoryBounded } from '../../src/sysfs/bounded-inventory.js';
+import { joinInventory, readInventory, readChildInventory, readParentInventory } from '../../src/sysfs/inventory.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
 import { runCli } from '../support/cli.js';
 import { tinyRoot, writeTinyDevices } from '../support/tiny-sysfs.js';
@@ -91,8 +91,8 @@ describe('reading the inventory in a bounded child process', () => {
 
   it('leaves out a function only one half saw (it came or went between the two listings)', () => {
     const layout = new SysfsLayout(host());
-    const unlocked = readUnlockedInventory(layout, { names: null });
-    const locked = readLockedInventory(layout);
+    const unlocked = readParentInventory(layout, { names: null });
+    const locked = readChildInventory(layout);
     const gone = locked[1]!.address;
     const joined = joinInventory(unlocked, locked.filter((read) => read.address !== gone));
     expect(joined.devices.map((d) => d.address)).toEqual(unlocked.parts.map((p) => p.part.device.address).filter((a) => a !== gone));
@@ -100,7 +100,7 @@ describe('reading the inventory in a bounded child process', () => {
 
   it('does not use a head-start child that reads another root', async () => {
     const layout = new SysfsLayout(host());
-    const other = new LockedReader(new SysfsLayout(path.join(dir!, 'elsewhere')));
+    const other = new ChildReader(new SysfsLayout(path.join(dir!, 'elsewhere')));
     expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent', started: other })).toEqual(
       JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
     );
@@ -116,9 +116,9 @@ describe('reading the inventory in a bounded child process', () => {
       [
         '--input-type=module',
         '-e',
-        `const { readUnlockedInventory } = await import(${JSON.stringify(inventory)});\n` +
+        `const { readParentInventory } = await import(${JSON.stringify(inventory)});\n` +
           `const { SysfsLayout } = await import(${JSON.stringify(new URL('../../dist/sysfs/paths.js', import.meta.url).href)});\n` +
-          `console.log(readUnlockedInventory(new SysfsLayout(${JSON.stringify(root)}), { names: null }).parts.length);`,
+          `console.log(readParentInventory(new SysfsLayout(${JSON.stringify(root)}), { names: null }).parts.length);`,
       ],
       { encoding: 'utf8', timeout: 20_000 },
     );

@@ -1,9 +1,9 @@
 import type { PciAddress } from '../core/address.js';
 import type { HeaderType } from '../core/device.js';
-import type { LockedRead } from './inventory.js';
+import type { ChildRead } from './inventory.js';
 
 /**
- * How the bounded child hands its LockedReads to the CLI: one JSON array of tuples, a tenth of
+ * How the bounded child hands its ChildReads to the CLI: one JSON array of tuples, a tenth of
  * the bytes of per-field objects for a few thousand functions.
  */
 type Tuple = [
@@ -15,10 +15,12 @@ type Tuple = [
   subsystemVendor: string | null,
   subsystemDevice: string | null,
   numVfs: number | null,
+  numaNode: number | null,
+  resetMethods: readonly string[],
   warnings: readonly string[],
 ];
 
-export function encodeLockedReads(reads: readonly LockedRead[]): string {
+export function encodeChildReads(reads: readonly ChildRead[]): string {
   return JSON.stringify(
     reads.map(({ address, facts: f, warnings }): Tuple => [
       address,
@@ -29,18 +31,20 @@ export function encodeLockedReads(reads: readonly LockedRead[]): string {
       f.subsystemVendor,
       f.subsystemDevice,
       f.numVfs,
+      f.numaNode,
+      f.resetMethods,
       warnings,
     ]),
   );
 }
 
-export function decodeLockedReads(text: string): LockedRead[] {
+export function decodeChildReads(text: string): ChildRead[] {
   const tuples: unknown = JSON.parse(text);
   if (!Array.isArray(tuples)) throw new Error('the inventory reader printed something other than an array');
   return (tuples as Tuple[]).map(
-    ([address, driverOverride, headerType, flr, revision, subsystemVendor, subsystemDevice, numVfs, warnings]) => ({
+    ([address, driverOverride, headerType, flr, revision, subsystemVendor, subsystemDevice, numVfs, numaNode, resetMethods, warnings]) => ({
       address,
-      facts: { driverOverride, headerType, flr, revision, subsystemVendor, subsystemDevice, numVfs },
+      facts: { driverOverride, headerType, flr, revision, subsystemVendor, subsystemDevice, numVfs, numaNode, resetMethods },
       warnings,
     }),
   );

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostdevError } from '../core/errors.js';
-import type { LockedRead } from './inventory.js';
-import { decodeLockedReads } from './locked-wire.js';
+import type { ChildRead } from './inventory.js';
+import { decodeChildReads } from './child-wire.js';
 import type { SysfsLayout } from './paths.js';
 
 export const DEFAULT_READ_TIMEOUT_MS = 15_000;
@@ -15,12 +15,12 @@ function childScript(): string {
 }
 
 /**
- * The reads the kernel can hold up (LockedFacts), running in a child process that is started at
+ * The reads the kernel can hold up (ChildFacts), running in a child process that is started at
  * once and waited for with a bound. A command run while the kernel blocks such a read fails with
  * HOSTDEV_TIMEOUT instead of hanging, and can exit (a process whose own thread is stuck in such a
  * read cannot): the child is killed and abandoned, not waited for.
  */
-export class LockedReader {
+export class ChildReader {
   readonly root: string;
   private readonly child: ChildProcess;
   private readonly out: Buffer[] = [];
@@ -38,7 +38,7 @@ export class LockedReader {
   }
 
   /** The child's reads, waiting at most `timeoutMs` from now. */
-  result(layout: SysfsLayout, timeoutMs: number): Promise<LockedRead[]> {
+  result(layout: SysfsLayout, timeoutMs: number): Promise<ChildRead[]> {
     return new Promise<void>((resolve, reject) => {
       if (this.outcome !== null) {
         resolve();
@@ -69,11 +69,11 @@ export class LockedReader {
     this.settle?.();
   }
 
-  private reads(): LockedRead[] {
+  private reads(): ChildRead[] {
     const outcome = this.outcome!;
     if ('error' in outcome) throw outcome.error;
     if (outcome.code !== 0) throw new Error(`the inventory reader exited with ${outcome.code}: ${this.err.trim()}`);
-    return decodeLockedReads(Buffer.concat(this.out).toString('utf8'));
+    return decodeChildReads(Buffer.concat(this.out).toString('utf8'));
   }
 }
 

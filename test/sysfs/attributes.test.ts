@@ -1,0 +1,36 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { tryParseAddress } from '../../src/core/address.js';
+import { canonicalAddress } from '../../src/sysfs/attributes.js';
+import { parentFromPath } from '../../src/sysfs/read-device.js';
+
+const hexDigit = fc.constantFrom(...'0123456789abcdefABCDEF'.split(''));
+const hexString = (length: number): fc.Arbitrary<string> => fc.array(hexDigit, { minLength: length, maxLength: length }).map((a) => a.join(''));
+const addressLike = fc
+  .tuple(hexString(4), hexString(2), hexString(2), fc.constantFrom('0', '1', '7', '8', 'a'), fc.constantFrom(':', '_', '.'))
+  .map(([domain, bus, slot, fn, sep]) => `${domain}${sep}${bus}:${slot}.${fn}`);
+
+describe('canonicalAddress', () => {
+  it('accepts exactly the names tryParseAddress gives back unchanged', () => {
+    fc.assert(
+      fc.property(fc.oneof(addressLike, fc.string()), (name) => {
+        const parsed = tryParseAddress(name);
+        expect(canonicalAddress(name)).toBe(parsed !== null && parsed === name ? name : null);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(canonicalAddress('0000:00:1f.7')).toBe('0000:00:1f.7');
+    expect(canonicalAddress('0000:00:20.0')).toBeNull();
+    expect(canonicalAddress('0000:00:1F.7')).toBeNull();
+  });
+});
+
+describe('parentFromPath', () => {
+  it('names the bridge above a device, or null on a root bus', () => {
+    expect(parentFromPath('../../../devices/pci0000:00/0000:00:1c.0/0000:01:00.0')).toBe('0000:00:1c.0');
+    expect(parentFromPath('../../../devices/pci0000:00/0000:00:1c.0//0000:01:00.0/')).toBe('0000:00:1c.0');
+    expect(parentFromPath('../../../devices/pci0000:00/0000:00:02.0')).toBeNull();
+    expect(parentFromPath('0000:00:02.0')).toBeNull();
+    expect(parentFromPath('/0000:00:1c.0/0000:01:00.0')).toBe('0000:00:1c.0');
+  });
+});
