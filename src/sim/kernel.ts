@@ -188,12 +188,8 @@ export class SimKernel implements KernelPort {
    * own driver release, disable SR-IOV under the PF's lock).
    */
   private vfioDeviceReleasedBy(hostPath: string, value: string): { dir: string; locked: string[] } | null {
-    let dir: string;
-    try {
-      dir = fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
-    } catch {
-      return null;
-    }
+    const dir = this.attributeDir(hostPath);
+    if (dir === null) return null;
     const attr = path.basename(hostPath);
     const onVfio = (d: string) => this.tree.driverOf(d) === 'vfio-pci';
     const found = (d: string | null | undefined): { dir: string; locked: string[] } | null => {
@@ -223,12 +219,8 @@ export class SimKernel implements KernelPort {
    */
   private async waitForDeviceLocks(hostPath: string, value: string): Promise<void> {
     const needs = (): boolean => {
-      let dir: string;
-      try {
-        dir = fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
-      } catch {
-        return false;
-      }
+      const dir = this.attributeDir(hostPath);
+      if (dir === null) return false;
       const attr = path.basename(hostPath);
       const rel = this.tree.rel(dir);
       const named = rel === 'sys/bus/pci' ? attr === 'drivers_probe' : /^sys\/bus\/pci\/drivers\/[^/]+$/.test(rel) && (attr === 'bind' || attr === 'unbind');
@@ -239,6 +231,15 @@ export class SimKernel implements KernelPort {
       return isHeld(this.root, path.join(dir, attr)) || (attr === 'reset' && isLocked(this.root, dir));
     };
     while (needs()) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  /** The real directory of the attribute a host path names, or null when it does not resolve. */
+  private attributeDir(hostPath: string): string | null {
+    try {
+      return fs.realpathSync(path.dirname(this.layout.resolve(hostPath)));
+    } catch {
+      return null;
+    }
   }
 
   /** Completes the unbind a 'vfio-release' block began: the uevent, and the group's node. */
