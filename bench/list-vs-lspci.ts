@@ -4,6 +4,8 @@
  * time, the ratio, and the cost per function (linearity). Target: hostdev <= 1.0x lspci.
  *
  * Environment: BENCH_SIZES=1024,2048,4096  BENCH_ROUNDS=7
+ *   BENCH_BASE_CLI=/path/to/other/dist/cli/bin.js  also times that build (e.g. the last commit's, from
+ *   `git archive`), interleaved in the same rounds: before and after under one machine state.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -17,6 +19,7 @@ const repo = fileURLToPath(new URL('../..', import.meta.url));
 const cli = path.join(repo, 'dist/cli/bin.js');
 const sizes = (process.env['BENCH_SIZES'] ?? '1024,2048,4096').split(',').map(Number);
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 7);
+const baseCli = process.env['BENCH_BASE_CLI'];
 
 interface Command {
   readonly name: string;
@@ -55,6 +58,7 @@ interface Row {
   readonly functions: number;
   readonly hostdev: Figures;
   readonly lspci: Figures;
+  readonly base: Figures | null;
 }
 
 function measure(functions: number): Row {
@@ -80,16 +84,20 @@ function measure(functions: number): Row {
     if (listed !== count || lspciListed !== count) {
       throw new Error(`tree has ${count} functions; hostdev listed ${listed}, lspci ${lspciListed}`);
     }
+    const base: Command | null = baseCli ? { ...hostdev, name: 'base hostdev list --json', args: [baseCli, ...hostdev.args.slice(1)] } : null;
+    if (base) time(base);
     const ours: number[] = [];
     const theirs: number[] = [];
+    const before: number[] = [];
     for (let round = 0; round < rounds; round++) {
-      // Interleaved, so that load from other processes hits both alike.
+      // Interleaved, so that load from other processes hits all alike.
       ours.push(time(hostdev).ms);
       theirs.push(time(lspci).ms);
+      if (base) before.push(time(base).ms);
     }
     rmSync(stateDir, { recursive: true, force: true });
     const figures = (values: number[]): Figures => ({ min: Math.min(...values), median: median(values) });
-    return { functions: count, hostdev: figures(ours), lspci: figures(theirs) };
+    return { functions: count, hostdev: figures(ours), lspci: figures(theirs), base: base ? figures(before) : null };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -108,6 +116,12 @@ for (const size of sizes) {
       `${fmt(row.lspci.min)}  ${fmt(row.lspci.median)}  ${(row.hostdev.median / row.lspci.median).toFixed(2).padStart(9)}x  ` +
       `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x`,
   );
+  if (row.base) {
+    console.log(
+      `${''.padStart(9)}  base: ${fmt(row.base.min)} min ${fmt(row.base.median)} med  ` +
+        `ratio(med) ${(row.base.median / row.lspci.median).toFixed(2)}x  ratio(min) ${(row.base.min / row.lspci.min).toFixed(2)}x`,
+    );
+  }
 }
 if (rows.length >= 2) {
   const first = rows[0]!;
