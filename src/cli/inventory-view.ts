@@ -40,8 +40,9 @@ export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsL
   return { layout, inventory, warnings };
 }
 
+/** Start it before readHost: the tables load while sysfs is read. Best-effort: a failure drops the column. */
 export async function ownersFor(globals: GlobalOptions, options: InventoryCommandOptions): Promise<OwnerLookup | null> {
-  return options.ownerLookup ? options.ownerLookup(globals) : null;
+  return options.ownerLookup ? options.ownerLookup(globals).catch(() => null) : null;
 }
 
 /** The device as `--json` prints it: the PciDevice fields, plus `owner` when owners are known. */

@@ -44,8 +44,9 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
         action(async (globals, command: Command): Promise<CommandResult> => {
           const opts = command.opts<{ class?: string; driver?: string }>();
           const byClass = opts.class === undefined ? null : classFilter(opts.class);
+          const ownersLoading = ownersFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
-          const owners = await ownersFor(globals, options);
+          const owners = await ownersLoading;
           const devices = inventory.devices.filter(
             (device) => (byClass === null || byClass(device)) && (opts.driver === undefined || device.driver === opts.driver),
           );

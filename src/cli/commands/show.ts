@@ -52,10 +52,11 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
       .action(
         action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
           const address = parseAddress(input);
+          const ownersLoading = ownersFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
           const device = findDevice(inventory, address);
           if (device === null) throw notFound(address);
-          const owners = await ownersFor(globals, options);
+          const owners = await ownersLoading;
           const verdict = assignmentVerdict(inventory, address, owners ? { owners } : {});
           const members = groupMembers(inventory, address);
           const path = pciPath(inventory, device);
