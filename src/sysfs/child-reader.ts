@@ -15,8 +15,8 @@ function childScript(): string {
 }
 
 /**
- * The reads the kernel can hold up (ChildFacts), running in a child process that is started at
- * once and waited for with a bound. A command run while the kernel blocks such a read fails with
+ * The ChildFacts reads (among them every read the kernel can hold up), running in a child process
+ * that is started at once and waited for with a bound. A command run while the kernel blocks such a read fails with
  * HOSTDEV_TIMEOUT instead of hanging, and can exit (a process whose own thread is stuck in such a
  * read cannot): the child is killed and abandoned, not waited for.
  */

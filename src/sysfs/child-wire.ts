@@ -3,8 +3,8 @@ import type { HeaderType } from '../core/device.js';
 import type { ChildRead } from './inventory.js';
 
 /**
- * How the bounded child hands its ChildReads to the CLI: one JSON array of tuples, a tenth of
- * the bytes of per-field objects for a few thousand functions.
+ * How the bounded child hands its ChildReads to the CLI: one JSON array of tuples (field names
+ * are not repeated for each of a few thousand functions).
  */
 type Tuple = [
   address: PciAddress,
