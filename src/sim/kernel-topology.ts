@@ -144,7 +144,8 @@ export function removeDevice(ctx: TopologyContext, top: string): void {
     destroy(ctx, top);
     return;
   }
-  const devices = ctx.tree.subtree(top);
+  // VFs sit beside their PF in the tree; SR-IOV disable takes them away, they are never stashed.
+  const devices = ctx.tree.subtree(top).filter((d) => ctx.tree.physfn(d) === null);
   for (const dir of devices) {
     if (ctx.tree.virtfns(dir).length > 0) disableVfs(ctx, dir);
   }

@@ -205,17 +205,20 @@ export class SimKernel implements KernelPort {
     if (attr === 'sriov_numvfs' && kstrtoul(value) === 0) {
       return found(this.tree.virtfns(dir).find((v) => onVfio(v.dir))?.dir);
     }
-    if (attr === 'remove') {
-      const affected = this.tree.subtree(dir).flatMap((d) => [d, ...this.tree.virtfns(d).map((v) => v.dir)]);
-      return found(affected.find(onVfio));
-    }
+    if (attr === 'remove') return found(this.removedWith(dir).find(onVfio));
     return null;
+  }
+
+  /** The devices a `remove` of this device takes away: its subtree and their VFs. */
+  private removedWith(dir: string): string[] {
+    return this.tree.subtree(dir).flatMap((d) => [d, ...this.tree.virtfns(d).map((v) => v.dir)]);
   }
 
   /**
    * A write that needs a device lock a blocked write holds waits for it, as on Linux: the held
-   * attributes' stores (driver_override, sriov_numvfs), reset (pci_dev_lock), and bind, unbind
-   * and drivers_probe naming the device (device_lock around probe and release).
+   * attributes' stores (driver_override, sriov_numvfs), reset (pci_dev_lock), bind, unbind
+   * and drivers_probe naming the device (device_lock around probe and release), and a remove
+   * that takes the device away (its driver is released under its lock).
    */
   private async waitForDeviceLocks(hostPath: string, value: string): Promise<void> {
     const needs = (): boolean => {
@@ -228,6 +231,7 @@ export class SimKernel implements KernelPort {
         const target = this.tree.deviceDir(sysfsName(value));
         return target !== null && isLocked(this.root, target);
       }
+      if (attr === 'remove' && this.tree.isDeviceDir(dir)) return this.removedWith(dir).some((d) => isLocked(this.root, d));
       return isHeld(this.root, path.join(dir, attr)) || (attr === 'reset' && isLocked(this.root, dir));
     };
     while (needs()) await new Promise((resolve) => setTimeout(resolve, 10));

@@ -150,6 +150,17 @@ describe('kernel facts: reads that block while vfio-pci waits for the VF user (s
     expect(readAttr(root, PF, 'driver_override')).toBe('igb');
   });
 
+  it("removing the PF (or anything above it) waits too: its driver's release needs the PF's lock", async () => {
+    const { root, writer } = await blockedRelease();
+    const remove = background(process.execPath, [CLI_BIN, '--root', root, 'sim', 'write', '/sys/bus/pci/devices/0000:00:01.0/remove', '1']);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(remove.finished()).toBe(false);
+    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
+    expect((await writer.done).code).toBe(0);
+    expect((await remove.done).code).toBe(0);
+    expect(fs.existsSync(dev(root, PF))).toBe(false);
+  });
+
   it('a writer killed while it holds the locks leaves a sane tree: regular files with their values, nothing blocked', async () => {
     const { root, writer } = await blockedRelease();
     writer.child.kill('SIGKILL');

@@ -398,6 +398,15 @@ describe('modules, plain attributes, events', () => {
     expect(await errnoOf(k.write('/sys/bus/pci/devices/0000:01:00.0/../../../../../etc/passwd', 'x'))).toBe('ENOENT');
   });
 
+  it('removing the root port above a PF with VFs takes the VFs away for good; rescan brings the PFs back with SR-IOV off', async () => {
+    const { root, k } = host('sriov-nic');
+    await k.write(D('0000:00:01.0', 'remove'), '1');
+    expect(fs.readdirSync(path.join(root, 'sys/bus/pci/devices')).sort()).toEqual(['0000:00:00.0']);
+    await k.write('/sys/bus/pci/rescan', '1');
+    expect(fs.readdirSync(path.join(root, 'sys/bus/pci/devices')).sort()).toEqual(['0000:00:00.0', '0000:00:01.0', '0000:01:00.0', '0000:01:00.1']);
+    expect(fs.readFileSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/sriov_numvfs'), 'utf8')).toBe('0\n');
+  });
+
   it('every change appends a uevent-like record to .hostdev-sim/events.jsonl with a gap-free seq', async () => {
     const { root, k } = host('sriov-nic');
     await k.write(D('0000:01:00.0', 'sriov_numvfs'), '0');
