@@ -93,7 +93,7 @@ describe('kernel facts: reads that block while vfio-pci waits for the VF user (s
         [PF, 'vendor'],
         [VF0, 'vendor'],
         [VF1, 'driver_override'],
-      ].map(async ([a, f]) => [`${a}/${f}`, await readWithin(dev(root, a!, f!), 1_500)] as const),
+      ].map(async ([a, f]) => [`${a}/${f}`, await readWithin(dev(root, a!, f!), 4_000)] as const),
     );
     expect(Object.fromEntries(reads)).toEqual({
       [`${PF}/sriov_numvfs`]: null,

@@ -235,7 +235,7 @@ export class ScenarioEnv {
    * when it has not answered by then (the child is abandoned: on Linux it stays in D state until the
    * kernel lets go), 'reads' when it answered, 'absent' when the file does not exist.
    */
-  async readBounded(hostPath, { timeoutMs = 3_000 } = {}) {
+  async readBounded(hostPath, { timeoutMs = 5_000 } = {}) {
     if (!fs.existsSync(this.p(hostPath))) return 'absent';
     const r = await run('cat', [this.p(hostPath)], { timeoutMs });
     if (r.timedOut) return 'blocks';
