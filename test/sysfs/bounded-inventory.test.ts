@@ -135,4 +135,13 @@ describe('reading the inventory in a bounded child process', () => {
       expect(run.stderr).toMatch(/blocked in the kernel/);
     }
   });
+
+  it('a command that fails before reading does not wait for the head-start child', () => {
+    const root = host();
+    blockAllLocked(root);
+    for (const args of [['list', '--no-such-option'], ['show', 'not-an-address']]) {
+      const run = runCli(['--root', root, ...args], { timeoutMs: 15_000 });
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(2);
+    }
+  });
 });
