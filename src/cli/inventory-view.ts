@@ -1,6 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
 import type { OwnerLookup } from '../core/iommu.js';
+import type { Owner } from '../core/tables.js';
+import type { TableLookup, TableMembership } from '../manager/table-lookup.js';
 import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { DEFAULT_PCI_IDS_PATH } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
@@ -12,15 +14,12 @@ import { takePrefetched } from './inventory-prefetch.js';
  * say, and the words and cells they print.
  */
 
-/**
- * Gives the owner of each device (the active table). The manager wires one in through the command
- * factories (listCommand({ ownerLookup })); it is loaded lazily, so `list` without it never opens
- * the state database.
- */
-export type OwnerLookupFactory = (globals: GlobalOptions) => Promise<OwnerLookup | null>;
+/** hostdev's tables for the inventory commands; the manager wires them in, loaded lazily (see open-manager). */
+export type TableLookupFactory = (globals: GlobalOptions) => Promise<TableLookup | null>;
 
 export interface InventoryCommandOptions {
-  readonly ownerLookup?: OwnerLookupFactory;
+  /** Without it there is no OWNER column and no owner fields. */
+  readonly tableLookup?: TableLookupFactory;
 }
 
 /** pci.ids location: $HOSTDEV_PCI_IDS, else Debian's. Never under --root. */
@@ -41,18 +40,36 @@ export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsL
 }
 
 /** Start it before readHost: the tables load while sysfs is read. Best-effort: a failure drops the column. */
-export async function ownersFor(globals: GlobalOptions, options: InventoryCommandOptions): Promise<OwnerLookup | null> {
-  return options.ownerLookup ? options.ownerLookup(globals).catch(() => null) : null;
+export async function tablesFor(globals: GlobalOptions, options: InventoryCommandOptions): Promise<TableLookup | null> {
+  return options.tableLookup ? options.tableLookup(globals).catch(() => null) : null;
 }
 
-/** The device as `--json` prints it: the PciDevice fields, plus `owner` when owners are known. */
-export function deviceJson(device: PciDevice, owners: OwnerLookup | null): Record<string, unknown> {
-  return owners ? { ...device, owner: owners(device.address) } : { ...device };
+/** The active table's owners, as the IOMMU-group rules want them. */
+export function ownersOf(tables: TableLookup): OwnerLookup {
+  return (address) => {
+    const found = tables(address);
+    return found?.table === 'active' ? found.owner : null;
+  };
 }
 
-export function ownerCell(owners: OwnerLookup, address: PciAddress): string {
-  const owner = owners(address);
-  return owner ? `${owner.driver}/${owner.domain}` : '-';
+/**
+ * The same two fields wherever a device is printed with its tables (list, show, groups):
+ * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null.
+ */
+export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null } {
+  if (membership === null) return { owner: null, table: null };
+  return membership.table === 'active' ? { owner: membership.owner, table: 'active' } : { owner: null, table: 'inactive' };
+}
+
+/** The device as `--json` prints it: the PciDevice fields, plus owner and table when the tables are known. */
+export function deviceJson(device: PciDevice, tables: TableLookup | null): Record<string, unknown> {
+  return tables ? { ...device, ...ownershipJson(tables(device.address)) } : { ...device };
+}
+
+/** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */
+export function ownerCell(membership: TableMembership | null): string {
+  if (membership === null) return '-';
+  return membership.table === 'active' ? `${membership.owner.driver}/${membership.owner.domain}` : 'hostdev (detached)';
 }
 
 export function iommuOffNote(layout: SysfsLayout): string {

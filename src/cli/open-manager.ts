@@ -1,4 +1,3 @@
-import type { OwnerLookup } from '../core/iommu.js';
 import type { HostdevManager } from '../manager/hostdev-manager.js';
 import type { TableLookup } from '../manager/table-lookup.js';
 import type { GlobalOptions } from './context.js';
@@ -32,19 +31,9 @@ export async function withManager<T>(globals: GlobalOptions, fn: (manager: Hostd
 }
 
 /**
- * The owner column of `list` and `show`, best-effort: an unreadable state directory drops the
- * column instead of failing the listing.
+ * Both tables for list, show and groups (owner, or detached by hostdev), best-effort: an unreadable
+ * state directory drops the OWNER column instead of failing the listing.
  */
-export async function managerOwnerLookup(globals: GlobalOptions): Promise<OwnerLookup | null> {
-  const tables = await managerTableLookup(globals);
-  if (tables === null) return null;
-  return (address) => {
-    const found = tables(address);
-    return found?.table === 'active' ? found.owner : null;
-  };
-}
-
-/** Both tables for `groups` (owner, or detached by hostdev), best-effort like managerOwnerLookup. */
 export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
     const { tableLookupFor } = await import('../manager/table-lookup.js');

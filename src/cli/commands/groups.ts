@@ -1,32 +1,23 @@
 import type { Command } from 'commander';
 import type { PciAddress } from '../../core/address.js';
 import { listGroups } from '../../core/iommu.js';
-import type { TableLookup, TableMembership } from '../../manager/table-lookup.js';
+import type { TableMembership } from '../../manager/table-lookup.js';
 import type { CommandResult, GlobalOptions } from '../context.js';
-import { classCell, deviceLabel, idPair, iommuOffNote, readHost } from '../inventory-view.js';
+import {
+  classCell,
+  deviceLabel,
+  idPair,
+  iommuOffNote,
+  ownerCell,
+  ownershipJson,
+  readHost,
+  tablesFor,
+  type InventoryCommandOptions,
+} from '../inventory-view.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
-export interface GroupsCommandOptions {
-  /** hostdev's tables (the manager wires them in, loaded lazily); without it there is no OWNER column. */
-  readonly tableLookup?: (globals: GlobalOptions) => Promise<TableLookup | null>;
-}
-
-/** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */
-export function membershipCell(membership: TableMembership | null): string {
-  if (membership === null) return '-';
-  return membership.table === 'active' ? `${membership.owner.driver}/${membership.owner.domain}` : 'hostdev (detached)';
-}
-
-/** The `owner` field of a member in `--json`: {table, driver, domain}; driver and domain are null when detached. */
-export function membershipJson(membership: TableMembership | null): Record<string, string | null> | null {
-  if (membership === null) return null;
-  return membership.table === 'active'
-    ? { table: 'active', driver: membership.owner.driver, domain: membership.owner.domain }
-    : { table: 'inactive', driver: null, domain: null };
-}
-
-export function groupsCommand(options: GroupsCommandOptions = {}): (program: Command) => void {
+export function groupsCommand(options: InventoryCommandOptions = {}): (program: Command) => void {
   return (program) => {
     program
       .command('groups')
@@ -34,7 +25,7 @@ export function groupsCommand(options: GroupsCommandOptions = {}): (program: Com
       .action(
         action(async (globals): Promise<CommandResult> => {
           // Loaded while sysfs is read; best-effort, so a failure drops the column instead of the command.
-          const tablesLoading = options.tableLookup ? options.tableLookup(globals).catch(() => null) : Promise.resolve(null);
+          const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
           const tables = await tablesLoading;
           const membership = (address: PciAddress): TableMembership | null => (tables ? tables(address) : null);
@@ -50,7 +41,7 @@ export function groupsCommand(options: GroupsCommandOptions = {}): (program: Com
               device: m.device,
               vendorName: m.vendorName,
               deviceName: m.deviceName,
-              ...(tables ? { owner: membershipJson(membership(m.address)) } : {}),
+              ...(tables ? ownershipJson(membership(m.address)) : {}),
             })),
           }));
           if (globals.json) return { json, text: '', warnings };
@@ -61,7 +52,7 @@ export function groupsCommand(options: GroupsCommandOptions = {}): (program: Com
           const rows = groups.flatMap((group) =>
             group.members.map((m) => {
               const row = [String(group.id), m.address, classCell(m), idPair(m), deviceLabel(m), orDash(m.driver)];
-              if (tables) row.push(membershipCell(membership(m.address)));
+              if (tables) row.push(ownerCell(membership(m.address)));
               return row;
             }),
           );

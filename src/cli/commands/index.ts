@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { managerOwnerLookup, managerTableLookup } from '../open-manager.js';
+import { managerTableLookup } from '../open-manager.js';
 
 /** Each command module registers itself on the program; main.ts only wires. */
 export type RegisterCommand = (program: Command) => void;
@@ -9,8 +9,8 @@ export type RegisterCommand = (program: Command) => void;
  * names (startup time is most of a `hostdev list` on a small host), `--help` loads them all.
  */
 export const commandLoaders: Readonly<Record<string, () => Promise<RegisterCommand>>> = {
-  list: async () => (await import('./list.js')).listCommand({ ownerLookup: managerOwnerLookup }),
-  show: async () => (await import('./show.js')).showCommand({ ownerLookup: managerOwnerLookup }),
+  list: async () => (await import('./list.js')).listCommand({ tableLookup: managerTableLookup }),
+  show: async () => (await import('./show.js')).showCommand({ tableLookup: managerTableLookup }),
   groups: async () => (await import('./groups.js')).groupsCommand({ tableLookup: managerTableLookup }),
   sim: async () => (await import('./sim.js')).registerSim,
   detach: async () => (await import('./detach.js')).registerDetach,

@@ -9,7 +9,7 @@ import {
   idPair,
   iommuOffNote,
   ownerCell,
-  ownersFor,
+  tablesFor,
   readHost,
   sriovCell,
   type InventoryCommandOptions,
@@ -44,16 +44,16 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
         action(async (globals, command: Command): Promise<CommandResult> => {
           const opts = command.opts<{ class?: string; driver?: string }>();
           const byClass = opts.class === undefined ? null : classFilter(opts.class);
-          const ownersLoading = ownersFor(globals, options);
+          const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
-          const owners = await ownersLoading;
+          const tables = await tablesLoading;
           const devices = inventory.devices.filter(
             (device) => (byClass === null || byClass(device)) && (opts.driver === undefined || device.driver === opts.driver),
           );
-          if (globals.json) return { json: devices.map((device) => deviceJson(device, owners)), text: '', warnings };
+          if (globals.json) return { json: devices.map((device) => deviceJson(device, tables)), text: '', warnings };
 
           const headers = ['ADDRESS', 'CLASS', 'VENDOR:DEVICE', 'NAME', 'DRIVER', 'IOMMU', 'SR-IOV'];
-          if (owners) headers.push('OWNER');
+          if (tables) headers.push('OWNER');
           const rows = devices.map((device) => {
             const row = [
               device.address,
@@ -64,7 +64,7 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
               orDash(device.iommuGroup),
               sriovCell(device),
             ];
-            if (owners) row.push(ownerCell(owners, device.address));
+            if (tables) row.push(ownerCell(tables(device.address)));
             return row;
           });
           const lines = [devices.length > 0 ? renderTable(headers, rows) : 'No PCI devices match.'];

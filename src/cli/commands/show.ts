@@ -11,7 +11,8 @@ import {
   idPair,
   iommuOffNote,
   ownerCell,
-  ownersFor,
+  ownersOf,
+  tablesFor,
   pciIdsPath,
   readHost,
   type InventoryCommandOptions,
@@ -52,16 +53,16 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
       .action(
         action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
           const address = parseAddress(input);
-          const ownersLoading = ownersFor(globals, options);
+          const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
           const device = findDevice(inventory, address);
           if (device === null) throw notFound(address);
-          const owners = await ownersLoading;
-          const verdict = assignmentVerdict(inventory, address, owners ? { owners } : {});
+          const tables = await tablesLoading;
+          const verdict = assignmentVerdict(inventory, address, tables ? { owners: ownersOf(tables) } : {});
           const members = groupMembers(inventory, address);
           const path = pciPath(inventory, device);
           const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
-          const json = { ...deviceJson(device, owners), pciPath: path, groupMembers: members.map(memberJson), verdict };
+          const json = { ...deviceJson(device, tables), pciPath: path, groupMembers: members.map(memberJson), verdict };
           if (globals.json) return { json, text: '', warnings: relevant };
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
@@ -83,7 +84,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           }
           if (device.physfn) facts.push(['SR-IOV', `VF of ${device.physfn}`]);
           if (device.netdevs.length > 0) facts.push(['Network', device.netdevs.join(' ')]);
-          if (owners) facts.push(['Owner', ownerCell(owners, address)]);
+          if (tables) facts.push(['Owner', ownerCell(tables(address))]);
           facts.push(['IOMMU group', orDash(device.iommuGroup)]);
           const width = Math.max(...facts.map(([label]) => label.length));
           for (const [label, value] of facts) lines.push(`  ${label.padEnd(width)}  ${value}`);

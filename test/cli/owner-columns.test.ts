@@ -10,7 +10,8 @@ import { jsonOf, runCli } from '../support/cli.js';
 
 interface Member {
   address: string;
-  owner?: { table: string; driver: string | null; domain: string | null } | null;
+  owner?: { driver: string; domain: string } | null;
+  table?: 'active' | 'inactive' | null;
 }
 
 let base: string;
@@ -35,13 +36,13 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
-describe('hostdev groups shows who owns each member', () => {
+describe('list, show and groups say who owns each device, in the same fields and words', () => {
   it('the lookup reads the database the state store writes', () => {
     expect(STATE_DB_NAME).toBe(DB_FILE);
   });
 
   it('with no state database: owner null and an OWNER column of dashes; nothing is created', () => {
-    expect(members().every((member) => member.owner === null)).toBe(true);
+    expect(members().every((member) => member.owner === null && member.table === null)).toBe(true);
     const text = hostdev('groups').stdout;
     expect(text).toMatch(/^GROUP\s+ADDRESS\s+CLASS\s+VENDOR:DEVICE\s+NAME\s+DRIVER\s+OWNER$/m);
     expect(existsSync(path.join(state, DB_FILE))).toBe(false);
@@ -51,10 +52,21 @@ describe('hostdev groups shows who owns each member', () => {
     expect(hostdev('assign', '--domain', 'vm1', '0000:00:02.0').code).toBe(0);
     expect(hostdev('detach', '0000:00:01.0').code).toBe(0);
 
-    const byAddress = new Map(members().map((member) => [member.address, member.owner]));
-    expect(byAddress.get('0000:00:02.0')).toEqual({ table: 'active', driver: 'qemu', domain: 'vm1' });
-    expect(byAddress.get('0000:00:01.0')).toEqual({ table: 'inactive', driver: null, domain: null });
-    expect(byAddress.get('0000:00:00.0')).toBeNull();
+    const expected = new Map<string, Pick<Member, 'owner' | 'table'>>([
+      ['0000:00:02.0', { owner: { driver: 'qemu', domain: 'vm1' }, table: 'active' }],
+      ['0000:00:01.0', { owner: null, table: 'inactive' }],
+      ['0000:00:00.0', { owner: null, table: null }],
+    ]);
+    const fields = (m: Member) => ({ owner: m.owner, table: m.table });
+    const inGroups = new Map(members().map((member) => [member.address, fields(member)]));
+    const inList = new Map(jsonOf<Member[]>(hostdev('list', '--json')).map((device) => [device.address, fields(device)]));
+    for (const [address, want] of expected) {
+      expect(inGroups.get(address)).toEqual(want);
+      expect(inList.get(address)).toEqual(want);
+      expect(fields(jsonOf<Member>(hostdev('show', '--json', address)))).toEqual(want);
+    }
+    expect(hostdev('show', '0000:00:01.0').stdout).toMatch(/^\s+Owner\s+hostdev \(detached\)$/m);
+    expect(hostdev('list').stdout.split('\n').find((line) => line.startsWith('0000:00:01.0'))).toMatch(/\shostdev \(detached\)$/);
 
     const lines = hostdev('groups').stdout.split('\n');
     expect(lines.find((line) => line.includes('0000:00:02.0'))).toMatch(/\sqemu\/vm1$/);
