@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { HostdevError } from '../core/errors.js';
 import { isSimulatedTree } from '../sim/host-model.js';
-import { SimKernel } from '../sim/kernel.js';
 import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
 import type { GlobalOptions } from './context.js';
 
@@ -17,11 +16,13 @@ export function requireSimulatedRoot(root: string, what: string): void {
 
 /**
  * The kernel port for a command: the simulated kernel with --simulate (on a simulated tree only),
- * else plain file writes under --root.
+ * else plain file writes under --root. The simulator (and zod, which it uses) is loaded only then:
+ * on a real host every command starts faster without it.
  */
-export function kernelPortFor(globals: GlobalOptions): KernelPort {
+export async function kernelPortFor(globals: GlobalOptions): Promise<KernelPort> {
   if (globals.simulate) {
     requireSimulatedRoot(globals.root, '--simulate');
+    const { SimKernel } = await import('../sim/kernel.js');
     return new SimKernel(globals.root);
   }
   return new FsKernelPort(globals.root);

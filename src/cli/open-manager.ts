@@ -13,7 +13,7 @@ export async function openManager(globals: GlobalOptions): Promise<HostdevManage
     import('../host/sim-host-usage.js'),
     import('./kernel-port-for.js'),
   ]);
-  const kernel = kernelPortFor(globals);
+  const kernel = await kernelPortFor(globals);
   const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
   return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage });
 }
