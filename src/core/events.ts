@@ -20,13 +20,20 @@ export interface DeviceState {
 
 export type Snapshot = ReadonlyMap<PciAddress, DeviceState>;
 
-/** The subset of a PciDevice a snapshot is built from (the full device fits). */
-export type SnapshotInput = Pick<PciDevice, 'address' | 'driver' | 'physfn' | 'virtfns' | 'sriov'>;
+/**
+ * The subset of a PciDevice a snapshot is built from (the full device fits). `virtfnLinks`, the
+ * PF's virtfnN links with their N, gives the VF indexes; without it a VF's index is its position in
+ * `virtfns`, which is only right while no link is missing (not while SR-IOV is being disabled).
+ */
+export type SnapshotInput = Pick<PciDevice, 'address' | 'driver' | 'physfn' | 'virtfns' | 'sriov'> & {
+  readonly virtfnLinks?: ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>;
+};
 
 export function snapshotOf(devices: readonly SnapshotInput[]): Snapshot {
   const vfIndex = new Map<PciAddress, number>();
   for (const device of devices) {
-    device.virtfns.forEach((vf, index) => vfIndex.set(vf, index));
+    if (device.virtfnLinks !== undefined) for (const link of device.virtfnLinks) vfIndex.set(link.address, link.index);
+    else device.virtfns.forEach((vf, index) => vfIndex.set(vf, index));
   }
   const snapshot = new Map<PciAddress, DeviceState>();
   for (const device of devices) {

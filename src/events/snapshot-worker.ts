@@ -7,7 +7,7 @@
  */
 import type { SnapshotInput } from '../core/events.js';
 import { SysfsLayout } from '../sysfs/paths.js';
-import { readInventory } from '../sysfs/reader.js';
+import { readInventory, readVirtfnLinks } from '../sysfs/reader.js';
 
 export interface SnapshotRequest {
   readonly id: number;
@@ -18,7 +18,15 @@ export type SnapshotReply =
 
 function readSnapshot(layout: SysfsLayout): SnapshotInput[] {
   const inventory = readInventory(layout, { names: null });
-  return inventory.devices.map(({ address, driver, physfn, virtfns, sriov }) => ({ address, driver, physfn, virtfns, sriov }));
+  return inventory.devices.map(({ address, driver, physfn, virtfns, sriov }) => ({
+    address,
+    driver,
+    physfn,
+    virtfns,
+    sriov,
+    // The VF indexes as N of the links (PFs are few: one more listing each).
+    ...(sriov !== null ? { virtfnLinks: readVirtfnLinks(layout, address) } : {}),
+  }));
 }
 
 const root = process.argv[2];

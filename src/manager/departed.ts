@@ -102,17 +102,17 @@ export function reassignedDepartures(op: Operation, owner: Owner, addresses: rea
 export function vfIdentityNotes(
   changes: readonly TableChange[],
   devices: ReadonlyMap<PciAddress, PciDevice | null>,
-  readPf: (address: PciAddress) => PciDevice | null,
+  readVirtfnLinks: (pf: PciAddress) => ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>,
 ): StateChange[] {
-  const pfs = new Map<PciAddress, PciDevice | null>();
+  const pfs = new Map<PciAddress, ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>>();
   const notes: StateChange[] = [];
   for (const change of changes) {
     if (change.kind === 'remove') continue;
     const device = devices.get(change.entry.address);
     if (device?.physfn === null || device?.physfn === undefined) continue;
     const pfAddress = device.physfn;
-    if (!pfs.has(pfAddress)) pfs.set(pfAddress, readPf(pfAddress));
-    const vfIndex = pfs.get(pfAddress)?.virtfns.indexOf(device.address) ?? -1;
+    if (!pfs.has(pfAddress)) pfs.set(pfAddress, readVirtfnLinks(pfAddress));
+    const vfIndex = pfs.get(pfAddress)?.find((link) => link.address === device.address)?.index ?? -1;
     if (vfIndex >= 0) notes.push({ kind: 'note-vf', address: device.address, pf: pfAddress, vfIndex });
   }
   return notes;

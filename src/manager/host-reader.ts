@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
-import { readDevice } from '../sysfs/read-device.js';
+import { readDevice, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 
 /**
@@ -20,6 +20,11 @@ export class HostReader {
       // Vanishing while being read (a VF removed by sriov_numvfs=0) is the same as vanished.
       return existsSync(this.layout.device(address)) ? readDevice(this.layout, address, { names: null }) : null;
     }
+  }
+
+  /** A PF's virtfnN links with their N (the VF indexes); [] for anything else. */
+  virtfnLinks(pf: PciAddress): VirtfnLink[] {
+    return readVirtfnLinks(this.layout, pf);
   }
 
   exists(address: PciAddress): boolean {

@@ -263,7 +263,7 @@ export class HostdevManager {
 
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
   private identityNotes(plan: Plan, view: HostView): StateChange[] {
-    return vfIdentityNotes(plan.changes, view.devices, (address) => view.devices.get(address) ?? this.reader.device(address));
+    return vfIdentityNotes(plan.changes, view.devices, (pf) => this.reader.virtfnLinks(pf));
   }
 
   /**

@@ -8,7 +8,7 @@ import type { NetPort } from '../net/net-port.js';
 import type { VfNetInfo } from '../net/vf-net-config.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
-import { readDevice } from '../sysfs/read-device.js';
+import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { departures } from './departed.js';
 
@@ -72,7 +72,7 @@ export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort 
       warnings.push(`VF MAC/VLAN unknown: ${(error as Error).message}`);
     }
   }
-  const vfs = pf.virtfns.map((address, index): VfListEntry => {
+  const vfs = readVirtfnLinks(layout, pfAddress).map(({ address, index }): VfListEntry => {
     const vf = readDevice(layout, address, { names: null });
     const info = netInfo.find((entry) => entry.vf === index);
     return {
@@ -126,7 +126,7 @@ export interface SetCountReport {
 }
 
 function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {
-  return pf.virtfns.map((address, vfIndex) => ({
+  return readVirtfnLinks(layout, pf.address).map(({ address, index: vfIndex }) => ({
     address,
     vfIndex,
     driver: readDevice(layout, address, { names: null })?.driver ?? null,

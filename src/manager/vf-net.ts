@@ -12,7 +12,7 @@ import {
   type VfSetting,
 } from '../net/vf-net-config.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
-import { readDevice } from '../sysfs/read-device.js';
+import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { Operation, StateChange, VfConfig } from '../state/store.js';
 import type { OperationHooks } from './hostdev-manager.js';
 
@@ -47,7 +47,8 @@ export function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarg
     });
   }
   const pf = readDevice(layout, vf.physfn, { names: null });
-  const vfIndex = pf?.virtfns.indexOf(address) ?? -1;
+  // N of the PF's virtfnN link: the index `ip link set PF vf N` means (never a position in a list).
+  const vfIndex = readVirtfnLinks(layout, vf.physfn).find((link) => link.address === address)?.index ?? -1;
   const pfNetdev = pf?.netdevs[0];
   if (pf === null || vfIndex < 0 || pfNetdev === undefined) {
     throw new HostdevError(

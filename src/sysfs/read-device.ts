@@ -284,8 +284,28 @@ export function readChildPart(context: DeviceReadContext, address: PciAddress, d
   };
 }
 
+/** One virtfnN link of a PF: N (the VF index the PF's driver and `ip link ... vf N` use) and its VF. */
+export interface VirtfnLink {
+  readonly index: number;
+  readonly address: PciAddress;
+}
+
+/**
+ * A PF's VFs with their indexes, from its virtfnN links in N order. The index is N itself, never a
+ * position: while SR-IOV is being disabled Linux removes virtfn0 first, so VF 1 can be the first
+ * link left. [] when the device is not a PF or is gone.
+ */
+export function readVirtfnLinks(layout: SysfsLayout, pf: PciAddress): VirtfnLink[] {
+  const context = new DeviceReadContext(layout, null, () => {});
+  return readVirtfnsIn(context, `${context.devicesDir}/${pf}`, () => {});
+}
+
 /** The VFs of a PF from its virtfnN links, in N order (a listing: PFs are few). */
 function readVirtfns(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): PciAddress[] {
+  return readVirtfnsIn(context, deviceDir, warn).map((link) => link.address);
+}
+
+function readVirtfnsIn(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): VirtfnLink[] {
   const listing = context.reader.names(deviceDir);
   if (listing === null) {
     warn(`cannot list the device directory: ${context.reader.errno}`);
@@ -295,12 +315,12 @@ function readVirtfns(context: DeviceReadContext, deviceDir: string, warn: (messa
     .filter((name) => /^virtfn[0-9]+$/.test(name))
     .map((name) => ({ name, index: Number.parseInt(name.slice(6), 10) }))
     .sort((a, b) => a.index - b.index);
-  const virtfns: PciAddress[] = [];
-  for (const { name } of links) {
+  const virtfns: VirtfnLink[] = [];
+  for (const { name, index } of links) {
     const target = context.reader.link(`${deviceDir}/${name}`);
     if (target === null) warn(`cannot read the ${name} link: ${context.reader.errno}`);
     const vf = target !== null ? addressOrWarn(linkName(target), name, warn) : null;
-    if (vf !== null) virtfns.push(vf);
+    if (vf !== null) virtfns.push({ index, address: vf });
   }
   return virtfns;
 }

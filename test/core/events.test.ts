@@ -82,3 +82,16 @@ describe('a device that left and came back between two snapshots', () => {
     expect(events.map((e) => `${e.kind} ${e.address}`)).toEqual([`remove ${VF0}`, `add ${VF0}`]);
   });
 });
+
+describe('VF indexes in a snapshot', () => {
+  it('are N of the virtfnN links, not positions: VF 1 stays VF 1 while virtfn0 is already gone', () => {
+    // Linux's SR-IOV disable removes virtfn0 first; a snapshot taken then has only virtfn1.
+    const midDisable: SnapshotInput[] = [
+      { address: PF, driver: 'igb', physfn: null, virtfns: [VF1], sriov: { totalVfs: 7, numVfs: 2 }, virtfnLinks: [{ index: 1, address: VF1 }] },
+      { address: VF1, driver: null, physfn: PF, virtfns: [], sriov: null },
+    ];
+    expect(snapshotOf(midDisable).get(VF1)?.vfIndex).toBe(1);
+    const removed = diffSnapshots(snapshotOf(midDisable), snapshotOf(host(0))).find((e) => e.kind === 'remove');
+    expect(removed).toMatchObject({ address: VF1, pf: PF, vfIndex: 1 });
+  });
+});
