@@ -18,3 +18,4 @@ if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json packa
     echo "hostdev: the build reported type errors (see above)" >&2
   fi
 fi
+bash scripts/build-native.sh

@@ -1,17 +1,18 @@
-import { ChildReader } from '../sysfs/child-reader.js';
+import { BatchReader } from '../sysfs/batch-reader.js';
+import { DEVICE_OP_LIST } from '../sysfs/device-ops.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 
 /**
- * The bounded child of list/show/groups, started before the rest of the CLI is even loaded: its
- * start-up then overlaps the parent's. Only a head start: readHost checks that the child reads the
- * root the parsed options name, and starts another one when not.
+ * The bounded readers of list/show/groups, started before the rest of the CLI is even loaded: they
+ * read while the CLI loads. Only a head start: readHost checks that they read the root the parsed
+ * options name, and starts others when not.
  */
 
 const INVENTORY_COMMANDS = new Set(['list', 'show', 'groups']);
 /** The global options that take a value (see main.ts): their values are never a command name. */
 const VALUE_OPTIONS = new Set(['--root', '--state-dir']);
 
-let started: ChildReader | null = null;
+let started: BatchReader | null = null;
 
 /** The command and --root as argv gives them, or null when argv is anything unusual. */
 export function scanArgv(argv: readonly string[]): { command: string; root: string } | null {
@@ -32,11 +33,11 @@ export function scanArgv(argv: readonly string[]): { command: string; root: stri
 
 export function prefetchInventory(argv: readonly string[]): void {
   const scan = scanArgv(argv);
-  if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new ChildReader(new SysfsLayout(scan.root));
+  if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new BatchReader(new SysfsLayout(scan.root), DEVICE_OP_LIST);
 }
 
 /** The head-start child, handed over once. */
-export function takePrefetched(): ChildReader | null {
+export function takePrefetched(): BatchReader | null {
   const reader = started;
   started = null;
   return reader;

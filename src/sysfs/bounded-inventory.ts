@@ -1,28 +1,42 @@
-import type { Inventory } from '../core/device.js';
-import { joinInventory, readParentInventory } from './inventory.js';
-import { DEFAULT_READ_TIMEOUT_MS, ChildReader } from './child-reader.js';
+import type { PciAddress } from '../core/address.js';
+import type { Inventory, PciDevice } from '../core/device.js';
+import { BatchReader, DEFAULT_READ_TIMEOUT_MS } from './batch-reader.js';
+import { DEVICE_OP_LIST } from './device-ops.js';
+import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
+import { DeviceReadContext, interpretDevice } from './read-device.js';
 
-export { DEFAULT_READ_TIMEOUT_MS, ChildReader };
+export { DEFAULT_READ_TIMEOUT_MS, BatchReader };
+
+/** The bounded reader of the inventory: DEVICE_OP_LIST for every function. */
+export function inventoryReader(layout: SysfsLayout): BatchReader {
+  return new BatchReader(layout, DEVICE_OP_LIST);
+}
 
 /**
- * Reads the inventory with every read the kernel can hold up in a bounded child process: the
- * child is started first (or was, as `started`, when the CLI began), the files no kernel lock
- * holds are read here meanwhile, then the two halves are joined. Gives what readInventory gives.
+ * Reads the inventory with every read the kernel can hold up in bounded reader processes: they
+ * are started first (or were, as `started`, when the CLI began); their results are made sense of
+ * here as they come. Gives what readInventory gives.
  */
 export async function readInventoryBounded(
   layout: SysfsLayout,
-  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: ChildReader | null } = {},
+  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: BatchReader | null } = {},
 ): Promise<Inventory> {
   let reader = options.started ?? null;
   if (reader !== null && reader.root !== layout.root) {
     reader.cancel();
     reader = null;
   }
-  reader ??= new ChildReader(layout);
+  reader ??= inventoryReader(layout);
   try {
-    const parentPart = readParentInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath });
-    return joinInventory(parentPart, await reader.result(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS));
+    const plan = planInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath }, reader.listing);
+    const context = new DeviceReadContext(layout, plan.names, (warning) => plan.warnings.push(warning), plan.iommuEnabled);
+    const devices: PciDevice[] = [];
+    await reader.forEach(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS, (entry, results, base) => {
+      const device = interpretDevice(context, entry as PciAddress, results, base);
+      if (device !== null) devices.push(device);
+    });
+    return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
   } finally {
     reader.cancel();
   }

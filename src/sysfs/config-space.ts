@@ -80,3 +80,45 @@ function hex(value: number, width: number): string {
 export function configFromBytes(bytes: Uint8Array): ConfigRead {
   return (offset, length) => bytes.subarray(offset, Math.min(bytes.length, offset + length));
 }
+
+/**
+ * The config reads parseConfigSpace needs, done ahead and kept as chunks (offset byte, length
+ * byte, bytes): the 64-byte header, then 8 bytes at each capability of the list. The bounded
+ * reader (native/sysfs-batch.c walks the list the same way) hands them over; configFromChunks
+ * answers parseConfigSpace's reads from them.
+ */
+export function collectConfig(read: ConfigRead): Uint8Array {
+  const chunks: number[] = [];
+  const take = (offset: number, length: number): Uint8Array => {
+    const bytes = read(offset, length);
+    chunks.push(offset, bytes.length, ...bytes);
+    return bytes;
+  };
+  const header = Uint8Array.from(take(0, 64));
+  if (header.length === 64) {
+    const type = header[HEADER_TYPE]! & 0x7f;
+    if (type <= 2 && (header[STATUS]! & STATUS_CAP_LIST) !== 0) {
+      let pointer = header[type === 2 ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]! & 0xfc;
+      for (let hops = 0; pointer >= 0x40 && hops < 48; hops++) {
+        const cap = take(pointer, 8);
+        if (cap.length < 2) break;
+        pointer = cap[1]! & 0xfc;
+      }
+    }
+  }
+  return Uint8Array.from(chunks);
+}
+
+/** A ConfigRead over collectConfig's chunks: a read no chunk starts at gets no bytes. */
+export function configFromChunks(data: Uint8Array): ConfigRead {
+  return (offset, length) => {
+    // A handful of chunks: a scan costs less than an index.
+    for (let at = 0; at + 2 <= data.length; at += 2 + data[at + 1]!) {
+      if (data[at] === offset) {
+        const end = Math.min(at + 2 + data[at + 1]!, data.length);
+        return data.subarray(at + 2, Math.min(end, at + 2 + length));
+      }
+    }
+    return data.subarray(0, 0);
+  };
+}

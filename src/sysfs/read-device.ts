@@ -14,7 +14,9 @@ import {
   parseNumaNode,
   parseResetMethods,
 } from './attributes.js';
-import { parseConfigSpace } from './config-space.js';
+import { BatchResults, OpExecutor } from './batch-ops.js';
+import { DEVICE_OP_LIST, OP_INDEX, type DeviceOpName } from './device-ops.js';
+import { configFromChunks, parseConfigSpace } from './config-space.js';
 import { FileReader } from './file-reader.js';
 import { cachedPciIds, type PciNames } from './pci-ids.js';
 import type { SysfsLayout } from './paths.js';
@@ -29,6 +31,7 @@ export interface ReadDeviceOptions {
 /** The state of one inventory read (a fresh one per call: nothing about the host outlives it). */
 export class DeviceReadContext {
   readonly reader = new FileReader();
+  readonly executor = new OpExecutor();
   /** ROOT/sys/bus/pci/devices, joined once. */
   readonly devicesDir: string;
   private readonly driverDirs = new Map<string, boolean>();
@@ -61,70 +64,14 @@ export function readDevice(layout: SysfsLayout, address: PciAddress, options: Re
   return readDeviceIn(context, address);
 }
 
-/**
- * The fields the CLI reads in its bounded child process (src/sysfs/bounded-inventory.ts). They
- * include every file the kernel can hold up: `driver_override` and `sriov_numvfs` are shown under
- * the device lock (held for as long as a VF removal waits for a VM to let go), and a `config` read
- * waits while config access is blocked (a reset; up to 60 s for a device that is not ready).
- * The rest is plain kernfs, read in-process; numa_node and reset_method (lock-free too) are read
- * by the child only to share the work between the two processes.
- */
-export type ChildFacts = Pick<
-  PciDevice,
-  'driverOverride' | 'headerType' | 'flr' | 'revision' | 'subsystemVendor' | 'subsystemDevice' | 'numaNode' | 'resetMethods'
-> & {
-  /** sriov_numvfs; null when the function is not a PF or the file is unreadable. */
-  readonly numVfs: number | null;
-};
-
-/** A device without its ChildFacts, and what reading them needs to know about it. */
-export interface ParentPart {
-  readonly device: Omit<PciDevice, keyof ChildFacts | 'sriov'>;
-  readonly totalVfs: number | null;
-  /** Whether the function has SR-IOV files (then sriov_numvfs is read). */
-  readonly pf: boolean;
-  readonly deviceDir: string;
-}
-
-/** Reads one function: the parent's part, then the child's; warnings in that order. */
+/** Reads one function in-process (every op, then what it needs besides); null when it is gone. */
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
-  const part = readParentPart(context, address);
-  if (part === null) return null;
-  return withChildFacts(part, readChildPart(context, address, part.deviceDir, part.pf));
+  return interpretDevice(context, address, BatchResults.of(context.executor.run(context.devicesDir, address, DEVICE_OP_LIST)), 0);
 }
 
-export function withChildFacts(part: ParentPart, facts: ChildFacts): PciDevice {
-  const { numVfs } = facts;
-  const sriov: SriovInfo | null = part.totalVfs !== null ? { totalVfs: part.totalVfs, numVfs: numVfs ?? 0 } : null;
-  const { device } = part;
-  // The contract's field order (it is what `--json` prints).
-  return {
-    address: device.address,
-    vendor: device.vendor,
-    device: device.device,
-    subsystemVendor: facts.subsystemVendor,
-    subsystemDevice: facts.subsystemDevice,
-    class: device.class,
-    progIf: device.progIf,
-    revision: facts.revision,
-    vendorName: device.vendorName,
-    deviceName: device.deviceName,
-    driver: device.driver,
-    driverOverride: facts.driverOverride,
-    iommuGroup: device.iommuGroup,
-    numaNode: facts.numaNode,
-    headerType: facts.headerType,
-    parent: device.parent,
-    physfn: device.physfn,
-    virtfns: device.virtfns,
-    sriov,
-    netdevs: device.netdevs,
-    resetMethods: facts.resetMethods,
-    flr: facts.flr,
-  };
-}
 
-/** Reads one attribute file of a device: the shared helpers of the two halves. */
+
+/** Warns about one function, and reads an attribute file of it in-process. */
 class DeviceFiles {
   constructor(
     private readonly context: DeviceReadContext,
@@ -137,14 +84,14 @@ class DeviceFiles {
   }
 
   /** undefined: the file does not exist; null: unreadable or malformed (with a warning). */
-  attribute<T>(file: string, parse: (value: string) => T | undefined): T | null | undefined {
-    const { reader } = this.context;
-    const raw = reader.text(this.prefix + file);
-    if (raw === null) {
-      if (reader.errno === 'ENOENT') return undefined;
-      this.warn(`cannot read ${file}: ${reader.errno}`);
+  parse<T>(file: string, results: BatchResults, i: number, parse: (value: string) => T | undefined): T | null | undefined {
+    const errno = results.errno(i);
+    if (errno !== null) {
+      if (errno === 'ENOENT') return undefined;
+      this.warn(`cannot read ${file}: ${errno}`);
       return null;
     }
+    const raw = results.text(i);
     const value = parse(raw);
     if (value === undefined) {
       this.warn(`unexpected content in ${file}: ${JSON.stringify(raw.slice(0, 40))}`);
@@ -153,56 +100,53 @@ class DeviceFiles {
     return value;
   }
 
-  required<T>(file: string, parse: (value: string) => T | undefined): T | null {
-    const value = this.attribute(file, parse);
+  required<T>(file: string, results: BatchResults, i: number, parse: (value: string) => T | undefined): T | null {
+    const value = this.parse(file, results, i, parse);
     if (value === undefined) this.warn(`no ${file} file`);
     return value ?? null;
   }
 
+  /** An attribute file read here and now (lock-free files only). */
+  attribute<T>(file: string, parse: (value: string) => T | undefined): T | null | undefined {
+    return this.parse(file, BatchResults.of([this.context.executor.one(this.prefix + file, 'read')]), 0, parse);
+  }
+
   /** The target of a link, or null when it is absent (silently) or unreadable (with a warning). */
-  link(file: string): string | null {
-    const { reader } = this.context;
-    const target = reader.link(this.prefix + file);
-    if (target === null && reader.errno !== 'ENOENT') this.warn(`cannot read the ${file} link: ${reader.errno}`);
-    return target;
+  link(file: string, results: BatchResults, i: number): string | null {
+    const errno = results.errno(i);
+    if (errno === null) return results.link(i);
+    if (errno !== 'ENOENT') this.warn(`cannot read the ${file} link: ${errno}`);
+    return null;
   }
 }
 
-/** bus/pci/devices/ADDR is a link into the device hierarchy: its target, or null when the device is gone. */
-function locate(context: DeviceReadContext, address: PciAddress): { deviceDir: string; busLink: string | null } | null {
-  const busEntry = `${context.devicesDir}/${address}`;
-  const busLink = context.reader.link(busEntry);
-  if (busLink === null && context.reader.errno === 'ENOENT') return null;
-  return { deviceDir: busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry, busLink };
-}
-
 /**
- * Reads the parent's part (no file a kernel lock can hold up), by opening the files it needs by name. A directory listing
- * would cost as much as two attribute reads per device; the few entries only some devices have
- * (physfn, sriov_*, net) are probed with lstat, which costs a tenth of a listing.
+ * Makes a PciDevice of the results of DEVICE_OP_LIST for one function (from either executor),
+ * reading in-process only what a few functions need besides; null when the function is gone.
  */
-export function readParentPart(context: DeviceReadContext, address: PciAddress): ParentPart | null {
-  const located = locate(context, address);
-  if (located === null) return null;
-  const { deviceDir, busLink } = located;
-  const { reader } = context;
+export function interpretDevice(context: DeviceReadContext, address: PciAddress, all: BatchResults, base: number): PciDevice | null {
+  const at = (name: DeviceOpName): number => base + OP_INDEX[name];
+  const entryErrno = all.errno(at('entry'));
+  if (entryErrno === 'ENOENT') return null;
+  const busLink = entryErrno === null ? all.link(at('entry')) : null;
+  const busEntry = `${context.devicesDir}/${address}`;
+  const deviceDir = busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry;
   const files = new DeviceFiles(context, address, `${deviceDir}/`);
-  const { prefix } = files;
   const warn = (message: string): void => files.warn(message);
 
-  const vendor = files.required('vendor', parseHexId);
-  const device = files.required('device', parseHexId);
-  const pciClass = files.required('class', parseClass);
+  const vendor = files.required('vendor', all, at('vendor'), parseHexId);
+  const device = files.required('device', all, at('device'), parseHexId);
+  const pciClass = files.required('class', all, at('class'), parseClass);
 
   let driver: string | null = null;
-  const driverTarget = files.link('driver');
+  const driverTarget = files.link('driver', all, at('driver'));
   if (driverTarget !== null) {
     if (context.driverExists(resolveLink(deviceDir, driverTarget, path.resolve))) driver = linkName(driverTarget);
     else warn(`the driver link points at a missing driver (${driverTarget})`);
   }
 
   let iommuGroup: number | null = null;
-  const groupTarget = context.iommuGroups ? files.link('iommu_group') : null;
+  const groupTarget = context.iommuGroups ? files.link('iommu_group', all, at('iommuGroup')) : null;
   if (groupTarget !== null) {
     const group = parseDecimal(linkName(groupTarget));
     if (group !== undefined && group >= 0) iommuGroup = group;
@@ -210,77 +154,62 @@ export function readParentPart(context: DeviceReadContext, address: PciAddress):
   }
 
   let physfn: PciAddress | null = null;
-  if (reader.exists(prefix + 'physfn')) {
-    const target = files.link('physfn');
-    if (target !== null) physfn = addressOrWarn(linkName(target), 'physfn', warn);
-  }
+  const physfnTarget = files.link('physfn', all, at('physfn'));
+  if (physfnTarget !== null) physfn = addressOrWarn(linkName(physfnTarget), 'physfn', warn);
 
+  const pf = all.errno(at('totalVfs')) !== 'ENOENT';
   let totalVfs: number | null = null;
   let virtfns: PciAddress[] = [];
-  const pf = reader.exists(prefix + 'sriov_totalvfs');
   if (pf) {
-    totalVfs = files.attribute('sriov_totalvfs', parseDecimal) ?? null;
+    totalVfs = files.parse('sriov_totalvfs', all, at('totalVfs'), parseDecimal) ?? null;
     virtfns = readVirtfns(context, deviceDir, warn);
   }
 
   let netdevs: string[] = [];
-  if (reader.exists(prefix + 'net')) {
-    const names = reader.names(prefix + 'net');
-    if (names !== null) netdevs = names.sort();
-    else warn(`cannot list net/: ${reader.errno}`);
-  }
+  const netErrno = all.errno(at('net'));
+  if (netErrno === null) netdevs = all.names(at('net')).sort();
+  else if (netErrno !== 'ENOENT') warn(`cannot list net/: ${netErrno}`);
 
-  const names = context.names;
-  return {
-    device: {
-      address,
-      vendor,
-      device,
-      class: pciClass?.class ?? null,
-      progIf: pciClass?.progIf ?? null,
-      vendorName: names && vendor ? names.vendorName(vendor) : null,
-      deviceName: names && vendor && device ? names.deviceName(vendor, device) : null,
-      driver,
-      iommuGroup,
-      parent: busLink !== null ? parentFromPath(busLink) : null,
-      physfn,
-      virtfns,
-      netdevs,
-    },
-    totalVfs,
-    pf,
-    deviceDir,
-  };
-}
-
-/** The device's directory (the bus link resolved), or null when the function is gone. */
-export function locateDevice(context: DeviceReadContext, address: PciAddress): string | null {
-  return locate(context, address)?.deviceDir ?? null;
-}
-
-/**
- * Reads the ChildFacts of one function in `deviceDir`. `pf` comes from readParentPart in-process;
- * the bounded child, which has not read that part, probes for the SR-IOV files itself.
- */
-export function readChildPart(context: DeviceReadContext, address: PciAddress, deviceDir: string, pf?: boolean): ChildFacts {
-  const files = new DeviceFiles(context, address, `${deviceDir}/`);
-  const { reader } = context;
-  const config = reader.binary(files.prefix + 'config', parseConfigSpace);
-  if (config === null && reader.errno !== 'ENOENT') files.warn(`cannot read config: ${reader.errno}`);
-  const hasSriov = pf ?? reader.exists(files.prefix + 'sriov_totalvfs');
+  const configErrno = all.errno(at('config'));
+  if (configErrno !== null && configErrno !== 'ENOENT') warn(`cannot read config: ${configErrno}`);
+  const config = configErrno === null ? parseConfigSpace(configFromChunks(all.data(at('config')))) : null;
   // A type-0 header holds the very registers the kernel fills these three files from: taking them
   // from the config bytes already read saves three file reads a device. Bridges keep their
   // subsystem ids elsewhere (SSVID capability), so they, and unreadable headers, use the files.
+  const subsystemVendor = config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null;
+  const subsystemDevice = config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null;
+  const revision = config?.revision ?? files.attribute('revision', parseHexByte) ?? null;
+  const driverOverride = files.parse('driver_override', all, at('driverOverride'), parseDriverOverride) ?? null;
+  const numVfs = pf ? (files.parse('sriov_numvfs', all, at('numVfs'), parseDecimal) ?? null) : null;
+  const numaNode = files.parse('numa_node', all, at('numaNode'), parseNumaNode) ?? null;
+  const resetMethods = files.parse('reset_method', all, at('resetMethod'), parseResetMethods) ?? [];
+
+  const names = context.names;
+  const sriov: SriovInfo | null = totalVfs !== null ? { totalVfs, numVfs: numVfs ?? 0 } : null;
+  // The contract's field order (it is what `--json` prints).
   return {
-    subsystemVendor: config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null,
-    subsystemDevice: config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null,
-    revision: config?.revision ?? files.attribute('revision', parseHexByte) ?? null,
-    driverOverride: files.attribute('driver_override', parseDriverOverride) ?? null,
+    address,
+    vendor,
+    device,
+    subsystemVendor,
+    subsystemDevice,
+    class: pciClass?.class ?? null,
+    progIf: pciClass?.progIf ?? null,
+    revision,
+    vendorName: names && vendor ? names.vendorName(vendor) : null,
+    deviceName: names && vendor && device ? names.deviceName(vendor, device) : null,
+    driver,
+    driverOverride,
+    iommuGroup,
+    numaNode,
     headerType: config?.headerType ?? null,
+    parent: busLink !== null ? parentFromPath(busLink) : null,
+    physfn,
+    virtfns,
+    sriov,
+    netdevs,
+    resetMethods,
     flr: config?.flr ?? null,
-    numVfs: hasSriov ? (files.attribute('sriov_numvfs', parseDecimal) ?? null) : null,
-    numaNode: files.attribute('numa_node', parseNumaNode) ?? null,
-    resetMethods: files.attribute('reset_method', parseResetMethods) ?? [],
   };
 }
 

@@ -1,15 +1,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildHost } from '../../src/sim/builder.js';
-import { presets } from '../../src/sim/presets.js';
-import { ChildReader, readInventoryBounded } from '../../src/sysfs/bounded-inventory.js';
-import { joinInventory, readInventory, readChildInventory, readParentInventory } from '../../src/sysfs/inventory.js';
+import { generateSpec, presets } from '../../src/sim/presets.js';
+import { opSpec } from '../../src/sysfs/batch-ops.js';
+import { BatchReader, readInventoryBounded } from '../../src/sysfs/bounded-inventory.js';
+import { DEVICE_OP_LIST } from '../../src/sysfs/device-ops.js';
+import { readInventory } from '../../src/sysfs/inventory.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
 import { runCli } from '../support/cli.js';
 import { tinyRoot, writeTinyDevices } from '../support/tiny-sysfs.js';
+
+const nativeReader = new URL('../../dist/native/hostdev-sysfs-batch', import.meta.url).pathname;
 
 let dir: string | null = null;
 afterEach(() => {
@@ -47,21 +51,38 @@ function blockAllLocked(root: string): void {
   block(layout, devices.find((d) => d.physfn === null && d.sriov === null)!.address, 'config');
 }
 
-describe('reading the inventory in a bounded child process', () => {
-  it('gives exactly what the in-process reader gives', async () => {
+/** Runs `body` with the Node.js reader instead of the native program. */
+async function withNodeReader<T>(body: () => Promise<T> | T): Promise<T> {
+  const before = process.env['HOSTDEV_BATCH_READER'];
+  process.env['HOSTDEV_BATCH_READER'] = 'node';
+  try {
+    return await body();
+  } finally {
+    if (before === undefined) delete process.env['HOSTDEV_BATCH_READER'];
+    else process.env['HOSTDEV_BATCH_READER'] = before;
+  }
+}
+
+const READERS = [
+  ['the native reader', <T>(body: () => Promise<T> | T): Promise<T> => Promise.resolve(body())],
+  ['the Node.js reader', withNodeReader],
+] as const;
+
+describe('reading the inventory in bounded reader processes', () => {
+  it.each(READERS)('gives exactly what the in-process reader gives (%s)', async (_name, using) => {
     const layout = new SysfsLayout(host());
-    expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent' })).toEqual(
+    expect(await using(() => readInventoryBounded(layout, { pciIdsPath: '/nonexistent' }))).toEqual(
       JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
     );
   });
 
-  it('fails with HOSTDEV_TIMEOUT, and does not hang, when a sysfs read blocks', async () => {
+  it.each(READERS)('fails with HOSTDEV_TIMEOUT, and does not hang, when a sysfs read blocks (%s)', async (_name, using) => {
     const root = host();
     blockSriovNumvfs(root);
     const started = Date.now();
-    await expect(readInventoryBounded(new SysfsLayout(root), { timeoutMs: 500 })).rejects.toMatchObject({
-      code: 'HOSTDEV_TIMEOUT',
-    });
+    await using(() =>
+      expect(readInventoryBounded(new SysfsLayout(root), { timeoutMs: 500 })).rejects.toMatchObject({ code: 'HOSTDEV_TIMEOUT' }),
+    );
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
@@ -74,7 +95,7 @@ describe('reading the inventory in a bounded child process', () => {
     expect(run.stderr).toMatch(/hint: .*VM/);
   });
 
-  it('joins its two halves into what the in-process reader gives on a broken tree, warnings in order', async () => {
+  it.each(READERS)('gives what the in-process reader gives on a broken tree, warnings in order (%s)', async (_name, using) => {
     dir = tinyRoot();
     const good = { vendor: '0x8086\n', device: '0x10c9\n', class: '0x020000\n', driver_override: '(null)\n' };
     writeTinyDevices(dir, [
@@ -86,44 +107,63 @@ describe('reading the inventory in a bounded child process', () => {
     const layout = new SysfsLayout(dir);
     const inProcess = readInventory(layout, { pciIdsPath: '/nonexistent' });
     expect(inProcess.warnings.length).toBeGreaterThan(5);
-    expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent' })).toEqual(JSON.parse(JSON.stringify(inProcess)));
+    expect(await using(() => readInventoryBounded(layout, { pciIdsPath: '/nonexistent' }))).toEqual(JSON.parse(JSON.stringify(inProcess)));
   });
 
-  it('leaves out a function only one half saw (it came or went between the two listings)', () => {
-    const layout = new SysfsLayout(host());
-    const unlocked = readParentInventory(layout, { names: null });
-    const locked = readChildInventory(layout);
-    const gone = locked[1]!.address;
-    const joined = joinInventory(unlocked, locked.filter((read) => read.address !== gone));
-    expect(joined.devices.map((d) => d.address)).toEqual(unlocked.parts.map((p) => p.part.device.address).filter((a) => a !== gone));
+  it('keeps address order on a large host (the native reader works in two jobs)', async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'hostdev-bounded-'));
+    const root = path.join(dir, 'host');
+    buildHost(root, generateSpec(1100));
+    const layout = new SysfsLayout(root);
+    const seen: string[] = [];
+    const reader = new BatchReader(layout, DEVICE_OP_LIST);
+    await reader.forEach(layout, 20_000, (entry) => seen.push(entry));
+    expect(seen.length).toBe(1100);
+    expect(seen).toEqual([...seen].sort());
+    expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent' })).toEqual(
+      JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
+    );
   });
 
-  it('does not use a head-start child that reads another root', async () => {
+  it('does not use a head-start reader that reads another root', async () => {
     const layout = new SysfsLayout(host());
-    const other = new ChildReader(new SysfsLayout(path.join(dir!, 'elsewhere')));
+    const other = new BatchReader(new SysfsLayout(path.join(dir!, 'elsewhere')), DEVICE_OP_LIST);
     expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent', started: other })).toEqual(
       JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
     );
   });
 
-  it('reads none of the files the kernel can hold up in-process', () => {
+  it('makes sense of the results without opening a file the kernel can hold up', () => {
     const root = host();
+    const layout = new SysfsLayout(root);
+    const entries = readdirSync(layout.pciDevicesDir).sort();
+    // The readers' output while nothing blocks, then every lockable file blocked.
+    const wire = spawnSync(nativeReader, DEVICE_OP_LIST.map(opSpec), { cwd: layout.pciDevicesDir, input: `${entries.join('\0')}\0` });
+    expect(wire.status).toBe(0);
+    const wireFile = path.join(dir!, 'wire');
+    writeFileSync(wireFile, wire.stdout);
     blockAllLocked(root);
-    // In a separate process: were one of them opened here, the open would never return.
-    const inventory = new URL('../../dist/sysfs/inventory.js', import.meta.url).href;
+    // In a separate process: were one of them opened there, the open would never return.
+    const module = (name: string): string => JSON.stringify(new URL(`../../dist/sysfs/${name}`, import.meta.url).href);
     const run = spawnSync(
       process.execPath,
       [
         '--input-type=module',
         '-e',
-        `const { readParentInventory } = await import(${JSON.stringify(inventory)});\n` +
-          `const { SysfsLayout } = await import(${JSON.stringify(new URL('../../dist/sysfs/paths.js', import.meta.url).href)});\n` +
-          `console.log(readParentInventory(new SysfsLayout(${JSON.stringify(root)}), { names: null }).parts.length);`,
+        `const { BatchResults } = await import(${module('batch-ops.js')});\n` +
+          `const { DeviceReadContext, interpretDevice } = await import(${module('read-device.js')});\n` +
+          `const { SysfsLayout } = await import(${module('paths.js')});\n` +
+          `const { readFileSync } = await import('node:fs');\n` +
+          `const entries = ${JSON.stringify(entries)};\n` +
+          `const width = ${DEVICE_OP_LIST.length};\n` +
+          `const { results } = BatchResults.decodeEntries(readFileSync(${JSON.stringify(wireFile)}), width, entries.length);\n` +
+          `const context = new DeviceReadContext(new SysfsLayout(${JSON.stringify(root)}), null, () => {});\n` +
+          `console.log(entries.filter((entry, i) => interpretDevice(context, entry, results, i * width) !== null).length);`,
       ],
       { encoding: 'utf8', timeout: 20_000 },
     );
-    expect(run.signal, 'the in-process half opened a blocked file').toBeNull();
-    expect(Number(run.stdout.trim())).toBeGreaterThan(3);
+    expect(run.signal, 'a blocked file was opened in-process').toBeNull();
+    expect(Number(run.stdout.trim())).toBe(entries.length);
   });
 
   it('hostdev list, show and groups exit 6 instead of hanging on a blocked driver_override or config', () => {

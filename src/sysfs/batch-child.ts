@@ -1,0 +1,27 @@
+/**
+ * The bounded reader in Node.js, for hosts where native/sysfs-batch.c was not built: the same
+ * command line, input and output (see there), done by OpExecutor. Started by BatchReader with the
+ * working directory the entries are in.
+ */
+import { readFileSync } from 'node:fs';
+import { encodeResults, OpExecutor, parseOpSpec, type BatchOp } from './batch-ops.js';
+
+const ops: BatchOp[] = process.argv.slice(2).map((spec) => {
+  const op = parseOpSpec(spec);
+  if (op === null) {
+    process.stderr.write(`hostdev batch child: bad op "${spec}"\n`);
+    process.exit(2);
+  }
+  return op;
+});
+const entries = readFileSync(0, 'latin1').split('\0').filter((name) => name.length > 0);
+const executor = new OpExecutor();
+const out: Buffer[] = [];
+for (const entry of entries) {
+  if (entry.includes('/') || entry === '.' || entry === '..') {
+    process.stderr.write(`hostdev batch child: bad entry name "${entry}"\n`);
+    process.exit(2);
+  }
+  out.push(encodeResults(executor.run('.', entry, ops)));
+}
+process.stdout.write(Buffer.concat(out));
