@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Installs Debian's pciutils (lspci, the cross-check) and pci.ids (device names) when missing.
+# Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names) and a C compiler (the
+# native sysfs reader, native/sysfs-batch.c) when missing.
 # Needs root and apt-get; elsewhere it says what is missing and goes on.
 set -uo pipefail
 missing=()
 command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 [ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)
+command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  echo "note: missing ${missing[*]} (install them with apt-get); names and lspci cross-checks are skipped" >&2
+  echo "note: missing ${missing[*]} (install them with apt-get); names and lspci cross-checks are skipped, and without a C compiler the native reader's tests fail" >&2
 fi
 exit 0

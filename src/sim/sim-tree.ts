@@ -3,7 +3,7 @@ import path from 'node:path';
 import { findExtCap, PCI_EXT_CAP_ID_SRIOV, SRIOV_CTRL_REG, SRIOV_NUMVFS_REG } from './config-space.js';
 import { heldValue } from './held-files.js';
 import type { DeviceIds } from './host-model.js';
-import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, writeNetdevs } from './tree-writer.js';
+import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, setUeventDriver, writeNetdevs } from './tree-writer.js';
 
 export const ADDRESS_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
@@ -116,12 +116,18 @@ export class SimTree {
   }
 
   /** VF directories of a PF, in virtfnN order. */
+  /** A PF's VFs by their virtfnN links; links (or the PF) another process removes meanwhile are left out. */
   virtfns(dir: string): Array<{ index: number; dir: string }> {
-    return fs
-      .readdirSync(dir)
-      .filter((f) => /^virtfn\d+$/.test(f))
-      .map((f) => ({ index: Number(f.slice(6)), dir: path.resolve(dir, fs.readlinkSync(path.join(dir, f))) }))
-      .sort((a, b) => a.index - b.index);
+    const out: Array<{ index: number; dir: string }> = [];
+    for (const name of readdirOrNone(dir)) {
+      if (!/^virtfn\d+$/.test(name)) continue;
+      try {
+        out.push({ index: Number(name.slice(6)), dir: path.resolve(dir, fs.readlinkSync(path.join(dir, name))) });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+    return out.sort((a, b) => a.index - b.index);
   }
 
   physfn(dir: string): string | null {
@@ -134,8 +140,16 @@ export class SimTree {
 
   /** The directory and every device directory nested under it (children of bridges), top-down. */
   subtree(dir: string): string[] {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch (error) {
+      // Removed meanwhile by another process (a VF its PF's SR-IOV disable took away): not part of it.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
     const out = [dir];
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry of entries) {
       if (entry.isDirectory() && ADDRESS_RE.test(entry.name)) out.push(...this.subtree(path.join(dir, entry.name)));
     }
     return out;
@@ -148,6 +162,7 @@ export class SimTree {
 
   unbind(dir: string, driver: string): void {
     fs.rmSync(path.join(dir, 'driver'), { force: true });
+    setUeventDriver(dir, null);
     fs.rmSync(path.join(this.root, driverRel(driver), path.basename(dir)), { force: true });
     fs.rmSync(path.join(dir, 'net'), { recursive: true, force: true });
   }
@@ -222,5 +237,14 @@ export class SimTree {
 
   writeAttr(dir: string, name: string, content: string): void {
     fs.writeFileSync(path.join(dir, name), content);
+  }
+}
+
+function readdirOrNone(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
   }
 }

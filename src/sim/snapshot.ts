@@ -7,6 +7,7 @@ import { busDeviceRel, linkDriver, linkGroup, relLink, writeDriverDir, writeNetd
 
 /** Attributes copied as they read on the source; anything else of a device is left out. */
 const COPIED = [
+  'uevent',
   'vendor',
   'device',
   'subsystem_vendor',

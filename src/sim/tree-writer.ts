@@ -58,6 +58,34 @@ export function writeDriverDir(root: string, name: string): void {
 export function linkDriver(root: string, devPath: string, address: string, driver: string): void {
   relLink(root, `${devPath}/driver`, driverRel(driver));
   relLink(root, `${driverRel(driver)}/${address}`, devPath);
+  setUeventDriver(path.join(root, devPath), driver);
+}
+
+const upperHex = (value: number, width: number): string => hex(value, width).toUpperCase();
+
+/** A function's uevent file as Linux's pci_uevent() writes it, without DRIVER= (linkDriver adds it). */
+export function ueventText(fn: Pick<SimFunction, 'address' | 'vendor' | 'device' | 'subsystemVendor' | 'subsystemDevice' | 'classCode'>): string {
+  const ids = `v${upperHex(fn.vendor, 8)}d${upperHex(fn.device, 8)}sv${upperHex(fn.subsystemVendor, 8)}sd${upperHex(fn.subsystemDevice, 8)}`;
+  const cls = `bc${upperHex(fn.classCode >> 16, 2)}sc${upperHex((fn.classCode >> 8) & 0xff, 2)}i${upperHex(fn.classCode & 0xff, 2)}`;
+  return (
+    `PCI_CLASS=${upperHex(fn.classCode, 4)}\n` +
+    `PCI_ID=${upperHex(fn.vendor, 4)}:${upperHex(fn.device, 4)}\n` +
+    `PCI_SUBSYS_ID=${upperHex(fn.subsystemVendor, 4)}:${upperHex(fn.subsystemDevice, 4)}\n` +
+    `PCI_SLOT_NAME=${fn.address}\n` +
+    `MODALIAS=pci:${ids}${cls}\n`
+  );
+}
+
+/** Keeps the DRIVER= line of a device's uevent in step with its binding, first as Linux puts it. */
+export function setUeventDriver(dir: string, driver: string | null): void {
+  const file = path.join(dir, 'uevent');
+  try {
+    const rest = fs.readFileSync(file, 'utf8').split('\n').filter((line) => line !== '' && !line.startsWith('DRIVER='));
+    fs.writeFileSync(file, [...(driver === null ? [] : [`DRIVER=${driver}`]), ...rest, ''].join('\n'));
+  } catch (error) {
+    // No uevent file (a snapshot of a hand-made tree), or the device went meanwhile.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
 }
 
 export function linkGroup(root: string, devPath: string, address: string, group: number): void {
@@ -91,6 +119,7 @@ export function writeFunction(root: string, fn: SimFunction): void {
   put(dir, 'class', `0x${hex(fn.classCode, 6)}\n`, 0o444);
   put(dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
   put(dir, 'config', buildConfigSpace(fn));
+  put(dir, 'uevent', ueventText(fn));
   put(dir, 'driver_override', '(null)\n');
   put(dir, 'numa_node', `${fn.numaNode}\n`);
   put(dir, 'irq', '16\n', 0o444);

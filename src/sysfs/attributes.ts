@@ -60,6 +60,46 @@ export function parseResetMethods(text: string): string[] {
   return text.split(/\s+/).filter((word) => word.length > 0);
 }
 
+/** What a PCI function's uevent file says of its identity; a key that is absent or malformed is left out. */
+export interface UeventIds {
+  vendor?: string;
+  device?: string;
+  subsystemVendor?: string;
+  subsystemDevice?: string;
+  pciClass?: { class: string; progIf: string };
+}
+
+/** "VVVV:DDDD" (any case) -> ["vvvv", "dddd"] */
+function idPair(value: string): [string, string] | undefined {
+  if (value.length !== 9 || value.charCodeAt(4) !== 0x3a || !isHex(value.slice(0, 4), 0) || !isHex(value.slice(5), 0)) return undefined;
+  return [value.slice(0, 4).toLowerCase(), value.slice(5).toLowerCase()];
+}
+
+/**
+ * The uevent file of a PCI function (PCI_ID=8086:10CA, PCI_CLASS=20000, PCI_SUBSYS_ID=8086:A03C):
+ * the kernel fills it from the same fields as the vendor, device, class and subsystem_* files, so
+ * one read stands for five.
+ */
+export function parseUevent(text: string): UeventIds {
+  const ids: UeventIds = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key === 'PCI_ID') {
+      const pair = idPair(value);
+      if (pair) [ids.vendor, ids.device] = pair;
+    } else if (key === 'PCI_SUBSYS_ID') {
+      const pair = idPair(value);
+      if (pair) [ids.subsystemVendor, ids.subsystemDevice] = pair;
+    } else if (key === 'PCI_CLASS' && value.length >= 1 && value.length <= 6 && isHex(value, 0)) {
+      const hex = value.toLowerCase().padStart(6, '0');
+      ids.pciClass = { class: hex.slice(0, 4), progIf: hex.slice(4, 6) };
+    }
+  }
+  return ids;
+}
+
 /** The last component of a link target: "../../../bus/pci/drivers/igb" -> "igb". */
 export function linkName(target: string): string {
   const trimmed = target.endsWith('/') ? target.slice(0, -1) : target;

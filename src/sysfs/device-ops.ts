@@ -8,14 +8,14 @@ import type { BatchOp } from './batch-ops.js';
  * device lock (held for as long as a VF removal waits for a VM to let go), a `config` read waits
  * while config access is blocked (a reset; up to 60 s for a device that is not ready). What only
  * some functions need (a PF's virtfnN links, a bridge's subsystem files) is read afterwards,
- * in-process: no kernel lock holds those. A module of its own, light, so that the CLI can start
+ * in-process: no kernel lock holds those. `uevent` stands for the vendor, device, class and
+ * subsystem_* files (one read instead of five; some kernels show it under the device lock too);
+ * a tree without it (a hand-made one) has those files read in-process. A module of its own, light, so that the CLI can start
  * the reader before it loads the rest.
  */
 export const DEVICE_OPS = {
   entry: { kind: 'link', file: '' },
-  vendor: { kind: 'read', file: 'vendor' },
-  device: { kind: 'read', file: 'device' },
-  class: { kind: 'read', file: 'class' },
+  uevent: { kind: 'read', file: 'uevent' },
   driver: { kind: 'link', file: 'driver' },
   iommuGroup: { kind: 'link', file: 'iommu_group', mayBeAbsent: true },
   physfn: { kind: 'link', file: 'physfn', mayBeAbsent: true },

@@ -13,6 +13,8 @@ import {
   parseHexId,
   parseNumaNode,
   parseResetMethods,
+  parseUevent,
+  type UeventIds,
 } from './attributes.js';
 import { BatchResults, OpExecutor } from './batch-ops.js';
 import { DEVICE_OP_LIST, OP_INDEX, type DeviceOpName } from './device-ops.js';
@@ -64,6 +66,8 @@ export function readDevice(layout: SysfsLayout, address: PciAddress, options: Re
   return readDeviceIn(context, address);
 }
 
+const NO_UEVENT: UeventIds = {};
+
 /** Reads one function in-process (every op, then what it needs besides); null when it is gone. */
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
   return interpretDevice(context, address, BatchResults.of(context.executor.run(context.devicesDir, address, DEVICE_OP_LIST)), 0);
@@ -100,8 +104,9 @@ class DeviceFiles {
     return value;
   }
 
-  required<T>(file: string, results: BatchResults, i: number, parse: (value: string) => T | undefined): T | null {
-    const value = this.parse(file, results, i, parse);
+  /** required() for a file read here and now. */
+  requiredHere<T>(file: string, parse: (value: string) => T | undefined): T | null {
+    const value = this.attribute(file, parse);
     if (value === undefined) this.warn(`no ${file} file`);
     return value ?? null;
   }
@@ -134,9 +139,10 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   const files = new DeviceFiles(context, address, `${deviceDir}/`);
   const warn = (message: string): void => files.warn(message);
 
-  const vendor = files.required('vendor', all, at('vendor'), parseHexId);
-  const device = files.required('device', all, at('device'), parseHexId);
-  const pciClass = files.required('class', all, at('class'), parseClass);
+  const uevent = all.errno(at('uevent')) === null ? parseUevent(all.text(at('uevent'))) : NO_UEVENT;
+  const vendor = uevent.vendor ?? files.requiredHere('vendor', parseHexId);
+  const device = uevent.device ?? files.requiredHere('device', parseHexId);
+  const pciClass = uevent.pciClass ?? files.requiredHere('class', parseClass);
 
   let driver: string | null = null;
   const driverTarget = files.link('driver', all, at('driver'));
@@ -173,11 +179,10 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   const configErrno = all.errno(at('config'));
   if (configErrno !== null && configErrno !== 'ENOENT') warn(`cannot read config: ${configErrno}`);
   const config = configErrno === null ? parseConfigSpace(configFromChunks(all.data(at('config')))) : null;
-  // A type-0 header holds the very registers the kernel fills these three files from: taking them
-  // from the config bytes already read saves three file reads a device. Bridges keep their
-  // subsystem ids elsewhere (SSVID capability), so they, and unreadable headers, use the files.
-  const subsystemVendor = config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null;
-  const subsystemDevice = config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null;
+  // The subsystem ids come from the uevent file, else from a type-0 header (the registers the kernel
+  // fills the files from), else from the files (bridges keep theirs in the SSVID capability).
+  const subsystemVendor = uevent.subsystemVendor ?? config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null;
+  const subsystemDevice = uevent.subsystemDevice ?? config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null;
   const revision = config?.revision ?? files.attribute('revision', parseHexByte) ?? null;
   const driverOverride = files.parse('driver_override', all, at('driverOverride'), parseDriverOverride) ?? null;
   const numVfs = pf ? (files.parse('sriov_numvfs', all, at('numVfs'), parseDecimal) ?? null) : null;

@@ -84,6 +84,27 @@ describe('unbind (bus.c unbind_store)', () => {
   });
 });
 
+describe('uevent (core.c dev_uevent, pci-driver.c pci_uevent)', () => {
+  it.each(ENDPOINTS)('%s %s: names the ids the attribute files hold, and DRIVER= only while bound', async (preset, address, driver) => {
+    const { root, k } = await vfioHost(preset);
+    const lines = (): string[] => readAttr(root, address, 'uevent').split('\n');
+    const hex = (file: string): string => readAttr(root, address, file).slice(2).toUpperCase();
+    expect(lines()).toEqual([
+      `DRIVER=${driver}`,
+      `PCI_CLASS=${hex('class').replace(/^0+(?=[0-9A-F]{4})/, '')}`,
+      `PCI_ID=${hex('vendor')}:${hex('device')}`,
+      `PCI_SUBSYS_ID=${hex('subsystem_vendor')}:${hex('subsystem_device')}`,
+      `PCI_SLOT_NAME=${address}`,
+      expect.stringMatching(/^MODALIAS=pci:v0000[0-9A-F]{4}d0000[0-9A-F]{4}sv0000[0-9A-F]{4}sd0000[0-9A-F]{4}bc[0-9A-F]{2}sc[0-9A-F]{2}i[0-9A-F]{2}$/),
+    ]);
+    await k.write(D(address, 'driver/unbind'), address);
+    expect(lines()[0]).toMatch(/^PCI_CLASS=/);
+    await k.write(D(address, 'driver_override'), 'vfio-pci');
+    await k.write(DRV('vfio-pci', 'bind'), address);
+    expect(lines()[0]).toBe('DRIVER=vfio-pci');
+  });
+});
+
 describe('bind (bus.c bind_store, dd.c __driver_probe_device)', () => {
   it.each(ENDPOINTS)('%s %s: EBUSY when the device already has a driver that matches', async (preset, address, driver) => {
     const { k } = host(preset);

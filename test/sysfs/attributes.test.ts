@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { tryParseAddress } from '../../src/core/address.js';
-import { canonicalAddress } from '../../src/sysfs/attributes.js';
+import { canonicalAddress, parseUevent } from '../../src/sysfs/attributes.js';
 import { parentFromPath } from '../../src/sysfs/read-device.js';
 
 const hexDigit = fc.constantFrom(...'0123456789abcdefABCDEF'.split(''));
@@ -32,5 +32,25 @@ describe('parentFromPath', () => {
     expect(parentFromPath('../../../devices/pci0000:00/0000:00:02.0')).toBeNull();
     expect(parentFromPath('0000:00:02.0')).toBeNull();
     expect(parentFromPath('/0000:00:1c.0/0000:01:00.0')).toBe('0000:00:1c.0');
+  });
+});
+
+describe('parseUevent', () => {
+  it('reads the ids and the class as the attribute files give them', () => {
+    const text = 'DRIVER=igb\nPCI_CLASS=20000\nPCI_ID=8086:10C9\nPCI_SUBSYS_ID=8086:A03C\nPCI_SLOT_NAME=0000:01:00.0\nMODALIAS=pci:v00008086d000010C9sv00008086sd0000A03Cbc02sc00i00\n';
+    expect(parseUevent(text)).toEqual({
+      vendor: '8086',
+      device: '10c9',
+      subsystemVendor: '8086',
+      subsystemDevice: 'a03c',
+      pciClass: { class: '0200', progIf: '00' },
+    });
+    expect(parseUevent('PCI_CLASS=C0330\n').pciClass).toEqual({ class: '0c03', progIf: '30' });
+    expect(parseUevent('PCI_CLASS=0000\n').pciClass).toEqual({ class: '0000', progIf: '00' });
+  });
+
+  it('leaves out what is absent or malformed (the files are read instead)', () => {
+    expect(parseUevent('')).toEqual({});
+    expect(parseUevent('PCI_ID=8086-10C9\nPCI_CLASS=1234567\nPCI_SUBSYS_ID=80861:0C9\nPCI_CLASS=xyz')).toEqual({});
   });
 });
