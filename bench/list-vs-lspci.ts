@@ -6,9 +6,11 @@
  * Environment: BENCH_SIZES=1024,2048,4096  BENCH_ROUNDS=7
  *   BENCH_BASE_CLI=/path/to/other/dist/cli/bin.js  also times that build (e.g. the last commit's, from
  *   `git archive`), interleaved in the same rounds: before and after under one machine state.
+ *   BENCH_NODE_READER=1  also times this build with its Node.js reader (HOSTDEV_BATCH_READER=node), the
+ *   one a host without a C compiler gets.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,7 @@ const cli = path.join(repo, 'dist/cli/bin.js');
 const sizes = (process.env['BENCH_SIZES'] ?? '1024,2048,4096').split(',').map(Number);
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 7);
 const baseCli = process.env['BENCH_BASE_CLI'];
+const nodeReader = process.env['BENCH_NODE_READER'] === '1';
 
 interface Command {
   readonly name: string;
@@ -59,6 +62,7 @@ interface Row {
   readonly hostdev: Figures;
   readonly lspci: Figures;
   readonly base: Figures | null;
+  readonly nodeReader: Figures | null;
 }
 
 function measure(functions: number): Row {
@@ -86,6 +90,9 @@ function measure(functions: number): Row {
     }
     const base: Command | null = baseCli ? { ...hostdev, name: 'base hostdev list --json', args: [baseCli, ...hostdev.args.slice(1)] } : null;
     if (base) time(base);
+    const slow: Command | null = nodeReader ? { ...hostdev, name: 'hostdev list --json (Node.js reader)', env: { ...hostdev.env, HOSTDEV_BATCH_READER: 'node' } } : null;
+    if (slow) time(slow);
+    const slowTimes: number[] = [];
     const ours: number[] = [];
     const theirs: number[] = [];
     const before: number[] = [];
@@ -94,17 +101,28 @@ function measure(functions: number): Row {
       ours.push(time(hostdev).ms);
       theirs.push(time(lspci).ms);
       if (base) before.push(time(base).ms);
+      if (slow) slowTimes.push(time(slow).ms);
     }
     rmSync(stateDir, { recursive: true, force: true });
     const figures = (values: number[]): Figures => ({ min: Math.min(...values), median: median(values) });
-    return { functions: count, hostdev: figures(ours), lspci: figures(theirs), base: base ? figures(before) : null };
+    return {
+      functions: count,
+      hostdev: figures(ours),
+      lspci: figures(theirs),
+      base: base ? figures(before) : null,
+      nodeReader: slow ? figures(slowTimes) : null,
+    };
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 }
 
 const rows: Row[] = [];
-console.log(`rounds: ${rounds}; wall time of the whole process, output piped`);
+const reader = path.join(repo, 'dist/native/hostdev-sysfs-batch');
+console.log(
+  `rounds: ${rounds}; wall time of the whole process, output piped; reader: ` +
+    (existsSync(reader) ? 'native (dist/native/hostdev-sysfs-batch)' : 'Node.js (no native reader built)'),
+);
 console.log(
   `${'functions'.padStart(9)}  ${'hostdev min'.padStart(11)}  ${'hostdev med'.padStart(11)}  ${'lspci min'.padStart(10)}  ${'lspci med'.padStart(10)}  ratio(med)  ratio(min)`,
 );
@@ -116,6 +134,12 @@ for (const size of sizes) {
       `${fmt(row.lspci.min)}  ${fmt(row.lspci.median)}  ${(row.hostdev.median / row.lspci.median).toFixed(2).padStart(9)}x  ` +
       `${(row.hostdev.min / row.lspci.min).toFixed(2).padStart(9)}x`,
   );
+  if (row.nodeReader) {
+    console.log(
+      `${''.padStart(9)}  Node.js reader: ${fmt(row.nodeReader.min)} min ${fmt(row.nodeReader.median)} med  ` +
+        `ratio(med) ${(row.nodeReader.median / row.lspci.median).toFixed(2)}x`,
+    );
+  }
   if (row.base) {
     console.log(
       `${''.padStart(9)}  base: ${fmt(row.base.min)} min ${fmt(row.base.median)} med  ` +

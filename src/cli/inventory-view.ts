@@ -62,8 +62,8 @@ export function ownershipJson(membership: TableMembership | null): { owner: Owne
 }
 
 /** The device as `--json` prints it: the PciDevice fields, plus owner and table when the tables are known. */
-export function deviceJson(device: PciDevice, tables: TableLookup | null): Record<string, unknown> {
-  return tables ? { ...device, ...ownershipJson(tables(device.address)) } : { ...device };
+export function deviceJson(device: PciDevice, tables: TableLookup | null): PciDevice | Record<string, unknown> {
+  return tables ? { ...device, ...ownershipJson(tables(device.address)) } : device;
 }
 
 /** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */

@@ -57,7 +57,8 @@ export function parseDriverOverride(text: string): string | null {
 }
 
 export function parseResetMethods(text: string): string[] {
-  return text.split(/\s+/).filter((word) => word.length > 0);
+  const names = text.trim();
+  return names === '' ? [] : names.split(/\s+/);
 }
 
 /** What a PCI function's uevent file says of its identity; a key that is absent or malformed is left out. */
@@ -69,10 +70,16 @@ export interface UeventIds {
   pciClass?: { class: string; progIf: string };
 }
 
-/** "VVVV:DDDD" (any case) -> ["vvvv", "dddd"] */
-function idPair(value: string): [string, string] | undefined {
-  if (value.length !== 9 || value.charCodeAt(4) !== 0x3a || !isHex(value.slice(0, 4), 0) || !isHex(value.slice(5), 0)) return undefined;
-  return [value.slice(0, 4).toLowerCase(), value.slice(5).toLowerCase()];
+const ID_PAIR = /^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$/;
+const CLASS_CODE = /^[0-9A-Fa-f]{1,6}$/;
+
+/** The value of KEY=value in a uevent text, or undefined. */
+function ueventValue(text: string, key: string): string | undefined {
+  let at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
+  if (at === 0 && !text.startsWith(key)) return undefined;
+  at += key.length;
+  const end = text.indexOf('\n', at);
+  return text.slice(at, end < 0 ? text.length : end);
 }
 
 /**
@@ -82,20 +89,20 @@ function idPair(value: string): [string, string] | undefined {
  */
 export function parseUevent(text: string): UeventIds {
   const ids: UeventIds = {};
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    const key = line.slice(0, eq);
-    const value = line.slice(eq + 1);
-    if (key === 'PCI_ID') {
-      const pair = idPair(value);
-      if (pair) [ids.vendor, ids.device] = pair;
-    } else if (key === 'PCI_SUBSYS_ID') {
-      const pair = idPair(value);
-      if (pair) [ids.subsystemVendor, ids.subsystemDevice] = pair;
-    } else if (key === 'PCI_CLASS' && value.length >= 1 && value.length <= 6 && isHex(value, 0)) {
-      const hex = value.toLowerCase().padStart(6, '0');
-      ids.pciClass = { class: hex.slice(0, 4), progIf: hex.slice(4, 6) };
-    }
+  const id = ID_PAIR.exec(ueventValue(text, 'PCI_ID=') ?? '');
+  if (id !== null) {
+    ids.vendor = id[1]!.toLowerCase();
+    ids.device = id[2]!.toLowerCase();
+  }
+  const subsystem = ID_PAIR.exec(ueventValue(text, 'PCI_SUBSYS_ID=') ?? '');
+  if (subsystem !== null) {
+    ids.subsystemVendor = subsystem[1]!.toLowerCase();
+    ids.subsystemDevice = subsystem[2]!.toLowerCase();
+  }
+  const pciClass = ueventValue(text, 'PCI_CLASS=');
+  if (pciClass !== undefined && CLASS_CODE.test(pciClass)) {
+    const hex = pciClass.toLowerCase().padStart(6, '0');
+    ids.pciClass = { class: hex.slice(0, 4), progIf: hex.slice(4, 6) };
   }
   return ids;
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostdevError } from '../core/errors.js';
 import { canonicalAddress } from './attributes.js';
@@ -28,10 +28,20 @@ function built(relative: string): string | null {
 function readerCommand(ops: readonly BatchOp[], functions: number): { file: string; args: string[] } {
   const specs = ops.map(opSpec);
   const native = process.env['HOSTDEV_BATCH_READER'] === 'node' ? null : built('native/hostdev-sysfs-batch');
-  if (native !== null) return { file: native, args: functions >= FUNCTIONS_FOR_TWO_JOBS ? ['-j', '2', ...specs] : specs };
+  if (native !== null && executable(native)) return { file: native, args: functions >= FUNCTIONS_FOR_TWO_JOBS ? ['-j', '2', ...specs] : specs };
   const script = built('sysfs/batch-child.js');
   if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
   return { file: process.execPath, args: [script, ...specs] };
+}
+
+/** Whether this process may run `file` (not so on a noexec mount, for one). */
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A reader's environment: NODE_EXTRA_CA_CERTS alone costs a Node.js start 40 ms, and a reader opens no TLS. */
