@@ -9,8 +9,11 @@ import { SysfsLayout } from '../sysfs/paths.js';
  */
 
 const INVENTORY_COMMANDS = new Set(['list', 'show', 'groups']);
-/** The global options that take a value (see main.ts): their values are never a command name. */
-const VALUE_OPTIONS = new Set(['--root', '--state-dir']);
+/**
+ * The global options that take a value: their values are never a command name. main.ts's program
+ * says the same (a test keeps them equal); this module runs before commander is loaded.
+ */
+export const VALUE_OPTIONS: ReadonlySet<string> = new Set(['--root', '--state-dir']);
 
 let started: BatchReader | null = null;
 

@@ -3,7 +3,7 @@ import { ExitCode, isHostdevError } from '../core/errors.js';
 import { loadCommands } from './commands/index.js';
 
 /** The program with its global options, before any command is registered. */
-function programFrame(): Command {
+export function programFrame(): Command {
   return new Command('hostdev')
     .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
     .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
@@ -15,7 +15,7 @@ function programFrame(): Command {
 }
 
 /** Long names of the global options that take a value: their values are never a command name. */
-function globalOptionsWithValue(program: Command): string[] {
+export function globalOptionsWithValue(program: Command): string[] {
   return program.options.filter((option) => option.required || option.optional).flatMap((option) => option.long ?? []);
 }
 

@@ -2,13 +2,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { TableIndex, type Owner } from '../core/tables.js';
+import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
 export type TableMembership = { readonly table: 'active'; readonly owner: Owner } | { readonly table: 'inactive' };
 export type TableLookup = (address: PciAddress) => TableMembership | null;
-
-/** The database's name in the state directory (DB_FILE of src/state/store.ts; a test keeps them equal). */
-export const STATE_DB_NAME = 'state.db';
 
 /**
  * Both tables, read once and without the lock, for the inventory commands. A state directory
@@ -16,7 +14,7 @@ export const STATE_DB_NAME = 'state.db';
  * and SQLite is not even loaded (the common case on a host where `list` is all that runs).
  */
 export async function tableLookupFor(stateDir: string): Promise<TableLookup> {
-  if (!existsSync(path.join(stateDir, STATE_DB_NAME))) return () => null;
+  if (!existsSync(path.join(stateDir, DB_FILE))) return () => null;
   const { StateStore } = await import('../state/store.js');
   const store = StateStore.open(stateDir);
   try {

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import { HostdevError } from '../core/errors.js';
 
+/** The database's name in the state directory. */
+export const DB_FILE = 'state.db';
+
 /** The state directory and the files in it are root's business only. */
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
-import { ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
+import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
+
+export { DB_FILE };
 import { ProcessLock } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type { Located } from '../core/tables.js';
@@ -30,7 +32,6 @@ import type {
 
 export type * from './types.js';
 
-export const DB_FILE = 'state.db';
 export const LOCK_FILE = 'lock.db';
 export const WAITING_ROOM_FILE = 'lock-waiters.db';
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;

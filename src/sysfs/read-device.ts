@@ -104,7 +104,7 @@ class DeviceFiles {
     return value;
   }
 
-  /** required() for a file read here and now. */
+  /** A file every function has, read here and now: null, with a warning, when it is absent or bad. */
   requiredHere<T>(file: string, parse: (value: string) => T | undefined): T | null {
     const value = this.attribute(file, parse);
     if (value === undefined) this.warn(`no ${file} file`);

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { scanArgv } from '../../src/cli/inventory-prefetch.js';
+import { scanArgv, VALUE_OPTIONS } from '../../src/cli/inventory-prefetch.js';
+import { globalOptionsWithValue, programFrame } from '../../src/cli/main.js';
 
 describe('the head start of the bounded reader reads argv like main.ts does', () => {
+  it('knows the same value-taking global options as the program', () => {
+    expect([...VALUE_OPTIONS].sort()).toEqual(globalOptionsWithValue(programFrame()).sort());
+  });
+
   it('finds the command and --root before or after it', () => {
     expect(scanArgv(['list', '--json'])).toEqual({ command: 'list', root: '/' });
     expect(scanArgv(['--root', '/tmp/h', 'list'])).toEqual({ command: 'list', root: '/tmp/h' });

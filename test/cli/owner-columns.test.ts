@@ -4,8 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildHost } from '../../src/sim/builder.js';
 import { presets } from '../../src/sim/presets.js';
-import { DB_FILE } from '../../src/state/store.js';
-import { STATE_DB_NAME } from '../../src/manager/table-lookup.js';
+import { DB_FILE } from '../../src/state/files.js';
 import { jsonOf, runCli } from '../support/cli.js';
 
 interface Member {
@@ -37,10 +36,6 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
 describe('list, show and groups say who owns each device, in the same fields and words', () => {
-  it('the lookup reads the database the state store writes', () => {
-    expect(STATE_DB_NAME).toBe(DB_FILE);
-  });
-
   it('with no state database: owner null and an OWNER column of dashes; nothing is created', () => {
     expect(members().every((member) => member.owner === null && member.table === null)).toBe(true);
     const text = hostdev('groups').stdout;
