@@ -57,8 +57,16 @@ export function parseDriverOverride(text: string): string | null {
 }
 
 export function parseResetMethods(text: string): string[] {
-  const names = text.trim();
-  return names === '' ? [] : names.split(/\s+/);
+  const names: string[] = [];
+  let start = -1;
+  for (let i = 0; i <= text.length; i++) {
+    const blank = i === text.length || text.charCodeAt(i) <= 0x20;
+    if (blank && start >= 0) {
+      names.push(text.slice(start, i));
+      start = -1;
+    } else if (!blank && start < 0) start = i;
+  }
+  return names;
 }
 
 /** What a PCI function's uevent file says of its identity; a key that is absent or malformed is left out. */

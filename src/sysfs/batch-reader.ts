@@ -9,6 +9,9 @@ import type { SysfsLayout } from './paths.js';
 
 export const DEFAULT_READ_TIMEOUT_MS = 15_000;
 
+/** Enough of a chunk's head to complete the entry the previous chunk cut off (an entry is ~500 bytes). */
+const BOUNDARY_BYTES = 16_384;
+
 /** From this many functions on the native reader forks a helper: below, it costs more than it saves. */
 const FUNCTIONS_FOR_TWO_JOBS = 512;
 
@@ -104,14 +107,30 @@ class ReaderProcess {
   }
 
   private take(chunk: Buffer): void {
-    const wire = this.rest.length === 0 ? chunk : Buffer.concat([this.rest, chunk]);
-    const { results, entries, bytes } = BatchResults.decodeEntries(wire, this.width, this.entries.length - this.decoded);
-    if (entries > 0) {
-      this.ready.push({ results, first: this.decoded, count: entries });
-      this.decoded += entries;
+    let wire = chunk;
+    if (this.rest.length > 0 && this.decoded < this.entries.length) {
+      // The entry the last chunk cut off is completed from this one's head: the rest of the chunk
+      // is decoded where it lies, not copied (an entry longer than that head, rare, is).
+      const head = Buffer.concat([this.rest, chunk.subarray(0, BOUNDARY_BYTES)]);
+      const boundary = BatchResults.decodeEntries(head, this.width, 1);
+      if (boundary.entries === 1) {
+        this.add(boundary.results, 1);
+        wire = chunk.subarray(boundary.bytes - this.rest.length);
+      } else {
+        wire = Buffer.concat([this.rest, chunk]);
+      }
+    } else if (this.rest.length > 0) {
+      wire = Buffer.concat([this.rest, chunk]);
     }
+    const { results, entries, bytes } = BatchResults.decodeEntries(wire, this.width, this.entries.length - this.decoded);
+    if (entries > 0) this.add(results, entries);
     this.rest = wire.subarray(bytes);
     this.onChange?.();
+  }
+
+  private add(results: BatchResults, count: number): void {
+    this.ready.push({ results, first: this.decoded, count });
+    this.decoded += count;
   }
 
   private close(code: number | null): void {

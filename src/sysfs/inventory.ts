@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { Inventory, InventoryWarning, PciDevice } from '../core/device.js';
+import { opendirSync, type Dir } from 'node:fs';
 import { canonicalAddress } from './attributes.js';
 import { FileReader } from './file-reader.js';
 import { cachedPciIds, DEFAULT_PCI_IDS_PATH, type PciNames } from './pci-ids.js';
@@ -28,7 +29,6 @@ export interface InventoryPlan {
  */
 export function planInventory(layout: SysfsLayout, options: ReadInventoryOptions = {}, listing?: FunctionListing): InventoryPlan {
   const warnings: InventoryWarning[] = [];
-  const reader = new FileReader();
   const listed = listing ?? listFunctionNames(layout.pciDevicesDir);
   if ('errno' in listed) {
     warnings.push({ address: '', message: `cannot list ${layout.pciDevicesDir}: ${listed.errno}` });
@@ -52,8 +52,7 @@ export function planInventory(layout: SysfsLayout, options: ReadInventoryOptions
       warnings.push({ address: '', message: `no PCI ID database at ${idsPath}: vendor and device names are null` });
     }
   }
-  const groups = reader.names(layout.iommuGroupsDir);
-  return { addresses, names, iommuEnabled: groups !== null && groups.length > 0, warnings };
+  return { addresses, names, iommuEnabled: hasEntries(layout.iommuGroupsDir), warnings };
 }
 
 /** Reads the given functions in order, in-process; a function that vanished meanwhile is left out. */
@@ -82,4 +81,17 @@ export function readInventory(layout: SysfsLayout, options: ReadInventoryOptions
   const plan = planInventory(layout, options);
   const devices = readFunctions(layout, plan.addresses, plan.names, plan.iommuEnabled, plan.warnings);
   return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
+}
+
+/** Whether a directory exists and holds anything (without listing a few thousand IOMMU groups). */
+function hasEntries(dir: string): boolean {
+  let handle: Dir | null = null;
+  try {
+    handle = opendirSync(dir);
+    return handle.readSync() !== null;
+  } catch {
+    return false;
+  } finally {
+    handle?.closeSync();
+  }
 }

@@ -30,6 +30,9 @@ export interface ReadDeviceOptions {
   readonly onWarning?: (warning: InventoryWarning) => void;
 }
 
+/** A driver link as the kernel makes it: "../../../bus/pci/drivers/igb". */
+const KERNEL_DRIVER_LINK = /^(\.\.\/)+bus\/pci\/drivers\/[^/]+$/;
+
 /** The state of one inventory read (a fresh one per call: nothing about the host outlives it). */
 export class DeviceReadContext {
   readonly reader = new FileReader();
@@ -48,12 +51,17 @@ export class DeviceReadContext {
     this.devicesDir = layout.pciDevicesDir;
   }
 
-  /** Whether a driver link points at an existing driver directory (asked once per driver). */
-  driverExists(target: string): boolean {
-    let exists = this.driverDirs.get(target);
+  /**
+   * Whether a device's driver link points at an existing driver directory. The kernel's links end
+   * in bus/pci/drivers/NAME: those are asked once per driver; anything else is resolved against
+   * the device's directory.
+   */
+  driverExists(target: string, deviceDir: () => string): boolean {
+    const key = KERNEL_DRIVER_LINK.test(target) ? this.layout.driver(linkName(target)) : resolveLink(deviceDir(), target, path.resolve);
+    let exists = this.driverDirs.get(key);
     if (exists === undefined) {
-      exists = existsSync(target);
-      this.driverDirs.set(target, exists);
+      exists = existsSync(key);
+      this.driverDirs.set(key, exists);
     }
     return exists;
   }
@@ -77,11 +85,23 @@ export function readDeviceIn(context: DeviceReadContext, address: PciAddress): P
 
 /** Warns about one function, and reads an attribute file of it in-process. */
 class DeviceFiles {
+  private dir: string | null = null;
+
   constructor(
     private readonly context: DeviceReadContext,
     private readonly address: PciAddress,
-    readonly prefix: string,
+    /** The bus entry's link target, or null when the entry is not a link. */
+    private readonly busLink: string | null,
   ) {}
+
+  /** The device's directory (the bus link resolved), worked out only when something is read in-process. */
+  get deviceDir(): string {
+    this.dir ??=
+      this.busLink !== null
+        ? resolveLink(this.context.devicesDir, this.busLink, path.resolve)
+        : `${this.context.devicesDir}/${this.address}`;
+    return this.dir;
+  }
 
   warn(message: string): void {
     this.context.warn({ address: this.address, message });
@@ -113,7 +133,7 @@ class DeviceFiles {
 
   /** An attribute file read here and now (lock-free files only). */
   attribute<T>(file: string, parse: (value: string) => T | undefined): T | null | undefined {
-    return this.parse(file, BatchResults.of([this.context.executor.one(this.prefix + file, 'read')]), 0, parse);
+    return this.parse(file, BatchResults.of([this.context.executor.one(`${this.deviceDir}/${file}`, 'read')]), 0, parse);
   }
 
   /** The target of a link, or null when it is absent (silently) or unreadable (with a warning). */
@@ -134,9 +154,7 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   const entryErrno = all.errno(at('entry'));
   if (entryErrno === 'ENOENT') return null;
   const busLink = entryErrno === null ? all.link(at('entry')) : null;
-  const busEntry = `${context.devicesDir}/${address}`;
-  const deviceDir = busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : busEntry;
-  const files = new DeviceFiles(context, address, `${deviceDir}/`);
+  const files = new DeviceFiles(context, address, busLink);
   const warn = (message: string): void => files.warn(message);
 
   const uevent = all.errno(at('uevent')) === null ? parseUevent(all.text(at('uevent'))) : NO_UEVENT;
@@ -147,7 +165,7 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   let driver: string | null = null;
   const driverTarget = files.link('driver', all, at('driver'));
   if (driverTarget !== null) {
-    if (context.driverExists(resolveLink(deviceDir, driverTarget, path.resolve))) driver = linkName(driverTarget);
+    if (context.driverExists(driverTarget, () => files.deviceDir)) driver = linkName(driverTarget);
     else warn(`the driver link points at a missing driver (${driverTarget})`);
   }
 
@@ -168,7 +186,7 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   let virtfns: PciAddress[] = [];
   if (pf) {
     totalVfs = files.parse('sriov_totalvfs', all, at('totalVfs'), parseDecimal) ?? null;
-    virtfns = readVirtfns(context, deviceDir, warn);
+    virtfns = readVirtfns(context, files.deviceDir, warn);
   }
 
   let netdevs: string[] = [];
