@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import os from 'node:os';
 import { collectConfig } from './config-space.js';
 
@@ -92,11 +92,48 @@ export function encodeResults(results: readonly OpResult[]): Buffer {
   return out;
 }
 
+/** Results by index, from the wire (BatchResults) or from this process's own reads (ResultList). */
+export interface Results {
+  /** The errno name when result `i` failed, else null. */
+  errno(i: number): string | null;
+  data(i: number): Uint8Array;
+  /** The bytes as text, without the trailing newline (and NULs) sysfs attributes end with. */
+  text(i: number): string;
+  link(i: number): string;
+  /** The names a `list` result holds. */
+  names(i: number): string[];
+}
+
+/** The results of reads done in this process. */
+export class ResultList implements Results {
+  constructor(private readonly results: readonly OpResult[]) {}
+
+  errno(i: number): string | null {
+    return this.results[i]!.errno;
+  }
+  data(i: number): Uint8Array {
+    return this.results[i]!.data;
+  }
+  text(i: number): string {
+    const data = this.data(i);
+    let end = data.length;
+    while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x00)) end--;
+    return Buffer.from(data.buffer, data.byteOffset, end).toString('latin1');
+  }
+  link(i: number): string {
+    const data = this.data(i);
+    return Buffer.from(data.buffer, data.byteOffset, data.length).toString('utf8');
+  }
+  names(i: number): string[] {
+    return this.link(i).split('\0').slice(0, -1);
+  }
+}
+
 /**
  * Results as the wire form holds them, made sense of without an object per result: a reader of a
  * large host hands back some 60,000 of them, read once each.
  */
-export class BatchResults {
+export class BatchResults implements Results {
   private constructor(
     private readonly bytes: Buffer,
     /** errno, start, length of each result */
@@ -153,10 +190,6 @@ export class BatchResults {
     return { results: new BatchResults(wire, meta.subarray(0, m)), entries, bytes: at };
   }
 
-  static of(results: readonly OpResult[]): BatchResults {
-    return BatchResults.decode(encodeResults(results), results.length);
-  }
-
   get count(): number {
     return this.meta.length / 3;
   }
@@ -200,8 +233,12 @@ export class BatchResults {
   }
 }
 
-/** Whether something is at `path` (not following a last link); true when unsure: the op then says why. */
-function present(path: string): boolean {
+/**
+ * Whether something is at `path`, as the op would find it: a link itself (dangling or not), else
+ * what it points at. True when unsure: the op then says why.
+ */
+function present(path: string, kind: OpKind): boolean {
+  if (kind !== 'link') return existsSync(path);
   try {
     return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
   } catch {
@@ -224,7 +261,7 @@ export class OpExecutor {
   run(dir: string, entry: string, ops: readonly BatchOp[]): OpResult[] {
     return ops.map((op) => {
       const path = op.file === '' ? `${dir}/${entry}` : `${dir}/${entry}/${op.file}`;
-      return op.mayBeAbsent === true && !present(path) ? ABSENT : this.one(path, op.kind);
+      return op.mayBeAbsent === true && !present(path, op.kind) ? ABSENT : this.one(path, op.kind);
     });
   }
 

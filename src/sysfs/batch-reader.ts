@@ -25,16 +25,19 @@ function built(relative: string): string | null {
 }
 
 /**
- * The reader program: native/sysfs-batch.c as built into dist/native, else the same ops in a
- * Node.js child. HOSTDEV_BATCH_READER=node asks for the Node.js one.
+ * The reader processes and the entries each gets: native/sysfs-batch.c as built into dist/native
+ * (one process; on a large host it forks a helper for half the entries), else the same ops in
+ * Node.js children (two side by side on a large host). HOSTDEV_BATCH_READER=node asks for those.
  */
-function readerCommand(ops: readonly BatchOp[], functions: number): { file: string; args: string[] } {
+function readerCommands(ops: readonly BatchOp[], entries: readonly string[]): Array<{ file: string; args: string[]; entries: readonly string[] }> {
   const specs = ops.map(opSpec);
+  const large = entries.length >= FUNCTIONS_FOR_TWO_JOBS;
   const native = process.env['HOSTDEV_BATCH_READER'] === 'node' ? null : built('native/hostdev-sysfs-batch');
-  if (native !== null && executable(native)) return { file: native, args: functions >= FUNCTIONS_FOR_TWO_JOBS ? ['-j', '2', ...specs] : specs };
+  if (native !== null && executable(native)) return [{ file: native, args: large ? ['-j', '2', ...specs] : specs, entries }];
   const script = built('sysfs/batch-child.js');
   if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
-  return { file: process.execPath, args: [script, ...specs] };
+  const halves = large ? [entries.slice(0, entries.length >> 1), entries.slice(entries.length >> 1)] : [entries];
+  return halves.map((half) => ({ file: process.execPath, args: [script, ...specs], entries: half }));
 }
 
 /** Whether this process may run `file` (not so on a noexec mount, for one). */
@@ -151,25 +154,26 @@ class ReaderProcess {
 }
 
 /**
- * Does `ops` for every function under ROOT/sys/bus/pci/devices in a reader process, started at
+ * Does `ops` for every function under ROOT/sys/bus/pci/devices in reader processes, started at
  * once and waited for with a bound. A command run while the kernel holds up one of those reads
  * fails with HOSTDEV_TIMEOUT instead of hanging, and can exit (a process whose own thread is stuck
- * in such a read cannot): the reader is killed and abandoned, not waited for.
+ * in such a read cannot): the readers are killed and abandoned, not waited for.
  */
 export class BatchReader {
   readonly root: string;
-  /** What the reader was given: the listing of ROOT/sys/bus/pci/devices, once. */
+  /** What the readers were given: the listing of ROOT/sys/bus/pci/devices, once. */
   readonly listing: FunctionListing;
-  private readonly reader: ReaderProcess | null = null;
+  /** In entry order: each has a run of the sorted entries. */
+  private readonly readers: ReaderProcess[] = [];
 
-  constructor(
-    layout: SysfsLayout,
-    private readonly ops: readonly BatchOp[],
-  ) {
+  constructor(layout: SysfsLayout, ops: readonly BatchOp[]) {
     this.root = layout.root;
     this.listing = listFunctionNames(layout.pciDevicesDir);
     const entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
-    if (entries.length > 0) this.reader = new ReaderProcess(readerCommand(ops, entries.length), layout.pciDevicesDir, entries, ops.length);
+    if (entries.length === 0) return;
+    for (const command of readerCommands(ops, entries)) {
+      this.readers.push(new ReaderProcess(command, layout.pciDevicesDir, command.entries, ops.length));
+    }
   }
 
   /**
@@ -177,15 +181,13 @@ export class BatchReader {
    * when all came, at most `timeoutMs` from now.
    */
   forEach(layout: SysfsLayout, timeoutMs: number, visit: VisitFunction): Promise<void> {
-    const reader = this.reader;
-    if (reader === null) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error: Error | null): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        reader.onChange = null;
+        for (const reader of this.readers) reader.onChange = null;
         if (error === null) resolve();
         else {
           this.cancel();
@@ -194,22 +196,26 @@ export class BatchReader {
       };
       const pump = (): void => {
         try {
-          if (reader.failure !== null) return settle(reader.failure);
-          reader.visit(visit);
-          if (reader.done) settle(null);
+          const failed = this.readers.find((reader) => reader.failure !== null);
+          if (failed !== undefined) return settle(failed.failure);
+          for (const reader of this.readers) {
+            reader.visit(visit);
+            if (!reader.done) return; // the next reader's entries come after this one's
+          }
+          settle(null);
         } catch (error) {
           settle(error as Error);
         }
       };
       const timer = setTimeout(() => settle(timeoutError(layout, timeoutMs)), timeoutMs);
-      reader.onChange = pump;
+      for (const reader of this.readers) reader.onChange = pump;
       pump();
     });
   }
 
-  /** Stops the reader (if it still runs) and lets this process exit without it. */
+  /** Stops the readers (those still running) and lets this process exit without them. */
   cancel(): void {
-    this.reader?.cancel();
+    for (const reader of this.readers) reader.cancel();
   }
 }
 

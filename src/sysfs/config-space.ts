@@ -88,10 +88,15 @@ export function configFromBytes(bytes: Uint8Array): ConfigRead {
  * answers parseConfigSpace's reads from them.
  */
 export function collectConfig(read: ConfigRead): Uint8Array {
-  const chunks: number[] = [];
+  // The header and at most 48 capabilities of 8 bytes, each with its 2-byte chunk head.
+  const out = new Uint8Array(66 + 48 * 10);
+  let used = 0;
   const take = (offset: number, length: number): Uint8Array => {
     const bytes = read(offset, length);
-    chunks.push(offset, bytes.length, ...bytes);
+    out[used] = offset;
+    out[used + 1] = bytes.length;
+    out.set(bytes, used + 2);
+    used += 2 + bytes.length;
     return bytes;
   };
   const header = Uint8Array.from(take(0, 64));
@@ -106,7 +111,7 @@ export function collectConfig(read: ConfigRead): Uint8Array {
       }
     }
   }
-  return Uint8Array.from(chunks);
+  return out.slice(0, used);
 }
 
 /** A ConfigRead over collectConfig's chunks: a read no chunk starts at gets no bytes. */

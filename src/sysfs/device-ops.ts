@@ -17,7 +17,7 @@ export const DEVICE_OPS = {
   entry: { kind: 'link', file: '' },
   uevent: { kind: 'read', file: 'uevent' },
   driver: { kind: 'link', file: 'driver' },
-  iommuGroup: { kind: 'link', file: 'iommu_group', mayBeAbsent: true },
+  iommuGroup: { kind: 'link', file: 'iommu_group' },
   physfn: { kind: 'link', file: 'physfn', mayBeAbsent: true },
   totalVfs: { kind: 'read', file: 'sriov_totalvfs', mayBeAbsent: true },
   net: { kind: 'list', file: 'net', mayBeAbsent: true },
@@ -25,7 +25,7 @@ export const DEVICE_OPS = {
   driverOverride: { kind: 'read', file: 'driver_override' },
   numVfs: { kind: 'read', file: 'sriov_numvfs', mayBeAbsent: true },
   numaNode: { kind: 'read', file: 'numa_node' },
-  resetMethod: { kind: 'read', file: 'reset_method', mayBeAbsent: true },
+  resetMethod: { kind: 'read', file: 'reset_method' },
 } as const satisfies Record<string, BatchOp>;
 
 export type DeviceOpName = keyof typeof DEVICE_OPS;

@@ -16,7 +16,7 @@ import {
   parseUevent,
   type UeventIds,
 } from './attributes.js';
-import { BatchResults, OpExecutor } from './batch-ops.js';
+import { OpExecutor, ResultList, type Results } from './batch-ops.js';
 import { DEVICE_OP_LIST, OP_INDEX, type DeviceOpName } from './device-ops.js';
 import { configFromChunks, parseConfigSpace } from './config-space.js';
 import { FileReader } from './file-reader.js';
@@ -78,7 +78,7 @@ const NO_UEVENT: UeventIds = {};
 
 /** Reads one function in-process (every op, then what it needs besides); null when it is gone. */
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
-  return interpretDevice(context, address, BatchResults.of(context.executor.run(context.devicesDir, address, DEVICE_OP_LIST)), 0);
+  return interpretDevice(context, address, new ResultList(context.executor.run(context.devicesDir, address, DEVICE_OP_LIST)), 0);
 }
 
 
@@ -108,7 +108,7 @@ class DeviceFiles {
   }
 
   /** undefined: the file does not exist; null: unreadable or malformed (with a warning). */
-  parse<T>(file: string, results: BatchResults, i: number, parse: (value: string) => T | undefined): T | null | undefined {
+  parse<T>(file: string, results: Results, i: number, parse: (value: string) => T | undefined): T | null | undefined {
     const errno = results.errno(i);
     if (errno !== null) {
       if (errno === 'ENOENT') return undefined;
@@ -133,11 +133,11 @@ class DeviceFiles {
 
   /** An attribute file read here and now (lock-free files only). */
   attribute<T>(file: string, parse: (value: string) => T | undefined): T | null | undefined {
-    return this.parse(file, BatchResults.of([this.context.executor.one(`${this.deviceDir}/${file}`, 'read')]), 0, parse);
+    return this.parse(file, new ResultList([this.context.executor.one(`${this.deviceDir}/${file}`, 'read')]), 0, parse);
   }
 
   /** The target of a link, or null when it is absent (silently) or unreadable (with a warning). */
-  link(file: string, results: BatchResults, i: number): string | null {
+  link(file: string, results: Results, i: number): string | null {
     const errno = results.errno(i);
     if (errno === null) return results.link(i);
     if (errno !== 'ENOENT') this.warn(`cannot read the ${file} link: ${errno}`);
@@ -149,7 +149,7 @@ class DeviceFiles {
  * Makes a PciDevice of the results of DEVICE_OP_LIST for one function (from either executor),
  * reading in-process only what a few functions need besides; null when the function is gone.
  */
-export function interpretDevice(context: DeviceReadContext, address: PciAddress, all: BatchResults, base: number): PciDevice | null {
+export function interpretDevice(context: DeviceReadContext, address: PciAddress, all: Results, base: number): PciDevice | null {
   const at = (name: DeviceOpName): number => base + OP_INDEX[name];
   const entryErrno = all.errno(at('entry'));
   if (entryErrno === 'ENOENT') return null;

@@ -110,17 +110,16 @@ describe('reading the inventory in bounded reader processes', () => {
     expect(await using(() => readInventoryBounded(layout, { pciIdsPath: '/nonexistent' }))).toEqual(JSON.parse(JSON.stringify(inProcess)));
   });
 
-  it('keeps address order on a large host (the native reader works in two jobs)', async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'hostdev-bounded-'));
+  it.each(READERS)('keeps address order on a large host, read in two processes (%s)', async (_name, using) => {
+    dir ??= mkdtempSync(path.join(os.tmpdir(), 'hostdev-bounded-'));
     const root = path.join(dir, 'host');
     buildHost(root, generateSpec(1100));
     const layout = new SysfsLayout(root);
     const seen: string[] = [];
-    const reader = new BatchReader(layout, DEVICE_OP_LIST);
-    await reader.forEach(layout, 20_000, (entry) => seen.push(entry));
+    await using(() => new BatchReader(layout, DEVICE_OP_LIST).forEach(layout, 20_000, (entry) => seen.push(entry)));
     expect(seen.length).toBe(1100);
     expect(seen).toEqual([...seen].sort());
-    expect(await readInventoryBounded(layout, { pciIdsPath: '/nonexistent' })).toEqual(
+    expect(await using(() => readInventoryBounded(layout, { pciIdsPath: '/nonexistent' }))).toEqual(
       JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
     );
   });
