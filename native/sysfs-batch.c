@@ -171,9 +171,17 @@ static char **read_entries(size_t *count) {
       fprintf(stderr, "hostdev-sysfs-batch: bad entry name \"%s\"\n", line);
       return NULL;
     }
-    if (used == capacity) entries = realloc(entries, (capacity *= 2) * sizeof *entries);
-    if (entries != NULL) entries[used++] = strdup(line);
+    if (used == capacity) {
+      char **grown = realloc(entries, (capacity *= 2) * sizeof *entries);
+      if (grown == NULL) free(entries);
+      entries = grown;
+    }
+    if (entries != NULL && (entries[used++] = strdup(line)) == NULL) {
+      free(entries);
+      entries = NULL;
+    }
   }
+  if (entries == NULL) fprintf(stderr, "hostdev-sysfs-batch: out of memory\n");
   free(line);
   *count = used;
   return entries;
@@ -209,11 +217,14 @@ int main(int argc, char **argv) {
   if (jobs == 2 && total >= 2 && pipe(go) == 0) {
     split = total / 2;
     fflush(stdout);
+    pid_t parent = getpid();
     helper = fork();
     if (helper == 0) {
-      /* The helper: reads the second half into memory, waits for the first half to be written,
-       * then writes its own. It dies with its parent (a reader killed for a blocked read). */
+      /* The helper: reads the second half into memory, waits until the parent has written the
+       * first half, then writes its own. It dies with its parent (a reader killed for a blocked
+       * read), and writes nothing unless the parent says its half went out. */
       prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(1);
       close(go[1]);
       char *buffer = NULL;
       size_t size = 0;
@@ -221,8 +232,8 @@ int main(int argc, char **argv) {
       if (memory == NULL) _exit(1);
       for (size_t i = split; i < total; i++) read_entry(memory, entries[i], ops, count);
       if (fclose(memory) != 0) _exit(1);
-      char byte;
-      if (read(go[0], &byte, 1) != 0) _exit(1); /* the parent closes its end when its half is out */
+      char byte = 0;
+      if (read(go[0], &byte, 1) != 1 || byte != 'g') _exit(1);
       _exit(fwrite(buffer, 1, size, stdout) == size && fflush(stdout) == 0 ? 0 : 1);
     }
     close(go[0]);
@@ -231,6 +242,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < split; i++) read_entry(stdout, entries[i], ops, count);
   if (fflush(stdout) != 0) return 1;
   if (helper > 0) {
+    if (write(go[1], "g", 1) != 1) return 1;
     close(go[1]);
     int status = 0;
     if (waitpid(helper, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
