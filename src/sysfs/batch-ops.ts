@@ -5,7 +5,7 @@ import { collectConfig } from './config-space.js';
 /**
  * The ops of a batch read: the same few entries of every PCI function, named once and done for
  * each function. Two executors do them: native/sysfs-batch.c (the fast one, a program of its own)
- * and `executeOps` here (in-process, and in the Node.js child when the program is missing). Both
+ * and `OpExecutor` here (in-process, and in the Node.js child when the program is missing). Both
  * hand back the same results, so what is made of them does not depend on who read.
  */
 export type OpKind =
