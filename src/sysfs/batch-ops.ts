@@ -1,6 +1,7 @@
 import { closeSync, existsSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import os from 'node:os';
 import { collectConfig } from './config-space.js';
+import { errnoOf } from './errno.js';
 
 /**
  * The ops of a batch read: the same few entries of every PCI function, named once and done for
@@ -54,6 +55,12 @@ export function parseOpSpec(spec: string): BatchOp | null {
   if (spec.length === 1) return kind === 'link' ? { kind, file: '' } : null;
   const file = spec.slice(2);
   return spec[1] === ':' && file.length > 0 && !file.includes('/') ? { kind, file } : null;
+}
+
+/** Where an attribute's text ends in bytes[start, end): before the newline (and NULs) sysfs ends it with. */
+function textEnd(bytes: Uint8Array, start: number, end: number): number {
+  while (end > start && (bytes[end - 1] === 0x0a || bytes[end - 1] === 0x00)) end--;
+  return end;
 }
 
 /** A little-endian u32 (the lengths and errnos of the wire form fit in 31 bits). */
@@ -116,9 +123,7 @@ export class ResultList implements Results {
   }
   text(i: number): string {
     const data = this.data(i);
-    let end = data.length;
-    while (end > 0 && (data[end - 1] === 0x0a || data[end - 1] === 0x00)) end--;
-    return Buffer.from(data.buffer, data.byteOffset, end).toString('latin1');
+    return Buffer.from(data.buffer, data.byteOffset, textEnd(data, 0, data.length)).toString('latin1');
   }
   link(i: number): string {
     const data = this.data(i);
@@ -208,9 +213,7 @@ export class BatchResults implements Results {
   /** The bytes as text, without the trailing newline (and NULs) sysfs attributes end with. */
   text(i: number): string {
     const start = this.meta[i * 3 + 1]!;
-    let end = start + this.meta[i * 3 + 2]!;
-    while (end > start && (this.bytes[end - 1] === 0x0a || this.bytes[end - 1] === 0x00)) end--;
-    return this.bytes.toString('latin1', start, end);
+    return this.bytes.toString('latin1', start, textEnd(this.bytes, start, start + this.meta[i * 3 + 2]!));
   }
 
   link(i: number): string {
@@ -244,11 +247,6 @@ function present(path: string, kind: OpKind): boolean {
   } catch {
     return true;
   }
-}
-
-function errnoOf(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : 'EIO';
 }
 
 /**

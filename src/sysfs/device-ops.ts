@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import type { BatchOp } from './batch-ops.js';
+import { errnoOf } from './errno.js';
 
 /**
  * What is read of every PCI function, in the order it is made sense of (and warned about) by
@@ -41,7 +42,6 @@ export function listFunctionNames(dir: string): FunctionListing {
   try {
     return { names: readdirSync(dir) };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException | null)?.code;
-    return { errno: typeof code === 'string' ? code : 'EIO' };
+    return { errno: errnoOf(error) };
   }
 }

@@ -2,7 +2,6 @@ import type { PciAddress } from '../core/address.js';
 import type { Inventory, InventoryWarning, PciDevice } from '../core/device.js';
 import { opendirSync, type Dir } from 'node:fs';
 import { canonicalAddress } from './attributes.js';
-import { FileReader } from './file-reader.js';
 import { cachedPciIds, DEFAULT_PCI_IDS_PATH, type PciNames } from './pci-ids.js';
 import { SysfsLayout } from './paths.js';
 import { listFunctionNames, type FunctionListing } from './device-ops.js';

@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsLayout } from './paths.js';
+import { errnoOf } from './errno.js';
 
 /**
  * The one port through which hostdev changes the host. Production writes files under the
@@ -26,11 +27,6 @@ export class KernelWriteError extends Error {
   ) {
     super(`write of "${value.trim()}" to ${hostPath} failed: ${errno}`, options);
   }
-}
-
-function errnoOf(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' ? code : 'EIO';
 }
 
 /** Writes real files under a root. Never creates a file: sysfs attributes exist or the write fails. */

@@ -19,7 +19,6 @@ import {
 import { OpExecutor, ResultList, type Results } from './batch-ops.js';
 import { DEVICE_OP_LIST, OP_INDEX, type DeviceOpName } from './device-ops.js';
 import { configFromChunks, parseConfigSpace } from './config-space.js';
-import { FileReader } from './file-reader.js';
 import { cachedPciIds, type PciNames } from './pci-ids.js';
 import type { SysfsLayout } from './paths.js';
 
@@ -35,7 +34,6 @@ const KERNEL_DRIVER_LINK = /^(\.\.\/)+bus\/pci\/drivers\/[^/]+$/;
 
 /** The state of one inventory read (a fresh one per call: nothing about the host outlives it). */
 export class DeviceReadContext {
-  readonly reader = new FileReader();
   readonly executor = new OpExecutor();
   /** ROOT/sys/bus/pci/devices, joined once. */
   readonly devicesDir: string;
@@ -80,8 +78,6 @@ const NO_UEVENT: UeventIds = {};
 export function readDeviceIn(context: DeviceReadContext, address: PciAddress): PciDevice | null {
   return interpretDevice(context, address, new ResultList(context.executor.run(context.devicesDir, address, DEVICE_OP_LIST)), 0);
 }
-
-
 
 /** Warns about one function, and reads an attribute file of it in-process. */
 class DeviceFiles {
@@ -258,19 +254,21 @@ function readVirtfns(context: DeviceReadContext, deviceDir: string, warn: (messa
 }
 
 function readVirtfnsIn(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): VirtfnLink[] {
-  const listing = context.reader.names(deviceDir);
-  if (listing === null) {
-    warn(`cannot list the device directory: ${context.reader.errno}`);
+  const listing = new ResultList([context.executor.one(deviceDir, 'list')]);
+  if (listing.errno(0) !== null) {
+    warn(`cannot list the device directory: ${listing.errno(0)}`);
     return [];
   }
   const links = listing
+    .names(0)
     .filter((name) => /^virtfn[0-9]+$/.test(name))
     .map((name) => ({ name, index: Number.parseInt(name.slice(6), 10) }))
     .sort((a, b) => a.index - b.index);
   const virtfns: VirtfnLink[] = [];
   for (const { name, index } of links) {
-    const target = context.reader.link(`${deviceDir}/${name}`);
-    if (target === null) warn(`cannot read the ${name} link: ${context.reader.errno}`);
+    const link = new ResultList([context.executor.one(`${deviceDir}/${name}`, 'link')]);
+    const target = link.errno(0) === null ? link.link(0) : null;
+    if (target === null) warn(`cannot read the ${name} link: ${link.errno(0)}`);
     const vf = target !== null ? addressOrWarn(linkName(target), name, warn) : null;
     if (vf !== null) virtfns.push({ index, address: vf });
   }
