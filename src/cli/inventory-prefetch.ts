@@ -39,14 +39,14 @@ export function prefetchInventory(argv: readonly string[]): void {
   if (scan !== null && INVENTORY_COMMANDS.has(scan.command)) started = new BatchReader(new SysfsLayout(scan.root), DEVICE_OP_LIST);
 }
 
-/** The head-start child, handed over once. */
+/** The head-start reader, handed over once. */
 export function takePrefetched(): BatchReader | null {
   const reader = started;
   started = null;
   return reader;
 }
 
-/** Stops a head-start child nobody took (the command failed before reading). */
+/** Stops a head-start reader nobody took (the command failed before reading). */
 export function cancelPrefetch(): void {
   takePrefetched()?.cancel();
 }

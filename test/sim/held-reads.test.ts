@@ -81,6 +81,19 @@ async function blockedRelease(): Promise<{ root: string; writer: Background }> {
   return { root, writer };
 }
 
+/**
+ * `other`, started during the block, is still running after `ms`; once the block is released the
+ * writer and `other` both finish with exit 0.
+ */
+async function waitsForRelease(root: string, writer: Background, other: Background, ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+  expect(other.finished()).toBe(false);
+  runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
+  expect((await writer.done).code).toBe(0);
+  const done = await other.done;
+  expect(done.code, done.stderr).toBe(0);
+}
+
 describe('kernel facts: reads that block while vfio-pci waits for the VF user (seed outcome 2)', () => {
   it("the PF's sriov_numvfs and driver_override and VF0's driver_override block; sriov_totalvfs, vendor and VF1's files do not", async () => {
     const { root, writer } = await blockedRelease();
@@ -153,12 +166,7 @@ describe('kernel facts: reads that block while vfio-pci waits for the VF user (s
   it("removing the PF (or anything above it) waits too: its driver's release needs the PF's lock", async () => {
     const { root, writer } = await blockedRelease();
     const remove = background(process.execPath, [CLI_BIN, '--root', root, 'sim', 'write', '/sys/bus/pci/devices/0000:00:01.0/remove', '1']);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(remove.finished()).toBe(false);
-    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
-    expect((await writer.done).code).toBe(0);
-    const removed = await remove.done;
-    expect(removed.code, removed.stderr).toBe(0);
+    await waitsForRelease(root, writer, remove, 500);
     expect(fs.existsSync(dev(root, PF))).toBe(false);
   });
 
@@ -182,12 +190,7 @@ describe('hostdev list during the block (its inventory code reads the tree as is
   it('with the read bound huge, list hangs for as long as the write is blocked, and finishes after it', async () => {
     const { root, writer } = await blockedRelease();
     const list = background(process.execPath, [CLI_BIN, 'list', '--json', '--root', root, '--simulate'], { HOSTDEV_READ_TIMEOUT_MS: '600000' });
-    await new Promise((r) => setTimeout(r, 2_000));
-    expect(list.finished()).toBe(false);
-    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
-    expect((await writer.done).code).toBe(0);
-    const done = await list.done;
-    expect(done.code, done.stderr).toBe(0);
+    await waitsForRelease(root, writer, list, 2_000);
   });
 
   it('with the bound, list fails with HOSTDEV_TIMEOUT instead of hanging', async () => {
