@@ -8,6 +8,10 @@
  *   `git archive`), interleaved in the same rounds: before and after under one machine state.
  *   BENCH_NODE_READER=1  also times this build with its Node.js reader (HOSTDEV_BATCH_READER=node), the
  *   one a host without a C compiler gets.
+ *
+ * hostdev is run as the installed command is, dist/cli/bin.js by its #! line, which starts Node.js
+ * without NODE_EXTRA_CA_CERTS. When this environment sets that variable, `node dist/cli/bin.js` with
+ * it is timed too, so the figures show what it costs.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -23,6 +27,7 @@ const sizes = (process.env['BENCH_SIZES'] ?? '1024,2048,4096').split(',').map(Nu
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 7);
 const baseCli = process.env['BENCH_BASE_CLI'];
 const nodeReader = process.env['BENCH_NODE_READER'] === '1';
+const caCerts = process.env['NODE_EXTRA_CA_CERTS'];
 
 interface Command {
   readonly name: string;
@@ -63,6 +68,7 @@ interface Row {
   readonly lspci: Figures;
   readonly base: Figures | null;
   readonly nodeReader: Figures | null;
+  readonly withCaCerts: Figures | null;
 }
 
 function measure(functions: number): Row {
@@ -73,8 +79,8 @@ function measure(functions: number): Row {
     const stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-bench-state-'));
     const hostdev: Command = {
       name: 'hostdev list --json',
-      file: process.execPath,
-      args: [cli, '--root', root, 'list', '--json'],
+      file: cli,
+      args: ['--root', root, 'list', '--json'],
       env: { HOSTDEV_STATE_DIR: stateDir },
     };
     const lspci: Command = {
@@ -88,19 +94,27 @@ function measure(functions: number): Row {
     if (listed !== count || lspciListed !== count) {
       throw new Error(`tree has ${count} functions; hostdev listed ${listed}, lspci ${lspciListed}`);
     }
-    const base: Command | null = baseCli ? { ...hostdev, name: 'base hostdev list --json', args: [baseCli, ...hostdev.args.slice(1)] } : null;
+    const base: Command | null = baseCli
+      ? { ...hostdev, name: 'base hostdev list --json', file: process.execPath, args: [baseCli, ...hostdev.args] }
+      : null;
     if (base) time(base);
+    const withCaCerts: Command | null = caCerts
+      ? { ...hostdev, name: 'node bin.js list --json (NODE_EXTRA_CA_CERTS set)', file: process.execPath, args: [cli, ...hostdev.args] }
+      : null;
+    if (withCaCerts) time(withCaCerts);
     const slow: Command | null = nodeReader ? { ...hostdev, name: 'hostdev list --json (Node.js reader)', env: { ...hostdev.env, HOSTDEV_BATCH_READER: 'node' } } : null;
     if (slow) time(slow);
     const slowTimes: number[] = [];
     const ours: number[] = [];
     const theirs: number[] = [];
     const before: number[] = [];
+    const caTimes: number[] = [];
     for (let round = 0; round < rounds; round++) {
       // Interleaved, so that load from other processes hits all alike.
       ours.push(time(hostdev).ms);
       theirs.push(time(lspci).ms);
       if (base) before.push(time(base).ms);
+      if (withCaCerts) caTimes.push(time(withCaCerts).ms);
       if (slow) slowTimes.push(time(slow).ms);
     }
     rmSync(stateDir, { recursive: true, force: true });
@@ -111,6 +125,7 @@ function measure(functions: number): Row {
       lspci: figures(theirs),
       base: base ? figures(before) : null,
       nodeReader: slow ? figures(slowTimes) : null,
+      withCaCerts: withCaCerts ? figures(caTimes) : null,
     };
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -138,6 +153,12 @@ for (const size of sizes) {
     console.log(
       `${''.padStart(9)}  Node.js reader: ${fmt(row.nodeReader.min)} min ${fmt(row.nodeReader.median)} med  ` +
         `ratio(med) ${(row.nodeReader.median / row.lspci.median).toFixed(2)}x`,
+    );
+  }
+  if (row.withCaCerts) {
+    console.log(
+      `${''.padStart(9)}  node bin.js with NODE_EXTRA_CA_CERTS: ${fmt(row.withCaCerts.min)} min ${fmt(row.withCaCerts.median)} med  ` +
+        `ratio(med) ${(row.withCaCerts.median / row.lspci.median).toFixed(2)}x`,
     );
   }
   if (row.base) {

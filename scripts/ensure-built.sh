@@ -13,6 +13,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json packa
   # tsc emits even when it reports type errors; those are reported (and fail `npm test`'s type
   # check), but a build with them still runs, so one unfinished module does not stop every command.
   if npx tsc -p tsconfig.build.json; then
+    chmod +x dist/cli/bin.js # the installed command: run by its #! line
     touch "$stamp"
   else
     echo "hostdev: the build reported type errors (see above)" >&2
