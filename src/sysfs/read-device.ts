@@ -38,6 +38,8 @@ export class DeviceReadContext {
   /** ROOT/sys/bus/pci/devices, joined once. */
   readonly devicesDir: string;
   private readonly driverDirs = new Map<string, boolean>();
+  /** driverDirs by the link target itself, for the kernel's links: most functions share a few. */
+  private readonly kernelDriverLinks = new Map<string, boolean>();
 
   constructor(
     readonly layout: SysfsLayout,
@@ -55,12 +57,16 @@ export class DeviceReadContext {
    * the device's directory.
    */
   driverExists(target: string, deviceDir: () => string): boolean {
-    const key = KERNEL_DRIVER_LINK.test(target) ? this.layout.driver(linkName(target)) : resolveLink(deviceDir(), target, path.resolve);
+    const known = this.kernelDriverLinks.get(target);
+    if (known !== undefined) return known;
+    const kernelLink = KERNEL_DRIVER_LINK.test(target);
+    const key = kernelLink ? this.layout.driver(linkName(target)) : resolveLink(deviceDir(), target, path.resolve);
     let exists = this.driverDirs.get(key);
     if (exists === undefined) {
       exists = existsSync(key);
       this.driverDirs.set(key, exists);
     }
+    if (kernelLink) this.kernelDriverLinks.set(target, exists);
     return exists;
   }
 }
