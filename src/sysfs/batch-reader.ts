@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostdevError } from '../core/errors.js';
 import { canonicalAddress } from './attributes.js';
 import { BatchResults, opSpec, type BatchOp } from './batch-ops.js';
 import { listFunctionNames, type FunctionListing } from './device-ops.js';
+import { errnoOf } from './errno.js';
 import type { SysfsLayout } from './paths.js';
 
 export const DEFAULT_READ_TIMEOUT_MS = 15_000;
@@ -24,20 +25,31 @@ function built(relative: string): string | null {
   return null;
 }
 
+interface ReaderCommand {
+  readonly file: string;
+  readonly args: string[];
+  readonly entries: readonly string[];
+  readonly native: boolean;
+}
+
 /**
- * The reader processes and the entries each gets: native/sysfs-batch.c as built into dist/native
- * (one process; on a large host it forks a helper for half the entries), else the same ops in
- * Node.js children (two side by side on a large host). HOSTDEV_BATCH_READER=node asks for those.
+ * The reader processes and the entries each gets: the native program `native` (one process; on a
+ * large host it forks a helper for half the entries), else the same ops in Node.js children (two
+ * side by side on a large host).
  */
-function readerCommands(ops: readonly BatchOp[], entries: readonly string[]): Array<{ file: string; args: string[]; entries: readonly string[] }> {
+function readerCommands(ops: readonly BatchOp[], entries: readonly string[], native: string | null): ReaderCommand[] {
   const specs = ops.map(opSpec);
   const large = entries.length >= FUNCTIONS_FOR_TWO_JOBS;
-  const native = process.env['HOSTDEV_BATCH_READER'] === 'node' ? null : built('native/hostdev-sysfs-batch');
-  if (native !== null && executable(native)) return [{ file: native, args: large ? ['-j', '2', ...specs] : specs, entries }];
+  if (native !== null) return [{ file: native, args: large ? ['-j', '2', ...specs] : specs, entries, native: true }];
   const script = built('sysfs/batch-child.js');
   if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
   const halves = large ? [entries.slice(0, entries.length >> 1), entries.slice(entries.length >> 1)] : [entries];
-  return halves.map((half) => ({ file: process.execPath, args: [script, ...specs], entries: half }));
+  return halves.map((half) => ({ file: process.execPath, args: [script, ...specs], entries: half, native: false }));
+}
+
+/** native/sysfs-batch.c as built into dist/native, unless HOSTDEV_BATCH_READER=node asks for the Node.js reader. */
+function builtNativeReader(): string | null {
+  return process.env['HOSTDEV_BATCH_READER'] === 'node' ? null : built('native/hostdev-sysfs-batch');
 }
 
 /** Whether this process may run `file` (not so on a noexec mount, for one). */
@@ -48,6 +60,50 @@ function executable(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The ELF e_machine of the architectures Node.js runs on. */
+const ELF_MACHINE: Partial<Record<string, number>> = {
+  ia32: 3,
+  arm: 40,
+  ppc64: 21,
+  s390x: 22,
+  x64: 62,
+  arm64: 183,
+  riscv64: 243,
+  loong64: 258,
+};
+
+/**
+ * Why `file` cannot run on this machine, or null when it can as far as its ELF header tells: a
+ * dist/ copied from another architecture (or a damaged build) would otherwise be handed to
+ * /bin/sh by the spawn, which fails with a syntax error instead of ENOEXEC.
+ */
+export function nativeReaderMismatch(file: string): string | null {
+  const header = Buffer.alloc(20);
+  let length = 0;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      length = readSync(fd, header, 0, header.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    return `cannot read it: ${errnoOf(error)}`;
+  }
+  if (length < header.length || header.readUInt32BE(0) !== 0x7f454c46) return 'not an ELF executable';
+  const machine = header[5] === 2 ? header.readUInt16BE(18) : header.readUInt16LE(18);
+  const expected = ELF_MACHINE[process.arch];
+  if (expected !== undefined && machine !== expected) return `built for another machine (ELF machine ${machine}, this is ${process.arch})`;
+  return null;
+}
+
+function fallbackNote(file: string, why: string): string {
+  return (
+    `the native sysfs reader ${file} cannot run here (${why}); the slower Node.js reader reads instead. ` +
+    'Rebuild hostdev on this machine (npm run build) to get it back.'
+  );
 }
 
 /** A reader's environment: NODE_EXTRA_CA_CERTS alone costs a Node.js start 40 ms, and a reader opens no TLS. */
@@ -63,6 +119,7 @@ export type VisitFunction = (entry: string, results: BatchResults, base: number)
 /** The reader process, the functions it was given, and its output made sense of as it comes. */
 class ReaderProcess {
   private readonly child: ChildProcess;
+  readonly entries: readonly string[];
   private rest: Buffer = Buffer.alloc(0);
   private err = '';
   private readonly ready: Array<{ results: BatchResults; first: number; count: number }> = [];
@@ -73,12 +130,15 @@ class ReaderProcess {
   closed = false;
   onChange: (() => void) | null = null;
 
+  /** The program could not be started at all (ENOENT for a missing ELF interpreter, EACCES, ...). */
+  spawnFailed = false;
+
   constructor(
-    command: { file: string; args: string[] },
+    readonly command: ReaderCommand,
     cwd: string,
-    readonly entries: readonly string[],
     private readonly width: number,
   ) {
+    this.entries = command.entries;
     this.child = spawn(command.file, command.args, { cwd, env: readerEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => this.take(chunk));
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.err += chunk));
@@ -86,7 +146,7 @@ class ReaderProcess {
     this.child.on('close', (code) => this.close(code));
     // A reader that dies early closes its stdin under us: its exit tells why, not this.
     this.child.stdin!.on('error', () => {});
-    this.child.stdin!.end(`${entries.join('\0')}\0`, 'latin1');
+    this.child.stdin!.end(`${this.entries.join('\0')}\0`, 'latin1');
   }
 
   /** Hands the decoded entries to `visit`, in order. */
@@ -147,6 +207,7 @@ class ReaderProcess {
   }
 
   private fail(error: Error): void {
+    if ((error as NodeJS.ErrnoException).syscall?.startsWith('spawn') === true) this.spawnFailed = true;
     this.failure ??= error;
     this.closed = true;
     this.onChange?.();
@@ -163,17 +224,41 @@ export class BatchReader {
   readonly root: string;
   /** What the readers were given: the listing of ROOT/sys/bus/pci/devices, once. */
   readonly listing: FunctionListing;
+  /** What the caller should tell the user about how the reads were done (a native reader that cannot run). */
+  readonly notes: string[] = [];
   /** In entry order: each has a run of the sorted entries. */
-  private readonly readers: ReaderProcess[] = [];
+  private readers: ReaderProcess[] = [];
+  private readonly start: (native: string | null) => void;
+  private onChange: (() => void) | null = null;
 
-  constructor(layout: SysfsLayout, ops: readonly BatchOp[]) {
+  /** `options.nativeReader`: the native program to run, null for the Node.js reader; default the built one. */
+  constructor(layout: SysfsLayout, ops: readonly BatchOp[], options: { readonly nativeReader?: string | null } = {}) {
     this.root = layout.root;
     this.listing = listFunctionNames(layout.pciDevicesDir);
     const entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
+    this.start = (native) => {
+      this.readers = readerCommands(ops, entries, native).map((command) => new ReaderProcess(command, layout.pciDevicesDir, ops.length));
+      for (const reader of this.readers) reader.onChange = this.onChange;
+    };
     if (entries.length === 0) return;
-    for (const command of readerCommands(ops, entries)) {
-      this.readers.push(new ReaderProcess(command, layout.pciDevicesDir, command.entries, ops.length));
+    let native = options.nativeReader === undefined ? builtNativeReader() : options.nativeReader;
+    if (native !== null && !executable(native)) native = null;
+    const mismatch = native === null ? null : nativeReaderMismatch(native);
+    if (native !== null && mismatch !== null) {
+      this.notes.push(fallbackNote(native, mismatch));
+      native = null;
     }
+    this.start(native);
+  }
+
+  /** A native reader that could not even be started gives way to the Node.js reader, once. */
+  private fallBack(failed: ReaderProcess): boolean {
+    if (!failed.spawnFailed || !failed.command.native) return false;
+    this.cancel();
+    for (const reader of this.readers) reader.onChange = null;
+    this.notes.push(fallbackNote(failed.command.file, failed.failure?.message ?? 'it did not start'));
+    this.start(null);
+    return true;
   }
 
   /**
@@ -187,6 +272,7 @@ export class BatchReader {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        this.onChange = null;
         for (const reader of this.readers) reader.onChange = null;
         if (error === null) resolve();
         else {
@@ -197,7 +283,10 @@ export class BatchReader {
       const pump = (): void => {
         try {
           const failed = this.readers.find((reader) => reader.failure !== null);
-          if (failed !== undefined) return settle(failed.failure);
+          if (failed !== undefined) {
+            if (this.fallBack(failed)) return pump();
+            return settle(failed.failure);
+          }
           for (const reader of this.readers) {
             reader.visit(visit);
             if (!reader.done) return; // the next reader's entries come after this one's
@@ -208,6 +297,7 @@ export class BatchReader {
         }
       };
       const timer = setTimeout(() => settle(timeoutError(layout, timeoutMs)), timeoutMs);
+      this.onChange = pump;
       for (const reader of this.readers) reader.onChange = pump;
       pump();
     });

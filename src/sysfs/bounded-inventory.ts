@@ -36,6 +36,7 @@ export async function readInventoryBounded(
       const device = interpretDevice(context, entry as PciAddress, results, base);
       if (device !== null) devices.push(device);
     });
+    plan.warnings.unshift(...reader.notes.map((message) => ({ address: '', message })));
     return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
   } finally {
     reader.cancel();
