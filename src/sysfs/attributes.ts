@@ -6,8 +6,8 @@ import type { PciAddress } from '../core/address.js';
  * of regular expressions: they run a few times for every function of the host.
  */
 
-function isHex(text: string, from: number): boolean {
-  for (let i = from; i < text.length; i++) {
+function isHex(text: string, from: number, to: number = text.length): boolean {
+  for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i) | 0x20; // folds A-F to a-f
     if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
   }
@@ -78,7 +78,11 @@ export interface UeventIds {
   pciClass?: { class: string; progIf: string };
 }
 
-const ID_PAIR = /^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$/;
+/** "8086:10CA": two 4-digit hex ids and a colon. */
+function isIdPair(value: string): boolean {
+  return value.length === 9 && value.charCodeAt(4) === 0x3a && isHex(value, 0, 4) && isHex(value, 5);
+}
+
 const CLASS_CODE = /^[0-9A-Fa-f]{1,6}$/;
 
 /** The value of KEY=value in a uevent text, or undefined. */
@@ -97,15 +101,15 @@ function ueventValue(text: string, key: string): string | undefined {
  */
 export function parseUevent(text: string): UeventIds {
   const ids: UeventIds = {};
-  const id = ID_PAIR.exec(ueventValue(text, 'PCI_ID=') ?? '');
-  if (id !== null) {
-    ids.vendor = id[1]!.toLowerCase();
-    ids.device = id[2]!.toLowerCase();
+  const id = ueventValue(text, 'PCI_ID=');
+  if (id !== undefined && isIdPair(id)) {
+    ids.vendor = id.slice(0, 4).toLowerCase();
+    ids.device = id.slice(5).toLowerCase();
   }
-  const subsystem = ID_PAIR.exec(ueventValue(text, 'PCI_SUBSYS_ID=') ?? '');
-  if (subsystem !== null) {
-    ids.subsystemVendor = subsystem[1]!.toLowerCase();
-    ids.subsystemDevice = subsystem[2]!.toLowerCase();
+  const subsystem = ueventValue(text, 'PCI_SUBSYS_ID=');
+  if (subsystem !== undefined && isIdPair(subsystem)) {
+    ids.subsystemVendor = subsystem.slice(0, 4).toLowerCase();
+    ids.subsystemDevice = subsystem.slice(5).toLowerCase();
   }
   const pciClass = ueventValue(text, 'PCI_CLASS=');
   if (pciClass !== undefined && CLASS_CODE.test(pciClass)) {

@@ -45,31 +45,30 @@ export function parseConfigSpace(read: ConfigRead): ConfigFacts {
   if (header.length < 64) return UNKNOWN;
   const headerType = HEADER_TYPES[header[HEADER_TYPE]! & 0x7f] ?? null;
   if (headerType === null) return UNKNOWN;
-  const ids =
-    headerType === 'endpoint'
-      ? {
-          revision: hex(header[REVISION]!, 2),
-          subsystemVendor: hex(header[SUBSYSTEM_VENDOR]! | (header[SUBSYSTEM_VENDOR + 1]! << 8), 4),
-          subsystemDevice: hex(header[SUBSYSTEM_DEVICE]! | (header[SUBSYSTEM_DEVICE + 1]! << 8), 4),
-        }
-      : { revision: null, subsystemVendor: null, subsystemDevice: null };
-  if ((header[STATUS]! & STATUS_CAP_LIST) === 0) return { headerType, flr: false, ...ids };
+  const endpoint = headerType === 'endpoint';
+  // One object of one shape for every function (a few thousand of them on a large host).
+  return {
+    headerType,
+    flr: (header[STATUS]! & STATUS_CAP_LIST) === 0 ? false : capabilityFlr(read, header[headerType === 'cardbus' ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]!),
+    revision: endpoint ? hex(header[REVISION]!, 2) : null,
+    subsystemVendor: endpoint ? hex(header[SUBSYSTEM_VENDOR]! | (header[SUBSYSTEM_VENDOR + 1]! << 8), 4) : null,
+    subsystemDevice: endpoint ? hex(header[SUBSYSTEM_DEVICE]! | (header[SUBSYSTEM_DEVICE + 1]! << 8), 4) : null,
+  };
+}
 
-  let pointer = header[headerType === 'cardbus' ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]! & 0xfc;
+/** FLR from the capability list that starts at `first`: true, false, or null when the list cannot be read. */
+function capabilityFlr(read: ConfigRead, first: number): boolean | null {
+  let pointer = first & 0xfc;
   // Capabilities live in 0x40..0xff; 48 hops is the most a well-formed list can take (loop guard).
   for (let hops = 0; pointer >= 0x40 && hops < 48; hops++) {
     const cap = read(pointer, 8);
-    if (cap.length < 2) return { headerType, flr: null, ...ids };
+    if (cap.length < 2) return null;
     const id = cap[0]!;
-    if (id === CAP_ID_PCIE && cap.length > DEVCAP_FLR_BYTE && (cap[DEVCAP_FLR_BYTE]! & DEVCAP_FLR_BIT) !== 0) {
-      return { headerType, flr: true, ...ids };
-    }
-    if (id === CAP_ID_AF && cap.length > AF_CAP_BYTE && (cap[AF_CAP_BYTE]! & AF_CAP_FLR) !== 0) {
-      return { headerType, flr: true, ...ids };
-    }
+    if (id === CAP_ID_PCIE && cap.length > DEVCAP_FLR_BYTE && (cap[DEVCAP_FLR_BYTE]! & DEVCAP_FLR_BIT) !== 0) return true;
+    if (id === CAP_ID_AF && cap.length > AF_CAP_BYTE && (cap[AF_CAP_BYTE]! & AF_CAP_FLR) !== 0) return true;
     pointer = cap[1]! & 0xfc;
   }
-  return { headerType, flr: false, ...ids };
+  return false;
 }
 
 function hex(value: number, width: number): string {

@@ -17,7 +17,7 @@ import {
   type UeventIds,
 } from './attributes.js';
 import { OpExecutor, ResultList, type Results } from './batch-ops.js';
-import { DEVICE_OP_LIST, OP_INDEX, type DeviceOpName } from './device-ops.js';
+import { DEVICE_OP_LIST, OP_INDEX } from './device-ops.js';
 import { configFromChunks, parseConfigSpace } from './config-space.js';
 import { cachedPciIds, type PciNames } from './pci-ids.js';
 import type { SysfsLayout } from './paths.js';
@@ -152,62 +152,60 @@ class DeviceFiles {
  * reading in-process only what a few functions need besides; null when the function is gone.
  */
 export function interpretDevice(context: DeviceReadContext, address: PciAddress, all: Results, base: number): PciDevice | null {
-  const at = (name: DeviceOpName): number => base + OP_INDEX[name];
-  const entryErrno = all.errno(at('entry'));
+  const entryErrno = all.errno(base + OP_INDEX.entry);
   if (entryErrno === 'ENOENT') return null;
-  const busLink = entryErrno === null ? all.link(at('entry')) : null;
+  const busLink = entryErrno === null ? all.link(base + OP_INDEX.entry) : null;
   const files = new DeviceFiles(context, address, busLink);
-  const warn = (message: string): void => files.warn(message);
 
-  const uevent = all.errno(at('uevent')) === null ? parseUevent(all.text(at('uevent'))) : NO_UEVENT;
+  const uevent = all.errno(base + OP_INDEX.uevent) === null ? parseUevent(all.text(base + OP_INDEX.uevent)) : NO_UEVENT;
   const vendor = uevent.vendor ?? files.requiredHere('vendor', parseHexId);
   const device = uevent.device ?? files.requiredHere('device', parseHexId);
   const pciClass = uevent.pciClass ?? files.requiredHere('class', parseClass);
 
   let driver: string | null = null;
-  const driverTarget = files.link('driver', all, at('driver'));
+  const driverTarget = files.link('driver', all, base + OP_INDEX.driver);
   if (driverTarget !== null) {
     if (context.driverExists(driverTarget, () => files.deviceDir)) driver = linkName(driverTarget);
-    else warn(`the driver link points at a missing driver (${driverTarget})`);
+    else files.warn(`the driver link points at a missing driver (${driverTarget})`);
   }
 
   let iommuGroup: number | null = null;
-  const groupTarget = context.iommuGroups ? files.link('iommu_group', all, at('iommuGroup')) : null;
+  const groupTarget = context.iommuGroups ? files.link('iommu_group', all, base + OP_INDEX.iommuGroup) : null;
   if (groupTarget !== null) {
     const group = parseDecimal(linkName(groupTarget));
     if (group !== undefined && group >= 0) iommuGroup = group;
-    else warn(`the iommu_group link does not name a group (${groupTarget})`);
+    else files.warn(`the iommu_group link does not name a group (${groupTarget})`);
   }
 
   let physfn: PciAddress | null = null;
-  const physfnTarget = files.link('physfn', all, at('physfn'));
-  if (physfnTarget !== null) physfn = addressOrWarn(linkName(physfnTarget), 'physfn', warn);
+  const physfnTarget = files.link('physfn', all, base + OP_INDEX.physfn);
+  if (physfnTarget !== null) physfn = addressOrWarn(linkName(physfnTarget), 'physfn', (message) => files.warn(message));
 
-  const pf = all.errno(at('totalVfs')) !== 'ENOENT';
+  const pf = all.errno(base + OP_INDEX.totalVfs) !== 'ENOENT';
   let totalVfs: number | null = null;
   let virtfns: PciAddress[] = [];
   if (pf) {
-    totalVfs = files.parse('sriov_totalvfs', all, at('totalVfs'), parseDecimal) ?? null;
-    virtfns = readVirtfns(context, files.deviceDir, warn);
+    totalVfs = files.parse('sriov_totalvfs', all, base + OP_INDEX.totalVfs, parseDecimal) ?? null;
+    virtfns = readVirtfns(context, files.deviceDir, (message) => files.warn(message));
   }
 
   let netdevs: string[] = [];
-  const netErrno = all.errno(at('net'));
-  if (netErrno === null) netdevs = all.names(at('net')).sort();
-  else if (netErrno !== 'ENOENT') warn(`cannot list net/: ${netErrno}`);
+  const netErrno = all.errno(base + OP_INDEX.net);
+  if (netErrno === null) netdevs = all.names(base + OP_INDEX.net).sort();
+  else if (netErrno !== 'ENOENT') files.warn(`cannot list net/: ${netErrno}`);
 
-  const configErrno = all.errno(at('config'));
-  if (configErrno !== null && configErrno !== 'ENOENT') warn(`cannot read config: ${configErrno}`);
-  const config = configErrno === null ? parseConfigSpace(configFromChunks(all.data(at('config')))) : null;
+  const configErrno = all.errno(base + OP_INDEX.config);
+  if (configErrno !== null && configErrno !== 'ENOENT') files.warn(`cannot read config: ${configErrno}`);
+  const config = configErrno === null ? parseConfigSpace(configFromChunks(all.data(base + OP_INDEX.config))) : null;
   // The subsystem ids come from the uevent file, else from a type-0 header (the registers the kernel
   // fills the files from), else from the files (bridges keep theirs in the SSVID capability).
   const subsystemVendor = uevent.subsystemVendor ?? config?.subsystemVendor ?? files.attribute('subsystem_vendor', parseHexId) ?? null;
   const subsystemDevice = uevent.subsystemDevice ?? config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null;
   const revision = config?.revision ?? files.attribute('revision', parseHexByte) ?? null;
-  const driverOverride = files.parse('driver_override', all, at('driverOverride'), parseDriverOverride) ?? null;
-  const numVfs = pf ? (files.parse('sriov_numvfs', all, at('numVfs'), parseDecimal) ?? null) : null;
-  const numaNode = files.parse('numa_node', all, at('numaNode'), parseNumaNode) ?? null;
-  const resetMethods = files.parse('reset_method', all, at('resetMethod'), parseResetMethods) ?? [];
+  const driverOverride = files.parse('driver_override', all, base + OP_INDEX.driverOverride, parseDriverOverride) ?? null;
+  const numVfs = pf ? (files.parse('sriov_numvfs', all, base + OP_INDEX.numVfs, parseDecimal) ?? null) : null;
+  const numaNode = files.parse('numa_node', all, base + OP_INDEX.numaNode, parseNumaNode) ?? null;
+  const resetMethods = files.parse('reset_method', all, base + OP_INDEX.resetMethod, parseResetMethods) ?? [];
 
   const names = context.names;
   const sriov: SriovInfo | null = totalVfs !== null ? { totalVfs, numVfs: numVfs ?? 0 } : null;

@@ -53,4 +53,22 @@ describe('parseUevent', () => {
     expect(parseUevent('')).toEqual({});
     expect(parseUevent('PCI_ID=8086-10C9\nPCI_CLASS=1234567\nPCI_SUBSYS_ID=80861:0C9\nPCI_CLASS=xyz')).toEqual({});
   });
+
+  it('takes an id pair exactly when it is two 4-digit hex ids around a colon', () => {
+    const pairLike = fc
+      .tuple(fc.oneof(hexString(4), hexString(3), fc.string({ maxLength: 5 })), fc.constantFrom(':', '-', ''), fc.oneof(hexString(4), hexString(5), fc.string({ maxLength: 5 })))
+      .map(([a, sep, b]) => `${a}${sep}${b}`);
+    fc.assert(
+      fc.property(pairLike, (value) => {
+        fc.pre(!value.includes('\n'));
+        const match = /^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$/.exec(value);
+        const ids = parseUevent(`PCI_ID=${value}\nPCI_SUBSYS_ID=${value}\n`);
+        const expected = match === null ? {} : { vendor: match[1]!.toLowerCase(), device: match[2]!.toLowerCase() };
+        expect({ vendor: ids.vendor, device: ids.device }).toEqual({ vendor: undefined, device: undefined, ...expected });
+        expect(ids.subsystemVendor).toBe(expected.vendor);
+        expect(ids.subsystemDevice).toBe(expected.device);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });
