@@ -226,29 +226,37 @@ export class BatchReader {
   readonly listing: FunctionListing;
   /** What the caller should tell the user about how the reads were done (a native reader that cannot run). */
   readonly notes: string[] = [];
+  private readonly ops: readonly BatchOp[];
+  private readonly cwd: string;
+  private readonly entries: readonly string[];
   /** In entry order: each has a run of the sorted entries. */
   private readers: ReaderProcess[] = [];
-  private readonly start: (native: string | null) => void;
+  /** What the readers call when they have something new (forEach's pump, while it runs). */
   private onChange: (() => void) | null = null;
 
   /** `options.nativeReader`: the native program to run, null for the Node.js reader; default the built one. */
   constructor(layout: SysfsLayout, ops: readonly BatchOp[], options: { readonly nativeReader?: string | null } = {}) {
     this.root = layout.root;
+    this.ops = ops;
+    this.cwd = layout.pciDevicesDir;
     this.listing = listFunctionNames(layout.pciDevicesDir);
-    const entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
-    this.start = (native) => {
-      this.readers = readerCommands(ops, entries, native).map((command) => new ReaderProcess(command, layout.pciDevicesDir, ops.length));
-      for (const reader of this.readers) reader.onChange = this.onChange;
-    };
-    if (entries.length === 0) return;
-    let native = options.nativeReader === undefined ? builtNativeReader() : options.nativeReader;
-    if (native !== null && !executable(native)) native = null;
-    const mismatch = native === null ? null : nativeReaderMismatch(native);
-    if (native !== null && mismatch !== null) {
-      this.notes.push(fallbackNote(native, mismatch));
-      native = null;
-    }
-    this.start(native);
+    this.entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
+    if (this.entries.length === 0) return;
+    this.startReaders(this.usable(options.nativeReader === undefined ? builtNativeReader() : options.nativeReader));
+  }
+
+  /** The native program when it can run here; null (with a note when it exists but cannot) for the Node.js reader. */
+  private usable(native: string | null): string | null {
+    if (native === null || !executable(native)) return null;
+    const mismatch = nativeReaderMismatch(native);
+    if (mismatch === null) return native;
+    this.notes.push(fallbackNote(native, mismatch));
+    return null;
+  }
+
+  private startReaders(native: string | null): void {
+    this.readers = readerCommands(this.ops, this.entries, native).map((command) => new ReaderProcess(command, this.cwd, this.ops.length));
+    for (const reader of this.readers) reader.onChange = this.onChange;
   }
 
   /** A native reader that could not even be started gives way to the Node.js reader, once. */
@@ -257,7 +265,7 @@ export class BatchReader {
     this.cancel();
     for (const reader of this.readers) reader.onChange = null;
     this.notes.push(fallbackNote(failed.command.file, failed.failure?.message ?? 'it did not start'));
-    this.start(null);
+    this.startReaders(null);
     return true;
   }
 
