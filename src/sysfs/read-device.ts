@@ -177,9 +177,8 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
     else files.warn(`the iommu_group link does not name a group (${groupTarget})`);
   }
 
-  let physfn: PciAddress | null = null;
   const physfnTarget = files.link('physfn', all, base + OP_INDEX.physfn);
-  if (physfnTarget !== null) physfn = addressOrWarn(linkName(physfnTarget), 'physfn', (message) => files.warn(message));
+  const physfn = physfnTarget !== null ? physfnAddress(physfnTarget, (message) => files.warn(message)) : null;
 
   const pf = all.errno(base + OP_INDEX.totalVfs) !== 'ENOENT';
   let totalVfs: number | null = null;
@@ -249,15 +248,16 @@ export interface VirtfnLink {
  */
 export function readVirtfnLinks(layout: SysfsLayout, pf: PciAddress): VirtfnLink[] {
   const context = new DeviceReadContext(layout, null, () => {});
-  return readVirtfnsIn(context, `${context.devicesDir}/${pf}`, () => {});
+  return readVirtfnLinksIn(context, `${context.devicesDir}/${pf}`, () => {});
 }
 
 /** The VFs of a PF from its virtfnN links, in N order (a listing: PFs are few). */
 function readVirtfns(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): PciAddress[] {
-  return readVirtfnsIn(context, deviceDir, warn).map((link) => link.address);
+  return readVirtfnLinksIn(context, deviceDir, warn).map((link) => link.address);
 }
 
-function readVirtfnsIn(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): VirtfnLink[] {
+/** readVirtfnLinks within a read (the device's directory given), warning about what cannot be read. */
+export function readVirtfnLinksIn(context: DeviceReadContext, deviceDir: string, warn: (message: string) => void): VirtfnLink[] {
   const listing = new ResultList([context.executor.one(deviceDir, 'list')]);
   if (listing.errno(0) !== null) {
     warn(`cannot list the device directory: ${listing.errno(0)}`);
@@ -277,6 +277,11 @@ function readVirtfnsIn(context: DeviceReadContext, deviceDir: string, warn: (mes
     if (vf !== null) virtfns.push({ index, address: vf });
   }
   return virtfns;
+}
+
+/** The PF a VF's physfn link points at; null, with a warning, when it does not name a function. */
+export function physfnAddress(target: string, warn: (message: string) => void): PciAddress | null {
+  return addressOrWarn(linkName(target), 'physfn', warn);
 }
 
 function addressOrWarn(name: string, file: string, warn: (message: string) => void): PciAddress | null {
