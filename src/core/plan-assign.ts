@@ -8,9 +8,9 @@ import {
   notEndpoint,
   unmanagedNotDetached,
 } from './plan-errors.js';
-import { blockerOf, detachSteps, loadModuleStep, resetChoice, resetSteps, restorePointOf } from './plan-device.js';
+import { blockerOf, detachSteps, loadModuleStep, resetChoice, resetSteps, restorePointOf, variantNote } from './plan-device.js';
 import { existingDevice } from './plan-node.js';
-import type { HostView, Plan, ResetChoice, StepGroup } from './plan-types.js';
+import { stubFor, type HostView, type Plan, type ResetChoice, type StepGroup } from './plan-types.js';
 import { isStubDriver, isVfioDriver } from './stub-driver.js';
 import { TableIndex, type ActiveEntry, type Owner, type TableChange } from './tables.js';
 
@@ -19,7 +19,8 @@ export interface AssignRequest {
   readonly addresses: readonly PciAddress[];
   /** Managed devices are detached from the host here; unmanaged ones must already be on a stub. */
   readonly managed: boolean;
-  readonly stubDriver: string;
+  /** null: each device's own (its vfio-pci variant when modules.alias names one, else vfio-pci). */
+  readonly stubDriver: string | null;
   /** Take every endpoint of the devices' IOMMU groups along. */
   readonly withGroup: boolean;
   readonly force: boolean;
@@ -70,7 +71,7 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
     const active = index.active(address);
     if (active) throw inUse(address, active.usedBy);
     if (!isEndpoint(device)) throw notEndpoint(device);
-    const stub = index.inactive(address)?.stubDriver ?? request.stubDriver;
+    const stub = index.inactive(address)?.stubDriver ?? stubFor(view, address, request.stubDriver);
     if (isVfioDriver(stub) && device.iommuGroup === null) throw noIommuGroup(device, stub);
     const uses = view.hostUse.get(address) ?? [];
     if (!isStubDriver(device.driver) && uses.length > 0 && !request.force) throw hostInUse(device, uses);
@@ -90,15 +91,18 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
   }
 
   // Phase 3: detach managed devices; unmanaged ones must already be detached.
+  const notes: string[] = [];
   const loaded = new Set<string>();
   const detachGroups: StepGroup[] = [];
   const entries: ActiveEntry[] = [];
   for (const device of devices) {
     const known = index.inactive(device.address);
     const managed = known ? known.managed : request.managed;
-    const stubDriver = known?.stubDriver ?? (isStubDriver(device.driver) && !managed ? device.driver! : request.stubDriver);
+    const stubDriver =
+      known?.stubDriver ?? (isStubDriver(device.driver) && !managed ? device.driver! : stubFor(view, device.address, request.stubDriver));
     if (!managed && !known && !isStubDriver(device.driver)) throw unmanagedNotDetached(device);
     const steps = managed ? detachSteps(device, stubDriver) : [];
+    if (steps.length > 0 && request.stubDriver === null && !known) notes.push(...variantNote(device.address, stubDriver));
     if (steps.length > 0) {
       detachGroups.push({
         address: device.address,
@@ -118,7 +122,6 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
 
   // Phase 4: reset (a bus reset may only touch devices of this request or of this domain).
   const resets: ResetChoice[] = [];
-  const notes: string[] = [];
   const resetGroups: StepGroup[] = [];
   for (const device of devices) {
     const choice = resetChoice(device, view, index, request.owner, together);

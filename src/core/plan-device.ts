@@ -2,7 +2,7 @@ import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import { resetUnsafe, type Blocker } from './plan-errors.js';
 import type { HostView, ResetChoice, RestorePoint, Step, WriteAction } from './plan-types.js';
-import { isStubDriver, moduleOf } from './stub-driver.js';
+import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from './stub-driver.js';
 import { sameOwner, TableIndex, type InactiveEntry, type Owner } from './tables.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 
@@ -130,4 +130,10 @@ export function resetChoice(
 
 export function resetSteps(choice: ResetChoice): Step[] {
   return [write(choice.address, 'reset', SysfsLayout.hostDevice(choice.address, 'reset'), '1')];
+}
+
+/** Says why a device goes to a driver other than vfio-pci that nobody asked for. */
+export function variantNote(address: PciAddress, stubDriver: string): string[] {
+  if (stubDriver === DEFAULT_STUB_DRIVER) return [];
+  return [`${address} goes to ${stubDriver}, the vfio-pci variant driver modules.alias names for it (--driver vfio-pci to override)`];
 }

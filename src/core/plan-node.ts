@@ -9,8 +9,9 @@ import {
   resetChoice,
   resetSteps,
   restorePointOf,
+  variantNote,
 } from './plan-device.js';
-import type { HostView, Plan, Step, StepGroup } from './plan-types.js';
+import { stubFor, type HostView, type Plan, type Step, type StepGroup } from './plan-types.js';
 import { isStubDriver, isVfioDriver } from './stub-driver.js';
 import { TableIndex, type InactiveEntry, type TableChange } from './tables.js';
 import { SysfsLayout } from '../sysfs/paths.js';
@@ -19,7 +20,8 @@ import { SysfsLayout } from '../sysfs/paths.js';
 
 export interface DetachRequest {
   readonly address: PciAddress;
-  readonly stubDriver: string;
+  /** null: the one made for the device (its vfio-pci variant when modules.alias names one, else vfio-pci). */
+  readonly stubDriver: string | null;
   readonly force: boolean;
 }
 
@@ -56,7 +58,7 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
   // Unbinding a bridge from pcieport cuts hotplug and AER off for everything behind it, and no stub takes one.
   if (isBridge(device)) throw notEndpoint(device, 'detached for guests');
   const known = index.inactive(device.address);
-  const stubDriver = known?.stubDriver ?? request.stubDriver;
+  const stubDriver = known?.stubDriver ?? stubFor(view, device.address, request.stubDriver);
   if (isVfioDriver(stubDriver) && device.iommuGroup === null) throw noIommuGroup(device, stubDriver);
   const uses = view.hostUse.get(device.address) ?? [];
   if (device.driver !== stubDriver && uses.length > 0 && !request.force) throw hostInUse(device, uses);
@@ -69,7 +71,12 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
     stubDriver,
     originalDriver: device.driver,
   };
-  const notes = steps.length === 0 ? [`${device.address} is already on ${stubDriver}`] : [];
+  const notes =
+    steps.length === 0
+      ? [`${device.address} is already on ${stubDriver}`]
+      : request.stubDriver === null && !known
+        ? variantNote(device.address, stubDriver)
+        : [];
   return {
     ...emptyPlan('detach'),
     groups: group(device, 'detach', [...loads, ...steps]),

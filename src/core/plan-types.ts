@@ -1,3 +1,4 @@
+import { DEFAULT_STUB_DRIVER } from './stub-driver.js';
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import type { TableChange, Tables } from './tables.js';
@@ -26,6 +27,16 @@ export interface HostView {
   /** For a device whose reset is bus-level: the other functions on the same bus. */
   readonly busSiblings: ReadonlyMap<PciAddress, readonly PciAddress[]>;
   readonly tables: Tables;
+  /**
+   * The stub driver made for each device (its best vfio-pci variant from modules.alias, else
+   * vfio-pci), read when a request names none; absent: vfio-pci for all.
+   */
+  readonly vfioStubs?: ReadonlyMap<PciAddress, string>;
+}
+
+/** The stub a request asks for (null: the one made for the device, as libvirt picks it), per device. */
+export function stubFor(view: HostView, address: PciAddress, requested: string | null): string {
+  return requested ?? view.vfioStubs?.get(address) ?? DEFAULT_STUB_DRIVER;
 }
 
 /** What a device looked like before the operation touched it: what a rollback restores. */

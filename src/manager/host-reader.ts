@@ -4,6 +4,7 @@ import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { readDevice, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
+import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
 /**
  * The reads the manager needs between writes: one device, its driver link, a group's members,
@@ -38,6 +39,11 @@ export class HostReader {
     } catch {
       return null;
     }
+  }
+
+  /** The `vfio_pci:` aliases of the host kernel's modules (null: no modules.alias). */
+  vfioAliases(): VfioAliasTable | null {
+    return readVfioAliases(this.layout.root);
   }
 
   driverLoaded(name: string): boolean {

@@ -2,6 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import type { HostUse, HostView } from '../core/plan-types.js';
 import { isStubDriver } from '../core/stub-driver.js';
+import { vfioStubFor } from '../core/vfio-variant.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import type { HostReader } from './host-reader.js';
 import type { TableSource } from './table-source.js';
@@ -13,6 +14,8 @@ export interface ViewScope {
   readonly drivers: readonly string[];
   /** Ask the host-usage port about devices that would leave their host driver. */
   readonly hostUse: boolean;
+  /** The request names no stub driver: find each device's own in modules.alias (HostView.vfioStubs). */
+  readonly vfioStubs?: boolean;
 }
 
 /**
@@ -51,6 +54,13 @@ export async function buildHostView(
   // The entries of every device read, and only those: the plan looks nothing else up.
   const tables = source.lookup([...scope.addresses, ...devices.keys()]);
   const wanted = new Set(scope.drivers);
+  let vfioStubs: Map<PciAddress, string> | undefined;
+  if (scope.vfioStubs === true) {
+    const aliases = reader.vfioAliases()?.aliases ?? [];
+    vfioStubs = new Map();
+    for (const [address, device] of devices) if (device !== null) vfioStubs.set(address, vfioStubFor(device, aliases));
+    for (const stub of vfioStubs.values()) wanted.add(stub);
+  }
   for (const entry of [...tables.active, ...tables.inactive]) {
     wanted.add(entry.stubDriver);
     if (entry.originalDriver !== null) wanted.add(entry.originalDriver);
@@ -65,5 +75,5 @@ export async function buildHostView(
     );
     hostUse = await hostUsage.usesOf(leaving);
   }
-  return { devices, groups, loadedDrivers, hostUse, busSiblings, tables };
+  return { devices, groups, loadedDrivers, hostUse, busSiblings, tables, ...(vfioStubs !== undefined ? { vfioStubs } : {}) };
 }

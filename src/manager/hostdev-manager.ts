@@ -4,7 +4,6 @@ import { planAssign } from '../core/plan-assign.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
-import { DEFAULT_STUB_DRIVER } from '../core/stub-driver.js';
 import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
@@ -47,6 +46,7 @@ export interface OpenOptions {
 }
 
 export interface DetachOptions {
+  /** Default: the device's vfio-pci variant driver when modules.alias names one, else vfio-pci (libvirt >= 10.0). */
   readonly stubDriver?: string;
   readonly force?: boolean;
   readonly dryRun?: boolean;
@@ -69,6 +69,7 @@ export interface AssignRequest {
   readonly addresses: readonly PciAddress[];
   /** Default true: hostdev detaches the devices itself. */
   readonly managed?: boolean;
+  /** Default: each device's vfio-pci variant driver when modules.alias names one, else vfio-pci (libvirt >= 10.0). */
   readonly stubDriver?: string;
   readonly withGroup?: boolean;
   readonly force?: boolean;
@@ -129,10 +130,10 @@ export class HostdevManager {
   // ---- node devices (libvirt's nodedev-detach / nodedev-reattach / nodedev-reset) ----
 
   detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    const stubDriver = options.stubDriver ?? DEFAULT_STUB_DRIVER;
+    const stubDriver = options.stubDriver ?? null;
     return this.perform(
       'detach',
-      () => ({ addresses: [address], drivers: [stubDriver], hostUse: true }),
+      () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
       (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
       options.dryRun ?? false,
       {},
@@ -177,10 +178,10 @@ export class HostdevManager {
   assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
-    const stubDriver = request.stubDriver ?? DEFAULT_STUB_DRIVER;
+    const stubDriver = request.stubDriver ?? null;
     return this.perform(
       'assign',
-      () => ({ addresses: request.addresses, drivers: [stubDriver], hostUse: true }),
+      () => ({ addresses: request.addresses, drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
       (view) =>
         planAssign(view, {
           owner,

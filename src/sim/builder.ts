@@ -150,6 +150,32 @@ function defaultResetMethods(node: EndpointSpec, behindBridge: boolean): string[
   return [...(node.flr ? ['flr'] : []), ...(node.pcie === false ? [] : ['pm']), ...(behindBridge ? ['bus'] : [])];
 }
 
+const DEFAULT_KERNEL_RELEASE = '6.1.0-hostdev-sim';
+
+/** A `vfio_pci:` alias as depmod writes it from an override-only ID table entry. */
+export function vfioAliasLine(id: DriverIdSpec, module: string): string {
+  const wide = (value: string | undefined): string => (value === undefined ? '*' : normHex(value, 8).toUpperCase());
+  const pciClass = id.class !== undefined ? normHex(id.class, 6).toUpperCase() : null;
+  const mask = id.classMask !== undefined ? normHex(id.classMask, 6).toLowerCase() : 'ffffff';
+  const classByte = (k: number): string => (pciClass !== null && mask.slice(2 * k, 2 * k + 2) === 'ff' ? pciClass.slice(2 * k, 2 * k + 2) : '*');
+  return `alias vfio_pci:v${wide(id.vendor)}d${wide(id.device)}sv${wide(id.subsystemVendor)}sd${wide(id.subsystemDevice)}bc${classByte(0)}sc${classByte(1)}i${classByte(2)} ${module}`;
+}
+
+/** ROOT/proc/sys/kernel/osrelease and ROOT/lib/modules/RELEASE/modules.alias, when the spec has a kernel. */
+function writeModulesAlias(root: string, spec: HostSpec): void {
+  const variants = Object.entries(spec.drivers ?? {}).filter(([, d]) => (d.vfioAliases ?? []).length > 0);
+  const release = spec.kernelRelease ?? (variants.length > 0 ? DEFAULT_KERNEL_RELEASE : null);
+  if (release === null) return;
+  fs.mkdirSync(path.join(root, 'proc/sys/kernel'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'proc/sys/kernel/osrelease'), `${release}\n`);
+  // depmod sorts by module; the catch-all is vfio_pci's own line.
+  const lines = variants.flatMap(([name, d]) => (d.vfioAliases ?? []).map((id) => vfioAliasLine(id, name.replace(/-/g, '_'))));
+  lines.push('alias vfio_pci:v*d*sv*sd*bc*sc*i* vfio_pci');
+  const dir = path.join(root, 'lib/modules', release);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'modules.alias'), `# Aliases extracted from modules themselves.\n${lines.join('\n')}\n`);
+}
+
 /** Drivers of the spec plus any driver a device names, each device's ID added to its driver's table. */
 function resolveDrivers(spec: HostSpec, placed: readonly Placed[]): Map<string, { ids: DriverId[]; loaded: boolean }> {
   const drivers = new Map<string, { ids: DriverId[]; loaded: boolean }>();
@@ -311,6 +337,8 @@ export function buildHost(root: string, spec: HostSpec): void {
       if (claimedBy !== null && names.length > 0) netdevs[vf.address] = { driver: claimedBy, names };
     }
   }
+
+  writeModulesAlias(root, spec);
 
   const known: Record<string, KnownDriver> = {};
   for (const [name, d] of drivers) known[name] = { ids: d.ids, loaded: d.loaded };

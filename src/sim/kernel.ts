@@ -12,6 +12,7 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
+import { isVfioDriver } from '../core/stub-driver.js';
 
 /** The vfio-pci device a blocked write releases, and the device locks it holds meanwhile. */
 interface VfioRelease {
@@ -385,8 +386,8 @@ export class SimKernel implements KernelPort {
 
   /** The driver's probe: null on success (device bound), or the errno it fails with. */
   private probe(driver: DriverRow, dir: string): string | null {
-    if (driver.name === 'vfio-pci') {
-      // vfio-pci refuses bridges, and a device without an IOMMU group (no no-IOMMU mode).
+    if (isVfioDriver(driver.name)) {
+      // vfio-pci (and its variants, through vfio_pci_core) refuses bridges, and a device without an IOMMU group (no no-IOMMU mode).
       if (this.tree.isBridge(dir)) return 'EINVAL';
       const group = this.tree.groupOf(dir);
       if (group === null) return 'EINVAL';
@@ -425,7 +426,7 @@ export class SimKernel implements KernelPort {
     const names = this.tree.netdevNames(dir);
     if (names.length > 0) this.state.setNetdevs(address, driver, names);
     this.tree.unbind(dir, driver);
-    if (driver === 'vfio-pci') {
+    if (isVfioDriver(driver)) {
       const group = this.tree.groupOf(dir);
       if (group !== null && !this.groupHasVfio(group)) fs.rmSync(this.tree.vfioNode(group), { force: true });
     }
@@ -435,7 +436,8 @@ export class SimKernel implements KernelPort {
   private groupHasVfio(group: number): boolean {
     return this.tree.groupMembers(group).some((a) => {
       const dir = this.tree.deviceDir(a);
-      return dir !== null && this.tree.driverOf(dir) === 'vfio-pci';
+      const driver = dir !== null ? this.tree.driverOf(dir) : null;
+      return driver !== null && isVfioDriver(driver);
     });
   }
 

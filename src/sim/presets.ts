@@ -225,6 +225,43 @@ const workstation: HostSpec = {
   ],
 };
 
+/**
+ * A NVIDIA ConnectX-6 Dx port (mlx5_core) whose VFs have a vfio-pci variant driver, mlx5_vfio_pci
+ * (live migration), known to modules.alias and not loaded; beside it an igb port, whose VFs have none.
+ */
+const mlx5Vfio: HostSpec = {
+  description: 'ConnectX-6 Dx (mlx5_core, 2 of 8 VFs; mlx5_vfio_pci in modules.alias, not loaded) and an igb port (2 VFs)',
+  kernelRelease: '6.1.0-hostdev-sim',
+  drivers: {
+    ...VFIO_LOADED,
+    mlx5_vfio_pci: { loaded: false, vfioAliases: [{ vendor: '15b3', device: '101e' }] },
+  },
+  roots: [
+    {
+      numaNode: 0,
+      devices: [
+        hostBridge,
+        rootPort('01.0', 1, [
+          {
+            at: '00.0',
+            vendor: '15b3',
+            device: '101d',
+            subsystemVendor: '15b3',
+            subsystemDevice: '0042',
+            class: '020000',
+            driver: 'mlx5_core',
+            flr: true,
+            acs: true,
+            netdevs: ['enp1s0f0np0'],
+            sriov: { totalVfs: 8, offset: 1, stride: 1, vfDevice: '101e', vfDriver: 'mlx5_core', numVfs: 2, autoprobe: true, vfNetdev: '{pf}v{n}' },
+          },
+        ]),
+        rootPort('1c.0', 2, [igbPort(0, 2, 2)]),
+      ],
+    },
+  ],
+};
+
 export const presets: Record<string, HostSpec> = {
   'sriov-nic': sriovNic,
   gpu,
@@ -233,6 +270,7 @@ export const presets: Record<string, HostSpec> = {
   'libvirt-test': libvirtTest,
   'no-iommu': noIommu,
   workstation,
+  'mlx5-vfio': mlx5Vfio,
 };
 
 export const DEFAULT_PRESET = 'workstation';

@@ -14,6 +14,12 @@ export interface HostSpec {
   readonly iommu?: boolean;
   /** Drivers (modules) the simulated host knows, with their static ID tables. */
   readonly drivers?: Readonly<Record<string, DriverSpec>>;
+  /**
+   * The kernel release the host stands for: ROOT/proc/sys/kernel/osrelease, with a modules.alias
+   * under ROOT/lib/modules/RELEASE (vfio-pci's catch-all alias and every driver's vfioAliases).
+   * Default "6.1.0-hostdev-sim" when a driver has vfioAliases; else none (no modules.alias).
+   */
+  readonly kernelRelease?: string;
   readonly roots: readonly RootSpec[];
 }
 
@@ -32,6 +38,13 @@ export interface DriverSpec {
   readonly ids?: readonly DriverIdSpec[];
   /** false: known module, not loaded (its sys/bus/pci/drivers/<name> appears on loadModule). Default true. */
   readonly loaded?: boolean;
+  /**
+   * For a vfio-pci variant driver (mlx5_vfio_pci, ...): the devices it is made for. Like the
+   * kernel's override-only entries (PCI_DRIVER_OVERRIDE_DEVICE_VFIO) they never make the driver
+   * probe a device by itself: they are written to modules.alias as `vfio_pci:` aliases, where
+   * libvirt and hostdev look for them, and the driver takes a device through driver_override.
+   */
+  readonly vfioAliases?: readonly DriverIdSpec[];
 }
 
 /** A root bus: sys/devices/pci<domain>:<bus>/. */
@@ -181,8 +194,12 @@ export const hostSpecSchema = z.strictObject({
   description: z.string().optional(),
   iommu: z.boolean().optional(),
   drivers: z
-    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/), z.strictObject({ ids: z.array(driverIdSchema).optional(), loaded: z.boolean().optional() }))
+    .record(
+      z.string().regex(/^[A-Za-z0-9_.-]+$/),
+      z.strictObject({ ids: z.array(driverIdSchema).optional(), loaded: z.boolean().optional(), vfioAliases: z.array(driverIdSchema).optional() }),
+    )
     .optional(),
+  kernelRelease: z.string().regex(/^[A-Za-z0-9._+-]+$/).optional(),
   roots: z.array(
     z.strictObject({
       domain: z.number().int().min(0).max(0xffff).optional(),

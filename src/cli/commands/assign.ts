@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
-import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
 import { parseDomainOptions, reportResult } from '../manager-view.js';
 import { withManager } from '../open-manager.js';
 import { action } from '../run-action.js';
@@ -14,7 +13,7 @@ export function registerAssign(program: Command): void {
     .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
     .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
     .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
-    .option('--driver <name>', 'stub driver for managed devices', DEFAULT_STUB_DRIVER)
+    .option('--driver <name>', 'stub driver for managed devices (default: each device\'s vfio-pci variant driver named in modules.alias, else vfio-pci)')
     .option('--with-group', 'take every endpoint of the devices\' IOMMU groups along')
     .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'))
@@ -24,7 +23,7 @@ export function registerAssign(program: Command): void {
           domain?: string;
           hypervisor?: string;
           unmanaged?: boolean;
-          driver: string;
+          driver?: string;
           withGroup?: boolean;
           force?: boolean;
           dryRun?: boolean;
@@ -43,7 +42,7 @@ export function registerAssign(program: Command): void {
             hypervisor,
             addresses,
             managed: !(opts.unmanaged ?? false),
-            stubDriver: opts.driver,
+            ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
             withGroup: opts.withGroup ?? false,
             force: opts.force ?? false,
             dryRun: opts.dryRun ?? false,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
-import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
 import { reportResult } from '../manager-view.js';
 import { withManager } from '../open-manager.js';
 import { action } from '../run-action.js';
@@ -9,17 +8,23 @@ export function registerDetach(program: Command): void {
   program
     .command('detach <address>')
     .description('take a device from its host driver and park it on a stub driver (inactive, owned by no domain)')
-    .option('--driver <name>', 'stub driver: vfio-pci or a vfio-pci variant driver', DEFAULT_STUB_DRIVER)
+    .option('--driver <name>', 'stub driver: vfio-pci or a vfio-pci variant driver (default: the variant modules.alias names for the device, else vfio-pci)')
     .option('--force', 'detach even if the host uses the device (IP address, route, mounted filesystem, console)')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
     .action(
       action(async (globals, command: Command, input: string) => {
-        const opts = command.opts<{ driver: string; force?: boolean; dryRun?: boolean }>();
+        const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean }>();
         const address = parseAddress(input);
         const report = await withManager(globals, (manager) =>
-          manager.detach(address, { stubDriver: opts.driver, force: opts.force ?? false, dryRun: opts.dryRun ?? false }),
+          manager.detach(address, {
+            ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
+            force: opts.force ?? false,
+            dryRun: opts.dryRun ?? false,
+          }),
         );
-        return reportResult(report, `detached ${address}: on ${opts.driver}, in the inactive table`);
+        const parked = report.changes.find((change) => change.kind === 'set-inactive');
+        const stub = parked?.kind === 'set-inactive' ? parked.entry.stubDriver : (opts.driver ?? 'its stub driver');
+        return reportResult(report, `detached ${address}: on ${stub}, in the inactive table`);
       }),
     );
 }

@@ -4,6 +4,9 @@ import type { Inventory, PciDevice } from '../../core/device.js';
 import { assignmentVerdict, findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
 import { notFound } from '../../core/plan-errors.js';
 import { cachedPciIds } from '../../sysfs/pci-ids.js';
+import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
+import { modaliasFields, modaliasText, vfioStubFor } from '../../core/vfio-variant.js';
+import { readVfioAliases } from '../../host/modules-alias.js';
 import type { CommandResult } from '../context.js';
 import {
   deviceJson,
@@ -44,6 +47,23 @@ function verdictLine(verdict: AssignmentVerdict): string {
   return `yes, but ${verdict.companions.join(', ')} must stay off the host with it (same IOMMU group)`;
 }
 
+/** The stub driver `assign`/`detach` would pick for the device when --driver is not given. */
+interface VfioStubJson {
+  readonly driver: string;
+  /** The modules.alias it was looked up in; null when the host has none (then vfio-pci). */
+  readonly modulesAlias: string | null;
+}
+
+function vfioStubOf(root: string, device: PciDevice): VfioStubJson {
+  const table = readVfioAliases(root);
+  return { driver: vfioStubFor(device, table?.aliases ?? []), modulesAlias: table?.file ?? null };
+}
+
+function stubLine(stub: VfioStubJson): string {
+  if (stub.modulesAlias === null) return `${stub.driver} (no modules.alias for this kernel)`;
+  return stub.driver === DEFAULT_STUB_DRIVER ? `${stub.driver} (no vfio-pci variant driver in modules.alias)` : `${stub.driver} (vfio-pci variant driver, from modules.alias)`;
+}
+
 export function showCommand(options: InventoryCommandOptions = {}): (program: Command) => void {
   return (program) => {
     program
@@ -62,7 +82,16 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const members = groupMembers(inventory, address);
           const path = pciPath(inventory, device);
           const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
-          const json = { ...deviceJson(device, tables), pciPath: path, groupMembers: members.map(memberJson), verdict };
+          const fields = modaliasFields(device);
+          const stub = device.headerType === 'endpoint' || device.headerType === null ? vfioStubOf(layout.root, device) : null;
+          const json = {
+            ...deviceJson(device, tables),
+            pciPath: path,
+            groupMembers: members.map(memberJson),
+            verdict,
+            modalias: fields !== null ? modaliasText(fields) : null,
+            vfioStub: stub,
+          };
           if (globals.json) return { json, text: '', warnings: relevant };
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
@@ -86,6 +115,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           if (device.netdevs.length > 0) facts.push(['Network', device.netdevs.join(' ')]);
           if (tables) facts.push(['Owner', ownerCell(tables(address))]);
           facts.push(['IOMMU group', orDash(device.iommuGroup)]);
+          if (stub !== null) facts.push(['Stub driver', stubLine(stub)]);
           const width = Math.max(...facts.map(([label]) => label.length));
           for (const [label, value] of facts) lines.push(`  ${label.padEnd(width)}  ${value}`);
 
