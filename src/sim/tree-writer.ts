@@ -63,16 +63,22 @@ export function linkDriver(root: string, devPath: string, address: string, drive
 
 const upperHex = (value: number, width: number): string => hex(value, width).toUpperCase();
 
-/** A function's uevent file as Linux's pci_uevent() writes it, without DRIVER= (linkDriver adds it). */
-export function ueventText(fn: Pick<SimFunction, 'address' | 'vendor' | 'device' | 'subsystemVendor' | 'subsystemDevice' | 'classCode'>): string {
+type FunctionIds = Pick<SimFunction, 'vendor' | 'device' | 'subsystemVendor' | 'subsystemDevice' | 'classCode'>;
+
+/** The function's modalias, as pci_uevent() and the `modalias` attribute spell it. */
+export function modaliasOf(fn: FunctionIds): string {
   const ids = `v${upperHex(fn.vendor, 8)}d${upperHex(fn.device, 8)}sv${upperHex(fn.subsystemVendor, 8)}sd${upperHex(fn.subsystemDevice, 8)}`;
-  const cls = `bc${upperHex(fn.classCode >> 16, 2)}sc${upperHex((fn.classCode >> 8) & 0xff, 2)}i${upperHex(fn.classCode & 0xff, 2)}`;
+  return `pci:${ids}bc${upperHex(fn.classCode >> 16, 2)}sc${upperHex((fn.classCode >> 8) & 0xff, 2)}i${upperHex(fn.classCode & 0xff, 2)}`;
+}
+
+/** A function's uevent file as Linux's pci_uevent() writes it, without DRIVER= (linkDriver adds it). */
+export function ueventText(fn: FunctionIds & Pick<SimFunction, 'address'>): string {
   return (
     `PCI_CLASS=${upperHex(fn.classCode, 4)}\n` +
     `PCI_ID=${upperHex(fn.vendor, 4)}:${upperHex(fn.device, 4)}\n` +
     `PCI_SUBSYS_ID=${upperHex(fn.subsystemVendor, 4)}:${upperHex(fn.subsystemDevice, 4)}\n` +
     `PCI_SLOT_NAME=${fn.address}\n` +
-    `MODALIAS=pci:${ids}${cls}\n`
+    `MODALIAS=${modaliasOf(fn)}\n`
   );
 }
 
@@ -120,6 +126,7 @@ export function writeFunction(root: string, fn: SimFunction): void {
   put(dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
   put(dir, 'config', buildConfigSpace(fn));
   put(dir, 'uevent', ueventText(fn));
+  put(dir, 'modalias', `${modaliasOf(fn)}\n`, 0o444);
   put(dir, 'driver_override', '(null)\n');
   put(dir, 'numa_node', `${fn.numaNode}\n`);
   put(dir, 'irq', '16\n', 0o444);

@@ -78,6 +78,16 @@ export const s1List = {
       if (JSON.stringify(kernel) !== JSON.stringify(members)) groupsAgree = env.equal(`group ${g} members`, members, kernel);
     }
     env.check('IOMMU group membership agrees with /sys/kernel/iommu_groups', groupsAgree);
+    // The stub driver hostdev picks without --driver: the kernel's modules.alias has only vfio_pci's
+    // catch-all here (no variant module in the guest), and the modalias hostdev spells is the kernel's.
+    const nic = env.find('8086', '10d3');
+    const shown = nic ? await env.hostdev(['show', nic]) : null;
+    const kernelModalias = nic ? fs.readFileSync(env.p(`/sys/bus/pci/devices/${nic}/modalias`), 'utf8').trim() : null;
+    env.check('hostdev show --json of the e1000e exits 0', shown?.code === 0, shown?.stderr);
+    env.equal("show's modalias is the kernel's modalias file", shown?.json?.modalias, kernelModalias);
+    const stub = { driver: shown?.json?.vfioStub?.driver, fromModulesAlias: typeof shown?.json?.vfioStub?.modulesAlias === 'string' };
+    env.equal('the e1000e would go to vfio-pci, looked up in modules.alias', stub, { driver: 'vfio-pci', fromModulesAlias: true });
+    env.observe('show e1000e: stub driver', { ...stub, modaliasIsKernels: shown?.json?.modalias === kernelModalias });
     env.observe('list', list.map((d) => ({
       address: d.address, vendor: d.vendor, device: d.device, class: d.class, driver: d.driver,
       driverOverride: d.driverOverride, iommuGroup: d.iommuGroup, headerType: d.headerType, parent: d.parent,
