@@ -13,3 +13,5 @@ export {
   type PciNames,
 } from './sysfs/reader.js';
 export { FsKernelPort, KernelWriteError, type KernelPort } from './sysfs/kernel-port.js';
+export * from './core/vfio-variant.js';
+export { readVfioAliases, type VfioAliasTable } from './host/modules-alias.js';
