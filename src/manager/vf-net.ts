@@ -83,6 +83,14 @@ function fromStored(saved: VfConfig): VfNetConfig {
   };
 }
 
+/** What a VF's MAC is set to when its driver will not take 00:00:00:00:00:00 (libvirt's altZeroMAC). */
+export const ALT_ZERO_MAC = '02:00:00:00:00:00';
+
+/** `ip` (netlink) said EINVAL: "RTNETLINK answers: Invalid argument". */
+function refusedAsInvalid(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('Invalid argument');
+}
+
 export class VfNetConfigurator {
   constructor(
     private readonly net: NetPort,
@@ -110,11 +118,22 @@ export class VfNetConfigurator {
     for (const setting of settings) await this.net.setVf(target.pfNetdev, target.vfIndex, setting);
   }
 
-  /** Puts a saved config back (same order as apply). */
+  /**
+   * Puts a saved config back (same order as apply). A driver that refuses to set the all-zero MAC
+   * ("no MAC", EINVAL) gets 02:00:00:00:00:00 instead, as libvirt does (its altZeroMAC): the
+   * locally administered bit alone, which no real NIC carries.
+   */
   async restore(saved: VfConfig): Promise<void> {
     const link = await this.net.show(saved.pf);
     if (!link.up) throw pfDownError(saved.pf, saved.vfIndex);
-    for (const setting of restoreSettings(fromStored(saved))) await this.net.setVf(saved.pf, saved.vfIndex, setting);
+    for (const setting of restoreSettings(fromStored(saved))) {
+      try {
+        await this.net.setVf(saved.pf, saved.vfIndex, setting);
+      } catch (error) {
+        if (setting.kind !== 'mac' || setting.mac !== NO_MAC || !refusedAsInvalid(error)) throw error;
+        await this.net.setVf(saved.pf, saved.vfIndex, { kind: 'mac', mac: ALT_ZERO_MAC });
+      }
+    }
   }
 
   /** The `ip` commands an assign with this request would run (for --dry-run). */

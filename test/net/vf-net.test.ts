@@ -98,3 +98,32 @@ describe('VF network config across assign and release', () => {
     expect(() => configurator.target('0000:03:00.0' as PciAddress)).toThrow(/is not an SR-IOV VF/);
   });
 });
+
+describe('a driver that refuses the all-zero MAC', () => {
+  it('gets 02:00:00:00:00:00 at restore, as libvirt does; any other refusal still fails the restore', async () => {
+    const { configurator, net, calls, vf } = setup();
+    // As the ip command reports a netlink EINVAL from the PF driver.
+    const refusing = (refuse: (mac: string) => boolean): NetPort => ({
+      show: (ifname) => net.show(ifname),
+      setVf: async (ifname, index, setting) => {
+        if (setting.kind === 'mac' && refuse(setting.mac)) {
+          calls.push(`${ifname} vf ${index} ${describeSetting(setting)} (refused)`);
+          throw new Error(`cannot set mac ${setting.mac} on VF ${index} of PF ${ifname}: RTNETLINK answers: Invalid argument`);
+        }
+        await net.setVf(ifname, index, setting);
+      },
+    });
+    await store.exclusive('assign', async (op) => {
+      await saveAndApplyVfNet(op, configurator, vf, { mac: '52:54:00:00:00:42' });
+      op.commit([]);
+    });
+    const saved = store.readVfConfigs()[0]!;
+    calls.length = 0;
+    const layout = new SysfsLayout(tree.root);
+    await new VfNetConfigurator(refusing((mac) => mac === '00:00:00:00:00:00'), layout).restore(saved);
+    expect(calls.filter((call) => call.includes(' mac '))).toEqual(['eth1 vf 1 mac 00:00:00:00:00:00 (refused)', 'eth1 vf 1 mac 02:00:00:00:00:00']);
+    expect((await net.show('eth1')).vfs[1]?.mac).toBe('02:00:00:00:00:00');
+
+    await expect(new VfNetConfigurator(refusing(() => true), layout).restore(saved)).rejects.toThrow(/Invalid argument/);
+  });
+});
