@@ -7,6 +7,17 @@ const KNOWN_STUBS = new Set(['vfio-pci', 'vfio_pci', 'pci-stub', 'pciback']);
 
 export const DEFAULT_STUB_DRIVER = 'vfio-pci';
 
+/** Module spellings of stub drivers that register under another name (modprobe takes either). */
+const REGISTERED_AS: Readonly<Record<string, string>> = { vfio_pci: 'vfio-pci', pci_stub: 'pci-stub' };
+
+/**
+ * The name a stub driver has under /sys/bus/pci/drivers: `--driver vfio_pci` means vfio-pci (as
+ * libvirt's driver lookup tries both spellings); driver_override must name the driver exactly.
+ */
+export function registeredStubName(name: string): string {
+  return REGISTERED_AS[name] ?? name;
+}
+
 export function isStubDriver(name: string | null | undefined): boolean {
   if (name === null || name === undefined) return false;
   return KNOWN_STUBS.has(name) || /^[a-z0-9_]+_vfio_pci$/.test(name);

@@ -4,6 +4,7 @@ import { planAssign } from '../core/plan-assign.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
+import { registeredStubName } from '../core/stub-driver.js';
 import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
@@ -130,7 +131,7 @@ export class HostdevManager {
   // ---- node devices (libvirt's nodedev-detach / nodedev-reattach / nodedev-reset) ----
 
   detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    const stubDriver = options.stubDriver ?? null;
+    const stubDriver = options.stubDriver !== undefined ? registeredStubName(options.stubDriver) : null;
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
@@ -178,7 +179,7 @@ export class HostdevManager {
   assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
-    const stubDriver = request.stubDriver ?? null;
+    const stubDriver = request.stubDriver !== undefined ? registeredStubName(request.stubDriver) : null;
     return this.perform(
       'assign',
       () => ({ addresses: request.addresses, drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),

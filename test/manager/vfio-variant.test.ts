@@ -83,3 +83,12 @@ describe('vfio-pci variant drivers from modules.alias', () => {
     expect(readVfioAliases(host.root)).toBeNull();
   });
 });
+
+describe('stub driver spellings', () => {
+  it('--driver vfio_pci (the module name) means the vfio-pci driver, as libvirt takes either', async () => {
+    await manager.assign({ domain: 'vm1', addresses: [IGB_VF], stubDriver: 'vfio_pci' });
+    expect(host.driverOf(IGB_VF)).toBe('vfio-pci');
+    expect(host.read(`/sys/bus/pci/devices/${IGB_VF}/driver_override`)).toBe('vfio-pci');
+    expect(stubsOf(manager)).toEqual({ [IGB_VF]: 'vfio-pci' });
+  });
+});
