@@ -1,5 +1,5 @@
 import type { PciDevice } from './device.js';
-import { DEFAULT_STUB_DRIVER } from './stub-driver.js';
+import { DEFAULT_STUB_DRIVER, registeredStubName } from './stub-driver.js';
 
 /**
  * vfio-pci variant drivers (mlx5_vfio_pci, hisi_acc_vfio_pci, ...) declare the devices they are
@@ -79,7 +79,7 @@ export function bestVfioModule(fields: ModaliasFields, aliases: readonly VfioAli
 
 /** The stub driver a module gives: vfio_pci registers "vfio-pci"; the variants use their module's name. */
 export function stubDriverOfModule(module: string): string {
-  return module === 'vfio_pci' ? DEFAULT_STUB_DRIVER : module;
+  return registeredStubName(module);
 }
 
 /** The stub driver for a device: its best vfio-pci variant, else vfio-pci. */
