@@ -1,8 +1,7 @@
-import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import type { SnapshotInput } from '../core/events.js';
 import type { SriovInfo } from '../core/device.js';
-import { linkName, parseDecimal, resolveLink } from './attributes.js';
+import { linkName, parseDecimal } from './attributes.js';
 import { ResultList, type BatchOp } from './batch-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
@@ -46,8 +45,7 @@ function readDeviceState(context: DeviceReadContext, address: PciAddress): Snaps
   const entryErrno = results.errno(ENTRY);
   if (entryErrno === 'ENOENT') return null;
   const busLink = entryErrno === null ? results.link(ENTRY) : null;
-  const deviceDir = (): string =>
-    busLink !== null ? resolveLink(context.devicesDir, busLink, path.resolve) : `${context.devicesDir}/${address}`;
+  const deviceDir = (): string => context.deviceDir(address, busLink);
 
   const driverTarget = results.errno(DRIVER) === null ? results.link(DRIVER) : null;
   const driver = driverTarget !== null && context.driverExists(driverTarget, deviceDir) ? linkName(driverTarget) : null;

@@ -51,6 +51,11 @@ export class DeviceReadContext {
     this.devicesDir = layout.pciDevicesDir;
   }
 
+  /** A function's directory: its bus entry's link resolved, or the entry itself when it is not a link. */
+  deviceDir(address: PciAddress, busLink: string | null): string {
+    return busLink !== null ? resolveLink(this.devicesDir, busLink, path.resolve) : `${this.devicesDir}/${address}`;
+  }
+
   /**
    * Whether a device's driver link points at an existing driver directory. The kernel's links end
    * in bus/pci/drivers/NAME: those are asked once per driver; anything else is resolved against
@@ -98,10 +103,7 @@ class DeviceFiles {
 
   /** The device's directory (the bus link resolved), worked out only when something is read in-process. */
   get deviceDir(): string {
-    this.dir ??=
-      this.busLink !== null
-        ? resolveLink(this.context.devicesDir, this.busLink, path.resolve)
-        : `${this.context.devicesDir}/${this.address}`;
+    this.dir ??= this.context.deviceDir(this.address, this.busLink);
     return this.dir;
   }
 
