@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "hostdev: installing npm dependencies (first use)..."
+  # better-sqlite3 is compiled here (its prebuilt binaries are not reachable); node-gyp would download
+  # Node's headers unless told where the machine's own are: the prefix of the running node has them.
+  if [ -z "${npm_config_nodedir:-}" ] && [ "$(npm config get nodedir 2>/dev/null)" = "undefined" ]; then
+    node_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+    if [ -f "$node_prefix/include/node/common.gypi" ]; then export npm_config_nodedir="$node_prefix"; fi
+  fi
   npm ci --no-audit --no-fund --loglevel=error
 fi
 stamp=dist/.build-stamp

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parseAddress, type PciAddress } from '../core/address.js';
 import { ExitCode } from '../core/errors.js';
 import { formatChange, planWrites } from '../core/plan-types.js';
+import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { HostdevManager } from '../manager/hostdev-manager.js';
 import type { CommandResult } from './context.js';
@@ -23,9 +24,32 @@ function listLine(label: string, addresses: readonly PciAddress[]): string[] {
   return addresses.length > 0 ? [`${label}: ${addresses.join(', ')}`] : [];
 }
 
-/** Dry run: the ordered writes (and checks, module loads) then the table changes, nothing else. */
+/** A dry run's recovery, one line each, in the order recovery works: repairs, prunes, VF config. */
+export function recoveryPreviewLines(report: RecoveryReport): string[] {
+  const lines: string[] = [];
+  for (const device of report.repaired) {
+    const verb = device.direction === 'rolled-back' ? 'roll back' : 'roll forward';
+    const where = device.table === null ? 'in no table' : `in the ${device.table} table`;
+    lines.push(`would ${verb} ${device.address} (an unfinished ${device.operation}) to ${device.driver ?? 'no driver'}, ${where}`);
+    for (const step of device.steps ?? []) lines.push(`  ${step}`);
+  }
+  for (const entry of report.pruned) {
+    const owner = entry.usedBy ? ` (used by driver ${entry.usedBy.driver}, domain ${entry.usedBy.domain})` : '';
+    lines.push(`would prune ${entry.address} from the ${entry.table} table: no longer on this host${owner}`);
+  }
+  for (const repair of report.vfConfig) {
+    const verb = repair.outcome === 'dropped' ? 'drop the saved VF network config of' : 'restore the saved VF network config of';
+    lines.push(`would ${verb} ${repair.address}${repair.outcome === 'dropped' ? ' (the VF no longer exists)' : ''}`);
+  }
+  return lines;
+}
+
+/** Dry run: what recovery would do first, the ordered writes (and checks, module loads), then the table changes. */
 function planText(report: OperationReport): string {
   const lines = [`${report.operation} plan (dry run: nothing was changed):`];
+  if (report.recovery !== undefined) {
+    lines.push('  first, recovery at open:', ...recoveryPreviewLines(report.recovery).map((line) => `    ${line}`));
+  }
   lines.push(...(report.steps.length > 0 ? report.steps.map((step) => `  ${step}`) : ['  (no sysfs write)']));
   lines.push(...report.changes.map((change) => `  ${formatChange(change)}`));
   lines.push(...listLine('  prune (vanished)', report.pruned));
@@ -69,7 +93,7 @@ export function registerNodeCommand(
       action(async (globals, command: Command, input: string) => {
         const address = parseAddress(input);
         const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
-        const report = await withManager(globals, (manager) => spec.run(manager, address, dryRun));
+        const report = await withManager(globals, (manager) => spec.run(manager, address, dryRun), { dryRun });
         return reportResult(report, spec.headline(report, address));
       }),
     );

@@ -6,7 +6,7 @@ import type { GlobalOptions } from './context.js';
 // need it (list, show, groups, sim) start without loading it.
 
 /** The manager as the global options say: --root, --state-dir, and --simulate for the simulated kernel. */
-export async function openManager(globals: GlobalOptions): Promise<HostdevManager> {
+export async function openManager(globals: GlobalOptions, options: { dryRun?: boolean } = {}): Promise<HostdevManager> {
   const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
     import('../manager/hostdev-manager.js'),
     import('../host/proc-host-usage.js'),
@@ -15,12 +15,16 @@ export async function openManager(globals: GlobalOptions): Promise<HostdevManage
   ]);
   const kernel = await kernelPortFor(globals);
   const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
-  return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage });
+  return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage, dryRun: options.dryRun ?? false });
 }
 
-/** Opens, runs, closes. */
-export async function withManager<T>(globals: GlobalOptions, fn: (manager: HostdevManager) => Promise<T>): Promise<T> {
-  const manager = await openManager(globals);
+/** Opens, runs, closes. With `dryRun` the manager changes nothing, recovery included (see OpenOptions.dryRun). */
+export async function withManager<T>(
+  globals: GlobalOptions,
+  fn: (manager: HostdevManager) => Promise<T>,
+  options: { dryRun?: boolean } = {},
+): Promise<T> {
+  const manager = await openManager(globals, options);
   // What recovery found on open goes to stderr like any warning, before the command's own output.
   for (const warning of manager.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {

@@ -11,13 +11,14 @@ import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { StateStore, type Operation, type StateChange } from '../state/store.js';
+import { DRY_RUN_KERNEL, dryRunNet } from './dry-run-ports.js';
 import { departures, reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
 import { executePlan, type Execution } from './executor.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
-import { recoverOnOpen, type RecoveryReport } from './recovery.js';
+import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
 
@@ -29,6 +30,7 @@ export type RecoverFn = (context: {
   kernel: KernelPort;
   layout: SysfsLayout;
   net: NetPort;
+  dryRun: boolean;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -44,6 +46,12 @@ export interface OpenOptions {
   readonly recover?: RecoverFn;
   /** FOR BENCHMARKS ONLY: see StoreOptions.journal. */
   readonly journal?: boolean;
+  /**
+   * Opens for dry runs: the state is read into memory (no lock, nothing on disk touched),
+   * recovery only works out what it would do (`recovery.dryRun`), and the kernel and net ports
+   * refuse every change. Every operation of such a manager must be called with `dryRun`.
+   */
+  readonly dryRun?: boolean;
 }
 
 export interface DetachOptions {
@@ -112,12 +120,15 @@ export class HostdevManager {
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
       ...(options.journal === undefined ? {} : { journal: options.journal }),
     };
-    const store = StateStore.open(options.stateDir, storeOptions);
+    const dryRun = options.dryRun ?? false;
+    const store = dryRun ? StateStore.openSnapshot(options.stateDir) : StateStore.open(options.stateDir, storeOptions);
     try {
       const recover = options.recover ?? recoverOnOpen;
-      const net = options.net ?? netPortFor(layout);
-      const recovery = await recover({ store, kernel: options.kernel, layout, net });
-      return new HostdevManager(layout, store, options.kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
+      const hostNet = options.net ?? netPortFor(layout);
+      const net = dryRun ? dryRunNet(hostNet) : hostNet;
+      const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
+      const recovery = await recover({ store, kernel, layout, net, dryRun });
+      return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();
       throw error;
@@ -139,7 +150,7 @@ export class HostdevManager {
       options.dryRun ?? false,
       {},
       (_op, plan, view) => this.identityNotes(plan, view),
-    ).then(([plan, execution]) => operationReport(plan, execution));
+    ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
 
   planDetach(address: PciAddress, options: DetachOptions = {}): Promise<Plan> {
@@ -154,7 +165,7 @@ export class HostdevManager {
       options.dryRun ?? false,
       {},
       (op, plan) => departures(op, plan.pruned, 'reattach'),
-    ).then(([plan, execution]) => operationReport(plan, execution));
+    ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
 
   planReattach(address: PciAddress): Promise<Plan> {
@@ -167,7 +178,7 @@ export class HostdevManager {
       () => ({ addresses: [address], drivers: [], hostUse: false }),
       (view) => planReset(view, address),
       options.dryRun ?? false,
-    ).then(([plan, execution]) => operationReport(plan, execution));
+    ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
 
   planReset(address: PciAddress): Promise<Plan> {
@@ -201,7 +212,7 @@ export class HostdevManager {
         return [...this.identityNotes(plan, view), ...again.changes];
       },
     ).then(([plan, execution]) => {
-      const report = operationReport(plan, execution);
+      const report = this.withPreview(operationReport(plan, execution));
       return notes.length === 0 ? report : { ...report, notes: [...report.notes, ...notes] };
     });
   }
@@ -230,7 +241,7 @@ export class HostdevManager {
         ...departures(op, plan.pruned, 'release', { releasing: owner }),
         ...releasedDepartures(op, owner, request.addresses),
       ],
-    ).then(([plan, execution]) => releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses)));
+    ).then(([plan, execution]) => this.withPreview(releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses))));
   }
 
   releaseDomain(request: ReleaseRequest): Promise<ReleaseReport> {
@@ -263,6 +274,11 @@ export class HostdevManager {
     return this.store.readTables();
   }
 
+  /** A dry run's report carries what recovery at open would have done first, when anything. */
+  private withPreview<T extends OperationReport>(report: T): T {
+    return report.dryRun && recoveryWouldAct(this.recovery) ? { ...report, recovery: this.recovery } : report;
+  }
+
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
   private identityNotes(plan: Plan, view: HostView): StateChange[] {
     return vfIdentityNotes(plan.changes, view.devices, (pf) => this.reader.virtfnLinks(pf));
@@ -282,6 +298,11 @@ export class HostdevManager {
   ): Promise<[Plan, Execution | null]> {
     const view = async (source: TableSource): Promise<HostView> => buildHostView(this.reader, this.hostUsage, source, scope(source));
     if (dryRun) return [planner(await view(tablesSource(this.store.readTables()))), null];
+    if (this.store.snapshot) {
+      throw new HostdevError('HOSTDEV_INTERNAL', `"${name}" without dryRun on a manager opened for dry runs`, {
+        hint: 'This is a bug in hostdev: open the manager without dryRun to change the host.',
+      });
+    }
     return this.store.exclusive(name, async (op) => {
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);

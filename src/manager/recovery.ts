@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
-import type { RestorePoint, Step } from '../core/plan-types.js';
+import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
@@ -45,6 +45,8 @@ export interface RepairedDevice {
   readonly driver: string | null;
   readonly table: TableName | null;
   readonly error: string | null;
+  /** On a dry run: the steps the repair would take, one line each (see formatStep). */
+  readonly steps?: readonly string[];
 }
 
 /** A table entry dropped because its device is no longer on the host. */
@@ -74,8 +76,13 @@ export interface VfConfigRepair {
   readonly reason: string | null;
 }
 
-/** What `HostdevManager.open` found and did; `status` shows it as `recovery`. */
+/**
+ * What `HostdevManager.open` found and did; `status` shows it as `recovery`. On a dry run
+ * (`dryRun: true`) it is what recovery would do: nothing was written, and `warnings` holds only
+ * what is reported either way (drift).
+ */
 export interface RecoveryReport {
+  readonly dryRun?: boolean;
   readonly repaired: readonly RepairedDevice[];
   readonly pruned: readonly PrunedEntry[];
   readonly drift: readonly DriftEntry[];
@@ -84,6 +91,11 @@ export interface RecoveryReport {
 }
 
 export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] };
+
+/** Whether a report has anything recovery changed (or, on a dry run, would change); drift is only reported. */
+export function recoveryWouldAct(report: RecoveryReport): boolean {
+  return report.repaired.length > 0 || report.pruned.length > 0 || report.vfConfig.length > 0;
+}
 
 /** The operation names whose unfinished devices are rolled forward (see `direction`). */
 const TOWARD_HOST = new Set(['release', 'reattach']);
@@ -109,7 +121,14 @@ export async function recover(
   kernel: KernelPort,
   reader: RecoveryReader,
   vfPorts: VfConfigRepairPorts | null = null,
+  options: { readonly dryRun?: boolean } = {},
 ): Promise<RecoveryReport> {
+  const dryRun = options.dryRun ?? false;
+  if (dryRun && !store.snapshot) {
+    throw new HostdevError('HOSTDEV_INTERNAL', 'a dry-run recovery needs a snapshot of the state (StateStore.openSnapshot)', {
+      hint: 'This is a bug in hostdev: report it with the command that was run.',
+    });
+  }
   const before = store.readState();
   const vfSettled = (): boolean =>
     vfPorts === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
@@ -123,7 +142,7 @@ export async function recover(
       const drift = look.drift.filter(
         (d) => !busy.has(d.address) && sameEntry(before.tables, after.tables, d.address),
       );
-      return { ...EMPTY_RECOVERY_REPORT, drift, warnings: drift.map(driftWarning) };
+      return { ...EMPTY_RECOVERY_REPORT, ...(dryRun ? { dryRun } : {}), drift, warnings: drift.map(driftWarning) };
     }
   }
   return store.exclusive('recover', async (op) => {
@@ -134,7 +153,7 @@ export async function recover(
     const repaired: RepairedDevice[] = [];
     const changes: StateChange[] = [];
     for (const [address, rows] of byAddress(unfinished)) {
-      const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings);
+      const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings, dryRun);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
     }
@@ -154,7 +173,8 @@ export async function recover(
     const vfConfig: VfConfigRepair[] = [];
     if (vfPorts !== null) {
       const after = applyChanges(tables, changes.filter(isTableChange));
-      const review = await reviewVfConfigs(op.vfConfigs(), new Set<string>(after.active.map((entry) => entry.address)), vfPorts);
+      const ports = dryRun ? { ...vfPorts, configurator: { restore: () => Promise.resolve() } } : vfPorts;
+      const review = await reviewVfConfigs(op.vfConfigs(), new Set<string>(after.active.map((entry) => entry.address)), ports);
       changes.push(...review.changes);
       vfConfig.push(
         ...review.report.restored.map((address) => ({ address, outcome: 'restored' as const, reason: null })),
@@ -163,8 +183,12 @@ export async function recover(
       );
       warnings.push(...vfConfig.map(vfConfigWarning));
     }
-    const report: RecoveryReport = { repaired, pruned, drift: look.drift, vfConfig, warnings };
+    const report: RecoveryReport = dryRun
+      ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, warnings: look.drift.map(driftWarning) }
+      : { repaired, pruned, drift: look.drift, vfConfig, warnings };
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
+    // On a dry run the store is a snapshot in memory: the commit lets the plan that follows see
+    // the tables as recovery would leave them.
     op.commit(changes, { resolve: operations, report });
     return report;
   });
@@ -176,9 +200,10 @@ export function recoverOnOpen(context: {
   kernel: KernelPort;
   layout: SysfsLayout;
   net: NetPort;
+  dryRun?: boolean;
 }): Promise<RecoveryReport> {
   const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
-  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts);
+  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, { dryRun: context.dryRun ?? false });
 }
 
 function isTableChange(change: StateChange): change is TableChange {
@@ -274,6 +299,7 @@ async function repairDevice(
   kernel: KernelPort,
   reader: RecoveryReader,
   warnings: string[],
+  dryRun: boolean,
 ): Promise<Repair> {
   const first = rows[0]!;
   const operation = first.operationName;
@@ -295,8 +321,13 @@ async function repairDevice(
   } else {
     target = { steps: restoreSteps(device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
   }
+  const steps = loadSteps(target.steps, target.driver, reader);
+  if (dryRun) {
+    const planned = repaired(address, operation, direction, 'ok', target.driver, target.table, null);
+    return { repaired: { ...planned, steps: steps.map(formatStep) }, change: target.change };
+  }
   try {
-    await runSteps(loadSteps(target.steps, target.driver, reader), kernel, reader);
+    await runSteps(steps, kernel, reader);
     const now = reader.driverOf(address);
     if (now !== target.driver) throw notOn(address, target.driver, now);
     return { repaired: repaired(address, operation, direction, 'ok', now, target.table, null), change: target.change };

@@ -2,6 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { formatStep, planSteps, type Plan, type ResetChoice } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { Execution } from './executor.js';
+import type { RecoveryReport } from './recovery.js';
 
 export interface FailureReport {
   readonly address: PciAddress;
@@ -22,6 +23,8 @@ export interface OperationReport {
   readonly failures: readonly FailureReport[];
   readonly notes: readonly string[];
   readonly plan: Plan;
+  /** Dry runs only: what recovery at open would do before this operation (see RecoveryReport.dryRun). */
+  readonly recovery?: RecoveryReport;
 }
 
 export interface ReleaseReport extends OperationReport {

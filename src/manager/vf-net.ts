@@ -204,7 +204,7 @@ export interface OrphanRestoreReport {
 
 /** The ports a VF config repair needs. */
 export interface VfConfigRepairPorts {
-  readonly configurator: VfNetConfigurator;
+  readonly configurator: Pick<VfNetConfigurator, 'restore'>;
   readonly exists: (address: PciAddress) => boolean;
 }
 

@@ -208,38 +208,45 @@ function createFresh(dir: string, dbPath: string): void {
   }
 }
 
+/** Refuses a newer, schema-less, corrupt or incomplete database; brings an older one up to date. */
+function checkOpened(db: Database.Database, dbPath: string, warnings: string[], persistent = false): void {
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) {
+    throw new HostdevError(
+      'HOSTDEV_STATE',
+      `the hostdev state database ${dbPath} has schema version ${version}, written by a newer hostdev; ` +
+        `this hostdev knows versions up to ${SCHEMA_VERSION}`,
+      {
+        hint: 'Run the newer hostdev that wrote it (hostdev never downgrades a state database), or restore a backup.',
+        details: { path: dbPath, version, known: SCHEMA_VERSION },
+      },
+    );
+  }
+  if (version === 0) throw unusable(dbPath, 'has no hostdev schema (version 0): it is damaged or not hostdev’s');
+  const check = db.pragma('quick_check') as { quick_check: string }[];
+  const problems = check.map((row) => row.quick_check).filter((text) => text !== 'ok');
+  if (problems.length > 0) throw unusable(dbPath, `is corrupt: ${problems.slice(0, 3).join('; ')}`);
+  if (persistent) {
+    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+  }
+  const applied = migrate(db);
+  if (applied.length > 0 && persistent) {
+    warnings.push(`migrated the state database ${dbPath} from schema version ${version} to ${SCHEMA_VERSION}`);
+  }
+  const tables = new Set(
+    (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name),
+  );
+  const missing = REQUIRED_TABLES.filter((name) => !tables.has(name));
+  if (missing.length > 0) throw unusable(dbPath, `is missing the table(s) ${missing.join(', ')}`);
+}
+
 function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Database.Database {
   if (fs.statSync(dbPath).size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
   let db: Database.Database | undefined;
   try {
     db = new Database(dbPath, { fileMustExist: true, timeout: timeoutMs });
-    const version = schemaVersion(db);
-    if (version > SCHEMA_VERSION) {
-      throw new HostdevError(
-        'HOSTDEV_STATE',
-        `the hostdev state database ${dbPath} has schema version ${version}, written by a newer hostdev; ` +
-          `this hostdev knows versions up to ${SCHEMA_VERSION}`,
-        {
-          hint: 'Run the newer hostdev that wrote it (hostdev never downgrades a state database), or restore a backup.',
-          details: { path: dbPath, version, known: SCHEMA_VERSION },
-        },
-      );
-    }
-    if (version === 0) throw unusable(dbPath, 'has no hostdev schema (version 0): it is damaged or not hostdev’s');
-    const check = db.pragma('quick_check') as { quick_check: string }[];
-    const problems = check.map((row) => row.quick_check).filter((text) => text !== 'ok');
-    if (problems.length > 0) throw unusable(dbPath, `is corrupt: ${problems.slice(0, 3).join('; ')}`);
-    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    const applied = migrate(db);
-    if (applied.length > 0) {
-      warnings.push(`migrated the state database ${dbPath} from schema version ${version} to ${SCHEMA_VERSION}`);
-    }
-    const tables = new Set(
-      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((r) => r.name),
-    );
-    const missing = REQUIRED_TABLES.filter((name) => !tables.has(name));
-    if (missing.length > 0) throw unusable(dbPath, `is missing the table(s) ${missing.join(', ')}`);
+    checkOpened(db, dbPath, warnings, true);
     return db;
   } catch (error) {
     db?.close();
@@ -256,6 +263,79 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
   }
 }
 
+/** What `exclusive()` holds; ProcessLock across processes, InProcessLock for a snapshot. */
+interface StateLock {
+  acquire(timeoutMs: number, operationName: string): Promise<void>;
+  release(): void;
+  close(): void;
+}
+
+/** A snapshot belongs to one process: the store's own queue already runs its operations in turn. */
+class InProcessLock implements StateLock {
+  acquire(): Promise<void> {
+    return Promise.resolve();
+  }
+  release(): void {}
+  close(): void {}
+}
+
+function freshInMemory(): Database.Database {
+  const db = new Database(':memory:');
+  migrate(db);
+  return db;
+}
+
+/** Bytes 18-19 of a database header say WAL (2) or rollback journal (1); memory takes no WAL. */
+function withoutWalFlag(bytes: Buffer): Buffer {
+  if (bytes.length >= 20 && bytes[18] === 2 && bytes[19] === 2) {
+    bytes[18] = 1;
+    bytes[19] = 1;
+  }
+  return bytes;
+}
+
+/**
+ * The database's committed content in memory. With no WAL file beside it no connection has it
+ * open, so its bytes are the whole content and are read as a file (a read-only SQLite connection
+ * would leave -wal and -shm files behind); with one, a read-only connection reads through the WAL.
+ */
+function snapshotOf(dbPath: string, warnings: string[]): Database.Database {
+  const stat = fs.statSync(dbPath);
+  if (!stat.isFile()) throw unusable(dbPath, 'is not a regular file');
+  if (stat.size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
+  const attempt = (bytes: Buffer): Database.Database => {
+    const db = new Database(withoutWalFlag(bytes));
+    try {
+      checkOpened(db, dbPath, warnings);
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  };
+  const viaSqlite = (): Buffer => {
+    const source = new Database(dbPath, { readonly: true, fileMustExist: true });
+    try {
+      return source.serialize();
+    } finally {
+      source.close();
+    }
+  };
+  try {
+    if (!fs.existsSync(`${dbPath}-wal`)) {
+      try {
+        return attempt(fs.readFileSync(dbPath));
+      } catch {
+        // A writer may have opened and checkpointed it while it was read: read it through SQLite.
+      }
+    }
+    return attempt(viaSqlite());
+  } catch (error) {
+    if (error instanceof HostdevError) throw error;
+    throw unusable(dbPath, `is corrupt or truncated (${String((error as Error).message ?? error)})`, error);
+  }
+}
+
 /**
  * The durable state: active and inactive tables, the intent journal, saved VF config and the
  * last recovery report, in one SQLite database (WAL, synchronous=FULL) in a 0700 directory.
@@ -267,15 +347,25 @@ export class StateStore {
   /** What open() had to fix or migrate; callers show them as warnings. */
   readonly openWarnings: readonly string[];
   readonly journalEnabled: boolean;
+  /** True for a snapshot (`openSnapshot`): commits land in memory, never on disk. */
+  readonly snapshot: boolean;
   private readonly db: Database.Database;
-  private readonly lock: ProcessLock;
+  private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
   private readonly inside = new AsyncLocalStorage<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
 
-  private constructor(stateDir: string, db: Database.Database, lock: ProcessLock, options: StoreOptions, warnings: string[]) {
+  private constructor(
+    stateDir: string,
+    db: Database.Database,
+    lock: StateLock,
+    options: StoreOptions,
+    warnings: string[],
+    snapshot = false,
+  ) {
     this.stateDir = stateDir;
+    this.snapshot = snapshot;
     this.dbPath = path.join(stateDir, DB_FILE);
     this.db = db;
     this.lock = lock;
@@ -307,6 +397,20 @@ export class StateStore {
       });
     }
     return new StateStore(dir, db, lock, options, warnings);
+  }
+
+  /**
+   * The state as it is now, copied into memory, for dry runs: nothing on disk is created, changed
+   * or locked (no directory, no lock files, no migration written back). Commits and recovery's
+   * changes then land in the copy only, so a dry run can plan on the tables as they would be.
+   * A damaged or newer database is refused exactly as `open` refuses it.
+   */
+  static openSnapshot(stateDir: string): StateStore {
+    const dir = path.resolve(stateDir);
+    const dbPath = path.join(dir, DB_FILE);
+    const warnings: string[] = [];
+    const db = fs.existsSync(dbPath) ? snapshotOf(dbPath, warnings) : freshInMemory();
+    return new StateStore(dir, db, new InProcessLock(), {}, warnings, true);
   }
 
   /** A consistent snapshot of both tables (one read transaction), no lock needed. */

@@ -48,7 +48,7 @@ export function registerAssign(program: Command): void {
             dryRun: opts.dryRun ?? false,
             hooks: vfNet.hooks,
           });
-        });
+        }, { dryRun: opts.dryRun ?? false });
         const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
         const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
         if (vfPlanned.length === 0 && vfWarnings.length === 0) return result;

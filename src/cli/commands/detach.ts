@@ -21,6 +21,7 @@ export function registerDetach(program: Command): void {
             force: opts.force ?? false,
             dryRun: opts.dryRun ?? false,
           }),
+          { dryRun: opts.dryRun ?? false },
         );
         const parked = report.changes.find((change) => change.kind === 'set-inactive');
         const stub = parked?.kind === 'set-inactive' ? parked.entry.stubDriver : (opts.driver ?? 'its stub driver');

@@ -26,6 +26,7 @@ export function registerRelease(program: Command): void {
             dryRun: opts.dryRun ?? false,
             hooks: releaseVfNet(manager, (line) => vfWarnings.push(line)),
           }),
+          { dryRun: opts.dryRun ?? false },
         );
         const result = reportResult(report, releaseHeadline(report, domain));
         return {

@@ -7,6 +7,8 @@ import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } 
 import { describeDeparted, forgetDeparted } from '../../manager/departed.js';
 import { listVfs, setVfCount, type SetCountReport, type VfListReport } from '../../manager/vf-lifecycle.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan, type VfNetRequest } from '../../net/vf-net-config.js';
+import { recoveryWouldAct } from '../../manager/recovery.js';
+import { recoveryPreviewLines } from '../manager-view.js';
 import { withManager } from '../open-manager.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
@@ -97,13 +99,21 @@ export function registerVf(program: Command): void {
         const autoprobe = opts.autoprobe === undefined ? null : parseOnOff(opts.autoprobe, '--autoprobe');
         const progress = progressPrinter();
         try {
-          const report = await withManager(globals, (manager) =>
-            setVfCount(
-              { layout: manager.layout, store: manager.store, kernel: manager.kernel },
-              { pf, count, force: opts.force ?? false, dryRun: opts.dryRun ?? false, autoprobe, waitMs, onProgress: progress.print },
-            ),
+          const dryRun = opts.dryRun ?? false;
+          const [report, recovery] = await withManager(
+            globals,
+            async (manager) => {
+              const counted = await setVfCount(
+                { layout: manager.layout, store: manager.store, kernel: manager.kernel },
+                { pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print },
+              );
+              return [counted, dryRun && recoveryWouldAct(manager.recovery) ? manager.recovery : null] as const;
+            },
+            { dryRun },
           );
-          return { json: report, text: setCountText(report) };
+          if (recovery === null) return { json: report, text: setCountText(report) };
+          const first = ['first, recovery at open:', ...recoveryPreviewLines(recovery).map((line) => `  ${line}`)];
+          return { json: { ...report, recovery }, text: [...first, setCountText(report)].join('\n') };
         } finally {
           progress.end();
         }
