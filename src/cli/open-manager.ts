@@ -6,7 +6,13 @@ import type { GlobalOptions } from './context.js';
 // need it (list, show, groups, sim) start without loading it.
 
 /** The manager as the global options say: --root, --state-dir, and --simulate for the simulated kernel. */
-export async function openManager(globals: GlobalOptions, options: { dryRun?: boolean } = {}): Promise<HostdevManager> {
+/** How a command opens the manager: a dry run changes nothing; a reader never waits for the state lock. */
+export interface OpenMode {
+  readonly dryRun?: boolean;
+  readonly reader?: boolean;
+}
+
+export async function openManager(globals: GlobalOptions, options: OpenMode = {}): Promise<HostdevManager> {
   const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
     import('../manager/hostdev-manager.js'),
     import('../host/proc-host-usage.js'),
@@ -15,14 +21,21 @@ export async function openManager(globals: GlobalOptions, options: { dryRun?: bo
   ]);
   const kernel = await kernelPortFor(globals);
   const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
-  return HostdevManager.open({ root: globals.root, stateDir: globals.stateDir, kernel, hostUsage, dryRun: options.dryRun ?? false });
+  return HostdevManager.open({
+    root: globals.root,
+    stateDir: globals.stateDir,
+    kernel,
+    hostUsage,
+    dryRun: options.dryRun ?? false,
+    waitForLock: !(options.reader ?? false),
+  });
 }
 
 /** Opens, runs, closes. With `dryRun` the manager changes nothing, recovery included (see OpenOptions.dryRun). */
 export async function withManager<T>(
   globals: GlobalOptions,
   fn: (manager: HostdevManager) => Promise<T>,
-  options: { dryRun?: boolean } = {},
+  options: OpenMode = {},
 ): Promise<T> {
   const manager = await openManager(globals, options);
   // What recovery found on open goes to stderr like any warning, before the command's own output.

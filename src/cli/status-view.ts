@@ -78,6 +78,15 @@ function departedSection(departed: StatusReport['departed']): string[] {
   ]);
 }
 
+function busySection(busy: StatusReport['busy']): string[] {
+  if (busy === null) return [];
+  const rows = busy.operations.map((op) => [op.operation, String(op.pid), op.running ? 'running' : 'gone', op.since, op.addresses.join(', ')]);
+  const lines = ['', 'Busy: another hostdev operation holds the state lock; these tables are its last committed state.'];
+  if (rows.length > 0) lines.push(renderTable(['OPERATION', 'PID', 'PROCESS', 'SINCE', 'DEVICES'], rows));
+  if (busy.notPruned.length > 0) lines.push(`not pruned yet (no longer on this host): ${busy.notPruned.join(', ')}`);
+  return lines;
+}
+
 export function statusText(status: StatusReport): string {
   const active = status.active.map((entry) => [
     entry.address,
@@ -103,6 +112,7 @@ export function statusText(status: StatusReport): string {
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recovery),
+    ...busySection(status.busy),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);
   return lines.join('\n');

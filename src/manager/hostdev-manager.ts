@@ -31,6 +31,7 @@ export type RecoverFn = (context: {
   layout: SysfsLayout;
   net: NetPort;
   dryRun: boolean;
+  wait: boolean;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -52,6 +53,11 @@ export interface OpenOptions {
    * refuse every change. Every operation of such a manager must be called with `dryRun`.
    */
   readonly dryRun?: boolean;
+  /**
+   * Default true. False for readers (status, qemu-args, vf list): recovery at open runs only if
+   * the state lock is free at once, else it is left for later (`recovery.deferred`).
+   */
+  readonly waitForLock?: boolean;
 }
 
 export interface DetachOptions {
@@ -127,7 +133,7 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({ store, kernel, layout, net, dryRun });
+      const recovery = await recover({ store, kernel, layout, net, dryRun, wait: options.waitForLock ?? true });
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();

@@ -16,7 +16,8 @@ import {
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import type { NetPort } from '../net/net-port.js';
-import type { JournalRecord, StateChange, StateStore } from '../state/store.js';
+import type { JournalRecord, Operation, StateChange, StateStore } from '../state/store.js';
+import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { departures } from './departed.js';
 import { HostReader } from './host-reader.js';
 import { deviceExists, reviewVfConfigs, VfNetConfigurator, vfConfigsSettled, type VfConfigRepairPorts } from './vf-net.js';
@@ -83,6 +84,11 @@ export interface VfConfigRepair {
  */
 export interface RecoveryReport {
   readonly dryRun?: boolean;
+  /**
+   * Set when recovery was asked not to wait (readers: status, qemu-args, vf list) and another
+   * hostdev operation held the state lock: nothing was repaired or pruned; these journal rows wait.
+   */
+  readonly deferred?: readonly InFlightOperation[];
   readonly repaired: readonly RepairedDevice[];
   readonly pruned: readonly PrunedEntry[];
   readonly drift: readonly DriftEntry[];
@@ -121,7 +127,7 @@ export async function recover(
   kernel: KernelPort,
   reader: RecoveryReader,
   vfPorts: VfConfigRepairPorts | null = null,
-  options: { readonly dryRun?: boolean } = {},
+  options: { readonly dryRun?: boolean; readonly wait?: boolean } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
   if (dryRun && !store.snapshot) {
@@ -145,7 +151,7 @@ export async function recover(
       return { ...EMPTY_RECOVERY_REPORT, ...(dryRun ? { dryRun } : {}), drift, warnings: drift.map(driftWarning) };
     }
   }
-  return store.exclusive('recover', async (op) => {
+  const repair = async (op: Operation): Promise<RecoveryReport> => {
     const tables = op.tables();
     const unfinished = op.unfinished();
     const index = new TableIndex(tables);
@@ -191,7 +197,14 @@ export async function recover(
     // the tables as recovery would leave them.
     op.commit(changes, { resolve: operations, report });
     return report;
-  });
+  };
+  if (options.wait ?? true) return store.exclusive('recover', repair);
+  const done = await store.tryExclusive('recover', repair);
+  if (done !== null) return done;
+  const deferred = inFlightOperations(store.readJournal());
+  const holders = deferred.length === 0 ? '' : ` (journal: ${deferred.map(describeInFlight).join('; ')})`;
+  const warnings = [`another hostdev operation holds the state lock${holders}; recovery is left to the next command that gets it`];
+  return { ...EMPTY_RECOVERY_REPORT, deferred, warnings };
 }
 
 /** `recover` in the shape HostdevManager.open takes (OpenOptions.recover). */
@@ -201,9 +214,13 @@ export function recoverOnOpen(context: {
   layout: SysfsLayout;
   net: NetPort;
   dryRun?: boolean;
+  wait?: boolean;
 }): Promise<RecoveryReport> {
   const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
-  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, { dryRun: context.dryRun ?? false });
+  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, {
+    dryRun: context.dryRun ?? false,
+    wait: context.wait ?? true,
+  });
 }
 
 function isTableChange(change: StateChange): change is TableChange {

@@ -3,6 +3,7 @@ import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { departures } from './departed.js';
 import type { HostReader } from './host-reader.js';
+import { inFlightOperations, type InFlightOperation } from './in-flight.js';
 import type { RecoveryReport } from './recovery.js';
 
 export interface StatusReport {
@@ -19,11 +20,18 @@ export interface StatusReport {
   readonly recovery: RecoveryReport;
   /** VFs that left the host while a table held them, awaited back (see src/manager/departed.ts). */
   readonly departed: readonly DepartedVfRecord[];
+  /**
+   * Status never waits for the state lock. When another operation held it, the tables are the
+   * last committed snapshot, the vanished inactive entries were not pruned (`notPruned`), and
+   * `operations` are the journal's rows (what that operation is doing).
+   */
+  readonly busy: { readonly operations: readonly InFlightOperation[]; readonly notPruned: readonly PciAddress[] } | null;
 }
 
 /**
  * Both tables as the `status` command shows them. A vanished inactive device is owned by nobody,
- * so no release would ever remove it: status prunes it, under the lock, like release does.
+ * so no release would ever remove it: status prunes it, under the lock, like release does, but
+ * only when the lock is free at once: a reader never waits for a writer.
  */
 export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
   const vanished = (entries: ReadonlyArray<{ address: PciAddress }>): PciAddress[] =>
@@ -31,14 +39,19 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
 
   let tables = store.readTables();
   let pruned: PciAddress[] = [];
-  if (vanished(tables.inactive).length > 0) {
-    [tables, pruned] = await store.exclusive('status', async (op) => {
+  let busy: StatusReport['busy'] = null;
+  const gone = vanished(tables.inactive);
+  if (gone.length > 0) {
+    const done = await store.tryExclusive('status', async (op) => {
       const current = op.tables();
-      const gone = vanished(current.inactive);
-      op.commit([...departures(op, gone, 'status'), ...gone.map((address) => ({ kind: 'remove' as const, address }))]);
-      return [op.tables(), gone] as const;
+      const now = vanished(current.inactive);
+      op.commit([...departures(op, now, 'status'), ...now.map((address) => ({ kind: 'remove' as const, address }))]);
+      return [op.tables(), now] as const;
     });
+    if (done === null) busy = { operations: inFlightOperations(store.readJournal()), notPruned: gone };
+    else [tables, pruned] = done;
   }
+  if (busy === null && recovery.deferred !== undefined) busy = { operations: recovery.deferred, notPruned: [] };
   return {
     active: tables.active,
     inactive: tables.inactive,
@@ -49,5 +62,6 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     journal: { unfinished: store.readJournal().length },
     recovery,
     departed: store.readDeparted(),
+    busy,
   };
 }

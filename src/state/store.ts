@@ -266,6 +266,8 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
 /** What `exclusive()` holds; ProcessLock across processes, InProcessLock for a snapshot. */
 interface StateLock {
   acquire(timeoutMs: number, operationName: string): Promise<void>;
+  /** One attempt that never waits. */
+  tryAcquire(): boolean;
   release(): void;
   close(): void;
 }
@@ -274,6 +276,9 @@ interface StateLock {
 class InProcessLock implements StateLock {
   acquire(): Promise<void> {
     return Promise.resolve();
+  }
+  tryAcquire(): boolean {
+    return true;
   }
   release(): void {}
   close(): void {}
@@ -354,6 +359,8 @@ export class StateStore {
   private readonly lockTimeoutMs: number;
   private readonly inside = new AsyncLocalStorage<string>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Operations of this process queued or running in `exclusive()`. */
+  private pending = 0;
   private closed = false;
 
   private constructor(
@@ -474,17 +481,36 @@ export class StateStore {
     }
     const run = async (): Promise<T> => {
       await this.lock.acquire(this.lockTimeoutMs, operationName);
-      const op = new LockedOperation(this, operationName);
-      try {
-        return await this.inside.run(operationName, () => fn(op));
-      } finally {
-        op.finish();
-        this.lock.release();
-      }
+      return this.holding(operationName, fn);
     };
-    const result = this.queue.then(run, run);
+    this.pending += 1;
+    const result = this.queue.then(run, run).finally(() => (this.pending -= 1));
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * `exclusive()` for readers that must not wait: runs `fn` only if the lock is free at once (in
+   * this process and across processes); null when another operation holds it or is queued.
+   */
+  async tryExclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T | null> {
+    this.assertOpen();
+    if (this.pending > 0 || this.inside.getStore() !== undefined || !this.lock.tryAcquire()) return null;
+    this.pending += 1;
+    const result = this.holding(operationName, fn).finally(() => (this.pending -= 1));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Runs `fn` with the lock already taken, and releases it. */
+  private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {
+    const op = new LockedOperation(this, operationName);
+    try {
+      return await this.inside.run(operationName, () => fn(op));
+    } finally {
+      op.finish();
+      this.lock.release();
+    }
   }
 
   close(): void {

@@ -20,6 +20,7 @@ const base: StatusReport = {
   journal: { unfinished: 0 },
   recovery: EMPTY_RECOVERY_REPORT,
   departed: [],
+  busy: null,
 };
 
 describe('status text', () => {

@@ -19,7 +19,7 @@ export function registerQemuArgs(program: Command): void {
         if (!Number.isInteger(firstChassis)) {
           throw new HostdevError('HOSTDEV_USAGE', `--first-chassis must be a whole number, not "${opts.firstChassis}"`);
         }
-        const status = await withManager(globals, (manager) => manager.status());
+        const status = await withManager(globals, (manager) => manager.status(), { reader: true });
         const missing = new Set<string>(status.missing);
         const owned = status.active.filter((e) => e.usedBy.domain === opts.domain && e.usedBy.driver === opts.hypervisor);
         const present = owned.filter((e) => !missing.has(e.address));

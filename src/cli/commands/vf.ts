@@ -80,6 +80,7 @@ export function registerVf(program: Command): void {
         const pf = parseAddress(input);
         const report = await withManager(globals, (manager) =>
           listVfs(manager.layout, manager.tables(), manager.net, pf),
+          { reader: true },
         );
         return { json: report, text: listText(report), warnings: report.warnings };
       }),
