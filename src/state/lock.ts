@@ -43,7 +43,7 @@ export class ProcessLock {
     return this.held;
   }
 
-  /** Waits up to `timeoutMs` for the lock; HOSTDEV_TIMEOUT names the lock when it stays taken. */
+  /** Waits up to `timeoutMs` for the lock; HOSTDEV_BUSY names the lock when it stays taken. */
   async acquire(timeoutMs: number, operationName: string): Promise<void> {
     let started = Date.now();
     const backToBack = started - this.releasedAt < YIELD_MS;
@@ -61,19 +61,7 @@ export class ProcessLock {
         }
         this.enterWaitingRoom();
         const waited = Date.now() - started;
-        if (waited >= timeoutMs) {
-          throw new HostdevError(
-            'HOSTDEV_TIMEOUT',
-            `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ` +
-              'another hostdev process is running and holds it',
-            {
-              hint:
-                'Wait for the other hostdev command (or the daemon) to finish and retry; ' +
-                '`ps -C node -f | grep hostdev` shows it. The lock is released when that process exits or dies.',
-              details: { path: this.path, operation: operationName, waitedMs: waited },
-            },
-          );
-        }
+        if (waited >= timeoutMs) throw this.busyError(operationName, timeoutMs, waited);
         await sleep(Math.min(timeoutMs - waited, pause + Math.random() * pause));
         pause = Math.min(pause * 2, MAX_POLL_MS);
       }
@@ -111,6 +99,20 @@ export class ProcessLock {
     this.leaveWaitingRoom();
     this.db.close();
     this.room.close();
+  }
+
+  private busyError(operationName: string, timeoutMs: number, waitedMs: number): HostdevError {
+    return new HostdevError(
+      'HOSTDEV_BUSY',
+      `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ` +
+        'another hostdev process is running and holds it',
+      {
+        hint:
+          'Wait for the other hostdev command (or `hostdev watch`) to finish and retry; `ps -C node -f | grep hostdev` ' +
+          'finds it. The lock is released when that process exits or dies.',
+        details: { path: this.path, operation: operationName, waitedMs },
+      },
+    );
   }
 
   /** A read transaction holds a SHARED lock on the waiting room until it ends. */

@@ -357,7 +357,7 @@ export class StateStore {
 
   /**
    * Runs `fn` holding the cross-process exclusive lock (dies with the process; bounded wait ->
-   * HOSTDEV_TIMEOUT). Calls from one process queue up in order; a nested call would wait for
+   * HOSTDEV_BUSY). Calls from one process queue up in order; a nested call would wait for
    * itself, so it is refused.
    */
   exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {

@@ -187,16 +187,18 @@ describe('journal', () => {
 });
 
 describe('the cross-process lock', () => {
-  it('makes a second holder wait, then times out with HOSTDEV_TIMEOUT naming the lock', async () => {
+  it('makes a second holder wait, then gives up with HOSTDEV_BUSY (exit 9) naming the lock', async () => {
     const dir = tempDir();
     const a = open(dir);
     const b = open(dir, { lockTimeoutMs: 150 });
     await a.exclusive('assign', async () => {
       const error = await b.exclusive('release', async () => 1).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(HostdevError);
-      expect((error as HostdevError).code).toBe('HOSTDEV_TIMEOUT');
+      expect((error as HostdevError).code).toBe('HOSTDEV_BUSY');
+      expect((error as HostdevError).exitCode).toBe(9);
       expect((error as HostdevError).message).toContain(path.join(dir, LOCK_FILE));
-      expect((error as HostdevError).message).toMatch(/another hostdev process is running/);
+      expect((error as HostdevError).message).toMatch(/for "release" within 150 ms: another hostdev process is running/);
+      expect((error as HostdevError).hint).toMatch(/retry/);
     });
     await expect(b.exclusive('release', async () => 2)).resolves.toBe(2);
   });
@@ -217,7 +219,7 @@ describe('the cross-process lock', () => {
           .exclusive('probe', async () => 0)
           .then(
             () => -1,
-            (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_TIMEOUT' ? 1 : -2),
+            (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_BUSY' ? 1 : -2),
           )
           .finally(() => process.kill(pid, 'SIGKILL'));
       },
