@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
+import { processAlive } from '../host/process-alive.js';
 import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 
 export { DB_FILE };
-import { ProcessLock } from './lock.js';
+import { ProcessLock, type LockHolder } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type { Located } from '../core/tables.js';
 import type { VfNetRequest } from '../net/vf-net-config.js';
@@ -369,7 +370,7 @@ export class StateStore {
       );
     }
     const run = async (): Promise<T> => {
-      await this.lock.acquire(this.lockTimeoutMs, operationName);
+      await this.lock.acquire(this.lockTimeoutMs, operationName, () => this.lockHolder());
       const op = new LockedOperation(this, operationName);
       try {
         return await this.inside.run(operationName, () => fn(op));
@@ -381,6 +382,19 @@ export class StateStore {
     const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
+  }
+
+  /**
+   * Who holds the lock, as far as the journal tells: intents are only written under the lock and
+   * cleared when the operation commits, so a live process with journal rows is the holder. An
+   * operation that has written none yet is not known.
+   */
+  private lockHolder(): LockHolder | null {
+    const rows = this.db
+      .prepare('SELECT op_name, pid FROM journal ORDER BY id DESC')
+      .all() as Pick<JournalRow, 'op_name' | 'pid'>[];
+    const row = rows.find((candidate) => processAlive(candidate.pid));
+    return row === undefined ? null : { operation: row.op_name, pid: row.pid };
   }
 
   close(): void {

@@ -199,8 +199,40 @@ describe('the cross-process lock', () => {
       expect((error as HostdevError).message).toContain(path.join(dir, LOCK_FILE));
       expect((error as HostdevError).message).toMatch(/for "release" within 150 ms: another hostdev process is running/);
       expect((error as HostdevError).hint).toMatch(/retry/);
+      expect((error as HostdevError).details['holder']).toBeNull();
     });
     await expect(b.exclusive('release', async () => 2)).resolves.toBe(2);
+  });
+
+  it('names the operation that holds the lock once it has written an intent, and its pid', async () => {
+    const dir = tempDir();
+    const a = open(dir);
+    const b = open(dir, { lockTimeoutMs: 100 });
+    await a.exclusive('detach', async (op) => {
+      op.intend(step(1));
+      const error = (await b.exclusive('status', async () => 1).catch((e: unknown) => e)) as HostdevError;
+      expect(error.code).toBe('HOSTDEV_BUSY');
+      expect(error.message).toContain(`for "status" within 100 ms: "detach" of hostdev process ${process.pid} holds it`);
+      expect(error.hint).toContain(`ps -f -p ${process.pid}`);
+      expect(error.details['holder']).toEqual({ operation: 'detach', pid: process.pid });
+      op.commit([]);
+    });
+  });
+
+  it('does not name a dead process whose intents are still in the journal', async () => {
+    const dir = tempDir();
+    const run = await runChild(
+      `const store = StateStore.open(${JSON.stringify(dir)});
+       await store.exclusive('assign', async (op) => { op.intend(${JSON.stringify(step(1))}); process.exit(0); });`,
+    );
+    expect(run.code).toBe(0);
+    const a = open(dir);
+    const b = open(dir, { lockTimeoutMs: 100 });
+    await a.exclusive('probe', async () => {
+      const error = (await b.exclusive('status', async () => 1).catch((e: unknown) => e)) as HostdevError;
+      expect(error.code).toBe('HOSTDEV_BUSY');
+      expect(error.message).toMatch(/another hostdev process is running and holds it/);
+    });
   });
 
   it('is released when the holder is SIGKILLed', async () => {
