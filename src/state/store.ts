@@ -37,6 +37,8 @@ export const LOCK_FILE = 'lock.db';
 export const WAITING_ROOM_FILE = 'lock-waiters.db';
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 
+const BUG_HINT = 'This is a bug in hostdev (or in a program using its library); please report it with this message.';
+
 const MOVE_ASIDE_HINT =
   'hostdev refuses to start from an empty state, because devices it gave to VMs would be forgotten. ' +
   'Restore the file from a backup, or move it aside (keep it for inspection) to start over; then check ' +
@@ -366,7 +368,9 @@ export class StateStore {
     const outer = this.inside.getStore();
     if (outer !== undefined) {
       return Promise.reject(
-        new HostdevError('HOSTDEV_INTERNAL', `"${operationName}" asked for the state lock inside "${outer}"`),
+        new HostdevError('HOSTDEV_INTERNAL', `"${operationName}" asked for the state lock inside "${outer}"`, {
+          hint: `${BUG_HINT} An operation must not wait for the lock it holds; run "${operationName}" after "${outer}".`,
+        }),
       );
     }
     const run = async (): Promise<T> => {
@@ -405,7 +409,11 @@ export class StateStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new HostdevError('HOSTDEV_INTERNAL', 'the state store is closed');
+    if (this.closed) {
+      throw new HostdevError('HOSTDEV_INTERNAL', 'the state store is closed', {
+        hint: `${BUG_HINT} Close the store (or HostdevManager) only after its last operation.`,
+      });
+    }
   }
 
   /** @internal used by LockedOperation */
@@ -439,7 +447,9 @@ class LockedOperation implements Operation {
 
   private get db(): Database.Database {
     if (this.finished) {
-      throw new HostdevError('HOSTDEV_INTERNAL', `operation "${this.name}" used after its state lock was released`);
+      throw new HostdevError('HOSTDEV_INTERNAL', `operation "${this.name}" used after its state lock was released`, {
+        hint: `${BUG_HINT} An Operation is valid only inside the exclusive() callback that received it.`,
+      });
     }
     return this.store.database;
   }
