@@ -15,6 +15,7 @@ export const ExitCode = {
   kernel: 6,
   state: 7,
   partial: 8,
+  busy: 9,
 } as const;
 export type ExitCodeName = keyof typeof ExitCode;
 
@@ -53,6 +54,10 @@ export const ERROR_CATALOG = {
   },
   HOSTDEV_KERNEL_WRITE: { exit: 'kernel', summary: 'A sysfs write was refused by the kernel.' },
   HOSTDEV_TIMEOUT: { exit: 'kernel', summary: 'A kernel operation did not finish in time.' },
+  HOSTDEV_BUSY: {
+    exit: 'busy',
+    summary: 'Another hostdev operation held the state lock for longer than hostdev waits for it (30 s).',
+  },
   HOSTDEV_STATE: { exit: 'state', summary: 'The state database is unusable.' },
   HOSTDEV_PARTIAL: { exit: 'partial', summary: 'Some devices of a request failed; the others succeeded.' },
   HOSTDEV_NOT_SRIOV: { exit: 'unsupported', summary: 'The device is not an SR-IOV physical function.' },

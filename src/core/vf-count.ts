@@ -82,6 +82,7 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
   const { pf, numVfs, totalVfs, requested } = request;
   if (!Number.isInteger(requested) || requested < 0) {
     throw new HostdevError('HOSTDEV_USAGE', `the VF count must be a whole number of 0 or more, not ${requested}`, {
+      hint: `Ask for 0 to ${totalVfs} VFs (sriov_totalvfs of ${pf}); 0 removes them all.`,
       details: { address: pf },
     });
   }
@@ -140,10 +141,12 @@ export function numVfsWriteError(pf: PciAddress, value: string, errno: string, t
     case 'ENOENT':
     case 'ENODEV':
       return new HostdevError('HOSTDEV_NOT_SRIOV', `PF ${pf} has no sriov_numvfs: it is gone or not SR-IOV capable`, {
+        hint: `Check with \`hostdev show ${pf}\` that the PF is still on the host and shows a VF count; a VF has none.`,
         details,
       });
     default:
       return new HostdevError('HOSTDEV_KERNEL_WRITE', `writing ${value} to sriov_numvfs of PF ${pf} failed: ${errno}`, {
+        hint: `dmesg says why the PF driver refused; \`hostdev vf list ${pf}\` shows how many VFs the PF has now.`,
         details,
       });
   }

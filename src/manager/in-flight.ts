@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { processAlive } from '../host/process-alive.js';
 import type { JournalRecord } from '../state/store.js';
 
 /** An operation with rows in the journal: under way (its process is alive) or left by one that died. */
@@ -10,15 +11,6 @@ export interface InFlightOperation {
   readonly running: boolean;
   readonly addresses: readonly PciAddress[];
   readonly since: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The journal's rows, one entry an operation, in the order they began. */
@@ -33,7 +25,7 @@ export function inFlightOperations(journal: readonly JournalRecord[]): InFlightO
     id: first.operationId,
     operation: first.operationName,
     pid: first.pid,
-    running: alive(first.pid),
+    running: processAlive(first.pid),
     addresses: [...addresses],
     since: first.createdAt,
   }));

@@ -28,6 +28,7 @@ export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevE
     );
   }
   return new HostdevError('HOSTDEV_INTERNAL', `unexpected failure while changing PCI device ${address}: ${String(error)}`, {
+    hint: 'This is a bug in hostdev; please report it with this message. `hostdev status` shows where the device was left.',
     details: { address },
     cause: error,
   });

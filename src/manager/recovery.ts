@@ -434,6 +434,11 @@ function notOn(address: PciAddress, expected: string | null, actual: string | nu
   return new HostdevError(
     'HOSTDEV_BIND_FAILED',
     `PCI device ${address} is on ${actual ?? 'no driver'}, not on ${expected ?? 'no driver'}`,
-    { details: { address, driver: actual, expected } },
+    {
+      hint:
+        'dmesg says why the driver did not take it; `hostdev status` shows where the device was left and the ' +
+        'command that settles it.',
+      details: { address, driver: actual, expected },
+    },
   );
 }

@@ -1,6 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
+import { notFound } from '../core/plan-errors.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import type { Owner, Tables } from '../core/tables.js';
 import { numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
@@ -40,7 +41,7 @@ export interface VfListReport {
 function readPf(layout: SysfsLayout, pf: PciAddress): PciDevice & { sriov: NonNullable<PciDevice['sriov']> } {
   const device = readDevice(layout, pf, { names: null });
   if (device === null) {
-    throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `PCI device ${pf} not found on this host`, { details: { address: pf } });
+    throw notFound(pf);
   }
   if (device.sriov === null) {
     const vfHint = device.physfn === null ? '' : ` (it is VF of ${device.physfn})`;

@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
+import { notFound } from '../core/plan-errors.js';
 import type { NetPort } from '../net/net-port.js';
 import {
   describeSetting,
@@ -38,7 +39,7 @@ export interface VfNetTarget {
 export function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarget {
   const vf = readDevice(layout, address, { names: null });
   if (vf === null) {
-    throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `PCI device ${address} not found on this host`, { details: { address } });
+    throw notFound(address);
   }
   if (vf.physfn === null) {
     throw new HostdevError('HOSTDEV_NOT_SRIOV', `${address} is not an SR-IOV VF: --mac/--vlan/--spoofchk/--trust apply to VFs only`, {
@@ -108,6 +109,9 @@ export class VfNetConfigurator {
     const vf = link.vfs.find((entry) => entry.vf === target.vfIndex);
     if (vf === undefined) {
       throw new HostdevError('HOSTDEV_NET_CONFIG', `PF ${target.pfNetdev} reports no VF ${target.vfIndex} (${target.address})`, {
+        hint:
+          `\`ip link show ${target.pfNetdev}\` should list vf ${target.vfIndex}: if the VF count just changed, retry; ` +
+          'if it never lists VFs, the PF driver does not report them and their MAC and VLAN cannot be set.',
         details: { address: target.address, ifname: target.pfNetdev },
       });
     }

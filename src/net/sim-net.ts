@@ -42,7 +42,10 @@ export function simNetFile(root: string): string {
 }
 
 function ipError(message: string, ifname: string): HostdevError {
-  return new HostdevError('HOSTDEV_NET_CONFIG', `ip (simulated) on ${ifname}: ${message}`, { details: { ifname } });
+  return new HostdevError('HOSTDEV_NET_CONFIG', `ip (simulated) on ${ifname}: ${message}`, {
+    hint: "The simulated host has no such interface or VF: `hostdev vf list PF` shows the PF's netdev and its VFs.",
+    details: { ifname },
+  });
 }
 
 export class SimNetPort implements NetPort {

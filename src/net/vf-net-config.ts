@@ -79,6 +79,7 @@ export function parseOnOff(input: string, option: string): boolean {
   if (input === 'on') return true;
   if (input === 'off') return false;
   throw new HostdevError('HOSTDEV_USAGE', `${option} takes "on" or "off", not "${input}"`, {
+    hint: `Write ${option} on or ${option} off.`,
     details: { input },
   });
 }
@@ -87,6 +88,7 @@ export function parseOnOff(input: string, option: string): boolean {
 export function checkIfname(ifname: string): string {
   if (!IFNAME.test(ifname)) {
     throw new HostdevError('HOSTDEV_USAGE', `"${ifname}" is not a network interface name`, {
+      hint: 'hostdev gives `ip` only names of 1 to 15 letters, digits and _.:@-; rename the interface (`ip link set dev OLD name NEW`).',
       details: { input: ifname },
     });
   }
@@ -161,6 +163,7 @@ export function parseIpLinkShow(output: string, ifname: string): PfLinkInfo {
   const link = links.find((entry) => entry['ifname'] === ifname) ?? links[0];
   if (link === undefined) {
     throw new HostdevError('HOSTDEV_NET_CONFIG', `\`ip -j link show ${ifname}\` reported no interface`, {
+      hint: `Check that ${ifname} still exists (\`ip link show\`): it may have been renamed or removed; then retry.`,
       details: { ifname },
     });
   }

@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processAlive } from '../host/process-alive.js';
 import { simDir } from './host-model.js';
 
 /**
@@ -189,20 +190,11 @@ export function letGo(root: string, record: HeldRecord): void {
   fs.rmSync(path.join(heldRoot(root), record.id), { recursive: true, force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Restores the holds whose process died; returns their ids. */
 export function recoverOrphans(root: string): string[] {
   const out: string[] = [];
   for (const record of heldRecords(root)) {
-    if (alive(record.pid)) continue;
+    if (processAlive(record.pid)) continue;
     restoreFiles(record);
     letGo(root, record);
     out.push(record.id);
@@ -231,7 +223,7 @@ export async function guardHold(root: string, id: string, pid: number, intervalM
   for (;;) {
     const record = readHeld(root, id);
     if (record === null || record.pid !== pid) return false;
-    if (!alive(pid)) {
+    if (!processAlive(pid)) {
       restoreFiles(record);
       letGo(root, record);
       return true;

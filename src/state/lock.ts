@@ -2,6 +2,12 @@ import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostdevError } from '../core/errors.js';
 
+/** A process known to hold the lock, and the operation it runs. */
+export interface LockHolder {
+  readonly operation: string;
+  readonly pid: number;
+}
+
 /** Waiters poll at most every MAX_POLL_MS (plus as much jitter). */
 const MAX_POLL_MS = 16;
 /** How long a process may keep retaking the lock while others wait, before it yields. */
@@ -43,8 +49,11 @@ export class ProcessLock {
     return this.held;
   }
 
-  /** Waits up to `timeoutMs` for the lock; HOSTDEV_TIMEOUT names the lock when it stays taken. */
-  async acquire(timeoutMs: number, operationName: string): Promise<void> {
+  /**
+   * Waits up to `timeoutMs` for the lock; HOSTDEV_BUSY names the lock, and the holder when
+   * `holder` can tell who it is, when it stays taken.
+   */
+  async acquire(timeoutMs: number, operationName: string, holder: () => LockHolder | null = () => null): Promise<void> {
     let started = Date.now();
     const backToBack = started - this.releasedAt < YIELD_MS;
     if (!backToBack) this.sliceStart = started;
@@ -61,19 +70,7 @@ export class ProcessLock {
         }
         this.enterWaitingRoom();
         const waited = Date.now() - started;
-        if (waited >= timeoutMs) {
-          throw new HostdevError(
-            'HOSTDEV_TIMEOUT',
-            `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ` +
-              'another hostdev process is running and holds it',
-            {
-              hint:
-                'Wait for the other hostdev command (or the daemon) to finish and retry; ' +
-                '`ps -C node -f | grep hostdev` shows it. The lock is released when that process exits or dies.',
-              details: { path: this.path, operation: operationName, waitedMs: waited },
-            },
-          );
-        }
+        if (waited >= timeoutMs) throw this.busyError(operationName, timeoutMs, waited, holder());
         await sleep(Math.min(timeoutMs - waited, pause + Math.random() * pause));
         pause = Math.min(pause * 2, MAX_POLL_MS);
       }
@@ -111,6 +108,24 @@ export class ProcessLock {
     this.leaveWaitingRoom();
     this.db.close();
     this.room.close();
+  }
+
+  private busyError(operationName: string, timeoutMs: number, waitedMs: number, holder: LockHolder | null): HostdevError {
+    const who = holder === null ? 'another hostdev process is running and' : `"${holder.operation}" of hostdev process ${holder.pid}`;
+    return new HostdevError(
+      'HOSTDEV_BUSY',
+      `could not take the hostdev state lock ${this.path} for "${operationName}" within ${timeoutMs} ms: ${who} holds it`,
+      {
+        hint:
+          holder === null
+            ? 'Wait for the other hostdev command (or `hostdev watch`) to finish and retry; `ps -C node -f | grep hostdev` ' +
+              'finds it. The lock is released when that process exits or dies.'
+            : `Wait for "${holder.operation}" to finish and retry; \`ps -f -p ${holder.pid}\` shows the process. It is ` +
+              'part-way through its sysfs writes, and one can block for as long as a VM holds the device (dmesg says so). ' +
+              'The lock is released when that process exits or dies.',
+        details: { path: this.path, operation: operationName, waitedMs, holder },
+      },
+    );
   }
 
   /** A read transaction holds a SHARED lock on the waiting room until it ends. */

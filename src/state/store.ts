@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
+import { processAlive } from '../host/process-alive.js';
 import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 
 export { DB_FILE };
-import { ProcessLock } from './lock.js';
+import { ProcessLock, type LockHolder } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type { Located } from '../core/tables.js';
 import type { VfNetRequest } from '../net/vf-net-config.js';
@@ -35,6 +36,8 @@ export type * from './types.js';
 export const LOCK_FILE = 'lock.db';
 export const WAITING_ROOM_FILE = 'lock-waiters.db';
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
+
+const BUG_HINT = 'This is a bug in hostdev (or in a program using its library); please report it with this message.';
 
 const MOVE_ASIDE_HINT =
   'hostdev refuses to start from an empty state, because devices it gave to VMs would be forgotten. ' +
@@ -265,7 +268,7 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
 
 /** What `exclusive()` holds; ProcessLock across processes, InProcessLock for a snapshot. */
 interface StateLock {
-  acquire(timeoutMs: number, operationName: string): Promise<void>;
+  acquire(timeoutMs: number, operationName: string, holder: () => LockHolder | null): Promise<void>;
   /** One attempt that never waits. */
   tryAcquire(): boolean;
   release(): void;
@@ -468,7 +471,7 @@ export class StateStore {
 
   /**
    * Runs `fn` holding the cross-process exclusive lock (dies with the process; bounded wait ->
-   * HOSTDEV_TIMEOUT). Calls from one process queue up in order; a nested call would wait for
+   * HOSTDEV_BUSY). Calls from one process queue up in order; a nested call would wait for
    * itself, so it is refused.
    */
   exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {
@@ -476,11 +479,13 @@ export class StateStore {
     const outer = this.inside.getStore();
     if (outer !== undefined) {
       return Promise.reject(
-        new HostdevError('HOSTDEV_INTERNAL', `"${operationName}" asked for the state lock inside "${outer}"`),
+        new HostdevError('HOSTDEV_INTERNAL', `"${operationName}" asked for the state lock inside "${outer}"`, {
+          hint: `${BUG_HINT} An operation must not wait for the lock it holds; run "${operationName}" after "${outer}".`,
+        }),
       );
     }
     const run = async (): Promise<T> => {
-      await this.lock.acquire(this.lockTimeoutMs, operationName);
+      await this.lock.acquire(this.lockTimeoutMs, operationName, () => this.lockHolder());
       return this.holding(operationName, fn);
     };
     this.pending += 1;
@@ -513,6 +518,19 @@ export class StateStore {
     }
   }
 
+  /**
+   * Who holds the lock, as far as the journal tells: intents are only written under the lock and
+   * cleared when the operation commits, so a live process with journal rows is the holder. An
+   * operation that has written none yet is not known.
+   */
+  private lockHolder(): LockHolder | null {
+    const rows = this.db
+      .prepare('SELECT op_name, pid FROM journal ORDER BY id DESC')
+      .all() as Pick<JournalRow, 'op_name' | 'pid'>[];
+    const row = rows.find((candidate) => processAlive(candidate.pid));
+    return row === undefined ? null : { operation: row.op_name, pid: row.pid };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -521,7 +539,11 @@ export class StateStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new HostdevError('HOSTDEV_INTERNAL', 'the state store is closed');
+    if (this.closed) {
+      throw new HostdevError('HOSTDEV_INTERNAL', 'the state store is closed', {
+        hint: `${BUG_HINT} Close the store (or HostdevManager) only after its last operation.`,
+      });
+    }
   }
 
   /** @internal used by LockedOperation */
@@ -555,7 +577,9 @@ class LockedOperation implements Operation {
 
   private get db(): Database.Database {
     if (this.finished) {
-      throw new HostdevError('HOSTDEV_INTERNAL', `operation "${this.name}" used after its state lock was released`);
+      throw new HostdevError('HOSTDEV_INTERNAL', `operation "${this.name}" used after its state lock was released`, {
+        hint: `${BUG_HINT} An Operation is valid only inside the exclusive() callback that received it.`,
+      });
     }
     return this.store.database;
   }

@@ -128,7 +128,7 @@ export interface StoredReport {
 }
 
 export interface StoreOptions {
-  /** Longest wait for the cross-process lock before HOSTDEV_TIMEOUT (default 30 s). */
+  /** Longest wait for the cross-process lock before HOSTDEV_BUSY (default 30 s). */
   readonly lockTimeoutMs?: number;
   /**
    * FOR BENCHMARKS ONLY (bench/journal.ts measures the journal's cost): `false` makes intend()

@@ -187,18 +187,52 @@ describe('journal', () => {
 });
 
 describe('the cross-process lock', () => {
-  it('makes a second holder wait, then times out with HOSTDEV_TIMEOUT naming the lock', async () => {
+  it('makes a second holder wait, then gives up with HOSTDEV_BUSY (exit 9) naming the lock', async () => {
     const dir = tempDir();
     const a = open(dir);
     const b = open(dir, { lockTimeoutMs: 150 });
     await a.exclusive('assign', async () => {
       const error = await b.exclusive('release', async () => 1).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(HostdevError);
-      expect((error as HostdevError).code).toBe('HOSTDEV_TIMEOUT');
+      expect((error as HostdevError).code).toBe('HOSTDEV_BUSY');
+      expect((error as HostdevError).exitCode).toBe(9);
       expect((error as HostdevError).message).toContain(path.join(dir, LOCK_FILE));
-      expect((error as HostdevError).message).toMatch(/another hostdev process is running/);
+      expect((error as HostdevError).message).toMatch(/for "release" within 150 ms: another hostdev process is running/);
+      expect((error as HostdevError).hint).toMatch(/retry/);
+      expect((error as HostdevError).details['holder']).toBeNull();
     });
     await expect(b.exclusive('release', async () => 2)).resolves.toBe(2);
+  });
+
+  it('names the operation that holds the lock once it has written an intent, and its pid', async () => {
+    const dir = tempDir();
+    const a = open(dir);
+    const b = open(dir, { lockTimeoutMs: 100 });
+    await a.exclusive('detach', async (op) => {
+      op.intend(step(1));
+      const error = (await b.exclusive('status', async () => 1).catch((e: unknown) => e)) as HostdevError;
+      expect(error.code).toBe('HOSTDEV_BUSY');
+      expect(error.message).toContain(`for "status" within 100 ms: "detach" of hostdev process ${process.pid} holds it`);
+      expect(error.hint).toContain(`ps -f -p ${process.pid}`);
+      expect(error.details['holder']).toEqual({ operation: 'detach', pid: process.pid });
+      op.commit([]);
+    });
+  });
+
+  it('does not name a dead process whose intents are still in the journal', async () => {
+    const dir = tempDir();
+    const run = await runChild(
+      `const store = StateStore.open(${JSON.stringify(dir)});
+       await store.exclusive('assign', async (op) => { op.intend(${JSON.stringify(step(1))}); process.exit(0); });`,
+    );
+    expect(run.code).toBe(0);
+    const a = open(dir);
+    const b = open(dir, { lockTimeoutMs: 100 });
+    await a.exclusive('probe', async () => {
+      const error = (await b.exclusive('status', async () => 1).catch((e: unknown) => e)) as HostdevError;
+      expect(error.code).toBe('HOSTDEV_BUSY');
+      expect(error.message).toMatch(/another hostdev process is running and holds it/);
+    });
   });
 
   it('is released when the holder is SIGKILLed', async () => {
@@ -217,7 +251,7 @@ describe('the cross-process lock', () => {
           .exclusive('probe', async () => 0)
           .then(
             () => -1,
-            (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_TIMEOUT' ? 1 : -2),
+            (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_BUSY' ? 1 : -2),
           )
           .finally(() => process.kill(pid, 'SIGKILL'));
       },

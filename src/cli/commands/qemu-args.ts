@@ -17,7 +17,9 @@ export function registerQemuArgs(program: Command): void {
         const opts = command.opts<{ domain: string; hypervisor: string; machine: QemuMachine; firstChassis: string }>();
         const firstChassis = Number(opts.firstChassis);
         if (!Number.isInteger(firstChassis)) {
-          throw new HostdevError('HOSTDEV_USAGE', `--first-chassis must be a whole number, not "${opts.firstChassis}"`);
+          throw new HostdevError('HOSTDEV_USAGE', `--first-chassis must be a whole number, not "${opts.firstChassis}"`, {
+            hint: 'Give --first-chassis a whole number of 1 or more, or leave it out for 1.',
+          });
         }
         const status = await withManager(globals, (manager) => manager.status(), { reader: true });
         const missing = new Set<string>(status.missing);

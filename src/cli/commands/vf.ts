@@ -51,7 +51,9 @@ function setCountText(report: SetCountReport): string {
 function parseCount(input: string): number {
   const count = Number(input);
   if (!/^\d+$/.test(input) || !Number.isSafeInteger(count)) {
-    throw new HostdevError('HOSTDEV_USAGE', `the VF count must be a whole number of 0 or more, not "${input}"`);
+    throw new HostdevError('HOSTDEV_USAGE', `the VF count must be a whole number of 0 or more, not "${input}"`, {
+      hint: 'Give the count in digits (0 removes every VF); `hostdev vf list PF` shows how many the PF supports.',
+    });
   }
   return count;
 }

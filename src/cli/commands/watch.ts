@@ -24,7 +24,9 @@ interface WatchOptions {
 function positiveMs(value: string, option: string): number {
   const ms = Number(value);
   if (!Number.isInteger(ms) || ms < 10) {
-    throw new HostdevError('HOSTDEV_USAGE', `${option} takes a number of milliseconds (10 or more), not "${value}"`);
+    throw new HostdevError('HOSTDEV_USAGE', `${option} takes a number of milliseconds (10 or more), not "${value}"`, {
+      hint: `Give ${option} a whole number of milliseconds, e.g. ${option} 1000, or leave it out for the default.`,
+    });
   }
   return ms;
 }
@@ -72,7 +74,9 @@ export function registerWatch(program: Command): void {
       const intervalMs = positiveMs(options.interval, '--interval');
       const readTimeoutMs = positiveMs(options.readTimeout, '--read-timeout');
       if (!['auto', 'udev', 'poll', 'sim'].includes(options.source)) {
-        throw new HostdevError('HOSTDEV_USAGE', `--source takes auto, udev, poll or sim, not "${options.source}"`);
+        throw new HostdevError('HOSTDEV_USAGE', `--source takes auto, udev, poll or sim, not "${options.source}"`, {
+          hint: "Leave --source out for auto: the simulator's log on a simulated tree, else udev, else polling sysfs.",
+        });
       }
       process.exitCode = await runWatch({
         globals,
