@@ -1,4 +1,5 @@
 // Public library entry: re-exports only. Each module below is one concern.
+// The service is the way in; the simulator has its own entry (hostdev/sim).
 export * from './core/address.js';
 export * from './core/device.js';
 export * from './core/errors.js';
@@ -15,3 +16,26 @@ export {
 export { FsKernelPort, KernelWriteError, type KernelPort } from './sysfs/kernel-port.js';
 export * from './core/vfio-variant.js';
 export { readVfioAliases, type VfioAliasTable } from './host/modules-alias.js';
+export {
+  HostdevService,
+  DEFAULT_STATE_DIR,
+  type HostdevServiceOptions,
+  type ServiceAssignRequest,
+  type ServiceReleaseRequest,
+  type AssignResult,
+  type ReleaseResult,
+  type QemuArgsRequest,
+  type QemuArgsReport,
+  type ForgetReport,
+  type VfNetRequests,
+} from './service/hostdev-service.js';
+export type { OperationReport, ReleaseReport, FailureReport } from './manager/reports.js';
+export type { StatusReport } from './manager/status.js';
+export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';
+export type { InFlightOperation } from './manager/in-flight.js';
+export type { VfListReport, VfListEntry, SetCountReport, SetCountRequest } from './manager/vf-lifecycle.js';
+export type { DetachOptions } from './manager/hostdev-manager.js';
+export type { VfNetRequest } from './net/vf-net-config.js';
+export type { ActiveEntry, InactiveEntry, Owner, Tables } from './core/tables.js';
+export type { HostUsagePort } from './host/host-usage-port.js';
+export type { NetPort } from './net/net-port.js';

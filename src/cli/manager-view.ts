@@ -4,9 +4,9 @@ import { ExitCode } from '../core/errors.js';
 import { formatChange, planWrites } from '../core/plan-types.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
-import type { HostdevManager } from '../manager/hostdev-manager.js';
+import type { HostdevService } from '../service/hostdev-service.js';
 import type { CommandResult } from './context.js';
-import { withManager } from './open-manager.js';
+import { withService } from './open-manager.js';
 import { action } from './run-action.js';
 
 /** What the manager commands (detach, reattach, reset, assign, release) print. */
@@ -81,7 +81,7 @@ export function registerNodeCommand(
   spec: {
     readonly name: string;
     readonly description: string;
-    readonly run: (manager: HostdevManager, address: PciAddress, dryRun: boolean) => Promise<OperationReport>;
+    readonly run: (service: HostdevService, address: PciAddress, dryRun: boolean) => Promise<OperationReport>;
     readonly headline: (report: OperationReport, address: PciAddress) => string;
   },
 ): void {
@@ -93,7 +93,7 @@ export function registerNodeCommand(
       action(async (globals, command: Command, input: string) => {
         const address = parseAddress(input);
         const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
-        const report = await withManager(globals, (manager) => spec.run(manager, address, dryRun), { dryRun });
+        const report = await withService(globals, (service) => spec.run(service, address, dryRun), { dryRun });
         return reportResult(report, spec.headline(report, address));
       }),
     );

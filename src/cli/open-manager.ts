@@ -1,4 +1,5 @@
 import type { HostdevManager } from '../manager/hostdev-manager.js';
+import type { HostdevService } from '../service/hostdev-service.js';
 import type { TableLookup } from '../manager/table-lookup.js';
 import type { GlobalOptions } from './context.js';
 
@@ -31,19 +32,37 @@ export async function openManager(globals: GlobalOptions, options: OpenMode = {}
   });
 }
 
-/** Opens, runs, closes. With `dryRun` the manager changes nothing, recovery included (see OpenOptions.dryRun). */
-export async function withManager<T>(
+/** The service as the global options say (the simulated kernel and host use with --simulate). */
+export async function openService(globals: GlobalOptions, options: OpenMode = {}): Promise<HostdevService> {
+  const [{ HostdevService }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
+    import('../service/hostdev-service.js'),
+    import('../host/sim-host-usage.js'),
+    import('./kernel-port-for.js'),
+  ]);
+  const kernel = await kernelPortFor(globals);
+  return HostdevService.open({
+    root: globals.root,
+    stateDir: globals.stateDir,
+    kernel,
+    ...(globals.simulate ? { hostUsage: new SimHostUsage(globals.root) } : {}),
+    dryRun: options.dryRun ?? false,
+    reader: options.reader ?? false,
+  });
+}
+
+/** Opens, runs, closes. With `dryRun` the service changes nothing, recovery included. */
+export async function withService<T>(
   globals: GlobalOptions,
-  fn: (manager: HostdevManager) => Promise<T>,
+  fn: (service: HostdevService) => Promise<T>,
   options: OpenMode = {},
 ): Promise<T> {
-  const manager = await openManager(globals, options);
+  const service = await openService(globals, options);
   // What recovery found on open goes to stderr like any warning, before the command's own output.
-  for (const warning of manager.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
+  for (const warning of service.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {
-    return await fn(manager);
+    return await fn(service);
   } finally {
-    manager.close();
+    service.close();
   }
 }
 

@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
 import { parseDomainOptions, reportResult } from '../manager-view.js';
-import { withManager } from '../open-manager.js';
+import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
-import { addVfNetOptions, assignVfNet, vfNetRequests, type VfNetOptionValues } from './vf.js';
+import { addVfNetOptions, vfNetRequests, type VfNetOptionValues } from './vf.js';
 
 export function registerAssign(program: Command): void {
   addVfNetOptions(program
@@ -31,33 +31,32 @@ export function registerAssign(program: Command): void {
         const { domain, hypervisor } = parseDomainOptions(opts);
         if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
         const addresses = inputs.map(parseAddress);
-        const vfRequests = vfNetRequests(opts, addresses);
-        const vfWarnings: string[] = [];
-        let vfPlanned: string[] = [];
-        const report = await withManager(globals, (manager) => {
-          const vfNet = assignVfNet(manager, vfRequests, (line) => vfWarnings.push(line));
-          vfPlanned = vfNet.planned;
-          return manager.assign({
-            domain,
-            hypervisor,
-            addresses,
-            managed: !(opts.unmanaged ?? false),
-            ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
-            withGroup: opts.withGroup ?? false,
-            force: opts.force ?? false,
-            dryRun: opts.dryRun ?? false,
-            hooks: vfNet.hooks,
-          });
-        }, { dryRun: opts.dryRun ?? false });
+        const vf = vfNetRequests(opts, addresses);
+        const report = await withService(
+          globals,
+          (service) =>
+            service.assign({
+              domain,
+              hypervisor,
+              addresses,
+              managed: !(opts.unmanaged ?? false),
+              ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
+              withGroup: opts.withGroup ?? false,
+              force: opts.force ?? false,
+              dryRun: opts.dryRun ?? false,
+              ...(vf === null ? {} : { vf }),
+            }),
+          { dryRun: opts.dryRun ?? false },
+        );
         const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
         const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
-        if (vfPlanned.length === 0 && vfWarnings.length === 0) return result;
-        const vfLines = vfPlanned.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
+        if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
+        const vfLines = report.vfConfig.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
         return {
           ...result,
           text: [...(report.dryRun ? vfLines : []), result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
-          json: { ...(result.json as object), vfConfig: vfPlanned },
-          warnings: [...(result.warnings ?? []), ...vfWarnings],
+          json: { ...(result.json as object), vfConfig: report.vfConfig },
+          warnings: [...(result.warnings ?? []), ...report.warnings],
         };
       }),
     );

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { reportResult } from '../manager-view.js';
-import { withManager } from '../open-manager.js';
+import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
 export function registerDetach(program: Command): void {
@@ -15,8 +15,8 @@ export function registerDetach(program: Command): void {
       action(async (globals, command: Command, input: string) => {
         const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean }>();
         const address = parseAddress(input);
-        const report = await withManager(globals, (manager) =>
-          manager.detach(address, {
+        const report = await withService(globals, (service) =>
+          service.detach(address, {
             ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
             force: opts.force ?? false,
             dryRun: opts.dryRun ?? false,

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
 import { HostdevError } from '../../core/errors.js';
-import { qemuArgs, shellJoin, type QemuMachine } from '../../core/qemu-args.js';
-import { withManager } from '../open-manager.js';
+import { shellJoin, type QemuMachine } from '../../core/qemu-args.js';
+import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
 export function registerQemuArgs(program: Command): void {
@@ -21,15 +21,12 @@ export function registerQemuArgs(program: Command): void {
             hint: 'Give --first-chassis a whole number of 1 or more, or leave it out for 1.',
           });
         }
-        const status = await withManager(globals, (manager) => manager.status(), { reader: true });
-        const missing = new Set<string>(status.missing);
-        const owned = status.active.filter((e) => e.usedBy.domain === opts.domain && e.usedBy.driver === opts.hypervisor);
-        const present = owned.filter((e) => !missing.has(e.address));
-        const warnings = owned
-          .filter((e) => missing.has(e.address))
-          .map((e) => `${e.address} is assigned to ${opts.domain} but no longer on this host: left out (release the domain to prune it)`);
-        if (owned.length === 0) warnings.push(`domain ${opts.domain} (${opts.hypervisor}) holds no device: nothing to pass to QEMU`);
-        const argv = qemuArgs(present, { machine: opts.machine, firstChassis });
+        const report = await withService(
+          globals,
+          (service) => service.qemuArgs({ domain: opts.domain, hypervisor: opts.hypervisor, machine: opts.machine, firstChassis }),
+          { reader: true },
+        );
+        const { argv, warnings } = report;
         return { json: argv, text: shellJoin(argv), warnings };
       }),
     );

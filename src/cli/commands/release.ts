@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
-import { withManager } from '../open-manager.js';
+import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
-import { releaseVfNet } from './vf.js';
 
 export function registerRelease(program: Command): void {
   program
@@ -17,21 +16,19 @@ export function registerRelease(program: Command): void {
         const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
         const addresses = inputs.length > 0 ? inputs.map(parseAddress) : undefined;
-        const vfWarnings: string[] = [];
-        const report = await withManager(globals, (manager) =>
-          manager.release({
+        const report = await withService(globals, (service) =>
+          service.release({
             domain,
             hypervisor,
             ...(addresses ? { addresses } : {}),
             dryRun: opts.dryRun ?? false,
-            hooks: releaseVfNet(manager, (line) => vfWarnings.push(line)),
           }),
           { dryRun: opts.dryRun ?? false },
         );
         const result = reportResult(report, releaseHeadline(report, domain));
         return {
           ...result,
-          warnings: [...(result.warnings ?? []), ...vfWarnings],
+          warnings: [...(result.warnings ?? []), ...report.warnings],
           json: { ...reportJson(report), released: report.released, reattached: report.reattached, inactive: report.inactive },
         };
       }),

@@ -5,7 +5,7 @@ export function registerReset(program: Command): void {
   registerNodeCommand(program, {
     name: 'reset',
     description: "reset a device through the kernel's reset file (its first reset_method); refused while a domain owns it",
-    run: (manager, address, dryRun) => manager.reset(address, { dryRun }),
+    run: (service, address, dryRun) => service.reset(address, { dryRun }),
     headline: (_report, address) => `reset ${address}`,
   });
 }

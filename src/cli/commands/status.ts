@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { withManager } from '../open-manager.js';
+import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 import { statusText } from '../status-view.js';
 
@@ -9,7 +9,7 @@ export function registerStatus(program: Command): void {
     .description('the device tables: active (owned by a domain) and inactive (detached, owned by nobody)')
     .action(
       action(async (globals) => {
-        const status = await withManager(globals, (manager) => manager.status(), { reader: true });
+        const status = await withService(globals, (service) => service.status(), { reader: true });
         const warnings: string[] = [];
         for (const address of status.missing) warnings.push(`${address} is active but no longer on this host; release its domain to prune it`);
         if (status.journal.unfinished > 0) warnings.push(`${status.journal.unfinished} unfinished journal step(s): the next command recovers them`);

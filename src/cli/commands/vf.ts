@@ -2,14 +2,13 @@ import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
 import type { PciAddress } from '../../core/address.js';
-import type { HostdevManager, OperationHooks } from '../../manager/hostdev-manager.js';
-import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../../manager/vf-net.js';
-import { describeDeparted, forgetDeparted } from '../../manager/departed.js';
-import { listVfs, setVfCount, type SetCountReport, type VfListReport } from '../../manager/vf-lifecycle.js';
+import { describeDeparted } from '../../manager/departed.js';
+import type { VfNetRequests } from '../../service/hostdev-service.js';
+import type { SetCountReport, VfListReport } from '../../manager/vf-lifecycle.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan, type VfNetRequest } from '../../net/vf-net-config.js';
 import { recoveryWouldAct } from '../../manager/recovery.js';
 import { recoveryPreviewLines } from '../manager-view.js';
-import { withManager } from '../open-manager.js';
+import { withService } from '../open-manager.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
@@ -80,10 +79,7 @@ export function registerVf(program: Command): void {
     .action(
       action(async (globals, _command: Command, input: string) => {
         const pf = parseAddress(input);
-        const report = await withManager(globals, (manager) =>
-          listVfs(manager.layout, manager.tables(), manager.net, pf),
-          { reader: true },
-        );
+        const report = await withService(globals, (service) => service.vf.list(pf), { reader: true });
         return { json: report, text: listText(report), warnings: report.warnings };
       }),
     );
@@ -103,14 +99,11 @@ export function registerVf(program: Command): void {
         const progress = progressPrinter();
         try {
           const dryRun = opts.dryRun ?? false;
-          const [report, recovery] = await withManager(
+          const [report, recovery] = await withService(
             globals,
-            async (manager) => {
-              const counted = await setVfCount(
-                { layout: manager.layout, store: manager.store, kernel: manager.kernel },
-                { pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print },
-              );
-              return [counted, dryRun && recoveryWouldAct(manager.recovery) ? manager.recovery : null] as const;
+            async (service) => {
+              const counted = await service.vf.setCount({ pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print });
+              return [counted, dryRun && recoveryWouldAct(service.recovery) ? service.recovery : null] as const;
             },
             { dryRun },
           );
@@ -136,14 +129,9 @@ export function registerVf(program: Command): void {
           });
         }
         const addresses = all ? null : inputs.map(parseAddress);
-        const dropped = await withManager(globals, (manager) => forgetDeparted(manager.store, addresses));
-        const unknown = (addresses ?? []).filter((address) => !dropped.some((record) => record.address === address));
-        const lines = dropped.length === 0 ? ['no departed VF forgotten'] : dropped.map((record) => `forgot ${describeDeparted(record)}`);
-        return {
-          json: { forgotten: dropped },
-          text: lines.join('\n'),
-          warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`),
-        };
+        const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget(addresses));
+        const lines = forgotten.length === 0 ? ['no departed VF forgotten'] : forgotten.map((record) => `forgot ${describeDeparted(record)}`);
+        return { json: { forgotten }, text: lines.join('\n'), warnings };
       }),
     );
 }
@@ -166,7 +154,7 @@ export function addVfNetOptions(command: Command): Command {
 }
 
 /** The VF config asked for each address; null when no VF option was given. */
-export function vfNetRequests(opts: VfNetOptionValues, addresses: readonly PciAddress[]): Map<PciAddress, VfNetRequest> | null {
+export function vfNetRequests(opts: VfNetOptionValues, addresses: readonly PciAddress[]): VfNetRequests | null {
   const request: VfNetRequest = {
     ...(opts.vlan === undefined ? {} : { vlan: parseVlan(opts.vlan) }),
     ...(opts.trust === undefined ? {} : { trust: parseOnOff(opts.trust, '--trust') }),
@@ -179,22 +167,5 @@ export function vfNetRequests(opts: VfNetOptionValues, addresses: readonly PciAd
       hint: 'Assign VFs that need different MACs one by one.',
     });
   }
-  return new Map(addresses.map((address) => [address, request]));
-}
-
-/** Hooks and dry-run lines for an assign with VF options. */
-export function assignVfNet(
-  manager: HostdevManager,
-  requests: ReadonlyMap<PciAddress, VfNetRequest> | null,
-  warn: (line: string) => void,
-): { hooks: OperationHooks; planned: string[] } {
-  const configurator = new VfNetConfigurator(manager.net, manager.layout);
-  if (requests === null) return { hooks: {}, planned: [] };
-  const planned = [...requests].flatMap(([address, request]) => configurator.plan(configurator.target(address), request));
-  return { hooks: vfNetAssignHooks(configurator, requests, deviceExists(manager.layout), warn), planned };
-}
-
-export function releaseVfNet(manager: HostdevManager, warn: (line: string) => void): OperationHooks {
-  const configurator = new VfNetConfigurator(manager.net, manager.layout);
-  return vfNetReleaseHooks(configurator, deviceExists(manager.layout), warn);
+  return Object.fromEntries(addresses.map((address) => [address, request]));
 }

@@ -1,0 +1,225 @@
+import type { PciAddress } from '../core/address.js';
+import { HostdevError } from '../core/errors.js';
+import { qemuArgs, type QemuMachine } from '../core/qemu-args.js';
+import type { ActiveEntry } from '../core/tables.js';
+import type { HostUsagePort } from '../host/host-usage-port.js';
+import { ProcHostUsage } from '../host/proc-host-usage.js';
+import { forgetDeparted } from '../manager/departed.js';
+import {
+  DEFAULT_HYPERVISOR,
+  HostdevManager,
+  type AssignRequest,
+  type DetachOptions,
+  type ReleaseRequest,
+} from '../manager/hostdev-manager.js';
+import type { RecoveryReport } from '../manager/recovery.js';
+import type { OperationReport, ReleaseReport } from '../manager/reports.js';
+import type { StatusReport } from '../manager/status.js';
+import { listVfs, setVfCount, type SetCountReport, type SetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
+import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../manager/vf-net.js';
+import type { NetPort } from '../net/net-port.js';
+import { isEmptyRequest, type VfNetRequest } from '../net/vf-net-config.js';
+import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
+import type { DepartedVfRecord } from '../state/store.js';
+
+export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
+
+export interface HostdevServiceOptions {
+  /** The directory that stands for "/" (default "/": this host). */
+  readonly root?: string;
+  /** Where the tables live (default /var/lib/hostdev). */
+  readonly stateDir?: string;
+  /** Default: writes files under the root. The simulated kernel comes from the `hostdev/sim` export. */
+  readonly kernel?: KernelPort;
+  /** Default: the host's own use of devices (addresses, routes, mounts, console) under the root. */
+  readonly hostUsage?: HostUsagePort;
+  /** Default: iproute2 on the real host, its emulation on a simulated tree. */
+  readonly net?: NetPort;
+  readonly lockTimeoutMs?: number;
+  /** Opens for dry runs only: nothing on disk or in sysfs is changed, recovery included. */
+  readonly dryRun?: boolean;
+  /** For callers that only look: recovery at open never waits for another operation's lock. */
+  readonly reader?: boolean;
+}
+
+/** VF network config of an assign, by VF address: saved first, set, and put back at release. */
+export type VfNetRequests = Readonly<Record<string, VfNetRequest>>;
+
+export interface ServiceAssignRequest extends Omit<AssignRequest, 'hooks'> {
+  readonly vf?: VfNetRequests;
+}
+
+export interface AssignResult extends OperationReport {
+  /** The `ip link set` commands run (or, on a dry run, that would run), in order. */
+  readonly vfConfig: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+export type ServiceReleaseRequest = Omit<ReleaseRequest, 'hooks'>;
+
+export interface ReleaseResult extends ReleaseReport {
+  readonly warnings: readonly string[];
+}
+
+export interface QemuArgsRequest {
+  readonly domain: string;
+  readonly hypervisor?: string;
+  readonly machine?: QemuMachine;
+  readonly firstChassis?: number;
+}
+
+export interface QemuArgsReport {
+  readonly argv: readonly string[];
+  /** The domain's active devices that are on the host, in the order of `argv`. */
+  readonly devices: readonly PciAddress[];
+  /** Its active devices that are no longer on the host: left out. */
+  readonly missing: readonly PciAddress[];
+  readonly warnings: readonly string[];
+}
+
+export interface ForgetReport {
+  readonly forgotten: readonly DepartedVfRecord[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * hostdev as a library: every operation of the command line, each returning a typed report.
+ * It owns the manager (tables, journal, recovery), the kernel and net ports and the host-usage
+ * guard; front ends only parse what they are given and render what they get back.
+ */
+export class HostdevService {
+  readonly vf: {
+    readonly list: (pf: PciAddress) => Promise<VfListReport>;
+    readonly setCount: (request: Omit<SetCountRequest, 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> & Partial<SetCountRequest>) => Promise<SetCountReport>;
+    readonly forget: (addresses: readonly PciAddress[] | null) => Promise<ForgetReport>;
+  };
+
+  private constructor(private readonly manager: HostdevManager) {
+    this.vf = {
+      list: (pf) => listVfs(manager.layout, manager.tables(), manager.net, pf),
+      setCount: (request) =>
+        setVfCount(
+          { layout: manager.layout, store: manager.store, kernel: manager.kernel },
+          { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+        ),
+      forget: async (addresses) => {
+        const forgotten = await forgetDeparted(manager.store, addresses);
+        const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
+        return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
+      },
+    };
+  }
+
+  /** Opens the state (recovering what a killed hostdev left, unless `dryRun`) and the ports. */
+  static async open(options: HostdevServiceOptions = {}): Promise<HostdevService> {
+    const root = options.root ?? '/';
+    const manager = await HostdevManager.open({
+      root,
+      stateDir: options.stateDir ?? DEFAULT_STATE_DIR,
+      kernel: options.kernel ?? new FsKernelPort(root),
+      hostUsage: options.hostUsage ?? new ProcHostUsage(root),
+      ...(options.net === undefined ? {} : { net: options.net }),
+      ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+      dryRun: options.dryRun ?? false,
+      waitForLock: !(options.reader ?? false),
+    });
+    return new HostdevService(manager);
+  }
+
+  /** What recovery did (or, opened for dry runs, would do) when the service opened. */
+  get recovery(): RecoveryReport {
+    return this.manager.recovery;
+  }
+
+  /** Warnings of the open: state database fixes, recovery's repairs and prunes, drift. */
+  get warnings(): readonly string[] {
+    return [...this.manager.store.openWarnings, ...this.manager.recovery.warnings];
+  }
+
+  close(): void {
+    this.manager.close();
+  }
+
+  detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
+    return this.manager.detach(address, options);
+  }
+
+  reattach(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+    return this.manager.reattach(address, options);
+  }
+
+  reset(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+    return this.manager.reset(address, options);
+  }
+
+  /** All or nothing; VF network config (`vf`) is saved and set before the first sysfs write. */
+  async assign(request: ServiceAssignRequest): Promise<AssignResult> {
+    const { vf, ...rest } = request;
+    const requests = vfRequests(vf ?? {}, request.addresses);
+    const warnings: string[] = [];
+    const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
+    const planned = [...requests].flatMap(([address, wanted]) => configurator.plan(configurator.target(address), wanted));
+    const hooks = requests.size === 0 ? {} : vfNetAssignHooks(configurator, requests, deviceExists(this.manager.layout), (line) => warnings.push(line));
+    const report = await this.manager.assign({ ...rest, hooks });
+    return { ...report, vfConfig: planned, warnings };
+  }
+
+  /** Gives the domain's devices back (saved VF config first); vanished ones are pruned. */
+  async release(request: ServiceReleaseRequest): Promise<ReleaseResult> {
+    const warnings: string[] = [];
+    const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
+    const hooks = vfNetReleaseHooks(configurator, deviceExists(this.manager.layout), (line) => warnings.push(line));
+    const report = await this.manager.release({ ...request, hooks });
+    return { ...report, warnings };
+  }
+
+  status(): Promise<StatusReport> {
+    return this.manager.status();
+  }
+
+  /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
+  async qemuArgs(request: QemuArgsRequest): Promise<QemuArgsReport> {
+    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const status = await this.manager.status();
+    const gone = new Set<string>(status.missing);
+    const owned: ActiveEntry[] = status.active.filter((e) => e.usedBy.domain === request.domain && e.usedBy.driver === hypervisor);
+    const present = owned.filter((e) => !gone.has(e.address));
+    const missing = owned.filter((e) => gone.has(e.address)).map((e) => e.address);
+    const warnings = missing.map(
+      (address) => `${address} is assigned to ${request.domain} but no longer on this host: left out (release the domain to prune it)`,
+    );
+    if (owned.length === 0) warnings.push(`domain ${request.domain} (${hypervisor}) holds no device: nothing to pass to QEMU`);
+    const argv = qemuArgs(present, {
+      ...(request.machine === undefined ? {} : { machine: request.machine }),
+      ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
+    });
+    return { argv, devices: present.map((e) => e.address), missing, warnings };
+  }
+}
+
+/** Every VF config names a device of the request, and no two VFs are given one MAC. */
+function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): Map<PciAddress, VfNetRequest> {
+  const wanted = new Set<string>(addresses);
+  const out = new Map<PciAddress, VfNetRequest>();
+  const macs = new Map<string, string>();
+  for (const [address, request] of Object.entries(requests)) {
+    if (!wanted.has(address)) {
+      throw new HostdevError('HOSTDEV_USAGE', `VF network config is given for ${address}, which the assign does not name`, {
+        hint: 'Give VF config only for devices of the request, keyed by their address.',
+        details: { address },
+      });
+    }
+    if (request.mac !== undefined) {
+      const other = macs.get(request.mac);
+      if (other !== undefined) {
+        throw new HostdevError('HOSTDEV_USAGE', `the MAC ${request.mac} is asked for both ${other} and ${address}`, {
+          hint: 'Give each VF its own MAC (or none).',
+          details: { address, mac: request.mac },
+        });
+      }
+      macs.set(request.mac, address);
+    }
+    if (!isEmptyRequest(request)) out.set(address as PciAddress, request);
+  }
+  return out;
+}
