@@ -7,7 +7,7 @@ import { numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from 
 import type { NetPort } from '../net/net-port.js';
 import type { VfNetInfo } from '../net/vf-net-config.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
-import type { SysfsLayout } from '../sysfs/paths.js';
+import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { departures } from './departed.js';
@@ -145,6 +145,7 @@ function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest):
     force: request.force,
     autoprobe: request.autoprobe,
     isStubDriver,
+    files: hostFiles,
   });
   return { plan, pf };
 }

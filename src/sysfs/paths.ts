@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import type { KernelFiles } from '../core/kernel-files.js';
 
 /**
  * The /sys layout, in one place. `root` stands for `/` (the `--root` option): a real host has
@@ -57,3 +58,10 @@ export class SysfsLayout {
   static readonly hostDriversProbe = '/sys/bus/pci/drivers_probe';
   static readonly hostRescan = '/sys/bus/pci/rescan';
 }
+
+/** The kernel files plans write, for the planners in src/core. */
+export const hostFiles: KernelFiles = {
+  device: (address, attribute) => SysfsLayout.hostDevice(address, attribute),
+  driver: (name, file) => SysfsLayout.hostDriver(name, file),
+  driversProbe: SysfsLayout.hostDriversProbe,
+};
