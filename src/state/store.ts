@@ -11,7 +11,7 @@ export { DB_FILE };
 import { ProcessLock } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type { Located } from '../core/tables.js';
-import type { VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   ActiveEntry,
   CommitOptions,

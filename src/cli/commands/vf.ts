@@ -6,7 +6,8 @@ import type { HostdevManager, OperationHooks } from '../../manager/hostdev-manag
 import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../../manager/vf-net.js';
 import { describeDeparted, forgetDeparted } from '../../manager/departed.js';
 import { listVfs, setVfCount, type SetCountReport, type VfListReport } from '../../manager/vf-lifecycle.js';
-import { isEmptyRequest, parseMac, parseOnOff, parseVlan, type VfNetRequest } from '../../net/vf-net-config.js';
+import type { VfNetRequest } from '../../core/vf-net-config.js';
+import { isEmptyRequest, parseMac, parseOnOff, parseVlan } from '../../net/vf-net-config.js';
 import { withManager } from '../open-manager.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
