@@ -47,6 +47,15 @@ export class SysfsLayout {
     const dir = path.join(this.pciDriversDir, name);
     return file === undefined ? dir : path.join(dir, file);
   }
+  iommuGroup(group: number, file?: string): string {
+    const dir = path.join(this.iommuGroupsDir, String(group));
+    return file === undefined ? dir : path.join(dir, file);
+  }
+  /** A block device by its kernel name (sda, nvme0n1p2, dm-0). */
+  block(name: string, file?: string): string {
+    const dir = path.join(this.root, 'sys/class/block', name);
+    return file === undefined ? dir : path.join(dir, file);
+  }
 
   /** Host paths (for the kernel port and for `--dry-run` output). */
   static hostDevice(address: PciAddress, file: string): string {
