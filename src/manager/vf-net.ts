@@ -6,7 +6,7 @@ import { describeSetting, NO_MAC, pfDownError, restoreSettings, settingsFor } fr
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { Operation, StateChange, VfConfig } from '../state/store.js';
-import type { OperationHooks } from './hostdev-manager.js';
+import type { OperationHooks } from './operation-hooks.js';
 
 /**
  * VF network config across assign and release (issue 6):
