@@ -35,7 +35,7 @@ export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigR
 export type { InFlightOperation } from './manager/in-flight.js';
 export type { VfListReport, VfListEntry, SetCountReport, SetCountRequest } from './manager/vf-lifecycle.js';
 export type { DetachOptions } from './manager/hostdev-manager.js';
-export type { VfNetRequest } from './net/vf-net-config.js';
+export type { VfNetRequest } from './core/vf-net-config.js';
 export type { ActiveEntry, InactiveEntry, Owner, Tables } from './core/tables.js';
 export type { HostUsagePort } from './host/host-usage-port.js';
 export type { NetPort } from './net/net-port.js';

@@ -101,7 +101,7 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
     const stubDriver =
       known?.stubDriver ?? (isStubDriver(device.driver) && !managed ? device.driver! : stubFor(view, device.address, request.stubDriver));
     if (!managed && !known && !isStubDriver(device.driver)) throw unmanagedNotDetached(device);
-    const steps = managed ? detachSteps(device, stubDriver) : [];
+    const steps = managed ? detachSteps(view.files, device, stubDriver) : [];
     if (steps.length > 0 && request.stubDriver === null && !known) notes.push(...variantNote(device.address, stubDriver));
     if (steps.length > 0) {
       detachGroups.push({
@@ -130,7 +130,12 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
       continue;
     }
     resets.push(choice);
-    resetGroups.push({ address: device.address, phase: 'reset', restore: restorePointOf(device), steps: resetSteps(choice) });
+    resetGroups.push({
+      address: device.address,
+      phase: 'reset',
+      restore: restorePointOf(device),
+      steps: resetSteps(view.files, choice),
+    });
   }
 
   // Phase 5: active, used by the domain.

@@ -4,7 +4,7 @@ import { resetUnsafe, type Blocker } from './plan-errors.js';
 import type { HostView, ResetChoice, RestorePoint, Step, WriteAction } from './plan-types.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from './stub-driver.js';
 import { sameOwner, TableIndex, type InactiveEntry, type Owner } from './tables.js';
-import { SysfsLayout } from '../sysfs/paths.js';
+import type { KernelFiles } from './kernel-files.js';
 
 /** The per-device building blocks of every plan: detach, reattach, restore, reset. */
 
@@ -29,14 +29,14 @@ export function loadModuleStep(driver: string, view: HostView, alreadyPlanned: S
  * Never new_id: it would make the stub grab every device with the same IDs.
  * A device already on the stub needs no write.
  */
-export function detachSteps(device: PciDevice, stubDriver: string): Step[] {
+export function detachSteps(files: KernelFiles, device: PciDevice, stubDriver: string): Step[] {
   if (device.driver === stubDriver) return [];
   const address = device.address;
-  const steps: Step[] = [write(address, 'set-override', SysfsLayout.hostDevice(address, 'driver_override'), stubDriver)];
+  const steps: Step[] = [write(address, 'set-override', files.device(address, 'driver_override'), stubDriver)];
   if (device.driver !== null) {
-    steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+    steps.push(write(address, 'unbind', files.driver(device.driver, 'unbind'), address));
   }
-  steps.push(write(address, 'probe', SysfsLayout.hostDriversProbe, address));
+  steps.push(write(address, 'probe', files.driversProbe, address));
   steps.push({ kind: 'verify-driver', address, expected: stubDriver });
   return steps;
 }
@@ -45,20 +45,20 @@ export function detachSteps(device: PciDevice, stubDriver: string): Step[] {
  * Stub -> original driver: clear driver_override, unbind from the stub, drivers_probe, read back.
  * A device that was on the stub before hostdev took it stays there; one that had no driver stays unbound.
  */
-export function reattachSteps(device: PciDevice, entry: InactiveEntry): Step[] {
+export function reattachSteps(files: KernelFiles, device: PciDevice, entry: InactiveEntry): Step[] {
   const address = device.address;
   const original = entry.originalDriver;
   if (original !== null && original === entry.stubDriver) return [];
   if (device.driver === original && device.driverOverride === null) return [];
   const steps: Step[] = [];
   if (device.driverOverride !== null) {
-    steps.push(write(address, 'clear-override', SysfsLayout.hostDevice(address, 'driver_override'), CLEAR));
+    steps.push(write(address, 'clear-override', files.device(address, 'driver_override'), CLEAR));
   }
   if (device.driver !== null && device.driver !== original) {
-    steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+    steps.push(write(address, 'unbind', files.driver(device.driver, 'unbind'), address));
   }
   if (original !== null && device.driver !== original) {
-    steps.push(write(address, 'probe', SysfsLayout.hostDriversProbe, address));
+    steps.push(write(address, 'probe', files.driversProbe, address));
   }
   steps.push({ kind: 'verify-driver', address, expected: original });
   return steps;
@@ -68,20 +68,20 @@ export function reattachSteps(device: PciDevice, entry: InactiveEntry): Step[] {
  * Whatever state `device` is in now -> the restore point, with an explicit bind (not a probe)
  * so that the device goes back to exactly the driver it had. Used by rollbacks.
  */
-export function restoreSteps(device: PciDevice, restore: RestorePoint): Step[] {
+export function restoreSteps(files: KernelFiles, device: PciDevice, restore: RestorePoint): Step[] {
   const address = device.address;
   const steps: Step[] = [];
   if (device.driverOverride !== restore.driverOverride) {
     steps.push(
-      write(address, 'set-override', SysfsLayout.hostDevice(address, 'driver_override'), restore.driverOverride ?? CLEAR),
+      write(address, 'set-override', files.device(address, 'driver_override'), restore.driverOverride ?? CLEAR),
     );
   }
   if (device.driver !== restore.driver) {
     if (device.driver !== null) {
-      steps.push(write(address, 'unbind', SysfsLayout.hostDriver(device.driver, 'unbind'), address));
+      steps.push(write(address, 'unbind', files.driver(device.driver, 'unbind'), address));
     }
     if (restore.driver !== null) {
-      steps.push(write(address, 'bind', SysfsLayout.hostDriver(restore.driver, 'bind'), address));
+      steps.push(write(address, 'bind', files.driver(restore.driver, 'bind'), address));
     }
     steps.push({ kind: 'verify-driver', address, expected: restore.driver });
   }
@@ -128,8 +128,8 @@ export function resetChoice(
   return { address: device.address, method };
 }
 
-export function resetSteps(choice: ResetChoice): Step[] {
-  return [write(choice.address, 'reset', SysfsLayout.hostDevice(choice.address, 'reset'), '1')];
+export function resetSteps(files: KernelFiles, choice: ResetChoice): Step[] {
+  return [write(choice.address, 'reset', files.device(choice.address, 'reset'), '1')];
 }
 
 /** Says why a device goes to a driver other than vfio-pci that nobody asked for. */

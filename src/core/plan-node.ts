@@ -14,7 +14,6 @@ import {
 import { stubFor, type HostView, type Plan, type Step, type StepGroup } from './plan-types.js';
 import { isStubDriver, isVfioDriver } from './stub-driver.js';
 import { TableIndex, type InactiveEntry, type TableChange } from './tables.js';
-import { SysfsLayout } from '../sysfs/paths.js';
 
 /** Plans of the node-device commands (libvirt's nodedev-detach, nodedev-reattach, nodedev-reset). */
 
@@ -63,7 +62,7 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
   const uses = view.hostUse.get(device.address) ?? [];
   if (device.driver !== stubDriver && uses.length > 0 && !request.force) throw hostInUse(device, uses);
 
-  const steps = detachSteps(device, stubDriver);
+  const steps = detachSteps(view.files, device, stubDriver);
   const loads = steps.length > 0 ? loadModuleStep(stubDriver, view, new Set()) : [];
   const entry: InactiveEntry = known ?? {
     address: device.address,
@@ -100,7 +99,7 @@ export function planReattach(view: HostView, address: PciAddress): Plan {
   const others = pruneChanges(pruned);
   const entry = index.inactive(address);
   if (entry) {
-    const steps = reattachSteps(device, entry);
+    const steps = reattachSteps(view.files, device, entry);
     const loads =
       entry.originalDriver !== null && steps.some((step) => step.kind === 'write' && step.action === 'probe')
         ? loadModuleStep(entry.originalDriver, view, new Set())
@@ -133,13 +132,13 @@ export function planReattach(view: HostView, address: PciAddress): Plan {
       kind: 'write',
       address,
       action: 'clear-override',
-      hostPath: SysfsLayout.hostDevice(address, 'driver_override'),
+      hostPath: view.files.device(address, 'driver_override'),
       value: '\n',
     });
   }
   steps.push(
-    { kind: 'write', address, action: 'unbind', hostPath: SysfsLayout.hostDriver(device.driver!, 'unbind'), value: address },
-    { kind: 'write', address, action: 'probe', hostPath: SysfsLayout.hostDriversProbe, value: address },
+    { kind: 'write', address, action: 'unbind', hostPath: view.files.driver(device.driver!, 'unbind'), value: address },
+    { kind: 'write', address, action: 'probe', hostPath: view.files.driversProbe, value: address },
   );
   return {
     ...emptyPlan('reattach'),
@@ -158,5 +157,5 @@ export function planReset(view: HostView, address: PciAddress): Plan {
   if (isBridge(device)) throw resetNotEndpoint(device);
   const choice = resetChoice(device, view, index, null, new Set([address]));
   if (choice === null) throw resetUnsupported(device);
-  return { ...emptyPlan('reset'), groups: group(device, 'reset', resetSteps(choice)), resets: [choice] };
+  return { ...emptyPlan('reset'), groups: group(device, 'reset', resetSteps(view.files, choice)), resets: [choice] };
 }

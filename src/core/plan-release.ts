@@ -59,7 +59,7 @@ export function planRelease(view: HostView, request: ReleaseRequest): Plan {
       if (choice === null) notes.push(`${address} has no reset method; not reset`);
       else {
         resets.push(choice);
-        resetGroups.push({ address, phase: 'reset', restore: restorePointOf(device), steps: resetSteps(choice) });
+        resetGroups.push({ address, phase: 'reset', restore: restorePointOf(device), steps: resetSteps(view.files, choice) });
       }
     } catch (error) {
       // An unsafe bus reset is skipped for this device only: the release itself must go on.
@@ -71,7 +71,7 @@ export function planRelease(view: HostView, request: ReleaseRequest): Plan {
       changes.push({ kind: 'set-inactive', entry: inactive });
       continue;
     }
-    const steps = reattachSteps(device, inactive);
+    const steps = reattachSteps(view.files, device, inactive);
     const probes = steps.some((step) => step.kind === 'write' && step.action === 'probe');
     const loads = probes && entry.originalDriver !== null ? loadModuleStep(entry.originalDriver, view, loaded) : [];
     if (steps.length > 0) {

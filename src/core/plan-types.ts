@@ -1,6 +1,7 @@
 import { DEFAULT_STUB_DRIVER } from './stub-driver.js';
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
+import type { KernelFiles } from './kernel-files.js';
 import type { TableChange, Tables } from './tables.js';
 
 /** One way the host itself uses a device; any of them blocks detach/assign unless forced. */
@@ -32,6 +33,8 @@ export interface HostView {
    * vfio-pci), read when a request names none; absent: vfio-pci for all.
    */
   readonly vfioStubs?: ReadonlyMap<PciAddress, string>;
+  /** Where the plan's writes go. */
+  readonly files: KernelFiles;
 }
 
 /** The stub a request asks for (null: the one made for the device, as libvirt picks it), per device. */

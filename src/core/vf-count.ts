@@ -1,5 +1,6 @@
 import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
+import type { KernelFiles } from './kernel-files.js';
 
 /**
  * Planning a change of a PF's VF count. Linux only accepts N -> 0 -> M on sriov_numvfs, and
@@ -33,6 +34,7 @@ export interface VfCountRequest {
   /** Write sriov_drivers_autoprobe first (false: new VFs stay unbound, ready for vfio-pci). */
   readonly autoprobe: boolean | null;
   readonly isStubDriver: (driver: string) => boolean;
+  readonly files: KernelFiles;
 }
 
 export interface PlannedWrite {
@@ -52,10 +54,6 @@ export interface VfCountPlan {
   readonly stubbed: readonly VfHolding[];
   /** Whether the wait afterwards expects a driver on each new VF. */
   readonly expectDriver: boolean;
-}
-
-function hostPf(pf: PciAddress, file: string): string {
-  return `/sys/bus/pci/devices/${pf}/${file}`;
 }
 
 export function describeHolding(vf: VfHolding): string {
@@ -90,7 +88,7 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
 
   const writes: PlannedWrite[] = [];
   if (request.autoprobe !== null) {
-    writes.push({ hostPath: hostPf(pf, 'sriov_drivers_autoprobe'), value: request.autoprobe ? '1' : '0' });
+    writes.push({ hostPath: request.files.device(pf, 'sriov_drivers_autoprobe'), value: request.autoprobe ? '1' : '0' });
   }
   const changes = requested !== numVfs;
   const blocking = changes && numVfs > 0 ? request.vfs.filter((vf) => isBlocking(vf, request.isStubDriver)) : [];
@@ -109,8 +107,8 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
       },
     );
   }
-  if (changes && numVfs > 0) writes.push({ hostPath: hostPf(pf, 'sriov_numvfs'), value: '0' });
-  if (changes && requested > 0) writes.push({ hostPath: hostPf(pf, 'sriov_numvfs'), value: String(requested) });
+  if (changes && numVfs > 0) writes.push({ hostPath: request.files.device(pf, 'sriov_numvfs'), value: '0' });
+  if (changes && requested > 0) writes.push({ hostPath: request.files.device(pf, 'sriov_numvfs'), value: String(requested) });
   return {
     pf,
     from: numVfs,

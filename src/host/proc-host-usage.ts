@@ -47,7 +47,7 @@ export class ProcHostUsage implements HostUsagePort {
           uses.push({ kind: 'mount', detail: `${mount.target} is mounted from ${mount.source}` });
         }
       }
-      const bootVga = await readOr(this.layout.resolve(SysfsLayout.hostDevice(device.address, 'boot_vga')), '0');
+      const bootVga = await readOr(this.layout.device(device.address, 'boot_vga'), '0');
       if (bootVga.trim() === '1') uses.push({ kind: 'console', detail: 'it is the boot VGA device (the host console)' });
       if (uses.length > 0) result.set(device.address, uses);
     }
@@ -81,17 +81,16 @@ export class ProcHostUsage implements HostUsagePort {
   }
 
   private async blockPaths(name: string, depth: number): Promise<string[]> {
-    const dir = this.layout.resolve(`/sys/class/block/${name}`);
     let own: string;
     try {
-      own = await realpath(dir);
+      own = await realpath(this.layout.block(name));
     } catch {
       return [];
     }
     if (depth > 4) return [own];
     let slaves: string[] = [];
     try {
-      slaves = await readdir(path.join(dir, 'slaves'));
+      slaves = await readdir(this.layout.block(name, 'slaves'));
     } catch {
       slaves = [];
     }

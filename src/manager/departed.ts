@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { sameOwner, type Owner, type TableChange } from '../core/tables.js';
-import type { VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { DepartedVfRecord, Operation, StateChange, StateStore, VfConfig, VfIdentity } from '../state/store.js';
 
 /**

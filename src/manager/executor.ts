@@ -5,6 +5,7 @@ import { bindFailed } from '../core/plan-errors.js';
 import type { Plan, RestorePoint, Step, StepGroup } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
+import { hostFiles } from '../sysfs/paths.js';
 import type { Operation, StateChange } from '../state/store.js';
 import type { HostReader } from './host-reader.js';
 import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
@@ -145,7 +146,7 @@ async function rollBack(
     const device = ports.reader.device(address);
     if (device === null) continue;
     try {
-      for (const step of restoreSteps(device, restore)) await runStep(step, restore, op, ports, () => {});
+      for (const step of restoreSteps(hostFiles, device, restore)) await runStep(step, restore, op, ports, () => {});
     } catch (error) {
       problems.push(`${address}: ${isHostdevError(error) ? error.message : String(error)}`);
     }

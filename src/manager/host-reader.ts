@@ -51,7 +51,7 @@ export class HostReader {
   }
 
   groupMembers(group: number): PciAddress[] {
-    return this.addressesIn(path.join(this.layout.iommuGroupsDir, String(group), 'devices'));
+    return this.addressesIn(this.layout.iommuGroup(group, 'devices'));
   }
 
   /** Every function on the same PCI domain:bus as `address` (itself included). */

@@ -4,6 +4,7 @@ import type { HostUse, HostView } from '../core/plan-types.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import { vfioStubFor } from '../core/vfio-variant.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
+import { hostFiles } from '../sysfs/paths.js';
 import type { HostReader } from './host-reader.js';
 import type { TableSource } from './table-source.js';
 
@@ -75,5 +76,14 @@ export async function buildHostView(
     );
     hostUse = await hostUsage.usesOf(leaving);
   }
-  return { devices, groups, loadedDrivers, hostUse, busSiblings, tables, ...(vfioStubs !== undefined ? { vfioStubs } : {}) };
+  return {
+    devices,
+    groups,
+    loadedDrivers,
+    hostUse,
+    busSiblings,
+    tables,
+    ...(vfioStubs !== undefined ? { vfioStubs } : {}),
+    files: hostFiles,
+  };
 }

@@ -20,6 +20,7 @@ import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
 import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
+import type { OperationHooks } from './operation-hooks.js';
 import { netPortFor } from './vf-net-port.js';
 
 export const DEFAULT_HYPERVISOR = 'qemu';
@@ -65,17 +66,6 @@ export interface DetachOptions {
   readonly stubDriver?: string;
   readonly force?: boolean;
   readonly dryRun?: boolean;
-}
-
-/**
- * Extra work inside an assign/release operation, under its lock (issue 6: VF network config).
- * `before` runs after planning and before the first journaled write; `after` once the plan's
- * changes are committed; `failed` after a failed plan was rolled back.
- */
-export interface OperationHooks {
-  readonly before?: (op: Operation, plan: Plan) => Promise<void>;
-  readonly after?: (op: Operation, plan: Plan, execution: Execution) => Promise<void>;
-  readonly failed?: (op: Operation, plan: Plan, error: unknown) => Promise<void>;
 }
 
 export interface AssignRequest {

@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { processAlive } from '../host/process-alive.js';
+import { processAlive } from '../platform/process-alive.js';
 import type { JournalRecord } from '../state/store.js';
 
 /** An operation with rows in the journal: under way (its process is alive) or left by one that died. */

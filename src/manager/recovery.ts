@@ -14,7 +14,7 @@ import {
   type Tables,
 } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
-import type { SysfsLayout } from '../sysfs/paths.js';
+import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import type { NetPort } from '../net/net-port.js';
 import type { JournalRecord, Operation, StateChange, StateStore } from '../state/store.js';
 import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
@@ -333,10 +333,10 @@ async function repairDevice(
     target = { steps: [], driver: located.entry.stubDriver, change: { kind: 'set-inactive', entry: toInactive(located.entry) }, table: 'inactive' };
   } else if (forward) {
     const entry = toInactive(located.entry);
-    target = { steps: reattachSteps(device, entry), driver: entry.originalDriver, change: { kind: 'remove', address }, table: null };
+    target = { steps: reattachSteps(hostFiles, device, entry), driver: entry.originalDriver, change: { kind: 'remove', address }, table: null };
     if (entry.originalDriver === entry.stubDriver) target = { ...target, driver: entry.stubDriver };
   } else {
-    target = { steps: restoreSteps(device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
+    target = { steps: restoreSteps(hostFiles, device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
   }
   const steps = loadSteps(target.steps, target.driver, reader);
   if (dryRun) {

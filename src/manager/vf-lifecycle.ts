@@ -5,10 +5,10 @@ import { notFound } from '../core/plan-errors.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import type { Owner, Tables } from '../core/tables.js';
 import { numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
+import type { VfNetInfo } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
-import type { VfNetInfo } from '../net/vf-net-config.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
-import type { SysfsLayout } from '../sysfs/paths.js';
+import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { departures } from './departed.js';
@@ -146,6 +146,7 @@ function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest):
     force: request.force,
     autoprobe: request.autoprobe,
     isStubDriver,
+    files: hostFiles,
   });
   return { plan, pf };
 }

@@ -1,8 +1,8 @@
-import { lstatSync } from 'node:fs';
 import type { NetPort } from '../net/net-port.js';
 import { Iproute2NetPort } from '../net/iproute2.js';
 import { SimNetPort } from '../net/sim-net.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
+import { readVfGeneration } from '../sysfs/read-device.js';
 import { readInventory } from '../sysfs/reader.js';
 
 /**
@@ -18,13 +18,6 @@ export function netPortFor(layout: SysfsLayout): NetPort {
       (device) => device.sriov !== null && device.netdevs.includes(ifname),
     );
     if (pf === undefined || pf.sriov === null) return null;
-    let generation: string | null = null;
-    try {
-      const link = lstatSync(layout.device(pf.address, 'virtfn0'), { bigint: true });
-      generation = `${link.ino}:${link.mtimeNs}`;
-    } catch {
-      generation = null;
-    }
-    return { numVfs: pf.sriov.numVfs, generation };
+    return { numVfs: pf.sriov.numVfs, generation: readVfGeneration(layout, pf.address) };
   });
 }

@@ -1,21 +1,13 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { notFound } from '../core/plan-errors.js';
+import type { VfNetConfig, VfNetRequest, VfSetting } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
-import {
-  describeSetting,
-  NO_MAC,
-  pfDownError,
-  restoreSettings,
-  settingsFor,
-  type VfNetConfig,
-  type VfNetRequest,
-  type VfSetting,
-} from '../net/vf-net-config.js';
+import { describeSetting, NO_MAC, pfDownError, restoreSettings, settingsFor } from '../net/vf-net-config.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { Operation, StateChange, VfConfig } from '../state/store.js';
-import type { OperationHooks } from './hostdev-manager.js';
+import type { OperationHooks } from './operation-hooks.js';
 
 /**
  * VF network config across assign and release (issue 6):

@@ -3,8 +3,8 @@ import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '..
 import type { EventBatch } from '../events/watcher.js';
 import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
 import type { Located, Owner } from '../core/tables.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 import { departures } from './departed.js';
-import type { VfNetRequest } from '../net/vf-net-config.js';
 
 /**
  * What `hostdev watch` does with each batch of PCI events:

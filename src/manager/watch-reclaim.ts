@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
-import { NO_MAC, type VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
+import { NO_MAC } from '../net/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readDevice } from '../sysfs/read-device.js';

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { HostdevError } from '../core/errors.js';
+import type { VfSetting } from '../core/vf-net-config.js';
 import type { NetPort } from './net-port.js';
-import { describeSetting, ipSetArgs, ipShowArgs, parseIpLinkShow, type PfLinkInfo, type VfSetting } from './vf-net-config.js';
+import { describeSetting, ipSetArgs, ipShowArgs, parseIpLinkShow, type PfLinkInfo } from './vf-net-config.js';
 
 /** What running `ip` returns; injectable so tests can stand in for the binary. */
 export type IpRunner = (args: readonly string[]) => Promise<{ stdout: string; stderr: string }>;

@@ -1,4 +1,5 @@
-import type { PfLinkInfo, VfSetting } from './vf-net-config.js';
+import type { VfSetting } from '../core/vf-net-config.js';
+import type { PfLinkInfo } from './vf-net-config.js';
 
 /**
  * The port around iproute2 through which hostdev reads and sets VF network config.

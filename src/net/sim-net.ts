@@ -1,8 +1,9 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { HostdevError } from '../core/errors.js';
+import type { VfNetConfig, VfNetInfo, VfSetting } from '../core/vf-net-config.js';
 import type { NetPort } from './net-port.js';
-import { NO_MAC, checkIfname, type PfLinkInfo, type VfNetConfig, type VfNetInfo, type VfSetting } from './vf-net-config.js';
+import { NO_MAC, checkIfname, type PfLinkInfo } from './vf-net-config.js';
 
 /**
  * iproute2 emulated per PF for the simulated host: state in ROOT/.hostdev-sim/net.json, so

@@ -18,7 +18,8 @@ import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
 import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../manager/vf-net.js';
 import type { NetPort } from '../net/net-port.js';
-import { isEmptyRequest, type VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
+import { isEmptyRequest } from '../net/vf-net-config.js';
 import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
 import type { DepartedVfRecord } from '../state/store.js';
 

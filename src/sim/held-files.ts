@@ -2,7 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processAlive } from '../host/process-alive.js';
+import { processAlive } from '../platform/process-alive.js';
 import { simDir } from './host-model.js';
 
 /**

@@ -5,14 +5,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
-import { processAlive } from '../host/process-alive.js';
+import { processAlive } from '../platform/process-alive.js';
 import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 
 export { DB_FILE };
 import { ProcessLock, type LockHolder } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type { Located } from '../core/tables.js';
-import type { VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   ActiveEntry,
   CommitOptions,

@@ -1,6 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
-import type { VfNetRequest } from '../net/vf-net-config.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import type { KernelFiles } from '../core/kernel-files.js';
 
 /**
  * The /sys layout, in one place. `root` stands for `/` (the `--root` option): a real host has
@@ -46,6 +47,15 @@ export class SysfsLayout {
     const dir = path.join(this.pciDriversDir, name);
     return file === undefined ? dir : path.join(dir, file);
   }
+  iommuGroup(group: number, file?: string): string {
+    const dir = path.join(this.iommuGroupsDir, String(group));
+    return file === undefined ? dir : path.join(dir, file);
+  }
+  /** A block device by its kernel name (sda, nvme0n1p2, dm-0). */
+  block(name: string, file?: string): string {
+    const dir = path.join(this.root, 'sys/class/block', name);
+    return file === undefined ? dir : path.join(dir, file);
+  }
 
   /** Host paths (for the kernel port and for `--dry-run` output). */
   static hostDevice(address: PciAddress, file: string): string {
@@ -57,3 +67,10 @@ export class SysfsLayout {
   static readonly hostDriversProbe = '/sys/bus/pci/drivers_probe';
   static readonly hostRescan = '/sys/bus/pci/rescan';
 }
+
+/** The kernel files plans write, for the planners in src/core. */
+export const hostFiles: KernelFiles = {
+  device: (address, attribute) => SysfsLayout.hostDevice(address, attribute),
+  driver: (name, file) => SysfsLayout.hostDriver(name, file),
+  driversProbe: SysfsLayout.hostDriversProbe,
+};

@@ -5,6 +5,7 @@ import { planDetach, planReattach, planReset } from '../../src/core/plan-node.js
 import { planRelease } from '../../src/core/plan-release.js';
 import { formatStep, planSteps, planWrites, type Plan } from '../../src/core/plan-types.js';
 import { toActive, type InactiveEntry, type Tables } from '../../src/core/tables.js';
+import { hostFiles } from '../../src/sysfs/paths.js';
 import { addr, hostView, pciDevice } from '../support/pci-device-fixture.js';
 import { hostdevErrorOf } from '../support/errors.js';
 
@@ -312,7 +313,7 @@ describe('release plan', () => {
 describe('rollback steps', () => {
   it('take a half-detached device back to its driver and override with an explicit bind', () => {
     const halfway = { ...vf, driver: null, driverOverride: 'vfio-pci' };
-    expect(restoreSteps(halfway, { driver: 'igbvf', driverOverride: null }).map(formatStep)).toEqual([
+    expect(restoreSteps(hostFiles, halfway, { driver: 'igbvf', driverOverride: null }).map(formatStep)).toEqual([
       'write /sys/bus/pci/devices/0000:02:10.0/driver_override "\\n"',
       'write /sys/bus/pci/drivers/igbvf/bind "0000:02:10.0"',
       'check 0000:02:10.0 driver is igbvf',
@@ -320,6 +321,6 @@ describe('rollback steps', () => {
   });
 
   it('nothing to do for a device that is as it was', () => {
-    expect(restoreSteps(vf, { driver: 'igbvf', driverOverride: null })).toEqual([]);
+    expect(restoreSteps(hostFiles, vf, { driver: 'igbvf', driverOverride: null })).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { numVfsWriteError, planVfCount, type VfCountRequest, type VfHolding } from '../../src/core/vf-count.js';
+import { hostFiles } from '../../src/sysfs/paths.js';
 import { hostdevErrorOf } from '../support/errors.js';
 
 const PF = '0000:03:00.0' as PciAddress;
@@ -15,7 +16,7 @@ const vf = (index: number, extra: Partial<VfHolding> = {}): VfHolding => ({
 const isStubDriver = (driver: string): boolean => driver === 'vfio-pci' || driver === 'pci-stub';
 
 function request(extra: Partial<VfCountRequest>): VfCountRequest {
-  return { pf: PF, numVfs: 4, totalVfs: 7, requested: 2, vfs: [0, 1, 2, 3].map((i) => vf(i)), force: false, autoprobe: null, isStubDriver, ...extra };
+  return { pf: PF, numVfs: 4, totalVfs: 7, requested: 2, vfs: [0, 1, 2, 3].map((i) => vf(i)), force: false, autoprobe: null, isStubDriver, files: hostFiles, ...extra };
 }
 
 describe('planning a VF count change', () => {

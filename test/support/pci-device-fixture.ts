@@ -2,6 +2,7 @@ import type { PciAddress } from '../../src/core/address.js';
 import type { PciDevice } from '../../src/core/device.js';
 import type { HostUse, HostView } from '../../src/core/plan-types.js';
 import { EMPTY_TABLES, type Tables } from '../../src/core/tables.js';
+import { hostFiles } from '../../src/sysfs/paths.js';
 
 /** A PciDevice snapshot with plausible defaults, for pure planning tests. */
 export function pciDevice(address: string, fields: Partial<PciDevice> = {}): PciDevice {
@@ -59,6 +60,7 @@ export function hostView(input: ViewInput): HostView {
     hostUse: new Map(Object.entries(input.hostUse ?? {}) as Array<[PciAddress, HostUse[]]>),
     busSiblings: new Map(Object.entries(input.busSiblings ?? {}) as Array<[PciAddress, PciAddress[]]>),
     tables: input.tables ?? EMPTY_TABLES,
+    files: hostFiles,
   };
 }
 
