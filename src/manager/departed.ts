@@ -20,8 +20,6 @@ export interface DepartureOptions {
   readonly known?: ReadonlyMap<PciAddress, VfIdentity>;
   /** The domains' VF config captured while the VFs were present (a watch); else what was requested at assign. */
   readonly domainConfigs?: ReadonlyMap<PciAddress, VfNetRequest>;
-  /** A release: its owner's VFs are not recorded (the domain let go of them). */
-  readonly releasing?: Owner;
 }
 
 /** The records of the pruned addresses that were VFs in a table, for the prune's own commit. */
@@ -39,7 +37,6 @@ export function departures(op: Operation, pruned: readonly PciAddress[], prunedB
     const former = active ? ({ table: 'active', entry: active } as const) : inactive ? ({ table: 'inactive', entry: inactive } as const) : null;
     if (former === null) continue;
     const owner = former.table === 'active' ? former.entry.usedBy : null;
-    if (owner !== null && options.releasing !== undefined && sameOwner(owner, options.releasing)) continue;
     const saved = configs.get(address);
     const domainConfig = options.domainConfigs?.get(address) ?? saved?.requested ?? null;
     changes.push({
@@ -64,13 +61,20 @@ function hostConfig({ requested, ...host }: VfConfig): VfConfig {
 }
 
 /** A release lets go of its domain's departed VFs: all of them, or those of the named addresses. */
-export function releasedDepartures(op: Operation, owner: Owner, addresses: readonly PciAddress[] | undefined): StateChange[] {
+export function releasedDepartures(
+  op: Operation,
+  owner: Owner,
+  addresses: readonly PciAddress[] | undefined,
+): { readonly changes: StateChange[]; readonly addresses: PciAddress[] } {
   const named = addresses === undefined ? null : new Set<string>(addresses);
-  return op
+  const records = op
     .departed()
     .filter((record) => record.owner !== null && sameOwner(record.owner, owner))
-    .filter((record) => named === null || named.has(record.address))
-    .map((record) => ({ kind: 'drop-departed', pf: record.pf, vfIndex: record.vfIndex }));
+    .filter((record) => named === null || named.has(record.address));
+  return {
+    changes: records.map((record) => ({ kind: 'drop-departed', pf: record.pf, vfIndex: record.vfIndex })),
+    addresses: records.map((record) => record.address),
+  };
 }
 
 /**

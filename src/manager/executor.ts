@@ -21,7 +21,16 @@ export interface Execution {
   readonly changes: readonly TableChange[];
   /** Groups that failed (only with onFailure 'continue'; a 'rollback' plan throws instead). */
   readonly failures: readonly GroupFailure[];
+  /** Devices found gone once the steps ran (see `settle`), pruned in the same commit. */
+  readonly pruned: readonly PciAddress[];
 }
+
+/**
+ * Runs after the steps, before the commit: the reconcile of the devices the plan worked on (a
+ * device may have left the host while the steps ran). Its changes go into the same commit, after
+ * the plan's; a failed group of a device it pruned is no failure (there is nothing left to fail).
+ */
+export type Settle = () => { readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] };
 
 export interface ExecutorPorts {
   readonly kernel: KernelPort;
@@ -45,6 +54,7 @@ export async function executePlan(
   ports: ExecutorPorts,
   /** Bookkeeping that goes in the same commit as the plan's table changes (not on a rollback). */
   extra: readonly StateChange[] = [],
+  settle: Settle = () => ({ changes: [], pruned: [] }),
 ): Promise<Execution> {
   const touched: Array<{ address: PciAddress; restore: RestorePoint }> = [];
   const seen = new Set<string>();
@@ -82,9 +92,15 @@ export async function executePlan(
       .filter((fallback) => failed.has(`${fallback.address} ${fallback.phase}`))
       .map((fallback) => [fallback.address as string, fallback.change]),
   );
-  const changes = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
-  op.commit([...changes, ...extra]);
-  return { changes, failures };
+  const planned = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
+  const settled = settle();
+  const gone = new Set<string>(settled.pruned);
+  const changes = [
+    ...planned.filter((change) => !gone.has(change.kind === 'remove' ? change.address : change.entry.address)),
+    ...settled.pruned.map((address) => ({ kind: 'remove' as const, address })),
+  ];
+  op.commit([...planned, ...extra, ...settled.changes]);
+  return { changes, failures: failures.filter((failure) => !gone.has(failure.address)), pruned: settled.pruned };
 }
 
 async function runGroup(

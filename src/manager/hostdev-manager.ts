@@ -12,8 +12,9 @@ import type { KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { StateStore, type Operation, type StateChange } from '../state/store.js';
 import { DRY_RUN_KERNEL, dryRunNet } from './dry-run-ports.js';
-import { departures, reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
-import { executePlan, type Execution } from './executor.js';
+import { reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
+import { executePlan, type Execution, type Settle } from './executor.js';
+import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
@@ -160,7 +161,8 @@ export class HostdevManager {
       (view) => planReattach(view, address),
       options.dryRun ?? false,
       {},
-      (op, plan) => departures(op, plan.pruned, 'reattach'),
+      () => [],
+      (op, plan) => this.settleVanished(op, plan, 'reattach'),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
 
@@ -223,6 +225,9 @@ export class HostdevManager {
 
   release(request: ReleaseRequest): Promise<ReleaseReport> {
     const owner = ownerOf(request);
+    // The domain's VFs pruned before this release (by a status, a watch, another command's open)
+    // are reported as pruned by it too: the release is where the domain learns they are gone.
+    const prunedEarlier: PciAddress[] = [];
     return this.perform(
       'release',
       (source) => ({
@@ -233,11 +238,15 @@ export class HostdevManager {
       (view) => planRelease(view, { owner, addresses: request.addresses }),
       request.dryRun ?? false,
       request.hooks,
-      (op, plan) => [
-        ...departures(op, plan.pruned, 'release', { releasing: owner }),
-        ...releasedDepartures(op, owner, request.addresses),
-      ],
-    ).then(([plan, execution]) => this.withPreview(releaseReport(plan, execution, this.prunedAtOpen(owner, request.addresses))));
+      (op) => {
+        const letGo = releasedDepartures(op, owner, request.addresses);
+        prunedEarlier.push(...letGo.addresses);
+        return letGo.changes;
+      },
+      (op, plan) => this.settleVanished(op, plan, 'release', owner),
+    ).then(([plan, execution]) =>
+      this.withPreview(releaseReport(plan, execution, [...this.prunedAtOpen(owner, request.addresses), ...prunedEarlier])),
+    );
   }
 
   releaseDomain(request: ReleaseRequest): Promise<ReleaseReport> {
@@ -275,6 +284,25 @@ export class HostdevManager {
     return report.dryRun && recoveryWouldAct(this.recovery) ? { ...report, recovery: this.recovery } : report;
   }
 
+  /**
+   * The reconcile at the end of a release or reattach (libvirt's virHostdevDeleteMissingPCIDevices
+   * after the re-attach): every device in the tables, or that the plan worked on, that is not on
+   * the host now leaves both tables in the operation's own commit. A releasing domain's devices
+   * are not awaited back: it let go of them.
+   */
+  private settleVanished(op: Operation, plan: Plan, prunedBy: OperationName, releasing?: Owner): ReturnType<Settle> {
+    const exists = (address: PciAddress): boolean => this.reader.exists(address);
+    const touched = [
+      ...plan.pruned,
+      ...plan.groups.map((group) => group.address),
+      ...plan.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)),
+    ];
+    const gone = goneFrom(op.tables(), exists);
+    for (const address of touched) if (!exists(address)) gone.add(address);
+    const prune = pruneVanished(op, gone, prunedBy, releasing === undefined ? {} : { releasing });
+    return { changes: prune.changes, pruned: prune.pruned.map((entry) => entry.address) };
+  }
+
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
   private identityNotes(plan: Plan, view: HostView): StateChange[] {
     return vfIdentityNotes(plan.changes, view.devices, (pf) => this.reader.virtfnLinks(pf));
@@ -291,6 +319,7 @@ export class HostdevManager {
     dryRun: boolean,
     hooks: OperationHooks = {},
     bookkeeping: (op: Operation, plan: Plan, view: HostView) => StateChange[] = () => [],
+    settle?: (op: Operation, plan: Plan) => ReturnType<Settle>,
   ): Promise<[Plan, Execution | null]> {
     const view = async (source: TableSource): Promise<HostView> => buildHostView(this.reader, this.hostUsage, source, scope(source));
     if (dryRun) return [planner(await view(tablesSource(this.store.readTables()))), null];
@@ -306,7 +335,13 @@ export class HostdevManager {
       await hooks.before?.(op, planned);
       let execution: Execution;
       try {
-        execution = await executePlan(planned, op, { kernel: this.kernel, reader: this.reader }, bookkeeping(op, planned, seen));
+        execution = await executePlan(
+          planned,
+          op,
+          { kernel: this.kernel, reader: this.reader },
+          bookkeeping(op, planned, seen),
+          settle === undefined ? undefined : () => settle(op, planned),
+        );
       } catch (error) {
         await hooks.failed?.(op, planned, error);
         throw error;

@@ -18,7 +18,7 @@ import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import type { NetPort } from '../net/net-port.js';
 import type { JournalRecord, Operation, StateChange, StateStore } from '../state/store.js';
 import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
-import { departures } from './departed.js';
+import { pruneVanished, type PrunedEntry } from './reconcile.js';
 import { HostReader } from './host-reader.js';
 import { deviceExists, reviewVfConfigs, VfNetConfigurator, vfConfigsSettled, type VfConfigRepairPorts } from './vf-net.js';
 
@@ -50,12 +50,7 @@ export interface RepairedDevice {
   readonly steps?: readonly string[];
 }
 
-/** A table entry dropped because its device is no longer on the host. */
-export interface PrunedEntry {
-  readonly address: PciAddress;
-  readonly table: TableName;
-  readonly usedBy: Owner | null;
-}
+export type { PrunedEntry } from './reconcile.js';
 
 /** A table entry whose device is not on the stub driver the table says: someone changed it by hand. */
 export interface DriftEntry {
@@ -164,14 +159,12 @@ export async function recover(
       if (result.change) changes.push(result.change);
     }
     const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
-    const pruned: PrunedEntry[] = [];
-    changes.push(...departures(op, look.vanished.map((located) => located.entry.address), 'recover'));
-    for (const located of look.vanished) {
-      const usedBy = located.table === 'active' ? located.entry.usedBy : null;
-      pruned.push({ address: located.entry.address, table: located.table, usedBy });
-      changes.push({ kind: 'remove', address: located.entry.address });
+    const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
+    const pruned = prune.pruned;
+    changes.push(...prune.changes);
+    for (const { address, table, usedBy } of pruned) {
       warnings.push(
-        `${located.entry.address} is no longer on this host; dropped from the ${located.table} table` +
+        `${address} is no longer on this host; dropped from the ${table} table` +
           (usedBy ? ` (it was used by driver ${usedBy.driver}, domain ${usedBy.domain})` : ''),
       );
     }

@@ -42,7 +42,7 @@ export function operationReport(plan: Plan, execution: Execution | null): Operat
     dryRun: execution === null,
     steps: planSteps(plan).map(formatStep),
     changes: execution?.changes ?? plan.changes,
-    pruned: plan.pruned,
+    pruned: [...new Set([...plan.pruned, ...(execution?.pruned ?? [])])],
     resets: plan.resets,
     failures: (execution?.failures ?? []).map((failure) => ({
       address: failure.address,
@@ -61,7 +61,7 @@ export function releaseReport(
   prunedEarlier: readonly PciAddress[] = [],
 ): ReleaseReport {
   const report = operationReport(plan, execution);
-  const pruned = new Set<string>(plan.pruned);
+  const pruned = new Set<string>([...plan.pruned, ...(execution?.pruned ?? [])]);
   const released: PciAddress[] = [];
   const reattached: PciAddress[] = [];
   const inactive: PciAddress[] = [];
@@ -71,6 +71,6 @@ export function releaseReport(
     released.push(address);
     (change.kind === 'remove' ? reattached : inactive).push(address);
   }
-  const allPruned = [...new Set([...plan.pruned, ...prunedEarlier])];
+  const allPruned = [...new Set([...plan.pruned, ...(execution?.pruned ?? []), ...prunedEarlier])];
   return { ...report, pruned: allPruned, released, reattached, inactive };
 }

@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
-import { departures } from './departed.js';
+import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
 import type { RecoveryReport } from './recovery.js';
@@ -9,9 +9,9 @@ import type { RecoveryReport } from './recovery.js';
 export interface StatusReport {
   readonly active: readonly ActiveEntry[];
   readonly inactive: readonly InactiveEntry[];
-  /** Inactive entries whose device vanished, removed by this status call. */
+  /** Entries whose device vanished, removed by this status call (both tables). */
   readonly pruned: readonly PciAddress[];
-  /** Active entries whose device vanished: the domain's release prunes them. */
+  /** Active entries whose device vanished and are still there (the lock was busy; see `busy`). */
   readonly missing: readonly PciAddress[];
   readonly iommu: { readonly enabled: boolean };
   readonly vfio: { readonly loaded: boolean; readonly groups: readonly string[] };
@@ -29,9 +29,9 @@ export interface StatusReport {
 }
 
 /**
- * Both tables as the `status` command shows them. A vanished inactive device is owned by nobody,
- * so no release would ever remove it: status prunes it, under the lock, like release does, but
- * only when the lock is free at once: a reader never waits for a writer.
+ * Both tables as the `status` command shows them. Entries whose device vanished are pruned by the
+ * one reconcile rule, as every other path prunes them, but only when the lock is free at once: a
+ * reader never waits for a writer.
  */
 export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
   const vanished = (entries: ReadonlyArray<{ address: PciAddress }>): PciAddress[] =>
@@ -40,15 +40,15 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
   let tables = store.readTables();
   let pruned: PciAddress[] = [];
   let busy: StatusReport['busy'] = null;
-  const gone = vanished(tables.inactive);
-  if (gone.length > 0) {
+  const exists = (address: PciAddress): boolean => reader.exists(address);
+  const gone = goneFrom(tables, exists);
+  if (gone.size > 0) {
     const done = await store.tryExclusive('status', async (op) => {
-      const current = op.tables();
-      const now = vanished(current.inactive);
-      op.commit([...departures(op, now, 'status'), ...now.map((address) => ({ kind: 'remove' as const, address }))]);
-      return [op.tables(), now] as const;
+      const prune = pruneVanished(op, goneFrom(op.tables(), exists), 'status');
+      op.commit(prune.changes);
+      return [op.tables(), prune.pruned.map((entry) => entry.address)] as const;
     });
-    if (done === null) busy = { operations: inFlightOperations(store.readJournal()), notPruned: gone };
+    if (done === null) busy = { operations: inFlightOperations(store.readJournal()), notPruned: [...gone] };
     else [tables, pruned] = done;
   }
   if (busy === null && recovery.deferred !== undefined) busy = { operations: recovery.deferred, notPruned: [] };

@@ -11,7 +11,8 @@ import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
-import { departures } from './departed.js';
+import { goneFrom, pruneVanished } from './reconcile.js';
+import { HostReader } from './host-reader.js';
 
 /** `hostdev vf list` and `hostdev vf set-count` (issue 6). */
 
@@ -172,13 +173,8 @@ export async function setVfCount(
   const plan = await store.exclusive('vf-set-count', async (op) => {
     const { plan, pf } = planFor(layout, op.tables(), request);
     const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
-    const savedConfigs = new Set(op.vfConfigs().map((row) => row.address));
     const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
-    const changes: StateChange[] = departures(op, plan.prune.map((vf) => vf.address), 'vf-set-count', { known });
-    for (const vf of plan.prune) {
-      changes.push({ kind: 'remove', address: vf.address });
-      if (savedConfigs.has(vf.address)) changes.push({ kind: 'drop-vf-config', address: vf.address });
-    }
+    const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known });
     let failure: unknown = null;
     let removed = false;
     for (const write of plan.writes) {
@@ -194,7 +190,11 @@ export async function setVfCount(
     }
     // The VFs left the host with the first sriov_numvfs write that succeeded (N -> 0): their
     // entries go whatever happens next; if it failed, they are still there and stay in the tables.
-    op.commit(removed ? changes : []);
+    // Entries of any other device that is gone by now go too (the one reconcile rule).
+    const forced = new Set<string>(plan.prune.map((vf) => vf.address));
+    const reader = new HostReader(layout);
+    const others = new Set([...goneFrom(op.tables(), (address) => reader.exists(address))].filter((address) => !forced.has(address)));
+    op.commit([...(removed ? changes : []), ...pruneVanished(op, others, 'vf-set-count').changes]);
     if (failure !== null) throw failure;
     return plan;
   });

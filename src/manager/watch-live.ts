@@ -4,7 +4,7 @@ import type { EventBatch } from '../events/watcher.js';
 import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
 import type { Located, Owner } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
-import { departures } from './departed.js';
+import { pruneVanished } from './reconcile.js';
 
 /**
  * What `hostdev watch` does with each batch of PCI events:
@@ -134,28 +134,14 @@ export class LiveWatch {
     const found = new Map<PciAddress, FormerEntry>();
     if (!anyInTable) return found;
     await this.options.store.exclusive('watch-prune', async (op) => {
+      // Between the snapshot and the lock the device may have come back: it is a new device then
+      // (fresh driver, fresh config), so the stale entry goes all the same.
       const tables = op.lookup(candidates);
-      const configs = new Set(op.vfConfigs().map((row) => row.address));
-      const changes: StateChange[] = [];
-      for (const address of candidates) {
-        // Between the snapshot and the lock the device may have come back: it is a new device
-        // then (fresh driver, fresh config), so the stale entry goes all the same.
-        const active = tables.active.find((entry) => entry.address === address);
-        const inactive = tables.inactive.find((entry) => entry.address === address);
-        const former: FormerEntry | null = active
-          ? { table: 'active', entry: active }
-          : inactive
-            ? { table: 'inactive', entry: inactive }
-            : null;
-        if (former === null) continue;
-        found.set(address, former);
-        changes.push({ kind: 'remove', address });
-        if (configs.has(address)) changes.push({ kind: 'drop-vf-config', address });
-      }
-      const gone = [...found.keys()];
-      changes.push(...departures(op, gone, 'watch', { known: this.identity, domainConfigs: this.domainConfigs }));
-      for (const address of gone) this.domainConfigs.delete(address);
-      op.commit(changes);
+      for (const entry of tables.active) found.set(entry.address, { table: 'active', entry });
+      for (const entry of tables.inactive) found.set(entry.address, { table: 'inactive', entry });
+      const prune = pruneVanished(op, candidates, 'watch', { known: this.identity, domainConfigs: this.domainConfigs });
+      for (const address of found.keys()) this.domainConfigs.delete(address);
+      op.commit(prune.changes);
     });
     return found;
   }

@@ -57,16 +57,22 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
   it('status (a detached VF) and reattach (a detached VF)', async () => {
     await host.kernel.write(numvfs, '0');
     const status = await manager.status();
-    expect(status.pruned).toEqual([vf1]);
-    expect(departedOf(manager)).toEqual([{ address: vf1, pf: PF, vfIndex: 1, owner: null, table: 'inactive', prunedBy: 'status' }]);
-    expect(status.departed.map((r) => r.address)).toEqual([vf1]);
+    expect(status.pruned).toEqual([vf0, vf1]);
+    expect(departedOf(manager)).toEqual([
+      { address: vf0, pf: PF, vfIndex: 0, owner: VM1, table: 'active', prunedBy: 'status' },
+      { address: vf1, pf: PF, vfIndex: 1, owner: null, table: 'inactive', prunedBy: 'status' },
+    ]);
+    expect(status.departed.map((r) => r.address)).toEqual([vf0, vf1]);
 
     await host.kernel.write(numvfs, '2');
     await manager.detach(vf1);
     await host.kernel.write(numvfs, '0');
     const reattach = await manager.reattach(vf1);
     expect(reattach.pruned).toEqual([vf1]);
-    expect(departedOf(manager)).toEqual([{ address: vf1, pf: PF, vfIndex: 1, owner: null, table: 'inactive', prunedBy: 'reattach' }]);
+    expect(departedOf(manager)).toEqual([
+      { address: vf0, pf: PF, vfIndex: 0, owner: VM1, table: 'active', prunedBy: 'status' },
+      { address: vf1, pf: PF, vfIndex: 1, owner: null, table: 'inactive', prunedBy: 'reattach' },
+    ]);
   });
 
   it('vf set-count --force, with the owners it pruned', async () => {
@@ -83,7 +89,7 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
   it('a release prunes its own vanished VF without awaiting it (the domain let go), and drops its earlier departed VFs', async () => {
     await manager.assign({ domain: 'vm1', addresses: [vf1], managed: false });
     await host.kernel.write(numvfs, '0');
-    await manager.status(); // nothing to prune: both are active
+    await manager.status(); // prunes both, awaited back for vm1
     // an earlier departure of vm1 (recorded by a watch, say) and one of another domain
     await manager.store.exclusive('test', async (op) =>
       op.commit([
@@ -92,7 +98,8 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
       ]),
     );
     const report = await manager.release({ domain: 'vm1' });
-    expect([...report.pruned].sort()).toEqual([vf0, vf1].sort());
+    // Every VF of vm1 that left the host, whoever pruned it, is reported by vm1's release.
+    expect([...report.pruned].sort()).toEqual([vf0, vf1, pci('0000:01:10.4')].sort());
     expect(departedOf(manager).map((r) => r.address)).toEqual(['0000:01:10.6']);
   });
 

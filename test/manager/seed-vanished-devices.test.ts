@@ -74,12 +74,17 @@ describe('the seed: devices that vanish while a domain holds them', () => {
     expect(manager.tables().active.map((entry) => entry.address).sort()).toEqual([GPU, AUDIO]);
   });
 
-  it('status shows an active device that vanished as missing until its domain is released', async () => {
+  it('status prunes an active device that vanished (awaited back for its domain); the domain\'s release reports it and lets go', async () => {
     await manager.assign({ domain: 'vm1', addresses: [vfs[0]!] });
     await host.kernel.write(numvfs, '0');
     const status = await manager.status();
-    expect(status.missing).toEqual([vfs[0]]);
-    expect(status.active).toHaveLength(1);
+    expect(status.pruned).toEqual([vfs[0]]);
+    expect(status.missing).toEqual([]);
+    expect(status.active).toEqual([]);
+    expect(status.departed.map((record) => [record.address, record.owner])).toEqual([[vfs[0], { driver: 'qemu', domain: 'vm1' }]]);
+    const release = await manager.release({ domain: 'vm1' });
+    expect(release.pruned).toEqual([vfs[0]]);
+    expect(manager.store.readDeparted()).toEqual([]);
   });
 
   it('a VF removed while only detached (inactive, no domain) is pruned by the next status', async () => {

@@ -1,0 +1,47 @@
+import type { PciAddress } from '../core/address.js';
+import { reconcile } from '../core/reconcile.js';
+import type { Located, Owner, Tables } from '../core/tables.js';
+import type { Operation, StateChange } from '../state/store.js';
+import { departures, type DepartureOptions } from './departed.js';
+
+/** A pruned entry as reports give it. */
+export interface PrunedEntry {
+  readonly address: PciAddress;
+  readonly table: 'active' | 'inactive';
+  readonly usedBy: Owner | null;
+}
+
+export function prunedEntry(place: Located): PrunedEntry {
+  return { address: place.entry.address, table: place.table, usedBy: place.table === 'active' ? place.entry.usedBy : null };
+}
+
+/** The table entries whose device is no longer on the host. */
+export function goneFrom(tables: Tables, exists: (address: PciAddress) => boolean): Set<PciAddress> {
+  const gone = new Set<PciAddress>();
+  for (const entry of [...tables.active, ...tables.inactive]) if (!exists(entry.address)) gone.add(entry.address);
+  return gone;
+}
+
+/**
+ * Applies the reconcile rule inside an operation: the state changes for one commit (the entries
+ * removed, their saved VF config dropped, a departed record for each VF whose return is awaited)
+ * and what was pruned. Every path that finds a vanished device comes here: recovery at open,
+ * status, release, reattach, watch and `vf set-count --force`.
+ */
+export function pruneVanished(
+  op: Operation,
+  gone: ReadonlySet<PciAddress>,
+  prunedBy: string,
+  options: DepartureOptions & { readonly releasing?: Owner } = {},
+): { readonly pruned: readonly PrunedEntry[]; readonly changes: readonly StateChange[] } {
+  if (gone.size === 0) return { pruned: [], changes: [] };
+  const result = reconcile({ tables: op.lookup(gone), gone, releasing: options.releasing });
+  if (result.pruned.length === 0) return { pruned: [], changes: [] };
+  const saved = new Set<string>(op.vfConfigs().map((row) => row.address));
+  const changes: StateChange[] = [
+    ...departures(op, result.awaited, prunedBy, options),
+    ...result.changes,
+    ...result.pruned.filter((place) => saved.has(place.entry.address)).map((place) => ({ kind: 'drop-vf-config' as const, address: place.entry.address })),
+  ];
+  return { pruned: result.pruned.map(prunedEntry), changes };
+}
