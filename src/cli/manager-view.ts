@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { parseAddress, type PciAddress } from '../core/address.js';
-import { ExitCode } from '../core/errors.js';
+import { ExitCode, HostdevError } from '../core/errors.js';
 import { formatChange, planWrites } from '../core/plan-types.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { HostdevService } from '../service/hostdev-service.js';
+import type { OperationMode } from '../manager/hostdev-manager.js';
+import type { DeviceWait } from '../manager/host-reader.js';
 import type { CommandResult } from './context.js';
 import { withService } from './open-manager.js';
 import { action } from './run-action.js';
@@ -13,6 +15,29 @@ import { action } from './run-action.js';
 
 export function parseDomainOptions(opts: { domain?: string; hypervisor?: string }): { domain: string; hypervisor: string } {
   return { domain: opts.domain ?? '', hypervisor: opts.hypervisor ?? 'qemu' };
+}
+
+/** `--wait MS`: how long an operation waits for device reads the kernel holds up. */
+export const WAIT_HELP = 'longest wait for a device the kernel holds (a VF whose removal waits for its VM); default 15000';
+
+export function addWaitOption(command: Command): Command {
+  return command.option('--wait <ms>', WAIT_HELP);
+}
+
+/** The wait `--wait` asks for, telling on stderr what is waited for every 2 s. */
+export function deviceWait(input: string | undefined): DeviceWait {
+  if (input !== undefined && !/^\d+$/.test(input)) {
+    throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds, not "${input}"`, {
+      hint: 'Give it in digits, e.g. --wait 60000, or leave it out for 15000 (HOSTDEV_READ_TIMEOUT_MS).',
+    });
+  }
+  return {
+    ...(input === undefined ? {} : { timeoutMs: Number(input) }),
+    onSlow: (pending, waitedMs) =>
+      process.stderr.write(
+        `waiting for ${pending.join(', ')}: the kernel holds it (a removal waiting for the VM that uses it), ${Math.round(waitedMs / 1000)} s\n`,
+      ),
+  };
 }
 
 export function reportJson(report: OperationReport): Record<string, unknown> {
@@ -81,19 +106,22 @@ export function registerNodeCommand(
   spec: {
     readonly name: string;
     readonly description: string;
-    readonly run: (service: HostdevService, address: PciAddress, dryRun: boolean) => Promise<OperationReport>;
+    readonly run: (service: HostdevService, address: PciAddress, mode: OperationMode) => Promise<OperationReport>;
     readonly headline: (report: OperationReport, address: PciAddress) => string;
   },
 ): void {
-  program
-    .command(`${spec.name} <address>`)
-    .description(spec.description)
-    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
-    .action(
+  addWaitOption(
+    program
+      .command(`${spec.name} <address>`)
+      .description(spec.description)
+      .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'),
+  ).action(
       action(async (globals, command: Command, input: string) => {
         const address = parseAddress(input);
-        const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
-        const report = await withService(globals, (service) => spec.run(service, address, dryRun), { dryRun });
+        const opts = command.opts<{ dryRun?: boolean; wait?: string }>();
+        const dryRun = opts.dryRun ?? false;
+        const mode = { dryRun, wait: deviceWait(opts.wait) };
+        const report = await withService(globals, (service) => spec.run(service, address, mode), { dryRun });
         return reportResult(report, spec.headline(report, address));
       }),
     );

@@ -2,7 +2,14 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
+import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
 import { readDevice, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
+
+/** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
+export interface DeviceWait {
+  readonly timeoutMs?: number;
+  readonly onSlow?: SlowReadListener;
+}
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
@@ -21,6 +28,18 @@ export class HostReader {
       // Vanishing while being read (a VF removed by sriov_numvfs=0) is the same as vanished.
       return existsSync(this.layout.device(address)) ? readDevice(this.layout, address, { names: null }) : null;
     }
+  }
+
+  /**
+   * Some devices, read in a bounded reader process (see readDevicesBounded): what a plan is made
+   * of, so that a device the kernel holds (a VF whose removal waits for its VM) never blocks this
+   * process, and the wait is bounded and told.
+   */
+  devices(addresses: readonly PciAddress[], wait: DeviceWait = {}): Promise<Map<PciAddress, PciDevice | null>> {
+    return readDevicesBounded(this.layout, addresses, {
+      timeoutMs: wait.timeoutMs ?? readTimeoutFromEnv(),
+      ...(wait.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
+    });
   }
 
   /** A PF's virtfnN links with their N (the VF indexes); [] for anything else. */

@@ -5,7 +5,7 @@ import { isStubDriver } from '../core/stub-driver.js';
 import { vfioStubFor } from '../core/vfio-variant.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { hostFiles } from '../sysfs/paths.js';
-import type { HostReader } from './host-reader.js';
+import type { DeviceWait, HostReader } from './host-reader.js';
 import type { TableSource } from './table-source.js';
 
 export interface ViewScope {
@@ -28,29 +28,34 @@ export async function buildHostView(
   hostUsage: HostUsagePort,
   source: TableSource,
   scope: ViewScope,
+  wait: DeviceWait = {},
 ): Promise<HostView> {
   const devices = new Map<PciAddress, PciDevice | null>();
-  const read = (address: PciAddress): PciDevice | null => {
-    if (!devices.has(address)) devices.set(address, reader.device(address));
-    return devices.get(address) ?? null;
+  const readAll = async (addresses: readonly PciAddress[]): Promise<void> => {
+    const unread = [...new Set(addresses.filter((address) => !devices.has(address)))];
+    const read = await reader.devices(unread, wait);
+    for (const address of unread) devices.set(address, read.get(address) ?? null);
   };
-  const requested = scope.addresses.map(read);
+  await readAll(scope.addresses);
+  const requested = scope.addresses.map((address) => devices.get(address) ?? null);
 
   const groups = new Map<number, readonly PciAddress[]>();
   const busSiblings = new Map<PciAddress, readonly PciAddress[]>();
+  const around: PciAddress[] = [];
   for (const device of requested) {
     if (device === null) continue;
     if (device.iommuGroup !== null && !groups.has(device.iommuGroup)) {
       const members = reader.groupMembers(device.iommuGroup);
       groups.set(device.iommuGroup, members);
-      members.forEach(read);
+      around.push(...members);
     }
     if (device.resetMethods[0] === 'bus') {
       const siblings = reader.busFunctions(device.address);
       busSiblings.set(device.address, siblings);
-      siblings.forEach(read);
+      around.push(...siblings);
     }
   }
+  await readAll(around);
 
   // The entries of every device read, and only those: the plan looks nothing else up.
   const tables = source.lookup([...scope.addresses, ...devices.keys()]);

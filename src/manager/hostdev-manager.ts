@@ -15,7 +15,7 @@ import { DRY_RUN_KERNEL, dryRunNet } from './dry-run-ports.js';
 import { reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
 import { executePlan, type Execution, type Settle } from './executor.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
-import { HostReader } from './host-reader.js';
+import { HostReader, type DeviceWait } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
@@ -62,7 +62,15 @@ export interface OpenOptions {
   readonly waitForLock?: boolean;
 }
 
+/** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
+export interface OperationMode {
+  readonly dryRun?: boolean;
+  readonly wait?: DeviceWait;
+}
+
 export interface DetachOptions {
+  /** How long to wait for device reads the kernel holds up (default HOSTDEV_READ_TIMEOUT_MS, 15 s), and who hears meanwhile. */
+  readonly wait?: DeviceWait;
   /** Default: the device's vfio-pci variant driver when modules.alias names one, else vfio-pci (libvirt >= 10.0). */
   readonly stubDriver?: string;
   readonly force?: boolean;
@@ -81,6 +89,7 @@ export interface AssignRequest {
   readonly force?: boolean;
   readonly dryRun?: boolean;
   readonly hooks?: OperationHooks;
+  readonly wait?: DeviceWait;
 }
 
 export interface ReleaseRequest {
@@ -90,6 +99,7 @@ export interface ReleaseRequest {
   readonly addresses?: readonly PciAddress[];
   readonly dryRun?: boolean;
   readonly hooks?: OperationHooks;
+  readonly wait?: DeviceWait;
 }
 
 /**
@@ -144,7 +154,7 @@ export class HostdevManager {
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
       (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
-      options.dryRun ?? false,
+      options,
       {},
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
@@ -154,12 +164,12 @@ export class HostdevManager {
     return this.detach(address, { ...options, dryRun: true }).then((report) => report.plan);
   }
 
-  reattach(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+  reattach(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
     return this.perform(
       'reattach',
       (source) => ({ addresses: [address, ...source.inactive().map((entry) => entry.address)], drivers: [], hostUse: false }),
       (view) => planReattach(view, address),
-      options.dryRun ?? false,
+      options,
       {},
       () => [],
       (op, plan) => this.settleVanished(op, plan, 'reattach'),
@@ -170,12 +180,12 @@ export class HostdevManager {
     return this.reattach(address, { dryRun: true }).then((report) => report.plan);
   }
 
-  reset(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+  reset(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
     return this.perform(
       'reset',
       () => ({ addresses: [address], drivers: [], hostUse: false }),
       (view) => planReset(view, address),
-      options.dryRun ?? false,
+      options,
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
 
@@ -201,7 +211,7 @@ export class HostdevManager {
           withGroup: request.withGroup ?? false,
           force: request.force ?? false,
         }),
-      request.dryRun ?? false,
+      request,
       request.hooks,
       (op, plan, view) => {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
@@ -236,7 +246,7 @@ export class HostdevManager {
         hostUse: false,
       }),
       (view) => planRelease(view, { owner, addresses: request.addresses }),
-      request.dryRun ?? false,
+      request,
       request.hooks,
       (op) => {
         const letGo = releasedDepartures(op, owner, request.addresses);
@@ -316,12 +326,14 @@ export class HostdevManager {
     name: OperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
-    dryRun: boolean,
+    mode: OperationMode,
     hooks: OperationHooks = {},
     bookkeeping: (op: Operation, plan: Plan, view: HostView) => StateChange[] = () => [],
     settle?: (op: Operation, plan: Plan) => ReturnType<Settle>,
   ): Promise<[Plan, Execution | null]> {
-    const view = async (source: TableSource): Promise<HostView> => buildHostView(this.reader, this.hostUsage, source, scope(source));
+    const dryRun = mode.dryRun ?? false;
+    const view = async (source: TableSource): Promise<HostView> =>
+      buildHostView(this.reader, this.hostUsage, source, scope(source), mode.wait ?? {});
     if (dryRun) return [planner(await view(tablesSource(this.store.readTables()))), null];
     if (this.store.snapshot) {
       throw new HostdevError('HOSTDEV_INTERNAL', `"${name}" without dryRun on a manager opened for dry runs`, {

@@ -10,6 +10,7 @@ import {
   HostdevManager,
   type AssignRequest,
   type DetachOptions,
+  type OperationMode,
   type ReleaseRequest,
 } from '../manager/hostdev-manager.js';
 import type { RecoveryReport } from '../manager/recovery.js';
@@ -145,11 +146,11 @@ export class HostdevService {
     return this.manager.detach(address, options);
   }
 
-  reattach(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+  reattach(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
     return this.manager.reattach(address, options);
   }
 
-  reset(address: PciAddress, options: { dryRun?: boolean } = {}): Promise<OperationReport> {
+  reset(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
     return this.manager.reset(address, options);
   }
 

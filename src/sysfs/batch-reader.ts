@@ -234,13 +234,24 @@ export class BatchReader {
   /** What the readers call when they have something new (forEach's pump, while it runs). */
   private onChange: (() => void) | null = null;
 
-  /** `options.nativeReader`: the native program to run, null for the Node.js reader; default the built one. */
-  constructor(layout: SysfsLayout, ops: readonly BatchOp[], options: { readonly nativeReader?: string | null } = {}) {
+  /**
+   * `options.nativeReader`: the native program to run, null for the Node.js reader; default the built one.
+   * `options.only`: read just these functions (those of them that are listed), not every one.
+   */
+  constructor(
+    layout: SysfsLayout,
+    ops: readonly BatchOp[],
+    options: { readonly nativeReader?: string | null; readonly only?: readonly string[] } = {},
+  ) {
     this.root = layout.root;
     this.ops = ops;
     this.cwd = layout.pciDevicesDir;
     this.listing = listFunctionNames(layout.pciDevicesDir);
-    this.entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
+    const wanted = options.only === undefined ? null : new Set(options.only);
+    this.entries =
+      'names' in this.listing
+        ? this.listing.names.filter((name) => canonicalAddress(name) !== null && (wanted === null || wanted.has(name))).sort()
+        : [];
     if (this.entries.length === 0) return;
     this.startReaders(this.usable(options.nativeReader === undefined ? builtNativeReader() : options.nativeReader));
   }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
-import { parseDomainOptions, reportResult } from '../manager-view.js';
+import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 import { addVfNetOptions, vfNetRequests, type VfNetOptionValues } from './vf.js';
@@ -16,7 +16,8 @@ export function registerAssign(program: Command): void {
     .option('--driver <name>', 'stub driver for managed devices (default: each device\'s vfio-pci variant driver named in modules.alias, else vfio-pci)')
     .option('--with-group', 'take every endpoint of the devices\' IOMMU groups along')
     .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
-    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'))
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .option('--wait <ms>', WAIT_HELP))
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
         const opts = command.opts<VfNetOptionValues & {
@@ -27,6 +28,7 @@ export function registerAssign(program: Command): void {
           withGroup?: boolean;
           force?: boolean;
           dryRun?: boolean;
+          wait?: string;
         }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
         if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
@@ -44,6 +46,7 @@ export function registerAssign(program: Command): void {
               withGroup: opts.withGroup ?? false,
               force: opts.force ?? false,
               dryRun: opts.dryRun ?? false,
+              wait: deviceWait(opts.wait),
               ...(vf === null ? {} : { vf }),
             }),
           { dryRun: opts.dryRun ?? false },

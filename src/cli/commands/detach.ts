@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
-import { reportResult } from '../manager-view.js';
+import { WAIT_HELP, deviceWait, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
@@ -11,15 +11,17 @@ export function registerDetach(program: Command): void {
     .option('--driver <name>', 'stub driver: vfio-pci or a vfio-pci variant driver (default: the variant modules.alias names for the device, else vfio-pci)')
     .option('--force', 'detach even if the host uses the device (IP address, route, mounted filesystem, console)')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .option('--wait <ms>', WAIT_HELP)
     .action(
       action(async (globals, command: Command, input: string) => {
-        const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean }>();
+        const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean; wait?: string }>();
         const address = parseAddress(input);
         const report = await withService(globals, (service) =>
           service.detach(address, {
             ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
             force: opts.force ?? false,
             dryRun: opts.dryRun ?? false,
+            wait: deviceWait(opts.wait),
           }),
           { dryRun: opts.dryRun ?? false },
         );

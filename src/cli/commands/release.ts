@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
-import { parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
+import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
@@ -11,9 +11,10 @@ export function registerRelease(program: Command): void {
     .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
     .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .option('--wait <ms>', WAIT_HELP)
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
-        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean }>();
+        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
         const addresses = inputs.length > 0 ? inputs.map(parseAddress) : undefined;
         const report = await withService(globals, (service) =>
@@ -22,6 +23,7 @@ export function registerRelease(program: Command): void {
             hypervisor,
             ...(addresses ? { addresses } : {}),
             dryRun: opts.dryRun ?? false,
+            wait: deviceWait(opts.wait),
           }),
           { dryRun: opts.dryRun ?? false },
         );

@@ -5,7 +5,7 @@ export function registerReset(program: Command): void {
   registerNodeCommand(program, {
     name: 'reset',
     description: "reset a device through the kernel's reset file (its first reset_method); refused while a domain owns it",
-    run: (service, address, dryRun) => service.reset(address, { dryRun }),
+    run: (service, address, mode) => service.reset(address, mode),
     headline: (_report, address) => `reset ${address}`,
   });
 }

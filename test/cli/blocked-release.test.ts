@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { isBlocked, writeFaultsFile } from '../../src/sim/faults.js';
+import { CLI_BIN, jsonOf, runCli, runCliAsync } from '../support/cli.js';
+
+// The seed's outcome 2 with a release in the middle: QEMU holds VF0 (the simulator's block at
+// vfio-pci's release), an admin's `echo 0 > sriov_numvfs` waits for it, and vm1's release starts.
+// The release waits, bounded and saying so, without holding up anyone who only looks; when QEMU
+// lets go, the VF is gone and the release prunes it: exit 0, both tables empty, nothing awaited.
+const PF = '0000:01:00.0';
+const VF0 = '0000:01:10.0';
+const BLOCK_ID = 'qemu-holds-vf0';
+
+const children: ChildProcess[] = [];
+let base = '';
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+afterAll(() => {
+  if (base !== '') rmSync(base, { recursive: true, force: true });
+});
+
+interface Background {
+  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+  finished(): boolean;
+  stderr(): string;
+}
+
+function background(args: readonly string[]): Background {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  let over = false;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      over = true;
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  return { done, finished: () => over, stderr: () => stderr };
+}
+
+async function waitFor(check: () => boolean, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A host where vm1 holds VF0 and `echo 0 > PF/sriov_numvfs` waits for it; the hostdev flags for it. */
+async function heldByQemu(name: string): Promise<{ root: string; flags: string[]; writer: Background }> {
+  if (base === '') base = mkdtempSync(path.join(tmpdir(), 'hostdev-blocked-release-'));
+  const root = path.join(base, name, 'root');
+  const flags = ['--root', root, '--state-dir', path.join(base, name, 'state'), '--simulate'];
+  expect(runCli(['sim', 'create', root, '--preset', 'sriov-nic']).code).toBe(0);
+  const assign = runCli([...flags, 'assign', '--domain', 'vm1', VF0]);
+  expect(assign.code, assign.stderr).toBe(0);
+  writeFaultsFile(root, [{ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' }]);
+  const writer = background(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, '0']);
+  await waitFor(() => isBlocked(root, BLOCK_ID));
+  return { root, flags, writer };
+}
+
+describe('a release while QEMU holds a VF whose removal is pending', () => {
+  it('waits, telling what for, while status answers; when QEMU lets go it exits 0 with the VF pruned and nothing left', async () => {
+    const { root, flags, writer } = await heldByQemu('lets-go');
+    const release = background([...flags, '--json', 'release', '--domain', 'vm1', '--wait', '60000']);
+    await waitFor(() => release.stderr().includes('waiting for'), 10_000);
+    expect(release.stderr()).toContain(`waiting for ${VF0}: the kernel holds it`);
+
+    const started = Date.now();
+    const status = await runCliAsync([...flags, '--json', 'status'], { timeoutMs: 10_000 });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonOf<{ active: Array<{ address: string }> }>(status).active.map((entry) => entry.address)).toEqual([VF0]);
+    expect(release.finished()).toBe(false);
+
+    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
+    expect((await writer.done).code).toBe(0);
+    const done = await release.done;
+    expect(done.code, done.stderr).toBe(0);
+    const report = JSON.parse(done.stdout) as { pruned: string[]; released: string[]; failures: unknown[] };
+    expect(report.pruned).toEqual([VF0]);
+    expect(report.failures).toEqual([]);
+    const after = jsonOf<{ active: unknown[]; inactive: unknown[]; departed: unknown[] }>(runCli([...flags, '--json', 'status']));
+    expect(after).toMatchObject({ active: [], inactive: [], departed: [] });
+  }, 60_000);
+
+  it('ends at the --wait bound with exit 6 naming the file and the pending removal when QEMU never lets go; the tables stay as they were', async () => {
+    const { root, flags, writer } = await heldByQemu('holds-on');
+    const release = await runCliAsync([...flags, '--json', 'release', '--domain', 'vm1', '--wait', '1500'], { timeoutMs: 20_000 });
+    expect(release.code, release.stderr).toBe(6);
+    const error = JSON.parse(release.stderr.slice(release.stderr.indexOf('{'))) as { error: { code: string; message: string; hint: string } };
+    expect(error.error.code).toBe('HOSTDEV_TIMEOUT');
+    expect(error.error.message).toContain(`reading ${VF0} did not finish in 1500 ms`);
+    expect(error.error.message).toContain(`/sys/bus/pci/devices/${VF0}/driver_override`);
+    expect(error.error.message).toContain('being removed');
+    expect(error.error.hint).toContain('sriov_numvfs');
+    const status = jsonOf<{ active: Array<{ address: string }>; journal: { unfinished: number } }>(runCli([...flags, '--json', 'status']));
+    expect(status.active.map((entry) => entry.address)).toEqual([VF0]);
+    expect(status.journal.unfinished).toBe(0);
+    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
+    expect((await writer.done).code).toBe(0);
+  }, 60_000);
+});
