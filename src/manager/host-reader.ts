@@ -69,6 +69,16 @@ export class HostReader {
     return existsSync(this.layout.driver(name));
   }
 
+  /** The IOMMU group a device's iommu_group link names (a link the kernel never holds); null: none or vanished. */
+  groupOf(address: PciAddress): number | null {
+    try {
+      const group = Number(path.basename(readlinkSync(this.layout.device(address, 'iommu_group'))));
+      return Number.isInteger(group) ? group : null;
+    } catch {
+      return null;
+    }
+  }
+
   groupMembers(group: number): PciAddress[] {
     return this.addressesIn(this.layout.iommuGroup(group, 'devices'));
   }

@@ -36,7 +36,14 @@ export async function buildHostView(
     const read = await reader.devices(unread, wait);
     for (const address of unread) devices.set(address, read.get(address) ?? null);
   };
-  await readAll(scope.addresses);
+  // The group members are found from the iommu_group links first, so that one bounded read takes
+  // the requested devices and their companions together.
+  const members = new Map<number, readonly PciAddress[]>();
+  for (const address of scope.addresses) {
+    const group = reader.groupOf(address);
+    if (group !== null && !members.has(group)) members.set(group, reader.groupMembers(group));
+  }
+  await readAll([...scope.addresses, ...[...members.values()].flat()]);
   const requested = scope.addresses.map((address) => devices.get(address) ?? null);
 
   const groups = new Map<number, readonly PciAddress[]>();
@@ -45,9 +52,9 @@ export async function buildHostView(
   for (const device of requested) {
     if (device === null) continue;
     if (device.iommuGroup !== null && !groups.has(device.iommuGroup)) {
-      const members = reader.groupMembers(device.iommuGroup);
-      groups.set(device.iommuGroup, members);
-      around.push(...members);
+      const found = members.get(device.iommuGroup) ?? reader.groupMembers(device.iommuGroup);
+      groups.set(device.iommuGroup, found);
+      around.push(...found);
     }
     if (device.resetMethods[0] === 'bus') {
       const siblings = reader.busFunctions(device.address);

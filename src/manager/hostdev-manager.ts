@@ -14,7 +14,7 @@ import { StateStore, type Operation, type StateChange } from '../state/store.js'
 import { DRY_RUN_KERNEL, dryRunNet } from './dry-run-ports.js';
 import { reassignedDepartures, releasedDepartures, vfIdentityNotes } from './departed.js';
 import { executePlan, type Execution, type Settle } from './executor.js';
-import { goneFrom, pruneVanished } from './reconcile.js';
+import { pruneVanished } from './reconcile.js';
 import { HostReader, type DeviceWait } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
@@ -296,19 +296,18 @@ export class HostdevManager {
 
   /**
    * The reconcile at the end of a release or reattach (libvirt's virHostdevDeleteMissingPCIDevices
-   * after the re-attach): every device in the tables, or that the plan worked on, that is not on
-   * the host now leaves both tables in the operation's own commit. A releasing domain's devices
-   * are not awaited back: it let go of them.
+   * after the re-attach): every device the plan worked on or found gone that is not on the host
+   * now leaves both tables in the operation's own commit. A releasing domain's devices are not
+   * awaited back: it let go of them. Only those devices are looked at, so that an operation costs
+   * the same whatever the size of the tables; the others are met by the next open or status.
    */
   private settleVanished(op: Operation, plan: Plan, prunedBy: OperationName, releasing?: Owner): ReturnType<Settle> {
-    const exists = (address: PciAddress): boolean => this.reader.exists(address);
     const touched = [
       ...plan.pruned,
       ...plan.groups.map((group) => group.address),
       ...plan.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)),
     ];
-    const gone = goneFrom(op.tables(), exists);
-    for (const address of touched) if (!exists(address)) gone.add(address);
+    const gone = new Set(touched.filter((address) => !this.reader.exists(address)));
     const prune = pruneVanished(op, gone, prunedBy, releasing === undefined ? {} : { releasing });
     return { changes: prune.changes, pruned: prune.pruned.map((entry) => entry.address) };
   }

@@ -16,9 +16,13 @@ const BOUNDARY_BYTES = 16_384;
 /** From this many functions on the native reader forks a helper: below, it costs more than it saves. */
 const FUNCTIONS_FOR_TWO_JOBS = 512;
 
-/** A file beside this module in dist/, or in dist/ when this module runs from src/ (tests). */
+/**
+ * A file beside this module in dist/, or in dist/ when this module runs from src/ (tests) or from
+ * the benchmarks' build (dist-check/src/).
+ */
 function built(relative: string): string | null {
-  for (const candidate of [new URL(`../${relative}`, import.meta.url), new URL(`../../dist/${relative}`, import.meta.url)]) {
+  const candidates = [`../${relative}`, `../../dist/${relative}`, `../../../dist/${relative}`].map((at) => new URL(at, import.meta.url));
+  for (const candidate of candidates) {
     const file = fileURLToPath(candidate);
     if (existsSync(file)) return file;
   }
@@ -236,7 +240,7 @@ export class BatchReader {
 
   /**
    * `options.nativeReader`: the native program to run, null for the Node.js reader; default the built one.
-   * `options.only`: read just these functions (those of them that are listed), not every one.
+   * `options.only`: read just these functions, not every listed one.
    */
   constructor(
     layout: SysfsLayout,
@@ -246,12 +250,10 @@ export class BatchReader {
     this.root = layout.root;
     this.ops = ops;
     this.cwd = layout.pciDevicesDir;
-    this.listing = listFunctionNames(layout.pciDevicesDir);
-    const wanted = options.only === undefined ? null : new Set(options.only);
-    this.entries =
-      'names' in this.listing
-        ? this.listing.names.filter((name) => canonicalAddress(name) !== null && (wanted === null || wanted.has(name))).sort()
-        : [];
+    // Named functions are read without listing the bus: a gone one reads as gone (ENOENT), and the
+    // cost of a few reads does not grow with the host.
+    this.listing = options.only === undefined ? listFunctionNames(layout.pciDevicesDir) : { names: [...new Set(options.only)] };
+    this.entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
     if (this.entries.length === 0) return;
     this.startReaders(this.usable(options.nativeReader === undefined ? builtNativeReader() : options.nativeReader));
   }

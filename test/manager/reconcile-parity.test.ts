@@ -21,7 +21,8 @@ const PF1 = '0000:01:00.1';
 const VM2 = { driver: 'qemu', domain: 'vm2' };
 
 let host: SimManagerHost;
-let gone: PciAddress; // vm2's VF of PF0, the one that leaves
+let gone: PciAddress; // vm2's VF of PF0: leaves
+let parkedGone: PciAddress; // a detached VF of PF0: leaves with it
 let held: PciAddress; // vm1's VF of PF1, stays
 let parked: PciAddress; // a detached VF of PF1, stays
 
@@ -33,87 +34,107 @@ const vanish = (): Promise<void> => host.kernel.write(`/sys/bus/pci/devices/${PF
 beforeEach(async () => {
   host = simManagerHost('sriov-nic');
   await host.kernel.write(`/sys/bus/pci/devices/${PF0}/sriov_numvfs`, '2');
-  [gone, held, parked] = [virtfn(PF0, 0), virtfn(PF1, 0), virtfn(PF1, 1)];
+  [gone, parkedGone, held, parked] = [virtfn(PF0, 0), virtfn(PF0, 1), virtfn(PF1, 0), virtfn(PF1, 1)];
   const service = await open();
   try {
     await service.assign({ domain: 'vm2', addresses: [gone], vf: { [gone]: { mac: '52:54:00:00:00:02', vlan: 20 } } });
     await service.assign({ domain: 'vm1', addresses: [held] });
     await service.detach(parked);
+    await service.detach(parkedGone);
   } finally {
     service.close();
   }
 });
 afterEach(() => host.cleanup());
 
-/** The tables, and what the state says about the VF that left, after the path ran (read without recovery). */
-async function outcome(): Promise<Record<string, unknown>> {
-  const manager = await HostdevManager.open({ root: host.root, stateDir: host.stateDir, kernel: host.kernel, hostUsage: new SimHostUsage(host.root), recover: async () => ({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] }) });
+/** The tables and the departed records (without their time and pruner) after the path ran, read without recovery. */
+async function outcome(): Promise<{ active: unknown[]; inactive: unknown[]; vfConfigs: string[]; departed: Map<string, unknown>; prunedBy: Map<string, string> }> {
+  const manager = await HostdevManager.open({
+    root: host.root,
+    stateDir: host.stateDir,
+    kernel: host.kernel,
+    hostUsage: new SimHostUsage(host.root),
+    recover: async () => ({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] }),
+  });
   try {
     const tables = manager.store.readTables();
+    const records = manager.store.readDeparted();
     return {
       active: tables.active.map((entry) => [entry.address, entry.usedBy.domain]),
       inactive: tables.inactive.map((entry) => entry.address),
       vfConfigs: manager.store.readVfConfigs().map((row) => row.address),
-      departed: manager.store.readDeparted().filter((record) => record.address === gone).map(({ departedAt: _at, prunedBy: _by, ...record }) => record),
-      prunedBy: manager.store.readDeparted().filter((record) => record.address === gone).map((record) => record.prunedBy),
+      departed: new Map(records.map(({ departedAt: _at, prunedBy: _by, ...record }) => [record.address, record])),
+      prunedBy: new Map(records.map((record) => [record.address, record.prunedBy])),
     };
   } finally {
     manager.close();
   }
 }
 
-const PATHS: Record<string, { prunedBy: string; tables: { active: unknown[]; inactive: unknown[] }; run: () => Promise<void> }> = {
+/** The departed record every path that prunes the VF must leave (its time and pruner aside). */
+function expectedRecord(address: PciAddress): unknown {
+  if (address === gone) {
+    return {
+      address: gone,
+      pf: PF0,
+      vfIndex: 0,
+      former: { table: 'active', entry: { address: gone, usedBy: VM2, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+      owner: VM2,
+      vfConfig: { address: gone, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
+      domainConfig: { vlan: 20, mac: '52:54:00:00:00:02' },
+    };
+  }
+  return {
+    address: parkedGone,
+    pf: PF0,
+    vfIndex: 1,
+    former: { table: 'inactive', entry: { address: parkedGone, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+    owner: null,
+    vfConfig: null,
+    domainConfig: null,
+  };
+}
+
+interface PathCase {
+  readonly prunedBy: string;
+  /** The vanished VFs this path meets: every path that looks at the whole tables meets both. */
+  readonly meets: 'both' | 'gone' | 'parkedGone';
+  /** Whether what it prunes is awaited back (not when its own domain lets go of it). */
+  readonly awaited: boolean;
+  readonly run: () => Promise<void>;
+}
+
+const withService = async (fn: (service: HostdevService) => Promise<unknown>): Promise<void> => {
+  const service = await open();
+  try {
+    await vanish();
+    await fn(service);
+  } finally {
+    service.close();
+  }
+};
+
+const PATHS: Record<string, PathCase> = {
   'the next open (recovery)': {
     prunedBy: 'recover',
-    tables: { active: [['HELD', 'vm1']], inactive: ['PARKED'] },
+    meets: 'both',
+    awaited: true,
     run: async () => {
       await vanish();
       (await open()).close();
     },
   },
-  status: {
-    prunedBy: 'status',
-    tables: { active: [['HELD', 'vm1']], inactive: ['PARKED'] },
-    run: async () => {
-      const service = await open();
-      await vanish();
-      expect((await service.status()).pruned).toEqual([gone]);
-      service.close();
-    },
-  },
-  "another domain's release": {
-    prunedBy: 'release',
-    tables: { active: [], inactive: ['PARKED'] },
-    run: async () => {
-      const service = await open();
-      await vanish();
-      await service.release({ domain: 'vm1' });
-      service.close();
-    },
-  },
-  'a reattach of another device': {
-    prunedBy: 'reattach',
-    tables: { active: [['HELD', 'vm1']], inactive: [] },
-    run: async () => {
-      const service = await open();
-      await vanish();
-      await service.reattach(parked);
-      service.close();
-    },
-  },
-  'vf set-count --force of another PF': {
+  status: { prunedBy: 'status', meets: 'both', awaited: true, run: () => withService((service) => service.status()) },
+  'vf set-count of another PF': {
     prunedBy: 'vf-set-count',
-    tables: { active: [], inactive: [] },
-    run: async () => {
-      const service = await open();
-      await vanish();
-      await service.vf.setCount({ pf: PF1 as PciAddress, count: 1, force: true, waitMs: 5_000 });
-      service.close();
-    },
+    meets: 'both',
+    awaited: true,
+    run: () => withService((service) => service.vf.setCount({ pf: PF1 as PciAddress, count: 2, waitMs: 5_000 })),
   },
   'a running watch': {
     prunedBy: 'watch',
-    tables: { active: [['HELD', 'vm1']], inactive: ['PARKED'] },
+    meets: 'both',
+    awaited: true,
     run: async () => {
       const manager = await HostdevManager.open({ root: host.root, stateDir: host.stateDir, kernel: host.kernel, hostUsage: new SimHostUsage(host.root) });
       const live = new LiveWatch({ store: manager.store, emit: () => undefined });
@@ -141,31 +162,42 @@ const PATHS: Record<string, { prunedBy: string; tables: { active: unknown[]; ina
       }
     },
   },
+  'a reattach of another device (it looks at the inactive table)': {
+    prunedBy: 'reattach',
+    meets: 'parkedGone',
+    awaited: true,
+    run: () => withService((service) => service.reattach(parked)),
+  },
+  "its own domain's release (it looks at the domain's devices; a domain that lets go awaits nothing)": {
+    prunedBy: 'release',
+    meets: 'gone',
+    awaited: false,
+    run: () => withService((service) => service.release({ domain: 'vm2' })),
+  },
 };
 
 describe('one reconcile: every path records the same thing for the same vanished VF', () => {
   it.each(Object.keys(PATHS))('%s', async (name) => {
     const spec = PATHS[name]!;
     await spec.run();
-    const place = (value: unknown): unknown => (value === 'HELD' ? held : value === 'PARKED' ? parked : value);
     const result = await outcome();
-    expect({ active: result['active'], inactive: result['inactive'] }).toEqual({
-      active: spec.tables.active.map((row) => (row as unknown[]).map(place)),
-      inactive: spec.tables.inactive.map(place),
-    });
-    expect(result['vfConfigs']).toEqual([]);
-    expect(result['departed']).toEqual([
-      {
-        address: gone,
-        pf: PF0,
-        vfIndex: 0,
-        former: { table: 'active', entry: { address: gone, usedBy: VM2, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
-        owner: VM2,
-        vfConfig: { address: gone, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
-        domainConfig: { vlan: 20, mac: '52:54:00:00:00:02' },
-      },
-    ]);
-    expect(result['prunedBy']).toEqual([spec.prunedBy]);
+    const met = spec.meets === 'both' ? [gone, parkedGone] : spec.meets === 'gone' ? [gone] : [parkedGone];
+    const left = [gone, parkedGone].filter((address) => !met.includes(address));
+    const stays = (address: PciAddress): boolean => left.includes(address);
+    const byAddress = (a: unknown[], b: unknown[]): number => String(a[0]).localeCompare(String(b[0]));
+    expect(result.active).toEqual([[held, 'vm1'], ...(stays(gone) ? [[gone, 'vm2']] : [])].sort(byAddress));
+    const reattached = spec.prunedBy === 'reattach';
+    expect(result.inactive).toEqual([...(reattached ? [] : [parked]), ...(stays(parkedGone) ? [parkedGone] : [])].sort());
+    expect(result.vfConfigs).toEqual(stays(gone) ? [gone] : []);
+    for (const address of met) {
+      if (spec.awaited) {
+        expect(result.departed.get(address)).toEqual(expectedRecord(address));
+        expect(result.prunedBy.get(address)).toBe(spec.prunedBy);
+      } else {
+        expect(result.departed.has(address)).toBe(false);
+      }
+    }
+    for (const address of left) expect(result.departed.has(address)).toBe(false);
   });
 });
 
@@ -195,8 +227,8 @@ describe('release reconciles after its own writes', () => {
       service.close();
     }
     const result = await outcome();
-    expect(result['active']).toEqual([[held, 'vm1']]);
-    expect(result['vfConfigs']).toEqual([]);
-    expect(result['departed']).toEqual([]);
+    expect(result.active).toEqual([[held, 'vm1']]);
+    expect(result.vfConfigs).toEqual([]);
+    expect(result.departed.has(gone)).toBe(false);
   });
 });

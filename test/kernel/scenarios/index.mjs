@@ -7,6 +7,7 @@ import { s4Qemu } from './s4-qemu.mjs';
 import { s5SeedBlocked } from './s5-seed-blocked.mjs';
 import { s6Nested } from './s6-nested.mjs';
 import { s7Crash } from './s7-crash.mjs';
+import { s8BlockedRelease } from './s8-blocked-release.mjs';
 import { s9Timing } from './s9-timing.mjs';
 
-export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s9Timing];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing];
