@@ -1,9 +1,8 @@
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
-import type { OwnerLookup } from '../core/iommu.js';
-import type { Owner } from '../core/tables.js';
 import type { TableLookup, TableMembership } from '../manager/table-lookup.js';
+export { deviceJson, ownersOf, ownershipJson, type DeviceWithOwnership } from '../manager/inventory-reports.js';
 import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
-import { DEFAULT_PCI_IDS_PATH } from '../sysfs/pci-ids.js';
+import { pciIdsPath } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { GlobalOptions } from './context.js';
 import { takePrefetched } from './inventory-prefetch.js';
@@ -21,10 +20,7 @@ export interface InventoryCommandOptions {
   readonly tableLookup?: TableLookupFactory;
 }
 
-/** pci.ids location: $HOSTDEV_PCI_IDS, else Debian's. Never under --root. */
-export function pciIdsPath(): string {
-  return process.env['HOSTDEV_PCI_IDS'] ?? DEFAULT_PCI_IDS_PATH;
-}
+export { pciIdsPath };
 
 /** Reads the host in a child process with a bound, so a blocked sysfs read cannot hang the command. */
 export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
@@ -43,65 +39,6 @@ export async function tablesFor(globals: GlobalOptions, options: InventoryComman
   return options.tableLookup ? options.tableLookup(globals).catch(() => null) : null;
 }
 
-/** The active table's owners, as the IOMMU-group rules want them. */
-export function ownersOf(tables: TableLookup): OwnerLookup {
-  return (address) => {
-    const found = tables(address);
-    return found?.table === 'active' ? found.owner : null;
-  };
-}
-
-/**
- * The same two fields wherever a device is printed with its tables (list, show, groups):
- * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null.
- */
-export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null } {
-  if (membership === null) return { owner: null, table: null };
-  return membership.table === 'active' ? { owner: membership.owner, table: 'active' } : { owner: null, table: 'inactive' };
-}
-
-/** A device with its two table fields, as `--json` prints it: PciDevice's fields in its order, then owner and table. */
-export type DeviceWithOwnership = PciDevice & ReturnType<typeof ownershipJson>;
-
-/**
- * Every field copied by name, not spread: list makes thousands of these, and a spread of 22 fields
- * into a fresh object costs four times as much in code that has not warmed up yet (its output also
- * stringifies slower). The return type makes a field PciDevice gains a compile error here.
- */
-function withOwnership(d: PciDevice, membership: TableMembership | null): DeviceWithOwnership {
-  const { owner, table } = ownershipJson(membership);
-  return {
-    address: d.address,
-    vendor: d.vendor,
-    device: d.device,
-    subsystemVendor: d.subsystemVendor,
-    subsystemDevice: d.subsystemDevice,
-    class: d.class,
-    progIf: d.progIf,
-    revision: d.revision,
-    vendorName: d.vendorName,
-    deviceName: d.deviceName,
-    driver: d.driver,
-    driverOverride: d.driverOverride,
-    iommuGroup: d.iommuGroup,
-    numaNode: d.numaNode,
-    headerType: d.headerType,
-    parent: d.parent,
-    physfn: d.physfn,
-    virtfns: d.virtfns,
-    sriov: d.sriov,
-    netdevs: d.netdevs,
-    resetMethods: d.resetMethods,
-    flr: d.flr,
-    owner,
-    table,
-  };
-}
-
-/** The device as `--json` prints it: the PciDevice fields, plus owner and table when the tables are known. */
-export function deviceJson(device: PciDevice, tables: TableLookup | null): PciDevice {
-  return tables ? withOwnership(device, tables(device.address)) : device;
-}
 
 /** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */
 export function ownerCell(membership: TableMembership | null): string {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
-import { TableIndex, type Owner } from '../core/tables.js';
+import { TableIndex, type Owner, type Tables } from '../core/tables.js';
 import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
@@ -16,15 +16,21 @@ export type TableLookup = (address: PciAddress) => TableMembership | null;
 export async function tableLookupFor(stateDir: string): Promise<TableLookup> {
   if (!existsSync(path.join(stateDir, DB_FILE))) return () => null;
   const { StateStore } = await import('../state/store.js');
-  const store = StateStore.open(stateDir);
+  // A snapshot: the inventory commands take no lock and write nothing, not even a lock file.
+  const store = StateStore.openSnapshot(stateDir);
   try {
-    const index = new TableIndex(store.readTables());
-    return (address) => {
-      const found = index.find(address);
-      if (found === undefined) return null;
-      return found.table === 'active' ? { table: 'active', owner: found.entry.usedBy } : { table: 'inactive' };
-    };
+    return tableLookupOf(store.readTables());
   } finally {
     store.close();
   }
+}
+
+/** Where each device stands in these tables. */
+export function tableLookupOf(tables: Tables): TableLookup {
+  const index = new TableIndex(tables);
+  return (address) => {
+    const found = index.find(address);
+    if (found === undefined) return null;
+    return found.table === 'active' ? { table: 'active', owner: found.entry.usedBy } : { table: 'inactive' };
+  };
 }

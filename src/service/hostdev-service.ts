@@ -4,7 +4,14 @@ import { qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import type { ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
+import type { Inventory } from '../core/device.js';
+import { classFilter } from '../core/device-filter.js';
+import { readVfioAliases } from '../host/modules-alias.js';
 import { forgetDeparted } from '../manager/departed.js';
+import { deviceJson, groupsReport, showReport, type DeviceWithOwnership, type GroupReport, type ShowReport } from '../manager/inventory-reports.js';
+import { tableLookupOf } from '../manager/table-lookup.js';
+import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
+import { pciIdsPath } from '../sysfs/pci-ids.js';
 import {
   DEFAULT_HYPERVISOR,
   HostdevManager,
@@ -77,6 +84,19 @@ export interface QemuArgsReport {
   /** Its active devices that are no longer on the host: left out. */
   readonly missing: readonly PciAddress[];
   readonly warnings: readonly string[];
+}
+
+export interface ListFilter {
+  /** A class name (net, storage, display, bridge, ...) or a hex code (02, 0200). */
+  readonly class?: string;
+  readonly driver?: string;
+}
+
+/** An inventory report with what the read had to say (unreadable or malformed files) and whether the host has IOMMU groups. */
+export interface InventoryResult<T> {
+  readonly report: T;
+  readonly warnings: readonly string[];
+  readonly iommuEnabled: boolean;
 }
 
 export interface ForgetReport {
@@ -177,6 +197,36 @@ export class HostdevService {
 
   status(): Promise<StatusReport> {
     return this.manager.status();
+  }
+
+  /** Every PCI function (or those of a class or driver), with its owner and table, as `list --json`. */
+  async list(filter: ListFilter = {}): Promise<InventoryResult<DeviceWithOwnership[]>> {
+    const { inventory, warnings } = await this.inventory();
+    const tables = tableLookupOf(this.manager.tables());
+    const byClass = filter.class === undefined ? null : classFilter(filter.class);
+    const devices = inventory.devices
+      .filter((device) => (byClass === null || byClass(device)) && (filter.driver === undefined || device.driver === filter.driver))
+      .map((device) => deviceJson(device, tables) as DeviceWithOwnership);
+    return { report: devices, warnings, iommuEnabled: inventory.iommuEnabled };
+  }
+
+  /** One function in full, as `show --json`; HOSTDEV_DEVICE_NOT_FOUND when it is not on the host. */
+  async show(address: PciAddress): Promise<InventoryResult<ShowReport>> {
+    const { inventory, warnings } = await this.inventory();
+    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root));
+    return { report, warnings: warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w)), iommuEnabled: inventory.iommuEnabled };
+  }
+
+  /** Every IOMMU group with its members, as `groups --json`. */
+  async groups(): Promise<InventoryResult<GroupReport[]>> {
+    const { inventory, warnings } = await this.inventory();
+    return { report: groupsReport(inventory, tableLookupOf(this.manager.tables())), warnings, iommuEnabled: inventory.iommuEnabled };
+  }
+
+  /** The whole inventory, read in bounded reader processes (a read the kernel holds cannot block the service). */
+  private async inventory(): Promise<{ inventory: Inventory; warnings: string[] }> {
+    const inventory = await readInventoryBounded(this.manager.layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() });
+    return { inventory, warnings: inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`)) };
   }
 
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */

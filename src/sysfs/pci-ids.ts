@@ -3,6 +3,11 @@ import { readFileSync } from 'node:fs';
 /** Debian's pci.ids (package `pci.ids`). Never taken from `--root`: names describe hardware, not a host. */
 export const DEFAULT_PCI_IDS_PATH = '/usr/share/misc/pci.ids';
 
+/** pci.ids location: $HOSTDEV_PCI_IDS, else Debian's. Never under --root. */
+export function pciIdsPath(): string {
+  return process.env['HOSTDEV_PCI_IDS'] ?? DEFAULT_PCI_IDS_PATH;
+}
+
 /** Names for numeric ids; every lookup returns null when the database does not know the id. */
 export interface PciNames {
   vendorName(vendor: string): string | null;

@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
 import type { PciAddress } from '../../core/address.js';
 import { listGroups } from '../../core/iommu.js';
+import { groupsReport } from '../../manager/inventory-reports.js';
 import type { TableMembership } from '../../manager/table-lookup.js';
-import type { CommandResult, GlobalOptions } from '../context.js';
+import type { CommandResult } from '../context.js';
 import {
   classCell,
   deviceLabel,
   idPair,
   iommuOffNote,
   ownerCell,
-  ownershipJson,
   readHost,
   tablesFor,
   type InventoryCommandOptions,
@@ -30,20 +30,7 @@ export function groupsCommand(options: InventoryCommandOptions = {}): (program: 
           const tables = await tablesLoading;
           const membership = (address: PciAddress): TableMembership | null => (tables ? tables(address) : null);
           const groups = listGroups(inventory);
-          const json = groups.map((group) => ({
-            group: group.id,
-            members: group.members.map((m) => ({
-              address: m.address,
-              driver: m.driver,
-              class: m.class,
-              headerType: m.headerType,
-              vendor: m.vendor,
-              device: m.device,
-              vendorName: m.vendorName,
-              deviceName: m.deviceName,
-              ...(tables ? ownershipJson(membership(m.address)) : {}),
-            })),
-          }));
+          const json = groupsReport(inventory, tables);
           if (globals.json) return { json, text: '', warnings };
           if (!inventory.iommuEnabled) return { json, text: iommuOffNote(layout), warnings };
 

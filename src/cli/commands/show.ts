@@ -1,20 +1,16 @@
 import type { Command } from 'commander';
-import { parseAddress, type PciAddress } from '../../core/address.js';
-import type { Inventory, PciDevice } from '../../core/device.js';
-import { assignmentVerdict, findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
-import { notFound } from '../../core/plan-errors.js';
+import { parseAddress } from '../../core/address.js';
+import { findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
 import { cachedPciIds } from '../../sysfs/pci-ids.js';
 import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
-import { modaliasFields, modaliasText, vfioStubFor } from '../../core/vfio-variant.js';
 import { readVfioAliases } from '../../host/modules-alias.js';
+import { showReport, type ShowReport } from '../../manager/inventory-reports.js';
 import type { CommandResult } from '../context.js';
 import {
-  deviceJson,
   deviceLabel,
   idPair,
   iommuOffNote,
   ownerCell,
-  ownersOf,
   tablesFor,
   pciIdsPath,
   readHost,
@@ -23,43 +19,13 @@ import {
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
-/** From the root complex ("pci0000:00") down through the bridges to the device. */
-export function pciPath(inventory: Inventory, device: PciDevice): string[] {
-  const byAddress = new Map(inventory.devices.map((d) => [d.address, d]));
-  const chain: PciAddress[] = [device.address];
-  let current: PciDevice | undefined = device;
-  while (current?.parent && !chain.includes(current.parent)) {
-    chain.unshift(current.parent);
-    current = byAddress.get(current.parent);
-  }
-  const top = chain[0]!;
-  return [`pci${top.slice(0, 7)}`, ...chain];
-}
-
-function memberJson(member: PciDevice): Record<string, unknown> {
-  const { address, driver, class: pciClass, headerType, vendorName, deviceName } = member;
-  return { address, driver, class: pciClass, headerType, vendorName, deviceName };
-}
-
 function verdictLine(verdict: AssignmentVerdict): string {
   if (!verdict.assignable) return `no: ${verdict.problems.map((p) => p.message).join('; ')}`;
   if (verdict.alone) return 'yes, alone: no other endpoint shares its IOMMU group';
   return `yes, but ${verdict.companions.join(', ')} must stay off the host with it (same IOMMU group)`;
 }
 
-/** The stub driver `assign`/`detach` would pick for the device when --driver is not given. */
-interface VfioStubJson {
-  readonly driver: string;
-  /** The modules.alias it was looked up in; null when the host has none (then vfio-pci). */
-  readonly modulesAlias: string | null;
-}
-
-function vfioStubOf(root: string, device: PciDevice): VfioStubJson {
-  const table = readVfioAliases(root);
-  return { driver: vfioStubFor(device, table?.aliases ?? []), modulesAlias: table?.file ?? null };
-}
-
-function stubLine(stub: VfioStubJson): string {
+function stubLine(stub: NonNullable<ShowReport['vfioStub']>): string {
   if (stub.modulesAlias === null) return `${stub.driver} (no modules.alias for this kernel)`;
   return stub.driver === DEFAULT_STUB_DRIVER ? `${stub.driver} (no vfio-pci variant driver in modules.alias)` : `${stub.driver} (vfio-pci variant driver, from modules.alias)`;
 }
@@ -75,23 +41,12 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const address = parseAddress(input);
           const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
-          const device = findDevice(inventory, address);
-          if (device === null) throw notFound(address);
           const tables = await tablesLoading;
-          const verdict = assignmentVerdict(inventory, address, tables ? { owners: ownersOf(tables) } : {});
+          const json = showReport(inventory, address, tables, readVfioAliases(layout.root));
+          const device = findDevice(inventory, address)!;
+          const { verdict, pciPath: path, vfioStub: stub } = json;
           const members = groupMembers(inventory, address);
-          const path = pciPath(inventory, device);
           const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
-          const fields = modaliasFields(device);
-          const stub = device.headerType === 'endpoint' || device.headerType === null ? vfioStubOf(layout.root, device) : null;
-          const json = {
-            ...deviceJson(device, tables),
-            pciPath: path,
-            groupMembers: members.map(memberJson),
-            verdict,
-            modalias: fields !== null ? modaliasText(fields) : null,
-            vfioStub: stub,
-          };
           if (globals.json) return { json, text: '', warnings: relevant };
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);

@@ -1,0 +1,149 @@
+import type { PciAddress } from '../core/address.js';
+import type { Inventory, PciDevice } from '../core/device.js';
+import { assignmentVerdict, findDevice, groupMembers, listGroups, type AssignmentVerdict, type OwnerLookup } from '../core/iommu.js';
+import { notFound } from '../core/plan-errors.js';
+import type { Owner } from '../core/tables.js';
+import { modaliasFields, modaliasText, vfioStubFor } from '../core/vfio-variant.js';
+import type { VfioAliasTable } from '../host/modules-alias.js';
+import type { TableLookup, TableMembership } from './table-lookup.js';
+
+/**
+ * The inventory reports (list, show, groups) as `--json` prints them and the service returns
+ * them: one shape for every front end, built from what was read (the inventory, the tables, the
+ * host's vfio-pci aliases) without reading anything itself.
+ */
+
+/**
+ * The same two fields wherever a device is printed with its tables (list, show, groups):
+ * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null.
+ */
+export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null } {
+  if (membership === null) return { owner: null, table: null };
+  return membership.table === 'active' ? { owner: membership.owner, table: 'active' } : { owner: null, table: 'inactive' };
+}
+
+/** A device with its two table fields, as `--json` prints it: PciDevice's fields in its order, then owner and table. */
+export type DeviceWithOwnership = PciDevice & ReturnType<typeof ownershipJson>;
+
+/**
+ * Every field copied by name, not spread: list makes thousands of these, and a spread of 22 fields
+ * into a fresh object costs four times as much in code that has not warmed up yet (its output also
+ * stringifies slower). The return type makes a field PciDevice gains a compile error here.
+ */
+function withOwnership(d: PciDevice, membership: TableMembership | null): DeviceWithOwnership {
+  const { owner, table } = ownershipJson(membership);
+  return {
+    address: d.address,
+    vendor: d.vendor,
+    device: d.device,
+    subsystemVendor: d.subsystemVendor,
+    subsystemDevice: d.subsystemDevice,
+    class: d.class,
+    progIf: d.progIf,
+    revision: d.revision,
+    vendorName: d.vendorName,
+    deviceName: d.deviceName,
+    driver: d.driver,
+    driverOverride: d.driverOverride,
+    iommuGroup: d.iommuGroup,
+    numaNode: d.numaNode,
+    headerType: d.headerType,
+    parent: d.parent,
+    physfn: d.physfn,
+    virtfns: d.virtfns,
+    sriov: d.sriov,
+    netdevs: d.netdevs,
+    resetMethods: d.resetMethods,
+    flr: d.flr,
+    owner,
+    table,
+  };
+}
+
+/** The device as `--json` prints it: the PciDevice fields, plus owner and table when the tables are known. */
+export function deviceJson(device: PciDevice, tables: TableLookup | null): PciDevice {
+  return tables ? withOwnership(device, tables(device.address)) : device;
+}
+
+/** From the root complex ("pci0000:00") down through the bridges to the device. */
+export function pciPath(inventory: Inventory, device: PciDevice): string[] {
+  const byAddress = new Map(inventory.devices.map((d) => [d.address, d]));
+  const chain: PciAddress[] = [device.address];
+  let current: PciDevice | undefined = device;
+  while (current?.parent && !chain.includes(current.parent)) {
+    chain.unshift(current.parent);
+    current = byAddress.get(current.parent);
+  }
+  const top = chain[0]!;
+  return [`pci${top.slice(0, 7)}`, ...chain];
+}
+
+function memberJson(member: PciDevice): Record<string, unknown> {
+  const { address, driver, class: pciClass, headerType, vendorName, deviceName } = member;
+  return { address, driver, class: pciClass, headerType, vendorName, deviceName };
+}
+
+/** The active table's owners, as the IOMMU-group rules want them. */
+export function ownersOf(tables: TableLookup): OwnerLookup {
+  return (address) => {
+    const found = tables(address);
+    return found?.table === 'active' ? found.owner : null;
+  };
+}
+
+/** The stub driver `assign`/`detach` would pick for the device when --driver is not given. */
+export interface VfioStubJson {
+  readonly driver: string;
+  /** The modules.alias it was looked up in; null when the host has none (then vfio-pci). */
+  readonly modulesAlias: string | null;
+}
+
+export interface ShowReport extends PciDevice {
+  readonly owner?: Owner | null;
+  readonly table?: 'active' | 'inactive' | null;
+  readonly pciPath: readonly string[];
+  readonly groupMembers: ReadonlyArray<ReturnType<typeof memberJson>>;
+  readonly verdict: AssignmentVerdict;
+  readonly modalias: string | null;
+  readonly vfioStub: VfioStubJson | null;
+}
+
+/** `show ADDRESS`: the device, its PCI path, its IOMMU group's members and whether it can go to a VM alone. */
+export function showReport(inventory: Inventory, address: PciAddress, tables: TableLookup | null, aliases: VfioAliasTable | null): ShowReport {
+  const device = findDevice(inventory, address);
+  if (device === null) throw notFound(address);
+  const fields = modaliasFields(device);
+  const endpoint = device.headerType === 'endpoint' || device.headerType === null;
+  return {
+    ...deviceJson(device, tables),
+    pciPath: pciPath(inventory, device),
+    groupMembers: groupMembers(inventory, address).map(memberJson),
+    verdict: assignmentVerdict(inventory, address, tables ? { owners: ownersOf(tables) } : {}),
+    modalias: fields !== null ? modaliasText(fields) : null,
+    vfioStub: endpoint ? { driver: vfioStubFor(device, aliases?.aliases ?? []), modulesAlias: aliases?.file ?? null } : null,
+  };
+}
+
+/** `groups`: every IOMMU group with its members (and their table fields when the tables are known). */
+export function groupsReport(inventory: Inventory, tables: TableLookup | null): GroupReport[] {
+  const membership = (address: PciAddress): TableMembership | null => (tables ? tables(address) : null);
+  return listGroups(inventory).map((group) => ({
+    group: group.id,
+    members: group.members.map((m) => ({
+      address: m.address,
+      driver: m.driver,
+      class: m.class,
+      headerType: m.headerType,
+      vendor: m.vendor,
+      device: m.device,
+      vendorName: m.vendorName,
+      deviceName: m.deviceName,
+      ...(tables ? ownershipJson(membership(m.address)) : {}),
+    })),
+  }));
+}
+
+export interface GroupReport {
+  readonly group: number;
+  readonly members: ReadonlyArray<Record<string, unknown>>;
+}
