@@ -28,7 +28,14 @@ export {
   type QemuArgsReport,
   type ForgetReport,
   type VfNetRequests,
+  type ListFilter,
+  type InventoryResult,
+  type WatchRequest,
+  type WatchNotice,
 } from './service/hostdev-service.js';
+export type { LiveEvent } from './manager/watch-live.js';
+export type { WatchSourceChoice } from './events/sources.js';
+export type { ShowReport, GroupReport, DeviceWithOwnership, VfioStubJson } from './manager/inventory-reports.js';
 export type { OperationReport, ReleaseReport, FailureReport } from './manager/reports.js';
 export type { StatusReport } from './manager/status.js';
 export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';

@@ -1,35 +1,14 @@
-import type { HostdevManager } from '../manager/hostdev-manager.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import type { TableLookup } from '../manager/table-lookup.js';
 import type { GlobalOptions } from './context.js';
 
-// The manager (SQLite, the kernel ports) is imported on first use, so that commands that do not
+// The service (SQLite, the kernel ports) is imported on first use, so that commands that do not
 // need it (list, show, groups, sim) start without loading it.
 
-/** The manager as the global options say: --root, --state-dir, and --simulate for the simulated kernel. */
-/** How a command opens the manager: a dry run changes nothing; a reader never waits for the state lock. */
+/** How a command opens the service: a dry run changes nothing; a reader never waits for the state lock. */
 export interface OpenMode {
   readonly dryRun?: boolean;
   readonly reader?: boolean;
-}
-
-export async function openManager(globals: GlobalOptions, options: OpenMode = {}): Promise<HostdevManager> {
-  const [{ HostdevManager }, { ProcHostUsage }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
-    import('../manager/hostdev-manager.js'),
-    import('../host/proc-host-usage.js'),
-    import('../host/sim-host-usage.js'),
-    import('./kernel-port-for.js'),
-  ]);
-  const kernel = await kernelPortFor(globals);
-  const hostUsage = globals.simulate ? new SimHostUsage(globals.root) : new ProcHostUsage(globals.root);
-  return HostdevManager.open({
-    root: globals.root,
-    stateDir: globals.stateDir,
-    kernel,
-    hostUsage,
-    dryRun: options.dryRun ?? false,
-    waitForLock: !(options.reader ?? false),
-  });
 }
 
 /** The service as the global options say (the simulated kernel and host use with --simulate). */

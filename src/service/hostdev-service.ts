@@ -5,6 +5,11 @@ import type { ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
+import { ChildSnapshotReader } from '../events/snapshot-reader.js';
+import { describeSources, sourcesFor, type WatchSourceChoice } from '../events/sources.js';
+import { Watcher } from '../events/watcher.js';
+import { LiveWatch, type LiveEvent } from '../manager/watch-live.js';
+import { vfConfigCapturer, vfReclaimer } from '../manager/watch-reclaim.js';
 import { classFilter } from '../core/device-filter.js';
 import { readVfioAliases } from '../host/modules-alias.js';
 import { forgetDeparted } from '../manager/departed.js';
@@ -97,6 +102,25 @@ export interface InventoryResult<T> {
   readonly report: T;
   readonly warnings: readonly string[];
   readonly iommuEnabled: boolean;
+}
+
+/** What a watch has to say besides its events. */
+export interface WatchNotice {
+  readonly level: 'warning' | 'note' | 'info';
+  readonly message: string;
+}
+
+export interface WatchRequest {
+  /** Default auto: the simulator's log on a simulated tree, else udev (with a slow safety poll), else polling. */
+  readonly source?: WatchSourceChoice;
+  /** The poll interval (default 1000 ms). */
+  readonly intervalMs?: number;
+  /** The bound on one sysfs snapshot, read in a child process (default 5000 ms). */
+  readonly readTimeoutMs?: number;
+  /** Ready a returned VF for the domain it was taken from (never for anyone else). */
+  readonly reclaim?: boolean;
+  readonly signal?: AbortSignal;
+  readonly onNotice?: (notice: WatchNotice) => void;
 }
 
 export interface ForgetReport {
@@ -221,6 +245,74 @@ export class HostdevService {
   async groups(): Promise<InventoryResult<GroupReport[]>> {
     const { inventory, warnings } = await this.inventory();
     return { report: groupsReport(inventory, tableLookupOf(this.manager.tables())), warnings, iommuEnabled: inventory.iommuEnabled };
+  }
+
+  /**
+   * PCI events as they happen, pruned and returned VFs included (`hostdev watch`), until `signal`
+   * aborts (a prune in progress is committed first). The first snapshot is taken before this
+   * yields anything; notices (sources that are unavailable, the fallback, what is watched) go to
+   * `onNotice`.
+   */
+  async *watch(request: WatchRequest = {}): AsyncGenerator<LiveEvent, void, undefined> {
+    const intervalMs = request.intervalMs ?? 1_000;
+    const notice = request.onNotice ?? (() => undefined);
+    const root = this.manager.layout.root;
+    const signal = request.signal;
+    const queue: LiveEvent[] = [];
+    let wake: (() => void) | null = null;
+    const stopped = new Promise<void>((resolve) => {
+      if (signal?.aborted) resolve();
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    void stopped.then(() => wake?.());
+    const net = this.manager.net;
+    const warn = (line: string): void => notice({ level: 'warning', message: line });
+    const live = new LiveWatch({
+      store: this.manager.store,
+      emit: (event) => {
+        queue.push(event);
+        wake?.();
+      },
+      ...(request.reclaim ? { reclaim: vfReclaimer(this.manager, net, warn), captureVfConfig: vfConfigCapturer(this.manager, net) } : {}),
+    });
+    let watcher: Watcher | null = null;
+    try {
+      await live.capture();
+      const attempts = sourcesFor(request.source ?? 'auto', root, intervalMs);
+      for (const [index, sources] of attempts.entries()) {
+        const candidate = new Watcher({
+          sources,
+          reader: new ChildSnapshotReader(root, request.readTimeoutMs ?? 5_000),
+          onBatch: (batch) => live.handle(batch),
+          onError: (error) => warn(error.message),
+        });
+        // A stop while the first snapshot is still being retried ends that wait too.
+        void stopped.then(() => candidate.stop());
+        const started = await candidate.start();
+        await live.start(started.snapshot);
+        const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
+        if (primaryFailed === undefined || index === attempts.length - 1) {
+          for (const failure of started.failed) warn(`event source ${failure.source.name} unavailable: ${failure.error.message}`);
+          watcher = candidate;
+          const policy = request.reclaim ? '; returned VFs are readied for their former domain' : '';
+          notice({ level: 'info', message: `watching PCI devices under ${root} (${describeSources(started.sources, intervalMs)}${policy}); Ctrl-C stops` });
+          break;
+        }
+        notice({ level: 'note', message: `${sources[0]!.name} unavailable (${primaryFailed.error.message}); falling back` });
+        await candidate.stop();
+      }
+      for (;;) {
+        while (queue.length > 0) yield queue.shift()!;
+        if (signal?.aborted) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+      await watcher?.stop();
+      watcher = null;
+      while (queue.length > 0) yield queue.shift()!;
+    } finally {
+      await watcher?.stop();
+    }
   }
 
   /** The whole inventory, read in bounded reader processes (a read the kernel holds cannot block the service). */

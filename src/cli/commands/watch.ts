@@ -1,18 +1,11 @@
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
-import { PollSource } from '../../events/poll-source.js';
-import { SimSource } from '../../events/sim-source.js';
-import { ChildSnapshotReader } from '../../events/snapshot-reader.js';
-import type { EventSource } from '../../events/source.js';
-import { UdevSource } from '../../events/udev-source.js';
-import { Watcher } from '../../events/watcher.js';
-import { vfConfigCapturer, vfReclaimer } from '../../manager/watch-reclaim.js';
-import { describeLiveEvent, LiveWatch, type LiveEvent } from '../../manager/watch-live.js';
-import { isSimulatedTree } from '../../sim/host-model.js';
+import type { WatchSourceChoice } from '../../events/sources.js';
+import { describeLiveEvent } from '../../manager/watch-live.js';
 import { globalOptions, type GlobalOptions } from '../context.js';
-import { openManager } from '../open-manager.js';
+import { openService } from '../open-manager.js';
 
-type SourceChoice = 'auto' | 'udev' | 'poll' | 'sim';
+type SourceChoice = WatchSourceChoice;
 
 interface WatchOptions {
   interval: string;
@@ -29,29 +22,6 @@ function positiveMs(value: string, option: string): number {
     });
   }
   return ms;
-}
-
-/**
- * Sources in the order to try. udev and the simulator's log are event-driven; each is paired with
- * a slow safety poll, because a container may never deliver kernel uevents.
- */
-function sourcesFor(choice: SourceChoice, root: string, intervalMs: number): EventSource[][] {
-  const safety = (): PollSource => new PollSource(Math.max(intervalMs * 10, 5_000));
-  switch (choice) {
-    case 'poll':
-      return [[new PollSource(intervalMs)]];
-    case 'sim':
-      return [[new SimSource(root), safety()]];
-    case 'udev':
-      return [[new UdevSource(), safety()]];
-    case 'auto':
-      if (isSimulatedTree(root)) return [[new SimSource(root), new PollSource(intervalMs)]];
-      return [[new UdevSource(), safety()], [new PollSource(intervalMs)]];
-  }
-}
-
-function describeSources(sources: readonly EventSource[], intervalMs: number): string {
-  return sources.map((source) => (source instanceof PollSource ? `poll every ${source.intervalMs} ms` : source.name)).join(' + ') || `poll every ${intervalMs} ms`;
 }
 
 export function registerWatch(program: Command): void {
@@ -116,49 +86,23 @@ function signalled(): Promise<string> {
 export async function runWatch(options: RunWatchOptions): Promise<number> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const stop = options.until ?? signalled();
-  const { root, json } = options.globals;
-  // The manager: recovery runs on open, so the watch starts from consistent tables.
-  const manager = await openManager(options.globals);
-  const net = manager.net;
-  const emit = (event: LiveEvent): void => write(json ? JSON.stringify(event) : `${event.time} ${describeLiveEvent(event)}`);
-  const live = new LiveWatch({
-    store: manager.store,
-    emit,
-    ...(options.reclaim
-      ? { reclaim: vfReclaimer(manager, net, (line) => warn(`warning: ${line}`)), captureVfConfig: vfConfigCapturer(manager, net) }
-      : {}),
-  });
-  let watcher: Watcher | null = null;
+  const stop = new AbortController();
+  void (options.until ?? signalled()).then(() => stop.abort());
+  const { json } = options.globals;
+  // Recovery runs on open, so the watch starts from consistent tables.
+  const service = await openService(options.globals);
   try {
-    await live.capture();
-    const attempts = sourcesFor(options.choice, root, options.intervalMs);
-    for (const [index, sources] of attempts.entries()) {
-      const candidate = new Watcher({
-        sources,
-        reader: new ChildSnapshotReader(root, options.readTimeoutMs),
-        onBatch: (batch) => live.handle(batch),
-        onError: (error) => warn(`warning: ${error.message}`),
-      });
-      // A stop while the first snapshot is still being retried ends that wait too.
-      void stop.then(() => candidate.stop());
-      const started = await candidate.start();
-      await live.start(started.snapshot);
-      const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
-      if (primaryFailed === undefined || index === attempts.length - 1) {
-        for (const failure of started.failed) warn(`warning: event source ${failure.source.name} unavailable: ${failure.error.message}`);
-        watcher = candidate;
-        const policy = options.reclaim ? '; returned VFs are readied for their former domain' : '';
-        warn(`watching PCI devices under ${root} (${describeSources(started.sources, options.intervalMs)}${policy}); Ctrl-C stops`);
-        break;
-      }
-      warn(`note: ${sources[0]!.name} unavailable (${primaryFailed.error.message}); falling back`);
-      await candidate.stop();
-    }
-    await stop;
+    const events = service.watch({
+      source: options.choice,
+      intervalMs: options.intervalMs,
+      readTimeoutMs: options.readTimeoutMs,
+      reclaim: options.reclaim,
+      signal: stop.signal,
+      onNotice: (notice) => warn(notice.level === 'info' ? notice.message : `${notice.level}: ${notice.message}`),
+    });
+    for await (const event of events) write(json ? JSON.stringify(event) : `${event.time} ${describeLiveEvent(event)}`);
     return 0;
   } finally {
-    await watcher?.stop();
-    manager.close();
+    service.close();
   }
 }
