@@ -5,7 +5,7 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { DepartedVfRecord, Operation, StateChange, StateStore, VfConfig, VfIdentity } from '../state/store.js';
 
 /**
- * Departed VFs (issue 6): a VF that leaves the host while a table holds it is pruned from both
+ * Departed VFs: a VF that leaves the host while a table holds it is pruned from both
  * tables, and remembered in the state database in the same commit, with the entry it had, the
  * domain it was taken from and its VF network config, so that a `watch` started at any later time
  * recognises its return (same PF, same VF index) and `--reclaim` can ready it for that domain.

@@ -14,7 +14,7 @@ import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader } from './host-reader.js';
 
-/** `hostdev vf list` and `hostdev vf set-count` (issue 6). */
+/** `hostdev vf list` and `hostdev vf set-count`. */
 
 export interface VfListEntry {
   readonly index: number;

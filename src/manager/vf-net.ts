@@ -10,7 +10,7 @@ import type { Operation, StateChange, VfConfig } from '../state/store.js';
 import type { OperationHooks } from './operation-hooks.js';
 
 /**
- * VF network config across assign and release (issue 6):
+ * VF network config across assign and release:
  *  - assign, before the VF is given away: read the VF's admin MAC, VLAN, spoofchk and trust from
  *    the PF, SAVE them in the state database (durable before anything changes), then apply what
  *    was asked, in the order Intel NICs need (VLAN, trust, MAC, spoofchk);

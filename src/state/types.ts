@@ -8,7 +8,7 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
  */
 export type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
 
-/** A VF's network settings saved before it left its PF driver, restored when it comes back (issue 6). */
+/** A VF's network settings saved before it left its PF driver, restored when it comes back. */
 export interface VfConfig {
   readonly address: PciAddress;
   readonly pf: string; // the PF's network interface name
