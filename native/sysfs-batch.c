@@ -8,7 +8,9 @@
  * 110 ms to start and twice what C costs per system call, more than lspci needs for its whole run.
  * It knows nothing of hostdev: the CLI names the ops, this program does them and reports errno.
  *
- *   usage: hostdev-sysfs-batch [-j 2] OP...   (run with the working directory the entries are in)
+ *   usage: hostdev-sysfs-batch [-f] [-j 2] OP...   (run with the working directory the entries are in)
+ *   -f:    each entry's results are written out as soon as they are read, so that the caller can
+ *          tell which entry a read the kernel holds up is in (the one whose results do not come).
  *   -j 2:  a forked helper does the second half of the entries at the same time (on a large host,
  *          two cores read faster than one); the output stays in entry order.
  *   OP:    L        readlink of the entry itself
@@ -189,14 +191,18 @@ static char **read_entries(size_t *count) {
 
 int main(int argc, char **argv) {
   struct op ops[MAX_OPS];
-  int first = 1, jobs = 1;
-  if (argc > 2 && strcmp(argv[1], "-j") == 0) {
-    jobs = atoi(argv[2]) == 2 ? 2 : 1;
-    first = 3;
+  int first = 1, jobs = 1, each = 0;
+  if (argc > first && strcmp(argv[first], "-f") == 0) {
+    each = 1;
+    first += 1;
+  }
+  if (argc > first + 1 && strcmp(argv[first], "-j") == 0) {
+    jobs = atoi(argv[first + 1]) == 2 ? 2 : 1;
+    first += 2;
   }
   int count = argc - first;
   if (count < 1 || count > MAX_OPS) {
-    fprintf(stderr, "usage: hostdev-sysfs-batch [-j 2] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
+    fprintf(stderr, "usage: hostdev-sysfs-batch [-f] [-j 2] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
     return 2;
   }
   for (int i = 0; i < count; i++) {
@@ -239,7 +245,10 @@ int main(int argc, char **argv) {
     close(go[0]);
     if (helper < 0) split = total;
   }
-  for (size_t i = 0; i < split; i++) read_entry(stdout, entries[i], ops, count);
+  for (size_t i = 0; i < split; i++) {
+    read_entry(stdout, entries[i], ops, count);
+    if (each && fflush(stdout) != 0) return 1;
+  }
   if (fflush(stdout) != 0) return 1;
   if (helper > 0) {
     if (write(go[1], "g", 1) != 1) return 1;

@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { encodeResults, OpExecutor, parseOpSpec, type BatchOp } from './batch-ops.js';
 
-const ops: BatchOp[] = process.argv.slice(2).map((spec) => {
+// --flush: each entry's results go out as soon as they are read (see native/sysfs-batch.c's -f).
+const flush = process.argv[2] === '--flush';
+const ops: BatchOp[] = process.argv.slice(flush ? 3 : 2).map((spec) => {
   const op = parseOpSpec(spec);
   if (op === null) {
     process.stderr.write(`hostdev batch child: bad op "${spec}"\n`);
@@ -22,6 +24,9 @@ for (const entry of entries) {
     process.stderr.write(`hostdev batch child: bad entry name "${entry}"\n`);
     process.exit(2);
   }
-  out.push(encodeResults(executor.run('.', entry, ops)));
+  const encoded = encodeResults(executor.run('.', entry, ops));
+  // A pipe's writes are synchronous on Linux: this entry is out before the next read starts.
+  if (flush) process.stdout.write(encoded);
+  else out.push(encoded);
 }
-process.stdout.write(Buffer.concat(out));
+if (!flush) process.stdout.write(Buffer.concat(out));

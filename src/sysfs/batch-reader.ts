@@ -41,14 +41,22 @@ interface ReaderCommand {
  * large host it forks a helper for half the entries), else the same ops in Node.js children (two
  * side by side on a large host).
  */
-function readerCommands(ops: readonly BatchOp[], entries: readonly string[], native: string | null): ReaderCommand[] {
+function readerCommands(ops: readonly BatchOp[], entries: readonly string[], native: string | null, eachEntry: boolean): ReaderCommand[] {
   const specs = ops.map(opSpec);
-  const large = entries.length >= FUNCTIONS_FOR_TWO_JOBS;
-  if (native !== null) return [{ file: native, args: large ? ['-j', '2', ...specs] : specs, entries, native: true }];
+  // Entry by entry, one process: then the entry whose results do not come is the one held up.
+  const large = !eachEntry && entries.length >= FUNCTIONS_FOR_TWO_JOBS;
+  if (native !== null) {
+    return [{ file: native, args: [...(eachEntry ? ['-f'] : []), ...(large ? ['-j', '2'] : []), ...specs], entries, native: true }];
+  }
   const script = built('sysfs/batch-child.js');
   if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
   const halves = large ? [entries.slice(0, entries.length >> 1), entries.slice(entries.length >> 1)] : [entries];
-  return halves.map((half) => ({ file: process.execPath, args: [script, ...specs], entries: half, native: false }));
+  return halves.map((half) => ({ file: process.execPath, args: [script, ...(eachEntry ? ['--flush'] : []), ...specs], entries: half, native: false }));
+}
+
+/** No results came for this long: a read the kernel holds up (see BatchReader.forEach's `stallMs`). */
+export class ReaderStall extends Error {
+  override readonly name = 'ReaderStall';
 }
 
 /** native/sysfs-batch.c as built into dist/native, unless HOSTDEV_BATCH_READER=node asks for the Node.js reader. */
@@ -232,7 +240,10 @@ export class BatchReader {
   readonly notes: string[] = [];
   private readonly ops: readonly BatchOp[];
   private readonly cwd: string;
-  private readonly entries: readonly string[];
+  /** The functions it reads, in the order their results come. */
+  readonly entries: readonly string[];
+  /** Results come entry by entry from one process: a stall is in the first entry not visited. */
+  readonly entryByEntry: boolean;
   /** In entry order: each has a run of the sorted entries. */
   private readers: ReaderProcess[] = [];
   /** What the readers call when they have something new (forEach's pump, while it runs). */
@@ -245,8 +256,9 @@ export class BatchReader {
   constructor(
     layout: SysfsLayout,
     ops: readonly BatchOp[],
-    options: { readonly nativeReader?: string | null; readonly only?: readonly string[] } = {},
+    options: { readonly nativeReader?: string | null; readonly only?: readonly string[]; readonly entryByEntry?: boolean } = {},
   ) {
+
     this.root = layout.root;
     this.ops = ops;
     this.cwd = layout.pciDevicesDir;
@@ -254,6 +266,9 @@ export class BatchReader {
     // cost of a few reads does not grow with the host.
     this.listing = options.only === undefined ? listFunctionNames(layout.pciDevicesDir) : { names: [...new Set(options.only)] };
     this.entries = 'names' in this.listing ? this.listing.names.filter((name) => canonicalAddress(name) !== null).sort() : [];
+    // Below the size where two jobs pay, results come entry by entry anyway: a held read is then
+    // found on the first stall (a few hundred more writes cost nothing).
+    this.entryByEntry = options.entryByEntry ?? this.entries.length < FUNCTIONS_FOR_TWO_JOBS;
     if (this.entries.length === 0) return;
     this.startReaders(this.usable(options.nativeReader === undefined ? builtNativeReader() : options.nativeReader));
   }
@@ -268,7 +283,9 @@ export class BatchReader {
   }
 
   private startReaders(native: string | null): void {
-    this.readers = readerCommands(this.ops, this.entries, native).map((command) => new ReaderProcess(command, this.cwd, this.ops.length));
+    this.readers = readerCommands(this.ops, this.entries, native, this.entryByEntry).map(
+      (command) => new ReaderProcess(command, this.cwd, this.ops.length),
+    );
     for (const reader of this.readers) reader.onChange = this.onChange;
   }
 
@@ -284,15 +301,20 @@ export class BatchReader {
 
   /**
    * Hands every listed function's results to `visit`, in address order, as they come; settles
-   * when all came, at most `timeoutMs` from now.
+   * when all came, at most `timeoutMs` from now. With `stallMs`, a wait of that long with no new
+   * results ends it with ReaderStall (the readers are left running: cancel them).
    */
-  forEach(layout: SysfsLayout, timeoutMs: number, visit: VisitFunction): Promise<void> {
+  forEach(layout: SysfsLayout, timeoutMs: number, visit: VisitFunction, stallMs?: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let progress = Date.now();
+      const counted = (): number => this.readers.reduce((sum, reader) => sum + reader.visited, 0);
+      let seen = 0;
       const settle = (error: Error | null): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (watchdog !== null) clearInterval(watchdog);
         this.onChange = null;
         for (const reader of this.readers) reader.onChange = null;
         if (error === null) resolve();
@@ -315,9 +337,26 @@ export class BatchReader {
           settle(null);
         } catch (error) {
           settle(error as Error);
+        } finally {
+          const now = counted();
+          if (now !== seen) {
+            seen = now;
+            progress = Date.now();
+          }
         }
       };
       const timer = setTimeout(() => settle(timeoutError(layout, timeoutMs)), timeoutMs);
+      // A late timer after a busy event loop is no stall: the output that came meanwhile is taken
+      // (setImmediate runs after the I/O callbacks) before the wait is judged.
+      const watchdog =
+        stallMs === undefined
+          ? null
+          : setInterval(() => {
+              if (Date.now() - progress < stallMs) return;
+              setImmediate(() => {
+                if (Date.now() - progress >= stallMs) settle(new ReaderStall(`no results for ${stallMs} ms`));
+              });
+            }, Math.max(10, stallMs >> 2));
       this.onChange = pump;
       for (const reader of this.readers) reader.onChange = pump;
       pump();

@@ -1,7 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import type { Inventory, PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
-import { BatchReader, DEFAULT_READ_TIMEOUT_MS } from './batch-reader.js';
+import { OpExecutor, ResultList } from './batch-ops.js';
+import { BatchReader, DEFAULT_READ_TIMEOUT_MS, ReaderStall } from './batch-reader.js';
 import { DEVICE_OP_LIST } from './device-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
@@ -21,7 +22,13 @@ export function inventoryReader(layout: SysfsLayout): BatchReader {
  */
 export async function readInventoryBounded(
   layout: SysfsLayout,
-  options: { readonly pciIdsPath?: string; readonly timeoutMs?: number; readonly started?: BatchReader | null } = {},
+  options: {
+    readonly pciIdsPath?: string;
+    readonly timeoutMs?: number;
+    readonly started?: BatchReader | null;
+    /** How long without new results marks a function as held by the kernel (default 500 ms, $HOSTDEV_STALL_MS). */
+    readonly stallMs?: number;
+  } = {},
 ): Promise<Inventory> {
   let reader = options.started ?? null;
   if (reader !== null && reader.root !== layout.root) {
@@ -29,19 +36,87 @@ export async function readInventoryBounded(
     reader = null;
   }
   reader ??= inventoryReader(layout);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const stallMs = options.stallMs ?? stallFromEnv();
+  const deadline = Date.now() + timeoutMs;
   try {
     const plan = planInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath }, reader.listing);
     const context = new DeviceReadContext(layout, plan.names, (warning) => plan.warnings.push(warning), plan.iommuEnabled);
     const devices: PciDevice[] = [];
-    await reader.forEach(layout, options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS, (entry, results, base) => {
-      const device = interpretDevice(context, entry as PciAddress, results, base);
-      if (device !== null) devices.push(device);
-    });
+    const visited = new Set<string>();
+    const held: PciAddress[] = [];
+    for (;;) {
+      try {
+        await reader.forEach(
+          layout,
+          Math.max(1, deadline - Date.now()),
+          (entry, results, base) => {
+            visited.add(entry);
+            const device = interpretDevice(context, entry as PciAddress, results, base);
+            if (device !== null) devices.push(device);
+          },
+          stallMs,
+        );
+        break;
+      } catch (error) {
+        if (!(error instanceof ReaderStall)) throw error;
+        // A read the kernel holds up (a device whose removal waits for its VM): the functions not
+        // read yet are read again entry by entry, and the one whose results do not come is held.
+        reader.cancel();
+        const remaining: string[] = reader.entries.filter((entry) => !visited.has(entry));
+        if (reader.entryByEntry && remaining.length > 0) {
+          const stuck = remaining.shift()! as PciAddress;
+          held.push(stuck);
+          visited.add(stuck);
+        }
+        if (remaining.length === 0) break;
+        reader = new BatchReader(layout, DEVICE_OP_LIST, { only: remaining, entryByEntry: true });
+      }
+    }
     plan.warnings.unshift(...reader.notes.map((message) => ({ address: '', message })));
+    if (held.length > 0) {
+      const isHeld = new Set<string>(held);
+      const quiet = new DeviceReadContext(layout, plan.names, () => {}, plan.iommuEnabled);
+      for (const address of held) {
+        const device = interpretDevice(quiet, address, heldResults(layout, address), 0);
+        if (device !== null) devices.push(device);
+      }
+      devices.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+      const warnings = plan.warnings.filter((warning) => !isHeld.has(warning.address));
+      warnings.push(...held.map((address) => ({ address, message: HELD_WARNING })));
+      return { devices, warnings, iommuEnabled: plan.iommuEnabled };
+    }
     return { devices, warnings: plan.warnings, iommuEnabled: plan.iommuEnabled };
   } finally {
     reader.cancel();
   }
+}
+
+const HELD_WARNING =
+  'the kernel holds this device (a removal waits for the VM that uses it): its driver_override, sriov_numvfs and config are not shown';
+
+/** The attributes whose reads the kernel holds up while a device waits to be removed (or reset). */
+const HELD_FILES = new Set(['driver_override', 'sriov_numvfs', 'config']);
+
+/**
+ * What can be read of a held function without waiting: its links and the attributes shown without
+ * the device lock; its identity from the vendor, device and class files (uevent may take the lock).
+ */
+function heldResults(layout: SysfsLayout, address: PciAddress): ResultList {
+  const executor = new OpExecutor();
+  return new ResultList(
+    DEVICE_OP_LIST.map((op) => {
+      if (op.file === 'uevent') return { errno: 'ENOENT', data: new Uint8Array(0) };
+      if (HELD_FILES.has(op.file)) return { errno: 'EBUSY', data: new Uint8Array(0) };
+      return executor.run(layout.pciDevicesDir, address, [op])[0]!;
+    }),
+  );
+}
+
+/** The stall bound from $HOSTDEV_STALL_MS (milliseconds), else 500. */
+function stallFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env['HOSTDEV_STALL_MS']);
+  return Number.isInteger(value) && value > 0 ? value : 500;
 }
 
 /** The bound from $HOSTDEV_READ_TIMEOUT_MS (milliseconds), else the default. */

@@ -69,7 +69,7 @@ async function heldByQemu(name: string): Promise<{ root: string; flags: string[]
 }
 
 describe('a release while QEMU holds a VF whose removal is pending', () => {
-  it('waits, telling what for, while status answers; when QEMU lets go it exits 0 with the VF pruned and nothing left', async () => {
+  it('waits, telling what for, while status and list answer; when QEMU lets go it exits 0 with the VF pruned and nothing left', async () => {
     const { root, flags, writer } = await heldByQemu('lets-go');
     const release = background([...flags, '--json', 'release', '--domain', 'vm1', '--wait', '60000']);
     await waitFor(() => release.stderr().includes('waiting for'), 10_000);
@@ -80,6 +80,13 @@ describe('a release while QEMU holds a VF whose removal is pending', () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(status.code, status.stderr).toBe(0);
     expect(jsonOf<{ active: Array<{ address: string }> }>(status).active.map((entry) => entry.address)).toEqual([VF0]);
+    const listStarted = Date.now();
+    const list = await runCliAsync([...flags, '--json', 'list'], { timeoutMs: 10_000 });
+    const listMs = Date.now() - listStarted;
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stderr).toContain(`${VF0}: the kernel holds this device`);
+    expect(listMs).toBeLessThan(3_000);
+    process.stdout.write(`list answered in ${listMs} ms while the release waited\n`);
     expect(release.finished()).toBe(false);
 
     runCli(['--root', root, 'sim', 'release', BLOCK_ID]);

@@ -1,6 +1,7 @@
 // Scenario 8, a release in the middle of the seed's outcome 2: QEMU holds VF0, an admin's
 // `echo 0 > sriov_numvfs` waits for it, and `hostdev release --domain vm1` starts meanwhile. The
-// release must wait (bounded, without holding up status), and when QEMU lets go it must exit 0 with
+// release must wait (bounded, without holding up status or list, which names the devices the kernel
+// holds), and when QEMU lets go it must exit 0 with
 // VF0 pruned, both tables empty and nothing awaited back. A second round, with QEMU never letting
 // go before the bound, must end at `--wait` with HOSTDEV_TIMEOUT (exit 6) naming VF0's
 // driver_override and the pending removal, the tables as they were. On the simulator the holder is
@@ -56,6 +57,10 @@ export const s8BlockedRelease = {
       active: (during.active ?? []).map((e) => e.address).sort(),
     });
     env.check(`status answers while the release waits (${status.ms} ms)`, !status.timedOut && status.code === 0, status.stderr);
+    const list = await env.hostdev(['list'], { timeoutMs: 30_000 });
+    const held = [...list.stderr.matchAll(/warning: ([0-9a-f:.]+): the kernel holds this device/g)].map((m) => m[1]).sort();
+    env.observe('s8: list while the release waits', { exit: list.timedOut ? 'hung' : list.code, error: list.errorCode, held });
+    env.check(`list answers while the release waits (${list.ms} ms), naming the held devices`, !list.timedOut && list.code === 0, list.stderr);
     const done = await first.letGo();
     env.check('the write completes once QEMU lets go', done?.ok === true, done);
     const release = await releasing;
