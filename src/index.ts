@@ -13,7 +13,7 @@ export {
   type ReadDeviceOptions,
   type PciNames,
 } from './sysfs/reader.js';
-export { FsKernelPort, KernelWriteError, type KernelPort } from './sysfs/kernel-port.js';
+export { FsKernelPort, KernelWriteError, ModuleLoadError, type KernelPort } from './sysfs/kernel-port.js';
 export * from './core/vfio-variant.js';
 export { readVfioAliases, type VfioAliasTable } from './host/modules-alias.js';
 export {

@@ -1,6 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
-import { KernelWriteError } from '../sysfs/kernel-port.js';
+import { KernelWriteError, ModuleLoadError } from '../sysfs/kernel-port.js';
 
 const HINTS: Readonly<Record<string, string>> = {
   EBUSY: 'The device or driver is busy: it may already be bound, or a process still holds it.',
@@ -35,7 +35,8 @@ export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevE
 }
 
 export function moduleUnavailable(driver: string, module: string, cause: unknown): HostdevError {
-  return new HostdevError('HOSTDEV_DRIVER_UNAVAILABLE', `driver ${driver} is not available: loading module ${module} failed`, {
+  const reason = cause instanceof ModuleLoadError ? cause.reason : cause instanceof Error ? cause.message : null;
+  return new HostdevError('HOSTDEV_DRIVER_UNAVAILABLE', `driver ${driver} is not available: loading module ${module} failed${reason === null ? '' : `: ${reason}`}`, {
     hint: `Install the kernel module (modprobe ${module}) or pick another stub with --driver.`,
     details: { driver },
     cause,

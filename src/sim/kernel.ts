@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
+import { KernelWriteError, ModuleLoadError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { Errno, fail } from './errno.js';
 import { FaultGate } from './fault-gate.js';
@@ -143,7 +143,7 @@ export class SimKernel implements KernelPort {
       this.driverAttach(this.state.driver(name)!);
       return true;
     });
-    if (!known) throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT');
+    if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`);
   }
 
   // ---- faults ----

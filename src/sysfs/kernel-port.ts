@@ -29,6 +29,28 @@ export class KernelWriteError extends Error {
   }
 }
 
+/** A module that could not be loaded, with what modprobe (or the simulated kernel) said. */
+export class ModuleLoadError extends Error {
+  override readonly name = 'ModuleLoadError';
+  constructor(
+    readonly module: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`loading module ${module} failed: ${reason}`, options);
+  }
+}
+
+/** Why modprobe failed, in its own words where it gave any. */
+function modprobeReason(error: unknown): string {
+  const failure = error as { code?: unknown; killed?: boolean; stderr?: unknown };
+  if (failure.code === 'ENOENT') return 'modprobe is not installed (kmod)';
+  if (failure.killed === true) return 'modprobe did not finish within 30 s';
+  const said = typeof failure.stderr === 'string' ? failure.stderr.trim().split('\n').pop() ?? '' : '';
+  if (said !== '') return said;
+  return typeof failure.code === 'number' ? `modprobe exited with ${failure.code}` : String(error);
+}
+
 /** Writes real files under a root. Never creates a file: sysfs attributes exist or the write fails. */
 export class FsKernelPort implements KernelPort {
   readonly layout: SysfsLayout;
@@ -55,12 +77,12 @@ export class FsKernelPort implements KernelPort {
 
   async loadModule(name: string): Promise<void> {
     if (this.layout.root !== '/') {
-      throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT');
+      throw new ModuleLoadError(name, `modules are loaded on the real host only, not under --root ${this.layout.root}`);
     }
     try {
       await promisify(execFile)('modprobe', ['--', name], { timeout: 30_000 });
     } catch (error) {
-      throw new KernelWriteError(`modprobe ${name}`, name, 'ENOENT', { cause: error });
+      throw new ModuleLoadError(name, modprobeReason(error), { cause: error });
     }
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SimKernel } from '../../src/sim/kernel.js';
-import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
+import { KernelWriteError, ModuleLoadError } from '../../src/sysfs/kernel-port.js';
 import { addresses, cleanupRoots, dev, driverOf, groupOf, lspci, presetRoot, readAttr, virtfns } from './helpers.js';
 
 afterAll(cleanupRoots);
@@ -399,7 +399,7 @@ describe('reset (pci-sysfs.c reset_store, reset_method_store)', () => {
 });
 
 describe('modules, plain attributes, events', () => {
-  it('loadModule creates the driver of a known module and binds devices whose override names it; unknown: ENOENT', async () => {
+  it('loadModule creates the driver of a known module and binds devices whose override names it; unknown: modprobe\'s not found', async () => {
     const { root, k } = host('workstation');
     await k.write(D('0000:03:00.0', 'driver_override'), 'vfio-pci');
     await k.write(D('0000:03:00.0', 'driver/unbind'), '0000:03:00.0');
@@ -408,8 +408,8 @@ describe('modules, plain attributes, events', () => {
     expect(driverOf(root, '0000:03:00.0')).toBe('vfio-pci');
     await k.loadModule('vfio-pci');
     const error = await k.loadModule('no_such_module').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(KernelWriteError);
-    expect((error as KernelWriteError).errno).toBe('ENOENT');
+    expect(error).toBeInstanceOf(ModuleLoadError);
+    expect((error as ModuleLoadError).reason).toContain('Module no_such_module not found');
   });
 
   it('read-only attributes are EACCES, missing ones ENOENT, paths out of the root refused', async () => {
