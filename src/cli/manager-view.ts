@@ -50,7 +50,7 @@ function listLine(label: string, addresses: readonly PciAddress[]): string[] {
 }
 
 /** A dry run's recovery, one line each, in the order recovery works: repairs, prunes, VF config. */
-export function recoveryPreviewLines(report: RecoveryReport): string[] {
+function recoveryPreviewLines(report: RecoveryReport): string[] {
   const lines: string[] = [];
   for (const device of report.repaired) {
     const verb = device.direction === 'rolled-back' ? 'roll back' : 'roll forward';
@@ -69,12 +69,16 @@ export function recoveryPreviewLines(report: RecoveryReport): string[] {
   return lines;
 }
 
+/** A dry run's 'first, recovery at open:' block, indented by `indent`; nothing when recovery would do nothing. */
+export function recoveryPreview(recovery: RecoveryReport | undefined, indent: string): string[] {
+  if (recovery === undefined) return [];
+  return [`${indent}first, recovery at open:`, ...recoveryPreviewLines(recovery).map((line) => `${indent}  ${line}`)];
+}
+
 /** Dry run: what recovery would do first, the ordered writes (and checks, module loads), then the table changes. */
 function planText(report: OperationReport): string {
   const lines = [`${report.operation} plan (dry run: nothing was changed):`];
-  if (report.recovery !== undefined) {
-    lines.push('  first, recovery at open:', ...recoveryPreviewLines(report.recovery).map((line) => `    ${line}`));
-  }
+  lines.push(...recoveryPreview(report.recovery, '  '));
   lines.push(...(report.steps.length > 0 ? report.steps.map((step) => `  ${step}`) : ['  (no sysfs write)']));
   lines.push(...report.changes.map((change) => `  ${formatChange(change)}`));
   lines.push(...listLine('  prune (vanished)', report.pruned));

@@ -4,14 +4,14 @@ import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
 import { readDevice, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
 export interface DeviceWait {
   readonly timeoutMs?: number;
   readonly onSlow?: SlowReadListener;
 }
-import type { SysfsLayout } from '../sysfs/paths.js';
-import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
 /**
  * The reads the manager needs between writes: one device, its driver link, a group's members,

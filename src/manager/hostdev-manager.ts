@@ -290,7 +290,7 @@ export class HostdevManager {
   }
 
   /** A dry run's report carries what recovery at open would have done first, when anything. */
-  private withPreview<T extends OperationReport>(report: T): T {
+  withPreview<T extends { readonly dryRun: boolean; readonly recovery?: RecoveryReport }>(report: T): T {
     return report.dryRun && recoveryWouldAct(this.recovery) ? { ...report, recovery: this.recovery } : report;
   }
 

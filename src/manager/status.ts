@@ -22,7 +22,7 @@ export interface StatusReport {
   readonly departed: readonly DepartedVfRecord[];
   /**
    * Status never waits for the state lock. When another operation held it, the tables are the
-   * last committed snapshot, the vanished inactive entries were not pruned (`notPruned`), and
+   * last committed snapshot, the entries whose device vanished were not pruned (`notPruned`), and
    * `operations` are the journal's rows (what that operation is doing).
    */
   readonly busy: { readonly operations: readonly InFlightOperation[]; readonly notPruned: readonly PciAddress[] } | null;

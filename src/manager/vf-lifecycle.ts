@@ -13,6 +13,7 @@ import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader } from './host-reader.js';
+import type { RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
 
@@ -125,6 +126,8 @@ export interface SetCountReport {
   /** The VFs after the change, with their drivers. */
   readonly vfs: ReadonlyArray<{ readonly address: PciAddress; readonly driver: string | null }>;
   readonly waitedMs: number;
+  /** Dry runs only: what recovery at open would do before this change (see RecoveryReport.dryRun). */
+  readonly recovery?: RecoveryReport;
 }
 
 function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {

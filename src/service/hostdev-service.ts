@@ -143,10 +143,12 @@ export class HostdevService {
   private constructor(private readonly manager: HostdevManager) {
     this.vf = {
       list: (pf) => listVfs(manager.layout, manager.tables(), manager.net, pf),
-      setCount: (request) =>
-        setVfCount(
-          { layout: manager.layout, store: manager.store, kernel: manager.kernel },
-          { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+      setCount: async (request) =>
+        manager.withPreview(
+          await setVfCount(
+            { layout: manager.layout, store: manager.store, kernel: manager.kernel },
+            { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+          ),
         ),
       forget: async (addresses) => {
         const forgotten = await forgetDeparted(manager.store, addresses);

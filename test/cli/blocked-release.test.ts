@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isBlocked, writeFaultsFile } from '../../src/sim/faults.js';
+import { background, killBackgroundAfterEach, waitFor, type Background } from '../support/background.js';
 import { CLI_BIN, jsonOf, runCli, runCliAsync } from '../support/cli.js';
 
 // The seed's outcome 2 with a release in the middle: QEMU holds VF0 (the simulator's block at
@@ -14,45 +14,13 @@ const PF = '0000:01:00.0';
 const VF0 = '0000:01:10.0';
 const BLOCK_ID = 'qemu-holds-vf0';
 
-const children: ChildProcess[] = [];
 let base = '';
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+killBackgroundAfterEach();
 afterAll(() => {
   if (base !== '') rmSync(base, { recursive: true, force: true });
 });
 
-interface Background {
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  finished(): boolean;
-  stderr(): string;
-}
-
-function background(args: readonly string[]): Background {
-  const child = spawn(process.execPath, [CLI_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  let over = false;
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => {
-      over = true;
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { done, finished: () => over, stderr: () => stderr };
-}
-
-async function waitFor(check: () => boolean, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const hostdev = (args: readonly string[]): Background => background(process.execPath, [CLI_BIN, ...args]);
 
 /** A host where vm1 holds VF0 and `echo 0 > PF/sriov_numvfs` waits for it; the hostdev flags for it. */
 async function heldByQemu(name: string): Promise<{ root: string; flags: string[]; writer: Background }> {
@@ -63,7 +31,7 @@ async function heldByQemu(name: string): Promise<{ root: string; flags: string[]
   const assign = runCli([...flags, 'assign', '--domain', 'vm1', VF0]);
   expect(assign.code, assign.stderr).toBe(0);
   writeFaultsFile(root, [{ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' }]);
-  const writer = background(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, '0']);
+  const writer = hostdev(['--root', root, 'sim', 'write', `/sys/bus/pci/devices/${PF}/sriov_numvfs`, '0']);
   await waitFor(() => isBlocked(root, BLOCK_ID));
   return { root, flags, writer };
 }
@@ -71,7 +39,7 @@ async function heldByQemu(name: string): Promise<{ root: string; flags: string[]
 describe('a release while QEMU holds a VF whose removal is pending', () => {
   it('waits, telling what for, while status and list answer; when QEMU lets go it exits 0 with the VF pruned and nothing left', async () => {
     const { root, flags, writer } = await heldByQemu('lets-go');
-    const release = background([...flags, '--json', 'release', '--domain', 'vm1', '--wait', '60000']);
+    const release = hostdev([...flags, '--json', 'release', '--domain', 'vm1', '--wait', '60000']);
     await waitFor(() => release.stderr().includes('waiting for'), 10_000);
     expect(release.stderr()).toContain(`waiting for ${VF0}: the kernel holds it`);
 

@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isBlocked, writeFaultsFile } from '../../src/sim/faults.js';
+import { background, killBackgroundAfterEach, waitFor, type Background } from '../support/background.js';
 import { CLI_BIN, runCli, runCliAsync } from '../support/cli.js';
 import { cleanupRoots, dev, driverOf, presetRoot, readAttr } from './helpers.js';
 
@@ -17,42 +17,8 @@ const [VF0, VF1] = ['0000:01:10.0', '0000:01:10.2'];
 const NUMVFS = `/sys/bus/pci/devices/${PF}/sriov_numvfs`;
 const BLOCK_ID = 'vm-holds-vf0';
 
-const children: ChildProcess[] = [];
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
+killBackgroundAfterEach();
 afterAll(cleanupRoots);
-
-async function waitFor(check: () => boolean, ms = 15_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-interface Background {
-  readonly child: ChildProcess;
-  readonly done: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  finished(): boolean;
-}
-
-function background(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Background {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  let over = false;
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code) => {
-      over = true;
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { child, done, finished: () => over };
-}
 
 /** A plain read in another process (cat), given `ms` to answer: null when it is still blocked. */
 async function readWithin(file: string, ms: number): Promise<string | null> {

@@ -7,8 +7,7 @@ import type { VfNetRequests } from '../../service/hostdev-service.js';
 import type { SetCountReport, VfListReport } from '../../manager/vf-lifecycle.js';
 import type { VfNetRequest } from '../../core/vf-net-config.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan } from '../../net/vf-net-config.js';
-import { recoveryWouldAct } from '../../manager/recovery.js';
-import { recoveryPreviewLines } from '../manager-view.js';
+import { recoveryPreview } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
@@ -100,17 +99,12 @@ export function registerVf(program: Command): void {
         const progress = progressPrinter();
         try {
           const dryRun = opts.dryRun ?? false;
-          const [report, recovery] = await withService(
+          const report = await withService(
             globals,
-            async (service) => {
-              const counted = await service.vf.setCount({ pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print });
-              return [counted, dryRun && recoveryWouldAct(service.recovery) ? service.recovery : null] as const;
-            },
+            (service) => service.vf.setCount({ pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print }),
             { dryRun },
           );
-          if (recovery === null) return { json: report, text: setCountText(report) };
-          const first = ['first, recovery at open:', ...recoveryPreviewLines(recovery).map((line) => `  ${line}`)];
-          return { json: { ...report, recovery }, text: [...first, setCountText(report)].join('\n') };
+          return { json: report, text: [...recoveryPreview(report.recovery, ''), setCountText(report)].join('\n') };
         } finally {
           progress.end();
         }
