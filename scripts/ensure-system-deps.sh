@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names) and a C compiler (the
-# native sysfs reader, native/sysfs-batch.c) when missing.
+# native sysfs reader, native/sysfs-batch.c) when missing, and QEMU (the real peer of the QMP
+# hot-plug tests; the kernel rig's own install, so both use the same QEMU).
 # Needs root and apt-get; elsewhere it says what is missing and goes on.
 set -uo pipefail
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    bash "$(dirname "$0")/../test/kernel/rig/host-deps.sh" || echo "note: installing QEMU failed; the QMP tests are skipped" >&2
+  else
+    echo "note: qemu-system-x86_64 is missing (install qemu-system-x86); the QMP tests are skipped" >&2
+  fi
+fi
 missing=()
 command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 [ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)

@@ -16,6 +16,7 @@ export const ExitCode = {
   state: 7,
   partial: 8,
   busy: 9,
+  hypervisor: 10,
 } as const;
 export type ExitCodeName = keyof typeof ExitCode;
 
@@ -68,6 +69,15 @@ export const ERROR_CATALOG = {
   },
   HOSTDEV_PF_DOWN: { exit: 'conflict', summary: 'The PF network interface is down; its VFs cannot be configured.' },
   HOSTDEV_NET_CONFIG: { exit: 'kernel', summary: 'Reading or setting VF network config through iproute2 failed.' },
+  HOSTDEV_QMP: {
+    exit: 'hypervisor',
+    summary: "The VM's QEMU monitor (QMP) could not be reached, refused a command or did not answer in time.",
+  },
+  HOSTDEV_NO_FREE_SLOT: { exit: 'conflict', summary: 'The running VM has no free PCIe root port for a device to be hot-plugged.' },
+  HOSTDEV_UNPLUG_TIMEOUT: {
+    exit: 'hypervisor',
+    summary: 'The VM did not give a device back (no DEVICE_DELETED from QEMU) within the wait.',
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -1,6 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
-import { qemuArgs, type QemuMachine } from '../core/qemu-args.js';
+import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import type { ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
@@ -35,8 +35,15 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 import { isEmptyRequest } from '../net/vf-net-config.js';
 import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
 import type { DepartedVfRecord } from '../state/store.js';
+import { placeDevices, type Placement } from '../core/hotplug.js';
+import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
+import { readVmSlots } from '../qmp/vm-slots.js';
+import { plugIntoVm, unplugFromVm } from './hotplug.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
+
+/** How long a failed hot-plug waits for the VM to give back what it plugged before it. */
+const ROLLBACK_UNPLUG_MS = 10_000;
 
 export interface HostdevServiceOptions {
   /** The directory that stands for "/" (default "/": this host). */
@@ -54,6 +61,8 @@ export interface HostdevServiceOptions {
   readonly dryRun?: boolean;
   /** For callers that only look: recovery at open never waits for another operation's lock. */
   readonly reader?: boolean;
+  /** How a running VM's QMP socket is reached (default: hostdev's QMP client, bounded waits). */
+  readonly connectQmp?: (socketPath: string) => Promise<QmpPort>;
 }
 
 /** VF network config of an assign, by VF address: saved first, set, and put back at release. */
@@ -123,6 +132,42 @@ export interface WatchRequest {
   readonly onNotice?: (notice: WatchNotice) => void;
 }
 
+export interface HotplugRequest extends ServiceAssignRequest {
+  /** The running VM's QMP socket. */
+  readonly qmp: string;
+}
+
+export interface HotplugReport {
+  readonly domain: string;
+  readonly hypervisor: string;
+  readonly dryRun: boolean;
+  /** The assign of the devices to plug (null when every device was in the VM already). */
+  readonly assign: AssignResult | null;
+  /** Each device added to the VM (on a dry run: would be), its QEMU id and root port. */
+  readonly plugged: readonly Placement[];
+  /** Devices the VM has already (by their hostdev id): neither assigned nor plugged again. */
+  readonly present: readonly PciAddress[];
+}
+
+export interface UnplugRequest {
+  readonly qmp: string;
+  readonly domain: string;
+  readonly hypervisor?: string;
+  readonly addresses: readonly PciAddress[];
+  /** How long the guest has to give the devices back (default 10000 ms). */
+  readonly timeoutMs?: number;
+  readonly dryRun?: boolean;
+  readonly wait?: ServiceReleaseRequest['wait'];
+}
+
+export interface UnplugReport {
+  /** Devices the VM gave back (DEVICE_DELETED), or on a dry run would be asked for. */
+  readonly unplugged: readonly PciAddress[];
+  /** Devices the VM did not have: released without asking it. */
+  readonly absent: readonly PciAddress[];
+  readonly release: ReleaseResult;
+}
+
 export interface ForgetReport {
   readonly forgotten: readonly DepartedVfRecord[];
   readonly warnings: readonly string[];
@@ -140,7 +185,10 @@ export class HostdevService {
     readonly forget: (addresses: readonly PciAddress[] | null) => Promise<ForgetReport>;
   };
 
-  private constructor(private readonly manager: HostdevManager) {
+  private constructor(
+    private readonly manager: HostdevManager,
+    private readonly connectQmp: (socketPath: string) => Promise<QmpPort>,
+  ) {
     this.vf = {
       list: (pf) => listVfs(manager.layout, manager.tables(), manager.net, pf),
       setCount: async (request) =>
@@ -171,7 +219,7 @@ export class HostdevService {
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
     });
-    return new HostdevService(manager);
+    return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)));
   }
 
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
@@ -219,6 +267,81 @@ export class HostdevService {
     const hooks = vfNetReleaseHooks(configurator, deviceExists(this.manager.layout), (line) => warnings.push(line));
     const report = await this.manager.release({ ...request, hooks });
     return { ...report, warnings };
+  }
+
+  /**
+   * Assigns devices to a running VM and adds them to it over QMP (`device_add`, vfio-pci on a free
+   * PCIe root port, with the ids `qemuArgs` gives). The slots are checked before anything changes;
+   * a refused `device_add` unplugs what this call plugged and rolls the assign back.
+   */
+  async hotplug(request: HotplugRequest): Promise<HotplugReport> {
+    const { qmp: socketPath, ...assign } = request;
+    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const qmp = await this.connectQmp(socketPath);
+    try {
+      const layout = placeDevices(request.addresses, await readVmSlots(qmp), request.domain);
+      const dryRun = request.dryRun ?? false;
+      const base = { domain: request.domain, hypervisor, dryRun, plugged: layout.place, present: layout.present };
+      if (layout.place.length === 0) return { ...base, assign: null };
+      const addresses = layout.place.map((placement) => placement.address);
+      const vf = request.vf === undefined ? undefined : Object.fromEntries(Object.entries(request.vf).filter(([address]) => addresses.includes(address as PciAddress)));
+      const assigned = await this.assign({ ...assign, addresses, ...(vf === undefined ? {} : { vf }) });
+      if (assigned.dryRun || assigned.failures.length > 0) return { ...base, plugged: assigned.dryRun ? layout.place : [], assign: assigned };
+      await plugIntoVm(qmp, request.domain, layout.place, (back) => this.release({ domain: request.domain, hypervisor, addresses: back }), ROLLBACK_UNPLUG_MS);
+      return { ...base, assign: assigned };
+    } finally {
+      qmp.close();
+    }
+  }
+
+  /**
+   * Takes devices out of a running VM (`device_del`, then QEMU's DEVICE_DELETED, bounded by
+   * `timeoutMs`) and releases them. Devices the VM does not let go of in time stay assigned and
+   * fail the call with HOSTDEV_UNPLUG_TIMEOUT, after the ones it did let go are released.
+   */
+  async unplug(request: UnplugRequest): Promise<UnplugReport> {
+    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    if (request.addresses.length === 0) {
+      throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
+    }
+    const owned = new Set<string>(
+      (await this.manager.status()).active.filter((e) => e.usedBy.domain === request.domain && e.usedBy.driver === hypervisor).map((e) => e.address),
+    );
+    const foreign = request.addresses.filter((address) => !owned.has(address));
+    if (foreign.length > 0) {
+      const owner = this.manager.tables().active.find((entry) => entry.address === foreign[0]);
+      throw new HostdevError(
+        'HOSTDEV_NOT_OWNED',
+        `${foreign.join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not held by domain ${request.domain} (${hypervisor})${owner === undefined ? '' : `: ${foreign[0]} is in use by driver ${owner.usedBy.driver}, domain ${owner.usedBy.domain}`}`,
+        { hint: `hostdev status lists what ${request.domain} holds; nothing was changed.`, details: { address: foreign[0]!, owner: owner?.usedBy ?? null } },
+      );
+    }
+    const releaseOf = (addresses: readonly PciAddress[], dryRun: boolean): Promise<ReleaseResult> =>
+      this.release({ domain: request.domain, hypervisor, addresses, dryRun, ...(request.wait === undefined ? {} : { wait: request.wait }) });
+    const qmp = await this.connectQmp(request.qmp);
+    try {
+      if (request.dryRun ?? false) {
+        const { deviceIds } = await readVmSlots(qmp);
+        const inVm = request.addresses.filter((address) => deviceIds.has(hostdevDeviceId(address)));
+        return { unplugged: inVm, absent: request.addresses.filter((a) => !inVm.includes(a)), release: await releaseOf(request.addresses, true) };
+      }
+      const outcome = await unplugFromVm(qmp, request.addresses, request.timeoutMs ?? 10_000);
+      const back = [...outcome.gone, ...outcome.absent];
+      const release = await releaseOf(back, false);
+      if (outcome.held.length > 0) {
+        throw new HostdevError(
+          'HOSTDEV_UNPLUG_TIMEOUT',
+          `${request.domain} did not give back ${outcome.held.join(', ')} within ${request.timeoutMs ?? 10_000} ms (QEMU sent no DEVICE_DELETED); ${outcome.held.length === 1 ? 'it stays' : 'they stay'} assigned; released: ${release.released.join(', ') || 'none'}`,
+          {
+            hint: 'The guest must accept the unplug (a guest OS with PCIe or ACPI hotplug). Try again with a longer --wait, or shut the VM down and release the domain.',
+            details: { address: outcome.held[0]!, domain: request.domain, held: outcome.held, released: release.released },
+          },
+        );
+      }
+      return { unplugged: outcome.gone, absent: outcome.absent, release };
+    } finally {
+      qmp.close();
+    }
   }
 
   status(): Promise<StatusReport> {

@@ -17,6 +17,7 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  *   host     core, sysfs, net          host usage reads /sys/class/block under the layout and runs
  *                                      `ip -j addr` through the iproute2 runner
  *   sim      core, sysfs               the simulated kernel implements sysfs's KernelPort
+ *   qmp      core                      a running VM's QEMU monitor (QMP) and its PCI slots
  *   manager  core and every adapter    combines them; never cli or sim
  *   service  core, adapters, manager   HostdevService, the one way in for every front end
  *   cli      every layer but the entries
@@ -27,7 +28,7 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  * declares it as much as a value does, and a type-only cycle is still two modules that cannot be
  * understood or moved apart. No file may take part in an import cycle, within a layer or across.
  */
-const ADAPTERS = ['platform', 'sysfs', 'state', 'net', 'host', 'events'];
+const ADAPTERS = ['platform', 'sysfs', 'state', 'net', 'host', 'events', 'qmp'];
 const RULES: Readonly<Record<string, LayerRule>> = {
   core: { imports: [], packages: false },
   platform: { imports: [], packages: true },
@@ -37,6 +38,7 @@ const RULES: Readonly<Record<string, LayerRule>> = {
   events: { imports: ['core', 'platform', 'sysfs'], packages: true },
   host: { imports: ['core', 'platform', 'sysfs', 'net'], packages: true },
   sim: { imports: ['core', 'platform', 'sysfs'], packages: true },
+  qmp: { imports: ['core', 'platform'], packages: true },
   manager: { imports: ['core', ...ADAPTERS], packages: true },
   service: { imports: ['core', ...ADAPTERS, 'manager'], packages: true },
   cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service'], packages: true },

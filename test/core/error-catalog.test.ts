@@ -16,9 +16,6 @@ const CODES = Object.keys(ERROR_CATALOG) as ErrorCode[];
 
 /** Catalog codes that no code in src/ raises, and why they stay. */
 const RESERVED: Partial<Record<ErrorCode, string>> = {
-  HOSTDEV_NOT_OWNED:
-    "release skips a device of another domain with a note (libvirt's behaviour) instead of failing; " +
-    'the code stays for library users who match on it',
   HOSTDEV_PARTIAL: 'a partial outcome is a report whose command exits with ExitCode.partial (8), not a thrown error',
 };
 

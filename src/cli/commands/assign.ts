@@ -1,66 +1,79 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
+import type { AssignResult, ServiceAssignRequest } from '../../service/hostdev-service.js';
+import type { CommandResult } from '../context.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 import { addVfNetOptions, vfNetRequests, type VfNetOptionValues } from './vf.js';
 
+export type AssignOptionValues = VfNetOptionValues & {
+  domain?: string;
+  hypervisor?: string;
+  unmanaged?: boolean;
+  driver?: string;
+  withGroup?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
+  wait?: string;
+};
+
+/** The options of `assign`, which `hotplug` takes too. */
+export function addAssignOptions(command: Command): Command {
+  return addVfNetOptions(
+    command
+      .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
+      .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
+      .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
+      .option('--driver <name>', "stub driver for managed devices (default: each device's vfio-pci variant driver named in modules.alias, else vfio-pci)")
+      .option('--with-group', "take every endpoint of the devices' IOMMU groups along")
+      .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
+      .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+      .option('--wait <ms>', WAIT_HELP),
+  );
+}
+
+/** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
+export function assignRequest(opts: AssignOptionValues, inputs: readonly string[]): ServiceAssignRequest {
+  const { domain, hypervisor } = parseDomainOptions(opts);
+  if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
+  const addresses = inputs.map(parseAddress);
+  const vf = vfNetRequests(opts, addresses);
+  return {
+    domain,
+    hypervisor,
+    addresses,
+    managed: !(opts.unmanaged ?? false),
+    ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
+    withGroup: opts.withGroup ?? false,
+    force: opts.force ?? false,
+    dryRun: opts.dryRun ?? false,
+    wait: deviceWait(opts.wait),
+    ...(vf === null ? {} : { vf }),
+  };
+}
+
+/** What `assign` prints for its report (and `hotplug` for the assign it made). */
+export function assignResult(report: AssignResult, domain: string, hypervisor: string): CommandResult {
+  const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
+  const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
+  if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
+  const vfLines = report.vfConfig.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
+  return {
+    ...result,
+    text: [...(report.dryRun ? vfLines : []), result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
+    json: { ...(result.json as object), vfConfig: report.vfConfig },
+    warnings: [...(result.warnings ?? []), ...report.warnings],
+  };
+}
+
 export function registerAssign(program: Command): void {
-  addVfNetOptions(program
-    .command('assign <addresses...>')
-    .description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')
-    .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
-    .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
-    .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
-    .option('--driver <name>', 'stub driver for managed devices (default: each device\'s vfio-pci variant driver named in modules.alias, else vfio-pci)')
-    .option('--with-group', 'take every endpoint of the devices\' IOMMU groups along')
-    .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
-    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
-    .option('--wait <ms>', WAIT_HELP))
-    .action(
-      action(async (globals, command: Command, inputs: string[]) => {
-        const opts = command.opts<VfNetOptionValues & {
-          domain?: string;
-          hypervisor?: string;
-          unmanaged?: boolean;
-          driver?: string;
-          withGroup?: boolean;
-          force?: boolean;
-          dryRun?: boolean;
-          wait?: string;
-        }>();
-        const { domain, hypervisor } = parseDomainOptions(opts);
-        if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
-        const addresses = inputs.map(parseAddress);
-        const vf = vfNetRequests(opts, addresses);
-        const report = await withService(
-          globals,
-          (service) =>
-            service.assign({
-              domain,
-              hypervisor,
-              addresses,
-              managed: !(opts.unmanaged ?? false),
-              ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
-              withGroup: opts.withGroup ?? false,
-              force: opts.force ?? false,
-              dryRun: opts.dryRun ?? false,
-              wait: deviceWait(opts.wait),
-              ...(vf === null ? {} : { vf }),
-            }),
-          { dryRun: opts.dryRun ?? false },
-        );
-        const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
-        const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
-        if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
-        const vfLines = report.vfConfig.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
-        return {
-          ...result,
-          text: [...(report.dryRun ? vfLines : []), result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
-          json: { ...(result.json as object), vfConfig: report.vfConfig },
-          warnings: [...(result.warnings ?? []), ...report.warnings],
-        };
-      }),
-    );
+  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')).action(
+    action(async (globals, command: Command, inputs: string[]) => {
+      const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
+      const report = await withService(globals, (service) => service.assign(request), { dryRun: request.dryRun ?? false });
+      return assignResult(report, request.domain, request.hypervisor ?? 'qemu');
+    }),
+  );
 }

@@ -22,6 +22,8 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   vf: async () => (await import('./vf.js')).registerVf,
   watch: async () => (await import('./watch.js')).registerWatch,
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
+  hotplug: async () => (await import('./hotplug.js')).registerHotplug,
+  unplug: async () => (await import('./hotplug.js')).registerUnplug,
 };
 
 /**

@@ -1,0 +1,91 @@
+import type { Command } from 'commander';
+import { parseAddress } from '../../core/address.js';
+import { HostdevError } from '../../core/errors.js';
+import type { Placement } from '../../core/hotplug.js';
+import { deviceWait, parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
+import { withService } from '../open-manager.js';
+import { action } from '../run-action.js';
+import { addAssignOptions, assignRequest, assignResult, type AssignOptionValues } from './assign.js';
+
+const QMP_HELP = "the running VM's QMP socket (QEMU's -qmp unix:PATH,server=on,wait=off)";
+
+function placementLine(placement: Placement, dryRun: boolean): string {
+  const where = placement.bus === null ? 'on the root bus' : `on root port ${placement.bus}`;
+  return `${dryRun ? 'would hot-plug' : 'hot-plugged'} ${placement.address} as ${placement.id} ${where}`;
+}
+
+export function registerHotplug(program: Command): void {
+  addAssignOptions(
+    program
+      .command('hotplug <addresses...>')
+      .description('assign devices to a running VM and add them to it over QMP (device_add on a free PCIe root port); rolled back if QEMU refuses')
+      .requiredOption('--qmp <socket>', QMP_HELP),
+  ).action(
+    action(async (globals, command: Command, inputs: string[]) => {
+      const opts = command.opts<AssignOptionValues & { qmp: string }>();
+      const request = assignRequest(opts, inputs);
+      const report = await withService(globals, (service) => service.hotplug({ ...request, qmp: opts.qmp }), { dryRun: request.dryRun ?? false });
+      const assigned = report.assign === null ? null : assignResult(report.assign, report.domain, report.hypervisor);
+      const lines = [
+        ...(assigned === null ? [] : [assigned.text]),
+        ...report.plugged.map((placement) => placementLine(placement, report.dryRun)),
+        ...report.present.map((address) => `${address} is in ${report.domain} already: left as it is`),
+      ];
+      return {
+        json: { ...((assigned?.json as object | undefined) ?? {}), dryRun: report.dryRun, plugged: report.plugged, present: report.present },
+        text: lines.join('\n'),
+        warnings: assigned?.warnings ?? [],
+        ...(assigned?.exitCode === undefined ? {} : { exitCode: assigned.exitCode }),
+      };
+    }),
+  );
+}
+
+export function registerUnplug(program: Command): void {
+  program
+    .command('unplug <addresses...>')
+    .description('take devices out of a running VM over QMP (device_del, then QEMU\'s DEVICE_DELETED) and release them')
+    .requiredOption('--qmp <socket>', QMP_HELP)
+    .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
+    .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
+    .option('--wait <ms>', 'how long the guest has to give the devices back (default 10000)')
+    .option('--dry-run', 'print what would be asked of the VM and the release plan, change nothing')
+    .action(
+      action(async (globals, command: Command, inputs: string[]) => {
+        const opts = command.opts<{ qmp: string; domain?: string; hypervisor?: string; wait?: string; dryRun?: boolean }>();
+        const { domain, hypervisor } = parseDomainOptions(opts);
+        if (opts.wait !== undefined && !/^\d+$/.test(opts.wait)) {
+          throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds, not "${opts.wait}"`, {
+            hint: 'Give it in digits, e.g. --wait 30000, or leave it out for 10000.',
+          });
+        }
+        const dryRun = opts.dryRun ?? false;
+        const report = await withService(
+          globals,
+          (service) =>
+            service.unplug({
+              qmp: opts.qmp,
+              domain,
+              hypervisor,
+              addresses: inputs.map(parseAddress),
+              dryRun,
+              wait: deviceWait(undefined),
+              ...(opts.wait === undefined ? {} : { timeoutMs: Number(opts.wait) }),
+            }),
+          { dryRun },
+        );
+        const released = reportResult(report.release, releaseHeadline(report.release, domain));
+        const lines = [
+          ...report.unplugged.map((address) => `${dryRun ? 'would ask' : 'asked'} ${domain} to give back ${address}${dryRun ? '' : ': done (DEVICE_DELETED)'}`),
+          ...report.absent.map((address) => `${address} is not in ${domain}'s QEMU: released without asking it`),
+          released.text,
+        ];
+        return {
+          json: { ...reportJson(report.release), released: report.release.released, reattached: report.release.reattached, inactive: report.release.inactive, unplugged: report.unplugged, absent: report.absent },
+          text: lines.join('\n'),
+          warnings: [...(released.warnings ?? []), ...report.release.warnings],
+          ...(released.exitCode === undefined ? {} : { exitCode: released.exitCode }),
+        };
+      }),
+    );
+}

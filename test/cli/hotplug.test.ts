@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSimulatedHost } from '../../src/sim-entry.js';
+import { jsonOf, runCliAsync } from '../support/cli.js';
+import { qemuMissing, startQemu, type RunningQemu } from '../support/qemu.js';
+
+// `hostdev hotplug` and `unplug` from the command line, against a real QEMU over QMP (no guest).
+if (qemuMissing !== null) console.warn(`skipping the hotplug CLI tests: ${qemuMissing}`);
+
+const VF0 = '0000:01:10.0';
+
+describe.skipIf(qemuMissing !== null)('hostdev hotplug / unplug', () => {
+  let base = '';
+  let qemu: RunningQemu | null = null;
+  const hs = (...args: string[]) =>
+    runCliAsync(['--root', path.join(base, 'host'), '--state-dir', path.join(base, 'state'), '--simulate', ...args], { timeoutMs: 60_000 });
+
+  beforeEach(async () => {
+    base = mkdtempSync(path.join(tmpdir(), 'hostdev-hotplug-cli-'));
+    createSimulatedHost(path.join(base, 'host'), { preset: 'sriov-nic' });
+    qemu = await startQemu({ rootPorts: ['rp1'] });
+  });
+  afterEach(async () => {
+    await qemu?.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('prints the plan and the root port on a dry run, and changes nothing', async () => {
+    const run = await hs('hotplug', '--qmp', qemu!.socket, '--domain', 'vm1', '--dry-run', VF0);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('assign plan (dry run: nothing was changed):');
+    expect(run.stdout).toContain(`would hot-plug ${VF0} as hostdev-0000_01_10_0 on root port rp1`);
+    expect((jsonOf(await hs('status', '--json')) as { active: unknown[] }).active).toEqual([]);
+  });
+
+  it('exits 10 with the rollback said when QEMU refuses the device, and leaves no entry', async () => {
+    const run = await hs('hotplug', '--qmp', qemu!.socket, '--domain', 'vm1', VF0);
+    expect(run.code).toBe(10);
+    expect(run.stderr).toMatch(/error: hot-plug of 0000:01:10\.0 into vm1 failed \(QEMU refused device_add: .*\); the assign was rolled back/);
+    expect(run.stderr).toMatch(/hint: .*Nothing is left assigned/);
+    expect((jsonOf(await hs('status', '--json')) as { active: unknown[] }).active).toEqual([]);
+  });
+
+  it('releases an assigned device the VM does not have, and refuses a bad --wait and an unreachable socket', async () => {
+    expect((await hs('assign', '--domain', 'vm1', VF0)).code).toBe(0);
+    const run = await hs('unplug', '--qmp', qemu!.socket, '--domain', 'vm1', VF0, '--json');
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ unplugged: [], absent: [VF0], reattached: [VF0] });
+    expect((await hs('unplug', '--qmp', qemu!.socket, '--domain', 'vm1', '--wait', '5s', VF0)).code).toBe(2);
+    const lost = await hs('hotplug', '--qmp', path.join(base, 'none.sock'), '--domain', 'vm1', VF0);
+    expect(lost.code).toBe(10);
+    expect(lost.stderr).toMatch(/cannot reach QEMU's monitor/);
+  });
+});
