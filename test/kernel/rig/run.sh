@@ -4,16 +4,19 @@
 # PCIe devices (e1000e, igb with SR-IOV, nvme, edu), hostdev's CLI run inside on the guest's real /sys.
 # Nothing here writes to the host's /sys. Needs root (apt-get) on the first run.
 #   run.sh [--full] [--only s1,s2] [--keep]
-# Environment: HOSTDEV_KTEST_CACHE (default REPO/.cache/kernel-rig), HOSTDEV_KTEST_TIMEOUT (s),
+# Environment: HOSTDEV_KTEST_CACHE (default /var/cache/hostdev-kernel-rig when it can be made, shared by
+#   every clone on the machine, else REPO/.cache/kernel-rig), HOSTDEV_KTEST_TIMEOUT (s),
 #   HOSTDEV_KTEST_MEM (MiB), HOSTDEV_KTEST_CPU (QEMU -cpu model, default max),
 #   HOSTDEV_KTEST_QEMU (the program that boots the guest, default qemu-system-x86_64 from PATH),
-#   HOSTDEV_KTEST_OUT (where this run's initrd, serial log and transcripts go; default the cache),
+#   HOSTDEV_KTEST_OUT (where this run's initrd, serial log and transcripts go; default REPO/.cache/kernel-rig),
 #   HOSTDEV_KTEST_DMESG=1 (tail of the guest's dmesg in the log),
 #   UPDATE_GOLDEN=1 (copy the transcripts to test/kernel/golden/ for the simulator cross-check).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 RIG=$REPO/test/kernel/rig
-CACHE=${HOSTDEV_KTEST_CACHE:-$REPO/.cache/kernel-rig}
+# The kernel and the base initramfs (a minute to build) outlive the clone: CI starts from a fresh one.
+SHARED=/var/cache/hostdev-kernel-rig
+if [ -z "${HOSTDEV_KTEST_CACHE:-}" ] && { [ -w "$SHARED" ] || mkdir -p "$SHARED" 2>/dev/null; }; then CACHE=$SHARED; else CACHE=${HOSTDEV_KTEST_CACHE:-$REPO/.cache/kernel-rig}; fi
 FULL=0
 ONLY=
 while [ $# -gt 0 ]; do
@@ -24,18 +27,19 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-TIMEOUT=${HOSTDEV_KTEST_TIMEOUT:-$([ "$FULL" = 1 ] && echo 900 || echo 420)}
+TIMEOUT=${HOSTDEV_KTEST_TIMEOUT:-$([ "$FULL" = 1 ] && echo 900 || echo 600)}
 MEM=${HOSTDEV_KTEST_MEM:-2048}
 CPU=${HOSTDEV_KTEST_CPU:-max}
 QEMU=${HOSTDEV_KTEST_QEMU:-qemu-system-x86_64}
-OUT=${HOSTDEV_KTEST_OUT:-$CACHE}
+OUT=${HOSTDEV_KTEST_OUT:-$REPO/.cache/kernel-rig}
 t0=$(date +%s)
 phase() { echo "kernel rig: $1 ($(( $(date +%s) - t0 )) s)"; }
 
 bash "$RIG/host-deps.sh"
 bash "$REPO/scripts/ensure-built.sh"
-mkdir -p "$CACHE"
-base_vars=$(bash "$RIG/build-base.sh" "$CACHE")   # a failure stops here, not at an unset variable
+mkdir -p "$CACHE" "$OUT"
+# One build of the shared base at a time (another clone's run may be building it).
+base_vars=$(flock "$CACHE/.lock" bash "$RIG/build-base.sh" "$CACHE")   # a failure stops here, not at an unset variable
 eval "$base_vars"   # VMLINUZ BASE NESTED KVER KPKG
 phase "base ready: $KPKG, $(du -h "$BASE" | cut -f1) cached"
 mkdir -p "$OUT"
