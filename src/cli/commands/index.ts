@@ -24,6 +24,7 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
   hotplug: async () => (await import('./hotplug.js')).registerHotplug,
   unplug: async () => (await import('./hotplug.js')).registerUnplug,
+  'kubelet-plugin': async () => (await import('./kubelet-plugin.js')).registerKubeletPlugin,
 };
 
 /**

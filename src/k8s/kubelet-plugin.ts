@@ -1,0 +1,193 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
+import { poolMembers, type Pool, type PoolCandidate } from '../core/pools.js';
+import type { ActiveEntry } from '../core/tables.js';
+import type { HostdevService } from '../service/hostdev-service.js';
+import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
+
+/** Pool devices are held by the hypervisor "kubelet" under the domain pool-NAME while the node offers them. */
+export const POOL_HYPERVISOR = 'kubelet';
+export const poolDomain = (pool: Pool): string => `pool-${pool.name}`;
+export const pluginSocketName = (pool: Pool): string => `hostdev-${pool.name}.sock`;
+
+export interface KubeletPluginOptions {
+  readonly service: HostdevService;
+  readonly pools: readonly Pool[];
+  /** The kubelet's device-plugins directory (kubelet.sock is there). */
+  readonly pluginDir: string;
+  readonly signal: AbortSignal;
+  readonly log: (line: string) => void;
+  /** Where the VFIO device nodes are on the host (default /dev/vfio). */
+  readonly vfioDir?: string;
+  /** How often the plugin directory is looked at for a kubelet restart (default 250 ms). */
+  readonly restartCheckMs?: number;
+}
+
+/** The candidates of the pool rules: every function with its PF's netdevs and its VF index. */
+function candidatesOf(devices: readonly PciDevice[]): PoolCandidate[] {
+  const byAddress = new Map(devices.map((d) => [d.address as string, d]));
+  return devices.map((device) => {
+    const pf = device.physfn === null ? undefined : byAddress.get(device.physfn);
+    const index = pf === undefined ? -1 : pf.virtfns.indexOf(device.address);
+    return { device, pfNetdevs: pf?.netdevs ?? [], vfIndex: index < 0 ? null : index };
+  });
+}
+
+/**
+ * What each pool holds now, read through the service; the pools' free members are readied (given
+ * to the pool: on their stub driver, in the active table under kubelet/pool-NAME). A device is
+ * healthy while it is on the host, owned by its pool and on the stub driver the entry records.
+ */
+class PoolState {
+  private devices = new Map<string, PoolDevice[]>();
+  private readonly known = new Map<string, Map<string, PoolDevice>>();
+  private readonly listeners = new Map<string, Set<() => void>>();
+
+  constructor(
+    private readonly service: HostdevService,
+    private readonly pools: readonly Pool[],
+    private readonly log: (line: string) => void,
+  ) {}
+
+  view(pool: Pool): PoolView {
+    return {
+      devices: () => this.devices.get(pool.name) ?? [],
+      subscribe: (listener) => {
+        const set = this.listeners.get(pool.name) ?? new Set();
+        this.listeners.set(pool.name, set);
+        set.add(listener);
+        return () => set.delete(listener);
+      },
+    };
+  }
+
+  async refresh(): Promise<void> {
+    let { report: inventory } = await this.service.list();
+    const members = poolMembers(this.pools, candidatesOf(inventory));
+    let readied = false;
+    for (const pool of this.pools) {
+      const free = (members.get(pool.name) ?? []).filter((d) => {
+        const owned = inventory.find((x) => x.address === d.address);
+        return owned !== undefined && owned.table === null;
+      });
+      if (free.length === 0) continue;
+      try {
+        await this.service.assign({ domain: poolDomain(pool), hypervisor: POOL_HYPERVISOR, addresses: free.map((d) => d.address), managed: true });
+        this.log(`pool ${pool.name}: readied ${free.map((d) => d.address).join(', ')}`);
+        readied = true;
+      } catch (error) {
+        this.log(`pool ${pool.name}: could not ready ${free.map((d) => d.address).join(', ')}: ${(error as Error).message}`);
+      }
+    }
+    if (readied) inventory = (await this.service.list()).report;
+    const active = new Map<string, ActiveEntry>((await this.service.status()).active.map((e) => [e.address, e]));
+    const present = new Map(inventory.map((d) => [d.address as string, d]));
+    const next = new Map<string, PoolDevice[]>();
+    for (const pool of this.pools) {
+      const known = this.known.get(pool.name) ?? new Map<string, PoolDevice>();
+      this.known.set(pool.name, known);
+      const owned = [...active.values()].filter((e) => e.usedBy.driver === POOL_HYPERVISOR && e.usedBy.domain === poolDomain(pool));
+      for (const entry of owned) {
+        const device = present.get(entry.address);
+        known.set(entry.address, {
+          id: entry.address as PciAddress,
+          numaNode: device?.numaNode ?? known.get(entry.address)?.numaNode ?? null,
+          pf: device?.physfn ?? known.get(entry.address)?.pf ?? null,
+          iommuGroup: device?.iommuGroup ?? known.get(entry.address)?.iommuGroup ?? null,
+          healthy: device !== undefined && device.driver === entry.stubDriver,
+        });
+      }
+      // A device that left the host (its entry pruned) stays listed, Unhealthy, so the kubelet
+      // stops offering it at once; it turns Healthy again when it comes back and is readied.
+      const ownedNow = new Set<string>(owned.map((e) => e.address));
+      for (const [id, device] of known) if (!ownedNow.has(id) && device.healthy) known.set(id, { ...device, healthy: false });
+      next.set(pool.name, [...known.values()].sort((a, b) => a.id.localeCompare(b.id)));
+    }
+    const before = this.devices;
+    this.devices = next;
+    for (const pool of this.pools) {
+      if (JSON.stringify(before.get(pool.name) ?? []) === JSON.stringify(next.get(pool.name))) continue;
+      for (const listener of this.listeners.get(pool.name) ?? []) listener();
+    }
+  }
+}
+
+/**
+ * The kubelet device plugin for every pool, until `signal` aborts: readies the pools, serves each on
+ * its socket in the plugin directory, registers it with the kubelet, follows the host through the
+ * service's watch (a device that leaves or drifts off its stub turns Unhealthy at once) and
+ * re-registers when the kubelet restarts (it wipes the directory, our sockets with it).
+ */
+export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<void> {
+  const { service, pools, pluginDir, signal, log } = options;
+  const state = new PoolState(service, pools, log);
+  await state.refresh();
+  const servers = pools.map((pool) => ({
+    pool,
+    server: new DevicePluginServer(pool.resourceName, path.join(pluginDir, pluginSocketName(pool)), state.view(pool), options.vfioDir),
+  }));
+  const serve = async (entry: (typeof servers)[number]): Promise<void> => {
+    await entry.server.start();
+    try {
+      await registerWithKubelet(path.join(pluginDir, 'kubelet.sock'), pluginSocketName(entry.pool), entry.pool.resourceName);
+      log(`pool ${entry.pool.name}: registered ${entry.pool.resourceName} with the kubelet (${state.view(entry.pool).devices().length} devices)`);
+    } catch (error) {
+      log(`pool ${entry.pool.name}: the kubelet did not take the registration yet (${(error as Error).message}); retrying when it restarts`);
+    }
+  };
+  for (const entry of servers) await serve(entry);
+
+  let refreshing: Promise<void> | null = null;
+  let again = false;
+  const refresh = (): void => {
+    if (refreshing !== null) {
+      again = true;
+      return;
+    }
+    refreshing = state
+      .refresh()
+      .catch((error: unknown) => log(`refresh failed: ${(error as Error).message}`))
+      .finally(() => {
+        refreshing = null;
+        if (again && !signal.aborted) {
+          again = false;
+          refresh();
+        }
+      });
+  };
+  let kubeletSeen = existsSync(path.join(pluginDir, 'kubelet.sock'));
+  const restarting = new Set<string>();
+  const restartCheck = setInterval(() => {
+    const kubelet = existsSync(path.join(pluginDir, 'kubelet.sock'));
+    for (const entry of servers) {
+      if (!kubelet || restarting.has(entry.pool.name) || (kubeletSeen && existsSync(entry.server.socketPath))) continue;
+      log(`pool ${entry.pool.name}: the kubelet (re)started; serving and registering again`);
+      restarting.add(entry.pool.name);
+      void entry.server
+        .stop()
+        .then(() => (signal.aborted ? undefined : serve(entry)))
+        .catch((error: unknown) => log(`pool ${entry.pool.name}: ${(error as Error).message}`))
+        .finally(() => restarting.delete(entry.pool.name));
+    }
+    kubeletSeen = kubelet;
+  }, options.restartCheckMs ?? 250);
+  try {
+    for await (const _event of service.watch({ signal, onNotice: (notice) => log(notice.message) })) refresh();
+  } finally {
+    clearInterval(restartCheck);
+    await refreshing;
+    for (const entry of servers) await entry.server.stop();
+  }
+}
+
+/** Gives every pool's devices back to their host drivers (`hostdev kubelet-plugin --teardown`). */
+export async function teardownPools(service: HostdevService, pools: readonly Pool[], log: (line: string) => void): Promise<void> {
+  const held = new Set((await service.status()).active.filter((e) => e.usedBy.driver === POOL_HYPERVISOR).map((e) => e.usedBy.domain));
+  for (const pool of pools) {
+    if (!held.has(poolDomain(pool))) continue;
+    const report = await service.release({ domain: poolDomain(pool), hypervisor: POOL_HYPERVISOR });
+    log(`pool ${pool.name}: gave back ${report.released.join(', ') || 'nothing'}`);
+  }
+}
