@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { parseAddress, type PciAddress } from '../core/address.js';
 import { ExitCode, HostdevError } from '../core/errors.js';
-import { formatChange, planWrites } from '../core/plan-types.js';
+import { formatChange } from '../core/plan-types.js';
+import { operationJson } from '../service/report-json.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { HostdevService } from '../service/hostdev-service.js';
@@ -38,11 +39,6 @@ export function deviceWait(input: string | undefined): DeviceWait {
         `waiting for ${pending.join(', ')}: the kernel holds it (a removal waiting for the VM that uses it), ${Math.round(waitedMs / 1000)} s\n`,
       ),
   };
-}
-
-export function reportJson(report: OperationReport): Record<string, unknown> {
-  const { plan, ...rest } = report;
-  return { ...rest, writes: planWrites(plan).map((write) => ({ path: write.hostPath, value: write.value })) };
 }
 
 function listLine(label: string, addresses: readonly PciAddress[]): string[] {
@@ -93,7 +89,7 @@ export function reportResult(report: OperationReport, headline: string): Command
     lines.push(...listLine('pruned (no longer on this host, removed from both tables)', report.pruned));
   }
   lines.push(...report.notes.map((note) => `note: ${note}`));
-  const result: CommandResult = { json: reportJson(report), text: lines.join('\n'), warnings };
+  const result: CommandResult = { json: operationJson(report), text: lines.join('\n'), warnings };
   return report.failures.length > 0 ? { ...result, exitCode: ExitCode.partial } : result;
 }
 

@@ -9,6 +9,8 @@ import type { GlobalOptions } from './context.js';
 export interface OpenMode {
   readonly dryRun?: boolean;
   readonly reader?: boolean;
+  /** For the daemon: inventory reads are kept until an operation or an event invalidates them. */
+  readonly cacheInventory?: boolean;
 }
 
 /** The service as the global options say (the simulated kernel and host use with --simulate). */
@@ -26,6 +28,7 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     ...(globals.simulate ? { hostUsage: new SimHostUsage(globals.root) } : {}),
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
+    cacheInventory: options.cacheInventory ?? false,
   });
 }
 

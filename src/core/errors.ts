@@ -78,6 +78,14 @@ export const ERROR_CATALOG = {
     exit: 'hypervisor',
     summary: 'The VM did not give a device back (no DEVICE_DELETED from QEMU) within the wait.',
   },
+  HOSTDEV_READ_ONLY: {
+    exit: 'usage',
+    summary: "A change was asked for on the daemon's read-only socket (hostdev-ro.sock), which only answers GET and HEAD.",
+  },
+  HOSTDEV_INTERRUPTED: {
+    exit: 'state',
+    summary: 'The daemon stopped while the operation ran; recovery at its next start rolled the operation back.',
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -66,6 +66,8 @@ export interface OpenOptions {
 export interface OperationMode {
   readonly dryRun?: boolean;
   readonly wait?: DeviceWait;
+  /** The id of the operation and of its journal rows (default: a fresh UUID); a daemon names its operations by it. */
+  readonly operationId?: string;
 }
 
 export interface DetachOptions {
@@ -75,6 +77,7 @@ export interface DetachOptions {
   readonly stubDriver?: string;
   readonly force?: boolean;
   readonly dryRun?: boolean;
+  readonly operationId?: string;
 }
 
 export interface AssignRequest {
@@ -90,6 +93,7 @@ export interface AssignRequest {
   readonly dryRun?: boolean;
   readonly hooks?: OperationHooks;
   readonly wait?: DeviceWait;
+  readonly operationId?: string;
 }
 
 export interface ReleaseRequest {
@@ -100,6 +104,7 @@ export interface ReleaseRequest {
   readonly dryRun?: boolean;
   readonly hooks?: OperationHooks;
   readonly wait?: DeviceWait;
+  readonly operationId?: string;
 }
 
 /**
@@ -359,7 +364,7 @@ export class HostdevManager {
       }
       await hooks.after?.(op, planned, execution);
       return [planned, execution];
-    });
+    }, mode.operationId);
   }
 }
 

@@ -104,6 +104,8 @@ export interface SetCountRequest {
   readonly waitMs: number;
   readonly onProgress?: (line: string) => void;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** The id of the operation and of its journal rows (default: a fresh UUID). */
+  readonly operationId?: string;
 }
 
 export interface PrunedVf {
@@ -200,7 +202,7 @@ export async function setVfCount(
     op.commit([...(removed ? changes : []), ...pruneVanished(op, others, 'vf-set-count').changes]);
     if (failure !== null) throw failure;
     return plan;
-  });
+  }, request.operationId);
   const waitedMs = await waitForVfs(layout, plan, request);
   return report(plan, false, holdingsAfter(layout, request.pf), waitedMs);
 }

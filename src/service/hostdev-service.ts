@@ -63,6 +63,12 @@ export interface HostdevServiceOptions {
   readonly reader?: boolean;
   /** How a running VM's QMP socket is reached (default: hostdev's QMP client, bounded waits). */
   readonly connectQmp?: (socketPath: string) => Promise<QmpPort>;
+  /**
+   * For long-lived callers (the daemon): list, show and groups answer from the last inventory read
+   * until it is invalidated, by an operation of this service, an event of its `watch()`, or
+   * `invalidateInventory()`. Default false: every call reads sysfs.
+   */
+  readonly cacheInventory?: boolean;
 }
 
 /** VF network config of an assign, by VF address: saved first, set, and put back at release. */
@@ -130,6 +136,8 @@ export interface WatchRequest {
   readonly reclaim?: boolean;
   readonly signal?: AbortSignal;
   readonly onNotice?: (notice: WatchNotice) => void;
+  /** Called once the first snapshot is taken: a change from then on is an event. */
+  readonly onStarted?: () => void;
 }
 
 export interface HotplugRequest extends ServiceAssignRequest {
@@ -185,17 +193,24 @@ export class HostdevService {
     readonly forget: (addresses: readonly PciAddress[] | null) => Promise<ForgetReport>;
   };
 
+  /** The inventory read last and the generation it belongs to (cacheInventory only). */
+  private cached: { readonly generation: number; readonly read: Promise<{ inventory: Inventory; warnings: string[] }> } | null = null;
+  private generation = 0;
+
   private constructor(
     private readonly manager: HostdevManager,
     private readonly connectQmp: (socketPath: string) => Promise<QmpPort>,
+    private readonly cacheInventory: boolean,
   ) {
     this.vf = {
       list: (pf) => listVfs(manager.layout, manager.tables(), manager.net, pf),
       setCount: async (request) =>
         manager.withPreview(
-          await setVfCount(
-            { layout: manager.layout, store: manager.store, kernel: manager.kernel },
-            { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+          await this.changing(request.dryRun ?? false, () =>
+            setVfCount(
+              { layout: manager.layout, store: manager.store, kernel: manager.kernel },
+              { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+            ),
           ),
         ),
       forget: async (addresses) => {
@@ -219,7 +234,24 @@ export class HostdevService {
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
     });
-    return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)));
+    return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
+  }
+
+  /** The next list, show or groups reads sysfs again (cacheInventory). */
+  invalidateInventory(): void {
+    this.generation += 1;
+    this.cached = null;
+  }
+
+  /** Runs a change with the inventory cache invalidated before and after it. */
+  private async changing<T>(dryRun: boolean, run: () => Promise<T>): Promise<T> {
+    if (dryRun) return run();
+    this.invalidateInventory();
+    try {
+      return await run();
+    } finally {
+      this.invalidateInventory();
+    }
   }
 
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
@@ -237,15 +269,15 @@ export class HostdevService {
   }
 
   detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    return this.manager.detach(address, options);
+    return this.changing(options.dryRun ?? false, () => this.manager.detach(address, options));
   }
 
   reattach(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
-    return this.manager.reattach(address, options);
+    return this.changing(options.dryRun ?? false, () => this.manager.reattach(address, options));
   }
 
   reset(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
-    return this.manager.reset(address, options);
+    return this.changing(options.dryRun ?? false, () => this.manager.reset(address, options));
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set before the first sysfs write. */
@@ -256,7 +288,7 @@ export class HostdevService {
     const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
     const planned = [...requests].flatMap(([address, wanted]) => configurator.plan(configurator.target(address), wanted));
     const hooks = requests.size === 0 ? {} : vfNetAssignHooks(configurator, requests, deviceExists(this.manager.layout), (line) => warnings.push(line));
-    const report = await this.manager.assign({ ...rest, hooks });
+    const report = await this.changing(request.dryRun ?? false, () => this.manager.assign({ ...rest, hooks }));
     return { ...report, vfConfig: planned, warnings };
   }
 
@@ -265,7 +297,7 @@ export class HostdevService {
     const warnings: string[] = [];
     const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
     const hooks = vfNetReleaseHooks(configurator, deviceExists(this.manager.layout), (line) => warnings.push(line));
-    const report = await this.manager.release({ ...request, hooks });
+    const report = await this.changing(request.dryRun ?? false, () => this.manager.release({ ...request, hooks }));
     return { ...report, warnings };
   }
 
@@ -395,6 +427,7 @@ export class HostdevService {
     const live = new LiveWatch({
       store: this.manager.store,
       emit: (event) => {
+        this.invalidateInventory();
         queue.push(event);
         wake?.();
       },
@@ -419,6 +452,7 @@ export class HostdevService {
         if (primaryFailed === undefined || index === attempts.length - 1) {
           for (const failure of started.failed) warn(`event source ${failure.source.name} unavailable: ${failure.error.message}`);
           watcher = candidate;
+          request.onStarted?.();
           const policy = request.reclaim ? '; returned VFs are readied for their former domain' : '';
           notice({ level: 'info', message: `watching PCI devices under ${root} (${describeSources(started.sources, intervalMs)}${policy}); Ctrl-C stops` });
           break;
@@ -442,8 +476,20 @@ export class HostdevService {
 
   /** The whole inventory, read in bounded reader processes (a read the kernel holds cannot block the service). */
   private async inventory(): Promise<{ inventory: Inventory; warnings: string[] }> {
-    const inventory = await readInventoryBounded(this.manager.layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() });
-    return { inventory, warnings: inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`)) };
+    if (this.cacheInventory && this.cached !== null && this.cached.generation === this.generation) return this.cached.read;
+    const read = readInventoryBounded(this.manager.layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() }).then((inventory) => ({
+      inventory,
+      warnings: inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`)),
+    }));
+    if (this.cacheInventory) {
+      const entry = { generation: this.generation, read };
+      this.cached = entry;
+      // A failed read is not kept: the next call reads again.
+      read.catch(() => {
+        if (this.cached === entry) this.cached = null;
+      });
+    }
+    return read;
   }
 
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */

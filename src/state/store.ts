@@ -472,9 +472,10 @@ export class StateStore {
   /**
    * Runs `fn` holding the cross-process exclusive lock (dies with the process; bounded wait ->
    * HOSTDEV_BUSY). Calls from one process queue up in order; a nested call would wait for
-   * itself, so it is refused.
+   * itself, so it is refused. `operationId` names the operation (its journal rows and
+   * `Operation.id`); a fresh UUID when not given.
    */
-  exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {
+  exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
     this.assertOpen();
     const outer = this.inside.getStore();
     if (outer !== undefined) {
@@ -486,7 +487,7 @@ export class StateStore {
     }
     const run = async (): Promise<T> => {
       await this.lock.acquire(this.lockTimeoutMs, operationName, () => this.lockHolder());
-      return this.holding(operationName, fn);
+      return this.holding(operationName, fn, operationId);
     };
     this.pending += 1;
     const result = this.queue.then(run, run).finally(() => (this.pending -= 1));
@@ -508,8 +509,8 @@ export class StateStore {
   }
 
   /** Runs `fn` with the lock already taken, and releases it. */
-  private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T> {
-    const op = new LockedOperation(this, operationName);
+  private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
+    const op = new LockedOperation(this, operationName, operationId ?? randomUUID());
     try {
       return await this.inside.run(operationName, () => fn(op));
     } finally {
@@ -561,12 +562,13 @@ export class StateStore {
 }
 
 class LockedOperation implements Operation {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly name: string;
   private readonly store: StateStore;
   private finished = false;
 
-  constructor(store: StateStore, name: string) {
+  constructor(store: StateStore, name: string, id: string) {
+    this.id = id;
     this.store = store;
     this.name = name;
   }

@@ -21,6 +21,7 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  *   manager  core and every adapter    combines them; never cli or sim
  *   service  core, adapters, manager   HostdevService, the one way in for every front end
  *   k8s      core, service             the kubelet device plugin: a front end of the service
+ *   daemon   core, adapters, sim, manager, service   hostdevd: HTTP on unix sockets over the service
  *   cli      every layer but the entries
  *   index.ts every layer but sim and cli (the package root: the service and the model)
  *   sim-entry.ts  core, host, sim      the simulator's own entry (hostdev/sim)
@@ -43,7 +44,8 @@ const RULES: Readonly<Record<string, LayerRule>> = {
   manager: { imports: ['core', ...ADAPTERS], packages: true },
   service: { imports: ['core', ...ADAPTERS, 'manager'], packages: true },
   k8s: { imports: ['core', 'service'], packages: true },
-  cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service', 'k8s'], packages: true },
+  daemon: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service'], packages: true },
+  cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service', 'k8s', 'daemon'], packages: true },
   'index.ts': { imports: ['core', ...ADAPTERS, 'manager', 'service'], packages: true },
   'sim-entry.ts': { imports: ['core', 'host', 'sim'], packages: true },
 };

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
 import { HostdevError } from '../../core/errors.js';
 import type { Placement } from '../../core/hotplug.js';
-import { deviceWait, parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
+import { operationJson } from '../../service/report-json.js';
+import { deviceWait, parseDomainOptions, releaseHeadline, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 import { addAssignOptions, assignRequest, assignResult, type AssignOptionValues } from './assign.js';
@@ -81,7 +82,7 @@ export function registerUnplug(program: Command): void {
           released.text,
         ];
         return {
-          json: { ...reportJson(report.release), released: report.release.released, reattached: report.release.reattached, inactive: report.release.inactive, unplugged: report.unplugged, absent: report.absent },
+          json: { ...operationJson(report.release), unplugged: report.unplugged, absent: report.absent },
           text: lines.join('\n'),
           warnings: [...(released.warnings ?? []), ...report.release.warnings],
           ...(released.exitCode === undefined ? {} : { exitCode: released.exitCode }),

@@ -25,6 +25,7 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   hotplug: async () => (await import('./hotplug.js')).registerHotplug,
   unplug: async () => (await import('./hotplug.js')).registerUnplug,
   'kubelet-plugin': async () => (await import('./kubelet-plugin.js')).registerKubeletPlugin,
+  daemon: async () => (await import('./daemon.js')).registerDaemon,
 };
 
 /**

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseAddress } from '../../core/address.js';
-import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportJson, reportResult } from '../manager-view.js';
+import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
@@ -31,7 +31,6 @@ export function registerRelease(program: Command): void {
         return {
           ...result,
           warnings: [...(result.warnings ?? []), ...report.warnings],
-          json: { ...reportJson(report), released: report.released, reattached: report.reattached, inactive: report.inactive },
         };
       }),
     );

@@ -1,0 +1,462 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { ServerResponse } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { PciAddress } from '../core/address.js';
+import { HostdevError, isHostdevError, type ErrorCode } from '../core/errors.js';
+import { sameOwner, type Owner } from '../core/tables.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
+import type { HostdevService, VfNetRequests } from '../service/hostdev-service.js';
+import { operationJson } from '../service/report-json.js';
+import { deviceKey, parseDeviceKey } from './device-key.js';
+import type { EventHub } from './event-hub.js';
+import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S } from './http-errors.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { OperationLog } from './operations.js';
+import {
+  API_EXTENSIONS,
+  API_VERSION,
+  AssignBody,
+  DetachBody,
+  EventsQuery,
+  ListQuery,
+  MutationQuery,
+  OperationsQuery,
+  PlainBody,
+  QemuArgsQuery,
+  ReleaseQuery,
+  SriovBody,
+  WaitQuery,
+  type ErrorJson,
+  type EventJson,
+  type OperationRecordJson,
+} from './schemas.js';
+
+export const API_VERSION_HEADER = 'Hostdev-Api-Version';
+/** A warning the CLI would print on stderr; one header line each, URI-encoded. */
+export const WARNING_HEADER = 'Hostdev-Warning';
+const DEFAULT_WAIT_MS = 30_000;
+export const HEARTBEAT_MS = 15_000;
+
+export interface DaemonDeps {
+  /** The long-lived service (opened with cacheInventory). */
+  readonly service: HostdevService;
+  /** A service opened for dry runs: it reads the state into memory and changes nothing. */
+  readonly openDryRun: () => Promise<HostdevService>;
+  readonly operations: OperationLog;
+  readonly events: EventHub;
+  readonly metrics: DaemonMetrics;
+  readonly logger?: Logger;
+  /** True for a connection accepted on the read-only socket. */
+  readonly readOnly?: (socket: Socket) => boolean;
+  readonly heartbeatMs?: number;
+}
+
+/** What a mutation hands back: the CLI's --json of its report and the warnings it would print. */
+interface Outcome {
+  readonly json: unknown;
+  readonly warnings: readonly string[];
+}
+
+interface MutationSpec {
+  readonly kind: string;
+  readonly owner: Owner | null;
+  readonly devices: readonly PciAddress[];
+  readonly run: (service: HostdevService, mode: { dryRun: boolean; operationId?: string }) => Promise<Outcome>;
+  /** A failure that means the request had been done already (the same assign by the same owner). */
+  readonly alreadyDone?: (error: HostdevError) => Promise<boolean>;
+}
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((issue) => `${issue.path.join('.') || where}: ${issue.message}`);
+  throw new HostdevError('HOSTDEV_USAGE', `invalid ${where}: ${issues.join('; ')}`, {
+    hint: 'See docs/openapi.json for what this endpoint takes.',
+    details: { issues: result.error.issues },
+  });
+}
+
+function routeNotFound(method: string, url: string): HostdevError {
+  return new HostdevError('HOSTDEV_USAGE', `no endpoint ${method} ${url}`, {
+    hint: 'GET /v1 says what this daemon serves; docs/openapi.json lists every endpoint.',
+    details: { method, url },
+  });
+}
+
+function sendError(reply: FastifyReply, error: HostdevError, status = httpStatusOf(error)): FastifyReply {
+  return sendErrorJson(reply, errorJson(error), status);
+}
+
+function sendErrorJson(reply: FastifyReply, body: ErrorJson, status = httpStatusOf({ code: body.error.code as ErrorCode })): FastifyReply {
+  if (body.error.code === 'HOSTDEV_BUSY') void reply.header('Retry-After', String(RETRY_AFTER_S));
+  return reply.code(status).type('application/json').send(body);
+}
+
+function withWarnings(reply: FastifyReply, warnings: readonly string[]): FastifyReply {
+  if (warnings.length > 0) void reply.header(WARNING_HEADER, warnings.map((warning) => encodeURIComponent(warning)));
+  return reply;
+}
+
+/** The Fastify app of the API (no listener: the daemon hands it connections, tests use inject()). */
+export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
+  const { service, operations, events, metrics } = deps;
+  const app = Fastify({ logger: false, return503OnClosing: true });
+  const streams = new Set<ServerResponse>();
+  const inFlight = new Set<Promise<unknown>>();
+  app.decorate('inFlight', inFlight);
+
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.header(API_VERSION_HEADER, API_VERSION);
+    const method = request.method;
+    if (method !== 'GET' && method !== 'HEAD' && (deps.readOnly?.(request.raw.socket) ?? false)) {
+      return sendError(reply, readOnlyError(method, request.url));
+    }
+    return undefined;
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, routeNotFound(request.method, request.url), 404));
+  app.setErrorHandler((error, _request, reply) => {
+    if (isHostdevError(error)) return sendError(reply, error);
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      const usage = new HostdevError('HOSTDEV_USAGE', `bad request: ${(error as Error).message}`, {
+        hint: 'Send JSON bodies with Content-Type: application/json; see docs/openapi.json.',
+      });
+      return sendError(reply, usage, status);
+    }
+    deps.logger?.error({ err: error }, 'request failed');
+    return sendError(reply, asHostdevError(error));
+  });
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.end();
+  });
+
+  // ---- reads ----
+
+  app.get('/v1', async (request) => ({
+    name: 'hostdev' as const,
+    apiVersion: API_VERSION,
+    api_extensions: [...API_EXTENSIONS],
+    readOnly: deps.readOnly?.(request.raw.socket) ?? false,
+  }));
+
+  app.get('/v1/devices', async (request, reply) => {
+    const query = parse(ListQuery, request.query, 'query');
+    const { report, warnings } = await service.list({
+      ...(query.class === undefined ? {} : { class: query.class }),
+      ...(query.driver === undefined ? {} : { driver: query.driver }),
+    });
+    return withWarnings(reply, warnings).send(report);
+  });
+
+  app.get('/v1/devices/:key', async (request, reply) => {
+    const address = parseDeviceKey((request.params as { key: string }).key);
+    const { report, warnings } = await service.show(address);
+    return withWarnings(reply, warnings).send(report);
+  });
+
+  app.get('/v1/groups', async (_request, reply) => {
+    const { report, warnings } = await service.groups();
+    return withWarnings(reply, warnings).send(report);
+  });
+
+  app.get('/v1/status', async () => service.status());
+
+  app.get('/v1/domains/:hypervisor/:domain/qemu-args', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const query = parse(QemuArgsQuery, request.query, 'query');
+    const report = await service.qemuArgs({
+      domain,
+      hypervisor,
+      ...(query.machine === undefined ? {} : { machine: query.machine }),
+      ...(query.firstChassis === undefined ? {} : { firstChassis: query.firstChassis }),
+    });
+    return withWarnings(reply, report.warnings).send(report.argv);
+  });
+
+  // ---- operations ----
+
+  const finish = (record: OperationRecordJson & { id: string }, started: number): void => {
+    operations.finish(record);
+    const outcome = record.state;
+    metrics.operations.inc({ kind: record.kind, outcome });
+    metrics.latency.observe({ kind: record.kind }, (performance.now() - started) / 1000);
+    events.publish({
+      type: 'operation',
+      action: 'end',
+      key: record.devices[0] ?? null,
+      owner: record.owner,
+      details: { id: record.id, kind: record.kind, state: record.state, devices: record.devices, error: record.error?.code ?? null },
+    });
+    deps.logger?.info(
+      {
+        operation: record.id,
+        kind: record.kind,
+        owner: record.owner,
+        devices: record.devices,
+        outcome,
+        noop: record.noop,
+        ms: Math.round(performance.now() - started),
+        ...(record.error === null ? {} : { code: record.error.code }),
+      },
+      `${record.kind} ${outcome}`,
+    );
+  };
+
+  async function mutate(request: FastifyRequest, reply: FastifyReply, spec: MutationSpec): Promise<FastifyReply> {
+    const query = parse(MutationQuery, request.query, 'query');
+    const base = {
+      kind: spec.kind,
+      owner: spec.owner,
+      devices: spec.devices.map(deviceKey),
+      createdAt: new Date().toISOString(),
+      noop: false,
+    };
+    if (query.dryRun === true) {
+      const dry = await deps.openDryRun();
+      try {
+        const outcome = await spec.run(dry, { dryRun: true });
+        const record: OperationRecordJson = {
+          ...base,
+          id: null,
+          state: 'completed',
+          dryRun: true,
+          finishedAt: new Date().toISOString(),
+          result: outcome.json,
+          warnings: [...outcome.warnings],
+          error: null,
+        };
+        return reply.send(record);
+      } finally {
+        dry.close();
+      }
+    }
+    const id = randomUUID();
+    const running: OperationRecordJson & { id: string } = {
+      ...base,
+      id,
+      state: 'running',
+      dryRun: false,
+      finishedAt: null,
+      result: null,
+      warnings: [],
+      error: null,
+    };
+    operations.start(running);
+    events.publish({ type: 'operation', action: 'start', key: running.devices[0] ?? null, owner: spec.owner, details: { id, kind: spec.kind, devices: running.devices } });
+    const started = performance.now();
+    const work = (async (): Promise<void> => {
+      try {
+        const outcome = await spec.run(service, { dryRun: false, operationId: id });
+        finish({ ...running, state: 'completed', finishedAt: new Date().toISOString(), result: outcome.json, warnings: [...outcome.warnings] }, started);
+      } catch (thrown) {
+        const error = asHostdevError(thrown);
+        if (spec.alreadyDone !== undefined && (await spec.alreadyDone(error).catch(() => false))) {
+          finish({ ...running, state: 'completed', finishedAt: new Date().toISOString(), noop: true, warnings: [error.message] }, started);
+        } else {
+          if (!isHostdevError(thrown)) deps.logger?.error({ err: thrown, operation: id }, 'operation failed with a bug');
+          finish({ ...running, state: 'failed', finishedAt: new Date().toISOString(), error: errorJson(error).error }, started);
+        }
+      }
+    })();
+    inFlight.add(work);
+    void work.finally(() => inFlight.delete(work));
+    const done = await operations.waitFor(id, query.wait ?? DEFAULT_WAIT_MS);
+    void reply.header('Location', `/v1/operations/${id}`);
+    if (done === null || done.state === 'running') return reply.code(202).send(done ?? running);
+    if (done.state === 'failed' && done.error !== null) {
+      return sendErrorJson(reply, { error: { ...done.error, details: { ...done.error.details, operation: id } } });
+    }
+    return withWarnings(reply, done.warnings).send(done);
+  }
+
+  const wait = (body: { waitMs?: number | undefined }): { wait?: { timeoutMs: number } } =>
+    body.waitMs === undefined ? {} : { wait: { timeoutMs: body.waitMs } };
+
+  app.post('/v1/devices/:key/detach', async (request, reply) => {
+    const address = parseDeviceKey((request.params as { key: string }).key);
+    const body = parse(DetachBody, request.body ?? undefined, 'body');
+    return mutate(request, reply, {
+      kind: 'detach',
+      owner: null,
+      devices: [address],
+      run: async (svc, mode) => {
+        const report = await svc.detach(address, {
+          ...mode,
+          ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
+          force: body.force ?? false,
+          ...wait(body),
+        });
+        return { json: operationJson(report), warnings: [] };
+      },
+    });
+  });
+
+  for (const kind of ['reattach', 'reset'] as const) {
+    app.post(`/v1/devices/:key/${kind}`, async (request, reply) => {
+      const address = parseDeviceKey((request.params as { key: string }).key);
+      const body = parse(PlainBody, request.body ?? undefined, 'body');
+      return mutate(request, reply, {
+        kind,
+        owner: null,
+        devices: [address],
+        run: async (svc, mode) => ({ json: operationJson(await svc[kind](address, { ...mode, ...wait(body) })), warnings: [] }),
+      });
+    });
+  }
+
+  app.put('/v1/devices/:key/sriov', async (request, reply) => {
+    const pf = parseDeviceKey((request.params as { key: string }).key);
+    const body = parse(SriovBody, request.body, 'body');
+    return mutate(request, reply, {
+      kind: 'sriov',
+      owner: null,
+      devices: [pf],
+      run: async (svc, mode) => {
+        const report = await svc.vf.setCount({
+          pf,
+          count: body.numVfs,
+          force: body.force ?? false,
+          autoprobe: body.autoprobe ?? null,
+          ...(body.waitMs === undefined ? {} : { waitMs: body.waitMs }),
+          ...mode,
+        });
+        return { json: report, warnings: [] };
+      },
+    });
+  });
+
+  app.post('/v1/assignments', async (request, reply) => {
+    const body = parse(AssignBody, request.body, 'body');
+    const addresses = body.devices.map(parseDeviceKey);
+    const owner: Owner = { driver: body.hypervisor ?? 'qemu', domain: body.domain };
+    // JSON has no undefined: the parsed options carry only the fields that were sent.
+    const vf: VfNetRequests | undefined =
+      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parseDeviceKey(key), options as VfNetRequest]));
+    return mutate(request, reply, {
+      kind: 'assign',
+      owner,
+      devices: addresses,
+      run: async (svc, mode) => {
+        const report = await svc.assign({
+          domain: body.domain,
+          hypervisor: owner.driver,
+          addresses,
+          managed: body.managed ?? true,
+          withGroup: body.withGroup ?? false,
+          force: body.force ?? false,
+          ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
+          ...(vf === undefined ? {} : { vf }),
+          ...wait(body),
+          ...mode,
+        });
+        return { json: operationJson(report), warnings: report.warnings };
+      },
+      // The same assign again by the same owner: every device is already this owner's.
+      alreadyDone: async (error) => {
+        const holder = error.details.owner;
+        if (error.code !== 'HOSTDEV_IN_USE' || holder == null || !sameOwner(holder, owner)) return false;
+        const { active } = await service.status();
+        return addresses.every((address) => active.some((entry) => entry.address === address && sameOwner(entry.usedBy, owner)));
+      },
+    });
+  });
+
+  app.delete('/v1/assignments/:hypervisor/:domain', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const query = parse(ReleaseQuery, request.query, 'query');
+    const addresses = query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(parseDeviceKey);
+    return mutate(request, reply, {
+      kind: 'release',
+      owner: { driver: hypervisor, domain },
+      devices: addresses ?? [],
+      run: async (svc, mode) => {
+        const report = await svc.release({ domain, hypervisor, ...(addresses === undefined ? {} : { addresses }), ...mode });
+        return { json: operationJson(report), warnings: report.warnings };
+      },
+    });
+  });
+
+  app.get('/v1/operations', async (request) => {
+    const query = parse(OperationsQuery, request.query, 'query');
+    return operations.list(query.limit ?? 100);
+  });
+
+  const operationNotFound = (id: string): HostdevError =>
+    new HostdevError('HOSTDEV_USAGE', `no operation ${id} is known to this daemon`, {
+      hint: 'GET /v1/operations lists the operations kept (the newest 2000 finished ones and every running one).',
+      details: { operation: id },
+    });
+
+  app.get('/v1/operations/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const record = operations.get(id);
+    return record === null ? sendError(reply, operationNotFound(id), 404) : reply.send(record);
+  });
+
+  app.get('/v1/operations/:id/wait', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const query = parse(WaitQuery, request.query, 'query');
+    const record = await operations.waitFor(id, query.timeout ?? DEFAULT_WAIT_MS);
+    return record === null ? sendError(reply, operationNotFound(id), 404) : reply.send(record);
+  });
+
+  // ---- events ----
+
+  app.get('/v1/events', async (request, reply) => {
+    const query = parse(EventsQuery, request.query, 'query');
+    const sse = (request.headers.accept ?? '').includes('text/event-stream');
+    const lastEventId = request.headers['last-event-id'];
+    const since = query.since ?? (typeof lastEventId === 'string' && /^\d+$/.test(lastEventId) ? Number(lastEventId) : events.lastSeq);
+    const replay = events.replay(since);
+    if ('gone' in replay) {
+      const error = new HostdevError('HOSTDEV_USAGE', `the events after ${since} are no longer kept (the oldest kept is ${replay.oldest})`, {
+        hint: 'Read the state again (GET /v1/status, /v1/devices), then follow /v1/events without since.',
+        details: { since, oldest: replay.oldest },
+      });
+      return sendError(reply, error, 410);
+    }
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'Content-Type': sse ? 'text/event-stream' : 'application/x-ndjson',
+      'Cache-Control': 'no-store',
+      [API_VERSION_HEADER]: API_VERSION,
+    });
+    const write = (event: EventJson): void => {
+      raw.write(sse ? `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n` : `${JSON.stringify(event)}\n`);
+    };
+    for (const event of replay.events) write(event);
+    const unsubscribe = events.subscribe(write);
+    const heartbeat = setInterval(() => {
+      if (sse) raw.write(': heartbeat\n\n');
+      else raw.write(`${JSON.stringify({ seq: events.lastSeq, time: new Date().toISOString(), type: 'heartbeat', action: 'heartbeat', key: null, owner: null, details: {} })}\n`);
+    }, deps.heartbeatMs ?? HEARTBEAT_MS);
+    streams.add(raw);
+    const stop = (): void => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      streams.delete(raw);
+    };
+    raw.on('close', stop);
+    raw.on('finish', stop);
+    return reply;
+  });
+
+  // ---- metrics ----
+
+  app.get('/metrics', async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+
+  await app.ready();
+  return app;
+}
+
+/** The operations a daemon's app is running (for the drain at SIGTERM). */
+export function inFlightOf(app: FastifyInstance): Set<Promise<unknown>> {
+  return (app as unknown as { inFlight: Set<Promise<unknown>> }).inFlight;
+}

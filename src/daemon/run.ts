@@ -1,0 +1,238 @@
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { HostdevError } from '../core/errors.js';
+import type { LiveEvent } from '../manager/watch-live.js';
+import type { RecoveryReport } from '../manager/recovery.js';
+import type { HostdevService } from '../service/hostdev-service.js';
+import { buildApp, inFlightOf } from './app.js';
+import { deviceKey } from './device-key.js';
+import { EventHub, type NewEvent } from './event-hub.js';
+import { errorJson } from './http-errors.js';
+import { activatedListeners, listenOnDir, type Listener } from './listen.js';
+import { DaemonMetrics } from './metrics.js';
+import { OperationLog } from './operations.js';
+import type { OperationRecordJson } from './schemas.js';
+
+export interface DaemonOptions {
+  /** Where hostdev.sock and hostdev-ro.sock are created (not used when systemd passes the sockets). */
+  readonly socketDir: string;
+  readonly stateDir: string;
+  /** Opens the service as the command line's options say (root, kernel, host use). */
+  readonly open: (mode: { readonly dryRun?: boolean; readonly cacheInventory?: boolean }) => Promise<HostdevService>;
+  readonly logger?: Logger;
+  /** The bound on the wait for in-flight operations at SIGTERM (default 30 s). */
+  readonly drainMs?: number;
+  /** Default true: the watcher runs in the daemon (prunes at once, feeds /v1/events). */
+  readonly watch?: boolean;
+  readonly heartbeatMs?: number;
+  /** Events kept for replay (default 4096). */
+  readonly eventCapacity?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export interface RunningDaemon {
+  readonly app: FastifyInstance;
+  readonly listeners: readonly Listener[];
+  readonly events: EventHub;
+  readonly service: HostdevService;
+  /** Stops accepting, drains in-flight operations (bounded), closes everything. */
+  stop(): Promise<void>;
+}
+
+/** The event(s) a watch event is announced as on /v1/events. */
+export function watchEvents(event: LiveEvent): NewEvent[] {
+  if (event.kind === 'returned') {
+    return [
+      {
+        time: event.time,
+        type: 'returned',
+        action: event.outcome,
+        key: deviceKey(event.address),
+        owner: event.formerOwner,
+        details: { pf: event.pf, vfIndex: event.vfIndex, detail: event.detail },
+      },
+    ];
+  }
+  const { kind, time, address, owner, pruned, ...details } = event as LiveEvent & { owner?: unknown; pruned?: unknown };
+  const who = (owner ?? null) as NewEvent['owner'];
+  const pci: NewEvent = { time, type: 'pci', action: kind, key: deviceKey(address), owner: who, details };
+  if (pruned === undefined) return [pci];
+  return [pci, { time, type: 'prune', action: 'prune', key: deviceKey(address), owner: who, details: { table: pruned } }];
+}
+
+/** What recovery at open did, as events. */
+function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
+  return [
+    ...recovery.repaired.map((device): NewEvent => ({
+      type: 'recovery',
+      action: device.direction,
+      key: deviceKey(device.address),
+      owner: null,
+      details: { operation: device.operation, outcome: device.outcome, driver: device.driver, table: device.table, error: device.error },
+    })),
+    ...recovery.pruned.map((entry): NewEvent => ({
+      type: 'prune',
+      action: 'prune',
+      key: deviceKey(entry.address),
+      owner: entry.usedBy ?? null,
+      details: { table: entry.table, by: 'recovery' },
+    })),
+  ];
+}
+
+/**
+ * Operations a daemon that died left as running: recovery at this open has rolled each back or
+ * forward. One rolled forward is completed; any other failed, with what recovery did.
+ */
+function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): OperationRecordJson[] {
+  const settled: OperationRecordJson[] = [];
+  for (const record of operations.running()) {
+    if (record.id === null) continue;
+    const repaired = recovery.repaired.filter(
+      (device) => device.operation === record.kind && (record.devices.length === 0 || record.devices.includes(deviceKey(device.address))),
+    );
+    const forward = repaired.length > 0 && repaired.every((device) => device.direction === 'rolled-forward' && device.outcome === 'ok');
+    const finishedAt = new Date().toISOString();
+    const done: OperationRecordJson & { id: string } = forward
+      ? { ...record, id: record.id, state: 'completed', finishedAt, result: { recovered: repaired }, warnings: ['the daemon stopped during this operation; recovery at the next open finished it'] }
+      : {
+          ...record,
+          id: record.id,
+          state: 'failed',
+          finishedAt,
+          error: errorJson(
+            new HostdevError('HOSTDEV_INTERRUPTED', `the daemon stopped during ${record.kind} ${record.id}; recovery at the next open ${repaired.length === 0 ? 'found nothing of it to undo' : 'rolled it back'}`, {
+              hint: 'Look at the devices with GET /v1/status and send the request again if it is still wanted.',
+              details: { operation: record.id, recovered: repaired },
+            }),
+          ).error,
+        };
+    operations.finish(done);
+    settled.push(done);
+  }
+  return settled;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const logger = options.logger ?? pino({ base: { name: 'hostdevd' } });
+  const service = await options.open({ cacheInventory: true });
+  const operations = OperationLog.open(options.stateDir);
+  const events = new EventHub(options.eventCapacity);
+  const metrics = new DaemonMetrics(async () => (await service.list()).report, () => events.clients);
+  for (const warning of service.warnings) logger.warn({ warning }, warning);
+  for (const event of recoveryEvents(service.recovery)) {
+    events.publish(event);
+    if (event.type === 'recovery') metrics.recoveries.inc();
+    else metrics.prunes.inc();
+  }
+  for (const record of settleInterrupted(operations, service.recovery)) {
+    metrics.recoveries.inc();
+    events.publish({ type: 'operation', action: 'end', key: record.devices[0] ?? null, owner: record.owner, details: { id: record.id, kind: record.kind, state: record.state, recovered: true } });
+    logger.info({ operation: record.id, kind: record.kind, owner: record.owner, devices: record.devices, outcome: record.state }, `${record.kind} ${record.state} (settled after restart)`);
+  }
+
+  const readOnlySockets = new WeakSet<Socket>();
+  const app = await buildApp({
+    service,
+    openDryRun: () => options.open({ dryRun: true }),
+    operations,
+    events,
+    metrics,
+    logger,
+    readOnly: (socket) => readOnlySockets.has(socket),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+  });
+
+  const watching = new AbortController();
+  let started = (): void => undefined;
+  const watchStarted = new Promise<void>((resolve) => (started = resolve));
+  const watchLoop = options.watch === false ? Promise.resolve() : runWatch(service, events, metrics, logger, watching.signal, started);
+  // Clients are answered once the watcher has its first snapshot (bounded: a slow sysfs read
+  // must not keep the daemon from serving).
+  if (options.watch !== false) await Promise.race([watchStarted, sleep(10_000, undefined, { ref: false })]);
+
+  const sockets = new Set<Socket>();
+  const accept = (socket: Socket, readOnly: boolean): void => {
+    if (readOnly) readOnlySockets.add(socket);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    // One HTTP server for both listeners: read-only is a property of the accepted connection.
+    app.server.emit('connection', socket);
+  };
+  let listeners: Listener[];
+  try {
+    listeners = (await activatedListeners(accept, options.env ?? process.env)) ?? (await listenOnDir(options.socketDir, accept));
+  } catch (error) {
+    watching.abort();
+    await watchLoop;
+    await app.close();
+    operations.close();
+    service.close();
+    throw error;
+  }
+  logger.info({ sockets: listeners.map((l) => ({ path: l.path, readOnly: l.readOnly })) }, 'hostdev daemon listening');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      for (const listener of listeners) listener.server.close();
+      watching.abort();
+      const inFlight = [...inFlightOf(app)];
+      if (inFlight.length > 0) logger.info({ operations: inFlight.length }, 'draining in-flight operations');
+      const drained = await Promise.race([
+        Promise.allSettled(inFlight).then(() => true),
+        sleep(options.drainMs ?? 30_000, false, { ref: false }),
+      ]);
+      if (!drained) logger.warn('in-flight operations did not finish within the drain bound; the next start settles them');
+      await watchLoop;
+      const closing = app.close();
+      for (const socket of sockets) socket.destroy();
+      await closing;
+      operations.close();
+      service.close();
+      logger.info('hostdev daemon stopped');
+    })());
+  return { app, listeners, events, service, stop };
+}
+
+async function runWatch(
+  service: HostdevService,
+  events: EventHub,
+  metrics: DaemonMetrics,
+  logger: Logger,
+  signal: AbortSignal,
+  onStarted: () => void,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      const notice = (n: { level: string; message: string }): void => logger[n.level === 'warning' ? 'warn' : 'info'](n.message);
+      for await (const event of service.watch({ signal, onNotice: notice, onStarted })) {
+        for (const announced of watchEvents(event)) {
+          events.publish(announced);
+          if (announced.type === 'prune') metrics.prunes.inc();
+        }
+      }
+    } catch (error) {
+      logger.error({ err: error }, 'the watcher failed; restarting it in 1 s');
+      await sleep(1_000, undefined, { ref: false });
+    }
+  }
+}
+
+/** `hostdev daemon`: runs until SIGTERM or SIGINT, drains, and resolves with the exit code. */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  const daemon = await startDaemon(options);
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await daemon.stop();
+  return 0;
+}
