@@ -1,0 +1,136 @@
+import { z } from 'zod';
+import { ERROR_CATALOG } from '../core/errors.js';
+import { httpStatusOf } from './http-errors.js';
+import {
+  API_VERSION,
+  ApiIndex,
+  AssignBody,
+  DetachBody,
+  ErrorBody,
+  EventRecord,
+  EventsQuery,
+  ListQuery,
+  MutationQuery,
+  OperationRecord,
+  OperationsQuery,
+  PlainBody,
+  QemuArgsQuery,
+  ReleaseQuery,
+  Responses,
+  SriovBody,
+  WaitQuery,
+} from './schemas.js';
+
+type Method = 'get' | 'post' | 'put' | 'delete';
+
+const OPERATION_REF = { $ref: '#/components/schemas/Operation' };
+
+interface Route {
+  readonly method: Method;
+  readonly path: string;
+  readonly summary: string;
+  readonly query?: z.ZodObject;
+  readonly body?: z.ZodType;
+  readonly ok: z.ZodType;
+  /** Answers 202 + Location while it runs. */
+  readonly operation?: boolean;
+  readonly contentType?: string;
+}
+
+
+
+/** Every endpoint of /v1, with the schemas app.ts checks requests with. */
+export const ROUTES: readonly Route[] = [
+  { method: 'get', path: '/v1', summary: 'the API version and its extensions', ok: ApiIndex },
+  { method: 'get', path: '/v1/devices', summary: 'every PCI function (hostdev list --json)', query: ListQuery, ok: Responses.devices },
+  { method: 'get', path: '/v1/devices/{key}', summary: 'one PCI function (hostdev show --json)', ok: Responses.device },
+  { method: 'get', path: '/v1/groups', summary: 'IOMMU groups (hostdev groups --json)', ok: Responses.groups },
+  { method: 'get', path: '/v1/status', summary: 'both tables (hostdev status --json)', ok: Responses.status },
+  { method: 'get', path: '/v1/domains/{hypervisor}/{domain}/qemu-args', summary: "QEMU arguments for a domain's devices", query: QemuArgsQuery, ok: Responses.qemuArgs },
+  { method: 'post', path: '/v1/devices/{key}/detach', summary: 'host driver -> stub driver; inactive table', query: MutationQuery, body: DetachBody, ok: OperationRecord, operation: true },
+  { method: 'post', path: '/v1/devices/{key}/reattach', summary: 'stub driver -> original driver', query: MutationQuery, body: PlainBody, ok: OperationRecord, operation: true },
+  { method: 'post', path: '/v1/devices/{key}/reset', summary: 'reset the function', query: MutationQuery, body: PlainBody, ok: OperationRecord, operation: true },
+  { method: 'put', path: '/v1/devices/{key}/sriov', summary: 'change the VF count of a PF (vf set-count)', query: MutationQuery, body: SriovBody, ok: OperationRecord, operation: true },
+  { method: 'post', path: '/v1/assignments', summary: 'give devices to a domain, all or nothing', query: MutationQuery, body: AssignBody, ok: OperationRecord, operation: true },
+  { method: 'delete', path: '/v1/assignments/{hypervisor}/{domain}', summary: "take a domain's devices back", query: ReleaseQuery, ok: OperationRecord, operation: true },
+  { method: 'get', path: '/v1/operations', summary: 'operations, newest first', query: OperationsQuery, ok: z.array(OperationRecord) },
+  { method: 'get', path: '/v1/operations/{id}', summary: 'one operation', ok: OperationRecord },
+  { method: 'get', path: '/v1/operations/{id}/wait', summary: 'one operation, once it ends or the timeout passes', query: WaitQuery, ok: OperationRecord },
+  { method: 'get', path: '/v1/events', summary: 'events: NDJSON, or SSE with Accept: text/event-stream (Last-Event-ID)', query: EventsQuery, ok: EventRecord, contentType: 'application/x-ndjson' },
+  { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: z.string(), contentType: 'text/plain' },
+];
+
+function schemaOf(schema: z.ZodType): unknown {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+}
+
+function parameters(route: Route): unknown[] {
+  const inPath = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => ({
+    name: match[1],
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+    ...(match[1] === 'key' ? { description: 'pci:0000:01:10.0 or a bare PCI address' } : {}),
+  }));
+  const inQuery = Object.entries(route.query?.shape ?? {}).map(([name, schema]) => {
+    const json = schemaOf(schema as z.ZodType) as Record<string, unknown>;
+    const { description, ...rest } = json;
+    return { name, in: 'query', required: false, schema: rest, ...(description === undefined ? {} : { description }) };
+  });
+  return [...inPath, ...inQuery];
+}
+
+/** The HTTP statuses errors can have, with the codes that give each. */
+function errorResponses(): Record<string, unknown> {
+  const byStatus = new Map<number, string[]>();
+  for (const code of Object.keys(ERROR_CATALOG) as Array<keyof typeof ERROR_CATALOG>) {
+    const status = httpStatusOf({ code });
+    if (status < 400) continue;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].sort(([a], [b]) => a - b).map(([status, codes]) => [
+      String(status),
+      { description: codes.join(', '), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+    ]),
+  );
+}
+
+/** References to the error responses (one copy each in components). */
+function errorRefs(): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(errorResponses()).map((status) => [status, { $ref: `#/components/responses/Error${status}` }]));
+}
+
+function errorComponents(): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(errorResponses()).map(([status, response]) => [`Error${status}`, response]));
+}
+
+/** The OpenAPI 3.1 document of the API, generated from the zod schemas (docs/openapi.json). */
+export function openApiDocument(): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  const errors = errorRefs();
+  for (const route of ROUTES) {
+    const responses: Record<string, unknown> = {
+      '200': { description: 'OK', content: { [route.contentType ?? 'application/json']: { schema: route.ok === OperationRecord ? OPERATION_REF : schemaOf(route.ok) } } },
+      ...(route.operation
+        ? { '202': { description: 'still running: Location names the operation', content: { 'application/json': { schema: OPERATION_REF } } } }
+        : {}),
+      ...(route.path === '/v1/events' ? { '410': { description: 'the events after since are no longer kept' } } : {}),
+      ...(route.method === 'get' ? {} : { '403': { description: 'HOSTDEV_READ_ONLY: sent to hostdev-ro.sock' } }),
+      ...errors,
+    };
+    (paths[route.path] ??= {})[route.method] = {
+      summary: route.summary,
+      parameters: parameters(route),
+      ...(route.body === undefined ? {} : { requestBody: { required: !(route.body instanceof z.ZodDefault), content: { 'application/json': { schema: schemaOf(route.body) } } } }),
+      responses,
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'hostdev', version: API_VERSION, description: 'hostdev daemon API over unix sockets (hostdev.sock, hostdev-ro.sock)' },
+    paths,
+    components: { schemas: { Error: schemaOf(ErrorBody), Operation: schemaOf(OperationRecord) }, responses: errorComponents() },
+  };
+}
