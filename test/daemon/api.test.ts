@@ -184,3 +184,26 @@ async function readStream(app: import('fastify').FastifyInstance, url: string): 
   stream.destroy();
   return text;
 }
+
+describe('metrics', () => {
+  it('GET /metrics counts devices by class and state, owners, VFs per PF, operations and their latency', async () => {
+    const host = daemonHost();
+    const { app } = await startTestDaemon(host);
+    await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm1', devices: [VF] } });
+    await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm2', devices: [VF] } });
+    const answer = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.headers['content-type']).toContain('text/plain');
+    const text = answer.body;
+    expect(text).toContain('hostdev_devices{class="net",state="active"} 1');
+    expect(text).toContain('hostdev_devices{class="net",state="host"} 5');
+    expect(text).toContain('hostdev_owners 1');
+    expect(text).toContain(`hostdev_vfs{pf="${PF}"} 2`);
+    expect(text).toContain('hostdev_operations_total{kind="assign",outcome="completed"} 1');
+    expect(text).toContain('hostdev_operations_total{kind="assign",outcome="failed"} 1');
+    expect(text).toContain('hostdev_operation_duration_seconds_count{kind="assign"} 2');
+    expect(text).toMatch(/hostdev_prunes_total 0/);
+    expect(text).toMatch(/hostdev_recoveries_total 0/);
+    expect(text).toMatch(/hostdev_event_stream_clients 0/);
+  });
+});
