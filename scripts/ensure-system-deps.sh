@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names) and a C compiler (the
-# native sysfs reader, native/sysfs-batch.c) when missing, and QEMU (the real peer of the QMP
-# hot-plug tests; the kernel rig's own install, so both use the same QEMU).
+# Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names), a C compiler (the
+# native sysfs reader, native/sysfs-batch.c), systemd (systemd-analyze verify of the units in
+# systemd/, systemd-socket-activate) and curl (the daemon's second client) when missing, and QEMU
+# (the real peer of the QMP hot-plug tests; the kernel rig's own install, so both use the same QEMU).
 # Needs root and apt-get; elsewhere it says what is missing and goes on.
 set -uo pipefail
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -15,6 +16,8 @@ missing=()
 command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 [ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${missing[*]}"

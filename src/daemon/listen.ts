@@ -124,13 +124,31 @@ export async function activatedListeners(onConnection: OnConnection, env: NodeJS
   const listeners: Listener[] = [];
   for (let index = 0; index < count; index++) {
     const listener = { server: net.createServer((socket) => onConnection(socket, listener.readOnly)), path: '', readOnly: false };
-    await listening(listener.server, { fd: SD_LISTEN_FDS_START + index });
-    const address = listener.server.address();
-    listener.path = typeof address === 'string' ? address : '';
+    const fd = SD_LISTEN_FDS_START + index;
+    await listening(listener.server, { fd });
+    listener.path = boundPath(fd) ?? '';
     listener.readOnly = names[index] === 'hostdev-ro' || path.basename(listener.path) === READ_ONLY_SOCKET_FILE;
     listeners.push(listener);
   }
   return listeners;
+}
+
+/**
+ * The path a unix socket fd is bound to, from /proc/net/unix by the socket's inode (Node.js does
+ * not tell it for a server listening on an fd); null when it cannot be told.
+ */
+export function boundPath(fd: number, proc = '/proc'): string | null {
+  try {
+    const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(path.join(proc, 'self/fd', String(fd))))?.[1];
+    if (inode === undefined) return null;
+    for (const line of fs.readFileSync(path.join(proc, 'net/unix'), 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[6] === inode && fields[7] !== undefined) return fields[7];
+    }
+  } catch {
+    return null;
+  }
+  return null;
 }
 
 export async function closeListeners(listeners: readonly Listener[]): Promise<void> {
