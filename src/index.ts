@@ -33,6 +33,16 @@ export {
   type WatchRequest,
   type WatchNotice,
 } from './service/hostdev-service.js';
+export {
+  HostdevClient,
+  DEFAULT_SOCKET,
+  type HostdevClientOptions,
+  type ClientResult,
+  type ApiIndexJson,
+  type OperationJson,
+  type MutationOptions,
+  type AssignBodyJson,
+} from './client/hostdev-client.js';
 export type { LiveEvent } from './manager/watch-live.js';
 export type { WatchSourceChoice } from './events/sources.js';
 export type { ShowReport, GroupReport, DeviceWithOwnership, VfioStubJson } from './manager/inventory-reports.js';

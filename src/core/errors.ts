@@ -121,6 +121,18 @@ export class HostdevError extends Error {
     return ExitCode[ERROR_CATALOG[this.code].exit];
   }
 
+  /**
+   * The error `toJSON()` wrote, back as an error (what a client gets from the daemon): a code the
+   * catalog does not have becomes HOSTDEV_INTERNAL, naming it.
+   */
+  static fromJSON(body: { readonly code: string; readonly message: string; readonly hint?: string | null; readonly details?: HostdevErrorDetails }): HostdevError {
+    const known = Object.hasOwn(ERROR_CATALOG, body.code);
+    return new HostdevError(known ? (body.code as ErrorCode) : 'HOSTDEV_INTERNAL', known ? body.message : `${body.code}: ${body.message}`, {
+      hint: body.hint ?? 'The daemon gave no hint; its log may say more.',
+      details: body.details ?? {},
+    });
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       error: { code: this.code, message: this.message, hint: this.hint ?? null, details: this.details },

@@ -22,8 +22,9 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  *   service  core, adapters, manager   HostdevService, the one way in for every front end
  *   k8s      core, service             the kubelet device plugin: a front end of the service
  *   daemon   core, adapters, sim, manager, service   hostdevd: HTTP on unix sockets over the service
+ *   client   core                      HostdevClient: HTTP over the daemon's socket (node:http only)
  *   cli      every layer but the entries
- *   index.ts every layer but sim and cli (the package root: the service and the model)
+ *   index.ts every layer but sim, daemon and cli (the package root: the service, the model, the client)
  *   sim-entry.ts  core, host, sim      the simulator's own entry (hostdev/sim)
  *
  * Every layer but core may import platform. Nobody imports index.ts or sim-entry.ts. Type-only imports count: a type ties its user to the module that
@@ -45,8 +46,9 @@ const RULES: Readonly<Record<string, LayerRule>> = {
   service: { imports: ['core', ...ADAPTERS, 'manager'], packages: true },
   k8s: { imports: ['core', 'service'], packages: true },
   daemon: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service'], packages: true },
+  client: { imports: ['core'], packages: true },
   cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service', 'k8s', 'daemon'], packages: true },
-  'index.ts': { imports: ['core', ...ADAPTERS, 'manager', 'service'], packages: true },
+  'index.ts': { imports: ['core', ...ADAPTERS, 'manager', 'service', 'client'], packages: true },
   'sim-entry.ts': { imports: ['core', 'host', 'sim'], packages: true },
 };
 
