@@ -2,8 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOG, HostdevError, type ErrorCode } from '../../src/core/errors.js';
 import { httpStatusOf } from '../../src/daemon/http-errors.js';
 import type { EventJson, OperationRecordJson } from '../../src/daemon/schemas.js';
-import { jsonOf, runCli } from '../support/cli.js';
-import { cleanUpAfterEach, daemonHost, startTestDaemon, type DaemonHost } from './daemon-host.js';
+import { cleanUpAfterEach, cli, daemonHost, startTestDaemon } from './daemon-host.js';
 
 cleanUpAfterEach();
 
@@ -11,9 +10,6 @@ const VF = '0000:01:10.0';
 const VF2 = '0000:01:10.2';
 const PF = '0000:01:00.0';
 
-function cli(host: DaemonHost, args: readonly string[]): unknown {
-  return jsonOf(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--json', ...args]));
-}
 
 describe('the API over inject()', () => {
   it('GET /v1 lists the api extensions, and every answer carries Hostdev-Api-Version', async () => {

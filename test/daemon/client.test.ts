@@ -1,16 +1,12 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HostdevClient } from '../../src/index.js';
-import { jsonOf, runCli } from '../support/cli.js';
-import { cleanUpAfterEach, daemonHost, startTestDaemon, type DaemonHost } from './daemon-host.js';
+import { cleanUpAfterEach, cli, daemonHost, startTestDaemon } from './daemon-host.js';
 
 cleanUpAfterEach();
 
 const VF = '0000:01:10.0';
 
-function cli(host: DaemonHost, args: readonly string[]): unknown {
-  return jsonOf(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--json', ...args]));
-}
 
 describe('HostdevClient (package root) against a daemon', () => {
   it('reads and changes as the CLI --json does, and throws the catalog error the daemon sent', async () => {

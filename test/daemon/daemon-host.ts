@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/run.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
+import { jsonOf, runCli } from '../support/cli.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 
 /** A simulated host with its state and socket dirs in one temp dir, removed after each test. */
@@ -104,4 +105,9 @@ export function curlSync(socket: string, method: string, url: string, body?: unk
   const run = spawnSync('curl', curlArgs(socket, method, url, body), { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`curl exited ${run.status}: ${run.stderr}`);
   return parseCurl(run.stdout);
+}
+
+/** `hostdev --root ROOT --state-dir STATE --simulate --json ARGS...` on the host: what the API must equal. */
+export function cli(host: DaemonHost, args: readonly string[]): unknown {
+  return jsonOf(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--json', ...args]));
 }
