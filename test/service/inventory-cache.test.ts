@@ -1,0 +1,81 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PciAddress } from '../../src/core/address.js';
+import { HostdevService } from '../../src/service/hostdev-service.js';
+import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
+import { runCli } from '../support/cli.js';
+
+// cacheInventory (the daemon's service): reads answer from the last inventory until this service
+// changes something, its watch() sees an event, or invalidateInventory() is called.
+const VF = '0000:01:10.0' as PciAddress;
+let base = '';
+let root = '';
+let stateDir = '';
+let service: HostdevService;
+const driverOf = async (): Promise<string | null> => (await service.show(VF)).report.driver;
+/** Another process unbinds the VF: nothing in this service hears of it. */
+const unbindElsewhere = (): void => {
+  expect(runCli(['--root', root, 'sim', 'write', `/sys/bus/pci/drivers/igbvf/unbind`, VF]).code).toBe(0);
+};
+
+beforeEach(async () => {
+  base = mkdtempSync(path.join(tmpdir(), 'hostdev-inventory-cache-'));
+  root = path.join(base, 'host');
+  stateDir = path.join(base, 'state');
+  createSimulatedHost(root, { preset: 'sriov-nic' });
+  service = await HostdevService.open({ ...simulatedHost(root), stateDir, cacheInventory: true });
+});
+afterEach(() => {
+  service.close();
+  rmSync(base, { recursive: true, force: true });
+});
+
+describe('the inventory cache', () => {
+  it('answers from the last read until invalidateInventory()', async () => {
+    expect(await driverOf()).toBe('igbvf');
+    unbindElsewhere();
+    expect(await driverOf()).toBe('igbvf');
+    service.invalidateInventory();
+    expect(await driverOf()).toBe(null);
+  });
+
+  it('is invalidated by an operation of the service, a dry run excepted', async () => {
+    expect(await driverOf()).toBe('igbvf');
+    await service.detach(VF, { dryRun: true });
+    expect(await driverOf()).toBe('igbvf');
+    await service.detach(VF);
+    expect(await driverOf()).toBe('vfio-pci');
+  });
+
+  it("is invalidated by the events of the service's watch()", async () => {
+    expect(await driverOf()).toBe('igbvf');
+    const stop = new AbortController();
+    let started = (): void => undefined;
+    const watching = new Promise<void>((resolve) => (started = resolve));
+    const events: string[] = [];
+    const loop = (async () => {
+      for await (const event of service.watch({ signal: stop.signal, onStarted: started })) events.push(event.kind);
+    })();
+    await watching;
+    unbindElsewhere();
+    const deadline = Date.now() + 10_000;
+    while (events.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(events).toContain('unbind');
+    expect(await driverOf()).toBe(null);
+    stop.abort();
+    await loop;
+  });
+
+  it('is off by default: every read sees sysfs as it is', async () => {
+    const plain = await HostdevService.open({ ...simulatedHost(root), stateDir });
+    try {
+      expect((await plain.show(VF)).report.driver).toBe('igbvf');
+      unbindElsewhere();
+      expect((await plain.show(VF)).report.driver).toBe(null);
+    } finally {
+      plain.close();
+    }
+  });
+});
