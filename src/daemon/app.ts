@@ -12,7 +12,7 @@ import type { HostdevService, VfNetRequests } from '../service/hostdev-service.j
 import { operationJson } from '../service/report-json.js';
 import { deviceKey, parseDeviceKey } from './device-key.js';
 import type { EventHub } from './event-hub.js';
-import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S } from './http-errors.js';
+import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { OperationLog } from './operations.js';
 import {
@@ -52,6 +52,8 @@ export interface DaemonDeps {
   /** True for a connection accepted on the read-only socket. */
   readonly readOnly?: (socket: Socket) => boolean;
   readonly heartbeatMs?: number;
+  /** True once SIGTERM came: changes are refused (503 + Retry-After) while the daemon drains. */
+  readonly stopping?: () => boolean;
 }
 
 /** What a mutation hands back: the CLI's --json of its report and the warnings it would print. */
@@ -111,8 +113,9 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     void reply.header(API_VERSION_HEADER, API_VERSION);
     const method = request.method;
-    if (method !== 'GET' && method !== 'HEAD' && (deps.readOnly?.(request.raw.socket) ?? false)) {
-      return sendError(reply, readOnlyError(method, request.url));
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (deps.readOnly?.(request.raw.socket) ?? false) return sendError(reply, readOnlyError(method, request.url));
+      if (deps.stopping?.() ?? false) return sendError(reply, stoppingError(method, request.url));
     }
     return undefined;
   });

@@ -43,3 +43,10 @@ export function readOnlyError(method: string, url: string): HostdevError {
     details: { method, url },
   });
 }
+
+export function stoppingError(method: string, url: string): HostdevError {
+  return new HostdevError('HOSTDEV_BUSY', `${method} ${url} refused: the hostdev daemon is stopping (draining the operations under way)`, {
+    hint: 'Retry after Retry-After seconds: the restarted daemon (or systemd socket activation) answers then.',
+    details: { method, url },
+  });
+}

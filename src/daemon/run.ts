@@ -134,6 +134,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
 
   const readOnlySockets = new WeakSet<Socket>();
+  let stopping: Promise<void> | null = null;
   const app = await buildApp({
     service,
     openDryRun: () => options.open({ dryRun: true }),
@@ -142,6 +143,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     metrics,
     logger,
     readOnly: (socket) => readOnlySockets.has(socket),
+    stopping: () => stopping !== null,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
   });
 
@@ -174,7 +176,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   logger.info({ sockets: listeners.map((l) => ({ path: l.path, readOnly: l.readOnly })) }, 'hostdev daemon listening');
 
-  let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       for (const listener of listeners) listener.server.close();

@@ -203,3 +203,20 @@ describe('metrics', () => {
     expect(text).toMatch(/hostdev_event_stream_clients 0/);
   });
 });
+
+describe('stopping', () => {
+  it('drains: the operation under way ends, a new change meanwhile is 503 HOSTDEV_BUSY with Retry-After', async () => {
+    const host = daemonHost();
+    const daemon = await startTestDaemon(host);
+    const started = new Promise<void>((resolve) => daemon.events.subscribe((event) => event.action === 'start' && resolve()));
+    const underway = daemon.app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm1', devices: [VF] } });
+    await started;
+    const stopped = daemon.stop();
+    const refused = await daemon.app.inject({ method: 'POST', url: `/v1/devices/${VF2}/detach` });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBe('2');
+    expect(refused.json().error.code).toBe('HOSTDEV_BUSY');
+    expect((await underway).json()).toMatchObject({ state: 'completed', kind: 'assign' });
+    await stopped;
+  });
+});
