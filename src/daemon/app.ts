@@ -107,6 +107,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   const { service, operations, events, metrics } = deps;
   const app = Fastify({ logger: false, return503OnClosing: true });
   const streams = new Set<ServerResponse>();
+  const serialized = new WeakMap<object, string>();
   const inFlight = new Set<Promise<unknown>>();
   app.decorate('inFlight', inFlight);
 
@@ -147,11 +148,14 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
 
   app.get('/v1/devices', async (request, reply) => {
     const query = parse(ListQuery, request.query, 'query');
-    const { report, warnings } = await service.list({
+    const result = await service.list({
       ...(query.class === undefined ? {} : { class: query.class }),
       ...(query.driver === undefined ? {} : { driver: query.driver }),
     });
-    return withWarnings(reply, warnings).send(report);
+    // The service hands back the same result while nothing changed: its JSON text is kept with it.
+    let body = serialized.get(result);
+    if (body === undefined) serialized.set(result, (body = JSON.stringify(result.report)));
+    return withWarnings(reply, result.warnings).type('application/json; charset=utf-8').send(body);
   });
 
   app.get('/v1/devices/:key', async (request, reply) => {

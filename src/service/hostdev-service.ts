@@ -196,6 +196,8 @@ export class HostdevService {
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
   private cached: { readonly generation: number; readonly read: Promise<{ inventory: Inventory; warnings: string[] }> } | null = null;
   private generation = 0;
+  /** The last whole list built from a cached read, with the tables it was built with. */
+  private listed: { readonly read: object; readonly tables: string; readonly result: InventoryResult<DeviceWithOwnership[]> } | null = null;
 
   private constructor(
     private readonly manager: HostdevManager,
@@ -382,13 +384,22 @@ export class HostdevService {
 
   /** Every PCI function (or those of a class or driver), with its owner and table, as `list --json`. */
   async list(filter: ListFilter = {}): Promise<InventoryResult<DeviceWithOwnership[]>> {
-    const { inventory, warnings } = await this.inventory();
-    const tables = tableLookupOf(this.manager.tables());
+    const read = await this.inventory();
+    const { inventory, warnings } = read;
+    const stored = this.manager.tables();
+    const whole = filter.class === undefined && filter.driver === undefined;
+    // cacheInventory: the whole list is built once per inventory read and state of the tables; the
+    // same result object comes back until either changes (the daemon keeps its JSON text by it).
+    const key = whole && this.cacheInventory ? JSON.stringify(stored) : null;
+    if (key !== null && this.listed?.read === read && this.listed.tables === key) return this.listed.result;
+    const tables = tableLookupOf(stored);
     const byClass = filter.class === undefined ? null : classFilter(filter.class);
     const devices = inventory.devices
       .filter((device) => (byClass === null || byClass(device)) && (filter.driver === undefined || device.driver === filter.driver))
       .map((device) => deviceJson(device, tables) as DeviceWithOwnership);
-    return { report: devices, warnings, iommuEnabled: inventory.iommuEnabled };
+    const result = { report: devices, warnings, iommuEnabled: inventory.iommuEnabled };
+    if (key !== null) this.listed = { read, tables: key, result };
+    return result;
   }
 
   /** One function in full, as `show --json`; HOSTDEV_DEVICE_NOT_FOUND when it is not on the host. */

@@ -68,6 +68,21 @@ describe('the inventory cache', () => {
     await loop;
   });
 
+  it('gives back the same whole list while neither the read nor the tables changed, a new one with the owner after an assign', async () => {
+    const first = await service.list();
+    expect(await service.list()).toBe(first);
+    expect(await service.list({ driver: 'igbvf' })).not.toBe(first);
+    // Another process changes only the tables: a detached device goes to a domain unmanaged.
+    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'detach', VF]).code).toBe(0);
+    service.invalidateInventory();
+    const detached = await service.list();
+    expect(detached.report.find((d) => d.address === VF)).toMatchObject({ driver: 'vfio-pci', table: 'inactive', owner: null });
+    expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'assign', '--unmanaged', '--domain', 'vm1', VF]).code).toBe(0);
+    const assigned = await service.list();
+    expect(assigned).not.toBe(detached);
+    expect(assigned.report.find((d) => d.address === VF)).toMatchObject({ table: 'active', owner: { driver: 'qemu', domain: 'vm1' } });
+  });
+
   it('is off by default: every read sees sysfs as it is', async () => {
     const plain = await HostdevService.open({ ...simulatedHost(root), stateDir });
     try {
