@@ -16,11 +16,19 @@ if [ -z "$VERSION" ]; then
 fi
 [ -n "$VERSION" ] || { log "cannot list k8s.io/kubernetes versions from the module proxy"; exit 1; }
 OUT=${HOSTDEV_K8S_CACHE:-/var/cache/hostdev-k8s}/$VERSION
-if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kubelet" ]; then echo "$OUT"; exit 0; fi
+# The binaries say their version as released ones do (without it they report v0.0.0-master).
+minor=${VERSION#v1.}; minor=${minor%%.*}
+LDFLAGS="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  LDFLAGS="$LDFLAGS -X $pkg.gitVersion=$VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
+RECIPE="$VERSION CGO_ENABLED=0 -trimpath $LDFLAGS"
+built() { [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kubelet" ] && [ "$(cat "$OUT/.recipe" 2>/dev/null)" = "$RECIPE" ]; }
+if built; then echo "$OUT"; exit 0; fi
 mkdir -p "$OUT"
 exec 9>"$OUT/.lock"
 flock 9
-if [ -x "$OUT/kube-apiserver" ] && [ -x "$OUT/kubelet" ]; then echo "$OUT"; exit 0; fi
+if built; then echo "$OUT"; exit 0; fi
 
 t0=$(date +%s)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hostdev-k8s-build.XXXXXX")
@@ -31,11 +39,10 @@ go mod init hostdev.test/k8s-peers >/dev/null 2>&1
 gomod=$(go mod download -json "k8s.io/kubernetes@$VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 [ -f "$gomod" ] || { log "cannot download k8s.io/kubernetes@$VERSION"; exit 1; }
 staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[a-z0-9.-]*\) => \./staging/.*#\1#p' "$gomod" | sort -u)
-minor=${VERSION#v1.}
 {
   echo "require k8s.io/kubernetes $VERSION"
   echo "replace ("
-  for m in $staging; do echo "  $m => $m v0.$minor"; done
+  for m in $staging; do echo "  $m => $m v0.${VERSION#v1.}"; done
   echo ")"
 } >> go.mod
 go_version=$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$gomod")
@@ -53,8 +60,9 @@ GO
 log "resolving modules for $VERSION ($(echo "$staging" | wc -l) staging modules replaced)"
 go mod tidy >/dev/null 2>&1 || go mod tidy
 log "building kube-apiserver and kubelet $VERSION (several minutes on 2 cores)"
-CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$OUT.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
+CGO_ENABLED=0 go build -trimpath -ldflags="$LDFLAGS" -o "$OUT.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubelet
 mv "$OUT.tmp/kube-apiserver" "$OUT.tmp/kubelet" "$OUT/"
 rmdir "$OUT.tmp"
+echo "$RECIPE" > "$OUT/.recipe"
 log "built $VERSION in $(( $(date +%s) - t0 )) s into $OUT"
 echo "$OUT"
