@@ -1,8 +1,10 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import { HostdevError } from './errors.js';
+import { DEFAULT_HYPERVISOR } from './names.js';
 import type { HostUse } from './plan-types.js';
-import { formatOwner, type Owner } from './tables.js';
+import { hostdevCommand } from './shell.js';
+import { formatOwner, sameOwner, type Owner, type Tables } from './tables.js';
 
 /** The errors plans raise, worded as libvirt words them where users know the wording. */
 
@@ -125,6 +127,56 @@ export function bindFailed(address: PciAddress, expected: string | null, actual:
           ? `Check that ${expected} is loaded and the device is in an IOMMU group (dmesg says why a probe failed).`
           : 'Check dmesg for the probe failure; `hostdev show` tells the device state.',
       details: { address, driver: actual, expected },
+    },
+  );
+}
+
+/** `hostdev release` for a domain, naming the hypervisor unless it is the default. */
+export function releaseCommand(owner: Owner, ...addresses: readonly string[]): string {
+  const hypervisor = owner.driver === DEFAULT_HYPERVISOR ? [] : ['--hypervisor', owner.driver];
+  return hostdevCommand('release', '--domain', owner.domain, ...hypervisor, ...addresses);
+}
+
+/** The owners of the active table, each once, in table order. */
+export function domainsOf(tables: Tables): Owner[] {
+  const owners: Owner[] = [];
+  for (const entry of tables.active) if (!owners.some((owner) => sameOwner(owner, entry.usedBy))) owners.push(entry.usedBy);
+  return owners;
+}
+
+/** A domain that holds nothing: a typo, or the name assigned under another hypervisor. */
+export function domainHoldsNothing(owner: Owner, tables: Tables): HostdevError {
+  const holders = domainsOf(tables);
+  const sameName = holders.filter((other) => other.domain === owner.domain);
+  const who = holders.length === 0 ? 'no domain holds a device' : `the domains that do: ${holders.map((other) => `${other.domain} (hypervisor ${other.driver})`).join(', ')}`;
+  return new HostdevError('HOSTDEV_DOMAIN_NOT_FOUND', `domain ${owner.domain} (hypervisor ${owner.driver}) holds no device; ${who}`, {
+    hint:
+      sameName.length > 0
+        ? `${owner.domain} was assigned under hypervisor ${sameName.map((other) => other.driver).join(', ')}: ` +
+          `name it the same way, as in ${releaseCommand(sameName[0]!)}`
+        : 'Check the domain name (and --hypervisor): `hostdev status` lists every domain with its devices.',
+    details: { domain: owner.domain, hypervisor: owner.driver, domains: holders },
+  });
+}
+
+/** qemu-args for a device that is no longer on its stub: QEMU would fail to open it. */
+export function driftedDevice(drift: {
+  readonly address: PciAddress;
+  readonly usedBy: Owner | null;
+  readonly expectedDriver: string;
+  readonly actualDriver: string | null;
+}): HostdevError {
+  const owner = drift.usedBy === null ? 'no domain' : formatOwner(drift.usedBy);
+  return new HostdevError(
+    'HOSTDEV_DRIFT',
+    `PCI device ${drift.address} (${owner}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +
+      'changed outside hostdev, so QEMU could not open it',
+    {
+      hint:
+        drift.usedBy === null
+          ? `Settle it with ${hostdevCommand('reattach', drift.address)} (or detach it again).`
+          : `Check the VM does not use it, settle it with ${releaseCommand(drift.usedBy, drift.address)}, then assign it again.`,
+      details: { address: drift.address, driver: drift.actualDriver, expected: drift.expectedDriver, owner: drift.usedBy },
     },
   );
 }

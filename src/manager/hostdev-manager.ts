@@ -1,7 +1,9 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
+import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
+import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { registeredStubName } from '../core/stub-driver.js';
@@ -24,7 +26,7 @@ import { readStatus, type StatusReport } from './status.js';
 import type { OperationHooks } from './operation-hooks.js';
 import { netPortFor } from './vf-net-port.js';
 
-export const DEFAULT_HYPERVISOR = 'qemu';
+export { DEFAULT_HYPERVISOR };
 
 /** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
 export type RecoverFn = (context: {
@@ -250,7 +252,10 @@ export class HostdevManager {
         drivers: [],
         hostUse: false,
       }),
-      (view) => planRelease(view, { owner, addresses: request.addresses }),
+      (view) => {
+        if (!this.holdsAnything(owner, view.tables)) throw domainHoldsNothing(owner, this.store.readTables());
+        return planRelease(view, { owner, addresses: request.addresses });
+      },
       request,
       request.hooks,
       (op) => {
@@ -275,6 +280,18 @@ export class HostdevManager {
   /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
   status(): Promise<StatusReport> {
     return readStatus(this.store, this.reader, this.recovery);
+  }
+
+  /**
+   * Whether a domain has anything a release would hear of: an active entry, an entry pruned at open
+   * or a departed VF it held. A domain with none is a typo or the wrong hypervisor.
+   */
+  holdsAnything(owner: Owner, tables: Tables): boolean {
+    return (
+      tables.active.some((entry) => sameOwner(entry.usedBy, owner)) ||
+      this.prunedAtOpen(owner, undefined).length > 0 ||
+      this.store.readDeparted().some((record) => record.owner !== null && sameOwner(record.owner, owner))
+    );
   }
 
   /**
@@ -366,11 +383,4 @@ export class HostdevManager {
       return [planned, execution];
     }, mode.operationId);
   }
-}
-
-function ownerOf(request: { domain: string; hypervisor?: string | undefined }): Owner {
-  if (request.domain.trim() === '') {
-    throw new HostdevError('HOSTDEV_USAGE', 'a domain name is required', { hint: 'Pass --domain NAME.' });
-  }
-  return { driver: request.hypervisor ?? DEFAULT_HYPERVISOR, domain: request.domain };
 }

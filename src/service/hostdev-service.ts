@@ -1,6 +1,9 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
+import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
+import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
+import { sameOwner } from '../core/tables.js';
 import type { ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
@@ -18,7 +21,6 @@ import { tableLookupOf } from '../manager/table-lookup.js';
 import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { pciIdsPath } from '../sysfs/pci-ids.js';
 import {
-  DEFAULT_HYPERVISOR,
   HostdevManager,
   type AssignRequest,
   type DetachOptions,
@@ -505,16 +507,19 @@ export class HostdevService {
 
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
   async qemuArgs(request: QemuArgsRequest): Promise<QemuArgsReport> {
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const owner = ownerOf(request);
     const status = await this.manager.status();
     const gone = new Set<string>(status.missing);
-    const owned: ActiveEntry[] = status.active.filter((e) => e.usedBy.domain === request.domain && e.usedBy.driver === hypervisor);
+    const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
+    if (owned.length === 0 && !this.manager.holdsAnything(owner, status)) throw domainHoldsNothing(owner, status);
     const present = owned.filter((e) => !gone.has(e.address));
     const missing = owned.filter((e) => gone.has(e.address)).map((e) => e.address);
+    const drifted = status.recovery.drift.find((d) => present.some((e) => e.address === d.address));
+    if (drifted !== undefined) throw driftedDevice(drifted);
     const warnings = missing.map(
-      (address) => `${address} is assigned to ${request.domain} but no longer on this host: left out (release the domain to prune it)`,
+      (address) => `${address} is assigned to ${owner.domain} but no longer on this host: left out (release the domain to prune it)`,
     );
-    if (owned.length === 0) warnings.push(`domain ${request.domain} (${hypervisor}) holds no device: nothing to pass to QEMU`);
+    if (owned.length === 0) warnings.push(`domain ${owner.domain} (${owner.driver}) holds no device: nothing to pass to QEMU`);
     const argv = qemuArgs(present, {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),

@@ -1,0 +1,20 @@
+/**
+ * Commands as a message prints them: every argument is quoted for a POSIX shell unless it is made
+ * only of characters no shell treats specially, so a pasted hint runs one command with the
+ * arguments it names, whatever a domain or file name holds.
+ */
+
+const SAFE = /^[\w@%+=:,./-]+$/;
+
+export function shellQuote(arg: string): string {
+  return SAFE.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function shellJoin(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(' ');
+}
+
+/** `hostdev ARGS...`, quoted. */
+export function hostdevCommand(...args: readonly string[]): string {
+  return shellJoin(['hostdev', ...args]);
+}
