@@ -1,3 +1,4 @@
+import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import type { Owner } from '../core/tables.js';
 import type { DriftEntry, RecoveryReport } from '../manager/recovery.js';
 import type { StatusReport } from '../manager/status.js';
@@ -7,17 +8,12 @@ import { orDash, renderTable } from './render.js';
 
 const ownerText = (owner: Owner | null): string => (owner === null ? '-' : `${owner.driver}/${owner.domain}`);
 
-function releaseCommand(owner: Owner, address: string): string {
-  const hypervisor = owner.driver === 'qemu' ? '' : ` --hypervisor ${owner.driver}`;
-  return `hostdev release --domain ${owner.domain}${hypervisor} ${address}`;
-}
-
 /** What settles a drifting entry: hostdev neither trusts nor fixes it on its own. */
 export function driftNext(drift: DriftEntry): string {
   if (drift.usedBy !== null) {
     return `check the VM no longer uses it, then \`${releaseCommand(drift.usedBy, drift.address)}\``;
   }
-  return `\`hostdev reattach ${drift.address}\` (or detach it again; --force if the host uses it)`;
+  return `\`${hostdevCommand('reattach', drift.address)}\` (or detach it again; --force if the host uses it)`;
 }
 
 function section(title: string, rows: readonly string[][], headers: readonly string[]): string[] {
@@ -42,7 +38,7 @@ function repairsSection(recovery: RecoveryReport): string[] {
   for (const r of recovery.repaired) {
     const where = r.table === null ? 'in no table' : `${r.table} table`;
     const outcome = r.outcome === 'ok' ? `on ${orDash(r.driver)}, ${where}` : `FAILED: ${r.error ?? 'unknown'}; on ${orDash(r.driver)}, ${where}`;
-    const next = r.outcome === 'ok' ? '-' : r.table === 'inactive' ? `\`hostdev reattach ${r.address}\`` : 'check the device (see the warning)';
+    const next = r.outcome === 'ok' ? '-' : r.table === 'inactive' ? `\`${hostdevCommand('reattach', r.address)}\`` : 'check the device (see the warning)';
     rows.push([r.address, `${r.operation} ${r.direction}`, outcome, next]);
   }
   for (const p of recovery.pruned) {
@@ -66,7 +62,7 @@ function departedSection(departed: StatusReport['departed']): string[] {
     ownerText(d.owner),
     d.departedAt,
     d.prunedBy,
-    d.owner === null ? `\`hostdev vf forget ${d.address}\`` : `\`hostdev watch --reclaim\` readies it on return`,
+    d.owner === null ? `\`${hostdevCommand('vf', 'forget', d.address)}\`` : `\`hostdev watch --reclaim\` readies it on return`,
   ]);
   return section(`Departed VFs (${departed.length}), left the host while held, awaited back:`, rows, [
     'ADDRESS',

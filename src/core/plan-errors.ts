@@ -1,9 +1,8 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import { HostdevError } from './errors.js';
-import { DEFAULT_HYPERVISOR } from './names.js';
 import type { HostUse } from './plan-types.js';
-import { hostdevCommand } from './shell.js';
+import { hostdevCommand, releaseCommand } from './shell.js';
 import { formatOwner, sameOwner, type Owner, type Tables } from './tables.js';
 
 /** The errors plans raise, worded as libvirt words them where users know the wording. */
@@ -17,7 +16,7 @@ export function notFound(address: PciAddress): HostdevError {
 
 export function inUse(address: PciAddress, owner: Owner): HostdevError {
   return new HostdevError('HOSTDEV_IN_USE', `PCI device ${address} is in use by ${formatOwner(owner)}`, {
-    hint: `Release it first: hostdev release --domain ${owner.domain} --hypervisor ${owner.driver} ${address}`,
+    hint: `Release it first: ${releaseCommand(owner, address)}`,
     details: { address, owner },
   });
 }
@@ -65,7 +64,7 @@ export function unmanagedNotDetached(device: PciDevice): HostdevError {
   return new HostdevError(
     'HOSTDEV_UNMANAGED_NOT_DETACHED',
     `Unmanaged PCI device ${device.address} must be manually detached from the host (it is on driver ${device.driver ?? 'none'})`,
-    { hint: `Run hostdev detach ${device.address} first, or assign it managed.`, details: { address: device.address, driver: device.driver } },
+    { hint: `Run ${hostdevCommand('detach', device.address)} first, or assign it managed.`, details: { address: device.address, driver: device.driver } },
   );
 }
 
@@ -84,8 +83,8 @@ export function groupConflict(device: PciAddress, group: number, member: PciAddr
     {
       hint:
         blocker.kind === 'domain'
-          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first.`
-          : `Take the whole group along with --with-group, or detach ${member} first (hostdev detach ${member}).`,
+          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first (${releaseCommand(blocker.owner, member)}).`
+          : `Take the whole group along with --with-group, or detach ${member} first (${hostdevCommand('detach', member)}).`,
       details: {
         address: device,
         member,
@@ -129,12 +128,6 @@ export function bindFailed(address: PciAddress, expected: string | null, actual:
       details: { address, driver: actual, expected },
     },
   );
-}
-
-/** `hostdev release` for a domain, naming the hypervisor unless it is the default. */
-export function releaseCommand(owner: Owner, ...addresses: readonly string[]): string {
-  const hypervisor = owner.driver === DEFAULT_HYPERVISOR ? [] : ['--hypervisor', owner.driver];
-  return hostdevCommand('release', '--domain', owner.domain, ...hypervisor, ...addresses);
 }
 
 /** The owners of the active table, each once, in table order. */

@@ -202,7 +202,7 @@ export class HostdevManager {
 
   // ---- domains (libvirt's virHostdevPreparePCIDevices / virHostdevReAttachPCIDevices) ----
 
-  assign(request: AssignRequest): Promise<OperationReport> {
+  async assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
     const stubDriver = request.stubDriver !== undefined ? registeredStubName(request.stubDriver) : null;
@@ -240,7 +240,7 @@ export class HostdevManager {
     return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
   }
 
-  release(request: ReleaseRequest): Promise<ReleaseReport> {
+  async release(request: ReleaseRequest): Promise<ReleaseReport> {
     const owner = ownerOf(request);
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.

@@ -3,6 +3,7 @@ import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
 import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
+import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
@@ -236,7 +237,7 @@ function driftWarning(drift: DriftEntry): string {
   const where = drift.usedBy
     ? `assigned to driver ${drift.usedBy.driver}, domain ${drift.usedBy.domain}`
     : 'detached, inactive';
-  const settle = drift.usedBy ? `release domain ${drift.usedBy.domain}` : `\`hostdev reattach ${drift.address}\``;
+  const settle = drift.usedBy ? `\`${releaseCommand(drift.usedBy, drift.address)}\`` : `\`${hostdevCommand('reattach', drift.address)}\``;
   return (
     `${drift.address} (${where}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +
     `changed outside hostdev; check the device, then ${settle}`
@@ -382,7 +383,7 @@ function fallback(
   warnings.push(
     `recovery of ${address} after an unfinished ${operation} failed: ${message}; it is on ${now ?? 'no driver'}` +
       (table === null ? ' and in no table' : `, recorded as ${table}`) +
-      (table === 'inactive' ? ` (run \`hostdev reattach ${address}\` to give it back to the host)` : ''),
+      (table === 'inactive' ? ` (run \`${hostdevCommand('reattach', address)}\` to give it back to the host)` : ''),
   );
   return { repaired: repaired(address, operation, direction, 'failed', now, table, message), change };
 }

@@ -47,3 +47,19 @@ describe('release of a domain that holds nothing', () => {
     expect(release.pruned).toEqual([VF]);
   });
 });
+
+describe('names a request gives', () => {
+  it('are checked by assign and release before anything changes (HOSTDEV_USAGE, exit 2)', async () => {
+    const assign = await hostdevRejectionOf(manager.assign({ domain: 'vm\n1', addresses: [VF] }));
+    expect(assign).toMatchObject({ code: 'HOSTDEV_USAGE', exitCode: 2 });
+    expect(host.driverOf(VF)).toBe('igbvf');
+    const release = await hostdevRejectionOf(manager.release({ domain: 'vm1', hypervisor: 'a/b' }));
+    expect(release.message).toContain('a name is printable characters, no "/", at most 255 bytes');
+  });
+
+  it('print quoted in the hints that name them', async () => {
+    await manager.assign({ domain: 'vm 1; echo pwned', addresses: [VF] });
+    const taken = await hostdevRejectionOf(manager.detach(VF));
+    expect(taken.hint).toContain(`hostdev release --domain 'vm 1; echo pwned' ${VF}`);
+  });
+});
