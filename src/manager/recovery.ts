@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
-import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
+import { formatStep, hostDriverWanted, onHostDriver, type RestorePoint, type Step } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
@@ -418,6 +418,11 @@ async function runSteps(steps: readonly Step[], kernel: KernelPort, reader: Reco
       case 'verify-driver': {
         const now = reader.driverOf(step.address);
         if (now !== step.expected) throw notOn(step.address, step.expected, now);
+        break;
+      }
+      case 'verify-host-driver': {
+        const now = reader.driverOf(step.address);
+        if (!onHostDriver(now, step.bound)) throw notOn(step.address, hostDriverWanted(step.bound), now);
         break;
       }
     }
