@@ -6,7 +6,7 @@ import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
-import { registeredStubName } from '../core/stub-driver.js';
+import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
@@ -155,8 +155,8 @@ export class HostdevManager {
 
   // ---- node devices (libvirt's nodedev-detach / nodedev-reattach / nodedev-reset) ----
 
-  detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    const stubDriver = options.stubDriver !== undefined ? registeredStubName(options.stubDriver) : null;
+  async detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
+    const stubDriver = options.stubDriver !== undefined ? this.requestedStub(options.stubDriver) : null;
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
@@ -205,7 +205,7 @@ export class HostdevManager {
   async assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
-    const stubDriver = request.stubDriver !== undefined ? registeredStubName(request.stubDriver) : null;
+    const stubDriver = request.stubDriver !== undefined ? this.requestedStub(request.stubDriver) : null;
     return this.perform(
       'assign',
       () => ({ addresses: request.addresses, drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
@@ -332,6 +332,11 @@ export class HostdevManager {
     const gone = new Set(touched.filter((address) => !this.reader.exists(address)));
     const prune = pruneVanished(op, gone, prunedBy, releasing === undefined ? {} : { releasing });
     return { changes: prune.changes, pruned: prune.pruned.map((entry) => entry.address) };
+  }
+
+  /** The stub `--driver` names, checked against the stubs and this host's vfio-pci variants. */
+  private requestedStub(name: string): string {
+    return requestedStubDriver(name, () => this.reader.vfioAliases()?.aliases.map((alias) => alias.module) ?? []);
   }
 
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
