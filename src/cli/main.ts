@@ -8,7 +8,7 @@ export function programFrame(): Command {
     .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
     .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
-    .option('--state-dir <dir>', 'where the device tables live (default /var/lib/hostdev, or $HOSTDEV_STATE_DIR)')
+    .option('--state-dir <dir>', 'where the device tables live (default: ROOT/.hostdev-sim/state with --simulate, else $HOSTDEV_STATE_DIR or /var/lib/hostdev)')
     .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
     .showHelpAfterError()
     .exitOverride();

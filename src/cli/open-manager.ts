@@ -55,7 +55,7 @@ export async function withService<T>(
 export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
     const { tableLookupFor } = await import('../manager/table-lookup.js');
-    return await tableLookupFor(globals.stateDir);
+    return await tableLookupFor(globals.stateDir, globals.root);
   } catch {
     return null;
   }

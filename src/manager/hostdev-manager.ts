@@ -1,6 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
+import { checkHostIdentity } from '../core/host-identity.js';
+import { readHostIdentity } from '../host/host-identity.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
@@ -137,6 +139,8 @@ export class HostdevManager {
     const dryRun = options.dryRun ?? false;
     const store = dryRun ? StateStore.openSnapshot(options.stateDir) : StateStore.open(options.stateDir, storeOptions);
     try {
+      const host = readHostIdentity(options.root);
+      if (host !== null) checkHostIdentity(store.claimHost(host.id), host, { root: options.root, stateDir: store.stateDir });
       const recover = options.recover ?? recoverOnOpen;
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;

@@ -470,6 +470,16 @@ export class StateStore {
   }
 
   /**
+   * The host this state belongs to: the id recorded first (meta "host_id"); `id` is recorded when
+   * none is yet (in a snapshot's copy only, like any dry-run change).
+   */
+  claimHost(id: string): string {
+    this.assertOpen();
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('host_id', ?)").run(id);
+    return (this.db.prepare("SELECT value FROM meta WHERE key = 'host_id'").get() as { value: string }).value;
+  }
+
+  /**
    * Runs `fn` holding the cross-process exclusive lock (dies with the process; bounded wait ->
    * HOSTDEV_BUSY). Calls from one process queue up in order; a nested call would wait for
    * itself, so it is refused. `operationId` names the operation (its journal rows and

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
+import { SIMULATED_STATE_DIR } from '../../core/host-identity.js';
+import { hostdevCommand } from '../../core/shell.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import type { HostSpec } from '../../sim/spec.js';
@@ -58,7 +61,7 @@ export function registerSim(program: Command): void {
         buildHost(dir, spec);
         return {
           json: { root: dir, preset: name, description: spec.description ?? null },
-          text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: hostdev --root ${dir} list`,
+          text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: ${hostdevCommand('--root', dir, '--simulate', 'list')}\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
         };
       }),
     );
@@ -100,7 +103,7 @@ export function registerSim(program: Command): void {
         const result = snapshotHost(globals.root, dir);
         return {
           json: { root: dir, ...result },
-          text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: hostdev --root ${dir} --simulate ...`,
+          text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: ${hostdevCommand('--root', dir, '--simulate')} COMMAND...\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
         };
       }),
     );
