@@ -8,6 +8,8 @@ export interface GlobalOptions {
   readonly json: boolean;
   readonly stateDir: string;
   readonly simulate: boolean;
+  /** The command run, as typed after the program name (`vf set-count`): recovery at open is recorded under it. */
+  readonly command: string;
 }
 
 /**
@@ -31,6 +33,12 @@ function stateDirOf(opts: { root?: string; stateDir?: string; simulate?: boolean
   return process.env['HOSTDEV_STATE_DIR'] ?? '/var/lib/hostdev';
 }
 
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let at: Command | null = command; at?.parent; at = at.parent) names.unshift(at.name());
+  return names.join(' ');
+}
+
 export function globalOptions(command: Command): GlobalOptions {
   const opts = command.optsWithGlobals<{ root?: string; json?: boolean; stateDir?: string; simulate?: boolean }>();
   return {
@@ -38,5 +46,6 @@ export function globalOptions(command: Command): GlobalOptions {
     json: opts.json ?? false,
     stateDir: stateDirOf(opts),
     simulate: opts.simulate ?? false,
+    command: commandPath(command),
   };
 }

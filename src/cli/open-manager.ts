@@ -29,6 +29,7 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
     cacheInventory: options.cacheInventory ?? false,
+    ...(globals.command === '' ? {} : { command: globals.command }),
   });
 }
 

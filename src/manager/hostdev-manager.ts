@@ -38,6 +38,7 @@ export type RecoverFn = (context: {
   net: NetPort;
   dryRun: boolean;
   wait: boolean;
+  command?: string;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -59,6 +60,10 @@ export interface OpenOptions {
    * refuse every change. Every operation of such a manager must be called with `dryRun`.
    */
   readonly dryRun?: boolean;
+  /**
+   * The command that opens (`vf set-count`, say): recorded with what recovery at open did, for `status`.
+   */
+  readonly command?: string;
   /**
    * Default true. False for readers (status, qemu-args, vf list): recovery at open runs only if
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
@@ -145,7 +150,15 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({ store, kernel, layout, net, dryRun, wait: options.waitForLock ?? true });
+      const recovery = await recover({
+        store,
+        kernel,
+        layout,
+        net,
+        dryRun,
+        wait: options.waitForLock ?? true,
+        ...(options.command === undefined ? {} : { command: options.command }),
+      });
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();

@@ -123,7 +123,7 @@ export async function recover(
   kernel: KernelPort,
   reader: RecoveryReader,
   vfPorts: VfConfigRepairPorts | null = null,
-  options: { readonly dryRun?: boolean; readonly wait?: boolean } = {},
+  options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
   if (dryRun && !store.snapshot) {
@@ -158,6 +158,8 @@ export async function recover(
       const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings, dryRun);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
+      // A failed repair has said so already (repairDevice's warning); a done one says it here.
+      if (result.repaired?.outcome === 'ok') warnings.push(repairedWarning(result.repaired));
     }
     const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
@@ -189,7 +191,7 @@ export async function recover(
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
     // On a dry run the store is a snapshot in memory: the commit lets the plan that follows see
     // the tables as recovery would leave them.
-    op.commit(changes, { resolve: operations, report });
+    op.commit(changes, { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) });
     return report;
   };
   if (options.wait ?? true) return store.exclusive('recover', repair);
@@ -209,12 +211,20 @@ export function recoverOnOpen(context: {
   net: NetPort;
   dryRun?: boolean;
   wait?: boolean;
+  command?: string;
 }): Promise<RecoveryReport> {
   const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
   return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, {
     dryRun: context.dryRun ?? false,
     wait: context.wait ?? true,
+    ...(context.command === undefined ? {} : { command: context.command }),
   });
+}
+
+function repairedWarning(repair: RepairedDevice): string {
+  const where = repair.table === null ? 'in no table' : `recorded as ${repair.table}`;
+  const how = repair.direction === 'rolled-back' ? 'rolled back' : 'rolled forward';
+  return `${repair.address}: ${how} the ${repair.operation} a hostdev that did not finish left; on ${repair.driver ?? 'no driver'}, ${where}`;
 }
 
 function isTableChange(change: StateChange): change is TableChange {

@@ -4,7 +4,14 @@ import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
-import type { RecoveryReport } from './recovery.js';
+import { recoveryWouldAct, type RecoveryReport } from './recovery.js';
+
+export interface RecentRepair {
+  readonly at: string;
+  /** The command whose open did it ("recover" when the opener did not say). */
+  readonly by: string;
+  readonly report: RecoveryReport;
+}
 
 export interface StatusReport {
   readonly active: readonly ActiveEntry[];
@@ -18,6 +25,12 @@ export interface StatusReport {
   readonly journal: { readonly unfinished: number };
   /** What recovery repaired, pruned or found drifting when this manager opened. */
   readonly recovery: RecoveryReport;
+  /**
+   * What recovery at open repaired or pruned lately, newest first, each with its time and the
+   * command whose open did it (this status's own included): a repair made by another command's
+   * open is shown here too.
+   */
+  readonly recentRepairs: readonly RecentRepair[];
   /** VFs that left the host while a table held them, awaited back (see src/manager/departed.ts). */
   readonly departed: readonly DepartedVfRecord[];
   /**
@@ -62,6 +75,10 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     journal: { unfinished: store.readJournal().length },
     recovery,
     departed: store.readDeparted(),
+    recentRepairs: store
+      .recentReports()
+      .map((stored) => ({ at: stored.at, by: stored.operation, report: stored.report as RecoveryReport }))
+      .filter((repair) => recoveryWouldAct(repair.report)),
     busy,
   };
 }

@@ -71,6 +71,8 @@ export interface HostdevServiceOptions {
    * `invalidateInventory()`. Default false: every call reads sysfs.
    */
   readonly cacheInventory?: boolean;
+  /** Who opens (a command name): recorded with what recovery at open did, which `status` lists. */
+  readonly command?: string;
 }
 
 /** VF network config of an assign, by VF address: saved first, set, and put back at release. */
@@ -237,6 +239,7 @@ export class HostdevService {
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
+      ...(options.command === undefined ? {} : { command: options.command }),
     });
     return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
   }
