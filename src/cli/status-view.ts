@@ -69,14 +69,20 @@ function departedSection(departed: StatusReport['departed']): string[] {
     ownerText(d.owner),
     d.departedAt,
     d.prunedBy,
-    d.owner === null ? `\`${hostdevCommand('vf', 'forget', d.address)}\`` : `\`hostdev watch --reclaim\` readies it on return`,
+    d.back === null ? 'awaited back' : `back as ${d.back.address} on ${d.back.driver ?? 'no driver'}`,
+    d.back !== null
+      ? `\`hostdev watch\` reports it${d.owner === null ? '' : ' (--reclaim readies it)'}, or \`${hostdevCommand('vf', 'forget', d.address)}\``
+      : d.owner === null
+        ? `\`${hostdevCommand('vf', 'forget', d.address)}\``
+        : `\`hostdev watch --reclaim\` readies it on return`,
   ]);
-  return section(`Departed VFs (${departed.length}), left the host while held, awaited back:`, rows, [
+  return section(`Departed VFs (${departed.length}), left the host while a table held them:`, rows, [
     'ADDRESS',
     'VF',
     'FORMER OWNER',
     'LEFT',
     'PRUNED BY',
+    'NOW',
     'NEXT',
   ]);
 }
