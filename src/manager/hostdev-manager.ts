@@ -128,7 +128,7 @@ export class HostdevManager {
     readonly layout: SysfsLayout,
     readonly store: StateStore,
     readonly kernel: KernelPort,
-    private readonly hostUsage: HostUsagePort,
+    readonly hostUsage: HostUsagePort,
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
   ) {

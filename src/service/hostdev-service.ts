@@ -410,7 +410,9 @@ export class HostdevService {
   /** One function in full, as `show --json`; HOSTDEV_DEVICE_NOT_FOUND when it is not on the host. */
   async show(address: PciAddress): Promise<InventoryResult<ShowReport>> {
     const { inventory, warnings } = await this.inventory();
-    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root));
+    const device = inventory.devices.find((d) => d.address === address);
+    const hostUse = device === undefined ? [] : ((await this.manager.hostUsage.usesOf([device])).get(address) ?? []);
+    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root), hostUse);
     return { report, warnings: warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w)), iommuEnabled: inventory.iommuEnabled };
   }
 

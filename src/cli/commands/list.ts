@@ -14,6 +14,7 @@ import {
   type InventoryCommandOptions,
 } from '../inventory-view.js';
 import { orDash, renderTable } from '../render.js';
+import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';
 
 export { classFilter };
@@ -37,6 +38,8 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
           );
           if (globals.json) return { json: devices.map((device) => deviceJson(device, tables)), text: '', warnings };
 
+          // dpdk-devbind's *Active*: the host uses it (an address or route, a mount, the console).
+          const used = await (await hostUsageFor(globals)).usesOf(devices);
           const headers = ['ADDRESS', 'CLASS', 'VENDOR:DEVICE', 'NAME', 'DRIVER', 'IOMMU', 'SR-IOV'];
           if (tables) headers.push('OWNER');
           const rows = devices.map((device) => {
@@ -45,7 +48,7 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
               classCell(device),
               idPair(device),
               deviceLabel(device),
-              orDash(device.driver),
+              used.has(device.address) ? `${orDash(device.driver)} *Active*` : orDash(device.driver),
               orDash(device.iommuGroup),
               sriovCell(device),
             ];
