@@ -41,4 +41,14 @@ describe('netdevs under a function', () => {
     expect(detach.code).toBe(4);
     expect(detach.stderr).toContain('is in use by the host: eth0 carries route default');
   });
+
+  it('sim snapshot copies the host use, so a rehearsal on the copy refuses the same detach', () => {
+    const copy = path.join(dir, 'copy');
+    const snapshot = runCli(['--root', root, 'sim', 'snapshot', copy, '--json']);
+    expect(snapshot.code, snapshot.stderr).toBe(0);
+    expect(jsonOf<{ hostUse: number }>(snapshot).hostUse).toBe(1);
+    const detach = runCli(['--root', copy, '--simulate', 'detach', NIC, '--dry-run']);
+    expect(detach.code, detach.stderr).toBe(4);
+    expect(detach.stderr).toContain('is in use by the host: eth0 carries route default');
+  });
 });

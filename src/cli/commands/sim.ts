@@ -7,6 +7,7 @@ import { hostdevCommand } from '../../core/shell.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import type { HostSpec } from '../../sim/spec.js';
+import type { GlobalOptions } from '../context.js';
 import { action } from '../run-action.js';
 
 // The builder, the simulated kernel (SQLite) and the snapshot code load on first use, so that
@@ -91,6 +92,18 @@ export function registerSim(program: Command): void {
         return { json: { path: hostPath, value, errno: null }, text: '' };
       }),
     );
+  /** The source host's use of its devices, for the tree's simulated host-use guard; how many devices it names. */
+  async function copyHostUse(globals: GlobalOptions, dir: string): Promise<number> {
+    const [{ readHost }, { ProcHostUsage }, { simHostUsageFile }] = await Promise.all([
+      import('../inventory-view.js'),
+      import('../../host/proc-host-usage.js'),
+      import('../../host/sim-host-usage.js'),
+    ]);
+    const { inventory } = await readHost(globals);
+    const uses = await new ProcHostUsage(globals.root).usesOf(inventory.devices);
+    if (uses.size > 0) fs.writeFileSync(simHostUsageFile(dir), `${JSON.stringify({ devices: Object.fromEntries(uses) }, null, 1)}\n`);
+    return uses.size;
+  }
   sim
     .command('snapshot <dir>')
     .description("copy this host's PCI topology (read-only, from --root, default /) into a new simulated tree DIR")
@@ -101,8 +114,9 @@ export function registerSim(program: Command): void {
         }
         const { snapshotHost } = await import('../../sim/snapshot.js');
         const result = snapshotHost(globals.root, dir);
+        const hostUse = await copyHostUse(globals, dir);
         return {
-          json: { root: dir, ...result },
+          json: { root: dir, ...result, hostUse },
           text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: ${hostdevCommand('--root', dir, '--simulate')} COMMAND...\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
         };
       }),
