@@ -1,10 +1,17 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, isHostdevError } from '../core/errors.js';
 import { loadCommands } from './commands/index.js';
 
+/** The package's version (package.json is two levels up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 /** The program with its global options, before any command is registered. */
 export function programFrame(): Command {
   return new Command('hostdev')
+    .version(packageVersion(), '--version', 'print the version of hostdev')
     .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
     .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')

@@ -194,7 +194,7 @@ export class HostdevService {
   readonly vf: {
     readonly list: (pf: PciAddress) => Promise<VfListReport>;
     readonly setCount: (request: Omit<SetCountRequest, 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> & Partial<SetCountRequest>) => Promise<SetCountReport>;
-    readonly forget: (addresses: readonly PciAddress[] | null) => Promise<ForgetReport>;
+    readonly forget: (addresses: readonly PciAddress[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
 
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
@@ -219,8 +219,8 @@ export class HostdevService {
             ),
           ),
         ),
-      forget: async (addresses) => {
-        const forgotten = await forgetDeparted(manager.store, addresses);
+      forget: async (addresses, options = {}) => {
+        const forgotten = await forgetDeparted(manager.store, addresses, options.dryRun ?? false);
         const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
         return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
       },

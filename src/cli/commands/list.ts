@@ -13,7 +13,7 @@ import {
   sriovCell,
   type InventoryCommandOptions,
 } from '../inventory-view.js';
-import { orDash, renderTable } from '../render.js';
+import { orDash, renderTable, terminalWidth } from '../render.js';
 import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';
 
@@ -55,7 +55,7 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
             if (tables) row.push(ownerCell(tables(device.address)));
             return row;
           });
-          const lines = [devices.length > 0 ? renderTable(headers, rows) : 'No PCI devices match.'];
+          const lines = [devices.length > 0 ? renderTable(headers, rows, { width: terminalWidth(), shrink: headers.indexOf('NAME') }) : 'No PCI devices match.'];
           if (!inventory.iommuEnabled) lines.push('', iommuOffNote(layout));
           return { json: null, text: lines.join('\n'), warnings };
         }),

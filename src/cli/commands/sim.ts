@@ -28,13 +28,13 @@ async function loadSpec(options: { preset?: string; spec?: string }): Promise<{ 
     try {
       raw = JSON.parse(fs.readFileSync(options.spec, 'utf8'));
     } catch (error) {
-      throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a HostSpec (src/sim/spec.ts).');
+      throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a host spec: `hostdev sim spec-schema` prints its JSON Schema.');
     }
     const { parseHostSpec } = await import('../../sim/spec.js');
     try {
       return { name: options.spec, spec: parseHostSpec(raw) };
     } catch (error) {
-      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; see src/sim/spec.ts.');
+      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; `hostdev sim spec-schema` prints the JSON Schema of a spec.');
     }
   }
   const name = options.preset ?? DEFAULT_PRESET;
@@ -104,6 +104,15 @@ export function registerSim(program: Command): void {
     if (uses.size > 0) fs.writeFileSync(simHostUsageFile(dir), `${JSON.stringify({ devices: Object.fromEntries(uses) }, null, 1)}\n`);
     return uses.size;
   }
+  sim
+    .command('spec-schema')
+    .description('print the JSON Schema of a --spec file (generated from the schema that checks it)')
+    .action(
+      action(async () => {
+        const schema = (await import('../../sim/spec.js')).hostSpecJsonSchema();
+        return { json: schema, text: JSON.stringify(schema, null, 2) };
+      }),
+    );
   sim
     .command('snapshot <dir>')
     .description("copy this host's PCI topology (read-only, from --root, default /) into a new simulated tree DIR")
