@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
-import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
+import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
 import { sameOwner } from '../core/tables.js';
 import type { ActiveEntry } from '../core/tables.js';
@@ -315,7 +315,7 @@ export class HostdevService {
    */
   async hotplug(request: HotplugRequest): Promise<HotplugReport> {
     const { qmp: socketPath, ...assign } = request;
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const hypervisor = ownerOf(request).driver;
     const qmp = await this.connectQmp(socketPath);
     try {
       const layout = placeDevices(request.addresses, await readVmSlots(qmp), request.domain);
@@ -339,7 +339,7 @@ export class HostdevService {
    * fail the call with HOSTDEV_UNPLUG_TIMEOUT, after the ones it did let go are released.
    */
   async unplug(request: UnplugRequest): Promise<UnplugReport> {
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const hypervisor = ownerOf(request).driver;
     if (request.addresses.length === 0) {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
     }
