@@ -5,7 +5,11 @@ import { loadCommands } from './commands/index.js';
 
 /** The package's version (package.json is two levels up from src/cli and from dist/cli alike). */
 function packageVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown (no package.json beside dist/)';
+  }
 }
 
 /** The program with its global options, before any command is registered. */

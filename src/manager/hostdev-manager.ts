@@ -262,15 +262,17 @@ export class HostdevManager {
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.
     const prunedEarlier: PciAddress[] = [];
+    // What the domain holds, seen where the view is scoped (the view itself may name other addresses only).
+    let owned = 0;
     return this.perform(
       'release',
-      (source) => ({
-        addresses: request.addresses ?? source.ownedBy(owner).map((entry) => entry.address),
-        drivers: [],
-        hostUse: false,
-      }),
+      (source) => {
+        const entries = source.ownedBy(owner);
+        owned = entries.length;
+        return { addresses: request.addresses ?? entries.map((entry) => entry.address), drivers: [], hostUse: false };
+      },
       (view) => {
-        if (!this.holdsAnything(owner, view.tables)) throw domainHoldsNothing(owner, this.store.readTables());
+        if (owned === 0 && !this.heardOfSince(owner)) throw domainHoldsNothing(owner, this.store.readTables());
         return planRelease(view, { owner, addresses: request.addresses });
       },
       request,
@@ -304,8 +306,12 @@ export class HostdevManager {
    * or a departed VF it held. A domain with none is a typo or the wrong hypervisor.
    */
   holdsAnything(owner: Owner, tables: Tables): boolean {
+    return tables.active.some((entry) => sameOwner(entry.usedBy, owner)) || this.heardOfSince(owner);
+  }
+
+  /** An entry of the domain pruned at open, or a departed VF it held: what its release reports. */
+  private heardOfSince(owner: Owner): boolean {
     return (
-      tables.active.some((entry) => sameOwner(entry.usedBy, owner)) ||
       this.prunedAtOpen(owner, undefined).length > 0 ||
       this.store.readDeparted().some((record) => record.owner !== null && sameOwner(record.owner, owner))
     );
