@@ -18,8 +18,11 @@ const PF = '0000:02:00.0';
 const VF = '0000:02:10.0';
 const VALUES: Record<string, string> = { 'ADDRESS...': VF, ADDRESS: VF, VF, PF, N: '2', MS: '5000' };
 
-/** Commands that need a live peer (a VM's QMP socket, a kubelet): checked against their --help instead (see their own tests). */
-const NEEDS_A_PEER = new Set(['hotplug', 'unplug', 'kubelet-plugin']);
+/**
+ * Commands that need a live peer (a VM's QMP socket, a kubelet) or serve until stopped on sockets
+ * of their own (the daemon): checked against their --help instead (their own tests run them).
+ */
+const NEEDS_A_PEER = new Set(['hotplug', 'unplug', 'kubelet-plugin', 'daemon']);
 
 let dir = '';
 let tree = '';
@@ -88,7 +91,7 @@ describe("README's examples", () => {
     for (const { line, text } of readmeCommands()) {
       const command = text.replace(/^(\.\/)?hostdev /, '').split(' ')[0]!;
       if (NEEDS_A_PEER.has(command)) {
-        // No QEMU or kubelet to talk to here: every option the line names must be the command's own.
+        // Nothing to talk to (or a server) here: every option the line names must be the command's own.
         const help = runCli([command, '--help']);
         expect(help.code, `README.md:${line}: ${command} --help`).toBe(0);
         for (const option of text.replace(/\s{2,}#.*$/, '').match(/--[a-z-]+/g) ?? []) {
