@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-system-deps.sh
 bash scripts/ensure-built.sh
 npx tsc -p tsconfig.json --noEmit
+# A log that is not a terminal gets no colour codes.
+if [ ! -t 1 ]; then export NO_COLOR=1; unset FORCE_COLOR; fi
 npx vitest run "$@"

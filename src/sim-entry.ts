@@ -1,6 +1,8 @@
 // The simulator's library entry (`hostdev/sim`): a simulated host to rehearse on and test against.
 // Re-exports and one helper; the package root never loads any of it.
+import path from 'node:path';
 import { HostdevError } from './core/errors.js';
+import { SIMULATED_STATE_DIR } from './core/host-identity.js';
 import { SimHostUsage } from './host/sim-host-usage.js';
 import { buildHost } from './sim/builder.js';
 import { isSimulatedTree } from './sim/host-model.js';
@@ -27,17 +29,19 @@ export function createSimulatedHost(dir: string, from: { preset?: string; spec?:
 
 /**
  * The service options that put a simulated tree in place of this host: its root, the simulated
- * kernel for every write, and the host use its spec records. Pass them to HostdevService.open.
+ * kernel for every write, the host use its spec records, and its own state directory
+ * (ROOT/.hostdev-sim/state, as `--simulate` uses; give `stateDir` after the spread to choose another).
+ * Pass them to HostdevService.open.
  */
 export function simulatedHost(
   root: string,
   options: SimKernelOptions = {},
-): { readonly root: string; readonly kernel: SimKernel; readonly hostUsage: SimHostUsage } {
+): { readonly root: string; readonly stateDir: string; readonly kernel: SimKernel; readonly hostUsage: SimHostUsage } {
   if (!isSimulatedTree(root)) {
     throw new HostdevError('HOSTDEV_USAGE', `${root} is not a simulated tree`, {
       hint: 'Create one with createSimulatedHost(dir) or `hostdev sim create DIR`.',
       details: { path: root },
     });
   }
-  return { root, kernel: new SimKernel(root, options), hostUsage: new SimHostUsage(root) };
+  return { root, stateDir: path.join(root, SIMULATED_STATE_DIR), kernel: new SimKernel(root, options), hostUsage: new SimHostUsage(root) };
 }

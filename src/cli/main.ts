@@ -1,14 +1,25 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, isHostdevError } from '../core/errors.js';
 import { loadCommands } from './commands/index.js';
 
+/** The package's version (package.json is two levels up from src/cli and from dist/cli alike). */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown (no package.json beside dist/)';
+  }
+}
+
 /** The program with its global options, before any command is registered. */
 export function programFrame(): Command {
   return new Command('hostdev')
+    .version(packageVersion(), '--version', 'print the version of hostdev')
     .description('Host PCI device manager: hand PCI devices and SR-IOV VFs to VMs and take them back, safely.')
     .addOption(new Option('--root <dir>', 'directory that stands for / (sysfs is read under DIR/sys)').default('/'))
     .option('--json', 'machine-readable output on stdout (errors as JSON on stderr)')
-    .option('--state-dir <dir>', 'where the device tables live (default /var/lib/hostdev, or $HOSTDEV_STATE_DIR)')
+    .option('--state-dir <dir>', 'where the device tables live (default: ROOT/.hostdev-sim/state with --simulate, else $HOSTDEV_STATE_DIR or /var/lib/hostdev)')
     .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
     .showHelpAfterError()
     .exitOverride();

@@ -83,7 +83,7 @@ function planText(report: OperationReport): string {
 
 export function reportResult(report: OperationReport, headline: string): CommandResult {
   const warnings = report.failures.map((failure) => `${failure.address} (${failure.phase}): ${failure.message}`);
-  const lines = report.dryRun ? [planText(report)] : [headline];
+  const lines = report.dryRun ? [planText(report)] : headline === '' ? [] : [headline];
   if (!report.dryRun) {
     for (const reset of report.resets) lines.push(`reset ${reset.address} (method ${reset.method})`);
     lines.push(...listLine('pruned (no longer on this host, removed from both tables)', report.pruned));

@@ -15,20 +15,21 @@ export interface OpenMode {
 
 /** The service as the global options say (the simulated kernel and host use with --simulate). */
 export async function openService(globals: GlobalOptions, options: OpenMode = {}): Promise<HostdevService> {
-  const [{ HostdevService }, { SimHostUsage }, { kernelPortFor }] = await Promise.all([
+  const [{ HostdevService }, { kernelPortFor }, { hostUsageFor }] = await Promise.all([
     import('../service/hostdev-service.js'),
-    import('../host/sim-host-usage.js'),
     import('./kernel-port-for.js'),
+    import('./host-usage-for.js'),
   ]);
   const kernel = await kernelPortFor(globals);
   return HostdevService.open({
     root: globals.root,
     stateDir: globals.stateDir,
     kernel,
-    ...(globals.simulate ? { hostUsage: new SimHostUsage(globals.root) } : {}),
+    hostUsage: await hostUsageFor(globals),
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
     cacheInventory: options.cacheInventory ?? false,
+    ...(globals.command === '' ? {} : { command: globals.command }),
   });
 }
 
@@ -55,7 +56,7 @@ export async function withService<T>(
 export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
     const { tableLookupFor } = await import('../manager/table-lookup.js');
-    return await tableLookupFor(globals.stateDir);
+    return await tableLookupFor(globals.stateDir, globals.root);
   } catch {
     return null;
   }

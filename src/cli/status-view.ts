@@ -1,23 +1,19 @@
+import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import type { Owner } from '../core/tables.js';
-import type { DriftEntry, RecoveryReport } from '../manager/recovery.js';
-import type { StatusReport } from '../manager/status.js';
+import type { DriftEntry } from '../manager/recovery.js';
+import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
 
 /** The human output of `hostdev status`: the tables, then what needs attention and what was repaired. */
 
 const ownerText = (owner: Owner | null): string => (owner === null ? '-' : `${owner.driver}/${owner.domain}`);
 
-function releaseCommand(owner: Owner, address: string): string {
-  const hypervisor = owner.driver === 'qemu' ? '' : ` --hypervisor ${owner.driver}`;
-  return `hostdev release --domain ${owner.domain}${hypervisor} ${address}`;
-}
-
 /** What settles a drifting entry: hostdev neither trusts nor fixes it on its own. */
 export function driftNext(drift: DriftEntry): string {
   if (drift.usedBy !== null) {
     return `check the VM no longer uses it, then \`${releaseCommand(drift.usedBy, drift.address)}\``;
   }
-  return `\`hostdev reattach ${drift.address}\` (or detach it again; --force if the host uses it)`;
+  return `\`${hostdevCommand('reattach', drift.address)}\` (or detach it again; --force if the host uses it)`;
 }
 
 function section(title: string, rows: readonly string[][], headers: readonly string[]): string[] {
@@ -37,25 +33,32 @@ function driftSection(drift: readonly DriftEntry[]): string[] {
   ]);
 }
 
-function repairsSection(recovery: RecoveryReport): string[] {
+function repairsSection(repairs: readonly RecentRepair[]): string[] {
   const rows: string[][] = [];
-  for (const r of recovery.repaired) {
-    const where = r.table === null ? 'in no table' : `${r.table} table`;
-    const outcome = r.outcome === 'ok' ? `on ${orDash(r.driver)}, ${where}` : `FAILED: ${r.error ?? 'unknown'}; on ${orDash(r.driver)}, ${where}`;
-    const next = r.outcome === 'ok' ? '-' : r.table === 'inactive' ? `\`hostdev reattach ${r.address}\`` : 'check the device (see the warning)';
-    rows.push([r.address, `${r.operation} ${r.direction}`, outcome, next]);
-  }
-  for (const p of recovery.pruned) {
-    const next = p.usedBy === null ? '-' : `\`${releaseCommand(p.usedBy, p.address)}\` reports it`;
-    rows.push([p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerText(p.usedBy)})`, next]);
-  }
-  for (const v of recovery.vfConfig) {
-    const outcome =
-      v.outcome === 'restored' ? 'saved MAC/VLAN put back' : v.outcome === 'dropped' ? 'VF gone; saved config dropped' : `PENDING: ${v.reason ?? ''}`;
-    rows.push([v.address, 'VF network config', outcome, v.outcome === 'pending' ? 'bring the PF up; the next command retries' : '-']);
+  for (const { at, by, report } of repairs) {
+    const when = [at, by];
+    for (const r of report.repaired) {
+      const where = r.table === null ? 'in no table' : `${r.table} table`;
+      const outcome = r.outcome === 'ok' ? `on ${orDash(r.driver)}, ${where}` : `FAILED: ${r.error ?? 'unknown'}; on ${orDash(r.driver)}, ${where}`;
+      const next = r.outcome === 'ok' ? '-' : r.table === 'inactive' ? `\`${hostdevCommand('reattach', r.address)}\`` : 'check the device (see the warning)';
+      rows.push([...when, r.address, `${r.operation} left unfinished, ${r.direction}`, outcome, next]);
+    }
+    for (const p of report.pruned) {
+      const next = p.usedBy === null ? '-' : `\`${releaseCommand(p.usedBy, p.address)}\` reports it`;
+      rows.push([...when, p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerText(p.usedBy)})`, next]);
+    }
+    for (const v of report.vfConfig) {
+      const outcome =
+        v.outcome === 'restored' ? 'saved MAC/VLAN put back' : v.outcome === 'dropped' ? 'VF gone; saved config dropped' : `PENDING: ${v.reason ?? ''}`;
+      rows.push([...when, v.address, 'VF network config', outcome, v.outcome === 'pending' ? 'bring the PF up; the next command retries' : '-']);
+    }
   }
   if (rows.length === 0) return [];
-  return section(`Repaired at open (${rows.length}), left by a hostdev that did not finish:`, rows, ['ADDRESS', 'REPAIR', 'OUTCOME', 'NEXT']);
+  return section(
+    `Repaired at open (${rows.length}), most recent first: what a hostdev that did not finish left, devices that left the host, saved VF config:`,
+    rows,
+    ['WHEN', 'BY', 'ADDRESS', 'REPAIR', 'OUTCOME', 'NEXT'],
+  );
 }
 
 function departedSection(departed: StatusReport['departed']): string[] {
@@ -66,14 +69,20 @@ function departedSection(departed: StatusReport['departed']): string[] {
     ownerText(d.owner),
     d.departedAt,
     d.prunedBy,
-    d.owner === null ? `\`hostdev vf forget ${d.address}\`` : `\`hostdev watch --reclaim\` readies it on return`,
+    d.back === null ? 'awaited back' : `back as ${d.back.address} on ${d.back.driver ?? 'no driver'}`,
+    d.back !== null
+      ? `\`hostdev watch\` reports it${d.owner === null ? '' : ' (--reclaim readies it)'}, or \`${hostdevCommand('vf', 'forget', d.address)}\``
+      : d.owner === null
+        ? `\`${hostdevCommand('vf', 'forget', d.address)}\``
+        : `\`hostdev watch --reclaim\` readies it on return`,
   ]);
-  return section(`Departed VFs (${departed.length}), left the host while held, awaited back:`, rows, [
+  return section(`Departed VFs (${departed.length}), left the host while a table held them:`, rows, [
     'ADDRESS',
     'VF',
     'FORMER OWNER',
     'LEFT',
     'PRUNED BY',
+    'NOW',
     'NEXT',
   ]);
 }
@@ -111,7 +120,7 @@ export function statusText(status: StatusReport): string {
     inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
-    ...repairsSection(status.recovery),
+    ...repairsSection(status.recentRepairs),
     ...busySection(status.busy),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);

@@ -44,6 +44,11 @@ export const ERROR_CATALOG = {
     summary: 'An unmanaged device must be detached from the host by hand before it is assigned.',
   },
   HOSTDEV_NOT_OWNED: { exit: 'conflict', summary: 'The device is not owned by the given domain.' },
+  HOSTDEV_DOMAIN_NOT_FOUND: { exit: 'notFound', summary: 'The domain (under that hypervisor) holds no device.' },
+  HOSTDEV_DRIFT: {
+    exit: 'conflict',
+    summary: 'A device is not on the driver the tables record (changed outside hostdev).',
+  },
   HOSTDEV_NO_IOMMU: { exit: 'unsupported', summary: 'The host has no IOMMU groups; VFIO cannot be used.' },
   HOSTDEV_NO_IOMMU_GROUP: { exit: 'unsupported', summary: 'The device has no IOMMU group.' },
   HOSTDEV_DRIVER_UNAVAILABLE: { exit: 'unsupported', summary: 'A driver needed for the operation is not available.' },

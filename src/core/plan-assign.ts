@@ -101,6 +101,12 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
     const stubDriver =
       known?.stubDriver ?? (isStubDriver(device.driver) && !managed ? device.driver! : stubFor(view, device.address, request.stubDriver));
     if (!managed && !known && !isStubDriver(device.driver)) throw unmanagedNotDetached(device);
+    if (known && !known.managed && request.managed) {
+      notes.push(
+        `${device.address} was detached by hand (\`hostdev detach\`), so it is assigned unmanaged: a release leaves it on ` +
+          `${known.stubDriver} in the inactive table (reattach it to give it back to the host)`,
+      );
+    }
     const steps = managed ? detachSteps(view.files, device, stubDriver) : [];
     if (steps.length > 0 && request.stubDriver === null && !known) notes.push(...variantNote(device.address, stubDriver));
     if (steps.length > 0) {

@@ -43,12 +43,14 @@ export function detachSteps(files: KernelFiles, device: PciDevice, stubDriver: s
 
 /**
  * Stub -> original driver: clear driver_override, unbind from the stub, drivers_probe, read back.
- * A device that was on the stub before hostdev took it stays there; one that had no driver stays unbound.
+ * A device that was on the stub before hostdev took it stays there. One that had no driver is
+ * probed too (as libvirt does), so a driver loaded since binds; it may stay unbound, but not on a stub.
  */
 export function reattachSteps(files: KernelFiles, device: PciDevice, entry: InactiveEntry): Step[] {
   const address = device.address;
   const original = entry.originalDriver;
   if (original !== null && original === entry.stubDriver) return [];
+  if (original === null) return probeForHostDriver(files, device, false);
   if (device.driver === original && device.driverOverride === null) return [];
   const steps: Step[] = [];
   if (device.driverOverride !== null) {
@@ -57,10 +59,30 @@ export function reattachSteps(files: KernelFiles, device: PciDevice, entry: Inac
   if (device.driver !== null && device.driver !== original) {
     steps.push(write(address, 'unbind', files.driver(device.driver, 'unbind'), address));
   }
-  if (original !== null && device.driver !== original) {
+  if (device.driver !== original) {
     steps.push(write(address, 'probe', files.driversProbe, address));
   }
   steps.push({ kind: 'verify-driver', address, expected: original });
+  return steps;
+}
+
+/**
+ * Off the stub (or no driver) -> whichever host driver the kernel picks: clear driver_override,
+ * unbind from the stub, drivers_probe, read back (`bound`: some host driver must have taken it).
+ * A device already on a host driver needs no write.
+ */
+export function probeForHostDriver(files: KernelFiles, device: PciDevice, bound: boolean): Step[] {
+  const address = device.address;
+  if (device.driver !== null && !isStubDriver(device.driver) && device.driverOverride === null) return [];
+  const steps: Step[] = [];
+  if (device.driverOverride !== null) {
+    steps.push(write(address, 'clear-override', files.device(address, 'driver_override'), CLEAR));
+  }
+  if (device.driver !== null && isStubDriver(device.driver)) {
+    steps.push(write(address, 'unbind', files.driver(device.driver, 'unbind'), address));
+  }
+  steps.push(write(address, 'probe', files.driversProbe, address));
+  steps.push({ kind: 'verify-host-driver', address, bound });
   return steps;
 }
 

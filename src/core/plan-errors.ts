@@ -2,7 +2,8 @@ import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import { HostdevError } from './errors.js';
 import type { HostUse } from './plan-types.js';
-import { formatOwner, type Owner } from './tables.js';
+import { hostdevCommand, releaseCommand } from './shell.js';
+import { formatOwner, sameOwner, type Owner, type Tables } from './tables.js';
 
 /** The errors plans raise, worded as libvirt words them where users know the wording. */
 
@@ -15,7 +16,7 @@ export function notFound(address: PciAddress): HostdevError {
 
 export function inUse(address: PciAddress, owner: Owner): HostdevError {
   return new HostdevError('HOSTDEV_IN_USE', `PCI device ${address} is in use by ${formatOwner(owner)}`, {
-    hint: `Release it first: hostdev release --domain ${owner.domain} --hypervisor ${owner.driver} ${address}`,
+    hint: `Release it first: ${releaseCommand(owner, address)}`,
     details: { address, owner },
   });
 }
@@ -63,7 +64,7 @@ export function unmanagedNotDetached(device: PciDevice): HostdevError {
   return new HostdevError(
     'HOSTDEV_UNMANAGED_NOT_DETACHED',
     `Unmanaged PCI device ${device.address} must be manually detached from the host (it is on driver ${device.driver ?? 'none'})`,
-    { hint: `Run hostdev detach ${device.address} first, or assign it managed.`, details: { address: device.address, driver: device.driver } },
+    { hint: `Run ${hostdevCommand('detach', device.address)} first, or assign it managed.`, details: { address: device.address, driver: device.driver } },
   );
 }
 
@@ -82,8 +83,8 @@ export function groupConflict(device: PciAddress, group: number, member: PciAddr
     {
       hint:
         blocker.kind === 'domain'
-          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first.`
-          : `Take the whole group along with --with-group, or detach ${member} first (hostdev detach ${member}).`,
+          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first (${releaseCommand(blocker.owner, member)}).`
+          : `Take the whole group along with --with-group, or detach ${member} first (${hostdevCommand('detach', member)}).`,
       details: {
         address: device,
         member,
@@ -125,6 +126,50 @@ export function bindFailed(address: PciAddress, expected: string | null, actual:
           ? `Check that ${expected} is loaded and the device is in an IOMMU group (dmesg says why a probe failed).`
           : 'Check dmesg for the probe failure; `hostdev show` tells the device state.',
       details: { address, driver: actual, expected },
+    },
+  );
+}
+
+/** The owners of the active table, each once, in table order. */
+export function domainsOf(tables: Tables): Owner[] {
+  const owners: Owner[] = [];
+  for (const entry of tables.active) if (!owners.some((owner) => sameOwner(owner, entry.usedBy))) owners.push(entry.usedBy);
+  return owners;
+}
+
+/** A domain that holds nothing: a typo, or the name assigned under another hypervisor. */
+export function domainHoldsNothing(owner: Owner, tables: Tables): HostdevError {
+  const holders = domainsOf(tables);
+  const sameName = holders.filter((other) => other.domain === owner.domain);
+  const who = holders.length === 0 ? 'no domain holds a device' : `the domains that do: ${holders.map((other) => `${other.domain} (hypervisor ${other.driver})`).join(', ')}`;
+  return new HostdevError('HOSTDEV_DOMAIN_NOT_FOUND', `domain ${owner.domain} (hypervisor ${owner.driver}) holds no device; ${who}`, {
+    hint:
+      sameName.length > 0
+        ? `${owner.domain} was assigned under hypervisor ${sameName.map((other) => other.driver).join(', ')}: ` +
+          `name it the same way, as in ${releaseCommand(sameName[0]!)}`
+        : 'Check the domain name (and --hypervisor): `hostdev status` lists every domain with its devices.',
+    details: { domain: owner.domain, hypervisor: owner.driver, domains: holders },
+  });
+}
+
+/** qemu-args for a device that is no longer on its stub: QEMU would fail to open it. */
+export function driftedDevice(drift: {
+  readonly address: PciAddress;
+  readonly usedBy: Owner | null;
+  readonly expectedDriver: string;
+  readonly actualDriver: string | null;
+}): HostdevError {
+  const owner = drift.usedBy === null ? 'no domain' : formatOwner(drift.usedBy);
+  return new HostdevError(
+    'HOSTDEV_DRIFT',
+    `PCI device ${drift.address} (${owner}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +
+      'changed outside hostdev, so QEMU could not open it',
+    {
+      hint:
+        drift.usedBy === null
+          ? `Settle it with ${hostdevCommand('reattach', drift.address)} (or detach it again).`
+          : `Check the VM does not use it, settle it with ${releaseCommand(drift.usedBy, drift.address)}, then assign it again.`,
+      details: { address: drift.address, driver: drift.actualDriver, expected: drift.expectedDriver, owner: drift.usedBy },
     },
   );
 }

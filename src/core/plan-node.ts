@@ -5,6 +5,7 @@ import { hostInUse, inUse, noIommuGroup, notEndpoint, notFound, resetNotEndpoint
 import {
   detachSteps,
   loadModuleStep,
+  probeForHostDriver,
   reattachSteps,
   resetChoice,
   resetSteps,
@@ -12,7 +13,7 @@ import {
   variantNote,
 } from './plan-device.js';
 import { stubFor, type HostView, type Plan, type Step, type StepGroup } from './plan-types.js';
-import { isStubDriver, isVfioDriver } from './stub-driver.js';
+import { isVfioDriver } from './stub-driver.js';
 import { TableIndex, type InactiveEntry, type TableChange } from './tables.js';
 
 /** Plans of the node-device commands (libvirt's nodedev-detach, nodedev-reattach, nodedev-reset). */
@@ -116,36 +117,25 @@ export function planReattach(view: HostView, address: PciAddress): Plan {
       notes,
     };
   }
-  // Not taken by hostdev. On a stub (detached by hand or by another tool): hand it back to
-  // whichever host driver claims it, as libvirt's nodedev-reattach does; nothing to verify against.
-  if (!isStubDriver(device.driver)) {
+  // Not taken by hostdev. On a stub (detached by hand or by another tool) or on no driver: hand it
+  // to whichever host driver claims it, as libvirt's nodedev-reattach does, and check one did.
+  const steps = probeForHostDriver(view.files, device, true);
+  if (steps.length === 0) {
     return {
       ...emptyPlan('reattach'),
       changes: others,
       pruned,
-      notes: [`${address} is not detached (driver ${device.driver ?? 'none'}); nothing to do`],
+      notes: [`${address} is not detached (driver ${device.driver}); nothing to do`],
     };
   }
-  const steps: Step[] = [];
-  if (device.driverOverride !== null) {
-    steps.push({
-      kind: 'write',
-      address,
-      action: 'clear-override',
-      hostPath: view.files.device(address, 'driver_override'),
-      value: '\n',
-    });
-  }
-  steps.push(
-    { kind: 'write', address, action: 'unbind', hostPath: view.files.driver(device.driver!, 'unbind'), value: address },
-    { kind: 'write', address, action: 'probe', hostPath: view.files.driversProbe, value: address },
-  );
   return {
     ...emptyPlan('reattach'),
     groups: group(device, 'reattach', steps),
     changes: others,
     pruned,
-    notes: [`${address} was not detached by hostdev: its original driver is unknown, the kernel picks one`],
+    notes: [
+      `${address} was not detached by hostdev (driver ${device.driver ?? 'none'}): its original driver is unknown, the kernel picks one`,
+    ],
   };
 }
 

@@ -1,4 +1,4 @@
-import { DEFAULT_STUB_DRIVER } from './stub-driver.js';
+import { DEFAULT_STUB_DRIVER, isStubDriver } from './stub-driver.js';
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import type { KernelFiles } from './kernel-files.js';
@@ -60,7 +60,22 @@ export type Step =
       readonly value: string;
     }
   /** Read the driver link back: Linux reports success for drivers_probe even when nothing binds. */
-  | { readonly kind: 'verify-driver'; readonly address: PciAddress; readonly expected: string | null };
+  | { readonly kind: 'verify-driver'; readonly address: PciAddress; readonly expected: string | null }
+  /**
+   * Read back after a probe where the kernel picks the driver: any driver but a stub, and (when
+   * `bound`) not none either.
+   */
+  | { readonly kind: 'verify-host-driver'; readonly address: PciAddress; readonly bound: boolean };
+
+/** What a `verify-host-driver` step accepts, in words. */
+export function hostDriverWanted(bound: boolean): string {
+  return bound ? 'a host driver' : 'a host driver or none';
+}
+
+/** Whether the driver read back satisfies a `verify-host-driver` step. */
+export function onHostDriver(actual: string | null, bound: boolean): boolean {
+  return actual === null ? !bound : !isStubDriver(actual);
+}
 
 /** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
 export interface StepGroup {
@@ -117,6 +132,8 @@ export function formatStep(step: Step): string {
       return `write ${step.hostPath} ${JSON.stringify(step.value)}`;
     case 'verify-driver':
       return `check ${step.address} driver is ${step.expected ?? '(none)'}`;
+    case 'verify-host-driver':
+      return `check ${step.address} driver is ${hostDriverWanted(step.bound)}`;
   }
 }
 

@@ -53,8 +53,3 @@ export function qemuArgs(devices: readonly { readonly address: PciAddress }[], o
   });
   return args;
 }
-
-/** Shell-safe rendering of an argv (the arguments contain no spaces, but quote anything odd). */
-export function shellJoin(argv: readonly string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}

@@ -1,5 +1,6 @@
 import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
+import { hostdevCommand } from './shell.js';
 import type { KernelFiles } from './kernel-files.js';
 
 /**
@@ -139,12 +140,12 @@ export function numVfsWriteError(pf: PciAddress, value: string, errno: string, t
     case 'ENOENT':
     case 'ENODEV':
       return new HostdevError('HOSTDEV_NOT_SRIOV', `PF ${pf} has no sriov_numvfs: it is gone or not SR-IOV capable`, {
-        hint: `Check with \`hostdev show ${pf}\` that the PF is still on the host and shows a VF count; a VF has none.`,
+        hint: `Check with \`${hostdevCommand('show', pf)}\` that the PF is still on the host and shows a VF count; a VF has none.`,
         details,
       });
     default:
       return new HostdevError('HOSTDEV_KERNEL_WRITE', `writing ${value} to sriov_numvfs of PF ${pf} failed: ${errno}`, {
-        hint: `dmesg says why the PF driver refused; \`hostdev vf list ${pf}\` shows how many VFs the PF has now.`,
+        hint: `dmesg says why the PF driver refused; \`${hostdevCommand('vf', 'list', pf)}\` shows how many VFs the PF has now.`,
         details,
       });
   }

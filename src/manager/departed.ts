@@ -128,11 +128,13 @@ export function describeDeparted(record: DepartedVfRecord): string {
   return `${record.address} (VF ${record.vfIndex} of ${record.pf}), ${owner}, left ${record.departedAt} (pruned by ${record.prunedBy})`;
 }
 
-/** `hostdev vf forget`: drops the departed records of these addresses (null: all of them). */
-export function forgetDeparted(store: StateStore, addresses: readonly PciAddress[] | null): Promise<DepartedVfRecord[]> {
+/** `hostdev vf forget`: drops the departed records of these addresses (null: all of them); a dry run only names them. */
+export function forgetDeparted(store: StateStore, addresses: readonly PciAddress[] | null, dryRun = false): Promise<DepartedVfRecord[]> {
+  const named = addresses === null ? null : new Set<string>(addresses);
+  const chosen = (records: readonly DepartedVfRecord[]) => records.filter((record) => named === null || named.has(record.address));
+  if (dryRun) return Promise.resolve(chosen(store.readDeparted()));
   return store.exclusive('vf-forget', async (op) => {
-    const named = addresses === null ? null : new Set<string>(addresses);
-    const dropped = op.departed().filter((record) => named === null || named.has(record.address));
+    const dropped = chosen(op.departed());
     op.commit(dropped.map((record) => ({ kind: 'drop-departed', pf: record.pf, vfIndex: record.vfIndex })));
     return dropped;
   });

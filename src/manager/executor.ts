@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
 import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
-import type { Plan, RestorePoint, Step, StepGroup } from '../core/plan-types.js';
+import { hostDriverWanted, onHostDriver, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
@@ -145,6 +145,11 @@ async function runStep(
     case 'verify-driver': {
       const actual = ports.reader.driverOf(step.address);
       if (actual !== step.expected) throw bindFailed(step.address, step.expected, actual);
+      return;
+    }
+    case 'verify-host-driver': {
+      const actual = ports.reader.driverOf(step.address);
+      if (!onHostDriver(actual, step.bound)) throw bindFailed(step.address, hostDriverWanted(step.bound), actual);
       return;
     }
   }

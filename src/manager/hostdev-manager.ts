@@ -1,10 +1,14 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
+import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
+import { checkHostIdentity } from '../core/host-identity.js';
+import { readHostIdentity } from '../host/host-identity.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
+import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
-import { registeredStubName } from '../core/stub-driver.js';
+import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
@@ -24,7 +28,7 @@ import { readStatus, type StatusReport } from './status.js';
 import type { OperationHooks } from './operation-hooks.js';
 import { netPortFor } from './vf-net-port.js';
 
-export const DEFAULT_HYPERVISOR = 'qemu';
+export { DEFAULT_HYPERVISOR };
 
 /** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
 export type RecoverFn = (context: {
@@ -34,6 +38,7 @@ export type RecoverFn = (context: {
   net: NetPort;
   dryRun: boolean;
   wait: boolean;
+  command?: string;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -55,6 +60,10 @@ export interface OpenOptions {
    * refuse every change. Every operation of such a manager must be called with `dryRun`.
    */
   readonly dryRun?: boolean;
+  /**
+   * The command that opens (`vf set-count`, say): recorded with what recovery at open did, for `status`.
+   */
+  readonly command?: string;
   /**
    * Default true. False for readers (status, qemu-args, vf list): recovery at open runs only if
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
@@ -119,7 +128,7 @@ export class HostdevManager {
     readonly layout: SysfsLayout,
     readonly store: StateStore,
     readonly kernel: KernelPort,
-    private readonly hostUsage: HostUsagePort,
+    readonly hostUsage: HostUsagePort,
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
   ) {
@@ -135,11 +144,21 @@ export class HostdevManager {
     const dryRun = options.dryRun ?? false;
     const store = dryRun ? StateStore.openSnapshot(options.stateDir) : StateStore.open(options.stateDir, storeOptions);
     try {
+      const host = readHostIdentity(options.root);
+      if (host !== null) checkHostIdentity(store.claimHost(host.id), host, { root: options.root, stateDir: store.stateDir });
       const recover = options.recover ?? recoverOnOpen;
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({ store, kernel, layout, net, dryRun, wait: options.waitForLock ?? true });
+      const recovery = await recover({
+        store,
+        kernel,
+        layout,
+        net,
+        dryRun,
+        wait: options.waitForLock ?? true,
+        ...(options.command === undefined ? {} : { command: options.command }),
+      });
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();
@@ -153,8 +172,8 @@ export class HostdevManager {
 
   // ---- node devices (libvirt's nodedev-detach / nodedev-reattach / nodedev-reset) ----
 
-  detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    const stubDriver = options.stubDriver !== undefined ? registeredStubName(options.stubDriver) : null;
+  async detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
+    const stubDriver = options.stubDriver !== undefined ? this.requestedStub(options.stubDriver) : null;
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
@@ -200,10 +219,10 @@ export class HostdevManager {
 
   // ---- domains (libvirt's virHostdevPreparePCIDevices / virHostdevReAttachPCIDevices) ----
 
-  assign(request: AssignRequest): Promise<OperationReport> {
+  async assign(request: AssignRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
-    const stubDriver = request.stubDriver !== undefined ? registeredStubName(request.stubDriver) : null;
+    const stubDriver = request.stubDriver !== undefined ? this.requestedStub(request.stubDriver) : null;
     return this.perform(
       'assign',
       () => ({ addresses: request.addresses, drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
@@ -238,19 +257,24 @@ export class HostdevManager {
     return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
   }
 
-  release(request: ReleaseRequest): Promise<ReleaseReport> {
+  async release(request: ReleaseRequest): Promise<ReleaseReport> {
     const owner = ownerOf(request);
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.
     const prunedEarlier: PciAddress[] = [];
+    // What the domain holds, seen where the view is scoped (the view itself may name other addresses only).
+    let owned = 0;
     return this.perform(
       'release',
-      (source) => ({
-        addresses: request.addresses ?? source.ownedBy(owner).map((entry) => entry.address),
-        drivers: [],
-        hostUse: false,
-      }),
-      (view) => planRelease(view, { owner, addresses: request.addresses }),
+      (source) => {
+        const entries = source.ownedBy(owner);
+        owned = entries.length;
+        return { addresses: request.addresses ?? entries.map((entry) => entry.address), drivers: [], hostUse: false };
+      },
+      (view) => {
+        if (owned === 0 && !this.heardOfSince(owner)) throw domainHoldsNothing(owner, this.store.readTables());
+        return planRelease(view, { owner, addresses: request.addresses });
+      },
       request,
       request.hooks,
       (op) => {
@@ -275,6 +299,22 @@ export class HostdevManager {
   /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
   status(): Promise<StatusReport> {
     return readStatus(this.store, this.reader, this.recovery);
+  }
+
+  /**
+   * Whether a domain has anything a release would hear of: an active entry, an entry pruned at open
+   * or a departed VF it held. A domain with none is a typo or the wrong hypervisor.
+   */
+  holdsAnything(owner: Owner, tables: Tables): boolean {
+    return tables.active.some((entry) => sameOwner(entry.usedBy, owner)) || this.heardOfSince(owner);
+  }
+
+  /** An entry of the domain pruned at open, or a departed VF it held: what its release reports. */
+  private heardOfSince(owner: Owner): boolean {
+    return (
+      this.prunedAtOpen(owner, undefined).length > 0 ||
+      this.store.readDeparted().some((record) => record.owner !== null && sameOwner(record.owner, owner))
+    );
   }
 
   /**
@@ -315,6 +355,11 @@ export class HostdevManager {
     const gone = new Set(touched.filter((address) => !this.reader.exists(address)));
     const prune = pruneVanished(op, gone, prunedBy, releasing === undefined ? {} : { releasing });
     return { changes: prune.changes, pruned: prune.pruned.map((entry) => entry.address) };
+  }
+
+  /** The stub `--driver` names, checked against the stubs and this host's vfio-pci variants. */
+  private requestedStub(name: string): string {
+    return requestedStubDriver(name, () => this.reader.vfioAliases()?.aliases.map((alias) => alias.module) ?? []);
   }
 
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
@@ -366,11 +411,4 @@ export class HostdevManager {
       return [planned, execution];
     }, mode.operationId);
   }
-}
-
-function ownerOf(request: { domain: string; hypervisor?: string | undefined }): Owner {
-  if (request.domain.trim() === '') {
-    throw new HostdevError('HOSTDEV_USAGE', 'a domain name is required', { hint: 'Pass --domain NAME.' });
-  }
-  return { driver: request.hypervisor ?? DEFAULT_HYPERVISOR, domain: request.domain };
 }

@@ -1,3 +1,4 @@
+import type { HostUse } from '../core/plan-types.js';
 import type { PciAddress } from '../core/address.js';
 import type { Inventory, PciDevice } from '../core/device.js';
 import { assignmentVerdict, findDevice, groupMembers, listGroups, type AssignmentVerdict, type OwnerLookup } from '../core/iommu.js';
@@ -106,10 +107,18 @@ export interface ShowReport extends PciDevice {
   readonly verdict: AssignmentVerdict;
   readonly modalias: string | null;
   readonly vfioStub: VfioStubJson | null;
+  /** How the host uses it (an address or route on its netdevs, a mounted filesystem, the console): why detach would refuse. */
+  readonly hostUse: readonly HostUse[];
 }
 
 /** `show ADDRESS`: the device, its PCI path, its IOMMU group's members and whether it can go to a VM alone. */
-export function showReport(inventory: Inventory, address: PciAddress, tables: TableLookup | null, aliases: VfioAliasTable | null): ShowReport {
+export function showReport(
+  inventory: Inventory,
+  address: PciAddress,
+  tables: TableLookup | null,
+  aliases: VfioAliasTable | null,
+  hostUse: readonly HostUse[] = [],
+): ShowReport {
   const device = findDevice(inventory, address);
   if (device === null) throw notFound(address);
   const fields = modaliasFields(device);
@@ -121,6 +130,7 @@ export function showReport(inventory: Inventory, address: PciAddress, tables: Ta
     verdict: assignmentVerdict(inventory, address, tables ? { owners: ownersOf(tables) } : {}),
     modalias: fields !== null ? modaliasText(fields) : null,
     vfioStub: endpoint ? { driver: vfioStubFor(device, aliases?.aliases ?? []), modulesAlias: aliases?.file ?? null } : null,
+    hostUse,
   };
 }
 

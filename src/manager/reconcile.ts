@@ -32,14 +32,18 @@ export function pruneVanished(
   op: Operation,
   gone: ReadonlySet<PciAddress>,
   prunedBy: string,
-  options: DepartureOptions & { readonly releasing?: Owner } = {},
+  options: DepartureOptions & {
+    readonly releasing?: Owner;
+    /** False when the operator removed them on purpose (`vf set-count --force`): their return is not awaited. */
+    readonly awaitReturn?: boolean;
+  } = {},
 ): { readonly pruned: readonly PrunedEntry[]; readonly changes: readonly StateChange[] } {
   if (gone.size === 0) return { pruned: [], changes: [] };
   const result = reconcile({ tables: op.lookup(gone), gone, releasing: options.releasing });
   if (result.pruned.length === 0) return { pruned: [], changes: [] };
   const saved = new Set<string>(op.vfConfigs().map((row) => row.address));
   const changes: StateChange[] = [
-    ...departures(op, result.awaited, prunedBy, options),
+    ...(options.awaitReturn === false ? [] : departures(op, result.awaited, prunedBy, options)),
     ...result.changes,
     ...result.pruned.filter((place) => saved.has(place.entry.address)).map((place) => ({ kind: 'drop-vf-config' as const, address: place.entry.address })),
   ];

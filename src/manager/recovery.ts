@@ -2,7 +2,8 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
-import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
+import { formatStep, hostDriverWanted, onHostDriver, type RestorePoint, type Step } from '../core/plan-types.js';
+import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
@@ -122,7 +123,7 @@ export async function recover(
   kernel: KernelPort,
   reader: RecoveryReader,
   vfPorts: VfConfigRepairPorts | null = null,
-  options: { readonly dryRun?: boolean; readonly wait?: boolean } = {},
+  options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
   if (dryRun && !store.snapshot) {
@@ -157,6 +158,8 @@ export async function recover(
       const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings, dryRun);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
+      // A failed repair has said so already (repairDevice's warning); a done one says it here.
+      if (result.repaired?.outcome === 'ok') warnings.push(repairedWarning(result.repaired));
     }
     const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
@@ -188,7 +191,7 @@ export async function recover(
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
     // On a dry run the store is a snapshot in memory: the commit lets the plan that follows see
     // the tables as recovery would leave them.
-    op.commit(changes, { resolve: operations, report });
+    op.commit(changes, { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) });
     return report;
   };
   if (options.wait ?? true) return store.exclusive('recover', repair);
@@ -208,12 +211,20 @@ export function recoverOnOpen(context: {
   net: NetPort;
   dryRun?: boolean;
   wait?: boolean;
+  command?: string;
 }): Promise<RecoveryReport> {
   const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
   return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, {
     dryRun: context.dryRun ?? false,
     wait: context.wait ?? true,
+    ...(context.command === undefined ? {} : { command: context.command }),
   });
+}
+
+function repairedWarning(repair: RepairedDevice): string {
+  const where = repair.table === null ? 'in no table' : `recorded as ${repair.table}`;
+  const how = repair.direction === 'rolled-back' ? 'rolled back' : 'rolled forward';
+  return `${repair.address}: ${how} the ${repair.operation} a hostdev that did not finish left; on ${repair.driver ?? 'no driver'}, ${where}`;
 }
 
 function isTableChange(change: StateChange): change is TableChange {
@@ -236,7 +247,7 @@ function driftWarning(drift: DriftEntry): string {
   const where = drift.usedBy
     ? `assigned to driver ${drift.usedBy.driver}, domain ${drift.usedBy.domain}`
     : 'detached, inactive';
-  const settle = drift.usedBy ? `release domain ${drift.usedBy.domain}` : `\`hostdev reattach ${drift.address}\``;
+  const settle = drift.usedBy ? `\`${releaseCommand(drift.usedBy, drift.address)}\`` : `\`${hostdevCommand('reattach', drift.address)}\``;
   return (
     `${drift.address} (${where}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +
     `changed outside hostdev; check the device, then ${settle}`
@@ -382,7 +393,7 @@ function fallback(
   warnings.push(
     `recovery of ${address} after an unfinished ${operation} failed: ${message}; it is on ${now ?? 'no driver'}` +
       (table === null ? ' and in no table' : `, recorded as ${table}`) +
-      (table === 'inactive' ? ` (run \`hostdev reattach ${address}\` to give it back to the host)` : ''),
+      (table === 'inactive' ? ` (run \`${hostdevCommand('reattach', address)}\` to give it back to the host)` : ''),
   );
   return { repaired: repaired(address, operation, direction, 'failed', now, table, message), change };
 }
@@ -417,6 +428,11 @@ async function runSteps(steps: readonly Step[], kernel: KernelPort, reader: Reco
       case 'verify-driver': {
         const now = reader.driverOf(step.address);
         if (now !== step.expected) throw notOn(step.address, step.expected, now);
+        break;
+      }
+      case 'verify-host-driver': {
+        const now = reader.driverOf(step.address);
+        if (!onHostDriver(now, step.bound)) throw notOn(step.address, hostDriverWanted(step.bound), now);
         break;
       }
     }

@@ -4,7 +4,19 @@ import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
-import type { RecoveryReport } from './recovery.js';
+import { recoveryWouldAct, type RecoveryReport } from './recovery.js';
+
+export interface RecentRepair {
+  readonly at: string;
+  /** The command whose open did it ("recover" when the opener did not say). */
+  readonly by: string;
+  readonly report: RecoveryReport;
+}
+
+export interface DepartedStatus extends DepartedVfRecord {
+  readonly awaited: boolean;
+  readonly back: { readonly address: PciAddress; readonly driver: string | null } | null;
+}
 
 export interface StatusReport {
   readonly active: readonly ActiveEntry[];
@@ -18,8 +30,18 @@ export interface StatusReport {
   readonly journal: { readonly unfinished: number };
   /** What recovery repaired, pruned or found drifting when this manager opened. */
   readonly recovery: RecoveryReport;
-  /** VFs that left the host while a table held them, awaited back (see src/manager/departed.ts). */
-  readonly departed: readonly DepartedVfRecord[];
+  /**
+   * What recovery at open repaired or pruned lately, newest first, each with its time and the
+   * command whose open did it (this status's own included): a repair made by another command's
+   * open is shown here too.
+   */
+  readonly recentRepairs: readonly RecentRepair[];
+  /**
+   * VFs that left the host while a table held them (see src/manager/departed.ts): `awaited` while
+   * the VF is absent; one that is back (`back`: its address now, its driver) waits for a watch to
+   * report or ready it, or for `vf forget`.
+   */
+  readonly departed: readonly DepartedStatus[];
   /**
    * Status never waits for the state lock. When another operation held it, the tables are the
    * last committed snapshot, the entries whose device vanished were not pruned (`notPruned`), and
@@ -61,7 +83,18 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     vfio: { loaded: reader.driverLoaded('vfio-pci'), groups: reader.vfioDevices() },
     journal: { unfinished: store.readJournal().length },
     recovery,
-    departed: store.readDeparted(),
+    departed: store.readDeparted().map((record) => departedNow(record, reader)),
+    recentRepairs: store
+      .recentReports()
+      .map((stored) => ({ at: stored.at, by: stored.operation, report: stored.report as RecoveryReport }))
+      .filter((repair) => recoveryWouldAct(repair.report)),
     busy,
   };
+}
+
+/** Whether a departed VF is back: its PF has a VF of that index again. */
+function departedNow(record: DepartedVfRecord, reader: HostReader): DepartedStatus {
+  const link = reader.exists(record.pf) ? reader.virtfnLinks(record.pf).find((vf) => vf.index === record.vfIndex) : undefined;
+  const back = link === undefined ? null : { address: link.address, driver: reader.driverOf(link.address) };
+  return { ...record, awaited: back === null, back };
 }

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import { checkHostIdentity } from '../core/host-identity.js';
 import { TableIndex, type Owner, type Tables } from '../core/tables.js';
+import { readHostIdentity } from '../host/host-identity.js';
 import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
@@ -13,12 +15,15 @@ export type TableLookup = (address: PciAddress) => TableMembership | null;
  * without a database means hostdev never took a device: nobody owns anything, nothing is created,
  * and SQLite is not even loaded (the common case on a host where `list` is all that runs).
  */
-export async function tableLookupFor(stateDir: string): Promise<TableLookup> {
+export async function tableLookupFor(stateDir: string, root: string): Promise<TableLookup> {
   if (!existsSync(path.join(stateDir, DB_FILE))) return () => null;
   const { StateStore } = await import('../state/store.js');
   // A snapshot: the inventory commands take no lock and write nothing, not even a lock file.
   const store = StateStore.openSnapshot(stateDir);
   try {
+    // Another host's tables would name the wrong devices: HOSTDEV_STATE.
+    const host = readHostIdentity(root);
+    if (host !== null) checkHostIdentity(store.claimHost(host.id), host, { root, stateDir: store.stateDir });
     return tableLookupOf(store.readTables());
   } finally {
     store.close();

@@ -179,7 +179,8 @@ export async function setVfCount(
     const { plan, pf } = planFor(layout, op.tables(), request);
     const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
     const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
-    const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known });
+    // Forced away by the operator: pruned and let go, not awaited back (a watch --reclaim must not take them).
+    const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known, awaitReturn: false });
     let failure: unknown = null;
     let removed = false;
     for (const write of plan.writes) {

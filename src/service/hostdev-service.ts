@@ -1,6 +1,9 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
+import { ownerOf } from '../core/names.js';
+import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
+import { sameOwner } from '../core/tables.js';
 import type { ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
@@ -18,7 +21,6 @@ import { tableLookupOf } from '../manager/table-lookup.js';
 import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { pciIdsPath } from '../sysfs/pci-ids.js';
 import {
-  DEFAULT_HYPERVISOR,
   HostdevManager,
   type AssignRequest,
   type DetachOptions,
@@ -69,6 +71,8 @@ export interface HostdevServiceOptions {
    * `invalidateInventory()`. Default false: every call reads sysfs.
    */
   readonly cacheInventory?: boolean;
+  /** Who opens (a command name): recorded with what recovery at open did, which `status` lists. */
+  readonly command?: string;
 }
 
 /** VF network config of an assign, by VF address: saved first, set, and put back at release. */
@@ -190,7 +194,7 @@ export class HostdevService {
   readonly vf: {
     readonly list: (pf: PciAddress) => Promise<VfListReport>;
     readonly setCount: (request: Omit<SetCountRequest, 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> & Partial<SetCountRequest>) => Promise<SetCountReport>;
-    readonly forget: (addresses: readonly PciAddress[] | null) => Promise<ForgetReport>;
+    readonly forget: (addresses: readonly PciAddress[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
 
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
@@ -215,8 +219,8 @@ export class HostdevService {
             ),
           ),
         ),
-      forget: async (addresses) => {
-        const forgotten = await forgetDeparted(manager.store, addresses);
+      forget: async (addresses, options = {}) => {
+        const forgotten = await forgetDeparted(manager.store, addresses, options.dryRun ?? false);
         const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
         return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
       },
@@ -235,6 +239,7 @@ export class HostdevService {
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
+      ...(options.command === undefined ? {} : { command: options.command }),
     });
     return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
   }
@@ -310,7 +315,7 @@ export class HostdevService {
    */
   async hotplug(request: HotplugRequest): Promise<HotplugReport> {
     const { qmp: socketPath, ...assign } = request;
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const hypervisor = ownerOf(request).driver;
     const qmp = await this.connectQmp(socketPath);
     try {
       const layout = placeDevices(request.addresses, await readVmSlots(qmp), request.domain);
@@ -334,7 +339,7 @@ export class HostdevService {
    * fail the call with HOSTDEV_UNPLUG_TIMEOUT, after the ones it did let go are released.
    */
   async unplug(request: UnplugRequest): Promise<UnplugReport> {
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const hypervisor = ownerOf(request).driver;
     if (request.addresses.length === 0) {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
     }
@@ -405,7 +410,9 @@ export class HostdevService {
   /** One function in full, as `show --json`; HOSTDEV_DEVICE_NOT_FOUND when it is not on the host. */
   async show(address: PciAddress): Promise<InventoryResult<ShowReport>> {
     const { inventory, warnings } = await this.inventory();
-    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root));
+    const device = inventory.devices.find((d) => d.address === address);
+    const hostUse = device === undefined ? [] : ((await this.manager.hostUsage.usesOf([device])).get(address) ?? []);
+    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root), hostUse);
     return { report, warnings: warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w)), iommuEnabled: inventory.iommuEnabled };
   }
 
@@ -505,16 +512,19 @@ export class HostdevService {
 
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
   async qemuArgs(request: QemuArgsRequest): Promise<QemuArgsReport> {
-    const hypervisor = request.hypervisor ?? DEFAULT_HYPERVISOR;
+    const owner = ownerOf(request);
     const status = await this.manager.status();
     const gone = new Set<string>(status.missing);
-    const owned: ActiveEntry[] = status.active.filter((e) => e.usedBy.domain === request.domain && e.usedBy.driver === hypervisor);
+    const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
+    if (owned.length === 0 && !this.manager.holdsAnything(owner, status)) throw domainHoldsNothing(owner, status);
     const present = owned.filter((e) => !gone.has(e.address));
     const missing = owned.filter((e) => gone.has(e.address)).map((e) => e.address);
+    const drifted = status.recovery.drift.find((d) => present.some((e) => e.address === d.address));
+    if (drifted !== undefined) throw driftedDevice(drifted);
     const warnings = missing.map(
-      (address) => `${address} is assigned to ${request.domain} but no longer on this host: left out (release the domain to prune it)`,
+      (address) => `${address} is assigned to ${owner.domain} but no longer on this host: left out (release the domain to prune it)`,
     );
-    if (owned.length === 0) warnings.push(`domain ${request.domain} (${hypervisor}) holds no device: nothing to pass to QEMU`);
+    if (owned.length === 0) warnings.push(`domain ${owner.domain} (${owner.driver}) holds no device: nothing to pass to QEMU`);
     const argv = qemuArgs(present, {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { SIMULATED_HOST_ID_FILE } from '../core/host-identity.js';
 import type { DriverIdSpec } from './spec.js';
 
 /**
@@ -50,6 +52,9 @@ export function writeHostModel(root: string, model: HostModel): void {
   const file = path.join(simDir(root), HOST_FILE);
   fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(model, null, 1)}\n`);
   fs.renameSync(`${file}.tmp`, file);
+  // The tree is a host of its own: a state database opened for it records this id (see core/host-identity.ts).
+  const id = path.join(root, SIMULATED_HOST_ID_FILE);
+  if (!fs.existsSync(id)) fs.writeFileSync(id, `${randomUUID()}\n`);
 }
 
 export function readHostModel(root: string): HostModel | null {

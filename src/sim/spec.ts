@@ -221,3 +221,11 @@ export function parseHostSpec(input: unknown): HostSpec {
   }
   return result.data as HostSpec;
 }
+
+/** The host spec as a JSON Schema (draft 2020-12), generated from the schema `--spec` is checked with. */
+export function hostSpecJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(hostSpecSchema, { target: 'draft-2020-12', io: 'input' }),
+    title: 'hostdev simulated host spec (hostdev sim create --spec FILE)',
+  };
+}

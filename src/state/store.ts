@@ -349,6 +349,18 @@ function snapshotOf(dbPath: string, warnings: string[]): Database.Database {
  * last recovery report, in one SQLite database (WAL, synchronous=FULL) in a 0700 directory.
  * Writes happen only inside `exclusive()`, which holds the cross-process lock.
  */
+/** How many recovery reports the state keeps for `status`. */
+export const RECENT_REPORTS = 10;
+
+function recentReportsIn(db: Database.Database): StoredReport[] {
+  const row = db.prepare('SELECT at, operation, report FROM last_report WHERE id = 1').get() as
+    | { at: string; operation: string; report: string }
+    | undefined;
+  if (row === undefined) return [];
+  const stored = JSON.parse(row.report) as { recent?: StoredReport[] } | null;
+  return stored !== null && Array.isArray(stored.recent) ? stored.recent : [{ at: row.at, operation: row.operation, report: stored }];
+}
+
 export class StateStore {
   readonly stateDir: string;
   readonly dbPath: string;
@@ -458,15 +470,27 @@ export class StateStore {
 
   /** The report recovery/reconcile stored last (null before the first one). */
   lastReport(): StoredReport | null {
+    return this.recentReports()[0] ?? null;
+  }
+
+  /** The recent recovery reports, newest first (the row holds a list; an older hostdev wrote one report). */
+  recentReports(): StoredReport[] {
     this.assertOpen();
-    const row = this.db.prepare('SELECT at, operation, report FROM last_report WHERE id = 1').get() as
-      | { at: string; operation: string; report: string }
-      | undefined;
-    return row ? { at: row.at, operation: row.operation, report: JSON.parse(row.report) as unknown } : null;
+    return recentReportsIn(this.db);
   }
 
   schemaVersion(): number {
     return schemaVersion(this.db);
+  }
+
+  /**
+   * The host this state belongs to: the id recorded first (meta "host_id"); `id` is recorded when
+   * none is yet (in a snapshot's copy only, like any dry-run change).
+   */
+  claimHost(id: string): string {
+    this.assertOpen();
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('host_id', ?)").run(id);
+    return (this.db.prepare("SELECT value FROM meta WHERE key = 'host_id'").get() as { value: string }).value;
   }
 
   /**
@@ -766,10 +790,12 @@ class LockedOperation implements Operation {
       }
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
       if (options.report !== undefined) {
+        const by = options.reportedBy ?? this.name;
+        const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
         db.prepare('INSERT OR REPLACE INTO last_report (id, at, operation, report) VALUES (1, ?, ?, ?)').run(
           at,
-          this.name,
-          JSON.stringify(options.report),
+          by,
+          JSON.stringify({ recent }),
         );
       }
     });

@@ -92,8 +92,10 @@ export interface JournalRecord extends JournalStep {
 export interface CommitOptions {
   /** Also clears the journal rows of these (earlier, unfinished) operations: recovery uses it. */
   readonly resolve?: readonly string[];
-  /** Stores this as the last recovery/reconcile report, in the same transaction. */
+  /** Adds this to the recent recovery reports (newest first, at most RECENT_REPORTS), in the same transaction. */
   readonly report?: unknown;
+  /** Who the report is recorded as made by (default: the operation's name). */
+  readonly reportedBy?: string;
 }
 
 export interface Operation {

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import type { InventoryWarning, PciDevice, SriovInfo } from '../core/device.js';
@@ -41,6 +41,9 @@ export class DeviceReadContext {
   /** driverDirs by the link target itself, for the kernel's links: most functions share a few. */
   private readonly kernelDriverLinks = new Map<string, boolean>();
 
+  /** Interfaces by the PCI function they sit under, from /sys/class/net (read once, on first need). */
+  private classNet: Map<string, string[]> | null = null;
+
   constructor(
     readonly layout: SysfsLayout,
     readonly names: PciNames | null,
@@ -49,6 +52,16 @@ export class DeviceReadContext {
     readonly iommuGroups: boolean = true,
   ) {
     this.devicesDir = layout.pciDevicesDir;
+  }
+
+  /**
+   * The interfaces anywhere under a function's directory (a virtio NIC's are under virtioN/net/,
+   * not net/): each /sys/class/net link names its device's path, whose last PCI address is the
+   * function. Links only, no attribute: no device lock holds them.
+   */
+  netdevsUnder(address: PciAddress): readonly string[] {
+    if (this.classNet === null) this.classNet = readClassNet(this.layout.resolve('/sys/class/net'));
+    return this.classNet.get(address) ?? [];
   }
 
   /** A function's directory: its bus entry's link resolved, or the entry itself when it is not a link. */
@@ -192,8 +205,9 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
 
   let netdevs: string[] = [];
   const netErrno = all.errno(base + OP_INDEX.net);
-  if (netErrno === null) netdevs = all.names(base + OP_INDEX.net).sort();
+  if (netErrno === null) netdevs = [...all.names(base + OP_INDEX.net)];
   else if (netErrno !== 'ENOENT') files.warn(`cannot list net/: ${netErrno}`);
+  netdevs = [...new Set([...netdevs, ...context.netdevsUnder(address)])].sort();
 
   const configErrno = all.errno(base + OP_INDEX.config);
   if (configErrno !== null && configErrno !== 'ENOENT') files.warn(`cannot read config: ${configErrno}`);
@@ -316,4 +330,30 @@ export function parentFromPath(target: string): PciAddress | null {
   while (end > 0 && target.charCodeAt(end - 1) === 0x2f) end--;
   if (end <= 0) return null;
   return canonicalAddress(target.slice(target.lastIndexOf('/', end - 1) + 1, end));
+}
+
+const PCI_FUNCTION = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/** /sys/class/net: each interface under the PCI function its link's path passes through last (virtual ones under none). */
+function readClassNet(dir: string): Map<string, string[]> {
+  const byFunction = new Map<string, string[]>();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return byFunction;
+  }
+  for (const name of names) {
+    let target: string;
+    try {
+      target = readlinkSync(path.join(dir, name));
+    } catch {
+      continue;
+    }
+    const parts = target.split('/');
+    const owner = parts.slice(0, parts.lastIndexOf('net')).reverse().find((part) => PCI_FUNCTION.test(part));
+    if (owner === undefined) continue;
+    byFunction.set(owner, [...(byFunction.get(owner) ?? []), name]);
+  }
+  return byFunction;
 }

@@ -45,10 +45,15 @@ describe('departed VFs across processes', () => {
       }),
     ]);
     const text = cli('status').stdout;
-    expect(text).toMatch(/Departed VFs \(1\), left the host while held, awaited back:/);
-    expect(text).toMatch(new RegExp(`${VF} +0 of ${PF} +qemu/vm1 +\\S+ +recover +\`hostdev watch --reclaim\` readies it on return`));
+    expect(text).toMatch(/Departed VFs \(1\), left the host while a table held them:/);
+    expect(text).toMatch(new RegExp(`${VF} +0 of ${PF} +qemu/vm1 +\\S+ +recover +awaited back +\`hostdev watch --reclaim\` readies it on return`));
+    expect(departed[0]).toMatchObject({ awaited: true, back: null });
 
     expect(numvfs('2').code).toBe(0);
+    // Back on the host (on igbvf) before any watch saw it: no longer "awaited".
+    const back = cli('status');
+    expect(back.stdout).toMatch(new RegExp(`${VF} +0 of ${PF} +qemu/vm1 +\\S+ +recover +back as ${VF} on igbvf +\`hostdev watch\` reports it \\(--reclaim readies it\\)`));
+    expect(jsonOf<{ departed: DepartedJson[] }>(cli('--json', 'status')).departed[0]).toMatchObject({ awaited: false, back: { address: VF, driver: 'igbvf' } });
     const watch = startWatch(host.root, host.stateDir, ['--simulate', '--json', '--reclaim']);
     try {
       const returned = await until(

@@ -19,6 +19,7 @@ const base: StatusReport = {
   vfio: { loaded: true, groups: [] },
   journal: { unfinished: 0 },
   recovery: EMPTY_RECOVERY_REPORT,
+  recentRepairs: [],
   departed: [],
   busy: null,
 };
@@ -52,26 +53,39 @@ describe('status text', () => {
     expect(lines[head + 3]!.slice(column)).toMatch(/^`hostdev reattach/);
   });
 
-  it('lists what recovery repaired at open: rolled-back devices, pruned entries, VF config', () => {
+  it('lists what recovery repaired at open lately, with when and which command: rolled-back devices, pruned entries, VF config', () => {
     const text = statusText({
       ...base,
-      recovery: {
-        ...EMPTY_RECOVERY_REPORT,
-        repaired: [
-          { address: C, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'igbvf', table: null, error: null },
-          { address: B, operation: 'release', direction: 'rolled-forward', outcome: 'failed', driver: 'vfio-pci', table: 'inactive', error: 'EIO' },
-        ],
-        pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2' } }],
-        vfConfig: [
-          { address: C, outcome: 'restored', reason: null },
-          { address: A, outcome: 'pending', reason: 'the PF is not online' },
-        ],
-      },
+      recentRepairs: [
+        {
+          at: '2026-12-07T13:00:02.000Z',
+          by: 'vf list',
+          report: {
+            ...EMPTY_RECOVERY_REPORT,
+            repaired: [
+              { address: C, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'igbvf', table: null, error: null },
+              { address: B, operation: 'release', direction: 'rolled-forward', outcome: 'failed', driver: 'vfio-pci', table: 'inactive', error: 'EIO' },
+            ],
+            vfConfig: [
+              { address: C, outcome: 'restored', reason: null },
+              { address: A, outcome: 'pending', reason: 'the PF is not online' },
+            ],
+          },
+        },
+        {
+          at: '2026-12-07T12:00:00.000Z',
+          by: 'assign',
+          report: { ...EMPTY_RECOVERY_REPORT, pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2' } }] },
+        },
+      ],
     });
-    expect(text).toContain('Repaired at open (5), left by a hostdev that did not finish:');
-    expect(text).toMatch(/0000:01:10\.3 +assign rolled-back +on igbvf, in no table +-/);
-    expect(text).toMatch(/0000:01:10\.1 +release rolled-forward +FAILED: EIO; on vfio-pci, inactive table +`hostdev reattach 0000:01:10\.1`/);
-    expect(text).toMatch(/0000:02:00\.0 +pruned from active +no longer on this host \(owner qemu\/vm2\)/);
+    expect(text).toContain(
+      'Repaired at open (5), most recent first: what a hostdev that did not finish left, devices that left the host, saved VF config:',
+    );
+    expect(text).toMatch(/^WHEN +BY +ADDRESS +REPAIR +OUTCOME +NEXT$/m);
+    expect(text).toMatch(/2026-12-07T13:00:02\.000Z +vf list +0000:01:10\.3 +assign left unfinished, rolled-back +on igbvf, in no table +-/);
+    expect(text).toMatch(/0000:01:10\.1 +release left unfinished, rolled-forward +FAILED: EIO; on vfio-pci, inactive table +`hostdev reattach 0000:01:10\.1`/);
+    expect(text).toMatch(/2026-12-07T12:00:00\.000Z +assign +0000:02:00\.0 +pruned from active +no longer on this host \(owner qemu\/vm2\)/);
     expect(text).toMatch(/0000:01:10\.3 +VF network config +saved MAC\/VLAN put back/);
     expect(text).toMatch(/0000:01:10\.0 +VF network config +PENDING: the PF is not online +bring the PF up; the next command retries/);
   });

@@ -63,7 +63,7 @@ describe('VF network config and a crash mid-assign', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stderr).toContain(`restored the saved VF network config of ${VF}`);
     expect(status.stdout).toMatch(/Repaired at open \(2\)/);
-    expect(status.stdout).toMatch(new RegExp(`${VF} +assign rolled-back +on igbvf, in no table`));
+    expect(status.stdout).toMatch(new RegExp(`${VF} +assign left unfinished, rolled-back +on igbvf, in no table`));
     expect(status.stdout).toMatch(new RegExp(`${VF} +VF network config +saved MAC/VLAN put back`));
 
     const next = cli(['--json', 'vf', 'list', PF]);

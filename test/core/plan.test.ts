@@ -129,14 +129,23 @@ describe('reattach plan', () => {
     expect(plan.changes).toEqual([{ kind: 'remove', address: vf.address }]);
   });
 
-  it('a device that had no driver is unbound and left unbound', () => {
+  it('a device that had no driver is unbound and probed, so a driver loaded since binds; none is accepted', () => {
     const onStub = { ...vf, driver: 'vfio-pci', driverOverride: 'vfio-pci' };
     const plan = planReattach(hostView({ devices: [onStub], tables: { active: [], inactive: [taken('0000:02:10.0', null)] } }), vf.address);
     expect(lines(plan)).toEqual([
       'write /sys/bus/pci/devices/0000:02:10.0/driver_override "\\n"',
       'write /sys/bus/pci/drivers/vfio-pci/unbind "0000:02:10.0"',
-      'check 0000:02:10.0 driver is (none)',
+      'write /sys/bus/pci/drivers_probe "0000:02:10.0"',
+      'check 0000:02:10.0 driver is a host driver or none',
     ]);
+  });
+
+  it('a device on no driver and in no table is probed for its host driver, and must get one', () => {
+    const unbound = { ...vf, driver: null };
+    const plan = planReattach(hostView({ devices: [unbound] }), vf.address);
+    expect(lines(plan)).toEqual(['write /sys/bus/pci/drivers_probe "0000:02:10.0"', 'check 0000:02:10.0 driver is a host driver']);
+    expect(plan.changes).toEqual([]);
+    expect(planSteps(planReattach(hostView({ devices: [vf] }), vf.address))).toEqual([]);
   });
 
   it('prunes every vanished inactive entry, and a vanished target is pruned, not an error', () => {

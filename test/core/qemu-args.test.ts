@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAddress } from '../../src/core/address.js';
-import { hostdevDeviceId, qemuArgs, shellJoin } from '../../src/core/qemu-args.js';
+import { hostdevDeviceId, qemuArgs } from '../../src/core/qemu-args.js';
+import { shellJoin } from '../../src/core/shell.js';
 
 const vf0 = parseAddress('0000:03:10.0');
 const vf1 = parseAddress('0000:03:10.2');

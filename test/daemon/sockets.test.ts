@@ -16,11 +16,15 @@ describe('the daemon on its two unix sockets, with curl as the client', () => {
     expect(statSync(host.socket).mode & 0o777).toBe(0o660);
     expect(statSync(host.roSocket).mode & 0o777).toBe(0o666);
     for (const socket of [host.socket, host.roSocket]) {
-      for (const url of ['/v1', '/v1/devices', `/v1/devices/pci:${VF}`, '/v1/groups', '/v1/status', '/v1/operations', '/v1/domains/qemu/vm1/qemu-args', '/metrics']) {
+      for (const url of ['/v1', '/v1/devices', `/v1/devices/pci:${VF}`, '/v1/groups', '/v1/status', '/v1/operations', '/metrics']) {
         const answer = await curl(socket, 'GET', url);
         expect(answer.status, `${socket} ${url}: ${answer.body}`).toBe(200);
         expect(answer.headers['hostdev-api-version']).toEqual(['1.0']);
       }
+      // vm1 holds nothing here: qemu-args answers, with HOSTDEV_DOMAIN_NOT_FOUND.
+      const args = await curl(socket, 'GET', '/v1/domains/qemu/vm1/qemu-args');
+      expect(args.status, args.body).toBe(404);
+      expect(args.json()).toMatchObject({ error: { code: 'HOSTDEV_DOMAIN_NOT_FOUND' } });
       const head = await curl(socket, 'HEAD', '/v1/devices', undefined, ['-I']);
       expect(head.status).toBe(200);
     }

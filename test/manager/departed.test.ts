@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
@@ -6,6 +6,8 @@ import { forgetDeparted } from '../../src/manager/departed.js';
 import type { HostdevManager } from '../../src/manager/hostdev-manager.js';
 import { setVfCount } from '../../src/manager/vf-lifecycle.js';
 import { LiveWatch, type LiveEvent } from '../../src/manager/watch-live.js';
+import { vfReclaimer } from '../../src/manager/watch-reclaim.js';
+import { simHostUsageFile } from '../../src/host/sim-host-usage.js';
 import { snapshotOf } from '../../src/core/events.js';
 import { readInventory } from '../../src/sysfs/reader.js';
 import { pci, simManagerHost, type SimManagerHost } from '../support/sim-manager.js';
@@ -75,15 +77,16 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
     ]);
   });
 
-  it('vf set-count --force, with the owners it pruned', async () => {
-    await setVfCount(
+  it('vf set-count --force reports the owners it pruned but awaits nothing back: the operator let them go', async () => {
+    const report = await setVfCount(
       { layout: manager.layout, store: manager.store, kernel: manager.kernel },
       { pf: PF, count: 1, force: true, dryRun: false, autoprobe: null, waitMs: 5_000 },
     );
-    expect(departedOf(manager)).toEqual([
-      { address: vf0, pf: PF, vfIndex: 0, owner: VM1, table: 'active', prunedBy: 'vf-set-count' },
-      { address: vf1, pf: PF, vfIndex: 1, owner: null, table: 'inactive', prunedBy: 'vf-set-count' },
+    expect(report.pruned.map((vf) => [vf.address, vf.owner])).toEqual([
+      [vf0, VM1],
+      [vf1, null],
     ]);
+    expect(departedOf(manager)).toEqual([]);
   });
 
   it('a release prunes its own vanished VF without awaiting it (the domain let go), and drops its earlier departed VFs', async () => {
@@ -170,5 +173,20 @@ describe('a watch started later recognises a departed VF', () => {
     ]);
     expect(manager.tables().active).toEqual([expect.objectContaining({ address: vf0, usedBy: VM1 })]);
     expect(manager.store.readDeparted()).toEqual([]);
+  });
+
+  it('with --reclaim: a returned VF the host uses (an address on its netdev) is never taken, and the event says why', async () => {
+    await host.kernel.write(numvfs, '0');
+    manager.close();
+    manager = await host.open();
+    await host.kernel.write(numvfs, '2');
+    writeFileSync(simHostUsageFile(host.root), JSON.stringify({ devices: { [vf0]: [{ kind: 'address', detail: 'enp1s0f0v0 has 192.0.2.7/24' }] } }));
+    const events: LiveEvent[] = [];
+    await liveWatch(manager, events, vfReclaimer(manager, manager.net, () => undefined)).start(snapshot());
+    const returned = events.find((e) => e.kind === 'returned' && e.address === vf0);
+    expect(returned).toMatchObject({ outcome: 'failed' });
+    expect(returned?.kind === 'returned' ? returned.detail : '').toContain('is in use by the host: enp1s0f0v0 has 192.0.2.7/24');
+    expect(host.driverOf(vf0)).toBe('igbvf');
+    expect(manager.tables().active).toEqual([]);
   });
 });

@@ -117,4 +117,26 @@ describe("libvirt's virhostdevtest scenarios on the simulated libvirt test host"
     await expect(manager.reattach(devices[0]!)).rejects.toThrow(message);
     await expect(manager.reset(devices[0]!)).rejects.toThrow(message);
   });
+
+  it("virpcitest's ReattachSingle: an unbound device is probed back to its host driver (i915)", async () => {
+    const gpu = devices[1]!;
+    await host.kernel.write(`/sys/bus/pci/devices/${gpu}/driver/unbind`, gpu);
+    expect(host.driverOf(gpu)).toBeNull();
+    const report = await manager.reattach(gpu);
+    expect(report.steps).toEqual([`write /sys/bus/pci/drivers_probe "${gpu}"`, `check ${gpu} driver is a host driver`]);
+    expect(host.driverOf(gpu)).toBe('i915');
+    expect(counts()).toEqual({ active: 0, inactive: 0 });
+  });
+
+  it('a device detached from no driver is probed at reattach, so a driver it has by then binds', async () => {
+    const unbound = devices[2]!; // 0000:00:03.0: no driver in the mock has its IDs
+    await manager.detach(unbound);
+    expect(manager.tables().inactive).toMatchObject([{ address: unbound, originalDriver: null }]);
+    // A driver that takes its IDs arrives while it is detached.
+    await host.kernel.write('/sys/bus/pci/drivers/i915/new_id', '8086 0048');
+    const report = await manager.reattach(unbound);
+    expect(report.steps).toContain(`write /sys/bus/pci/drivers_probe "${unbound}"`);
+    expect(host.driverOf(unbound)).toBe('i915');
+    expect(counts()).toEqual({ active: 0, inactive: 0 });
+  });
 });

@@ -112,7 +112,7 @@ describe('restart scenarios', () => {
       { address: inactive, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: null },
     ]);
     expect(json.recovery.warnings).toEqual([
-      `${active} (assigned to driver qemu, domain vm1) should be on vfio-pci but is on igb: changed outside hostdev; check the device, then release domain vm1`,
+      `${active} (assigned to driver qemu, domain vm1) should be on vfio-pci but is on igb: changed outside hostdev; check the device, then \`hostdev release --domain vm1 ${active}\``,
       `${inactive} (detached, inactive) should be on vfio-pci but is on no driver: changed outside hostdev; check the device, then \`hostdev reattach ${inactive}\``,
     ]);
     expect(snapshot(setup, addresses)).toEqual(before); // no write, no table change

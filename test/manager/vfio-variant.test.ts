@@ -3,6 +3,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HostdevManager } from '../../src/manager/hostdev-manager.js';
 import { readVfioAliases } from '../../src/host/modules-alias.js';
+import { hostdevRejectionOf } from '../support/errors.js';
 import { pci, simManagerHost, type SimManagerHost } from '../support/sim-manager.js';
 
 // libvirt >= 10.0: a managed device with no driver named goes to the vfio-pci variant driver that
@@ -90,5 +91,24 @@ describe('stub driver spellings', () => {
     expect(host.driverOf(IGB_VF)).toBe('vfio-pci');
     expect(host.read(`/sys/bus/pci/devices/${IGB_VF}/driver_override`)).toBe('vfio-pci');
     expect(stubsOf(manager)).toEqual({ [IGB_VF]: 'vfio-pci' });
+  });
+
+  it('--driver takes only a stub: a host driver is refused (exit 2) naming the accepted ones, and nothing changes', async () => {
+    for (const driver of ['igbvf', 'e1000e']) {
+      const refused = await hostdevRejectionOf(manager.detach(MLX5_VF2, { stubDriver: driver }));
+      expect(refused).toMatchObject({ code: 'HOSTDEV_USAGE', exitCode: 2 });
+      expect(refused.message).toBe(
+        `--driver ${driver} is not a stub driver: a device can be parked only on vfio-pci, a vfio-pci variant driver ` +
+          "(*_vfio_pci), pci-stub or xen-pciback (this host's modules.alias names mlx5_vfio_pci)",
+      );
+    }
+    await expect(manager.assign({ domain: 'vm1', addresses: [MLX5_VF2], stubDriver: 'igbvf' })).rejects.toMatchObject({ code: 'HOSTDEV_USAGE' });
+    expect(manager.tables()).toEqual({ active: [], inactive: [] });
+    expect(host.driverOf(MLX5_VF2)).toBe('mlx5_core');
+
+    const detached = await manager.detach(MLX5_VF2, { stubDriver: 'mlx5_vfio_pci', dryRun: true });
+    expect(detached.changes).toMatchObject([{ kind: 'set-inactive', entry: { stubDriver: 'mlx5_vfio_pci' } }]);
+    const xen = await manager.detach(IGB_VF, { stubDriver: 'xen-pciback', dryRun: true });
+    expect(xen.changes).toMatchObject([{ kind: 'set-inactive', entry: { stubDriver: 'pciback' } }]);
   });
 });

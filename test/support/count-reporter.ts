@@ -9,12 +9,17 @@ export default class CountReporter implements Reporter {
     let passed = 0;
     let failed = 0;
     let skipped = 0;
+    const skippedLines: string[] = [];
     for (const mod of testModules) {
       for (const test of mod.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
         else if (state === 'failed') failed++;
-        else skipped++;
+        else {
+          skipped++;
+          const note = (test.result() as { note?: string }).note;
+          skippedLines.push(`skipped: ${mod.moduleId.replace(`${process.cwd()}/`, '')} > ${test.fullName}${note ? ` (${note})` : ''}`);
+        }
       }
       // A module that failed to load has no tests but is a failure.
       if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) failed++;
@@ -24,6 +29,7 @@ export default class CountReporter implements Reporter {
       process.exitCode = 1;
       console.log('no test was executed: this run is a failure');
     }
+    for (const line of skippedLines) console.log(line);
     const skippedPart = skipped > 0 ? `, ${skipped} skipped` : '';
     console.log(`tests: ${passed} passed, ${failed} failed${skippedPart}`);
   }

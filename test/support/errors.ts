@@ -10,3 +10,13 @@ export function hostdevErrorOf(fn: () => unknown): HostdevError {
   }
   throw new Error('expected a HostdevError');
 }
+
+/** Awaits `promise` and returns the HostdevError it rejects with; anything else (or a fulfilment) fails the test. */
+export async function hostdevRejectionOf(promise: Promise<unknown>): Promise<HostdevError> {
+  const error = await promise.then(
+    () => null,
+    (thrown: unknown) => thrown,
+  );
+  if (error instanceof HostdevError) return error;
+  throw error ?? new Error('expected a HostdevError');
+}

@@ -26,7 +26,7 @@ export function addAssignOptions(command: Command): Command {
       .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
       .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
       .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
-      .option('--driver <name>', "stub driver for managed devices (default: each device's vfio-pci variant driver named in modules.alias, else vfio-pci)")
+      .option('--driver <name>', "stub driver for managed devices: vfio-pci, a variant, pci-stub or xen-pciback (default: each device's vfio-pci variant driver named in modules.alias, else vfio-pci)")
       .option('--with-group', "take every endpoint of the devices' IOMMU groups along")
       .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
       .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')

@@ -8,7 +8,7 @@ export function registerDetach(program: Command): void {
   program
     .command('detach <address>')
     .description('take a device from its host driver and park it on a stub driver (inactive, owned by no domain)')
-    .option('--driver <name>', 'stub driver: vfio-pci or a vfio-pci variant driver (default: the variant modules.alias names for the device, else vfio-pci)')
+    .option('--driver <name>', 'stub driver: vfio-pci, a vfio-pci variant driver, pci-stub or xen-pciback (default: the variant modules.alias names for the device, else vfio-pci)')
     .option('--force', 'detach even if the host uses the device (IP address, route, mounted filesystem, console)')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
     .option('--wait <ms>', WAIT_HELP)

@@ -13,7 +13,8 @@ import {
   sriovCell,
   type InventoryCommandOptions,
 } from '../inventory-view.js';
-import { orDash, renderTable } from '../render.js';
+import { orDash, renderTable, terminalWidth } from '../render.js';
+import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';
 
 export { classFilter };
@@ -37,6 +38,8 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
           );
           if (globals.json) return { json: devices.map((device) => deviceJson(device, tables)), text: '', warnings };
 
+          // dpdk-devbind's *Active*: the host uses it (an address or route, a mount, the console).
+          const used = await (await hostUsageFor(globals)).usesOf(devices);
           const headers = ['ADDRESS', 'CLASS', 'VENDOR:DEVICE', 'NAME', 'DRIVER', 'IOMMU', 'SR-IOV'];
           if (tables) headers.push('OWNER');
           const rows = devices.map((device) => {
@@ -45,14 +48,14 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
               classCell(device),
               idPair(device),
               deviceLabel(device),
-              orDash(device.driver),
+              used.has(device.address) ? `${orDash(device.driver)} *Active*` : orDash(device.driver),
               orDash(device.iommuGroup),
               sriovCell(device),
             ];
             if (tables) row.push(ownerCell(tables(device.address)));
             return row;
           });
-          const lines = [devices.length > 0 ? renderTable(headers, rows) : 'No PCI devices match.'];
+          const lines = [devices.length > 0 ? renderTable(headers, rows, { width: terminalWidth(), shrink: headers.indexOf('NAME') }) : 'No PCI devices match.'];
           if (!inventory.iommuEnabled) lines.push('', iommuOffNote(layout));
           return { json: null, text: lines.join('\n'), warnings };
         }),

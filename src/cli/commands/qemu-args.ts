@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { HostdevError } from '../../core/errors.js';
-import { shellJoin, type QemuMachine } from '../../core/qemu-args.js';
+import type { QemuMachine } from '../../core/qemu-args.js';
+import { shellJoin } from '../../core/shell.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 

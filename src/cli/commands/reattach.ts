@@ -6,7 +6,15 @@ export function registerReattach(program: Command): void {
     name: 'reattach',
     description: 'give a detached device back to its original host driver',
     run: (service, address, mode) => service.reattach(address, mode),
-    headline: (report, address) =>
-      report.plan.groups.length > 0 ? `reattached ${address} to its host driver` : `${address}: no write needed`,
+    headline: (report, address) => {
+      const check = report.plan.groups.flatMap((group) => group.steps).find((step) => step.kind === 'verify-driver' || step.kind === 'verify-host-driver');
+      if (check === undefined) return `${address}: no write needed`;
+      if (check.kind === 'verify-driver') {
+        return check.expected === null ? `reattached ${address}: off the stub, on no driver (it had none)` : `reattached ${address} to its host driver ${check.expected}`;
+      }
+      return check.bound
+        ? `reattached ${address} to the host driver the kernel probed for it`
+        : `reattached ${address}: off the stub and probed (it had no driver before; one loaded since may have taken it)`;
+    },
   });
 }

@@ -17,6 +17,7 @@ import {
   type InventoryCommandOptions,
 } from '../inventory-view.js';
 import { orDash, renderTable } from '../render.js';
+import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';
 
 function verdictLine(verdict: AssignmentVerdict): string {
@@ -42,7 +43,9 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
           const tables = await tablesLoading;
-          const json = showReport(inventory, address, tables, readVfioAliases(layout.root));
+          const found = findDevice(inventory, address);
+          const hostUse = found === null ? [] : ((await (await hostUsageFor(globals)).usesOf([found])).get(address) ?? []);
+          const json = showReport(inventory, address, tables, readVfioAliases(layout.root), hostUse);
           const device = findDevice(inventory, address)!;
           const { verdict, pciPath: path, vfioStub: stub } = json;
           const members = groupMembers(inventory, address);
@@ -69,6 +72,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           if (device.physfn) facts.push(['SR-IOV', `VF of ${device.physfn}`]);
           if (device.netdevs.length > 0) facts.push(['Network', device.netdevs.join(' ')]);
           if (tables) facts.push(['Owner', ownerCell(tables(address))]);
+          facts.push(['Host use', hostUse.length === 0 ? 'none' : `${hostUse.map((use) => use.detail).join('; ')} (detach refuses it without --force)`]);
           facts.push(['IOMMU group', orDash(device.iommuGroup)]);
           if (stub !== null) facts.push(['Stub driver', stubLine(stub)]);
           const width = Math.max(...facts.map(([label]) => label.length));

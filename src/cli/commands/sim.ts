@@ -1,9 +1,13 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
+import { SIMULATED_STATE_DIR } from '../../core/host-identity.js';
+import { hostdevCommand } from '../../core/shell.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import type { HostSpec } from '../../sim/spec.js';
+import type { GlobalOptions } from '../context.js';
 import { action } from '../run-action.js';
 
 // The builder, the simulated kernel (SQLite) and the snapshot code load on first use, so that
@@ -24,13 +28,13 @@ async function loadSpec(options: { preset?: string; spec?: string }): Promise<{ 
     try {
       raw = JSON.parse(fs.readFileSync(options.spec, 'utf8'));
     } catch (error) {
-      throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a HostSpec (src/sim/spec.ts).');
+      throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a host spec: `hostdev sim spec-schema` prints its JSON Schema.');
     }
     const { parseHostSpec } = await import('../../sim/spec.js');
     try {
       return { name: options.spec, spec: parseHostSpec(raw) };
     } catch (error) {
-      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; see src/sim/spec.ts.');
+      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; `hostdev sim spec-schema` prints the JSON Schema of a spec.');
     }
   }
   const name = options.preset ?? DEFAULT_PRESET;
@@ -58,7 +62,7 @@ export function registerSim(program: Command): void {
         buildHost(dir, spec);
         return {
           json: { root: dir, preset: name, description: spec.description ?? null },
-          text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: hostdev --root ${dir} list`,
+          text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: ${hostdevCommand('--root', dir, '--simulate', 'list')}\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
         };
       }),
     );
@@ -88,6 +92,27 @@ export function registerSim(program: Command): void {
         return { json: { path: hostPath, value, errno: null }, text: '' };
       }),
     );
+  /** The source host's use of its devices, for the tree's simulated host-use guard; how many devices it names. */
+  async function copyHostUse(globals: GlobalOptions, dir: string): Promise<number> {
+    const [{ readHost }, { ProcHostUsage }, { simHostUsageFile }] = await Promise.all([
+      import('../inventory-view.js'),
+      import('../../host/proc-host-usage.js'),
+      import('../../host/sim-host-usage.js'),
+    ]);
+    const { inventory } = await readHost(globals);
+    const uses = await new ProcHostUsage(globals.root).usesOf(inventory.devices);
+    if (uses.size > 0) fs.writeFileSync(simHostUsageFile(dir), `${JSON.stringify({ devices: Object.fromEntries(uses) }, null, 1)}\n`);
+    return uses.size;
+  }
+  sim
+    .command('spec-schema')
+    .description('print the JSON Schema of a --spec file (generated from the schema that checks it)')
+    .action(
+      action(async () => {
+        const schema = (await import('../../sim/spec.js')).hostSpecJsonSchema();
+        return { json: schema, text: JSON.stringify(schema, null, 2) };
+      }),
+    );
   sim
     .command('snapshot <dir>')
     .description("copy this host's PCI topology (read-only, from --root, default /) into a new simulated tree DIR")
@@ -98,9 +123,10 @@ export function registerSim(program: Command): void {
         }
         const { snapshotHost } = await import('../../sim/snapshot.js');
         const result = snapshotHost(globals.root, dir);
+        const hostUse = await copyHostUse(globals, dir);
         return {
-          json: { root: dir, ...result },
-          text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: hostdev --root ${dir} --simulate ...`,
+          json: { root: dir, ...result, hostUse },
+          text: `snapshot of ${globals.root}: ${result.devices} devices, ${result.drivers} drivers, IOMMU ${result.iommu ? 'on' : 'off'}, written to ${dir}\n  rehearse with: ${hostdevCommand('--root', dir, '--simulate')} COMMAND...\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
         };
       }),
     );

@@ -115,18 +115,21 @@ export function registerVf(program: Command): void {
       'forget departed VFs (pruned when they left the host while held): a watch no longer reports or reclaims their return',
     )
     .option('--all', 'every departed VF (`hostdev status` lists them)')
+    .option('--dry-run', 'print the records that would be forgotten, change nothing')
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
         const all = command.opts<{ all?: boolean }>().all ?? false;
+        const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
         if (all === inputs.length > 0) {
           throw new HostdevError('HOSTDEV_USAGE', 'name the departed VFs to forget, or pass --all (not both)', {
             hint: '`hostdev status` lists the departed VFs still awaited.',
           });
         }
         const addresses = all ? null : inputs.map(parseAddress);
-        const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget(addresses));
-        const lines = forgotten.length === 0 ? ['no departed VF forgotten'] : forgotten.map((record) => `forgot ${describeDeparted(record)}`);
-        return { json: { forgotten }, text: lines.join('\n'), warnings };
+        const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget(addresses, { dryRun }), { dryRun });
+        const verb = dryRun ? 'would forget' : 'forgot';
+        const lines = forgotten.length === 0 ? [`no departed VF ${dryRun ? 'would be ' : ''}forgotten`] : forgotten.map((record) => `${verb} ${describeDeparted(record)}`);
+        return { json: { forgotten, dryRun }, text: lines.join('\n'), warnings };
       }),
     );
 }

@@ -91,6 +91,7 @@ export async function runWatch(options: RunWatchOptions): Promise<number> {
   const { json } = options.globals;
   // Recovery runs on open, so the watch starts from consistent tables.
   const service = await openService(options.globals);
+  for (const warning of service.recovery.warnings) warn(`warning: ${warning}`);
   try {
     const events = service.watch({
       source: options.choice,
