@@ -12,6 +12,7 @@ import { blockerOf, detachSteps, loadModuleStep, resetChoice, resetSteps, restor
 import { existingDevice } from './plan-node.js';
 import { stubFor, type HostView, type Plan, type ResetChoice, type StepGroup } from './plan-types.js';
 import { isStubDriver, isVfioDriver } from './stub-driver.js';
+import { pciKey } from './device-key.js';
 import { TableIndex, type ActiveEntry, type Owner, type TableChange } from './tables.js';
 
 export interface AssignRequest {
@@ -118,6 +119,7 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
       });
     }
     entries.push({
+      key: pciKey(device.address),
       address: device.address,
       usedBy: request.owner,
       managed,

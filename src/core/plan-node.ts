@@ -14,7 +14,8 @@ import {
 } from './plan-device.js';
 import { stubFor, type HostView, type Plan, type Step, type StepGroup } from './plan-types.js';
 import { isVfioDriver } from './stub-driver.js';
-import { TableIndex, type InactiveEntry, type TableChange } from './tables.js';
+import { pciKey } from './device-key.js';
+import { removeChange, TableIndex, type InactiveEntry, type TableChange } from './tables.js';
 
 /** Plans of the node-device commands (libvirt's nodedev-detach, nodedev-reattach, nodedev-reset). */
 
@@ -41,7 +42,7 @@ export function vanishedInactive(view: HostView): PciAddress[] {
 }
 
 function pruneChanges(addresses: readonly PciAddress[]): TableChange[] {
-  return addresses.map((address) => ({ kind: 'remove', address }));
+  return addresses.map(removeChange);
 }
 
 export function existingDevice(view: HostView, address: PciAddress): PciDevice {
@@ -66,6 +67,7 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
   const steps = detachSteps(view.files, device, stubDriver);
   const loads = steps.length > 0 ? loadModuleStep(stubDriver, view, new Set()) : [];
   const entry: InactiveEntry = known ?? {
+    key: pciKey(device.address),
     address: device.address,
     managed: false,
     stubDriver,
@@ -112,7 +114,7 @@ export function planReattach(view: HostView, address: PciAddress): Plan {
     return {
       ...emptyPlan('reattach'),
       groups: group(device, 'reattach', [...loads, ...steps]),
-      changes: [...others, { kind: 'remove', address }],
+      changes: [...others, removeChange(address)],
       pruned,
       notes,
     };

@@ -2,7 +2,7 @@ import type { PciAddress } from './address.js';
 import { isHostdevError } from './errors.js';
 import { loadModuleStep, reattachSteps, resetChoice, resetSteps, restorePointOf } from './plan-device.js';
 import type { Fallback, HostView, Plan, ResetChoice, StepGroup } from './plan-types.js';
-import { formatOwner, sameOwner, TableIndex, toInactive, type Owner, type TableChange } from './tables.js';
+import { formatOwner, removeChange, sameOwner, TableIndex, toInactive, type Owner, type TableChange } from './tables.js';
 
 export interface ReleaseRequest {
   readonly owner: Owner;
@@ -78,9 +78,9 @@ export function planRelease(view: HostView, request: ReleaseRequest): Plan {
       reattachGroups.push({ address, phase: 'reattach', restore: restorePointOf(device), steps: [...loads, ...steps] });
       fallbacks.push({ address, phase: 'reattach', change: { kind: 'set-inactive', entry: inactive } });
     }
-    changes.push({ kind: 'remove', address });
+    changes.push(removeChange(address));
   }
-  for (const address of pruned) changes.push({ kind: 'remove', address });
+  for (const address of pruned) changes.push(removeChange(address));
 
   return {
     operation: 'release',

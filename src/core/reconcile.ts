@@ -1,5 +1,5 @@
 import type { PciAddress } from './address.js';
-import { sameOwner, type Located, type Owner, type TableChange, type Tables } from './tables.js';
+import { removeChange, sameOwner, type Located, type Owner, type TableChange, type Tables } from './tables.js';
 
 /**
  * The one rule for devices that left the host (libvirt's virHostdevDeleteMissingPCIDevices, and
@@ -35,7 +35,7 @@ export function reconcile(input: ReconcileInput): Reconciliation {
     .map((place) => place.entry.address);
   return {
     pruned,
-    changes: pruned.map((place) => ({ kind: 'remove', address: place.entry.address })),
+    changes: pruned.map((place) => removeChange(place.entry.address)),
     awaited,
   };
 }

@@ -1,4 +1,5 @@
 import type { PciAddress } from './address.js';
+import { pciKey, type DeviceKey } from './device-key.js';
 
 /*
  * Names used across the manager, declared once:
@@ -18,6 +19,9 @@ export interface Owner {
 }
 
 export interface ActiveEntry {
+  /** What the tables key the entry by (pci:ADDRESS). */
+  readonly key: DeviceKey;
+  /** The PCI address the key names: every entry is a PCI function today. */
   readonly address: PciAddress;
   readonly usedBy: Owner;
   readonly managed: boolean;
@@ -26,6 +30,7 @@ export interface ActiveEntry {
 }
 
 export interface InactiveEntry {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly managed: boolean;
   readonly stubDriver: string;
@@ -40,7 +45,12 @@ export interface Tables {
 export type TableChange =
   | { readonly kind: 'set-active'; readonly entry: ActiveEntry }
   | { readonly kind: 'set-inactive'; readonly entry: InactiveEntry }
-  | { readonly kind: 'remove'; readonly address: PciAddress };
+  | { readonly kind: 'remove'; readonly key: DeviceKey; readonly address: PciAddress };
+
+/** Drops the device's entry from whichever table holds it. */
+export function removeChange(address: PciAddress): TableChange {
+  return { kind: 'remove', key: pciKey(address), address };
+}
 
 export const EMPTY_TABLES: Tables = { active: [], inactive: [] };
 
@@ -48,26 +58,30 @@ export type Located =
   | { readonly table: 'active'; readonly entry: ActiveEntry }
   | { readonly table: 'inactive'; readonly entry: InactiveEntry };
 
-/** Address lookups over both tables in O(1); built once per operation. */
+/** Lookups by device key over both tables in O(1); built once per operation. PCI code asks by address. */
 export class TableIndex {
-  private readonly byAddress = new Map<string, Located>();
+  private readonly byKey = new Map<DeviceKey, Located>();
 
   constructor(readonly tables: Tables) {
-    for (const entry of tables.inactive) this.byAddress.set(entry.address, { table: 'inactive', entry });
-    for (const entry of tables.active) this.byAddress.set(entry.address, { table: 'active', entry });
+    for (const entry of tables.inactive) this.byKey.set(entry.key, { table: 'inactive', entry });
+    for (const entry of tables.active) this.byKey.set(entry.key, { table: 'active', entry });
+  }
+
+  findKey(key: DeviceKey): Located | undefined {
+    return this.byKey.get(key);
   }
 
   find(address: PciAddress): Located | undefined {
-    return this.byAddress.get(address);
+    return this.byKey.get(pciKey(address));
   }
 
   active(address: PciAddress): ActiveEntry | undefined {
-    const found = this.byAddress.get(address);
+    const found = this.find(address);
     return found?.table === 'active' ? found.entry : undefined;
   }
 
   inactive(address: PciAddress): InactiveEntry | undefined {
-    const found = this.byAddress.get(address);
+    const found = this.find(address);
     return found?.table === 'inactive' ? found.entry : undefined;
   }
 
@@ -86,6 +100,7 @@ export function formatOwner(owner: Owner): string {
 
 export function toInactive(entry: ActiveEntry | InactiveEntry): InactiveEntry {
   return {
+    key: entry.key,
     address: entry.address,
     managed: entry.managed,
     stubDriver: entry.stubDriver,
@@ -97,24 +112,23 @@ export function toActive(entry: InactiveEntry, usedBy: Owner): ActiveEntry {
   return { ...toInactive(entry), usedBy };
 }
 
-function changeAddress(change: TableChange): PciAddress {
-  return change.kind === 'remove' ? change.address : change.entry.address;
+function changeKey(change: TableChange): DeviceKey {
+  return change.kind === 'remove' ? change.key : change.entry.key;
 }
 
 /** The tables after `changes`, applied in order (what the store's commit does, as a pure function). */
 export function applyChanges(tables: Tables, changes: readonly TableChange[]): Tables {
-  const active = new Map(tables.active.map((entry) => [entry.address as string, entry]));
-  const inactive = new Map(tables.inactive.map((entry) => [entry.address as string, entry]));
+  const active = new Map(tables.active.map((entry) => [entry.key, entry]));
+  const inactive = new Map(tables.inactive.map((entry) => [entry.key, entry]));
   for (const change of changes) {
-    const address = changeAddress(change);
-    active.delete(address);
-    inactive.delete(address);
-    if (change.kind === 'set-active') active.set(address, change.entry);
-    if (change.kind === 'set-inactive') inactive.set(address, change.entry);
+    const key = changeKey(change);
+    active.delete(key);
+    inactive.delete(key);
+    if (change.kind === 'set-active') active.set(key, change.entry);
+    if (change.kind === 'set-inactive') inactive.set(key, change.entry);
   }
-  const byAddress = <T extends { address: PciAddress }>(a: T, b: T): number =>
-    a.address < b.address ? -1 : a.address > b.address ? 1 : 0;
-  return { active: [...active.values()].sort(byAddress), inactive: [...inactive.values()].sort(byAddress) };
+  const byKey = <T extends { key: DeviceKey }>(a: T, b: T): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  return { active: [...active.values()].sort(byKey), inactive: [...inactive.values()].sort(byKey) };
 }
 
 /** Who holds a device, for `list`/`show`/`status`: "qemu/vm1", "hostdev" (inactive) or null. */

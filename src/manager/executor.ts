@@ -3,7 +3,7 @@ import { HostdevError, isHostdevError } from '../core/errors.js';
 import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
 import { hostDriverWanted, onHostDriver, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
-import type { TableChange } from '../core/tables.js';
+import { removeChange, type TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
 import type { Operation, StateChange } from '../state/store.js';
@@ -97,7 +97,7 @@ export async function executePlan(
   const gone = new Set<string>(settled.pruned);
   const changes = [
     ...planned.filter((change) => !gone.has(change.kind === 'remove' ? change.address : change.entry.address)),
-    ...settled.pruned.map((address) => ({ kind: 'remove' as const, address })),
+    ...settled.pruned.map(removeChange),
   ];
   op.commit([...planned, ...extra, ...settled.changes]);
   return { changes, failures: failures.filter((failure) => !gone.has(failure.address)), pruned: settled.pruned };

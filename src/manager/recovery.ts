@@ -4,9 +4,11 @@ import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
 import { formatStep, hostDriverWanted, onHostDriver, type RestorePoint, type Step } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
+import { pciKey } from '../core/device-key.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
+  removeChange,
   TableIndex,
   toInactive,
   type Located,
@@ -337,7 +339,7 @@ async function repairDevice(
     target = { steps: [], driver: located.entry.stubDriver, change: { kind: 'set-inactive', entry: toInactive(located.entry) }, table: 'inactive' };
   } else if (forward) {
     const entry = toInactive(located.entry);
-    target = { steps: reattachSteps(hostFiles, device, entry), driver: entry.originalDriver, change: { kind: 'remove', address }, table: null };
+    target = { steps: reattachSteps(hostFiles, device, entry), driver: entry.originalDriver, change: removeChange(address), table: null };
     if (entry.originalDriver === entry.stubDriver) target = { ...target, driver: entry.stubDriver };
   } else {
     target = { steps: restoreSteps(hostFiles, device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
@@ -379,6 +381,7 @@ function fallback(
   let table: TableName | null = located?.table ?? null;
   if (parked && located?.table !== 'active') {
     const entry = located?.entry ?? {
+      key: pciKey(address),
       address,
       managed: true,
       stubDriver: now ?? DEFAULT_STUB_DRIVER,

@@ -112,6 +112,17 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE vf_config ADD COLUMN requested TEXT;
       `),
   },
+  {
+    version: 5,
+    description: 'table entries keyed by device key (pci:ADDRESS) instead of the bare PCI address',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active RENAME COLUMN address TO key;
+        UPDATE active SET key = 'pci:' || key;
+        ALTER TABLE inactive RENAME COLUMN address TO key;
+        UPDATE inactive SET key = 'pci:' || key;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import { pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import { processAlive } from '../platform/process-alive.js';
 import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
@@ -45,7 +46,7 @@ const MOVE_ASIDE_HINT =
   '`hostdev list` for devices left on vfio-pci and reattach them by hand.';
 
 interface ActiveRow {
-  address: string;
+  key: string;
   owner_driver: string;
   owner_domain: string;
   managed: number;
@@ -98,9 +99,20 @@ const bit = (value: boolean): number => (value ? 1 : 0);
 const optBit = (value: boolean | null): number | null => (value === null ? null : bit(value));
 const optBool = (value: number | null): boolean | null => (value === null ? null : value === 1);
 
+/** Every entry is a PCI function today; a key of another kind was written by a hostdev that manages more. */
+function entryAddress(key: string): PciAddress {
+  const address = pciAddressOf(key as DeviceKey);
+  if (address !== null) return address;
+  throw new HostdevError('HOSTDEV_STATE', `the hostdev state database holds an entry for ${key}, a device this hostdev does not manage`, {
+    hint: 'Run the newer hostdev that wrote it, or release that device with it first.',
+    details: { key },
+  });
+}
+
 function activeEntry(row: ActiveRow): ActiveEntry {
   return {
-    address: row.address as PciAddress,
+    key: row.key as DeviceKey,
+    address: entryAddress(row.key),
     usedBy: { driver: row.owner_driver, domain: row.owner_domain },
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
@@ -110,7 +122,8 @@ function activeEntry(row: ActiveRow): ActiveEntry {
 
 function inactiveEntry(row: InactiveRow): InactiveEntry {
   return {
-    address: row.address as PciAddress,
+    key: row.key as DeviceKey,
+    address: entryAddress(row.key),
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
@@ -148,7 +161,7 @@ function vfConfig(row: VfConfigRow): VfConfig {
 
 function departedRecord(row: DepartedRow): DepartedVfRecord {
   const address = row.address as PciAddress;
-  const common = { address, managed: row.managed === 1, stubDriver: row.stub_driver, originalDriver: row.original_driver };
+  const common = { key: pciKey(address), address, managed: row.managed === 1, stubDriver: row.stub_driver, originalDriver: row.original_driver };
   const owner = row.owner_driver === null || row.owner_domain === null ? null : { driver: row.owner_driver, domain: row.owner_domain };
   const former: Located =
     row.former_table === 'active' && owner !== null
@@ -574,8 +587,8 @@ export class StateStore {
   /** @internal used by LockedOperation */
   selectTables(): Tables {
     return {
-      active: (this.db.prepare('SELECT * FROM active ORDER BY address').all() as ActiveRow[]).map(activeEntry),
-      inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY address').all() as InactiveRow[]).map(inactiveEntry),
+      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).map(activeEntry),
+      inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry),
     };
   }
 
@@ -616,14 +629,14 @@ class LockedOperation implements Operation {
   }
 
   lookup(addresses: Iterable<PciAddress>): Tables {
-    const activeAt = this.db.prepare('SELECT * FROM active WHERE address = ?');
-    const inactiveAt = this.db.prepare('SELECT * FROM inactive WHERE address = ?');
+    const activeAt = this.db.prepare('SELECT * FROM active WHERE key = ?');
+    const inactiveAt = this.db.prepare('SELECT * FROM inactive WHERE key = ?');
     const active: ActiveEntry[] = [];
     const inactive: InactiveEntry[] = [];
-    for (const address of [...new Set(addresses)].sort()) {
-      const a = activeAt.get(address) as ActiveRow | undefined;
+    for (const key of [...new Set([...addresses].map(pciKey))].sort()) {
+      const a = activeAt.get(key) as ActiveRow | undefined;
       if (a) active.push(activeEntry(a));
-      const i = inactiveAt.get(address) as InactiveRow | undefined;
+      const i = inactiveAt.get(key) as InactiveRow | undefined;
       if (i) inactive.push(inactiveEntry(i));
     }
     return { active, inactive };
@@ -631,13 +644,13 @@ class LockedOperation implements Operation {
 
   ownedBy(owner: Owner): readonly ActiveEntry[] {
     const rows = this.db
-      .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY address')
+      .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY key')
       .all(owner.driver, owner.domain) as ActiveRow[];
     return rows.map(activeEntry);
   }
 
   inactive(): readonly InactiveEntry[] {
-    return (this.db.prepare('SELECT * FROM inactive ORDER BY address').all() as InactiveRow[]).map(inactiveEntry);
+    return (this.db.prepare('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry);
   }
 
   intend(step: JournalStep): JournalHandle {
@@ -704,19 +717,19 @@ class LockedOperation implements Operation {
     const db = this.db;
     const at = now();
     const upsertActive = db.prepare(
-      `INSERT INTO active (address, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
+      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (address) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
+       ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
          managed = excluded.managed, stub_driver = excluded.stub_driver, original_driver = excluded.original_driver,
          updated_at = excluded.updated_at`,
     );
     const upsertInactive = db.prepare(
-      `INSERT INTO inactive (address, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (address) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
+      `INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
          original_driver = excluded.original_driver, updated_at = excluded.updated_at`,
     );
-    const deleteActive = db.prepare('DELETE FROM active WHERE address = ?');
-    const deleteInactive = db.prepare('DELETE FROM inactive WHERE address = ?');
+    const deleteActive = db.prepare('DELETE FROM active WHERE key = ?');
+    const deleteInactive = db.prepare('DELETE FROM inactive WHERE key = ?');
     const upsertVf = db.prepare(
       `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at, requested)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -737,19 +750,19 @@ class LockedOperation implements Operation {
         switch (change.kind) {
           case 'set-active': {
             const e = change.entry;
-            upsertActive.run(e.address, e.usedBy.driver, e.usedBy.domain, bit(e.managed), e.stubDriver, e.originalDriver, at);
-            deleteInactive.run(e.address);
+            upsertActive.run(e.key, e.usedBy.driver, e.usedBy.domain, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            deleteInactive.run(e.key);
             break;
           }
           case 'set-inactive': {
             const e = change.entry;
-            upsertInactive.run(e.address, bit(e.managed), e.stubDriver, e.originalDriver, at);
-            deleteActive.run(e.address);
+            upsertInactive.run(e.key, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            deleteActive.run(e.key);
             break;
           }
           case 'remove':
-            deleteActive.run(change.address);
-            deleteInactive.run(change.address);
+            deleteActive.run(change.key);
+            deleteInactive.run(change.key);
             deleteHome.run(change.address);
             break;
           case 'save-vf-config': {

@@ -97,7 +97,7 @@ describe('--dry-run changes nothing, recovery and prunes included', () => {
     const db = new Database(path.join(stateDir, 'state.db'), { readonly: true });
     try {
       expect((db.prepare('SELECT DISTINCT address FROM journal').all() as Array<{ address: string }>).map((r) => r.address)).toEqual([KILLED]);
-      expect((db.prepare('SELECT address FROM active').all() as Array<{ address: string }>).map((r) => r.address)).toEqual([HELD]);
+      expect((db.prepare('SELECT key FROM active').all() as Array<{ key: string }>).map((r) => r.key)).toEqual([`pci:${HELD}`]);
       expect(db.prepare('SELECT count(*) AS n FROM vf_config').get()).toEqual({ n: 1 });
     } finally {
       db.close();

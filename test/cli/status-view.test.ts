@@ -3,6 +3,7 @@ import type { PciAddress } from '../../src/core/address.js';
 import { statusText } from '../../src/cli/status-view.js';
 import { EMPTY_RECOVERY_REPORT } from '../../src/manager/recovery.js';
 import type { StatusReport } from '../../src/manager/status.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 const pci = (text: string): PciAddress => text as PciAddress;
 const A = pci('0000:01:10.0');
@@ -11,8 +12,8 @@ const C = pci('0000:01:10.3');
 const D = pci('0000:02:00.0');
 
 const base: StatusReport = {
-  active: [{ address: A, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
-  inactive: [{ address: B, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
+  active: [{ key: pciKey(A), address: A, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
+  inactive: [{ key: pciKey(B), address: B, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
   pruned: [],
   missing: [],
   iommu: { enabled: true },

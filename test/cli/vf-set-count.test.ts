@@ -5,6 +5,7 @@ import { SysfsLayout } from '../../src/sysfs/paths.js';
 import type { StateStore } from '../../src/state/store.js';
 import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 import { miniHost, miniKernel, type MiniTree } from '../events/mini-tree.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 // The library side of `hostdev vf set-count` on a hand-made tree whose kernel port enforces
 // Linux's sriov_numvfs rules (N -> M with both non-zero is EINVAL; above totalvfs is ERANGE).
@@ -27,7 +28,7 @@ function setup(numVfs: number) {
 async function assignVf(address: string, domain: string): Promise<void> {
   await store.exclusive('test-assign', async (op) => {
     op.commit([
-      { kind: 'set-active', entry: { address: address as PciAddress, usedBy: { driver: 'qemu', domain }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+      { kind: 'set-active', entry: { key: pciKey(address as PciAddress), address: address as PciAddress, usedBy: { driver: 'qemu', domain }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'save-vf-config', config: { address: address as PciAddress, pf: 'eth1', vfIndex: 0, mac: null, vlan: null, spoofchk: null, trust: null } },
     ]);
   });

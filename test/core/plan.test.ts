@@ -4,7 +4,8 @@ import { restoreSteps } from '../../src/core/plan-device.js';
 import { planDetach, planReattach, planReset } from '../../src/core/plan-node.js';
 import { planRelease } from '../../src/core/plan-release.js';
 import { formatStep, planSteps, planWrites, type Plan } from '../../src/core/plan-types.js';
-import { toActive, type InactiveEntry, type Tables } from '../../src/core/tables.js';
+import { pciKey } from '../../src/core/device-key.js';
+import { removeChange, toActive, type InactiveEntry, type Tables } from '../../src/core/tables.js';
 import { hostFiles } from '../../src/sysfs/paths.js';
 import { addr, hostView, pciDevice } from '../support/pci-device-fixture.js';
 import { hostdevErrorOf } from '../support/errors.js';
@@ -25,6 +26,7 @@ function assignRequest(fields: Partial<AssignRequest>): AssignRequest {
 }
 
 const taken = (address: string, original: string | null, managed = false): InactiveEntry => ({
+  key: pciKey(addr(address)),
   address: addr(address),
   managed,
   stubDriver: 'vfio-pci',
@@ -119,14 +121,14 @@ describe('reattach plan', () => {
       'write /sys/bus/pci/drivers_probe "0000:02:10.0"',
       'check 0000:02:10.0 driver is igbvf',
     ]);
-    expect(plan.changes).toEqual([{ kind: 'remove', address: vf.address }]);
+    expect(plan.changes).toEqual([removeChange(vf.address)]);
   });
 
   it('a device that was on the stub before hostdev took it stays there', () => {
     const onStub = { ...vf, driver: 'vfio-pci' };
     const plan = planReattach(hostView({ devices: [onStub], tables: { active: [], inactive: [taken('0000:02:10.0', 'vfio-pci')] } }), vf.address);
     expect(planSteps(plan)).toEqual([]);
-    expect(plan.changes).toEqual([{ kind: 'remove', address: vf.address }]);
+    expect(plan.changes).toEqual([removeChange(vf.address)]);
   });
 
   it('a device that had no driver is unbound and probed, so a driver loaded since binds; none is accepted', () => {
@@ -153,8 +155,8 @@ describe('reattach plan', () => {
     const plan = planReattach(hostView({ devices: [], missing: ['0000:02:10.0', '0000:02:10.2'], tables }), vf.address);
     expect(plan.pruned).toEqual(['0000:02:10.0', '0000:02:10.2']);
     expect(plan.changes).toEqual([
-      { kind: 'remove', address: addr('0000:02:10.0') },
-      { kind: 'remove', address: addr('0000:02:10.2') },
+      removeChange(addr('0000:02:10.0')),
+      removeChange(addr('0000:02:10.2')),
     ]);
   });
 
@@ -285,7 +287,7 @@ describe('release plan', () => {
       'write /sys/bus/pci/drivers_probe "0000:02:10.0"',
       'check 0000:02:10.0 driver is igbvf',
     ]);
-    expect(plan.changes).toEqual([{ kind: 'remove', address: vf.address }]);
+    expect(plan.changes).toEqual([removeChange(vf.address)]);
     expect(plan.fallbacks).toEqual([{ address: vf.address, phase: 'reattach', change: { kind: 'set-inactive', entry: taken('0000:02:10.0', 'igbvf', true) } }]);
     expect(plan.onFailure).toBe('continue');
   });
@@ -313,8 +315,8 @@ describe('release plan', () => {
     const gpuOnStub = { ...gpu, driver: 'vfio-pci', driverOverride: 'vfio-pci' };
     const plan = planRelease(hostView({ devices: [gpuOnStub], missing: [vf.address], tables }), { owner: vm1 });
     expect(plan.pruned).toEqual([vf.address]);
-    expect(plan.changes).toContainEqual({ kind: 'remove', address: vf.address });
-    expect(plan.changes).toContainEqual({ kind: 'remove', address: gpu.address });
+    expect(plan.changes).toContainEqual(removeChange(vf.address));
+    expect(plan.changes).toContainEqual(removeChange(gpu.address));
     expect(planWrites(plan).every((step) => step.address === gpu.address)).toBe(true);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   applyChanges,
   ownerLabel,
+  removeChange,
   sameOwner,
   TableIndex,
   toActive,
@@ -9,9 +10,11 @@ import {
   type Tables,
 } from '../../src/core/tables.js';
 import { addr } from '../support/pci-device-fixture.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 const vm1 = { driver: 'qemu', domain: 'vm1' };
 const inactive = (address: string): InactiveEntry => ({
+  key: pciKey(addr(address)),
   address: addr(address),
   managed: false,
   stubDriver: 'vfio-pci',
@@ -35,8 +38,8 @@ describe('device tables', () => {
   it('remove drops an address from both tables', () => {
     const tables: Tables = { active: [toActive(inactive('0000:01:10.0'), vm1)], inactive: [inactive('0000:01:10.2')] };
     const next = applyChanges(tables, [
-      { kind: 'remove', address: addr('0000:01:10.0') },
-      { kind: 'remove', address: addr('0000:01:10.2') },
+      removeChange(addr('0000:01:10.0')),
+      removeChange(addr('0000:01:10.2')),
     ]);
     expect(next).toEqual({ active: [], inactive: [] });
   });

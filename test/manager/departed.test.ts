@@ -11,6 +11,7 @@ import { simHostUsageFile } from '../../src/host/sim-host-usage.js';
 import { snapshotOf } from '../../src/core/events.js';
 import { readInventory } from '../../src/sysfs/reader.js';
 import { pci, simManagerHost, type SimManagerHost } from '../support/sim-manager.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 // Issue 6 follow-up: a VF pruned because it left the host while a table held it is remembered in
 // the state database (same commit as the prune), whichever command pruned it, so that a watch
@@ -96,8 +97,8 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
     // an earlier departure of vm1 (recorded by a watch, say) and one of another domain
     await manager.store.exclusive('test', async (op) =>
       op.commit([
-        { kind: 'record-departed', record: { address: pci('0000:01:10.4'), pf: PF, vfIndex: 4, former: { table: 'active', entry: { address: pci('0000:01:10.4'), usedBy: VM1, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: VM1, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
-        { kind: 'record-departed', record: { address: pci('0000:01:10.6'), pf: PF, vfIndex: 6, former: { table: 'active', entry: { address: pci('0000:01:10.6'), usedBy: { driver: 'qemu', domain: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: { driver: 'qemu', domain: 'vm2' }, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
+        { kind: 'record-departed', record: { address: pci('0000:01:10.4'), pf: PF, vfIndex: 4, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.4')), address: pci('0000:01:10.4'), usedBy: VM1, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: VM1, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
+        { kind: 'record-departed', record: { address: pci('0000:01:10.6'), pf: PF, vfIndex: 6, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.6')), address: pci('0000:01:10.6'), usedBy: { driver: 'qemu', domain: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: { driver: 'qemu', domain: 'vm2' }, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
       ]),
     );
     const report = await manager.release({ domain: 'vm1' });
@@ -171,7 +172,7 @@ describe('a watch started later recognises a departed VF', () => {
       [vf0, 'readied'],
       [vf1, 'reported'],
     ]);
-    expect(manager.tables().active).toEqual([expect.objectContaining({ address: vf0, usedBy: VM1 })]);
+    expect(manager.tables().active).toEqual([expect.objectContaining({ key: pciKey(vf0), address: vf0, usedBy: VM1 })]);
     expect(manager.store.readDeparted()).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import { SysfsLayout } from '../../src/sysfs/paths.js';
 import { StateStore, type JournalStep } from '../../src/state/store.js';
 import { pciDevice } from '../support/pci-device-fixture.js';
 import { tempDir } from '../state/helpers.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 /**
  * An in-memory host with the four sysfs writes recovery uses, as Linux treats them: a
@@ -85,6 +86,7 @@ const B = '0000:02:00.0' as PciAddress;
 const C = '0000:03:00.0' as PciAddress;
 const qemu = (domain: string) => ({ driver: 'qemu', domain });
 const activeEntry = (address: PciAddress, managed = true): ActiveEntry => ({
+  key: pciKey(address),
   address,
   usedBy: qemu('vm1'),
   managed,
@@ -92,6 +94,7 @@ const activeEntry = (address: PciAddress, managed = true): ActiveEntry => ({
   originalDriver: 'e1000e',
 });
 const inactiveEntry = (address: PciAddress, managed = false): InactiveEntry => ({
+  key: pciKey(address),
   address,
   managed,
   stubDriver: 'vfio-pci',
@@ -256,7 +259,7 @@ describe('recover: unfinished operations', () => {
     ]);
     expect(report.warnings.join('\n')).toMatch(new RegExp(`hostdev reattach ${A}`));
     expect(store.readTables().inactive).toEqual([
-      { address: A, managed: true, stubDriver: 'vfio-pci', originalDriver: 'e1000e' },
+      { key: pciKey(A), address: A, managed: true, stubDriver: 'vfio-pci', originalDriver: 'e1000e' },
     ]);
     expect(store.readJournal()).toEqual([]);
   });

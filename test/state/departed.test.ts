@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { StateStore } from '../../src/state/store.js';
 import { active, addr, tempDir } from './helpers.js';
+import { removeChange } from '../../src/core/tables.js';
 
 const PF = '0000:01:00.0' as PciAddress;
 
@@ -25,7 +26,7 @@ describe('store: VF identities and departed VFs', () => {
         prunedBy: 'watch',
       };
       await store.exclusive('watch-prune', async (op) => {
-        op.commit([{ kind: 'record-departed', record }, { kind: 'remove', address: entry.address }]);
+        op.commit([{ kind: 'record-departed', record }, removeChange(entry.address)]);
         expect(op.vfHomes([entry.address]).size).toBe(0);
       });
       const [stored, ...rest] = store.readDeparted();

@@ -6,6 +6,7 @@ import { isHostdevError } from '../../src/core/errors.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/state/schema.js';
 import { DB_FILE, StateStore } from '../../src/state/store.js';
 import { active, inactive, tempDir } from './helpers.js';
+import { removeChange } from '../../src/core/tables.js';
 
 /** The names and bytes of every file in a directory. */
 function filesOf(dir: string): Record<string, string> {
@@ -30,7 +31,7 @@ describe('StateStore.openSnapshot (dry runs)', () => {
     expect(snapshot.snapshot).toBe(true);
     expect(snapshot.readTables()).toEqual({ active: [active(1)], inactive: [] });
     await snapshot.exclusive('dry', async (op) =>
-      op.commit([{ kind: 'remove', address: active(1).address }, { kind: 'set-inactive', entry: inactive(2) }]),
+      op.commit([removeChange(active(1).address), { kind: 'set-inactive', entry: inactive(2) }]),
     );
     expect(snapshot.readTables()).toEqual({ active: [], inactive: [inactive(2)] });
     snapshot.close();

@@ -1,10 +1,12 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyChanges, EMPTY_TABLES, type TableChange, type Tables } from '../../src/core/tables.js';
+import { applyChanges, EMPTY_TABLES, removeChange, type TableChange, type Tables } from '../../src/core/tables.js';
 import { StateStore } from '../../src/state/store.js';
 import { addr, tempDir } from './helpers.js';
+import { pciKey } from '../../src/core/device-key.js';
 
 const address = fc.integer({ min: 1, max: 6 }).map(addr);
+const withKey = <T extends { address: ReturnType<typeof addr> }>(entry: T) => ({ key: pciKey(entry.address), ...entry });
 const driver = fc.constantFrom('e1000e', 'igb', null);
 const change: fc.Arbitrary<TableChange> = fc.oneof(
   fc.record({
@@ -15,13 +17,13 @@ const change: fc.Arbitrary<TableChange> = fc.oneof(
       managed: fc.boolean(),
       stubDriver: fc.constantFrom('vfio-pci', 'mlx5_vfio_pci'),
       originalDriver: driver,
-    }),
+    }).map(withKey),
   }),
   fc.record({
     kind: fc.constant('set-inactive' as const),
-    entry: fc.record({ address, managed: fc.boolean(), stubDriver: fc.constant('vfio-pci'), originalDriver: driver }),
+    entry: fc.record({ address, managed: fc.boolean(), stubDriver: fc.constant('vfio-pci'), originalDriver: driver }).map(withKey),
   }),
-  fc.record({ kind: fc.constant('remove' as const), address }),
+  address.map(removeChange),
 );
 
 const store = StateStore.open(tempDir());
@@ -30,7 +32,7 @@ afterAll(() => store.close());
 async function reset(): Promise<void> {
   await store.exclusive('reset', async (op) => {
     const { active, inactive } = op.tables();
-    op.commit([...active, ...inactive].map((entry) => ({ kind: 'remove' as const, address: entry.address })));
+    op.commit([...active, ...inactive].map((entry) => removeChange(entry.address)));
   });
 }
 
@@ -55,9 +57,9 @@ describe('store commit against the pure model (core applyChanges)', () => {
 
   it('a commit that throws half-way changes nothing (one transaction)', async () => {
     await reset();
-    const good: TableChange = { kind: 'set-inactive', entry: { address: addr(1), managed: false, stubDriver: 'vfio-pci', originalDriver: null } };
+    const good: TableChange = { kind: 'set-inactive', entry: { key: pciKey(addr(1)), address: addr(1), managed: false, stubDriver: 'vfio-pci', originalDriver: null } };
     // A NOT NULL violation on the second change aborts the whole commit.
-    const bad = { kind: 'set-inactive', entry: { address: addr(2), managed: false, stubDriver: null, originalDriver: null } } as unknown as TableChange;
+    const bad = { kind: 'set-inactive', entry: { key: pciKey(addr(2)), address: addr(2), managed: false, stubDriver: null, originalDriver: null } } as unknown as TableChange;
     await expect(store.exclusive('t', async (op) => op.commit([good, bad]))).rejects.toThrow();
     expect(store.readTables()).toEqual(EMPTY_TABLES);
   });

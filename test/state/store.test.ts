@@ -5,6 +5,7 @@ import { HostdevError } from '../../src/core/errors.js';
 import { DB_FILE, LOCK_FILE, StateStore, WAITING_ROOM_FILE, type JournalStep } from '../../src/state/store.js';
 import { SCHEMA_VERSION } from '../../src/state/schema.js';
 import { active, addr, inactive, mode, runChild, tempDir } from './helpers.js';
+import { removeChange } from '../../src/core/tables.js';
 
 const stores: StateStore[] = [];
 function open(dir: string, options?: Parameters<typeof StateStore.open>[1]): StateStore {
@@ -75,7 +76,7 @@ describe('tables', () => {
     await store.exclusive('t', async (op) => {
       op.commit([{ kind: 'set-active', entry: active(1, 'vm2', false) }, { kind: 'set-inactive', entry: inactive(2) }]);
       expect(op.tables()).toEqual({ active: [active(1, 'vm2', false)], inactive: [inactive(2), inactive(3, true)] });
-      op.commit([{ kind: 'remove', address: addr(3) }, { kind: 'remove', address: addr(1) }]);
+      op.commit([removeChange(addr(3)), removeChange(addr(1))]);
     });
     expect(store.readTables()).toEqual({ active: [], inactive: [inactive(2)] });
   });
