@@ -1,6 +1,7 @@
 // Public library entry: re-exports only. Each module below is one concern.
 // The service is the way in; the simulator has its own entry (hostdev/sim).
 export * from './core/address.js';
+export * from './core/device-key.js';
 export * from './core/device.js';
 export * from './core/errors.js';
 export * from './core/iommu.js';
@@ -45,7 +46,7 @@ export {
 } from './client/hostdev-client.js';
 export type { LiveEvent } from './manager/watch-live.js';
 export type { WatchSourceChoice } from './events/sources.js';
-export type { ShowReport, GroupReport, DeviceWithOwnership, VfioStubJson } from './manager/inventory-reports.js';
+export type { ShowReport, GroupReport, DeviceJson, DeviceWithOwnership, VfioStubJson } from './manager/inventory-reports.js';
 export type { OperationReport, ReleaseReport, FailureReport } from './manager/reports.js';
 export type { StatusReport } from './manager/status.js';
 export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { parseAddress, type PciAddress } from '../core/address.js';
+import type { PciAddress } from '../core/address.js';
+import { parsePciRef } from '../core/device-key.js';
 import { ExitCode, HostdevError } from '../core/errors.js';
 import { formatChange } from '../core/plan-types.js';
 import { operationJson } from '../service/report-json.js';
@@ -117,7 +118,7 @@ export function registerNodeCommand(
       .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'),
   ).action(
       action(async (globals, command: Command, input: string) => {
-        const address = parseAddress(input);
+        const address = parsePciRef(input);
         const opts = command.opts<{ dryRun?: boolean; wait?: string }>();
         const dryRun = opts.dryRun ?? false;
         const mode = { dryRun, wait: deviceWait(opts.wait) };

@@ -134,10 +134,9 @@ const KEY_HINT =
 export function parseId(input: string): DeviceId {
   const id = tryParseId(input);
   if (id === null) {
-    throw new HostdevError('HOSTDEV_BAD_ADDRESS', `"${input}" is not a device key or a PCI address`, {
-      hint: KEY_HINT,
-      details: { input },
-    });
+    const kind = DEVICE_KINDS.find((name) => input.startsWith(`${name}:`));
+    const problem = kind === undefined ? 'is not a PCI address or a device key' : `is not a valid ${kind}: key`;
+    throw new HostdevError('HOSTDEV_BAD_ADDRESS', `"${input}" ${problem}`, { hint: KEY_HINT, details: { input } });
   }
   return id;
 }
@@ -162,6 +161,9 @@ export function idOf(key: DeviceKey): DeviceId {
   if (id === null) throw new Error(`not a canonical device key: ${key}`);
   return id;
 }
+
+/** What the service takes where it names a device: a device key or a bare PCI address, in any spelling. */
+export type DeviceRef = DeviceKey | PciAddress | string;
 
 /**
  * What every operation that works on PCI functions takes: a pci: key or a bare PCI address in any

@@ -26,7 +26,10 @@ interface CatalogEntry {
 }
 
 export const ERROR_CATALOG = {
-  HOSTDEV_BAD_ADDRESS: { exit: 'usage', summary: 'A PCI address could not be parsed.' },
+  HOSTDEV_BAD_ADDRESS: {
+    exit: 'usage',
+    summary: 'A PCI address or device key could not be parsed, or names a device kind the operation does not take.',
+  },
   HOSTDEV_USAGE: { exit: 'usage', summary: 'A command was called with invalid arguments or options.' },
   HOSTDEV_DEVICE_NOT_FOUND: { exit: 'notFound', summary: 'The PCI device does not exist on this host.' },
   HOSTDEV_NOT_ENDPOINT: { exit: 'usage', summary: 'The device is a bridge and cannot be given to a VM.' },

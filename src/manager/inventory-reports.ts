@@ -1,6 +1,7 @@
 import type { HostUse } from '../core/plan-types.js';
 import type { PciAddress } from '../core/address.js';
 import type { Inventory, PciDevice } from '../core/device.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { assignmentVerdict, findDevice, groupMembers, listGroups, type AssignmentVerdict, type OwnerLookup } from '../core/iommu.js';
 import { notFound } from '../core/plan-errors.js';
 import type { Owner } from '../core/tables.js';
@@ -23,17 +24,20 @@ export function ownershipJson(membership: TableMembership | null): { owner: Owne
   return membership.table === 'active' ? { owner: membership.owner, table: 'active' } : { owner: null, table: 'inactive' };
 }
 
-/** A device with its two table fields, as `--json` prints it: PciDevice's fields in its order, then owner and table. */
-export type DeviceWithOwnership = PciDevice & ReturnType<typeof ownershipJson>;
+/** A device as `--json` prints it: its key, then PciDevice's fields in their order. */
+export type DeviceJson = { readonly key: DeviceKey } & PciDevice;
+
+/** A device with its two table fields, as `--json` prints it: key, PciDevice's fields in their order, then owner and table. */
+export type DeviceWithOwnership = DeviceJson & ReturnType<typeof ownershipJson>;
 
 /**
  * Every field copied by name, not spread: list makes thousands of these, and a spread of 22 fields
  * into a fresh object costs four times as much in code that has not warmed up yet (its output also
  * stringifies slower). The return type makes a field PciDevice gains a compile error here.
  */
-function withOwnership(d: PciDevice, membership: TableMembership | null): DeviceWithOwnership {
-  const { owner, table } = ownershipJson(membership);
+function withKey(d: PciDevice): DeviceJson {
   return {
+    key: pciKey(d.address),
     address: d.address,
     vendor: d.vendor,
     device: d.device,
@@ -56,14 +60,14 @@ function withOwnership(d: PciDevice, membership: TableMembership | null): Device
     netdevs: d.netdevs,
     resetMethods: d.resetMethods,
     flr: d.flr,
-    owner,
-    table,
   };
 }
 
-/** The device as `--json` prints it: the PciDevice fields, plus owner and table when the tables are known. */
-export function deviceJson(device: PciDevice, tables: TableLookup | null): PciDevice {
-  return tables ? withOwnership(device, tables(device.address)) : device;
+/** The device as `--json` prints it: its key and the PciDevice fields, plus owner and table when the tables are known. */
+export function deviceJson(device: PciDevice, tables: TableLookup | null): DeviceJson {
+  const json = withKey(device);
+  if (tables === null) return json;
+  return Object.assign(json, ownershipJson(tables(device.address)));
 }
 
 /** From the root complex ("pci0000:00") down through the bridges to the device. */
@@ -81,7 +85,7 @@ export function pciPath(inventory: Inventory, device: PciDevice): string[] {
 
 function memberJson(member: PciDevice): Record<string, unknown> {
   const { address, driver, class: pciClass, headerType, vendorName, deviceName } = member;
-  return { address, driver, class: pciClass, headerType, vendorName, deviceName };
+  return { key: pciKey(address), address, driver, class: pciClass, headerType, vendorName, deviceName };
 }
 
 /** The active table's owners, as the IOMMU-group rules want them. */
@@ -99,7 +103,7 @@ export interface VfioStubJson {
   readonly modulesAlias: string | null;
 }
 
-export interface ShowReport extends PciDevice {
+export interface ShowReport extends DeviceJson {
   readonly owner?: Owner | null;
   readonly table?: 'active' | 'inactive' | null;
   readonly pciPath: readonly string[];
@@ -140,6 +144,7 @@ export function groupsReport(inventory: Inventory, tables: TableLookup | null): 
   return listGroups(inventory).map((group) => ({
     group: group.id,
     members: group.members.map((m) => ({
+      key: pciKey(m.address),
       address: m.address,
       driver: m.driver,
       class: m.class,

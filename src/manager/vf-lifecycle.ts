@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import { notFound } from '../core/plan-errors.js';
 import { isStubDriver } from '../core/stub-driver.js';
@@ -19,6 +20,7 @@ import type { RecoveryReport } from './recovery.js';
 
 export interface VfListEntry {
   readonly index: number;
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly driver: string | null;
   readonly netdev: string | null;
@@ -80,6 +82,7 @@ export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort 
     const info = netInfo.find((entry) => entry.vf === index);
     return {
       index,
+      key: pciKey(address),
       address,
       driver: vf?.driver ?? null,
       netdev: vf?.netdevs[0] ?? null,

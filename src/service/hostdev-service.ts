@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { parsePciRef, type DeviceRef } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
@@ -75,10 +76,11 @@ export interface HostdevServiceOptions {
   readonly command?: string;
 }
 
-/** VF network config of an assign, by VF address: saved first, set, and put back at release. */
+/** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
 export type VfNetRequests = Readonly<Record<string, VfNetRequest>>;
 
-export interface ServiceAssignRequest extends Omit<AssignRequest, 'hooks'> {
+export interface ServiceAssignRequest extends Omit<AssignRequest, 'hooks' | 'addresses'> {
+  readonly addresses: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
 }
 
@@ -88,7 +90,13 @@ export interface AssignResult extends OperationReport {
   readonly warnings: readonly string[];
 }
 
-export type ServiceReleaseRequest = Omit<ReleaseRequest, 'hooks'>;
+export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'hooks' | 'addresses'> {
+  /** Default: every device of the domain. */
+  readonly addresses?: readonly DeviceRef[];
+}
+
+export type ServiceSetCountRequest = Omit<SetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
+  Partial<Omit<SetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
 
 export interface ReleaseResult extends ReleaseReport {
   readonly warnings: readonly string[];
@@ -165,7 +173,7 @@ export interface UnplugRequest {
   readonly qmp: string;
   readonly domain: string;
   readonly hypervisor?: string;
-  readonly addresses: readonly PciAddress[];
+  readonly addresses: readonly DeviceRef[];
   /** How long the guest has to give the devices back (default 10000 ms). */
   readonly timeoutMs?: number;
   readonly dryRun?: boolean;
@@ -192,9 +200,9 @@ export interface ForgetReport {
  */
 export class HostdevService {
   readonly vf: {
-    readonly list: (pf: PciAddress) => Promise<VfListReport>;
-    readonly setCount: (request: Omit<SetCountRequest, 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> & Partial<SetCountRequest>) => Promise<SetCountReport>;
-    readonly forget: (addresses: readonly PciAddress[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
+    readonly list: (pf: DeviceRef) => Promise<VfListReport>;
+    readonly setCount: (request: ServiceSetCountRequest) => Promise<SetCountReport>;
+    readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
 
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
@@ -209,17 +217,18 @@ export class HostdevService {
     private readonly cacheInventory: boolean,
   ) {
     this.vf = {
-      list: (pf) => listVfs(manager.layout, manager.tables(), manager.net, pf),
+      list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
       setCount: async (request) =>
         manager.withPreview(
           await this.changing(request.dryRun ?? false, () =>
             setVfCount(
               { layout: manager.layout, store: manager.store, kernel: manager.kernel },
-              { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request },
+              { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request, pf: parsePciRef(request.pf) },
             ),
           ),
         ),
-      forget: async (addresses, options = {}) => {
+      forget: async (vfs, options = {}) => {
+        const addresses = vfs === null ? null : vfs.map(parsePciRef);
         const forgotten = await forgetDeparted(manager.store, addresses, options.dryRun ?? false);
         const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
         return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
@@ -275,27 +284,28 @@ export class HostdevService {
     this.manager.close();
   }
 
-  detach(address: PciAddress, options: DetachOptions = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.detach(address, options));
+  async detach(device: DeviceRef, options: DetachOptions = {}): Promise<OperationReport> {
+    return this.changing(options.dryRun ?? false, () => this.manager.detach(parsePciRef(device), options));
   }
 
-  reattach(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reattach(address, options));
+  async reattach(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
+    return this.changing(options.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), options));
   }
 
-  reset(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reset(address, options));
+  async reset(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
+    return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options));
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set before the first sysfs write. */
   async assign(request: ServiceAssignRequest): Promise<AssignResult> {
     const { vf, ...rest } = request;
-    const requests = vfRequests(vf ?? {}, request.addresses);
+    const addresses = request.addresses.map(parsePciRef);
+    const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
     const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
     const planned = [...requests].flatMap(([address, wanted]) => configurator.plan(configurator.target(address), wanted));
     const hooks = requests.size === 0 ? {} : vfNetAssignHooks(configurator, requests, deviceExists(this.manager.layout), (line) => warnings.push(line));
-    const report = await this.changing(request.dryRun ?? false, () => this.manager.assign({ ...rest, hooks }));
+    const report = await this.changing(request.dryRun ?? false, () => this.manager.assign({ ...rest, addresses, hooks }));
     return { ...report, vfConfig: planned, warnings };
   }
 
@@ -304,7 +314,10 @@ export class HostdevService {
     const warnings: string[] = [];
     const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
     const hooks = vfNetReleaseHooks(configurator, deviceExists(this.manager.layout), (line) => warnings.push(line));
-    const report = await this.changing(request.dryRun ?? false, () => this.manager.release({ ...request, hooks }));
+    const { addresses, ...rest } = request;
+    const report = await this.changing(request.dryRun ?? false, () =>
+      this.manager.release({ ...rest, ...(addresses === undefined ? {} : { addresses: addresses.map(parsePciRef) }), hooks }),
+    );
     return { ...report, warnings };
   }
 
@@ -318,12 +331,12 @@ export class HostdevService {
     const hypervisor = ownerOf(request).driver;
     const qmp = await this.connectQmp(socketPath);
     try {
-      const layout = placeDevices(request.addresses, await readVmSlots(qmp), request.domain);
+      const layout = placeDevices(request.addresses.map(parsePciRef), await readVmSlots(qmp), request.domain);
       const dryRun = request.dryRun ?? false;
       const base = { domain: request.domain, hypervisor, dryRun, plugged: layout.place, present: layout.present };
       if (layout.place.length === 0) return { ...base, assign: null };
       const addresses = layout.place.map((placement) => placement.address);
-      const vf = request.vf === undefined ? undefined : Object.fromEntries(Object.entries(request.vf).filter(([address]) => addresses.includes(address as PciAddress)));
+      const vf = request.vf === undefined ? undefined : Object.fromEntries(Object.entries(request.vf).filter(([device]) => addresses.includes(parsePciRef(device))));
       const assigned = await this.assign({ ...assign, addresses, ...(vf === undefined ? {} : { vf }) });
       if (assigned.dryRun || assigned.failures.length > 0) return { ...base, plugged: assigned.dryRun ? layout.place : [], assign: assigned };
       await plugIntoVm(qmp, request.domain, layout.place, (back) => this.release({ domain: request.domain, hypervisor, addresses: back }), ROLLBACK_UNPLUG_MS);
@@ -338,7 +351,8 @@ export class HostdevService {
    * `timeoutMs`) and releases them. Devices the VM does not let go of in time stay assigned and
    * fail the call with HOSTDEV_UNPLUG_TIMEOUT, after the ones it did let go are released.
    */
-  async unplug(request: UnplugRequest): Promise<UnplugReport> {
+  async unplug(unplug: UnplugRequest): Promise<UnplugReport> {
+    const request = { ...unplug, addresses: unplug.addresses.map(parsePciRef) };
     const hypervisor = ownerOf(request).driver;
     if (request.addresses.length === 0) {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
@@ -408,7 +422,8 @@ export class HostdevService {
   }
 
   /** One function in full, as `show --json`; HOSTDEV_DEVICE_NOT_FOUND when it is not on the host. */
-  async show(address: PciAddress): Promise<InventoryResult<ShowReport>> {
+  async show(ref: DeviceRef): Promise<InventoryResult<ShowReport>> {
+    const address = parsePciRef(ref);
     const { inventory, warnings } = await this.inventory();
     const device = inventory.devices.find((d) => d.address === address);
     const hostUse = device === undefined ? [] : ((await this.manager.hostUsage.usesOf([device])).get(address) ?? []);
@@ -538,10 +553,11 @@ function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): 
   const wanted = new Set<string>(addresses);
   const out = new Map<PciAddress, VfNetRequest>();
   const macs = new Map<string, string>();
-  for (const [address, request] of Object.entries(requests)) {
+  for (const [ref, request] of Object.entries(requests)) {
+    const address = parsePciRef(ref);
     if (!wanted.has(address)) {
       throw new HostdevError('HOSTDEV_USAGE', `VF network config is given for ${address}, which the assign does not name`, {
-        hint: 'Give VF config only for devices of the request, keyed by their address.',
+        hint: 'Give VF config only for devices of the request, keyed by their address or pci: key.',
         details: { address },
       });
     }
@@ -555,7 +571,7 @@ function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): 
       }
       macs.set(request.mac, address);
     }
-    if (!isEmptyRequest(request)) out.set(address as PciAddress, request);
+    if (!isEmptyRequest(request)) out.set(address, request);
   }
   return out;
 }

@@ -22,9 +22,9 @@ describe('deviceJson: a device with its table fields', () => {
   const tables: TableLookup = (address: PciAddress) =>
     address === pf.address ? { table: 'inactive' } : address === vf.address ? { table: 'active', owner: { driver: 'qemu', domain: 'vm1' } } : null;
 
-  it('prints every PciDevice field in its order, then owner and table, as a spread of both would', () => {
+  it('prints the key, every PciDevice field in its order, then owner and table, as a spread of all would', () => {
     for (const device of devices) {
-      const spread = { ...device, ...ownershipJson(tables(device.address)) };
+      const spread = { key: `pci:${device.address}`, ...device, ...ownershipJson(tables(device.address)) };
       const json = deviceJson(device, tables);
       expect(Object.keys(json)).toEqual(Object.keys(spread));
       expect(JSON.stringify(json, null, 2)).toBe(JSON.stringify(spread, null, 2));
@@ -33,7 +33,8 @@ describe('deviceJson: a device with its table fields', () => {
     expect(deviceJson(pf, tables)).toMatchObject({ owner: null, table: 'inactive' });
   });
 
-  it('is the device itself when there are no tables', () => {
-    expect(deviceJson(pf, null)).toBe(pf);
+  it('is the key and the device when there are no tables', () => {
+    expect(deviceJson(pf, null)).toEqual({ key: `pci:${pf.address}`, ...pf });
+    expect(Object.keys(deviceJson(pf, null))).toEqual(['key', ...Object.keys(pf)]);
   });
 });

@@ -33,7 +33,7 @@ describe('manager commands on a simulated libvirt test host', () => {
     expect(status.code, status.stderr).toBe(0);
     const json = jsonOf<Record<string, unknown>>(status);
     expect(json['active']).toEqual([]);
-    expect(json['inactive']).toEqual([{ address: '0000:00:01.0', managed: false, stubDriver: 'vfio-pci', originalDriver: 'iwlwifi' }]);
+    expect(json['inactive']).toEqual([{ key: 'pci:0000:00:01.0', address: '0000:00:01.0', managed: false, stubDriver: 'vfio-pci', originalDriver: 'iwlwifi' }]);
     expect(json).toHaveProperty('iommu.enabled', true);
     expect(json).toHaveProperty('vfio.loaded', true);
     expect(hostdev('reattach', '0000:00:01.0').code).toBe(0);

@@ -137,3 +137,10 @@ describe('device keys', () => {
     }
   });
 });
+
+describe('device key refusals say what was wrong', () => {
+  it('a bare address keeps its old message; a key of a known kind is named by kind', () => {
+    expect(refusal('0000:01:00.8').message).toBe('"0000:01:00.8" is not a PCI address or a device key');
+    expect(refusal('usb:0-1').message).toBe('"usb:0-1" is not a valid usb: key');
+  });
+});

@@ -2,6 +2,7 @@ import { readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
+import { pciKey } from '../../src/core/device-key.js';
 import { PollSource } from '../../src/events/poll-source.js';
 import { ChildSnapshotReader } from '../../src/events/snapshot-reader.js';
 import { Watcher } from '../../src/events/watcher.js';
@@ -78,7 +79,7 @@ function expectedRecord(address: PciAddress): unknown {
       address: gone,
       pf: PF0,
       vfIndex: 0,
-      former: { table: 'active', entry: { address: gone, usedBy: VM2, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+      former: { table: 'active', entry: { key: pciKey(gone), address: gone, usedBy: VM2, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       owner: VM2,
       vfConfig: { address: gone, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false },
       domainConfig: { vlan: 20, mac: '52:54:00:00:00:02' },
@@ -88,7 +89,7 @@ function expectedRecord(address: PciAddress): unknown {
     address: parkedGone,
     pf: PF0,
     vfIndex: 1,
-    former: { table: 'inactive', entry: { address: parkedGone, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+    former: { table: 'inactive', entry: { key: pciKey(parkedGone), address: parkedGone, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
     owner: null,
     vfConfig: null,
     domainConfig: null,

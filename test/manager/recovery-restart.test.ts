@@ -84,7 +84,7 @@ describe('restart scenarios', () => {
     await prepare(setup, addresses.map((address) => ({ op: 'detach' as const, address })));
     const { json } = cliStatus(setup); // a new process
     expect(json.inactive).toEqual(
-      addresses.map((address) => ({ address, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igb' })),
+      addresses.map((address) => ({ key: `pci:${address}`, address, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igb' })),
     );
     expect(json.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] });
     expect(addresses.map((address) => driverOf(setup.root, address))).toEqual(['vfio-pci', 'vfio-pci']);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignResult, ServiceAssignRequest } from '../../service/hostdev-service.js';
 import type { CommandResult } from '../context.js';
@@ -38,7 +38,7 @@ export function addAssignOptions(command: Command): Command {
 export function assignRequest(opts: AssignOptionValues, inputs: readonly string[]): ServiceAssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
   if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
-  const addresses = inputs.map(parseAddress);
+  const addresses = inputs.map(parsePciRef);
   const vf = vfNetRequests(opts, addresses);
   return {
     domain,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { WAIT_HELP, deviceWait, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
@@ -15,7 +15,7 @@ export function registerDetach(program: Command): void {
     .action(
       action(async (globals, command: Command, input: string) => {
         const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean; wait?: string }>();
-        const address = parseAddress(input);
+        const address = parsePciRef(input);
         const report = await withService(globals, (service) =>
           service.detach(address, {
             ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { Placement } from '../../core/hotplug.js';
 import { operationJson } from '../../service/report-json.js';
@@ -68,7 +68,7 @@ export function registerUnplug(program: Command): void {
               qmp: opts.qmp,
               domain,
               hypervisor,
-              addresses: inputs.map(parseAddress),
+              addresses: inputs.map(parsePciRef),
               dryRun,
               wait: deviceWait(undefined),
               ...(opts.wait === undefined ? {} : { timeoutMs: Number(opts.wait) }),

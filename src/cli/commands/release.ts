@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
@@ -16,7 +16,7 @@ export function registerRelease(program: Command): void {
       action(async (globals, command: Command, inputs: string[]) => {
         const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
-        const addresses = inputs.length > 0 ? inputs.map(parseAddress) : undefined;
+        const addresses = inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
         const report = await withService(globals, (service) =>
           service.release({
             domain,

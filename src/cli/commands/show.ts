@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
 import { cachedPciIds } from '../../sysfs/pci-ids.js';
 import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
@@ -36,10 +36,10 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
     program
       .command('show')
       .description('one device in full: PCI path, IOMMU group members and whether it can be given to a VM alone')
-      .argument('<address>', 'PCI address: 0000:01:00.2, 01:00.2 or pci_0000_01_00_2')
+      .argument('<address>', 'PCI address (0000:01:00.2, 01:00.2, pci_0000_01_00_2) or device key (pci:0000:01:00.2)')
       .action(
         action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
-          const address = parseAddress(input);
+          const address = parsePciRef(input);
           const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
           const tables = await tablesLoading;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseAddress } from '../../core/address.js';
+import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { PciAddress } from '../../core/address.js';
 import { describeDeparted } from '../../manager/departed.js';
@@ -78,7 +78,7 @@ export function registerVf(program: Command): void {
     .description('the VFs of PF in index order (virtfnN links) with address, driver, netdev, owner, MAC and VLAN')
     .action(
       action(async (globals, _command: Command, input: string) => {
-        const pf = parseAddress(input);
+        const pf = parsePciRef(input);
         const report = await withService(globals, (service) => service.vf.list(pf), { reader: true });
         return { json: report, text: listText(report), warnings: report.warnings };
       }),
@@ -92,7 +92,7 @@ export function registerVf(program: Command): void {
     .action(
       action(async (globals, command: Command, input: string, countInput: string) => {
         const opts = command.opts<{ force?: boolean; dryRun?: boolean; autoprobe?: string; wait: string }>();
-        const pf = parseAddress(input);
+        const pf = parsePciRef(input);
         const count = parseCount(countInput);
         const waitMs = parseCount(opts.wait);
         const autoprobe = opts.autoprobe === undefined ? null : parseOnOff(opts.autoprobe, '--autoprobe');
@@ -125,7 +125,7 @@ export function registerVf(program: Command): void {
             hint: '`hostdev status` lists the departed VFs still awaited.',
           });
         }
-        const addresses = all ? null : inputs.map(parseAddress);
+        const addresses = all ? null : inputs.map(parsePciRef);
         const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget(addresses, { dryRun }), { dryRun });
         const verb = dryRun ? 'would forget' : 'forgot';
         const lines = forgotten.length === 0 ? [`no departed VF ${dryRun ? 'would be ' : ''}forgotten`] : forgotten.map((record) => `${verb} ${describeDeparted(record)}`);
