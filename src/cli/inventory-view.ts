@@ -1,5 +1,5 @@
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
-import type { TableLookup, TableMembership } from '../manager/table-lookup.js';
+import type { TableLookup } from '../manager/table-lookup.js';
 export { deviceJson, ownersOf, ownershipJson, type DeviceWithOwnership } from '../manager/inventory-reports.js';
 import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { pciIdsPath } from '../sysfs/pci-ids.js';
@@ -40,11 +40,6 @@ export async function tablesFor(globals: GlobalOptions, options: InventoryComman
 }
 
 
-/** What the OWNER column says: "qemu/vm1", "hostdev (detached)", or "-". */
-export function ownerCell(membership: TableMembership | null): string {
-  if (membership === null) return '-';
-  return membership.table === 'active' ? `${membership.owner.driver}/${membership.owner.domain}` : 'hostdev (detached)';
-}
 
 export function iommuOffNote(layout: SysfsLayout): string {
   return (

@@ -12,6 +12,7 @@ import type { DeviceWait } from '../manager/host-reader.js';
 import type { CommandResult } from './context.js';
 import { withService } from './open-manager.js';
 import { action } from './run-action.js';
+import { formatOwner } from '../core/tables.js';
 
 /** What the manager commands (detach, reattach, reset, assign, release) print. */
 
@@ -56,7 +57,7 @@ function recoveryPreviewLines(report: RecoveryReport): string[] {
     for (const step of device.steps ?? []) lines.push(`  ${step}`);
   }
   for (const entry of report.pruned) {
-    const owner = entry.usedBy ? ` (used by driver ${entry.usedBy.driver}, domain ${entry.usedBy.domain})` : '';
+    const owner = entry.usedBy ? ` (used by ${formatOwner(entry.usedBy)})` : '';
     lines.push(`would prune ${entry.address} from the ${entry.table} table: no longer on this host${owner}`);
   }
   for (const repair of report.vfConfig) {

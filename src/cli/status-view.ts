@@ -1,12 +1,11 @@
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
-import type { Owner } from '../core/tables.js';
+import { ownerCell, ownerName, type Owner } from '../core/tables.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
 
 /** The human output of `hostdev status`: the tables, then what needs attention and what was repaired. */
 
-const ownerText = (owner: Owner | null): string => (owner === null ? '-' : `${owner.driver}/${owner.domain}`);
 
 /** What settles a drifting entry: hostdev neither trusts nor fixes it on its own. */
 export function driftNext(drift: DriftEntry): string {
@@ -22,7 +21,7 @@ function section(title: string, rows: readonly string[][], headers: readonly str
 
 function driftSection(drift: readonly DriftEntry[]): string[] {
   if (drift.length === 0) return [];
-  const rows = drift.map((d) => [d.address, d.table, ownerText(d.usedBy), d.expectedDriver, d.actualDriver ?? '(none)', driftNext(d)]);
+  const rows = drift.map((d) => [d.address, d.table, ownerCell({ table: d.table, owner: d.usedBy }), d.expectedDriver, d.actualDriver ?? '(none)', driftNext(d)]);
   return section(`Drift (${drift.length}), not on the driver the tables record (changed outside hostdev):`, rows, [
     'ADDRESS',
     'TABLE',
@@ -45,7 +44,7 @@ function repairsSection(repairs: readonly RecentRepair[]): string[] {
     }
     for (const p of report.pruned) {
       const next = p.usedBy === null ? '-' : `\`${releaseCommand(p.usedBy, p.address)}\` reports it`;
-      rows.push([...when, p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerText(p.usedBy)})`, next]);
+      rows.push([...when, p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerCell({ table: p.table, owner: p.usedBy })})`, next]);
     }
     for (const v of report.vfConfig) {
       const outcome =
@@ -66,7 +65,7 @@ function departedSection(departed: StatusReport['departed']): string[] {
   const rows = departed.map((d) => [
     d.address,
     `${d.vfIndex} of ${d.pf}`,
-    ownerText(d.owner),
+    ownerCell({ table: d.former.table, owner: d.owner }),
     d.departedAt,
     d.prunedBy,
     d.back === null ? 'awaited back' : `back as ${d.back.address} on ${d.back.driver ?? 'no driver'}`,
@@ -99,7 +98,7 @@ function busySection(busy: StatusReport['busy']): string[] {
 export function statusText(status: StatusReport): string {
   const active = status.active.map((entry) => [
     entry.address,
-    ownerText(entry.usedBy),
+    ownerName(entry.usedBy),
     entry.managed ? 'managed' : 'unmanaged',
     entry.stubDriver,
     orDash(entry.originalDriver),

@@ -2,7 +2,7 @@ import { DEFAULT_STUB_DRIVER, isStubDriver } from './stub-driver.js';
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import type { KernelFiles } from './kernel-files.js';
-import type { TableChange, Tables } from './tables.js';
+import { formatOwner, type TableChange, type Tables } from './tables.js';
 
 /** One way the host itself uses a device; any of them blocks detach/assign unless forced. */
 export interface HostUse {
@@ -140,7 +140,7 @@ export function formatStep(step: Step): string {
 export function formatChange(change: TableChange): string {
   switch (change.kind) {
     case 'set-active':
-      return `table ${change.entry.address} -> active (driver ${change.entry.usedBy.driver}, domain ${change.entry.usedBy.domain})`;
+      return `table ${change.entry.address} -> active (${formatOwner(change.entry.usedBy)})`;
     case 'set-inactive':
       return `table ${change.entry.address} -> inactive`;
     case 'remove':

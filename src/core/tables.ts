@@ -54,6 +54,8 @@ export function removeChange(address: PciAddress): TableChange {
 
 export const EMPTY_TABLES: Tables = { active: [], inactive: [] };
 
+export type TableName = 'active' | 'inactive';
+
 export type Located =
   | { readonly table: 'active'; readonly entry: ActiveEntry }
   | { readonly table: 'inactive'; readonly entry: InactiveEntry };
@@ -94,8 +96,20 @@ export function sameOwner(a: Owner, b: Owner): boolean {
   return a.driver === b.driver && a.domain === b.domain;
 }
 
-export function formatOwner(owner: Owner): string {
-  return `driver ${owner.driver}, domain ${owner.domain}`;
+/** How every message names who holds a device: libvirt's "driver qemu, domain vm1", or "detached, no owner". */
+export function formatOwner(owner: Owner | null): string {
+  return owner === null ? 'detached, no owner' : `driver ${owner.driver}, domain ${owner.domain}`;
+}
+
+/** The OWNER column (list, show, groups, vf list): "qemu/vm1", "hostdev (detached)", or "-" when in no table. */
+export function ownerCell(place: { readonly table: TableName; readonly owner?: Owner | null } | null): string {
+  if (place === null) return '-';
+  return place.table === 'active' && place.owner ? ownerName(place.owner) : 'hostdev (detached)';
+}
+
+/** The short name of an owner, as columns and `held by` print it: "qemu/vm1". */
+export function ownerName(owner: Owner): string {
+  return `${owner.driver}/${owner.domain}`;
 }
 
 export function toInactive(entry: ActiveEntry | InactiveEntry): InactiveEntry {
@@ -129,12 +143,4 @@ export function applyChanges(tables: Tables, changes: readonly TableChange[]): T
   }
   const byKey = <T extends { key: DeviceKey }>(a: T, b: T): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
   return { active: [...active.values()].sort(byKey), inactive: [...inactive.values()].sort(byKey) };
-}
-
-/** Who holds a device, for `list`/`show`/`status`: "qemu/vm1", "hostdev" (inactive) or null. */
-export function ownerLabel(located: Located | undefined): string | null {
-  if (located === undefined) return null;
-  return located.table === 'active'
-    ? `${located.entry.usedBy.driver}/${located.entry.usedBy.domain}`
-    : 'hostdev';
 }

@@ -2,6 +2,7 @@ import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
 import { hostdevCommand } from './shell.js';
 import type { KernelFiles } from './kernel-files.js';
+import { formatOwner } from './tables.js';
 
 /**
  * Planning a change of a PF's VF count. Linux only accepts N -> 0 -> M on sriov_numvfs, and
@@ -59,7 +60,7 @@ export interface VfCountPlan {
 
 export function describeHolding(vf: VfHolding): string {
   if (vf.owner !== null) {
-    return `VF ${vf.vfIndex} ${vf.address} is in use by driver ${vf.owner.driver}, domain ${vf.owner.domain}`;
+    return `VF ${vf.vfIndex} ${vf.address} is in use by ${formatOwner(vf.owner)}`;
   }
   if (vf.table === 'inactive') return `VF ${vf.vfIndex} ${vf.address} is detached (inactive table, on ${vf.driver ?? 'no driver'})`;
   return `VF ${vf.vfIndex} ${vf.address} is on stub driver ${vf.driver ?? 'none'}`;

@@ -1,6 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
-import { sameOwner, type Owner, type TableChange } from '../core/tables.js';
+import { formatOwner, sameOwner, type Owner, type TableChange } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { DepartedVfRecord, Operation, StateChange, StateStore, VfConfig, VfIdentity } from '../state/store.js';
 
@@ -91,8 +91,8 @@ export function reassignedDepartures(op: Operation, owner: Owner, addresses: rea
     changes.push({ kind: 'drop-departed', pf: record.pf, vfIndex: record.vfIndex });
     if (record.owner !== null && !sameOwner(record.owner, owner)) {
       notes.push(
-        `${record.address} (VF ${record.vfIndex} of ${record.pf}) left the host while driver ${record.owner.driver}, domain ` +
-          `${record.owner.domain} held it; it now goes to driver ${owner.driver}, domain ${owner.domain} instead`,
+        `${record.address} (VF ${record.vfIndex} of ${record.pf}) left the host while ${formatOwner(record.owner)} ` +
+          `held it; it now goes to ${formatOwner(owner)} instead`,
       );
     }
   }
@@ -124,8 +124,7 @@ export function vfIdentityNotes(
 
 /** One line for a departed VF (status, `vf forget`). */
 export function describeDeparted(record: DepartedVfRecord): string {
-  const owner = record.owner === null ? 'detached, no domain' : `driver ${record.owner.driver}, domain ${record.owner.domain}`;
-  return `${record.address} (VF ${record.vfIndex} of ${record.pf}), ${owner}, left ${record.departedAt} (pruned by ${record.prunedBy})`;
+  return `${record.address} (VF ${record.vfIndex} of ${record.pf}), ${formatOwner(record.owner)}, left ${record.departedAt} (pruned by ${record.prunedBy})`;
 }
 
 /** `hostdev vf forget`: drops the departed records of these addresses (null: all of them); a dry run only names them. */

@@ -8,12 +8,14 @@ import { pciKey } from '../core/device-key.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
+  formatOwner,
   removeChange,
   TableIndex,
   toInactive,
   type Located,
   type Owner,
   type TableChange,
+  type TableName,
   type Tables,
 } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -35,7 +37,6 @@ export interface RecoveryReader {
   driverLoaded(name: string): boolean;
 }
 
-export type TableName = 'active' | 'inactive';
 
 /** A device an unfinished operation had touched, and what recovery made of it. */
 export interface RepairedDevice {
@@ -170,7 +171,7 @@ export async function recover(
     for (const { address, table, usedBy } of pruned) {
       warnings.push(
         `${address} is no longer on this host; dropped from the ${table} table` +
-          (usedBy ? ` (it was used by driver ${usedBy.driver}, domain ${usedBy.domain})` : ''),
+          (usedBy ? ` (it was used by ${formatOwner(usedBy)})` : ''),
       );
     }
     warnings.push(...look.drift.map(driftWarning));
@@ -246,9 +247,7 @@ function vfConfigWarning(repair: VfConfigRepair): string {
 
 /** Drift is said on every open until someone settles it: hostdev neither trusts nor fixes it. */
 function driftWarning(drift: DriftEntry): string {
-  const where = drift.usedBy
-    ? `assigned to driver ${drift.usedBy.driver}, domain ${drift.usedBy.domain}`
-    : 'detached, inactive';
+  const where = drift.usedBy ? `assigned to ${formatOwner(drift.usedBy)}` : formatOwner(null);
   const settle = drift.usedBy ? `\`${releaseCommand(drift.usedBy, drift.address)}\`` : `\`${hostdevCommand('reattach', drift.address)}\``;
   return (
     `${drift.address} (${where}) should be on ${drift.expectedDriver} but is on ${drift.actualDriver ?? 'no driver'}: ` +

@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
 import type { EventBatch } from '../events/watcher.js';
 import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
-import type { Located, Owner } from '../core/tables.js';
+import { formatOwner, ownerName, type Located, type Owner } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { pruneVanished } from './reconcile.js';
 
@@ -168,7 +168,7 @@ export class LiveWatch {
     const tables = this.options.store.readTables();
     const holder = tables.active.find((entry) => entry.address === address);
     if (holder !== undefined || tables.inactive.some((entry) => entry.address === address)) {
-      const who = holder ? `${holder.usedBy.driver}/${holder.usedBy.domain}` : 'the inactive table';
+      const who = holder ? ownerName(holder.usedBy) : 'the inactive table';
       this.options.emit({ ...base, outcome: 'held', detail: `${address} is held by ${who} now; left alone` });
       return 'held';
     }
@@ -194,12 +194,10 @@ function presentVfs(snapshot: EventBatch['after']): PciEvent[] {
 
 export function describeLiveEvent(event: LiveEvent): string {
   if (event.kind === 'returned') {
-    const owner = event.formerOwner === null ? 'no domain' : `driver ${event.formerOwner.driver}, domain ${event.formerOwner.domain}`;
     const detail = event.detail === null ? '' : `: ${event.detail}`;
-    return `returned ${event.address} (VF ${event.vfIndex} of ${event.pf}), formerly ${owner} [${event.outcome}]${detail}`;
+    return `returned ${event.address} (VF ${event.vfIndex} of ${event.pf}), formerly ${formatOwner(event.formerOwner)} [${event.outcome}]${detail}`;
   }
   const line = describeEvent(event);
   if (event.pruned === undefined) return line;
-  const owner = event.owner ? `driver ${event.owner.driver}, domain ${event.owner.domain}` : 'no domain (detached)';
-  return `${line}: pruned from the ${event.pruned} table, owner ${owner}`;
+  return `${line}: pruned from the ${event.pruned} table (${formatOwner(event.owner ?? null)})`;
 }

@@ -7,6 +7,7 @@ import { readDevice } from '../sysfs/read-device.js';
 import type { HostdevManager } from './hostdev-manager.js';
 import { deviceExists, vfNetAssignHooks, VfNetConfigurator } from './vf-net.js';
 import type { Departed, ReclaimFn } from './watch-live.js';
+import { formatOwner } from '../core/tables.js';
 
 /**
  * The reclaim policy of `hostdev watch --reclaim`: a VF that returns (same PF, same index) while
@@ -28,7 +29,7 @@ export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: 
       request === null ? {} : vfNetAssignHooks(configurator, new Map([[address, request]]), deviceExists(manager.layout), warn);
     await manager.assign({ domain: owner.domain, hypervisor: owner.driver, addresses: [address], managed, stubDriver, hooks });
     const config = request === null ? '' : ', with its VF network config';
-    return `ready again for driver ${owner.driver}, domain ${owner.domain} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config})`;
+    return `ready again for ${formatOwner(owner)} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config})`;
   };
 }
 

@@ -83,7 +83,7 @@ describe('departed VFs across processes', () => {
     expect(cli('vf', 'forget').code).toBe(2);
     const forgot = cli('vf', 'forget', '0000:01:10.2', '0000:01:10.4');
     expect(forgot.code, forgot.stderr).toBe(0);
-    expect(forgot.stdout.trim()).toMatch(/^forgot 0000:01:10\.2 \(VF 1 of 0000:01:00\.0\), detached, no domain, left \S+ \(pruned by recover\)$/);
+    expect(forgot.stdout.trim()).toMatch(/^forgot 0000:01:10\.2 \(VF 1 of 0000:01:00\.0\), detached, no owner, left \S+ \(pruned by recover\)$/);
     expect(forgot.stderr).toContain('0000:01:10.4 is not a departed VF (nothing to forget)');
     expect(jsonOf<{ departed: unknown[] }>(cli('--json', 'status')).departed).toEqual([]);
     expect(numvfs('2').code).toBe(0);

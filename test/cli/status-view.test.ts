@@ -47,7 +47,7 @@ describe('status text', () => {
     const head = lines.findIndex((line) => line.startsWith('Drift (2)'));
     expect(lines[head + 1]).toMatch(/^ADDRESS +TABLE +OWNER +EXPECTED +FOUND +NEXT$/);
     expect(lines[head + 2]).toMatch(/^0000:01:10\.0 +active +xen\/vm1 +vfio-pci +\(none\) +check the VM no longer uses it, then `hostdev release --domain vm1 --hypervisor xen 0000:01:10\.0`$/);
-    expect(lines[head + 3]).toMatch(/^0000:01:10\.1 +inactive +- +vfio-pci +igbvf +`hostdev reattach 0000:01:10\.1` \(or detach it again; --force if the host uses it\)$/);
+    expect(lines[head + 3]).toMatch(/^0000:01:10\.1 +inactive +hostdev \(detached\) +vfio-pci +igbvf +`hostdev reattach 0000:01:10\.1` \(or detach it again; --force if the host uses it\)$/);
     // aligned: every row's NEXT starts in the header's NEXT column
     const column = lines[head + 1]!.indexOf('NEXT');
     expect(lines[head + 2]!.slice(column)).toMatch(/^check/);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   applyChanges,
-  ownerLabel,
+  formatOwner,
+  ownerCell,
   removeChange,
   sameOwner,
   TableIndex,
@@ -63,8 +64,11 @@ describe('device tables', () => {
     expect(index.inactive(addr('0000:01:10.2'))).toBeDefined();
     expect(index.find(addr('0000:01:10.6'))).toBeUndefined();
     expect(index.ownedBy(vm1).map((entry) => entry.address)).toEqual(['0000:01:10.0']);
-    expect(ownerLabel(index.find(addr('0000:01:10.0')))).toBe('qemu/vm1');
-    expect(ownerLabel(index.find(addr('0000:01:10.2')))).toBe('hostdev');
+    expect(ownerCell({ table: 'active', owner: index.active(addr('0000:01:10.0'))!.usedBy })).toBe('qemu/vm1');
+    expect(ownerCell(index.find(addr('0000:01:10.2'))!)).toBe('hostdev (detached)');
+    expect(ownerCell(null)).toBe('-');
+    expect(formatOwner(vm1)).toBe('driver qemu, domain vm1');
+    expect(formatOwner(null)).toBe('detached, no owner');
   });
 
   it('an owner is the pair (driver, domain): the same domain name under another driver is someone else', () => {

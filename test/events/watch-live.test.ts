@@ -65,8 +65,8 @@ describe('watch: live reaction to devices that leave and return', () => {
     expect(store!.readJournal()).toEqual([]);
     expect(events.map(describeLiveEvent)).toEqual([
       'vf-count-change 0000:03:00.0 2 -> 0',
-      'remove 0000:03:10.0 (VF 0 of 0000:03:00.0) (was on igbvf): pruned from the active table, owner driver qemu, domain vm1',
-      'remove 0000:03:10.1 (VF 1 of 0000:03:00.0) (was on igbvf): pruned from the inactive table, owner no domain (detached)',
+      'remove 0000:03:10.0 (VF 0 of 0000:03:00.0) (was on igbvf): pruned from the active table (driver qemu, domain vm1)',
+      'remove 0000:03:10.1 (VF 1 of 0000:03:00.0) (was on igbvf): pruned from the inactive table (detached, no owner)',
     ]);
   });
 
@@ -79,7 +79,7 @@ describe('watch: live reaction to devices that leave and return', () => {
     const returned = events.filter((e) => e.kind === 'returned');
     expect(returned.map(describeLiveEvent)).toEqual([
       'returned 0000:03:10.0 (VF 0 of 0000:03:00.0), formerly driver qemu, domain vm1 [reported]',
-      'returned 0000:03:10.1 (VF 1 of 0000:03:00.0), formerly no domain [reported]',
+      'returned 0000:03:10.1 (VF 1 of 0000:03:00.0), formerly detached, no owner [reported]',
     ]);
   });
 

@@ -113,7 +113,7 @@ describe('restart scenarios', () => {
     ]);
     expect(json.recovery.warnings).toEqual([
       `${active} (assigned to driver qemu, domain vm1) should be on vfio-pci but is on igb: changed outside hostdev; check the device, then \`hostdev release --domain vm1 ${active}\``,
-      `${inactive} (detached, inactive) should be on vfio-pci but is on no driver: changed outside hostdev; check the device, then \`hostdev reattach ${inactive}\``,
+      `${inactive} (detached, no owner) should be on vfio-pci but is on no driver: changed outside hostdev; check the device, then \`hostdev reattach ${inactive}\``,
     ]);
     expect(snapshot(setup, addresses)).toEqual(before); // no write, no table change
   });

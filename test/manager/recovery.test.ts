@@ -147,7 +147,7 @@ describe('recover: no unfinished operations', () => {
       pruned: [],
       vfConfig: [],
       warnings: [
-        `${B} (detached, inactive) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
+        `${B} (detached, no owner) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
       ],
       drift: [{ address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'e1000e' }],
     });

@@ -9,11 +9,11 @@ import {
   deviceLabel,
   idPair,
   iommuOffNote,
-  ownerCell,
   readHost,
   tablesFor,
   type InventoryCommandOptions,
 } from '../inventory-view.js';
+import { ownerCell } from '../../core/tables.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 

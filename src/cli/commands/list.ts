@@ -7,12 +7,12 @@ import {
   deviceLabel,
   idPair,
   iommuOffNote,
-  ownerCell,
   tablesFor,
   readHost,
   sriovCell,
   type InventoryCommandOptions,
 } from '../inventory-view.js';
+import { ownerCell } from '../../core/tables.js';
 import { orDash, renderTable, terminalWidth } from '../render.js';
 import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';

@@ -10,12 +10,12 @@ import {
   deviceLabel,
   idPair,
   iommuOffNote,
-  ownerCell,
   tablesFor,
   pciIdsPath,
   readHost,
   type InventoryCommandOptions,
 } from '../inventory-view.js';
+import { ownerCell } from '../../core/tables.js';
 import { orDash, renderTable } from '../render.js';
 import { hostUsageFor } from '../host-usage-for.js';
 import { action } from '../run-action.js';

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { PciAddress } from '../../core/address.js';
+import { formatOwner, ownerCell } from '../../core/tables.js';
 import { describeDeparted } from '../../manager/departed.js';
 import type { VfNetRequests } from '../../service/hostdev-service.js';
 import type { SetCountReport, VfListReport } from '../../manager/vf-lifecycle.js';
@@ -20,7 +21,7 @@ function listText(report: VfListReport): string {
     vf.address,
     orDash(vf.driver),
     orDash(vf.netdev),
-    vf.owner ? `${vf.owner.driver}/${vf.owner.domain}` : vf.table === 'inactive' ? '(detached)' : '-',
+    ownerCell(vf.table === null ? null : { table: vf.table, owner: vf.owner }),
     orDash(vf.mac),
     vf.vlan === null || vf.vlan === 0 ? '-' : String(vf.vlan),
   ]);
@@ -37,8 +38,7 @@ function setCountText(report: SetCountReport): string {
   );
   for (const step of report.steps) lines.push(`  ${step}`);
   for (const vf of report.pruned) {
-    const owner = vf.owner ? `driver ${vf.owner.driver}, domain ${vf.owner.domain}` : 'no domain';
-    lines.push(`  ${report.dryRun ? 'would prune' : 'pruned'} VF ${vf.vfIndex} ${vf.address} from the ${vf.table} table (owner: ${owner})`);
+    lines.push(`  ${report.dryRun ? 'would prune' : 'pruned'} VF ${vf.vfIndex} ${vf.address} from the ${vf.table} table (${formatOwner(vf.owner)})`);
   }
   for (const address of report.stubbed) lines.push(`  ${report.dryRun ? 'would pull' : 'pulled'} ${address} away from its stub driver`);
   if (!report.dryRun && report.vfs.length > 0) {
