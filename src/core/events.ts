@@ -1,5 +1,6 @@
 import { compareAddresses, type PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
+import type { Owner } from './tables.js';
 
 /**
  * PCI events as `hostdev watch` reports them, computed from two snapshots of the host.
@@ -125,8 +126,8 @@ export interface DepartedVf {
   readonly address: PciAddress;
   readonly pf: PciAddress;
   readonly vfIndex: number;
-  /** The domain it was taken from ("driver/domain" owner), null when it was only detached. */
-  readonly owner: { readonly driver: string; readonly domain: string } | null;
+  /** Who it was taken from, null when it was only detached. */
+  readonly owner: Owner | null;
 }
 
 export interface ReturnedVf {

@@ -1,5 +1,5 @@
 import { HostdevError } from './errors.js';
-import type { Owner } from './tables.js';
+import { makeOwner, type Owner } from './tables.js';
 
 /** The hypervisor driver a domain belongs to unless one is named (libvirt's QEMU driver). */
 export const DEFAULT_HYPERVISOR = 'qemu';
@@ -32,5 +32,5 @@ function checkedName(what: '--domain' | '--hypervisor', name: string): string {
 
 /** The owner a request names, its domain and hypervisor names checked (HOSTDEV_USAGE names the rule). */
 export function ownerOf(request: { readonly domain: string; readonly hypervisor?: string | undefined }): Owner {
-  return { driver: checkedName('--hypervisor', request.hypervisor ?? DEFAULT_HYPERVISOR), domain: checkedName('--domain', request.domain) };
+  return makeOwner(checkedName('--hypervisor', request.hypervisor ?? DEFAULT_HYPERVISOR), checkedName('--domain', request.domain));
 }

@@ -2,20 +2,32 @@ import type { PciAddress } from './address.js';
 import { pciKey, type DeviceKey } from './device-key.js';
 
 /*
- * Names used across the manager, declared once:
- *   address  - a PciAddress; says which device, nothing more.
+ * The words below are docs/glossary.md's; the short form, for readers of this file:
+ *   key      - a DeviceKey (pci:0000:01:10.0): what the tables key an entry by.
+ *   address  - the PciAddress a pci: key names; says which PCI function, nothing more.
  *   device   - what the host shows for an address right now (a PciDevice snapshot), or null if vanished.
  *   entry    - a row of one of the two tables: what hostdev remembers about a device it took.
- *   table    - "active" (entries owned by a domain) or "inactive" (taken from the host, owned by nobody).
- *   owner    - {driver, domain}: the hypervisor driver ("qemu") and the domain (VM) name.
+ *   table    - "active" (entries owned by a VM) or "inactive" (taken from the host, owned by nobody).
+ *   owner    - {hypervisor, vm}: the hypervisor driver ("qemu") and the VM (libvirt's domain); `driver`
+ *              and `domain` carry the same values under the names --json has always printed.
  *   stub driver     - the driver a device is parked on while the host does not use it (vfio-pci or a variant).
  *   original driver - the driver the device was on before hostdev touched it (null: it had none).
  * The entry stored in a table wins over what a later caller says about the same device.
  */
 
+/**
+ * Who holds a device: the hypervisor driver that runs the VM, and the VM (libvirt's domain).
+ * `driver` and `domain` carry the same values under the names `--json` has always printed.
+ */
 export interface Owner {
   readonly driver: string;
   readonly domain: string;
+  readonly hypervisor: string;
+  readonly vm: string;
+}
+
+export function makeOwner(hypervisor: string, vm: string): Owner {
+  return { driver: hypervisor, domain: vm, hypervisor, vm };
 }
 
 export interface ActiveEntry {
@@ -93,12 +105,12 @@ export class TableIndex {
 }
 
 export function sameOwner(a: Owner, b: Owner): boolean {
-  return a.driver === b.driver && a.domain === b.domain;
+  return a.hypervisor === b.hypervisor && a.vm === b.vm;
 }
 
 /** How every message names who holds a device: libvirt's "driver qemu, domain vm1", or "detached, no owner". */
 export function formatOwner(owner: Owner | null): string {
-  return owner === null ? 'detached, no owner' : `driver ${owner.driver}, domain ${owner.domain}`;
+  return owner === null ? 'detached, no owner' : `driver ${owner.hypervisor}, domain ${owner.vm}`;
 }
 
 /** The OWNER column (list, show, groups, vf list): "qemu/vm1", "hostdev (detached)", or "-" when in no table. */
@@ -109,7 +121,7 @@ export function ownerCell(place: { readonly table: TableName; readonly owner?: O
 
 /** The short name of an owner, as columns and `held by` print it: "qemu/vm1". */
 export function ownerName(owner: Owner): string {
-  return `${owner.driver}/${owner.domain}`;
+  return `${owner.hypervisor}/${owner.vm}`;
 }
 
 export function toInactive(entry: ActiveEntry | InactiveEntry): InactiveEntry {

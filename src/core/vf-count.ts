@@ -2,7 +2,7 @@ import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
 import { hostdevCommand } from './shell.js';
 import type { KernelFiles } from './kernel-files.js';
-import { formatOwner } from './tables.js';
+import { formatOwner, type Owner, type TableName } from './tables.js';
 
 /**
  * Planning a change of a PF's VF count. Linux only accepts N -> 0 -> M on sriov_numvfs, and
@@ -11,19 +11,14 @@ import { formatOwner } from './tables.js';
  * Pure: the caller gathers the facts and applies the plan.
  */
 
-export interface VfOwner {
-  readonly driver: string;
-  readonly domain: string;
-}
-
 /** One existing VF of the PF, with what hostdev and the host know of it. */
 export interface VfHolding {
   readonly address: PciAddress;
   readonly vfIndex: number;
   readonly driver: string | null;
   /** The table holding it, if any. */
-  readonly table: 'active' | 'inactive' | null;
-  readonly owner: VfOwner | null;
+  readonly table: TableName | null;
+  readonly owner: Owner | null;
 }
 
 export interface VfCountRequest {

@@ -9,7 +9,7 @@ import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
-import { sameOwner, type Owner, type Tables } from '../core/tables.js';
+import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';

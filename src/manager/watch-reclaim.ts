@@ -27,7 +27,7 @@ export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: 
     const request = departed.domainConfig;
     const hooks =
       request === null ? {} : vfNetAssignHooks(configurator, new Map([[address, request]]), deviceExists(manager.layout), warn);
-    await manager.assign({ domain: owner.domain, hypervisor: owner.driver, addresses: [address], managed, stubDriver, hooks });
+    await manager.assign({ domain: owner.vm, hypervisor: owner.hypervisor, addresses: [address], managed, stubDriver, hooks });
     const config = request === null ? '' : ', with its VF network config';
     return `ready again for ${formatOwner(owner)} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config})`;
   };

@@ -12,7 +12,7 @@ import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } fro
 export { DB_FILE };
 import { ProcessLock, type LockHolder } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
-import type { Located } from '../core/tables.js';
+import { makeOwner, type Located } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   ActiveEntry,
@@ -113,7 +113,7 @@ function activeEntry(row: ActiveRow): ActiveEntry {
   return {
     key: row.key as DeviceKey,
     address: entryAddress(row.key),
-    usedBy: { driver: row.owner_driver, domain: row.owner_domain },
+    usedBy: makeOwner(row.owner_driver, row.owner_domain),
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
@@ -162,7 +162,7 @@ function vfConfig(row: VfConfigRow): VfConfig {
 function departedRecord(row: DepartedRow): DepartedVfRecord {
   const address = row.address as PciAddress;
   const common = { key: pciKey(address), address, managed: row.managed === 1, stubDriver: row.stub_driver, originalDriver: row.original_driver };
-  const owner = row.owner_driver === null || row.owner_domain === null ? null : { driver: row.owner_driver, domain: row.owner_domain };
+  const owner = row.owner_driver === null || row.owner_domain === null ? null : makeOwner(row.owner_driver, row.owner_domain);
   const former: Located =
     row.former_table === 'active' && owner !== null
       ? { table: 'active', entry: { ...common, usedBy: owner } }
@@ -645,7 +645,7 @@ class LockedOperation implements Operation {
   ownedBy(owner: Owner): readonly ActiveEntry[] {
     const rows = this.db
       .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY key')
-      .all(owner.driver, owner.domain) as ActiveRow[];
+      .all(owner.hypervisor, owner.vm) as ActiveRow[];
     return rows.map(activeEntry);
   }
 
@@ -750,7 +750,7 @@ class LockedOperation implements Operation {
         switch (change.kind) {
           case 'set-active': {
             const e = change.entry;
-            upsertActive.run(e.key, e.usedBy.driver, e.usedBy.domain, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            upsertActive.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, bit(e.managed), e.stubDriver, e.originalDriver, at);
             deleteInactive.run(e.key);
             break;
           }
@@ -784,8 +784,8 @@ class LockedOperation implements Operation {
               r.vfIndex,
               r.address,
               r.former.table,
-              r.owner?.driver ?? null,
-              r.owner?.domain ?? null,
+              r.owner?.hypervisor ?? null,
+              r.owner?.vm ?? null,
               bit(e.managed),
               e.stubDriver,
               e.originalDriver,

@@ -38,7 +38,7 @@ describe('departed VFs across processes', () => {
         address: VF,
         pf: PF,
         vfIndex: 0,
-        owner: { driver: 'qemu', domain: 'vm1' },
+        owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' },
         domainConfig: { vlan: 77, mac: '52:54:00:00:00:77' },
         vfConfig: expect.objectContaining({ pf: 'enp1s0f0', vfIndex: 0, vlan: 0, mac: '00:00:00:00:00:00' }),
         prunedBy: 'recover',
@@ -60,14 +60,14 @@ describe('departed VFs across processes', () => {
         () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((event) => event['kind'] === 'returned'),
         'the returned event',
       );
-      expect(returned).toMatchObject({ address: VF, pf: PF, vfIndex: 0, formerOwner: { driver: 'qemu', domain: 'vm1' }, outcome: 'readied' });
+      expect(returned).toMatchObject({ address: VF, pf: PF, vfIndex: 0, formerOwner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, outcome: 'readied' });
     } finally {
       watch.child.kill('SIGTERM');
     }
     expect(await watch.exited).toBe(0);
 
     const after = jsonOf<{ active: Array<{ address: string; usedBy: unknown }>; departed: unknown[] }>(cli('--json', 'status'));
-    expect(after.active).toEqual([expect.objectContaining({ address: VF, usedBy: { driver: 'qemu', domain: 'vm1' } })]);
+    expect(after.active).toEqual([expect.objectContaining({ address: VF, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } })]);
     expect(after.departed).toEqual([]);
     const vfs = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli('--json', 'vf', 'list', PF)).vfs;
     expect(vfs[0]).toMatchObject({ address: VF, driver: 'vfio-pci', mac: '52:54:00:00:00:77', vlan: 77 });

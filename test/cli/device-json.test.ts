@@ -20,7 +20,7 @@ describe('deviceJson: a device with its table fields', () => {
   const pf = devices.find((device) => device.sriov !== null)!;
   const vf = devices.find((device) => device.physfn !== null)!;
   const tables: TableLookup = (address: PciAddress) =>
-    address === pf.address ? { table: 'inactive' } : address === vf.address ? { table: 'active', owner: { driver: 'qemu', domain: 'vm1' } } : null;
+    address === pf.address ? { table: 'inactive' } : address === vf.address ? { table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } } : null;
 
   it('prints the key, every PciDevice field in its order, then owner and table, as a spread of all would', () => {
     for (const device of devices) {
@@ -29,7 +29,7 @@ describe('deviceJson: a device with its table fields', () => {
       expect(Object.keys(json)).toEqual(Object.keys(spread));
       expect(JSON.stringify(json, null, 2)).toBe(JSON.stringify(spread, null, 2));
     }
-    expect(deviceJson(vf, tables)).toMatchObject({ owner: { driver: 'qemu', domain: 'vm1' }, table: 'active' });
+    expect(deviceJson(vf, tables)).toMatchObject({ owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, table: 'active' });
     expect(deviceJson(pf, tables)).toMatchObject({ owner: null, table: 'inactive' });
   });
 

@@ -48,12 +48,12 @@ describe('manager commands on a simulated libvirt test host', () => {
     expect(again.stderr).toContain('PCI device 0000:00:01.0 is in use by driver qemu, domain vm1');
     const other = hostdev('assign', '--domain', 'vm2', '0000:00:02.0', '--json');
     expect(other.code).toBe(4);
-    expect(JSON.parse(other.stderr)).toMatchObject({ error: { code: 'HOSTDEV_IN_USE', details: { owner: { driver: 'qemu', domain: 'vm1' } } } });
+    expect(JSON.parse(other.stderr)).toMatchObject({ error: { code: 'HOSTDEV_IN_USE', details: { owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } } } });
     expect(hostdev('assign', '--domain', 'vm1', '--hypervisor', 'xen', '0000:00:03.0').code).toBe(4);
     expect(jsonOf<{ active: unknown[] }>(hostdev('status', '--json')).active).toHaveLength(3);
 
     const list = jsonOf<Array<{ address: string; owner: unknown }>>(hostdev('list', '--json'));
-    expect(list.find((device) => device.address === '0000:00:01.0')?.owner).toEqual({ driver: 'qemu', domain: 'vm1' });
+    expect(list.find((device) => device.address === '0000:00:01.0')?.owner).toEqual({ driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' });
     expect(list.find((device) => device.address === '0000:00:00.0')?.owner).toBeNull();
 
     const release = hostdev('release', '--domain', 'vm1', '--json');

@@ -9,7 +9,7 @@ import { jsonOf, runCli } from '../support/cli.js';
 
 interface Member {
   address: string;
-  owner?: { driver: string; domain: string } | null;
+  owner?: { driver: string; domain: string; hypervisor: string; vm: string } | null;
   table?: 'active' | 'inactive' | null;
 }
 
@@ -48,7 +48,7 @@ describe('list, show and groups say who owns each device, in the same fields and
     expect(hostdev('detach', '0000:00:01.0').code).toBe(0);
 
     const expected = new Map<string, Pick<Member, 'owner' | 'table'>>([
-      ['0000:00:02.0', { owner: { driver: 'qemu', domain: 'vm1' }, table: 'active' }],
+      ['0000:00:02.0', { owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, table: 'active' }],
       ['0000:00:01.0', { owner: null, table: 'inactive' }],
       ['0000:00:00.0', { owner: null, table: null }],
     ]);

@@ -12,7 +12,7 @@ const C = pci('0000:01:10.3');
 const D = pci('0000:02:00.0');
 
 const base: StatusReport = {
-  active: [{ key: pciKey(A), address: A, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
+  active: [{ key: pciKey(A), address: A, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
   inactive: [{ key: pciKey(B), address: B, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' }],
   pruned: [],
   missing: [],
@@ -38,7 +38,7 @@ describe('status text', () => {
       recovery: {
         ...EMPTY_RECOVERY_REPORT,
         drift: [
-          { address: A, table: 'active', usedBy: { driver: 'xen', domain: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: null },
+          { address: A, table: 'active', usedBy: { driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: null },
           { address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'igbvf' },
         ],
       },
@@ -76,7 +76,7 @@ describe('status text', () => {
         {
           at: '2026-12-07T12:00:00.000Z',
           by: 'assign',
-          report: { ...EMPTY_RECOVERY_REPORT, pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2' } }] },
+          report: { ...EMPTY_RECOVERY_REPORT, pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } }] },
         },
       ],
     });

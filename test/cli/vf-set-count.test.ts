@@ -6,6 +6,7 @@ import type { StateStore } from '../../src/state/store.js';
 import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 import { miniHost, miniKernel, type MiniTree } from '../events/mini-tree.js';
 import { pciKey } from '../../src/core/device-key.js';
+import { makeOwner } from '../../src/core/tables.js';
 
 // The library side of `hostdev vf set-count` on a hand-made tree whose kernel port enforces
 // Linux's sriov_numvfs rules (N -> M with both non-zero is EINVAL; above totalvfs is ERANGE).
@@ -28,7 +29,7 @@ function setup(numVfs: number) {
 async function assignVf(address: string, domain: string): Promise<void> {
   await store.exclusive('test-assign', async (op) => {
     op.commit([
-      { kind: 'set-active', entry: { key: pciKey(address as PciAddress), address: address as PciAddress, usedBy: { driver: 'qemu', domain }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+      { kind: 'set-active', entry: { key: pciKey(address as PciAddress), address: address as PciAddress, usedBy: makeOwner('qemu', domain), managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'save-vf-config', config: { address: address as PciAddress, pf: 'eth1', vfIndex: 0, mac: null, vlan: null, spoofchk: null, trust: null } },
     ]);
   });
@@ -62,7 +63,7 @@ describe('hostdev vf set-count (library)', () => {
     const { run } = setup(4);
     await assignVf(tree.vf(0), 'vm1');
     const report = await run({ force: true });
-    expect(report.pruned).toEqual([{ address: '0000:03:10.0', vfIndex: 0, table: 'active', owner: { driver: 'qemu', domain: 'vm1' } }]);
+    expect(report.pruned).toEqual([{ address: '0000:03:10.0', vfIndex: 0, table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }]);
     expect(store.readTables()).toEqual({ active: [], inactive: [] });
     expect(store.readVfConfigs()).toEqual([]);
   });

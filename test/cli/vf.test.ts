@@ -69,7 +69,7 @@ describe('hostdev vf and VF network config (CLI, simulated kernel)', () => {
     const forced = cli('--json', 'vf', 'set-count', PF, '2', '--force');
     expect(forced.code, forced.stderr).toBe(0);
     expect(jsonOf<{ pruned: unknown[] }>(forced).pruned).toEqual([
-      { address: '0000:01:10.0', vfIndex: 0, table: 'active', owner: { driver: 'qemu', domain: 'vm2' } },
+      { address: '0000:01:10.0', vfIndex: 0, table: 'active', owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } },
     ]);
     const status = jsonOf<{ active: unknown[]; inactive: unknown[] }>(cli('--json', 'status'));
     expect([status.active, status.inactive]).toEqual([[], []]);

@@ -52,8 +52,8 @@ describe('hostdev watch across processes (simulated kernel)', () => {
       const events = () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
       await until(() => events().filter((e) => e['kind'] === 'remove').length === 2, 'two remove events');
       expect(events().filter((e) => e['kind'] === 'remove')).toEqual([
-        expect.objectContaining({ kind: 'remove', address: VF0, pf: PF, vfIndex: 0, owner: { driver: 'qemu', domain: 'vm1' }, pruned: 'active' }),
-        expect.objectContaining({ kind: 'remove', address: VF1, pf: PF, vfIndex: 1, owner: { driver: 'qemu', domain: 'vm2' }, pruned: 'active' }),
+        expect.objectContaining({ kind: 'remove', address: VF0, pf: PF, vfIndex: 0, owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, pruned: 'active' }),
+        expect.objectContaining({ kind: 'remove', address: VF1, pf: PF, vfIndex: 1, owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, pruned: 'active' }),
       ]);
       // The count change can come in a later poll than the removals (the poller may read the PF mid-change).
       await until(() => events().some((e) => e['kind'] === 'vf-count-change' && e['to'] === 0), 'the VF count change');
@@ -62,8 +62,8 @@ describe('hostdev watch across processes (simulated kernel)', () => {
       expect((await simWrite('2')).code).toBe(0);
       await until(() => events().filter((e) => e['kind'] === 'returned').length === 2, 'two returned events');
       expect(events().filter((e) => e['kind'] === 'returned')).toEqual([
-        expect.objectContaining({ address: VF0, pf: PF, vfIndex: 0, formerOwner: { driver: 'qemu', domain: 'vm1' }, outcome: 'reported' }),
-        expect.objectContaining({ address: VF1, pf: PF, vfIndex: 1, formerOwner: { driver: 'qemu', domain: 'vm2' }, outcome: 'reported' }),
+        expect.objectContaining({ address: VF0, pf: PF, vfIndex: 0, formerOwner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, outcome: 'reported' }),
+        expect.objectContaining({ address: VF1, pf: PF, vfIndex: 1, formerOwner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, outcome: 'reported' }),
       ]);
     } finally {
       watch.child.kill('SIGTERM');
@@ -104,7 +104,7 @@ describe('hostdev watch across processes (simulated kernel)', () => {
       const events = () => watch.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
       await until(() => events().some((e) => e['kind'] === 'returned' && e['address'] === VF0), 'the returned event');
       expect(events().find((e) => e['kind'] === 'returned' && e['address'] === VF0)).toMatchObject({
-        formerOwner: { driver: 'qemu', domain: 'vm1' },
+        formerOwner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' },
         outcome: 'readied',
       });
     } finally {
@@ -112,7 +112,7 @@ describe('hostdev watch across processes (simulated kernel)', () => {
     }
     expect(await watch.exited).toBe(0);
     const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli('--json', 'vf', 'list', PF));
-    expect(list.vfs[0]).toMatchObject({ driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1' }, vlan: 33, trust: true });
+    expect(list.vfs[0]).toMatchObject({ driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, vlan: 33, trust: true });
     expect(cli('release', '--domain', 'vm1').code).toBe(0);
     expect(jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli('--json', 'vf', 'list', PF)).vfs[0]).toMatchObject({
       driver: 'igbvf', owner: null, vlan: 0, trust: false,

@@ -59,7 +59,7 @@ describe('diffing two snapshots of the host', () => {
 
 describe('recognising a VF that returns', () => {
   const departed = [
-    { address: VF0, pf: PF, vfIndex: 0, owner: { driver: 'qemu', domain: 'vm1' } },
+    { address: VF0, pf: PF, vfIndex: 0, owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
     { address: VF1, pf: PF, vfIndex: 1, owner: null },
   ];
 

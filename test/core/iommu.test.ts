@@ -74,11 +74,11 @@ describe('assignmentVerdict', () => {
   });
 
   it('refuses a companion owned by another domain, but not by the requester', () => {
-    const owners: OwnerLookup = (address) => (address === '0000:02:00.0' ? { driver: 'qemu', domain: 'vm1' } : null);
-    const other = assignmentVerdict(inventory, a('0000:02:01.0'), { owners, requester: { driver: 'qemu', domain: 'vm2' } });
+    const owners: OwnerLookup = (address) => (address === '0000:02:00.0' ? { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } : null);
+    const other = assignmentVerdict(inventory, a('0000:02:01.0'), { owners, requester: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } });
     expect(other.problems.map((p) => p.code)).toEqual(['HOSTDEV_GROUP_CONFLICT']);
     expect(other.problems[0]!.message).toContain('vm1');
-    const same = assignmentVerdict(inventory, a('0000:02:01.0'), { owners, requester: { driver: 'qemu', domain: 'vm1' } });
+    const same = assignmentVerdict(inventory, a('0000:02:01.0'), { owners, requester: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } });
     expect(same.assignable).toBe(true);
     const owned = assignmentVerdict(inventory, a('0000:02:00.0'), { owners });
     expect(owned.problems.map((p) => p.code)).toEqual(['HOSTDEV_IN_USE']);

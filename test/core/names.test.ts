@@ -10,7 +10,7 @@ const VF = '0000:01:10.0' as PciAddress;
 
 describe('domain and hypervisor names', () => {
   it('accepts printable names up to 255 bytes, spaces and quotes included', () => {
-    expect(ownerOf({ domain: 'vm 1', hypervisor: 'xen' })).toEqual({ driver: 'xen', domain: 'vm 1' });
+    expect(ownerOf({ domain: 'vm 1', hypervisor: 'xen' })).toEqual({ driver: 'xen', domain: 'vm 1', hypervisor: 'xen', vm: 'vm 1' });
     expect(ownerOf({ domain: "it's-é".padEnd(MAX_NAME_BYTES - 1, 'x') })).toEqual({ driver: 'qemu', domain: "it's-é".padEnd(MAX_NAME_BYTES - 1, 'x') });
   });
 
@@ -35,7 +35,7 @@ describe('domain and hypervisor names', () => {
 
 describe('commands printed in messages', () => {
   it('quote every argument a shell would split or run, so a pasted hint is one command', () => {
-    const owner = { driver: 'qemu', domain: 'vm 1; echo pwned' };
+    const owner = { driver: 'qemu', domain: 'vm 1; echo pwned', hypervisor: 'qemu', vm: 'vm 1; echo pwned' };
     const hint = inUse(VF, owner).hint!;
     expect(hint).toBe(`Release it first: hostdev release --domain 'vm 1; echo pwned' ${VF}`);
     const command = hint.replace('Release it first: ', '');
@@ -45,7 +45,7 @@ describe('commands printed in messages', () => {
   });
 
   it('leave plain words alone and name a hypervisor other than the default', () => {
-    expect(releaseCommand({ driver: 'xen', domain: 'vm1' }, VF)).toBe(`hostdev release --domain vm1 --hypervisor xen ${VF}`);
+    expect(releaseCommand({ driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' }, VF)).toBe(`hostdev release --domain vm1 --hypervisor xen ${VF}`);
     expect(hostdevCommand('vf', 'forget', VF)).toBe(`hostdev vf forget ${VF}`);
     expect(shellQuote("it's")).toBe(`'it'\\''s'`);
     expect(shellQuote('$(reboot)')).toBe(`'$(reboot)'`);

@@ -10,8 +10,8 @@ import { hostFiles } from '../../src/sysfs/paths.js';
 import { addr, hostView, pciDevice } from '../support/pci-device-fixture.js';
 import { hostdevErrorOf } from '../support/errors.js';
 
-const vm1 = { driver: 'qemu', domain: 'vm1' };
-const vm2 = { driver: 'qemu', domain: 'vm2' };
+const vm1 = { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' };
+const vm2 = { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' };
 const nic = pciDevice('0000:01:00.0', { driver: 'e1000e', iommuGroup: 1, netdevs: ['eth0'] });
 const vf = pciDevice('0000:02:10.0', { driver: 'igbvf', iommuGroup: 20 });
 const gpu = pciDevice('0000:03:00.0', { driver: 'nvidia', class: '0300', iommuGroup: 30 });
@@ -300,7 +300,7 @@ describe('release plan', () => {
   });
 
   it('only touches devices of that (driver, domain)', () => {
-    const other = toActive(taken('0000:02:10.2', 'igbvf', true), { driver: 'xen', domain: 'vm1' });
+    const other = toActive(taken('0000:02:10.2', 'igbvf', true), { driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' });
     const vf2 = pciDevice('0000:02:10.2', { driver: 'vfio-pci', iommuGroup: 21 });
     const plan = planRelease(hostView({ devices: [onStub, vf2], tables: { active: [activeVf, other], inactive: [] } }), {
       owner: vm1,

@@ -13,7 +13,7 @@ import {
 import { addr } from '../support/pci-device-fixture.js';
 import { pciKey } from '../../src/core/device-key.js';
 
-const vm1 = { driver: 'qemu', domain: 'vm1' };
+const vm1 = { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' };
 const inactive = (address: string): InactiveEntry => ({
   key: pciKey(addr(address)),
   address: addr(address),
@@ -57,7 +57,7 @@ describe('device tables', () => {
 
   it('the index finds an address in either table and lists a domain\'s devices', () => {
     const index = new TableIndex({
-      active: [toActive(inactive('0000:01:10.0'), vm1), toActive(inactive('0000:01:10.4'), { driver: 'qemu', domain: 'vm2' })],
+      active: [toActive(inactive('0000:01:10.0'), vm1), toActive(inactive('0000:01:10.4'), { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' })],
       inactive: [inactive('0000:01:10.2')],
     });
     expect(index.active(addr('0000:01:10.0'))?.usedBy).toEqual(vm1);
@@ -72,7 +72,7 @@ describe('device tables', () => {
   });
 
   it('an owner is the pair (driver, domain): the same domain name under another driver is someone else', () => {
-    expect(sameOwner(vm1, { driver: 'qemu', domain: 'vm1' })).toBe(true);
-    expect(sameOwner(vm1, { driver: 'xen', domain: 'vm1' })).toBe(false);
+    expect(sameOwner(vm1, { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' })).toBe(true);
+    expect(sameOwner(vm1, { driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' })).toBe(false);
   });
 });

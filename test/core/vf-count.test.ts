@@ -47,7 +47,7 @@ describe('planning a VF count change', () => {
       planVfCount(
         request({
           vfs: [
-            vf(0, { driver: 'vfio-pci', table: 'active', owner: { driver: 'qemu', domain: 'vm1' } }),
+            vf(0, { driver: 'vfio-pci', table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }),
             vf(1),
             vf(2, { driver: 'vfio-pci' }),
             vf(3),
@@ -65,7 +65,7 @@ describe('planning a VF count change', () => {
     const plan = planVfCount(
       request({
         force: true,
-        vfs: [vf(0, { driver: 'vfio-pci', table: 'active', owner: { driver: 'qemu', domain: 'vm1' } }), vf(1, { driver: 'vfio-pci' })],
+        vfs: [vf(0, { driver: 'vfio-pci', table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }), vf(1, { driver: 'vfio-pci' })],
       }),
     );
     expect(plan.prune.map((v) => v.address)).toEqual(['0000:03:10.0']);

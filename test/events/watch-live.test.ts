@@ -36,7 +36,7 @@ async function setup(reclaim?: ConstructorParameters<typeof LiveWatch>[0]['recla
   const vf1 = tree.vf(1) as PciAddress;
   await store.exclusive('test-setup', async (op) => {
     op.commit([
-      { kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
+      { kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'set-inactive', entry: { key: pciKey(vf1), address: vf1, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'save-vf-config', config: { address: vf0, pf: 'eth1', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false } },
     ]);
@@ -107,7 +107,7 @@ describe('watch: live reaction to devices that leave and return', () => {
     await until(() => events.some((e) => e.kind === 'remove'));
     const vf0 = tree!.vf(0) as PciAddress;
     await store!.exclusive('someone-else', async (op) => {
-      op.commit([{ kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }]);
+      op.commit([{ kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }]);
     });
     tree!.setNumVfs(2);
     await until(() => events.some((e) => e.kind === 'returned'));

@@ -18,7 +18,7 @@ import { pciKey } from '../../src/core/device-key.js';
 // started later recognises its return; the records are dropped on return, release or forget.
 const PF = pci('0000:01:00.0');
 const numvfs = `/sys/bus/pci/devices/${PF}/sriov_numvfs`;
-const VM1 = { driver: 'qemu', domain: 'vm1' };
+const VM1 = { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' };
 
 let host: SimManagerHost;
 let manager: HostdevManager;
@@ -98,7 +98,7 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
     await manager.store.exclusive('test', async (op) =>
       op.commit([
         { kind: 'record-departed', record: { address: pci('0000:01:10.4'), pf: PF, vfIndex: 4, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.4')), address: pci('0000:01:10.4'), usedBy: VM1, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: VM1, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
-        { kind: 'record-departed', record: { address: pci('0000:01:10.6'), pf: PF, vfIndex: 6, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.6')), address: pci('0000:01:10.6'), usedBy: { driver: 'qemu', domain: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: { driver: 'qemu', domain: 'vm2' }, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
+        { kind: 'record-departed', record: { address: pci('0000:01:10.6'), pf: PF, vfIndex: 6, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.6')), address: pci('0000:01:10.6'), usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
       ]),
     );
     const report = await manager.release({ domain: 'vm1' });

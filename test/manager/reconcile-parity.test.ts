@@ -19,7 +19,7 @@ import { simManagerHost, type SimManagerHost } from '../support/sim-manager.js';
 // forced VF count change) must leave the same tables and record the same departed VF.
 const PF0 = '0000:01:00.0';
 const PF1 = '0000:01:00.1';
-const VM2 = { driver: 'qemu', domain: 'vm2' };
+const VM2 = { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' };
 
 let host: SimManagerHost;
 let gone: PciAddress; // vm2's VF of PF0: leaves

@@ -64,8 +64,8 @@ describe('restart scenarios', () => {
 
     const { json, stderr } = cliStatus(setup); // the first start after the change
     expect(json.recovery.pruned).toEqual([
-      { address: '0000:01:10.0', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1' } },
-      { address: '0000:01:10.2', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1' } },
+      { address: '0000:01:10.0', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
+      { address: '0000:01:10.2', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
     ]);
     expect(stderr).toContain('warning: 0000:01:10.0 is no longer on this host; dropped from the active table (it was used by driver qemu, domain vm1)');
     expect(stderr).toContain('warning: 0000:01:10.2 is no longer on this host');
@@ -108,7 +108,7 @@ describe('restart scenarios', () => {
 
     const { json } = cliStatus(setup);
     expect(json.recovery.drift).toEqual([
-      { address: active, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: 'igb' },
+      { address: active, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: 'igb' },
       { address: inactive, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: null },
     ]);
     expect(json.recovery.warnings).toEqual([

@@ -9,6 +9,7 @@ import { StateStore, type JournalStep } from '../../src/state/store.js';
 import { pciDevice } from '../support/pci-device-fixture.js';
 import { tempDir } from '../state/helpers.js';
 import { pciKey } from '../../src/core/device-key.js';
+import { makeOwner } from '../../src/core/tables.js';
 
 /**
  * An in-memory host with the four sysfs writes recovery uses, as Linux treats them: a
@@ -84,7 +85,7 @@ class FakeHost implements KernelPort, RecoveryReader {
 const A = '0000:01:00.0' as PciAddress;
 const B = '0000:02:00.0' as PciAddress;
 const C = '0000:03:00.0' as PciAddress;
-const qemu = (domain: string) => ({ driver: 'qemu', domain });
+const qemu = (domain: string) => makeOwner('qemu', domain);
 const activeEntry = (address: PciAddress, managed = true): ActiveEntry => ({
   key: pciKey(address),
   address,

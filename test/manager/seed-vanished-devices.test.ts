@@ -52,7 +52,7 @@ describe('the seed: devices that vanish while a domain holds them', () => {
     expect(virtfns()).toEqual(vfs);
     const again = await manager.assign({ domain: 'vm2', addresses: [vfs[0]!] });
     expect(again.changes).toEqual([
-      { kind: 'set-active', entry: expect.objectContaining({ address: vfs[0], usedBy: { driver: 'qemu', domain: 'vm2' } }) },
+      { kind: 'set-active', entry: expect.objectContaining({ address: vfs[0], usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } }) },
     ]);
   });
 
@@ -81,7 +81,7 @@ describe('the seed: devices that vanish while a domain holds them', () => {
     expect(status.pruned).toEqual([vfs[0]]);
     expect(status.missing).toEqual([]);
     expect(status.active).toEqual([]);
-    expect(status.departed.map((record) => [record.address, record.owner])).toEqual([[vfs[0], { driver: 'qemu', domain: 'vm1' }]]);
+    expect(status.departed.map((record) => [record.address, record.owner])).toEqual([[vfs[0], { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }]]);
     const release = await manager.release({ domain: 'vm1' });
     expect(release.pruned).toEqual([vfs[0]]);
     expect(manager.store.readDeparted()).toEqual([]);

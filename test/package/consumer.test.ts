@@ -91,8 +91,8 @@ describe('the packed library, from a project of its own', () => {
     ]);
     expect(out['active']).toEqual(VFS.map((address) => [address, 'vm1']));
     expect(out['vfsDuring']).toEqual([
-      { address: VFS[0], driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1' }, mac: '52:54:00:00:00:01', vlan: 10 },
-      { address: VFS[1], driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1' }, mac: '52:54:00:00:00:02', vlan: 10 },
+      { address: VFS[0], driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, mac: '52:54:00:00:00:01', vlan: 10 },
+      { address: VFS[1], driver: 'vfio-pci', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, mac: '52:54:00:00:00:02', vlan: 10 },
     ]);
     expect(out['released']).toEqual(VFS);
     expect(out['after']).toEqual({ active: [], inactive: [] });

@@ -39,7 +39,7 @@ describe('HostdevService inventory', () => {
 
   it('reports the owner of an assigned VF, and refuses a device that is not on the host', async () => {
     const listed = (await service.list()).report.find((device) => device.address === VF);
-    expect(listed).toMatchObject({ owner: { driver: 'qemu', domain: 'vm1' }, table: 'active', driver: 'vfio-pci' });
+    expect(listed).toMatchObject({ owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, table: 'active', driver: 'vfio-pci' });
     const error = await service.show('0000:09:00.0' as PciAddress).catch((caught: unknown) => caught);
     expect(isHostdevError(error) && error.code).toBe('HOSTDEV_DEVICE_NOT_FOUND');
   });

@@ -47,7 +47,7 @@ describe('HostdevService.watch', () => {
     await until(() => events.some((event) => event.kind === 'remove' && event.address === VF));
     expect(events.find((event) => event.kind === 'remove' && event.address === VF)).toMatchObject({
       pruned: 'active',
-      owner: { driver: 'qemu', domain: 'vm1' },
+      owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' },
     });
     expect((await service.status()).active).toEqual([]);
     stop.abort();

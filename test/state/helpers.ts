@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { PciAddress } from '../../src/core/address.js';
 import type { ActiveEntry, InactiveEntry } from '../../src/state/store.js';
 import { pciKey } from '../../src/core/device-key.js';
+import { makeOwner } from '../../src/core/tables.js';
 
 /** The built store, for child processes (test/support/global-setup.ts builds dist/ first). */
 export const DIST_STORE = fileURLToPath(new URL('../../dist/state/store.js', import.meta.url));
@@ -19,7 +20,7 @@ export function addr(n: number): PciAddress {
 }
 
 export function active(n: number, domain = 'vm1', managed = true): ActiveEntry {
-  return { key: pciKey(addr(n)), address: addr(n), usedBy: { driver: 'qemu', domain }, managed, stubDriver: 'vfio-pci', originalDriver: 'e1000e' };
+  return { key: pciKey(addr(n)), address: addr(n), usedBy: makeOwner('qemu', domain), managed, stubDriver: 'vfio-pci', originalDriver: 'e1000e' };
 }
 
 export function inactive(n: number, managed = false): InactiveEntry {

@@ -125,8 +125,8 @@ describe('migration 5: entries keyed by device key', () => {
         expect(store.schemaVersion()).toBe(SCHEMA_VERSION);
         expect(store.readTables()).toEqual({
           active: [
-            { key: 'pci:0000:01:10.0', address: '0000:01:10.0', usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' },
-            { key: 'pci:0000:0a:00.0', address: '0000:0a:00.0', usedBy: { driver: 'xen', domain: 'vm2' }, managed: false, stubDriver: 'vfio-pci', originalDriver: null },
+            { key: 'pci:0000:01:10.0', address: '0000:01:10.0', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' },
+            { key: 'pci:0000:0a:00.0', address: '0000:0a:00.0', usedBy: { driver: 'xen', domain: 'vm2', hypervisor: 'xen', vm: 'vm2' }, managed: false, stubDriver: 'vfio-pci', originalDriver: null },
           ],
           inactive: [{ key: 'pci:0000:02:00.0', address: '0000:02:00.0', managed: false, stubDriver: 'mlx5_vfio_pci', originalDriver: 'mlx5_core' }],
         });
@@ -151,7 +151,7 @@ describe('migration 5: entries keyed by device key', () => {
     const store = StateStore.open(dir);
     try {
       await store.exclusive('test', async (op) => {
-        expect(op.ownedBy({ driver: 'qemu', domain: 'vm1' }).map((e) => e.key)).toEqual(['pci:0000:01:10.0']);
+        expect(op.ownedBy({ driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }).map((e) => e.key)).toEqual(['pci:0000:01:10.0']);
         expect(op.lookup(['0000:02:00.0' as PciAddress]).inactive.map((e) => e.key)).toEqual(['pci:0000:02:00.0']);
         op.commit([removeChange('0000:01:10.0' as PciAddress), { kind: 'set-inactive', entry: inactive(3) }]);
       });

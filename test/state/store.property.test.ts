@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyChanges, EMPTY_TABLES, removeChange, type TableChange, type Tables } from '../../src/core/tables.js';
+import { applyChanges, EMPTY_TABLES, makeOwner, removeChange, type TableChange, type Tables } from '../../src/core/tables.js';
 import { StateStore } from '../../src/state/store.js';
 import { addr, tempDir } from './helpers.js';
 import { pciKey } from '../../src/core/device-key.js';
@@ -13,7 +13,7 @@ const change: fc.Arbitrary<TableChange> = fc.oneof(
     kind: fc.constant('set-active' as const),
     entry: fc.record({
       address,
-      usedBy: fc.record({ driver: fc.constantFrom('qemu', 'xen'), domain: fc.constantFrom('vm1', 'vm2', 'vm3') }),
+      usedBy: fc.tuple(fc.constantFrom('qemu', 'xen'), fc.constantFrom('vm1', 'vm2', 'vm3')).map(([hypervisor, vm]) => makeOwner(hypervisor, vm)),
       managed: fc.boolean(),
       stubDriver: fc.constantFrom('vfio-pci', 'mlx5_vfio_pci'),
       originalDriver: driver,

@@ -91,8 +91,8 @@ describe('tables', () => {
         { kind: 'set-inactive', entry: inactive(4) },
       ]);
       expect(op.lookup([addr(4), addr(3), addr(9), addr(3)])).toEqual({ active: [active(3, 'vm1')], inactive: [inactive(4)] });
-      expect(op.ownedBy({ driver: 'qemu', domain: 'vm1' })).toEqual([active(1, 'vm1'), active(3, 'vm1')]);
-      expect(op.ownedBy({ driver: 'xen', domain: 'vm1' })).toEqual([]);
+      expect(op.ownedBy({ driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' })).toEqual([active(1, 'vm1'), active(3, 'vm1')]);
+      expect(op.ownedBy({ driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' })).toEqual([]);
       expect(op.inactive()).toEqual([inactive(4)]);
     });
   });
