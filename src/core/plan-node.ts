@@ -12,7 +12,7 @@ import {
   restorePointOf,
   variantNote,
 } from './plan-device.js';
-import { stubFor, type HostView, type Plan, type Step, type StepGroup } from './plan-types.js';
+import { stubFor, type HostView, type Phase, type Plan, type Step, type StepGroup } from './plan-types.js';
 import { isVfioDriver } from './stub-driver.js';
 import { pciKey } from './device-key.js';
 import { removeChange, TableIndex, type InactiveEntry, type TableChange } from './tables.js';
@@ -30,7 +30,7 @@ function emptyPlan(operation: Plan['operation']): Plan {
   return { operation, onFailure: 'rollback', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] };
 }
 
-function group(device: PciDevice, phase: string, steps: Step[]): StepGroup[] {
+function group(device: PciDevice, phase: Phase, steps: Step[]): StepGroup[] {
   return steps.length === 0 ? [] : [{ address: device.address, phase, restore: restorePointOf(device), steps }];
 }
 

@@ -77,10 +77,13 @@ export function onHostDriver(actual: string | null, bound: boolean): boolean {
   return actual === null ? !bound : !isStubDriver(actual);
 }
 
+/** The part of an operation a group of steps belongs to (what `failures[].phase` names). */
+export type Phase = 'detach' | 'reset' | 'reattach';
+
 /** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
 export interface StepGroup {
   readonly address: PciAddress;
-  readonly phase: string;
+  readonly phase: Phase;
   readonly restore: RestorePoint;
   readonly steps: readonly Step[];
 }
@@ -96,7 +99,7 @@ export interface ResetChoice {
 /** The table change for a device whose group of `phase` failed (release: it stays inactive). */
 export interface Fallback {
   readonly address: PciAddress;
-  readonly phase: string;
+  readonly phase: Phase;
   readonly change: TableChange;
 }
 

@@ -1,6 +1,9 @@
 import type { PciAddress } from './address.js';
 import { removeChange, sameOwner, type Located, type Owner, type TableChange, type Tables } from './tables.js';
 
+/** Which path pruned a device: recovery at open, status, watch, vf set-count, or a release or reattach after its writes. */
+export type PrunedBy = 'recover' | 'status' | 'watch' | 'vf-set-count' | 'release' | 'reattach';
+
 /**
  * The one rule for devices that left the host (libvirt's virHostdevDeleteMissingPCIDevices, and
  * the founding fix): every table entry whose device no longer exists is removed from both tables,

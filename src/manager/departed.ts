@@ -3,6 +3,7 @@ import type { PciDevice } from '../core/device.js';
 import { formatOwner, sameOwner, type Owner, type TableChange } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { DepartedVfRecord, Operation, StateChange, StateStore, VfConfig, VfIdentity } from '../state/store.js';
+import type { PrunedBy } from '../core/reconcile.js';
 
 /**
  * Departed VFs: a VF that leaves the host while a table holds it is pruned from both
@@ -23,7 +24,7 @@ export interface DepartureOptions {
 }
 
 /** The records of the pruned addresses that were VFs in a table, for the prune's own commit. */
-export function departures(op: Operation, pruned: readonly PciAddress[], prunedBy: string, options: DepartureOptions = {}): StateChange[] {
+export function departures(op: Operation, pruned: readonly PciAddress[], prunedBy: PrunedBy, options: DepartureOptions = {}): StateChange[] {
   if (pruned.length === 0) return [];
   const tables = op.lookup(pruned);
   const homes = op.vfHomes(pruned);

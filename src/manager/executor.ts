@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
 import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
-import { hostDriverWanted, onHostDriver, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
+import { hostDriverWanted, onHostDriver, type Phase, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
 import { removeChange, type TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
@@ -12,7 +12,7 @@ import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
 
 export interface GroupFailure {
   readonly address: PciAddress;
-  readonly phase: string;
+  readonly phase: Phase;
   readonly error: HostdevError;
 }
 

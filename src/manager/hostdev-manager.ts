@@ -346,7 +346,7 @@ export class HostdevManager {
    * awaited back: it let go of them. Only those devices are looked at, so that an operation costs
    * the same whatever the size of the tables; the others are met by the next open or status.
    */
-  private settleVanished(op: Operation, plan: Plan, prunedBy: OperationName, releasing?: Owner): ReturnType<Settle> {
+  private settleVanished(op: Operation, plan: Plan, prunedBy: 'release' | 'reattach', releasing?: Owner): ReturnType<Settle> {
     const touched = [
       ...plan.pruned,
       ...plan.groups.map((group) => group.address),

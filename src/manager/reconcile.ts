@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { reconcile } from '../core/reconcile.js';
+import { reconcile, type PrunedBy } from '../core/reconcile.js';
 import type { Located, Owner, Tables } from '../core/tables.js';
 import type { Operation, StateChange } from '../state/store.js';
 import { departures, type DepartureOptions } from './departed.js';
@@ -31,7 +31,7 @@ export function goneFrom(tables: Tables, exists: (address: PciAddress) => boolea
 export function pruneVanished(
   op: Operation,
   gone: ReadonlySet<PciAddress>,
-  prunedBy: string,
+  prunedBy: PrunedBy,
   options: DepartureOptions & {
     readonly releasing?: Owner;
     /** False when the operator removed them on purpose (`vf set-count --force`): their return is not awaited. */

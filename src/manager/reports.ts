@@ -1,12 +1,12 @@
 import type { PciAddress } from '../core/address.js';
-import { formatStep, planSteps, type Plan, type ResetChoice } from '../core/plan-types.js';
+import { formatStep, planSteps, type Phase, type Plan, type ResetChoice } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { Execution } from './executor.js';
 import type { RecoveryReport } from './recovery.js';
 
 export interface FailureReport {
   readonly address: PciAddress;
-  readonly phase: string;
+  readonly phase: Phase;
   readonly code: string;
   readonly message: string;
 }

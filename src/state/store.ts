@@ -13,6 +13,7 @@ export { DB_FILE };
 import { ProcessLock, type LockHolder } from './lock.js';
 import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import { makeOwner, type Located } from '../core/tables.js';
+import type { PrunedBy } from '../core/reconcile.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   ActiveEntry,
@@ -175,7 +176,7 @@ function departedRecord(row: DepartedRow): DepartedVfRecord {
     owner,
     vfConfig: row.vf_config === null ? null : (JSON.parse(row.vf_config) as VfConfig),
     domainConfig: row.domain_config === null ? null : (JSON.parse(row.domain_config) as VfNetRequest),
-    prunedBy: row.pruned_by,
+    prunedBy: row.pruned_by as PrunedBy,
     departedAt: row.departed_at,
   };
 }

@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
+import type { PrunedBy } from '../core/reconcile.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 
 /**
@@ -45,8 +46,8 @@ export interface DepartedVfRecord extends VfIdentity {
   readonly vfConfig: VfConfig | null;
   /** The VF network config its domain had (applied again when it is readied for that domain). */
   readonly domainConfig: VfNetRequest | null;
-  /** The command whose prune recorded it: watch, release, reattach, status, recover, vf-set-count. */
-  readonly prunedBy: string;
+  /** The command whose prune recorded it. */
+  readonly prunedBy: PrunedBy;
   readonly departedAt: string;
 }
 

@@ -23,7 +23,7 @@ describe('store: VF identities and departed VFs', () => {
         owner: entry.usedBy,
         vfConfig: { address: entry.address, pf: 'eth1', vfIndex: 3, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: null },
         domainConfig: { vlan: 10 },
-        prunedBy: 'watch',
+        prunedBy: 'watch' as const,
       };
       await store.exclusive('watch-prune', async (op) => {
         op.commit([{ kind: 'record-departed', record }, removeChange(entry.address)]);
