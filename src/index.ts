@@ -23,6 +23,7 @@ export {
   type HostdevServiceOptions,
   type ServiceAssignRequest,
   type ServiceReleaseRequest,
+  type ServiceSetCountRequest,
   type AssignResult,
   type ReleaseResult,
   type QemuArgsRequest,

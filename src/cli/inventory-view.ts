@@ -13,7 +13,7 @@ import { takePrefetched } from './inventory-prefetch.js';
  */
 
 /** hostdev's tables for the inventory commands; the manager wires them in, loaded lazily (see open-manager). */
-export type TableLookupFactory = (globals: GlobalOptions) => Promise<TableLookup | null>;
+type TableLookupFactory = (globals: GlobalOptions) => Promise<TableLookup | null>;
 
 export interface InventoryCommandOptions {
   /** Without it there is no OWNER column and no owner fields. */

@@ -23,7 +23,7 @@ export function parseDomainOptions(opts: { domain?: string; hypervisor?: string 
 /** `--wait MS`: how long an operation waits for device reads the kernel holds up. */
 export const WAIT_HELP = 'longest wait for a device the kernel holds (a VF whose removal waits for its VM); default 15000';
 
-export function addWaitOption(command: Command): Command {
+function addWaitOption(command: Command): Command {
   return command.option('--wait <ms>', WAIT_HELP);
 }
 

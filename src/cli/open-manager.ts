@@ -6,7 +6,7 @@ import type { GlobalOptions } from './context.js';
 // need it (list, show, groups, sim) start without loading it.
 
 /** How a command opens the service: a dry run changes nothing; a reader never waits for the state lock. */
-export interface OpenMode {
+interface OpenMode {
   readonly dryRun?: boolean;
   readonly reader?: boolean;
   /** For the daemon: inventory reads are kept until an operation or an event invalidates them. */

@@ -8,7 +8,7 @@ import { orDash, renderTable } from './render.js';
 
 
 /** What settles a drifting entry: hostdev neither trusts nor fixes it on its own. */
-export function driftNext(drift: DriftEntry): string {
+function driftNext(drift: DriftEntry): string {
   if (drift.usedBy !== null) {
     return `check the VM no longer uses it, then \`${releaseCommand(drift.usedBy, drift.address)}\``;
   }

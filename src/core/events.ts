@@ -8,7 +8,7 @@ import type { Owner } from './tables.js';
  */
 
 /** What the diff needs to know of one PCI function. */
-export interface DeviceState {
+interface DeviceState {
   readonly address: PciAddress;
   readonly driver: string | null;
   /** The PF of a VF, null for anything else. */
@@ -65,8 +65,6 @@ export type PciEvent =
   | (Placed & { readonly kind: 'unbind'; readonly driver: string })
   | (Placed & { readonly kind: 'driver-change'; readonly driver: string; readonly previousDriver: string })
   | { readonly kind: 'vf-count-change'; readonly address: PciAddress; readonly from: number; readonly to: number };
-
-export type PciEventKind = PciEvent['kind'];
 
 function placed(state: DeviceState): Placed {
   return { address: state.address, pf: state.pf, vfIndex: state.vfIndex };
@@ -130,7 +128,7 @@ export interface DepartedVf {
   readonly owner: Owner | null;
 }
 
-export interface ReturnedVf {
+interface ReturnedVf {
   readonly departed: DepartedVf;
   /** Its address now (the same one on every kernel we know, but the index is what identifies it). */
   readonly address: PciAddress;

@@ -1,7 +1,7 @@
 import type { PciAddress } from './address.js';
 
 /** The device attributes plans write. */
-export type DeviceAttribute = 'driver_override' | 'reset' | 'sriov_numvfs' | 'sriov_drivers_autoprobe';
+type DeviceAttribute = 'driver_override' | 'reset' | 'sriov_numvfs' | 'sriov_drivers_autoprobe';
 
 /**
  * The host paths ("/sys/...") of the kernel files plans write, which the kernel port takes and

@@ -19,7 +19,7 @@ import { removeChange, TableIndex, type InactiveEntry, type TableChange } from '
 
 /** Plans of the node-device commands (libvirt's nodedev-detach, nodedev-reattach, nodedev-reset). */
 
-export interface DetachRequest {
+interface DetachRequest {
   readonly address: PciAddress;
   /** null: the one made for the device (its vfio-pci variant when modules.alias names one, else vfio-pci). */
   readonly stubDriver: string | null;
@@ -35,7 +35,7 @@ function group(device: PciDevice, phase: Phase, steps: Step[]): StepGroup[] {
 }
 
 /** Vanished devices of the inactive table: nobody owns them, so nothing can release them later. */
-export function vanishedInactive(view: HostView): PciAddress[] {
+function vanishedInactive(view: HostView): PciAddress[] {
   return view.tables.inactive
     .filter((entry) => view.devices.has(entry.address) && view.devices.get(entry.address) === null)
     .map((entry) => entry.address);

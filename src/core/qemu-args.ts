@@ -10,7 +10,7 @@ import { HostdevError } from './errors.js';
  */
 export type QemuMachine = 'q35' | 'pc';
 
-export interface QemuArgsOptions {
+interface QemuArgsOptions {
   /** q35 (PCI Express, the default) or pc (i440fx: devices go on the conventional PCI root bus). */
   readonly machine?: QemuMachine;
   /** Chassis number of the first root port; pick one the VM's own root ports do not use. Default 1. */
@@ -22,7 +22,7 @@ export function hostdevDeviceId(address: PciAddress): string {
   return `hostdev-${address.replace(/[:.]/g, '_')}`;
 }
 
-export function rootPortId(address: PciAddress): string {
+function rootPortId(address: PciAddress): string {
   return `${hostdevDeviceId(address)}-rp`;
 }
 

@@ -9,7 +9,7 @@ export type PrunedBy = 'recover' | 'status' | 'watch' | 'vf-set-count' | 'releas
  * the founding fix): every table entry whose device no longer exists is removed from both tables,
  * unconditionally, so that the address can be used again when a device comes back.
  */
-export interface ReconcileInput {
+interface ReconcileInput {
   readonly tables: Tables;
   /** The table entries' addresses that no longer exist on the host (other addresses are ignored). */
   readonly gone: ReadonlySet<PciAddress>;
@@ -17,7 +17,7 @@ export interface ReconcileInput {
   readonly releasing?: Owner | undefined;
 }
 
-export interface Reconciliation {
+interface Reconciliation {
   /** Each pruned entry with where it was, in table order (active first). */
   readonly pruned: readonly Located[];
   /** The table changes: one removal a pruned entry. */

@@ -34,7 +34,7 @@ export interface VfCountRequest {
   readonly files: KernelFiles;
 }
 
-export interface PlannedWrite {
+interface PlannedWrite {
   readonly hostPath: string;
   readonly value: string;
 }
@@ -53,7 +53,7 @@ export interface VfCountPlan {
   readonly expectDriver: boolean;
 }
 
-export function describeHolding(vf: VfHolding): string {
+function describeHolding(vf: VfHolding): string {
   if (vf.owner !== null) {
     return `VF ${vf.vfIndex} ${vf.address} is in use by ${formatOwner(vf.owner)}`;
   }
@@ -61,11 +61,11 @@ export function describeHolding(vf: VfHolding): string {
   return `VF ${vf.vfIndex} ${vf.address} is on stub driver ${vf.driver ?? 'none'}`;
 }
 
-export function isBlocking(vf: VfHolding, isStubDriver: (driver: string) => boolean): boolean {
+function isBlocking(vf: VfHolding, isStubDriver: (driver: string) => boolean): boolean {
   return vf.table !== null || (vf.driver !== null && isStubDriver(vf.driver));
 }
 
-export function vfRangeError(pf: PciAddress, requested: number, totalVfs: number): HostdevError {
+function vfRangeError(pf: PciAddress, requested: number, totalVfs: number): HostdevError {
   return new HostdevError(
     'HOSTDEV_VF_RANGE',
     `PF ${pf} supports at most ${totalVfs} VFs (sriov_totalvfs); ${requested} were requested`,

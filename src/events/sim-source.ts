@@ -5,7 +5,7 @@ import { tryParseAddress } from '../core/address.js';
 import type { EventSource, SourceHint } from './source.js';
 
 /** The simulated kernel's uevent log: one JSON object a line, {seq, action, address, driver?, time}. */
-export function simEventsFile(root: string): string {
+function simEventsFile(root: string): string {
   return path.join(root, '.hostdev-sim', 'events.jsonl');
 }
 

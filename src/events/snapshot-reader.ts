@@ -12,7 +12,7 @@ export interface SnapshotReader {
 }
 
 /** The compiled worker: beside this file in dist/, or dist/ when running from src/ (tests). */
-export function workerScript(): string {
+function workerScript(): string {
   const beside = fileURLToPath(new URL('./snapshot-worker.js', import.meta.url));
   if (existsSync(beside)) return beside;
   return fileURLToPath(new URL('../../dist/events/snapshot-worker.js', import.meta.url));

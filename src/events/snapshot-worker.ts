@@ -9,7 +9,7 @@ import { SysfsLayout } from '../sysfs/paths.js';
 import { readDeviceStates } from '../sysfs/device-states.js';
 import type { SnapshotInput } from '../core/events.js';
 
-export interface SnapshotRequest {
+interface SnapshotRequest {
   readonly id: number;
 }
 export type SnapshotReply =

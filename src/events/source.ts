@@ -5,7 +5,7 @@ import type { PciAddress } from '../core/address.js';
  * snapshot (in a child process) and diffs it. A hint may carry what the source saw
  * (udev's ACTION and device, the simulator's log line) for the record.
  */
-export type SourceName = 'udev' | 'poll' | 'sim';
+type SourceName = 'udev' | 'poll' | 'sim';
 
 export interface SourceHint {
   readonly source: SourceName;

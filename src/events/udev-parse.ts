@@ -14,7 +14,7 @@ import { tryParseAddress, type PciAddress } from '../core/address.js';
  *
  * Incremental: feed chunks as they arrive; complete events come out.
  */
-export interface UdevEvent {
+interface UdevEvent {
   readonly action: string;
   readonly devpath: string;
   readonly address: PciAddress | null;

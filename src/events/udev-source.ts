@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { EventSource, SourceHint } from './source.js';
 import { UdevMonitorParser } from './udev-parse.js';
 
-export const UDEVADM_ARGS = ['monitor', '--kernel', '--subsystem-match=pci', '--property'] as const;
+const UDEVADM_ARGS = ['monitor', '--kernel', '--subsystem-match=pci', '--property'] as const;
 
 /**
  * Kernel uevents through `udevadm monitor --kernel`. That reads the kernel's netlink socket

@@ -10,7 +10,7 @@ export interface EventBatch {
   readonly after: Snapshot;
 }
 
-export interface WatcherOptions {
+interface WatcherOptions {
   readonly sources: readonly EventSource[];
   readonly reader: SnapshotReader;
   /** Called once per snapshot that changed something; awaited before the next snapshot. */

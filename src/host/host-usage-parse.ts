@@ -1,6 +1,6 @@
 /** Pure parsers for the files and command output the host-usage port reads. */
 
-export interface MountLine {
+interface MountLine {
   readonly source: string;
   readonly target: string;
 }

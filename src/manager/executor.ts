@@ -10,7 +10,7 @@ import type { Operation, StateChange } from '../state/store.js';
 import type { HostReader } from './host-reader.js';
 import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
 
-export interface GroupFailure {
+interface GroupFailure {
   readonly address: PciAddress;
   readonly phase: Phase;
   readonly error: HostdevError;
@@ -32,7 +32,7 @@ export interface Execution {
  */
 export type Settle = () => { readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] };
 
-export interface ExecutorPorts {
+interface ExecutorPorts {
   readonly kernel: KernelPort;
   readonly reader: HostReader;
 }

@@ -31,7 +31,7 @@ import { netPortFor } from './vf-net-port.js';
 export { DEFAULT_HYPERVISOR };
 
 /** What recovery (src/manager/recovery.ts, the state side) gets and returns; called on every open. */
-export type RecoverFn = (context: {
+type RecoverFn = (context: {
   store: StateStore;
   kernel: KernelPort;
   layout: SysfsLayout;

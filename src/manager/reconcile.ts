@@ -11,7 +11,7 @@ export interface PrunedEntry {
   readonly usedBy: Owner | null;
 }
 
-export function prunedEntry(place: Located): PrunedEntry {
+function prunedEntry(place: Located): PrunedEntry {
   return { address: place.entry.address, table: place.table, usedBy: place.table === 'active' ? place.entry.usedBy : null };
 }
 

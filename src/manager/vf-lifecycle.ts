@@ -111,7 +111,7 @@ export interface SetCountRequest {
   readonly operationId?: string;
 }
 
-export interface PrunedVf {
+interface PrunedVf {
   readonly address: PciAddress;
   readonly vfIndex: number;
   readonly table: 'active' | 'inactive';

@@ -21,14 +21,14 @@ import type { OperationHooks } from './operation-hooks.js';
  */
 
 /** Where a VF's config lives: its PF's network interface and its VF index there. */
-export interface VfNetTarget {
+interface VfNetTarget {
   readonly address: PciAddress;
   readonly pf: PciAddress;
   readonly pfNetdev: string;
   readonly vfIndex: number;
 }
 
-export function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarget {
+function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarget {
   const vf = readDevice(layout, address, { names: null });
   if (vf === null) {
     throw notFound(address);
@@ -77,7 +77,7 @@ function fromStored(saved: VfConfig): VfNetConfig {
 }
 
 /** What a VF's MAC is set to when its driver will not take 00:00:00:00:00:00 (libvirt's altZeroMAC). */
-export const ALT_ZERO_MAC = '02:00:00:00:00:00';
+const ALT_ZERO_MAC = '02:00:00:00:00:00';
 
 /** `ip` (netlink) said EINVAL: "RTNETLINK answers: Invalid argument". */
 function refusedAsInvalid(error: unknown): boolean {
@@ -138,7 +138,7 @@ export class VfNetConfigurator {
   }
 }
 
-export interface AppliedVfNet {
+interface AppliedVfNet {
   readonly saved: VfConfig;
   readonly applied: readonly VfSetting[];
 }
@@ -190,7 +190,7 @@ export async function restoreVfNet(
   return [{ kind: 'drop-vf-config', address }];
 }
 
-export interface OrphanRestoreReport {
+interface OrphanRestoreReport {
   readonly restored: readonly PciAddress[];
   /** Rows of VFs that no longer exist: dropped. */
   readonly dropped: readonly PciAddress[];

@@ -17,18 +17,18 @@ import { pruneVanished } from './reconcile.js';
  */
 
 /** A table entry as it was when its device left. */
-export type FormerEntry = Located;
+type FormerEntry = Located;
 
 /** A departed VF as the state database remembers it (src/manager/departed.ts). */
 export type Departed = DepartedVfRecord;
 
-export type WatchEvent = PciEvent extends infer E
+type WatchEvent = PciEvent extends infer E
   ? E extends PciEvent
     ? E & { readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive' }
     : never
   : never;
 
-export interface ReturnedEvent {
+interface ReturnedEvent {
   readonly kind: 'returned';
   readonly time: string;
   readonly address: PciAddress;
@@ -45,7 +45,7 @@ export type LiveEvent = WatchEvent | ReturnedEvent;
 /** Makes a returned VF ready for its former owner (stub driver, table entry, VF config). */
 export type ReclaimFn = (departed: Departed, address: PciAddress) => Promise<string>;
 
-export interface LiveWatchOptions {
+interface LiveWatchOptions {
   readonly store: StateStore;
   readonly emit: (event: LiveEvent) => void;
   readonly now?: () => Date;

@@ -27,9 +27,9 @@ interface SimNetState {
  * opaque generation that changes whenever the VFs were created anew (2 -> 0 -> 2 keeps the
  * count but not the VFs); null when unknown.
  */
-export type VfCountLookup = (ifname: string) => Promise<{ numVfs: number; generation: string | null } | null>;
+type VfCountLookup = (ifname: string) => Promise<{ numVfs: number; generation: string | null } | null>;
 
-export const DEFAULT_VF_CONFIG: VfNetConfig = {
+const DEFAULT_VF_CONFIG: VfNetConfig = {
   mac: NO_MAC,
   vlan: 0,
   qos: 0,
@@ -38,7 +38,7 @@ export const DEFAULT_VF_CONFIG: VfNetConfig = {
   linkState: 'auto',
 };
 
-export function simNetFile(root: string): string {
+function simNetFile(root: string): string {
   return path.join(root, '.hostdev-sim', 'net.json');
 }
 

@@ -153,7 +153,7 @@ function defaultResetMethods(node: EndpointSpec, behindBridge: boolean): string[
 const DEFAULT_KERNEL_RELEASE = '6.1.0-hostdev-sim';
 
 /** A `vfio_pci:` alias as depmod writes it from an override-only ID table entry. */
-export function vfioAliasLine(id: DriverIdSpec, module: string): string {
+function vfioAliasLine(id: DriverIdSpec, module: string): string {
   const wide = (value: string | undefined): string => (value === undefined ? '*' : normHex(value, 8).toUpperCase());
   const pciClass = id.class !== undefined ? normHex(id.class, 6).toUpperCase() : null;
   const mask = id.classMask !== undefined ? normHex(id.classMask, 6).toLowerCase() : 'ffffff';
@@ -211,7 +211,7 @@ function resolveDrivers(spec: HostSpec, placed: readonly Placed[]): Map<string, 
 }
 
 /** The first loaded driver whose table matches, in registration order (what probe picks). */
-export function probeDriver(drivers: ReadonlyMap<string, { ids: readonly DriverId[]; loaded: boolean }>, ids: DeviceIds): string | null {
+function probeDriver(drivers: ReadonlyMap<string, { ids: readonly DriverId[]; loaded: boolean }>, ids: DeviceIds): string | null {
   for (const [name, d] of drivers) {
     if (d.loaded && d.ids.some((id) => idMatches(id, ids))) return name;
   }

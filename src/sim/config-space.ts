@@ -28,9 +28,9 @@ export interface ConfigSpaceInput {
   };
 }
 
-export const PCI_CAP_ID_PM = 0x01;
-export const PCI_CAP_ID_EXP = 0x10;
-export const PCI_EXT_CAP_ID_ACS = 0x0d;
+const PCI_CAP_ID_PM = 0x01;
+const PCI_CAP_ID_EXP = 0x10;
+const PCI_EXT_CAP_ID_ACS = 0x0d;
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
 export const PCI_EXP_DEVCAP_FLR = 1 << 28;
 

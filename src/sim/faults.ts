@@ -52,7 +52,7 @@ const faultSchema = z.union([
   }),
 ]);
 
-export function parseFaults(input: unknown): Fault[] {
+function parseFaults(input: unknown): Fault[] {
   return z.array(faultSchema).parse(input) as Fault[];
 }
 

@@ -25,7 +25,7 @@ import { simDir } from './host-model.js';
  * it, before any file is swapped: if the holding process dies (SIGKILL), a detached guardian (and
  * any later SimKernel) puts the regular files back, so the tree never keeps a FIFO.
  */
-export interface HeldFile {
+interface HeldFile {
   /** The attribute's absolute path in the tree. */
   readonly file: string;
   /** Its content when the hold began. */
@@ -46,9 +46,9 @@ export interface HeldRecord {
 }
 
 /** The attributes of a device whose reads take its device_lock (see above). */
-export const LOCKED_READ_ATTRIBUTES = ['driver_override', 'sriov_numvfs'] as const;
+const LOCKED_READ_ATTRIBUTES = ['driver_override', 'sriov_numvfs'] as const;
 
-export function heldRoot(root: string): string {
+function heldRoot(root: string): string {
   return path.join(simDir(root), 'held');
 }
 
@@ -56,7 +56,7 @@ function recordFile(root: string, id: string): string {
   return path.join(heldRoot(root), id, 'record.json');
 }
 
-export function readHeld(root: string, id: string): HeldRecord | null {
+function readHeld(root: string, id: string): HeldRecord | null {
   try {
     return JSON.parse(fs.readFileSync(recordFile(root, id), 'utf8')) as HeldRecord;
   } catch {
@@ -64,7 +64,7 @@ export function readHeld(root: string, id: string): HeldRecord | null {
   }
 }
 
-export function heldRecords(root: string): HeldRecord[] {
+function heldRecords(root: string): HeldRecord[] {
   let ids: string[];
   try {
     ids = fs.readdirSync(heldRoot(root));

@@ -9,8 +9,8 @@ import type { DriverIdSpec } from './spec.js';
  * the modules it can load and their ID tables, which interfaces a device shows on which driver,
  * how a PF's VFs look. Written once by the builder; the kernel's changing state lives apart.
  */
-export const SIM_DIR = '.hostdev-sim';
-export const HOST_FILE = 'host.json';
+const SIM_DIR = '.hostdev-sim';
+const HOST_FILE = 'host.json';
 
 /** An ID table entry, normalised: lower-case hex without 0x; absent = any. */
 export type DriverId = DriverIdSpec;

@@ -36,7 +36,7 @@ function readMaybe(file: string): Buffer | null {
   }
 }
 
-export interface SnapshotResult {
+interface SnapshotResult {
   readonly devices: number;
   readonly drivers: number;
   readonly iommu: boolean;

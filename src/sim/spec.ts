@@ -48,7 +48,7 @@ export interface DriverSpec {
 }
 
 /** A root bus: sys/devices/pci<domain>:<bus>/. */
-export interface RootSpec {
+interface RootSpec {
   readonly domain?: number;
   readonly bus?: number;
   /** Default NUMA node of the functions under it; -1 (the default) means no NUMA. */
@@ -82,7 +82,7 @@ interface FunctionSpecBase {
   readonly omitFiles?: readonly string[];
 }
 
-export type BridgePort = 'root-port' | 'upstream' | 'downstream' | 'pci-bridge';
+type BridgePort = 'root-port' | 'upstream' | 'downstream' | 'pci-bridge';
 
 export interface BridgeSpec extends FunctionSpecBase {
   readonly kind: 'bridge';
@@ -91,7 +91,7 @@ export interface BridgeSpec extends FunctionSpecBase {
   readonly children: readonly NodeSpec[];
 }
 
-export interface SriovSpec {
+interface SriovSpec {
   readonly totalVfs: number;
   /** First VF offset and VF stride, in routing-ID units (igb: 128 and 2). */
   readonly offset: number;
@@ -190,7 +190,7 @@ const bridgeSchema = z.strictObject({
 
 const nodeSchema: z.ZodType<unknown> = z.union([bridgeSchema, endpointSchema]);
 
-export const hostSpecSchema = z.strictObject({
+const hostSpecSchema = z.strictObject({
   description: z.string().optional(),
   iommu: z.boolean().optional(),
   drivers: z

@@ -15,7 +15,7 @@ export interface DriverRow {
   readonly dynIds: readonly DriverId[];
 }
 
-export interface RemovedRow {
+interface RemovedRow {
   readonly address: string;
   /** The stashed directory (absolute) of the top removed device; its subtree moved with it. */
   readonly stash: string;

@@ -66,13 +66,13 @@ const upperHex = (value: number, width: number): string => hex(value, width).toU
 type FunctionIds = Pick<SimFunction, 'vendor' | 'device' | 'subsystemVendor' | 'subsystemDevice' | 'classCode'>;
 
 /** The function's modalias, as pci_uevent() and the `modalias` attribute spell it. */
-export function modaliasOf(fn: FunctionIds): string {
+function modaliasOf(fn: FunctionIds): string {
   const ids = `v${upperHex(fn.vendor, 8)}d${upperHex(fn.device, 8)}sv${upperHex(fn.subsystemVendor, 8)}sd${upperHex(fn.subsystemDevice, 8)}`;
   return `pci:${ids}bc${upperHex(fn.classCode >> 16, 2)}sc${upperHex((fn.classCode >> 8) & 0xff, 2)}i${upperHex(fn.classCode & 0xff, 2)}`;
 }
 
 /** A function's uevent file as Linux's pci_uevent() writes it, without DRIVER= (linkDriver adds it). */
-export function ueventText(fn: FunctionIds & Pick<SimFunction, 'address'>): string {
+function ueventText(fn: FunctionIds & Pick<SimFunction, 'address'>): string {
   return (
     `PCI_CLASS=${upperHex(fn.classCode, 4)}\n` +
     `PCI_ID=${upperHex(fn.vendor, 4)}:${upperHex(fn.device, 4)}\n` +

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { hex, type SimFunction } from './tree-writer.js';
 
 /** The PF fields a VF inherits (read from the spec by the builder, from the tree by the kernel). */
-export interface PfView {
+interface PfView {
   readonly address: string;
   readonly devPath: string;
   readonly vendor: number;
@@ -29,7 +29,7 @@ export function vfAddress(pfAddress: string, offset: number, stride: number, ind
 }
 
 /** What the PF does not decide about its VF. */
-export type VfExtras = Pick<SimFunction, 'numaNode' | 'flr' | 'resetMethods' | 'driver' | 'iommuGroup' | 'netdevs'>;
+type VfExtras = Pick<SimFunction, 'numaNode' | 'flr' | 'resetMethods' | 'driver' | 'iommuGroup' | 'netdevs'>;
 
 export function vfFunction(pf: PfView, index: number, extras: VfExtras): SimFunction {
   const address = vfAddress(pf.address, pf.offset, pf.stride, index);

@@ -5,8 +5,8 @@ import { HostdevError } from '../core/errors.js';
 export const DB_FILE = 'state.db';
 
 /** The state directory and the files in it are root's business only. */
-export const DIR_MODE = 0o700;
-export const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
 
 function stateError(message: string, hint: string, path: string, cause?: unknown): HostdevError {
   return new HostdevError('HOSTDEV_STATE', message, { hint, details: { path }, ...(cause === undefined ? {} : { cause }) });

@@ -5,7 +5,7 @@ import type Database from 'better-sqlite3';
  * changes in the same transaction as the migration); `schema_migrations` keeps a readable history.
  * Migrations are append-only: never edit a released one, add the next version instead.
  */
-export interface Migration {
+interface Migration {
   readonly version: number;
   readonly description: string;
   readonly up: (db: Database.Database) => void;

@@ -22,7 +22,7 @@ export interface VfConfig {
   readonly requested?: VfNetRequest;
 }
 
-export type VfConfigChange =
+type VfConfigChange =
   | { readonly kind: 'save-vf-config'; readonly config: VfConfig }
   | { readonly kind: 'drop-vf-config'; readonly address: PciAddress };
 
@@ -51,7 +51,7 @@ export interface DepartedVfRecord extends VfIdentity {
   readonly departedAt: string;
 }
 
-export type VfIdentityChange =
+type VfIdentityChange =
   /** Remembers which VF a table entry's address is (dropped with the entry by `remove`). */
   | ({ readonly kind: 'note-vf'; readonly address: PciAddress } & VfIdentity)
   /** `departedAt` is the commit's time. */
@@ -61,7 +61,7 @@ export type VfIdentityChange =
 /** Everything `Operation.commit` applies in its one transaction. */
 export type StateChange = TableChange | VfConfigChange | VfIdentityChange;
 
-export interface DeviceRestore {
+interface DeviceRestore {
   readonly driver: string | null;
   readonly driverOverride: string | null;
 }

@@ -9,7 +9,7 @@ import { errnoOf } from './errno.js';
  * and `OpExecutor` here (in-process, and in the Node.js child when the program is missing). Both
  * hand back the same results, so what is made of them does not depend on who read.
  */
-export type OpKind =
+type OpKind =
   /** readlink */
   | 'link'
   /** the first 4,096 bytes of a file, in one read */
@@ -30,7 +30,7 @@ export interface BatchOp {
   readonly mayBeAbsent?: boolean;
 }
 
-export interface OpResult {
+interface OpResult {
   /** The errno name ("ENOENT", ...) when the op failed, else null. */
   readonly errno: string | null;
   readonly data: Uint8Array;

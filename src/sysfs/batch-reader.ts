@@ -126,7 +126,7 @@ function readerEnv(): NodeJS.ProcessEnv {
 }
 
 /** Visits one function's results: `ops` from `base` on. */
-export type VisitFunction = (entry: string, results: BatchResults, base: number) => void;
+type VisitFunction = (entry: string, results: BatchResults, base: number) => void;
 
 /** The reader process, the functions it was given, and its output made sense of as it comes. */
 class ReaderProcess {

@@ -11,7 +11,7 @@ import { DeviceReadContext, interpretDevice } from './read-device.js';
 export { DEFAULT_READ_TIMEOUT_MS, BatchReader };
 
 /** The bounded reader of the inventory: DEVICE_OP_LIST for every function. */
-export function inventoryReader(layout: SysfsLayout): BatchReader {
+function inventoryReader(layout: SysfsLayout): BatchReader {
   return new BatchReader(layout, DEVICE_OP_LIST);
 }
 

@@ -1,7 +1,7 @@
 import type { HeaderType } from '../core/device.js';
 
 /** What hostdev reads from a function's binary config space. */
-export interface ConfigFacts {
+interface ConfigFacts {
   readonly headerType: HeaderType | null;
   /** Function Level Reset: PCIe DevCap bit 28, or the Advanced Features capability's FLR bit. */
   readonly flr: boolean | null;
@@ -14,7 +14,7 @@ export interface ConfigFacts {
 const UNKNOWN: ConfigFacts = { headerType: null, flr: null, revision: null, subsystemVendor: null, subsystemDevice: null };
 
 /** Reads `length` bytes at `offset`; fewer (or none) past the end or when access is denied. */
-export type ConfigRead = (offset: number, length: number) => Uint8Array;
+type ConfigRead = (offset: number, length: number) => Uint8Array;
 
 const REVISION = 0x08;
 const HEADER_TYPE = 0x0e;

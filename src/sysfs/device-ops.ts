@@ -14,7 +14,7 @@ import { errnoOf } from './errno.js';
  * a tree without it (a hand-made one) has those files read in-process. A module of its own, light, so that the CLI can start
  * the reader before it loads the rest.
  */
-export const DEVICE_OPS = {
+const DEVICE_OPS = {
   entry: { kind: 'link', file: '' },
   uevent: { kind: 'read', file: 'uevent' },
   driver: { kind: 'link', file: 'driver' },
@@ -29,7 +29,7 @@ export const DEVICE_OPS = {
   resetMethod: { kind: 'read', file: 'reset_method' },
 } as const satisfies Record<string, BatchOp>;
 
-export type DeviceOpName = keyof typeof DEVICE_OPS;
+type DeviceOpName = keyof typeof DEVICE_OPS;
 const OP_NAMES = Object.keys(DEVICE_OPS) as DeviceOpName[];
 /** DEVICE_OPS as a list: the results of one function come in this order. */
 export const DEVICE_OP_LIST: readonly BatchOp[] = OP_NAMES.map((name) => DEVICE_OPS[name]);

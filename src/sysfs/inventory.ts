@@ -15,7 +15,7 @@ export interface ReadInventoryOptions {
 }
 
 /** What is known before the devices are read: their addresses, names source and the IOMMU state. */
-export interface InventoryPlan {
+interface InventoryPlan {
   readonly addresses: readonly PciAddress[];
   readonly names: PciNames | null;
   readonly iommuEnabled: boolean;
@@ -55,7 +55,7 @@ export function planInventory(layout: SysfsLayout, options: ReadInventoryOptions
 }
 
 /** Reads the given functions in order, in-process; a function that vanished meanwhile is left out. */
-export function readFunctions(
+function readFunctions(
   layout: SysfsLayout,
   addresses: readonly PciAddress[],
   names: PciNames | null,

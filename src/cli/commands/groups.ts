@@ -48,5 +48,3 @@ export function groupsCommand(options: InventoryCommandOptions = {}): (program: 
       );
   };
 }
-
-export const registerGroups = groupsCommand();

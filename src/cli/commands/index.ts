@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { managerTableLookup } from '../open-manager.js';
 
 /** Each command module registers itself on the program; main.ts only wires. */
-export type RegisterCommand = (program: Command) => void;
+type RegisterCommand = (program: Command) => void;
 
 /**
  * The commands by name, each loaded on demand: a run loads only the module of the command it

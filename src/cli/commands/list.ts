@@ -62,5 +62,3 @@ export function listCommand(options: InventoryCommandOptions = {}): (program: Co
       );
   };
 }
-
-export const registerList = listCommand();

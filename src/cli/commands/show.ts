@@ -95,5 +95,3 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
       );
   };
 }
-
-export const registerShow = showCommand();

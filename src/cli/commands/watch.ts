@@ -58,7 +58,7 @@ export function registerWatch(program: Command): void {
     });
 }
 
-export interface RunWatchOptions {
+interface RunWatchOptions {
   readonly globals: GlobalOptions;
   readonly reclaim: boolean;
   readonly intervalMs: number;
@@ -83,7 +83,7 @@ function signalled(): Promise<string> {
 }
 
 /** Runs until stopped; returns the exit code. Stopping waits for a prune in progress to commit. */
-export async function runWatch(options: RunWatchOptions): Promise<number> {
+async function runWatch(options: RunWatchOptions): Promise<number> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
   const stop = new AbortController();
