@@ -88,7 +88,7 @@ class PoolState {
     for (const pool of this.pools) {
       const known = this.known.get(pool.name) ?? new Map<string, PoolDevice>();
       this.known.set(pool.name, known);
-      const owned = [...active.values()].filter((e) => e.usedBy.driver === POOL_HYPERVISOR && e.usedBy.domain === poolDomain(pool));
+      const owned = [...active.values()].filter((e) => e.usedBy.hypervisor === POOL_HYPERVISOR && e.usedBy.vm === poolDomain(pool));
       for (const entry of owned) {
         const device = present.get(entry.address);
         known.set(entry.address, {
@@ -184,7 +184,7 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
 
 /** Gives every pool's devices back to their host drivers (`hostdev kubelet-plugin --teardown`). */
 export async function teardownPools(service: HostdevService, pools: readonly Pool[], log: (line: string) => void): Promise<void> {
-  const held = new Set((await service.status()).active.filter((e) => e.usedBy.driver === POOL_HYPERVISOR).map((e) => e.usedBy.domain));
+  const held = new Set((await service.status()).active.filter((e) => e.usedBy.hypervisor === POOL_HYPERVISOR).map((e) => e.usedBy.vm));
   for (const pool of pools) {
     if (!held.has(poolDomain(pool))) continue;
     const report = await service.release({ domain: poolDomain(pool), hypervisor: POOL_HYPERVISOR });

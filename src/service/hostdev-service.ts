@@ -4,8 +4,7 @@ import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
-import { sameOwner } from '../core/tables.js';
-import type { ActiveEntry } from '../core/tables.js';
+import { formatOwner, sameOwner, type ActiveEntry } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
@@ -358,14 +357,14 @@ export class HostdevService {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
     }
     const owned = new Set<string>(
-      (await this.manager.status()).active.filter((e) => e.usedBy.domain === request.domain && e.usedBy.driver === hypervisor).map((e) => e.address),
+      (await this.manager.status()).active.filter((e) => e.usedBy.vm === request.domain && e.usedBy.hypervisor === hypervisor).map((e) => e.address),
     );
     const foreign = request.addresses.filter((address) => !owned.has(address));
     if (foreign.length > 0) {
       const owner = this.manager.tables().active.find((entry) => entry.address === foreign[0]);
       throw new HostdevError(
         'HOSTDEV_NOT_OWNED',
-        `${foreign.join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not held by domain ${request.domain} (${hypervisor})${owner === undefined ? '' : `: ${foreign[0]} is in use by driver ${owner.usedBy.driver}, domain ${owner.usedBy.domain}`}`,
+        `${foreign.join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not held by domain ${request.domain} (${hypervisor})${owner === undefined ? '' : `: ${foreign[0]} is in use by ${formatOwner(owner.usedBy)}`}`,
         { hint: `hostdev status lists what ${request.domain} holds; nothing was changed.`, details: { address: foreign[0]!, owner: owner?.usedBy ?? null } },
       );
     }
