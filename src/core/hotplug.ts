@@ -24,7 +24,7 @@ export interface Placement {
   readonly bus: string | null;
 }
 
-export interface HotplugLayout {
+interface HotplugLayout {
   readonly place: readonly Placement[];
   /** Devices whose id the VM already has: not plugged again. */
   readonly present: readonly PciAddress[];

@@ -60,7 +60,7 @@ function pfMatches(selector: string, candidate: PoolCandidate): boolean {
   return wanted !== null && candidate.vfIndex !== null && wanted.has(candidate.vfIndex);
 }
 
-export function selectorMatches(selector: PoolSelector, candidate: PoolCandidate): boolean {
+function selectorMatches(selector: PoolSelector, candidate: PoolCandidate): boolean {
   const { device } = candidate;
   const hex = (value: string | null): string => (value ?? '').toLowerCase().replace(/^0x/, '');
   if (selector.vendor !== undefined && hex(device.vendor) !== hex(selector.vendor)) return false;

@@ -18,12 +18,12 @@ export interface PoolView {
 }
 
 /** KubeVirt's spelling: PCI_RESOURCE_ + the resource name upper-cased, `.` and `/` as `_`. */
-export function resourceEnvName(resourceName: string): string {
+function resourceEnvName(resourceName: string): string {
   return `PCI_RESOURCE_${resourceName.toUpperCase().replace(/[./-]/g, '_')}`;
 }
 
 /** The devices a container gets for its VFs: the VFIO container and each group, read-write, and the addresses. */
-export function containerAllocation(resourceName: string, devices: readonly PoolDevice[], vfioDir = '/dev/vfio'): ContainerAllocateResponseMessage {
+function containerAllocation(resourceName: string, devices: readonly PoolDevice[], vfioDir = '/dev/vfio'): ContainerAllocateResponseMessage {
   const groups = [...new Set(devices.map((d) => d.iommuGroup).filter((g): g is number => g !== null))].sort((a, b) => a - b);
   const paths = [`${vfioDir}/vfio`, ...groups.map((g) => `${vfioDir}/${g}`)];
   return {

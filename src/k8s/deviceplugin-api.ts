@@ -116,7 +116,6 @@ message DeviceSpec {
 }
 `;
 
-export const API_VERSION = 'v1beta1';
 export const HEALTHY = 'Healthy';
 export const UNHEALTHY = 'Unhealthy';
 
@@ -126,7 +125,7 @@ export interface DeviceMessage {
   readonly topology: { readonly nodes: readonly { readonly ID: string }[] } | null;
 }
 
-export interface DeviceSpecMessage {
+interface DeviceSpecMessage {
   readonly container_path: string;
   readonly host_path: string;
   readonly permissions: string;

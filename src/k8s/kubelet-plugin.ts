@@ -8,11 +8,11 @@ import type { HostdevService } from '../service/hostdev-service.js';
 import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
 
 /** Pool devices are held by the hypervisor "kubelet" under the domain pool-NAME while the node offers them. */
-export const POOL_HYPERVISOR = 'kubelet';
-export const poolDomain = (pool: Pool): string => `pool-${pool.name}`;
-export const pluginSocketName = (pool: Pool): string => `hostdev-${pool.name}.sock`;
+const POOL_HYPERVISOR = 'kubelet';
+const poolDomain = (pool: Pool): string => `pool-${pool.name}`;
+const pluginSocketName = (pool: Pool): string => `hostdev-${pool.name}.sock`;
 
-export interface KubeletPluginOptions {
+interface KubeletPluginOptions {
   readonly service: HostdevService;
   readonly pools: readonly Pool[];
   /** The kubelet's device-plugins directory (kubelet.sock is there). */

@@ -9,14 +9,14 @@ import { HostdevError } from '../core/errors.js';
  * second client gets no greeting, which this client reports as a timeout that says so.
  */
 
-export interface QmpVersion {
+interface QmpVersion {
   readonly major: number;
   readonly minor: number;
   readonly micro: number;
   readonly package: string;
 }
 
-export interface QmpEvent {
+interface QmpEvent {
   readonly event: string;
   readonly data: Readonly<Record<string, unknown>>;
   /** Seconds since the epoch, as QEMU stamped it. */
@@ -35,7 +35,7 @@ export interface QmpPort {
   close(): void;
 }
 
-export interface QmpConnectOptions {
+interface QmpConnectOptions {
   /** Bound on reaching the socket and getting QEMU's greeting (default 5000 ms). */
   readonly timeoutMs?: number;
   /** Bound on each command's answer (default 10000 ms). */

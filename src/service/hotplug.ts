@@ -5,7 +5,7 @@ import { hostdevDeviceId } from '../core/qemu-args.js';
 import type { QmpPort } from '../qmp/qmp-client.js';
 
 /** What a VM did with a `device_del` of each device. */
-export interface UnplugOutcome {
+interface UnplugOutcome {
   /** QEMU announced DEVICE_DELETED: the VM let the device go. */
   readonly gone: readonly PciAddress[];
   /** The VM had no device by that id (never plugged, or already gone). */

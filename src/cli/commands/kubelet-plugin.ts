@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 
-export const DEFAULT_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
+const DEFAULT_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
 
 export function registerKubeletPlugin(program: Command): void {
   program
