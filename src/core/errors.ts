@@ -102,7 +102,8 @@ export type ErrorCode = keyof typeof ERROR_CATALOG;
 export interface HostdevErrorDetails {
   readonly address?: string;
   readonly driver?: string | null;
-  readonly owner?: { readonly driver: string; readonly domain: string } | null;
+  /** An Owner (core/tables.ts), spelled out here so that the catalog imports nothing. */
+  readonly owner?: { readonly driver: string; readonly domain: string; readonly hypervisor: string; readonly vm: string } | null;
   readonly errno?: string;
   readonly path?: string;
   readonly [key: string]: unknown;

@@ -6,11 +6,11 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError, type ErrorCode } from '../core/errors.js';
-import { sameOwner, type Owner } from '../core/tables.js';
+import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { HostdevService, VfNetRequests } from '../service/hostdev-service.js';
 import { operationJson } from '../service/report-json.js';
-import { deviceKey, parseDeviceKey } from './device-key.js';
+import { parsePciRef, pciKey } from '../core/device-key.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -159,7 +159,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   });
 
   app.get('/v1/devices/:key', async (request, reply) => {
-    const address = parseDeviceKey((request.params as { key: string }).key);
+    const address = parsePciRef((request.params as { key: string }).key);
     const { report, warnings } = await service.show(address);
     return withWarnings(reply, warnings).send(report);
   });
@@ -217,7 +217,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     const base = {
       kind: spec.kind,
       owner: spec.owner,
-      devices: spec.devices.map(deviceKey),
+      devices: spec.devices.map(pciKey),
       createdAt: new Date().toISOString(),
       noop: false,
     };
@@ -283,7 +283,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     body.waitMs === undefined ? {} : { wait: { timeoutMs: body.waitMs } };
 
   app.post('/v1/devices/:key/detach', async (request, reply) => {
-    const address = parseDeviceKey((request.params as { key: string }).key);
+    const address = parsePciRef((request.params as { key: string }).key);
     const body = parse(DetachBody, request.body ?? undefined, 'body');
     return mutate(request, reply, {
       kind: 'detach',
@@ -303,7 +303,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
 
   for (const kind of ['reattach', 'reset'] as const) {
     app.post(`/v1/devices/:key/${kind}`, async (request, reply) => {
-      const address = parseDeviceKey((request.params as { key: string }).key);
+      const address = parsePciRef((request.params as { key: string }).key);
       const body = parse(PlainBody, request.body ?? undefined, 'body');
       return mutate(request, reply, {
         kind,
@@ -315,7 +315,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   }
 
   app.put('/v1/devices/:key/sriov', async (request, reply) => {
-    const pf = parseDeviceKey((request.params as { key: string }).key);
+    const pf = parsePciRef((request.params as { key: string }).key);
     const body = parse(SriovBody, request.body, 'body');
     return mutate(request, reply, {
       kind: 'sriov',
@@ -337,11 +337,11 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
 
   app.post('/v1/assignments', async (request, reply) => {
     const body = parse(AssignBody, request.body, 'body');
-    const addresses = body.devices.map(parseDeviceKey);
-    const owner: Owner = { driver: body.hypervisor ?? 'qemu', domain: body.domain };
+    const addresses = body.devices.map(parsePciRef);
+    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
     // JSON has no undefined: the parsed options carry only the fields that were sent.
     const vf: VfNetRequests | undefined =
-      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parseDeviceKey(key), options as VfNetRequest]));
+      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
     return mutate(request, reply, {
       kind: 'assign',
       owner,
@@ -349,7 +349,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       run: async (svc, mode) => {
         const report = await svc.assign({
           domain: body.domain,
-          hypervisor: owner.driver,
+          hypervisor: owner.hypervisor,
           addresses,
           managed: body.managed ?? true,
           withGroup: body.withGroup ?? false,
@@ -374,10 +374,10 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   app.delete('/v1/assignments/:hypervisor/:domain', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
     const query = parse(ReleaseQuery, request.query, 'query');
-    const addresses = query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(parseDeviceKey);
+    const addresses = query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(parsePciRef);
     return mutate(request, reply, {
       kind: 'release',
-      owner: { driver: hypervisor, domain },
+      owner: makeOwner(hypervisor, domain),
       devices: addresses ?? [],
       run: async (svc, mode) => {
         const report = await svc.release({ domain, hypervisor, ...(addresses === undefined ? {} : { addresses }), ...mode });

@@ -7,7 +7,7 @@ import type { LiveEvent } from '../manager/watch-live.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { buildApp, inFlightOf } from './app.js';
-import { deviceKey } from './device-key.js';
+import { pciKey } from '../core/device-key.js';
 import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
 import { activatedListeners, listenOnDir, type Listener } from './listen.js';
@@ -49,7 +49,7 @@ export function watchEvents(event: LiveEvent): NewEvent[] {
         time: event.time,
         type: 'returned',
         action: event.outcome,
-        key: deviceKey(event.address),
+        key: pciKey(event.address),
         owner: event.formerOwner,
         details: { pf: event.pf, vfIndex: event.vfIndex, detail: event.detail },
       },
@@ -57,9 +57,9 @@ export function watchEvents(event: LiveEvent): NewEvent[] {
   }
   const { kind, time, address, owner, pruned, ...details } = event as LiveEvent & { owner?: unknown; pruned?: unknown };
   const who = (owner ?? null) as NewEvent['owner'];
-  const pci: NewEvent = { time, type: 'pci', action: kind, key: deviceKey(address), owner: who, details };
+  const pci: NewEvent = { time, type: 'pci', action: kind, key: pciKey(address), owner: who, details };
   if (pruned === undefined) return [pci];
-  return [pci, { time, type: 'prune', action: 'prune', key: deviceKey(address), owner: who, details: { table: pruned } }];
+  return [pci, { time, type: 'prune', action: 'prune', key: pciKey(address), owner: who, details: { table: pruned } }];
 }
 
 /** What recovery at open did, as events. */
@@ -68,14 +68,14 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
     ...recovery.repaired.map((device): NewEvent => ({
       type: 'recovery',
       action: device.direction,
-      key: deviceKey(device.address),
+      key: pciKey(device.address),
       owner: null,
       details: { operation: device.operation, outcome: device.outcome, driver: device.driver, table: device.table, error: device.error },
     })),
     ...recovery.pruned.map((entry): NewEvent => ({
       type: 'prune',
       action: 'prune',
-      key: deviceKey(entry.address),
+      key: pciKey(entry.address),
       owner: entry.usedBy ?? null,
       details: { table: entry.table, by: 'recovery' },
     })),
@@ -91,7 +91,7 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): 
   for (const record of operations.running()) {
     if (record.id === null) continue;
     const repaired = recovery.repaired.filter(
-      (device) => device.operation === record.kind && (record.devices.length === 0 || record.devices.includes(deviceKey(device.address))),
+      (device) => device.operation === record.kind && (record.devices.length === 0 || record.devices.includes(pciKey(device.address))),
     );
     const forward = repaired.length > 0 && repaired.every((device) => device.direction === 'rolled-forward' && device.outcome === 'ok');
     const finishedAt = new Date().toISOString();

@@ -121,7 +121,7 @@ describe('mutations', () => {
     expect(running.state).toBe('running');
     expect(started.headers.location).toBe(`/v1/operations/${running.id}`);
     const waited = await app.inject({ method: 'GET', url: `${started.headers.location as string}/wait?timeout=20000` });
-    expect(waited.json<OperationRecordJson>()).toMatchObject({ id: running.id, state: 'completed', owner: { driver: 'qemu', domain: 'vm1' }, devices: [`pci:${VF}`] });
+    expect(waited.json<OperationRecordJson>()).toMatchObject({ id: running.id, state: 'completed', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, devices: [`pci:${VF}`] });
     const again = await app.inject({ method: 'GET', url: `/v1/operations/${running.id}` });
     expect(again.json()).toEqual(waited.json());
     const list = await app.inject({ method: 'GET', url: '/v1/operations' });
@@ -139,7 +139,7 @@ describe('mutations', () => {
     expect(repeat.json()).toMatchObject({ state: 'completed', noop: true });
     const other = await assign('vm2');
     expect(other.statusCode).toBe(409);
-    expect(other.json().error).toMatchObject({ code: 'HOSTDEV_IN_USE', details: { owner: { driver: 'qemu', domain: 'vm1' } } });
+    expect(other.json().error).toMatchObject({ code: 'HOSTDEV_IN_USE', details: { owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } } });
     expect(other.json().error.message).toContain('vm1');
   });
 });

@@ -52,7 +52,7 @@ describe('the daemon as a process', () => {
     const exit = await daemon.done;
     expect(exit.code, exit.stderr).toBe(0);
     const lines = exit.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ operation: op.id, kind: 'assign', outcome: 'completed', devices: [`pci:${VF}`], owner: { driver: 'qemu', domain: 'vm1' } }));
+    expect(lines).toContainEqual(expect.objectContaining({ operation: op.id, kind: 'assign', outcome: 'completed', devices: [`pci:${VF}`], owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }));
     expect(lines.at(-1)).toMatchObject({ msg: 'hostdev daemon stopped' });
 
     await daemonProcess(host);

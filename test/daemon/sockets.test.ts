@@ -69,7 +69,7 @@ describe('the daemon on its two unix sockets, with curl as the client', () => {
     expect(loser.json<{ error: { message: string } }>().error.message).toContain(`domain ${winner}`);
     const status = await curl(host.socket, 'GET', '/v1/status');
     expect(status.json<{ active: Array<{ address: string; usedBy: { domain: string } }> }>().active).toEqual([
-      expect.objectContaining({ address: VF, usedBy: { driver: 'qemu', domain: winner } }),
+      expect.objectContaining({ address: VF, usedBy: { driver: 'qemu', domain: winner, hypervisor: 'qemu', vm: winner } }),
     ]);
   });
 

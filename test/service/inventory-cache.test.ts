@@ -80,7 +80,7 @@ describe('the inventory cache', () => {
     expect(runCli(['--root', root, '--state-dir', stateDir, '--simulate', 'assign', '--unmanaged', '--domain', 'vm1', VF]).code).toBe(0);
     const assigned = await service.list();
     expect(assigned).not.toBe(detached);
-    expect(assigned.report.find((d) => d.address === VF)).toMatchObject({ table: 'active', owner: { driver: 'qemu', domain: 'vm1' } });
+    expect(assigned.report.find((d) => d.address === VF)).toMatchObject({ table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } });
   });
 
   it('is off by default: every read sees sysfs as it is', async () => {
