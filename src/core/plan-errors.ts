@@ -83,7 +83,7 @@ export function groupConflict(device: PciAddress, group: number, member: PciAddr
     {
       hint:
         blocker.kind === 'domain'
-          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.domain} first (${releaseCommand(blocker.owner, member)}).`
+          ? `Devices of one IOMMU group cannot be split between domains; release ${member} from domain ${blocker.owner.vm} first (${releaseCommand(blocker.owner, member)}).`
           : `Take the whole group along with --with-group, or detach ${member} first (${hostdevCommand('detach', member)}).`,
       details: {
         address: device,
@@ -140,15 +140,15 @@ export function domainsOf(tables: Tables): Owner[] {
 /** A domain that holds nothing: a typo, or the name assigned under another hypervisor. */
 export function domainHoldsNothing(owner: Owner, tables: Tables): HostdevError {
   const holders = domainsOf(tables);
-  const sameName = holders.filter((other) => other.domain === owner.domain);
+  const sameName = holders.filter((other) => other.domain === owner.vm);
   const who = holders.length === 0 ? 'no domain holds a device' : `the domains that do: ${holders.map((other) => `${other.domain} (hypervisor ${other.driver})`).join(', ')}`;
-  return new HostdevError('HOSTDEV_DOMAIN_NOT_FOUND', `domain ${owner.domain} (hypervisor ${owner.driver}) holds no device; ${who}`, {
+  return new HostdevError('HOSTDEV_DOMAIN_NOT_FOUND', `domain ${owner.vm} (hypervisor ${owner.hypervisor}) holds no device; ${who}`, {
     hint:
       sameName.length > 0
-        ? `${owner.domain} was assigned under hypervisor ${sameName.map((other) => other.driver).join(', ')}: ` +
+        ? `${owner.vm} was assigned under hypervisor ${sameName.map((other) => other.driver).join(', ')}: ` +
           `name it the same way, as in ${releaseCommand(sameName[0]!)}`
         : 'Check the domain name (and --hypervisor): `hostdev status` lists every domain with its devices.',
-    details: { domain: owner.domain, hypervisor: owner.driver, domains: holders },
+    details: { domain: owner.vm, hypervisor: owner.hypervisor, domains: holders },
   });
 }
 

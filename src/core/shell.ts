@@ -24,6 +24,6 @@ export function hostdevCommand(...args: readonly string[]): string {
 
 /** `hostdev release` for a domain, naming the hypervisor unless it is the default. */
 export function releaseCommand(owner: Owner, ...addresses: readonly string[]): string {
-  const hypervisor = owner.driver === DEFAULT_HYPERVISOR ? [] : ['--hypervisor', owner.driver];
-  return hostdevCommand('release', '--domain', owner.domain, ...hypervisor, ...addresses);
+  const hypervisor = owner.hypervisor === DEFAULT_HYPERVISOR ? [] : ['--hypervisor', owner.hypervisor];
+  return hostdevCommand('release', '--domain', owner.vm, ...hypervisor, ...addresses);
 }

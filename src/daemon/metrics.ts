@@ -32,7 +32,7 @@ export class DaemonMetrics {
       help: 'domains that own at least one device',
       registers,
       async collect() {
-        const owners = new Set((await current()).flatMap((device) => (device.owner === null ? [] : [`${device.owner.driver}/${device.owner.domain}`])));
+        const owners = new Set((await current()).flatMap((device) => (device.owner === null ? [] : [`${device.owner.hypervisor}/${device.owner.vm}`])));
         this.set(owners.size);
       },
     });

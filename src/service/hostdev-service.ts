@@ -536,9 +536,9 @@ export class HostdevService {
     const drifted = status.recovery.drift.find((d) => present.some((e) => e.address === d.address));
     if (drifted !== undefined) throw driftedDevice(drifted);
     const warnings = missing.map(
-      (address) => `${address} is assigned to ${owner.domain} but no longer on this host: left out (release the domain to prune it)`,
+      (address) => `${address} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`,
     );
-    if (owned.length === 0) warnings.push(`domain ${owner.domain} (${owner.driver}) holds no device: nothing to pass to QEMU`);
+    if (owned.length === 0) warnings.push(`domain ${owner.vm} (${owner.hypervisor}) holds no device: nothing to pass to QEMU`);
     const argv = qemuArgs(present, {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
