@@ -52,8 +52,8 @@ describe('hostdev qemu-args', () => {
     expect(error.error.code).toBe('HOSTDEV_DOMAIN_NOT_FOUND');
     expect(error.error.message).toContain('the domains that do: vm1 (hypervisor qemu), vm2 (hypervisor qemu)');
     expect(error.error.details.domains).toEqual([
-      { driver: 'qemu', domain: 'vm1' },
-      { driver: 'qemu', domain: 'vm2' },
+      { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' },
+      { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' },
     ]);
   });
 

@@ -66,6 +66,6 @@ describe('--simulate without --state-dir', () => {
     expect(existsSync(path.join(root, '.hostdev-sim/state/state.db'))).toBe(true);
     expect(existsSync(elsewhere)).toBe(false);
     const list = runCli(['--root', root, '--simulate', 'list', '--json'], { env });
-    expect(JSON.parse(list.stdout)).toContainEqual(expect.objectContaining({ address: VF, owner: { driver: 'qemu', domain: 'vm1' } }));
+    expect(JSON.parse(list.stdout)).toContainEqual(expect.objectContaining({ address: VF, owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }));
   });
 });
