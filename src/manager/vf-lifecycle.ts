@@ -13,6 +13,7 @@ import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader } from './host-reader.js';
+import { kernelWriteFailed } from './kernel-errors.js';
 import type { RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
@@ -188,7 +189,10 @@ export async function setVfCount(
       try {
         await kernel.write(write.hostPath, write.value);
       } catch (error) {
-        failure = error instanceof KernelWriteError ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null) : error;
+        failure =
+          error instanceof KernelWriteError && error.outside === null
+            ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null)
+            : kernelWriteFailed(error, request.pf);
         break;
       }
       op.done(handle);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { OutsideRootError } from '../sysfs/contain.js';
 import { KernelWriteError, ModuleLoadError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { Errno, fail } from './errno.js';
@@ -103,7 +104,18 @@ export class SimKernel implements KernelPort {
 
   // ---- KernelPort ----
 
+  /** A write whose path, or a file it would change, a link leads out of the root is refused whole (EXDEV). */
   async write(hostPath: string, value: string): Promise<void> {
+    try {
+      await this.writeInside(hostPath, value);
+    } catch (error) {
+      if (!(error instanceof OutsideRootError)) throw error;
+      this.writes.push({ path: hostPath, value, errno: 'EXDEV' });
+      throw KernelWriteError.outsideRoot(hostPath, value, error);
+    }
+  }
+
+  private async writeInside(hostPath: string, value: string): Promise<void> {
     await this.waitForDeviceLocks(hostPath, value);
     const held = await this.maybeBlock(hostPath, value);
     this.writeCount++;
@@ -130,19 +142,25 @@ export class SimKernel implements KernelPort {
   }
 
   async loadModule(name: string): Promise<void> {
-    const known = this.state.transaction(() => {
-      const row = this.state.driver(name);
-      if (!row) return false;
-      if (row.loaded && this.tree.driverLoaded(name)) return true;
-      writeDriverDir(this.root, name);
-      this.state.setLoaded(name);
-      if (name === 'vfio-pci') {
-        fs.mkdirSync(path.join(this.root, 'dev/vfio'), { recursive: true });
-        fs.writeFileSync(path.join(this.root, 'dev/vfio/vfio'), '');
-      }
-      this.driverAttach(this.state.driver(name)!);
-      return true;
-    });
+    let known: boolean;
+    try {
+      known = this.state.transaction(() => {
+        const row = this.state.driver(name);
+        if (!row) return false;
+        if (row.loaded && this.tree.driverLoaded(name)) return true;
+        writeDriverDir(this.root, name);
+        this.state.setLoaded(name);
+        if (name === 'vfio-pci') {
+          this.tree.files.mkdir(path.join(this.root, 'dev/vfio'));
+          this.tree.files.writeFile(path.join(this.root, 'dev/vfio/vfio'), '');
+        }
+        this.driverAttach(this.state.driver(name)!);
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof OutsideRootError) throw KernelWriteError.outsideRoot(`/sys/bus/pci/drivers/${name}`, '', error);
+      throw error;
+    }
     if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`);
   }
 
@@ -249,7 +267,7 @@ export class SimKernel implements KernelPort {
 
   /** Completes the unbind a 'vfio-release' block began: the uevent, and the group's node. */
   private finishVfioRelease(held: VfioRelease): void {
-    if (held.group !== null && !this.groupHasVfio(held.group)) fs.rmSync(this.tree.vfioNode(held.group), { force: true });
+    if (held.group !== null && !this.groupHasVfio(held.group)) this.tree.files.rm(this.tree.vfioNode(held.group));
     this.state.event('unbind', path.basename(held.dir), 'vfio-pci');
   }
 
@@ -262,12 +280,9 @@ export class SimKernel implements KernelPort {
     } catch {
       return fail('ENOENT');
     }
-    let dir: string;
-    try {
-      dir = fs.realpathSync(path.dirname(target));
-    } catch {
-      return fail('ENOENT');
-    }
+    // Links on the way are resolved and must stay under the root (OutsideRootError otherwise).
+    const dir = this.tree.files.resolve(path.dirname(target));
+    if (!fs.existsSync(dir)) return fail('ENOENT');
     const attr = path.basename(target);
     const file = path.join(dir, attr);
     if (!fs.existsSync(file)) fail('ENOENT');
@@ -282,7 +297,7 @@ export class SimKernel implements KernelPort {
   /** An attribute with no behaviour of its own: stored if writable (kernfs: EACCES if not). */
   private plainWrite(file: string, value: string): void {
     if ((fs.statSync(file).mode & 0o222) === 0) fail('EACCES');
-    fs.writeFileSync(file, value);
+    this.tree.files.writeFile(file, value);
   }
 
   private emit(action: SimEventAction, dir: string, driver?: string): void {
@@ -393,8 +408,8 @@ export class SimKernel implements KernelPort {
       if (group === null) return 'EINVAL';
       const node = this.tree.vfioNode(group);
       if (!fs.existsSync(node)) {
-        fs.mkdirSync(path.dirname(node), { recursive: true });
-        fs.writeFileSync(node, '');
+        this.tree.files.mkdir(path.dirname(node));
+        this.tree.files.writeFile(node, '');
       }
     }
     const address = path.basename(dir);
@@ -428,7 +443,7 @@ export class SimKernel implements KernelPort {
     this.tree.unbind(dir, driver);
     if (isVfioDriver(driver)) {
       const group = this.tree.groupOf(dir);
-      if (group !== null && !this.groupHasVfio(group)) fs.rmSync(this.tree.vfioNode(group), { force: true });
+      if (group !== null && !this.groupHasVfio(group)) this.tree.files.rm(this.tree.vfioNode(group));
     }
     this.emit('unbind', dir, driver);
   }
