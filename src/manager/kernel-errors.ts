@@ -11,6 +11,8 @@ const HINTS: Readonly<Record<string, string>> = {
   EACCES: 'Run hostdev as root.',
   EPERM: 'Run hostdev as root.',
   ERANGE: 'The value is out of the range the device supports.',
+  EISDIR: 'The path names a directory, not a sysfs attribute: name the attribute file.',
+  ENXIO: 'The attribute is not a regular file (a socket or device node in its place): the tree under --root is damaged.',
 };
 
 /** A refused sysfs write as a catalog error that names the device, the file and the errno. */

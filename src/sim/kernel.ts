@@ -274,18 +274,19 @@ export class SimKernel implements KernelPort {
   // ---- the kernel ----
 
   private apply(hostPath: string, value: string): void {
-    let target: string;
-    try {
-      target = this.layout.resolve(hostPath);
-    } catch {
-      return fail('ENOENT');
-    }
+    // Only sysfs takes writes: not the simulator's own files, not anything else under the root.
+    if (!SysfsLayout.isSysfsPath(hostPath)) return fail('ENOENT');
+    const target = this.layout.resolve(hostPath);
     // Links on the way are resolved and must stay under the root (OutsideRootError otherwise).
     const dir = this.tree.files.resolve(path.dirname(target));
     if (!fs.existsSync(dir)) return fail('ENOENT');
     const attr = path.basename(target);
     const file = path.join(dir, attr);
     if (!fs.existsSync(file)) fail('ENOENT');
+    // What open(2) of something that is no attribute gives: a directory, a socket in its place.
+    const kind = fs.statSync(file);
+    if (kind.isDirectory()) fail('EISDIR');
+    if (!kind.isFile() && !kind.isFIFO()) fail('ENXIO');
     const rel = this.tree.rel(dir);
     if (rel === 'sys/bus/pci') return this.busAttr(attr, value, file);
     const driver = /^sys\/bus\/pci\/drivers\/([^/]+)$/.exec(rel);

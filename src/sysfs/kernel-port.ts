@@ -81,6 +81,7 @@ export class FsKernelPort implements KernelPort {
       // never a link in sysfs (O_NOFOLLOW). O_WRONLY alone: kernfs refuses read mode on store-only
       // attributes (bind, unbind), and without O_CREAT a missing attribute fails instead of
       // becoming a new file.
+      if (!SysfsLayout.isSysfsPath(hostPath)) throw Object.assign(new Error(`not a sysfs path: ${hostPath}`), { code: 'ENOENT' });
       const target = resolveInside(this.layout.root, this.layout.resolve(hostPath));
       handle = await open(target, constants.O_WRONLY | constants.O_NOFOLLOW);
       // One write call, as `echo` does: sysfs takes the whole value in a single store().

@@ -5,6 +5,7 @@ import { HostdevError } from '../../core/errors.js';
 import { SIMULATED_STATE_DIR } from '../../core/host-identity.js';
 import { hostdevCommand } from '../../core/shell.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
+import { SysfsLayout } from '../../sysfs/paths.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import type { HostSpec } from '../../sim/spec.js';
 import type { GlobalOptions } from '../context.js';
@@ -80,6 +81,9 @@ export function registerSim(program: Command): void {
     .option('-n, --no-newline', 'write VALUE without the trailing newline echo adds')
     .action(
       action(async (globals, command: Command, hostPath: string, value: string) => {
+        if (!SysfsLayout.isSysfsPath(hostPath)) {
+          throw usage(`sim write takes a path under /sys, not ${JSON.stringify(hostPath)}`, 'Name a sysfs attribute as on the host: /sys/bus/pci/devices/ADDRESS/FILE.');
+        }
         await requireSimulatedRoot(globals.root, '`hostdev sim write`');
         const { newline } = command.opts<{ newline: boolean }>();
         const { SimKernel } = await import('../../sim/kernel.js');
