@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { processAlive } from '../platform/process-alive.js';
-import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
+import { databaseFile, DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 
 export { DB_FILE };
 import { ProcessLock, type LockHolder } from './lock.js';
@@ -246,6 +246,17 @@ function checkOpened(db: Database.Database, dbPath: string, warnings: string[], 
 
 function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Database.Database {
   if (fs.statSync(dbPath).size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
+  // SQLite opens a file it cannot write read-only without a word; the first commit would then
+  // fail after the sysfs writes it records were made.
+  try {
+    fs.closeSync(fs.openSync(dbPath, 'r+'));
+  } catch (error) {
+    throw new HostdevError('HOSTDEV_STATE', `cannot write the hostdev state database ${dbPath}: ${(error as Error).message}`, {
+      hint: 'Run hostdev as root on a filesystem mounted read-write; an immutable file (lsattr shows i) needs chattr -i.',
+      details: { path: dbPath, errno: (error as NodeJS.ErrnoException).code ?? 'EIO' },
+      cause: error,
+    });
+  }
   let db: Database.Database | undefined;
   try {
     db = new Database(dbPath, { fileMustExist: true, timeout: timeoutMs });
@@ -401,7 +412,7 @@ export class StateStore {
     const dir = path.resolve(stateDir);
     const warnings = ensureStateDir(dir);
     const dbPath = path.join(dir, DB_FILE);
-    if (!fs.existsSync(dbPath)) createFresh(dir, dbPath);
+    if (databaseFile(dbPath) === 'absent') createFresh(dir, dbPath);
     for (const suffix of ['', '-wal', '-shm']) warnings.push(...tightenIfExists(dbPath + suffix));
     const lockPath = path.join(dir, LOCK_FILE);
     const roomPath = path.join(dir, WAITING_ROOM_FILE);
@@ -431,7 +442,7 @@ export class StateStore {
     const dir = path.resolve(stateDir);
     const dbPath = path.join(dir, DB_FILE);
     const warnings: string[] = [];
-    const db = fs.existsSync(dbPath) ? snapshotOf(dbPath, warnings) : freshInMemory();
+    const db = databaseFile(dbPath) === 'file' ? snapshotOf(dbPath, warnings) : freshInMemory();
     return new StateStore(dir, db, new InProcessLock(), {}, warnings, true);
   }
 
