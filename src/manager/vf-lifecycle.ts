@@ -9,10 +9,9 @@ import type { VfNetInfo } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
-import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
-import { HostReader } from './host-reader.js';
+import { HostReader, type DeviceWait } from './host-reader.js';
 import { kernelWriteFailed } from './kernel-errors.js';
 import type { RecoveryReport } from './recovery.js';
 
@@ -41,8 +40,12 @@ export interface VfListReport {
   readonly warnings: readonly string[];
 }
 
-function readPf(layout: SysfsLayout, pf: PciAddress): PciDevice & { sriov: NonNullable<PciDevice['sriov']> } {
-  const device = readDevice(layout, pf, { names: null });
+/**
+ * The PF, read in the bounded reader process: its sriov_numvfs and driver_override block while the
+ * kernel holds it (a VF removal waiting for its VM), so the read ends at its bound (HOSTDEV_TIMEOUT).
+ */
+async function readPf(layout: SysfsLayout, pf: PciAddress, wait: DeviceWait = {}): Promise<PciDevice & { sriov: NonNullable<PciDevice['sriov']> }> {
+  const device = (await new HostReader(layout).devices([pf], wait)).get(pf) ?? null;
   if (device === null) {
     throw notFound(pf);
   }
@@ -64,8 +67,9 @@ function locate(tables: Tables, address: PciAddress): { table: 'active' | 'inact
 }
 
 /** The PF's VFs in index order, from its virtfnN links (never computed from offset and stride). */
-export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort | null, pfAddress: PciAddress): Promise<VfListReport> {
-  const pf = readPf(layout, pfAddress);
+export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort | null, pfAddress: PciAddress, wait: DeviceWait = {}): Promise<VfListReport> {
+  const pf = await readPf(layout, pfAddress, wait);
+  const reader = new HostReader(layout);
   const warnings: string[] = [];
   const pfNetdev = pf.netdevs[0] ?? null;
   let netInfo: readonly VfNetInfo[] = [];
@@ -76,14 +80,14 @@ export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort 
       warnings.push(`VF MAC/VLAN unknown: ${(error as Error).message}`);
     }
   }
-  const vfs = readVirtfnLinks(layout, pfAddress).map(({ address, index }): VfListEntry => {
-    const vf = readDevice(layout, address, { names: null });
+  // A VF's driver and interface are links and a directory listing: never held by the kernel.
+  const vfs = reader.virtfnLinks(pfAddress).map(({ address, index }): VfListEntry => {
     const info = netInfo.find((entry) => entry.vf === index);
     return {
       index,
       address,
-      driver: vf?.driver ?? null,
-      netdev: vf?.netdevs[0] ?? null,
+      driver: reader.driverOf(address),
+      netdev: reader.netdevsOf(address)[0] ?? null,
       ...locate(tables, address),
       mac: info?.mac ?? null,
       vlan: info?.vlan ?? null,
@@ -134,16 +138,17 @@ export interface SetCountReport {
 }
 
 function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {
-  return readVirtfnLinks(layout, pf.address).map(({ address, index: vfIndex }) => ({
+  const reader = new HostReader(layout);
+  return reader.virtfnLinks(pf.address).map(({ address, index: vfIndex }) => ({
     address,
     vfIndex,
-    driver: readDevice(layout, address, { names: null })?.driver ?? null,
+    driver: reader.driverOf(address),
     ...locate(tables, address),
   }));
 }
 
-function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): { plan: VfCountPlan; pf: PciDevice } {
-  const pf = readPf(layout, request.pf);
+async function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): Promise<{ plan: VfCountPlan; pf: PciDevice }> {
+  const pf = await readPf(layout, request.pf);
   const plan = planVfCount({
     pf: request.pf,
     numVfs: pf.sriov!.numVfs,
@@ -173,11 +178,11 @@ export async function setVfCount(
 ): Promise<SetCountReport> {
   const { layout, store, kernel } = context;
   if (request.dryRun) {
-    const { plan } = planFor(layout, store.readTables(), request);
+    const { plan } = await planFor(layout, store.readTables(), request);
     return report(plan, true, [], 0);
   }
   const plan = await store.exclusive('vf-set-count', async (op) => {
-    const { plan, pf } = planFor(layout, op.tables(), request);
+    const { plan, pf } = await planFor(layout, op.tables(), request);
     const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
     const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
     // Forced away by the operator: pruned and let go, not awaited back (a watch --reclaim must not take them).
@@ -213,8 +218,8 @@ export async function setVfCount(
 }
 
 function holdingsAfter(layout: SysfsLayout, pf: PciAddress): Array<{ address: PciAddress; driver: string | null }> {
-  const device = readDevice(layout, pf, { names: null });
-  return (device?.virtfns ?? []).map((address) => ({ address, driver: readDevice(layout, address, { names: null })?.driver ?? null }));
+  const reader = new HostReader(layout);
+  return reader.virtfnLinks(pf).map(({ address }) => ({ address, driver: reader.driverOf(address) }));
 }
 
 function report(plan: VfCountPlan, dryRun: boolean, vfs: SetCountReport['vfs'], waitedMs: number): SetCountReport {

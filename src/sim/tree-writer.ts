@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { readHeadSync } from '../platform/bounded-read.js';
 import { ContainedFs } from '../sysfs/contain.js';
 import { buildConfigSpace, type ConfigSpaceInput } from './config-space.js';
 
@@ -88,12 +89,15 @@ export function ueventText(fn: FunctionIds & Pick<SimFunction, 'address'>): stri
   );
 }
 
+const UEVENT_MAX_BYTES = 64 * 1024;
+
 /** Keeps the DRIVER= line of a device's uevent in step with its binding, first as Linux puts it. */
 export function setUeventDriver(root: string, dir: string, driver: string | null): void {
   const files = within(root);
   const file = files.resolve(path.join(dir, 'uevent'));
   try {
-    const rest = fs.readFileSync(file, 'utf8').split('\n').filter((line) => line !== '' && !line.startsWith('DRIVER='));
+    // A uevent is a few lines; a huge one (a damaged tree) is read no further than that.
+    const rest = readHeadSync(file, UEVENT_MAX_BYTES).split('\n').filter((line) => line !== '' && !line.startsWith('DRIVER='));
     files.writeFile(file, [...(driver === null ? [] : [`DRIVER=${driver}`]), ...rest, ''].join('\n'));
   } catch (error) {
     // No uevent file (a snapshot of a hand-made tree), or the device went meanwhile.
