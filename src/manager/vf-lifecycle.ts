@@ -13,7 +13,7 @@ import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader, type DeviceWait } from './host-reader.js';
 import { kernelWriteFailed } from './kernel-errors.js';
-import type { RecoveryReport } from './recovery.js';
+import { VF_PRUNE_ACTION, vfPruneValue, type RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
 
@@ -189,6 +189,15 @@ export async function setVfCount(
     const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known, awaitReturn: false });
     let failure: unknown = null;
     let removed = false;
+    // A kill from here on must not leave the forced VFs' entries naming the VFs made afterwards:
+    // recovery prunes them once the PF's VF generation has moved on.
+    if (plan.writes.length > 0) {
+      const generation = new HostReader(layout).vfGeneration(request.pf);
+      const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
+      for (const vf of plan.prune) {
+        op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
+      }
+    }
     for (const write of plan.writes) {
       const handle = op.intend({ address: request.pf, action: 'sriov-numvfs', hostPath: write.hostPath, value: write.value, restore });
       try {
