@@ -418,6 +418,8 @@ export class StateStore {
     const roomPath = path.join(dir, WAITING_ROOM_FILE);
     warnings.push(...ensureFileMode(lockPath), ...ensureFileMode(roomPath));
     const db = openExisting(dbPath, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, warnings);
+    const lost = lostCommitsWarning(dir, dbPath, db);
+    if (lost !== null) warnings.push(lost);
     let lock: ProcessLock;
     try {
       lock = new ProcessLock(lockPath, roomPath);
@@ -443,6 +445,8 @@ export class StateStore {
     const dbPath = path.join(dir, DB_FILE);
     const warnings: string[] = [];
     const db = databaseFile(dbPath) === 'file' ? snapshotOf(dbPath, warnings) : freshInMemory();
+    const lost = lostCommitsWarning(dir, dbPath, db);
+    if (lost !== null) warnings.push(lost);
     return new StateStore(dir, db, new InProcessLock(), {}, warnings, true);
   }
 
@@ -594,6 +598,54 @@ export class StateStore {
   get database(): Database.Database {
     return this.db;
   }
+
+  /**
+   * @internal After a commit: copies the WAL into state.db (PASSIVE: readers are not waited for,
+   * a `watch` holding the database open included), so state.db alone is never far behind, and
+   * records the commit count beside it, so a lost WAL is noticed at the next open.
+   */
+  checkpoint(): void {
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+      const commits = commitCount(this.db);
+      const file = path.join(this.stateDir, COMMITS_FILE);
+      fs.writeFileSync(`${file}.tmp`, `${commits}\n`, { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+    } catch {
+      // The commit itself is durable; the copy and the count are only for noticing a lost WAL.
+    }
+  }
+}
+
+/** Counts commits in meta, in the commit's own transaction. */
+const COUNT_COMMIT =
+  "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
+/** The commit count the last commit wrote beside the database. */
+const COMMITS_FILE = 'state.commits';
+
+function commitCount(db: Database.Database): number {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'commits'").get() as { value: string } | undefined;
+  return row === undefined ? 0 : Number(row.value);
+}
+
+/**
+ * A warning when the database holds fewer commits than the last commit recorded beside it: its
+ * write-ahead log (state.db-wal) was deleted or lost before it was copied in, and with it the
+ * changes of those commits.
+ */
+function lostCommitsWarning(dir: string, dbPath: string, db: Database.Database): string | null {
+  let recorded: number;
+  try {
+    recorded = Number(fs.readFileSync(path.join(dir, COMMITS_FILE), 'utf8').trim());
+  } catch {
+    return null;
+  }
+  const held = commitCount(db);
+  if (!Number.isInteger(recorded) || recorded <= held) return null;
+  return (
+    `integrity: the state database ${dbPath} holds ${held} commits but ${recorded} were made: its write-ahead log ` +
+    `(${DB_FILE}-wal) was lost, and with it the table changes of the last ${recorded - held}; compare \`hostdev status\` with \`hostdev list\` (devices on vfio-pci in no table)`
+  );
 }
 
 class LockedOperation implements Operation {
@@ -800,6 +852,7 @@ class LockedOperation implements Operation {
         }
       }
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
+      db.prepare(COUNT_COMMIT).run();
       if (options.report !== undefined) {
         const by = options.reportedBy ?? this.name;
         const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
@@ -811,5 +864,6 @@ class LockedOperation implements Operation {
       }
     });
     apply.immediate();
+    if (!this.store.snapshot) this.store.checkpoint();
   }
 }
