@@ -8,7 +8,7 @@ import { FaultGate } from './fault-gate.js';
 import { removeDevice, rescan, sriovNumvfs, type TopologyContext } from './kernel-topology.js';
 import { blockedFile, faultsFromEnv, type Fault } from './faults.js';
 import { guard, hold, isHeld, isLocked, letGo, recoverOrphans, restoreFiles, type HeldRecord } from './held-files.js';
-import { idMatches, type DriverId } from './host-model.js';
+import { idMatches, simDir, type DriverId } from './host-model.js';
 import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
@@ -147,13 +147,23 @@ export class SimKernel implements KernelPort {
       known = this.state.transaction(() => {
         const row = this.state.driver(name);
         if (!row) return false;
-        if (row.loaded && this.tree.driverLoaded(name)) return true;
-        writeDriverDir(this.root, name);
-        this.state.setLoaded(name);
-        if (name === 'vfio-pci') {
-          this.tree.files.mkdir(path.join(this.root, 'dev/vfio'));
-          this.tree.files.writeFile(path.join(this.root, 'dev/vfio/vfio'), '');
+        // The driver directory is what says a module is loaded: it is built aside and renamed into
+        // place whole, so a kill leaves it complete or absent. A kill after the rename but before
+        // this transaction commits leaves the row saying "not loaded": the next load completes it.
+        if (this.tree.driverLoaded(name)) {
+          if (!row.loaded) {
+            this.state.setLoaded(name);
+            this.vfioNodes(name);
+            this.driverAttach(this.state.driver(name)!);
+          }
+          return true;
         }
+        const staging = path.join(simDir(this.root), 'loading');
+        this.tree.files.rm(staging, { recursive: true });
+        writeDriverDir(this.root, name, path.join(staging, name));
+        this.state.setLoaded(name);
+        this.tree.files.rename(path.join(staging, name), path.join(this.root, 'sys/bus/pci/drivers', name));
+        this.vfioNodes(name);
         this.driverAttach(this.state.driver(name)!);
         return true;
       });
@@ -162,6 +172,13 @@ export class SimKernel implements KernelPort {
       throw error;
     }
     if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`);
+  }
+
+  /** vfio-pci's module init makes /dev/vfio/vfio. */
+  private vfioNodes(name: string): void {
+    if (name !== 'vfio-pci') return;
+    this.tree.files.mkdir(path.join(this.root, 'dev/vfio'));
+    this.tree.files.writeFile(path.join(this.root, 'dev/vfio/vfio'), '');
   }
 
   // ---- faults ----
@@ -423,7 +440,8 @@ export class SimKernel implements KernelPort {
   /** device_attach: try each loaded driver in registration order until one probes. */
   private deviceAttach(dir: string): void {
     for (const driver of this.state.drivers()) {
-      if (!driver.loaded || !this.tree.driverLoaded(driver.name)) continue;
+      // Loaded means its directory is there (see loadModule), whatever the row says.
+      if (!this.tree.driverLoaded(driver.name)) continue;
       if (this.matches(driver, dir) && this.probe(driver, dir) === null) return;
     }
   }

@@ -54,9 +54,8 @@ export function busDeviceRel(address: string): string {
 }
 
 /** Driver directory with its store-only attributes, as a loaded module registers it. */
-export function writeDriverDir(root: string, name: string): void {
+export function writeDriverDir(root: string, name: string, dir = path.join(root, driverRel(name))): void {
   const files = within(root);
-  const dir = path.join(root, driverRel(name));
   files.mkdir(dir);
   for (const file of ['bind', 'unbind', 'new_id', 'remove_id']) put(files, dir, file, '', 0o200);
   put(files, dir, 'uevent', '', 0o200);
