@@ -273,7 +273,17 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
         cause: error,
       });
     }
+    if (isDiskFull(error) || filesystemFull(dbPath)) throw diskFull(dbPath, error);
     throw unusable(dbPath, `is corrupt or truncated (${String((error as Error).message ?? error)})`, error);
+  }
+}
+
+/** Whether the filesystem of a file has no space left (SQLite says "disk I/O error" when it cannot make its -shm). */
+function filesystemFull(file: string): boolean {
+  try {
+    return fs.statfsSync(path.dirname(file)).bavail === 0;
+  } catch {
+    return false;
   }
 }
 
@@ -380,6 +390,7 @@ export class StateStore {
   readonly journalEnabled: boolean;
   /** True for a snapshot (`openSnapshot`): commits land in memory, never on disk. */
   readonly snapshot: boolean;
+  private spaceReserve: SpaceReserve | null = null;
   private readonly db: Database.Database;
   private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
@@ -551,6 +562,8 @@ export class StateStore {
   private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
     const op = new LockedOperation(this, operationName, operationId ?? randomUUID());
     try {
+      // Before anything is changed: room for this operation's journal and commit.
+      if (!this.snapshot) this.reserve.ensure();
       return await this.inside.run(operationName, () => fn(op));
     } finally {
       op.finish();
@@ -599,6 +612,34 @@ export class StateStore {
     return this.db;
   }
 
+  /** @internal The space kept free for the journal and the commit of an operation. */
+  get reserve(): SpaceReserve {
+    this.spaceReserve ??= new SpaceReserve(path.join(this.stateDir, RESERVE_FILE), this.dbPath);
+    return this.spaceReserve;
+  }
+
+  /**
+   * @internal Runs a write of the database; a full filesystem gives up the reserve and tries once
+   * more, then ends in HOSTDEV_STATE (exit 7): the journal rows written so far stay, so the next
+   * command's recovery can roll the operation's devices back.
+   */
+  writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      if (this.reserve.release()) {
+        try {
+          return fn();
+        } catch (again) {
+          if (!isDiskFull(again)) throw again;
+          throw diskFull(this.dbPath, again);
+        }
+      }
+      throw diskFull(this.dbPath, error);
+    }
+  }
+
   /**
    * @internal After a commit: copies the WAL into state.db (PASSIVE: readers are not waited for,
    * a `watch` holding the database open included), so state.db alone is never far behind, and
@@ -613,6 +654,65 @@ export class StateStore {
       fs.renameSync(`${file}.tmp`, file);
     } catch {
       // The commit itself is durable; the copy and the count are only for noticing a lost WAL.
+    }
+  }
+}
+
+const RESERVE_FILE = 'reserve';
+/** Room for the journal rows and the commit of an operation, in the WAL, with margin. */
+const RESERVE_BYTES = 256 * 1024;
+
+function isDiskFull(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR_FSYNC';
+}
+
+function diskFull(dbPath: string, cause: unknown): HostdevError {
+  return new HostdevError('HOSTDEV_STATE', `the hostdev state database ${dbPath} cannot be written: its filesystem is full`, {
+    hint: 'Free space on the filesystem of the state directory (df), then run `hostdev status`: it rolls back what this command left unfinished.',
+    details: { path: dbPath, sqlite: sqliteCode(cause) ?? String(cause) },
+    cause,
+  });
+}
+
+/**
+ * A file of RESERVE_BYTES kept in the state directory: an operation refuses to start when it
+ * cannot be made, and a write that finds the filesystem full deletes it to finish.
+ */
+class SpaceReserve {
+  constructor(
+    private readonly file: string,
+    private readonly dbPath: string,
+  ) {}
+
+  ensure(): void {
+    try {
+      if (fs.statSync(this.file).size >= RESERVE_BYTES) return;
+    } catch {
+      // not there yet
+    }
+    try {
+      fs.writeFileSync(this.file, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+      const fd = fs.openSync(this.file, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (error) {
+      fs.rmSync(this.file, { force: true });
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw diskFull(this.dbPath, error);
+      throw error;
+    }
+  }
+
+  /** Gives the space back to the filesystem; false when there was none left to give. */
+  release(): boolean {
+    try {
+      fs.unlinkSync(this.file);
+      return true;
+    } catch {
+      return false;
     }
   }
 }
@@ -707,7 +807,7 @@ class LockedOperation implements Operation {
     const db = this.db;
     if (!this.store.journalEnabled) return { id: -1 };
     // Autocommit: the row is on disk (WAL fsynced, synchronous=FULL) when run() returns.
-    const result = db
+    const result = this.store.writing(() => db
       .prepare(
         `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -723,7 +823,7 @@ class LockedOperation implements Operation {
         step.restore.driver,
         step.restore.driverOverride,
         now(),
-      );
+      ));
     return { id: Number(result.lastInsertRowid) };
   }
 
@@ -734,7 +834,7 @@ class LockedOperation implements Operation {
     // costs nothing; the next FULL commit (intend or commit) flushes it with its own frames.
     db.pragma('synchronous = NORMAL');
     try {
-      db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id);
+      this.store.writing(() => db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id));
     } finally {
       db.pragma('synchronous = FULL');
     }
@@ -863,7 +963,7 @@ class LockedOperation implements Operation {
         );
       }
     });
-    apply.immediate();
+    this.store.writing(() => apply.immediate());
     if (!this.store.snapshot) this.store.checkpoint();
   }
 }
