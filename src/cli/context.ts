@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { HostdevError } from '../core/errors.js';
 import { SIMULATED_STATE_DIR } from '../core/host-identity.js';
 
 /** Options accepted before or after any command name. */
@@ -28,8 +29,10 @@ export interface CommandResult {
  * touches this host's tables); else $HOSTDEV_STATE_DIR; else /var/lib/hostdev.
  */
 function stateDirOf(opts: { root?: string; stateDir?: string; simulate?: boolean }): string {
+  refuseEmpty(opts.stateDir, '--state-dir', 'out');
   if (opts.stateDir !== undefined) return opts.stateDir;
   if (opts.simulate) return path.join(opts.root ?? '/', SIMULATED_STATE_DIR);
+  refuseEmpty(process.env['HOSTDEV_STATE_DIR'], 'HOSTDEV_STATE_DIR', 'unset');
   return process.env['HOSTDEV_STATE_DIR'] ?? '/var/lib/hostdev';
 }
 
@@ -48,4 +51,16 @@ export function globalOptions(command: Command): GlobalOptions {
     simulate: opts.simulate ?? false,
     command: commandPath(command),
   };
+}
+
+/**
+ * An empty --state-dir or $HOSTDEV_STATE_DIR is refused: it would be the current directory, which
+ * hostdev would make 0700.
+ */
+function refuseEmpty(value: string | undefined, from: string, leave: string): void {
+  if (value !== undefined && value.trim() === '') {
+    throw new HostdevError('HOSTDEV_USAGE', `${from} is empty`, {
+      hint: `Give ${from} a directory (it is created 0700), or leave it ${leave} for the default.`,
+    });
+  }
 }

@@ -13,11 +13,23 @@ import type { CommandResult } from './context.js';
 import { withService } from './open-manager.js';
 import { action } from './run-action.js';
 import { formatOwner } from '../core/tables.js';
+import { MAX_TIMER_MS } from '../sysfs/bounded-inventory.js';
 
 /** What the manager commands (detach, reattach, reset, assign, release) print. */
 
 export function parseDomainOptions(opts: { domain?: string; hypervisor?: string }): { domain: string; hypervisor: string } {
-  return { domain: opts.domain ?? '', hypervisor: opts.hypervisor ?? 'qemu' };
+  return { domain: opts.domain ?? '', hypervisor: parseHypervisor(opts.hypervisor) };
+}
+
+/** `--hypervisor`: qemu unless given; given, it names the hypervisor driver, never empty. */
+export function parseHypervisor(input: string | undefined): string {
+  if (input === undefined) return 'qemu';
+  if (input.trim() === '') {
+    throw new HostdevError('HOSTDEV_USAGE', '--hypervisor is empty', {
+      hint: 'Name the hypervisor driver that owns the domain (qemu, xen, ...), or leave --hypervisor out for qemu.',
+    });
+  }
+  return input;
 }
 
 /** `--wait MS`: how long an operation waits for device reads the kernel holds up. */
@@ -29,8 +41,8 @@ function addWaitOption(command: Command): Command {
 
 /** The wait `--wait` asks for, telling on stderr what is waited for every 2 s. */
 export function deviceWait(input: string | undefined): DeviceWait {
-  if (input !== undefined && !/^\d+$/.test(input)) {
-    throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds, not "${input}"`, {
+  if (input !== undefined && (!/^\d+$/.test(input) || Number(input) > MAX_TIMER_MS)) {
+    throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds up to ${MAX_TIMER_MS}, not "${input}"`, {
       hint: 'Give it in digits, e.g. --wait 60000, or leave it out for 15000 (HOSTDEV_READ_TIMEOUT_MS).',
     });
   }

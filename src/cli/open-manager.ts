@@ -41,7 +41,7 @@ export async function withService<T>(
 ): Promise<T> {
   const service = await openService(globals, options);
   // What recovery found on open goes to stderr like any warning, before the command's own output.
-  for (const warning of service.recovery.warnings) process.stderr.write(`warning: ${warning}\n`);
+  for (const warning of service.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {
     return await fn(service);
   } finally {

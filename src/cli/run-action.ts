@@ -11,6 +11,10 @@ export function action<A extends unknown[]>(
   return async (...args: unknown[]) => {
     const command = args[args.length - 1] as Command;
     const globals = globalOptions(command);
+    if (process.env['HOSTDEV_READ_TIMEOUT_MS'] !== undefined) {
+      const notice = (await import('../sysfs/bounded-inventory.js')).readTimeoutNotice();
+      if (notice !== null) process.stderr.write(`warning: ${notice}\n`);
+    }
     const result = await handler(globals, command, ...(args.slice(0, -1) as A));
     for (const warning of result.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
     const out = globals.json ? JSON.stringify(result.json, null, 2) : result.text;

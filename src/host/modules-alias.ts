@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readHeadSync } from '../platform/bounded-read.js';
 import { parseVfioAliases, type VfioAlias } from '../core/vfio-variant.js';
 
 /** modules.alias is 1-2 MiB on a distribution kernel; libvirt reads at most 8 MiB of it too. */
@@ -19,7 +20,7 @@ export interface VfioAliasTable {
 function kernelRelease(root: string): string | null {
   if (root === '/') return os.release();
   try {
-    const release = readFileSync(path.join(root, 'proc/sys/kernel/osrelease'), 'utf8').trim();
+    const release = readHeadSync(path.join(root, 'proc/sys/kernel/osrelease'), 256).trim();
     return /^[A-Za-z0-9._+-]+$/.test(release) ? release : null;
   } catch {
     return null;

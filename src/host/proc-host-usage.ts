@@ -1,16 +1,20 @@
-import { readdir, readFile, realpath } from 'node:fs/promises';
+import { readdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import type { HostUse } from '../core/plan-types.js';
 import { execIp, type IpRunner } from '../net/iproute2.js';
+import { readHead } from '../platform/bounded-read.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { HostUsagePort } from './host-usage-port.js';
 import { parseIpAddr, parseMounts, routedInterfaces } from './host-usage-parse.js';
 
+/** /proc/mounts and /proc/net/route of a real host are a few KiB; a larger file is cut there. */
+const PROC_FILE_MAX_BYTES = 4 * 1024 * 1024;
+
 async function readOr(file: string, fallback: string): Promise<string> {
   try {
-    return await readFile(file, 'utf8');
+    return await readHead(file, PROC_FILE_MAX_BYTES);
   } catch {
     return fallback;
   }

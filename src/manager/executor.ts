@@ -4,11 +4,11 @@ import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
 import { hostDriverWanted, onHostDriver, type Phase, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
 import { removeChange, type TableChange } from '../core/tables.js';
-import type { KernelPort } from '../sysfs/kernel-port.js';
+import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
 import type { Operation, StateChange } from '../state/store.js';
 import type { HostReader } from './host-reader.js';
-import { kernelWriteFailed, moduleUnavailable } from './kernel-errors.js';
+import { kernelWriteFailed, moduleUnavailable, outsideRootRefused } from './kernel-errors.js';
 
 interface GroupFailure {
   readonly address: PciAddress;
@@ -124,6 +124,7 @@ async function runStep(
       try {
         await ports.kernel.loadModule(step.module);
       } catch (error) {
+        if (error instanceof KernelWriteError && error.outside !== null) throw outsideRootRefused(error, null);
         throw moduleUnavailable(step.driver, step.module, error);
       }
       if (!ports.reader.driverLoaded(step.driver)) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
-import { readDevice, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
+import { readDevice, readVfGeneration, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
@@ -69,6 +69,29 @@ export class HostReader {
     return existsSync(this.layout.driver(name));
   }
 
+  /** The generation of a PF's VFs: its virtfn0 link, made anew by every N -> 0 -> M. */
+  vfGeneration(pf: PciAddress): string | null {
+    return readVfGeneration(this.layout, pf);
+  }
+
+  /** The PF a VF's physfn link names; null for anything else (a link the kernel never holds). */
+  physfnOf(address: PciAddress): PciAddress | null {
+    try {
+      return tryParseAddress(path.basename(readlinkSync(this.layout.device(address, 'physfn'))));
+    } catch {
+      return null;
+    }
+  }
+
+  /** The interfaces under a device's net/ (a directory listing the kernel never holds), sorted. */
+  netdevsOf(address: PciAddress): string[] {
+    try {
+      return readdirSync(this.layout.device(address, 'net')).sort();
+    } catch {
+      return [];
+    }
+  }
+
   /** The IOMMU group a device's iommu_group link names (a link the kernel never holds); null: none or vanished. */
   groupOf(address: PciAddress): number | null {
     try {
@@ -81,6 +104,11 @@ export class HostReader {
 
   groupMembers(group: number): PciAddress[] {
     return this.addressesIn(this.layout.iommuGroup(group, 'devices'));
+  }
+
+  /** Every function on the host, from the bus directory. */
+  allFunctions(): PciAddress[] {
+    return this.addressesIn(this.layout.pciDevicesDir);
   }
 
   /** Every function on the same PCI domain:bus as `address` (itself included). */

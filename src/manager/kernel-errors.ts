@@ -11,11 +11,14 @@ const HINTS: Readonly<Record<string, string>> = {
   EACCES: 'Run hostdev as root.',
   EPERM: 'Run hostdev as root.',
   ERANGE: 'The value is out of the range the device supports.',
+  EISDIR: 'The path names a directory, not a sysfs attribute: name the attribute file.',
+  ENXIO: 'The attribute is not a regular file (a socket or device node in its place): the tree under --root is damaged.',
 };
 
 /** A refused sysfs write as a catalog error that names the device, the file and the errno. */
 export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevError {
   if (isHostdevError(error)) return error;
+  if (error instanceof KernelWriteError && error.outside !== null) return outsideRootRefused(error, address);
   if (error instanceof KernelWriteError) {
     return new HostdevError(
       'HOSTDEV_KERNEL_WRITE',
@@ -30,6 +33,17 @@ export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevE
   return new HostdevError('HOSTDEV_INTERNAL', `unexpected failure while changing PCI device ${address}: ${String(error)}`, {
     hint: 'This is a bug in hostdev; please report it with this message. `hostdev status` shows where the device was left.',
     details: { address },
+    cause: error,
+  });
+}
+
+/** A write refused because a link on its way leads out of --root (exit 6, naming the link). */
+export function outsideRootRefused(error: KernelWriteError, address: PciAddress | null): HostdevError {
+  const outside = error.outside!;
+  const what = address === null ? error.hostPath : `${error.hostPath} for PCI device ${address}`;
+  return new HostdevError('HOSTDEV_KERNEL_WRITE', `refusing to change ${what}: ${outside.message}`, {
+    hint: `hostdev changes nothing outside --root. Remove or fix the link ${outside.link}, or give the right --root.`,
+    details: { ...(address === null ? {} : { address }), path: error.hostPath, errno: error.errno, link: outside.link, target: outside.target },
     cause: error,
   });
 }

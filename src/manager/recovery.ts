@@ -35,6 +35,8 @@ export interface RecoveryReader {
   driverOf(address: PciAddress): string | null;
   exists(address: PciAddress): boolean;
   driverLoaded(name: string): boolean;
+  /** The generation of a PF's VFs (readVfGeneration): it changes whenever they are removed or made. */
+  vfGeneration?(pf: PciAddress): string | null;
 }
 
 
@@ -157,16 +159,28 @@ export async function recover(
     const warnings: string[] = [];
     const repaired: RepairedDevice[] = [];
     const changes: StateChange[] = [];
+    const replaced = new Map<PciAddress, { pf: PciAddress; vfIndex: number }>();
     for (const [address, rows] of byAddress(unfinished)) {
+      const setCount = settleVfSetCount(address, rows, index, reader);
+      if (setCount !== null) {
+        if (setCount.repaired) repaired.push(setCount.repaired);
+        if (setCount.replaced) replaced.set(address, setCount.replaced);
+        continue;
+      }
       const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings, dryRun);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
       // A failed repair has said so already (repairDevice's warning); a done one says it here.
       if (result.repaired?.outcome === 'ok') warnings.push(repairedWarning(result.repaired));
     }
+    // VFs a killed `vf set-count --force` was pruning, once their PF's VFs were removed or made
+    // anew: the entry names a VF that left the host (a VF now at its address is another one).
+    // The operator let them go with --force: not awaited back (as vf set-count itself records them).
+    const replacedPrune = pruneVanished(op, new Set(replaced.keys()), 'vf-set-count', { known: replaced, awaitReturn: false });
+    changes.push(...replacedPrune.changes);
     const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
-    const pruned = prune.pruned;
+    const pruned = [...replacedPrune.pruned, ...prune.pruned];
     changes.push(...prune.changes);
     for (const { address, table, usedBy } of pruned) {
       warnings.push(
@@ -291,6 +305,35 @@ function inspect(tables: Tables, reader: RecoveryReader): { vanished: Located[];
     drift.push({ address, table: located.table, usedBy, expectedDriver: stubDriver, actualDriver: driver });
   }
   return { vanished, drift };
+}
+
+/** The journal action of a VF that `vf set-count --force` prunes; its value is "INDEX GENERATION". */
+export const VF_PRUNE_ACTION = 'vf-prune';
+
+export function vfPruneValue(vfIndex: number, generation: string | null): string {
+  return `${vfIndex} ${generation ?? 'none'}`;
+}
+
+/**
+ * Rows of a killed `vf set-count`: its PF is rolled forward (a VF count cannot be taken back, and
+ * the PF's driver never changed), and a VF it was pruning is replaced when its PF's VF generation
+ * moved on since the row was written. null: rows of any other operation.
+ */
+function settleVfSetCount(
+  address: PciAddress,
+  rows: readonly JournalRecord[],
+  index: TableIndex,
+  reader: RecoveryReader,
+): { repaired: RepairedDevice | null; replaced: { pf: PciAddress; vfIndex: number } | null } | null {
+  if (rows[0]!.operationName !== 'vf-set-count') return null;
+  const prune = rows.find((row) => row.action === VF_PRUNE_ACTION);
+  if (prune === undefined) {
+    return { repaired: repaired(address, 'vf-set-count', 'rolled-forward', 'ok', reader.driverOf(address), index.find(address)?.table ?? null, null), replaced: null };
+  }
+  const [indexText, generation] = prune.value.split(' ');
+  const pf = prune.hostPath.split('/')[5] as PciAddress;
+  const now = reader.vfGeneration?.(pf) ?? null;
+  return { repaired: null, replaced: (now ?? 'none') === generation ? null : { pf, vfIndex: Number(indexText) } };
 }
 
 interface Repair {

@@ -10,11 +10,11 @@ import type { VfNetInfo } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
 import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
-import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
-import { HostReader } from './host-reader.js';
-import type { RecoveryReport } from './recovery.js';
+import { HostReader, type DeviceWait } from './host-reader.js';
+import { kernelWriteFailed } from './kernel-errors.js';
+import { VF_PRUNE_ACTION, vfPruneValue, type RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
 
@@ -42,8 +42,12 @@ export interface VfListReport {
   readonly warnings: readonly string[];
 }
 
-function readPf(layout: SysfsLayout, pf: PciAddress): PciDevice & { sriov: NonNullable<PciDevice['sriov']> } {
-  const device = readDevice(layout, pf, { names: null });
+/**
+ * The PF, read in the bounded reader process: its sriov_numvfs and driver_override block while the
+ * kernel holds it (a VF removal waiting for its VM), so the read ends at its bound (HOSTDEV_TIMEOUT).
+ */
+async function readPf(layout: SysfsLayout, pf: PciAddress, wait: DeviceWait = {}): Promise<PciDevice & { sriov: NonNullable<PciDevice['sriov']> }> {
+  const device = (await new HostReader(layout).devices([pf], wait)).get(pf) ?? null;
   if (device === null) {
     throw notFound(pf);
   }
@@ -65,8 +69,9 @@ function locate(tables: Tables, address: PciAddress): { table: 'active' | 'inact
 }
 
 /** The PF's VFs in index order, from its virtfnN links (never computed from offset and stride). */
-export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort | null, pfAddress: PciAddress): Promise<VfListReport> {
-  const pf = readPf(layout, pfAddress);
+export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort | null, pfAddress: PciAddress, wait: DeviceWait = {}): Promise<VfListReport> {
+  const pf = await readPf(layout, pfAddress, wait);
+  const reader = new HostReader(layout);
   const warnings: string[] = [];
   const pfNetdev = pf.netdevs[0] ?? null;
   let netInfo: readonly VfNetInfo[] = [];
@@ -77,15 +82,15 @@ export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort 
       warnings.push(`VF MAC/VLAN unknown: ${(error as Error).message}`);
     }
   }
-  const vfs = readVirtfnLinks(layout, pfAddress).map(({ address, index }): VfListEntry => {
-    const vf = readDevice(layout, address, { names: null });
+  // A VF's driver and interface are links and a directory listing: never held by the kernel.
+  const vfs = reader.virtfnLinks(pfAddress).map(({ address, index }): VfListEntry => {
     const info = netInfo.find((entry) => entry.vf === index);
     return {
       index,
       key: pciKey(address),
       address,
-      driver: vf?.driver ?? null,
-      netdev: vf?.netdevs[0] ?? null,
+      driver: reader.driverOf(address),
+      netdev: reader.netdevsOf(address)[0] ?? null,
       ...locate(tables, address),
       mac: info?.mac ?? null,
       vlan: info?.vlan ?? null,
@@ -136,16 +141,17 @@ export interface SetCountReport {
 }
 
 function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {
-  return readVirtfnLinks(layout, pf.address).map(({ address, index: vfIndex }) => ({
+  const reader = new HostReader(layout);
+  return reader.virtfnLinks(pf.address).map(({ address, index: vfIndex }) => ({
     address,
     vfIndex,
-    driver: readDevice(layout, address, { names: null })?.driver ?? null,
+    driver: reader.driverOf(address),
     ...locate(tables, address),
   }));
 }
 
-function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): { plan: VfCountPlan; pf: PciDevice } {
-  const pf = readPf(layout, request.pf);
+async function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): Promise<{ plan: VfCountPlan; pf: PciDevice }> {
+  const pf = await readPf(layout, request.pf);
   const plan = planVfCount({
     pf: request.pf,
     numVfs: pf.sriov!.numVfs,
@@ -175,23 +181,35 @@ export async function setVfCount(
 ): Promise<SetCountReport> {
   const { layout, store, kernel } = context;
   if (request.dryRun) {
-    const { plan } = planFor(layout, store.readTables(), request);
+    const { plan } = await planFor(layout, store.readTables(), request);
     return report(plan, true, [], 0);
   }
   const plan = await store.exclusive('vf-set-count', async (op) => {
-    const { plan, pf } = planFor(layout, op.tables(), request);
+    const { plan, pf } = await planFor(layout, op.tables(), request);
     const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
     const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
     // Forced away by the operator: pruned and let go, not awaited back (a watch --reclaim must not take them).
     const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known, awaitReturn: false });
     let failure: unknown = null;
     let removed = false;
+    // A kill from here on must not leave the forced VFs' entries naming the VFs made afterwards:
+    // recovery prunes them once the PF's VF generation has moved on.
+    if (plan.writes.length > 0) {
+      const generation = new HostReader(layout).vfGeneration(request.pf);
+      const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
+      for (const vf of plan.prune) {
+        op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
+      }
+    }
     for (const write of plan.writes) {
       const handle = op.intend({ address: request.pf, action: 'sriov-numvfs', hostPath: write.hostPath, value: write.value, restore });
       try {
         await kernel.write(write.hostPath, write.value);
       } catch (error) {
-        failure = error instanceof KernelWriteError ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null) : error;
+        failure =
+          error instanceof KernelWriteError && error.outside === null
+            ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null)
+            : kernelWriteFailed(error, request.pf);
         break;
       }
       op.done(handle);
@@ -212,8 +230,8 @@ export async function setVfCount(
 }
 
 function holdingsAfter(layout: SysfsLayout, pf: PciAddress): Array<{ address: PciAddress; driver: string | null }> {
-  const device = readDevice(layout, pf, { names: null });
-  return (device?.virtfns ?? []).map((address) => ({ address, driver: readDevice(layout, address, { names: null })?.driver ?? null }));
+  const reader = new HostReader(layout);
+  return reader.virtfnLinks(pf).map(({ address }) => ({ address, driver: reader.driverOf(address) }));
 }
 
 function report(plan: VfCountPlan, dryRun: boolean, vfs: SetCountReport['vfs'], waitedMs: number): SetCountReport {

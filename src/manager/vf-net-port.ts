@@ -1,9 +1,10 @@
+import { existsSync } from 'node:fs';
 import type { NetPort } from '../net/net-port.js';
 import { Iproute2NetPort } from '../net/iproute2.js';
 import { SimNetPort } from '../net/sim-net.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { readVfGeneration } from '../sysfs/read-device.js';
-import { readInventory } from '../sysfs/reader.js';
+import { HostReader } from './host-reader.js';
 
 /**
  * The NetPort for a host: iproute2 for the real root "/", the emulation for any other root (a
@@ -13,11 +14,12 @@ import { readInventory } from '../sysfs/reader.js';
  */
 export function netPortFor(layout: SysfsLayout): NetPort {
   if (layout.root === '/') return new Iproute2NetPort();
+  // Links and directory listings only: a PF whose sriov_numvfs the kernel holds (a VF removal
+  // waiting for its VM) must not block a lookup; the VFs it has are its virtfnN links.
+  const reader = new HostReader(layout);
   return new SimNetPort(layout.root, async (ifname) => {
-    const pf = readInventory(layout, { names: null }).devices.find(
-      (device) => device.sriov !== null && device.netdevs.includes(ifname),
-    );
-    if (pf === undefined || pf.sriov === null) return null;
-    return { numVfs: pf.sriov.numVfs, generation: readVfGeneration(layout, pf.address) };
+    const pf = reader.allFunctions().find((address) => reader.netdevsOf(address).includes(ifname) && existsSync(layout.device(address, 'sriov_totalvfs')));
+    if (pf === undefined) return null;
+    return { numVfs: reader.virtfnLinks(pf).length, generation: readVfGeneration(layout, pf) };
   });
 }

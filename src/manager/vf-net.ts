@@ -5,8 +5,8 @@ import type { VfNetConfig, VfNetRequest, VfSetting } from '../core/vf-net-config
 import type { NetPort } from '../net/net-port.js';
 import { describeSetting, NO_MAC, pfDownError, restoreSettings, settingsFor } from '../net/vf-net-config.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
-import { readDevice, readVirtfnLinks } from '../sysfs/read-device.js';
 import type { Operation, StateChange, VfConfig } from '../state/store.js';
+import { HostReader } from './host-reader.js';
 import type { OperationHooks } from './operation-hooks.js';
 
 /**
@@ -28,29 +28,33 @@ interface VfNetTarget {
   readonly vfIndex: number;
 }
 
+/**
+ * The VF's PF, index and the PF's interface, from links and directory listings only: a PF whose
+ * sriov_numvfs or driver_override the kernel holds (a VF removal waiting for its VM) never blocks it.
+ */
 function vfNetTarget(layout: SysfsLayout, address: PciAddress): VfNetTarget {
-  const vf = readDevice(layout, address, { names: null });
-  if (vf === null) {
+  const reader = new HostReader(layout);
+  if (!reader.exists(address)) {
     throw notFound(address);
   }
-  if (vf.physfn === null) {
+  const physfn = reader.physfnOf(address);
+  if (physfn === null) {
     throw new HostdevError('HOSTDEV_NOT_SRIOV', `${address} is not an SR-IOV VF: --mac/--vlan/--spoofchk/--trust apply to VFs only`, {
       hint: 'Give the address of a VF (see `hostdev vf list PF`).',
-      details: { address, driver: vf.driver },
+      details: { address, driver: reader.driverOf(address) },
     });
   }
-  const pf = readDevice(layout, vf.physfn, { names: null });
   // N of the PF's virtfnN link: the index `ip link set PF vf N` means (never a position in a list).
-  const vfIndex = readVirtfnLinks(layout, vf.physfn).find((link) => link.address === address)?.index ?? -1;
-  const pfNetdev = pf?.netdevs[0];
-  if (pf === null || vfIndex < 0 || pfNetdev === undefined) {
+  const vfIndex = reader.virtfnLinks(physfn).find((link) => link.address === address)?.index ?? -1;
+  const pfNetdev = reader.exists(physfn) ? reader.netdevsOf(physfn)[0] : undefined;
+  if (vfIndex < 0 || pfNetdev === undefined) {
     throw new HostdevError(
       'HOSTDEV_NET_CONFIG',
-      `the PF ${vf.physfn} of VF ${address} has no network interface (driver ${pf?.driver ?? 'none'}); its VFs' MAC and VLAN cannot be set`,
-      { hint: 'Bind the PF to its network driver first.', details: { address, pf: vf.physfn } },
+      `the PF ${physfn} of VF ${address} has no network interface (driver ${reader.driverOf(physfn) ?? 'none'}); its VFs' MAC and VLAN cannot be set`,
+      { hint: 'Bind the PF to its network driver first.', details: { address, pf: physfn } },
     );
   }
-  return { address, pf: vf.physfn, pfNetdev, vfIndex };
+  return { address, pf: physfn, pfNetdev, vfIndex };
 }
 
 function toStored(target: VfNetTarget, config: VfNetConfig): VfConfig {
@@ -321,5 +325,6 @@ export function vfNetReleaseHooks(
 
 /** Whether a device still exists (the rows of VFs that vanished are dropped, not restored). */
 export function deviceExists(layout: SysfsLayout): (address: PciAddress) => boolean {
-  return (address) => readDevice(layout, address, { names: null }) !== null;
+  const reader = new HostReader(layout);
+  return (address) => reader.exists(address);
 }

@@ -33,10 +33,12 @@ export function parseMac(input: string): string {
 }
 
 export function parseVlan(input: string | number): number {
-  const vlan = typeof input === 'number' ? input : Number(input);
+  // Decimal digits only: Number() would take "" and " " as 0 (an unset $VLAN would put the VF on
+  // the untagged network), "1e3" as 1000, "0x7" and "+3".
+  const vlan = typeof input === 'number' ? input : /^[0-9]{1,4}$/.test(input) ? Number(input) : Number.NaN;
   if (!Number.isInteger(vlan) || vlan < 0 || vlan > 4094) {
     throw new HostdevError('HOSTDEV_USAGE', `VLAN "${String(input)}" is not a VLAN ID`, {
-      hint: 'A VLAN ID is an integer from 1 to 4094 (0 removes the VLAN).',
+      hint: 'A VLAN ID is written in decimal digits, from 1 to 4094 (0 removes the VLAN).',
       details: { input: String(input) },
     });
   }

@@ -12,9 +12,9 @@ import {
   type VfTemplate,
 } from './host-model.js';
 import { SimState } from './state-db.js';
-import { isBridge, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
+import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
-import { vfFunction, vfNetdevName } from './vf.js';
+import { vfAddress, vfFunction, vfNetdevName } from './vf.js';
 
 /** A function of the spec, placed: its address, its parent and what decides its IOMMU group. */
 interface Placed {
@@ -26,8 +26,13 @@ interface Placed {
   /** Bridges from the nearest to the root bus. */
   readonly ancestors: readonly Placed[];
   readonly numaNode: number;
+  /** Where the spec declares it: "roots.0.devices.2.children.0". */
+  readonly field: string;
   subordinate: number;
 }
+
+/** Functions a spec may make in all (its own and the VFs it creates): bounds the tree it writes. */
+export const MAX_SPEC_FUNCTIONS = 65_536;
 
 const num = (value: string): number => Number.parseInt(value.replace(/^0x/i, ''), 16);
 
@@ -64,14 +69,16 @@ function idsOf(node: NodeSpec): DeviceIds {
 function place(spec: HostSpec): Placed[] {
   const placed: Placed[] = [];
   const seen = new Set<string>();
-  const walk = (nodes: readonly NodeSpec[], domain: number, bus: number, dirPath: string, ancestors: Placed[], numa: number): number => {
+  const secondaries = new Map<string, string>();
+  const walk = (nodes: readonly NodeSpec[], domain: number, bus: number, dirPath: string, ancestors: Placed[], numa: number, at: string): number => {
     let maxBus = bus;
-    for (const node of nodes) {
+    for (const [index, node] of nodes.entries()) {
+      const field = `${at}.${index}`;
       const [slotText, fnText] = node.at.split('.') as [string, string];
       const slot = Number.parseInt(slotText, 16);
-      if (slot > 0x1f) throw new Error(`slot ${slotText} out of range at ${node.at}`);
+      if (slot > 0x1f) throw new SpecError(`${field}.at`, `slot ${slotText} is above 1f`);
       const address = `${hex(domain, 4)}:${hex(bus, 2)}:${hex(slot, 2)}.${fnText}`;
-      if (seen.has(address)) throw new Error(`two functions at ${address}`);
+      if (seen.has(address)) throw new SpecError(`${field}.at`, `two functions at ${address}`);
       seen.add(address);
       const here: Placed = {
         address,
@@ -81,22 +88,61 @@ function place(spec: HostSpec): Placed[] {
         slot,
         ancestors,
         numaNode: node.numaNode ?? numa,
+        field,
         subordinate: 0,
       };
       placed.push(here);
       if (isBridge(node)) {
-        if (node.secondaryBus <= bus) throw new Error(`bridge ${address}: secondary bus must be above ${hex(bus, 2)}`);
-        here.subordinate = walk(node.children, domain, node.secondaryBus, here.devPath, [here, ...ancestors], here.numaNode);
+        if (node.secondaryBus <= bus) throw new SpecError(`${field}.secondaryBus`, `bridge ${address}: the secondary bus must be above ${hex(bus, 2)}`);
+        const busKey = `${hex(domain, 4)}:${hex(node.secondaryBus, 2)}`;
+        const other = secondaries.get(busKey);
+        if (other !== undefined) throw new SpecError(`${field}.secondaryBus`, `bridge ${address}: bus ${busKey} is already the secondary bus of ${other}`);
+        secondaries.set(busKey, address);
+        here.subordinate = walk(node.children, domain, node.secondaryBus, here.devPath, [here, ...ancestors], here.numaNode, `${field}.children`);
         maxBus = Math.max(maxBus, here.subordinate);
       }
     }
     return maxBus;
   };
-  for (const root of spec.roots) {
+  for (const [index, root] of spec.roots.entries()) {
     const domain = root.domain ?? 0;
     const bus = root.bus ?? 0;
-    walk(root.devices, domain, bus, `sys/devices/pci${hex(domain, 4)}:${hex(bus, 2)}`, [], root.numaNode ?? -1);
+    const busKey = `${hex(domain, 4)}:${hex(bus, 2)}`;
+    if (secondaries.has(busKey)) throw new SpecError(`roots.${index}.bus`, `bus ${busKey} is already ${secondaries.get(busKey)}`);
+    secondaries.set(busKey, `root bus ${busKey}`);
+    walk(root.devices, domain, bus, `sys/devices/pci${busKey}`, [], root.numaNode ?? -1, `roots.${index}.devices`);
   }
+  return placed;
+}
+
+/**
+ * What only the whole spec shows, checked before anything is written: addresses and buses used
+ * twice (place), SR-IOV counts, VFs whose routing IDs pass bus ff or land on another function,
+ * and the size of the tree. Throws a SpecError naming the field.
+ */
+function checkSpec(spec: HostSpec): Placed[] {
+  const placed = place(spec);
+  const taken = new Set(placed.map((p) => p.address));
+  let functions = placed.length;
+  for (const p of placed) {
+    const node = p.node;
+    if (isBridge(node) || node.sriov === undefined) continue;
+    const s = node.sriov;
+    const numVfs = s.numVfs ?? 0;
+    if (numVfs > s.totalVfs) throw new SpecError(`${p.field}.sriov.numVfs`, `${numVfs} is above totalVfs (${s.totalVfs})`);
+    const fn = Number(p.address.slice(-1));
+    const routing = (p.bus << 8) | (p.slot << 3) | fn;
+    const last = routing + s.offset + s.stride * (s.totalVfs - 1);
+    if (last > 0xffff) throw new SpecError(`${p.field}.sriov.totalVfs`, `VF ${s.totalVfs - 1} of ${p.address} would be beyond bus ff (offset ${s.offset}, stride ${s.stride})`);
+    for (let i = 0; i < numVfs; i++) {
+      const address = vfAddress(p.address, s.offset, s.stride, i);
+      if (taken.has(address)) throw new SpecError(`${p.field}.sriov.numVfs`, `VF ${i} of ${p.address} would be at ${address}, where there is already a function`);
+      taken.add(address);
+    }
+    functions += numVfs;
+    if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError(`${p.field}.sriov.numVfs`, `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
+  }
+  if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError('roots', `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
   return placed;
 }
 
@@ -273,13 +319,30 @@ function toFunction(p: Placed, slotCounts: ReadonlyMap<string, number>, group: n
 
 /**
  * Writes a tree shaped like Linux sysfs for `spec` under `root` (which stands for "/"), plus
- * ROOT/.hostdev-sim/host.json for the simulated kernel. `root` must be empty or absent.
+ * ROOT/.hostdev-sim/host.json for the simulated kernel. `root` must be empty or absent. The spec
+ * is checked whole first (SpecError naming the field); the tree is written into a temporary
+ * directory beside `root` and renamed into place, so a failure leaves no half-built host.
  */
 export function buildHost(root: string, spec: HostSpec): void {
-  fs.mkdirSync(root, { recursive: true });
-  if (fs.readdirSync(root).length > 0) throw new Error(`${root} is not empty`);
+  const checked = parseHostSpec(spec);
+  const placed = checkSpec(checked);
+  const target = path.resolve(root);
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  if (fs.existsSync(target) && fs.readdirSync(target).length > 0) throw new Error(`${root} is not empty`);
+  const building = fs.mkdtempSync(path.join(path.dirname(target), `.${path.basename(target)}.building-`));
+  fs.chmodSync(building, 0o755);
+  try {
+    writeHost(building, checked, placed);
+    // rename(2) replaces an empty directory
+    fs.renameSync(building, target);
+  } catch (error) {
+    fs.rmSync(building, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
   const iommu = spec.iommu ?? true;
-  const placed = place(spec);
   const groups = iommu ? assignGroups(placed) : new Map<string, number>();
   const drivers = resolveDrivers(spec, placed);
   writeSkeleton(root);
@@ -317,7 +380,6 @@ export function buildHost(root: string, spec: HostSpec): void {
       pfNetdev: node.netdevs?.[0] ?? null,
     };
     vfTemplates[p.address] = template;
-    if (fn.sriov.numVfs > fn.sriov.totalVfs) throw new Error(`${p.address}: numVfs above totalVfs`);
     const pfView = { ...fn, offset: fn.sriov.offset, stride: fn.sriov.stride, vfDevice: fn.sriov.vfDevice };
     for (let i = 0; i < fn.sriov.numVfs; i++) {
       const vfIds = { ...idsOf(node), device: normHex(s.vfDevice, 4) };

@@ -109,7 +109,7 @@ function defaultDriver(ctx: TopologyContext, dir: string): string | null {
 function disableVfs(ctx: TopologyContext, pf: string): void {
   for (const { index, dir } of ctx.tree.virtfns(pf)) {
     destroy(ctx, dir);
-    fs.rmSync(path.join(pf, `virtfn${index}`), { force: true });
+    ctx.tree.files.rm(path.join(pf, `virtfn${index}`));
   }
   ctx.tree.writeAttr(pf, 'sriov_numvfs', '0\n');
   ctx.tree.setConfigNumVfs(pf, 0);
@@ -121,7 +121,7 @@ function detach(ctx: TopologyContext, dir: string): { group: number | null; grou
   if (driver !== null) ctx.unbindDevice(dir, driver);
   const group = ctx.tree.groupOf(dir);
   const groupVanished = ctx.tree.leaveGroup(dir);
-  fs.rmSync(path.join(ctx.root, 'sys/bus/pci/devices', path.basename(dir)), { force: true });
+  ctx.tree.files.rm(path.join(ctx.root, 'sys/bus/pci/devices', path.basename(dir)));
   ctx.emit('remove', dir);
   return { group, groupVanished };
 }
@@ -130,7 +130,7 @@ function detach(ctx: TopologyContext, dir: string): { group: number | null; grou
 function destroy(ctx: TopologyContext, dir: string): void {
   detach(ctx, dir);
   ctx.state.dropNetdevs(path.basename(dir));
-  fs.rmSync(dir, { recursive: true, force: true });
+  ctx.tree.files.rm(dir, { recursive: true });
 }
 
 // ---- remove and rescan (pci-sysfs.c remove_store, bus rescan_store) ----
@@ -140,7 +140,7 @@ export function removeDevice(ctx: TopologyContext, top: string): void {
   if (pfOfTop !== null) {
     // A VF removed by hand: it does not come back on rescan (only SR-IOV creates VFs).
     const link = ctx.tree.virtfns(pfOfTop).find((v) => v.dir === top);
-    if (link) fs.rmSync(path.join(pfOfTop, `virtfn${link.index}`), { force: true });
+    if (link) ctx.tree.files.rm(path.join(pfOfTop, `virtfn${link.index}`));
     destroy(ctx, top);
     return;
   }
@@ -163,8 +163,8 @@ export function removeDevice(ctx: TopologyContext, top: string): void {
       ord: ord + devices.indexOf(dir),
     });
   }
-  fs.mkdirSync(path.dirname(stash), { recursive: true });
-  fs.renameSync(top, stash);
+  ctx.tree.files.mkdir(path.dirname(stash));
+  ctx.tree.files.rename(top, stash);
 }
 
 export function rescan(ctx: TopologyContext): void {
@@ -179,7 +179,7 @@ export function rescan(ctx: TopologyContext): void {
       const first = members[0]!;
       const home = path.join(ctx.root, first.home, topAddress);
       if (!fs.existsSync(path.dirname(home)) || !fs.existsSync(first.stash)) continue;
-      fs.renameSync(first.stash, home);
+      ctx.tree.files.rename(first.stash, home);
       const dirs = ctx.tree.subtree(home);
       for (const dir of dirs) {
         const row = members.find((m) => m.address === path.basename(dir));

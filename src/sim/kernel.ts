@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { OutsideRootError } from '../sysfs/contain.js';
 import { KernelWriteError, ModuleLoadError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { Errno, fail } from './errno.js';
@@ -7,7 +8,7 @@ import { FaultGate } from './fault-gate.js';
 import { removeDevice, rescan, sriovNumvfs, type TopologyContext } from './kernel-topology.js';
 import { blockedFile, faultsFromEnv, type Fault } from './faults.js';
 import { guard, hold, isHeld, isLocked, letGo, recoverOrphans, restoreFiles, type HeldRecord } from './held-files.js';
-import { idMatches, type DriverId } from './host-model.js';
+import { idMatches, simDir, type DriverId } from './host-model.js';
 import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
@@ -103,7 +104,18 @@ export class SimKernel implements KernelPort {
 
   // ---- KernelPort ----
 
+  /** A write whose path, or a file it would change, a link leads out of the root is refused whole (EXDEV). */
   async write(hostPath: string, value: string): Promise<void> {
+    try {
+      await this.writeInside(hostPath, value);
+    } catch (error) {
+      if (!(error instanceof OutsideRootError)) throw error;
+      this.writes.push({ path: hostPath, value, errno: 'EXDEV' });
+      throw KernelWriteError.outsideRoot(hostPath, value, error);
+    }
+  }
+
+  private async writeInside(hostPath: string, value: string): Promise<void> {
     await this.waitForDeviceLocks(hostPath, value);
     const held = await this.maybeBlock(hostPath, value);
     this.writeCount++;
@@ -130,20 +142,43 @@ export class SimKernel implements KernelPort {
   }
 
   async loadModule(name: string): Promise<void> {
-    const known = this.state.transaction(() => {
-      const row = this.state.driver(name);
-      if (!row) return false;
-      if (row.loaded && this.tree.driverLoaded(name)) return true;
-      writeDriverDir(this.root, name);
-      this.state.setLoaded(name);
-      if (name === 'vfio-pci') {
-        fs.mkdirSync(path.join(this.root, 'dev/vfio'), { recursive: true });
-        fs.writeFileSync(path.join(this.root, 'dev/vfio/vfio'), '');
-      }
-      this.driverAttach(this.state.driver(name)!);
-      return true;
-    });
+    let known: boolean;
+    try {
+      known = this.state.transaction(() => {
+        const row = this.state.driver(name);
+        if (!row) return false;
+        // The driver directory is what says a module is loaded: it is built aside and renamed into
+        // place whole, so a kill leaves it complete or absent. A kill after the rename but before
+        // this transaction commits leaves the row saying "not loaded": the next load completes it.
+        if (this.tree.driverLoaded(name)) {
+          if (!row.loaded) {
+            this.state.setLoaded(name);
+            this.vfioNodes(name);
+            this.driverAttach(this.state.driver(name)!);
+          }
+          return true;
+        }
+        const staging = path.join(simDir(this.root), 'loading');
+        this.tree.files.rm(staging, { recursive: true });
+        writeDriverDir(this.root, name, path.join(staging, name));
+        this.state.setLoaded(name);
+        this.tree.files.rename(path.join(staging, name), path.join(this.root, 'sys/bus/pci/drivers', name));
+        this.vfioNodes(name);
+        this.driverAttach(this.state.driver(name)!);
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof OutsideRootError) throw KernelWriteError.outsideRoot(`/sys/bus/pci/drivers/${name}`, '', error);
+      throw error;
+    }
     if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`);
+  }
+
+  /** vfio-pci's module init makes /dev/vfio/vfio. */
+  private vfioNodes(name: string): void {
+    if (name !== 'vfio-pci') return;
+    this.tree.files.mkdir(path.join(this.root, 'dev/vfio'));
+    this.tree.files.writeFile(path.join(this.root, 'dev/vfio/vfio'), '');
   }
 
   // ---- faults ----
@@ -249,28 +284,26 @@ export class SimKernel implements KernelPort {
 
   /** Completes the unbind a 'vfio-release' block began: the uevent, and the group's node. */
   private finishVfioRelease(held: VfioRelease): void {
-    if (held.group !== null && !this.groupHasVfio(held.group)) fs.rmSync(this.tree.vfioNode(held.group), { force: true });
+    if (held.group !== null && !this.groupHasVfio(held.group)) this.tree.files.rm(this.tree.vfioNode(held.group));
     this.state.event('unbind', path.basename(held.dir), 'vfio-pci');
   }
 
   // ---- the kernel ----
 
   private apply(hostPath: string, value: string): void {
-    let target: string;
-    try {
-      target = this.layout.resolve(hostPath);
-    } catch {
-      return fail('ENOENT');
-    }
-    let dir: string;
-    try {
-      dir = fs.realpathSync(path.dirname(target));
-    } catch {
-      return fail('ENOENT');
-    }
+    // Only sysfs takes writes: not the simulator's own files, not anything else under the root.
+    if (!SysfsLayout.isSysfsPath(hostPath)) return fail('ENOENT');
+    const target = this.layout.resolve(hostPath);
+    // Links on the way are resolved and must stay under the root (OutsideRootError otherwise).
+    const dir = this.tree.files.resolve(path.dirname(target));
+    if (!fs.existsSync(dir)) return fail('ENOENT');
     const attr = path.basename(target);
     const file = path.join(dir, attr);
     if (!fs.existsSync(file)) fail('ENOENT');
+    // What open(2) of something that is no attribute gives: a directory, a socket in its place.
+    const kind = fs.statSync(file);
+    if (kind.isDirectory()) fail('EISDIR');
+    if (!kind.isFile() && !kind.isFIFO()) fail('ENXIO');
     const rel = this.tree.rel(dir);
     if (rel === 'sys/bus/pci') return this.busAttr(attr, value, file);
     const driver = /^sys\/bus\/pci\/drivers\/([^/]+)$/.exec(rel);
@@ -282,7 +315,7 @@ export class SimKernel implements KernelPort {
   /** An attribute with no behaviour of its own: stored if writable (kernfs: EACCES if not). */
   private plainWrite(file: string, value: string): void {
     if ((fs.statSync(file).mode & 0o222) === 0) fail('EACCES');
-    fs.writeFileSync(file, value);
+    this.tree.files.writeFile(file, value);
   }
 
   private emit(action: SimEventAction, dir: string, driver?: string): void {
@@ -393,8 +426,8 @@ export class SimKernel implements KernelPort {
       if (group === null) return 'EINVAL';
       const node = this.tree.vfioNode(group);
       if (!fs.existsSync(node)) {
-        fs.mkdirSync(path.dirname(node), { recursive: true });
-        fs.writeFileSync(node, '');
+        this.tree.files.mkdir(path.dirname(node));
+        this.tree.files.writeFile(node, '');
       }
     }
     const address = path.basename(dir);
@@ -407,7 +440,8 @@ export class SimKernel implements KernelPort {
   /** device_attach: try each loaded driver in registration order until one probes. */
   private deviceAttach(dir: string): void {
     for (const driver of this.state.drivers()) {
-      if (!driver.loaded || !this.tree.driverLoaded(driver.name)) continue;
+      // Loaded means its directory is there (see loadModule), whatever the row says.
+      if (!this.tree.driverLoaded(driver.name)) continue;
       if (this.matches(driver, dir) && this.probe(driver, dir) === null) return;
     }
   }
@@ -428,7 +462,7 @@ export class SimKernel implements KernelPort {
     this.tree.unbind(dir, driver);
     if (isVfioDriver(driver)) {
       const group = this.tree.groupOf(dir);
-      if (group !== null && !this.groupHasVfio(group)) fs.rmSync(this.tree.vfioNode(group), { force: true });
+      if (group !== null && !this.groupHasVfio(group)) this.tree.files.rm(this.tree.vfioNode(group));
     }
     this.emit('unbind', dir, driver);
   }

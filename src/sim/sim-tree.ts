@@ -1,21 +1,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { findExtCap, PCI_EXT_CAP_ID_SRIOV, SRIOV_CTRL_REG, SRIOV_NUMVFS_REG } from './config-space.js';
+import type { ContainedFs } from '../sysfs/contain.js';
 import { heldValue } from './held-files.js';
 import type { DeviceIds } from './host-model.js';
-import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, setUeventDriver, writeNetdevs } from './tree-writer.js';
+import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, setUeventDriver, within, writeNetdevs } from './tree-writer.js';
 
 export const ADDRESS_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 /**
  * Reads and rewires a sysfs-shaped tree: any tree with sys/bus/pci/devices links to device
- * directories, whoever wrote it. Every path it returns is absolute and real (symlinks resolved).
+ * directories, whoever wrote it. Every path it returns is absolute, real (symlinks resolved) and
+ * inside the root: a link that leads out of it throws OutsideRootError, and every change goes
+ * through `files`, which refuses the same.
  */
 export class SimTree {
   readonly root: string;
+  readonly files: ContainedFs;
 
   constructor(root: string) {
     this.root = fs.realpathSync(root);
+    this.files = within(this.root);
   }
 
   rel(abs: string): string {
@@ -25,11 +30,8 @@ export class SimTree {
   /** The real device directory of an address, or null when no such device exists. */
   deviceDir(address: string): string | null {
     if (!ADDRESS_RE.test(address)) return null;
-    try {
-      return fs.realpathSync(path.join(this.root, busDeviceRel(address)));
-    } catch {
-      return null;
-    }
+    const dir = this.files.resolve(path.join(this.root, busDeviceRel(address)));
+    return fs.existsSync(dir) ? dir : null;
   }
 
   addresses(): string[] {
@@ -115,14 +117,14 @@ export class SimTree {
     }
   }
 
-  /** VF directories of a PF, in virtfnN order. */
   /** A PF's VFs by their virtfnN links; links (or the PF) another process removes meanwhile are left out. */
   virtfns(dir: string): Array<{ index: number; dir: string }> {
     const out: Array<{ index: number; dir: string }> = [];
     for (const name of readdirOrNone(dir)) {
       if (!/^virtfn\d+$/.test(name)) continue;
       try {
-        out.push({ index: Number(name.slice(6)), dir: path.resolve(dir, fs.readlinkSync(path.join(dir, name))) });
+        fs.readlinkSync(path.join(dir, name));
+        out.push({ index: Number(name.slice(6)), dir: this.files.resolve(path.join(dir, name)) });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
       }
@@ -132,10 +134,11 @@ export class SimTree {
 
   physfn(dir: string): string | null {
     try {
-      return path.resolve(dir, fs.readlinkSync(path.join(dir, 'physfn')));
+      fs.readlinkSync(path.join(dir, 'physfn'));
     } catch {
       return null;
     }
+    return this.files.resolve(path.join(dir, 'physfn'));
   }
 
   /** The directory and every device directory nested under it (children of bridges), top-down. */
@@ -161,10 +164,10 @@ export class SimTree {
   }
 
   unbind(dir: string, driver: string): void {
-    fs.rmSync(path.join(dir, 'driver'), { force: true });
-    setUeventDriver(dir, null);
-    fs.rmSync(path.join(this.root, driverRel(driver), path.basename(dir)), { force: true });
-    fs.rmSync(path.join(dir, 'net'), { recursive: true, force: true });
+    this.files.rm(path.join(dir, 'driver'));
+    setUeventDriver(this.root, dir, null);
+    this.files.rm(path.join(this.root, driverRel(driver), path.basename(dir)));
+    this.files.rm(path.join(dir, 'net'), { recursive: true });
   }
 
   netdevNames(dir: string): string[] {
@@ -211,10 +214,10 @@ export class SimTree {
   leaveGroup(dir: string): boolean {
     const group = this.groupOf(dir);
     if (group === null) return false;
-    fs.rmSync(path.join(dir, 'iommu_group'), { force: true });
-    fs.rmSync(path.join(this.root, groupRel(group), 'devices', path.basename(dir)), { force: true });
+    this.files.rm(path.join(dir, 'iommu_group'));
+    this.files.rm(path.join(this.root, groupRel(group), 'devices', path.basename(dir)));
     if (this.groupMembers(group).length === 0) {
-      fs.rmSync(path.join(this.root, groupRel(group)), { recursive: true, force: true });
+      this.files.rm(path.join(this.root, groupRel(group)), { recursive: true });
       return true;
     }
     return false;
@@ -232,11 +235,11 @@ export class SimTree {
     if (at === null) return;
     config.writeUInt16LE(numVfs, at + SRIOV_NUMVFS_REG);
     config.writeUInt16LE(numVfs > 0 ? 0x0009 : 0, at + SRIOV_CTRL_REG);
-    fs.writeFileSync(path.join(dir, 'config'), config);
+    this.files.writeFile(path.join(dir, 'config'), config);
   }
 
   writeAttr(dir: string, name: string, content: string): void {
-    fs.writeFileSync(path.join(dir, name), content);
+    this.files.writeFile(path.join(dir, name), content);
   }
 }
 

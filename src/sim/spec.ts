@@ -128,6 +128,31 @@ export function isBridge(node: NodeSpec): node is BridgeSpec {
   return node.kind === 'bridge';
 }
 
+/**
+ * A spec that cannot be built, with the field that says why ("roots.0.devices.1.sriov.numVfs").
+ * Thrown before anything is written.
+ */
+export class SpecError extends Error {
+  override readonly name = 'SpecError';
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+    message = `${field}: ${reason}`,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A name the tree uses as one path component (a driver, a netdev template): a name, not a path.
+ * The kernel's names never hold "/" or NUL; "." and ".." would step out of the directory.
+ */
+const componentName = z
+  .string()
+  .min(1)
+  .max(255)
+  .refine((name) => !name.includes('/') && !name.includes('\0') && !name.includes('..'), 'a name, not a path: no "/", ".." or NUL');
+
 const hex = (digits: number) =>
   z
     .string()
@@ -149,7 +174,7 @@ const functionBase = {
   subsystemVendor: hex(4).optional(),
   subsystemDevice: hex(4).optional(),
   revision: hex(2).optional(),
-  driver: z.string().min(1).nullable().optional(),
+  driver: componentName.nullable().optional(),
   iommuGroup: z.number().int().min(0).optional(),
   numaNode: z.number().int().min(-1).optional(),
   acs: z.boolean().optional(),
@@ -158,13 +183,13 @@ const functionBase = {
 
 const sriovSchema = z.strictObject({
   totalVfs: z.number().int().min(1).max(65535),
-  offset: z.number().int().min(1),
-  stride: z.number().int().min(1),
+  offset: z.number().int().min(1).max(65535),
+  stride: z.number().int().min(1).max(65535),
   vfDevice: hex(4),
-  vfDriver: z.string().min(1).nullable(),
-  numVfs: z.number().int().min(0).optional(),
+  vfDriver: componentName.nullable(),
+  numVfs: z.number().int().min(0).max(65535).optional(),
   autoprobe: z.boolean().optional(),
-  vfNetdev: z.string().min(1).optional(),
+  vfNetdev: componentName.optional(),
 });
 
 const endpointSchema = z.strictObject({
@@ -195,11 +220,11 @@ const hostSpecSchema = z.strictObject({
   iommu: z.boolean().optional(),
   drivers: z
     .record(
-      z.string().regex(/^[A-Za-z0-9_.-]+$/),
+      componentName.pipe(z.string().regex(/^[A-Za-z0-9_.-]+$/)),
       z.strictObject({ ids: z.array(driverIdSchema).optional(), loaded: z.boolean().optional(), vfioAliases: z.array(driverIdSchema).optional() }),
     )
     .optional(),
-  kernelRelease: z.string().regex(/^[A-Za-z0-9._+-]+$/).optional(),
+  kernelRelease: componentName.pipe(z.string().regex(/^[A-Za-z0-9._+-]+$/)).optional(),
   roots: z.array(
     z.strictObject({
       domain: z.number().int().min(0).max(0xffff).optional(),
@@ -210,14 +235,19 @@ const hostSpecSchema = z.strictObject({
   ),
 });
 
-/** Validates untrusted JSON (a `--spec FILE`); throws a ZodError naming the bad field. */
+/**
+ * Validates the shape of untrusted JSON (a `--spec FILE`); throws a SpecError naming the first bad
+ * field (its message lists them all). What only the whole tree shows (two functions at one address,
+ * VFs beyond bus ff) the builder checks before it writes anything (checkSpec in builder.ts).
+ */
 export function parseHostSpec(input: unknown): HostSpec {
   // The schema mirrors the interfaces above; zod's optional fields are `T | undefined`, which
   // exactOptionalPropertyTypes distinguishes from absent, hence the cast after validation.
   const result = hostSpecSchema.safeParse(input);
   if (!result.success) {
     const where = result.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
-    throw new Error(where.join('; '));
+    const first = result.error.issues[0]!;
+    throw new SpecError(first.path.join('.') || '(top)', first.message, where.join('; '));
   }
   return result.data as HostSpec;
 }

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { resolveInside } from '../sysfs/contain.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { readHostModel, simDir, type DriverId, type VfTemplate } from './host-model.js';
@@ -53,7 +54,8 @@ export class SimState {
   readonly eventsFile: string;
 
   constructor(readonly root: string) {
-    const dir = simDir(root);
+    // The simulated kernel's own files stay under the root too (OutsideRootError otherwise).
+    const dir = resolveInside(root, simDir(root));
     fs.mkdirSync(dir, { recursive: true });
     this.eventsFile = path.join(dir, 'events.jsonl');
     this.db = new Database(path.join(dir, 'state.db'), { timeout: 60_000 });

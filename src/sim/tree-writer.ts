@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { readHeadSync } from '../platform/bounded-read.js';
+import { ContainedFs } from '../sysfs/contain.js';
 import { buildConfigSpace, type ConfigSpaceInput } from './config-space.js';
 
 /**
@@ -21,20 +23,24 @@ export interface SimFunction extends Omit<ConfigSpaceInput, 'sriov'> {
 
 export const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
 
+/** Every change to the tree goes through this: nothing a link leads to outside the root is touched. */
+export const within = (root: string): ContainedFs => new ContainedFs(root);
+
 export function relLink(root: string, fromLinkRel: string, toRel: string): void {
+  const files = within(root);
   const link = path.join(root, fromLinkRel);
   const target = path.relative(path.dirname(link), path.join(root, toRel));
   try {
-    fs.symlinkSync(target, link);
+    files.symlink(target, link);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    fs.unlinkSync(link);
-    fs.symlinkSync(target, link);
+    files.unlink(link);
+    files.symlink(target, link);
   }
 }
 
-function put(dir: string, name: string, content: string | Buffer, mode = 0o644): void {
-  fs.writeFileSync(path.join(dir, name), content, { mode });
+function put(files: ContainedFs, dir: string, name: string, content: string | Buffer, mode = 0o644): void {
+  files.writeFile(path.join(dir, name), content, { mode });
 }
 
 export function driverRel(name: string): string {
@@ -48,17 +54,17 @@ export function busDeviceRel(address: string): string {
 }
 
 /** Driver directory with its store-only attributes, as a loaded module registers it. */
-export function writeDriverDir(root: string, name: string): void {
-  const dir = path.join(root, driverRel(name));
-  fs.mkdirSync(dir, { recursive: true });
-  for (const file of ['bind', 'unbind', 'new_id', 'remove_id']) put(dir, file, '', 0o200);
-  put(dir, 'uevent', '', 0o200);
+export function writeDriverDir(root: string, name: string, dir = path.join(root, driverRel(name))): void {
+  const files = within(root);
+  files.mkdir(dir);
+  for (const file of ['bind', 'unbind', 'new_id', 'remove_id']) put(files, dir, file, '', 0o200);
+  put(files, dir, 'uevent', '', 0o200);
 }
 
 export function linkDriver(root: string, devPath: string, address: string, driver: string): void {
   relLink(root, `${devPath}/driver`, driverRel(driver));
   relLink(root, `${driverRel(driver)}/${address}`, devPath);
-  setUeventDriver(path.join(root, devPath), driver);
+  setUeventDriver(root, path.join(root, devPath), driver);
 }
 
 const upperHex = (value: number, width: number): string => hex(value, width).toUpperCase();
@@ -82,12 +88,16 @@ function ueventText(fn: FunctionIds & Pick<SimFunction, 'address'>): string {
   );
 }
 
+const UEVENT_MAX_BYTES = 64 * 1024;
+
 /** Keeps the DRIVER= line of a device's uevent in step with its binding, first as Linux puts it. */
-export function setUeventDriver(dir: string, driver: string | null): void {
-  const file = path.join(dir, 'uevent');
+export function setUeventDriver(root: string, dir: string, driver: string | null): void {
+  const files = within(root);
+  const file = files.resolve(path.join(dir, 'uevent'));
   try {
-    const rest = fs.readFileSync(file, 'utf8').split('\n').filter((line) => line !== '' && !line.startsWith('DRIVER='));
-    fs.writeFileSync(file, [...(driver === null ? [] : [`DRIVER=${driver}`]), ...rest, ''].join('\n'));
+    // A uevent is a few lines; a huge one (a damaged tree) is read no further than that.
+    const rest = readHeadSync(file, UEVENT_MAX_BYTES).split('\n').filter((line) => line !== '' && !line.startsWith('DRIVER='));
+    files.writeFile(file, [...(driver === null ? [] : [`DRIVER=${driver}`]), ...rest, ''].join('\n'));
   } catch (error) {
     // No uevent file (a snapshot of a hand-made tree), or the device went meanwhile.
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -95,54 +105,57 @@ export function setUeventDriver(dir: string, driver: string | null): void {
 }
 
 export function linkGroup(root: string, devPath: string, address: string, group: number): void {
+  const files = within(root);
   const groupDir = path.join(root, groupRel(group));
   if (!fs.existsSync(groupDir)) {
-    fs.mkdirSync(path.join(groupDir, 'devices'), { recursive: true });
-    put(groupDir, 'type', 'DMA\n');
-    put(groupDir, 'reserved_regions', '0x00000000fee00000 0x00000000feefffff msi\n', 0o444);
+    files.mkdir(path.join(groupDir, 'devices'));
+    put(files, groupDir, 'type', 'DMA\n');
+    put(files, groupDir, 'reserved_regions', '0x00000000fee00000 0x00000000feefffff msi\n', 0o444);
   }
   relLink(root, `${groupRel(group)}/devices/${address}`, devPath);
   relLink(root, `${devPath}/iommu_group`, groupRel(group));
 }
 
 export function writeNetdevs(root: string, devPath: string, names: readonly string[]): void {
+  const files = within(root);
   for (const name of names) {
     const dir = path.join(root, devPath, 'net', name);
-    fs.mkdirSync(dir, { recursive: true });
-    put(dir, 'ifindex', '2\n', 0o444);
-    put(dir, 'operstate', 'down\n', 0o444);
+    files.mkdir(dir);
+    put(files, dir, 'ifindex', '2\n', 0o444);
+    put(files, dir, 'operstate', 'down\n', 0o444);
   }
 }
 
 export function writeFunction(root: string, fn: SimFunction): void {
-  const dir = path.join(root, fn.devPath);
+  const files = within(root);
+  const dir = files.dir(path.join(root, fn.devPath));
   fs.mkdirSync(dir, { recursive: true });
   const sriov = fn.sriov;
-  put(dir, 'vendor', `0x${hex(fn.vendor, 4)}\n`, 0o444);
-  put(dir, 'device', `0x${hex(fn.device, 4)}\n`, 0o444);
-  put(dir, 'subsystem_vendor', `0x${hex(fn.subsystemVendor, 4)}\n`, 0o444);
-  put(dir, 'subsystem_device', `0x${hex(fn.subsystemDevice, 4)}\n`, 0o444);
-  put(dir, 'class', `0x${hex(fn.classCode, 6)}\n`, 0o444);
-  put(dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
-  put(dir, 'config', buildConfigSpace(fn));
-  put(dir, 'uevent', ueventText(fn));
-  put(dir, 'modalias', `${modaliasOf(fn)}\n`, 0o444);
-  put(dir, 'driver_override', '(null)\n');
-  put(dir, 'numa_node', `${fn.numaNode}\n`);
-  put(dir, 'irq', '16\n', 0o444);
-  put(dir, 'resource', `${'0x0000000000000000 0x0000000000000000 0x0000000000000000\n'.repeat(13)}`, 0o444);
-  put(dir, 'remove', '', 0o200);
+  put(files, dir, 'vendor', `0x${hex(fn.vendor, 4)}\n`, 0o444);
+  put(files, dir, 'device', `0x${hex(fn.device, 4)}\n`, 0o444);
+  put(files, dir, 'subsystem_vendor', `0x${hex(fn.subsystemVendor, 4)}\n`, 0o444);
+  put(files, dir, 'subsystem_device', `0x${hex(fn.subsystemDevice, 4)}\n`, 0o444);
+  put(files, dir, 'class', `0x${hex(fn.classCode, 6)}\n`, 0o444);
+  put(files, dir, 'revision', `0x${hex(fn.revision, 2)}\n`, 0o444);
+  put(files, dir, 'config', buildConfigSpace(fn));
+  put(files, dir, 'uevent', ueventText(fn));
+  put(files, dir, 'modalias', `${modaliasOf(fn)}\n`, 0o444);
+  put(files, dir, 'driver_override', '(null)\n');
+  put(files, dir, 'numa_node', `${fn.numaNode}\n`);
+  put(files, dir, 'irq', '16\n', 0o444);
+  put(files, dir, 'resource', `${'0x0000000000000000 0x0000000000000000 0x0000000000000000\n'.repeat(13)}`, 0o444);
+  put(files, dir, 'remove', '', 0o200);
   if (fn.resetMethods.length > 0) {
-    put(dir, 'reset', '', 0o200);
-    put(dir, 'reset_method', `${fn.resetMethods.join(' ')}\n`);
+    put(files, dir, 'reset', '', 0o200);
+    put(files, dir, 'reset_method', `${fn.resetMethods.join(' ')}\n`);
   }
   if (sriov) {
-    put(dir, 'sriov_totalvfs', `${sriov.totalVfs}\n`, 0o444);
-    put(dir, 'sriov_numvfs', `${sriov.numVfs}\n`);
-    put(dir, 'sriov_offset', `${sriov.offset}\n`, 0o444);
-    put(dir, 'sriov_stride', `${sriov.stride}\n`, 0o444);
-    put(dir, 'sriov_vf_device', `${hex(sriov.vfDevice, 4)}\n`, 0o444);
-    put(dir, 'sriov_drivers_autoprobe', `${sriov.autoprobe ? 1 : 0}\n`);
+    put(files, dir, 'sriov_totalvfs', `${sriov.totalVfs}\n`, 0o444);
+    put(files, dir, 'sriov_numvfs', `${sriov.numVfs}\n`);
+    put(files, dir, 'sriov_offset', `${sriov.offset}\n`, 0o444);
+    put(files, dir, 'sriov_stride', `${sriov.stride}\n`, 0o444);
+    put(files, dir, 'sriov_vf_device', `${hex(sriov.vfDevice, 4)}\n`, 0o444);
+    put(files, dir, 'sriov_drivers_autoprobe', `${sriov.autoprobe ? 1 : 0}\n`);
   }
   relLink(root, `${fn.devPath}/subsystem`, 'sys/bus/pci');
   relLink(root, busDeviceRel(fn.address), fn.devPath);
@@ -162,10 +175,11 @@ export function linkVirtfn(root: string, pfDevPath: string, vfDevPath: string, i
 
 /** Skeleton every simulated host has, whatever its devices. */
 export function writeSkeleton(root: string): void {
+  const files = within(root);
   for (const dir of ['sys/bus/pci/devices', 'sys/bus/pci/drivers', 'sys/kernel/iommu_groups', 'sys/devices', 'dev']) {
-    fs.mkdirSync(path.join(root, dir), { recursive: true });
+    files.mkdir(path.join(root, dir));
   }
-  put(path.join(root, 'sys/bus/pci'), 'drivers_probe', '', 0o200);
-  put(path.join(root, 'sys/bus/pci'), 'rescan', '', 0o200);
-  put(path.join(root, 'sys/bus/pci'), 'drivers_autoprobe', '1\n');
+  put(files, path.join(root, 'sys/bus/pci'), 'drivers_probe', '', 0o200);
+  put(files, path.join(root, 'sys/bus/pci'), 'rescan', '', 0o200);
+  put(files, path.join(root, 'sys/bus/pci'), 'drivers_autoprobe', '1\n');
 }

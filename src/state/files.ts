@@ -72,9 +72,54 @@ export function tightenIfExists(path: string): string[] {
 
 function fixMode(path: string, mode: number, wanted: number, fd?: number): string[] {
   if ((mode & 0o777) === wanted) return [];
-  if (fd === undefined) fs.chmodSync(path, wanted);
-  else fs.fchmodSync(fd, wanted);
+  try {
+    if (fd === undefined) fs.chmodSync(path, wanted);
+    else fs.fchmodSync(fd, wanted);
+  } catch (error) {
+    // A read-only filesystem (EROFS), an immutable file (EPERM): the state cannot be kept here.
+    throw stateError(
+      `cannot set the mode of ${path} to ${octal(wanted)}: ${(error as Error).message}`,
+      'The state directory must be writable by root: check that its filesystem is mounted read-write and the file is not immutable (lsattr), or point --state-dir elsewhere.',
+      path,
+      error,
+    );
+  }
   return [`${path} had mode ${octal(mode)}; set it to ${octal(wanted)}`];
+}
+
+/**
+ * Whether the database file is there: 'absent', or 'file' for a regular file (through a link
+ * that leads to one). A dangling link or anything but a regular file (a FIFO, a socket, a
+ * directory) is refused: creating a database through it, or reading a FIFO as an empty file,
+ * would be wrong.
+ */
+export function databaseFile(path: string): 'absent' | 'file' {
+  let link: fs.Stats;
+  try {
+    link = fs.lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'absent';
+    throw stateError(`cannot look at ${path}: ${(error as Error).message}`, 'Check the state directory.', path, error);
+  }
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(path);
+  } catch (error) {
+    if (link.isSymbolicLink()) {
+      throw stateError(
+        `the hostdev state database ${path} is a link to ${fs.readlinkSync(path)}, which does not exist`,
+        'Restore the database the link named (a backup, another mount), or remove the link to start with empty tables; then check `hostdev list` for devices left on vfio-pci.',
+        path,
+        error,
+      );
+    }
+    throw stateError(`cannot look at ${path}: ${(error as Error).message}`, 'Check the state directory.', path, error);
+  }
+  if (!stat.isFile()) {
+    const kind = stat.isFIFO() ? 'a FIFO' : stat.isSocket() ? 'a socket' : stat.isDirectory() ? 'a directory' : 'not a regular file';
+    throw stateError(`the hostdev state database ${path} is ${kind}, not a database file`, 'Move it aside and restore the database from a backup.', path);
+  }
+  return 'file';
 }
 
 /** Flushes a directory entry change (a new file linked in) to disk. */

@@ -1,3 +1,5 @@
+import { statfsSync } from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostdevError } from '../core/errors.js';
@@ -87,7 +89,9 @@ export class ProcessLock {
     } catch (error) {
       if (isBusy(error)) return false;
       throw new HostdevError('HOSTDEV_STATE', `the hostdev state lock ${this.path} cannot be used: ${String(error)}`, {
-        hint: 'Check that the state directory is on a local filesystem with working file locks and is writable.',
+        hint: noSpaceLeft(this.path)
+          ? 'Free space on the filesystem of the state directory (df): it is full. Then run `hostdev status`.'
+          : 'Check that the state directory is on a local filesystem with working file locks and is writable.',
         details: { path: this.path },
         cause: error,
       });
@@ -164,4 +168,13 @@ export class ProcessLock {
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/** Whether the filesystem holding `file` has no space left for its journal. */
+function noSpaceLeft(file: string): boolean {
+  try {
+    return statfsSync(path.dirname(file)).bavail === 0;
+  } catch {
+    return false;
+  }
 }

@@ -7,7 +7,7 @@ import type { PciAddress } from '../core/address.js';
 import { pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import { processAlive } from '../platform/process-alive.js';
-import { DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
+import { databaseFile, DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
 
 export { DB_FILE };
 import { ProcessLock, type LockHolder } from './lock.js';
@@ -260,6 +260,17 @@ function checkOpened(db: Database.Database, dbPath: string, warnings: string[], 
 
 function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Database.Database {
   if (fs.statSync(dbPath).size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
+  // SQLite opens a file it cannot write read-only without a word; the first commit would then
+  // fail after the sysfs writes it records were made.
+  try {
+    fs.closeSync(fs.openSync(dbPath, 'r+'));
+  } catch (error) {
+    throw new HostdevError('HOSTDEV_STATE', `cannot write the hostdev state database ${dbPath}: ${(error as Error).message}`, {
+      hint: 'Run hostdev as root on a filesystem mounted read-write; an immutable file (lsattr shows i) needs chattr -i.',
+      details: { path: dbPath, errno: (error as NodeJS.ErrnoException).code ?? 'EIO' },
+      cause: error,
+    });
+  }
   let db: Database.Database | undefined;
   try {
     db = new Database(dbPath, { fileMustExist: true, timeout: timeoutMs });
@@ -276,7 +287,17 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
         cause: error,
       });
     }
+    if (isDiskFull(error) || filesystemFull(dbPath)) throw diskFull(dbPath, error);
     throw unusable(dbPath, `is corrupt or truncated (${String((error as Error).message ?? error)})`, error);
+  }
+}
+
+/** Whether the filesystem of a file has no space left (SQLite says "disk I/O error" when it cannot make its -shm). */
+function filesystemFull(file: string): boolean {
+  try {
+    return fs.statfsSync(path.dirname(file)).bavail === 0;
+  } catch {
+    return false;
   }
 }
 
@@ -383,6 +404,7 @@ export class StateStore {
   readonly journalEnabled: boolean;
   /** True for a snapshot (`openSnapshot`): commits land in memory, never on disk. */
   readonly snapshot: boolean;
+  private spaceReserve: SpaceReserve | null = null;
   private readonly db: Database.Database;
   private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
@@ -415,12 +437,14 @@ export class StateStore {
     const dir = path.resolve(stateDir);
     const warnings = ensureStateDir(dir);
     const dbPath = path.join(dir, DB_FILE);
-    if (!fs.existsSync(dbPath)) createFresh(dir, dbPath);
+    if (databaseFile(dbPath) === 'absent') createFresh(dir, dbPath);
     for (const suffix of ['', '-wal', '-shm']) warnings.push(...tightenIfExists(dbPath + suffix));
     const lockPath = path.join(dir, LOCK_FILE);
     const roomPath = path.join(dir, WAITING_ROOM_FILE);
     warnings.push(...ensureFileMode(lockPath), ...ensureFileMode(roomPath));
     const db = openExisting(dbPath, options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS, warnings);
+    const lost = lostCommitsWarning(dir, dbPath, db);
+    if (lost !== null) warnings.push(lost);
     let lock: ProcessLock;
     try {
       lock = new ProcessLock(lockPath, roomPath);
@@ -445,7 +469,9 @@ export class StateStore {
     const dir = path.resolve(stateDir);
     const dbPath = path.join(dir, DB_FILE);
     const warnings: string[] = [];
-    const db = fs.existsSync(dbPath) ? snapshotOf(dbPath, warnings) : freshInMemory();
+    const db = databaseFile(dbPath) === 'file' ? snapshotOf(dbPath, warnings) : freshInMemory();
+    const lost = lostCommitsWarning(dir, dbPath, db);
+    if (lost !== null) warnings.push(lost);
     return new StateStore(dir, db, new InProcessLock(), {}, warnings, true);
   }
 
@@ -550,6 +576,8 @@ export class StateStore {
   private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
     const op = new LockedOperation(this, operationName, operationId ?? randomUUID());
     try {
+      // Before anything is changed: room for this operation's journal and commit.
+      if (!this.snapshot) this.reserve.ensure();
       return await this.inside.run(operationName, () => fn(op));
     } finally {
       op.finish();
@@ -597,6 +625,141 @@ export class StateStore {
   get database(): Database.Database {
     return this.db;
   }
+
+  /** @internal The space kept free for the journal and the commit of an operation. */
+  get reserve(): SpaceReserve {
+    this.spaceReserve ??= new SpaceReserve(path.join(this.stateDir, RESERVE_FILE), this.dbPath);
+    return this.spaceReserve;
+  }
+
+  /**
+   * @internal Runs a write of the database; a full filesystem gives up the reserve and tries once
+   * more, then ends in HOSTDEV_STATE (exit 7): the journal rows written so far stay, so the next
+   * command's recovery can roll the operation's devices back.
+   */
+  writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      if (this.reserve.release()) {
+        try {
+          return fn();
+        } catch (again) {
+          if (!isDiskFull(again)) throw again;
+          throw diskFull(this.dbPath, again);
+        }
+      }
+      throw diskFull(this.dbPath, error);
+    }
+  }
+
+  /**
+   * @internal After a commit: copies the WAL into state.db (PASSIVE: readers are not waited for,
+   * a `watch` holding the database open included), so state.db alone is never far behind, and
+   * records the commit count beside it, so a lost WAL is noticed at the next open.
+   */
+  checkpoint(): void {
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+      const commits = commitCount(this.db);
+      const file = path.join(this.stateDir, COMMITS_FILE);
+      fs.writeFileSync(`${file}.tmp`, `${commits}\n`, { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+    } catch {
+      // The commit itself is durable; the copy and the count are only for noticing a lost WAL.
+    }
+  }
+}
+
+const RESERVE_FILE = 'reserve';
+/** Room for the journal rows and the commit of an operation, in the WAL, with margin. */
+const RESERVE_BYTES = 256 * 1024;
+
+function isDiskFull(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR_FSYNC';
+}
+
+function diskFull(dbPath: string, cause: unknown): HostdevError {
+  return new HostdevError('HOSTDEV_STATE', `the hostdev state database ${dbPath} cannot be written: its filesystem is full`, {
+    hint: 'Free space on the filesystem of the state directory (df), then run `hostdev status`: it rolls back what this command left unfinished.',
+    details: { path: dbPath, sqlite: sqliteCode(cause) ?? String(cause) },
+    cause,
+  });
+}
+
+/**
+ * A file of RESERVE_BYTES kept in the state directory: an operation refuses to start when it
+ * cannot be made, and a write that finds the filesystem full deletes it to finish.
+ */
+class SpaceReserve {
+  constructor(
+    private readonly file: string,
+    private readonly dbPath: string,
+  ) {}
+
+  ensure(): void {
+    try {
+      if (fs.statSync(this.file).size >= RESERVE_BYTES) return;
+    } catch {
+      // not there yet
+    }
+    try {
+      fs.writeFileSync(this.file, Buffer.alloc(RESERVE_BYTES), { mode: 0o600 });
+      const fd = fs.openSync(this.file, 'r');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (error) {
+      fs.rmSync(this.file, { force: true });
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') throw diskFull(this.dbPath, error);
+      throw error;
+    }
+  }
+
+  /** Gives the space back to the filesystem; false when there was none left to give. */
+  release(): boolean {
+    try {
+      fs.unlinkSync(this.file);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Counts commits in meta, in the commit's own transaction. */
+const COUNT_COMMIT =
+  "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
+/** The commit count the last commit wrote beside the database. */
+const COMMITS_FILE = 'state.commits';
+
+function commitCount(db: Database.Database): number {
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'commits'").get() as { value: string } | undefined;
+  return row === undefined ? 0 : Number(row.value);
+}
+
+/**
+ * A warning when the database holds fewer commits than the last commit recorded beside it: its
+ * write-ahead log (state.db-wal) was deleted or lost before it was copied in, and with it the
+ * changes of those commits.
+ */
+function lostCommitsWarning(dir: string, dbPath: string, db: Database.Database): string | null {
+  let recorded: number;
+  try {
+    recorded = Number(fs.readFileSync(path.join(dir, COMMITS_FILE), 'utf8').trim());
+  } catch {
+    return null;
+  }
+  const held = commitCount(db);
+  if (!Number.isInteger(recorded) || recorded <= held) return null;
+  return (
+    `integrity: the state database ${dbPath} holds ${held} commits but ${recorded} were made: its write-ahead log ` +
+    `(${DB_FILE}-wal) was lost, and with it the table changes of the last ${recorded - held}; compare \`hostdev status\` with \`hostdev list\` (devices on vfio-pci in no table)`
+  );
 }
 
 class LockedOperation implements Operation {
@@ -658,7 +821,7 @@ class LockedOperation implements Operation {
     const db = this.db;
     if (!this.store.journalEnabled) return { id: -1 };
     // Autocommit: the row is on disk (WAL fsynced, synchronous=FULL) when run() returns.
-    const result = db
+    const result = this.store.writing(() => db
       .prepare(
         `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -674,7 +837,7 @@ class LockedOperation implements Operation {
         step.restore.driver,
         step.restore.driverOverride,
         now(),
-      );
+      ));
     return { id: Number(result.lastInsertRowid) };
   }
 
@@ -685,7 +848,7 @@ class LockedOperation implements Operation {
     // costs nothing; the next FULL commit (intend or commit) flushes it with its own frames.
     db.pragma('synchronous = NORMAL');
     try {
-      db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id);
+      this.store.writing(() => db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id));
     } finally {
       db.pragma('synchronous = FULL');
     }
@@ -803,6 +966,7 @@ class LockedOperation implements Operation {
         }
       }
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
+      db.prepare(COUNT_COMMIT).run();
       if (options.report !== undefined) {
         const by = options.reportedBy ?? this.name;
         const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
@@ -813,6 +977,7 @@ class LockedOperation implements Operation {
         );
       }
     });
-    apply.immediate();
+    this.store.writing(() => apply.immediate());
+    if (!this.store.snapshot) this.store.checkpoint();
   }
 }

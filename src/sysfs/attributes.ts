@@ -44,6 +44,12 @@ export function parseDecimal(text: string): number | undefined {
   return DECIMAL.test(text) ? Number.parseInt(text, 10) : undefined;
 }
 
+/** sriov_totalvfs, sriov_numvfs: 16-bit registers in the SR-IOV capability; anything else is malformed. */
+export function parseVfCount(text: string): number | undefined {
+  const value = /^[0-9]{1,5}$/.test(text) ? Number(text) : undefined;
+  return value !== undefined && value <= 0xffff ? value : undefined;
+}
+
 /** numa_node: -1 means "no node" and becomes null. */
 export function parseNumaNode(text: string): number | null | undefined {
   const value = parseDecimal(text);

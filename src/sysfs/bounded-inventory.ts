@@ -113,16 +113,27 @@ function heldResults(layout: SysfsLayout, address: PciAddress): ResultList {
   );
 }
 
+/** The longest timer Node.js keeps (2^31-1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The stall bound from $HOSTDEV_STALL_MS (milliseconds), else 500. */
 function stallFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const value = Number(env['HOSTDEV_STALL_MS']);
-  return Number.isInteger(value) && value > 0 ? value : 500;
+  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_TIMER_MS) : 500;
 }
 
-/** The bound from $HOSTDEV_READ_TIMEOUT_MS (milliseconds), else the default. */
+/** The bound from $HOSTDEV_READ_TIMEOUT_MS (milliseconds, at most MAX_TIMER_MS), else the default. */
 export function readTimeoutFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const value = Number(env['HOSTDEV_READ_TIMEOUT_MS']);
-  return Number.isFinite(value) && value > 0 ? value : DEFAULT_READ_TIMEOUT_MS;
+  return Number.isFinite(value) && value > 0 ? Math.min(value, MAX_TIMER_MS) : DEFAULT_READ_TIMEOUT_MS;
+}
+
+/** What to tell the user when $HOSTDEV_READ_TIMEOUT_MS is above what a timer can wait, else null. */
+export function readTimeoutNotice(env: NodeJS.ProcessEnv = process.env): string | null {
+  const text = env['HOSTDEV_READ_TIMEOUT_MS'];
+  const value = Number(text);
+  if (text === undefined || !Number.isFinite(value) || value <= MAX_TIMER_MS) return null;
+  return `HOSTDEV_READ_TIMEOUT_MS=${text} is above ${MAX_TIMER_MS} ms, the longest a timer waits; using ${MAX_TIMER_MS} ms`;
 }
 
 /** What a caller hears while bounded device reads are slow: which functions have not come yet. */

@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { SnapshotInput } from '../core/events.js';
 import type { SriovInfo } from '../core/device.js';
-import { linkName, parseDecimal } from './attributes.js';
+import { linkName, parseVfCount } from './attributes.js';
 import { ResultList, type BatchOp } from './batch-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
@@ -59,5 +59,5 @@ function readDeviceState(context: DeviceReadContext, address: PciAddress): Snaps
 }
 
 function count(results: ResultList, i: number): number | null {
-  return results.errno(i) === null ? (parseDecimal(results.text(i)) ?? null) : null;
+  return results.errno(i) === null ? (parseVfCount(results.text(i)) ?? null) : null;
 }

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsLayout } from './paths.js';
 import { errnoOf } from './errno.js';
+import { OutsideRootError, resolveInside } from './contain.js';
 
 /**
  * The one port through which hostdev changes the host. Production writes files under the
@@ -16,16 +17,30 @@ export interface KernelPort {
   loadModule(name: string): Promise<void>;
 }
 
-/** A write the kernel refused, with the errno name it returned (EBUSY, ENODEV, ...). */
+/**
+ * A write the kernel refused, with the errno name it returned (EBUSY, ENODEV, ...). A write
+ * refused because a link on its path leads out of the root has errno EXDEV and `outside` set.
+ */
 export class KernelWriteError extends Error {
   override readonly name = 'KernelWriteError';
+  readonly outside: OutsideRootError | null;
   constructor(
     readonly hostPath: string,
     readonly value: string,
     readonly errno: string,
     options?: { cause?: unknown },
   ) {
-    super(`write of "${value.trim()}" to ${hostPath} failed: ${errno}`, options);
+    const outside = options?.cause instanceof OutsideRootError ? options.cause : null;
+    super(
+      outside === null ? `write of "${value.trim()}" to ${hostPath} failed: ${errno}` : `write of "${value.trim()}" to ${hostPath} refused: ${outside.message}`,
+      options,
+    );
+    this.outside = outside;
+  }
+
+  /** The refusal of a write whose path (or a file it would change) leads out of the root. */
+  static outsideRoot(hostPath: string, value: string, cause: OutsideRootError): KernelWriteError {
+    return new KernelWriteError(hostPath, value, 'EXDEV', { cause });
   }
 }
 
@@ -60,15 +75,19 @@ export class FsKernelPort implements KernelPort {
   }
 
   async write(hostPath: string, value: string): Promise<void> {
-    const target = this.layout.resolve(hostPath);
     let handle;
     try {
-      // O_WRONLY alone: kernfs refuses read mode on store-only attributes (bind, unbind), and
-      // without O_CREAT a missing attribute fails instead of becoming a new file.
-      handle = await open(target, constants.O_WRONLY);
+      // Every link on the way is resolved and must stay under the root; the attribute itself is
+      // never a link in sysfs (O_NOFOLLOW). O_WRONLY alone: kernfs refuses read mode on store-only
+      // attributes (bind, unbind), and without O_CREAT a missing attribute fails instead of
+      // becoming a new file.
+      if (!SysfsLayout.isSysfsPath(hostPath)) throw Object.assign(new Error(`not a sysfs path: ${hostPath}`), { code: 'ENOENT' });
+      const target = resolveInside(this.layout.root, this.layout.resolve(hostPath));
+      handle = await open(target, constants.O_WRONLY | constants.O_NOFOLLOW);
       // One write call, as `echo` does: sysfs takes the whole value in a single store().
       await handle.write(value);
     } catch (error) {
+      if (error instanceof OutsideRootError) throw KernelWriteError.outsideRoot(hostPath, value, error);
       throw new KernelWriteError(hostPath, value, errnoOf(error), { cause: error });
     } finally {
       await handle?.close();

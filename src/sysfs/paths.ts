@@ -23,6 +23,12 @@ export class SysfsLayout {
     return path.join(this.root, normalized);
   }
 
+  /** Whether a host path names something under /sys (the only place a kernel write may go). */
+  static isSysfsPath(hostPath: string): boolean {
+    const normalized = path.posix.normalize(hostPath);
+    return normalized.startsWith('/sys/') && !hostPath.split('/').includes('..');
+  }
+
   get sys(): string {
     return path.join(this.root, 'sys');
   }

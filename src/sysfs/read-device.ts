@@ -8,6 +8,7 @@ import {
   resolveLink,
   parseClass,
   parseDecimal,
+  parseVfCount,
   parseDriverOverride,
   parseHexByte,
   parseHexId,
@@ -199,7 +200,7 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   let totalVfs: number | null = null;
   let virtfns: PciAddress[] = [];
   if (pf) {
-    totalVfs = files.parse('sriov_totalvfs', all, base + OP_INDEX.totalVfs, parseDecimal) ?? null;
+    totalVfs = files.parse('sriov_totalvfs', all, base + OP_INDEX.totalVfs, parseVfCount) ?? null;
     virtfns = readVirtfns(context, files.deviceDir, (message) => files.warn(message));
   }
 
@@ -218,7 +219,7 @@ export function interpretDevice(context: DeviceReadContext, address: PciAddress,
   const subsystemDevice = uevent.subsystemDevice ?? config?.subsystemDevice ?? files.attribute('subsystem_device', parseHexId) ?? null;
   const revision = config?.revision ?? files.attribute('revision', parseHexByte) ?? null;
   const driverOverride = files.parse('driver_override', all, base + OP_INDEX.driverOverride, parseDriverOverride) ?? null;
-  const numVfs = pf ? (files.parse('sriov_numvfs', all, base + OP_INDEX.numVfs, parseDecimal) ?? null) : null;
+  const numVfs = pf ? (files.parse('sriov_numvfs', all, base + OP_INDEX.numVfs, parseVfCount) ?? null) : null;
   const numaNode = files.parse('numa_node', all, base + OP_INDEX.numaNode, parseNumaNode) ?? null;
   const resetMethods = files.parse('reset_method', all, base + OP_INDEX.resetMethod, parseResetMethods) ?? [];
 

@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,4 +119,84 @@ describe('VF network config and a crash mid-assign', () => {
     expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
     expectClean(stateDir);
   });
+});
+
+// `vf set-count` killed at each of its writes (before and after it), down and up, with and without
+// --force. Whatever the kill point, the next command's recovery leaves no table entry naming a VF
+// that is not on its recorded stub (a VF made anew at a pruned VF's address is another device), an
+// empty journal, and qemu-args passes only devices on vfio-pci; the PF is rolled forward.
+
+interface Case {
+  readonly name: string;
+  /** Commands run first (no fault). */
+  readonly setup: string[][];
+  readonly args: string[];
+}
+
+const CASES: Case[] = [
+  { name: 'down-force-assigned', setup: [['assign', '--domain', 'vm1', VF]], args: ['vf', 'set-count', PF, '0', '--force'] },
+  { name: 'change-force-assigned', setup: [['assign', '--domain', 'vm1', VF]], args: ['vf', 'set-count', PF, '3', '--force'] },
+  { name: 'change-force-detached', setup: [['detach', VF]], args: ['vf', 'set-count', PF, '1', '--force'] },
+  { name: 'down', setup: [], args: ['vf', 'set-count', PF, '0'] },
+  { name: 'up', setup: [['vf', 'set-count', PF, '0']], args: ['vf', 'set-count', PF, '3', '--autoprobe', 'off'] },
+  { name: 'change', setup: [], args: ['vf', 'set-count', PF, '3'] },
+];
+const KILLS = [
+  { afterWrites: 1, when: 'before' },
+  { afterWrites: 1, when: 'after' },
+  { afterWrites: 2, when: 'before' },
+  { afterWrites: 2, when: 'after' },
+  { afterWrites: 3, when: 'before' },
+];
+
+const driverLink = (root: string, address: string): string | null => {
+  try {
+    return path.basename(readlinkSync(path.join(root, 'sys/bus/pci/devices', address, 'driver')));
+  } catch {
+    return null;
+  }
+};
+
+let tried = 0;
+let crashed = 0;
+
+describe('vf set-count killed at each write point', () => {
+  for (const c of CASES) {
+    it.each(KILLS)(`${c.name}: killed %o, recovery leaves consistent tables`, (kill) => {
+      const { root, stateDir, cli } = freshHost(`set-count-${c.name}-${kill.afterWrites}-${kill.when}`);
+      for (const args of c.setup) expect(cli(args).code, args.join(' ')).toBe(0);
+      const run = cli(c.args, { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'crash', ...kill }]) });
+      tried++;
+      if (run.code !== 0) crashed++;
+
+      const status = cli(['--json', 'status']);
+      expect(status.code, status.stderr).toBe(0);
+      const json = jsonOf<{
+        active: Array<{ address: string; stubDriver: string }>;
+        inactive: Array<{ address: string; stubDriver: string }>;
+        drift: unknown[];
+        recovery: { repaired: Array<{ address: string; operation: string; direction: string }> } | null;
+      }>(status);
+      for (const entry of [...json.active, ...json.inactive]) {
+        expect(driverLink(root, entry.address), `${entry.address} in the tables`).toBe(entry.stubDriver);
+      }
+      for (const repaired of json.recovery?.repaired ?? []) {
+        if (repaired.operation === 'vf-set-count') expect(repaired.direction).toBe('rolled-forward');
+      }
+      const store = StateStore.open(stateDir);
+      try {
+        expect(store.readJournal()).toEqual([]);
+      } finally {
+        store.close();
+      }
+      const qemu = cli(['--json', 'qemu-args', '--domain', 'vm1']);
+      if (qemu.code === 0) {
+        for (const arg of jsonOf<string[]>(qemu)) {
+          const host = /host=([0-9a-f:.]+)/.exec(arg)?.[1];
+          if (host !== undefined) expect(driverLink(root, host), `qemu-args passes ${host}`).toBe('vfio-pci');
+        }
+      }
+    });
+  }
+  afterAll(() => console.log(`vf set-count kill points: ${tried} tried, ${crashed} killed, all recovered consistent`));
 });

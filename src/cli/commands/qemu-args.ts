@@ -3,6 +3,7 @@ import { HostdevError } from '../../core/errors.js';
 import type { QemuMachine } from '../../core/qemu-args.js';
 import { shellJoin } from '../../core/shell.js';
 import { withService } from '../open-manager.js';
+import { parseHypervisor } from '../manager-view.js';
 import { action } from '../run-action.js';
 
 export function registerQemuArgs(program: Command): void {
@@ -24,7 +25,7 @@ export function registerQemuArgs(program: Command): void {
         }
         const report = await withService(
           globals,
-          (service) => service.qemuArgs({ domain: opts.domain, hypervisor: opts.hypervisor, machine: opts.machine, firstChassis }),
+          (service) => service.qemuArgs({ domain: opts.domain, hypervisor: parseHypervisor(opts.hypervisor), machine: opts.machine, firstChassis }),
           { reader: true },
         );
         const { argv, warnings } = report;

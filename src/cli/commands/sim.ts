@@ -5,6 +5,7 @@ import { HostdevError } from '../../core/errors.js';
 import { SIMULATED_STATE_DIR } from '../../core/host-identity.js';
 import { hostdevCommand } from '../../core/shell.js';
 import { KernelWriteError } from '../../sysfs/kernel-port.js';
+import { SysfsLayout } from '../../sysfs/paths.js';
 import { DEFAULT_PRESET, presets } from '../../sim/presets.js';
 import type { HostSpec } from '../../sim/spec.js';
 import type { GlobalOptions } from '../context.js';
@@ -30,11 +31,12 @@ async function loadSpec(options: { preset?: string; spec?: string }): Promise<{ 
     } catch (error) {
       throw usage(`cannot read the spec file ${options.spec}: ${(error as Error).message}`, 'Give a JSON file shaped like a host spec: `hostdev sim spec-schema` prints its JSON Schema.');
     }
-    const { parseHostSpec } = await import('../../sim/spec.js');
+    const { parseHostSpec, SpecError } = await import('../../sim/spec.js');
     try {
       return { name: options.spec, spec: parseHostSpec(raw) };
     } catch (error) {
-      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, 'Fix the field it names; `hostdev sim spec-schema` prints the JSON Schema of a spec.');
+      const field = error instanceof SpecError ? ` ${error.field}` : '';
+      throw usage(`the spec file ${options.spec} is not a valid host spec: ${(error as Error).message}`, `Fix the field${field}; \`hostdev sim spec-schema\` prints the JSON Schema of a spec.`);
     }
   }
   const name = options.preset ?? DEFAULT_PRESET;
@@ -59,7 +61,13 @@ export function registerSim(program: Command): void {
           throw usage(`${dir} is not empty`, 'Give a new or empty directory.');
         }
         const { buildHost } = await import('../../sim/builder.js');
-        buildHost(dir, spec);
+        const { SpecError } = await import('../../sim/spec.js');
+        try {
+          buildHost(dir, spec);
+        } catch (error) {
+          if (!(error instanceof SpecError)) throw error;
+          throw usage(`the spec ${name} cannot be built: ${error.message}`, `Fix the field ${error.field}; see src/sim/spec.ts.`);
+        }
         return {
           json: { root: dir, preset: name, description: spec.description ?? null },
           text: `simulated host "${name}" written to ${dir}${spec.description ? `\n  ${spec.description}` : ''}\n  try: ${hostdevCommand('--root', dir, '--simulate', 'list')}\n  (its tables live in ${path.join(dir, SIMULATED_STATE_DIR)}, apart from this host's)`,
@@ -73,6 +81,9 @@ export function registerSim(program: Command): void {
     .option('-n, --no-newline', 'write VALUE without the trailing newline echo adds')
     .action(
       action(async (globals, command: Command, hostPath: string, value: string) => {
+        if (!SysfsLayout.isSysfsPath(hostPath)) {
+          throw usage(`sim write takes a path under /sys, not ${JSON.stringify(hostPath)}`, 'Name a sysfs attribute as on the host: /sys/bus/pci/devices/ADDRESS/FILE.');
+        }
         await requireSimulatedRoot(globals.root, '`hostdev sim write`');
         const { newline } = command.opts<{ newline: boolean }>();
         const { SimKernel } = await import('../../sim/kernel.js');
@@ -81,6 +92,7 @@ export function registerSim(program: Command): void {
           await kernel.write(hostPath, newline ? `${value}\n` : value);
         } catch (error) {
           if (!(error instanceof KernelWriteError)) throw error;
+          if (error.outside !== null) throw (await import('../../manager/kernel-errors.js')).outsideRootRefused(error, null);
           throw new HostdevError('HOSTDEV_KERNEL_WRITE', error.message, {
             hint: 'The simulated kernel refused the write as Linux would; the errno says why.',
             details: { path: hostPath, errno: error.errno },
