@@ -1,6 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { HostdevError } from '../core/errors.js';
+import { OutsideRootError, resolveInside } from '../platform/contain.js';
 import type { VfNetConfig, VfNetInfo, VfSetting } from '../core/vf-net-config.js';
 import type { NetPort } from './net-port.js';
 import { NO_MAC, checkIfname, type PfLinkInfo } from './vf-net-config.js';
@@ -53,7 +55,7 @@ export class SimNetPort implements NetPort {
   private readonly file: string;
 
   constructor(
-    root: string,
+    private readonly root: string,
     private readonly vfCount: VfCountLookup,
   ) {
     this.file = simNetFile(root);
@@ -69,11 +71,28 @@ export class SimNetPort implements NetPort {
     }
   }
 
+  /** Written inside the root only: a link on the way that leads out of it is refused, not followed. */
   private async save(state: SimNetState): Promise<void> {
-    await mkdir(path.dirname(this.file), { recursive: true });
-    const temp = `${this.file}.${process.pid}.tmp`;
-    await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(temp, this.file);
+    let dir: string;
+    try {
+      dir = resolveInside(this.root, path.dirname(this.file));
+    } catch (error) {
+      if (!(error instanceof OutsideRootError)) throw error;
+      throw new HostdevError('HOSTDEV_NET_CONFIG', `the simulated host's network state: ${error.message}`, {
+        hint: `Remove the link ${error.link} from the simulated tree; hostdev changes nothing outside --root.`,
+        details: { path: error.link, target: error.target },
+      });
+    }
+    await mkdir(dir, { recursive: true });
+    const file = path.join(dir, path.basename(this.file));
+    const temp = `${file}.${process.pid}.tmp`;
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+    try {
+      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
   }
 
   private async link(state: SimNetState, ifname: string): Promise<SimLink> {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { OutsideRootError } from '../sysfs/contain.js';
+import { OutsideRootError } from '../platform/contain.js';
 import { KernelWriteError, ModuleLoadError, type KernelPort } from '../sysfs/kernel-port.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import { Errno, fail } from './errno.js';

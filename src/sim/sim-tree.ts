@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { findExtCap, PCI_EXT_CAP_ID_SRIOV, SRIOV_CTRL_REG, SRIOV_NUMVFS_REG } from './config-space.js';
-import type { ContainedFs } from '../sysfs/contain.js';
+import type { ContainedFs } from '../platform/contain.js';
 import { heldValue } from './held-files.js';
 import type { DeviceIds } from './host-model.js';
 import { busDeviceRel, driverRel, groupRel, linkDriver, linkGroup, setUeventDriver, within, writeNetdevs } from './tree-writer.js';

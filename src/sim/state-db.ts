@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { resolveInside } from '../sysfs/contain.js';
+import { resolveInside } from '../platform/contain.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { readHostModel, simDir, type DriverId, type VfTemplate } from './host-model.js';

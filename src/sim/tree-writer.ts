@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readHeadSync } from '../platform/bounded-read.js';
-import { ContainedFs } from '../sysfs/contain.js';
+import { ContainedFs } from '../platform/contain.js';
 import { buildConfigSpace, type ConfigSpaceInput } from './config-space.js';
 
 /**

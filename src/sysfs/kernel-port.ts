@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { SysfsLayout } from './paths.js';
 import { errnoOf } from './errno.js';
-import { OutsideRootError, resolveInside } from './contain.js';
+import { OutsideRootError, resolveInside } from '../platform/contain.js';
 
 /**
  * The one port through which hostdev changes the host. Production writes files under the

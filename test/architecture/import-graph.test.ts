@@ -9,7 +9,7 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  *
  *   core     nothing: no other layer, no package, no Node.js module (pure domain code; the ports
  *            and types the plans need, such as KernelFiles, are defined in core)
- *   platform nothing of hostdev         facts of the operating system (is a process alive)
+ *   platform nothing of hostdev         facts of the operating system (is a process alive), containment under the root
  *   sysfs    core                      the /sys layout, the inventory reader, the kernel-write port
  *   state    core                      the tables in SQLite
  *   net      core                      VF network config through iproute2
