@@ -66,12 +66,11 @@ class PoolState {
   async refresh(): Promise<void> {
     let { report: inventory } = await this.service.list();
     const members = poolMembers(this.pools, candidatesOf(inventory));
+    const tableOf = new Map<string, string | null>(inventory.map((d) => [d.address, d.table]));
     let readied = false;
     for (const pool of this.pools) {
-      const free = (members.get(pool.name) ?? []).filter((d) => {
-        const owned = inventory.find((x) => x.address === d.address);
-        return owned !== undefined && owned.table === null;
-      });
+      // Free: in no table (neither given to a domain nor detached by someone).
+      const free = (members.get(pool.name) ?? []).filter((d) => tableOf.get(d.address) === null);
       if (free.length === 0) continue;
       try {
         await this.service.assign({ domain: poolDomain(pool), hypervisor: POOL_HYPERVISOR, addresses: free.map((d) => d.address), managed: true });
