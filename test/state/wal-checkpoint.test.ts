@@ -35,7 +35,7 @@ describe('the WAL while another process holds the database open', () => {
       fs.copyFileSync(path.join(host.stateDir, 'state.db'), copy);
       const db = new Database(copy, { readonly: true });
       try {
-        expect(db.prepare('SELECT address FROM active').all()).toEqual([{ address: VF }]);
+        expect(db.prepare('SELECT key FROM active').all()).toEqual([{ key: `pci:${VF}` }]);
       } finally {
         db.close();
       }
