@@ -39,15 +39,25 @@ function addWaitOption(command: Command): Command {
   return command.option('--wait <ms>', WAIT_HELP);
 }
 
-/** The wait `--wait` asks for, telling on stderr what is waited for every 2 s. */
-export function deviceWait(input: string | undefined): DeviceWait {
-  if (input !== undefined && (!/^\d+$/.test(input) || Number(input) > MAX_TIMER_MS)) {
+/**
+ * `--wait MS` in digits, at most what a Node.js timer can hold (a larger one would fire at once);
+ * undefined when not given. `fallback` says what leaving it out means.
+ */
+export function waitMs(input: string | undefined, fallback: string): number | undefined {
+  if (input === undefined) return undefined;
+  if (!/^\d+$/.test(input) || Number(input) > MAX_TIMER_MS) {
     throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds up to ${MAX_TIMER_MS}, not "${input}"`, {
-      hint: 'Give it in digits, e.g. --wait 60000, or leave it out for 15000 (HOSTDEV_READ_TIMEOUT_MS).',
+      hint: `Give it in digits, e.g. --wait 60000, or leave it out for ${fallback}.`,
     });
   }
+  return Number(input);
+}
+
+/** The wait `--wait` asks for, telling on stderr what is waited for every 2 s. */
+export function deviceWait(input: string | undefined): DeviceWait {
+  const timeoutMs = waitMs(input, '15000 (HOSTDEV_READ_TIMEOUT_MS)');
   return {
-    ...(input === undefined ? {} : { timeoutMs: Number(input) }),
+    ...(timeoutMs === undefined ? {} : { timeoutMs }),
     onSlow: (pending, waitedMs) =>
       process.stderr.write(
         `waiting for ${pending.join(', ')}: the kernel holds it (a removal waiting for the VM that uses it), ${Math.round(waitedMs / 1000)} s\n`,

@@ -49,6 +49,10 @@ describe.skipIf(qemuMissing !== null)('hostdev hotplug / unplug', () => {
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ unplugged: [], absent: [VF0], reattached: [VF0] });
     expect((await hs('unplug', '--qmp', qemu!.socket, '--domain', 'vm1', '--wait', '5s', VF0)).code).toBe(2);
+    // Above what a timer holds, Node.js would fire at once: refused like every --wait.
+    const huge = await hs('unplug', '--qmp', qemu!.socket, '--domain', 'vm1', '--wait', '9999999999', VF0);
+    expect(huge.code).toBe(2);
+    expect(huge.stderr).toMatch(/--wait must be a whole number of milliseconds up to 2147483647/);
     const lost = await hs('hotplug', '--qmp', path.join(base, 'none.sock'), '--domain', 'vm1', VF0);
     expect(lost.code).toBe(10);
     expect(lost.stderr).toMatch(/cannot reach QEMU's monitor/);

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
-import { HostdevError } from '../../core/errors.js';
 import type { Placement } from '../../core/hotplug.js';
 import { operationJson } from '../../service/report-json.js';
-import { deviceWait, parseDomainOptions, releaseHeadline, reportResult } from '../manager-view.js';
+import { deviceWait, parseDomainOptions, releaseHeadline, reportResult, waitMs } from '../manager-view.js';
 import { withService } from '../open-manager.js';
 import { action } from '../run-action.js';
 import { addAssignOptions, assignRequest, assignResult, type AssignOptionValues } from './assign.js';
@@ -55,11 +54,7 @@ export function registerUnplug(program: Command): void {
       action(async (globals, command: Command, inputs: string[]) => {
         const opts = command.opts<{ qmp: string; domain?: string; hypervisor?: string; wait?: string; dryRun?: boolean }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
-        if (opts.wait !== undefined && !/^\d+$/.test(opts.wait)) {
-          throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds, not "${opts.wait}"`, {
-            hint: 'Give it in digits, e.g. --wait 30000, or leave it out for 10000.',
-          });
-        }
+        const timeoutMs = waitMs(opts.wait, '10000');
         const dryRun = opts.dryRun ?? false;
         const report = await withService(
           globals,
@@ -71,7 +66,7 @@ export function registerUnplug(program: Command): void {
               addresses: inputs.map(parsePciRef),
               dryRun,
               wait: deviceWait(undefined),
-              ...(opts.wait === undefined ? {} : { timeoutMs: Number(opts.wait) }),
+              ...(timeoutMs === undefined ? {} : { timeoutMs }),
             }),
           { dryRun },
         );
