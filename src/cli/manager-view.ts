@@ -43,11 +43,11 @@ function addWaitOption(command: Command): Command {
  * `--wait MS` in digits, at most what a Node.js timer can hold (a larger one would fire at once);
  * undefined when not given. `fallback` says what leaving it out means.
  */
-export function waitMs(input: string | undefined, fallback: string): number | undefined {
+export function waitMs(input: string | undefined, fallback: string, option = '--wait'): number | undefined {
   if (input === undefined) return undefined;
   if (!/^\d+$/.test(input) || Number(input) > MAX_TIMER_MS) {
-    throw new HostdevError('HOSTDEV_USAGE', `--wait must be a whole number of milliseconds up to ${MAX_TIMER_MS}, not "${input}"`, {
-      hint: `Give it in digits, e.g. --wait 60000, or leave it out for ${fallback}.`,
+    throw new HostdevError('HOSTDEV_USAGE', `${option} must be a whole number of milliseconds up to ${MAX_TIMER_MS}, not "${input}"`, {
+      hint: `Give it in digits, e.g. ${option} 60000, or leave it out for ${fallback}.`,
     });
   }
   return Number(input);

@@ -88,7 +88,7 @@ export interface StepGroup {
   readonly steps: readonly Step[];
 }
 
-export type OperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release';
+export type OperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over';
 
 export interface ResetChoice {
   readonly address: PciAddress;

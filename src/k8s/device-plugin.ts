@@ -64,6 +64,8 @@ export class DevicePluginServer {
     readonly socketPath: string,
     private readonly view: PoolView,
     private readonly vfioDir = '/dev/vfio',
+    /** Called after each Allocate the plugin answered. */
+    private readonly onAllocated: () => void = () => undefined,
   ) {}
 
   async start(): Promise<void> {
@@ -78,6 +80,7 @@ export class DevicePluginServer {
       Allocate: (call: grpc.ServerUnaryCall<AllocateRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         try {
           callback(null, this.allocate(call.request));
+          this.onAllocated();
         } catch (error) {
           callback(error as grpc.ServiceError);
         }

@@ -1,6 +1,5 @@
-import * as grpc from '@grpc/grpc-js';
-import { fromJSON } from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
+import type * as grpc from '@grpc/grpc-js';
+import { loadProtoPackage } from './grpc-proto.js';
 
 /**
  * The kubelet's device plugin API, v1beta1 (k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1), written
@@ -148,10 +147,6 @@ let loaded: V1beta1 | null = null;
 
 /** The v1beta1 services (snake_case field names as in the .proto, int64 as strings). */
 export function deviceplugin(): V1beta1 {
-  if (loaded === null) {
-    const root = protobuf.parse(DEVICE_PLUGIN_PROTO, { keepCase: true }).root;
-    const definition = fromJSON(root.toJSON(), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-    loaded = (grpc.loadPackageDefinition(definition) as unknown as { v1beta1: V1beta1 }).v1beta1;
-  }
+  loaded ??= loadProtoPackage<V1beta1>(DEVICE_PLUGIN_PROTO, ['v1beta1']);
   return loaded;
 }

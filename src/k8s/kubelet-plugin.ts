@@ -6,10 +6,17 @@ import { poolMembers, type Pool, type PoolCandidate } from '../core/pools.js';
 import type { ActiveEntry } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
+import { listPodDevices, type ContainerDevices } from './podresources-api.js';
 
-/** Pool devices are held by the hypervisor "kubelet" under the domain pool-NAME while the node offers them. */
+/**
+ * Pool devices are held by the hypervisor "kubelet": under the domain pool-NAME while the node
+ * offers them, under pod:NAMESPACE:POD:CONTAINER while a container has them (Kubernetes names
+ * never hold a colon, so the domain names one container).
+ */
 const POOL_HYPERVISOR = 'kubelet';
 const poolDomain = (pool: Pool): string => `pool-${pool.name}`;
+const podDomain = (held: Pick<ContainerDevices, 'namespace' | 'pod' | 'container'>): string => `pod:${held.namespace}:${held.pod}:${held.container}`;
+const isPodDomain = (domain: string): boolean => domain.startsWith('pod:');
 const pluginSocketName = (pool: Pool): string => `hostdev-${pool.name}.sock`;
 
 interface KubeletPluginOptions {
@@ -19,19 +26,30 @@ interface KubeletPluginOptions {
   readonly pluginDir: string;
   readonly signal: AbortSignal;
   readonly log: (line: string) => void;
-  /** Where the VFIO device nodes are on the host (default /dev/vfio). */
+  /** Where the VFIO device nodes are on the host (default: the service's, /dev/vfio on a real host). */
   readonly vfioDir?: string;
   /** How often the plugin directory is looked at for a kubelet restart (default 250 ms). */
   readonly restartCheckMs?: number;
+  /** The kubelet's PodResources socket; null: allocations stay with their pool. */
+  readonly podResourcesSocket?: string | null;
+  /** How often the kubelet is asked which containers hold which devices (default 2000 ms). */
+  readonly podCheckMs?: number;
+  /** How long a device must be missing from every answer before it goes back to its pool (default 10000 ms). */
+  readonly podGoneGraceMs?: number;
 }
 
-/** The candidates of the pool rules: every function with its PF's netdevs and its VF index. */
-function candidatesOf(devices: readonly PciDevice[]): PoolCandidate[] {
+/**
+ * The candidates of the pool rules: every function with its PF's netdevs and its VF index. A
+ * device in the tables is matched by the driver it had before hostdev took it (a `driver`
+ * selector names the host driver, and a readied device is on its stub).
+ */
+function candidatesOf(devices: readonly PciDevice[], hostDrivers: ReadonlyMap<string, string | null>): PoolCandidate[] {
   const byAddress = new Map(devices.map((d) => [d.address as string, d]));
   return devices.map((device) => {
     const pf = device.physfn === null ? undefined : byAddress.get(device.physfn);
     const index = pf === undefined ? -1 : pf.virtfns.indexOf(device.address);
-    return { device, pfNetdevs: pf?.netdevs ?? [], vfIndex: index < 0 ? null : index };
+    const hostDriver = hostDrivers.get(device.address);
+    return { device: hostDriver === undefined ? device : { ...device, driver: hostDriver }, pfNetdevs: pf?.netdevs ?? [], vfIndex: index < 0 ? null : index };
   });
 }
 
@@ -51,6 +69,11 @@ class PoolState {
     private readonly log: (line: string) => void,
   ) {}
 
+  /** The pool a device was offered in (null: none of ours). */
+  poolOf(address: string): Pool | null {
+    return this.pools.find((pool) => this.known.get(pool.name)?.has(address) === true) ?? null;
+  }
+
   view(pool: Pool): PoolView {
     return {
       devices: () => this.devices.get(pool.name) ?? [],
@@ -65,7 +88,9 @@ class PoolState {
 
   async refresh(): Promise<void> {
     let { report: inventory } = await this.service.list();
-    const members = poolMembers(this.pools, candidatesOf(inventory));
+    const tables = await this.service.status();
+    const hostDrivers = new Map<string, string | null>([...tables.active, ...tables.inactive].map((e) => [e.address, e.originalDriver]));
+    const members = poolMembers(this.pools, candidatesOf(inventory, hostDrivers));
     const tableOf = new Map<string, string | null>(inventory.map((d) => [d.address, d.table]));
     let readied = false;
     for (const pool of this.pools) {
@@ -81,13 +106,17 @@ class PoolState {
       }
     }
     if (readied) inventory = (await this.service.list()).report;
-    const active = new Map<string, ActiveEntry>((await this.service.status()).active.map((e) => [e.address, e]));
+    const active = new Map<string, ActiveEntry>((readied ? await this.service.status() : tables).active.map((e) => [e.address, e]));
     const present = new Map(inventory.map((d) => [d.address as string, d]));
     const next = new Map<string, PoolDevice[]>();
     for (const pool of this.pools) {
       const known = this.known.get(pool.name) ?? new Map<string, PoolDevice>();
       this.known.set(pool.name, known);
-      const owned = [...active.values()].filter((e) => e.usedBy.hypervisor === POOL_HYPERVISOR && e.usedBy.vm === poolDomain(pool));
+      const memberNow = new Set<string>((members.get(pool.name) ?? []).map((d) => d.address));
+      // A device is the pool's while the pool holds it or a container it was allocated to does.
+      const owned = [...active.values()].filter(
+        (e) => e.usedBy.hypervisor === POOL_HYPERVISOR && (e.usedBy.vm === poolDomain(pool) || (isPodDomain(e.usedBy.vm) && (memberNow.has(e.address) || known.has(e.address)))),
+      );
       for (const entry of owned) {
         const device = present.get(entry.address);
         known.set(entry.address, {
@@ -114,6 +143,80 @@ class PoolState {
 }
 
 /**
+ * Keeps the tables saying which container holds which pool device. The kubelet has no Deallocate:
+ * it is asked (PodResources List) which containers were allocated which devices; a pool device
+ * allocated to a container is handed over to pod:NAMESPACE:POD:CONTAINER, and handed back to its
+ * pool once it has been missing from every answer for `graceMs` (a kubelet that just restarted
+ * answers before it knows its pods again; an unanswered List changes nothing and restarts the clock).
+ */
+class PodOwnership {
+  private readonly missingSince = new Map<string, number>();
+
+  constructor(
+    private readonly service: HostdevService,
+    private readonly state: PoolState,
+    private readonly pools: readonly Pool[],
+    private readonly socketPath: string,
+    private readonly graceMs: number,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  async reconcile(): Promise<boolean> {
+    let held: ContainerDevices[];
+    try {
+      held = await listPodDevices(this.socketPath);
+    } catch {
+      this.missingSince.clear();
+      return false;
+    }
+    const resources = new Set(this.pools.map((pool) => pool.resourceName));
+    const wanted = new Map<string, string>();
+    for (const entry of held) {
+      if (!resources.has(entry.resourceName)) continue;
+      for (const id of entry.deviceIds) wanted.set(id, podDomain(entry));
+    }
+    const moves = new Map<string, { from: string; to: string; addresses: string[] }>();
+    const move = (from: string, to: string, address: string): void => {
+      const key = `${from}\n${to}`;
+      const batch = moves.get(key) ?? { from, to, addresses: [] };
+      batch.addresses.push(address);
+      moves.set(key, batch);
+    };
+    const now = Date.now();
+    const present = new Set<string>();
+    for (const entry of (await this.service.status()).active) {
+      if (entry.usedBy.hypervisor !== POOL_HYPERVISOR) continue;
+      const pool = this.state.poolOf(entry.address);
+      if (pool === null) continue;
+      const holder = entry.usedBy.vm;
+      const target = wanted.get(entry.address);
+      if (target !== undefined) {
+        present.add(entry.address);
+        if (holder !== target) move(holder, target, entry.address);
+      } else if (isPodDomain(holder)) {
+        present.add(entry.address);
+        const since = this.missingSince.get(entry.address) ?? now;
+        this.missingSince.set(entry.address, since);
+        if (now - since >= this.graceMs) move(holder, poolDomain(pool), entry.address);
+      }
+    }
+    for (const address of [...this.missingSince.keys()]) {
+      if (wanted.has(address) || !present.has(address)) this.missingSince.delete(address);
+    }
+    for (const { from, to, addresses } of moves.values()) {
+      try {
+        await this.service.handOver({ from: { domain: from, hypervisor: POOL_HYPERVISOR }, to: { domain: to, hypervisor: POOL_HYPERVISOR }, addresses });
+        this.log(`${addresses.join(', ')}: ${from} -> ${to}`);
+        for (const address of addresses) this.missingSince.delete(address);
+      } catch (error) {
+        this.log(`could not hand ${addresses.join(', ')} from ${from} to ${to}: ${(error as Error).message}`);
+      }
+    }
+    return moves.size > 0;
+  }
+}
+
+/**
  * The kubelet device plugin for every pool, until `signal` aborts: readies the pools, serves each on
  * its socket in the plugin directory, registers it with the kubelet, follows the host through the
  * service's watch (a device that leaves or drifts off its stub turns Unhealthy at once) and
@@ -123,9 +226,30 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
   const { service, pools, pluginDir, signal, log } = options;
   const state = new PoolState(service, pools, log);
   await state.refresh();
+  const podSocket = options.podResourcesSocket ?? null;
+  const ownership = podSocket === null ? null : new PodOwnership(service, state, pools, podSocket, options.podGoneGraceMs ?? 10_000, log);
+  let checking: Promise<void> | null = null;
+  const checkPods = (): void => {
+    if (ownership === null || checking !== null || signal.aborted) return;
+    checking = ownership
+      .reconcile()
+      .then((moved) => (moved ? state.refresh() : undefined))
+      .catch((error: unknown) => log(`pod check failed: ${(error as Error).message}`))
+      .finally(() => (checking = null));
+  };
+  // An allocation shows in PodResources once Allocate has answered: look soon after, then on the timer.
+  const allocated = (): void => {
+    for (const ms of [200, 1_000, 3_000]) setTimeout(checkPods, ms).unref();
+  };
   const servers = pools.map((pool) => ({
     pool,
-    server: new DevicePluginServer(pool.resourceName, path.join(pluginDir, pluginSocketName(pool)), state.view(pool), options.vfioDir),
+    server: new DevicePluginServer(
+      pool.resourceName,
+      path.join(pluginDir, pluginSocketName(pool)),
+      state.view(pool),
+      options.vfioDir ?? service.vfioDevDir,
+      allocated,
+    ),
   }));
   const serve = async (entry: (typeof servers)[number]): Promise<void> => {
     await entry.server.start();
@@ -172,10 +296,14 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
     }
     kubeletSeen = kubelet;
   }, options.restartCheckMs ?? 250);
+  const podTimer = ownership === null ? null : setInterval(checkPods, options.podCheckMs ?? 2_000);
+  checkPods();
   try {
     for await (const _event of service.watch({ signal, onNotice: (notice) => log(notice.message) })) refresh();
   } finally {
     clearInterval(restartCheck);
+    if (podTimer !== null) clearInterval(podTimer);
+    await checking;
     await refreshing;
     for (const entry of servers) await entry.server.stop();
   }

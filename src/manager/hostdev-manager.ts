@@ -4,6 +4,7 @@ import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
 import { checkHostIdentity } from '../core/host-identity.js';
 import { readHostIdentity } from '../host/host-identity.js';
 import { planAssign } from '../core/plan-assign.js';
+import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
@@ -294,6 +295,17 @@ export class HostdevManager {
 
   planRelease(request: ReleaseRequest): Promise<Plan> {
     return this.release({ ...request, dryRun: true }).then((report) => report.plan);
+  }
+
+  /** Gives assigned devices to another owner; nothing on the host changes (see planHandOver). */
+  async handOver(request: HandOverRequest & OperationMode): Promise<OperationReport> {
+    const [plan, execution] = await this.perform(
+      'hand-over',
+      () => ({ addresses: request.addresses, drivers: [], hostUse: false }),
+      (view) => planHandOver(view, request),
+      request,
+    );
+    return this.withPreview(operationReport(plan, execution));
   }
 
   /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */

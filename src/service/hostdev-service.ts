@@ -89,6 +89,19 @@ export interface AssignResult extends OperationReport {
   readonly warnings: readonly string[];
 }
 
+/** Who holds devices: a domain under a hypervisor (default qemu). */
+export interface DomainRef {
+  readonly domain: string;
+  readonly hypervisor?: string;
+}
+
+export interface HandOverServiceRequest {
+  readonly from: DomainRef;
+  readonly to: DomainRef;
+  readonly addresses: readonly DeviceRef[];
+  readonly dryRun?: boolean;
+}
+
 export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'hooks' | 'addresses'> {
   /** Default: every device of the domain. */
   readonly addresses?: readonly DeviceRef[];
@@ -318,6 +331,22 @@ export class HostdevService {
       this.manager.release({ ...rest, ...(addresses === undefined ? {} : { addresses: addresses.map(parsePciRef) }), hooks }),
     );
     return { ...report, warnings };
+  }
+
+  /**
+   * Gives devices held by one domain to another without touching them (they stay on their stub):
+   * a pool's device to the workload allocated it, and back. All or nothing.
+   */
+  async handOver(request: HandOverServiceRequest): Promise<OperationReport> {
+    const from = ownerOf(request.from);
+    const to = ownerOf(request.to);
+    const addresses = request.addresses.map(parsePciRef);
+    return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }));
+  }
+
+  /** Where the VFIO device nodes of this host are (ROOT/dev/vfio). */
+  get vfioDevDir(): string {
+    return this.manager.layout.vfioDevDir;
   }
 
   /**

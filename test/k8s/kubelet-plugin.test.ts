@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { deviceplugin } from '../../src/k8s/deviceplugin-api.js';
 import { runKubeletPlugin, teardownPools } from '../../src/k8s/kubelet-plugin.js';
+import { podResourcesLister } from '../../src/k8s/podresources-api.js';
 import { parsePoolConfig } from '../../src/k8s/pool-config.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
@@ -43,6 +44,31 @@ async function fakeKubelet(dir: string, registered: Registered[]): Promise<grpc.
   return server;
 }
 
+/** What the stand-in kubelet answers to PodResourcesLister/List (null: it is down). */
+type PodDevices = { namespace: string; name: string; container: string; ids: string[] }[] | null;
+
+async function fakePodResources(socket: string, answer: () => PodDevices): Promise<grpc.Server> {
+  const server = new grpc.Server();
+  server.addService(podResourcesLister().service, {
+    List: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      const pods = answer();
+      if (pods === null) {
+        callback({ code: grpc.status.UNAVAILABLE, details: 'kubelet restarting' } as grpc.ServiceError);
+        return;
+      }
+      callback(null, {
+        pod_resources: pods.map((pod) => ({
+          name: pod.name,
+          namespace: pod.namespace,
+          containers: [{ name: pod.container, devices: [{ resource_name: 'hostdev.io/igb-vf', device_ids: pod.ids }, { resource_name: 'other.io/x', device_ids: ['0000:01:10.3'] }] }],
+        })),
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  return server;
+}
+
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
 function pluginClient(socket: string): Client {
@@ -53,10 +79,10 @@ function unary<T>(client: Client, method: string, request: unknown): Promise<T> 
   return new Promise((resolve, reject) => client[method]!(request, (error: Error | null, reply: T) => (error ? reject(error) : resolve(reply))));
 }
 
-async function until<T>(probe: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+async function until<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value) return value;
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 25));
@@ -69,6 +95,8 @@ describe('hostdev kubelet-plugin (device plugin v1beta1)', () => {
   let pluginDir = '';
   let service: HostdevService;
   let kubelet: grpc.Server | null = null;
+  let podResources: grpc.Server | null = null;
+  let pods: PodDevices = [];
   let stop: AbortController;
   let running: Promise<void>;
   const registered: Registered[] = [];
@@ -84,14 +112,27 @@ describe('hostdev kubelet-plugin (device plugin v1beta1)', () => {
     registered.length = 0;
     log.length = 0;
     kubelet = await fakeKubelet(pluginDir, registered);
+    pods = [];
+    podResources = await fakePodResources(path.join(base, 'pod-resources.sock'), () => pods);
     stop = new AbortController();
-    running = runKubeletPlugin({ service, pools: parsePoolConfig(POOLS, 'pools.yaml'), pluginDir, signal: stop.signal, log: (l) => log.push(l), vfioDir: '/dev/vfio' });
+    running = runKubeletPlugin({
+      service,
+      pools: parsePoolConfig(POOLS, 'pools.yaml'),
+      pluginDir,
+      signal: stop.signal,
+      log: (l) => log.push(l),
+      vfioDir: '/dev/vfio',
+      podResourcesSocket: path.join(base, 'pod-resources.sock'),
+      podCheckMs: 50,
+      podGoneGraceMs: 300,
+    });
     await until(() => registered.length > 0);
   });
   afterEach(async () => {
     stop.abort();
     await running;
     kubelet?.forceShutdown();
+    podResources?.forceShutdown();
     service.close();
     rmSync(base, { recursive: true, force: true });
   });
@@ -178,6 +219,26 @@ describe('hostdev kubelet-plugin (device plugin v1beta1)', () => {
     await until(() => registered.length > before, 5_000);
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(registered.at(-1)!.endpoint).toBe('hostdev-igb-vf.sock');
+  });
+
+  it('hands an allocated VF to its container (PodResources) and back to the pool once the pod is gone for the grace', async () => {
+    const holders = async (): Promise<Record<string, string>> =>
+      Object.fromEntries((await service.status()).active.map((e) => [e.address, e.usedBy.vm]));
+    pods = [{ namespace: 'default', name: 'web-0', container: 'app', ids: ['0000:01:10.1'] }];
+    await until(async () => (await holders())['0000:01:10.1'] === 'pod:default:web-0:app', 5_000);
+    const held = await holders();
+    // Only the listed device of our resource moves; another resource's IDs are not ours to take.
+    expect(held).toEqual({ '0000:01:10.0': 'pool-igb-vf', '0000:01:10.1': 'pod:default:web-0:app', '0000:01:10.2': 'pool-igb-vf', '0000:01:10.3': 'pool-igb-vf' });
+    // A kubelet that does not answer changes nothing, however long.
+    pods = null;
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect((await holders())['0000:01:10.1']).toBe('pod:default:web-0:app');
+    // Missing from the answers: back to the pool only after the grace, and still listed healthy meanwhile.
+    pods = [];
+    const gone = Date.now();
+    await until(async () => (await holders())['0000:01:10.1'] === 'pool-igb-vf', 5_000);
+    expect(Date.now() - gone).toBeGreaterThanOrEqual(300);
+    expect(log).toContain('0000:01:10.1: pod:default:web-0:app -> pool-igb-vf');
   });
 
   it('--teardown gives the pool back to the host drivers', async () => {

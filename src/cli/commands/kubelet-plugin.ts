@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { withService } from '../open-manager.js';
+import { waitMs } from '../manager-view.js';
 import { action } from '../run-action.js';
 
 const DEFAULT_PLUGIN_DIR = '/var/lib/kubelet/device-plugins';
+const DEFAULT_POD_RESOURCES = '/var/lib/kubelet/pod-resources/kubelet.sock';
 
 export function registerKubeletPlugin(program: Command): void {
   program
@@ -10,10 +12,13 @@ export function registerKubeletPlugin(program: Command): void {
     .description("offer device pools to the kubelet (device plugin v1beta1), one socket per pool, until SIGTERM; --teardown gives the pools' devices back")
     .requiredOption('--config <file>', 'the pools (YAML or JSON): names, resource names and selectors')
     .option('--plugin-dir <dir>', "the kubelet's device-plugins directory", DEFAULT_PLUGIN_DIR)
-    .option('--teardown', "give every pool's devices back to their host drivers and exit")
+    .option('--pod-resources-socket <path>', "the kubelet's PodResources socket: which container holds which device", DEFAULT_POD_RESOURCES)
+    .option('--pod-grace <ms>', 'how long a device must be missing from the kubelet\'s answers before it goes back to its pool; default 10000')
+    .option('--teardown', "give every pool's devices back to their host drivers and exit (devices containers hold stay theirs)")
     .action(
       action(async (globals, command: Command) => {
-        const opts = command.opts<{ config: string; pluginDir: string; teardown?: boolean }>();
+        const opts = command.opts<{ config: string; pluginDir: string; podResourcesSocket: string; podGrace?: string; teardown?: boolean }>();
+        const podGoneGraceMs = waitMs(opts.podGrace, '10000', '--pod-grace');
         const [{ readPoolConfig }, { runKubeletPlugin, teardownPools }] = await Promise.all([import('../../k8s/pool-config.js'), import('../../k8s/kubelet-plugin.js')]);
         const pools = readPoolConfig(opts.config);
         const log = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -23,7 +28,15 @@ export function registerKubeletPlugin(program: Command): void {
         }
         const stop = new AbortController();
         for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop.abort());
-        await withService(globals, (service) => runKubeletPlugin({ service, pools, pluginDir: opts.pluginDir, signal: stop.signal, log }));
+        await withService(globals, (service) => runKubeletPlugin({
+            service,
+            pools,
+            pluginDir: opts.pluginDir,
+            podResourcesSocket: opts.podResourcesSocket,
+            ...(podGoneGraceMs === undefined ? {} : { podGoneGraceMs }),
+            signal: stop.signal,
+            log,
+          }),);
         return { json: { pools: pools.map((p) => p.name) }, text: 'kubelet plugin stopped' };
       }),
     );
