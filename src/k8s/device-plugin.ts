@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { PciAddress } from '../core/address.js';
 import { preferredAllocation, type AllocationCandidate } from '../core/pools.js';
+import { cdiDeviceName } from './cdi.js';
 import { deviceplugin, HEALTHY, UNHEALTHY, type ContainerAllocateResponseMessage, type DeviceMessage } from './deviceplugin-api.js';
 
 /** A device of a pool as the kubelet sees it. */
@@ -22,17 +23,30 @@ function resourceEnvName(resourceName: string): string {
   return `PCI_RESOURCE_${resourceName.toUpperCase().replace(/[./-]/g, '_')}`;
 }
 
-/** The devices a container gets for its VFs: the VFIO container and each group, read-write, and the addresses. */
-function containerAllocation(resourceName: string, devices: readonly PoolDevice[], vfioDir = '/dev/vfio'): ContainerAllocateResponseMessage {
+/**
+ * What a container gets for its VFs: the addresses, and the VFIO container node and each group's
+ * node read-write, either as device specs or, when the pool has CDI specs, as CDI device names.
+ */
+function containerAllocation(resourceName: string, devices: readonly PoolDevice[], options: DevicePluginOptions): ContainerAllocateResponseMessage {
+  const vfioDir = options.vfioDir ?? '/dev/vfio';
   const groups = [...new Set(devices.map((d) => d.iommuGroup).filter((g): g is number => g !== null))].sort((a, b) => a - b);
-  const paths = [`${vfioDir}/vfio`, ...groups.map((g) => `${vfioDir}/${g}`)];
+  const nodes = ['vfio', ...groups.map(String)];
   return {
     envs: { [resourceEnvName(resourceName)]: devices.map((d) => d.id).join(',') },
     mounts: [],
-    devices: paths.map((hostPath) => ({ container_path: hostPath.replace(vfioDir, '/dev/vfio'), host_path: hostPath, permissions: 'rw' })),
+    devices: options.cdi === true ? [] : nodes.map((name) => ({ container_path: `/dev/vfio/${name}`, host_path: `${vfioDir}/${name}`, permissions: 'rw' })),
     annotations: {},
-    cdi_devices: [],
+    cdi_devices: options.cdi === true ? devices.map((d) => ({ name: cdiDeviceName(d.id) })) : [],
   };
+}
+
+export interface DevicePluginOptions {
+  /** Where the host's VFIO nodes are (default /dev/vfio). */
+  readonly vfioDir?: string;
+  /** Allocate names CDI devices (the pool's CDI spec is written) instead of giving device specs. */
+  readonly cdi?: boolean;
+  /** Called after each Allocate the plugin answered. */
+  readonly onAllocated?: () => void;
 }
 
 function listResponse(devices: readonly PoolDevice[]): { devices: DeviceMessage[] } {
@@ -63,9 +77,7 @@ export class DevicePluginServer {
     readonly resourceName: string,
     readonly socketPath: string,
     private readonly view: PoolView,
-    private readonly vfioDir = '/dev/vfio',
-    /** Called after each Allocate the plugin answered. */
-    private readonly onAllocated: () => void = () => undefined,
+    private readonly options: DevicePluginOptions = {},
   ) {}
 
   async start(): Promise<void> {
@@ -80,7 +92,7 @@ export class DevicePluginServer {
       Allocate: (call: grpc.ServerUnaryCall<AllocateRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         try {
           callback(null, this.allocate(call.request));
-          this.onAllocated();
+          this.options.onAllocated?.();
         } catch (error) {
           callback(error as grpc.ServiceError);
         }
@@ -139,7 +151,7 @@ export class DevicePluginServer {
           if (!device.healthy) throw refused(`${id} (${this.resourceName}) is unhealthy: gone from the host, or off its VFIO driver`);
           return device;
         });
-        return containerAllocation(this.resourceName, devices, this.vfioDir);
+        return containerAllocation(this.resourceName, devices, this.options);
       }),
     };
   }

@@ -7,6 +7,7 @@ import type { ActiveEntry } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
 import { listPodDevices, type ContainerDevices } from './podresources-api.js';
+import { cdiSpec, cdiSpecPath, removeCdiSpec, writeCdiSpec } from './cdi.js';
 
 /**
  * Pool devices are held by the hypervisor "kubelet": under the domain pool-NAME while the node
@@ -30,6 +31,8 @@ interface KubeletPluginOptions {
   readonly vfioDir?: string;
   /** How often the plugin directory is looked at for a kubelet restart (default 250 ms). */
   readonly restartCheckMs?: number;
+  /** Where CDI specs are written (the runtime's CDI directory, e.g. /var/run/cdi); absent: Allocate gives device specs. */
+  readonly cdiDir?: string;
   /** The kubelet's PodResources socket; null: allocations stay with their pool. */
   readonly podResourcesSocket?: string | null;
   /** How often the kubelet is asked which containers hold which devices (default 2000 ms). */
@@ -226,6 +229,7 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
   const { service, pools, pluginDir, signal, log } = options;
   const state = new PoolState(service, pools, log);
   await state.refresh();
+  const vfioDir = options.vfioDir ?? service.vfioDevDir;
   const podSocket = options.podResourcesSocket ?? null;
   const ownership = podSocket === null ? null : new PodOwnership(service, state, pools, podSocket, options.podGoneGraceMs ?? 10_000, log);
   let checking: Promise<void> | null = null;
@@ -243,14 +247,24 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
   };
   const servers = pools.map((pool) => ({
     pool,
-    server: new DevicePluginServer(
-      pool.resourceName,
-      path.join(pluginDir, pluginSocketName(pool)),
-      state.view(pool),
-      options.vfioDir ?? service.vfioDevDir,
-      allocated,
-    ),
+    server: new DevicePluginServer(pool.resourceName, path.join(pluginDir, pluginSocketName(pool)), state.view(pool), {
+      vfioDir,
+      cdi: options.cdiDir !== undefined,
+      onAllocated: allocated,
+    }),
   }));
+  if (options.cdiDir !== undefined) {
+    const cdiDir = options.cdiDir;
+    for (const pool of pools) {
+      const view = state.view(pool);
+      const write = (): Promise<void> =>
+        writeCdiSpec(cdiSpecPath(cdiDir, pool.name), cdiSpec(view.devices(), vfioDir)).catch((error: unknown) =>
+          log(`pool ${pool.name}: could not write its CDI spec: ${(error as Error).message}`),
+        );
+      await write();
+      view.subscribe(() => void write());
+    }
+  }
   const serve = async (entry: (typeof servers)[number]): Promise<void> => {
     await entry.server.start();
     try {
@@ -309,8 +323,9 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
   }
 }
 
-/** Gives every pool's devices back to their host drivers (`hostdev kubelet-plugin --teardown`). */
-export async function teardownPools(service: HostdevService, pools: readonly Pool[], log: (line: string) => void): Promise<void> {
+/** Gives every pool's devices back to their host drivers (`hostdev kubelet-plugin --teardown`), and removes the pools' CDI specs. */
+export async function teardownPools(service: HostdevService, pools: readonly Pool[], log: (line: string) => void, cdiDir?: string): Promise<void> {
+  if (cdiDir !== undefined) for (const pool of pools) await removeCdiSpec(cdiSpecPath(cdiDir, pool.name));
   const held = new Set((await service.status()).active.filter((e) => e.usedBy.hypervisor === POOL_HYPERVISOR).map((e) => e.usedBy.vm));
   for (const pool of pools) {
     if (!held.has(poolDomain(pool))) continue;

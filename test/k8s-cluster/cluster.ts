@@ -83,6 +83,10 @@ export class Cluster {
   get containerdSocket(): string {
     return path.join(this.dir, 'containerd/containerd.sock');
   }
+  /** containerd's CDI spec directory. */
+  get cdiDir(): string {
+    return path.join(this.dir, 'containerd/cdi');
+  }
   get podLogsDir(): string {
     return path.join(this.dir, 'pod-logs');
   }
@@ -187,7 +191,7 @@ state = "${base}/state"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   enable_cdi = true
-  cdi_spec_dirs = ["${base}/cdi"]
+  cdi_spec_dirs = ["${this.cdiDir}"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "${base}/cni/bin"
     conf_dir = "${base}/cni/conf"

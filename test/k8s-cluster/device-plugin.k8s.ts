@@ -31,11 +31,11 @@ const pools = path.join(base, 'pools.yaml');
 const hostdev = (...args: string[]) => runCli(['--root', sim, '--state-dir', state, '--simulate', ...args]);
 let plugin: ChildProcess | null = null;
 
-function startPlugin(): ChildProcess {
+function startPlugin(extra: readonly string[] = []): ChildProcess {
   const fd = openSync(path.join(cluster.logDir, 'hostdev-plugin.log'), 'a');
   const child = spawn(
     process.execPath,
-    [CLI_BIN, '--root', sim, '--state-dir', state, '--simulate', 'kubelet-plugin', '--config', pools, '--pod-resources-socket', cluster.podResourcesSocket, '--pod-grace', '3000'],
+    [CLI_BIN, '--root', sim, '--state-dir', state, '--simulate', 'kubelet-plugin', '--config', pools, '--pod-resources-socket', cluster.podResourcesSocket, '--pod-grace', '3000', ...extra],
     { stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);
@@ -176,9 +176,9 @@ describe('the device plugin on a real kubelet', () => {
     expect(await allocatable()).toBe('4');
   });
 
-  it('killing the plugin loses no allocation: restarted, it re-registers and the pod keeps its VF', async () => {
+  it('killing the plugin loses no allocation: restarted (now with CDI specs), it re-registers and the pod keeps its VF', async () => {
     await stopPlugin('SIGKILL');
-    plugin = startPlugin();
+    plugin = startPlugin(['--cdi-dir', cluster.cdiDir]);
     await cluster.waitFor('the plugin registered again', async () => (readdirSync(DEVICE_PLUGIN_DIR).includes('hostdev-igb-vf.sock') && (await allocatable()) === '4' ? true : null));
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(owners().get(vf)).toBe('kubelet/pod:default:vf-pod:app');
@@ -197,6 +197,20 @@ describe('the device plugin on a real kubelet', () => {
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(owners().get(vf)).toBe('kubelet/pod:default:vf-pod:app');
     await runningPod('vf-pod');
+  });
+
+  it('a pod gets its VFIO nodes through CDI: the runtime injects the devices Allocate named', async () => {
+    expect(existsSync(path.join(cluster.cdiDir, 'hostdev-igb-vf.json'))).toBe(true);
+    await createPod('cdi-pod');
+    const log = await podLog(await runningPod('cdi-pod'), 'cdi-pod');
+    const other = /PCI=(\S+)/.exec(log)![1]!;
+    expect(other).not.toBe(vf);
+    const group = path.basename(readlinkSync(path.join(sim, 'sys/bus/pci/devices', other, 'iommu_group')));
+    expect(log).toContain('node /dev/vfio/vfio');
+    expect(log).toContain(`node /dev/vfio/${group}`);
+    await waitOwner(other, 'kubelet/pod:default:cdi-pod:app');
+    await deletePod('cdi-pod');
+    await waitOwner(other, 'kubelet/pool-igb-vf');
   });
 
   it('deleting the pod gives its VF back to the pool', async () => {

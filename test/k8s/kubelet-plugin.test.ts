@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -239,6 +239,42 @@ describe('hostdev kubelet-plugin (device plugin v1beta1)', () => {
     await until(async () => (await holders())['0000:01:10.1'] === 'pool-igb-vf', 5_000);
     expect(Date.now() - gone).toBeGreaterThanOrEqual(300);
     expect(log).toContain('0000:01:10.1: pod:default:web-0:app -> pool-igb-vf');
+  });
+
+  it('with a CDI directory: one spec per pool (a device per VF, its group node and the container node), and Allocate names CDI devices', async () => {
+    stop.abort();
+    await running;
+    const cdiDir = path.join(base, 'cdi');
+    stop = new AbortController();
+    const before = registered.length;
+    running = runKubeletPlugin({ service, pools: parsePoolConfig(POOLS, 'pools.yaml'), pluginDir, signal: stop.signal, log: (l) => log.push(l), vfioDir: '/srv/host/dev/vfio', cdiDir });
+    await until(() => registered.length > before);
+    const spec = JSON.parse(readFileSync(path.join(cdiDir, 'hostdev-igb-vf.json'), 'utf8')) as {
+      cdiVersion: string;
+      kind: string;
+      devices: { name: string; containerEdits: { deviceNodes: { path: string; hostPath: string; permissions: string }[] } }[];
+    };
+    const groups = new Map((await service.list()).report.map((d) => [d.address as string, d.iommuGroup]));
+    expect(spec.kind).toBe('hostdev.io/vfio');
+    expect(spec.devices.map((d) => d.name)).toEqual(['0000:01:10.0', '0000:01:10.1', '0000:01:10.2', '0000:01:10.3']);
+    expect(spec.devices[1]!.containerEdits.deviceNodes).toEqual([
+      { path: '/dev/vfio/vfio', hostPath: '/srv/host/dev/vfio/vfio', permissions: 'rw' },
+      { path: `/dev/vfio/${groups.get('0000:01:10.1')}`, hostPath: `/srv/host/dev/vfio/${groups.get('0000:01:10.1')}`, permissions: 'rw' },
+    ]);
+    const client = pluginClient(path.join(pluginDir, 'hostdev-igb-vf.sock'));
+    const allocated = await unary<{ container_responses: { envs: Record<string, string>; devices: unknown[]; cdi_devices: { name: string }[] }[] }>(client, 'Allocate', {
+      container_requests: [{ devices_ids: ['0000:01:10.1'] }],
+    });
+    expect(allocated.container_responses[0]).toMatchObject({
+      envs: { PCI_RESOURCE_HOSTDEV_IO_IGB_VF: '0000:01:10.1' },
+      devices: [],
+      cdi_devices: [{ name: 'hostdev.io/vfio=0000:01:10.1' }],
+    });
+    client.close();
+    stop.abort();
+    await running;
+    await teardownPools(service, parsePoolConfig(POOLS, 'pools.yaml'), () => undefined, cdiDir);
+    expect(existsSync(path.join(cdiDir, 'hostdev-igb-vf.json'))).toBe(false);
   });
 
   it('--teardown gives the pool back to the host drivers', async () => {

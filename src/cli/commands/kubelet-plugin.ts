@@ -14,16 +14,17 @@ export function registerKubeletPlugin(program: Command): void {
     .option('--plugin-dir <dir>', "the kubelet's device-plugins directory", DEFAULT_PLUGIN_DIR)
     .option('--pod-resources-socket <path>', "the kubelet's PodResources socket: which container holds which device", DEFAULT_POD_RESOURCES)
     .option('--pod-grace <ms>', 'how long a device must be missing from the kubelet\'s answers before it goes back to its pool; default 10000')
+    .option('--cdi-dir <dir>', "write CDI specs there (the runtime's CDI directory, e.g. /var/run/cdi) and allocate CDI devices instead of device nodes")
     .option('--teardown', "give every pool's devices back to their host drivers and exit (devices containers hold stay theirs)")
     .action(
       action(async (globals, command: Command) => {
-        const opts = command.opts<{ config: string; pluginDir: string; podResourcesSocket: string; podGrace?: string; teardown?: boolean }>();
+        const opts = command.opts<{ config: string; pluginDir: string; podResourcesSocket: string; podGrace?: string; cdiDir?: string; teardown?: boolean }>();
         const podGoneGraceMs = waitMs(opts.podGrace, '10000', '--pod-grace');
         const [{ readPoolConfig }, { runKubeletPlugin, teardownPools }] = await Promise.all([import('../../k8s/pool-config.js'), import('../../k8s/kubelet-plugin.js')]);
         const pools = readPoolConfig(opts.config);
         const log = (line: string): void => void process.stderr.write(`${line}\n`);
         if (opts.teardown) {
-          await withService(globals, (service) => teardownPools(service, pools, log));
+          await withService(globals, (service) => teardownPools(service, pools, log, opts.cdiDir));
           return { json: { pools: pools.map((p) => p.name) }, text: '' };
         }
         const stop = new AbortController();
@@ -33,6 +34,7 @@ export function registerKubeletPlugin(program: Command): void {
             pools,
             pluginDir: opts.pluginDir,
             podResourcesSocket: opts.podResourcesSocket,
+            ...(opts.cdiDir === undefined ? {} : { cdiDir: opts.cdiDir }),
             ...(podGoneGraceMs === undefined ? {} : { podGoneGraceMs }),
             signal: stop.signal,
             log,
