@@ -162,6 +162,8 @@ export class Cluster {
       `--service-account-signing-key-file=${pki}/sa.key`,
       '--service-cluster-ip-range=10.96.0.0/24',
       '--endpoint-reconciler-type=none',
+      // As kubeadm and every distribution set it: node agents (device plugins among them) run privileged.
+      '--allow-privileged=true',
       `--cert-dir=${path.join(this.dir, 'apiserver-certs')}`,
       '--profiling=false',
       '--v=1',

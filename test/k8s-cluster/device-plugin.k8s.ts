@@ -3,6 +3,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { CLI_BIN, runCli } from '../support/cli.js';
 import { Cluster, DEVICE_PLUGIN_DIR, NODE_NAME, type ClusterPaths } from './cluster.js';
 
@@ -224,5 +225,34 @@ describe('the device plugin on a real kubelet', () => {
     const node = (await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`)).json<Node>();
     expect(node.status.capacity[RESOURCE]).toBe('4');
     for (const gone of PF0_VFS) expect(owners().has(gone)).toBe(false);
+  });
+});
+
+describe('deploy/: the manifests the README gives', () => {
+  const collection: Record<string, string> = {
+    'v1/Namespace': '/api/v1/namespaces',
+    'v1/ConfigMap': '/api/v1/namespaces/NS/configmaps',
+    'v1/Pod': '/api/v1/namespaces/NS/pods',
+    'apps/v1/DaemonSet': '/apis/apps/v1/namespaces/NS/daemonsets',
+  };
+  const deployDir = path.join(path.dirname(new URL(import.meta.url).pathname), '../../deploy');
+
+  it('every document of every manifest is accepted by the API server (its schema and admission)', async () => {
+    const files = readdirSync(deployDir).filter((name) => name.endsWith('.yaml')).sort((a, b) => (a === 'namespace.yaml' ? -1 : b === 'namespace.yaml' ? 1 : a.localeCompare(b)));
+    expect(files).toEqual(['namespace.yaml', 'device-plugin.yaml', 'example-pod.yaml']);
+    let checked = 0;
+    for (const file of files) {
+      for (const doc of parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8'))) {
+        const object = doc.toJS() as { apiVersion: string; kind: string; metadata: { namespace?: string } };
+        const where = collection[`${object.apiVersion}/${object.kind}`];
+        expect(where, `${file}: ${object.apiVersion} ${object.kind}`).toBeDefined();
+        // The namespace is made for real (the others name it); the rest only as a server-side dry run.
+        const url = where!.replace('NS', object.metadata.namespace ?? 'default') + (object.kind === 'Namespace' ? '' : '?dryRun=All&fieldValidation=Strict');
+        const created = await cluster.request('POST', url, object);
+        expect(created.status, `${file}: ${object.kind}: ${created.body}`).toBe(201);
+        checked++;
+      }
+    }
+    expect(checked).toBe(4);
   });
 });
