@@ -24,7 +24,7 @@ export function clusterPaths(): ClusterPaths {
   };
 }
 
-const base = mkdtempSync(path.join(tmpdir(), 'hostdev-k8s-'));
+const base = mkdtempSync(path.join(tmpdir(), 'hostdev-k8s-cluster-'));
 const cluster = new Cluster(path.join(base, 'cluster'), clusterPaths());
 const sim = path.join(base, 'host');
 const state = path.join(base, 'state');
