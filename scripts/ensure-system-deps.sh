@@ -2,7 +2,8 @@
 # Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names), a C compiler (the
 # native sysfs reader, native/sysfs-batch.c), systemd (systemd-analyze verify of the units in
 # systemd/, systemd-socket-activate) and curl (the daemon's second client) when missing, and QEMU
-# (the real peer of the QMP hot-plug tests; the kernel rig's own install, so both use the same QEMU).
+# (the real peer of the QMP hot-plug tests; the kernel rig's own install, so both use the same QEMU),
+# python3-grpcio and protoc (a second gRPC stack against the kubelet device plugin).
 # Needs root and apt-get; elsewhere it says what is missing and goes on.
 set -uo pipefail
 if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
@@ -18,6 +19,9 @@ command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The device plugin's second gRPC peer: Python's grpcio with classes Debian's protoc generates.
+/usr/bin/python3 -c 'import grpc, google.protobuf' >/dev/null 2>&1 || missing+=(python3-grpcio python3-protobuf)
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${missing[*]}"

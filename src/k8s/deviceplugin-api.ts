@@ -6,7 +6,7 @@ import { loadProtoPackage } from './grpc-proto.js';
  * from its published definition: message and field numbers are the wire contract. Kept as text and
  * parsed at load, so the package needs no .proto file beside its JavaScript.
  */
-const DEVICE_PLUGIN_PROTO = `
+export const DEVICE_PLUGIN_PROTO = `
 syntax = "proto3";
 package v1beta1;
 
