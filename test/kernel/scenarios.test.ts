@@ -33,7 +33,7 @@ let output = '';
 beforeAll(() => {
   const run = spawnSync(process.execPath, [here('./scenarios/run.mjs'), '--mode', 'sim', '--bin', CLI_BIN], {
     encoding: 'utf8',
-    timeout: 280_000,
+    timeout: 420_000,
   });
   output = `${run.stdout}\n${run.stderr}`;
   for (const line of run.stdout.split('\n')) {
@@ -42,7 +42,7 @@ beforeAll(() => {
       records.set(record.scenario, record);
     }
   }
-}, 300_000);
+}, 440_000);
 
 function golden(name: string): readonly Step[] | null {
   const file = here(`./golden/${name}.json`);
