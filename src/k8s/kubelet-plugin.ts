@@ -8,6 +8,7 @@ import type { HostdevService } from '../service/hostdev-service.js';
 import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
 import { listPodDevices, type ContainerDevices } from './podresources-api.js';
 import { cdiSpec, cdiSpecPath, removeCdiSpec, writeCdiSpec } from './cdi.js';
+import { DRA_DRIVER, DraDriver } from './dra-driver.js';
 
 /**
  * Pool devices are held by the hypervisor "kubelet": under the domain pool-NAME while the node
@@ -18,6 +19,8 @@ const POOL_HYPERVISOR = 'kubelet';
 const poolDomain = (pool: Pool): string => `pool-${pool.name}`;
 const podDomain = (held: Pick<ContainerDevices, 'namespace' | 'pod' | 'container'>): string => `pod:${held.namespace}:${held.pod}:${held.container}`;
 const isPodDomain = (domain: string): boolean => domain.startsWith('pod:');
+/** A pool device given out: to a container by the device plugin, or to a claim by the DRA driver. */
+const isGivenOut = (domain: string): boolean => isPodDomain(domain) || domain.startsWith('claim:');
 const pluginSocketName = (pool: Pool): string => `hostdev-${pool.name}.sock`;
 
 interface KubeletPluginOptions {
@@ -39,6 +42,8 @@ interface KubeletPluginOptions {
   readonly podCheckMs?: number;
   /** How long a device must be missing from every answer before it goes back to its pool (default 10000 ms). */
   readonly podGoneGraceMs?: number;
+  /** Also run the DRA driver (needs `cdiDir`: prepared claims name CDI devices). */
+  readonly dra?: { readonly nodeName: string; readonly kubeletDir: string; readonly kubeconfig?: string };
 }
 
 /**
@@ -118,7 +123,7 @@ class PoolState {
       const memberNow = new Set<string>((members.get(pool.name) ?? []).map((d) => d.address));
       // A device is the pool's while the pool holds it or a container it was allocated to does.
       const owned = [...active.values()].filter(
-        (e) => e.usedBy.hypervisor === POOL_HYPERVISOR && (e.usedBy.vm === poolDomain(pool) || (isPodDomain(e.usedBy.vm) && (memberNow.has(e.address) || known.has(e.address)))),
+        (e) => e.usedBy.hypervisor === POOL_HYPERVISOR && (e.usedBy.vm === poolDomain(pool) || (isGivenOut(e.usedBy.vm) && (memberNow.has(e.address) || known.has(e.address)))),
       );
       for (const entry of owned) {
         const device = present.get(entry.address);
@@ -312,9 +317,16 @@ export async function runKubeletPlugin(options: KubeletPluginOptions): Promise<v
   }, options.restartCheckMs ?? 250);
   const podTimer = ownership === null ? null : setInterval(checkPods, options.podCheckMs ?? 2_000);
   checkPods();
+  let dra: DraDriver | null = null;
   try {
+    if (options.dra !== undefined) {
+      if (options.cdiDir === undefined) throw new Error('the DRA driver needs a CDI directory: prepared claims name CDI devices');
+      dra = await DraDriver.start({ service, pools, state, log, ...options.dra });
+      log(`DRA driver ${DRA_DRIVER}: ResourceSlices published for node ${options.dra.nodeName}; registration at ${dra.registrationSocket}`);
+    }
     for await (const _event of service.watch({ signal, onNotice: (notice) => log(notice.message) })) refresh();
   } finally {
+    await dra?.stop();
     clearInterval(restartCheck);
     if (podTimer !== null) clearInterval(podTimer);
     await checking;

@@ -83,6 +83,10 @@ export class Cluster {
   get containerdSocket(): string {
     return path.join(this.dir, 'containerd/containerd.sock');
   }
+  /** A kubeconfig with the cluster's admin token (the kubelet's, and the DRA driver's in the tests). */
+  get kubeconfigPath(): string {
+    return path.join(this.dir, 'kubeconfig');
+  }
   /** containerd's CDI spec directory. */
   get cdiDir(): string {
     return path.join(this.dir, 'containerd/cdi');
@@ -231,7 +235,7 @@ state = "${base}/state"
     mkdirSync(this.kubeletRoot, { recursive: true });
     if (!existsSync('/var/lib/kubelet')) this.createdKubeletDir = true;
     const pki = path.join(this.dir, 'pki');
-    const kubeconfig = path.join(this.dir, 'kubeconfig');
+    const kubeconfig = this.kubeconfigPath;
     writeFileSync(kubeconfig, this.kubeconfig(pki));
     const config = path.join(this.dir, 'kubelet.yaml');
     writeFileSync(

@@ -31,6 +31,7 @@ const state = path.join(base, 'state');
 const pools = path.join(base, 'pools.yaml');
 const hostdev = (...args: string[]) => runCli(['--root', sim, '--state-dir', state, '--simulate', ...args]);
 let plugin: ChildProcess | null = null;
+const draArgs = ['--cdi-dir', cluster.cdiDir, '--dra', '--node-name', NODE_NAME, '--kubelet-dir', cluster.kubeletRoot, '--kubeconfig', cluster.kubeconfigPath];
 
 function startPlugin(extra: readonly string[] = []): ChildProcess {
   const fd = openSync(path.join(cluster.logDir, 'hostdev-plugin.log'), 'a');
@@ -177,9 +178,9 @@ describe('the device plugin on a real kubelet', () => {
     expect(await allocatable()).toBe('4');
   });
 
-  it('killing the plugin loses no allocation: restarted (now with CDI specs), it re-registers and the pod keeps its VF', async () => {
+  it('killing the plugin loses no allocation: restarted (now with CDI specs and the DRA driver), it re-registers and the pod keeps its VF', async () => {
     await stopPlugin('SIGKILL');
-    plugin = startPlugin(['--cdi-dir', cluster.cdiDir]);
+    plugin = startPlugin(draArgs);
     await cluster.waitFor('the plugin registered again', async () => (readdirSync(DEVICE_PLUGIN_DIR).includes('hostdev-igb-vf.sock') && (await allocatable()) === '4' ? true : null));
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     expect(owners().get(vf)).toBe('kubelet/pod:default:vf-pod:app');
@@ -214,6 +215,91 @@ describe('the device plugin on a real kubelet', () => {
     await waitOwner(other, 'kubelet/pool-igb-vf');
   });
 
+  it('DRA: a ResourceSlice lists the pool; a pod with a ResourceClaim is prepared (its VF under the claim, its nodes through CDI) and unprepared when it goes', async () => {
+    interface Slice {
+      spec: { driver: string; nodeName: string; pool: { name: string }; devices: { name: string; attributes: Record<string, { string?: string; int?: number }> }[] };
+    }
+    const slices = async (): Promise<Slice[]> =>
+      (await cluster.request('GET', '/apis/resource.k8s.io/v1/resourceslices')).json<{ items: Slice[] }>().items.filter((s) => s.spec.driver === 'hostdev.io');
+    // vf-pod holds one VF through the device plugin: the scheduler is not offered it.
+    const slice = await cluster.waitFor('a ResourceSlice of hostdev.io for the node with 3 devices', async () => {
+      const found = (await slices()).find((s) => s.spec.nodeName === NODE_NAME);
+      return found !== undefined && found.spec.devices.length === 3 ? found : null;
+    });
+    expect(slice.spec.devices.map((d) => d.attributes['pciAddress']?.string)).not.toContain(vf);
+    const device = slice.spec.devices[0]!;
+    const address = device.attributes['pciAddress']!.string!;
+    expect(device.attributes['iommuGroup']?.int).toBe(Number(path.basename(readlinkSync(path.join(sim, 'sys/bus/pci/devices', address, 'iommu_group')))));
+    const created = [
+      await cluster.request('POST', '/apis/resource.k8s.io/v1/deviceclasses', {
+        apiVersion: 'resource.k8s.io/v1',
+        kind: 'DeviceClass',
+        metadata: { name: 'hostdev-vf-test' },
+        spec: { selectors: [{ cel: { expression: 'device.driver == "hostdev.io"' } }] },
+      }),
+      await cluster.request('POST', '/apis/resource.k8s.io/v1/namespaces/default/resourceclaims', {
+        apiVersion: 'resource.k8s.io/v1',
+        kind: 'ResourceClaim',
+        metadata: { name: 'vf-claim' },
+        spec: { devices: { requests: [{ name: 'vf', exactly: { deviceClassName: 'hostdev-vf-test' } }] } },
+      }),
+    ];
+    for (const c of created) expect(c.status, c.body).toBe(201);
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'dra-pod' },
+      spec: {
+        nodeName: NODE_NAME,
+        hostNetwork: true,
+        automountServiceAccountToken: false,
+        terminationGracePeriodSeconds: 1,
+        restartPolicy: 'Never',
+        resourceClaims: [{ name: 'vf', resourceClaimName: 'vf-claim' }],
+        containers: [
+          {
+            name: 'app',
+            image: 'hostdev.test/busybox:1',
+            imagePullPolicy: 'Never',
+            command: ['sh', '-c', 'echo "PCI=claim"; for f in /dev/vfio/*; do echo "node $f"; done; exec sleep 3600'],
+            resources: { claims: [{ name: 'vf' }] },
+          },
+        ],
+      },
+    };
+    const posted = await cluster.request('POST', '/api/v1/namespaces/default/pods', pod);
+    expect(posted.status, posted.body).toBe(201);
+    const uid = posted.json<Pod>().metadata.uid;
+    // No scheduler runs here: the test allocates the claim and reserves it for the pod as kube-scheduler would.
+    const claim = (await cluster.request('GET', '/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/vf-claim')).json<Record<string, unknown>>();
+    const allocated = await cluster.request('PUT', '/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/vf-claim/status', {
+      ...claim,
+      status: {
+        allocation: {
+          devices: { results: [{ request: 'vf', driver: 'hostdev.io', pool: slice.spec.pool.name, device: device.name }] },
+          nodeSelector: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: [NODE_NAME] }] }] },
+        },
+        reservedFor: [{ resource: 'pods', name: 'dra-pod', uid }],
+      },
+    });
+    expect(allocated.status, allocated.body).toBe(200);
+    const log = await podLog(await runningPod('dra-pod'), 'dra-pod');
+    const group = path.basename(readlinkSync(path.join(sim, 'sys/bus/pci/devices', address, 'iommu_group')));
+    expect(log).toContain(`node /dev/vfio/${group}`);
+    await waitOwner(address, 'kubelet/claim:default:vf-claim');
+    // A claim's device is still the scheduler's to see as allocated: the slice keeps it.
+    expect((await slices())[0]!.spec.devices.map((d) => d.name)).toContain(device.name);
+    // A killed driver loses no prepared claim: the tables hold it, and the kubelet unprepares through the new one.
+    const registrations = (): number => (readFileSync(path.join(cluster.logDir, 'hostdev-plugin.log'), 'utf8').match(/DRA driver hostdev\.io registered/g) ?? []).length;
+    const before = registrations();
+    await stopPlugin('SIGKILL');
+    plugin = startPlugin(draArgs);
+    await cluster.waitFor('the DRA driver registered again', async () => (registrations() > before ? true : null));
+    expect(owners().get(address)).toBe('kubelet/claim:default:vf-claim');
+    await deletePod('dra-pod');
+    await waitOwner(address, 'kubelet/pool-igb-vf');
+  });
+
   it('deleting the pod gives its VF back to the pool', async () => {
     await deletePod('vf-pod');
     await waitOwner(vf, 'kubelet/pool-igb-vf');
@@ -222,6 +308,12 @@ describe('the device plugin on a real kubelet', () => {
   it('VFs that leave the host turn Unhealthy: the node offers fewer', async () => {
     expect(hostdev('sim', 'write', `/sys/bus/pci/devices/${PF0}/sriov_numvfs`, '0').code).toBe(0);
     await cluster.waitFor('allocatable down to 2', async () => ((await allocatable()) === '2' ? true : null), 30_000);
+    const slice = await cluster.waitFor('the ResourceSlice follows the host', async () => {
+      const items = (await cluster.request('GET', '/apis/resource.k8s.io/v1/resourceslices')).json<{ items: { spec: { driver: string; devices: { attributes: Record<string, { string?: string }> }[] } }[] }>().items;
+      const ours = items.find((s) => s.spec.driver === 'hostdev.io');
+      return ours !== undefined && ours.spec.devices.length === 2 ? ours : null;
+    });
+    expect(slice.spec.devices.map((d) => d.attributes['pciAddress']?.string).sort()).toEqual(ALL_VFS.filter((a) => !PF0_VFS.includes(a)));
     const node = (await cluster.request('GET', `/api/v1/nodes/${NODE_NAME}`)).json<Node>();
     expect(node.status.capacity[RESOURCE]).toBe('4');
     for (const gone of PF0_VFS) expect(owners().has(gone)).toBe(false);
@@ -234,12 +326,17 @@ describe('deploy/: the manifests the README gives', () => {
     'v1/ConfigMap': '/api/v1/namespaces/NS/configmaps',
     'v1/Pod': '/api/v1/namespaces/NS/pods',
     'apps/v1/DaemonSet': '/apis/apps/v1/namespaces/NS/daemonsets',
+    'v1/ServiceAccount': '/api/v1/namespaces/NS/serviceaccounts',
+    'rbac.authorization.k8s.io/v1/ClusterRole': '/apis/rbac.authorization.k8s.io/v1/clusterroles',
+    'rbac.authorization.k8s.io/v1/ClusterRoleBinding': '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+    'resource.k8s.io/v1/DeviceClass': '/apis/resource.k8s.io/v1/deviceclasses',
+    'resource.k8s.io/v1/ResourceClaimTemplate': '/apis/resource.k8s.io/v1/namespaces/NS/resourceclaimtemplates',
   };
   const deployDir = path.join(path.dirname(new URL(import.meta.url).pathname), '../../deploy');
 
   it('every document of every manifest is accepted by the API server (its schema and admission)', async () => {
     const files = readdirSync(deployDir).filter((name) => name.endsWith('.yaml')).sort((a, b) => (a === 'namespace.yaml' ? -1 : b === 'namespace.yaml' ? 1 : a.localeCompare(b)));
-    expect(files).toEqual(['namespace.yaml', 'device-plugin.yaml', 'example-pod.yaml']);
+    expect(files).toEqual(['namespace.yaml', 'device-plugin.yaml', 'dra.yaml', 'example-claim.yaml', 'example-pod.yaml']);
     let checked = 0;
     for (const file of files) {
       for (const doc of parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8'))) {
@@ -253,6 +350,6 @@ describe('deploy/: the manifests the README gives', () => {
         checked++;
       }
     }
-    expect(checked).toBe(4);
+    expect(checked).toBe(10);
   });
 });
