@@ -83,7 +83,11 @@ function owners(): Map<string, string> {
   return new Map(status.active.map((entry) => [entry.address, `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`]));
 }
 
-async function createPod(name: string): Promise<void> {
+/**
+ * A pod on the node, in the host's network namespace, whose container prints its device addresses
+ * and the VFIO nodes it sees; by default it asks the device plugin for one VF.
+ */
+async function createPod(name: string, claim?: string): Promise<Pod> {
   const pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -94,19 +98,21 @@ async function createPod(name: string): Promise<void> {
       automountServiceAccountToken: false,
       terminationGracePeriodSeconds: 1,
       restartPolicy: 'Never',
+      ...(claim === undefined ? {} : { resourceClaims: [{ name: 'vf', resourceClaimName: claim }] }),
       containers: [
         {
           name: 'app',
           image: 'hostdev.test/busybox:1',
           imagePullPolicy: 'Never',
-          command: ['sh', '-c', 'echo "PCI=$PCI_RESOURCE_HOSTDEV_IO_IGB_VF"; for f in /dev/vfio/*; do echo "node $f"; done; exec sleep 3600'],
-          resources: { limits: { [RESOURCE]: '1' } },
+          command: ['sh', '-c', 'echo "PCI=${PCI_RESOURCE_HOSTDEV_IO_IGB_VF:-claim}"; for f in /dev/vfio/*; do echo "node $f"; done; exec sleep 3600'],
+          resources: claim === undefined ? { limits: { [RESOURCE]: '1' } } : { claims: [{ name: 'vf' }] },
         },
       ],
     },
   };
   const created = await cluster.request('POST', '/api/v1/namespaces/default/pods', pod);
   expect(created.status, created.body).toBe(201);
+  return created.json<Pod>();
 }
 
 async function runningPod(name: string): Promise<Pod> {
@@ -245,31 +251,7 @@ describe('the device plugin on a real kubelet', () => {
       }),
     ];
     for (const c of created) expect(c.status, c.body).toBe(201);
-    const pod = {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'dra-pod' },
-      spec: {
-        nodeName: NODE_NAME,
-        hostNetwork: true,
-        automountServiceAccountToken: false,
-        terminationGracePeriodSeconds: 1,
-        restartPolicy: 'Never',
-        resourceClaims: [{ name: 'vf', resourceClaimName: 'vf-claim' }],
-        containers: [
-          {
-            name: 'app',
-            image: 'hostdev.test/busybox:1',
-            imagePullPolicy: 'Never',
-            command: ['sh', '-c', 'echo "PCI=claim"; for f in /dev/vfio/*; do echo "node $f"; done; exec sleep 3600'],
-            resources: { claims: [{ name: 'vf' }] },
-          },
-        ],
-      },
-    };
-    const posted = await cluster.request('POST', '/api/v1/namespaces/default/pods', pod);
-    expect(posted.status, posted.body).toBe(201);
-    const uid = posted.json<Pod>().metadata.uid;
+    const uid = (await createPod('dra-pod', 'vf-claim')).metadata.uid;
     // No scheduler runs here: the test allocates the claim and reserves it for the pod as kube-scheduler would.
     const claim = (await cluster.request('GET', '/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/vf-claim')).json<Record<string, unknown>>();
     const allocated = await cluster.request('PUT', '/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/vf-claim/status', {
