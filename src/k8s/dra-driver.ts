@@ -35,24 +35,26 @@ export interface DraDriverOptions {
   readonly kubeconfig?: string;
   /** How often the driver checks its ResourceSlices are still there (default 10000 ms). */
   readonly resyncMs?: number;
+  /** The API server (default: through @kubernetes/client-node with `kubeconfig`). */
+  readonly api?: KubeApi;
   readonly log: (line: string) => void;
 }
 
 /** The API calls the driver makes: ResourceSlices written whole, ResourceClaims read. */
-interface KubeApi {
+export interface KubeApi {
   sliceExists(name: string): Promise<boolean>;
   putSlice(slice: ResourceSlice): Promise<void>;
   deleteSlice(name: string): Promise<void>;
   readClaim(namespace: string, name: string): Promise<AllocatedClaim | null>;
 }
 
-interface AllocatedClaim {
+export interface AllocatedClaim {
   readonly uid: string;
   readonly results: readonly { readonly request: string; readonly driver: string; readonly pool: string; readonly device: string }[];
 }
 
 /** In client-node's model (it spells the attribute type int as `_int`), written whole. */
-type ResourceSlice = V1ResourceSlice & { metadata: { name: string } };
+export type ResourceSlice = V1ResourceSlice & { metadata: { name: string } };
 
 async function kubeApi(kubeconfig: string | undefined): Promise<KubeApi> {
   const k8s = await import('@kubernetes/client-node');
@@ -125,7 +127,8 @@ export class DraDriver {
   ) {}
 
   static async start(options: DraDriverOptions): Promise<DraDriver> {
-    const driver = new DraDriver(options, await kubeApi(options.kubeconfig));
+    const driver = new DraDriver(options, options.api ?? (await kubeApi(options.kubeconfig)));
+    await driver.reclaimStranded();
     for (const pool of options.pools) {
       await driver.publish(pool);
       driver.unsubscribes.push(options.state.view(pool).subscribe(() => void driver.publish(pool)));
@@ -136,6 +139,28 @@ export class DraDriver {
     driver.resync = setInterval(() => void driver.republishMissing(), options.resyncMs ?? 10_000);
     driver.resync.unref();
     return driver;
+  }
+
+  /**
+   * Devices held for claims that no longer exist, or whose allocation no longer names them (deleted
+   * while no driver ran, so nobody unprepared them), go back to their pools.
+   */
+  private async reclaimStranded(): Promise<void> {
+    const held = (await this.options.service.status()).active.filter((e) => e.usedBy.hypervisor === HYPERVISOR && e.usedBy.vm.startsWith('claim:'));
+    const byClaim = new Map<string, string[]>();
+    for (const entry of held) byClaim.set(entry.usedBy.vm, [...(byClaim.get(entry.usedBy.vm) ?? []), entry.address]);
+    for (const [domain, addresses] of byClaim) {
+      const [, namespace = '', name = ''] = domain.split(':');
+      const claim = await this.api.readClaim(namespace, name);
+      const allocated = new Set((claim?.results ?? []).filter((r) => r.driver === DRA_DRIVER).map((r) => r.device));
+      const stranded = addresses.filter((address) => !allocated.has(sliceDeviceName(address)));
+      for (const address of stranded) {
+        const pool = this.options.state.poolOf(address);
+        if (pool === null) continue;
+        await this.options.service.handOver({ from: { domain, hypervisor: HYPERVISOR }, to: { domain: `pool-${pool.name}`, hypervisor: HYPERVISOR }, addresses: [address] });
+        this.options.log(`${address}: ${domain} is gone; back to pool ${pool.name}`);
+      }
+    }
   }
 
   private async republishMissing(): Promise<void> {

@@ -8,7 +8,7 @@ import type { HostdevService } from '../service/hostdev-service.js';
 import { DevicePluginServer, registerWithKubelet, type PoolDevice, type PoolView } from './device-plugin.js';
 import { listPodDevices, type ContainerDevices } from './podresources-api.js';
 import { cdiSpec, cdiSpecPath, removeCdiSpec, writeCdiSpec } from './cdi.js';
-import { DRA_DRIVER, DraDriver } from './dra-driver.js';
+import { DRA_DRIVER, DraDriver, type DraDriverOptions } from './dra-driver.js';
 
 /**
  * Pool devices are held by the hypervisor "kubelet": under the domain pool-NAME while the node
@@ -43,7 +43,7 @@ interface KubeletPluginOptions {
   /** How long a device must be missing from every answer before it goes back to its pool (default 10000 ms). */
   readonly podGoneGraceMs?: number;
   /** Also run the DRA driver (needs `cdiDir`: prepared claims name CDI devices). */
-  readonly dra?: { readonly nodeName: string; readonly kubeletDir: string; readonly kubeconfig?: string };
+  readonly dra?: Pick<DraDriverOptions, 'nodeName' | 'kubeletDir' | 'kubeconfig' | 'api' | 'resyncMs'>;
 }
 
 /**
