@@ -9,6 +9,7 @@ import { runKubeletPlugin } from '../../src/k8s/kubelet-plugin.js';
 import { parsePoolConfig } from '../../src/k8s/pool-config.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
+import { until } from '../support/until.js';
 
 // The DRA driver on a simulated host, with an API server held in memory and the kubelet's calls made
 // over the driver's real sockets (registration, then DRA v1), as the kubelet's plugin manager makes them.
@@ -36,15 +37,6 @@ type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 const call = <T>(client: Client, method: string, request: unknown): Promise<T> =>
   new Promise((resolve, reject) => client[method]!(request, (error: Error | null, reply: T) => (error ? reject(error) : resolve(reply))));
 
-async function until<T>(probe: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('the DRA driver hostdev.io', () => {
   let base = '';

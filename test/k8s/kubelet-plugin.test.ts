@@ -9,6 +9,7 @@ import { podResourcesLister } from '../../src/k8s/podresources-api.js';
 import { parsePoolConfig } from '../../src/k8s/pool-config.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
+import { until } from '../support/until.js';
 import { runCliAsync } from '../support/cli.js';
 
 // The kubelet device plugin on a simulated host, against a stand-in kubelet that speaks the real
@@ -79,15 +80,6 @@ function unary<T>(client: Client, method: string, request: unknown): Promise<T> 
   return new Promise((resolve, reject) => client[method]!(request, (error: Error | null, reply: T) => (error ? reject(error) : resolve(reply))));
 }
 
-async function until<T>(probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 describe('hostdev kubelet-plugin (device plugin v1beta1)', () => {
   let base = '';
