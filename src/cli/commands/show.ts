@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import { parsePciRef } from '../../core/device-key.js';
+import { keyKind, parseKey, parsePciRef } from '../../core/device-key.js';
+import type { NonPciKind } from '../../core/nonpci-device.js';
+import { nonPciShowReport } from '../../manager/nonpci-reports.js';
+import { nonPciShowText, readNonPci } from '../nonpci-view.js';
 import { findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
 import { cachedPciIds } from '../../sysfs/pci-ids.js';
 import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
@@ -36,9 +39,18 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
     program
       .command('show')
       .description('one device in full: PCI path, IOMMU group members and whether it can be given to a VM alone')
-      .argument('<address>', 'PCI address (0000:01:00.2, 01:00.2, pci_0000_01_00_2) or device key (pci:0000:01:00.2)')
+      .argument('<address>', 'PCI address (0000:01:00.2, 01:00.2, pci_0000_01_00_2) or device key (pci:0000:01:00.2, mdev:UUID, usb:1-1.2, nvme:0000:03:00.0/1, scsi:2:0:0:0)')
       .action(
         action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
+          const key = parseKey(input);
+          const kind = keyKind(key);
+          if (kind !== 'pci') {
+            const tablesLoading = tablesFor(globals, options);
+            const nonPci = await readNonPci(globals, [kind as NonPciKind]);
+            const tables = await tablesLoading;
+            const report = nonPciShowReport(nonPci, key, tables);
+            return { json: report, text: nonPciShowText(report, tables), warnings: nonPci.warnings };
+          }
           const address = parsePciRef(input);
           const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
