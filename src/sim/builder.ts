@@ -12,10 +12,10 @@ import {
   type VfTemplate,
 } from './host-model.js';
 import { SimState } from './state-db.js';
-import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec, type NvmeSpec } from './spec.js';
+import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type MdevParentSpec, type NodeSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfAddress, vfFunction, vfNetdevName } from './vf.js';
-import { writeMdevParent, writeNvme, writeScsiHost, writeUsbBus } from './nonpci-tree.js';
+import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
 
 /** A function of the spec, placed: its address, its parent and what decides its IOMMU group. */
 interface Placed {
@@ -158,6 +158,8 @@ function checkNonPci(placed: readonly Placed[]): void {
   for (const p of placed) {
     const node = p.node;
     if (isBridge(node)) continue;
+    const shows = ['usbBuses', 'mdev', 'nvme', 'scsi'].filter((field) => node[field as keyof EndpointSpec] !== undefined);
+    if (node.driver === null && shows.length > 0) throw new SpecError(`${p.field}.driver`, `${p.address} has ${shows.join(', ')}, which only its driver shows: give it one`);
     for (const [b, bus] of (node.usbBuses ?? []).entries()) {
       const field = `${p.field}.usbBuses.${b}`;
       if (buses.has(bus.bus)) throw new SpecError(`${field}.bus`, `USB bus ${bus.bus} is declared twice`);
@@ -457,28 +459,28 @@ function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
   }
 
   // What hangs below the functions; mdevs get IOMMU groups after every PCI function has its own.
-  const nvme: Record<string, NvmeSpec> = {};
-  const mdevDrivers: Record<string, string> = {};
+  const below: Record<string, BelowSpec> = {};
   for (const p of placed) {
     const node = p.node;
-    if (isBridge(node)) continue;
-    const driver = node.driver === undefined ? probeDriver(drivers, idsOf(node)) : node.driver;
-    for (const bus of node.usbBuses ?? []) writeUsbBus(root, p.devPath, p.address, bus);
-    if (node.nvme !== undefined) {
-      nvme[p.address] = node.nvme;
-      if (driver === 'nvme') writeNvme(root, p.devPath, p.address, node.nvme);
-    }
-    if (node.scsi !== undefined) writeScsiHost(root, p.devPath, driver ?? 'scsi', node.scsi);
-    if (node.mdev !== undefined) {
-      mdevDrivers[p.address] = node.mdev.driver;
-      writeMdevParent(root, p.devPath, p.address, node.mdev, iommu ? allocGroup : () => null);
-    }
+    if (isBridge(node) || (node.usbBuses === undefined && node.nvme === undefined && node.scsi === undefined && node.mdev === undefined)) continue;
+    // checkNonPci refused a function with things below it and no driver
+    const driver = (node.driver === undefined ? probeDriver(drivers, idsOf(node)) : node.driver) as string;
+    const { devices: mdevs, ...mdevTypes } = node.mdev ?? { devices: [] };
+    below[p.address] = {
+      driver,
+      ...(node.usbBuses === undefined ? {} : { usbBuses: node.usbBuses }),
+      ...(node.nvme === undefined ? {} : { nvme: node.nvme }),
+      ...(node.scsi === undefined ? {} : { scsi: node.scsi }),
+      ...(node.mdev === undefined ? {} : { mdev: mdevTypes as Omit<MdevParentSpec, 'devices'> }),
+    };
+    writeBelow(root, p.devPath, p.address, below[p.address]!);
+    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, node.mdev.driver, mdevs ?? [], iommu ? allocGroup : () => null);
   }
 
   writeModulesAlias(root, spec);
 
   const known: Record<string, KnownDriver> = {};
   for (const [name, d] of drivers) known[name] = { ids: d.ids, loaded: d.loaded };
-  writeHostModel(root, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, nvme, mdevDrivers }));
+  writeHostModel(root, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below }));
   new SimState(root).close(); // the state database exists before any process races to create it
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SIMULATED_HOST_ID_FILE } from '../core/host-identity.js';
-import type { DriverIdSpec, NvmeSpec } from './spec.js';
+import type { BelowSpec } from './nonpci-tree.js';
+import type { DriverIdSpec } from './spec.js';
 
 /**
  * What the simulated host knows beyond the sysfs files, kept in ROOT/.hostdev-sim/host.json:
@@ -37,26 +38,18 @@ export interface HostModel {
   /** Interfaces a device exposes while bound to `driver`. */
   readonly netdevs: Readonly<Record<string, { readonly driver: string; readonly names: readonly string[] }>>;
   readonly vfTemplates: Readonly<Record<string, VfTemplate>>;
-  /** NVMe controllers by PCI address: what nvme's probe shows of them (their namespaces) while bound to nvme. */
-  readonly nvme?: Readonly<Record<string, NvmeSpec>>;
-  /** The mdev driver of each mediated-device parent (by its sysfs name): what a created mdev binds to. */
-  readonly mdevDrivers?: Readonly<Record<string, string>>;
+  /** By PCI address: what the function's driver shows below it while bound (USB buses, NVMe namespaces, a SCSI host, mdev types). */
+  readonly below?: Readonly<Record<string, BelowSpec>>;
 }
 
-/** A host model; the NVMe and mdev records only when the host has such devices. */
+/** A host model; `below` only when some function has something below it. */
 export function makeHostModel(
   fields: Pick<HostModel, 'iommu' | 'drivers' | 'netdevs' | 'vfTemplates'> & {
-    readonly nvme: Readonly<Record<string, NvmeSpec>>;
-    readonly mdevDrivers: Readonly<Record<string, string>>;
+    readonly below: Readonly<Record<string, BelowSpec>>;
   },
 ): HostModel {
-  const { nvme, mdevDrivers, ...rest } = fields;
-  return {
-    version: 1,
-    ...rest,
-    ...(Object.keys(nvme).length > 0 ? { nvme } : {}),
-    ...(Object.keys(mdevDrivers).length > 0 ? { mdevDrivers } : {}),
-  };
+  const { below, ...rest } = fields;
+  return { version: 1, ...rest, ...(Object.keys(below).length > 0 ? { below } : {}) };
 }
 
 export function simDir(root: string): string {

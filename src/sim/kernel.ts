@@ -13,7 +13,8 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
-import { dropDanglingLinks, nextFreeGroup, removeMdev, removeNvme, writeMdev, writeNvme } from './nonpci-tree.js';
+import { dropDanglingLinks, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
+import type { UsbDeviceSpec } from './spec.js';
 import { readHostModel } from './host-model.js';
 import { isVfioDriver } from '../core/stub-driver.js';
 
@@ -310,6 +311,7 @@ export class SimKernel implements KernelPort {
     if (rel === 'sys/bus/pci') return this.busAttr(attr, value, file);
     if (attr === 'create' && path.basename(path.dirname(dir)) === 'mdev_supported_types') return this.mdevCreate(dir, value);
     if (attr === 'remove' && fs.existsSync(path.join(dir, 'mdev_type'))) return this.mdevRemove(dir, value);
+    if (attr === 'remove' && fs.existsSync(path.join(dir, 'idVendor')) && fs.existsSync(path.join(dir, 'devpath'))) return this.usbRemove(dir);
     const driver = /^sys\/bus\/pci\/drivers\/([^/]+)$/.exec(rel);
     if (driver) return this.driverAttr(driver[1]!, attr, value, file);
     if (this.tree.isDeviceDir(dir)) return this.deviceAttr(dir, attr, value, file);
@@ -442,8 +444,8 @@ export class SimKernel implements KernelPort {
     const address = path.basename(dir);
     const net = this.state.netdevs(address);
     this.tree.bind(dir, driver.name, net && net.driver === driver.name ? net.names : []);
-    const nvme = driver.name === 'nvme' ? readHostModel(this.root)?.nvme?.[address] : undefined;
-    if (nvme !== undefined) writeNvme(this.root, this.tree.rel(dir), address, nvme);
+    const below = readHostModel(this.root)?.below?.[address];
+    if (below?.driver === driver.name) writeBelow(this.root, this.tree.rel(dir), address, below);
     this.emit('bind', dir, driver.name);
     return null;
   }
@@ -470,7 +472,7 @@ export class SimKernel implements KernelPort {
     const address = path.basename(dir);
     const names = this.tree.netdevNames(dir);
     if (names.length > 0) this.state.setNetdevs(address, driver, names);
-    if (driver === 'nvme') removeNvme(this.root, dir);
+    if (readHostModel(this.root)?.below?.[address]?.driver === driver) removeBelow(this.root, dir);
     this.tree.unbind(dir, driver);
     if (isVfioDriver(driver)) {
       const group = this.tree.groupOf(dir);
@@ -504,7 +506,7 @@ export class SimKernel implements KernelPort {
     const parentDir = path.dirname(path.dirname(typeDir));
     const parent = path.basename(parentDir);
     const model = readHostModel(this.root);
-    const driver = model?.mdevDrivers?.[parent] ?? 'vfio_mdev';
+    const driver = model?.below?.[parent]?.mdev?.driver ?? 'vfio_mdev';
     const group = model?.iommu === false ? null : nextFreeGroup(this.root);
     writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group);
     this.state.event('add', uuid);
@@ -516,6 +518,22 @@ export class SimKernel implements KernelPort {
     if (n === 0) return;
     removeMdev(this.root, dir);
     this.state.event('remove', path.basename(dir));
+  }
+
+  // ---- USB (drivers/usb/core/sysfs.c remove_store) ----
+
+  /** Any value logically unplugs the device (usb_remove_device); a root hub has no port to leave: EINVAL. */
+  private usbRemove(dir: string): void {
+    if (this.tree.attr(dir, 'devpath') === '0') fail('EINVAL');
+    unplugUsb(this.root, dir);
+    this.state.event('remove', path.basename(dir));
+  }
+
+  /** Test surface: a device plugged into a port of a hub that is there (what no sysfs write can do). Returns its name (1-1.2). */
+  plugUsb(bus: number, device: UsbDeviceSpec): string {
+    const name = plugUsb(this.root, bus, device);
+    this.state.event('add', name);
+    return name;
   }
 
   // ---- dynamic IDs (pci-driver.c new_id_store / remove_id_store) ----

@@ -1,6 +1,113 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MdevParentSpec, NvmeSpec, ScsiHostSpec, UsbBusSpec, UsbDeviceSpec } from './spec.js';
+
+/**
+ * What a PCI function's driver shows below it while bound (its probe makes it, its remove takes it
+ * away): an xHCI driver's USB buses, nvme's namespaces, an HBA driver's SCSI host, an mdev parent
+ * driver's types. The simulator keeps it per function in host.json.
+ */
+export interface BelowSpec {
+  readonly driver: string;
+  readonly usbBuses?: readonly UsbBusSpec[];
+  readonly nvme?: NvmeSpec;
+  readonly scsi?: ScsiHostSpec;
+  /** The types; the mdevs made at build are not part of what a probe shows. */
+  readonly mdev?: Omit<MdevParentSpec, 'devices'>;
+}
+
+/** The probe's part: what `below.driver` shows under the function at `devRel`. */
+export function writeBelow(root: string, devRel: string, address: string, below: BelowSpec): void {
+  for (const bus of below.usbBuses ?? []) writeUsbBus(root, devRel, address, bus);
+  if (below.nvme !== undefined) writeNvme(root, devRel, address, below.nvme);
+  if (below.scsi !== undefined) writeScsiHost(root, devRel, below.driver, below.scsi);
+  if (below.mdev !== undefined) writeMdevParent(root, devRel, address, below.mdev);
+}
+
+/** The USB devices (and root hubs) at or below `dir`: their /dev/bus/usb nodes. */
+function usbNodes(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (here: string): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(here, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    const names = new Set(entries.map((e) => e.name));
+    if (names.has('busnum') && names.has('devnum')) {
+      const bus = Number(fs.readFileSync(path.join(here, 'busnum'), 'utf8'));
+      const devnum = Number(fs.readFileSync(path.join(here, 'devnum'), 'utf8'));
+      out.push(`dev/bus/usb/${pad3(bus)}/${pad3(devnum)}`);
+    }
+    for (const entry of entries) if (entry.isDirectory()) walk(path.join(here, entry.name));
+  };
+  walk(dir);
+  return out;
+}
+
+/** The sg and block device names of the SCSI devices below a host: their /dev nodes. */
+function scsiNodes(hostDir: string): string[] {
+  const out: string[] = [];
+  const walk = (here: string): void => {
+    for (const entry of fs.readdirSync(here, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name === 'scsi_generic' || entry.name === 'block') out.push(...fs.readdirSync(path.join(here, entry.name)));
+      else walk(path.join(here, entry.name));
+    }
+  };
+  walk(hostDir);
+  return out;
+}
+
+/**
+ * The remove's part: everything the driver showed below the function at `dir` goes, with its bus
+ * and class entries and device nodes; mdevs of a parent go with it (mdev_unregister_parent).
+ */
+export function removeBelow(root: string, dir: string): void {
+  const files = within(root);
+  for (const name of fs.readdirSync(dir)) {
+    const here = path.join(dir, name);
+    if (fs.lstatSync(here).isSymbolicLink() || !fs.statSync(here).isDirectory()) continue;
+    if (fs.existsSync(path.join(here, 'mdev_type'))) removeMdev(root, here);
+    else if (/^usb[0-9]+$/.test(name)) {
+      for (const node of usbNodes(here)) files.rm(path.join(root, node));
+      files.rm(here, { recursive: true });
+    } else if (/^host[0-9]+$/.test(name)) {
+      for (const node of scsiNodes(here)) files.rm(path.join(root, 'dev', node));
+      files.rm(here, { recursive: true });
+    } else if (name === 'mdev_supported_types') {
+      files.rm(here, { recursive: true });
+      files.rm(path.join(root, 'sys/class/mdev_bus', path.basename(dir)));
+    }
+  }
+  removeNvme(root, dir);
+  dropDanglingLinks(root);
+}
+
+/** A USB device unplugged (usb_remove_device, what writing its `remove` does): it, its interfaces and what hangs below it go. */
+export function unplugUsb(root: string, dir: string): void {
+  const files = within(root);
+  for (const node of usbNodes(dir)) files.rm(path.join(root, node));
+  files.rm(dir, { recursive: true });
+  dropDanglingLinks(root);
+}
+
+/** Plugs a device into a port of a hub that is there, with the next address on its bus (as enumeration gives it). */
+export function plugUsb(root: string, bus: number, device: UsbDeviceSpec): string {
+  const parentPort = device.port.includes('.') ? device.port.slice(0, device.port.lastIndexOf('.')) : null;
+  const parentName = parentPort === null ? `usb${bus}` : `${bus}-${parentPort}`;
+  const parent = path.join(root, 'sys/bus/usb/devices', parentName);
+  if (!fs.existsSync(parent)) throw new Error(`no hub ${parentName} to plug ${bus}-${device.port} into`);
+  const name = `${bus}-${device.port}`;
+  if (fs.existsSync(path.join(root, 'sys/bus/usb/devices', name))) throw new Error(`a device is plugged in at ${name} already`);
+  const parentReal = fs.realpathSync(parent);
+  const speed = Number(fs.readFileSync(path.join(parentReal, 'speed'), 'utf8'));
+  const used = usbNodes(fs.realpathSync(path.join(root, 'sys/bus/usb/devices', `usb${bus}`))).map((node) => Number(path.basename(node)));
+  const devnum = device.devnum ?? Math.max(1, ...used) + 1;
+  usbDevice(root, `${path.relative(root, parentReal)}/${name}`, name, name, bus, devnum, device.port, speed, device);
+  return name;
+}
 import { linkGroup, relLink, within } from './tree-writer.js';
 
 /*
@@ -94,6 +201,7 @@ function usbDevice(
       `BUSNUM=${pad3(bus)}\nDEVNUM=${pad3(devnum)}\n`,
     0o644,
   );
+  put(root, path.join(root, devRel, 'remove'), '', 0o200);
   onBus(root, 'usb', devRel, name);
   bindOn(root, 'usb', devRel, name, 'usb');
   put(root, path.join(root, `dev/bus/usb/${pad3(bus)}/${pad3(devnum)}`), '', 0o664);
@@ -142,8 +250,8 @@ export function writeUsbBus(root: string, controllerRel: string, controller: str
 
 // ---- mediated devices ----
 
-/** A parent's types, its mdev_bus class link, and the mdevs the spec makes at build time. */
-export function writeMdevParent(root: string, parentRel: string, parentName: string, spec: MdevParentSpec, allocGroup: () => number | null): void {
+/** A parent's types and its mdev_bus class link (mdev_register_parent). */
+function writeMdevParent(root: string, parentRel: string, parentName: string, spec: Omit<MdevParentSpec, 'devices'>): void {
   for (const type of spec.types) {
     const dir = path.join(root, parentRel, 'mdev_supported_types', type.id);
     attrs(root, dir, { name: type.name, available_instances: String(type.availableInstances), device_api: type.deviceApi ?? 'vfio-pci' });
@@ -153,12 +261,14 @@ export function writeMdevParent(root: string, parentRel: string, parentName: str
   }
   within(root).mkdir(path.join(root, 'sys/class/mdev_bus'));
   relLink(root, `sys/class/mdev_bus/${parentName}`, parentRel);
-  for (const device of spec.devices ?? []) {
+}
+
+/** mdevs made on a parent whose types are there (the builder's and the snapshot's, already checked). */
+export function writeMdevs(root: string, parentRel: string, parentName: string, driver: string, devices: MdevParentSpec['devices'] & {}, allocGroup: () => number | null): void {
+  for (const device of devices) {
     const typeDir = path.join(root, parentRel, 'mdev_supported_types', device.type);
     if (!fs.existsSync(typeDir)) throw new Error(`mdev ${device.uuid}: ${parentName} has no type ${device.type}`);
-    const available = Number(fs.readFileSync(path.join(typeDir, 'available_instances'), 'utf8'));
-    if (available < 1) throw new Error(`mdev ${device.uuid}: no instance of ${device.type} left on ${parentName}`);
-    writeMdev(root, parentRel, device.type, device.uuid, spec.driver, allocGroup());
+    writeMdev(root, parentRel, device.type, device.uuid, driver, allocGroup());
   }
 }
 

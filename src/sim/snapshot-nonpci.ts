@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readHeadSync } from '../platform/bounded-read.js';
-import { writeMdevParent, writeNvme, writeScsiHost, writeUsbBus } from './nonpci-tree.js';
+import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
 import type { MdevParentSpec, NvmeSpec, ScsiDeviceSpec, ScsiHostSpec, UsbBusSpec, UsbDeviceSpec } from './spec.js';
 
 /*
@@ -148,27 +148,27 @@ function scsiHosts(dir: string): ScsiHostSpec[] {
   });
 }
 
-/** What the simulated kernel must remember of the copied devices (host.json). */
-export interface NonPciModel {
-  readonly nvme: Record<string, NvmeSpec>;
-  readonly mdevDrivers: Record<string, string>;
-}
-
 /**
- * Copies what hangs below one PCI function of the source (`dir`, its real directory) to the
- * function at `devPath` of the tree being written. The mdevs get IOMMU groups from `allocGroup`.
+ * Copies what hangs below one PCI function of the source (`sourceDir`, its real directory) to the
+ * function at `devPath` of the tree being written, and returns it as what the function's driver
+ * shows (null: nothing, or no driver to show it). The mdevs get IOMMU groups from `allocGroup`.
  */
-export function copyBelowFunction(sourceDir: string, destRoot: string, devPath: string, address: string, driver: string | null, model: NonPciModel, allocGroup: () => number | null): void {
-  for (const bus of usbBuses(sourceDir)) writeUsbBus(destRoot, devPath, address, bus);
+export function copyBelowFunction(sourceDir: string, destRoot: string, devPath: string, address: string, driver: string | null, allocGroup: () => number | null): BelowSpec | null {
+  const buses = usbBuses(sourceDir);
   const nvme = nvmeController(sourceDir);
-  if (nvme !== null) {
-    model.nvme[address] = nvme;
-    writeNvme(destRoot, devPath, address, nvme);
-  }
-  for (const host of scsiHosts(sourceDir)) writeScsiHost(destRoot, devPath, driver ?? 'scsi', host);
+  // one SCSI host per adapter function is what the simulator models
+  const [scsi] = scsiHosts(sourceDir);
   const mdev = mdevParent(sourceDir);
-  if (mdev !== null) {
-    model.mdevDrivers[address] = mdev.driver;
-    writeMdevParent(destRoot, devPath, address, mdev, allocGroup);
-  }
+  if (driver === null || (buses.length === 0 && nvme === null && scsi === undefined && mdev === null)) return null;
+  const types = mdev === null ? null : { driver: mdev.driver, types: mdev.types };
+  const below: BelowSpec = {
+    driver,
+    ...(buses.length === 0 ? {} : { usbBuses: buses }),
+    ...(nvme === null ? {} : { nvme }),
+    ...(scsi === undefined ? {} : { scsi }),
+    ...(types === null ? {} : { mdev: types }),
+  };
+  writeBelow(destRoot, devPath, address, below);
+  if (mdev !== null) writeMdevs(destRoot, devPath, address, mdev.driver, mdev.devices ?? [], allocGroup);
+  return below;
 }

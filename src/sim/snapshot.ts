@@ -3,8 +3,8 @@ import path from 'node:path';
 import { makeHostModel, writeHostModel, type DriverId, type KnownDriver, type VfTemplate } from './host-model.js';
 import { ADDRESS_RE, SimTree } from './sim-tree.js';
 import { SimState } from './state-db.js';
-import { nextFreeGroup } from './nonpci-tree.js';
-import { copyBelowFunction, type NonPciModel } from './snapshot-nonpci.js';
+import { nextFreeGroup, type BelowSpec } from './nonpci-tree.js';
+import { copyBelowFunction } from './snapshot-nonpci.js';
 import { busDeviceRel, linkDriver, linkGroup, relLink, writeDriverDir, writeNetdevs, writeSkeleton } from './tree-writer.js';
 
 /** Attributes copied as they read on the source; anything else of a device is left out. */
@@ -122,18 +122,19 @@ export function snapshotHost(sourceRoot: string, destRoot: string): SnapshotResu
   }
   const iommu = source.groups().length > 0;
   // USB buses, NVMe namespaces, SCSI hosts and mdevs below the functions, once every function has its group.
-  const below: NonPciModel = { nvme: {}, mdevDrivers: {} };
+  const below: Record<string, BelowSpec> = {};
   for (const address of addresses) {
     const dir = source.deviceDir(address);
     const devPath = relOf.get(address);
     if (dir === null || devPath === undefined) continue;
-    copyBelowFunction(dir, destRoot, devPath, address, source.driverOf(dir), below, () => (iommu ? nextFreeGroup(destRoot) : null));
+    const shown = copyBelowFunction(dir, destRoot, devPath, address, source.driverOf(dir), () => (iommu ? nextFreeGroup(destRoot) : null));
+    if (shown !== null) below[address] = shown;
   }
   const known: Record<string, KnownDriver> = {};
   for (const [name, ids] of drivers) known[name] = { ids, loaded: true };
   if (!drivers.has('vfio-pci')) known['vfio-pci'] = { ids: [], loaded: false };
   else fs.mkdirSync(path.join(destRoot, 'dev/vfio'), { recursive: true });
-  writeHostModel(destRoot, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, ...below }));
+  writeHostModel(destRoot, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below }));
   new SimState(destRoot).close();
   return { devices: relOf.size, drivers: drivers.size, iommu };
 }

@@ -219,3 +219,62 @@ describe('sim snapshot copies these kinds', () => {
     expect(await errnoOf(copied.write(`${V5_4}/create`, UUID_C))).toBe('EUSERS');
   });
 });
+
+describe("what a function's driver shows below it comes and goes with the driver", () => {
+  it('xHCI unbound: its USB buses, their devices and nodes go; bound again they are back', async () => {
+    const { root, k } = host();
+    await k.write('/sys/bus/pci/drivers/xhci_hcd/unbind', '0000:00:14.0');
+    expect(names(root, 'sys/bus/usb/devices')).toEqual([]);
+    expect(names(root, 'dev/bus/usb/001')).toEqual([]);
+    await k.write('/sys/bus/pci/drivers/xhci_hcd/bind', '0000:00:14.0');
+    expect(names(root, 'sys/bus/usb/devices').filter((n) => !n.includes(':'))).toEqual(['1-1', '1-1.2', '1-1.3', '1-2', '1-4', 'usb1', 'usb2']);
+  });
+
+  it('the mdev parent unbound: its types and its mdevs go (mdev_unregister_parent); bound again the types are back, the mdevs are not', async () => {
+    const { root, k } = host();
+    await k.write('/sys/bus/pci/drivers/i915/unbind', GPU);
+    expect(names(root, 'sys/bus/mdev/devices')).toEqual([]);
+    expect(names(root, 'sys/class/mdev_bus')).toEqual([]);
+    expect(fs.existsSync(path.join(root, `sys/bus/pci/devices/${GPU}/mdev_supported_types`))).toBe(false);
+    await k.write('/sys/bus/pci/drivers/i915/bind', GPU);
+    expect(names(root, `sys/bus/pci/devices/${GPU}/mdev_supported_types`)).toEqual(['i915-GVTg_V5_4', 'i915-GVTg_V5_8']);
+    expect(read(root, `sys/bus/pci/devices/${GPU}/mdev_supported_types/i915-GVTg_V5_8/available_instances`)).toBe('4');
+    expect(names(root, 'sys/bus/mdev/devices')).toEqual([]);
+  });
+
+  it('the HBA removed and rescanned: its SCSI devices go with it and come back with its driver', async () => {
+    const { root, k } = host();
+    await k.write('/sys/bus/pci/devices/0000:02:00.0/remove', '1');
+    expect(names(root, 'sys/bus/scsi/devices')).toEqual([]);
+    expect(names(root, 'sys/class/scsi_generic')).toEqual([]);
+    expect(fs.existsSync(path.join(root, 'dev/sg1'))).toBe(false);
+    await k.write('/sys/bus/pci/rescan', '1');
+    expect(names(root, 'sys/bus/scsi/devices')).toEqual(['2:0:0:0', '2:0:1:0', 'host2', 'target2:0:0', 'target2:0:1']);
+  });
+});
+
+describe('USB unplug (remove_store) and plug', () => {
+  it('writing remove unplugs the device with what is below it; a root hub is EINVAL', async () => {
+    const { root, k } = host();
+    const devnum = read(root, 'sys/bus/usb/devices/1-1.3/devnum').padStart(3, '0');
+    await k.write('/sys/bus/usb/devices/1-1/remove', '1');
+    expect(names(root, 'sys/bus/usb/devices').filter((n) => !n.includes(':'))).toEqual(['1-2', '1-4', 'usb1', 'usb2']);
+    expect(fs.existsSync(path.join(root, `dev/bus/usb/001/${devnum}`))).toBe(false);
+    expect(await errnoOf(k.write('/sys/bus/usb/devices/usb1/remove', '1'))).toBe('EINVAL');
+  });
+
+  it('a device plugged in gets the next address on its bus; a port below a missing hub is refused', async () => {
+    const { root, k } = host();
+    const before = read(root, 'sys/bus/usb/devices/1-1.2/devnum');
+    await k.write('/sys/bus/usb/devices/1-1.2/remove', '1');
+    expect(k.plugUsb(1, { port: '1.2', vendor: '1050', product: '0407', manufacturer: 'Yubico' })).toBe('1-1.2');
+    expect(read(root, 'sys/bus/usb/devices/1-1.2/idVendor')).toBe('1050');
+    expect(Number(read(root, 'sys/bus/usb/devices/1-1.2/devnum'))).toBeGreaterThan(Number(before));
+    expect(() => k.plugUsb(1, { port: '3.1', vendor: '1050', product: '0407' })).toThrow(/no hub 1-3/);
+  });
+
+  it('a spec with devices below a function that has no driver is refused', () => {
+    const spec: HostSpec = { roots: [{ devices: [{ at: '14.0', vendor: '8086', device: 'a36d', class: '0c0330', driver: null, usbBuses: [{ bus: 1, devices: [] }] }] }] };
+    expect(() => buildHost(path.join(tempRoot(), 'host'), spec)).toThrow(SpecError);
+  });
+});
