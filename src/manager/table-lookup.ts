@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import type { DeviceKey } from '../core/device-key.js';
 import { checkHostIdentity } from '../core/host-identity.js';
 import { TableIndex, type Owner, type Tables } from '../core/tables.js';
 import { readHostIdentity } from '../host/host-identity.js';
@@ -8,7 +9,8 @@ import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
 export type TableMembership = { readonly table: 'active'; readonly owner: Owner } | { readonly table: 'inactive' };
-export type TableLookup = (address: PciAddress) => TableMembership | null;
+/** By PCI address, or by the device key of any kind. */
+export type TableLookup = (device: PciAddress | DeviceKey) => TableMembership | null;
 
 /**
  * Both tables, read once and without the lock, for the inventory commands. A state directory
@@ -33,8 +35,9 @@ export async function tableLookupFor(stateDir: string, root: string): Promise<Ta
 /** Where each device stands in these tables. */
 export function tableLookupOf(tables: Tables): TableLookup {
   const index = new TableIndex(tables);
-  return (address) => {
-    const found = index.find(address);
+  return (device) => {
+    // A PCI address starts with its four hex digits of PCI domain; a key with its kind.
+    const found = /^[0-9a-f]{4}:/.test(device) ? index.find(device as PciAddress) : index.findKey(device as DeviceKey);
     if (found === undefined) return null;
     return found.table === 'active' ? { table: 'active', owner: found.entry.usedBy } : { table: 'inactive' };
   };

@@ -1,5 +1,8 @@
 import type { PciAddress } from '../core/address.js';
-import { parsePciRef, type DeviceRef } from '../core/device-key.js';
+import { keyKind, parseKey, parsePciRef, type DeviceRef } from '../core/device-key.js';
+import type { NonPciKind } from '../core/nonpci-device.js';
+import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
+import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
@@ -457,6 +460,27 @@ export class HostdevService {
     const hostUse = device === undefined ? [] : ((await this.manager.hostUsage.usesOf([device])).get(address) ?? []);
     const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root), hostUse);
     return { report, warnings: warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w)), iommuEnabled: inventory.iommuEnabled };
+  }
+
+  /** The devices of one kind other than PCI (USB, mdev, NVMe namespaces, SCSI) with owner and table, as `list --kind KIND --json`. */
+  async listKind(kind: NonPciKind): Promise<{ readonly report: NonPciJson[]; readonly warnings: readonly string[] }> {
+    const inventory = await readNonPciInventory(this.manager.layout, [kind], readTimeoutFromEnv());
+    const tables = tableLookupOf(this.manager.tables());
+    return { report: inventory[kind].map((device) => nonPciJson(device, tables)), warnings: inventory.warnings };
+  }
+
+  /** One USB, mdev, NVMe or SCSI device by its key, as `show KEY --json`; HOSTDEV_DEVICE_NOT_FOUND when the host lacks it. */
+  async showKey(ref: DeviceRef): Promise<{ readonly report: NonPciShowReport; readonly warnings: readonly string[] }> {
+    const key = parseKey(ref);
+    const kind = keyKind(key);
+    if (kind === 'pci') {
+      throw new HostdevError('HOSTDEV_BAD_ADDRESS', `"${ref}" names a PCI function; showKey takes the other kinds`, {
+        hint: 'Ask show() for a PCI function.',
+        details: { input: ref, kind },
+      });
+    }
+    const inventory = await readNonPciInventory(this.manager.layout, [kind], readTimeoutFromEnv());
+    return { report: nonPciShowReport(inventory, key, tableLookupOf(this.manager.tables())), warnings: inventory.warnings };
   }
 
   /** Every IOMMU group with its members, as `groups --json`. */

@@ -5,16 +5,17 @@ import {
   idMatches,
   normHex,
   writeHostModel,
+  makeHostModel,
   type DeviceIds,
   type DriverId,
-  type HostModel,
   type KnownDriver,
   type VfTemplate,
 } from './host-model.js';
 import { SimState } from './state-db.js';
-import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type NodeSpec } from './spec.js';
+import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type MdevParentSpec, type NodeSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfAddress, vfFunction, vfNetdevName } from './vf.js';
+import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
 
 /** A function of the spec, placed: its address, its parent and what decides its IOMMU group. */
 interface Placed {
@@ -143,7 +144,64 @@ function checkSpec(spec: HostSpec): Placed[] {
     if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError(`${p.field}.sriov.numVfs`, `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
   }
   if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError('roots', `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
+  checkNonPci(placed);
   return placed;
+}
+
+/** USB ports below a hub that is there, bus and sg numbers used once, mdevs of a type their parent offers. */
+function checkNonPci(placed: readonly Placed[]): void {
+  const buses = new Set<number>();
+  const scsiHosts = new Set<number>();
+  const sgs = new Set<number>();
+  const nvmes = new Set<number>();
+  const uuids = new Set<string>();
+  for (const p of placed) {
+    const node = p.node;
+    if (isBridge(node)) continue;
+    const shows = ['usbBuses', 'mdev', 'nvme', 'scsi'].filter((field) => node[field as keyof EndpointSpec] !== undefined);
+    if (node.driver === null && shows.length > 0) throw new SpecError(`${p.field}.driver`, `${p.address} has ${shows.join(', ')}, which only its driver shows: give it one`);
+    for (const [b, bus] of (node.usbBuses ?? []).entries()) {
+      const field = `${p.field}.usbBuses.${b}`;
+      if (buses.has(bus.bus)) throw new SpecError(`${field}.bus`, `USB bus ${bus.bus} is declared twice`);
+      buses.add(bus.bus);
+      const ports = new Set(bus.devices.map((d) => d.port));
+      for (const [d, device] of bus.devices.entries()) {
+        const parent = device.port.includes('.') ? device.port.slice(0, device.port.lastIndexOf('.')) : null;
+        if (parent !== null && !ports.has(parent)) throw new SpecError(`${field}.devices.${d}.port`, `${bus.bus}-${device.port} needs a hub at ${bus.bus}-${parent}`);
+        if (bus.devices.findIndex((other) => other.port === device.port) !== d) throw new SpecError(`${field}.devices.${d}.port`, `two devices at ${bus.bus}-${device.port}`);
+      }
+    }
+    if (node.mdev !== undefined) {
+      const types = new Map(node.mdev.types.map((t) => [t.id, t.availableInstances]));
+      for (const [d, device] of (node.mdev.devices ?? []).entries()) {
+        const field = `${p.field}.mdev.devices.${d}`;
+        const left = types.get(device.type);
+        if (left === undefined) throw new SpecError(`${field}.type`, `${p.address} offers no mdev type ${device.type}`);
+        if (left < 1) throw new SpecError(`${field}.type`, `no instance of ${device.type} is left on ${p.address}`);
+        types.set(device.type, left - 1);
+        if (uuids.has(device.uuid)) throw new SpecError(`${field}.uuid`, `mdev ${device.uuid} is declared twice`);
+        uuids.add(device.uuid);
+      }
+    }
+    if (node.nvme !== undefined) {
+      if (nvmes.has(node.nvme.instance)) throw new SpecError(`${p.field}.nvme.instance`, `nvme${node.nvme.instance} is declared twice`);
+      nvmes.add(node.nvme.instance);
+      const nsids = node.nvme.namespaces.map((ns) => ns.nsid);
+      if (new Set(nsids).size !== nsids.length) throw new SpecError(`${p.field}.nvme.namespaces`, 'a namespace ID is used twice');
+    }
+    if (node.scsi !== undefined) {
+      if (scsiHosts.has(node.scsi.host)) throw new SpecError(`${p.field}.scsi.host`, `SCSI host ${node.scsi.host} is declared twice`);
+      scsiHosts.add(node.scsi.host);
+      const addresses = new Set<string>();
+      for (const [d, device] of node.scsi.devices.entries()) {
+        const at = `${device.channel}:${device.target}:${device.lun}`;
+        if (addresses.has(at)) throw new SpecError(`${p.field}.scsi.devices.${d}`, `two devices at ${node.scsi.host}:${at}`);
+        addresses.add(at);
+        if (sgs.has(device.sg)) throw new SpecError(`${p.field}.scsi.devices.${d}.sg`, `/dev/sg${device.sg} is declared twice`);
+        sgs.add(device.sg);
+      }
+    }
+  }
 }
 
 /**
@@ -400,11 +458,29 @@ function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
     }
   }
 
+  // What hangs below the functions; mdevs get IOMMU groups after every PCI function has its own.
+  const below: Record<string, BelowSpec> = {};
+  for (const p of placed) {
+    const node = p.node;
+    if (isBridge(node) || (node.usbBuses === undefined && node.nvme === undefined && node.scsi === undefined && node.mdev === undefined)) continue;
+    // checkNonPci refused a function with things below it and no driver
+    const driver = (node.driver === undefined ? probeDriver(drivers, idsOf(node)) : node.driver) as string;
+    const { devices: mdevs, ...mdevTypes } = node.mdev ?? { devices: [] };
+    below[p.address] = {
+      driver,
+      ...(node.usbBuses === undefined ? {} : { usbBuses: node.usbBuses }),
+      ...(node.nvme === undefined ? {} : { nvme: node.nvme }),
+      ...(node.scsi === undefined ? {} : { scsi: node.scsi }),
+      ...(node.mdev === undefined ? {} : { mdev: mdevTypes as Omit<MdevParentSpec, 'devices'> }),
+    };
+    writeBelow(root, p.devPath, p.address, below[p.address]!);
+    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, node.mdev.driver, mdevs ?? [], iommu ? allocGroup : () => null);
+  }
+
   writeModulesAlias(root, spec);
 
   const known: Record<string, KnownDriver> = {};
   for (const [name, d] of drivers) known[name] = { ids: d.ids, loaded: d.loaded };
-  const model: HostModel = { version: 1, iommu, drivers: known, netdevs, vfTemplates };
-  writeHostModel(root, model);
+  writeHostModel(root, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below }));
   new SimState(root).close(); // the state database exists before any process races to create it
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SIMULATED_HOST_ID_FILE } from '../core/host-identity.js';
+import type { BelowSpec } from './nonpci-tree.js';
 import type { DriverIdSpec } from './spec.js';
 
 /**
@@ -37,6 +38,18 @@ export interface HostModel {
   /** Interfaces a device exposes while bound to `driver`. */
   readonly netdevs: Readonly<Record<string, { readonly driver: string; readonly names: readonly string[] }>>;
   readonly vfTemplates: Readonly<Record<string, VfTemplate>>;
+  /** By PCI address: what the function's driver shows below it while bound (USB buses, NVMe namespaces, a SCSI host, mdev types). */
+  readonly below?: Readonly<Record<string, BelowSpec>>;
+}
+
+/** A host model; `below` only when some function has something below it. */
+export function makeHostModel(
+  fields: Pick<HostModel, 'iommu' | 'drivers' | 'netdevs' | 'vfTemplates'> & {
+    readonly below: Readonly<Record<string, BelowSpec>>;
+  },
+): HostModel {
+  const { below, ...rest } = fields;
+  return { version: 1, ...rest, ...(Object.keys(below).length > 0 ? { below } : {}) };
 }
 
 export function simDir(root: string): string {

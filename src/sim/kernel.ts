@@ -13,6 +13,9 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
+import { dropDanglingLinks, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
+import type { UsbDeviceSpec } from './spec.js';
+import { readHostModel } from './host-model.js';
 import { isVfioDriver } from '../core/stub-driver.js';
 
 /** The vfio-pci device a blocked write releases, and the device locks it holds meanwhile. */
@@ -306,6 +309,9 @@ export class SimKernel implements KernelPort {
     if (!kind.isFile() && !kind.isFIFO()) fail('ENXIO');
     const rel = this.tree.rel(dir);
     if (rel === 'sys/bus/pci') return this.busAttr(attr, value, file);
+    if (attr === 'create' && path.basename(path.dirname(dir)) === 'mdev_supported_types') return this.mdevCreate(dir, value);
+    if (attr === 'remove' && fs.existsSync(path.join(dir, 'mdev_type'))) return this.mdevRemove(dir, value);
+    if (attr === 'remove' && fs.existsSync(path.join(dir, 'idVendor')) && fs.existsSync(path.join(dir, 'devpath'))) return this.usbRemove(dir);
     const driver = /^sys\/bus\/pci\/drivers\/([^/]+)$/.exec(rel);
     if (driver) return this.driverAttr(driver[1]!, attr, value, file);
     if (this.tree.isDeviceDir(dir)) return this.deviceAttr(dir, attr, value, file);
@@ -380,7 +386,10 @@ export class SimKernel implements KernelPort {
       }
       case 'remove': {
         const n = kstrtoul(value) ?? fail('EINVAL');
-        if (n !== 0) removeDevice(this.topology, dir);
+        if (n !== 0) {
+          removeDevice(this.topology, dir);
+          dropDanglingLinks(this.root);
+        }
         return;
       }
       case 'reset':
@@ -388,7 +397,9 @@ export class SimKernel implements KernelPort {
       case 'reset_method':
         return this.resetMethod(dir, value);
       case 'sriov_numvfs':
-        return sriovNumvfs(this.topology, dir, value);
+        sriovNumvfs(this.topology, dir, value);
+        dropDanglingLinks(this.root);
+        return;
       case 'sriov_drivers_autoprobe': {
         const on = kstrtobool(value) ?? fail('EINVAL');
         this.tree.writeAttr(dir, 'sriov_drivers_autoprobe', `${on ? 1 : 0}\n`);
@@ -433,6 +444,8 @@ export class SimKernel implements KernelPort {
     const address = path.basename(dir);
     const net = this.state.netdevs(address);
     this.tree.bind(dir, driver.name, net && net.driver === driver.name ? net.names : []);
+    const below = readHostModel(this.root)?.below?.[address];
+    if (below?.driver === driver.name) writeBelow(this.root, this.tree.rel(dir), address, below);
     this.emit('bind', dir, driver.name);
     return null;
   }
@@ -459,6 +472,7 @@ export class SimKernel implements KernelPort {
     const address = path.basename(dir);
     const names = this.tree.netdevNames(dir);
     if (names.length > 0) this.state.setNetdevs(address, driver, names);
+    if (readHostModel(this.root)?.below?.[address]?.driver === driver) removeBelow(this.root, dir);
     this.tree.unbind(dir, driver);
     if (isVfioDriver(driver)) {
       const group = this.tree.groupOf(dir);
@@ -473,6 +487,53 @@ export class SimKernel implements KernelPort {
       const driver = dir !== null ? this.tree.driverOf(dir) : null;
       return driver !== null && isVfioDriver(driver);
     });
+  }
+
+  // ---- mediated devices (drivers/vfio/mdev/mdev_sysfs.c, mdev_core.c) ----
+
+  /**
+   * create_store: 36 or 37 bytes (a UUID, perhaps with echo's newline) that guid_parse takes, else
+   * EINVAL; a UUID that names an mdev already EEXIST; a type with no instance left EUSERS. The
+   * mdev binds to its parent's mdev driver and gets an IOMMU group of its own.
+   */
+  private mdevCreate(typeDir: string, value: string): void {
+    if (value.length < 36 || value.length > 37) fail('EINVAL');
+    const uuid = value.slice(0, 36).toLowerCase();
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uuid)) fail('EINVAL');
+    if (fs.existsSync(path.join(this.root, 'sys/bus/mdev/devices', uuid))) fail('EEXIST');
+    const available = kstrtoul(this.tree.attr(typeDir, 'available_instances') ?? '0') ?? 0;
+    if (available < 1) fail('EUSERS');
+    const parentDir = path.dirname(path.dirname(typeDir));
+    const parent = path.basename(parentDir);
+    const model = readHostModel(this.root);
+    const driver = model?.below?.[parent]?.mdev?.driver ?? 'vfio_mdev';
+    const group = model?.iommu === false ? null : nextFreeGroup(this.root);
+    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group);
+    this.state.event('add', uuid);
+  }
+
+  /** remove_store: a number (kstrtoul base 0) or EINVAL; 0 does nothing; anything else removes the mdev. */
+  private mdevRemove(dir: string, value: string): void {
+    const n = kstrtoul(value) ?? fail('EINVAL');
+    if (n === 0) return;
+    removeMdev(this.root, dir);
+    this.state.event('remove', path.basename(dir));
+  }
+
+  // ---- USB (drivers/usb/core/sysfs.c remove_store) ----
+
+  /** Any value logically unplugs the device (usb_remove_device); a root hub has no port to leave: EINVAL. */
+  private usbRemove(dir: string): void {
+    if (this.tree.attr(dir, 'devpath') === '0') fail('EINVAL');
+    unplugUsb(this.root, dir);
+    this.state.event('remove', path.basename(dir));
+  }
+
+  /** Test surface: a device plugged into a port of a hub that is there (what no sysfs write can do). Returns its name (1-1.2). */
+  plugUsb(bus: number, device: UsbDeviceSpec): string {
+    const name = plugUsb(this.root, bus, device);
+    this.state.event('add', name);
+    return name;
   }
 
   // ---- dynamic IDs (pci-driver.c new_id_store / remove_id_store) ----

@@ -262,6 +262,100 @@ const mlx5Vfio: HostSpec = {
   ],
 };
 
+/**
+ * A virtualization host with more than PCI functions to give: an Intel UHD 630 iGPU that makes
+ * GVT-g vGPUs (mediated devices, one made already), an xHCI controller with a hub, a YubiKey, a
+ * keyboard and two identical USB sticks (the same vendor:product on two ports), an NVMe SSD with two
+ * namespaces, and a SAS HBA with a disk and an LTO tape drive.
+ */
+const virtHost: HostSpec = {
+  description: 'GVT-g iGPU (mdev types, one vGPU made), xHCI with hub, YubiKey, keyboard and two like USB sticks, NVMe with 2 namespaces, SAS HBA with disk and tape',
+  drivers: VFIO_LOADED,
+  roots: [
+    {
+      numaNode: 0,
+      devices: [
+        hostBridge,
+        {
+          at: '02.0',
+          vendor: '8086',
+          device: '3e92',
+          subsystemVendor: '1028',
+          subsystemDevice: '0869',
+          class: '030000',
+          driver: 'i915',
+          resetMethods: ['flr'],
+          flr: true,
+          mdev: {
+            driver: 'intel_vgpu_mdev',
+            types: [
+              {
+                id: 'i915-GVTg_V5_4',
+                name: 'GVTg_V5_4',
+                description: 'low_gm_size: 128MB\nhigh_gm_size: 512MB\nfence: 4\nresolution: 1920x1200\nweight: 4',
+                availableInstances: 2,
+              },
+              {
+                id: 'i915-GVTg_V5_8',
+                name: 'GVTg_V5_8',
+                description: 'low_gm_size: 64MB\nhigh_gm_size: 384MB\nfence: 4\nresolution: 1024x768\nweight: 2',
+                availableInstances: 4,
+              },
+            ],
+            devices: [{ uuid: '4b20d080-1b54-4048-85b3-a6a62d165c01', type: 'i915-GVTg_V5_8' }],
+          },
+        },
+        {
+          at: '14.0',
+          vendor: '8086',
+          device: 'a36d',
+          subsystemVendor: '1028',
+          subsystemDevice: '0869',
+          class: '0c0330',
+          revision: '10',
+          driver: 'xhci_hcd',
+          resetMethods: ['pm'],
+          usbBuses: [
+            {
+              bus: 1,
+              devices: [
+                { port: '1', vendor: '05e3', product: '0610', manufacturer: 'GenesysLogic', productName: 'USB2.1 Hub', deviceClass: '09', interfaces: [{ class: '09', driver: 'hub' }] },
+                { port: '1.2', vendor: '1050', product: '0407', manufacturer: 'Yubico', productName: 'YubiKey OTP+FIDO+CCID', interfaces: [{ class: '03', driver: 'usbhid' }, { class: '03', driver: 'usbhid' }, { class: '0b', driver: null }] },
+                { port: '1.3', vendor: '0781', product: '5581', manufacturer: 'SanDisk', productName: 'Ultra', serial: '4C530001230915109491', interfaces: [{ class: '08', driver: 'usb-storage' }] },
+                { port: '2', vendor: '0781', product: '5581', manufacturer: 'SanDisk', productName: 'Ultra', serial: '4C530001100210116282', interfaces: [{ class: '08', driver: 'usb-storage' }] },
+                { port: '4', vendor: '046d', product: 'c31c', manufacturer: 'Logitech', productName: 'USB Keyboard', interfaces: [{ class: '03', driver: 'usbhid' }, { class: '03', driver: 'usbhid' }] },
+              ],
+            },
+            { bus: 2, speed: 5000, devices: [] },
+          ],
+        },
+        rootPort('1c.0', 1, [{ ...nvmeDisk, nvme: { instance: 0, model: 'Samsung SSD 970 EVO Plus 1TB', serial: 'S4EWNX0R123456A', namespaces: [{ nsid: 1, sectors: 1_000_000_000 }, { nsid: 2, sectors: 953_525_168 }] } }]),
+        rootPort('1c.4', 2, [
+          {
+            at: '00.0',
+            vendor: '1000',
+            device: '0097',
+            subsystemVendor: '1000',
+            subsystemDevice: '30e0',
+            class: '010700',
+            revision: '02',
+            driver: 'mpt3sas',
+            flr: true,
+            scsi: {
+              host: 2,
+              devices: [
+                { channel: 0, target: 0, lun: 0, type: 0, vendor: 'ATA', model: 'ST4000NM0035-1V4', rev: 'TN05', sg: 0, block: 'sda' },
+                { channel: 0, target: 1, lun: 0, type: 1, vendor: 'HP', model: 'Ultrium 6-SCSI', rev: '35GD', sg: 1 },
+              ],
+            },
+          },
+        ]),
+        onboardNic,
+      ],
+    },
+  ],
+};
+
 export const presets: Record<string, HostSpec> = {
   'sriov-nic': sriovNic,
   gpu,
@@ -271,6 +365,7 @@ export const presets: Record<string, HostSpec> = {
   'no-iommu': noIommu,
   workstation,
   'mlx5-vfio': mlx5Vfio,
+  'virt-host': virtHost,
 };
 
 export const DEFAULT_PRESET = 'workstation';

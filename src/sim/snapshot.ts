@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeHostModel, type DriverId, type HostModel, type KnownDriver, type VfTemplate } from './host-model.js';
+import { makeHostModel, writeHostModel, type DriverId, type KnownDriver, type VfTemplate } from './host-model.js';
 import { ADDRESS_RE, SimTree } from './sim-tree.js';
 import { SimState } from './state-db.js';
+import { nextFreeGroup, type BelowSpec } from './nonpci-tree.js';
+import { copyBelowFunction } from './snapshot-nonpci.js';
 import { busDeviceRel, linkDriver, linkGroup, relLink, writeDriverDir, writeNetdevs, writeSkeleton } from './tree-writer.js';
 
 /** Attributes copied as they read on the source; anything else of a device is left out. */
@@ -118,13 +120,21 @@ export function snapshotHost(sourceRoot: string, destRoot: string): SnapshotResu
       relLink(destRoot, `${vfPath}/physfn`, devPath);
     }
   }
+  const iommu = source.groups().length > 0;
+  // USB buses, NVMe namespaces, SCSI hosts and mdevs below the functions, once every function has its group.
+  const below: Record<string, BelowSpec> = {};
+  for (const address of addresses) {
+    const dir = source.deviceDir(address);
+    const devPath = relOf.get(address);
+    if (dir === null || devPath === undefined) continue;
+    const shown = copyBelowFunction(dir, destRoot, devPath, address, source.driverOf(dir), () => (iommu ? nextFreeGroup(destRoot) : null));
+    if (shown !== null) below[address] = shown;
+  }
   const known: Record<string, KnownDriver> = {};
   for (const [name, ids] of drivers) known[name] = { ids, loaded: true };
   if (!drivers.has('vfio-pci')) known['vfio-pci'] = { ids: [], loaded: false };
   else fs.mkdirSync(path.join(destRoot, 'dev/vfio'), { recursive: true });
-  const iommu = source.groups().length > 0;
-  const model: HostModel = { version: 1, iommu, drivers: known, netdevs, vfTemplates };
-  writeHostModel(destRoot, model);
+  writeHostModel(destRoot, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below }));
   new SimState(destRoot).close();
   return { devices: relOf.size, drivers: drivers.size, iommu };
 }

@@ -120,6 +120,82 @@ export interface EndpointSpec extends FunctionSpecBase {
   readonly sriov?: SriovSpec;
   /** false: conventional PCI (no PCI Express capability). Default true. */
   readonly pcie?: boolean;
+  /** A USB host controller's buses (xHCI has two root hubs: USB 2 and USB 3) and what is plugged in. */
+  readonly usbBuses?: readonly UsbBusSpec[];
+  /** A mediated-device parent: the types it offers (mdev_supported_types) and mdevs made at build time. */
+  readonly mdev?: MdevParentSpec;
+  /** An NVMe controller's namespaces: under nvme/nvmeN while the controller is on the nvme driver. */
+  readonly nvme?: NvmeSpec;
+  /** A SCSI host adapter: its host number and the devices on it. */
+  readonly scsi?: ScsiHostSpec;
+}
+
+export interface UsbDeviceSpec {
+  /** The port path below the root hub: "1", "1.2" (a device on port 2 of the hub on port 1). */
+  readonly port: string;
+  readonly vendor: string;
+  readonly product: string;
+  readonly manufacturer?: string;
+  readonly productName?: string;
+  readonly serial?: string;
+  /** The address on its bus; default: the next free one, in spec order from 2 (as enumeration gives them). */
+  readonly devnum?: number;
+  /** bDeviceClass, 2 hex digits; "09" is a hub. Default "00". */
+  readonly deviceClass?: string;
+  /** Each interface's class (2 hex digits) and driver (null: unbound). */
+  readonly interfaces?: readonly { readonly class: string; readonly driver: string | null }[];
+}
+
+export interface UsbBusSpec {
+  readonly bus: number;
+  /** 480 (USB 2 root hub) or 5000 (USB 3). Default 480. */
+  readonly speed?: number;
+  readonly devices: readonly UsbDeviceSpec[];
+}
+
+export interface MdevTypeSpec {
+  /** The type's directory name, as the parent driver prefixes it: "i915-GVTg_V5_4", "mtty-2". */
+  readonly id: string;
+  readonly name: string;
+  readonly description?: string;
+  readonly availableInstances: number;
+  /** Default "vfio-pci". */
+  readonly deviceApi?: string;
+}
+
+export interface MdevParentSpec {
+  /** The mdev driver the parent's devices bind to (its directory under /sys/bus/mdev/drivers). */
+  readonly driver: string;
+  readonly types: readonly MdevTypeSpec[];
+  readonly devices?: readonly { readonly uuid: string; readonly type: string }[];
+}
+
+export interface NvmeSpec {
+  /** The controller's number: nvme0. */
+  readonly instance: number;
+  readonly model?: string;
+  readonly serial?: string;
+  readonly namespaces: readonly { readonly nsid: number; readonly sectors: number }[];
+}
+
+export interface ScsiDeviceSpec {
+  readonly channel: number;
+  readonly target: number;
+  readonly lun: number;
+  /** SPC peripheral device type: 0 disk, 1 tape, 5 cdrom, 8 medium changer. */
+  readonly type: number;
+  readonly vendor: string;
+  readonly model: string;
+  readonly rev?: string;
+  /** N of /dev/sgN. */
+  readonly sg: number;
+  /** The block device of a disk or cdrom (sda, sr0). */
+  readonly block?: string;
+}
+
+export interface ScsiHostSpec {
+  readonly host: number;
+  readonly devices: readonly ScsiDeviceSpec[];
 }
 
 export type NodeSpec = BridgeSpec | EndpointSpec;
@@ -192,6 +268,66 @@ const sriovSchema = z.strictObject({
   vfNetdev: componentName.optional(),
 });
 
+const hexDigits = (digits: number) => z.string().regex(new RegExp(`^[0-9a-fA-F]{${digits}}$`), `expected ${digits} hex digits`);
+/** Text the kernel shows in a one-line attribute (manufacturer, model): printable, no newline. */
+const oneLine = z.string().max(255).regex(/^[\x20-\x7e]*$/, 'printable ASCII on one line');
+
+const usbDeviceSchema = z.strictObject({
+  port: z.string().regex(/^[1-9][0-9]?(\.[1-9][0-9]?){0,5}$/, 'expected a port path like "1" or "1.2"'),
+  vendor: hexDigits(4),
+  product: hexDigits(4),
+  manufacturer: oneLine.optional(),
+  productName: oneLine.optional(),
+  serial: oneLine.optional(),
+  devnum: z.number().int().min(2).max(127).optional(),
+  deviceClass: hexDigits(2).optional(),
+  interfaces: z.array(z.strictObject({ class: hexDigits(2), driver: componentName.nullable() })).max(32).optional(),
+});
+
+const mdevSchema = z.strictObject({
+  driver: componentName,
+  types: z
+    .array(
+      z.strictObject({
+        id: componentName.pipe(z.string().regex(/^[A-Za-z0-9_.-]+$/)),
+        name: oneLine,
+        description: z.string().max(4096).optional(),
+        availableInstances: z.number().int().min(0).max(65535),
+        deviceApi: componentName.optional(),
+      }),
+    )
+    .min(1),
+  devices: z
+    .array(z.strictObject({ uuid: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a lower-case UUID'), type: z.string() }))
+    .optional(),
+});
+
+const nvmeSchema = z.strictObject({
+  instance: z.number().int().min(0).max(65535),
+  model: oneLine.optional(),
+  serial: oneLine.optional(),
+  namespaces: z.array(z.strictObject({ nsid: z.number().int().min(1).max(0xfffffffe), sectors: z.number().int().min(0) })).max(1024),
+});
+
+const scsiSchema = z.strictObject({
+  host: z.number().int().min(0).max(65535),
+  devices: z
+    .array(
+      z.strictObject({
+        channel: z.number().int().min(0).max(255),
+        target: z.number().int().min(0).max(65535),
+        lun: z.number().int().min(0).max(65535),
+        type: z.number().int().min(0).max(31),
+        vendor: oneLine.max(8),
+        model: oneLine.max(16),
+        rev: oneLine.max(4).optional(),
+        sg: z.number().int().min(0).max(65535),
+        block: z.string().regex(/^(sd[a-z]{1,3}|sr[0-9]{1,3})$/).optional(),
+      }),
+    )
+    .max(1024),
+});
+
 const endpointSchema = z.strictObject({
   ...functionBase,
   kind: z.literal('endpoint').optional(),
@@ -201,6 +337,12 @@ const endpointSchema = z.strictObject({
   netdevs: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/)).optional(),
   sriov: sriovSchema.optional(),
   pcie: z.boolean().optional(),
+  usbBuses: z
+    .array(z.strictObject({ bus: z.number().int().min(1).max(127), speed: z.number().int().optional(), devices: z.array(usbDeviceSchema).max(127) }))
+    .optional(),
+  mdev: mdevSchema.optional(),
+  nvme: nvmeSchema.optional(),
+  scsi: scsiSchema.optional(),
 });
 
 const bridgeSchema = z.strictObject({

@@ -19,7 +19,7 @@ describe('deviceJson: a device with its table fields', () => {
   const devices = readInventory(new SysfsLayout(root), { pciIdsPath: '/nonexistent' }).devices;
   const pf = devices.find((device) => device.sriov !== null)!;
   const vf = devices.find((device) => device.physfn !== null)!;
-  const tables: TableLookup = (address: PciAddress) =>
+  const tables: TableLookup = (address: PciAddress | string) =>
     address === pf.address ? { table: 'inactive' } : address === vf.address ? { table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } } : null;
 
   it('prints the key, every PciDevice field in its order, then owner and table, as a spread of all would', () => {

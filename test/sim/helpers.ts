@@ -5,6 +5,7 @@ import path from 'node:path';
 import { buildHost } from '../../src/sim/builder.js';
 import { presets } from '../../src/sim/presets.js';
 import type { HostSpec } from '../../src/sim/spec.js';
+import { KernelWriteError } from '../../src/sysfs/kernel-port.js';
 
 const made: string[] = [];
 
@@ -88,4 +89,15 @@ export function lspci(root: string): Map<string, { cls: string; vendor: string; 
     if (drv && current) rows.get(current)!.driver = drv[1]!;
   }
   return rows;
+}
+
+/** The errno a kernel write failed with, or null when it succeeded. */
+export async function errnoOf(promise: Promise<unknown>): Promise<string | null> {
+  try {
+    await promise;
+    return null;
+  } catch (error) {
+    if (error instanceof KernelWriteError) return error.errno;
+    throw error;
+  }
 }

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SimKernel } from '../../src/sim/kernel.js';
-import { KernelWriteError, ModuleLoadError } from '../../src/sysfs/kernel-port.js';
-import { addresses, cleanupRoots, dev, driverOf, groupOf, lspci, presetRoot, readAttr, virtfns } from './helpers.js';
+import { ModuleLoadError } from '../../src/sysfs/kernel-port.js';
+import { addresses, cleanupRoots, dev, driverOf, groupOf, lspci, presetRoot, readAttr, virtfns, errnoOf } from './helpers.js';
 
 afterAll(cleanupRoots);
 
@@ -24,16 +24,6 @@ async function vfioHost(preset: string): Promise<{ root: string; k: SimKernel }>
   const h = host(preset);
   await h.k.loadModule('vfio-pci');
   return h;
-}
-
-async function errnoOf(promise: Promise<unknown>): Promise<string | null> {
-  try {
-    await promise;
-    return null;
-  } catch (error) {
-    if (error instanceof KernelWriteError) return error.errno;
-    throw error;
-  }
 }
 
 const D = (address: string, file: string) => `/sys/bus/pci/devices/${address}/${file}`;

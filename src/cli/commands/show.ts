@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
-import { parsePciRef } from '../../core/device-key.js';
+import { keyKind, parseKey, parsePciRef } from '../../core/device-key.js';
+import type { NonPciKind } from '../../core/nonpci-device.js';
+import { nonPciShowReport } from '../../manager/nonpci-reports.js';
+import { nonPciShowText, readNonPci } from '../nonpci-view.js';
+import { nonPciNodedevXml, pciNodedevXml } from '../nodedev-xml.js';
+import { HostdevError } from '../../core/errors.js';
+import { SysfsLayout } from '../../sysfs/paths.js';
 import { findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
 import { cachedPciIds } from '../../sysfs/pci-ids.js';
 import { DEFAULT_STUB_DRIVER } from '../../core/stub-driver.js';
@@ -36,9 +42,24 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
     program
       .command('show')
       .description('one device in full: PCI path, IOMMU group members and whether it can be given to a VM alone')
-      .argument('<address>', 'PCI address (0000:01:00.2, 01:00.2, pci_0000_01_00_2) or device key (pci:0000:01:00.2)')
+      .argument('<address>', 'PCI address (0000:01:00.2, 01:00.2, pci_0000_01_00_2) or device key (pci:0000:01:00.2, mdev:UUID, usb:1-1.2, nvme:0000:03:00.0/1, scsi:2:0:0:0)')
+      .option('--xml', "print the device as `virsh nodedev-dumpxml` does (libvirt's node device XML)")
       .action(
-        action(async (globals, _command: Command, input: string): Promise<CommandResult> => {
+        action(async (globals, command: Command, input: string): Promise<CommandResult> => {
+          const key = parseKey(input);
+          const kind = keyKind(key);
+          const { xml } = command.opts<{ xml?: boolean }>();
+          if (xml && globals.json) {
+            throw new HostdevError('HOSTDEV_USAGE', '--xml and --json cannot be used together', { hint: 'Pick one: --xml prints libvirt node device XML, --json hostdev\'s report.' });
+          }
+          if (kind !== 'pci') {
+            const tablesLoading = tablesFor(globals, options);
+            const nonPci = await readNonPci(globals, [kind as NonPciKind]);
+            const tables = await tablesLoading;
+            const report = nonPciShowReport(nonPci, key, tables);
+            if (xml) return { json: null, text: await nonPciNodedevXml(new SysfsLayout(globals.root), report.device), warnings: nonPci.warnings };
+            return { json: report, text: nonPciShowText(report, tables), warnings: nonPci.warnings };
+          }
           const address = parsePciRef(input);
           const tablesLoading = tablesFor(globals, options);
           const { layout, inventory, warnings } = await readHost(globals);
@@ -51,6 +72,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const members = groupMembers(inventory, address);
           const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
           if (globals.json) return { json, text: '', warnings: relevant };
+          if (xml) return { json: null, text: await pciNodedevXml(layout, inventory, device), warnings: relevant };
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
           const rev = device.revision !== null && device.revision !== '00' ? ` (rev ${device.revision})` : '';
