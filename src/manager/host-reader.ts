@@ -6,6 +6,7 @@ import { HostdevError } from '../core/errors.js';
 import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
 import type { VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
+import { ServingReader } from '../sysfs/serving-reader.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
@@ -25,10 +26,27 @@ export interface DeviceWait {
  * for its VM), are read only in the bounded reader process (`devices`).
  */
 export class HostReader {
+  /** The reader process of `devices`, kept between reads (see `serve`); null: one process per read. */
+  private serving: ServingReader | null = null;
+
   constructor(
     readonly layout: SysfsLayout,
     private readonly boundMs: number = readTimeoutFromEnv(),
   ) {}
+
+  /**
+   * From now on `devices` reads through one long-lived reader process (until `close`): what a
+   * manager does, so that each of its operations costs a round trip instead of a process start.
+   */
+  serve(): this {
+    this.serving ??= new ServingReader(this.layout);
+    return this;
+  }
+
+  close(): void {
+    this.serving?.close();
+    this.serving = null;
+  }
 
   /** One device, read in the bounded reader process; null when it is not on the host. */
   async device(address: PciAddress, wait: DeviceWait = {}): Promise<PciDevice | null> {
@@ -44,6 +62,7 @@ export class HostReader {
     return readDevicesBounded(this.layout, addresses, {
       timeoutMs: wait.timeoutMs ?? this.boundMs,
       ...(wait.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
+      ...(this.serving === null ? {} : { serving: this.serving }),
     });
   }
 

@@ -142,7 +142,7 @@ export class HostdevManager {
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
   ) {
-    this.reader = new HostReader(layout);
+    this.reader = new HostReader(layout).serve();
   }
 
   static async open(options: OpenOptions): Promise<HostdevManager> {
@@ -177,6 +177,7 @@ export class HostdevManager {
   }
 
   close(): void {
+    this.reader.close();
     this.store.close();
   }
 
