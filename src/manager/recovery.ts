@@ -295,9 +295,11 @@ async function inspect(tables: Tables, reader: RecoveryReader): Promise<{ vanish
     ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry })),
   ];
-  for (const located of entries) {
+  // Every open looks at every entry: the links are read side by side (libuv's pool), not one by one.
+  const drivers = await Promise.all(entries.map((located) => reader.driverOf(located.entry.address)));
+  for (const [at, located] of entries.entries()) {
     const { address, stubDriver } = located.entry;
-    const driver = await reader.driverOf(address);
+    const driver = drivers[at] ?? null;
     if (driver === stubDriver) continue;
     // Unbound or vanished look the same through the driver link; only then look the device up.
     if (driver === null && !(await reader.exists(address))) {
