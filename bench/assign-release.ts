@@ -13,7 +13,8 @@ import { buildHost } from '../src/sim/builder.js';
 import { SimKernel } from '../src/sim/kernel.js';
 import { vfHost } from './vf-host.js';
 
-const SIZES = [256, 1024, 4096];
+// BENCH_SIZES=256,1024 runs only those sizes (for quick interleaved before/after runs).
+const SIZES = (process.env['BENCH_SIZES'] ?? '256,1024,4096').split(',').map(Number);
 
 const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 

@@ -8,7 +8,10 @@
  * 110 ms to start and twice what C costs per system call, more than lspci needs for its whole run.
  * It knows nothing of hostdev: the CLI names the ops, this program does them and reports errno.
  *
- *   usage: hostdev-sysfs-batch [-f] [-j 2] OP...   (run with the working directory the entries are in)
+ *   usage: hostdev-sysfs-batch [-s | -f] [-j 2] OP...   (run with the working directory the entries are in)
+ *   -s:    serve: each entry is read as soon as its name has come, and its results written out at
+ *          once; the program stays until stdin ends. One such reader serves every read of a
+ *          hostdev service (src/sysfs/serving-reader.ts) instead of one process per read.
  *   -f:    each entry's results are written out as soon as they are read, so that the caller can
  *          tell which entry a read the kernel holds up is in (the one whose results do not come).
  *   -j 2:  a forked helper does the second half of the entries at the same time (on a large host,
@@ -191,7 +194,11 @@ static char **read_entries(size_t *count) {
 
 int main(int argc, char **argv) {
   struct op ops[MAX_OPS];
-  int first = 1, jobs = 1, each = 0;
+  int first = 1, jobs = 1, each = 0, serve = 0;
+  if (argc > first && strcmp(argv[first], "-s") == 0) {
+    serve = 1;
+    first += 1;
+  }
   if (argc > first && strcmp(argv[first], "-f") == 0) {
     each = 1;
     first += 1;
@@ -202,7 +209,7 @@ int main(int argc, char **argv) {
   }
   int count = argc - first;
   if (count < 1 || count > MAX_OPS) {
-    fprintf(stderr, "usage: hostdev-sysfs-batch [-f] [-j 2] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
+    fprintf(stderr, "usage: hostdev-sysfs-batch [-s | -f] [-j 2] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
     return 2;
   }
   for (int i = 0; i < count; i++) {
@@ -210,6 +217,20 @@ int main(int argc, char **argv) {
       fprintf(stderr, "hostdev-sysfs-batch: bad op \"%s\"\n", argv[first + i]);
       return 2;
     }
+  }
+  if (serve) {
+    char *line = NULL;
+    size_t line_capacity = 0;
+    while (getdelim(&line, &line_capacity, '\0', stdin) > 0) {
+      if (!valid_entry(line)) {
+        fprintf(stderr, "hostdev-sysfs-batch: bad entry name \"%s\"\n", line);
+        return 2;
+      }
+      read_entry(stdout, line, ops, count);
+      if (fflush(stdout) != 0) return 1;
+    }
+    free(line);
+    return 0;
   }
   size_t total = 0;
   char **entries = read_entries(&total);

@@ -3,6 +3,7 @@ import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import type { KernelFiles } from './kernel-files.js';
 import { formatOwner, type TableChange, type Tables } from './tables.js';
+import { describeSetting, type SavedVfNet, type VfNetRequest, type VfNetTarget, type VfSetting } from './vf-net-config.js';
 
 /** One way the host itself uses a device; any of them blocks detach/assign unless forced. */
 export interface HostUse {
@@ -35,7 +36,21 @@ export interface HostView {
   readonly vfioStubs?: ReadonlyMap<PciAddress, string>;
   /** Where the plan's writes go. */
   readonly files: KernelFiles;
+  /**
+   * For each VF whose network config the request sets: its PF interface and index, or why it
+   * has none (read only when the request carries VF network config).
+   */
+  readonly vfNet?: ReadonlyMap<PciAddress, VfNetLookup>;
+  /** The VF network configs saved by earlier assigns (what a release puts back). */
+  readonly savedVfNet?: ReadonlyMap<PciAddress, SavedVfNet>;
 }
+
+/** Where a VF's network config lives, or why it has no such place. */
+export type VfNetLookup =
+  | { readonly kind: 'target'; readonly target: VfNetTarget }
+  | { readonly kind: 'gone' }
+  | { readonly kind: 'not-vf'; readonly driver: string | null }
+  | { readonly kind: 'no-pf-netdev'; readonly pf: PciAddress; readonly pfDriver: string | null };
 
 /** The stub a request asks for (null: the one made for the device, as libvirt picks it), per device. */
 export function stubFor(view: HostView, address: PciAddress, requested: string | null): string {
@@ -48,7 +63,7 @@ export interface RestorePoint {
   readonly driverOverride: string | null;
 }
 
-export type WriteAction = 'set-override' | 'clear-override' | 'unbind' | 'probe' | 'bind' | 'reset';
+export type WriteAction = 'set-override' | 'clear-override' | 'unbind' | 'probe' | 'bind' | 'reset' | 'sriov-numvfs' | 'sriov-autoprobe';
 
 export type Step =
   | { readonly kind: 'load-module'; readonly module: string; readonly driver: string }
@@ -65,7 +80,16 @@ export type Step =
    * Read back after a probe where the kernel picks the driver: any driver but a stub, and (when
    * `bound`) not none either.
    */
-  | { readonly kind: 'verify-host-driver'; readonly address: PciAddress; readonly bound: boolean };
+  | { readonly kind: 'verify-host-driver'; readonly address: PciAddress; readonly bound: boolean }
+  /**
+   * Reads the VF's network config from its PF and saves it in the state (durable before anything
+   * changes; an earlier unfinished assign's saved row is kept, it holds the true original).
+   */
+  | { readonly kind: 'net-save'; readonly address: PciAddress; readonly target: VfNetTarget; readonly request: VfNetRequest }
+  /** One `ip link set dev PF vf N SETTING`. */
+  | { readonly kind: 'net-set'; readonly address: PciAddress; readonly target: VfNetTarget; readonly setting: VfSetting }
+  /** Puts a saved VF network config back (dropped from the state in the operation's commit). */
+  | { readonly kind: 'net-restore'; readonly address: PciAddress; readonly saved: SavedVfNet };
 
 /** What a `verify-host-driver` step accepts, in words. */
 export function hostDriverWanted(bound: boolean): string {
@@ -77,8 +101,12 @@ export function onHostDriver(actual: string | null, bound: boolean): boolean {
   return actual === null ? !bound : !isStubDriver(actual);
 }
 
-/** The part of an operation a group of steps belongs to (what `failures[].phase` names). */
-export type Phase = 'detach' | 'reset' | 'reattach';
+/**
+ * The part of an operation a group of steps belongs to (what `failures[].phase` names). `vf-net`:
+ * a VF's network config, saved and set before an assign's first sysfs write, put back before a
+ * release's.
+ */
+export type Phase = 'detach' | 'reset' | 'reattach' | 'vf-net';
 
 /** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
 export interface StepGroup {
@@ -137,7 +165,18 @@ export function formatStep(step: Step): string {
       return `check ${step.address} driver is ${step.expected ?? '(none)'}`;
     case 'verify-host-driver':
       return `check ${step.address} driver is ${hostDriverWanted(step.bound)}`;
+    case 'net-save':
+      return `save VF network config of ${step.address} (${step.target.pfNetdev} vf ${step.target.vfIndex})`;
+    case 'net-set':
+      return netSetCommand(step.target, step.setting);
+    case 'net-restore':
+      return `restore VF network config of ${step.address} (${step.saved.pf} vf ${step.saved.vfIndex})`;
   }
+}
+
+/** The `ip` command a `net-set` step runs. */
+export function netSetCommand(target: VfNetTarget, setting: VfSetting): string {
+  return `ip link set dev ${target.pfNetdev} vf ${target.vfIndex} ${describeSetting(setting)}`;
 }
 
 export function formatChange(change: TableChange): string {

@@ -1,7 +1,7 @@
 import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
-import { hostdevCommand } from './shell.js';
 import type { KernelFiles } from './kernel-files.js';
+import type { Step } from './plan-types.js';
 import { formatOwner, type Owner, type TableName } from './tables.js';
 
 /**
@@ -34,10 +34,8 @@ export interface VfCountRequest {
   readonly files: KernelFiles;
 }
 
-interface PlannedWrite {
-  readonly hostPath: string;
-  readonly value: string;
-}
+/** A write of sriov_drivers_autoprobe or sriov_numvfs: a `write` step the executor runs like any other. */
+type PlannedWrite = Extract<Step, { kind: 'write' }>;
 
 export interface VfCountPlan {
   readonly pf: PciAddress;
@@ -65,12 +63,16 @@ function isBlocking(vf: VfHolding, isStubDriver: (driver: string) => boolean): b
   return vf.table !== null || (vf.driver !== null && isStubDriver(vf.driver));
 }
 
-function vfRangeError(pf: PciAddress, requested: number, totalVfs: number): HostdevError {
+export function vfRangeError(pf: PciAddress, requested: number, totalVfs: number): HostdevError {
   return new HostdevError(
     'HOSTDEV_VF_RANGE',
     `PF ${pf} supports at most ${totalVfs} VFs (sriov_totalvfs); ${requested} were requested`,
     { hint: `Ask for 0 to ${totalVfs} VFs.`, details: { address: pf, requested, totalVfs } },
   );
+}
+
+function pfWrite(address: PciAddress, action: 'sriov-numvfs' | 'sriov-autoprobe', hostPath: string, value: string): PlannedWrite {
+  return { kind: 'write', address, action, hostPath, value };
 }
 
 export function planVfCount(request: VfCountRequest): VfCountPlan {
@@ -85,7 +87,7 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
 
   const writes: PlannedWrite[] = [];
   if (request.autoprobe !== null) {
-    writes.push({ hostPath: request.files.device(pf, 'sriov_drivers_autoprobe'), value: request.autoprobe ? '1' : '0' });
+    writes.push(pfWrite(pf, 'sriov-autoprobe', request.files.device(pf, 'sriov_drivers_autoprobe'), request.autoprobe ? '1' : '0'));
   }
   const changes = requested !== numVfs;
   const blocking = changes && numVfs > 0 ? request.vfs.filter((vf) => isBlocking(vf, request.isStubDriver)) : [];
@@ -104,8 +106,8 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
       },
     );
   }
-  if (changes && numVfs > 0) writes.push({ hostPath: request.files.device(pf, 'sriov_numvfs'), value: '0' });
-  if (changes && requested > 0) writes.push({ hostPath: request.files.device(pf, 'sriov_numvfs'), value: String(requested) });
+  if (changes && numVfs > 0) writes.push(pfWrite(pf, 'sriov-numvfs', request.files.device(pf, 'sriov_numvfs'), '0'));
+  if (changes && requested > 0) writes.push(pfWrite(pf, 'sriov-numvfs', request.files.device(pf, 'sriov_numvfs'), String(requested)));
   return {
     pf,
     from: numVfs,
@@ -115,34 +117,4 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
     stubbed: blocking.filter((vf) => vf.table === null),
     expectDriver: request.autoprobe !== false,
   };
-}
-
-/** Maps the errno of a refused sriov_numvfs write to a clear error. */
-export function numVfsWriteError(pf: PciAddress, value: string, errno: string, totalVfs: number | null): HostdevError {
-  const details = { address: pf, errno, value };
-  switch (errno) {
-    case 'ERANGE':
-      return vfRangeError(pf, Number(value), totalVfs ?? Number.NaN);
-    case 'EINVAL':
-      return new HostdevError('HOSTDEV_KERNEL_WRITE', `the kernel refused ${value} VFs on PF ${pf} (EINVAL)`, {
-        hint: 'The count can only change through 0 (N -> 0 -> M); check `hostdev vf list` and retry.',
-        details,
-      });
-    case 'EBUSY':
-      return new HostdevError('HOSTDEV_KERNEL_WRITE', `PF ${pf} is busy: the kernel refused to change its VF count (EBUSY)`, {
-        hint: 'A VF is still held by a process (a VM with the VF open blocks the removal); stop it and retry.',
-        details,
-      });
-    case 'ENOENT':
-    case 'ENODEV':
-      return new HostdevError('HOSTDEV_NOT_SRIOV', `PF ${pf} has no sriov_numvfs: it is gone or not SR-IOV capable`, {
-        hint: `Check with \`${hostdevCommand('show', pf)}\` that the PF is still on the host and shows a VF count; a VF has none.`,
-        details,
-      });
-    default:
-      return new HostdevError('HOSTDEV_KERNEL_WRITE', `writing ${value} to sriov_numvfs of PF ${pf} failed: ${errno}`, {
-        hint: `dmesg says why the PF driver refused; \`${hostdevCommand('vf', 'list', pf)}\` shows how many VFs the PF has now.`,
-        details,
-      });
-  }
 }

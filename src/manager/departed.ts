@@ -104,11 +104,11 @@ export function reassignedDepartures(op: Operation, owner: Owner, addresses: rea
  * `note-vf` for each VF that a table change takes into a table, so a later prune knows which VF it
  * was even when the VF is gone by then. `devices` are the plan's snapshots; `readPf` reads a PF.
  */
-export function vfIdentityNotes(
+export async function vfIdentityNotes(
   changes: readonly TableChange[],
   devices: ReadonlyMap<PciAddress, PciDevice | null>,
-  readVirtfnLinks: (pf: PciAddress) => ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>,
-): StateChange[] {
+  readVirtfnLinks: (pf: PciAddress) => Promise<ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>>,
+): Promise<StateChange[]> {
   const pfs = new Map<PciAddress, ReadonlyArray<{ readonly index: number; readonly address: PciAddress }>>();
   const notes: StateChange[] = [];
   for (const change of changes) {
@@ -116,7 +116,7 @@ export function vfIdentityNotes(
     const device = devices.get(change.entry.address);
     if (device?.physfn === null || device?.physfn === undefined) continue;
     const pfAddress = device.physfn;
-    if (!pfs.has(pfAddress)) pfs.set(pfAddress, readVirtfnLinks(pfAddress));
+    if (!pfs.has(pfAddress)) pfs.set(pfAddress, await readVirtfnLinks(pfAddress));
     const vfIndex = pfs.get(pfAddress)?.find((link) => link.address === device.address)?.index ?? -1;
     if (vfIndex >= 0) notes.push({ kind: 'note-vf', address: device.address, pf: pfAddress, vfIndex });
   }

@@ -1,14 +1,15 @@
 import type { PciAddress } from '../core/address.js';
+import type { PciDevice } from '../core/device.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
 import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
 import { hostDriverWanted, onHostDriver, type Phase, type Plan, type RestorePoint, type Step, type StepGroup } from '../core/plan-types.js';
 import { removeChange, type TableChange } from '../core/tables.js';
-import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
 import type { Operation, StateChange } from '../state/store.js';
-import type { HostReader } from './host-reader.js';
-import { kernelWriteFailed, moduleUnavailable, outsideRootRefused } from './kernel-errors.js';
+import { kernelWriteFailed, moduleUnavailable, type WriteContext } from './kernel-errors.js';
+import { pendingWarning, toStored, type VfNetConfigurator } from './vf-net.js';
 
 interface GroupFailure {
   readonly address: PciAddress;
@@ -30,23 +31,74 @@ export interface Execution {
  * device may have left the host while the steps ran). Its changes go into the same commit, after
  * the plan's; a failed group of a device it pruned is no failure (there is nothing left to fail).
  */
-export type Settle = () => { readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] };
+export type Settle = () => Promise<{ readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] }>;
 
-interface ExecutorPorts {
+/** The reads the steps need between writes (HostReader has them). */
+export interface StepReader {
+  device(address: PciAddress): Promise<PciDevice | null>;
+  /** The driver link now; null when unbound or vanished. */
+  driverOf(address: PciAddress): Promise<string | null>;
+  driverLoaded(name: string): Promise<boolean>;
+}
+
+export interface ExecutorPorts {
   readonly kernel: KernelPort;
-  readonly reader: HostReader;
+  readonly reader: StepReader;
+  /** VF network config (the `net-*` steps); a plan without such steps needs none. */
+  readonly net?: VfNetConfigurator;
+  /** What is worth saying but fails nothing: a saved VF config that could not be put back yet. */
+  readonly warn?: (line: string) => void;
+}
+
+/**
+ * Where a step is recorded. An operation journals every sysfs write before making it (op.intend,
+ * then op.done) and saves a VF's network config in its own row (the row is that step's journal:
+ * recovery puts back any saved row whose VF is not assigned). Recovery records nothing: the dead
+ * operation's rows stand until the commit that records what recovery did.
+ */
+interface StepRecord {
+  readonly op: Operation;
+  readonly restore: RestorePoint;
+}
+
+/** What running steps touched: devices to bring back to their restore point, VFs whose config was saved or put back. */
+interface Touched {
+  readonly devices: Array<{ address: PciAddress; restore: RestorePoint }>;
+  readonly netSaved: PciAddress[];
+  readonly netRestored: PciAddress[];
+}
+
+function touchedNothing(): Touched {
+  return { devices: [], netSaved: [], netRestored: [] };
+}
+
+/**
+ * Runs steps in order, the one step runner of hostdev: operations (through executePlan), recovery's
+ * repairs and `vf set-count` all go through it. `record` null: nothing is journaled (recovery).
+ * A failed step throws a catalog error (the errno mapped in kernel-errors.ts).
+ */
+export async function runSteps(
+  steps: readonly Step[],
+  ports: ExecutorPorts,
+  record: StepRecord | null,
+  touched: Touched = touchedNothing(),
+  context: WriteContext = {},
+): Promise<void> {
+  for (const step of steps) await runStep(step, ports, record, touched, context);
 }
 
 /**
  * Applies a plan under the state lock. Every kernel write is journaled first (op.intend), then
- * written, then marked done; the driver link is read back where the plan says so. The table
- * changes go in ONE op.commit at the end.
+ * written, then marked done; the driver link is read back where the plan says so. VF network
+ * config is saved (its own durable row) before it is set. The table changes go in ONE op.commit
+ * at the end.
  *
  * On a failed group: an all-or-nothing plan (assign, detach, reattach) undoes what it did, device
- * by device in reverse order, back to each device's restore point, commits nothing but the cleared
- * journal, and throws. If the undo itself fails the journal is left for recovery on next open.
- * A 'continue' plan (release) takes that device back to where the group found it, records the
- * failure, applies the group's fallback table change and goes on with the other devices.
+ * by device in reverse order, back to each device's restore point, then puts back the VF network
+ * config it set, commits nothing but the cleared journal, and throws. If the undo itself fails the
+ * journal is left for recovery on next open. A 'continue' plan (release) takes that device back
+ * to where the group found it, records the failure, applies the group's fallback table change and
+ * goes on with the other devices; a VF config it could not put back is a warning, its row kept.
  */
 export async function executePlan(
   plan: Plan,
@@ -54,26 +106,29 @@ export async function executePlan(
   ports: ExecutorPorts,
   /** Bookkeeping that goes in the same commit as the plan's table changes (not on a rollback). */
   extra: readonly StateChange[] = [],
-  settle: Settle = () => ({ changes: [], pruned: [] }),
+  settle: Settle = async () => ({ changes: [], pruned: [] }),
 ): Promise<Execution> {
-  const touched: Array<{ address: PciAddress; restore: RestorePoint }> = [];
-  const seen = new Set<string>();
+  const touched = touchedNothing();
   const failures: GroupFailure[] = [];
 
   for (const group of plan.groups) {
     try {
-      await runGroup(group, op, ports, (address) => {
-        if (!seen.has(address)) {
-          seen.add(address);
-          touched.push({ address, restore: group.restore });
-        }
-      });
+      await runGroup(group, op, ports, touched);
     } catch (caught) {
       const error = isHostdevError(caught) ? caught : kernelWriteFailed(caught, group.address);
       if (plan.onFailure === 'rollback') {
-        await rollBack(touched, op, ports, error);
+        try {
+          await rollBack(touched.devices, op, ports, error);
+        } finally {
+          await putBackVfNet(touched.netSaved, op, ports);
+        }
         op.commit([]);
         throw error;
+      }
+      if (group.phase === 'vf-net') {
+        // A release puts the saved config back first; one it cannot put back now is kept for the next run.
+        ports.warn?.(pendingWarning(group.address, error.message));
+        continue;
       }
       // This device only: back to where the group found it (a failed reattach leaves it on the stub).
       let reported = error;
@@ -93,66 +148,91 @@ export async function executePlan(
       .map((fallback) => [fallback.address as string, fallback.change]),
   );
   const planned = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
-  const settled = settle();
+  const settled = await settle();
   const gone = new Set<string>(settled.pruned);
   const changes = [
     ...planned.filter((change) => !gone.has(change.kind === 'remove' ? change.address : change.entry.address)),
     ...settled.pruned.map(removeChange),
   ];
-  op.commit([...planned, ...extra, ...settled.changes]);
+  // A VF config put back is dropped in the same commit that lets the VF go.
+  const dropped = touched.netRestored.filter((address) => !gone.has(address)).map((address): StateChange => ({ kind: 'drop-vf-config', address }));
+  op.commit([...planned, ...extra, ...settled.changes, ...dropped]);
   return { changes, failures: failures.filter((failure) => !gone.has(failure.address)), pruned: settled.pruned };
 }
 
-async function runGroup(
-  group: StepGroup,
-  op: Operation,
-  ports: ExecutorPorts,
-  onTouch: (address: PciAddress) => void,
-): Promise<void> {
-  for (const step of group.steps) await runStep(step, group.restore, op, ports, onTouch);
+async function runGroup(group: StepGroup, op: Operation, ports: ExecutorPorts, touched: Touched): Promise<void> {
+  await runSteps(group.steps, ports, { op, restore: group.restore }, touched);
 }
 
-async function runStep(
-  step: Step,
-  restore: RestorePoint,
-  op: Operation,
-  ports: ExecutorPorts,
-  onTouch: (address: PciAddress) => void,
-): Promise<void> {
+function netOf(ports: ExecutorPorts, step: Step): VfNetConfigurator {
+  if (ports.net === undefined) {
+    throw new HostdevError('HOSTDEV_INTERNAL', `a ${step.kind} step without a net port`, {
+      hint: 'This is a bug in hostdev: report it with the command that was run.',
+    });
+  }
+  return ports.net;
+}
+
+async function runStep(step: Step, ports: ExecutorPorts, record: StepRecord | null, touched: Touched, context: WriteContext): Promise<void> {
   switch (step.kind) {
     case 'load-module': {
       try {
         await ports.kernel.loadModule(step.module);
       } catch (error) {
-        if (error instanceof KernelWriteError && error.outside !== null) throw outsideRootRefused(error, null);
         throw moduleUnavailable(step.driver, step.module, error);
       }
-      if (!ports.reader.driverLoaded(step.driver)) {
+      if (!(await ports.reader.driverLoaded(step.driver))) {
         throw moduleUnavailable(step.driver, step.module, new Error(`no ${step.driver} driver directory after loading`));
       }
       return;
     }
     case 'write': {
-      onTouch(step.address);
-      const handle = op.intend({ address: step.address, action: step.action, hostPath: step.hostPath, value: step.value, restore });
+      if (record !== null && !touched.devices.some((device) => device.address === step.address)) {
+        touched.devices.push({ address: step.address, restore: record.restore });
+      }
+      const handle =
+        record === null
+          ? null
+          : record.op.intend({ address: step.address, action: step.action, hostPath: step.hostPath, value: step.value, restore: record.restore });
       try {
         await ports.kernel.write(step.hostPath, step.value);
       } catch (error) {
-        throw kernelWriteFailed(error, step.address);
+        throw kernelWriteFailed(error, step.address, context);
       }
-      op.done(handle);
+      if (handle !== null) record!.op.done(handle);
       return;
     }
     case 'verify-driver': {
-      const actual = ports.reader.driverOf(step.address);
+      const actual = await ports.reader.driverOf(step.address);
       if (actual !== step.expected) throw bindFailed(step.address, step.expected, actual);
       return;
     }
     case 'verify-host-driver': {
-      const actual = ports.reader.driverOf(step.address);
+      const actual = await ports.reader.driverOf(step.address);
       if (!onHostDriver(actual, step.bound)) throw bindFailed(step.address, hostDriverWanted(step.bound), actual);
       return;
     }
+    case 'net-save': {
+      const net = netOf(ports, step);
+      const current = await net.current(step.target);
+      if (record === null) return;
+      // An earlier unfinished assign's row holds the true original: never overwrite it.
+      const earlier = record.op.vfConfigs().find((row) => row.address === step.address);
+      const original = earlier ?? toStored(step.target, current);
+      // What the domain asked for is kept with it: a VF that leaves and returns is readied with it again.
+      // Durable before any setting changes; it also clears the operation's journal rows, which is
+      // why a plan's vf-net groups come before its first sysfs write.
+      record.op.commit([{ kind: 'save-vf-config', config: { ...original, requested: step.request } }]);
+      touched.netSaved.push(step.address);
+      return;
+    }
+    case 'net-set':
+      await netOf(ports, step).set(step.target, step.setting);
+      return;
+    case 'net-restore':
+      await netOf(ports, step).restore(step.saved);
+      touched.netRestored.push(step.address);
+      return;
   }
 }
 
@@ -165,10 +245,10 @@ async function rollBack(
 ): Promise<void> {
   const problems: string[] = [];
   for (const { address, restore } of [...touched].reverse()) {
-    const device = ports.reader.device(address);
+    const device = await ports.reader.device(address);
     if (device === null) continue;
     try {
-      for (const step of restoreSteps(hostFiles, device, restore)) await runStep(step, restore, op, ports, () => {});
+      await runSteps(restoreSteps(hostFiles, device, restore), ports, { op, restore });
     } catch (error) {
       problems.push(`${address}: ${isHostdevError(error) ? error.message : String(error)}`);
     }
@@ -180,4 +260,23 @@ async function rollBack(
       cause,
     });
   }
+}
+
+/**
+ * The VF configs a failed assign saved go back (newest first) and their rows are dropped; one
+ * that cannot go back now keeps its row (recovery at the next open tries again) and is a warning.
+ */
+async function putBackVfNet(saved: readonly PciAddress[], op: Operation, ports: ExecutorPorts): Promise<void> {
+  const dropped: StateChange[] = [];
+  for (const address of [...saved].reverse()) {
+    const row = op.vfConfigs().find((config) => config.address === address);
+    if (row === undefined) continue;
+    try {
+      await runSteps([{ kind: 'net-restore', address, saved: row }], ports, null);
+      dropped.push({ kind: 'drop-vf-config', address });
+    } catch (error) {
+      ports.warn?.(pendingWarning(address, error instanceof Error ? error.message : String(error)));
+    }
+  }
+  if (dropped.length > 0) op.commit(dropped);
 }

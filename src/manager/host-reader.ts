@@ -1,10 +1,12 @@
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
+import { HostdevError } from '../core/errors.js';
 import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
-import { readDevice, readVfGeneration, readVirtfnLinks, type VirtfnLink } from '../sysfs/read-device.js';
+import type { VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
+import { ServingReader } from '../sysfs/serving-reader.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
@@ -17,17 +19,38 @@ export interface DeviceWait {
  * The reads the manager needs between writes: one device, its driver link, a group's members,
  * the functions of a bus. Reads only what a request touches, never the whole inventory, so an
  * operation costs the same on a host with 16 or 4,096 functions.
+ *
+ * Every read is asynchronous and bounded (HOSTDEV_READ_TIMEOUT_MS): nothing here blocks the event
+ * loop. Links and directory listings go through libuv (the kernel never holds them); attribute
+ * files, which the kernel does hold (driver_override, sriov_numvfs of a PF whose VF removal waits
+ * for its VM), are read only in the bounded reader process (`devices`).
  */
 export class HostReader {
-  constructor(readonly layout: SysfsLayout) {}
+  /** The reader process of `devices`, kept between reads (see `serve`); null: one process per read. */
+  private serving: ServingReader | null = null;
 
-  device(address: PciAddress): PciDevice | null {
-    try {
-      return readDevice(this.layout, address, { names: null });
-    } catch {
-      // Vanishing while being read (a VF removed by sriov_numvfs=0) is the same as vanished.
-      return existsSync(this.layout.device(address)) ? readDevice(this.layout, address, { names: null }) : null;
-    }
+  constructor(
+    readonly layout: SysfsLayout,
+    private readonly boundMs: number = readTimeoutFromEnv(),
+  ) {}
+
+  /**
+   * From now on `devices` reads through one long-lived reader process (until `close`): what a
+   * manager does, so that each of its operations costs a round trip instead of a process start.
+   */
+  serve(): this {
+    this.serving ??= new ServingReader(this.layout);
+    return this;
+  }
+
+  close(): void {
+    this.serving?.close();
+    this.serving = null;
+  }
+
+  /** One device, read in the bounded reader process; null when it is not on the host. */
+  async device(address: PciAddress, wait: DeviceWait = {}): Promise<PciDevice | null> {
+    return (await this.devices([address], wait)).get(address) ?? null;
   }
 
   /**
@@ -37,109 +60,157 @@ export class HostReader {
    */
   devices(addresses: readonly PciAddress[], wait: DeviceWait = {}): Promise<Map<PciAddress, PciDevice | null>> {
     return readDevicesBounded(this.layout, addresses, {
-      timeoutMs: wait.timeoutMs ?? readTimeoutFromEnv(),
+      timeoutMs: wait.timeoutMs ?? this.boundMs,
       ...(wait.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
+      ...(this.serving === null ? {} : { serving: this.serving }),
     });
   }
 
-  /** A PF's virtfnN links with their N (the VF indexes); [] for anything else. */
-  virtfnLinks(pf: PciAddress): VirtfnLink[] {
-    return readVirtfnLinks(this.layout, pf);
+  /** A PF's virtfnN links with their N (the VF indexes), in N order; [] for anything else. */
+  async virtfnLinks(pf: PciAddress): Promise<VirtfnLink[]> {
+    const dir = this.layout.device(pf);
+    const names = (await this.list(dir))
+      .filter((name) => /^virtfn[0-9]+$/.test(name))
+      .map((name) => ({ name, index: Number.parseInt(name.slice(6), 10) }))
+      .sort((a, b) => a.index - b.index);
+    const links = await Promise.all(names.map(async ({ name, index }) => ({ index, target: await this.link(path.join(dir, name)) })));
+    return links.flatMap(({ index, target }) => {
+      const address = target === null ? null : tryParseAddress(path.basename(target));
+      return address === null ? [] : [{ index, address }];
+    });
   }
 
-  exists(address: PciAddress): boolean {
-    return existsSync(this.layout.device(address));
+  async exists(address: PciAddress): Promise<boolean> {
+    return this.present(this.layout.device(address));
+  }
+
+  /** Whether the function is an SR-IOV PF (it has sriov_totalvfs; looked up, never read). */
+  async isPf(address: PciAddress): Promise<boolean> {
+    return this.present(this.layout.device(address, 'sriov_totalvfs'));
   }
 
   /** The driver the device is bound to now (its driver link), null when unbound or vanished. */
-  driverOf(address: PciAddress): string | null {
-    try {
-      return path.basename(readlinkSync(this.layout.device(address, 'driver')));
-    } catch {
-      return null;
-    }
+  async driverOf(address: PciAddress): Promise<string | null> {
+    const target = await this.link(this.layout.device(address, 'driver'));
+    return target === null ? null : path.basename(target);
   }
 
-  /** The `vfio_pci:` aliases of the host kernel's modules (null: no modules.alias). */
+  /** The `vfio_pci:` aliases of the host kernel's modules (null: no modules.alias). A file of /lib, not of sysfs. */
   vfioAliases(): VfioAliasTable | null {
     return readVfioAliases(this.layout.root);
   }
 
-  driverLoaded(name: string): boolean {
-    return existsSync(this.layout.driver(name));
+  async driverLoaded(name: string): Promise<boolean> {
+    return this.present(this.layout.driver(name));
   }
 
-  /** The generation of a PF's VFs: its virtfn0 link, made anew by every N -> 0 -> M. */
-  vfGeneration(pf: PciAddress): string | null {
-    return readVfGeneration(this.layout, pf);
+  /** The generation of a PF's VFs: its virtfn0 link's inode and mtime, made anew by every N -> 0 -> M. */
+  async vfGeneration(pf: PciAddress): Promise<string | null> {
+    const file = this.layout.device(pf, 'virtfn0');
+    try {
+      const link = await this.bounded(file, lstat(file, { bigint: true }));
+      return `${link.ino}:${link.mtimeNs}`;
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return null;
+    }
   }
 
   /** The PF a VF's physfn link names; null for anything else (a link the kernel never holds). */
-  physfnOf(address: PciAddress): PciAddress | null {
-    try {
-      return tryParseAddress(path.basename(readlinkSync(this.layout.device(address, 'physfn'))));
-    } catch {
-      return null;
-    }
+  async physfnOf(address: PciAddress): Promise<PciAddress | null> {
+    const target = await this.link(this.layout.device(address, 'physfn'));
+    return target === null ? null : tryParseAddress(path.basename(target));
   }
 
   /** The interfaces under a device's net/ (a directory listing the kernel never holds), sorted. */
-  netdevsOf(address: PciAddress): string[] {
-    try {
-      return readdirSync(this.layout.device(address, 'net')).sort();
-    } catch {
-      return [];
-    }
+  async netdevsOf(address: PciAddress): Promise<string[]> {
+    return (await this.list(this.layout.device(address, 'net'))).sort();
   }
 
   /** The IOMMU group a device's iommu_group link names (a link the kernel never holds); null: none or vanished. */
-  groupOf(address: PciAddress): number | null {
-    try {
-      const group = Number(path.basename(readlinkSync(this.layout.device(address, 'iommu_group'))));
-      return Number.isInteger(group) ? group : null;
-    } catch {
-      return null;
-    }
+  async groupOf(address: PciAddress): Promise<number | null> {
+    const target = await this.link(this.layout.device(address, 'iommu_group'));
+    if (target === null) return null;
+    const group = Number(path.basename(target));
+    return Number.isInteger(group) ? group : null;
   }
 
-  groupMembers(group: number): PciAddress[] {
+  groupMembers(group: number): Promise<PciAddress[]> {
     return this.addressesIn(this.layout.iommuGroup(group, 'devices'));
   }
 
   /** Every function on the host, from the bus directory. */
-  allFunctions(): PciAddress[] {
+  allFunctions(): Promise<PciAddress[]> {
     return this.addressesIn(this.layout.pciDevicesDir);
   }
 
   /** Every function on the same PCI domain:bus as `address` (itself included). */
-  busFunctions(address: PciAddress): PciAddress[] {
+  async busFunctions(address: PciAddress): Promise<PciAddress[]> {
     const bus = address.slice(0, 7);
-    return this.addressesIn(this.layout.pciDevicesDir).filter((other) => other.startsWith(bus));
+    return (await this.addressesIn(this.layout.pciDevicesDir)).filter((other) => other.startsWith(bus));
   }
 
-  iommuEnabled(): boolean {
+  async iommuEnabled(): Promise<boolean> {
+    return (await this.list(this.layout.iommuGroupsDir)).length > 0;
+  }
+
+  async vfioDevices(): Promise<string[]> {
+    return (await this.list(this.layout.vfioDevDir)).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(a) - Number(b));
+  }
+
+  private async addressesIn(dir: string): Promise<PciAddress[]> {
+    return (await this.list(dir))
+      .map((name) => tryParseAddress(name))
+      .filter((address): address is PciAddress => address !== null)
+      .sort();
+  }
+
+  /** A directory's names; [] when it cannot be listed (absent, vanished). */
+  private async list(dir: string): Promise<string[]> {
     try {
-      return readdirSync(this.layout.iommuGroupsDir).length > 0;
-    } catch {
+      return await this.bounded(dir, readdir(dir));
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return [];
+    }
+  }
+
+  /** A link's target; null when it is not there. */
+  private async link(file: string): Promise<string | null> {
+    try {
+      return await this.bounded(file, readlink(file));
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return null;
+    }
+  }
+
+  private async present(file: string): Promise<boolean> {
+    try {
+      await this.bounded(file, lstat(file));
+      return true;
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
       return false;
     }
   }
 
-  vfioDevices(): string[] {
-    try {
-      return readdirSync(this.layout.vfioDevDir).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(a) - Number(b));
-    } catch {
-      return [];
-    }
-  }
-
-  private addressesIn(dir: string): PciAddress[] {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return [];
-    }
-    return names.map((name) => tryParseAddress(name)).filter((address): address is PciAddress => address !== null).sort();
+  /** A read that has not finished within the bound fails, naming the file (the thread it holds is the kernel's to free). */
+  private bounded<T>(file: string, read: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new HostdevError('HOSTDEV_TIMEOUT', `reading ${file} did not finish within ${this.boundMs} ms`, {
+              hint: 'The kernel holds the file (a device removal waiting for the VM that uses it?); retry once it lets go, or raise HOSTDEV_READ_TIMEOUT_MS.',
+              details: { path: file },
+            }),
+          ),
+        this.boundMs,
+      );
+      timer.unref();
+    });
+    return Promise.race([read, late]).finally(() => clearTimeout(timer));
   }
 }

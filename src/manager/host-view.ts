@@ -1,6 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
-import type { HostUse, HostView } from '../core/plan-types.js';
+import type { HostUse, HostView, VfNetLookup } from '../core/plan-types.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import { vfioStubFor } from '../core/vfio-variant.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
@@ -17,6 +17,8 @@ export interface ViewScope {
   readonly hostUse: boolean;
   /** The request names no stub driver: find each device's own in modules.alias (HostView.vfioStubs). */
   readonly vfioStubs?: boolean;
+  /** VFs whose network config the request sets: where it lives (HostView.vfNet). */
+  readonly vfNet?: readonly PciAddress[];
 }
 
 /**
@@ -40,8 +42,8 @@ export async function buildHostView(
   // the requested devices and their companions together.
   const members = new Map<number, readonly PciAddress[]>();
   for (const address of scope.addresses) {
-    const group = reader.groupOf(address);
-    if (group !== null && !members.has(group)) members.set(group, reader.groupMembers(group));
+    const group = await reader.groupOf(address);
+    if (group !== null && !members.has(group)) members.set(group, await reader.groupMembers(group));
   }
   await readAll([...scope.addresses, ...[...members.values()].flat()]);
   const requested = scope.addresses.map((address) => devices.get(address) ?? null);
@@ -52,12 +54,12 @@ export async function buildHostView(
   for (const device of requested) {
     if (device === null) continue;
     if (device.iommuGroup !== null && !groups.has(device.iommuGroup)) {
-      const found = members.get(device.iommuGroup) ?? reader.groupMembers(device.iommuGroup);
+      const found = members.get(device.iommuGroup) ?? (await reader.groupMembers(device.iommuGroup));
       groups.set(device.iommuGroup, found);
       around.push(...found);
     }
     if (device.resetMethods[0] === 'bus') {
-      const siblings = reader.busFunctions(device.address);
+      const siblings = await reader.busFunctions(device.address);
       busSiblings.set(device.address, siblings);
       around.push(...siblings);
     }
@@ -79,7 +81,8 @@ export async function buildHostView(
     if (entry.originalDriver !== null) wanted.add(entry.originalDriver);
   }
   for (const device of devices.values()) if (device?.driver) wanted.add(device.driver);
-  const loadedDrivers = new Set([...wanted].filter((name) => reader.driverLoaded(name)));
+  const loaded = await Promise.all([...wanted].map(async (name) => ((await reader.driverLoaded(name)) ? [name] : [])));
+  const loadedDrivers = new Set(loaded.flat());
 
   let hostUse: ReadonlyMap<PciAddress, readonly HostUse[]> = new Map();
   if (scope.hostUse) {
@@ -88,7 +91,11 @@ export async function buildHostView(
     );
     hostUse = await hostUsage.usesOf(leaving);
   }
+  const vfNet = scope.vfNet === undefined || scope.vfNet.length === 0 ? undefined : await vfNetLookups(reader, scope.vfNet);
+  const saved = source.vfConfigs?.() ?? [];
   return {
+    ...(vfNet === undefined ? {} : { vfNet }),
+    ...(saved.length === 0 ? {} : { savedVfNet: new Map(saved.map((row) => [row.address, row])) }),
     devices,
     groups,
     loadedDrivers,
@@ -98,4 +105,25 @@ export async function buildHostView(
     ...(vfioStubs !== undefined ? { vfioStubs } : {}),
     files: hostFiles,
   };
+}
+
+/**
+ * Each VF's PF, index and the PF's interface, from links and directory listings only: a PF whose
+ * sriov_numvfs or driver_override the kernel holds (a VF removal waiting for its VM) never blocks it.
+ */
+async function vfNetLookups(reader: HostReader, addresses: readonly PciAddress[]): Promise<Map<PciAddress, VfNetLookup>> {
+  const found = new Map<PciAddress, VfNetLookup>();
+  for (const address of addresses) found.set(address, await vfNetLookup(reader, address));
+  return found;
+}
+
+export async function vfNetLookup(reader: HostReader, address: PciAddress): Promise<VfNetLookup> {
+  if (!(await reader.exists(address))) return { kind: 'gone' };
+  const pf = await reader.physfnOf(address);
+  if (pf === null) return { kind: 'not-vf', driver: await reader.driverOf(address) };
+  // N of the PF's virtfnN link: the index `ip link set PF vf N` means (never a position in a list).
+  const vfIndex = (await reader.virtfnLinks(pf)).find((link) => link.address === address)?.index ?? -1;
+  const pfNetdev = (await reader.exists(pf)) ? (await reader.netdevsOf(pf))[0] : undefined;
+  if (vfIndex < 0 || pfNetdev === undefined) return { kind: 'no-pf-netdev', pf, pfDriver: await reader.driverOf(pf) };
+  return { kind: 'target', target: { address, pf, pfNetdev, vfIndex } };
 }

@@ -8,6 +8,8 @@ import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
+import { planVfNetAssign, planVfNetRelease, withVfNet } from '../core/plan-vf-net.js';
+import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { HostView, OperationName, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
@@ -26,8 +28,8 @@ import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
 import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
-import type { OperationHooks } from './operation-hooks.js';
 import { netPortFor } from './vf-net-port.js';
+import { VfNetConfigurator } from './vf-net.js';
 
 export { DEFAULT_HYPERVISOR };
 
@@ -101,7 +103,13 @@ export interface AssignRequest {
   readonly withGroup?: boolean;
   readonly force?: boolean;
   readonly dryRun?: boolean;
-  readonly hooks?: OperationHooks;
+  /**
+   * VF network config by VF (MAC, VLAN, spoofchk, trust): saved from the PF and set before the
+   * first sysfs write, put back by the release (plan steps of phase `vf-net`).
+   */
+  readonly vf?: ReadonlyMap<PciAddress, VfNetRequest>;
+  /** Hears what fails nothing but is worth saying (a VF config that could not be put back yet). */
+  readonly onWarning?: (line: string) => void;
   readonly wait?: DeviceWait;
   readonly operationId?: string;
 }
@@ -112,7 +120,8 @@ export interface ReleaseRequest {
   /** Default: every device of the domain. */
   readonly addresses?: readonly PciAddress[];
   readonly dryRun?: boolean;
-  readonly hooks?: OperationHooks;
+  /** Hears what fails nothing but is worth saying (a saved VF config that could not be put back yet). */
+  readonly onWarning?: (line: string) => void;
   readonly wait?: DeviceWait;
   readonly operationId?: string;
 }
@@ -133,7 +142,7 @@ export class HostdevManager {
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
   ) {
-    this.reader = new HostReader(layout);
+    this.reader = new HostReader(layout).serve();
   }
 
   static async open(options: OpenOptions): Promise<HostdevManager> {
@@ -168,6 +177,7 @@ export class HostdevManager {
   }
 
   close(): void {
+    this.reader.close();
     this.store.close();
   }
 
@@ -180,7 +190,6 @@ export class HostdevManager {
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
       (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
       options,
-      {},
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
@@ -195,8 +204,7 @@ export class HostdevManager {
       (source) => ({ addresses: [address, ...source.inactive().map((entry) => entry.address)], drivers: [], hostUse: false }),
       (view) => planReattach(view, address),
       options,
-      {},
-      () => [],
+      async () => [],
       (op, plan) => this.settleVanished(op, plan, 'reattach'),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
@@ -226,23 +234,32 @@ export class HostdevManager {
     const stubDriver = request.stubDriver !== undefined ? this.requestedStub(request.stubDriver) : null;
     return this.perform(
       'assign',
-      () => ({ addresses: request.addresses, drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
-      (view) =>
-        planAssign(view, {
+      () => ({
+        addresses: request.addresses,
+        drivers: stubDriver !== null ? [stubDriver] : [],
+        hostUse: true,
+        vfioStubs: stubDriver === null,
+        vfNet: [...(request.vf?.keys() ?? [])],
+      }),
+      (view) => {
+        // First: a VF whose network config cannot be set is refused before anything else is planned.
+        const net = planVfNetAssign(view, request.vf ?? new Map());
+        const plan = planAssign(view, {
           owner,
           addresses: request.addresses,
           managed: request.managed ?? true,
           stubDriver,
           withGroup: request.withGroup ?? false,
           force: request.force ?? false,
-        }),
+        });
+        return withVfNet(plan, net);
+      },
       request,
-      request.hooks,
-      (op, plan, view) => {
+      async (op, plan, view) => {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
-        return [...this.identityNotes(plan, view), ...again.changes];
+        return [...(await this.identityNotes(plan, view)), ...again.changes];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -274,11 +291,12 @@ export class HostdevManager {
       },
       (view) => {
         if (owned === 0 && !this.heardOfSince(owner)) throw domainHoldsNothing(owner, this.store.readTables());
-        return planRelease(view, { owner, addresses: request.addresses });
+        const plan = planRelease(view, { owner, addresses: request.addresses });
+        // The saved VF config goes back before the VF is rebound (libvirt's order).
+        return withVfNet(plan, planVfNetRelease(view, plan));
       },
       request,
-      request.hooks,
-      (op) => {
+      async (op) => {
         const letGo = releasedDepartures(op, owner, request.addresses);
         prunedEarlier.push(...letGo.addresses);
         return letGo.changes;
@@ -358,13 +376,16 @@ export class HostdevManager {
    * awaited back: it let go of them. Only those devices are looked at, so that an operation costs
    * the same whatever the size of the tables; the others are met by the next open or status.
    */
-  private settleVanished(op: Operation, plan: Plan, prunedBy: 'release' | 'reattach', releasing?: Owner): ReturnType<Settle> {
+  private async settleVanished(op: Operation, plan: Plan, prunedBy: 'release' | 'reattach', releasing?: Owner): ReturnType<Settle> {
     const touched = [
-      ...plan.pruned,
-      ...plan.groups.map((group) => group.address),
-      ...plan.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)),
+      ...new Set([
+        ...plan.pruned,
+        ...plan.groups.map((group) => group.address),
+        ...plan.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)),
+      ]),
     ];
-    const gone = new Set(touched.filter((address) => !this.reader.exists(address)));
+    const present = await Promise.all(touched.map((address) => this.reader.exists(address)));
+    const gone = new Set(touched.filter((_, index) => !present[index]));
     const prune = pruneVanished(op, gone, prunedBy, releasing === undefined ? {} : { releasing });
     return { changes: prune.changes, pruned: prune.pruned.map((entry) => entry.address) };
   }
@@ -375,7 +396,7 @@ export class HostdevManager {
   }
 
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
-  private identityNotes(plan: Plan, view: HostView): StateChange[] {
+  private identityNotes(plan: Plan, view: HostView): Promise<StateChange[]> {
     return vfIdentityNotes(plan.changes, view.devices, (pf) => this.reader.virtfnLinks(pf));
   }
 
@@ -387,15 +408,14 @@ export class HostdevManager {
     name: OperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
-    mode: OperationMode,
-    hooks: OperationHooks = {},
-    bookkeeping: (op: Operation, plan: Plan, view: HostView) => StateChange[] = () => [],
+    mode: OperationMode & { readonly onWarning?: (line: string) => void },
+    bookkeeping: (op: Operation, plan: Plan, view: HostView) => Promise<StateChange[]> = async () => [],
     settle?: (op: Operation, plan: Plan) => ReturnType<Settle>,
   ): Promise<[Plan, Execution | null]> {
     const dryRun = mode.dryRun ?? false;
     const view = async (source: TableSource): Promise<HostView> =>
       buildHostView(this.reader, this.hostUsage, source, scope(source), mode.wait ?? {});
-    if (dryRun) return [planner(await view(tablesSource(this.store.readTables()))), null];
+    if (dryRun) return [planner(await view(tablesSource(this.store.readTables(), this.store.readVfConfigs()))), null];
     if (this.store.snapshot) {
       throw new HostdevError('HOSTDEV_INTERNAL', `"${name}" without dryRun on a manager opened for dry runs`, {
         hint: 'This is a bug in hostdev: open the manager without dryRun to change the host.',
@@ -405,21 +425,19 @@ export class HostdevManager {
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);
       const planned = planner(seen);
-      await hooks.before?.(op, planned);
-      let execution: Execution;
-      try {
-        execution = await executePlan(
-          planned,
-          op,
-          { kernel: this.kernel, reader: this.reader },
-          bookkeeping(op, planned, seen),
-          settle === undefined ? undefined : () => settle(op, planned),
-        );
-      } catch (error) {
-        await hooks.failed?.(op, planned, error);
-        throw error;
-      }
-      await hooks.after?.(op, planned, execution);
+      const ports = {
+        kernel: this.kernel,
+        reader: this.reader,
+        net: new VfNetConfigurator(this.net),
+        ...(mode.onWarning === undefined ? {} : { warn: mode.onWarning }),
+      };
+      const execution = await executePlan(
+        planned,
+        op,
+        ports,
+        await bookkeeping(op, planned, seen),
+        settle === undefined ? undefined : () => settle(op, planned),
+      );
       return [planned, execution];
     }, mode.operationId);
   }

@@ -1,6 +1,13 @@
 import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
+import { hostdevCommand } from '../core/shell.js';
+import { vfRangeError } from '../core/vf-count.js';
 import { KernelWriteError, ModuleLoadError } from '../sysfs/kernel-port.js';
+
+/**
+ * The one place where an errno the kernel (or modprobe) returned becomes a catalog error: sysfs
+ * writes, sriov_numvfs writes (whose errnos mean something of their own) and module loads.
+ */
 
 const HINTS: Readonly<Record<string, string>> = {
   EBUSY: 'The device or driver is busy: it may already be bound, or a process still holds it.',
@@ -15,10 +22,18 @@ const HINTS: Readonly<Record<string, string>> = {
   ENXIO: 'The attribute is not a regular file (a socket or device node in its place): the tree under --root is damaged.',
 };
 
+/** What the errno of a refused write means beyond the write itself (a PF's VF count: its sriov_totalvfs). */
+export interface WriteContext {
+  readonly totalVfs?: number | null;
+}
+
 /** A refused sysfs write as a catalog error that names the device, the file and the errno. */
-export function kernelWriteFailed(error: unknown, address: PciAddress): HostdevError {
+export function kernelWriteFailed(error: unknown, address: PciAddress, context: WriteContext = {}): HostdevError {
   if (isHostdevError(error)) return error;
   if (error instanceof KernelWriteError && error.outside !== null) return outsideRootRefused(error, address);
+  if (error instanceof KernelWriteError && error.hostPath.endsWith('/sriov_numvfs')) {
+    return numVfsWriteError(address, error.value, error.errno, context.totalVfs ?? null);
+  }
   if (error instanceof KernelWriteError) {
     return new HostdevError(
       'HOSTDEV_KERNEL_WRITE',
@@ -48,11 +63,43 @@ export function outsideRootRefused(error: KernelWriteError, address: PciAddress 
   });
 }
 
+/** A module load that failed (or a driver directory that did not appear after it), with modprobe's words and errno. */
 export function moduleUnavailable(driver: string, module: string, cause: unknown): HostdevError {
+  if (cause instanceof KernelWriteError && cause.outside !== null) return outsideRootRefused(cause, null);
   const reason = cause instanceof ModuleLoadError ? cause.reason : cause instanceof Error ? cause.message : null;
   return new HostdevError('HOSTDEV_DRIVER_UNAVAILABLE', `driver ${driver} is not available: loading module ${module} failed${reason === null ? '' : `: ${reason}`}`, {
     hint: `Install the kernel module (modprobe ${module}) or pick another stub with --driver.`,
-    details: { driver },
+    details: { driver, ...(cause instanceof ModuleLoadError ? { errno: cause.errno } : {}) },
     cause,
   });
+}
+
+/** The errno of a refused sriov_numvfs write, as what it means for the PF's VF count. */
+export function numVfsWriteError(pf: PciAddress, value: string, errno: string, totalVfs: number | null): HostdevError {
+  const details = { address: pf, errno, value };
+  switch (errno) {
+    case 'ERANGE':
+      return vfRangeError(pf, Number(value), totalVfs ?? Number.NaN);
+    case 'EINVAL':
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `the kernel refused ${value} VFs on PF ${pf} (EINVAL)`, {
+        hint: 'The count can only change through 0 (N -> 0 -> M); check `hostdev vf list` and retry.',
+        details,
+      });
+    case 'EBUSY':
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `PF ${pf} is busy: the kernel refused to change its VF count (EBUSY)`, {
+        hint: 'A VF is still held by a process (a VM with the VF open blocks the removal); stop it and retry.',
+        details,
+      });
+    case 'ENOENT':
+    case 'ENODEV':
+      return new HostdevError('HOSTDEV_NOT_SRIOV', `PF ${pf} has no sriov_numvfs: it is gone or not SR-IOV capable`, {
+        hint: `Check with \`${hostdevCommand('show', pf)}\` that the PF is still on the host and shows a VF count; a VF has none.`,
+        details,
+      });
+    default:
+      return new HostdevError('HOSTDEV_KERNEL_WRITE', `writing ${value} to sriov_numvfs of PF ${pf} failed: ${errno}`, {
+        hint: `dmesg says why the PF driver refused; \`${hostdevCommand('vf', 'list', pf)}\` shows how many VFs the PF has now.`,
+        details,
+      });
+  }
 }

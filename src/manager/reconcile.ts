@@ -16,10 +16,10 @@ function prunedEntry(place: Located): PrunedEntry {
 }
 
 /** The table entries whose device is no longer on the host. */
-export function goneFrom(tables: Tables, exists: (address: PciAddress) => boolean): Set<PciAddress> {
-  const gone = new Set<PciAddress>();
-  for (const entry of [...tables.active, ...tables.inactive]) if (!exists(entry.address)) gone.add(entry.address);
-  return gone;
+export async function goneFrom(tables: Tables, exists: (address: PciAddress) => Promise<boolean>): Promise<Set<PciAddress>> {
+  const entries = [...tables.active, ...tables.inactive];
+  const present = await Promise.all(entries.map((entry) => exists(entry.address)));
+  return new Set(entries.filter((_, index) => !present[index]).map((entry) => entry.address));
 }
 
 /**

@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
-import { formatStep, hostDriverWanted, onHostDriver, type RestorePoint, type Step } from '../core/plan-types.js';
+import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { pciKey } from '../core/device-key.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
@@ -25,18 +25,16 @@ import type { JournalRecord, Operation, StateChange, StateStore } from '../state
 import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { pruneVanished, type PrunedEntry } from './reconcile.js';
 import { HostReader } from './host-reader.js';
-import { deviceExists, reviewVfConfigs, VfNetConfigurator, vfConfigsSettled, type VfConfigRepairPorts } from './vf-net.js';
+import { reviewVfConfigs, VfNetConfigurator, vfConfigsSettled } from './vf-net.js';
+import { runSteps, type ExecutorPorts, type StepReader } from './executor.js';
+import { bindFailed } from '../core/plan-errors.js';
+import type { SavedVfNet } from '../core/vf-net-config.js';
 
-/** The reads recovery needs (HostReader has them). */
-export interface RecoveryReader {
-  /** The device now; null when it is not on the host. */
-  device(address: PciAddress): PciDevice | null;
-  /** Its driver link now; null when unbound or vanished. */
-  driverOf(address: PciAddress): string | null;
-  exists(address: PciAddress): boolean;
-  driverLoaded(name: string): boolean;
-  /** The generation of a PF's VFs (readVfGeneration): it changes whenever they are removed or made. */
-  vfGeneration?(pf: PciAddress): string | null;
+/** The reads recovery needs (HostReader has them), each asynchronous and bounded. */
+export interface RecoveryReader extends StepReader {
+  exists(address: PciAddress): Promise<boolean>;
+  /** The generation of a PF's VFs (HostReader.vfGeneration): it changes whenever they are removed or made. */
+  vfGeneration?(pf: PciAddress): Promise<string | null>;
 }
 
 
@@ -127,7 +125,8 @@ export async function recover(
   store: StateStore,
   kernel: KernelPort,
   reader: RecoveryReader,
-  vfPorts: VfConfigRepairPorts | null = null,
+  /** VF network config (what puts a saved row back); null: saved rows are not reviewed. */
+  net: VfNetConfigurator | null = null,
   options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
@@ -138,9 +137,11 @@ export async function recover(
   }
   const before = store.readState();
   const vfSettled = (): boolean =>
-    vfPorts === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
+    net === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
+  // Repairs and VF config go through the executor's step runner; recovery journals nothing of its own.
+  const ports: ExecutorPorts = { kernel, reader, ...(net === null ? {} : { net }) };
   if (before.journal.length === 0 && vfSettled()) {
-    const look = inspect(before.tables, reader);
+    const look = await inspect(before.tables, reader);
     if (look.vanished.length === 0) {
       // Drift read without the lock could be an operation in flight: keep only entries that
       // were the same, with no journal row, before and after the device reads.
@@ -161,13 +162,13 @@ export async function recover(
     const changes: StateChange[] = [];
     const replaced = new Map<PciAddress, { pf: PciAddress; vfIndex: number }>();
     for (const [address, rows] of byAddress(unfinished)) {
-      const setCount = settleVfSetCount(address, rows, index, reader);
+      const setCount = await settleVfSetCount(address, rows, index, reader);
       if (setCount !== null) {
         if (setCount.repaired) repaired.push(setCount.repaired);
         if (setCount.replaced) replaced.set(address, setCount.replaced);
         continue;
       }
-      const result = await repairDevice(address, rows, index.find(address), kernel, reader, warnings, dryRun);
+      const result = await repairDevice(address, rows, index.find(address), ports, reader, warnings, dryRun);
       if (result.repaired) repaired.push(result.repaired);
       if (result.change) changes.push(result.change);
       // A failed repair has said so already (repairDevice's warning); a done one says it here.
@@ -178,7 +179,7 @@ export async function recover(
     // The operator let them go with --force: not awaited back (as vf set-count itself records them).
     const replacedPrune = pruneVanished(op, new Set(replaced.keys()), 'vf-set-count', { known: replaced, awaitReturn: false });
     changes.push(...replacedPrune.changes);
-    const look = inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
+    const look = await inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
     const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
     const pruned = [...replacedPrune.pruned, ...prune.pruned];
     changes.push(...prune.changes);
@@ -190,10 +191,13 @@ export async function recover(
     }
     warnings.push(...look.drift.map(driftWarning));
     const vfConfig: VfConfigRepair[] = [];
-    if (vfPorts !== null) {
+    if (net !== null) {
       const after = applyChanges(tables, changes.filter(isTableChange));
-      const ports = dryRun ? { ...vfPorts, configurator: { restore: () => Promise.resolve() } } : vfPorts;
-      const review = await reviewVfConfigs(op.vfConfigs(), new Set<string>(after.active.map((entry) => entry.address)), ports);
+      const restore = dryRun
+        ? () => Promise.resolve()
+        : (saved: SavedVfNet) => runSteps([{ kind: 'net-restore', address: saved.address, saved }], ports, null);
+      const active = new Set<string>(after.active.map((entry) => entry.address));
+      const review = await reviewVfConfigs(op.vfConfigs(), active, { restore, exists: (address) => reader.exists(address) });
       changes.push(...review.changes);
       vfConfig.push(
         ...review.report.restored.map((address) => ({ address, outcome: 'restored' as const, reason: null })),
@@ -230,8 +234,7 @@ export function recoverOnOpen(context: {
   wait?: boolean;
   command?: string;
 }): Promise<RecoveryReport> {
-  const vfPorts = { configurator: new VfNetConfigurator(context.net, context.layout), exists: deviceExists(context.layout) };
-  return recover(context.store, context.kernel, new HostReader(context.layout), vfPorts, {
+  return recover(context.store, context.kernel, new HostReader(context.layout), new VfNetConfigurator(context.net), {
     dryRun: context.dryRun ?? false,
     wait: context.wait ?? true,
     ...(context.command === undefined ? {} : { command: context.command }),
@@ -285,19 +288,21 @@ function sameEntry(a: Tables, b: Tables, address: PciAddress): boolean {
 }
 
 /** Table entries whose device vanished, and entries whose device is not on the recorded stub. */
-function inspect(tables: Tables, reader: RecoveryReader): { vanished: Located[]; drift: DriftEntry[] } {
+async function inspect(tables: Tables, reader: RecoveryReader): Promise<{ vanished: Located[]; drift: DriftEntry[] }> {
   const vanished: Located[] = [];
   const drift: DriftEntry[] = [];
   const entries: Located[] = [
     ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry })),
   ];
-  for (const located of entries) {
+  // Every open looks at every entry: the links are read side by side (libuv's pool), not one by one.
+  const drivers = await Promise.all(entries.map((located) => reader.driverOf(located.entry.address)));
+  for (const [at, located] of entries.entries()) {
     const { address, stubDriver } = located.entry;
-    const driver = reader.driverOf(address);
+    const driver = drivers[at] ?? null;
     if (driver === stubDriver) continue;
-    // Unbound or vanished look the same through the driver link; only then read the device.
-    if (driver === null && !reader.exists(address)) {
+    // Unbound or vanished look the same through the driver link; only then look the device up.
+    if (driver === null && !(await reader.exists(address))) {
       vanished.push(located);
       continue;
     }
@@ -319,20 +324,21 @@ export function vfPruneValue(vfIndex: number, generation: string | null): string
  * the PF's driver never changed), and a VF it was pruning is replaced when its PF's VF generation
  * moved on since the row was written. null: rows of any other operation.
  */
-function settleVfSetCount(
+async function settleVfSetCount(
   address: PciAddress,
   rows: readonly JournalRecord[],
   index: TableIndex,
   reader: RecoveryReader,
-): { repaired: RepairedDevice | null; replaced: { pf: PciAddress; vfIndex: number } | null } | null {
+): Promise<{ repaired: RepairedDevice | null; replaced: { pf: PciAddress; vfIndex: number } | null } | null> {
   if (rows[0]!.operationName !== 'vf-set-count') return null;
   const prune = rows.find((row) => row.action === VF_PRUNE_ACTION);
   if (prune === undefined) {
-    return { repaired: repaired(address, 'vf-set-count', 'rolled-forward', 'ok', reader.driverOf(address), index.find(address)?.table ?? null, null), replaced: null };
+    const driver = await reader.driverOf(address);
+    return { repaired: repaired(address, 'vf-set-count', 'rolled-forward', 'ok', driver, index.find(address)?.table ?? null, null), replaced: null };
   }
   const [indexText, generation] = prune.value.split(' ');
   const pf = prune.hostPath.split('/')[5] as PciAddress;
-  const now = reader.vfGeneration?.(pf) ?? null;
+  const now = (await reader.vfGeneration?.(pf)) ?? null;
   return { repaired: null, replaced: (now ?? 'none') === generation ? null : { pf, vfIndex: Number(indexText) } };
 }
 
@@ -361,14 +367,14 @@ async function repairDevice(
   address: PciAddress,
   rows: readonly JournalRecord[],
   located: Located | undefined,
-  kernel: KernelPort,
+  ports: ExecutorPorts,
   reader: RecoveryReader,
   warnings: string[],
   dryRun: boolean,
 ): Promise<Repair> {
   const first = rows[0]!;
   const operation = first.operationName;
-  const device = reader.device(address);
+  const device = await reader.device(address);
   if (device === null) {
     // A table entry is pruned by the reconcile that follows; a device in no table needs nothing.
     warnings.push(`${address}, touched by an unfinished ${operation}, is no longer on this host`);
@@ -386,15 +392,15 @@ async function repairDevice(
   } else {
     target = { steps: restoreSteps(hostFiles, device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
   }
-  const steps = loadSteps(target.steps, target.driver, reader);
+  const steps = await loadSteps(target.steps, target.driver, reader);
   if (dryRun) {
     const planned = repaired(address, operation, direction, 'ok', target.driver, target.table, null);
     return { repaired: { ...planned, steps: steps.map(formatStep) }, change: target.change };
   }
   try {
-    await runSteps(steps, kernel, reader);
-    const now = reader.driverOf(address);
-    if (now !== target.driver) throw notOn(address, target.driver, now);
+    await runSteps(steps, ports, null);
+    const now = await reader.driverOf(address);
+    if (now !== target.driver) throw bindFailed(address, target.driver, now);
     return { repaired: repaired(address, operation, direction, 'ok', now, target.table, null), change: target.change };
   } catch (error) {
     return fallback(address, operation, direction, first.restore, located, reader, warnings, error);
@@ -406,7 +412,7 @@ async function repairDevice(
  * stub (or on no driver), it is kept as or moved to inactive (managed), so `hostdev reattach`
  * can finish the job; the warning says what happened.
  */
-function fallback(
+async function fallback(
   address: PciAddress,
   operation: string,
   direction: RepairedDevice['direction'],
@@ -415,9 +421,9 @@ function fallback(
   reader: RecoveryReader,
   warnings: string[],
   error: unknown,
-): Repair {
+): Promise<Repair> {
   const message = error instanceof Error ? error.message : String(error);
-  const now = reader.driverOf(address);
+  const now = await reader.driverOf(address);
   const parked = now === null || isStubDriver(now);
   let change: TableChange | null = null;
   let table: TableName | null = located?.table ?? null;
@@ -456,43 +462,7 @@ function repaired(
 }
 
 /** A driver the target needs may have been unloaded meanwhile: load it first (bind needs it). */
-function loadSteps(steps: Step[], driver: string | null, reader: RecoveryReader): Step[] {
-  if (steps.length === 0 || driver === null || reader.driverLoaded(driver)) return steps;
+async function loadSteps(steps: Step[], driver: string | null, reader: RecoveryReader): Promise<Step[]> {
+  if (steps.length === 0 || driver === null || (await reader.driverLoaded(driver))) return steps;
   return [{ kind: 'load-module', module: moduleOf(driver), driver }, ...steps];
-}
-
-async function runSteps(steps: readonly Step[], kernel: KernelPort, reader: RecoveryReader): Promise<void> {
-  for (const step of steps) {
-    switch (step.kind) {
-      case 'load-module':
-        await kernel.loadModule(step.module);
-        break;
-      case 'write':
-        await kernel.write(step.hostPath, step.value);
-        break;
-      case 'verify-driver': {
-        const now = reader.driverOf(step.address);
-        if (now !== step.expected) throw notOn(step.address, step.expected, now);
-        break;
-      }
-      case 'verify-host-driver': {
-        const now = reader.driverOf(step.address);
-        if (!onHostDriver(now, step.bound)) throw notOn(step.address, hostDriverWanted(step.bound), now);
-        break;
-      }
-    }
-  }
-}
-
-function notOn(address: PciAddress, expected: string | null, actual: string | null): HostdevError {
-  return new HostdevError(
-    'HOSTDEV_BIND_FAILED',
-    `PCI device ${address} is on ${actual ?? 'no driver'}, not on ${expected ?? 'no driver'}`,
-    {
-      hint:
-        'dmesg says why the driver did not take it; `hostdev status` shows where the device was left and the ' +
-        'command that settles it.',
-      details: { address, driver: actual, expected },
-    },
-  );
 }

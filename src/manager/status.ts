@@ -56,17 +56,15 @@ export interface StatusReport {
  * reader never waits for a writer.
  */
 export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
-  const vanished = (entries: ReadonlyArray<{ address: PciAddress }>): PciAddress[] =>
-    entries.filter((entry) => !reader.exists(entry.address)).map((entry) => entry.address);
 
   let tables = store.readTables();
   let pruned: PciAddress[] = [];
   let busy: StatusReport['busy'] = null;
-  const exists = (address: PciAddress): boolean => reader.exists(address);
-  const gone = goneFrom(tables, exists);
+  const exists = (address: PciAddress): Promise<boolean> => reader.exists(address);
+  const gone = await goneFrom(tables, exists);
   if (gone.size > 0) {
     const done = await store.tryExclusive('status', async (op) => {
-      const prune = pruneVanished(op, goneFrom(op.tables(), exists), 'status');
+      const prune = pruneVanished(op, await goneFrom(op.tables(), exists), 'status');
       op.commit(prune.changes);
       return [op.tables(), prune.pruned.map((entry) => entry.address)] as const;
     });
@@ -78,12 +76,12 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     active: tables.active,
     inactive: tables.inactive,
     pruned,
-    missing: vanished(tables.active),
-    iommu: { enabled: reader.iommuEnabled() },
-    vfio: { loaded: reader.driverLoaded('vfio-pci'), groups: reader.vfioDevices() },
+    missing: [...(await goneFrom({ active: tables.active, inactive: [] }, exists))],
+    iommu: { enabled: await reader.iommuEnabled() },
+    vfio: { loaded: await reader.driverLoaded('vfio-pci'), groups: await reader.vfioDevices() },
     journal: { unfinished: store.readJournal().length },
     recovery,
-    departed: store.readDeparted().map((record) => departedNow(record, reader)),
+    departed: await Promise.all(store.readDeparted().map((record) => departedNow(record, reader))),
     recentRepairs: store
       .recentReports()
       .map((stored) => ({ at: stored.at, by: stored.operation, report: stored.report as RecoveryReport }))
@@ -93,8 +91,8 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
 }
 
 /** Whether a departed VF is back: its PF has a VF of that index again. */
-function departedNow(record: DepartedVfRecord, reader: HostReader): DepartedStatus {
-  const link = reader.exists(record.pf) ? reader.virtfnLinks(record.pf).find((vf) => vf.index === record.vfIndex) : undefined;
-  const back = link === undefined ? null : { address: link.address, driver: reader.driverOf(link.address) };
+async function departedNow(record: DepartedVfRecord, reader: HostReader): Promise<DepartedStatus> {
+  const link = (await reader.exists(record.pf)) ? (await reader.virtfnLinks(record.pf)).find((vf) => vf.index === record.vfIndex) : undefined;
+  const back = link === undefined ? null : { address: link.address, driver: await reader.driverOf(link.address) };
   return { ...record, awaited: back === null, back };
 }

@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import type { SavedVfNet } from '../core/vf-net-config.js';
 import { TableIndex, type ActiveEntry, type InactiveEntry, type Owner, type Tables } from '../core/tables.js';
 
 /**
@@ -11,10 +12,12 @@ export interface TableSource {
   lookup(addresses: Iterable<PciAddress>): Tables;
   ownedBy(owner: Owner): readonly ActiveEntry[];
   inactive(): readonly InactiveEntry[];
+  /** The VF network configs saved by assigns (what a release puts back); none when absent. */
+  vfConfigs?(): readonly SavedVfNet[];
 }
 
 /** Over tables already read (dry runs, tests). */
-export function tablesSource(tables: Tables): TableSource {
+export function tablesSource(tables: Tables, saved: readonly SavedVfNet[] = []): TableSource {
   const index = new TableIndex(tables);
   return {
     lookup: (addresses) => {
@@ -29,5 +32,6 @@ export function tablesSource(tables: Tables): TableSource {
     },
     ownedBy: (owner) => index.ownedBy(owner),
     inactive: () => tables.inactive,
+    vfConfigs: () => saved,
   };
 }

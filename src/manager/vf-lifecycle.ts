@@ -5,15 +5,15 @@ import { HostdevError } from '../core/errors.js';
 import { notFound } from '../core/plan-errors.js';
 import { isStubDriver } from '../core/stub-driver.js';
 import type { Owner, Tables } from '../core/tables.js';
-import { numVfsWriteError, planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
+import { planVfCount, type VfCountPlan, type VfHolding } from '../core/vf-count.js';
 import type { VfNetInfo } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
-import { KernelWriteError, type KernelPort } from '../sysfs/kernel-port.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import type { StateChange, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader, type DeviceWait } from './host-reader.js';
-import { kernelWriteFailed } from './kernel-errors.js';
+import { runSteps } from './executor.js';
 import { VF_PRUNE_ACTION, vfPruneValue, type RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
@@ -83,21 +83,22 @@ export async function listVfs(layout: SysfsLayout, tables: Tables, net: NetPort 
     }
   }
   // A VF's driver and interface are links and a directory listing: never held by the kernel.
-  const vfs = reader.virtfnLinks(pfAddress).map(({ address, index }): VfListEntry => {
+  const links = await reader.virtfnLinks(pfAddress);
+  const vfs = await Promise.all(links.map(async ({ address, index }): Promise<VfListEntry> => {
     const info = netInfo.find((entry) => entry.vf === index);
     return {
       index,
       key: pciKey(address),
       address,
-      driver: reader.driverOf(address),
-      netdev: reader.netdevsOf(address)[0] ?? null,
+      driver: await reader.driverOf(address),
+      netdev: (await reader.netdevsOf(address))[0] ?? null,
       ...locate(tables, address),
       mac: info?.mac ?? null,
       vlan: info?.vlan ?? null,
       spoofchk: info?.spoofchk ?? null,
       trust: info?.trust ?? null,
     };
-  });
+  }));
   return { pf: pfAddress, pfDriver: pf.driver, pfNetdev, totalVfs: pf.sriov.totalVfs, numVfs: pf.sriov.numVfs, vfs, warnings };
 }
 
@@ -140,14 +141,15 @@ export interface SetCountReport {
   readonly recovery?: RecoveryReport;
 }
 
-function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): VfHolding[] {
+async function holdings(layout: SysfsLayout, tables: Tables, pf: PciDevice): Promise<VfHolding[]> {
   const reader = new HostReader(layout);
-  return reader.virtfnLinks(pf.address).map(({ address, index: vfIndex }) => ({
+  const links = await reader.virtfnLinks(pf.address);
+  return Promise.all(links.map(async ({ address, index: vfIndex }) => ({
     address,
     vfIndex,
-    driver: reader.driverOf(address),
+    driver: await reader.driverOf(address),
     ...locate(tables, address),
-  }));
+  })));
 }
 
 async function planFor(layout: SysfsLayout, tables: Tables, request: SetCountRequest): Promise<{ plan: VfCountPlan; pf: PciDevice }> {
@@ -157,7 +159,7 @@ async function planFor(layout: SysfsLayout, tables: Tables, request: SetCountReq
     numVfs: pf.sriov!.numVfs,
     totalVfs: pf.sriov!.totalVfs,
     requested: request.count,
-    vfs: holdings(layout, tables, pf),
+    vfs: await holdings(layout, tables, pf),
     force: request.force,
     autoprobe: request.autoprobe,
     isStubDriver,
@@ -195,43 +197,40 @@ export async function setVfCount(
     // A kill from here on must not leave the forced VFs' entries naming the VFs made afterwards:
     // recovery prunes them once the PF's VF generation has moved on.
     if (plan.writes.length > 0) {
-      const generation = new HostReader(layout).vfGeneration(request.pf);
+      const generation = await new HostReader(layout).vfGeneration(request.pf);
       const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
       for (const vf of plan.prune) {
         op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
       }
     }
+    const reader = new HostReader(layout);
+    // The executor's step runner journals each write; it stops at the first that fails.
     for (const write of plan.writes) {
-      const handle = op.intend({ address: request.pf, action: 'sriov-numvfs', hostPath: write.hostPath, value: write.value, restore });
       try {
-        await kernel.write(write.hostPath, write.value);
+        await runSteps([write], { kernel, reader }, { op, restore }, undefined, { totalVfs: pf.sriov?.totalVfs ?? null });
       } catch (error) {
-        failure =
-          error instanceof KernelWriteError && error.outside === null
-            ? numVfsWriteError(request.pf, write.value, error.errno, pf.sriov?.totalVfs ?? null)
-            : kernelWriteFailed(error, request.pf);
+        failure = error;
         break;
       }
-      op.done(handle);
-      if (write.hostPath.endsWith('/sriov_numvfs')) removed = true;
+      if (write.action === 'sriov-numvfs') removed = true;
     }
     // The VFs left the host with the first sriov_numvfs write that succeeded (N -> 0): their
     // entries go whatever happens next; if it failed, they are still there and stay in the tables.
     // Entries of any other device that is gone by now go too (the one reconcile rule).
     const forced = new Set<string>(plan.prune.map((vf) => vf.address));
-    const reader = new HostReader(layout);
-    const others = new Set([...goneFrom(op.tables(), (address) => reader.exists(address))].filter((address) => !forced.has(address)));
+    const others = new Set([...(await goneFrom(op.tables(), (address) => reader.exists(address)))].filter((address) => !forced.has(address)));
     op.commit([...(removed ? changes : []), ...pruneVanished(op, others, 'vf-set-count').changes]);
     if (failure !== null) throw failure;
     return plan;
   }, request.operationId);
   const waitedMs = await waitForVfs(layout, plan, request);
-  return report(plan, false, holdingsAfter(layout, request.pf), waitedMs);
+  return report(plan, false, await holdingsAfter(layout, request.pf), waitedMs);
 }
 
-function holdingsAfter(layout: SysfsLayout, pf: PciAddress): Array<{ address: PciAddress; driver: string | null }> {
+async function holdingsAfter(layout: SysfsLayout, pf: PciAddress): Promise<Array<{ address: PciAddress; driver: string | null }>> {
   const reader = new HostReader(layout);
-  return reader.virtfnLinks(pf).map(({ address }) => ({ address, driver: reader.driverOf(address) }));
+  const links = await reader.virtfnLinks(pf);
+  return Promise.all(links.map(async ({ address }) => ({ address, driver: await reader.driverOf(address) })));
 }
 
 function report(plan: VfCountPlan, dryRun: boolean, vfs: SetCountReport['vfs'], waitedMs: number): SetCountReport {
@@ -255,7 +254,7 @@ async function waitForVfs(layout: SysfsLayout, plan: VfCountPlan, request: SetCo
   const start = Date.now();
   let last = '';
   for (;;) {
-    const vfs = holdingsAfter(layout, plan.pf);
+    const vfs = await holdingsAfter(layout, plan.pf);
     const bound = vfs.filter((vf) => vf.driver !== null).length;
     const done = vfs.length >= plan.to && (!plan.expectDriver || bound >= plan.to);
     const line = `waiting for the VFs of ${plan.pf}: ${vfs.length}/${plan.to} present${plan.expectDriver ? `, ${bound}/${plan.to} bound` : ''}`;

@@ -1,9 +1,7 @@
-import { existsSync } from 'node:fs';
 import type { NetPort } from '../net/net-port.js';
 import { Iproute2NetPort } from '../net/iproute2.js';
 import { SimNetPort } from '../net/sim-net.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
-import { readVfGeneration } from '../sysfs/read-device.js';
 import { HostReader } from './host-reader.js';
 
 /**
@@ -18,8 +16,12 @@ export function netPortFor(layout: SysfsLayout): NetPort {
   // waiting for its VM) must not block a lookup; the VFs it has are its virtfnN links.
   const reader = new HostReader(layout);
   return new SimNetPort(layout.root, async (ifname) => {
-    const pf = reader.allFunctions().find((address) => reader.netdevsOf(address).includes(ifname) && existsSync(layout.device(address, 'sriov_totalvfs')));
-    if (pf === undefined) return null;
-    return { numVfs: reader.virtfnLinks(pf).length, generation: readVfGeneration(layout, pf) };
+    const functions = await reader.allFunctions();
+    const named = await Promise.all(functions.map(async (address) => (await reader.netdevsOf(address)).includes(ifname)));
+    for (const address of functions.filter((_, index) => named[index])) {
+      if (!(await reader.isPf(address))) continue;
+      return { numVfs: (await reader.virtfnLinks(address)).length, generation: await reader.vfGeneration(address) };
+    }
+    return null;
   });
 }

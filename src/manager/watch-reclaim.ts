@@ -2,10 +2,11 @@ import type { PciAddress } from '../core/address.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { NO_MAC } from '../net/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
-import type { SysfsLayout } from '../sysfs/paths.js';
-import { readDevice } from '../sysfs/read-device.js';
 import type { HostdevManager } from './hostdev-manager.js';
-import { deviceExists, vfNetAssignHooks, VfNetConfigurator } from './vf-net.js';
+import { VfNetConfigurator } from './vf-net.js';
+import { HostReader } from './host-reader.js';
+import { vfNetLookup } from './host-view.js';
+import { vfNetTargetOf } from '../core/plan-vf-net.js';
 import type { Departed, ReclaimFn } from './watch-live.js';
 import { formatOwner } from '../core/tables.js';
 
@@ -16,18 +17,17 @@ import { formatOwner } from '../core/tables.js';
  * (saved anew, so that release restores the host's). LiveWatch only calls this when no table
  * holds the address: a VF someone else took meanwhile is never handed back.
  */
-export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: string) => void): ReclaimFn {
-  const configurator = new VfNetConfigurator(net, manager.layout);
+export function vfReclaimer(manager: HostdevManager, warn: (line: string) => void): ReclaimFn {
+  const reader = new HostReader(manager.layout);
   return async (departed: Departed, address: PciAddress) => {
     const owner = departed.owner;
     if (owner === null) throw new Error(`${address} had no domain`);
     const { managed, stubDriver } = departed.former.entry;
-    await settled(manager.layout, address);
+    await settled(reader, address);
     if (!managed) await manager.detach(address, { stubDriver });
     const request = departed.domainConfig;
-    const hooks =
-      request === null ? {} : vfNetAssignHooks(configurator, new Map([[address, request]]), deviceExists(manager.layout), warn);
-    await manager.assign({ domain: owner.vm, hypervisor: owner.hypervisor, addresses: [address], managed, stubDriver, hooks });
+    const vf = new Map(request === null ? [] : [[address, request] as const]);
+    await manager.assign({ domain: owner.vm, hypervisor: owner.hypervisor, addresses: [address], managed, stubDriver, vf, onWarning: warn });
     const config = request === null ? '' : ', with its VF network config';
     return `ready again for ${formatOwner(owner)} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config})`;
   };
@@ -35,9 +35,10 @@ export function vfReclaimer(manager: HostdevManager, net: NetPort, warn: (line: 
 
 /** What an assigned VF's domain has now, as an assign request (for reclaim). */
 export function vfConfigCapturer(manager: HostdevManager, net: NetPort): (address: PciAddress) => Promise<VfNetRequest | null> {
-  const configurator = new VfNetConfigurator(net, manager.layout);
+  const configurator = new VfNetConfigurator(net);
+  const reader = new HostReader(manager.layout);
   return async (address) => {
-    const current = await configurator.current(configurator.target(address));
+    const current = await configurator.current(vfNetTargetOf(address, await vfNetLookup(reader, address)));
     return {
       vlan: current.vlan,
       ...(current.trust === null ? {} : { trust: current.trust }),
@@ -51,13 +52,14 @@ export function vfConfigCapturer(manager: HostdevManager, net: NetPort): (addres
  * Waits (bounded) until a VF that just appeared stops changing driver: the PF driver probes new
  * VFs one after the other, and detaching one while its probe is still coming would race it.
  */
-async function settled(layout: SysfsLayout, address: PciAddress, stableMs = 150, limitMs = 3_000): Promise<void> {
+async function settled(reader: HostReader, address: PciAddress, stableMs = 150, limitMs = 3_000): Promise<void> {
   const start = Date.now();
-  let last = readDevice(layout, address, { names: null })?.driver;
+  // The driver link: read without the device lock, so a VF the kernel holds never blocks the watch.
+  let last = await reader.driverOf(address);
   let since = Date.now();
   while (Date.now() - start < limitMs) {
     await new Promise((resolve) => setTimeout(resolve, 25));
-    const now = readDevice(layout, address, { names: null })?.driver;
+    const now = await reader.driverOf(address);
     if (now !== last) {
       last = now;
       since = Date.now();

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { HostdevError } from '../core/errors.js';
 import type { VfSetting } from '../core/vf-net-config.js';
+import { errnoFromText } from '../platform/errno-names.js';
 import type { NetPort } from './net-port.js';
 import { describeSetting, ipSetArgs, ipShowArgs, parseIpLinkShow, type PfLinkInfo } from './vf-net-config.js';
 
@@ -24,6 +25,12 @@ function stderrOf(error: unknown): string {
   return text.trim();
 }
 
+/** The errno `ip` reported ("RTNETLINK answers: Invalid argument" is EINVAL), for `details.errno`. */
+function netlinkErrno(error: unknown): { errno?: string } {
+  const errno = errnoFromText(stderrOf(error));
+  return errno === null ? {} : { errno };
+}
+
 export class Iproute2NetPort implements NetPort {
   constructor(private readonly run: IpRunner = execIp()) {}
 
@@ -34,7 +41,7 @@ export class Iproute2NetPort implements NetPort {
     } catch (error) {
       throw new HostdevError('HOSTDEV_NET_CONFIG', `cannot read VF config of PF ${ifname}: ${stderrOf(error)}`, {
         hint: 'Check that the interface exists (`ip link show`) and that iproute2 is installed.',
-        details: { ifname },
+        details: { ifname, ...netlinkErrno(error) },
         cause: error,
       });
     }
@@ -50,7 +57,7 @@ export class Iproute2NetPort implements NetPort {
         `cannot set ${describeSetting(setting)} on VF ${vf} of PF ${ifname}: ${stderrOf(error)}`,
         {
           hint: 'The PF driver refused the setting; some drivers need the PF up and the VF unbound from its host driver.',
-          details: { ifname, vf },
+          details: { ifname, vf, ...netlinkErrno(error) },
           cause: error,
         },
       );

@@ -1,3 +1,4 @@
+import { isHostdevError } from '../core/errors.js';
 import type { VfSetting } from '../core/vf-net-config.js';
 import type { PfLinkInfo } from './vf-net-config.js';
 
@@ -10,4 +11,10 @@ export interface NetPort {
   show(ifname: string): Promise<PfLinkInfo>;
   /** `ip link set dev PF vf N <setting>`. */
   setVf(ifname: string, vf: number, setting: VfSetting): Promise<void>;
+}
+
+/** The errno a net port's failure carries (`details.errno`: what netlink answered), if any. */
+export function netErrnoOf(error: unknown): string | null {
+  if (!isHostdevError(error)) return null;
+  return typeof error.details.errno === 'string' ? error.details.errno : null;
 }

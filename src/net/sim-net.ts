@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { HostdevError } from '../core/errors.js';
 import { OutsideRootError, resolveInside } from '../platform/contain.js';
 import type { VfNetConfig, VfNetInfo, VfSetting } from '../core/vf-net-config.js';
@@ -44,11 +45,35 @@ function simNetFile(root: string): string {
   return path.join(root, '.hostdev-sim', 'net.json');
 }
 
-function ipError(message: string, ifname: string): HostdevError {
+function ipError(message: string, ifname: string, errno: string): HostdevError {
   return new HostdevError('HOSTDEV_NET_CONFIG', `ip (simulated) on ${ifname}: ${message}`, {
     hint: "The simulated host has no such interface or VF: `hostdev vf list PF` shows the PF's netdev and its VFs.",
-    details: { ifname },
+    details: { ifname, errno },
   });
+}
+
+/**
+ * Crash faults of the simulated iproute2, for crash tests of VF network config: the process dies
+ * (SIGKILL) at its Nth `ip link set` (`when: 'before'`: instead of it, which is then not applied).
+ * From $HOSTDEV_SIM_NET_FAULTS, a JSON array like $HOSTDEV_SIM_FAULTS of the simulated kernel.
+ */
+export const NET_FAULTS_ENV = 'HOSTDEV_SIM_NET_FAULTS';
+
+const netFaultsSchema = z.array(z.strictObject({ action: z.literal('crash'), afterSets: z.number().int().min(1), when: z.enum(['before', 'after']).optional() }));
+
+type NetFault = z.infer<typeof netFaultsSchema>[number];
+
+function netFaultsFromEnv(env: NodeJS.ProcessEnv = process.env): NetFault[] {
+  const raw = env[NET_FAULTS_ENV];
+  return raw === undefined || raw.trim() === '' ? [] : netFaultsSchema.parse(JSON.parse(raw));
+}
+
+/** `ip link set` calls made by this process (the crash faults count them). */
+let setsMade = 0;
+
+function crashAt(when: 'before' | 'after', sets: number): void {
+  const fault = netFaultsFromEnv().find((entry) => entry.afterSets === sets && (entry.when ?? 'after') === when);
+  if (fault !== undefined) process.kill(process.pid, 'SIGKILL');
 }
 
 export class SimNetPort implements NetPort {
@@ -98,7 +123,7 @@ export class SimNetPort implements NetPort {
   private async link(state: SimNetState, ifname: string): Promise<SimLink> {
     checkIfname(ifname);
     const now = await this.vfCount(ifname);
-    if (now === null) throw ipError(`Device "${ifname}" does not exist.`, ifname);
+    if (now === null) throw ipError(`Device "${ifname}" does not exist.`, ifname, 'ENODEV');
     const existing = state.links[ifname];
     if (existing !== undefined && existing.numVfs === now.numVfs && existing.generation === now.generation) return existing;
     const fresh: SimLink = { up: existing?.up ?? true, numVfs: now.numVfs, generation: now.generation, vfs: {} };
@@ -115,12 +140,15 @@ export class SimNetPort implements NetPort {
   }
 
   async setVf(ifname: string, vf: number, setting: VfSetting): Promise<void> {
+    setsMade += 1;
+    crashAt('before', setsMade);
     const state = await this.load();
     const link = await this.link(state, ifname);
-    if (!Number.isInteger(vf) || vf < 0 || vf >= link.numVfs) throw ipError('RTNETLINK answers: Invalid argument', ifname);
+    if (!Number.isInteger(vf) || vf < 0 || vf >= link.numVfs) throw ipError('RTNETLINK answers: Invalid argument', ifname, 'EINVAL');
     const current = link.vfs[String(vf)] ?? DEFAULT_VF_CONFIG;
     link.vfs[String(vf)] = apply(current, setting);
     await this.save(state);
+    crashAt('after', setsMade);
   }
 
   /** `ip link set dev PF up|down` (for tests and the simulator CLI). */

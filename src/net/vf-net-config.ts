@@ -1,5 +1,7 @@
 import { HostdevError } from '../core/errors.js';
-import type { VfNetConfig, VfNetInfo, VfNetRequest, VfSetting } from '../core/vf-net-config.js';
+import { describeSetting, settingsFor, type VfNetConfig, type VfNetInfo, type VfNetRequest, type VfSetting } from '../core/vf-net-config.js';
+
+export { describeSetting, settingsFor };
 
 /** VF network config, pure: checks of what the operator typed, `ip` arguments and output, the settings to apply. */
 
@@ -145,19 +147,6 @@ export function parseIpLinkShow(output: string, ifname: string): PfLinkInfo {
   return { ifname: typeof link['ifname'] === 'string' ? link['ifname'] : ifname, up: flags.includes('UP'), vfs };
 }
 
-/**
- * The settings that turn `current` into what was requested, in the order that works on Intel
- * NICs (igb/ixgbe/i40e/ice): VLAN, trust, MAC, spoofchk.
- */
-export function settingsFor(request: VfNetRequest): VfSetting[] {
-  const settings: VfSetting[] = [];
-  if (request.vlan !== undefined) settings.push({ kind: 'vlan', vlan: request.vlan, qos: 0 });
-  if (request.trust !== undefined) settings.push({ kind: 'trust', on: request.trust });
-  if (request.mac !== undefined) settings.push({ kind: 'mac', mac: request.mac });
-  if (request.spoofchk !== undefined) settings.push({ kind: 'spoofchk', on: request.spoofchk });
-  return settings;
-}
-
 /** The settings that put a saved config back, same order; values the driver never reported are skipped. */
 export function restoreSettings(saved: VfNetConfig): VfSetting[] {
   const settings: VfSetting[] = [{ kind: 'vlan', vlan: saved.vlan, qos: saved.qos }];
@@ -169,19 +158,6 @@ export function restoreSettings(saved: VfNetConfig): VfSetting[] {
 
 export function isEmptyRequest(request: VfNetRequest): boolean {
   return settingsFor(request).length === 0;
-}
-
-export function describeSetting(setting: VfSetting): string {
-  switch (setting.kind) {
-    case 'vlan':
-      return `vlan ${setting.vlan}${setting.qos > 0 ? ` qos ${setting.qos}` : ''}`;
-    case 'trust':
-      return `trust ${setting.on ? 'on' : 'off'}`;
-    case 'mac':
-      return `mac ${setting.mac}`;
-    case 'spoofchk':
-      return `spoofchk ${setting.on ? 'on' : 'off'}`;
-  }
 }
 
 /** libvirt's wording (virNetDevSetNetConfig), which users search for. */

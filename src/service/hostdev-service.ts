@@ -34,10 +34,10 @@ import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
-import { deviceExists, vfNetAssignHooks, vfNetReleaseHooks, VfNetConfigurator } from '../manager/vf-net.js';
 import type { NetPort } from '../net/net-port.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { isEmptyRequest } from '../net/vf-net-config.js';
+import { netSetCommand, planSteps } from '../core/plan-types.js';
 import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
 import type { DepartedVfRecord } from '../state/store.js';
 import { placeDevices, type Placement } from '../core/hotplug.js';
@@ -81,7 +81,7 @@ export interface HostdevServiceOptions {
 /** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
 export type VfNetRequests = Readonly<Record<string, VfNetRequest>>;
 
-export interface ServiceAssignRequest extends Omit<AssignRequest, 'hooks' | 'addresses'> {
+export interface ServiceAssignRequest extends Omit<AssignRequest, 'vf' | 'onWarning' | 'addresses'> {
   readonly addresses: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
 }
@@ -105,7 +105,7 @@ export interface HandOverServiceRequest {
   readonly dryRun?: boolean;
 }
 
-export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'hooks' | 'addresses'> {
+export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'onWarning' | 'addresses'> {
   /** Default: every device of the domain. */
   readonly addresses?: readonly DeviceRef[];
 }
@@ -311,27 +311,29 @@ export class HostdevService {
     return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options));
   }
 
-  /** All or nothing; VF network config (`vf`) is saved and set before the first sysfs write. */
+  /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
   async assign(request: ServiceAssignRequest): Promise<AssignResult> {
     const { vf, ...rest } = request;
     const addresses = request.addresses.map(parsePciRef);
     const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
-    const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
-    const planned = [...requests].flatMap(([address, wanted]) => configurator.plan(configurator.target(address), wanted));
-    const hooks = requests.size === 0 ? {} : vfNetAssignHooks(configurator, requests, deviceExists(this.manager.layout), (line) => warnings.push(line));
-    const report = await this.changing(request.dryRun ?? false, () => this.manager.assign({ ...rest, addresses, hooks }));
-    return { ...report, vfConfig: planned, warnings };
+    const report = await this.changing(request.dryRun ?? false, () =>
+      this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line) }),
+    );
+    const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
+    return { ...report, vfConfig, warnings };
   }
 
   /** Gives the domain's devices back (saved VF config first); vanished ones are pruned. */
   async release(request: ServiceReleaseRequest): Promise<ReleaseResult> {
     const warnings: string[] = [];
-    const configurator = new VfNetConfigurator(this.manager.net, this.manager.layout);
-    const hooks = vfNetReleaseHooks(configurator, deviceExists(this.manager.layout), (line) => warnings.push(line));
     const { addresses, ...rest } = request;
     const report = await this.changing(request.dryRun ?? false, () =>
-      this.manager.release({ ...rest, ...(addresses === undefined ? {} : { addresses: addresses.map(parsePciRef) }), hooks }),
+      this.manager.release({
+        ...rest,
+        ...(addresses === undefined ? {} : { addresses: addresses.map(parsePciRef) }),
+        onWarning: (line) => warnings.push(line),
+      }),
     );
     return { ...report, warnings };
   }
@@ -516,7 +518,7 @@ export class HostdevService {
         queue.push(event);
         wake?.();
       },
-      ...(request.reclaim ? { reclaim: vfReclaimer(this.manager, net, warn), captureVfConfig: vfConfigCapturer(this.manager, net) } : {}),
+      ...(request.reclaim ? { reclaim: vfReclaimer(this.manager, warn), captureVfConfig: vfConfigCapturer(this.manager, net) } : {}),
     });
     let watcher: Watcher | null = null;
     try {

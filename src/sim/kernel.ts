@@ -174,7 +174,7 @@ export class SimKernel implements KernelPort {
       if (error instanceof OutsideRootError) throw KernelWriteError.outsideRoot(`/sys/bus/pci/drivers/${name}`, '', error);
       throw error;
     }
-    if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`);
+    if (!known) throw new ModuleLoadError(name, `modprobe: FATAL: Module ${name} not found (the simulated host has no such driver)`, 'ENOENT');
   }
 
   /** vfio-pci's module init makes /dev/vfio/vfio. */

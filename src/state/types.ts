@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
 import type { PrunedBy } from '../core/reconcile.js';
-import type { VfNetRequest } from '../core/vf-net-config.js';
+import type { SavedVfNet, VfNetRequest } from '../core/vf-net-config.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.
@@ -10,14 +10,7 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 export type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
 
 /** A VF's network settings saved before it left its PF driver, restored when it comes back. */
-export interface VfConfig {
-  readonly address: PciAddress;
-  readonly pf: string; // the PF's network interface name
-  readonly vfIndex: number;
-  readonly mac: string | null;
-  readonly vlan: number | null;
-  readonly spoofchk: boolean | null;
-  readonly trust: boolean | null;
+export interface VfConfig extends SavedVfNet {
   /** What the domain asked for at assign (--mac/--vlan/...), when known: reclaim applies it again. */
   readonly requested?: VfNetRequest;
 }

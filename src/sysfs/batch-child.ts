@@ -6,9 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { encodeResults, OpExecutor, parseOpSpec, type BatchOp } from './batch-ops.js';
 
-// --flush: each entry's results go out as soon as they are read (see native/sysfs-batch.c's -f).
-const flush = process.argv[2] === '--flush';
-const ops: BatchOp[] = process.argv.slice(flush ? 3 : 2).map((spec) => {
+// --flush: each entry's results go out as soon as they are read (see native/sysfs-batch.c's -f);
+// --serve: each entry is read as soon as its name has come, until stdin ends (its -s).
+const mode = process.argv[2] === '--flush' || process.argv[2] === '--serve' ? process.argv[2] : null;
+const flush = mode !== null;
+const ops: BatchOp[] = process.argv.slice(mode === null ? 2 : 3).map((spec) => {
   const op = parseOpSpec(spec);
   if (op === null) {
     process.stderr.write(`hostdev batch child: bad op "${spec}"\n`);
@@ -16,10 +18,10 @@ const ops: BatchOp[] = process.argv.slice(flush ? 3 : 2).map((spec) => {
   }
   return op;
 });
-const entries = readFileSync(0, 'latin1').split('\0').filter((name) => name.length > 0);
 const executor = new OpExecutor();
 const out: Buffer[] = [];
-for (const entry of entries) {
+
+function readEntry(entry: string): void {
   if (entry.includes('/') || entry === '.' || entry === '..') {
     process.stderr.write(`hostdev batch child: bad entry name "${entry}"\n`);
     process.exit(2);
@@ -29,4 +31,15 @@ for (const entry of entries) {
   if (flush) process.stdout.write(encoded);
   else out.push(encoded);
 }
-if (!flush) process.stdout.write(Buffer.concat(out));
+
+if (mode === '--serve') {
+  let rest = '';
+  process.stdin.setEncoding('latin1').on('data', (chunk: string) => {
+    const names = (rest + chunk).split('\0');
+    rest = names.pop() ?? '';
+    for (const name of names) if (name.length > 0) readEntry(name);
+  });
+} else {
+  for (const entry of readFileSync(0, 'latin1').split('\0')) if (entry.length > 0) readEntry(entry);
+  if (!flush) process.stdout.write(Buffer.concat(out));
+}

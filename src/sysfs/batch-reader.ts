@@ -118,8 +118,21 @@ function fallbackNote(file: string, why: string): string {
   );
 }
 
+/**
+ * The command of a reader that serves many reads (native -s, or the Node.js reader's --serve):
+ * the native program when it can run here, else the Node.js reader.
+ */
+export function servingCommand(ops: readonly BatchOp[]): { readonly file: string; readonly args: readonly string[] } {
+  const native = builtNativeReader();
+  const specs = ops.map(opSpec);
+  if (native !== null && executable(native) && nativeReaderMismatch(native) === null) return { file: native, args: ['-s', ...specs] };
+  const script = built('sysfs/batch-child.js');
+  if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
+  return { file: process.execPath, args: [script, '--serve', ...specs] };
+}
+
 /** A reader's environment: NODE_EXTRA_CA_CERTS alone costs a Node.js start 40 ms, and a reader opens no TLS. */
-function readerEnv(): NodeJS.ProcessEnv {
+export function readerEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env['NODE_EXTRA_CA_CERTS'];
   return env;

@@ -7,6 +7,7 @@ import { DEVICE_OP_LIST } from './device-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
 import { DeviceReadContext, interpretDevice } from './read-device.js';
+import type { ServingReader } from './serving-reader.js';
 
 export { DEFAULT_READ_TIMEOUT_MS, BatchReader };
 
@@ -148,18 +149,35 @@ export type SlowReadListener = (pending: readonly PciAddress[], waitedMs: number
 export async function readDevicesBounded(
   layout: SysfsLayout,
   addresses: readonly PciAddress[],
-  options: { readonly timeoutMs?: number; readonly onSlow?: SlowReadListener; readonly slowEveryMs?: number } = {},
+  options: {
+    readonly timeoutMs?: number;
+    readonly onSlow?: SlowReadListener;
+    readonly slowEveryMs?: number;
+    /** A reader process that serves every read of its owner (one round trip instead of a process start). */
+    readonly serving?: ServingReader;
+  } = {},
 ): Promise<Map<PciAddress, PciDevice | null>> {
-  const found = new Map<PciAddress, PciDevice | null>();
   const wanted = [...new Set(addresses)];
-  if (wanted.length === 0) return found;
+  if (wanted.length === 0) return new Map();
+  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const started = Date.now();
+  const slowTicker = (pending: () => PciAddress[]): NodeJS.Timeout | null =>
+    options.onSlow === undefined ? null : setInterval(() => options.onSlow?.(pending(), Date.now() - started), options.slowEveryMs ?? 2_000);
+  if (options.serving !== undefined) {
+    const { found, done } = options.serving.read(wanted, timeoutMs, (pending, cause) => blockedRead(layout, pending, timeoutMs, cause));
+    const ticker = slowTicker(() => wanted.filter((address) => !found.has(address)));
+    try {
+      await done;
+    } finally {
+      if (ticker !== null) clearInterval(ticker);
+    }
+    return found;
+  }
+  const found = new Map<PciAddress, PciDevice | null>();
   const reader = new BatchReader(layout, DEVICE_OP_LIST, { only: wanted });
   const context = new DeviceReadContext(layout, null, () => {}, true);
-  const started = Date.now();
   const pending = (): PciAddress[] => wanted.filter((address) => !found.has(address));
-  const ticker =
-    options.onSlow === undefined ? null : setInterval(() => options.onSlow?.(pending(), Date.now() - started), options.slowEveryMs ?? 2_000);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
+  const ticker = slowTicker(pending);
   try {
     await reader.forEach(layout, timeoutMs, (entry, results, base) => {
       found.set(entry as PciAddress, interpretDevice(context, entry as PciAddress, results, base));

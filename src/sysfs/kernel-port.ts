@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { SysfsLayout } from './paths.js';
 import { errnoOf } from './errno.js';
 import { OutsideRootError, resolveInside } from '../platform/contain.js';
+import { errnoFromText } from '../platform/errno-names.js';
 
 /**
  * The one port through which hostdev changes the host. Production writes files under the
@@ -44,26 +45,33 @@ export class KernelWriteError extends Error {
   }
 }
 
-/** A module that could not be loaded, with what modprobe (or the simulated kernel) said. */
+/**
+ * A module that could not be loaded, with what modprobe (or the simulated kernel) said and the
+ * errno of the failure: ENOENT (no such module, or no modprobe), EPERM, ENODEV, EINVAL, ... as
+ * modprobe reported it; ETIMEDOUT when it did not finish; ENOTSUP under a root other than /.
+ */
 export class ModuleLoadError extends Error {
   override readonly name = 'ModuleLoadError';
   constructor(
     readonly module: string,
     readonly reason: string,
+    readonly errno: string,
     options?: { cause?: unknown },
   ) {
     super(`loading module ${module} failed: ${reason}`, options);
   }
 }
 
-/** Why modprobe failed, in its own words where it gave any. */
-function modprobeReason(error: unknown): string {
+/** Why modprobe failed, in its own words where it gave any, and the errno it names. */
+function modprobeFailure(error: unknown): { reason: string; errno: string } {
   const failure = error as { code?: unknown; killed?: boolean; stderr?: unknown };
-  if (failure.code === 'ENOENT') return 'modprobe is not installed (kmod)';
-  if (failure.killed === true) return 'modprobe did not finish within 30 s';
+  if (failure.code === 'ENOENT') return { reason: 'modprobe is not installed (kmod)', errno: 'ENOENT' };
+  if (failure.killed === true) return { reason: 'modprobe did not finish within 30 s', errno: 'ETIMEDOUT' };
   const said = typeof failure.stderr === 'string' ? failure.stderr.trim().split('\n').pop() ?? '' : '';
-  if (said !== '') return said;
-  return typeof failure.code === 'number' ? `modprobe exited with ${failure.code}` : String(error);
+  // "FATAL: Module x not found" names no errno: the module file is missing (ENOENT).
+  const errno = errnoFromText(said) ?? (/not found/i.test(said) ? 'ENOENT' : 'EIO');
+  if (said !== '') return { reason: said, errno };
+  return { reason: typeof failure.code === 'number' ? `modprobe exited with ${failure.code}` : String(error), errno };
 }
 
 /** Writes real files under a root. Never creates a file: sysfs attributes exist or the write fails. */
@@ -96,12 +104,13 @@ export class FsKernelPort implements KernelPort {
 
   async loadModule(name: string): Promise<void> {
     if (this.layout.root !== '/') {
-      throw new ModuleLoadError(name, `modules are loaded on the real host only, not under --root ${this.layout.root}`);
+      throw new ModuleLoadError(name, `modules are loaded on the real host only, not under --root ${this.layout.root}`, 'ENOTSUP');
     }
     try {
       await promisify(execFile)('modprobe', ['--', name], { timeout: 30_000 });
     } catch (error) {
-      throw new ModuleLoadError(name, modprobeReason(error), { cause: error });
+      const { reason, errno } = modprobeFailure(error);
+      throw new ModuleLoadError(name, reason, errno, { cause: error });
     }
   }
 }

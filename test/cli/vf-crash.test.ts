@@ -103,6 +103,28 @@ describe('VF network config and a crash mid-assign', () => {
     }
   });
 
+  // Kill points inside the VF network config steps themselves: instead of the first `ip link set`
+  // (the saved row is all there is), after the VLAN, after the MAC. No sysfs write was made yet.
+  const NET_KILL_POINTS = [{ afterSets: 1, when: 'before' }, { afterSets: 1 }, { afterSets: 2 }];
+  it.each(NET_KILL_POINTS)('killed during the VF network config at %o: recovery puts the host config back', (fault) => {
+    const { stateDir, cli } = freshHost(`net-kill-${fault.afterSets}-${fault.when ?? 'after'}`);
+    const crashed = cli(ASSIGN, { HOSTDEV_SIM_NET_FAULTS: JSON.stringify([{ action: 'crash', ...fault }]) });
+    expect(crashed.code, crashed.stderr).not.toBe(0);
+    const store = StateStore.open(stateDir);
+    try {
+      expect(store.readVfConfigs()).toEqual([{ ...SAVED, requested: { vlan: 77, mac: '52:54:00:00:00:77' } }]);
+      expect(store.readJournal()).toEqual([]);
+    } finally {
+      store.close();
+    }
+    const status = cli(['--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(jsonOf<{ recovery: { vfConfig: unknown[] } }>(status).recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+    const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli(['--json', 'vf', 'list', PF]));
+    expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
+    expectClean(stateDir);
+  });
+
   // A release killed at each of its 4 writes (reset, driver_override, unbind, drivers_probe) is
   // rolled forward by the next command's recovery: the VF ends on igbvf with the host's config.
   it.each([1, 2, 3, 4])('release killed after write %i: rolled forward, VF config back, saved row gone', (afterWrites) => {

@@ -46,6 +46,22 @@ describe('hostdev vf and VF network config (CLI, simulated kernel)', () => {
     expect(tooMany.stderr).toContain(`PF ${PF} supports at most 7 VFs (sriov_totalvfs); 8 were requested`);
   });
 
+  it('assign --dry-run prints the VF network config as steps of the plan, before the first sysfs write', () => {
+    const dry = cli('assign', '--dry-run', '--domain', 'vm1', '0000:01:10.2', '--mac', '52:54:00:00:00:07', '--vlan', '42');
+    expect(dry.code, dry.stderr).toBe(0);
+    const steps = dry.stdout.split('\n').map((line) => line.trim());
+    const first = steps.indexOf('save VF network config of 0000:01:10.2 (enp1s0f0 vf 1)');
+    expect(first).toBeGreaterThan(0);
+    expect(steps.slice(first, first + 3)).toEqual([
+      'save VF network config of 0000:01:10.2 (enp1s0f0 vf 1)',
+      'ip link set dev enp1s0f0 vf 1 vlan 42',
+      'ip link set dev enp1s0f0 vf 1 mac 52:54:00:00:00:07',
+    ]);
+    expect(steps.slice(0, first).some((line) => line.startsWith('write '))).toBe(false);
+    expect(steps.filter((line) => line.includes('ip link set'))).toHaveLength(2);
+    expect(jsonOf<VfList>(cli('--json', 'vf', 'list', PF)).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0 });
+  });
+
   it('assign --mac --vlan --spoofchk --trust applies the config; vf list shows it; set-count is refused naming the domain', () => {
     const assign = cli('assign', '--domain', 'vm1', '0000:01:10.2', '--mac', '52:54:00:00:00:07', '--vlan', '42', '--spoofchk', 'off', '--trust', 'on');
     expect(assign.code, assign.stderr).toBe(0);
@@ -54,6 +70,14 @@ describe('hostdev vf and VF network config (CLI, simulated kernel)', () => {
     const refused = cli('vf', 'set-count', PF, '2');
     expect(refused.code).toBe(4);
     expect(refused.stderr).toContain('VF 1 0000:01:10.2 is in use by driver qemu, domain vm1');
+  });
+
+  it('release --dry-run prints the restore of the saved VF network config before the VF leaves vfio-pci', () => {
+    const dry = cli('--json', 'release', '--dry-run', '--domain', 'vm1');
+    expect(dry.code, dry.stderr).toBe(0);
+    const steps = jsonOf<{ steps: string[] }>(dry).steps;
+    expect(steps[0]).toBe('restore VF network config of 0000:01:10.2 (enp1s0f0 vf 1)');
+    expect(steps.slice(1).some((step) => step.startsWith('write '))).toBe(true);
   });
 
   it('release restores the saved MAC, VLAN, spoofchk and trust', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { numVfsWriteError, planVfCount, type VfCountRequest, type VfHolding } from '../../src/core/vf-count.js';
+import { planVfCount, type VfCountRequest, type VfHolding } from '../../src/core/vf-count.js';
+import { numVfsWriteError } from '../../src/manager/kernel-errors.js';
 import { hostFiles } from '../../src/sysfs/paths.js';
 import { hostdevErrorOf } from '../support/errors.js';
 
@@ -23,8 +24,8 @@ describe('planning a VF count change', () => {
   it('goes 4 -> 0 -> 2, as the kernel requires', () => {
     const plan = planVfCount(request({}));
     expect(plan.writes).toEqual([
-      { hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '0' },
-      { hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '2' },
+      { kind: 'write', address: PF, action: 'sriov-numvfs', hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '0' },
+      { kind: 'write', address: PF, action: 'sriov-numvfs', hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '2' },
     ]);
   });
 

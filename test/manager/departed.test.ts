@@ -183,7 +183,7 @@ describe('a watch started later recognises a departed VF', () => {
     await host.kernel.write(numvfs, '2');
     writeFileSync(simHostUsageFile(host.root), JSON.stringify({ devices: { [vf0]: [{ kind: 'address', detail: 'enp1s0f0v0 has 192.0.2.7/24' }] } }));
     const events: LiveEvent[] = [];
-    await liveWatch(manager, events, vfReclaimer(manager, manager.net, () => undefined)).start(snapshot());
+    await liveWatch(manager, events, vfReclaimer(manager, () => undefined)).start(snapshot());
     const returned = events.find((e) => e.kind === 'returned' && e.address === vf0);
     expect(returned).toMatchObject({ outcome: 'failed' });
     expect(returned?.kind === 'returned' ? returned.detail : '').toContain('is in use by the host: enp1s0f0v0 has 192.0.2.7/24');

@@ -63,17 +63,17 @@ class FakeHost implements KernelPort, RecoveryReader {
     this.loaded.add(name.replace(/_/g, '-'));
   }
 
-  device(address: PciAddress): PciDevice | null {
+  async device(address: PciAddress): Promise<PciDevice | null> {
     const dev = this.devices.get(address);
     return dev ? pciDevice(address, { driver: dev.driver, driverOverride: dev.override }) : null;
   }
-  driverOf(address: PciAddress): string | null {
+  async driverOf(address: PciAddress): Promise<string | null> {
     return this.devices.get(address)?.driver ?? null;
   }
-  exists(address: PciAddress): boolean {
+  async exists(address: PciAddress): Promise<boolean> {
     return this.devices.has(address);
   }
-  driverLoaded(name: string): boolean {
+  async driverLoaded(name: string): Promise<boolean> {
     return this.loaded.has(name);
   }
   state(address: PciAddress): { driver: string | null; override: string | null } | undefined {

@@ -27,7 +27,20 @@ describe('the iproute2 port', () => {
     await expect(new Iproute2NetPort(run).setVf('eth1', 3, { kind: 'trust', on: true })).rejects.toMatchObject({
       code: 'HOSTDEV_NET_CONFIG',
       message: 'cannot set trust on on VF 3 of PF eth1: RTNETLINK answers: Operation not permitted',
+      details: { ifname: 'eth1', vf: 3, errno: 'EPERM' },
     });
+  });
+
+  it('carries the errno netlink answered, so that callers never match the words', async () => {
+    const said = (stderr: string): IpRunner => () => Promise.reject(Object.assign(new Error('exit 2'), { stderr }));
+    const errnoOf = (stderr: string) =>
+      new Iproute2NetPort(said(stderr)).setVf('eth1', 0, { kind: 'mac', mac: '00:00:00:00:00:00' }).then(
+        () => null,
+        (error: { details: { errno?: string } }) => error.details.errno ?? null,
+      );
+    expect(await errnoOf('RTNETLINK answers: Invalid argument\n')).toBe('EINVAL');
+    expect(await errnoOf('RTNETLINK answers: No such device\n')).toBe('ENODEV');
+    expect(await errnoOf('Error: argument "x" is wrong\n')).toBe(null);
   });
 });
 
@@ -43,7 +56,10 @@ describe('the simulated iproute2', () => {
     await new SimNetPort(root, lookup).setVf('eth1', 1, { kind: 'mac', mac: '52:54:00:00:00:09' });
     const again = new SimNetPort(root, lookup);
     expect((await again.show('eth1')).vfs.map((vf) => vf.mac)).toEqual(['00:00:00:00:00:00', '52:54:00:00:00:09']);
-    await expect(again.setVf('eth1', 2, { kind: 'vlan', vlan: 1, qos: 0 })).rejects.toThrow(/Invalid argument/);
+    await expect(again.setVf('eth1', 2, { kind: 'vlan', vlan: 1, qos: 0 })).rejects.toMatchObject({
+      message: expect.stringMatching(/Invalid argument/),
+      details: { errno: 'EINVAL' },
+    });
     await expect(again.show('eth9')).rejects.toThrow(/does not exist/);
     count = 0;
     expect((await again.show('eth1')).vfs).toEqual([]);

@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { deviceExists, VfNetConfigurator, vfNetAssignHooks, vfNetReleaseHooks } from '../../src/manager/vf-net.js';
 import { netPortFor } from '../../src/manager/vf-net-port.js';
 import type { NetPort } from '../../src/net/net-port.js';
 import type { SimNetPort } from '../../src/net/sim-net.js';
@@ -35,18 +34,17 @@ describe('VF network config at release', () => {
       },
       loadModule: (name) => sim.loadModule(name),
     };
-    const manager = await host.open({ kernel });
+    const manager = await host.open({ kernel, net });
     try {
-      const configurator = new VfNetConfigurator(net, layout);
-      const exists = deviceExists(layout);
       const warn = (line: string): void => void log.push(`warning ${line}`);
       await manager.assign({
         domain: 'vm1',
         addresses: [VF],
-        hooks: vfNetAssignHooks(configurator, new Map([[VF, { vlan: 42, mac: '52:54:00:00:00:42' }]]), exists, warn),
+        vf: new Map([[VF, { vlan: 42, mac: '52:54:00:00:00:42' }]]),
+        onWarning: warn,
       });
       log.length = 0;
-      await manager.release({ domain: 'vm1', hooks: vfNetReleaseHooks(configurator, exists, warn) });
+      await manager.release({ domain: 'vm1', onWarning: warn });
       const firstIp = log.findIndex((line) => line.startsWith('ip '));
       const unbind = log.findIndex((line) => line === 'write /sys/bus/pci/drivers/vfio-pci/unbind');
       expect(firstIp).toBeGreaterThanOrEqual(0);
@@ -71,18 +69,12 @@ describe('VF network config at release', () => {
     host = simManagerHost('sriov-nic');
     const layout = new SysfsLayout(host.root);
     const net = netPortFor(layout) as SimNetPort;
-    const configurator = new VfNetConfigurator(net, layout);
-    const exists = deviceExists(layout);
     const warnings: string[] = [];
     const manager = await host.open();
     try {
-      await manager.assign({
-        domain: 'vm1',
-        addresses: [VF],
-        hooks: vfNetAssignHooks(configurator, new Map([[VF, { vlan: 42 }]]), exists, (line) => warnings.push(line)),
-      });
+      await manager.assign({ domain: 'vm1', addresses: [VF], vf: new Map([[VF, { vlan: 42 }]]), onWarning: (line) => warnings.push(line) });
       await net.setUp('enp1s0f0', false);
-      const report = await manager.release({ domain: 'vm1', hooks: vfNetReleaseHooks(configurator, exists, (line) => warnings.push(line)) });
+      const report = await manager.release({ domain: 'vm1', onWarning: (line) => warnings.push(line) });
       expect(report.reattached).toEqual([VF]);
       expect(warnings).toEqual([
         `VF network config of ${VF} not restored yet (kept for the next run): Unable to configure VF 0 of PF 'enp1s0f0' because the PF is not online. Please change host network config to put the PF online.`,

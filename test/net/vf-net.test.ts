@@ -1,20 +1,37 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { repairVfConfigs, restoreVfNet, saveAndApplyVfNet, VfNetConfigurator } from '../../src/manager/vf-net.js';
+import { HostdevError } from '../../src/core/errors.js';
+import { vfNetAssignSteps, vfNetTargetOf } from '../../src/core/plan-vf-net.js';
+import type { Plan, RestorePoint } from '../../src/core/plan-types.js';
+import type { VfNetTarget } from '../../src/core/vf-net-config.js';
+import { executePlan, runSteps, type ExecutorPorts } from '../../src/manager/executor.js';
+import { HostReader } from '../../src/manager/host-reader.js';
+import { vfNetLookup } from '../../src/manager/host-view.js';
+import { recover } from '../../src/manager/recovery.js';
+import { VfNetConfigurator } from '../../src/manager/vf-net.js';
 import { netPortFor } from '../../src/manager/vf-net-port.js';
 import type { NetPort } from '../../src/net/net-port.js';
 import { SimNetPort } from '../../src/net/sim-net.js';
 import { describeSetting } from '../../src/net/vf-net-config.js';
+import type { KernelPort } from '../../src/sysfs/kernel-port.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
 import type { StateStore } from '../../src/state/store.js';
 import { miniHost, type MiniTree } from '../events/mini-tree.js';
 
+// VF network config as plan steps, run by the one executor: save (a durable row), set, restore.
 let tree: MiniTree;
 let store: StateStore;
 let cleanup = (): void => undefined;
 afterEach(() => cleanup());
 
-function setup(): { configurator: VfNetConfigurator; net: NetPort; calls: string[]; vf: PciAddress } {
+const NO_RESTORE: RestorePoint = { driver: null, driverOverride: null };
+/** These steps write no sysfs file: a kernel port that fails the test if they do. */
+const NO_KERNEL: KernelPort = {
+  write: (hostPath) => Promise.reject(new Error(`unexpected sysfs write to ${hostPath}`)),
+  loadModule: (name) => Promise.reject(new Error(`unexpected module load ${name}`)),
+};
+
+function setup(): { configurator: VfNetConfigurator; net: NetPort; calls: string[]; vf: PciAddress; ports: ExecutorPorts; reader: HostReader } {
   ({ tree, store, cleanup } = miniHost());
   tree.setNumVfs(2);
   const layout = new SysfsLayout(tree.root);
@@ -27,16 +44,37 @@ function setup(): { configurator: VfNetConfigurator; net: NetPort; calls: string
       await inner.setVf(ifname, vf, setting);
     },
   };
-  return { configurator: new VfNetConfigurator(net, layout), net, calls, vf: tree.vf(1) as PciAddress };
+  const configurator = new VfNetConfigurator(net);
+  const reader = new HostReader(layout);
+  return { configurator, net, calls, vf: tree.vf(1) as PciAddress, ports: { kernel: NO_KERNEL, reader, net: configurator }, reader };
+}
+
+async function targetOf(reader: HostReader, vf: PciAddress): Promise<VfNetTarget> {
+  return vfNetTargetOf(vf, await vfNetLookup(reader, vf));
+}
+
+/** A release plan with nothing but the VF's restore group (what planVfNetRelease gives it). */
+function restorePlan(vf: PciAddress, saved: Parameters<typeof runSteps>[0][number] & { kind: 'net-restore' }): Plan {
+  return {
+    operation: 'release',
+    onFailure: 'continue',
+    fallbacks: [],
+    groups: [{ address: vf, phase: 'vf-net', restore: NO_RESTORE, steps: [saved] }],
+    changes: [],
+    pruned: [],
+    resets: [],
+    notes: [],
+  };
 }
 
 const REQUEST = { mac: '52:54:00:00:00:42', vlan: 100, spoofchk: false, trust: true };
 
 describe('VF network config across assign and release', () => {
   it('saves the VF config in the state database, then applies VLAN, trust, MAC, spoofchk in that order', async () => {
-    const { configurator, net, calls, vf } = setup();
+    const { net, calls, vf, ports, reader } = setup();
+    const target = await targetOf(reader, vf);
     await store.exclusive('assign', async (op) => {
-      await saveAndApplyVfNet(op, configurator, vf, REQUEST);
+      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
       op.commit([]);
     });
     expect(calls).toEqual(['eth1 vf 1 vlan 100', 'eth1 vf 1 trust on', 'eth1 vf 1 mac 52:54:00:00:00:42', 'eth1 vf 1 spoofchk off']);
@@ -47,44 +85,47 @@ describe('VF network config across assign and release', () => {
   });
 
   it('restores the saved values at release and drops the saved row in the release commit', async () => {
-    const { configurator, net, vf } = setup();
+    const { net, vf, ports, reader } = setup();
+    const target = await targetOf(reader, vf);
     await store.exclusive('assign', async (op) => {
-      await saveAndApplyVfNet(op, configurator, vf, REQUEST);
+      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
     });
-    await store.exclusive('release', async (op) => {
-      op.commit(await restoreVfNet(op, configurator, vf, false));
-    });
+    const saved = store.readVfConfigs()[0]!;
+    await store.exclusive('release', (op) => executePlan(restorePlan(vf, { kind: 'net-restore', address: vf, saved }), op, ports));
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false });
     expect(store.readVfConfigs()).toEqual([]);
   });
 
-  it('after a crash mid-assign (saved, applied, never committed to the active table), repair restores the VF', async () => {
-    const { configurator, net, vf } = setup();
+  it('after a crash mid-assign (saved, applied, never committed to the active table), recovery restores the VF', async () => {
+    const { configurator, net, vf, ports, reader } = setup();
+    const target = await targetOf(reader, vf);
     await store.exclusive('assign', async (op) => {
-      await saveAndApplyVfNet(op, configurator, vf, REQUEST);
+      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
       // the process dies here: no set-active commit
     });
-    const report = await store.exclusive('recover', (op) => repairVfConfigs(op, configurator, () => true));
-    expect(report).toEqual({ restored: [vf], dropped: [], pending: [] });
+    const report = await recover(store, NO_KERNEL, reader, configurator);
+    expect(report.vfConfig).toEqual([{ address: vf, outcome: 'restored', reason: null }]);
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0 });
     expect(store.readVfConfigs()).toEqual([]);
   });
 
   it('drops the saved config of a VF that vanished instead of leaking it', async () => {
-    const { configurator, vf } = setup();
+    const { configurator, vf, ports, reader } = setup();
+    const target = await targetOf(reader, vf);
     await store.exclusive('assign', async (op) => {
-      await saveAndApplyVfNet(op, configurator, vf, REQUEST);
+      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
     });
     tree.setNumVfs(0);
-    expect(await store.exclusive('recover', (op) => repairVfConfigs(op, configurator, () => false))).toEqual({ restored: [], dropped: [vf], pending: [] });
+    expect((await recover(store, NO_KERNEL, reader, configurator)).vfConfig).toEqual([{ address: vf, outcome: 'dropped', reason: null }]);
     expect(store.readVfConfigs()).toEqual([]);
   });
 
   it("refuses a PF that is down with libvirt's wording, before saving or changing anything", async () => {
-    const { configurator, calls, vf } = setup();
+    const { calls, vf, ports, reader } = setup();
+    const target = await targetOf(reader, vf);
     await new SimNetPort(tree.root, async () => ({ numVfs: 2, generation: null })).setUp('eth1', false);
     await expect(
-      store.exclusive('assign', (op) => saveAndApplyVfNet(op, configurator, vf, REQUEST)),
+      store.exclusive('assign', (op) => runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE })),
     ).rejects.toMatchObject({
       code: 'HOSTDEV_PF_DOWN',
       message: "Unable to configure VF 1 of PF 'eth1' because the PF is not online. Please change host network config to put the PF online.",
@@ -94,36 +135,42 @@ describe('VF network config across assign and release', () => {
   });
 
   it('refuses --mac on a device that is not a VF', async () => {
-    const { configurator } = setup();
-    expect(() => configurator.target('0000:03:00.0' as PciAddress)).toThrow(/is not an SR-IOV VF/);
+    const { reader } = setup();
+    await expect(targetOf(reader, '0000:03:00.0' as PciAddress)).rejects.toMatchObject({
+      code: 'HOSTDEV_NOT_SRIOV',
+      message: expect.stringMatching(/is not an SR-IOV VF/),
+    });
   });
 });
 
 describe('a driver that refuses the all-zero MAC', () => {
   it('gets 02:00:00:00:00:00 at restore, as libvirt does; any other refusal still fails the restore', async () => {
-    const { configurator, net, calls, vf } = setup();
-    // As the ip command reports a netlink EINVAL from the PF driver.
+    const { net, calls, vf, ports, reader } = setup();
+    // As the iproute2 port reports a netlink EINVAL from the PF driver: the errno in details, whatever the words.
     const refusing = (refuse: (mac: string) => boolean): NetPort => ({
       show: (ifname) => net.show(ifname),
       setVf: async (ifname, index, setting) => {
         if (setting.kind === 'mac' && refuse(setting.mac)) {
           calls.push(`${ifname} vf ${index} ${describeSetting(setting)} (refused)`);
-          throw new Error(`cannot set mac ${setting.mac} on VF ${index} of PF ${ifname}: RTNETLINK answers: Invalid argument`);
+          throw new HostdevError('HOSTDEV_NET_CONFIG', `cannot set mac ${setting.mac} on VF ${index} of PF ${ifname}: refused`, {
+            hint: 'test',
+            details: { ifname, vf: index, errno: 'EINVAL' },
+          });
         }
         await net.setVf(ifname, index, setting);
       },
     });
+    const target = await targetOf(reader, vf);
     await store.exclusive('assign', async (op) => {
-      await saveAndApplyVfNet(op, configurator, vf, { mac: '52:54:00:00:00:42' });
+      await runSteps(vfNetAssignSteps(target, { mac: '52:54:00:00:00:42' }), ports, { op, restore: NO_RESTORE });
       op.commit([]);
     });
     const saved = store.readVfConfigs()[0]!;
     calls.length = 0;
-    const layout = new SysfsLayout(tree.root);
-    await new VfNetConfigurator(refusing((mac) => mac === '00:00:00:00:00:00'), layout).restore(saved);
+    await new VfNetConfigurator(refusing((mac) => mac === '00:00:00:00:00:00')).restore(saved);
     expect(calls.filter((call) => call.includes(' mac '))).toEqual(['eth1 vf 1 mac 00:00:00:00:00:00 (refused)', 'eth1 vf 1 mac 02:00:00:00:00:00']);
     expect((await net.show('eth1')).vfs[1]?.mac).toBe('02:00:00:00:00:00');
 
-    await expect(new VfNetConfigurator(refusing(() => true), layout).restore(saved)).rejects.toThrow(/Invalid argument/);
+    await expect(new VfNetConfigurator(refusing(() => true)).restore(saved)).rejects.toThrow(/refused/);
   });
 });

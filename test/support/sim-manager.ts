@@ -7,6 +7,7 @@ import { SimHostUsage } from '../../src/host/sim-host-usage.js';
 import { HostdevManager } from '../../src/manager/hostdev-manager.js';
 import { buildHost } from '../../src/sim/builder.js';
 import { presets } from '../../src/sim/presets.js';
+import type { NetPort } from '../../src/net/net-port.js';
 import type { KernelPort } from '../../src/sysfs/kernel-port.js';
 import { SimKernel } from '../../src/sim/kernel.js';
 
@@ -15,7 +16,7 @@ export interface SimManagerHost {
   readonly root: string;
   readonly stateDir: string;
   readonly kernel: KernelPort;
-  open(options?: { kernel?: KernelPort; hostUsage?: HostUsagePort }): Promise<HostdevManager>;
+  open(options?: { kernel?: KernelPort; hostUsage?: HostUsagePort; net?: NetPort }): Promise<HostdevManager>;
   /** Opens a manager, runs `fn` with it, closes it. */
   withManager<T>(fn: (manager: HostdevManager) => Promise<T>, options?: { kernel?: KernelPort }): Promise<T>;
   /** Reads a sysfs attribute of the tree as text (trimmed). */
@@ -36,12 +37,13 @@ export function simManagerHost(preset: string): SimManagerHost {
   if (!spec) throw new Error(`no preset ${preset}`);
   buildHost(root, spec);
   const kernel = simKernel(root);
-  const open = (options: { kernel?: KernelPort; hostUsage?: HostUsagePort } = {}): Promise<HostdevManager> =>
+  const open = (options: { kernel?: KernelPort; hostUsage?: HostUsagePort; net?: NetPort } = {}): Promise<HostdevManager> =>
     HostdevManager.open({
       root,
       stateDir,
       kernel: options.kernel ?? kernel,
       hostUsage: options.hostUsage ?? new SimHostUsage(root),
+      ...(options.net === undefined ? {} : { net: options.net }),
     });
   return {
     root,

@@ -59,10 +59,11 @@ export function assignResult(report: AssignResult, domain: string, hypervisor: s
   const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
   const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
   if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
-  const vfLines = report.vfConfig.map((line) => `${report.dryRun ? 'would run' : 'VF config'}: ${line}`);
+  const vfLines = report.vfConfig.map((line) => `VF config: ${line}`);
   return {
     ...result,
-    text: [...(report.dryRun ? vfLines : []), result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
+    // A dry run's plan lists the `ip link set` steps itself.
+    text: [result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
     json: { ...(result.json as object), vfConfig: report.vfConfig },
     warnings: [...(result.warnings ?? []), ...report.warnings],
   };
