@@ -5,10 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { encodeResults, OpExecutor, parseOpSpec, type BatchOp } from './batch-ops.js';
+import { ProgressNotes } from './read-progress.js';
 
 // --flush: each entry's results go out as soon as they are read (see native/sysfs-batch.c's -f).
-const flush = process.argv[2] === '--flush';
-const ops: BatchOp[] = process.argv.slice(flush ? 3 : 2).map((spec) => {
+// --progress: file descriptor 3 is the progress file (see its -p).
+const args = process.argv.slice(2);
+const flush = args[0] === '--flush';
+if (flush) args.shift();
+const progress = args[0] === '--progress' ? new ProgressNotes(3) : null;
+if (progress !== null) args.shift();
+const ops: BatchOp[] = args.map((spec) => {
   const op = parseOpSpec(spec);
   if (op === null) {
     process.stderr.write(`hostdev batch child: bad op "${spec}"\n`);
@@ -17,7 +23,7 @@ const ops: BatchOp[] = process.argv.slice(flush ? 3 : 2).map((spec) => {
   return op;
 });
 const entries = readFileSync(0, 'latin1').split('\0').filter((name) => name.length > 0);
-const executor = new OpExecutor();
+const executor = new OpExecutor(progress === null ? undefined : (file) => progress.note(file));
 const out: Buffer[] = [];
 for (const entry of entries) {
   if (entry.includes('/') || entry === '.' || entry === '..') {
@@ -29,4 +35,5 @@ for (const entry of entries) {
   if (flush) process.stdout.write(encoded);
   else out.push(encoded);
 }
+progress?.clear();
 if (!flush) process.stdout.write(Buffer.concat(out));

@@ -1,0 +1,23 @@
+/**
+ * Ctrl-C (SIGINT) and SIGTERM for `watch`, caught from the first line of the CLI on: a stop that
+ * comes while the rest of the CLI loads or the state opens ends the watch before it starts, with
+ * the same exit code as a stop later on, instead of killing the process by the signal.
+ */
+let caught: Promise<string> | null = null;
+
+/** Starts catching the stop signals (once); resolves with the first one's name. */
+export function stopSignal(): Promise<string> {
+  caught ??= new Promise((resolve) => {
+    const stop = (signal: string): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      // A second Ctrl-C while the watch stops is taken as the first was.
+      process.on('SIGINT', () => undefined);
+      process.on('SIGTERM', () => undefined);
+      resolve(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return caught;
+}
