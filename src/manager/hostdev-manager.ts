@@ -8,7 +8,8 @@ import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
-import type { HostView, OperationName, Plan } from '../core/plan-types.js';
+import type { PlanOperationName } from '../core/operations.js';
+import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
@@ -384,7 +385,7 @@ export class HostdevManager {
    * identities, departed VFs) to the plan's own commit.
    */
   private async perform(
-    name: OperationName,
+    name: PlanOperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
     mode: OperationMode,

@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
 import type { EventBatch } from '../events/watcher.js';
 import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
@@ -24,13 +25,14 @@ export type Departed = DepartedVfRecord;
 
 type WatchEvent = PciEvent extends infer E
   ? E extends PciEvent
-    ? E & { readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive'; readonly dryRun?: true }
+    ? E & { readonly key: DeviceKey; readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive'; readonly dryRun?: true }
     : never
   : never;
 
 interface ReturnedEvent {
   readonly kind: 'returned';
   readonly time: string;
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly pf: PciAddress;
   readonly vfIndex: number;
@@ -113,7 +115,7 @@ export class LiveWatch {
         former === undefined
           ? {}
           : { owner: former.table === 'active' ? former.entry.usedBy : null, pruned: former.table };
-      this.options.emit({ ...event, time, ...extra, ...this.dryRunMark } as WatchEvent);
+      this.options.emit({ ...event, key: pciKey(event.address), time, ...extra, ...this.dryRunMark } as WatchEvent);
     }
     // Matched against the whole new snapshot, not only its "add" events: a VF whose virtfnN link
     // appeared one snapshot after its directory has no identity in its add event.
@@ -174,7 +176,7 @@ export class LiveWatch {
   }
 
   private async settle(vf: Departed, address: PciAddress, time: string): Promise<ReturnedEvent['outcome']> {
-    const base = { kind: 'returned' as const, time, address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner, ...this.dryRunMark };
+    const base = { kind: 'returned' as const, time, key: pciKey(address), address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner, ...this.dryRunMark };
     if (this.options.reclaim === undefined || vf.owner === null) {
       this.options.emit({ ...base, outcome: 'reported', detail: null });
       return 'reported';

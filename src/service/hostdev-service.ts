@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { parsePciRef, type DeviceRef } from '../core/device-key.js';
+import { parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
@@ -125,8 +125,12 @@ export interface QemuArgsReport {
   readonly argv: readonly string[];
   /** The domain's active devices that are on the host, in the order of `argv`. */
   readonly devices: readonly PciAddress[];
+  /** `devices` as device keys, in the same order. */
+  readonly keys: readonly DeviceKey[];
   /** Its active devices that are no longer on the host: left out. */
   readonly missing: readonly PciAddress[];
+  /** `missing` as device keys. */
+  readonly missingKeys: readonly DeviceKey[];
   readonly warnings: readonly string[];
 }
 
@@ -586,7 +590,7 @@ export class HostdevService {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
     });
-    return { argv, devices: present.map((e) => e.address), missing, warnings };
+    return { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
   }
 }
 

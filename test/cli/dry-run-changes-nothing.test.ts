@@ -77,8 +77,8 @@ describe('--dry-run changes nothing, recovery and prunes included', () => {
     const json = jsonOf<{ recovery?: { dryRun: boolean; repaired: unknown[]; pruned: unknown[] } }>(expectOk(cli(['--json', ...args])));
     expect(json.recovery).toMatchObject({
       dryRun: true,
-      repaired: [expect.objectContaining({ address: KILLED, operation: 'assign', direction: 'rolled-back' })],
-      pruned: [{ address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }],
+      repaired: [expect.objectContaining({ key: `pci:${KILLED}`, address: KILLED, operation: 'assign', direction: 'rolled-back' })],
+      pruned: [{ key: `pci:${HELD}`, address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }],
     });
 
     expect(treeDigest(root)).toEqual(tree);
@@ -101,7 +101,7 @@ describe('--dry-run changes nothing, recovery and prunes included', () => {
 
   it('the same command without --dry-run then does the recovery it announced', () => {
     const status = jsonOf<{ recovery: { repaired: unknown[]; pruned: unknown[] } }>(expectOk(cli(['--json', 'status'])));
-    expect(status.recovery.repaired).toEqual([expect.objectContaining({ address: KILLED, operation: 'assign', direction: 'rolled-back', outcome: 'ok' })]);
-    expect(status.recovery.pruned).toEqual([{ address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }]);
+    expect(status.recovery.repaired).toEqual([expect.objectContaining({ key: `pci:${KILLED}`, address: KILLED, operation: 'assign', direction: 'rolled-back', outcome: 'ok' })]);
+    expect(status.recovery.pruned).toEqual([{ key: `pci:${HELD}`, address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }]);
   });
 });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, runCliAsync } from '../support/cli.js';
+import { jsonOf, runCli, runCliAsync } from '../support/cli.js';
 import { simHostPerTest } from '../support/sim-host-per-test.js';
 import { logicalDump, treeDigest } from '../support/state-digest.js';
 import { startWatch as startWatchIn, until, type Watching } from '../support/watch-process.js';
@@ -27,7 +27,8 @@ describe('watch --reclaim --dry-run', () => {
     expect(cli('assign', '--domain', 'vm1', VF0, '--vlan', '33').code).toBe(0);
     // VF0 leaves while vm1 holds it (status records it as departed), then comes back on its host driver.
     expect((await simWrite('0')).code).toBe(0);
-    expect(cli('status').code).toBe(0);
+    const departed = jsonOf<{ departed: Array<Record<string, unknown>> }>(cli('--json', 'status')).departed;
+    expect(departed).toEqual([expect.objectContaining({ key: `pci:${VF0}`, address: VF0, awaited: true })]);
     expect((await simWrite('2')).code).toBe(0);
 
     const tree = treeDigest(host.root);
@@ -53,6 +54,7 @@ describe('watch --reclaim --dry-run', () => {
         'the returned VF (JSON)',
       );
       expect(event).toMatchObject({
+        key: `pci:${VF0}`,
         address: VF0,
         outcome: 'would-ready',
         dryRun: true,
@@ -78,7 +80,7 @@ describe('watch --reclaim --dry-run', () => {
       expect((await simWrite('0')).code).toBe(0);
       const events = () => watch.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
       const removed = await until(() => events().find((e) => e['kind'] === 'remove' && e['address'] === VF1), 'the remove event');
-      expect(removed).toMatchObject({ pruned: 'active', dryRun: true, owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } });
+      expect(removed).toMatchObject({ key: `pci:${VF1}`, pruned: 'active', dryRun: true, owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } });
     } finally {
       await stop(watch);
     }
