@@ -9,11 +9,9 @@ let caught: Promise<string> | null = null;
 export function stopSignal(): Promise<string> {
   caught ??= new Promise((resolve) => {
     const stop = (signal: string): void => {
+      // A second Ctrl-C while the watch stops (it waits for a prune in progress) ends it at once, by the signal.
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      // A second Ctrl-C while the watch stops is taken as the first was.
-      process.on('SIGINT', () => undefined);
-      process.on('SIGTERM', () => undefined);
       resolve(signal);
     };
     process.on('SIGINT', stop);
