@@ -8,7 +8,7 @@
  * 110 ms to start and twice what C costs per system call, more than lspci needs for its whole run.
  * It knows nothing of hostdev: the CLI names the ops, this program does them and reports errno.
  *
- *   usage: hostdev-sysfs-batch [-s | -f] [-j 2] OP...   (run with the working directory the entries are in)
+ *   usage: hostdev-sysfs-batch [-s | -f] [-j 2] [-p] OP...   (run with the working directory the entries are in)
  *   -s:    serve: each entry is read as soon as its name has come, and its results written out at
  *          once; the program stays until stdin ends. One such reader serves every read of a
  *          hostdev service (src/sysfs/serving-reader.ts) instead of one process per read.
@@ -16,6 +16,10 @@
  *          tell which entry a read the kernel holds up is in (the one whose results do not come).
  *   -j 2:  a forked helper does the second half of the entries at the same time (on a large host,
  *          two cores read faster than one); the output stays in entry order.
+ *   -p:    file descriptor 3 is a progress file (src/sysfs/read-progress.ts): before each op the
+ *          path it reads is noted in the job's slot (a 32-bit length, then the path; the helper of
+ *          -j 2 has the second slot), and the length is 0 once the job is done. A read the kernel
+ *          holds up holds this process with it; the caller then reads there which file it was.
  *   OP:    L        readlink of the entry itself
  *          L:NAME   readlink of ENTRY/NAME
  *          R:NAME   the first 4,096 bytes of ENTRY/NAME (one read: a sysfs attribute comes whole)
@@ -33,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdint.h>
@@ -51,6 +56,31 @@ struct op {
 
 static unsigned char data[MAX_DATA];
 static size_t data_len;
+
+/* See -p: the progress file mapped, and this job's slot in it (NULL without -p). */
+#define PROGRESS_SLOTS 2
+#define PROGRESS_SLOT_BYTES 4096
+static unsigned char *progress_map;
+static unsigned char *progress;
+
+static void set_progress_length(uint32_t length) {
+  progress[0] = length & 0xff;
+  progress[1] = (length >> 8) & 0xff;
+  progress[2] = (length >> 16) & 0xff;
+  progress[3] = length >> 24;
+}
+
+static void note_progress(const char *path) {
+  if (progress == NULL) return;
+  size_t length = strlen(path);
+  if (length > PROGRESS_SLOT_BYTES - 4) length = PROGRESS_SLOT_BYTES - 4;
+  memcpy(progress + 4, path, length);
+  set_progress_length((uint32_t)length);
+}
+
+static void progress_done(void) {
+  if (progress != NULL) set_progress_length(0);
+}
 
 static void put_u32(FILE *out, uint32_t value) {
   unsigned char bytes[4] = {value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, value >> 24};
@@ -154,6 +184,7 @@ static void read_entry(FILE *out, const char *entry, const struct op *ops, int c
     if (op->name[0] == '\0') snprintf(path, sizeof path, "%s", entry);
     else snprintf(path, sizeof path, "%s/%s", entry, op->name);
     data_len = 0;
+    note_progress(path);
     int error;
     switch (op->kind) {
       case 'L': error = read_link(path); break;
@@ -207,9 +238,15 @@ int main(int argc, char **argv) {
     jobs = atoi(argv[first + 1]) == 2 ? 2 : 1;
     first += 2;
   }
+  if (argc > first && strcmp(argv[first], "-p") == 0) {
+    first += 1;
+    void *map = mmap(NULL, PROGRESS_SLOTS * PROGRESS_SLOT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, 3, 0);
+    /* Without its progress file the reader still reads: the notes only serve an error message. */
+    if (map != MAP_FAILED) progress = progress_map = map;
+  }
   int count = argc - first;
   if (count < 1 || count > MAX_OPS) {
-    fprintf(stderr, "usage: hostdev-sysfs-batch [-s | -f] [-j 2] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
+    fprintf(stderr, "usage: hostdev-sysfs-batch [-s | -f] [-j 2] [-p] OP... (L, L:NAME, R:NAME, D:NAME, P:NAME); entries on stdin\n");
     return 2;
   }
   for (int i = 0; i < count; i++) {
@@ -227,6 +264,7 @@ int main(int argc, char **argv) {
         return 2;
       }
       read_entry(stdout, line, ops, count);
+      progress_done();
       if (fflush(stdout) != 0) return 1;
     }
     free(line);
@@ -253,11 +291,13 @@ int main(int argc, char **argv) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(1);
       close(go[1]);
+      if (progress_map != NULL) progress = progress_map + PROGRESS_SLOT_BYTES;
       char *buffer = NULL;
       size_t size = 0;
       FILE *memory = open_memstream(&buffer, &size);
       if (memory == NULL) _exit(1);
       for (size_t i = split; i < total; i++) read_entry(memory, entries[i], ops, count);
+      progress_done();
       if (fclose(memory) != 0) _exit(1);
       char byte = 0;
       if (read(go[0], &byte, 1) != 1 || byte != 'g') _exit(1);
@@ -270,6 +310,7 @@ int main(int argc, char **argv) {
     read_entry(stdout, entries[i], ops, count);
     if (each && fflush(stdout) != 0) return 1;
   }
+  progress_done();
   if (fflush(stdout) != 0) return 1;
   if (helper > 0) {
     if (write(go[1], "g", 1) != 1) return 1;

@@ -1,4 +1,5 @@
 import { DEFAULT_STUB_DRIVER, isStubDriver } from './stub-driver.js';
+import type { PlanOperationName } from './operations.js';
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import type { KernelFiles } from './kernel-files.js';
@@ -116,8 +117,6 @@ export interface StepGroup {
   readonly steps: readonly Step[];
 }
 
-export type OperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over';
-
 export interface ResetChoice {
   readonly address: PciAddress;
   /** The kernel's first reset method for the device (reset_method), which the reset file uses first. */
@@ -132,7 +131,7 @@ export interface Fallback {
 }
 
 export interface Plan {
-  readonly operation: OperationName;
+  readonly operation: PlanOperationName;
   /** On a failed group: undo everything done so far (all or nothing), or carry on with the other devices. */
   readonly onFailure: 'rollback' | 'continue';
   readonly fallbacks: readonly Fallback[];

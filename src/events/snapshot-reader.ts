@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HostdevError } from '../core/errors.js';
 import { snapshotOf, type Snapshot } from '../core/events.js';
+import { describeReading, ReadProgress } from '../sysfs/read-progress.js';
 import type { SnapshotReply } from './snapshot-worker.js';
 
 /** Takes a snapshot of the host's PCI devices. */
@@ -26,6 +27,8 @@ function workerScript(): string {
  */
 export class ChildSnapshotReader implements SnapshotReader {
   private child: ChildProcess | null = null;
+  /** The file the child reads now (its file descriptor 4). */
+  private readonly progress = new WeakMap<ChildProcess, ReadProgress>();
   private abandoned: ChildProcess | null = null;
   private nextId = 1;
   private pending = new Map<number, { resolve: (s: Snapshot) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -36,9 +39,12 @@ export class ChildSnapshotReader implements SnapshotReader {
   ) {}
 
   private spawn(): ChildProcess {
-    const child = fork(workerScript(), [this.root], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    const progress = new ReadProgress(this.root);
+    const child = fork(workerScript(), [this.root], { stdio: ['ignore', 'ignore', 'inherit', 'ipc', progress.fd], serialization: 'json' });
+    this.progress.set(child, progress);
     child.on('message', (reply: SnapshotReply) => this.settle(reply));
     child.on('exit', () => {
+      progress.close();
       if (this.child === child) {
         this.child = null;
         this.failAll(new Error('the sysfs snapshot process exited'));
@@ -87,12 +93,19 @@ export class ChildSnapshotReader implements SnapshotReader {
     return new Promise<Snapshot>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
+        const progress = this.progress.get(child);
         this.abandon(child);
-        reject(
-          new HostdevError('HOSTDEV_TIMEOUT', `reading sysfs took more than ${this.timeoutMs} ms; the reading process was abandoned`, {
-            hint: 'A sysfs file is blocked (D state), typically sriov_numvfs while a VM still holds a VF.',
-          }),
-        );
+        // What the child was reading when the bound hit: the file the kernel holds.
+        void (progress?.reading() ?? Promise.resolve([])).then((files) => {
+          progress?.close();
+          const what = files.length === 0 ? 'sysfs' : describeReading(files);
+          reject(
+            new HostdevError('HOSTDEV_TIMEOUT', `reading ${what} did not finish within ${this.timeoutMs} ms; the reading process was abandoned`, {
+              hint: 'A sysfs file is blocked (D state), typically sriov_numvfs while a VM still holds a VF.',
+              details: { path: files[0] ?? this.root, files, timeoutMs: this.timeoutMs },
+            }),
+          );
+        });
       }, this.timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       child.send({ id });

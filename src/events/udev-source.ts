@@ -21,7 +21,9 @@ export class UdevSource implements EventSource {
 
   start(onHint: (hint: SourceHint) => void, onError: (error: Error) => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      const child = spawn(this.command, [...UDEVADM_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // In a process group of its own: a terminal's Ctrl-C goes to hostdev alone, which stops it
+      // (udevadm would otherwise end on the same signal, at times before the watch knows it stops).
+      const child = spawn(this.command, [...UDEVADM_ARGS], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       this.child = child;
       const parser = new UdevMonitorParser();
       let started = false;

@@ -10,7 +10,8 @@ import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
 import { planVfNetAssign, planVfNetRelease, withVfNet } from '../core/plan-vf-net.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
-import type { HostView, OperationName, Plan } from '../core/plan-types.js';
+import type { PlanOperationName } from '../core/operations.js';
+import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
@@ -405,7 +406,7 @@ export class HostdevManager {
    * identities, departed VFs) to the plan's own commit.
    */
   private async perform(
-    name: OperationName,
+    name: PlanOperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
     mode: OperationMode & { readonly onWarning?: (line: string) => void },

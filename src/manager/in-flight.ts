@@ -1,11 +1,12 @@
 import type { PciAddress } from '../core/address.js';
+import type { OperationName } from '../core/operations.js';
 import { processAlive } from '../platform/process-alive.js';
 import type { JournalRecord } from '../state/store.js';
 
 /** An operation with rows in the journal: under way (its process is alive) or left by one that died. */
 export interface InFlightOperation {
   readonly id: string;
-  readonly operation: string;
+  readonly operation: OperationName;
   readonly pid: number;
   /** Whether its process is still alive; a dead one's rows are repaired by the next command that gets the lock. */
   readonly running: boolean;

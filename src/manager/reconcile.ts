@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import type { DeviceKey } from '../core/device-key.js';
 import { reconcile, type PrunedBy } from '../core/reconcile.js';
 import type { Located, Owner, Tables } from '../core/tables.js';
 import type { Operation, StateChange } from '../state/store.js';
@@ -6,13 +7,14 @@ import { departures, type DepartureOptions } from './departed.js';
 
 /** A pruned entry as reports give it. */
 export interface PrunedEntry {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly table: 'active' | 'inactive';
   readonly usedBy: Owner | null;
 }
 
 function prunedEntry(place: Located): PrunedEntry {
-  return { address: place.entry.address, table: place.table, usedBy: place.table === 'active' ? place.entry.usedBy : null };
+  return { key: place.entry.key, address: place.entry.address, table: place.table, usedBy: place.table === 'active' ? place.entry.usedBy : null };
 }
 
 /** The table entries whose device is no longer on the host. */

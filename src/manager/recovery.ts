@@ -1,10 +1,11 @@
 import type { PciAddress } from '../core/address.js';
+import type { OperationName } from '../core/operations.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { reattachSteps, restoreSteps } from '../core/plan-device.js';
 import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
-import { pciKey } from '../core/device-key.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
 import {
   applyChanges,
@@ -40,9 +41,10 @@ export interface RecoveryReader extends StepReader {
 
 /** A device an unfinished operation had touched, and what recovery made of it. */
 export interface RepairedDevice {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   /** The operation that never finished: detach, reattach, reset, assign, release. */
-  readonly operation: string;
+  readonly operation: OperationName;
   readonly direction: 'rolled-back' | 'rolled-forward';
   /** "ok": consistent again; "failed": could not be driven there (see error and warnings). */
   readonly outcome: 'ok' | 'failed';
@@ -58,6 +60,7 @@ export type { PrunedEntry } from './reconcile.js';
 
 /** A table entry whose device is not on the stub driver the table says: someone changed it by hand. */
 export interface DriftEntry {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly table: TableName;
   readonly usedBy: Owner | null;
@@ -71,6 +74,7 @@ export interface DriftEntry {
  * pending (the restore failed, e.g. the PF is down; the row is kept and retried on the next open).
  */
 export interface VfConfigRepair {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly outcome: 'restored' | 'dropped' | 'pending';
   readonly reason: string | null;
@@ -200,9 +204,9 @@ export async function recover(
       const review = await reviewVfConfigs(op.vfConfigs(), active, { restore, exists: (address) => reader.exists(address) });
       changes.push(...review.changes);
       vfConfig.push(
-        ...review.report.restored.map((address) => ({ address, outcome: 'restored' as const, reason: null })),
-        ...review.report.dropped.map((address) => ({ address, outcome: 'dropped' as const, reason: null })),
-        ...review.report.pending.map((item) => ({ address: item.address, outcome: 'pending' as const, reason: item.reason })),
+        ...review.report.restored.map((address) => ({ key: pciKey(address), address, outcome: 'restored' as const, reason: null })),
+        ...review.report.dropped.map((address) => ({ key: pciKey(address), address, outcome: 'dropped' as const, reason: null })),
+        ...review.report.pending.map((item) => ({ key: pciKey(item.address), address: item.address, outcome: 'pending' as const, reason: item.reason })),
       );
       warnings.push(...vfConfig.map(vfConfigWarning));
     }
@@ -307,7 +311,7 @@ async function inspect(tables: Tables, reader: RecoveryReader): Promise<{ vanish
       continue;
     }
     const usedBy = located.table === 'active' ? located.entry.usedBy : null;
-    drift.push({ address, table: located.table, usedBy, expectedDriver: stubDriver, actualDriver: driver });
+    drift.push({ key: pciKey(address), address, table: located.table, usedBy, expectedDriver: stubDriver, actualDriver: driver });
   }
   return { vanished, drift };
 }
@@ -414,7 +418,7 @@ async function repairDevice(
  */
 async function fallback(
   address: PciAddress,
-  operation: string,
+  operation: OperationName,
   direction: RepairedDevice['direction'],
   restore: RestorePoint,
   located: Located | undefined,
@@ -451,14 +455,14 @@ async function fallback(
 
 function repaired(
   address: PciAddress,
-  operation: string,
+  operation: OperationName,
   direction: RepairedDevice['direction'],
   outcome: RepairedDevice['outcome'],
   driver: string | null,
   table: TableName | null,
   error: string | null,
 ): RepairedDevice {
-  return { address, operation, direction, outcome, driver, table, error };
+  return { key: pciKey(address), address, operation, direction, outcome, driver, table, error };
 }
 
 /** A driver the target needs may have been unloaded meanwhile: load it first (bind needs it). */

@@ -1,10 +1,12 @@
 import type { PciAddress } from '../core/address.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { formatStep, planSteps, type Phase, type Plan, type ResetChoice } from '../core/plan-types.js';
 import type { TableChange } from '../core/tables.js';
 import type { Execution } from './executor.js';
 import type { RecoveryReport } from './recovery.js';
 
 export interface FailureReport {
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly phase: Phase;
   readonly code: string;
@@ -45,6 +47,7 @@ export function operationReport(plan: Plan, execution: Execution | null): Operat
     pruned: [...new Set([...plan.pruned, ...(execution?.pruned ?? [])])],
     resets: plan.resets,
     failures: (execution?.failures ?? []).map((failure) => ({
+      key: pciKey(failure.address),
       address: failure.address,
       phase: failure.phase,
       code: failure.error.code,

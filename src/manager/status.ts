@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
@@ -14,6 +15,7 @@ export interface RecentRepair {
 }
 
 export interface DepartedStatus extends DepartedVfRecord {
+  readonly key: DeviceKey;
   readonly awaited: boolean;
   readonly back: { readonly address: PciAddress; readonly driver: string | null } | null;
 }
@@ -94,5 +96,5 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
 async function departedNow(record: DepartedVfRecord, reader: HostReader): Promise<DepartedStatus> {
   const link = (await reader.exists(record.pf)) ? (await reader.virtfnLinks(record.pf)).find((vf) => vf.index === record.vfIndex) : undefined;
   const back = link === undefined ? null : { address: link.address, driver: await reader.driverOf(link.address) };
-  return { ...record, awaited: back === null, back };
+  return { ...record, key: pciKey(record.address), awaited: back === null, back };
 }

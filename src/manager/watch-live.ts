@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { pciKey, type DeviceKey } from '../core/device-key.js';
 import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
 import type { EventBatch } from '../events/watcher.js';
 import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
@@ -24,20 +25,26 @@ export type Departed = DepartedVfRecord;
 
 type WatchEvent = PciEvent extends infer E
   ? E extends PciEvent
-    ? E & { readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive' }
+    ? E & { readonly key: DeviceKey; readonly time: string; readonly owner?: Owner | null; readonly pruned?: 'active' | 'inactive'; readonly dryRun?: true }
     : never
   : never;
 
 interface ReturnedEvent {
   readonly kind: 'returned';
   readonly time: string;
+  readonly key: DeviceKey;
   readonly address: PciAddress;
   readonly pf: PciAddress;
   readonly vfIndex: number;
   readonly formerOwner: Owner | null;
-  /** reported: nothing done; readied: made ready for its former owner; held: someone else has it now. */
-  readonly outcome: 'reported' | 'readied' | 'held' | 'failed';
+  /**
+   * reported: nothing done; readied: made ready for its former owner (would-ready: a dry-run watch
+   * would have); held: someone else has it now.
+   */
+  readonly outcome: 'reported' | 'readied' | 'would-ready' | 'held' | 'failed';
   readonly detail: string | null;
+  /** A dry-run watch: the tables and the host are left as they were (a prune is what it would do). */
+  readonly dryRun?: true;
 }
 
 export type LiveEvent = WatchEvent | ReturnedEvent;
@@ -53,6 +60,11 @@ interface LiveWatchOptions {
   readonly reclaim?: ReclaimFn;
   /** Reads an assigned VF's current network config (for reclaim: what its domain had). */
   readonly captureVfConfig?: (address: PciAddress) => Promise<VfNetRequest | null>;
+  /**
+   * A dry run: `store` is an in-memory snapshot (its commits reach no disk) and `reclaim` only
+   * plans; events say what would be done.
+   */
+  readonly dryRun?: boolean;
 }
 
 export class LiveWatch {
@@ -103,7 +115,7 @@ export class LiveWatch {
         former === undefined
           ? {}
           : { owner: former.table === 'active' ? former.entry.usedBy : null, pruned: former.table };
-      this.options.emit({ ...event, time, ...extra } as WatchEvent);
+      this.options.emit({ ...event, key: pciKey(event.address), time, ...extra, ...this.dryRunMark } as WatchEvent);
     }
     // Matched against the whole new snapshot, not only its "add" events: a VF whose virtfnN link
     // appeared one snapshot after its directory has no identity in its add event.
@@ -159,8 +171,12 @@ export class LiveWatch {
   }
 
   /** Reports a returned VF and, with the reclaim policy, readies it for its former domain. */
+  private get dryRunMark(): { readonly dryRun?: true } {
+    return this.options.dryRun === true ? { dryRun: true } : {};
+  }
+
   private async settle(vf: Departed, address: PciAddress, time: string): Promise<ReturnedEvent['outcome']> {
-    const base = { kind: 'returned' as const, time, address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner };
+    const base = { kind: 'returned' as const, time, key: pciKey(address), address, pf: vf.pf, vfIndex: vf.vfIndex, formerOwner: vf.owner, ...this.dryRunMark };
     if (this.options.reclaim === undefined || vf.owner === null) {
       this.options.emit({ ...base, outcome: 'reported', detail: null });
       return 'reported';
@@ -174,8 +190,9 @@ export class LiveWatch {
     }
     try {
       const detail = await this.options.reclaim(vf, address);
-      this.options.emit({ ...base, outcome: 'readied', detail });
-      return 'readied';
+      const outcome = this.options.dryRun === true ? 'would-ready' : 'readied';
+      this.options.emit({ ...base, outcome, detail });
+      return outcome;
     } catch (error) {
       this.options.emit({ ...base, outcome: 'failed', detail: (error as Error).message });
       return 'failed';
@@ -199,5 +216,6 @@ export function describeLiveEvent(event: LiveEvent): string {
   }
   const line = describeEvent(event);
   if (event.pruned === undefined) return line;
-  return `${line}: pruned from the ${event.pruned} table (${formatOwner(event.owner ?? null)})`;
+  const pruned = event.dryRun === true ? 'would be pruned' : 'pruned';
+  return `${line}: ${pruned} from the ${event.pruned} table (${formatOwner(event.owner ?? null)})`;
 }

@@ -33,6 +33,23 @@ export function vfReclaimer(manager: HostdevManager, warn: (line: string) => voi
   };
 }
 
+/**
+ * The reclaim policy of a dry-run watch (`watch --reclaim --dry-run`): the same checks, as the
+ * dry-run plans of the detach and assign a reclaim would do, and what it would do; nothing changes.
+ */
+export function vfReclaimPreview(manager: HostdevManager): ReclaimFn {
+  return async (departed: Departed, address: PciAddress) => {
+    const owner = departed.owner;
+    if (owner === null) throw new Error(`${address} had no domain`);
+    const { managed, stubDriver } = departed.former.entry;
+    // An unmanaged VF is detached first; its assign is then planned on tables that dry run leaves as they were.
+    if (managed) await manager.assign({ domain: owner.vm, hypervisor: owner.hypervisor, addresses: [address], managed, stubDriver, dryRun: true });
+    else await manager.detach(address, { stubDriver, dryRun: true });
+    const config = departed.domainConfig === null ? '' : ', with its VF network config';
+    return `would be ready again for ${formatOwner(owner)} on ${stubDriver} (${managed ? 'managed' : 'unmanaged'}${config}); dry run: nothing was changed`;
+  };
+}
+
 /** What an assigned VF's domain has now, as an assign request (for reclaim). */
 export function vfConfigCapturer(manager: HostdevManager, net: NetPort): (address: PciAddress) => Promise<VfNetRequest | null> {
   const configurator = new VfNetConfigurator(net);

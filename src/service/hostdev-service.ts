@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { keyKind, parseKey, parsePciRef, type DeviceRef } from '../core/device-key.js';
+import { keyKind, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
@@ -15,7 +15,7 @@ import { ChildSnapshotReader } from '../events/snapshot-reader.js';
 import { describeSources, sourcesFor, type WatchSourceChoice } from '../events/sources.js';
 import { Watcher } from '../events/watcher.js';
 import { LiveWatch, type LiveEvent } from '../manager/watch-live.js';
-import { vfConfigCapturer, vfReclaimer } from '../manager/watch-reclaim.js';
+import { vfConfigCapturer, vfReclaimer, vfReclaimPreview } from '../manager/watch-reclaim.js';
 import { classFilter } from '../core/device-filter.js';
 import { readVfioAliases } from '../host/modules-alias.js';
 import { forgetDeparted } from '../manager/departed.js';
@@ -128,8 +128,12 @@ export interface QemuArgsReport {
   readonly argv: readonly string[];
   /** The domain's active devices that are on the host, in the order of `argv`. */
   readonly devices: readonly PciAddress[];
+  /** `devices` as device keys, in the same order. */
+  readonly keys: readonly DeviceKey[];
   /** Its active devices that are no longer on the host: left out. */
   readonly missing: readonly PciAddress[];
+  /** `missing` as device keys. */
+  readonly missingKeys: readonly DeviceKey[];
   readonly warnings: readonly string[];
 }
 
@@ -511,16 +515,25 @@ export class HostdevService {
     void stopped.then(() => wake?.());
     const net = this.manager.net;
     const warn = (line: string): void => notice({ level: 'warning', message: line });
+    // Opened for dry runs: prunes land in the in-memory snapshot of the state, a reclaim only plans.
+    const dryRun = this.manager.store.snapshot;
+    const reclaim = {
+      reclaim: dryRun ? vfReclaimPreview(this.manager) : vfReclaimer(this.manager, warn),
+      captureVfConfig: vfConfigCapturer(this.manager, net),
+    };
     const live = new LiveWatch({
       store: this.manager.store,
+      dryRun,
       emit: (event) => {
         this.invalidateInventory();
         queue.push(event);
         wake?.();
       },
-      ...(request.reclaim ? { reclaim: vfReclaimer(this.manager, warn), captureVfConfig: vfConfigCapturer(this.manager, net) } : {}),
+      ...(request.reclaim ? reclaim : {}),
     });
     let watcher: Watcher | null = null;
+    // Stopped before it started: nothing is started, nothing is said.
+    if (signal?.aborted) return;
     try {
       await live.capture();
       const attempts = sourcesFor(request.source ?? 'auto', root, intervalMs);
@@ -534,14 +547,19 @@ export class HostdevService {
         // A stop while the first snapshot is still being retried ends that wait too.
         void stopped.then(() => candidate.stop());
         const started = await candidate.start();
+        if (signal?.aborted) {
+          watcher = candidate;
+          break;
+        }
         await live.start(started.snapshot);
         const primaryFailed = started.failed.find((failure) => failure.source === sources[0]);
         if (primaryFailed === undefined || index === attempts.length - 1) {
           for (const failure of started.failed) warn(`event source ${failure.source.name} unavailable: ${failure.error.message}`);
           watcher = candidate;
           request.onStarted?.();
-          const policy = request.reclaim ? '; returned VFs are readied for their former domain' : '';
-          notice({ level: 'info', message: `watching PCI devices under ${root} (${describeSources(started.sources, intervalMs)}${policy}); Ctrl-C stops` });
+          const policy = request.reclaim ? `; returned VFs ${dryRun ? 'would be' : 'are'} readied for their former domain` : '';
+          const dry = dryRun ? '; dry run: nothing is changed' : '';
+          notice({ level: 'info', message: `watching PCI devices under ${root} (${describeSources(started.sources, intervalMs)}${policy}${dry}); Ctrl-C stops` });
           break;
         }
         notice({ level: 'note', message: `${sources[0]!.name} unavailable (${primaryFailed.error.message}); falling back` });
@@ -598,7 +616,7 @@ export class HostdevService {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
     });
-    return { argv, devices: present.map((e) => e.address), missing, warnings };
+    return { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
   }
 }
 

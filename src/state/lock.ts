@@ -1,4 +1,5 @@
 import { statfsSync } from 'node:fs';
+import type { OperationName } from '../core/operations.js';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,7 +7,7 @@ import { HostdevError } from '../core/errors.js';
 
 /** A process known to hold the lock, and the operation it runs. */
 export interface LockHolder {
-  readonly operation: string;
+  readonly operation: OperationName;
   readonly pid: number;
 }
 
@@ -55,7 +56,7 @@ export class ProcessLock {
    * Waits up to `timeoutMs` for the lock; HOSTDEV_BUSY names the lock, and the holder when
    * `holder` can tell who it is, when it stays taken.
    */
-  async acquire(timeoutMs: number, operationName: string, holder: () => LockHolder | null = () => null): Promise<void> {
+  async acquire(timeoutMs: number, operationName: OperationName, holder: () => LockHolder | null = () => null): Promise<void> {
     let started = Date.now();
     const backToBack = started - this.releasedAt < YIELD_MS;
     if (!backToBack) this.sliceStart = started;
@@ -114,7 +115,7 @@ export class ProcessLock {
     this.room.close();
   }
 
-  private busyError(operationName: string, timeoutMs: number, waitedMs: number, holder: LockHolder | null): HostdevError {
+  private busyError(operationName: OperationName, timeoutMs: number, waitedMs: number, holder: LockHolder | null): HostdevError {
     const who = holder === null ? 'another hostdev process is running and' : `"${holder.operation}" of hostdev process ${holder.pid}`;
     return new HostdevError(
       'HOSTDEV_BUSY',

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import type { OperationName } from '../core/operations.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -58,7 +59,7 @@ type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
 interface JournalRow {
   id: number;
   op_id: string;
-  op_name: string;
+  op_name: OperationName;
   pid: number;
   address: string;
   action: string;
@@ -303,7 +304,7 @@ function filesystemFull(file: string): boolean {
 
 /** What `exclusive()` holds; ProcessLock across processes, InProcessLock for a snapshot. */
 interface StateLock {
-  acquire(timeoutMs: number, operationName: string, holder: () => LockHolder | null): Promise<void>;
+  acquire(timeoutMs: number, operationName: OperationName, holder: () => LockHolder | null): Promise<void>;
   /** One attempt that never waits. */
   tryAcquire(): boolean;
   release(): void;
@@ -539,7 +540,7 @@ export class StateStore {
    * itself, so it is refused. `operationId` names the operation (its journal rows and
    * `Operation.id`); a fresh UUID when not given.
    */
-  exclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
+  exclusive<T>(operationName: OperationName, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
     this.assertOpen();
     const outer = this.inside.getStore();
     if (outer !== undefined) {
@@ -563,7 +564,7 @@ export class StateStore {
    * `exclusive()` for readers that must not wait: runs `fn` only if the lock is free at once (in
    * this process and across processes); null when another operation holds it or is queued.
    */
-  async tryExclusive<T>(operationName: string, fn: (op: Operation) => Promise<T>): Promise<T | null> {
+  async tryExclusive<T>(operationName: OperationName, fn: (op: Operation) => Promise<T>): Promise<T | null> {
     this.assertOpen();
     if (this.pending > 0 || this.inside.getStore() !== undefined || !this.lock.tryAcquire()) return null;
     this.pending += 1;
@@ -573,7 +574,7 @@ export class StateStore {
   }
 
   /** Runs `fn` with the lock already taken, and releases it. */
-  private async holding<T>(operationName: string, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
+  private async holding<T>(operationName: OperationName, fn: (op: Operation) => Promise<T>, operationId?: string): Promise<T> {
     const op = new LockedOperation(this, operationName, operationId ?? randomUUID());
     try {
       // Before anything is changed: room for this operation's journal and commit.

@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import type { OperationName } from '../core/operations.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
 import type { PrunedBy } from '../core/reconcile.js';
 import type { SavedVfNet, VfNetRequest } from '../core/vf-net-config.js';
@@ -77,7 +78,7 @@ export interface JournalHandle {
 export interface JournalRecord extends JournalStep {
   readonly id: number;
   readonly operationId: string;
-  readonly operationName: string;
+  readonly operationName: OperationName;
   readonly pid: number;
   readonly done: boolean;
   readonly createdAt: string;

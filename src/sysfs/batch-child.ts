@@ -5,12 +5,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { encodeResults, OpExecutor, parseOpSpec, type BatchOp } from './batch-ops.js';
+import { ProgressNotes } from './read-progress.js';
 
 // --flush: each entry's results go out as soon as they are read (see native/sysfs-batch.c's -f);
-// --serve: each entry is read as soon as its name has come, until stdin ends (its -s).
-const mode = process.argv[2] === '--flush' || process.argv[2] === '--serve' ? process.argv[2] : null;
+// --serve: each entry is read as soon as its name has come, until stdin ends (its -s);
+// --progress: file descriptor 3 is the progress file (its -p).
+const args = process.argv.slice(2);
+const mode = args[0] === '--flush' || args[0] === '--serve' ? (args.shift() as string) : null;
 const flush = mode !== null;
-const ops: BatchOp[] = process.argv.slice(mode === null ? 2 : 3).map((spec) => {
+const progress = args[0] === '--progress' ? new ProgressNotes(3) : null;
+if (progress !== null) args.shift();
+const ops: BatchOp[] = args.map((spec) => {
   const op = parseOpSpec(spec);
   if (op === null) {
     process.stderr.write(`hostdev batch child: bad op "${spec}"\n`);
@@ -18,7 +23,7 @@ const ops: BatchOp[] = process.argv.slice(mode === null ? 2 : 3).map((spec) => {
   }
   return op;
 });
-const executor = new OpExecutor();
+const executor = new OpExecutor(progress === null ? undefined : (file) => progress.note(file));
 const out: Buffer[] = [];
 
 function readEntry(entry: string): void {
@@ -37,9 +42,14 @@ if (mode === '--serve') {
   process.stdin.setEncoding('latin1').on('data', (chunk: string) => {
     const names = (rest + chunk).split('\0');
     rest = names.pop() ?? '';
-    for (const name of names) if (name.length > 0) readEntry(name);
+    for (const name of names) {
+      if (name.length === 0) continue;
+      readEntry(name);
+      progress?.clear();
+    }
   });
 } else {
   for (const entry of readFileSync(0, 'latin1').split('\0')) if (entry.length > 0) readEntry(entry);
+  progress?.clear();
   if (!flush) process.stdout.write(Buffer.concat(out));
 }

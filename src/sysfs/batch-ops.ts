@@ -256,6 +256,9 @@ function present(path: string, kind: OpKind): boolean {
 export class OpExecutor {
   private readonly buffer = Buffer.allocUnsafe(4096);
 
+  /** `onOp`: hears each path before it is read (a reader's progress notes, see read-progress.ts). */
+  constructor(private readonly onOp?: (path: string) => void) {}
+
   run(dir: string, entry: string, ops: readonly BatchOp[]): OpResult[] {
     return ops.map((op) => {
       const path = op.file === '' ? `${dir}/${entry}` : `${dir}/${entry}/${op.file}`;
@@ -264,6 +267,7 @@ export class OpExecutor {
   }
 
   one(path: string, kind: OpKind): OpResult {
+    this.onOp?.(path);
     try {
       switch (kind) {
         case 'link':

@@ -7,6 +7,7 @@ import { BatchResults, opSpec, type BatchOp } from './batch-ops.js';
 import { listFunctionNames, type FunctionListing } from './device-ops.js';
 import { errnoOf } from './errno.js';
 import type { SysfsLayout } from './paths.js';
+import { describeReading, ReadProgress } from './read-progress.js';
 
 export const DEFAULT_READ_TIMEOUT_MS = 15_000;
 
@@ -46,12 +47,17 @@ function readerCommands(ops: readonly BatchOp[], entries: readonly string[], nat
   // Entry by entry, one process: then the entry whose results do not come is the one held up.
   const large = !eachEntry && entries.length >= FUNCTIONS_FOR_TWO_JOBS;
   if (native !== null) {
-    return [{ file: native, args: [...(eachEntry ? ['-f'] : []), ...(large ? ['-j', '2'] : []), ...specs], entries, native: true }];
+    return [{ file: native, args: [...(eachEntry ? ['-f'] : []), ...(large ? ['-j', '2'] : []), '-p', ...specs], entries, native: true }];
   }
   const script = built('sysfs/batch-child.js');
   if (script === null) throw new Error('hostdev is not built: neither dist/native/hostdev-sysfs-batch nor dist/sysfs/batch-child.js exists');
   const halves = large ? [entries.slice(0, entries.length >> 1), entries.slice(entries.length >> 1)] : [entries];
-  return halves.map((half) => ({ file: process.execPath, args: [script, ...(eachEntry ? ['--flush'] : []), ...specs], entries: half, native: false }));
+  return halves.map((half) => ({
+    file: process.execPath,
+    args: [script, ...(eachEntry ? ['--flush'] : []), '--progress', ...specs],
+    entries: half,
+    native: false,
+  }));
 }
 
 /** No results came for this long: a read the kernel holds up (see BatchReader.forEach's `stallMs`). */
@@ -145,6 +151,8 @@ type VisitFunction = (entry: string, results: BatchResults, base: number) => voi
 class ReaderProcess {
   private readonly child: ChildProcess;
   readonly entries: readonly string[];
+  /** Which file the reader reads now (file descriptor 3 of the reader). */
+  readonly progress: ReadProgress;
   private rest: Buffer = Buffer.alloc(0);
   private err = '';
   private readonly ready: Array<{ results: BatchResults; first: number; count: number }> = [];
@@ -164,7 +172,13 @@ class ReaderProcess {
     private readonly width: number,
   ) {
     this.entries = command.entries;
-    this.child = spawn(command.file, command.args, { cwd, env: readerEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    this.progress = new ReadProgress(cwd);
+    try {
+      this.child = spawn(command.file, command.args, { cwd, env: readerEnv(), stdio: ['pipe', 'pipe', 'pipe', this.progress.fd] });
+    } catch (error) {
+      this.progress.close();
+      throw error;
+    }
     this.child.stdout!.on('data', (chunk: Buffer) => this.take(chunk));
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (this.err += chunk));
     this.child.on('error', (error) => this.fail(error));
@@ -192,6 +206,7 @@ class ReaderProcess {
     this.child.stdout?.destroy();
     this.child.stderr?.destroy();
     this.child.unref();
+    this.progress.close();
   }
 
   private take(chunk: Buffer): void {
@@ -224,6 +239,7 @@ class ReaderProcess {
   private close(code: number | null): void {
     if (this.closed) return;
     this.closed = true;
+    this.progress.close();
     if (code !== 0) this.failure ??= new Error(`the sysfs reader exited with ${code}: ${this.err.trim()}`);
     else if (this.decoded !== this.entries.length || this.rest.length > 0) {
       this.failure ??= new Error(`the sysfs reader gave ${this.decoded} of ${this.entries.length} functions and ${this.rest.length} bytes more`);
@@ -315,9 +331,10 @@ export class BatchReader {
   /**
    * Hands every listed function's results to `visit`, in address order, as they come; settles
    * when all came, at most `timeoutMs` from now. With `stallMs`, a wait of that long with no new
-   * results ends it with ReaderStall (the readers are left running: cancel them).
+   * results ends it with ReaderStall (the readers are left running: cancel them). `boundMs`: the
+   * whole bound the timeout error names, when this call has only what is left of it.
    */
-  forEach(layout: SysfsLayout, timeoutMs: number, visit: VisitFunction, stallMs?: number): Promise<void> {
+  forEach(layout: SysfsLayout, timeoutMs: number, visit: VisitFunction, stallMs?: number, boundMs = timeoutMs): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       let progress = Date.now();
@@ -358,7 +375,11 @@ export class BatchReader {
           }
         }
       };
-      const timer = setTimeout(() => settle(timeoutError(layout, timeoutMs)), timeoutMs);
+      // The files the readers that are not done were reading when the bound hit name the blocked one.
+      const timer = setTimeout(() => {
+        const reading = this.readers.filter((reader) => !reader.done).map((reader) => reader.progress.reading());
+        void Promise.all(reading).then((files) => settle(timeoutError(layout, boundMs, files.flat())));
+      }, timeoutMs);
       // A late timer after a busy event loop is no stall: the output that came meanwhile is taken
       // (setImmediate runs after the I/O callbacks) before the wait is judged.
       const watchdog =
@@ -382,15 +403,13 @@ export class BatchReader {
   }
 }
 
-function timeoutError(layout: SysfsLayout, timeoutMs: number): HostdevError {
-  return new HostdevError(
-    'HOSTDEV_TIMEOUT',
-    `reading the PCI devices under ${layout.sys} took more than ${timeoutMs} ms: a sysfs file is blocked in the kernel`,
-    {
-      hint:
-        'This happens while a VF removal waits for a VM to let go of the VF (`dmesg` shows "Relaying device ' +
-        'request to user"): stop or detach that VM\'s device, then try again. HOSTDEV_READ_TIMEOUT_MS sets the bound.',
-      details: { path: layout.sys, timeoutMs },
-    },
-  );
+/** `files`: what the readers were reading when the bound hit (none known: the message names /sys). */
+function timeoutError(layout: SysfsLayout, timeoutMs: number, files: readonly string[]): HostdevError {
+  const what = files.length === 0 ? `the PCI devices under ${layout.sys}` : describeReading(files);
+  return new HostdevError('HOSTDEV_TIMEOUT', `reading ${what} did not finish within ${timeoutMs} ms: a sysfs file is blocked in the kernel`, {
+    hint:
+      'This happens while a VF removal waits for a VM to let go of the VF (`dmesg` shows "Relaying device ' +
+      'request to user"): stop or detach that VM\'s device, then try again. HOSTDEV_READ_TIMEOUT_MS sets the bound.',
+    details: { path: files[0] ?? layout.sys, files, timeoutMs },
+  });
 }

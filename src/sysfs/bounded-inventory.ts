@@ -7,6 +7,7 @@ import { DEVICE_OP_LIST } from './device-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
 import { DeviceReadContext, interpretDevice } from './read-device.js';
+import { describeReading } from './read-progress.js';
 import type { ServingReader } from './serving-reader.js';
 
 export { DEFAULT_READ_TIMEOUT_MS, BatchReader };
@@ -57,6 +58,7 @@ export async function readInventoryBounded(
             if (device !== null) devices.push(device);
           },
           stallMs,
+          timeoutMs,
         );
         break;
       } catch (error) {
@@ -195,7 +197,14 @@ export async function readDevicesBounded(
 
 function blockedRead(layout: SysfsLayout, pending: readonly PciAddress[], timeoutMs: number, cause: HostdevError): HostdevError {
   const first = pending[0];
-  const files = first === undefined ? layout.sys : `${layout.device(first, 'driver_override')} (or its sriov_numvfs, config)`;
+  // The files the reader was reading when the bound hit; else the ones the kernel holds at such a time.
+  const reading = (cause.details as { files?: readonly string[] } | undefined)?.files ?? [];
+  const files =
+    reading.length > 0
+      ? describeReading(reading)
+      : first === undefined
+        ? layout.sys
+        : `${layout.device(first, 'driver_override')} (or its sriov_numvfs, config)`;
   return new HostdevError(
     'HOSTDEV_TIMEOUT',
     `reading ${pending.join(', ')} did not finish in ${timeoutMs} ms: the kernel holds ${files}, ` +
@@ -204,7 +213,7 @@ function blockedRead(layout: SysfsLayout, pending: readonly PciAddress[], timeou
       hint:
         'A VF removal (`echo N > sriov_numvfs`) is pending: stop the VM that uses the VF or unplug it from the VM ' +
         '(`dmesg` shows "Relaying device request to user"), then try again; --wait (or HOSTDEV_READ_TIMEOUT_MS) sets how long to wait.',
-      details: { pending, path: first === undefined ? layout.sys : layout.device(first, 'driver_override'), timeoutMs },
+      details: { pending, path: reading[0] ?? (first === undefined ? layout.sys : layout.device(first, 'driver_override')), files: reading, timeoutMs },
       cause,
     },
   );

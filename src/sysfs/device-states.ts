@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import type { SnapshotInput } from '../core/events.js';
 import type { SriovInfo } from '../core/device.js';
 import { linkName, parseVfCount } from './attributes.js';
-import { ResultList, type BatchOp } from './batch-ops.js';
+import { OpExecutor, ResultList, type BatchOp } from './batch-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
 import { DeviceReadContext, physfnAddress, readVirtfnLinksIn } from './read-device.js';
@@ -28,10 +28,11 @@ const ignore = (): void => {};
  * The driver, PF, VFs (with their virtfnN indexes) and SR-IOV counts of every PCI function, in
  * address order: the same values readInventory gives for them (a dangling driver link is no driver,
  * a malformed count is null), without the warnings, which `hostdev list` is there to show.
+ * `onRead` hears each path before it is read.
  */
-export function readDeviceStates(layout: SysfsLayout): SnapshotInput[] {
+export function readDeviceStates(layout: SysfsLayout, onRead?: (path: string) => void): SnapshotInput[] {
   const { addresses } = planInventory(layout, { names: null });
-  const context = new DeviceReadContext(layout, null, ignore);
+  const context = new DeviceReadContext(layout, null, ignore, true, new OpExecutor(onRead));
   const states: SnapshotInput[] = [];
   for (const address of addresses) {
     const state = readDeviceState(context, address);

@@ -35,7 +35,7 @@ const KERNEL_DRIVER_LINK = /^(\.\.\/)+bus\/pci\/drivers\/[^/]+$/;
 
 /** The state of one inventory read (a fresh one per call: nothing about the host outlives it). */
 export class DeviceReadContext {
-  readonly executor = new OpExecutor();
+  readonly executor: OpExecutor;
   /** ROOT/sys/bus/pci/devices, joined once. */
   readonly devicesDir: string;
   private readonly driverDirs = new Map<string, boolean>();
@@ -51,8 +51,10 @@ export class DeviceReadContext {
     readonly warn: (warning: InventoryWarning) => void,
     /** False when the host has no IOMMU groups: no device then has an iommu_group link to read. */
     readonly iommuGroups: boolean = true,
+    executor: OpExecutor = new OpExecutor(),
   ) {
     this.devicesDir = layout.pciDevicesDir;
+    this.executor = executor;
   }
 
   /**

@@ -84,4 +84,27 @@ describe('a release while QEMU holds a VF whose removal is pending', () => {
     runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
     expect((await writer.done).code).toBe(0);
   }, 60_000);
+
+  it('a whole read that hits its bound names the file it was reading: list, and the watch snapshot', async () => {
+    const { root, flags, writer } = await heldByQemu('names-the-file');
+    const devices = `${root}/sys/bus/pci/devices`;
+    // No stall detection: the whole-read bound is what ends the list.
+    const list = await runCliAsync([...flags, '--json', 'list'], { env: { HOSTDEV_READ_TIMEOUT_MS: '1500', HOSTDEV_STALL_MS: '600000' }, timeoutMs: 20_000 });
+    expect(list.code, list.stderr).toBe(6);
+    const error = JSON.parse(list.stderr.slice(list.stderr.indexOf('{'))) as { error: { code: string; message: string; details: { files: string[] } } };
+    expect(error.error.code).toBe('HOSTDEV_TIMEOUT');
+    // The PF comes first, and its driver_override before its sriov_numvfs: that is where the reader waits.
+    expect(error.error.message).toContain(`reading ${devices}/${PF}/driver_override did not finish within 1500 ms`);
+    expect(error.error.details.files).toEqual([`${devices}/${PF}/driver_override`]);
+
+    const watch = hostdev([...flags, 'watch', '--source', 'poll', '--read-timeout', '500']);
+    await waitFor(() => watch.stderr().includes('did not finish'), 20_000);
+    // The watcher's snapshot reads a function's links and SR-IOV counts: the PF's sriov_numvfs waits.
+    expect(watch.stderr()).toContain(`reading ${devices}/${PF}/sriov_numvfs did not finish within 500 ms; the reading process was abandoned`);
+    watch.child.kill('SIGINT');
+    expect((await watch.done).code).toBe(0);
+
+    runCli(['--root', root, 'sim', 'release', BLOCK_ID]);
+    expect((await writer.done).code).toBe(0);
+  }, 60_000);
 });

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-import { cpSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { cpSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonOf, runCli, type CliRun } from '../support/cli.js';
+import { logicalDump, treeDigest } from '../support/state-digest.js';
 
 // A state that recovery and reconcile must act on: vm1 holds a VF (with saved MAC/VLAN) that
 // vanished with its PF's sriov_numvfs, and an assign for vm2 was killed half-way, leaving its
@@ -20,46 +20,6 @@ let root = '';
 let stateDir = '';
 const cli = (args: readonly string[], env?: NodeJS.ProcessEnv): CliRun =>
   runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args], env ? { env } : {});
-
-/** Every entry under a directory: type, mode, and the bytes or link target, hashed. */
-function treeDigest(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (at: string): void => {
-    for (const name of readdirSync(at).sort()) {
-      const full = path.join(at, name);
-      const stat = lstatSync(full);
-      const rel = path.relative(dir, full);
-      if (stat.isSymbolicLink()) out.set(rel, `link ${readlinkSync(full)}`);
-      else if (stat.isDirectory()) {
-        out.set(rel, `dir ${stat.mode.toString(8)}`);
-        walk(full);
-      } else if (stat.isFile()) {
-        out.set(rel, `file ${stat.mode.toString(8)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`);
-      } else out.set(rel, `special ${stat.mode.toString(8)}`);
-    }
-  };
-  walk(dir);
-  return out;
-}
-
-/** The database's logical content: every table's rows in a stable order. */
-function logicalDump(dbPath: string): string {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").all() as Array<{
-      name: string;
-      sql: string | null;
-    }>;
-    const lines = tables.map((table) => `schema ${table.name}: ${table.sql ?? ''}`);
-    for (const table of tables.filter((entry) => entry.sql?.startsWith('CREATE TABLE'))) {
-      const rows = db.prepare(`SELECT * FROM "${table.name}"`).all();
-      lines.push(...rows.map((row) => `${table.name} ${JSON.stringify(row)}`).sort());
-    }
-    return lines.join('\n');
-  } finally {
-    db.close();
-  }
-}
 
 function expectOk(run: CliRun): CliRun {
   expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
@@ -117,8 +77,8 @@ describe('--dry-run changes nothing, recovery and prunes included', () => {
     const json = jsonOf<{ recovery?: { dryRun: boolean; repaired: unknown[]; pruned: unknown[] } }>(expectOk(cli(['--json', ...args])));
     expect(json.recovery).toMatchObject({
       dryRun: true,
-      repaired: [expect.objectContaining({ address: KILLED, operation: 'assign', direction: 'rolled-back' })],
-      pruned: [{ address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }],
+      repaired: [expect.objectContaining({ key: `pci:${KILLED}`, address: KILLED, operation: 'assign', direction: 'rolled-back' })],
+      pruned: [{ key: `pci:${HELD}`, address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }],
     });
 
     expect(treeDigest(root)).toEqual(tree);
@@ -141,7 +101,7 @@ describe('--dry-run changes nothing, recovery and prunes included', () => {
 
   it('the same command without --dry-run then does the recovery it announced', () => {
     const status = jsonOf<{ recovery: { repaired: unknown[]; pruned: unknown[] } }>(expectOk(cli(['--json', 'status'])));
-    expect(status.recovery.repaired).toEqual([expect.objectContaining({ address: KILLED, operation: 'assign', direction: 'rolled-back', outcome: 'ok' })]);
-    expect(status.recovery.pruned).toEqual([{ address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }]);
+    expect(status.recovery.repaired).toEqual([expect.objectContaining({ key: `pci:${KILLED}`, address: KILLED, operation: 'assign', direction: 'rolled-back', outcome: 'ok' })]);
+    expect(status.recovery.pruned).toEqual([{ key: `pci:${HELD}`, address: HELD, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } }]);
   });
 });

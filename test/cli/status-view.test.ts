@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
+import { pciKey } from '../../src/core/device-key.js';
 import { statusText } from '../../src/cli/status-view.js';
 import { EMPTY_RECOVERY_REPORT } from '../../src/manager/recovery.js';
 import type { StatusReport } from '../../src/manager/status.js';
-import { pciKey } from '../../src/core/device-key.js';
 
 const pci = (text: string): PciAddress => text as PciAddress;
 const A = pci('0000:01:10.0');
@@ -38,8 +38,8 @@ describe('status text', () => {
       recovery: {
         ...EMPTY_RECOVERY_REPORT,
         drift: [
-          { address: A, table: 'active', usedBy: { driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: null },
-          { address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'igbvf' },
+          { key: pciKey(A), address: A, table: 'active', usedBy: { driver: 'xen', domain: 'vm1', hypervisor: 'xen', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: null },
+          { key: pciKey(B), address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'igbvf' },
         ],
       },
     });
@@ -64,19 +64,19 @@ describe('status text', () => {
           report: {
             ...EMPTY_RECOVERY_REPORT,
             repaired: [
-              { address: C, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'igbvf', table: null, error: null },
-              { address: B, operation: 'release', direction: 'rolled-forward', outcome: 'failed', driver: 'vfio-pci', table: 'inactive', error: 'EIO' },
+              { key: pciKey(C), address: C, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'igbvf', table: null, error: null },
+              { key: pciKey(B), address: B, operation: 'release', direction: 'rolled-forward', outcome: 'failed', driver: 'vfio-pci', table: 'inactive', error: 'EIO' },
             ],
             vfConfig: [
-              { address: C, outcome: 'restored', reason: null },
-              { address: A, outcome: 'pending', reason: 'the PF is not online' },
+              { key: pciKey(C), address: C, outcome: 'restored', reason: null },
+              { key: pciKey(A), address: A, outcome: 'pending', reason: 'the PF is not online' },
             ],
           },
         },
         {
           at: '2026-12-07T12:00:00.000Z',
           by: 'assign',
-          report: { ...EMPTY_RECOVERY_REPORT, pruned: [{ address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } }] },
+          report: { ...EMPTY_RECOVERY_REPORT, pruned: [{ key: pciKey(D), address: D, table: 'active', usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' } }] },
         },
       ],
     });

@@ -88,7 +88,7 @@ describe('VF network config and a crash mid-assign', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stderr).toContain(`warning: restored the saved VF network config of ${VF} (left by an interrupted operation)`);
     const json = jsonOf<{ recovery: { vfConfig: unknown[] } }>(status);
-    expect(json.recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+    expect(json.recovery.vfConfig).toEqual([{ key: `pci:${VF}`, address: VF, outcome: 'restored', reason: null }]);
     const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli(['--json', 'vf', 'list', PF]));
     expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
     expectClean(stateDir);
@@ -119,7 +119,7 @@ describe('VF network config and a crash mid-assign', () => {
     }
     const status = cli(['--json', 'status']);
     expect(status.code, status.stderr).toBe(0);
-    expect(jsonOf<{ recovery: { vfConfig: unknown[] } }>(status).recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+    expect(jsonOf<{ recovery: { vfConfig: unknown[] } }>(status).recovery.vfConfig).toEqual([{ key: `pci:${VF}`, address: VF, outcome: 'restored', reason: null }]);
     const list = jsonOf<{ vfs: Array<Record<string, unknown>> }>(cli(['--json', 'vf', 'list', PF]));
     expect(list.vfs[0]).toMatchObject({ address: VF, driver: 'igbvf', owner: null, mac: '00:00:00:00:00:00', vlan: 0 });
     expectClean(stateDir);

@@ -27,7 +27,7 @@ function setup(numVfs: number) {
 }
 
 async function assignVf(address: string, domain: string): Promise<void> {
-  await store.exclusive('test-assign', async (op) => {
+  await store.exclusive('assign', async (op) => {
     op.commit([
       { kind: 'set-active', entry: { key: pciKey(address as PciAddress), address: address as PciAddress, usedBy: makeOwner('qemu', domain), managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'save-vf-config', config: { address: address as PciAddress, pf: 'eth1', vfIndex: 0, mac: null, vlan: null, spoofchk: null, trust: null } },

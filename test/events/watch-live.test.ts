@@ -34,7 +34,7 @@ async function setup(reclaim?: ConstructorParameters<typeof LiveWatch>[0]['recla
   tree.setNumVfs(2);
   const vf0 = tree.vf(0) as PciAddress;
   const vf1 = tree.vf(1) as PciAddress;
-  await store.exclusive('test-setup', async (op) => {
+  await store.exclusive('assign', async (op) => {
     op.commit([
       { kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
       { kind: 'set-inactive', entry: { key: pciKey(vf1), address: vf1, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } },
@@ -106,7 +106,7 @@ describe('watch: live reaction to devices that leave and return', () => {
     tree!.setNumVfs(0);
     await until(() => events.some((e) => e.kind === 'remove'));
     const vf0 = tree!.vf(0) as PciAddress;
-    await store!.exclusive('someone-else', async (op) => {
+    await store!.exclusive('vf-set-count', async (op) => {
       op.commit([{ kind: 'set-active', entry: { key: pciKey(vf0), address: vf0, usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }]);
     });
     tree!.setNumVfs(2);

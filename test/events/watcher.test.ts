@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { HostdevError } from '../../src/core/errors.js';
 import { describeEvent, EMPTY_SNAPSHOT, type PciEvent } from '../../src/core/events.js';
 import { PollSource } from '../../src/events/poll-source.js';
 import { SimSource } from '../../src/events/sim-source.js';
@@ -106,6 +107,16 @@ describe('the watcher', () => {
   });
 });
 
+/** A PF with one VF whose sriov_numvfs blocks every read (a FIFO stands in for D state). */
+function treeWithBlockedNumVfs(): MiniTree {
+  const blocked = new MiniTree();
+  blocked.setNumVfs(1);
+  const numvfs = path.join(blocked.root, 'sys/devices/pci0000:00', blocked.pf, 'sriov_numvfs');
+  rmSync(numvfs);
+  execFileSync('mkfifo', [numvfs]);
+  return blocked;
+}
+
 describe('the snapshot reader', () => {
   it('abandons a child that does not answer in time and says why', async () => {
     tree = new MiniTree();
@@ -117,12 +128,24 @@ describe('the snapshot reader', () => {
     }
   });
 
+  it('names the file the child was reading when the bound hit', async () => {
+    tree = treeWithBlockedNumVfs();
+    const reader = new ChildSnapshotReader(tree.root, 300);
+    try {
+      const error = await reader.read().then(
+        () => null,
+        (e: unknown) => e as HostdevError,
+      );
+      const read = path.join(tree.root, 'sys/bus/pci/devices', tree.pf, 'sriov_numvfs');
+      expect(error?.message).toBe(`reading ${read} did not finish within 300 ms; the reading process was abandoned`);
+      expect(error?.details).toMatchObject({ files: [read], timeoutMs: 300 });
+    } finally {
+      await reader.close();
+    }
+  });
+
   it('a sysfs read that blocks (a FIFO stands in for D state) never blocks the watching process', async () => {
-    tree = new MiniTree();
-    tree.setNumVfs(1);
-    const numvfs = path.join(tree.root, 'sys/devices/pci0000:00', tree.pf, 'sriov_numvfs');
-    rmSync(numvfs);
-    execFileSync('mkfifo', [numvfs]);
+    tree = treeWithBlockedNumVfs();
     const reader = new ChildSnapshotReader(tree.root, 300);
     const started = Date.now();
     let ticks = 0;

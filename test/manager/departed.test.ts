@@ -95,7 +95,7 @@ describe('departed VFs are recorded by every prune, in the prune commit', () => 
     await host.kernel.write(numvfs, '0');
     await manager.status(); // prunes both, awaited back for vm1
     // an earlier departure of vm1 (recorded by a watch, say) and one of another domain
-    await manager.store.exclusive('test', async (op) =>
+    await manager.store.exclusive('assign', async (op) =>
       op.commit([
         { kind: 'record-departed', record: { address: pci('0000:01:10.4'), pf: PF, vfIndex: 4, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.4')), address: pci('0000:01:10.4'), usedBy: VM1, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: VM1, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },
         { kind: 'record-departed', record: { address: pci('0000:01:10.6'), pf: PF, vfIndex: 6, former: { table: 'active', entry: { key: pciKey(pci('0000:01:10.6')), address: pci('0000:01:10.6'), usedBy: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' } }, owner: { driver: 'qemu', domain: 'vm2', hypervisor: 'qemu', vm: 'vm2' }, vfConfig: null, domainConfig: null, prunedBy: 'watch' } },

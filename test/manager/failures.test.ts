@@ -17,7 +17,7 @@ describe('failures the kernel reports, and the ones it does not', () => {
       kernel.failOn = (hostPath, value) => hostPath === '/sys/bus/pci/drivers_probe' && value === devices[0];
       const report = await manager.release({ domain: 'vm1' });
       expect(report.failures).toEqual([
-        { address: devices[0], phase: 'reattach', code: 'HOSTDEV_KERNEL_WRITE', message: expect.stringContaining('drivers_probe') },
+        { key: `pci:${devices[0]}`, address: devices[0], phase: 'reattach', code: 'HOSTDEV_KERNEL_WRITE', message: expect.stringContaining('drivers_probe') },
       ]);
       expect(report.reattached).toEqual([devices[1], devices[2]]);
       expect(report.inactive).toEqual([devices[0]]);

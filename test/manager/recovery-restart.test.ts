@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
+import { pciKey } from '../../src/core/device-key.js';
 import type { RecoveryReport } from '../../src/manager/recovery.js';
 import { SimKernel } from '../../src/sim/kernel.js';
 import { presets } from '../../src/sim/presets.js';
@@ -64,8 +65,8 @@ describe('restart scenarios', () => {
 
     const { json, stderr } = cliStatus(setup); // the first start after the change
     expect(json.recovery.pruned).toEqual([
-      { address: '0000:01:10.0', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
-      { address: '0000:01:10.2', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
+      { key: 'pci:0000:01:10.0', address: '0000:01:10.0', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
+      { key: 'pci:0000:01:10.2', address: '0000:01:10.2', table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } },
     ]);
     expect(stderr).toContain('warning: 0000:01:10.0 is no longer on this host; dropped from the active table (it was used by driver qemu, domain vm1)');
     expect(stderr).toContain('warning: 0000:01:10.2 is no longer on this host');
@@ -108,8 +109,8 @@ describe('restart scenarios', () => {
 
     const { json } = cliStatus(setup);
     expect(json.recovery.drift).toEqual([
-      { address: active, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: 'igb' },
-      { address: inactive, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: null },
+      { key: pciKey(active), address: active, table: 'active', usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, expectedDriver: 'vfio-pci', actualDriver: 'igb' },
+      { key: pciKey(inactive), address: inactive, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: null },
     ]);
     expect(json.recovery.warnings).toEqual([
       `${active} (assigned to driver qemu, domain vm1) should be on vfio-pci but is on igb: changed outside hostdev; check the device, then \`hostdev release --domain vm1 ${active}\``,

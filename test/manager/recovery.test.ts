@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { OperationName } from '../../src/core/operations.js';
 import type { PciAddress } from '../../src/core/address.js';
 import type { PciDevice } from '../../src/core/device.js';
 import type { ActiveEntry, InactiveEntry } from '../../src/core/tables.js';
@@ -113,11 +114,11 @@ afterEach(() => {
 });
 
 async function seed(store: StateStore, changes: Parameters<import('../../src/state/store.js').Operation['commit']>[0]) {
-  await store.exclusive('seed', async (op) => op.commit(changes));
+  await store.exclusive('assign', async (op) => op.commit(changes));
 }
 
 /** Journals `steps` under `operation` and dies without commit, as a killed process would. */
-async function crashDuring(store: StateStore, operation: string, steps: readonly JournalStep[]): Promise<void> {
+async function crashDuring(store: StateStore, operation: OperationName, steps: readonly JournalStep[]): Promise<void> {
   await store
     .exclusive(operation, async (op) => {
       for (const step of steps) op.done(op.intend(step));
@@ -150,7 +151,7 @@ describe('recover: no unfinished operations', () => {
       warnings: [
         `${B} (detached, no owner) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
       ],
-      drift: [{ address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'e1000e' }],
+      drift: [{ key: pciKey(B), address: B, table: 'inactive', usedBy: null, expectedDriver: 'vfio-pci', actualDriver: 'e1000e' }],
     });
     expect(host.writes).toEqual([]);
     expect(store.readTables().inactive).toEqual([inactiveEntry(B)]); // not silently fixed or trusted
@@ -175,7 +176,7 @@ describe('recover: unfinished operations', () => {
       `/sys/bus/pci/drivers/e1000e/bind "${A}"`,
     ]);
     expect(report.repaired).toEqual([
-      { address: A, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'e1000e', table: null, error: null },
+      { key: pciKey(A), address: A, operation: 'assign', direction: 'rolled-back', outcome: 'ok', driver: 'e1000e', table: null, error: null },
     ]);
     expect(store.readJournal()).toEqual([]);
     expect(store.readTables()).toEqual({ active: [], inactive: [] });
@@ -205,7 +206,7 @@ describe('recover: unfinished operations', () => {
     const report = await recover(store, host, host);
     expect(host.state(A)).toEqual({ driver: 'e1000e', override: null });
     expect(report.repaired).toEqual([
-      { address: A, operation: 'release', direction: 'rolled-forward', outcome: 'ok', driver: 'e1000e', table: null, error: null },
+      { key: pciKey(A), address: A, operation: 'release', direction: 'rolled-forward', outcome: 'ok', driver: 'e1000e', table: null, error: null },
     ]);
     expect(store.readTables()).toEqual({ active: [], inactive: [] });
   });
@@ -288,8 +289,8 @@ describe('recover: vanished devices', () => {
     const host = new FakeHost().add(C, 'e1000e', 'vfio-pci', 'vfio-pci');
     const report = await recover(store, host, host);
     expect(report.pruned).toEqual([
-      { address: A, table: 'active', usedBy: qemu('vm1') },
-      { address: B, table: 'inactive', usedBy: null },
+      { key: pciKey(A), address: A, table: 'active', usedBy: qemu('vm1') },
+      { key: pciKey(B), address: B, table: 'inactive', usedBy: null },
     ]);
     expect(report.warnings).toEqual([
       `${A} is no longer on this host; dropped from the active table (it was used by driver qemu, domain vm1)`,

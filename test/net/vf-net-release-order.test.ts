@@ -86,14 +86,14 @@ describe('VF network config at release', () => {
 
     const stillDown = await host.open();
     try {
-      expect(stillDown.recovery.vfConfig).toEqual([{ address: VF, outcome: 'pending', reason: expect.stringContaining('the PF is not online') }]);
+      expect(stillDown.recovery.vfConfig).toEqual([{ key: `pci:${VF}`, address: VF, outcome: 'pending', reason: expect.stringContaining('the PF is not online') }]);
     } finally {
       stillDown.close();
     }
     await net.setUp('enp1s0f0', true);
     const next = await host.open();
     try {
-      expect(next.recovery.vfConfig).toEqual([{ address: VF, outcome: 'restored', reason: null }]);
+      expect(next.recovery.vfConfig).toEqual([{ key: `pci:${VF}`, address: VF, outcome: 'restored', reason: null }]);
       expect(next.recovery.warnings).toContain(`restored the saved VF network config of ${VF} (left by an interrupted operation)`);
       expect(next.store.readVfConfigs()).toEqual([]);
       expect((await net.show('enp1s0f0')).vfs[0]).toMatchObject({ vlan: 0 });

@@ -55,6 +55,9 @@ describe('device keys at the service and the CLI', () => {
     expect(vfs.vfs.every((vf) => vf.key === `pci:${vf.address}`)).toBe(true);
     expect(vfs.vfs.find((vf) => vf.address === VF0)).toMatchObject({ key: `pci:${VF0}`, owner: { domain: 'vm1' }, mac: '52:54:00:00:00:01' });
 
+    const args = await service.qemuArgs({ domain: 'vm1' });
+    expect([args.devices, args.keys, args.missingKeys]).toEqual([[VF0, VF1], [`pci:${VF0}`, `pci:${VF1}`], []]);
+
     const released = await service.release({ domain: 'vm1', addresses: [`pci:${VF1}`] });
     expect(released.released).toEqual([VF1]);
     expect(released.changes).toContainEqual({ kind: 'remove', key: `pci:${VF1}`, address: VF1 });

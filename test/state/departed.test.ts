@@ -35,7 +35,7 @@ describe('store: VF identities and departed VFs', () => {
       // the same VF (PF, index) departing again replaces its record
       await store.exclusive('status', async (op) => op.commit([{ kind: 'record-departed', record: { ...record, prunedBy: 'status' } }]));
       expect(store.readDeparted().map((r) => r.prunedBy)).toEqual(['status']);
-      await store.exclusive('forget', async (op) => op.commit([{ kind: 'drop-departed', pf: PF, vfIndex: 3 }]));
+      await store.exclusive('assign', async (op) => op.commit([{ kind: 'drop-departed', pf: PF, vfIndex: 3 }]));
       expect(store.readDeparted()).toEqual([]);
     } finally {
       store.close();

@@ -21,7 +21,7 @@ function openError(dir: string): HostdevError {
 async function populated(entries: number): Promise<string> {
   const dir = tempDir();
   const store = StateStore.open(dir);
-  await store.exclusive('fill', async (op) => {
+  await store.exclusive('assign', async (op) => {
     op.commit(Array.from({ length: entries }, (_, i) => ({ kind: 'set-active' as const, entry: active(i % 256, `vm-${i}`) })));
     op.commit(Array.from({ length: entries }, (_, i) => ({ kind: 'set-active' as const, entry: active(i % 256, `domain-with-a-long-name-${i}`.repeat(4)) })));
   });

@@ -150,7 +150,7 @@ describe('migration 5: entries keyed by device key', () => {
 
     const store = StateStore.open(dir);
     try {
-      await store.exclusive('test', async (op) => {
+      await store.exclusive('assign', async (op) => {
         expect(op.ownedBy({ driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }).map((e) => e.key)).toEqual(['pci:0000:01:10.0']);
         expect(op.lookup(['0000:02:00.0' as PciAddress]).inactive.map((e) => e.key)).toEqual(['pci:0000:02:00.0']);
         op.commit([removeChange('0000:01:10.0' as PciAddress), { kind: 'set-inactive', entry: inactive(3) }]);

@@ -18,7 +18,7 @@ function filesOf(dir: string): Record<string, string> {
 async function seeded(): Promise<string> {
   const dir = tempDir();
   const store = StateStore.open(dir);
-  await store.exclusive('seed', async (op) => op.commit([{ kind: 'set-active', entry: active(1) }]));
+  await store.exclusive('assign', async (op) => op.commit([{ kind: 'set-active', entry: active(1) }]));
   store.close();
   return dir;
 }
@@ -30,7 +30,7 @@ describe('StateStore.openSnapshot (dry runs)', () => {
     const snapshot = StateStore.openSnapshot(dir);
     expect(snapshot.snapshot).toBe(true);
     expect(snapshot.readTables()).toEqual({ active: [active(1)], inactive: [] });
-    await snapshot.exclusive('dry', async (op) =>
+    await snapshot.exclusive('assign', async (op) =>
       op.commit([removeChange(active(1).address), { kind: 'set-inactive', entry: inactive(2) }]),
     );
     expect(snapshot.readTables()).toEqual({ active: [], inactive: [inactive(2)] });
@@ -44,7 +44,7 @@ describe('StateStore.openSnapshot (dry runs)', () => {
   it('sees commits still in the WAL of a store another connection holds open', async () => {
     const dir = tempDir();
     const store = StateStore.open(dir);
-    await store.exclusive('seed', async (op) => op.commit([{ kind: 'set-inactive', entry: inactive(3) }]));
+    await store.exclusive('assign', async (op) => op.commit([{ kind: 'set-inactive', entry: inactive(3) }]));
     expect(fs.existsSync(path.join(dir, `${DB_FILE}-wal`))).toBe(true);
     const snapshot = StateStore.openSnapshot(dir);
     expect(snapshot.readTables().inactive).toEqual([inactive(3)]);

@@ -43,7 +43,7 @@ describe('store commit against the pure model (core applyChanges)', () => {
         await reset();
         let model: Tables = EMPTY_TABLES;
         for (const changes of commits) {
-          await store.exclusive('commit', async (op) => op.commit(changes));
+          await store.exclusive('assign', async (op) => op.commit(changes));
           model = applyChanges(model, changes);
           const actual = store.readTables();
           expect(actual).toEqual(model);
@@ -60,7 +60,7 @@ describe('store commit against the pure model (core applyChanges)', () => {
     const good: TableChange = { kind: 'set-inactive', entry: { key: pciKey(addr(1)), address: addr(1), managed: false, stubDriver: 'vfio-pci', originalDriver: null } };
     // A NOT NULL violation on the second change aborts the whole commit.
     const bad = { kind: 'set-inactive', entry: { key: pciKey(addr(2)), address: addr(2), managed: false, stubDriver: null, originalDriver: null } } as unknown as TableChange;
-    await expect(store.exclusive('t', async (op) => op.commit([good, bad]))).rejects.toThrow();
+    await expect(store.exclusive('assign', async (op) => op.commit([good, bad]))).rejects.toThrow();
     expect(store.readTables()).toEqual(EMPTY_TABLES);
   });
 });

@@ -65,7 +65,7 @@ describe('StateStore.open: files and modes', () => {
 describe('tables', () => {
   it('applies set-active, set-inactive and remove; a device is never in both tables', async () => {
     const store = open(tempDir());
-    await store.exclusive('t', async (op) => {
+    await store.exclusive('assign', async (op) => {
       op.commit([
         { kind: 'set-inactive', entry: inactive(1) },
         { kind: 'set-active', entry: active(2) },
@@ -73,7 +73,7 @@ describe('tables', () => {
       ]);
     });
     expect(store.readTables()).toEqual({ active: [active(2)], inactive: [inactive(1), inactive(3, true)] });
-    await store.exclusive('t', async (op) => {
+    await store.exclusive('assign', async (op) => {
       op.commit([{ kind: 'set-active', entry: active(1, 'vm2', false) }, { kind: 'set-inactive', entry: inactive(2) }]);
       expect(op.tables()).toEqual({ active: [active(1, 'vm2', false)], inactive: [inactive(2), inactive(3, true)] });
       op.commit([removeChange(addr(3)), removeChange(addr(1))]);
@@ -83,7 +83,7 @@ describe('tables', () => {
 
   it('keyed reads under the lock: lookup, ownedBy, inactive', async () => {
     const store = open(tempDir());
-    await store.exclusive('t', async (op) => {
+    await store.exclusive('assign', async (op) => {
       op.commit([
         { kind: 'set-active', entry: active(1, 'vm1') },
         { kind: 'set-active', entry: active(2, 'vm2') },
@@ -108,12 +108,12 @@ describe('tables', () => {
   it('saves and drops VF network config atomically with table changes', async () => {
     const store = open(tempDir());
     const config = { address: addr(4), pf: 'ens1f0', vfIndex: 3, mac: '52:54:00:00:00:04', vlan: 42, spoofchk: true, trust: null };
-    await store.exclusive('t', async (op) => {
+    await store.exclusive('assign', async (op) => {
       op.commit([{ kind: 'save-vf-config', config }, { kind: 'set-active', entry: active(4) }]);
       expect(op.vfConfigs()).toEqual([config]);
     });
     expect(store.readVfConfigs()).toEqual([config]);
-    await store.exclusive('t', async (op) => op.commit([{ kind: 'drop-vf-config', address: addr(4) }]));
+    await store.exclusive('assign', async (op) => op.commit([{ kind: 'drop-vf-config', address: addr(4) }]));
     expect(store.readVfConfigs()).toEqual([]);
   });
 });
@@ -173,7 +173,7 @@ describe('journal', () => {
 
   it('journal: false (benchmarks only) writes no intents', async () => {
     const store = open(tempDir(), { journal: false });
-    await store.exclusive('t', async (op) => {
+    await store.exclusive('assign', async (op) => {
       op.done(op.intend(step(1)));
       expect(store.readJournal()).toEqual([]);
       op.commit([]);
@@ -182,7 +182,7 @@ describe('journal', () => {
 
   it('refuses an operation used after its lock was released', async () => {
     const store = open(tempDir());
-    const op = await store.exclusive('t', async (o) => o);
+    const op = await store.exclusive('assign', async (o) => o);
     expect(() => op.intend(step(1))).toThrow(/after its state lock was released/);
   });
 });
@@ -229,7 +229,7 @@ describe('the cross-process lock', () => {
     expect(run.code).toBe(0);
     const a = open(dir);
     const b = open(dir, { lockTimeoutMs: 100 });
-    await a.exclusive('probe', async () => {
+    await a.exclusive('status', async () => {
       const error = (await b.exclusive('status', async () => 1).catch((e: unknown) => e)) as HostdevError;
       expect(error.code).toBe('HOSTDEV_BUSY');
       expect(error.message).toMatch(/another hostdev process is running and holds it/);
@@ -249,7 +249,7 @@ describe('the cross-process lock', () => {
         // The child holds it now: a short attempt fails, then the kill frees it.
         const quick = open(dir, { lockTimeoutMs: 50 });
         waiting = quick
-          .exclusive('probe', async () => 0)
+          .exclusive('status', async () => 0)
           .then(
             () => -1,
             (e: unknown) => ((e as HostdevError).code === 'HOSTDEV_BUSY' ? 1 : -2),
@@ -260,7 +260,7 @@ describe('the cross-process lock', () => {
     expect(run.signal).toBe('SIGKILL');
     expect(await waiting).toBe(1);
     const started = Date.now();
-    await expect(waiter.exclusive('after', async () => 'ok')).resolves.toBe('ok');
+    await expect(waiter.exclusive('release', async () => 'ok')).resolves.toBe('ok');
     // Well inside the waiter's 10 s timeout: the dead holder's lock is free at once, no stale timer.
     expect(Date.now() - started).toBeLessThan(5_000);
   });
@@ -272,9 +272,9 @@ describe('the cross-process lock', () => {
     const order: string[] = [];
     let waiting: Promise<void> | undefined;
     for (let i = 0; i < 100; i++) {
-      await busy.exclusive('loop', async () => {
+      await busy.exclusive('assign', async () => {
         order.push('busy');
-        waiting ??= waiter.exclusive('waiter', async () => void order.push('waiter'));
+        waiting ??= waiter.exclusive('release', async () => void order.push('waiter'));
         await new Promise((r) => setTimeout(r, 5));
       });
     }
@@ -288,15 +288,16 @@ describe('the cross-process lock', () => {
     const store = open(tempDir());
     const order: string[] = [];
     const task = (name: string) =>
-      store.exclusive(name, async () => {
+      // The label is the order's; the lock needs an operation's name.
+      store.exclusive('assign', async () => {
         order.push(`${name}+`);
         await new Promise((r) => setTimeout(r, 5));
         order.push(`${name}-`);
       });
     await Promise.all([task('a'), task('b'), task('c')]);
     expect(order).toEqual(['a+', 'a-', 'b+', 'b-', 'c+', 'c-']);
-    await expect(store.exclusive('outer', () => store.exclusive('inner', async () => 1))).rejects.toThrow(
-      /inside "outer"/,
+    await expect(store.exclusive('assign', () => store.exclusive('release', async () => 1))).rejects.toThrow(
+      /inside "assign"/,
     );
   });
 });

@@ -86,6 +86,38 @@ describe('reading the inventory in bounded reader processes', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 
+  it.each(READERS)('names the file it was reading when the whole-read bound hit (%s)', async (_name, using) => {
+    const root = host();
+    const layout = new SysfsLayout(root);
+    const pf = readInventory(layout).devices.find((d) => d.sriov !== null)!;
+    block(layout, pf.address, 'sriov_numvfs');
+    const error = await using(() => readInventoryBounded(layout, { timeoutMs: 500, stallMs: 60_000 }).then(() => null, (e: unknown) => e));
+    expect(error).toMatchObject({ code: 'HOSTDEV_TIMEOUT' });
+    const blocked = layout.device(pf.address, 'sriov_numvfs');
+    expect((error as Error).message).toContain(`reading ${blocked} did not finish within 500 ms`);
+    expect((error as { details: { files: string[] } }).details.files).toEqual([blocked]);
+  });
+
+  it.each(READERS)('names the file of each job that is held up on a large host read in two (%s)', async (_name, using) => {
+    dir ??= mkdtempSync(path.join(os.tmpdir(), 'hostdev-bounded-'));
+    const root = path.join(dir, 'host');
+    buildHost(root, generateSpec(1100));
+    const layout = new SysfsLayout(root);
+    const entries = readdirSync(layout.pciDevicesDir).sort();
+    // One blocked file in each half of the functions.
+    const first = entries[10]!;
+    const second = entries[entries.length - 10]!;
+    block(layout, first, 'config');
+    block(layout, second, 'config');
+    const reader = new BatchReader(layout, DEVICE_OP_LIST);
+    expect(reader.entryByEntry).toBe(false);
+    const error = await using(() => reader.forEach(layout, 1_500, () => {}).then(() => null, (e: unknown) => e));
+    expect(error).toMatchObject({ code: 'HOSTDEV_TIMEOUT' });
+    const files = (error as { details: { files: string[] } }).details.files;
+    expect(files).toEqual([layout.device(first as never, 'config'), layout.device(second as never, 'config')]);
+    expect((error as Error).message).toContain(`${files[0]} and ${files[1]}`);
+  });
+
   it('hostdev list exits with the kernel exit code and a hint instead of hanging', () => {
     const root = host();
     blockSriovNumvfs(root);

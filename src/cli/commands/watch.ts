@@ -4,6 +4,7 @@ import type { WatchSourceChoice } from '../../events/sources.js';
 import { describeLiveEvent } from '../../manager/watch-live.js';
 import { globalOptions, type GlobalOptions } from '../context.js';
 import { openService } from '../open-manager.js';
+import { stopSignal } from '../stop-signals.js';
 
 type SourceChoice = WatchSourceChoice;
 
@@ -12,6 +13,7 @@ interface WatchOptions {
   source: string;
   readTimeout: string;
   reclaim?: boolean;
+  dryRun?: boolean;
 }
 
 function positiveMs(value: string, option: string): number {
@@ -39,6 +41,7 @@ export function registerWatch(program: Command): void {
       'policy: a returned VF whose former domain still claims it is made ready for that domain again ' +
         '(stub driver, its VF network config); never when someone else holds it meanwhile',
     )
+    .option('--dry-run', 'change nothing: say what each prune and (with --reclaim) each reclaim would do')
     .action(async (options: WatchOptions, command: Command) => {
       const globals = globalOptions(command);
       const intervalMs = positiveMs(options.interval, '--interval');
@@ -51,6 +54,7 @@ export function registerWatch(program: Command): void {
       process.exitCode = await runWatch({
         globals,
         reclaim: options.reclaim ?? false,
+        dryRun: options.dryRun ?? false,
         intervalMs,
         readTimeoutMs,
         choice: options.source as SourceChoice,
@@ -61,36 +65,33 @@ export function registerWatch(program: Command): void {
 interface RunWatchOptions {
   readonly globals: GlobalOptions;
   readonly reclaim: boolean;
+  /** Opens the state for dry runs: nothing in the tables or under the root changes. */
+  readonly dryRun: boolean;
   readonly intervalMs: number;
   readonly readTimeoutMs: number;
   readonly choice: SourceChoice;
-  /** Resolves when the watch should stop; default: SIGINT or SIGTERM. */
+  /** Resolves when the watch should stop; default: SIGINT or SIGTERM (caught from the CLI's start on). */
   readonly until?: Promise<unknown>;
   readonly write?: (line: string) => void;
   readonly warn?: (line: string) => void;
 }
 
-function signalled(): Promise<string> {
-  return new Promise((resolve) => {
-    const stop = (signal: string): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      resolve(signal);
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-  });
-}
-
-/** Runs until stopped; returns the exit code. Stopping waits for a prune in progress to commit. */
+/**
+ * Runs until stopped; returns the exit code: 0 for a stop by Ctrl-C or SIGTERM, whatever the
+ * source and however early (as `udevadm monitor` ends). Stopping waits for a prune in progress to
+ * commit; a stop before the watch started starts nothing.
+ */
 async function runWatch(options: RunWatchOptions): Promise<number> {
   const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
   const warn = options.warn ?? ((line: string) => process.stderr.write(`${line}\n`));
   const stop = new AbortController();
-  void (options.until ?? signalled()).then(() => stop.abort());
+  void (options.until ?? stopSignal()).then(() => stop.abort());
+  // The signal's handler runs from the event loop: let one that already came be heard.
+  await new Promise((resolve) => setImmediate(resolve));
+  if (stop.signal.aborted) return 0;
   const { json } = options.globals;
   // Recovery runs on open, so the watch starts from consistent tables.
-  const service = await openService(options.globals);
+  const service = await openService(options.globals, { dryRun: options.dryRun });
   for (const warning of service.recovery.warnings) warn(`warning: ${warning}`);
   try {
     const events = service.watch({
