@@ -111,3 +111,16 @@ export function curlSync(socket: string, method: string, url: string, body?: unk
 export function cli(host: DaemonHost, args: readonly string[]): unknown {
   return jsonOf(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--json', ...args]));
 }
+
+/** The body of a streaming answer so far (inject() ends it when the app closes it, so read a socket). */
+export async function readStream(app: import('fastify').FastifyInstance, url: string): Promise<string> {
+  const { PassThrough } = await import('node:stream');
+  const response = await app.inject({ method: 'GET', url, payloadAsStream: true });
+  const stream = response.stream() as InstanceType<typeof PassThrough>;
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => (text += chunk));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  stream.destroy();
+  return text;
+}
