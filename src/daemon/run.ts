@@ -19,6 +19,8 @@ export interface DaemonOptions {
   /** Where hostdev.sock and hostdev-ro.sock are created (not used when systemd passes the sockets). */
   readonly socketDir: string;
   readonly stateDir: string;
+  /** The host it works on, as GET /v1 says (absolute root and state dir, simulate mode). */
+  readonly serves: { readonly root: string; readonly stateDir: string; readonly simulate: boolean };
   /** Opens the service as the command line's options say (root, kernel, host use). */
   readonly open: (mode: { readonly dryRun?: boolean; readonly cacheInventory?: boolean }) => Promise<HostdevService>;
   readonly logger?: Logger;
@@ -144,6 +146,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     readOnly: (socket) => readOnlySockets.has(socket),
     stopping: () => stopping !== null,
+    serves: options.serves,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
   });
 

@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 export const API_VERSION = '1.0';
 /** Features added to /v1 after its first release; a client checks for one before it uses it. */
-export const API_EXTENSIONS = ['operations', 'events-ndjson', 'events-sse', 'dry-run', 'metrics'] as const;
+export const API_EXTENSIONS = ['operations', 'events-ndjson', 'events-sse', 'dry-run', 'metrics', 'serves', 'noop-false'] as const;
 
 const flag = z
   .enum(['true', 'false', '1', '0'])
@@ -27,6 +27,7 @@ export const ListQuery = z.object({
 export const MutationQuery = z.object({
   dryRun: flag.optional().describe('return the plan (the ordered sysfs writes and table changes); change nothing'),
   wait: millis.optional().describe('how long to wait for the operation (ms, default 30000) before answering 202'),
+  noop: flag.optional().describe('false: the same assign again by the same owner is the HOSTDEV_IN_USE error (409), as the command line reports it, instead of a 200 no-op'),
 });
 
 export const OperationsQuery = z.object({
@@ -83,6 +84,7 @@ export const AssignBody = z.strictObject({
 
 export const ReleaseQuery = MutationQuery.extend({
   devices: z.string().optional().describe('comma-separated device keys (default: every device of the domain)'),
+  waitMs: millis.optional().describe('longest wait for device reads the kernel holds (default 15000), as waitMs in the bodies of the other changes'),
 });
 
 export const QemuArgsQuery = z.object({
@@ -260,6 +262,14 @@ const operationReportFields = {
   notes: z.array(z.string()),
   recovery: Recovery.optional().describe('dry runs: what recovery at open would do first'),
   writes: z.array(z.strictObject({ path: z.string(), value: z.string() })),
+  checks: z
+    .array(
+      z.discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('verify-driver'), address: Address, expected: z.string().nullable() }),
+        z.strictObject({ kind: z.literal('verify-host-driver'), address: Address, bound: z.boolean() }),
+      ]),
+    )
+    .describe('the read-back checks of the plan: the driver each device must be on afterwards'),
 };
 const OperationReport = z.strictObject(operationReportFields).describe('detach, reattach, reset');
 const AssignReport = z.strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()) }).describe('assign');
@@ -318,6 +328,9 @@ export const ApiIndex = z.strictObject({
   apiVersion: z.string(),
   api_extensions: z.array(z.string()),
   readOnly: z.boolean().describe('true on hostdev-ro.sock'),
+  serves: z
+    .strictObject({ root: z.string(), stateDir: z.string(), simulate: z.boolean() })
+    .describe('the host this daemon works on (absolute paths): the command line goes through the daemon only when they equal its own'),
 });
 
 export const Responses = {

@@ -18,7 +18,13 @@ describe('the API over inject()', () => {
     const index = await app.inject({ method: 'GET', url: '/v1' });
     expect(index.statusCode).toBe(200);
     expect(index.headers['hostdev-api-version']).toBe('1.0');
-    expect(index.json()).toEqual({ name: 'hostdev', apiVersion: '1.0', api_extensions: expect.arrayContaining(['operations', 'events-ndjson']), readOnly: false });
+    expect(index.json()).toEqual({
+      name: 'hostdev',
+      apiVersion: '1.0',
+      api_extensions: expect.arrayContaining(['operations', 'events-ndjson', 'serves']),
+      readOnly: false,
+      serves: { root: host.root, stateDir: host.stateDir, simulate: true },
+    });
     const missing = await app.inject({ method: 'GET', url: '/v1/nothing' });
     expect(missing.statusCode).toBe(404);
     expect(missing.headers['hostdev-api-version']).toBe('1.0');

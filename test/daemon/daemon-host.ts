@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/run.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
-import { jsonOf, runCli } from '../support/cli.js';
+import { background, type Background } from '../support/background.js';
+import { CLI_BIN, jsonOf, runCli } from '../support/cli.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 
 /** A simulated host with its state and socket dirs in one temp dir, removed after each test. */
@@ -48,6 +49,7 @@ export async function startTestDaemon(
   const daemon = await startDaemon({
     socketDir: host.socketDir,
     stateDir: host.stateDir,
+    serves: { root: host.root, stateDir: host.stateDir, simulate: true },
     open: (mode) => HostdevService.open({ ...simulatedHost(host.root), stateDir: host.stateDir, ...mode }),
     logger: pino({ level: 'silent' }),
     watch: options.watch ?? false,
@@ -123,4 +125,16 @@ export async function readStream(app: import('fastify').FastifyInstance, url: st
   await new Promise((resolve) => setTimeout(resolve, 150));
   stream.destroy();
   return text;
+}
+
+/** `hostdev daemon` in a child process over the host. */
+export async function daemonProcess(host: DaemonHost): Promise<Background> {
+  const child = background(process.execPath, [CLI_BIN, '--root', host.root, '--state-dir', host.stateDir, '--simulate', 'daemon', '--socket-dir', host.socketDir, '--drain', '20000']);
+  // Up once the read-only socket answers (the daemon binds it second).
+  const deadline = Date.now() + 20_000;
+  while (!(await curl(host.roSocket, 'GET', '/v1').then(() => true, () => false))) {
+    if (child.finished() || Date.now() > deadline) throw new Error(`the daemon did not come up: ${child.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return child;
 }
