@@ -44,7 +44,7 @@ export function daemonHost(preset = 'sriov-nic'): DaemonHost {
 /** The daemon in this process, on the host's sockets (stopped after the test). */
 export async function startTestDaemon(
   host: DaemonHost,
-  options: { watch?: boolean; heartbeatMs?: number; eventCapacity?: number } = {},
+  options: { watch?: boolean; heartbeatMs?: number; eventCapacity?: number; metricsListen?: { host: string; port: number } } = {},
 ): Promise<RunningDaemon> {
   const daemon = await startDaemon({
     socketDir: host.socketDir,
@@ -56,6 +56,7 @@ export async function startTestDaemon(
     drainMs: 5_000,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     ...(options.eventCapacity === undefined ? {} : { eventCapacity: options.eventCapacity }),
+    ...(options.metricsListen === undefined ? {} : { metricsListen: options.metricsListen }),
   });
   daemons.push(daemon);
   return daemon;
