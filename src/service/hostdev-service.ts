@@ -384,7 +384,8 @@ export class HostdevService {
     const from = ownerOf(request.from);
     const to = ownerOf(request.to);
     const addresses = request.addresses.map(parsePciRef);
-    return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }));
+    // Only the tables change (read live by list, show and groups): no function is read again.
+    return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }), () => []);
   }
 
   /** Where the VFIO device nodes of this host are (ROOT/dev/vfio). */
