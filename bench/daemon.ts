@@ -4,115 +4,27 @@
  * 1. Read latency: GET /v1/devices on a 4,096-function host, BENCH_READS (1,000) requests one after
  *    the other on a keep-alive connection, p50/p99 to the last byte of the body, against
  *    `lspci -Dnnk` on the same tree (BENCH_LSPCI_ROUNDS runs, median). Goal: p50 under 5 ms.
- * 2. Concurrency: BENCH_CLIENTS (64) clients, BENCH_REQUESTS (4,000; the issue's full run is 20,000)
+ * 2. Reads after a change: GET /v1/devices right after each of BENCH_CHANGES (20) detaches and
+ *    reattaches of a VF on the same host: the cache reads again only what the change touched.
+ * 3. Concurrency: BENCH_CLIENTS (64) clients, BENCH_REQUESTS (4,000; the issue's full run is 20,000)
  *    requests in all, on a host with 1,024 VFs: reads of one VF, status, assigns of a random VF to
  *    the client's own domain and releases of it. Only 409 conflicts are expected; any other error is
  *    counted and printed. Afterwards the tables must be consistent: no journal row, every table entry
  *    on vfio-pci and nothing else on vfio-pci. The daemon's RSS and open fds before and after.
  *
- * Figures only; not a pass/fail test. Run with `npm run bench -- daemon` (BENCH_PARTS=reads or
- * concurrency for one of the two).
+ * Figures only; not a pass/fail test. Run with `npm run bench -- daemon` (BENCH_PARTS=reads,
+ * after-changes or concurrency for one of them).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { buildHost } from '../src/sim/builder.js';
+import { spawnSync } from 'node:child_process';
 import { generateSpec } from '../src/sim/presets.js';
-import type { HostSpec } from '../src/sim/spec.js';
+import { checkTables, closeRequests, mixedLoad, ms, percentile, printLoad, request, usage, withHost } from './daemon-support.js';
 import { vfHost } from './vf-host.js';
 
-const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cli = path.join(repo, 'dist/cli/bin.js');
-const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 const READS = Number(process.env['BENCH_READS'] ?? 1_000);
 const LSPCI_ROUNDS = Number(process.env['BENCH_LSPCI_ROUNDS'] ?? 7);
+const CHANGES = Number(process.env['BENCH_CHANGES'] ?? 20);
 const CLIENTS = Number(process.env['BENCH_CLIENTS'] ?? 64);
 const REQUESTS = Number(process.env['BENCH_REQUESTS'] ?? 4_000);
-
-interface Answer {
-  readonly status: number;
-  readonly body: string;
-}
-
-const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-
-function request(socketPath: string, method: string, url: string, body?: unknown): Promise<Answer> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath, path: url, method, agent, headers: payload === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-const ms = (value: number): string => `${value.toFixed(2)} ms`;
-
-interface Daemon {
-  readonly child: ChildProcess;
-  readonly socket: string;
-  stop(): Promise<void>;
-}
-
-async function startDaemon(base: string, root: string): Promise<Daemon> {
-  const socketDir = path.join(base, 'run');
-  const socket = path.join(socketDir, 'hostdev.sock');
-  const child = spawn(process.execPath, [cli, '--root', root, '--state-dir', path.join(base, 'state'), '--simulate', 'daemon', '--socket-dir', socketDir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const up = existsSync(path.join(socketDir, 'hostdev-ro.sock')) && (await request(socket, 'GET', '/v1').then((a) => a.status === 200, () => false));
-    if (up) break;
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the daemon did not come up');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return {
-    child,
-    socket,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('close', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-function usage(pid: number): { rssMb: number; fds: number } {
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0';
-  return { rssMb: Number(rss) / 1024, fds: readdirSync(`/proc/${pid}/fd`).length };
-}
-
-async function withHost<T>(spec: HostSpec, run: (daemon: Daemon, root: string) => Promise<T>): Promise<T> {
-  const base = mkdtempSync(path.join(SCRATCH, 'hd-bench-'));
-  try {
-    const root = path.join(base, 'root');
-    buildHost(root, spec);
-    const daemon = await startDaemon(base, root);
-    try {
-      return await run(daemon, root);
-    } finally {
-      await daemon.stop();
-    }
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
-}
 
 async function readLatency(): Promise<void> {
   await withHost(generateSpec(4_096), async (daemon, root) => {
@@ -142,73 +54,46 @@ async function readLatency(): Promise<void> {
   });
 }
 
+async function readsAfterChanges(): Promise<void> {
+  await withHost(generateSpec(4_096), async (daemon) => {
+    const devices = JSON.parse((await request(daemon.socket, 'GET', '/v1/devices')).body) as Array<{ address: string; driver: string | null; headerType: string | null }>;
+    const vf = devices.find((d) => d.driver !== null && d.headerType === 'endpoint' && d.driver !== 'vfio-pci')?.address;
+    if (vf === undefined) throw new Error('no endpoint with a driver on the generated host');
+    const steady: number[] = [];
+    const after: number[] = [];
+    const time = async (into: number[]): Promise<void> => {
+      const start = performance.now();
+      const answer = await request(daemon.socket, 'GET', '/v1/devices');
+      into.push(performance.now() - start);
+      if (answer.status !== 200) throw new Error(`GET /v1/devices: ${answer.status}`);
+    };
+    for (let i = 0; i < CHANGES; i++) {
+      for (const kind of ['detach', 'reattach']) {
+        const change = await request(daemon.socket, 'POST', `/v1/devices/${vf}/${kind}`, {});
+        if (change.status !== 200) throw new Error(`${kind} ${vf}: ${change.status} ${change.body.slice(0, 200)}`);
+        await time(after);
+        await time(steady);
+      }
+    }
+    console.log(`GET /v1/devices on ${devices.length} functions right after each of ${after.length} detaches/reattaches of ${vf}:`);
+    console.log(`  first read after the change: p50 ${ms(percentile(after, 50))}  p99 ${ms(percentile(after, 99))}`);
+    console.log(`  the read after that:         p50 ${ms(percentile(steady, 50))}  p99 ${ms(percentile(steady, 99))}`);
+  });
+}
+
 async function concurrency(): Promise<void> {
   const { spec, vfs } = vfHost(1_024);
   await withHost(spec, async (daemon) => {
     const before = usage(daemon.child.pid!);
-    const latencies = new Map<string, number[]>();
-    const outcomes = new Map<string, number>();
-    const unexpected: string[] = [];
-    let next = 0;
-    let followed = 0;
-    const pick = (): string => vfs[Math.floor(Math.random() * vfs.length)]!;
-    const worker = async (id: number): Promise<void> => {
-      const domain = `vm-${id}`;
-      while (next < REQUESTS) {
-        next += 1;
-        const dice = Math.random();
-        const [kind, method, url, body]: [string, string, string, unknown] =
-          dice < 0.5
-            ? ['read-device', 'GET', `/v1/devices/pci:${pick()}`, undefined]
-            : dice < 0.7
-              ? ['status', 'GET', '/v1/status', undefined]
-              : dice < 0.9
-                ? ['assign', 'POST', '/v1/assignments', { domain, devices: [pick()] }]
-                : ['release', 'DELETE', `/v1/assignments/qemu/${domain}`, undefined];
-        const start = performance.now();
-        let answer = await request(daemon.socket, method, url, body);
-        // Still queued after the daemon's wait (30 s): follow it to its end, as a client does.
-        while (answer.status === 202) {
-          const op = JSON.parse(answer.body) as { id: string; state: string; error: { code: string } | null };
-          const waited = await request(daemon.socket, 'GET', `/v1/operations/${op.id}/wait?timeout=600000`);
-          const final = JSON.parse(waited.body) as typeof op;
-          if (final.state === 'running') continue;
-          answer = { status: final.state === 'completed' ? 200 : final.error?.code === 'HOSTDEV_IN_USE' || final.error?.code === 'HOSTDEV_GROUP_CONFLICT' ? 409 : 500, body: waited.body };
-          followed += 1;
-        }
-        (latencies.get(kind) ?? latencies.set(kind, []).get(kind)!).push(performance.now() - start);
-        const outcome = `${kind} ${answer.status}`;
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-        if (answer.status !== 200 && !(kind === 'assign' && answer.status === 409)) unexpected.push(`${method} ${url}: ${answer.status} ${answer.body.slice(0, 200)}`);
-      }
-    };
-    const start = performance.now();
-    await Promise.all(Array.from({ length: CLIENTS }, (_, id) => worker(id)));
-    const seconds = (performance.now() - start) / 1000;
-    const all = [...latencies.values()].flat();
-    console.log(`${CLIENTS} clients, ${all.length} requests on ${vfs.length} VFs in ${seconds.toFixed(1)} s: ${(all.length / seconds).toFixed(0)} requests/s`);
-    console.log(`  all: p50 ${ms(percentile(all, 50))}  p99 ${ms(percentile(all, 99))}`);
-    for (const [kind, values] of [...latencies].sort()) {
-      console.log(`  ${kind.padEnd(12)} ${String(values.length).padStart(6)}  p50 ${ms(percentile(values, 50))}  p99 ${ms(percentile(values, 99))}`);
-    }
-    console.log(`  operations answered 202 and followed on /wait: ${followed}`);
-    console.log(`  answers: ${[...outcomes].sort().map(([outcome, n]) => `${outcome}: ${n}`).join(', ')}`);
-    console.log(`  unexpected errors: ${unexpected.length}${unexpected.length > 0 ? `\n    ${unexpected.slice(0, 5).join('\n    ')}` : ''}`);
-    const status = JSON.parse((await request(daemon.socket, 'GET', '/v1/status')).body) as {
-      active: Array<{ address: string }>;
-      inactive: Array<{ address: string }>;
-      journal: { unfinished: number };
-    };
-    const onVfio = (JSON.parse((await request(daemon.socket, 'GET', '/v1/devices?driver=vfio-pci')).body) as Array<{ address: string }>).map((d) => d.address).sort();
-    const inTables = [...status.active, ...status.inactive].map((e) => e.address).sort();
-    const consistent = status.journal.unfinished === 0 && JSON.stringify(onVfio) === JSON.stringify(inTables) && new Set(inTables).size === inTables.length;
-    console.log(`  tables afterwards: ${status.active.length} active, ${status.inactive.length} inactive, journal ${status.journal.unfinished}; on vfio-pci: ${onVfio.length} -> ${consistent ? 'consistent' : 'INCONSISTENT'}`);
+    printLoad(await mixedLoad(daemon, vfs, { clients: CLIENTS, requests: REQUESTS }), CLIENTS, vfs.length);
+    await checkTables(daemon);
     const after = usage(daemon.child.pid!);
     console.log(`  daemon RSS ${before.rssMb.toFixed(0)} -> ${after.rssMb.toFixed(0)} MB, open fds ${before.fds} -> ${after.fds}`);
   });
 }
 
-const parts = (process.env['BENCH_PARTS'] ?? 'reads,concurrency').split(',');
+const parts = (process.env['BENCH_PARTS'] ?? 'reads,after-changes,concurrency').split(',');
 if (parts.includes('reads')) await readLatency();
+if (parts.includes('after-changes')) await readsAfterChanges();
 if (parts.includes('concurrency')) await concurrency();
-agent.destroy();
+closeRequests();

@@ -9,6 +9,10 @@ export interface GlobalOptions {
   readonly json: boolean;
   readonly stateDir: string;
   readonly simulate: boolean;
+  /** Where the daemon's sockets are: --socket-dir, else $HOSTDEV_SOCKET_DIR, else /run/hostdev. */
+  readonly socketDir: string;
+  /** False with --no-daemon or HOSTDEV_NO_DAEMON=1: never go through a daemon. */
+  readonly useDaemon: boolean;
   /** The command run, as typed after the program name (`vf set-count`): recovery at open is recorded under it. */
   readonly command: string;
 }
@@ -42,13 +46,24 @@ function commandPath(command: Command): string {
   return names.join(' ');
 }
 
+export const DEFAULT_SOCKET_DIR = '/run/hostdev';
+
+function socketDirOf(opts: { socketDir?: string }): string {
+  refuseEmpty(opts.socketDir, '--socket-dir', 'out');
+  if (opts.socketDir !== undefined) return opts.socketDir;
+  refuseEmpty(process.env['HOSTDEV_SOCKET_DIR'], 'HOSTDEV_SOCKET_DIR', 'unset');
+  return process.env['HOSTDEV_SOCKET_DIR'] ?? DEFAULT_SOCKET_DIR;
+}
+
 export function globalOptions(command: Command): GlobalOptions {
-  const opts = command.optsWithGlobals<{ root?: string; json?: boolean; stateDir?: string; simulate?: boolean }>();
+  const opts = command.optsWithGlobals<{ root?: string; json?: boolean; stateDir?: string; simulate?: boolean; socketDir?: string; daemon?: boolean }>();
   return {
     root: opts.root ?? '/',
     json: opts.json ?? false,
     stateDir: stateDirOf(opts),
     simulate: opts.simulate ?? false,
+    socketDir: socketDirOf(opts),
+    useDaemon: opts.daemon !== false && process.env['HOSTDEV_NO_DAEMON'] !== '1',
     command: commandPath(command),
   };
 }

@@ -3,14 +3,15 @@ import type { PciAddress } from '../core/address.js';
 import { parsePciRef } from '../core/device-key.js';
 import { ExitCode, HostdevError } from '../core/errors.js';
 import { formatChange } from '../core/plan-types.js';
-import { operationJson } from '../service/report-json.js';
+import { operationJson, type ReportJson } from '../service/report-json.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import type { OperationMode } from '../manager/hostdev-manager.js';
 import type { DeviceWait } from '../manager/host-reader.js';
 import type { CommandResult } from './context.js';
-import { withService } from './open-manager.js';
+import { change } from './via-daemon.js';
+import type { HostdevClient, MutationOptions, OperationJson } from '../client/hostdev-client.js';
 import { action } from './run-action.js';
 import { formatOwner } from '../core/tables.js';
 import { MAX_TIMER_MS } from '../sysfs/bounded-inventory.js';
@@ -65,6 +66,11 @@ export function deviceWait(input: string | undefined): DeviceWait {
   };
 }
 
+/** `--wait` for the daemon: the device wait's bound (its progress lines are printed by a direct run only). */
+export function waitBody(wait: DeviceWait): { waitMs?: number } {
+  return wait.timeoutMs === undefined ? {} : { waitMs: wait.timeoutMs };
+}
+
 function listLine(label: string, addresses: readonly PciAddress[]): string[] {
   return addresses.length > 0 ? [`${label}: ${addresses.join(', ')}`] : [];
 }
@@ -96,7 +102,7 @@ export function recoveryPreview(recovery: RecoveryReport | undefined, indent: st
 }
 
 /** Dry run: what recovery would do first, the ordered writes (and checks, module loads), then the table changes. */
-function planText(report: OperationReport): string {
+function planText(report: ReportJson): string {
   const lines = [`${report.operation} plan (dry run: nothing was changed):`];
   lines.push(...recoveryPreview(report.recovery, '  '));
   lines.push(...(report.steps.length > 0 ? report.steps.map((step) => `  ${step}`) : ['  (no sysfs write)']));
@@ -105,7 +111,8 @@ function planText(report: OperationReport): string {
   return lines.join('\n');
 }
 
-export function reportResult(report: OperationReport, headline: string): CommandResult {
+/** What a change command prints for its report's JSON (made here, or the daemon's answer). */
+export function reportResult(report: ReportJson, headline: string): CommandResult {
   const warnings = report.failures.map((failure) => `${failure.address} (${failure.phase}): ${failure.message}`);
   const lines = report.dryRun ? [planText(report)] : headline === '' ? [] : [headline];
   if (!report.dryRun) {
@@ -113,11 +120,11 @@ export function reportResult(report: OperationReport, headline: string): Command
     lines.push(...listLine('pruned (no longer on this host, removed from both tables)', report.pruned));
   }
   lines.push(...report.notes.map((note) => `note: ${note}`));
-  const result: CommandResult = { json: operationJson(report), text: lines.join('\n'), warnings };
+  const result: CommandResult = { json: report, text: lines.join('\n'), warnings };
   return report.failures.length > 0 ? { ...result, exitCode: ExitCode.partial } : result;
 }
 
-export function releaseHeadline(report: ReleaseReport, domain: string): string {
+export function releaseHeadline(report: ReportJson<ReleaseReport>, domain: string): string {
   const lines = [`released ${report.released.length} device(s) of domain ${domain}`];
   lines.push(...listLine('back on their host driver', report.reattached));
   lines.push(...listLine('left on the stub (inactive)', report.inactive));
@@ -131,7 +138,9 @@ export function registerNodeCommand(
     readonly name: string;
     readonly description: string;
     readonly run: (service: HostdevService, address: PciAddress, mode: OperationMode) => Promise<OperationReport>;
-    readonly headline: (report: OperationReport, address: PciAddress) => string;
+    /** The same through the daemon. */
+    readonly remote: (client: HostdevClient, address: PciAddress, body: { waitMs?: number }, options: MutationOptions) => Promise<OperationJson>;
+    readonly headline: (report: ReportJson, address: PciAddress) => string;
   },
 ): void {
   addWaitOption(
@@ -144,8 +153,14 @@ export function registerNodeCommand(
         const address = parsePciRef(input);
         const opts = command.opts<{ dryRun?: boolean; wait?: string }>();
         const dryRun = opts.dryRun ?? false;
-        const mode = { dryRun, wait: deviceWait(opts.wait) };
-        const report = await withService(globals, (service) => spec.run(service, address, mode), { dryRun });
+        const wait = deviceWait(opts.wait);
+        const report = await change(
+          globals,
+          dryRun,
+          (service) => spec.run(service, address, { dryRun, wait }),
+          operationJson,
+          (client, options) => spec.remote(client, address, waitBody(wait), options),
+        );
         return reportResult(report, spec.headline(report, address));
       }),
     );

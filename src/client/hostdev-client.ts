@@ -21,6 +21,8 @@ export interface ApiIndexJson {
   readonly apiVersion: string;
   readonly api_extensions: readonly string[];
   readonly readOnly: boolean;
+  /** The host this daemon works on: the command line uses it only when these equal its own. */
+  readonly serves?: { readonly root: string; readonly stateDir: string; readonly simulate: boolean };
 }
 
 /** A change as the daemon records it; `result` is the command's `--json`. */
@@ -29,7 +31,7 @@ export interface OperationJson<R = unknown> {
   readonly kind: string;
   readonly state: 'running' | 'completed' | 'failed';
   readonly dryRun: boolean;
-  readonly owner: { readonly driver: string; readonly domain: string } | null;
+  readonly owner: { readonly driver: string; readonly domain: string; readonly hypervisor: string; readonly vm: string } | null;
   readonly devices: readonly string[];
   readonly createdAt: string;
   readonly finishedAt: string | null;
@@ -43,6 +45,8 @@ export interface MutationOptions {
   readonly dryRun?: boolean;
   /** How long the daemon waits before it answers 202 (the client then waits on /wait). */
   readonly waitMs?: number;
+  /** false: a repeated assign is the HOSTDEV_IN_USE error (as the command line reports it), not a 200 no-op. */
+  readonly noop?: boolean;
 }
 
 export interface AssignBodyJson {
@@ -126,12 +130,12 @@ export class HostdevClient {
     return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/detach`, body, options);
   }
 
-  reattach(key: string, options: MutationOptions = {}): Promise<OperationJson> {
-    return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/reattach`, {}, options);
+  reattach(key: string, body: { waitMs?: number } = {}, options: MutationOptions = {}): Promise<OperationJson> {
+    return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/reattach`, body, options);
   }
 
-  reset(key: string, options: MutationOptions = {}): Promise<OperationJson> {
-    return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/reset`, {}, options);
+  reset(key: string, body: { waitMs?: number } = {}, options: MutationOptions = {}): Promise<OperationJson> {
+    return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/reset`, body, options);
   }
 
   setVfCount(pf: string, body: { numVfs: number; force?: boolean; autoprobe?: boolean | null; waitMs?: number }, options: MutationOptions = {}): Promise<OperationJson> {
@@ -142,9 +146,9 @@ export class HostdevClient {
     return this.mutate('POST', '/v1/assignments', body, options);
   }
 
-  release(request: { domain: string; hypervisor?: string; devices?: readonly string[] }, options: MutationOptions = {}): Promise<OperationJson> {
+  release(request: { domain: string; hypervisor?: string; devices?: readonly string[]; waitMs?: number }, options: MutationOptions = {}): Promise<OperationJson> {
     const path = `/v1/assignments/${encodeURIComponent(request.hypervisor ?? 'qemu')}/${encodeURIComponent(request.domain)}`;
-    return this.mutate('DELETE', `${path}${query({ devices: request.devices?.join(',') })}`, undefined, options);
+    return this.mutate('DELETE', `${path}${query({ devices: request.devices?.join(','), waitMs: request.waitMs })}`, undefined, options);
   }
 
   operations(limit?: number): Promise<OperationJson[]> {
@@ -173,7 +177,7 @@ export class HostdevClient {
 
   /** Sends a change; a 202 is followed on /wait until the operation ends. A failed one is thrown. */
   private async mutate(method: string, path: string, body: unknown, options: MutationOptions): Promise<OperationJson> {
-    const url = `${path}${path.includes('?') ? '&' : '?'}${query({ dryRun: options.dryRun ? 'true' : undefined, wait: options.waitMs }).slice(1)}`.replace(/[?&]$/, '');
+    const url = `${path}${path.includes('?') ? '&' : '?'}${query({ dryRun: options.dryRun ? 'true' : undefined, wait: options.waitMs, noop: options.noop === false ? 'false' : undefined }).slice(1)}`.replace(/[?&]$/, '');
     let op = (await this.request(method, url, body)).body as OperationJson;
     while (op.state === 'running' && op.id !== null) op = await this.waitFor(op.id);
     if (op.state === 'failed' && op.error !== null) throw HostdevError.fromJSON(op.error);

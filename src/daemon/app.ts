@@ -52,6 +52,8 @@ export interface DaemonDeps {
   /** True for a connection accepted on the read-only socket. */
   readonly readOnly?: (socket: Socket) => boolean;
   readonly heartbeatMs?: number;
+  /** The host the daemon works on (GET /v1 says it). */
+  readonly serves: { readonly root: string; readonly stateDir: string; readonly simulate: boolean };
   /** True once SIGTERM came: changes are refused (503 + Retry-After) while the daemon drains. */
   readonly stopping?: () => boolean;
 }
@@ -144,6 +146,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     apiVersion: API_VERSION,
     api_extensions: [...API_EXTENSIONS],
     readOnly: deps.readOnly?.(request.raw.socket) ?? false,
+    serves: deps.serves,
   }));
 
   app.get('/v1/devices', async (request, reply) => {
@@ -260,7 +263,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
         finish({ ...running, state: 'completed', finishedAt: new Date().toISOString(), result: outcome.json, warnings: [...outcome.warnings] }, started);
       } catch (thrown) {
         const error = asHostdevError(thrown);
-        if (spec.alreadyDone !== undefined && (await spec.alreadyDone(error).catch(() => false))) {
+        if (spec.alreadyDone !== undefined && query.noop !== false && (await spec.alreadyDone(error).catch(() => false))) {
           finish({ ...running, state: 'completed', finishedAt: new Date().toISOString(), noop: true, warnings: [error.message] }, started);
         } else {
           if (!isHostdevError(thrown)) deps.logger?.error({ err: thrown, operation: id }, 'operation failed with a bug');
@@ -380,7 +383,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       owner: makeOwner(hypervisor, domain),
       devices: addresses ?? [],
       run: async (svc, mode) => {
-        const report = await svc.release({ domain, hypervisor, ...(addresses === undefined ? {} : { addresses }), ...mode });
+        const report = await svc.release({ domain, hypervisor, ...(addresses === undefined ? {} : { addresses }), ...wait(query), ...mode });
         return { json: operationJson(report), warnings: report.warnings };
       },
     });

@@ -16,6 +16,7 @@ import {
   PlainBody,
   QemuArgsQuery,
   ReleaseQuery,
+  COMPONENTS,
   Responses,
   SriovBody,
   WaitQuery,
@@ -23,7 +24,6 @@ import {
 
 type Method = 'get' | 'post' | 'put' | 'delete';
 
-const OPERATION_REF = { $ref: '#/components/schemas/Operation' };
 
 interface Route {
   readonly method: Method;
@@ -53,12 +53,33 @@ export const ROUTES: readonly Route[] = [
   { method: 'put', path: '/v1/devices/{key}/sriov', summary: 'change the VF count of a PF (vf set-count)', query: MutationQuery, body: SriovBody, ok: OperationRecord, operation: true },
   { method: 'post', path: '/v1/assignments', summary: 'give devices to a domain, all or nothing', query: MutationQuery, body: AssignBody, ok: OperationRecord, operation: true },
   { method: 'delete', path: '/v1/assignments/{hypervisor}/{domain}', summary: "take a domain's devices back", query: ReleaseQuery, ok: OperationRecord, operation: true },
-  { method: 'get', path: '/v1/operations', summary: 'operations, newest first', query: OperationsQuery, ok: z.array(OperationRecord) },
+  { method: 'get', path: '/v1/operations', summary: 'operations, newest first', query: OperationsQuery, ok: Responses.operations },
   { method: 'get', path: '/v1/operations/{id}', summary: 'one operation', ok: OperationRecord },
   { method: 'get', path: '/v1/operations/{id}/wait', summary: 'one operation, once it ends or the timeout passes', query: WaitQuery, ok: OperationRecord },
   { method: 'get', path: '/v1/events', summary: 'events: NDJSON, or SSE with Accept: text/event-stream (Last-Event-ID)', query: EventsQuery, ok: EventRecord, contentType: 'application/x-ndjson' },
   { method: 'get', path: '/metrics', summary: 'Prometheus metrics', ok: z.string(), contentType: 'text/plain' },
 ];
+
+const SCHEMA_URI = (id: string): string => `#/components/schemas/${id}`;
+
+/** The components' JSON schemas, generated together so one refers to another by $ref. */
+function componentSchemas(): Record<string, unknown> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(COMPONENTS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { io: 'input', unrepresentable: 'any', uri: SCHEMA_URI });
+  return Object.fromEntries(
+    Object.entries(schemas).map(([id, schema]) => {
+      const { $schema: _schema, id: _id, ...rest } = schema as Record<string, unknown>;
+      return [id, rest];
+    }),
+  );
+}
+
+/** A component by $ref, else the schema inline. */
+function refOrSchema(schema: z.ZodType): unknown {
+  const id = Object.entries(COMPONENTS).find(([, component]) => component === schema)?.[0];
+  return id === undefined ? schemaOf(schema) : { $ref: SCHEMA_URI(id) };
+}
 
 function schemaOf(schema: z.ZodType): unknown {
   const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -92,7 +113,7 @@ function errorResponses(): Record<string, unknown> {
   return Object.fromEntries(
     [...byStatus].sort(([a], [b]) => a - b).map(([status, codes]) => [
       String(status),
-      { description: codes.join(', '), content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+      { description: codes.join(', '), content: { 'application/json': { schema: refOrSchema(ErrorBody) } } },
     ]),
   );
 }
@@ -112,9 +133,9 @@ export function openApiDocument(): Record<string, unknown> {
   const errors = errorRefs();
   for (const route of ROUTES) {
     const responses: Record<string, unknown> = {
-      '200': { description: 'OK', content: { [route.contentType ?? 'application/json']: { schema: route.ok === OperationRecord ? OPERATION_REF : schemaOf(route.ok) } } },
+      '200': { description: 'OK', content: { [route.contentType ?? 'application/json']: { schema: refOrSchema(route.ok) } } },
       ...(route.operation
-        ? { '202': { description: 'still running: Location names the operation', content: { 'application/json': { schema: OPERATION_REF } } } }
+        ? { '202': { description: 'still running: Location names the operation', content: { 'application/json': { schema: refOrSchema(OperationRecord) } } } }
         : {}),
       ...(route.path === '/v1/events' ? { '410': { description: 'the events after since are no longer kept' } } : {}),
       ...(route.method === 'get' ? {} : { '403': { description: 'HOSTDEV_READ_ONLY: sent to hostdev-ro.sock' } }),
@@ -131,6 +152,6 @@ export function openApiDocument(): Record<string, unknown> {
     openapi: '3.1.0',
     info: { title: 'hostdev', version: API_VERSION, description: 'hostdev daemon API over unix sockets (hostdev.sock, hostdev-ro.sock)' },
     paths,
-    components: { schemas: { Error: schemaOf(ErrorBody), Operation: schemaOf(OperationRecord) }, responses: errorComponents() },
+    components: { schemas: componentSchemas(), responses: errorComponents() },
   };
 }

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
@@ -12,6 +13,7 @@ import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
 import { activatedListeners, listenOnDir, type Listener } from './listen.js';
 import { DaemonMetrics } from './metrics.js';
+import { listenForMetrics, type MetricsAddress } from './metrics-listen.js';
 import { OperationLog } from './operations.js';
 import type { OperationRecordJson } from './schemas.js';
 
@@ -19,6 +21,8 @@ export interface DaemonOptions {
   /** Where hostdev.sock and hostdev-ro.sock are created (not used when systemd passes the sockets). */
   readonly socketDir: string;
   readonly stateDir: string;
+  /** The host it works on, as GET /v1 says (absolute root and state dir, simulate mode). */
+  readonly serves: { readonly root: string; readonly stateDir: string; readonly simulate: boolean };
   /** Opens the service as the command line's options say (root, kernel, host use). */
   readonly open: (mode: { readonly dryRun?: boolean; readonly cacheInventory?: boolean }) => Promise<HostdevService>;
   readonly logger?: Logger;
@@ -30,6 +34,8 @@ export interface DaemonOptions {
   /** Events kept for replay (default 4096). */
   readonly eventCapacity?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** `--metrics-listen`: GET /metrics over TCP on a loopback address too. */
+  readonly metricsListen?: MetricsAddress;
 }
 
 export interface RunningDaemon {
@@ -144,6 +150,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     readOnly: (socket) => readOnlySockets.has(socket),
     stopping: () => stopping !== null,
+    serves: options.serves,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
   });
 
@@ -163,10 +170,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     // One HTTP server for both listeners: read-only is a property of the accepted connection.
     app.server.emit('connection', socket);
   };
-  let listeners: Listener[];
+  let listeners: Listener[] = [];
+  let metricsServer: Server | null = null;
   try {
     listeners = (await activatedListeners(accept, options.env ?? process.env)) ?? (await listenOnDir(options.socketDir, accept));
+    if (options.metricsListen !== undefined) metricsServer = await listenForMetrics(options.metricsListen, metrics);
   } catch (error) {
+    for (const listener of listeners) listener.server.close();
     watching.abort();
     await watchLoop;
     await app.close();
@@ -174,11 +184,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     service.close();
     throw error;
   }
-  logger.info({ sockets: listeners.map((l) => ({ path: l.path, readOnly: l.readOnly })) }, 'hostdev daemon listening');
+  logger.info(
+    { sockets: listeners.map((l) => ({ path: l.path, readOnly: l.readOnly })), ...(options.metricsListen === undefined ? {} : { metrics: options.metricsListen }) },
+    'hostdev daemon listening',
+  );
 
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       for (const listener of listeners) listener.server.close();
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       watching.abort();
       const inFlight = [...inFlightOf(app)];
       if (inFlight.length > 0) logger.info({ operations: inFlight.length }, 'draining in-flight operations');

@@ -7,7 +7,7 @@ import { z } from 'zod';
 
 export const API_VERSION = '1.0';
 /** Features added to /v1 after its first release; a client checks for one before it uses it. */
-export const API_EXTENSIONS = ['operations', 'events-ndjson', 'events-sse', 'dry-run', 'metrics'] as const;
+export const API_EXTENSIONS = ['operations', 'events-ndjson', 'events-sse', 'dry-run', 'metrics', 'serves', 'noop-false'] as const;
 
 const flag = z
   .enum(['true', 'false', '1', '0'])
@@ -27,6 +27,7 @@ export const ListQuery = z.object({
 export const MutationQuery = z.object({
   dryRun: flag.optional().describe('return the plan (the ordered sysfs writes and table changes); change nothing'),
   wait: millis.optional().describe('how long to wait for the operation (ms, default 30000) before answering 202'),
+  noop: flag.optional().describe('false: the same assign again by the same owner is the HOSTDEV_IN_USE error (409), as the command line reports it, instead of a 200 no-op'),
 });
 
 export const OperationsQuery = z.object({
@@ -83,6 +84,7 @@ export const AssignBody = z.strictObject({
 
 export const ReleaseQuery = MutationQuery.extend({
   devices: z.string().optional().describe('comma-separated device keys (default: every device of the domain)'),
+  waitMs: millis.optional().describe('longest wait for device reads the kernel holds (default 15000), as waitMs in the bodies of the other changes'),
 });
 
 export const QemuArgsQuery = z.object({
@@ -91,8 +93,8 @@ export const QemuArgsQuery = z.object({
 });
 
 export const ErrorBody = z
-  .object({
-    error: z.object({
+  .strictObject({
+    error: z.strictObject({
       code: z.string().describe('a code of the error catalog (README: Error codes)'),
       message: z.string(),
       hint: z.string().nullable(),
@@ -101,12 +103,201 @@ export const ErrorBody = z
   })
   .describe('every error; the HTTP status follows the code\'s exit class');
 
-const Owner = z.object({ driver: z.string(), domain: z.string() });
+// ---- responses: what the daemon sends. test/daemon/response-schemas.test.ts validates a real
+// answer of every endpoint against these (strict objects: a field added to a report fails it until
+// it is described here, so the schemas and docs/openapi.json cannot drift from what is sent).
+
+const Address = z.string().describe('a PCI address, 0000:01:10.0');
+const Key = z.string().describe('a device key, pci:0000:01:10.0');
+const Addresses = z.array(Address);
+const Hex = z.string().nullable();
+
+export const Owner = z
+  .strictObject({
+    driver: z.string().describe('the hypervisor driver, as libvirt names it (same value as hypervisor)'),
+    domain: z.string().describe('the domain (same value as vm)'),
+    hypervisor: z.string(),
+    vm: z.string(),
+  })
+  .describe('who holds a device: hypervisor and vm, with driver and domain kept as the first JSON contract');
+const Table = z.enum(['active', 'inactive']);
+
+const ActiveEntry = z.strictObject({
+  key: Key,
+  address: Address,
+  usedBy: Owner,
+  managed: z.boolean(),
+  stubDriver: z.string(),
+  originalDriver: z.string().nullable(),
+});
+const InactiveEntry = z.strictObject({
+  key: Key,
+  address: Address,
+  managed: z.boolean(),
+  stubDriver: z.string(),
+  originalDriver: z.string().nullable(),
+});
+const TableChange = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('set-active'), entry: ActiveEntry }),
+  z.strictObject({ kind: z.literal('set-inactive'), entry: InactiveEntry }),
+  z.strictObject({ kind: z.literal('remove'), key: Key, address: Address }),
+]);
+
+const deviceFields = {
+  key: Key,
+  address: Address,
+  vendor: Hex,
+  device: Hex,
+  subsystemVendor: Hex,
+  subsystemDevice: Hex,
+  class: Hex.describe('base class and subclass, 4 hex digits'),
+  progIf: Hex,
+  revision: Hex,
+  vendorName: z.string().nullable(),
+  deviceName: z.string().nullable(),
+  driver: z.string().nullable(),
+  driverOverride: z.string().nullable(),
+  iommuGroup: z.number().int().nullable(),
+  numaNode: z.number().int().nullable(),
+  headerType: z.enum(['endpoint', 'bridge', 'cardbus']).nullable(),
+  parent: Address.nullable(),
+  physfn: Address.nullable(),
+  virtfns: Addresses,
+  sriov: z.strictObject({ totalVfs: z.number().int(), numVfs: z.number().int() }).nullable(),
+  netdevs: z.array(z.string()),
+  resetMethods: z.array(z.string()),
+  flr: z.boolean().nullable(),
+};
+const ownership = {
+  owner: Owner.nullable().optional().describe('absent when the state directory cannot be read'),
+  table: Table.nullable().optional(),
+};
+const Device = z.strictObject({ ...deviceFields, ...ownership }).describe('one PCI function (hostdev list --json)');
+
+const HostUse = z.strictObject({ kind: z.enum(['address', 'route', 'mount', 'console']), detail: z.string() });
+const Verdict = z.strictObject({
+  address: Address,
+  group: z.number().int().nullable(),
+  assignable: z.boolean(),
+  alone: z.boolean(),
+  companions: Addresses,
+  bridges: Addresses,
+  problems: z.array(z.strictObject({ code: z.string(), message: z.string(), hint: z.string().nullable(), member: Address.nullable() })),
+});
+/** A member of an IOMMU group (show's groupMembers; groups adds the ids and the owner). */
+const memberFields = {
+  key: Key,
+  address: Address,
+  driver: z.string().nullable(),
+  class: Hex,
+  headerType: deviceFields.headerType,
+  vendorName: z.string().nullable(),
+  deviceName: z.string().nullable(),
+};
+const ShowReport = z.strictObject({
+  ...deviceFields,
+  ...ownership,
+  pciPath: z.array(z.string()),
+  groupMembers: z.array(z.strictObject(memberFields)),
+  verdict: Verdict,
+  modalias: z.string().nullable(),
+  vfioStub: z.strictObject({ driver: z.string(), modulesAlias: z.string().nullable() }).nullable(),
+  hostUse: z.array(HostUse),
+});
+const GroupReport = z.strictObject({
+  group: z.number().int(),
+  members: z.array(z.strictObject({ ...memberFields, vendor: Hex, device: Hex, ...ownership })),
+});
+
+const InFlight = z.strictObject({
+  id: z.string(),
+  operation: z.string(),
+  pid: z.number().int(),
+  running: z.boolean(),
+  addresses: Addresses,
+  since: z.string(),
+});
+const Recovery = z.strictObject({
+  dryRun: z.boolean().optional(),
+  deferred: z.array(InFlight).optional(),
+  repaired: z.array(
+    z.strictObject({
+      address: Address,
+      operation: z.string(),
+      direction: z.enum(['rolled-back', 'rolled-forward']),
+      outcome: z.enum(['ok', 'failed']),
+      driver: z.string().nullable(),
+      table: Table.nullable(),
+      error: z.string().nullable(),
+      steps: z.array(z.string()).optional(),
+    }),
+  ),
+  pruned: z.array(z.strictObject({ address: Address, table: Table, usedBy: Owner.nullable() })),
+  drift: z.array(z.strictObject({ address: Address, table: Table, usedBy: Owner.nullable(), expectedDriver: z.string(), actualDriver: z.string().nullable() })),
+  vfConfig: z.array(z.strictObject({ address: Address, outcome: z.enum(['restored', 'dropped', 'pending']), reason: z.string().nullable() })),
+  warnings: z.array(z.string()),
+});
+const Status = z.strictObject({
+  active: z.array(ActiveEntry),
+  inactive: z.array(InactiveEntry),
+  pruned: Addresses,
+  missing: Addresses,
+  iommu: z.strictObject({ enabled: z.boolean() }),
+  vfio: z.strictObject({ loaded: z.boolean(), groups: z.array(z.string()) }),
+  journal: z.strictObject({ unfinished: z.number().int() }),
+  recovery: Recovery,
+  recentRepairs: z.array(z.strictObject({ at: z.string(), by: z.string(), report: Recovery })),
+  departed: z.array(z.record(z.string(), z.unknown()).describe('a VF that left the host while a table held it (address, former entry, owner, awaited, back)')),
+  busy: z.strictObject({ operations: z.array(InFlight), notPruned: Addresses }).nullable(),
+});
+
+const operationReportFields = {
+  operation: z.enum(['detach', 'reattach', 'reset', 'assign', 'release']),
+  dryRun: z.boolean(),
+  steps: z.array(z.string()).describe('the plan, in order: writes, module loads and read-back checks'),
+  changes: z.array(TableChange),
+  pruned: Addresses,
+  resets: z.array(z.strictObject({ address: Address, method: z.string() })),
+  failures: z.array(z.strictObject({ address: Address, phase: z.enum(['detach', 'reset', 'reattach']), code: z.string(), message: z.string() })),
+  notes: z.array(z.string()),
+  recovery: Recovery.optional().describe('dry runs: what recovery at open would do first'),
+  writes: z.array(z.strictObject({ path: z.string(), value: z.string() })),
+  checks: z
+    .array(
+      z.discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('verify-driver'), address: Address, expected: z.string().nullable() }),
+        z.strictObject({ kind: z.literal('verify-host-driver'), address: Address, bound: z.boolean() }),
+      ]),
+    )
+    .describe('the read-back checks of the plan: the driver each device must be on afterwards'),
+};
+const OperationReport = z.strictObject(operationReportFields).describe('detach, reattach, reset');
+const AssignReport = z.strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()) }).describe('assign');
+const ReleaseReport = z
+  .strictObject({ ...operationReportFields, released: Addresses, reattached: Addresses, inactive: Addresses, warnings: z.array(z.string()) })
+  .describe('release');
+const SetCountReport = z
+  .strictObject({
+    pf: Address,
+    from: z.number().int(),
+    to: z.number().int(),
+    dryRun: z.boolean(),
+    steps: z.array(z.string()),
+    pruned: z.array(z.strictObject({ address: Address, vfIndex: z.number().int(), table: Table, owner: Owner.nullable() })),
+    stubbed: Addresses,
+    vfs: z.array(z.strictObject({ address: Address, driver: z.string().nullable() })),
+    waitedMs: z.number(),
+    recovery: Recovery.optional(),
+  })
+  .describe('sriov (vf set-count)');
+const Settled = z.strictObject({ recovered: z.array(z.unknown()) }).describe('an operation a stopped daemon left, finished by recovery');
+/** An operation's result: the report as the CLI's --json prints it. */
+const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled]);
 
 export const OperationState = z.enum(['running', 'completed', 'failed']);
 
 export const OperationRecord = z
-  .object({
+  .strictObject({
     id: z.string().nullable().describe('the journal id of the operation (null for a dry run)'),
     kind: z.string().describe('detach, reattach, reset, assign, release, sriov'),
     state: OperationState,
@@ -115,14 +306,14 @@ export const OperationRecord = z
     devices: z.array(z.string()).describe('device keys'),
     createdAt: z.string(),
     finishedAt: z.string().nullable(),
-    result: z.unknown().describe("the report, as the CLI's --json prints it (null while running or on failure)"),
+    result: OperationResult.nullable().describe("the report, as the CLI's --json prints it (null while running or on failure)"),
     warnings: z.array(z.string()),
     error: ErrorBody.shape.error.nullable(),
     noop: z.boolean().describe('true: the same assign by the same owner had already been done'),
   })
   .describe('a mutation');
 
-export const EventRecord = z.object({
+export const EventRecord = z.strictObject({
   seq: z.number().int(),
   time: z.string(),
   type: z.enum(['pci', 'prune', 'returned', 'operation', 'recovery', 'heartbeat']),
@@ -132,22 +323,50 @@ export const EventRecord = z.object({
   details: z.record(z.string(), z.unknown()),
 });
 
-export const ApiIndex = z.object({
+export const ApiIndex = z.strictObject({
   name: z.literal('hostdev'),
   apiVersion: z.string(),
   api_extensions: z.array(z.string()),
   readOnly: z.boolean().describe('true on hostdev-ro.sock'),
+  serves: z
+    .strictObject({ root: z.string(), stateDir: z.string(), simulate: z.boolean() })
+    .describe('the host this daemon works on (absolute paths): the command line goes through the daemon only when they equal its own'),
 });
 
-const Report = (what: string) => z.unknown().describe(`${what}, exactly as the CLI's --json prints it`);
 export const Responses = {
-  devices: Report('`hostdev list --json`: the array of PCI functions'),
-  device: Report('`hostdev show --json`'),
-  groups: Report('`hostdev groups --json`'),
-  status: Report('`hostdev status --json`'),
-  qemuArgs: Report('`hostdev qemu-args --json`: the argv array'),
+  devices: z.array(Device).describe('`hostdev list --json`: the array of PCI functions'),
+  device: ShowReport.describe('`hostdev show --json`'),
+  groups: z.array(GroupReport).describe('`hostdev groups --json`'),
+  status: Status.describe('`hostdev status --json`'),
+  qemuArgs: z.array(z.string()).describe('`hostdev qemu-args --json`: the argv array'),
+  operations: z.array(OperationRecord).describe('operations, newest first'),
 };
 
-export type OperationRecordJson = z.infer<typeof OperationRecord>;
+/** The named schemas of docs/openapi.json (components.schemas): each is written once and referenced. */
+export const COMPONENTS: Readonly<Record<string, z.ZodType>> = {
+  Owner,
+  ActiveEntry,
+  InactiveEntry,
+  TableChange,
+  Recovery,
+  Device,
+  Devices: Responses.devices,
+  Show: Responses.device,
+  Groups: Responses.groups,
+  Status: Responses.status,
+  QemuArgs: Responses.qemuArgs,
+  OperationReport,
+  AssignReport,
+  ReleaseReport,
+  SetCountReport,
+  Operation: OperationRecord,
+  Operations: Responses.operations,
+  Event: EventRecord,
+  ApiIndex,
+  Error: ErrorBody,
+};
+
+/** `result` is the report the service handed back, checked against OperationResult by the tests, not at run time. */
+export type OperationRecordJson = Omit<z.infer<typeof OperationRecord>, 'result'> & { readonly result: unknown };
 export type EventJson = z.infer<typeof EventRecord>;
 export type ErrorJson = z.infer<typeof ErrorBody>;

@@ -21,8 +21,9 @@ import { readVfioAliases } from '../host/modules-alias.js';
 import { forgetDeparted } from '../manager/departed.js';
 import { deviceJson, groupsReport, showReport, type DeviceWithOwnership, type GroupReport, type ShowReport } from '../manager/inventory-reports.js';
 import { tableLookupOf } from '../manager/table-lookup.js';
-import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
-import { pciIdsPath } from '../sysfs/pci-ids.js';
+import { readDevicesBounded, readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
+import { cachedPciIds, pciIdsPath } from '../sysfs/pci-ids.js';
+import { affectedFunctions, patchInventory } from '../core/inventory-patch.js';
 import {
   HostdevManager,
   type AssignRequest,
@@ -69,9 +70,11 @@ export interface HostdevServiceOptions {
   /** How a running VM's QMP socket is reached (default: hostdev's QMP client, bounded waits). */
   readonly connectQmp?: (socketPath: string) => Promise<QmpPort>;
   /**
-   * For long-lived callers (the daemon): list, show and groups answer from the last inventory read
-   * until it is invalidated, by an operation of this service, an event of its `watch()`, or
-   * `invalidateInventory()`. Default false: every call reads sysfs.
+   * For long-lived callers (the daemon): list, show and groups answer from the last inventory read.
+   * An operation of this service, or a bind/unbind/driver change its `watch()` sees, reads again only
+   * the functions it touched (with their PF and IOMMU group); a function added or removed, a VF
+   * count change, a failed operation or `invalidateInventory()` make the next call read it all.
+   * Default false: every call reads sysfs.
    */
   readonly cacheInventory?: boolean;
   /** Who opens (a command name): recorded with what recovery at open did, which `status` lists. */
@@ -227,6 +230,8 @@ export class HostdevService {
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
   private cached: { readonly generation: number; readonly read: Promise<{ inventory: Inventory; warnings: string[] }> } | null = null;
   private generation = 0;
+  /** How often sysfs was read: whole inventories and single functions (cacheInventory shows in these). */
+  private readonly reads = { whole: 0, functions: 0 };
   /** The last whole list built from a cached read, with the tables it was built with. */
   private listed: { readonly read: object; readonly tables: string; readonly result: InventoryResult<DeviceWithOwnership[]> } | null = null;
 
@@ -244,6 +249,8 @@ export class HostdevService {
               { layout: manager.layout, store: manager.store, kernel: manager.kernel },
               { force: false, dryRun: false, autoprobe: null, waitMs: 30_000, ...request, pf: parsePciRef(request.pf) },
             ),
+            // VFs come and go: the whole inventory is read again.
+            () => null,
           ),
         ),
       forget: async (vfs, options = {}) => {
@@ -278,15 +285,43 @@ export class HostdevService {
     this.cached = null;
   }
 
-  /** Runs a change with the inventory cache invalidated before and after it. */
-  private async changing<T>(dryRun: boolean, run: () => Promise<T>): Promise<T> {
+  /** Sysfs reads of list, show and groups so far: whole inventories, and functions read one by one after a change. */
+  get inventoryReads(): { readonly whole: number; readonly functions: number } {
+    return { ...this.reads };
+  }
+
+  /**
+   * Runs a change; then the functions it touched are read again (`touched` of its report; null:
+   * the whole inventory is read at the next call, as after a failure).
+   */
+  private async changing<T>(dryRun: boolean, run: () => Promise<T>, touched: (result: T) => readonly PciAddress[] | null): Promise<T> {
     if (dryRun) return run();
-    this.invalidateInventory();
+    let result: T;
     try {
-      return await run();
-    } finally {
+      result = await run();
+    } catch (error) {
       this.invalidateInventory();
+      throw error;
     }
+    const devices = touched(result);
+    if (devices === null) this.invalidateInventory();
+    else this.refreshFunctions(devices);
+    return result;
+  }
+
+  /** The cached inventory with `addresses` (and their PFs and groups) read again; nothing cached, nothing to do. */
+  private refreshFunctions(addresses: readonly PciAddress[]): void {
+    const previous = this.cached;
+    if (!this.cacheInventory || previous === null || addresses.length === 0) return;
+    this.generation += 1;
+    const read = previous.read.then(async ({ inventory }) => {
+      const affected = affectedFunctions(inventory, addresses);
+      this.reads.functions += affected.length;
+      const fresh = await readDevicesBounded(this.manager.layout, affected, { names: cachedPciIds(pciIdsPath()), timeoutMs: readTimeoutFromEnv() });
+      const patched = patchInventory(inventory, fresh);
+      return { inventory: patched, warnings: warningLines(patched) };
+    });
+    this.keep(read);
   }
 
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
@@ -304,15 +339,15 @@ export class HostdevService {
   }
 
   async detach(device: DeviceRef, options: DetachOptions = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.detach(parsePciRef(device), options));
+    return this.changing(options.dryRun ?? false, () => this.manager.detach(parsePciRef(device), options), touchedBy);
   }
 
   async reattach(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), options));
+    return this.changing(options.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), options), touchedBy);
   }
 
   async reset(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options));
+    return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options), touchedBy);
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
@@ -321,8 +356,10 @@ export class HostdevService {
     const addresses = request.addresses.map(parsePciRef);
     const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
-    const report = await this.changing(request.dryRun ?? false, () =>
-      this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line) }),
+    const report = await this.changing(
+      request.dryRun ?? false,
+      () => this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line) }),
+      touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
     return { ...report, vfConfig, warnings };
@@ -338,6 +375,7 @@ export class HostdevService {
         ...(addresses === undefined ? {} : { addresses: addresses.map(parsePciRef) }),
         onWarning: (line) => warnings.push(line),
       }),
+      touchedBy,
     );
     return { ...report, warnings };
   }
@@ -350,7 +388,8 @@ export class HostdevService {
     const from = ownerOf(request.from);
     const to = ownerOf(request.to);
     const addresses = request.addresses.map(parsePciRef);
-    return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }));
+    // Only the tables change (read live by list, show and groups): no function is read again.
+    return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }), () => []);
   }
 
   /** Where the VFIO device nodes of this host are (ROOT/dev/vfio). */
@@ -525,7 +564,9 @@ export class HostdevService {
       store: this.manager.store,
       dryRun,
       emit: (event) => {
-        this.invalidateInventory();
+        // A driver change leaves the set of functions as it is: only that one is read again.
+        if (event.kind === 'bind' || event.kind === 'unbind' || event.kind === 'driver-change') this.refreshFunctions([event.address]);
+        else this.invalidateInventory();
         queue.push(event);
         wake?.();
       },
@@ -582,19 +623,22 @@ export class HostdevService {
   /** The whole inventory, read in bounded reader processes (a read the kernel holds cannot block the service). */
   private async inventory(): Promise<{ inventory: Inventory; warnings: string[] }> {
     if (this.cacheInventory && this.cached !== null && this.cached.generation === this.generation) return this.cached.read;
+    this.reads.whole += 1;
     const read = readInventoryBounded(this.manager.layout, { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv() }).then((inventory) => ({
       inventory,
-      warnings: inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`)),
+      warnings: warningLines(inventory),
     }));
-    if (this.cacheInventory) {
-      const entry = { generation: this.generation, read };
-      this.cached = entry;
-      // A failed read is not kept: the next call reads again.
-      read.catch(() => {
-        if (this.cached === entry) this.cached = null;
-      });
-    }
+    if (this.cacheInventory) this.keep(read);
     return read;
+  }
+
+  /** Keeps a read as the current one; a failed read is not kept: the next call reads again. */
+  private keep(read: Promise<{ inventory: Inventory; warnings: string[] }>): void {
+    const entry = { generation: this.generation, read };
+    this.cached = entry;
+    read.catch(() => {
+      if (this.cached === entry) this.cached = null;
+    });
   }
 
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
@@ -618,6 +662,20 @@ export class HostdevService {
     });
     return { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
   }
+}
+
+function warningLines(inventory: Inventory): string[] {
+  return inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`));
+}
+
+/** The functions a change report touched: table changes, prunes, resets and failures. */
+function touchedBy(report: OperationReport): PciAddress[] {
+  return [
+    ...report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)),
+    ...report.pruned,
+    ...report.resets.map((reset) => reset.address),
+    ...report.failures.map((failure) => failure.address),
+  ];
 }
 
 /** Every VF config names a device of the request, and no two VFs are given one MAC. */

@@ -6,6 +6,7 @@ import { BatchReader, DEFAULT_READ_TIMEOUT_MS, ReaderStall } from './batch-reade
 import { DEVICE_OP_LIST } from './device-ops.js';
 import { planInventory } from './inventory.js';
 import type { SysfsLayout } from './paths.js';
+import type { PciNames } from './pci-ids.js';
 import { DeviceReadContext, interpretDevice } from './read-device.js';
 import { describeReading } from './read-progress.js';
 import type { ServingReader } from './serving-reader.js';
@@ -157,6 +158,8 @@ export async function readDevicesBounded(
     readonly slowEveryMs?: number;
     /** A reader process that serves every read of its owner (one round trip instead of a process start). */
     readonly serving?: ServingReader;
+    /** Vendor and device names for a read without `serving` (default none: vendorName and deviceName are null). */
+    readonly names?: PciNames | null;
   } = {},
 ): Promise<Map<PciAddress, PciDevice | null>> {
   const wanted = [...new Set(addresses)];
@@ -177,7 +180,7 @@ export async function readDevicesBounded(
   }
   const found = new Map<PciAddress, PciDevice | null>();
   const reader = new BatchReader(layout, DEVICE_OP_LIST, { only: wanted });
-  const context = new DeviceReadContext(layout, null, () => {}, true);
+  const context = new DeviceReadContext(layout, options.names ?? null, () => {}, true);
   const pending = (): PciAddress[] => wanted.filter((address) => !found.has(address));
   const ticker = slowTicker(pending);
   try {

@@ -23,7 +23,7 @@ import { importCycles, importGraph, importSites, layerOf, readSources, ruleBreak
  *   k8s      core, service             the kubelet device plugin: a front end of the service
  *   daemon   core, adapters, sim, manager, service   hostdevd: HTTP on unix sockets over the service
  *   client   core                      HostdevClient: HTTP over the daemon's socket (node:http only)
- *   cli      every layer but the entries
+ *   cli      every layer but the entries (the client: commands go through a daemon that answers)
  *   index.ts every layer but sim, daemon and cli (the package root: the service, the model, the client)
  *   sim-entry.ts  core, host, sim      the simulator's own entry (hostdev/sim)
  *
@@ -47,7 +47,7 @@ const RULES: Readonly<Record<string, LayerRule>> = {
   k8s: { imports: ['core', 'service'], packages: true },
   daemon: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service'], packages: true },
   client: { imports: ['core'], packages: true },
-  cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service', 'k8s', 'daemon'], packages: true },
+  cli: { imports: ['core', ...ADAPTERS, 'sim', 'manager', 'service', 'k8s', 'daemon', 'client'], packages: true },
   'index.ts': { imports: ['core', ...ADAPTERS, 'manager', 'service', 'client'], packages: true },
   'sim-entry.ts': { imports: ['core', 'host', 'sim'], packages: true },
 };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ERROR_CATALOG, HostdevError, type ErrorCode } from '../../src/core/errors.js';
 import { httpStatusOf } from '../../src/daemon/http-errors.js';
 import type { EventJson, OperationRecordJson } from '../../src/daemon/schemas.js';
-import { cleanUpAfterEach, cli, daemonHost, startTestDaemon } from './daemon-host.js';
+import { cleanUpAfterEach, cli, daemonHost, readStream, startTestDaemon } from './daemon-host.js';
 
 cleanUpAfterEach();
 
@@ -18,7 +18,13 @@ describe('the API over inject()', () => {
     const index = await app.inject({ method: 'GET', url: '/v1' });
     expect(index.statusCode).toBe(200);
     expect(index.headers['hostdev-api-version']).toBe('1.0');
-    expect(index.json()).toEqual({ name: 'hostdev', apiVersion: '1.0', api_extensions: expect.arrayContaining(['operations', 'events-ndjson']), readOnly: false });
+    expect(index.json()).toEqual({
+      name: 'hostdev',
+      apiVersion: '1.0',
+      api_extensions: expect.arrayContaining(['operations', 'events-ndjson', 'serves']),
+      readOnly: false,
+      serves: { root: host.root, stateDir: host.stateDir, simulate: true },
+    });
     const missing = await app.inject({ method: 'GET', url: '/v1/nothing' });
     expect(missing.statusCode).toBe(404);
     expect(missing.headers['hostdev-api-version']).toBe('1.0');
@@ -167,19 +173,6 @@ describe('events', () => {
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
   });
 });
-
-/** The body of a streaming answer so far (inject() ends it when the app closes it, so read a socket). */
-async function readStream(app: import('fastify').FastifyInstance, url: string): Promise<string> {
-  const { PassThrough } = await import('node:stream');
-  const response = await app.inject({ method: 'GET', url, payloadAsStream: true });
-  const stream = response.stream() as InstanceType<typeof PassThrough>;
-  let text = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => (text += chunk));
-  await new Promise((resolve) => setTimeout(resolve, 150));
-  stream.destroy();
-  return text;
-}
 
 describe('metrics', () => {
   it('GET /metrics counts devices by class and state, owners, VFs per PF, operations and their latency', async () => {

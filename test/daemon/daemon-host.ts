@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { afterEach } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/run.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
-import { jsonOf, runCli } from '../support/cli.js';
+import { background, type Background } from '../support/background.js';
+import { CLI_BIN, jsonOf, runCli } from '../support/cli.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 
 /** A simulated host with its state and socket dirs in one temp dir, removed after each test. */
@@ -43,17 +44,19 @@ export function daemonHost(preset = 'sriov-nic'): DaemonHost {
 /** The daemon in this process, on the host's sockets (stopped after the test). */
 export async function startTestDaemon(
   host: DaemonHost,
-  options: { watch?: boolean; heartbeatMs?: number; eventCapacity?: number } = {},
+  options: { watch?: boolean; heartbeatMs?: number; eventCapacity?: number; metricsListen?: { host: string; port: number } } = {},
 ): Promise<RunningDaemon> {
   const daemon = await startDaemon({
     socketDir: host.socketDir,
     stateDir: host.stateDir,
+    serves: { root: host.root, stateDir: host.stateDir, simulate: true },
     open: (mode) => HostdevService.open({ ...simulatedHost(host.root), stateDir: host.stateDir, ...mode }),
     logger: pino({ level: 'silent' }),
     watch: options.watch ?? false,
     drainMs: 5_000,
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     ...(options.eventCapacity === undefined ? {} : { eventCapacity: options.eventCapacity }),
+    ...(options.metricsListen === undefined ? {} : { metricsListen: options.metricsListen }),
   });
   daemons.push(daemon);
   return daemon;
@@ -110,4 +113,29 @@ export function curlSync(socket: string, method: string, url: string, body?: unk
 /** `hostdev --root ROOT --state-dir STATE --simulate --json ARGS...` on the host: what the API must equal. */
 export function cli(host: DaemonHost, args: readonly string[]): unknown {
   return jsonOf(runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--json', ...args]));
+}
+
+/** The body of a streaming answer so far (inject() ends it when the app closes it, so read a socket). */
+export async function readStream(app: import('fastify').FastifyInstance, url: string): Promise<string> {
+  const { PassThrough } = await import('node:stream');
+  const response = await app.inject({ method: 'GET', url, payloadAsStream: true });
+  const stream = response.stream() as InstanceType<typeof PassThrough>;
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => (text += chunk));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  stream.destroy();
+  return text;
+}
+
+/** `hostdev daemon` in a child process over the host. */
+export async function daemonProcess(host: DaemonHost): Promise<Background> {
+  const child = background(process.execPath, [CLI_BIN, '--root', host.root, '--state-dir', host.stateDir, '--simulate', 'daemon', '--socket-dir', host.socketDir, '--drain', '20000']);
+  // Up once the read-only socket answers (the daemon binds it second).
+  const deadline = Date.now() + 20_000;
+  while (!(await curl(host.roSocket, 'GET', '/v1').then(() => true, () => false))) {
+    if (child.finished() || Date.now() > deadline) throw new Error(`the daemon did not come up: ${child.stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return child;
 }

@@ -15,6 +15,15 @@ describe('docs/openapi.json', () => {
     expect(fs.readFileSync(FILE, 'utf8')).toBe(generated);
   });
 
+  it('every $ref points at a component of the document', () => {
+    const text = JSON.stringify(openApiDocument());
+    const doc = JSON.parse(text) as { components: Record<string, Record<string, unknown>> };
+    const refs = [...text.matchAll(/"\$ref":"#\/components\/(\w+)\/(\w+)"/g)];
+    expect(refs.length).toBeGreaterThan(20);
+    for (const [, kind, name] of refs) expect(doc.components[kind!]?.[name!], `${kind}/${name}`).toBeDefined();
+    expect(text).not.toMatch(/"\$ref":"#\/(?!components\/)/);
+  });
+
   it('names every route the daemon serves, and the daemon serves every route it names', async () => {
     const { app } = await startTestDaemon(daemonHost());
     const served = app.printRoutes({ commonPrefix: false });

@@ -4,27 +4,15 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EventJson, OperationRecordJson } from '../../src/daemon/schemas.js';
 import { isBlocked, releaseBlocked, writeFaultsFile } from '../../src/sim/faults.js';
-import { background, killBackgroundAfterEach, waitFor, type Background } from '../support/background.js';
+import { background, killBackgroundAfterEach, waitFor } from '../support/background.js';
 import { CLI_BIN } from '../support/cli.js';
-import { cleanUpAfterEach, curl, daemonHost, type DaemonHost } from './daemon-host.js';
+import { cleanUpAfterEach, curl, daemonHost, daemonProcess, type DaemonHost } from './daemon-host.js';
 
 killBackgroundAfterEach();
 cleanUpAfterEach();
 
 const VF = '0000:01:10.0';
 const HOLD = 'daemon-hold';
-
-/** `hostdev daemon` in a child process over the host. */
-async function daemonProcess(host: DaemonHost): Promise<Background> {
-  const child = background(process.execPath, [CLI_BIN, '--root', host.root, '--state-dir', host.stateDir, '--simulate', 'daemon', '--socket-dir', host.socketDir, '--drain', '20000']);
-  // Up once the read-only socket answers (the daemon binds it second).
-  const deadline = Date.now() + 20_000;
-  while (!(await curl(host.roSocket, 'GET', '/v1').then(() => true, () => false))) {
-    if (child.finished() || Date.now() > deadline) throw new Error(`the daemon did not come up: ${child.stderr()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return child;
-}
 
 /** Starts an assign whose drivers_probe write blocks in the simulated kernel; resolves once it is blocked. */
 async function blockedAssign(host: DaemonHost): Promise<OperationRecordJson> {

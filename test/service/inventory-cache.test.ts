@@ -83,6 +83,38 @@ describe('the inventory cache', () => {
     expect(assigned.report.find((d) => d.address === VF)).toMatchObject({ table: 'active', owner: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' } });
   });
 
+  it('an operation reads again only the functions it touched (with their PF and group): the next list does not rescan sysfs', async () => {
+    const plain = await HostdevService.open({ ...simulatedHost(root), stateDir });
+    try {
+      await service.list();
+      expect(service.inventoryReads).toEqual({ whole: 1, functions: 0 });
+      await service.assign({ domain: 'vm1', addresses: [VF] });
+      await service.detach('0000:01:10.2');
+      const after = await service.list();
+      await service.show(VF);
+      await service.groups();
+      // VF, its PF and its group (VF alone in group 4) for the assign, the same for the detach: 2 x 2.
+      expect(service.inventoryReads).toEqual({ whole: 1, functions: 4 });
+      // What a full read of sysfs (a service without the cache) answers.
+      expect(after.report).toEqual((await plain.list()).report);
+      expect(after.report.find((d) => d.address === VF)).toMatchObject({ driver: 'vfio-pci', vendorName: 'Intel Corporation', table: 'active' });
+      expect(plain.inventoryReads).toEqual({ whole: 1, functions: 0 });
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('a failed operation and a VF count change make the next read a whole one', async () => {
+    await service.list();
+    await expect(service.detach('0000:09:00.0')).rejects.toThrow(expect.objectContaining({ code: 'HOSTDEV_DEVICE_NOT_FOUND' }));
+    await service.list();
+    expect(service.inventoryReads.whole).toBe(2);
+    await service.vf.setCount({ pf: '0000:01:00.0', count: 4 });
+    const listed = await service.list();
+    expect(service.inventoryReads.whole).toBe(3);
+    expect(listed.report.filter((d) => d.physfn === '0000:01:00.0')).toHaveLength(4);
+  });
+
   it('is off by default: every read sees sysfs as it is', async () => {
     const plain = await HostdevService.open({ ...simulatedHost(root), stateDir });
     try {

@@ -3,8 +3,9 @@ import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignResult, ServiceAssignRequest } from '../../service/hostdev-service.js';
 import type { CommandResult } from '../context.js';
-import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult } from '../manager-view.js';
-import { withService } from '../open-manager.js';
+import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
+import { operationJson, type ReportJson } from '../../service/report-json.js';
+import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
 import { addVfNetOptions, vfNetRequests, type VfNetOptionValues } from './vf.js';
 
@@ -55,7 +56,7 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
 }
 
 /** What `assign` prints for its report (and `hotplug` for the assign it made). */
-export function assignResult(report: AssignResult, domain: string, hypervisor: string): CommandResult {
+export function assignResult(report: ReportJson<AssignResult>, domain: string, hypervisor: string): CommandResult {
   const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
   const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
   if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
@@ -73,7 +74,23 @@ export function registerAssign(program: Command): void {
   addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')).action(
     action(async (globals, command: Command, inputs: string[]) => {
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
-      const report = await withService(globals, (service) => service.assign(request), { dryRun: request.dryRun ?? false });
+      const { vf, wait } = request;
+      const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
+        client.assign(
+          {
+            domain: request.domain,
+            hypervisor: request.hypervisor ?? 'qemu',
+            devices: request.addresses,
+            managed: request.managed ?? true,
+            withGroup: request.withGroup ?? false,
+            force: request.force ?? false,
+            ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
+            ...(vf === undefined ? {} : { vf }),
+            ...(wait === undefined ? {} : waitBody(wait)),
+          },
+          options,
+        ),
+      );
       return assignResult(report, request.domain, request.hypervisor ?? 'qemu');
     }),
   );

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
-import { WAIT_HELP, deviceWait, reportResult } from '../manager-view.js';
-import { withService } from '../open-manager.js';
+import { operationJson } from '../../service/report-json.js';
+import { WAIT_HELP, deviceWait, reportResult, waitBody } from '../manager-view.js';
+import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
 
 export function registerDetach(program: Command): void {
@@ -16,14 +17,15 @@ export function registerDetach(program: Command): void {
       action(async (globals, command: Command, input: string) => {
         const opts = command.opts<{ driver?: string; force?: boolean; dryRun?: boolean; wait?: string }>();
         const address = parsePciRef(input);
-        const report = await withService(globals, (service) =>
-          service.detach(address, {
-            ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
-            force: opts.force ?? false,
-            dryRun: opts.dryRun ?? false,
-            wait: deviceWait(opts.wait),
-          }),
-          { dryRun: opts.dryRun ?? false },
+        const dryRun = opts.dryRun ?? false;
+        const wait = deviceWait(opts.wait);
+        const force = opts.force ?? false;
+        const report = await change(
+          globals,
+          dryRun,
+          (service) => service.detach(address, { ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}), force, dryRun, wait }),
+          operationJson,
+          (client, options) => client.detach(address, { ...(opts.driver !== undefined ? { driver: opts.driver } : {}), force, ...waitBody(wait) }, options),
         );
         const parked = report.changes.find((change) => change.kind === 'set-inactive');
         const stub = parked?.kind === 'set-inactive' ? parked.entry.stubDriver : (opts.driver ?? 'its stub driver');

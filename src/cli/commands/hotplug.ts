@@ -25,7 +25,7 @@ export function registerHotplug(program: Command): void {
       const opts = command.opts<AssignOptionValues & { qmp: string }>();
       const request = assignRequest(opts, inputs);
       const report = await withService(globals, (service) => service.hotplug({ ...request, qmp: opts.qmp }), { dryRun: request.dryRun ?? false });
-      const assigned = report.assign === null ? null : assignResult(report.assign, report.domain, report.hypervisor);
+      const assigned = report.assign === null ? null : assignResult(operationJson(report.assign), report.domain, report.hypervisor);
       const lines = [
         ...(assigned === null ? [] : [assigned.text]),
         ...report.plugged.map((placement) => placementLine(placement, report.dryRun)),
@@ -70,14 +70,15 @@ export function registerUnplug(program: Command): void {
             }),
           { dryRun },
         );
-        const released = reportResult(report.release, releaseHeadline(report.release, domain));
+        const releaseJson = operationJson(report.release);
+        const released = reportResult(releaseJson, releaseHeadline(releaseJson, domain));
         const lines = [
           ...report.unplugged.map((address) => `${dryRun ? 'would ask' : 'asked'} ${domain} to give back ${address}${dryRun ? '' : ': done (DEVICE_DELETED)'}`),
           ...report.absent.map((address) => `${address} is not in ${domain}'s QEMU: released without asking it`),
           released.text,
         ];
         return {
-          json: { ...operationJson(report.release), unplugged: report.unplugged, absent: report.absent },
+          json: { ...releaseJson, unplugged: report.unplugged, absent: report.absent },
           text: lines.join('\n'),
           warnings: [...(released.warnings ?? []), ...report.release.warnings],
           ...(released.exitCode === undefined ? {} : { exitCode: released.exitCode }),

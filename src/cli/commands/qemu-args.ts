@@ -2,7 +2,7 @@ import { type Command, Option } from 'commander';
 import { HostdevError } from '../../core/errors.js';
 import type { QemuMachine } from '../../core/qemu-args.js';
 import { shellJoin } from '../../core/shell.js';
-import { withService } from '../open-manager.js';
+import { read } from '../via-daemon.js';
 import { parseHypervisor } from '../manager-view.js';
 import { action } from '../run-action.js';
 
@@ -23,12 +23,15 @@ export function registerQemuArgs(program: Command): void {
             hint: 'Give --first-chassis a whole number of 1 or more, or leave it out for 1.',
           });
         }
-        const report = await withService(
+        const request = { domain: opts.domain, hypervisor: parseHypervisor(opts.hypervisor), machine: opts.machine, firstChassis };
+        const { argv, warnings } = await read<{ argv: readonly string[]; warnings: readonly string[] }>(
           globals,
-          (service) => service.qemuArgs({ domain: opts.domain, hypervisor: parseHypervisor(opts.hypervisor), machine: opts.machine, firstChassis }),
-          { reader: true },
+          (service) => service.qemuArgs(request),
+          async (client) => {
+            const { report, warnings: sent } = await client.qemuArgs(request);
+            return { argv: report, warnings: sent };
+          },
         );
-        const { argv, warnings } = report;
         return { json: argv, text: shellJoin(argv), warnings };
       }),
     );

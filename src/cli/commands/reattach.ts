@@ -6,8 +6,9 @@ export function registerReattach(program: Command): void {
     name: 'reattach',
     description: 'give a detached device back to its original host driver',
     run: (service, address, mode) => service.reattach(address, mode),
+    remote: (client, address, body, options) => client.reattach(address, body, options),
     headline: (report, address) => {
-      const check = report.plan.groups.flatMap((group) => group.steps).find((step) => step.kind === 'verify-driver' || step.kind === 'verify-host-driver');
+      const check = report.checks[0];
       if (check === undefined) return `${address}: no write needed`;
       if (check.kind === 'verify-driver') {
         return check.expected === null ? `reattached ${address}: off the stub, on no driver (it had none)` : `reattached ${address} to its host driver ${check.expected}`;

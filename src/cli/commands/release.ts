@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
-import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult } from '../manager-view.js';
-import { withService } from '../open-manager.js';
+import { operationJson } from '../../service/report-json.js';
+import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult, waitBody } from '../manager-view.js';
+import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
 
 export function registerRelease(program: Command): void {
@@ -17,15 +18,14 @@ export function registerRelease(program: Command): void {
         const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
         const addresses = inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
-        const report = await withService(globals, (service) =>
-          service.release({
-            domain,
-            hypervisor,
-            ...(addresses ? { addresses } : {}),
-            dryRun: opts.dryRun ?? false,
-            wait: deviceWait(opts.wait),
-          }),
-          { dryRun: opts.dryRun ?? false },
+        const dryRun = opts.dryRun ?? false;
+        const wait = deviceWait(opts.wait);
+        const report = await change(
+          globals,
+          dryRun,
+          (service) => service.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun, wait }),
+          operationJson,
+          (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait) }, options),
         );
         const result = reportResult(report, releaseHeadline(report, domain));
         return {

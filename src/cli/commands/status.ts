@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { withService } from '../open-manager.js';
+import type { StatusReport } from '../../manager/status.js';
+import { read } from '../via-daemon.js';
 import { action } from '../run-action.js';
 import { statusText } from '../status-view.js';
 
@@ -9,7 +10,7 @@ export function registerStatus(program: Command): void {
     .description('the device tables: active (owned by a domain) and inactive (detached, owned by nobody)')
     .action(
       action(async (globals) => {
-        const status = await withService(globals, (service) => service.status(), { reader: true });
+        const status = await read(globals, (service) => service.status(), async (client) => (await client.status<StatusReport>()).report);
         const warnings: string[] = [];
         for (const address of status.missing) warnings.push(`${address} is active but no longer on this host; release its domain to prune it`);
         if (status.journal.unfinished > 0) warnings.push(`${status.journal.unfinished} unfinished journal step(s): the next command recovers them`);

@@ -10,6 +10,7 @@ import type { VfNetRequest } from '../../core/vf-net-config.js';
 import { isEmptyRequest, parseMac, parseOnOff, parseVlan } from '../../net/vf-net-config.js';
 import { recoveryPreview } from '../manager-view.js';
 import { withService } from '../open-manager.js';
+import { change } from '../via-daemon.js';
 import { orDash, renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
@@ -99,10 +100,13 @@ export function registerVf(program: Command): void {
         const progress = progressPrinter();
         try {
           const dryRun = opts.dryRun ?? false;
-          const report = await withService(
+          const force = opts.force ?? false;
+          const report = await change(
             globals,
-            (service) => service.vf.setCount({ pf, count, force: opts.force ?? false, dryRun, autoprobe, waitMs, onProgress: progress.print }),
-            { dryRun },
+            dryRun,
+            (service) => service.vf.setCount({ pf, count, force, dryRun, autoprobe, waitMs, onProgress: progress.print }),
+            (direct: SetCountReport) => direct,
+            (client, options) => client.setVfCount(pf, { numVfs: count, force, autoprobe, waitMs }, options),
           );
           return { json: report, text: [...recoveryPreview(report.recovery, ''), setCountText(report)].join('\n') };
         } finally {
