@@ -22,6 +22,8 @@ rm -rf "$STAGE/nested-init"
 # production dependencies only (no typescript/vitest), as npm resolves them
 (cd "$REPO" && npm ls --omit=dev --all --parseable 2>/dev/null || true) | while read -r dir; do
   case $dir in "$REPO"/node_modules/*) ;; *) continue ;; esac
+  # The Kubernetes API client (57 MB) serves only the kubelet plugin's DRA driver, which no guest runs.
+  case $dir in "$REPO"/node_modules/@kubernetes/*) continue ;; esac
   rel=${dir#"$REPO"/}
   mkdir -p "$H/$(dirname "$rel")"
   [ -e "$H/$rel" ] || cp -a "$dir" "$H/$rel"
