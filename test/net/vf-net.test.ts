@@ -104,7 +104,7 @@ describe('VF network config across assign and release', () => {
       // the process dies here: no set-active commit
     });
     const report = await recover(store, NO_KERNEL, reader, configurator);
-    expect(report.vfConfig).toEqual([{ address: vf, outcome: 'restored', reason: null }]);
+    expect(report.vfConfig).toEqual([{ key: `pci:${vf}`, address: vf, outcome: 'restored', reason: null }]);
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0 });
     expect(store.readVfConfigs()).toEqual([]);
   });
@@ -116,7 +116,7 @@ describe('VF network config across assign and release', () => {
       await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
     });
     tree.setNumVfs(0);
-    expect((await recover(store, NO_KERNEL, reader, configurator)).vfConfig).toEqual([{ address: vf, outcome: 'dropped', reason: null }]);
+    expect((await recover(store, NO_KERNEL, reader, configurator)).vfConfig).toEqual([{ key: `pci:${vf}`, address: vf, outcome: 'dropped', reason: null }]);
     expect(store.readVfConfigs()).toEqual([]);
   });
 
