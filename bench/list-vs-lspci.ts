@@ -13,13 +13,13 @@
  * without NODE_EXTRA_CA_CERTS. When this environment sets that variable, `node dist/cli/bin.js` with
  * it is timed too, so the figures show what it costs.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildHost } from '../src/sim/builder.js';
 import { generateSpec } from '../src/sim/presets.js';
+import { median, timeCommand, type TimedCommand } from './lib/timing.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const cli = path.join(repo, 'dist/cli/bin.js');
@@ -29,31 +29,8 @@ const baseCli = process.env['BENCH_BASE_CLI'];
 const nodeReader = process.env['BENCH_NODE_READER'] === '1';
 const caCerts = process.env['NODE_EXTRA_CA_CERTS'];
 
-interface Command {
-  readonly name: string;
-  readonly file: string;
-  readonly args: readonly string[];
-  readonly env?: NodeJS.ProcessEnv;
-}
-
-/** Runs the command once, output captured as a user's pipe would; returns milliseconds and lines. */
-function time(command: Command): { ms: number; stdout: string } {
-  const start = process.hrtime.bigint();
-  const run = spawnSync(command.file, command.args, {
-    encoding: 'utf8',
-    maxBuffer: 256 * 1024 * 1024,
-    env: { ...process.env, ...command.env },
-  });
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (run.status !== 0) throw new Error(`${command.name} failed (${run.status}): ${run.stderr}`);
-  return { ms, stdout: run.stdout };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+type Command = TimedCommand;
+const time = (command: Command): { ms: number; stdout: string } => timeCommand(command);
 
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`.padStart(10);
 

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import type * as Zod from 'zod';
+import { lazyPackage } from '../platform/lazy-package.js';
 import { simDir } from './host-model.js';
 
 /**
@@ -35,25 +36,36 @@ export type Fault =
 
 export const FAULTS_ENV = 'HOSTDEV_SIM_FAULTS';
 
-const faultSchema = z.union([
-  z.strictObject({
-    action: z.literal('fail'),
-    match: z.string().min(1),
-    errno: z.string().regex(/^E[A-Z0-9]+$/),
-    times: z.number().int().min(1).optional(),
-  }),
-  z.strictObject({ action: z.literal('crash'), afterWrites: z.number().int().min(1), when: z.enum(['before', 'after']).optional() }),
-  z.strictObject({
-    action: z.literal('block'),
-    match: z.string().min(1),
-    id: z.string().regex(/^[A-Za-z0-9_.-]+$/),
-    times: z.number().int().min(1).optional(),
-    stage: z.enum(['before', 'vfio-release']).optional(),
-  }),
-]);
+/** zod loads only when a fault list is there to parse: most simulated runs have none. */
+const zod = lazyPackage<typeof Zod>('zod');
+let faultListSchema: Zod.ZodType | null = null;
+
+function faultList(): Zod.ZodType {
+  if (faultListSchema !== null) return faultListSchema;
+  const { z } = zod();
+  faultListSchema = z.array(
+    z.union([
+      z.strictObject({
+        action: z.literal('fail'),
+        match: z.string().min(1),
+        errno: z.string().regex(/^E[A-Z0-9]+$/),
+        times: z.number().int().min(1).optional(),
+      }),
+      z.strictObject({ action: z.literal('crash'), afterWrites: z.number().int().min(1), when: z.enum(['before', 'after']).optional() }),
+      z.strictObject({
+        action: z.literal('block'),
+        match: z.string().min(1),
+        id: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+        times: z.number().int().min(1).optional(),
+        stage: z.enum(['before', 'vfio-release']).optional(),
+      }),
+    ])
+  );
+  return faultListSchema;
+}
 
 function parseFaults(input: unknown): Fault[] {
-  return z.array(faultSchema).parse(input) as Fault[];
+  return faultList().parse(input) as Fault[];
 }
 
 export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): Fault[] {

@@ -1,7 +1,8 @@
 import { statfsSync } from 'node:fs';
 import type { OperationName } from '../core/operations.js';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqlite } from './sqlite.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostdevError } from '../core/errors.js';
 
@@ -44,8 +45,8 @@ export class ProcessLock {
 
   constructor(path: string, waitingRoomPath: string) {
     this.path = path;
-    this.db = new Database(path, { timeout: 0 });
-    this.room = new Database(waitingRoomPath, { timeout: 0 });
+    this.db = openSqlite(path, { timeout: 0 });
+    this.room = openSqlite(waitingRoomPath, { timeout: 0 });
   }
 
   get isHeld(): boolean {

@@ -1,5 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import type { OperationName } from '../core/operations.js';
+import { openSqlite } from './sqlite.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -206,7 +207,7 @@ function createFresh(dir: string, dbPath: string): void {
   const temp = path.join(dir, `${DB_FILE}.new-${process.pid}-${randomUUID().slice(0, 8)}`);
   ensureFileMode(temp);
   try {
-    const db = new Database(temp);
+    const db = openSqlite(temp);
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
@@ -274,7 +275,7 @@ function openExisting(dbPath: string, timeoutMs: number, warnings: string[]): Da
   }
   let db: Database.Database | undefined;
   try {
-    db = new Database(dbPath, { fileMustExist: true, timeout: timeoutMs });
+    db = openSqlite(dbPath, { fileMustExist: true, timeout: timeoutMs });
     checkOpened(db, dbPath, warnings, true);
     return db;
   } catch (error) {
@@ -324,7 +325,7 @@ class InProcessLock implements StateLock {
 }
 
 function freshInMemory(): Database.Database {
-  const db = new Database(':memory:');
+  const db = openSqlite(':memory:');
   migrate(db);
   return db;
 }
@@ -348,7 +349,7 @@ function snapshotOf(dbPath: string, warnings: string[]): Database.Database {
   if (!stat.isFile()) throw unusable(dbPath, 'is not a regular file');
   if (stat.size === 0) throw unusable(dbPath, 'is empty (0 bytes): it was truncated');
   const attempt = (bytes: Buffer): Database.Database => {
-    const db = new Database(withoutWalFlag(bytes));
+    const db = openSqlite(withoutWalFlag(bytes));
     try {
       checkOpened(db, dbPath, warnings);
       return db;
@@ -358,7 +359,7 @@ function snapshotOf(dbPath: string, warnings: string[]): Database.Database {
     }
   };
   const viaSqlite = (): Buffer => {
-    const source = new Database(dbPath, { readonly: true, fileMustExist: true });
+    const source = openSqlite(dbPath, { readonly: true, fileMustExist: true });
     try {
       return source.serialize();
     } finally {
