@@ -4,7 +4,7 @@
 import { cancelPrefetch, prefetchInventory, scanArgv } from './inventory-prefetch.js';
 import { stopSignal } from './stop-signals.js';
 
-// list/show/groups: the bounded sysfs reader starts now, while the rest of the CLI loads.
+// list/groups: the bounded sysfs reader starts now, while the rest of the CLI loads.
 prefetchInventory(process.argv.slice(2));
 // watch: a Ctrl-C from now on stops it the one way, however early it comes.
 if (scanArgv(process.argv.slice(2))?.command === 'watch') void stopSignal();

@@ -3,12 +3,13 @@ import { DEVICE_OP_LIST } from '../sysfs/device-ops.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 
 /**
- * The bounded readers of list/show/groups, started before the rest of the CLI is even loaded: they
+ * The bounded readers of list and groups, started before the rest of the CLI is even loaded: they
  * read while the CLI loads. Only a head start: readHost checks that they read the root the parsed
  * options name, and starts others when not.
  */
 
-const INVENTORY_COMMANDS = new Set(['list', 'show', 'groups']);
+// Not show: it reads only its device's neighbourhood, which it learns from links first.
+const INVENTORY_COMMANDS = new Set(['list', 'groups']);
 /**
  * The global options that take a value: their values are never a command name. main.ts's program
  * says the same (a test keeps them equal); this module runs before commander is loaded.

@@ -1,7 +1,8 @@
+import type { PciAddress } from '../core/address.js';
 import { className as shortClassName, type Inventory, type PciDevice } from '../core/device.js';
 import type { TableLookup } from '../manager/table-lookup.js';
 export { deviceJson, ownersOf, ownershipJson, type DeviceWithOwnership } from '../manager/inventory-reports.js';
-import { readInventoryBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
+import { readInventoryBounded, readNeighbourhoodBounded, readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { pciIdsPath } from '../sysfs/pci-ids.js';
 import { SysfsLayout } from '../sysfs/paths.js';
 import type { GlobalOptions } from './context.js';
@@ -22,14 +23,17 @@ export interface InventoryCommandOptions {
 
 export { pciIdsPath };
 
-/** Reads the host in a child process with a bound, so a blocked sysfs read cannot hang the command. */
-export async function readHost(globals: GlobalOptions): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
+/**
+ * Reads the host in a child process with a bound, so a blocked sysfs read cannot hang the command:
+ * every function, or with `around` only what `show` needs of it (see readNeighbourhoodBounded).
+ */
+export async function readHost(
+  globals: GlobalOptions,
+  around?: PciAddress,
+): Promise<{ layout: SysfsLayout; inventory: Inventory; warnings: string[] }> {
   const layout = new SysfsLayout(globals.root);
-  const inventory = await readInventoryBounded(layout, {
-    pciIdsPath: pciIdsPath(),
-    timeoutMs: readTimeoutFromEnv(),
-    started: takePrefetched(),
-  });
+  const options = { pciIdsPath: pciIdsPath(), timeoutMs: readTimeoutFromEnv(), started: takePrefetched() };
+  const inventory = around === undefined ? await readInventoryBounded(layout, options) : await readNeighbourhoodBounded(layout, around, options);
   const warnings = inventory.warnings.map((w) => (w.address === '' ? w.message : `${w.address}: ${w.message}`));
   return { layout, inventory, warnings };
 }

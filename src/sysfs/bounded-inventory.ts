@@ -1,4 +1,7 @@
+import { readdir, readlink } from 'node:fs/promises';
+import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import { canonicalAddress } from './attributes.js';
 import type { Inventory, PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
 import { OpExecutor, ResultList } from './batch-ops.js';
@@ -31,14 +34,20 @@ export async function readInventoryBounded(
     readonly started?: BatchReader | null;
     /** How long without new results marks a function as held by the kernel (default 500 ms, $HOSTDEV_STALL_MS). */
     readonly stallMs?: number;
+    /** Read just these functions instead of every listed one (the inventory then holds those of them that exist). */
+    readonly only?: readonly PciAddress[];
   } = {},
 ): Promise<Inventory> {
   let reader = options.started ?? null;
+  if (reader !== null && options.only !== undefined) {
+    reader.cancel();
+    reader = null;
+  }
   if (reader !== null && reader.root !== layout.root) {
     reader.cancel();
     reader = null;
   }
-  reader ??= inventoryReader(layout);
+  reader ??= options.only === undefined ? inventoryReader(layout) : new BatchReader(layout, DEVICE_OP_LIST, { only: options.only });
   const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   const stallMs = options.stallMs ?? stallFromEnv();
   const deadline = Date.now() + timeoutMs;
@@ -94,6 +103,39 @@ export async function readInventoryBounded(
   } finally {
     reader.cancel();
   }
+}
+
+/**
+ * What `show` needs of the host, whatever its size: the function, the PCI functions above it (from
+ * its bus entry's link, as its `parent` is read) and the members of its IOMMU group, read as
+ * readInventoryBounded reads (bounded, held functions found). The links and the group's listing
+ * are kernfs nodes, which no device lock holds up. A function that is not there reads as absent.
+ */
+export async function readNeighbourhoodBounded(
+  layout: SysfsLayout,
+  address: PciAddress,
+  options: Omit<Parameters<typeof readInventoryBounded>[1] & object, 'only'> = {},
+): Promise<Inventory> {
+  const wanted = new Set<PciAddress>([address]);
+  const entry = await readlink(layout.device(address)).catch(() => null);
+  if (entry !== null) {
+    // "../../../devices/pci0000:00/0000:00:1c.0/0000:01:00.0": the functions before the last, up to the root bus.
+    const parts = entry.split('/').filter((part) => part !== '');
+    for (let i = parts.length - 2; i >= 0; i--) {
+      const parent = canonicalAddress(parts[i]!);
+      if (parent === null) break;
+      wanted.add(parent);
+    }
+    const group = await readlink(layout.device(address, 'iommu_group')).catch(() => null);
+    if (group !== null) {
+      const members = await readdir(path.join(layout.iommuGroupsDir, path.basename(group), 'devices')).catch(() => []);
+      for (const member of members) {
+        const canonical = canonicalAddress(member);
+        if (canonical !== null) wanted.add(canonical);
+      }
+    }
+  }
+  return readInventoryBounded(layout, { ...options, only: [...wanted] });
 }
 
 const HELD_WARNING =

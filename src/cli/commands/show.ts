@@ -62,7 +62,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           }
           const address = parsePciRef(input);
           const tablesLoading = tablesFor(globals, options);
-          const { layout, inventory, warnings } = await readHost(globals);
+          const { layout, inventory, warnings } = await readHost(globals, address);
           const tables = await tablesLoading;
           const found = findDevice(inventory, address);
           const hostUse = found === null ? [] : ((await (await hostUsageFor(globals)).usesOf([found])).get(address) ?? []);
