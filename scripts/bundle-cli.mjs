@@ -35,8 +35,11 @@ const externalPackages = Object.keys(packageJson.dependencies).filter((name) => 
 const builtins = new Set(builtinModules);
 const isExternal = (id) =>
   id.startsWith('node:') || builtins.has(id) || externalPackages.some((name) => id === name || id.startsWith(`${name}/`));
-// The layers every command may need; not bin.js itself (it awaits main, which would wait on itself).
+// The layers every command may need; not bin.js itself (it awaits main, which would wait on itself),
+// nor a module that imports a package only some runs need (it would load that package on every run:
+// test/cli/bundle.test.ts says which are loaded).
 const SHARED = /\/dist\/(core|platform|sysfs|state|net|host|events|qmp|manager|service|cli)\/|\/node_modules\/commander\//;
+const ON_DEMAND = /\/dist\/cli\/nodedev-xml\.js$/;
 
 const out = mkdtempSync(path.join(repo, 'dist/.bundle-'));
 try {
@@ -49,7 +52,7 @@ try {
       dir: out,
       format: 'esm',
       chunkFileNames: 'chunk-[name]-[hash].js',
-      codeSplitting: { groups: [{ name: 'hostdev', test: (id) => id !== entry && SHARED.test(id) }] },
+      codeSplitting: { groups: [{ name: 'hostdev', test: (id) => id !== entry && SHARED.test(id) && !ON_DEMAND.test(id) }] },
     },
   });
   const bundled = readFileSync(path.join(out, 'bin.js'), 'utf8');

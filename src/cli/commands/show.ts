@@ -3,7 +3,6 @@ import { keyKind, parseKey, parsePciRef } from '../../core/device-key.js';
 import type { NonPciKind } from '../../core/nonpci-device.js';
 import { nonPciShowReport } from '../../manager/nonpci-reports.js';
 import { nonPciShowText, readNonPci } from '../nonpci-view.js';
-import { nonPciNodedevXml, pciNodedevXml } from '../nodedev-xml.js';
 import { HostdevError } from '../../core/errors.js';
 import { SysfsLayout } from '../../sysfs/paths.js';
 import { findDevice, groupMembers, type AssignmentVerdict } from '../../core/iommu.js';
@@ -57,7 +56,10 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
             const nonPci = await readNonPci(globals, [kind as NonPciKind]);
             const tables = await tablesLoading;
             const report = nonPciShowReport(nonPci, key, tables);
-            if (xml) return { json: null, text: await nonPciNodedevXml(new SysfsLayout(globals.root), report.device), warnings: nonPci.warnings };
+            if (xml) {
+              const { nonPciNodedevXml } = await import('../nodedev-xml.js'); // its XML library only for --xml
+              return { json: null, text: await nonPciNodedevXml(new SysfsLayout(globals.root), report.device), warnings: nonPci.warnings };
+            }
             return { json: report, text: nonPciShowText(report, tables), warnings: nonPci.warnings };
           }
           const address = parsePciRef(input);
@@ -72,7 +74,10 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const members = groupMembers(inventory, address);
           const relevant = warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w));
           if (globals.json) return { json, text: '', warnings: relevant };
-          if (xml) return { json: null, text: await pciNodedevXml(layout, inventory, device), warnings: relevant };
+          if (xml) {
+            const { pciNodedevXml } = await import('../nodedev-xml.js'); // its XML library only for --xml
+            return { json: null, text: await pciNodedevXml(layout, inventory, device), warnings: relevant };
+          }
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
           const rev = device.revision !== null && device.revision !== '00' ? ` (rev ${device.revision})` : '';
