@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import type * as Zod from 'zod';
 import { HostdevError } from '../core/errors.js';
+import { lazyPackage } from '../platform/lazy-package.js';
 import { OutsideRootError, resolveInside } from '../platform/contain.js';
 import type { VfNetConfig, VfNetInfo, VfSetting } from '../core/vf-net-config.js';
 import type { NetPort } from './net-port.js';
@@ -59,13 +60,21 @@ function ipError(message: string, ifname: string, errno: string): HostdevError {
  */
 export const NET_FAULTS_ENV = 'HOSTDEV_SIM_NET_FAULTS';
 
-const netFaultsSchema = z.array(z.strictObject({ action: z.literal('crash'), afterSets: z.number().int().min(1), when: z.enum(['before', 'after']).optional() }));
+interface NetFault {
+  readonly action: 'crash';
+  readonly afterSets: number;
+  readonly when?: 'before' | 'after' | undefined;
+}
 
-type NetFault = z.infer<typeof netFaultsSchema>[number];
+/** zod loads only when there is a fault list to parse: most simulated runs set none. */
+const zod = lazyPackage<typeof Zod>('zod');
 
 function netFaultsFromEnv(env: NodeJS.ProcessEnv = process.env): NetFault[] {
   const raw = env[NET_FAULTS_ENV];
-  return raw === undefined || raw.trim() === '' ? [] : netFaultsSchema.parse(JSON.parse(raw));
+  if (raw === undefined || raw.trim() === '') return [];
+  const { z } = zod();
+  const schema = z.array(z.strictObject({ action: z.literal('crash'), afterSets: z.number().int().min(1), when: z.enum(['before', 'after']).optional() }));
+  return schema.parse(JSON.parse(raw));
 }
 
 /** `ip link set` calls made by this process (the crash faults count them). */
