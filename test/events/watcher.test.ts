@@ -130,15 +130,16 @@ describe('the snapshot reader', () => {
 
   it('names the file the child was reading when the bound hit', async () => {
     tree = treeWithBlockedNumVfs();
-    const reader = new ChildSnapshotReader(tree.root, 300);
+    // The bound leaves the child time to start and report its file even on a loaded machine.
+    const reader = new ChildSnapshotReader(tree.root, 3000);
     try {
       const error = await reader.read().then(
         () => null,
         (e: unknown) => e as HostdevError,
       );
       const read = path.join(tree.root, 'sys/bus/pci/devices', tree.pf, 'sriov_numvfs');
-      expect(error?.message).toBe(`reading ${read} did not finish within 300 ms; the reading process was abandoned`);
-      expect(error?.details).toMatchObject({ files: [read], timeoutMs: 300 });
+      expect(error?.message).toBe(`reading ${read} did not finish within 3000 ms; the reading process was abandoned`);
+      expect(error?.details).toMatchObject({ files: [read], timeoutMs: 3000 });
     } finally {
       await reader.close();
     }
