@@ -10,9 +10,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { NODE_FLAGS } from './lib.mjs';
-import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
 import { igbPf } from './s1-list.mjs';
-import { setCount } from './vm-setup.mjs';
+import { holdVf0AndShrink, setCount } from './vm-setup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,28 +99,14 @@ export const s11Daemon = {
     env.check('GET qemu-args: an argv with VF0', args.status === 200 && argv.some((a) => a.startsWith('vfio-pci,') && a.includes(`host=${vf0}`)), args.text);
     env.observe('s11: assigned over the API', { assign: assign.status, state: assign.json?.state ?? null, driver: env.driverOf(vf0), qemuArgs: args.status });
 
-    const holding = env.sim || qemuAvailable();
-    const BLOCK_ID = 'qemu-holds-vf0';
-    let vm = null;
-    if (env.sim) {
-      env.simFault({ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' });
-      env.onCleanup(() => env.simRelease(BLOCK_ID));
-    } else if (holding) {
-      vm = await startQemu('vm1', argv);
-      env.onCleanup(() => stopQemu(vm));
-      env.check('QEMU holds VF0', vm.exited === null && vfioFds(vm.child.pid).includes(`/dev/vfio/${env.groupOf(vf0)}`), vm.output);
-    }
-    const write = env.kernelWriteBackground(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
+    const { holding, write, letGo } = await holdVf0AndShrink(env, { pf, vf0, argv });
     if (holding) {
-      await sleep(3000);
       env.check('echo 0 > sriov_numvfs blocks while QEMU holds VF0', !write.done);
       const status = await api(ro, 'GET', '/v1/status', undefined, { timeoutMs: 30_000 }).catch((error) => ({ status: `error: ${error.message}` }));
       env.check('GET /v1/status answers while the write is blocked', status.status === 200, status);
       env.check('no prune of VF0 yet: QEMU still holds it', !feed.events.some((e) => e.type === 'prune' && e.key === key), feed.events);
-      if (env.sim) env.simRelease(BLOCK_ID);
-      else await stopQemu(vm);
     }
-    const done = await Promise.race([write.result, sleep(90_000).then(() => null)]);
+    const done = await letGo();
     env.check('the write completes once nothing holds VF0', done?.ok === true, done);
     const seen = await env.waitFor(() => {
       const removed = feed.events.some((e) => e.type === 'pci' && e.action === 'remove' && e.key === key);

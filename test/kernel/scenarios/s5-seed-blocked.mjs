@@ -9,10 +9,9 @@
 // releasing the fault stands for QEMU quitting. The transcript records which files block, what the
 // tree shows meanwhile and how hostdev's commands end, and must equal Linux's (golden/s5-*.json).
 import { spawn } from 'node:child_process';
-import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
 import { NODE_FLAGS } from './lib.mjs';
 import { tables } from './s2-detach.mjs';
-import { mentionsUnder, prepareDomain, setCount } from './vm-setup.mjs';
+import { holdVf0AndShrink, mentionsUnder, prepareDomain, setCount } from './vm-setup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // status and list take 2-5 s in the guest; one still running after 30 s is stuck in a blocked read
@@ -26,20 +25,8 @@ export const s5SeedBlocked = {
   async run(env) {
     await env.requireCommands('vf set-count', 'assign', 'release', 'status', 'list', 'qemu-args');
     const { pf, nic, vfs, vf0, argv } = await prepareDomain(env, 'vm1', 's5');
-    const holding = env.sim || qemuAvailable();
-    const BLOCK_ID = 'qemu-holds-vf0';
-    let vm = null;
-    if (env.sim) {
-      env.simFault({ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' });
-      env.onCleanup(() => env.simRelease(BLOCK_ID));
-    } else if (holding) {
-      vm = await startQemu('vm1', argv);
-      env.onCleanup(() => stopQemu(vm));
-      env.check('QEMU holds VF0', vm.exited === null && vfioFds(vm.child.pid).includes(`/dev/vfio/${env.groupOf(vf0)}`), vm.output);
-    }
-    const write = env.kernelWriteBackground(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
+    const { holding, write, letGo } = await holdVf0AndShrink(env, { pf, vf0, argv });
     if (holding) {
-      await sleep(3000);
       env.check('echo 0 > sriov_numvfs blocks while QEMU holds VF0', !write.done);
       const vf1 = vfs[1] ?? null;
       const dev = (a, f) => `/sys/bus/pci/devices/${a}/${f}`;
@@ -80,10 +67,8 @@ export const s5SeedBlocked = {
         env.check(`hostdev watch stops on SIGTERM while the write is blocked (${Date.now() - t0} ms)`, stopped || exitedEarly, watchOut.slice(-2000));
         if (!stopped) watch.kill('SIGKILL');
       }
-      if (env.sim) env.simRelease(BLOCK_ID);
-      else await stopQemu(vm);
     }
-    const done = await Promise.race([write.result, sleep(90_000).then(() => null)]);
+    const done = await letGo();
     env.check('the write completes once nothing holds VF0', done?.ok === true, done);
     const gone = await env.waitFor(() => env.virtfns(pf).length === 0 && !env.exists(`/sys/bus/pci/devices/${vf0}`), { timeoutMs: 15_000 });
     env.observe('s5: after echo 0', { ok: done?.ok ?? null, errno: done?.errno ?? null, vfs: env.virtfns(pf), vf0Exists: env.exists(`/sys/bus/pci/devices/${vf0}`) });

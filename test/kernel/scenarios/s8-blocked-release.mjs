@@ -6,32 +6,11 @@
 // go before the bound, must end at `--wait` with HOSTDEV_TIMEOUT (exit 6) naming VF0's
 // driver_override and the pending removal, the tables as they were. On the simulator the holder is
 // the 'vfio-release' block fault, as in scenario 5.
-import { qemuAvailable, startQemu, stopQemu } from './qemu.mjs';
+import { qemuAvailable } from './qemu.mjs';
 import { tables } from './s2-detach.mjs';
-import { prepareDomain, setCount } from './vm-setup.mjs';
+import { holdVf0AndShrink, prepareDomain, setCount } from './vm-setup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const BLOCK_ID = 'qemu-holds-vf0';
-
-/** Holds VF0 (QEMU, or the simulator's fault) and starts `echo 0 > PF/sriov_numvfs`; returns how to let go. */
-async function holdAndShrink(env, pf, argv) {
-  let vm = null;
-  if (env.sim) {
-    env.simFault({ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' });
-    env.onCleanup(() => env.simRelease(BLOCK_ID));
-  } else {
-    vm = await startQemu('vm1', argv);
-    env.onCleanup(() => stopQemu(vm));
-  }
-  const write = env.kernelWriteBackground(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
-  await sleep(3000);
-  const letGo = async () => {
-    if (env.sim) env.simRelease(BLOCK_ID);
-    else await stopQemu(vm);
-    return Promise.race([write.result, sleep(90_000).then(() => null)]);
-  };
-  return { write, letGo };
-}
 
 export const s8BlockedRelease = {
   name: 's8-blocked-release',
@@ -45,7 +24,7 @@ export const s8BlockedRelease = {
     const { pf, nic, vf0, argv } = await prepareDomain(env, 'vm1', 's8');
 
     // Round 1: QEMU lets go while the release waits.
-    const first = await holdAndShrink(env, pf, argv);
+    const first = await holdVf0AndShrink(env, { pf, vf0, argv });
     env.check('echo 0 > sriov_numvfs blocks while VF0 is held', !first.write.done);
     const releasing = env.hostdev(['release', '--domain', 'vm1', '--wait', '300000'], { timeoutMs: 360_000 });
     await sleep(2000);
@@ -88,7 +67,7 @@ export const s8BlockedRelease = {
     const assign = await env.hostdev(['assign', '--domain', 'vm1', vf0]);
     env.check('assign --domain vm1 VF0 again exits 0', assign.code === 0, assign.stderr);
     const args = await env.hostdev(['qemu-args', '--domain', 'vm1']);
-    const second = await holdAndShrink(env, pf, Array.isArray(args.json) ? args.json : []);
+    const second = await holdVf0AndShrink(env, { pf, vf0, argv: Array.isArray(args.json) ? args.json : [] });
     const bounded = await env.hostdev(['release', '--domain', 'vm1', '--wait', '5000'], { timeoutMs: 120_000 });
     const error = bounded.error ?? null;
     env.observe('s8: release bounded by --wait while QEMU holds VF0', {

@@ -1,7 +1,12 @@
-// Shared steps of scenarios 4 and 5: two igb VFs made by `hostdev vf set-count`, VF0 and the e1000e
-// assigned to a domain, and the QEMU arguments hostdev prints for it.
+// Shared steps of the scenarios: two igb VFs made by `hostdev vf set-count`, VF0 and the e1000e
+// assigned to a domain, the QEMU arguments hostdev prints for it, and the seed's hold: QEMU holds VF0
+// while `echo 0 > sriov_numvfs` waits for it.
+import { qemuAvailable, startQemu, stopQemu, vfioFds } from './qemu.mjs';
 import { igbPf } from './s1-list.mjs';
 import { tables } from './s2-detach.mjs';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const BLOCK_ID = 'qemu-holds-vf0';
 
 /** True when `json` has, under a key named `key` at any depth, something that mentions `value`. */
 export function mentionsUnder(json, key, value) {
@@ -47,4 +52,31 @@ export async function prepareDomain(env, domain, label) {
   env.observe(`${label}: qemu-args`, argv);
   for (const a of [vf0, nic]) env.check(`${label}: qemu-args has a vfio-pci device for ${a}`, argv.some((x) => x.startsWith('vfio-pci,') && x.includes(`host=${a}`)), argv);
   return { pf, nic, vfs, vf0, argv };
+}
+
+/**
+ * QEMU (started from `argv` as `domain`) holds VF0 — on the simulator its 'vfio-release' block fault
+ * plays the holder — and `echo 0 > PF/sriov_numvfs` starts in the background, given 3 s to block.
+ * `holding` is false in a guest without QEMU (the write then just runs). `letGo` ends the hold and
+ * waits (bounded) for the write's result.
+ */
+export async function holdVf0AndShrink(env, { pf, vf0, argv, domain = 'vm1' }) {
+  const holding = env.sim || qemuAvailable();
+  let vm = null;
+  if (env.sim) {
+    env.simFault({ action: 'block', match: 'sriov_numvfs', id: BLOCK_ID, stage: 'vfio-release' });
+    env.onCleanup(() => env.simRelease(BLOCK_ID));
+  } else if (holding) {
+    vm = await startQemu(domain, argv);
+    env.onCleanup(() => stopQemu(vm));
+    env.check('QEMU holds VF0', vm.exited === null && vfioFds(vm.child.pid).includes(`/dev/vfio/${env.groupOf(vf0)}`), vm.output);
+  }
+  const write = env.kernelWriteBackground(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
+  if (holding) await sleep(3000);
+  const letGo = async () => {
+    if (env.sim) env.simRelease(BLOCK_ID);
+    else if (vm !== null) await stopQemu(vm);
+    return Promise.race([write.result, sleep(90_000).then(() => null)]);
+  };
+  return { holding, write, letGo };
 }
