@@ -1,5 +1,5 @@
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
-import { ownerCell, ownerName, type Owner } from '../core/tables.js';
+import { ownerCell, ownerName } from '../core/tables.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';

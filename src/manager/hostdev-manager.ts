@@ -13,7 +13,7 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
-import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
+import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -432,13 +432,10 @@ export class HostdevManager {
         net: new VfNetConfigurator(this.net),
         ...(mode.onWarning === undefined ? {} : { warn: mode.onWarning }),
       };
-      const execution = await executePlan(
-        planned,
-        op,
-        ports,
-        await bookkeeping(op, planned, seen),
-        settle === undefined ? undefined : () => settle(op, planned),
-      );
+      const execution = await executePlan(planned, op, ports, {
+        extra: await bookkeeping(op, planned, seen),
+        ...(settle === undefined ? {} : { settle: () => settle(op, planned) }),
+      });
       return [planned, execution];
     }, mode.operationId);
   }
