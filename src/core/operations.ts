@@ -7,3 +7,27 @@ export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 're
  * that change the tables or the host without a plan of their own.
  */
 export type OperationName = PlanOperationName | 'vf-forget' | 'status' | 'watch-prune' | 'watch-returned';
+
+/** The operations a client starts through the daemon. */
+export type DaemonOperationName = Extract<OperationName, 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'vf-set-count'>;
+
+/**
+ * Their names on the daemon's wire (`kind` of an operation record, metrics labels, events): the
+ * operation names, as first published, where vf set-count is `sriov` (its route's name). The one
+ * place the two are mapped.
+ */
+export const WIRE_KINDS = {
+  detach: 'detach',
+  reattach: 'reattach',
+  reset: 'reset',
+  assign: 'assign',
+  release: 'release',
+  'vf-set-count': 'sriov',
+} as const satisfies Record<DaemonOperationName, string>;
+
+export type WireKind = (typeof WIRE_KINDS)[DaemonOperationName];
+
+/** The operation a wire kind names. */
+export function operationOfKind(kind: WireKind): DaemonOperationName {
+  return (Object.keys(WIRE_KINDS) as DaemonOperationName[]).find((name) => WIRE_KINDS[name] === kind)!;
+}

@@ -26,15 +26,15 @@ import { cachedPciIds, pciIdsPath } from '../sysfs/pci-ids.js';
 import { affectedFunctions, patchInventory } from '../core/inventory-patch.js';
 import {
   HostdevManager,
-  type AssignRequest,
+  type AssignRequest as ManagerAssignRequest,
   type DetachOptions,
   type OperationMode,
-  type ReleaseRequest,
+  type ReleaseRequest as ManagerReleaseRequest,
 } from '../manager/hostdev-manager.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
-import { listVfs, setVfCount, type SetCountReport, type SetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
+import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
 import type { NetPort } from '../net/net-port.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { isEmptyRequest } from '../net/vf-net-config.js';
@@ -84,7 +84,27 @@ export interface HostdevServiceOptions {
 /** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
 export type VfNetRequests = Readonly<Record<string, VfNetRequest>>;
 
-export interface ServiceAssignRequest extends Omit<AssignRequest, 'vf' | 'onWarning' | 'addresses'> {
+/*
+ * One request type per operation: each operation of the service takes one of these, the command
+ * line builds them from its options and the daemon from its request bodies (src/daemon/requests.ts).
+ */
+
+/** `detach`: a device from its host driver to its stub, into the inactive table. */
+export interface DetachRequest extends DetachOptions {
+  readonly device: DeviceRef;
+}
+
+/** `reattach`: a detached device back to its original driver. */
+export interface ReattachRequest extends OperationMode {
+  readonly device: DeviceRef;
+}
+
+/** `reset`: a device through the kernel's reset file. */
+export interface ResetRequest extends OperationMode {
+  readonly device: DeviceRef;
+}
+
+export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses'> {
   readonly addresses: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
 }
@@ -101,20 +121,21 @@ export interface DomainRef {
   readonly hypervisor?: string;
 }
 
-export interface HandOverServiceRequest {
+export interface HandOverRequest {
   readonly from: DomainRef;
   readonly to: DomainRef;
   readonly addresses: readonly DeviceRef[];
   readonly dryRun?: boolean;
 }
 
-export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'onWarning' | 'addresses'> {
+export interface ReleaseRequest extends Omit<ManagerReleaseRequest, 'onWarning' | 'addresses'> {
   /** Default: every device of the domain. */
   readonly addresses?: readonly DeviceRef[];
 }
 
-export type ServiceSetCountRequest = Omit<SetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
-  Partial<Omit<SetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
+/** `vf.setCount`: a PF's VF count (force, autoprobe, dryRun and waitMs have defaults). */
+export type VfSetCountRequest = Omit<ManagerSetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
+  Partial<Omit<ManagerSetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
 
 export interface ReleaseResult extends ReleaseReport {
   readonly warnings: readonly string[];
@@ -174,7 +195,7 @@ export interface WatchRequest {
   readonly onStarted?: () => void;
 }
 
-export interface HotplugRequest extends ServiceAssignRequest {
+export interface HotplugRequest extends AssignRequest {
   /** The running VM's QMP socket. */
   readonly qmp: string;
 }
@@ -199,7 +220,7 @@ export interface UnplugRequest {
   /** How long the guest has to give the devices back (default 10000 ms). */
   readonly timeoutMs?: number;
   readonly dryRun?: boolean;
-  readonly wait?: ServiceReleaseRequest['wait'];
+  readonly wait?: ReleaseRequest['wait'];
 }
 
 export interface UnplugReport {
@@ -223,7 +244,7 @@ export interface ForgetReport {
 export class HostdevService {
   readonly vf: {
     readonly list: (pf: DeviceRef) => Promise<VfListReport>;
-    readonly setCount: (request: ServiceSetCountRequest) => Promise<SetCountReport>;
+    readonly setCount: (request: VfSetCountRequest) => Promise<SetCountReport>;
     readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
 
@@ -338,20 +359,23 @@ export class HostdevService {
     this.manager.close();
   }
 
-  async detach(device: DeviceRef, options: DetachOptions = {}): Promise<OperationReport> {
+  async detach(request: DetachRequest): Promise<OperationReport> {
+    const { device, ...options } = request;
     return this.changing(options.dryRun ?? false, () => this.manager.detach(parsePciRef(device), options), touchedBy);
   }
 
-  async reattach(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), options), touchedBy);
+  async reattach(request: ReattachRequest): Promise<OperationReport> {
+    const { device, ...mode } = request;
+    return this.changing(mode.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), mode), touchedBy);
   }
 
-  async reset(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options), touchedBy);
+  async reset(request: ResetRequest): Promise<OperationReport> {
+    const { device, ...mode } = request;
+    return this.changing(mode.dryRun ?? false, () => this.manager.reset(parsePciRef(device), mode), touchedBy);
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
-  async assign(request: ServiceAssignRequest): Promise<AssignResult> {
+  async assign(request: AssignRequest): Promise<AssignResult> {
     const { vf, ...rest } = request;
     const addresses = request.addresses.map(parsePciRef);
     const requests = vfRequests(vf ?? {}, addresses);
@@ -366,7 +390,7 @@ export class HostdevService {
   }
 
   /** Gives the domain's devices back (saved VF config first); vanished ones are pruned. */
-  async release(request: ServiceReleaseRequest): Promise<ReleaseResult> {
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
     const report = await this.changing(request.dryRun ?? false, () =>
@@ -384,7 +408,7 @@ export class HostdevService {
    * Gives devices held by one domain to another without touching them (they stay on their stub):
    * a pool's device to the workload allocated it, and back. All or nothing.
    */
-  async handOver(request: HandOverServiceRequest): Promise<OperationReport> {
+  async handOver(request: HandOverRequest): Promise<OperationReport> {
     const from = ownerOf(request.from);
     const to = ownerOf(request.to);
     const addresses = request.addresses.map(parsePciRef);
