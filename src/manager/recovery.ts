@@ -103,9 +103,11 @@ export function recoveryWouldAct(report: RecoveryReport): boolean {
  * writes nothing: it only reports drift. Otherwise it works under the state lock, where any journal row left
  * belongs to an operation that died (a live one holds the lock until its commit clears them).
  *
- * Recovery writes no journal rows of its own: it clears the dead operations' rows only in the
- * commit that records its result, and every step is computed from the device's state as read
- * now, so a recovery killed half-way is simply done again by the next open.
+ * The repairs are a plan (core/plan-recovery.ts) applied by the one executor, which journals
+ * their writes like any operation's. The dead operations' rows are cleared only in the commit
+ * that records the result, together with recovery's own, and every step is computed from the
+ * device's state as read now: a recovery killed half-way is done again by the next open, from
+ * the first (the dead operation's) row of each device.
  */
 export async function recover(
   store: StateStore,
