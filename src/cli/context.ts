@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { HostdevError } from '../core/errors.js';
 import { SIMULATED_STATE_DIR } from '../core/host-identity.js';
+import { DETACHED_AFTER_REBOOT, type DetachedAfterReboot } from '../core/boot.js';
 
 /** Options accepted before or after any command name. */
 export interface GlobalOptions {
@@ -15,6 +16,8 @@ export interface GlobalOptions {
   readonly useDaemon: boolean;
   /** The command run, as typed after the program name (`vf set-count`): recovery at open is recorded under it. */
   readonly command: string;
+  /** --detached-after-reboot, else $HOSTDEV_DETACHED_AFTER_REBOOT, else reapply. */
+  readonly detachedAfterReboot: DetachedAfterReboot;
 }
 
 /**
@@ -55,8 +58,29 @@ function socketDirOf(opts: { socketDir?: string }): string {
   return process.env['HOSTDEV_SOCKET_DIR'] ?? DEFAULT_SOCKET_DIR;
 }
 
+function detachedAfterRebootOf(opts: { detachedAfterReboot?: string }): DetachedAfterReboot {
+  const [value, from] =
+    opts.detachedAfterReboot !== undefined
+      ? [opts.detachedAfterReboot, '--detached-after-reboot']
+      : [process.env['HOSTDEV_DETACHED_AFTER_REBOOT'] ?? 'reapply', 'HOSTDEV_DETACHED_AFTER_REBOOT'];
+  const known = DETACHED_AFTER_REBOOT.find((mode) => mode === value);
+  if (known !== undefined) return known;
+  throw new HostdevError('HOSTDEV_USAGE', `${from} is ${JSON.stringify(value)}, not one of ${DETACHED_AFTER_REBOOT.join(', ')}`, {
+    hint: 'reapply puts devices detached before a reboot back on their stub (as driverctl re-applies its overrides); reattach gives them back to the host (as a reboot undoes virsh nodedev-detach).',
+    details: { option: from, value },
+  });
+}
+
 export function globalOptions(command: Command): GlobalOptions {
-  const opts = command.optsWithGlobals<{ root?: string; json?: boolean; stateDir?: string; simulate?: boolean; socketDir?: string; daemon?: boolean }>();
+  const opts = command.optsWithGlobals<{
+    root?: string;
+    json?: boolean;
+    stateDir?: string;
+    simulate?: boolean;
+    socketDir?: string;
+    daemon?: boolean;
+    detachedAfterReboot?: string;
+  }>();
   return {
     root: opts.root ?? '/',
     json: opts.json ?? false,
@@ -65,6 +89,7 @@ export function globalOptions(command: Command): GlobalOptions {
     socketDir: socketDirOf(opts),
     useDaemon: opts.daemon !== false && process.env['HOSTDEV_NO_DAEMON'] !== '1',
     command: commandPath(command),
+    detachedAfterReboot: detachedAfterRebootOf(opts),
   };
 }
 

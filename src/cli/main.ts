@@ -23,6 +23,7 @@ export function programFrame(): Command {
     .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
     .option('--socket-dir <dir>', "the daemon's socket directory: hostdev daemon listens there, other commands go through a daemon that answers there (default: $HOSTDEV_SOCKET_DIR or /run/hostdev)")
     .option('--no-daemon', 'work directly even when a daemon answers (also HOSTDEV_NO_DAEMON=1)')
+    .option('--detached-after-reboot <mode>', 'after a reboot, detached devices are put back on their stub (reapply, the default) or given back to the host (reattach); also $HOSTDEV_DETACHED_AFTER_REBOOT')
     .showHelpAfterError()
     .exitOverride();
 }

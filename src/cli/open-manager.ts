@@ -30,6 +30,7 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     reader: options.reader ?? false,
     cacheInventory: options.cacheInventory ?? false,
     ...(globals.command === '' ? {} : { command: globals.command }),
+    detachedAfterReboot: globals.detachedAfterReboot,
   });
 }
 

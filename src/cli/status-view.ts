@@ -46,6 +46,13 @@ function repairsSection(repairs: readonly RecentRepair[]): string[] {
       const next = p.usedBy === null ? '-' : `\`${releaseCommand(p.usedBy, p.address)}\` reports it`;
       rows.push([...when, p.address, `pruned from ${p.table}`, `no longer on this host (owner ${ownerCell({ table: p.table, owner: p.usedBy })})`, next]);
     }
+    for (const b of report.rebooted ?? []) {
+      const was = b.formerOwner === null ? 'detached' : `owner ${ownerCell({ table: 'active', owner: b.formerOwner })}`;
+      const where = b.table === null ? 'in no table' : `${b.table} table`;
+      const outcome = b.outcome === 'ok' ? `on ${orDash(b.driver)}, ${where}` : `FAILED: ${b.error ?? 'unknown'}; on ${orDash(b.driver)}, ${where}`;
+      const next = b.outcome === 'ok' ? '-' : `\`${hostdevCommand('reattach', b.address)}\``;
+      rows.push([...when, b.address, `host rebooted (${was}): ${b.action}`, outcome, next]);
+    }
     for (const v of report.vfConfig) {
       const outcome =
         v.outcome === 'restored' ? 'saved MAC/VLAN put back' : v.outcome === 'dropped' ? 'VF gone; saved config dropped' : `PENDING: ${v.reason ?? ''}`;

@@ -1,5 +1,6 @@
 import type { PciAddress } from './address.js';
 import { pciKey, type DeviceKey } from './device-key.js';
+import type { HardwareIdentity } from './hardware-identity.js';
 
 /*
  * The words below are docs/glossary.md's; the short form, for readers of this file:
@@ -39,6 +40,10 @@ export interface ActiveEntry {
   readonly managed: boolean;
   readonly stubDriver: string;
   readonly originalDriver: string | null;
+  /** The boot the entry was made in (core/boot.ts); null or absent: unknown, taken as this boot. The store stamps it at commit. */
+  readonly bootId?: string | null;
+  /** What the device at the address was when the entry was made (core/hardware-identity.ts); null or absent: not known. */
+  readonly hardware?: HardwareIdentity | null;
 }
 
 export interface InactiveEntry {
@@ -47,6 +52,10 @@ export interface InactiveEntry {
   readonly managed: boolean;
   readonly stubDriver: string;
   readonly originalDriver: string | null;
+  /** The boot the entry was made in (core/boot.ts); null or absent: unknown, taken as this boot. The store stamps it at commit. */
+  readonly bootId?: string | null;
+  /** What the device at the address was when the entry was made (core/hardware-identity.ts); null or absent: not known. */
+  readonly hardware?: HardwareIdentity | null;
 }
 
 export interface Tables {
@@ -131,6 +140,8 @@ export function toInactive(entry: ActiveEntry | InactiveEntry): InactiveEntry {
     managed: entry.managed,
     stubDriver: entry.stubDriver,
     originalDriver: entry.originalDriver,
+    ...(entry.bootId === undefined ? {} : { bootId: entry.bootId }),
+    ...(entry.hardware === undefined ? {} : { hardware: entry.hardware }),
   };
 }
 

@@ -86,6 +86,13 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
       owner: entry.usedBy ?? null,
       details: { table: entry.table, by: 'recovery' },
     })),
+    ...(recovery.rebooted ?? []).map((entry): NewEvent => ({
+      type: 'recovery',
+      action: entry.action,
+      key: entry.key,
+      owner: entry.formerOwner,
+      details: { reason: 'reboot', formerTable: entry.formerTable, outcome: entry.outcome, driver: entry.driver, table: entry.table, error: entry.error },
+    })),
   ];
 }
 

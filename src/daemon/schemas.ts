@@ -122,6 +122,23 @@ export const Owner = z
   })
   .describe('who holds a device: hypervisor and vm, with driver and domain kept as the first JSON contract');
 const Table = z.enum(['active', 'inactive']);
+const Hardware = z.strictObject({
+  vendor: z.string().nullable(),
+  device: z.string().nullable(),
+  subsystemVendor: z.string().nullable(),
+  subsystemDevice: z.string().nullable(),
+  class: z.string().nullable(),
+  serialNumber: z.string().nullable(),
+  vpd: z
+    .strictObject({
+      productName: z.string().nullable(),
+      partNumber: z.string().nullable(),
+      serialNumber: z.string().nullable(),
+      engineeringChange: z.string().nullable(),
+      manufacturer: z.string().nullable(),
+    })
+    .nullable(),
+});
 
 const ActiveEntry = z.strictObject({
   key: Key,
@@ -130,6 +147,8 @@ const ActiveEntry = z.strictObject({
   managed: z.boolean(),
   stubDriver: z.string(),
   originalDriver: z.string().nullable(),
+  bootId: z.string().nullable().optional().describe('the boot (boot_id) the entry was made in'),
+  hardware: Hardware.nullable().optional().describe('the device the entry was made for: IDs, serials, VPD'),
 });
 const InactiveEntry = z.strictObject({
   key: Key,
@@ -137,6 +156,8 @@ const InactiveEntry = z.strictObject({
   managed: z.boolean(),
   stubDriver: z.string(),
   originalDriver: z.string().nullable(),
+  bootId: z.string().nullable().optional().describe('the boot (boot_id) the entry was made in'),
+  hardware: Hardware.nullable().optional().describe('the device the entry was made for: IDs, serials, VPD'),
 });
 const TableChange = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('set-active'), entry: ActiveEntry }),
@@ -236,6 +257,23 @@ const Recovery = z.strictObject({
   pruned: z.array(z.strictObject({ address: Address, table: Table, usedBy: Owner.nullable() })),
   drift: z.array(z.strictObject({ address: Address, table: Table, usedBy: Owner.nullable(), expectedDriver: z.string(), actualDriver: z.string().nullable() })),
   vfConfig: z.array(z.strictObject({ address: Address, outcome: z.enum(['restored', 'dropped', 'pending']), reason: z.string().nullable() })),
+  rebooted: z
+    .array(
+      z.strictObject({
+        key: Key,
+        address: Address,
+        formerTable: Table,
+        formerOwner: Owner.nullable(),
+        action: z.enum(['released', 'reapplied', 'reattached']),
+        outcome: z.enum(['ok', 'failed']),
+        driver: z.string().nullable(),
+        table: Table.nullable(),
+        error: z.string().nullable(),
+        steps: z.array(z.string()).optional(),
+      }),
+    )
+    .optional()
+    .describe('entries of an earlier boot, released or re-applied by the first open after a reboot'),
   warnings: z.array(z.string()),
 });
 const Status = z.strictObject({

@@ -3,6 +3,8 @@ import { HostdevError } from '../core/errors.js';
 import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
 import { checkHostIdentity } from '../core/host-identity.js';
 import { readHostIdentity } from '../host/host-identity.js';
+import { readBootId } from '../host/boot-id.js';
+import type { DetachedAfterReboot } from '../core/boot.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
@@ -43,6 +45,7 @@ type RecoverFn = (context: {
   dryRun: boolean;
   wait: boolean;
   command?: string;
+  detachedAfterReboot?: DetachedAfterReboot;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -73,6 +76,11 @@ export interface OpenOptions {
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
    */
   readonly waitForLock?: boolean;
+  /**
+   * What the first open after a reboot does with inactive (detached) entries of the earlier boot:
+   * `reapply` (default) puts them back on their stub, `reattach` gives them back to the host.
+   */
+  readonly detachedAfterReboot?: DetachedAfterReboot;
 }
 
 /** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
@@ -157,6 +165,7 @@ export class HostdevManager {
     try {
       const host = readHostIdentity(options.root);
       if (host !== null) checkHostIdentity(store.claimHost(host.id), host, { root: options.root, stateDir: store.stateDir });
+      store.useBoot(await readBootId(options.root));
       const recover = options.recover ?? recoverOnOpen;
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
@@ -169,6 +178,7 @@ export class HostdevManager {
         dryRun,
         wait: options.waitForLock ?? true,
         ...(options.command === undefined ? {} : { command: options.command }),
+        ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       });
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {

@@ -15,6 +15,11 @@ import { pruneVanished, type PrunedEntry } from './reconcile.js';
 import { HostReader } from './host-reader.js';
 import { VfNetConfigurator, vfConfigsSettled } from './vf-net.js';
 import { executePlan, type Settle, type StepReader } from './executor.js';
+import { fromEarlierBoot, planAfterReboot, type DetachedAfterReboot, type RebootAction } from '../core/boot.js';
+import type { PciDevice } from '../core/device.js';
+import { moduleOf } from '../core/stub-driver.js';
+import { toInactive } from '../core/tables.js';
+import type { Plan, Step } from '../core/plan-types.js';
 
 /** The reads recovery needs (HostReader has them), each asynchronous and bounded. */
 export interface RecoveryReader extends StepReader {
@@ -66,6 +71,27 @@ export interface VfConfigRepair {
 }
 
 /**
+ * A table entry made in an earlier boot of the host, and what the reconcile after the reboot made of
+ * it (core/boot.ts): `released` (it was active: no VM survives a reboot), `reapplied` (inactive, put
+ * back on its stub) or `reattached` (inactive, given back to the host: --detached-after-reboot reattach).
+ */
+export interface RebootedEntry {
+  readonly key: DeviceKey;
+  readonly address: PciAddress;
+  readonly formerTable: TableName;
+  /** Who held it before the reboot; null when it was only detached. */
+  readonly formerOwner: Owner | null;
+  readonly action: RebootAction['action'];
+  readonly outcome: 'ok' | 'failed';
+  /** Its driver afterwards (on a dry run: the one it would be on), and where the tables record it. */
+  readonly driver: string | null;
+  readonly table: TableName | null;
+  readonly error: string | null;
+  /** On a dry run: the steps it would take, one line each. */
+  readonly steps?: readonly string[];
+}
+
+/**
  * What `HostdevManager.open` found and did; `status` shows it as `recovery`. On a dry run
  * (`dryRun: true`) it is what recovery would do: nothing was written, and `warnings` holds only
  * what is reported either way (drift).
@@ -81,14 +107,16 @@ export interface RecoveryReport {
   readonly pruned: readonly PrunedEntry[];
   readonly drift: readonly DriftEntry[];
   readonly vfConfig: readonly VfConfigRepair[];
+  /** Entries of an earlier boot, released or re-applied by the first open after a reboot. */
+  readonly rebooted: readonly RebootedEntry[];
   readonly warnings: readonly string[];
 }
 
-export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] };
+export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], vfConfig: [], rebooted: [], warnings: [] };
 
 /** Whether a report has anything recovery changed (or, on a dry run, would change); drift is only reported. */
 export function recoveryWouldAct(report: RecoveryReport): boolean {
-  return report.repaired.length > 0 || report.pruned.length > 0 || report.vfConfig.length > 0;
+  return report.repaired.length > 0 || report.pruned.length > 0 || report.vfConfig.length > 0 || (report.rebooted?.length ?? 0) > 0;
 }
 
 /**
@@ -115,9 +143,16 @@ export async function recover(
   reader: RecoveryReader,
   /** VF network config (what puts a saved row back); null: saved rows are not reviewed. */
   net: VfNetConfigurator | null = null,
-  options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string } = {},
+  options: {
+    readonly dryRun?: boolean;
+    readonly wait?: boolean;
+    readonly command?: string;
+    /** What inactive entries of an earlier boot become (default reapply). */
+    readonly detachedAfterReboot?: DetachedAfterReboot;
+  } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
+  const bootId = store.bootId;
   if (dryRun && !store.snapshot) {
     throw new HostdevError('HOSTDEV_INTERNAL', 'a dry-run recovery needs a snapshot of the state (StateStore.openSnapshot)', {
       hint: 'This is a bug in hostdev: report it with the command that was run.',
@@ -127,8 +162,8 @@ export async function recover(
   const vfSettled = (): boolean =>
     net === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
   if (before.journal.length === 0 && vfSettled()) {
-    const look = await inspect(before.tables, reader);
-    if (look.vanished.length === 0) {
+    const look = await inspect(before.tables, reader, bootId);
+    if (look.vanished.length === 0 && look.stale.length === 0) {
       // Drift read without the lock could be an operation in flight: keep only entries that
       // were the same, with no journal row, before and after the device reads.
       const after = store.readState();
@@ -168,6 +203,35 @@ export async function recover(
       vfExists: new Set(saved.filter((_, at) => present[at]).map((row) => row.address)),
       files: hostFiles,
     });
+    // Entries of an earlier boot (the host rebooted since they were made) whose device is here and
+    // that no unfinished operation touched: core/boot.ts's reconcile, as groups of the same plan.
+    const earlier = (await inspect(tables, reader, bootId)).stale.filter((place) => !order.includes(place.entry.address));
+    const rebootDevices = new Map<PciAddress, PciDevice>();
+    for (const place of earlier) {
+      const device = await reader.device(place.entry.address);
+      if (device !== null) rebootDevices.set(place.entry.address, device);
+    }
+    const rebootActions = planAfterReboot(hostFiles, earlier, rebootDevices, options.detachedAfterReboot ?? 'reapply').map(
+      (action): RebootAction => ({ ...action, change: action.change.kind === 'set-inactive' ? { ...action.change, entry: { ...action.change.entry, bootId } } : action.change }),
+    );
+    const rebootSteps = new Map<PciAddress, Step[]>();
+    for (const action of rebootActions) {
+      const load = action.steps.length > 0 && action.driver !== null && !(await reader.driverLoaded(action.driver));
+      rebootSteps.set(action.address, [...(load ? [{ kind: 'load-module' as const, module: moduleOf(action.driver!), driver: action.driver! }] : []), ...action.steps]);
+    }
+    const plan: Plan = {
+      ...planned.plan,
+      groups: [
+        ...planned.plan.groups,
+        ...rebootActions.map((action) => ({
+          address: action.address,
+          phase: 'recover' as const,
+          restore: { driver: rebootDevices.get(action.address)!.driver, driverOverride: rebootDevices.get(action.address)!.driverOverride },
+          steps: rebootSteps.get(action.address)!,
+        })),
+      ],
+      changes: [...planned.plan.changes, ...rebootActions.map((action) => action.change)],
+    };
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
     let report: RecoveryReport = EMPTY_RECOVERY_REPORT;
 
@@ -216,8 +280,29 @@ export async function recover(
       const replaced = new Map([...setCounts].flatMap(([address, setCount]) => (setCount.replaced ? [[address, setCount.replaced] as const] : [])));
       const replacedPrune = pruneVanished(op, new Set(replaced.keys()), 'vf-set-count', { known: replaced, awaitReturn: false });
       changes.push(...replacedPrune.changes);
-      const kept = planned.plan.changes.filter((change) => !failedAt.has(change.kind === 'remove' ? change.address : change.entry.address));
-      const look = await inspect(applyChanges(tables, [...kept, ...changes].filter(isTableChange)), reader);
+      const rebooted: RebootedEntry[] = [];
+      for (const action of rebootActions) {
+        const { key, address, formerTable, formerOwner } = action;
+        const failure = failedAt.get(address);
+        const base = { key, address, formerTable, formerOwner, action: action.action };
+        if (failure === undefined) {
+          const done: RebootedEntry = { ...base, outcome: 'ok', driver: action.driver, table: action.table, error: null };
+          rebooted.push(dryRun ? { ...done, steps: rebootSteps.get(address)!.map(formatStep) } : done);
+          warnings.push(rebootWarning(action, action.driver));
+          continue;
+        }
+        // Never lost: it stays recorded as detached, for `hostdev reattach` (or detach) to finish by hand.
+        const entry = earlier.find((place) => place.entry.address === address)!.entry;
+        changes.push({ kind: 'set-inactive', entry: { ...toInactive(entry), bootId } });
+        const now = await reader.driverOf(address);
+        rebooted.push({ ...base, outcome: 'failed', driver: now, table: 'inactive', error: failure.error.message });
+        warnings.push(
+          `${address}: the host rebooted since ${formatOwner(formerOwner)} had it; ${action.action === 'reapplied' ? 'putting it back on its stub' : 'giving it back to the host'} ` +
+            `failed: ${failure.error.message}; it is on ${now ?? 'no driver'}, recorded as inactive (see \`${hostdevCommand('reattach', address)}\`)`,
+        );
+      }
+      const kept = plan.changes.filter((change) => !failedAt.has(change.kind === 'remove' ? change.address : change.entry.address));
+      const look = await inspect(applyChanges(tables, [...kept, ...changes].filter(isTableChange)), reader, bootId);
       const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
       const pruned = [...replacedPrune.pruned, ...prune.pruned];
       changes.push(...prune.changes);
@@ -237,8 +322,8 @@ export async function recover(
       ];
       warnings.push(...vfConfig.map(vfConfigWarning));
       report = dryRun
-        ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, warnings: look.drift.map(driftWarning) }
-        : { repaired, pruned, drift: look.drift, vfConfig, warnings };
+        ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, rebooted, warnings: look.drift.map(driftWarning) }
+        : { repaired, pruned, drift: look.drift, vfConfig, rebooted, warnings };
       const commit = { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) };
       return { changes, pruned: pruned.map((entry) => entry.address), commit };
     };
@@ -248,11 +333,11 @@ export async function recover(
       // as recovery would leave them. Nothing is written to the host.
       const settled = await settle({ failures: [], netPending: [] });
       const restored = planned.vfRestored.map((address): StateChange => ({ kind: 'drop-vf-config', address }));
-      op.commit([...planned.plan.changes, ...settled.changes, ...restored], settled.commit);
+      op.commit([...plan.changes, ...settled.changes, ...restored], settled.commit);
       return report;
     }
     // Repairs and VF config go through the one executor: journaled like any operation's steps.
-    await executePlan(planned.plan, op, { kernel, reader, ...(net === null ? {} : { net }) }, { settle });
+    await executePlan(plan, op, { kernel, reader, ...(net === null ? {} : { net }) }, { settle });
     return report;
   };
   if (options.wait ?? true) return store.exclusive('recover', repair);
@@ -273,11 +358,13 @@ export function recoverOnOpen(context: {
   dryRun?: boolean;
   wait?: boolean;
   command?: string;
+  detachedAfterReboot?: DetachedAfterReboot;
 }): Promise<RecoveryReport> {
   return recover(context.store, context.kernel, new HostReader(context.layout), new VfNetConfigurator(context.net), {
     dryRun: context.dryRun ?? false,
     wait: context.wait ?? true,
     ...(context.command === undefined ? {} : { command: context.command }),
+    ...(context.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: context.detachedAfterReboot }),
   });
 }
 
@@ -327,9 +414,17 @@ function sameEntry(a: Tables, b: Tables, address: PciAddress): boolean {
   return find(a) === find(b);
 }
 
-/** Table entries whose device vanished, and entries whose device is not on the recorded stub. */
-async function inspect(tables: Tables, reader: RecoveryReader): Promise<{ vanished: Located[]; drift: DriftEntry[] }> {
+/**
+ * Table entries whose device vanished, entries of an earlier boot whose device is here (`stale`: the
+ * host rebooted since they were made), and entries whose device is not on the recorded stub.
+ */
+async function inspect(
+  tables: Tables,
+  reader: RecoveryReader,
+  bootId: string | null,
+): Promise<{ vanished: Located[]; stale: Located[]; drift: DriftEntry[] }> {
   const vanished: Located[] = [];
+  const stale: Located[] = [];
   const drift: DriftEntry[] = [];
   const entries: Located[] = [
     ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
@@ -340,16 +435,32 @@ async function inspect(tables: Tables, reader: RecoveryReader): Promise<{ vanish
   for (const [at, located] of entries.entries()) {
     const { address, stubDriver } = located.entry;
     const driver = drivers[at] ?? null;
-    if (driver === stubDriver) continue;
+    const earlier = fromEarlierBoot(located.entry, bootId);
+    if (driver === stubDriver && !earlier) continue;
     // Unbound or vanished look the same through the driver link; only then look the device up.
-    if (driver === null && !(await reader.exists(address))) {
+    if ((driver === null || earlier) && !(await reader.exists(address))) {
       vanished.push(located);
+      continue;
+    }
+    if (earlier) {
+      stale.push(located);
       continue;
     }
     const usedBy = located.table === 'active' ? located.entry.usedBy : null;
     drift.push({ key: pciKey(address), address, table: located.table, usedBy, expectedDriver: stubDriver, actualDriver: driver });
   }
-  return { vanished, drift };
+  return { vanished, stale, drift };
+}
+
+function rebootWarning(action: RebootAction, driver: string | null): string {
+  const was = action.formerTable === 'active' ? `was used by ${formatOwner(action.formerOwner)} before the host rebooted` : 'was detached before the host rebooted';
+  const now =
+    action.action === 'reapplied'
+      ? `put back on ${driver ?? 'no driver'}, still detached (--detached-after-reboot reattach gives such devices back to the host)`
+      : action.table === 'inactive'
+        ? `released; unmanaged, it stays detached on ${driver ?? 'no driver'}`
+        : `released to ${driver ?? 'no driver'}, in no table`;
+  return `${action.address} ${was}: ${now}`;
 }
 
 /** The journal action of a VF that `vf set-count --force` prunes; its value is "INDEX GENERATION". */

@@ -32,6 +32,7 @@ import {
   type ReleaseRequest as ManagerReleaseRequest,
 } from '../manager/hostdev-manager.js';
 import type { RecoveryReport } from '../manager/recovery.js';
+import type { DetachedAfterReboot } from '../core/boot.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
@@ -79,6 +80,8 @@ export interface HostdevServiceOptions {
   readonly cacheInventory?: boolean;
   /** Who opens (a command name): recorded with what recovery at open did, which `status` lists. */
   readonly command?: string;
+  /** After a reboot: inactive entries of the earlier boot are put back on their stub (`reapply`, default) or given back to the host (`reattach`). */
+  readonly detachedAfterReboot?: DetachedAfterReboot;
 }
 
 /** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
@@ -296,6 +299,7 @@ export class HostdevService {
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
       ...(options.command === undefined ? {} : { command: options.command }),
+      ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
     });
     return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SIMULATED_HOST_ID_FILE } from '../core/host-identity.js';
+import { BOOT_ID_FILE } from '../core/boot.js';
 import type { BelowSpec } from './nonpci-tree.js';
 import type { DriverIdSpec } from './spec.js';
 
@@ -68,6 +69,17 @@ export function writeHostModel(root: string, model: HostModel): void {
   // The tree is a host of its own: a state database opened for it records this id (see core/host-identity.ts).
   const id = path.join(root, SIMULATED_HOST_ID_FILE);
   if (!fs.existsSync(id)) fs.writeFileSync(id, `${randomUUID()}\n`);
+  if (!fs.existsSync(path.join(root, BOOT_ID_FILE))) newBoot(root);
+}
+
+/** A new boot id for the simulated host (Linux makes one at every boot): the tree's /proc/sys/kernel/random/boot_id. */
+export function newBoot(root: string): string {
+  const file = path.join(root, BOOT_ID_FILE);
+  const id = randomUUID();
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, `${id}\n`);
+  fs.renameSync(`${file}.tmp`, file);
+  return id;
 }
 
 export function readHostModel(root: string): HostModel | null {

@@ -123,6 +123,17 @@ export const MIGRATIONS: readonly Migration[] = [
         UPDATE inactive SET key = 'pci:' || key;
       `),
   },
+  {
+    version: 6,
+    description: 'the boot each table entry was made in, and the hardware identity of its device (IDs, serials, VPD)',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active ADD COLUMN boot_id TEXT;
+        ALTER TABLE active ADD COLUMN hardware TEXT;
+        ALTER TABLE inactive ADD COLUMN boot_id TEXT;
+        ALTER TABLE inactive ADD COLUMN hardware TEXT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -17,6 +17,7 @@ import { REQUIRED_TABLES, SCHEMA_VERSION, migrate, schemaVersion } from './schem
 import { makeOwner, type Located } from '../core/tables.js';
 import type { PrunedBy } from '../core/reconcile.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
+import type { HardwareIdentity } from '../core/hardware-identity.js';
 import type {
   ActiveEntry,
   CommitOptions,
@@ -55,6 +56,8 @@ interface ActiveRow {
   managed: number;
   stub_driver: string;
   original_driver: string | null;
+  boot_id: string | null;
+  hardware: string | null;
 }
 type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
 interface JournalRow {
@@ -120,6 +123,8 @@ function activeEntry(row: ActiveRow): ActiveEntry {
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
+    bootId: row.boot_id,
+    hardware: row.hardware === null ? null : (JSON.parse(row.hardware) as HardwareIdentity),
   };
 }
 
@@ -130,6 +135,8 @@ function inactiveEntry(row: InactiveRow): InactiveEntry {
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
+    bootId: row.boot_id,
+    hardware: row.hardware === null ? null : (JSON.parse(row.hardware) as HardwareIdentity),
   };
 }
 
@@ -407,6 +414,7 @@ export class StateStore {
   /** True for a snapshot (`openSnapshot`): commits land in memory, never on disk. */
   readonly snapshot: boolean;
   private spaceReserve: SpaceReserve | null = null;
+  private currentBoot: string | null = null;
   private readonly db: Database.Database;
   private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
@@ -523,6 +531,24 @@ export class StateStore {
 
   schemaVersion(): number {
     return schemaVersion(this.db);
+  }
+
+  /** The boot this process runs in (core/boot.ts): every entry a commit writes is stamped with it. */
+  get bootId(): string | null {
+    return this.currentBoot;
+  }
+
+  /**
+   * Says which boot this is, and takes entries without a boot id (written before hostdev recorded
+   * boots) as made in it, so an upgrade releases nothing. Idempotent; a snapshot changes its copy only.
+   */
+  useBoot(bootId: string | null): void {
+    this.assertOpen();
+    this.currentBoot = bootId;
+    if (bootId === null) return;
+    this.db.transaction(() => {
+      for (const table of ['active', 'inactive']) this.db.prepare(`UPDATE ${table} SET boot_id = ? WHERE boot_id IS NULL`).run(bootId);
+    })();
   }
 
   /**
@@ -883,17 +909,26 @@ class LockedOperation implements Operation {
     const db = this.db;
     const at = now();
     const upsertActive = db.prepare(
-      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, boot_id, hardware)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
          managed = excluded.managed, stub_driver = excluded.stub_driver, original_driver = excluded.original_driver,
-         updated_at = excluded.updated_at`,
+         updated_at = excluded.updated_at, boot_id = excluded.boot_id, hardware = coalesce(excluded.hardware, active.hardware)`,
     );
     const upsertInactive = db.prepare(
-      `INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at, boot_id, hardware) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
-         original_driver = excluded.original_driver, updated_at = excluded.updated_at`,
+         original_driver = excluded.original_driver, updated_at = excluded.updated_at, boot_id = excluded.boot_id,
+         hardware = coalesce(excluded.hardware, inactive.hardware)`,
     );
+    // An entry that moves between the tables keeps the identity it was made with.
+    const heldHardware = db.prepare('SELECT hardware FROM active WHERE key = ? UNION ALL SELECT hardware FROM inactive WHERE key = ?');
+    const hardwareOf = (entry: { key: string; hardware?: HardwareIdentity | null }): string | null => {
+      if (entry.hardware !== undefined && entry.hardware !== null) return JSON.stringify(entry.hardware);
+      const row = heldHardware.get(entry.key, entry.key) as { hardware: string | null } | undefined;
+      return row?.hardware ?? null;
+    };
+    const bootId = this.store.bootId;
     const deleteActive = db.prepare('DELETE FROM active WHERE key = ?');
     const deleteInactive = db.prepare('DELETE FROM inactive WHERE key = ?');
     const upsertVf = db.prepare(
@@ -916,13 +951,13 @@ class LockedOperation implements Operation {
         switch (change.kind) {
           case 'set-active': {
             const e = change.entry;
-            upsertActive.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            upsertActive.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, bit(e.managed), e.stubDriver, e.originalDriver, at, bootId, hardwareOf(e));
             deleteInactive.run(e.key);
             break;
           }
           case 'set-inactive': {
             const e = change.entry;
-            upsertInactive.run(e.key, bit(e.managed), e.stubDriver, e.originalDriver, at);
+            upsertInactive.run(e.key, bit(e.managed), e.stubDriver, e.originalDriver, at, bootId, hardwareOf(e));
             deleteActive.run(e.key);
             break;
           }

@@ -55,7 +55,7 @@ async function outcome(): Promise<{ active: unknown[]; inactive: unknown[]; vfCo
     stateDir: host.stateDir,
     kernel: host.kernel,
     hostUsage: new SimHostUsage(host.root),
-    recover: async () => ({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] }),
+    recover: async () => ({ repaired: [], pruned: [], drift: [], vfConfig: [], rebooted: [], warnings: [] }),
   });
   try {
     const tables = manager.store.readTables();

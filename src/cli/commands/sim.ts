@@ -143,6 +143,28 @@ export function registerSim(program: Command): void {
       }),
     );
   sim
+    .command('reboot <dir>')
+    .description('reboot the simulated host in DIR: a new boot id, devices back on their host drivers, driver_override cleared, VFs gone (sriov_numvfs 0)')
+    .action(
+      action(async (_globals, _command: Command, dir: string) => {
+        await requireSimulatedRoot(dir, '`hostdev sim reboot`');
+        const [{ SimKernel }, { rebootSimulatedHost }] = await Promise.all([import('../../sim/kernel.js'), import('../../sim/reboot.js')]);
+        const kernel = new SimKernel(dir);
+        try {
+          const result = await rebootSimulatedHost(kernel);
+          const lines = [
+            `rebooted ${dir}: boot id ${result.bootId}`,
+            `  off their stub: ${result.leftStub.join(' ') || '-'}`,
+            `  VFs removed under: ${result.vfsRemoved.join(' ') || '-'}`,
+            `  bound by the probe at boot: ${result.probed.join(' ') || '-'}`,
+          ];
+          return { json: { root: dir, ...result }, text: lines.join('\n') };
+        } finally {
+          kernel.close();
+        }
+      }),
+    );
+  sim
     .command('release <id>')
     .description('release a simulated write blocked by a `block` fault with this id (see src/sim/faults.ts)')
     .action(

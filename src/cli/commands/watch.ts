@@ -1,3 +1,4 @@
+import { ownerName } from '../../core/tables.js';
 import type { Command } from 'commander';
 import { HostdevError } from '../../core/errors.js';
 import type { WatchSourceChoice } from '../../events/sources.js';
@@ -93,6 +94,13 @@ async function runWatch(options: RunWatchOptions): Promise<number> {
   // Recovery runs on open, so the watch starts from consistent tables.
   const service = await openService(options.globals, { dryRun: options.dryRun });
   for (const warning of service.recovery.warnings) warn(`warning: ${warning}`);
+  // What the first open after a reboot released or re-applied, as events of the stream (with their former owner).
+  const time = new Date().toISOString();
+  for (const entry of service.recovery.rebooted ?? []) {
+    const { steps: _steps, ...event } = entry;
+    const owner = entry.formerOwner === null ? 'detached' : `was ${ownerName(entry.formerOwner)}`;
+    write(json ? JSON.stringify({ kind: 'reboot', time, ...event }) : `${time} reboot ${entry.address}: ${entry.action} (${owner}), on ${entry.driver ?? 'no driver'}${entry.outcome === 'failed' ? `, FAILED: ${entry.error ?? ''}` : ''}`);
+  }
   try {
     const events = service.watch({
       source: options.choice,
