@@ -136,27 +136,30 @@ export function registerNodeCommand(
   spec: {
     readonly name: string;
     readonly description: string;
-    readonly run: (service: HostdevService, request: ReattachRequest & ResetRequest) => Promise<OperationReport>;
+    readonly run: (service: HostdevService, request: ReattachRequest & ResetRequest & { readonly force?: boolean }) => Promise<OperationReport>;
+    /** The help of a --force option, for commands that take one. */
+    readonly force?: string;
     /** The same through the daemon. */
     readonly remote: (client: HostdevClient, address: PciAddress, body: { waitMs?: number }, options: MutationOptions) => Promise<OperationJson>;
     readonly headline: (report: ReportJson, address: PciAddress) => string;
   },
 ): void {
-  addWaitOption(
-    program
-      .command(`${spec.name} <address>`)
-      .description(spec.description)
-      .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing'),
-  ).action(
+  const command = program
+    .command(`${spec.name} <address>`)
+    .description(spec.description)
+    .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing');
+  if (spec.force !== undefined) command.option('--force', spec.force);
+  addWaitOption(command).action(
       action(async (globals, command: Command, input: string) => {
         const address = parsePciRef(input);
-        const opts = command.opts<{ dryRun?: boolean; wait?: string }>();
+        const opts = command.opts<{ dryRun?: boolean; wait?: string; force?: boolean }>();
         const dryRun = opts.dryRun ?? false;
         const wait = deviceWait(opts.wait);
+        const force = opts.force === true ? { force: true } : {};
         const report = await change(
           globals,
           dryRun,
-          (service) => spec.run(service, { device: address, dryRun, wait }),
+          (service) => spec.run(service, { device: address, dryRun, wait, ...force }),
           operationJson,
           (client, options) => spec.remote(client, address, waitBody(wait), options),
         );

@@ -124,6 +124,10 @@ export function statusText(status: StatusReport): string {
     '',
     `Inactive (${inactive.length}):`,
     inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    ...(status.hardwareChanged ?? []).flatMap((change) => [
+      '',
+      `${change.message} (${change.table}${change.owner === null ? '' : `, ${ownerName(change.owner)}`}): assign, release, detach and reattach refuse it without --force`,
+    ]),
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recentRepairs),

@@ -54,6 +54,10 @@ export const ERROR_CATALOG = {
     exit: 'conflict',
     summary: 'A device is not on the driver the tables record (changed outside hostdev).',
   },
+  HOSTDEV_HARDWARE_CHANGED: {
+    exit: 'conflict',
+    summary: 'The device at a table entry\'s address is not the one the entry was made for (other IDs or serial): a card was swapped.',
+  },
   HOSTDEV_NO_IOMMU: { exit: 'unsupported', summary: 'The host has no IOMMU groups; VFIO cannot be used.' },
   HOSTDEV_NO_IOMMU_GROUP: { exit: 'unsupported', summary: 'The device has no IOMMU group.' },
   HOSTDEV_DRIVER_UNAVAILABLE: { exit: 'unsupported', summary: 'A driver needed for the operation is not available.' },

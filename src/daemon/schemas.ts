@@ -225,6 +225,8 @@ const ShowReport = z.strictObject({
   modalias: z.string().nullable(),
   vfioStub: z.strictObject({ driver: z.string(), modulesAlias: z.string().nullable() }).nullable(),
   hostUse: z.array(HostUse),
+  serialNumber: z.string().nullable().describe('PCIe Device Serial Number, as lspci prints it'),
+  vpd: Hardware.shape.vpd.describe('Vital Product Data: identifier string, PN, SN, EC, MN'),
 });
 const GroupReport = z.strictObject({
   group: z.number().int(),
@@ -288,6 +290,10 @@ const Status = z.strictObject({
   recentRepairs: z.array(z.strictObject({ at: z.string(), by: z.string(), report: Recovery })),
   departed: z.array(z.record(z.string(), z.unknown()).describe('a VF that left the host while a table held it (address, former entry, owner, awaited, back)')),
   busy: z.strictObject({ operations: z.array(InFlight), notPruned: Addresses }).nullable(),
+  hardwareChanged: z
+    .array(z.strictObject({ key: Key, address: Address, table: Table, owner: Owner.nullable(), was: Hardware, now: Hardware, message: z.string() }))
+    .optional()
+    .describe('entries whose device is not the card they were made for (assign, release, detach, reattach refuse them without force)'),
 });
 
 const operationReportFields = {

@@ -15,7 +15,9 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
-import { sameOwner, type Owner, type Tables } from '../core/tables.js';
+import { sameOwner, TableIndex, type Owner, type TableChange, type Tables } from '../core/tables.js';
+import { hardwareChanged, hardwareChangedError, identityOf } from '../core/hardware-identity.js';
+import { readSerials } from '../sysfs/serials.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -83,6 +85,12 @@ export interface OpenOptions {
   readonly detachedAfterReboot?: DetachedAfterReboot;
 }
 
+/** Which addresses an operation acts on, to be checked against the hardware their entries were made for. */
+interface HardwareCheck {
+  readonly addresses: (view: HostView) => readonly PciAddress[];
+  readonly force: boolean;
+}
+
 /** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
 export interface OperationMode {
   readonly dryRun?: boolean;
@@ -128,6 +136,8 @@ export interface ReleaseRequest {
   readonly hypervisor?: string;
   /** Default: every device of the domain. */
   readonly addresses?: readonly PciAddress[];
+  /** Release even a device whose entry was made for another card than the one at its address now. */
+  readonly force?: boolean;
   readonly dryRun?: boolean;
   /** Hears what fails nothing but is worth saying (a saved VF config that could not be put back yet). */
   readonly onWarning?: (line: string) => void;
@@ -200,7 +210,7 @@ export class HostdevManager {
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
       (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
-      options,
+      { ...options, hardware: { addresses: () => [address], force: options.force ?? false } },
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
   }
@@ -209,12 +219,12 @@ export class HostdevManager {
     return this.detach(address, { ...options, dryRun: true }).then((report) => report.plan);
   }
 
-  reattach(address: PciAddress, options: OperationMode = {}): Promise<OperationReport> {
+  reattach(address: PciAddress, options: OperationMode & { readonly force?: boolean } = {}): Promise<OperationReport> {
     return this.perform(
       'reattach',
       (source) => ({ addresses: [address, ...source.inactive().map((entry) => entry.address)], drivers: [], hostUse: false }),
       (view) => planReattach(view, address),
-      options,
+      { ...options, hardware: { addresses: () => [address], force: options.force ?? false } },
       async () => [],
       (op, plan) => this.settleVanished(op, plan, 'reattach'),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
@@ -265,7 +275,7 @@ export class HostdevManager {
         });
         return withVfNet(plan, net);
       },
-      request,
+      { ...request, hardware: { addresses: () => request.addresses, force: request.force ?? false } },
       async (op, plan, view) => {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
         const again = reassignedDepartures(op, owner, assigned);
@@ -306,7 +316,13 @@ export class HostdevManager {
         // The saved VF config goes back before the VF is rebound (libvirt's order).
         return withVfNet(plan, planVfNetRelease(view, plan));
       },
-      request,
+      {
+        ...request,
+        hardware: {
+          addresses: (view) => request.addresses ?? new TableIndex(view.tables).ownedBy(owner).map((entry) => entry.address),
+          force: request.force ?? false,
+        },
+      },
       async (op) => {
         const letGo = releasedDepartures(op, owner, request.addresses);
         prunedEarlier.push(...letGo.addresses);
@@ -406,6 +422,39 @@ export class HostdevManager {
     return requestedStubDriver(name, () => this.reader.vfioAliases()?.aliases.map((alias) => alias.module) ?? []);
   }
 
+  /**
+   * Refuses (HOSTDEV_HARDWARE_CHANGED) to act on an address whose table entry was made for another
+   * card than the one there now, unless forced.
+   */
+  private async checkHardware(operation: string, view: HostView, check: HardwareCheck | undefined): Promise<void> {
+    if (check === undefined || check.force) return;
+    const index = new TableIndex(view.tables);
+    for (const address of check.addresses(view)) {
+      const place = index.find(address);
+      const was = place?.entry.hardware;
+      const device = view.devices.get(address);
+      if (place === undefined || was === undefined || was === null || device === undefined || device === null) continue;
+      const now = identityOf(device, await readSerials(this.layout, address));
+      if (hardwareChanged(was, now)) {
+        throw hardwareChangedError(operation, address, device.driver, place.table === 'active' ? place.entry.usedBy : null, was, now);
+      }
+    }
+  }
+
+  /** The plan with each entry it writes carrying the identity of the device at its address now. */
+  private async withHardware(plan: Plan, view: HostView): Promise<Plan> {
+    const changes = await Promise.all(
+      plan.changes.map(async (change): Promise<TableChange> => {
+        if (change.kind === 'remove') return change;
+        const device = view.devices.get(change.entry.address);
+        if (device === undefined || device === null) return change;
+        const hardware = identityOf(device, await readSerials(this.layout, change.entry.address));
+        return change.kind === 'set-active' ? { ...change, entry: { ...change.entry, hardware } } : { ...change, entry: { ...change.entry, hardware } };
+      }),
+    );
+    return { ...plan, changes };
+  }
+
   /** `note-vf` for the VFs a plan takes into a table (see departed.ts). */
   private identityNotes(plan: Plan, view: HostView): Promise<StateChange[]> {
     return vfIdentityNotes(plan.changes, view.devices, (pf) => this.reader.virtfnLinks(pf));
@@ -419,14 +468,18 @@ export class HostdevManager {
     name: PlanOperationName,
     scope: (source: TableSource) => ViewScope,
     planner: (view: HostView) => Plan,
-    mode: OperationMode & { readonly onWarning?: (line: string) => void },
+    mode: OperationMode & { readonly onWarning?: (line: string) => void; readonly hardware?: HardwareCheck },
     bookkeeping: (op: Operation, plan: Plan, view: HostView) => Promise<StateChange[]> = async () => [],
     settle?: (op: Operation, plan: Plan) => ReturnType<Settle>,
   ): Promise<[Plan, Execution | null]> {
     const dryRun = mode.dryRun ?? false;
     const view = async (source: TableSource): Promise<HostView> =>
       buildHostView(this.reader, this.hostUsage, source, scope(source), mode.wait ?? {});
-    if (dryRun) return [planner(await view(tablesSource(this.store.readTables(), this.store.readVfConfigs()))), null];
+    if (dryRun) {
+      const seen = await view(tablesSource(this.store.readTables(), this.store.readVfConfigs()));
+      await this.checkHardware(name, seen, mode.hardware);
+      return [planner(seen), null];
+    }
     if (this.store.snapshot) {
       throw new HostdevError('HOSTDEV_INTERNAL', `"${name}" without dryRun on a manager opened for dry runs`, {
         hint: 'This is a bug in hostdev: open the manager without dryRun to change the host.',
@@ -435,7 +488,8 @@ export class HostdevManager {
     return this.store.exclusive(name, async (op) => {
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);
-      const planned = planner(seen);
+      await this.checkHardware(name, seen, mode.hardware);
+      const planned = await this.withHardware(planner(seen), seen);
       const ports = {
         kernel: this.kernel,
         reader: this.reader,

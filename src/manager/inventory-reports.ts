@@ -1,3 +1,4 @@
+import { NO_SERIALS, type DeviceSerials, type VpdFields } from '../core/hardware-identity.js';
 import type { HostUse } from '../core/plan-types.js';
 import type { PciAddress } from '../core/address.js';
 import type { Inventory, PciDevice } from '../core/device.js';
@@ -113,6 +114,9 @@ export interface ShowReport extends DeviceJson {
   readonly vfioStub: VfioStubJson | null;
   /** How the host uses it (an address or route on its netdevs, a mounted filesystem, the console): why detach would refuse. */
   readonly hostUse: readonly HostUse[];
+  /** The PCIe Device Serial Number, and the VPD fields (part number, serial, ...), where the device has them. */
+  readonly serialNumber: string | null;
+  readonly vpd: VpdFields | null;
 }
 
 /** `show ADDRESS`: the device, its PCI path, its IOMMU group's members and whether it can go to a VM alone. */
@@ -122,6 +126,7 @@ export function showReport(
   tables: TableLookup | null,
   aliases: VfioAliasTable | null,
   hostUse: readonly HostUse[] = [],
+  serials: DeviceSerials = NO_SERIALS,
 ): ShowReport {
   const device = findDevice(inventory, address);
   if (device === null) throw notFound(address);
@@ -135,6 +140,8 @@ export function showReport(
     modalias: fields !== null ? modaliasText(fields) : null,
     vfioStub: endpoint ? { driver: vfioStubFor(device, aliases?.aliases ?? []), modulesAlias: aliases?.file ?? null } : null,
     hostUse,
+    serialNumber: serials.serialNumber,
+    vpd: serials.vpd,
   };
 }
 

@@ -1,6 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
-import type { ActiveEntry, InactiveEntry } from '../core/tables.js';
+import type { ActiveEntry, InactiveEntry, Owner, Tables } from '../core/tables.js';
+import { hardwareChanged, hardwareChangeText, identityOf, type HardwareIdentity } from '../core/hardware-identity.js';
+import { readSerials } from '../sysfs/serials.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
@@ -50,6 +52,42 @@ export interface StatusReport {
    * `operations` are the journal's rows (what that operation is doing).
    */
   readonly busy: { readonly operations: readonly InFlightOperation[]; readonly notPruned: readonly PciAddress[] } | null;
+  /**
+   * Entries whose device is not the card they were made for (other IDs, or another serial): assign,
+   * release, detach and reattach refuse them without --force (HOSTDEV_HARDWARE_CHANGED).
+   */
+  readonly hardwareChanged: readonly HardwareChange[];
+}
+
+export interface HardwareChange {
+  readonly key: DeviceKey;
+  readonly address: PciAddress;
+  readonly table: 'active' | 'inactive';
+  readonly owner: Owner | null;
+  readonly was: HardwareIdentity;
+  readonly now: HardwareIdentity;
+  /** "hardware changed at 0000:01:00.0: was 8086:10ca SN X, now 15b3:101e". */
+  readonly message: string;
+}
+
+/** Each entry whose recorded card differs from the device at its address now. */
+async function hardwareChanges(tables: Tables, reader: HostReader): Promise<HardwareChange[]> {
+  const located = [
+    ...tables.active.map((entry) => ({ table: 'active' as const, entry, owner: entry.usedBy as Owner | null })),
+    ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry, owner: null })),
+  ];
+  const changes = await Promise.all(
+    located.map(async ({ table, entry, owner }): Promise<HardwareChange | null> => {
+      const was = entry.hardware;
+      if (was === undefined || was === null) return null;
+      const device = await reader.device(entry.address);
+      if (device === null) return null;
+      const now = identityOf(device, await readSerials(reader.layout, entry.address));
+      if (!hardwareChanged(was, now)) return null;
+      return { key: entry.key, address: entry.address, table, owner, was, now, message: hardwareChangeText(entry.address, was, now) };
+    }),
+  );
+  return changes.filter((change): change is HardwareChange => change !== null);
 }
 
 /**
@@ -89,6 +127,7 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
       .map((stored) => ({ at: stored.at, by: stored.operation, report: stored.report as RecoveryReport }))
       .filter((repair) => recoveryWouldAct(repair.report)),
     busy,
+    hardwareChanged: await hardwareChanges(tables, reader),
   };
 }
 

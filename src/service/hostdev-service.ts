@@ -33,6 +33,8 @@ import {
 } from '../manager/hostdev-manager.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { DetachedAfterReboot } from '../core/boot.js';
+import { NO_SERIALS } from '../core/hardware-identity.js';
+import { readSerials } from '../sysfs/serials.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
@@ -100,6 +102,8 @@ export interface DetachRequest extends DetachOptions {
 /** `reattach`: a detached device back to its original driver. */
 export interface ReattachRequest extends OperationMode {
   readonly device: DeviceRef;
+  /** Reattach even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED). */
+  readonly force?: boolean;
 }
 
 /** `reset`: a device through the kernel's reset file. */
@@ -530,8 +534,11 @@ export class HostdevService {
     const address = parsePciRef(ref);
     const { inventory, warnings } = await this.inventory();
     const device = inventory.devices.find((d) => d.address === address);
-    const hostUse = device === undefined ? [] : ((await this.manager.hostUsage.usesOf([device])).get(address) ?? []);
-    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root), hostUse);
+    const [hostUse, serials] = await Promise.all([
+      device === undefined ? [] : this.manager.hostUsage.usesOf([device]).then((uses) => uses.get(address) ?? []),
+      device === undefined ? NO_SERIALS : readSerials(this.manager.layout, address),
+    ]);
+    const report = showReport(inventory, address, tableLookupOf(this.manager.tables()), readVfioAliases(this.manager.layout.root), hostUse, serials);
     return { report, warnings: warnings.filter((w) => w.startsWith(address) || !/^[0-9a-f]{4}:/.test(w)), iommuEnabled: inventory.iommuEnabled };
   }
 

@@ -357,6 +357,8 @@ function toFunction(p: Placed, slotCounts: ReadonlyMap<string, number>, group: n
     ...base,
     bridge: false,
     flr: node.flr ?? false,
+    ...(node.serialNumber === undefined ? {} : { serialNumber: node.serialNumber }),
+    ...(node.vpd === undefined ? {} : { vpd: node.vpd }),
     acs: multifunction && node.acs === true,
     resetMethods: defaultResetMethods(node, p.ancestors.length > 0),
     netdevs: node.netdevs ?? [],

@@ -19,6 +19,10 @@ export interface ConfigSpaceInput {
   readonly flr: boolean;
   readonly acs: boolean;
   readonly buses?: { readonly primary: number; readonly secondary: number; readonly subordinate: number };
+  /** Device Serial Number, "00-1b-21-ff-ff-8a-3c-12" (most significant byte first), as an extended capability. */
+  readonly serialNumber?: string | null;
+  /** Whether the function has the VPD capability (its `vpd` file holds the data). */
+  readonly vpd?: unknown;
   readonly sriov?: {
     readonly totalVfs: number;
     readonly numVfs: number;
@@ -30,7 +34,10 @@ export interface ConfigSpaceInput {
 
 const PCI_CAP_ID_PM = 0x01;
 const PCI_CAP_ID_EXP = 0x10;
+const PCI_CAP_ID_VPD = 0x03;
+const VPD_OFFSET = 0x48;
 const PCI_EXT_CAP_ID_ACS = 0x0d;
+export const PCI_EXT_CAP_ID_DSN = 0x03;
 export const PCI_EXT_CAP_ID_SRIOV = 0x10;
 export const PCI_EXP_DEVCAP_FLR = 1 << 28;
 
@@ -74,9 +81,15 @@ export function buildConfigSpace(input: ConfigSpaceInput): Buffer {
   b.writeUInt8(PM_OFFSET, 0x34);
 
   // Power Management capability, PM 1.2, No_Soft_Reset clear.
+  const hasVpd = input.vpd !== undefined && input.vpd !== null && input.vpd !== false;
   b.writeUInt8(PCI_CAP_ID_PM, PM_OFFSET);
-  b.writeUInt8(input.pcie === null ? 0 : EXP_OFFSET, PM_OFFSET + 1);
+  b.writeUInt8(hasVpd ? VPD_OFFSET : input.pcie === null ? 0 : EXP_OFFSET, PM_OFFSET + 1);
   b.writeUInt16LE(0x0003, PM_OFFSET + 2);
+  // Vital Product Data capability (the kernel makes the `vpd` file only for a function that has it).
+  if (hasVpd) {
+    b.writeUInt8(PCI_CAP_ID_VPD, VPD_OFFSET);
+    b.writeUInt8(input.pcie === null ? 0 : EXP_OFFSET, VPD_OFFSET + 1);
+  }
   if (input.pcie === null) return b;
 
   const type = PCIE_TYPE_CODE[input.pcie];
@@ -98,6 +111,14 @@ export function buildConfigSpace(input: ConfigSpaceInput): Buffer {
         b.writeUInt16LE(0x001f, at + 4); // SV TB RR CR UF
         b.writeUInt16LE(0x001d, at + 6); // enabled: SV RR CR UF
       },
+    });
+  }
+  const serial = input.serialNumber;
+  if (serial !== undefined && serial !== null) {
+    ext.push({
+      id: PCI_EXT_CAP_ID_DSN,
+      size: 12,
+      fill: (at) => Buffer.from(serial.split('-').reverse().join(''), 'hex').copy(b, at + 4),
     });
   }
   const sriov = input.sriov;

@@ -35,6 +35,9 @@ function igbPort(fn: number, bus: number, numVfs: number): EndpointSpec {
     flr: true,
     acs: true,
     netdevs: [`enp${bus}s0f${fn}`],
+    // Intel's DSN is the port's MAC with ff-ff in the middle; the card's VPD names the adapter.
+    serialNumber: `00-1b-21-ff-ff-8a-3c-${(0x12 + fn + bus * 2).toString(16).padStart(2, '0')}`,
+    vpd: { productName: 'Intel(R) Gigabit ET Dual Port Server Adapter', partNumber: 'E66393-003', engineeringChange: 'E65439-004', serialNumber: `001B218A3C${(0x12 + bus * 2).toString(16).toUpperCase().padStart(2, '0')}`, manufacturer: '8086' },
     sriov: { totalVfs: 7, offset: 128, stride: 2, vfDevice: '10ca', vfDriver: 'igbvf', numVfs, autoprobe: true, vfNetdev: '{pf}v{n}' },
   };
 }
@@ -72,6 +75,7 @@ function plxSwitch(upstreamBus: number, nicNames: [string, string]): BridgeSpec 
     driver: 'igb',
     flr: true,
     netdevs: [name],
+    serialNumber: `00-1b-21-ff-ff-9b-00-${([...name].reduce((sum, c) => sum + c.charCodeAt(0), 0) & 0xff).toString(16).padStart(2, '0')}`,
   });
   return {
     kind: 'bridge',

@@ -120,6 +120,10 @@ export interface EndpointSpec extends FunctionSpecBase {
   readonly sriov?: SriovSpec;
   /** false: conventional PCI (no PCI Express capability). Default true. */
   readonly pcie?: boolean;
+  /** PCI Express Device Serial Number (extended capability 0x0003): 8 bytes as lspci prints them, "00-1b-21-ff-ff-8a-3c-12". */
+  readonly serialNumber?: string;
+  /** Vital Product Data (the function's `vpd` file): the identifier string and the read-only PN, SN, EC and MN keywords. */
+  readonly vpd?: VpdSpec;
   /** A USB host controller's buses (xHCI has two root hubs: USB 2 and USB 3) and what is plugged in. */
   readonly usbBuses?: readonly UsbBusSpec[];
   /** A mediated-device parent: the types it offers (mdev_supported_types) and mdevs made at build time. */
@@ -128,6 +132,14 @@ export interface EndpointSpec extends FunctionSpecBase {
   readonly nvme?: NvmeSpec;
   /** A SCSI host adapter: its host number and the devices on it. */
   readonly scsi?: ScsiHostSpec;
+}
+
+export interface VpdSpec {
+  readonly productName?: string;
+  readonly partNumber?: string;
+  readonly serialNumber?: string;
+  readonly engineeringChange?: string;
+  readonly manufacturer?: string;
 }
 
 export interface UsbDeviceSpec {
@@ -328,6 +340,9 @@ const scsiSchema = z.strictObject({
     .max(1024),
 });
 
+/** A VPD keyword's value: printable ASCII, at most 255 bytes (its length is one byte). */
+const vpdText = z.string().regex(/^[\x20-\x7e]{1,64}$/);
+
 const endpointSchema = z.strictObject({
   ...functionBase,
   kind: z.literal('endpoint').optional(),
@@ -337,6 +352,16 @@ const endpointSchema = z.strictObject({
   netdevs: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/)).optional(),
   sriov: sriovSchema.optional(),
   pcie: z.boolean().optional(),
+  serialNumber: z.string().regex(/^[0-9a-fA-F]{2}(-[0-9a-fA-F]{2}){7}$/).optional(),
+  vpd: z
+    .strictObject({
+      productName: vpdText.optional(),
+      partNumber: vpdText.optional(),
+      serialNumber: vpdText.optional(),
+      engineeringChange: vpdText.optional(),
+      manufacturer: vpdText.optional(),
+    })
+    .optional(),
   usbBuses: z
     .array(z.strictObject({ bus: z.number().int().min(1).max(127), speed: z.number().int().optional(), devices: z.array(usbDeviceSchema).max(127) }))
     .optional(),

@@ -1,3 +1,4 @@
+import type { VpdSpec } from './spec.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readHeadSync } from '../platform/bounded-read.js';
@@ -19,6 +20,31 @@ export interface SimFunction extends Omit<ConfigSpaceInput, 'sriov'> {
   readonly iommuGroup: number | null;
   readonly netdevs: readonly string[];
   readonly sriov?: NonNullable<ConfigSpaceInput['sriov']> & { readonly autoprobe: boolean };
+  readonly vpd?: VpdSpec;
+}
+
+/**
+ * The bytes of a `vpd` file (PCI 3.0 appendix I): the identifier string (large resource 0x82), the
+ * read-only keywords (0x90) with the RV checksum keyword last, and the end tag (0x78).
+ */
+export function vpdBytes(vpd: VpdSpec): Buffer {
+  const resource = (tag: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([tag, body.length & 0xff, body.length >> 8]), body]);
+  const keyword = (name: string, value: string): Buffer => Buffer.concat([Buffer.from(name, 'ascii'), Buffer.from([value.length]), Buffer.from(value, 'ascii')]);
+  const fields: Array<[string, string | undefined]> = [
+    ['PN', vpd.partNumber],
+    ['EC', vpd.engineeringChange],
+    ['SN', vpd.serialNumber],
+    ['MN', vpd.manufacturer],
+  ];
+  const id = resource(0x82, Buffer.from(vpd.productName ?? '', 'ascii'));
+  const ro = Buffer.concat(fields.flatMap(([name, value]) => (value === undefined ? [] : [keyword(name, value)])));
+  // RV: a checksum byte making every byte from the start through it sum to 0, then padding.
+  const head = Buffer.concat([id, Buffer.from([0x90, 0, 0]), ro, Buffer.from('RV', 'ascii'), Buffer.from([1])]);
+  const readOnly = Buffer.concat([ro, Buffer.from('RV', 'ascii'), Buffer.from([1, 0])]);
+  head.writeUInt16LE(readOnly.length, id.length + 1);
+  const sum = [...head].reduce((total, byte) => total + byte, 0);
+  readOnly[readOnly.length - 1] = (0x100 - (sum & 0xff)) & 0xff;
+  return Buffer.concat([id, resource(0x90, readOnly), Buffer.from([0x78])]);
 }
 
 export const hex = (value: number, width: number): string => value.toString(16).padStart(width, '0');
@@ -145,6 +171,7 @@ export function writeFunction(root: string, fn: SimFunction): void {
   put(files, dir, 'irq', '16\n', 0o444);
   put(files, dir, 'resource', `${'0x0000000000000000 0x0000000000000000 0x0000000000000000\n'.repeat(13)}`, 0o444);
   put(files, dir, 'remove', '', 0o200);
+  if (fn.vpd !== undefined) put(files, dir, 'vpd', vpdBytes(fn.vpd), 0o600);
   if (fn.resetMethods.length > 0) {
     put(files, dir, 'reset', '', 0o200);
     put(files, dir, 'reset_method', `${fn.resetMethods.join(' ')}\n`);

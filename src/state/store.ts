@@ -115,6 +115,14 @@ function entryAddress(key: string): PciAddress {
   });
 }
 
+/** The boot and hardware identity of an entry, when known (an entry written before schema version 6 has neither). */
+function entryExtras(row: Pick<ActiveRow, 'boot_id' | 'hardware'>): { bootId?: string; hardware?: HardwareIdentity } {
+  return {
+    ...(row.boot_id === null ? {} : { bootId: row.boot_id }),
+    ...(row.hardware === null ? {} : { hardware: JSON.parse(row.hardware) as HardwareIdentity }),
+  };
+}
+
 function activeEntry(row: ActiveRow): ActiveEntry {
   return {
     key: row.key as DeviceKey,
@@ -123,8 +131,7 @@ function activeEntry(row: ActiveRow): ActiveEntry {
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
-    bootId: row.boot_id,
-    hardware: row.hardware === null ? null : (JSON.parse(row.hardware) as HardwareIdentity),
+    ...entryExtras(row),
   };
 }
 
@@ -135,8 +142,7 @@ function inactiveEntry(row: InactiveRow): InactiveEntry {
     managed: row.managed === 1,
     stubDriver: row.stub_driver,
     originalDriver: row.original_driver,
-    bootId: row.boot_id,
-    hardware: row.hardware === null ? null : (JSON.parse(row.hardware) as HardwareIdentity),
+    ...entryExtras(row),
   };
 }
 

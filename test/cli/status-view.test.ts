@@ -23,6 +23,7 @@ const base: StatusReport = {
   recentRepairs: [],
   departed: [],
   busy: null,
+  hardwareChanged: [],
 };
 
 describe('status text', () => {

@@ -85,9 +85,9 @@ describe('restart scenarios', () => {
     await prepare(setup, addresses.map((address) => ({ op: 'detach' as const, address })));
     const { json } = cliStatus(setup); // a new process
     expect(json.inactive).toEqual(
-      addresses.map((address) => ({ key: `pci:${address}`, address, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igb' })),
+      addresses.map((address) => ({ key: `pci:${address}`, address, managed: false, stubDriver: 'vfio-pci', originalDriver: 'igb', bootId: expect.any(String), hardware: expect.objectContaining({ vendor: '8086' }) })),
     );
-    expect(json.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] });
+    expect(json.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], rebooted: [], warnings: [] });
     expect(addresses.map((address) => driverOf(setup.root, address))).toEqual(['vfio-pci', 'vfio-pci']);
     // and they are still usable as unmanaged devices by a later process
     await prepare(setup, [{ op: 'assign', domain: 'vm1', addresses: [addresses[0]!], managed: false }]);

@@ -6,6 +6,7 @@ export function registerReattach(program: Command): void {
     name: 'reattach',
     description: 'give a detached device back to its original host driver',
     run: (service, request) => service.reattach(request),
+    force: 'reattach even when the card at the address is not the one the entry was made for (HOSTDEV_HARDWARE_CHANGED)',
     remote: (client, address, body, options) => client.reattach(address, body, options),
     headline: (report, address) => {
       const check = report.checks[0];

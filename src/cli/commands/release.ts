@@ -12,10 +12,12 @@ export function registerRelease(program: Command): void {
     .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
     .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
+    .option('--force', 'release even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED)')
     .option('--wait <ms>', WAIT_HELP)
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
-        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string }>();
+        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string; force?: boolean }>();
+        const force = opts.force === true ? { force: true } : {};
         const { domain, hypervisor } = parseDomainOptions(opts);
         const addresses = inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
         const dryRun = opts.dryRun ?? false;
@@ -23,7 +25,7 @@ export function registerRelease(program: Command): void {
         const report = await change(
           globals,
           dryRun,
-          (service) => service.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun, wait }),
+          (service) => service.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun, wait, ...force }),
           operationJson,
           (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait) }, options),
         );

@@ -1,3 +1,5 @@
+import { NO_SERIALS } from '../../core/hardware-identity.js';
+import { readSerials } from '../../sysfs/serials.js';
 import type { Command } from 'commander';
 import { keyKind, parseKey, parsePciRef } from '../../core/device-key.js';
 import type { NonPciKind } from '../../core/nonpci-device.js';
@@ -67,8 +69,11 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           const { layout, inventory, warnings } = await readHost(globals, address);
           const tables = await tablesLoading;
           const found = findDevice(inventory, address);
-          const hostUse = found === null ? [] : ((await (await hostUsageFor(globals)).usesOf([found])).get(address) ?? []);
-          const json = showReport(inventory, address, tables, readVfioAliases(layout.root), hostUse);
+          const [hostUse, serials] = await Promise.all([
+            found === null ? [] : hostUsageFor(globals).then(async (usage) => (await usage.usesOf([found])).get(address) ?? []),
+            found === null ? NO_SERIALS : readSerials(layout, address),
+          ]);
+          const json = showReport(inventory, address, tables, readVfioAliases(layout.root), hostUse, serials);
           const device = findDevice(inventory, address)!;
           const { verdict, pciPath: path, vfioStub: stub } = json;
           const members = groupMembers(inventory, address);
@@ -98,6 +103,18 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           }
           if (device.physfn) facts.push(['SR-IOV', `VF of ${device.physfn}`]);
           if (device.netdevs.length > 0) facts.push(['Network', device.netdevs.join(' ')]);
+          if (json.serialNumber !== null) facts.push(['Serial number', json.serialNumber]);
+          if (json.vpd !== null) {
+            const vpd = json.vpd;
+            const fields: Array<[string, string | null]> = [
+              ['Product name', vpd.productName],
+              ['Part number', vpd.partNumber],
+              ['Serial', vpd.serialNumber],
+              ['EC', vpd.engineeringChange],
+              ['MN', vpd.manufacturer],
+            ];
+            facts.push(['VPD', fields.flatMap(([label, value]) => (value === null ? [] : [`${label}: ${value}`])).join('; ') || 'present, no fields']);
+          }
           if (tables) facts.push(['Owner', ownerCell(tables(address))]);
           facts.push(['Host use', hostUse.length === 0 ? 'none' : `${hostUse.map((use) => use.detail).join('; ')} (detach refuses it without --force)`]);
           facts.push(['IOMMU group', orDash(device.iommuGroup)]);
