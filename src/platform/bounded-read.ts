@@ -23,6 +23,11 @@ export function readHeadSync(file: string, maxBytes: number): string {
 }
 
 export async function readHead(file: string, maxBytes: number): Promise<string> {
+  return (await readHeadBytes(file, maxBytes)).toString('utf8');
+}
+
+/** At most `maxBytes` of a file, as bytes (a binary sysfs attribute: config, vpd). */
+export async function readHeadBytes(file: string, maxBytes: number): Promise<Buffer> {
   const handle = await open(file, 'r');
   try {
     const buffer = Buffer.allocUnsafe(maxBytes);
@@ -32,7 +37,7 @@ export async function readHead(file: string, maxBytes: number): Promise<string> 
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    return buffer.toString('utf8', 0, length);
+    return buffer.subarray(0, length);
   } finally {
     await handle.close();
   }

@@ -37,5 +37,13 @@ export function swapCard(root: string, address: string, card: SwappedCard): void
     Buffer.from(card.serialNumber.split('-').reverse().join(''), 'hex').copy(config, at + 4);
   }
   files.writeFile(configFile, config);
+  if (card.vendor !== undefined || card.device !== undefined) {
+    // The IDs are in the uevent too (PCI_ID), where readers take them from.
+    const uevent = path.join(dir, 'uevent');
+    const text = fs.readFileSync(uevent, 'utf8');
+    const vendor = config.readUInt16LE(0).toString(16).toUpperCase().padStart(4, '0');
+    const device = config.readUInt16LE(2).toString(16).toUpperCase().padStart(4, '0');
+    files.writeFile(uevent, text.replace(/^PCI_ID=.*$/m, `PCI_ID=${vendor}:${device}`));
+  }
   if (card.vpd !== undefined) files.writeFile(path.join(dir, 'vpd'), vpdBytes(card.vpd));
 }

@@ -1,8 +1,8 @@
-import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import { deviceSerialNumber, NO_SERIALS, parseVpd, type DeviceSerials } from '../core/hardware-identity.js';
 import type { SysfsLayout } from './paths.js';
+import { readHeadBytes } from '../platform/bounded-read.js';
 
 /** The most of a `vpd` file read: VPD is at most 32 KiB (15-bit address). */
 const VPD_MAX = 32 * 1024;
@@ -11,21 +11,6 @@ const CONFIG_MAX = 4096;
 /** A VPD read goes through the device (seconds on some cards, forever on a broken one): bounded. */
 const SERIALS_TIMEOUT_MS = 3000;
 
-async function readBytes(file: string, max: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buffer = Buffer.alloc(max);
-    let length = 0;
-    while (length < max) {
-      const { bytesRead } = await handle.read(buffer, length, max - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    return buffer.subarray(0, length);
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * The serials of one function: the Device Serial Number from its config space (past 0x100, which
@@ -36,8 +21,8 @@ export async function readSerials(layout: SysfsLayout, address: PciAddress, time
   const dir = path.join(layout.pciDevicesDir, address);
   const work = (async (): Promise<DeviceSerials> => {
     const [config, vpd] = await Promise.all([
-      readBytes(path.join(dir, 'config'), CONFIG_MAX).catch(() => null),
-      readBytes(path.join(dir, 'vpd'), VPD_MAX).catch(() => null),
+      readHeadBytes(path.join(dir, 'config'), CONFIG_MAX).catch(() => null),
+      readHeadBytes(path.join(dir, 'vpd'), VPD_MAX).catch(() => null),
     ]);
     return {
       serialNumber: config === null ? null : deviceSerialNumber((offset, length) => config.subarray(offset, Math.min(config.length, offset + length))),
