@@ -15,6 +15,8 @@ export { SimHostUsage } from './host/sim-host-usage.js';
 export { DEFAULT_PRESET, generateSpec, presets } from './sim/presets.js';
 export { parseHostSpec, type HostSpec } from './sim/spec.js';
 export type { Fault } from './sim/faults.js';
+export { swapCard, type SwappedCard } from './sim/swap.js';
+export { rebootSimulatedHost, type RebootSummary } from './sim/reboot.js';
 
 /** Writes a simulated host under `dir` (a new or empty directory) from a preset or a spec. */
 export function createSimulatedHost(dir: string, from: { preset?: string; spec?: HostSpec } = {}): void {

@@ -45,7 +45,7 @@ export interface RebootAction {
 /**
  * The reconcile after a reboot, for entries of an earlier boot whose device is present (vanished ones are pruned
  * by the one vanished-device rule first). No VM survives a reboot: an active entry is released as a release would
- * (a managed device back to its original driver and out of the tables; an unmanaged one stays detached, inactive).
+ * (a managed device back to its original driver and out of the tables; an unmanaged one stays detached: inactive).
  * An inactive entry (unmanaged ones released just now included) stays inactive and is put back on its stub,
  * unless `mode` is `reattach`.
  */

@@ -3,8 +3,8 @@ import { deviceSerialNumber, hardwareChanged, parseVpd, type HardwareIdentity } 
 import { buildConfigSpace } from '../../src/sim/config-space.js';
 import { swapCard } from '../../src/sim/swap.js';
 import { vpdBytes } from '../../src/sim/tree-writer.js';
-import { jsonOf, runCli, type CliRun } from '../support/cli.js';
-import { simHostPerTest } from '../support/sim-host-per-test.js';
+import { jsonOf, runCli } from '../support/cli.js';
+import { simHostCli, simHostPerTest } from '../support/sim-host-per-test.js';
 
 /** Hardware identity: an address is no identity; entries remember the card they were made for. */
 
@@ -13,14 +13,7 @@ const NIC = '0000:06:00.0'; // I210 (igb), with a Device Serial Number
 const NIC2 = '0000:07:00.0'; // same IOMMU group
 const PF = '0000:02:00.0'; // 82576 with DSN and VPD
 
-function cli(...args: string[]): CliRun {
-  return runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
-}
-function ok(...args: string[]): CliRun {
-  const run = cli(...args);
-  expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(0);
-  return run;
-}
+const { cli, ok } = simHostCli(host);
 interface Status {
   active: Array<{ address: string; hardware?: HardwareIdentity }>;
   inactive: Array<{ address: string; hardware?: HardwareIdentity }>;

@@ -29,7 +29,7 @@ describe('libvirt parity: an unmanaged device already on a stub but in no table'
     const assign = await manager.assign({ domain: 'vm1', addresses: [VF], managed: false });
     expect(assign.steps.filter((step) => step.startsWith('write') && !step.includes('/reset'))).toEqual([]);
     expect(manager.tables().active).toEqual([
-      { key: `pci:${VF}`, address: VF, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: false, stubDriver: 'vfio-pci', originalDriver: 'vfio-pci' },
+      { key: `pci:${VF}`, address: VF, usedBy: { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' }, managed: false, stubDriver: 'vfio-pci', originalDriver: 'vfio-pci', bootId: expect.any(String), hardware: expect.objectContaining({ vendor: '8086', device: '10ca' }) },
     ]);
 
     const release = await manager.release({ domain: 'vm1' });

@@ -3,8 +3,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import type { RebootedEntry, RecoveryReport } from '../../src/manager/recovery.js';
-import { jsonOf, runCli, type CliRun } from '../support/cli.js';
-import { simHostPerTest } from '../support/sim-host-per-test.js';
+import { jsonOf, runCli } from '../support/cli.js';
+import { simHostCli, simHostPerTest } from '../support/sim-host-per-test.js';
 
 /** Boot awareness: entries record their boot; the first command after a (simulated) reboot reconciles them. */
 
@@ -14,14 +14,7 @@ const NIC = '0000:06:00.0'; // igb, managed assign
 const NIC2 = '0000:07:00.0'; // igb, same group as NIC
 const ONBOARD = '0000:00:19.0'; // e1000e, detached (inactive)
 
-function cli(...args: string[]): CliRun {
-  return runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
-}
-function ok(...args: string[]): CliRun {
-  const run = cli(...args);
-  expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(0);
-  return run;
-}
+const { cli, ok } = simHostCli(host);
 function driverOf(address: string): string | null {
   try {
     return path.basename(fs.readlinkSync(path.join(host.root, 'sys/bus/pci/devices', address, 'driver')));

@@ -148,6 +148,7 @@ describe('recover: no unfinished operations', () => {
       repaired: [],
       pruned: [],
       vfConfig: [],
+      rebooted: [],
       warnings: [
         `${B} (detached, no owner) should be on vfio-pci but is on e1000e: changed outside hostdev; check the device, then \`hostdev reattach ${B}\``,
       ],

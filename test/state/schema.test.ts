@@ -43,8 +43,10 @@ describe('schema migrations', () => {
     for (let from = 1; from < SCHEMA_VERSION; from += 1) {
       const at = new Date(0).toISOString();
       const { dir, dbPath } = oldDatabase(from, (old) => {
-        old.prepare("INSERT INTO active VALUES ('0000:01:00.0', 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)").run(at);
-        old.prepare("INSERT INTO inactive VALUES ('0000:02:00.0', 0, 'vfio-pci', 'e1000e', ?)").run(at);
+        // From version 5 on, entries are keyed pci:ADDRESS.
+        const key = (address: string): string => (from >= 5 ? `pci:${address}` : address);
+        old.prepare("INSERT INTO active VALUES (?, 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)").run(key('0000:01:00.0'), at);
+        old.prepare("INSERT INTO inactive VALUES (?, 0, 'vfio-pci', 'e1000e', ?)").run(key('0000:02:00.0'), at);
       });
 
       const store = StateStore.open(dir);
@@ -169,7 +171,7 @@ describe('migration 5: entries keyed by device key', () => {
     const dir = tempDir();
     fs.chmodSync(dir, 0o700);
     const store = StateStore.open(dir);
-    store.database.prepare("INSERT INTO inactive VALUES ('usb:1-2', 0, 'usbfs', NULL, 'x')").run();
+    store.database.prepare("INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at) VALUES ('usb:1-2', 0, 'usbfs', NULL, 'x')").run();
     try {
       expect(() => store.readTables()).toThrow(expect.objectContaining({ code: 'HOSTDEV_STATE', message: expect.stringMatching(/usb:1-2/) }));
     } finally {

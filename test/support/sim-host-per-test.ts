@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
-import { runCli } from './cli.js';
+import { runCli, type CliRun } from './cli.js';
 
 /**
  * Registers hooks that give each test of the file its own simulated host (`hostdev sim create`)
@@ -23,4 +23,18 @@ export function simHostPerTest(prefix: string, preset: string): { readonly root:
   });
   afterAll(() => rmSync(base, { recursive: true, force: true }));
   return current;
+}
+
+/** `hostdev --root ROOT --state-dir DIR --simulate ARGS...` on the test's host: `cli` runs, `ok` also expects exit 0. */
+export function simHostCli(host: { readonly root: string; readonly stateDir: string }): {
+  cli: (...args: string[]) => CliRun;
+  ok: (...args: string[]) => CliRun;
+} {
+  const cli = (...args: string[]): CliRun => runCli(['--root', host.root, '--state-dir', host.stateDir, '--simulate', ...args]);
+  const ok = (...args: string[]): CliRun => {
+    const run = cli(...args);
+    expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(0);
+    return run;
+  };
+  return { cli, ok };
 }
