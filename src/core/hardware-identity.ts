@@ -1,7 +1,5 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
-import { HostdevError } from './errors.js';
-import { formatOwner, type Owner } from './tables.js';
 
 /**
  * What a PCI function is, as opposed to where it sits: an address (BDF) is no identity, since after
@@ -147,26 +145,4 @@ export function parseVpd(bytes: Uint8Array): VpdFields | null {
 
 function text(bytes: Uint8Array): string {
   return String.fromCharCode(...bytes).replace(/[\0\s]+$/u, '').trim();
-}
-
-/**
- * HOSTDEV_HARDWARE_CHANGED: an operation on an address whose table entry was made for another card.
- * `owner` null: the entry is detached, no owner.
- */
-export function hardwareChangedError(
-  operation: string,
-  address: PciAddress,
-  driver: string | null,
-  owner: Owner | null,
-  was: HardwareIdentity,
-  now: HardwareIdentity,
-): HostdevError {
-  return new HostdevError(
-    'HOSTDEV_HARDWARE_CHANGED',
-    `${hardwareChangeText(address, was, now)} (on ${driver ?? 'no driver'}; the table entry, ${formatOwner(owner)}, was made for the card that was there); ${operation} refused`,
-    {
-      hint: `Check which card sits at ${address} now (hostdev show ${address}). If it is the one you mean, repeat with --force: the entry then records this card.`,
-      details: { address, driver, owner, was, now },
-    },
-  );
 }

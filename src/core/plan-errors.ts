@@ -4,6 +4,7 @@ import { HostdevError } from './errors.js';
 import type { HostUse } from './plan-types.js';
 import { hostdevCommand, releaseCommand } from './shell.js';
 import { formatOwner, sameOwner, type Owner, type Tables } from './tables.js';
+import { hardwareChangeText, type HardwareIdentity } from './hardware-identity.js';
 
 /** The errors plans raise, worded as libvirt words them where users know the wording. */
 
@@ -170,6 +171,28 @@ export function driftedDevice(drift: {
           ? `Settle it with ${hostdevCommand('reattach', drift.address)} (or detach it again).`
           : `Check the VM does not use it, settle it with ${releaseCommand(drift.usedBy, drift.address)}, then assign it again.`,
       details: { address: drift.address, driver: drift.actualDriver, expected: drift.expectedDriver, owner: drift.usedBy },
+    },
+  );
+}
+
+/**
+ * HOSTDEV_HARDWARE_CHANGED: an operation on an address whose table entry was made for another card.
+ * `owner` null: the entry is detached, no owner.
+ */
+export function hardwareChangedError(
+  operation: string,
+  address: PciAddress,
+  driver: string | null,
+  owner: Owner | null,
+  was: HardwareIdentity,
+  now: HardwareIdentity,
+): HostdevError {
+  return new HostdevError(
+    'HOSTDEV_HARDWARE_CHANGED',
+    `${hardwareChangeText(address, was, now)} (on ${driver ?? 'no driver'}; the table entry, ${formatOwner(owner)}, was made for the card that was there); ${operation} refused`,
+    {
+      hint: `Check which card sits at ${address} now (hostdev show ${address}). If it is the one you mean, repeat with --force: the entry then records this card.`,
+      details: { address, driver, owner, was, now },
     },
   );
 }
