@@ -552,6 +552,9 @@ export class StateStore {
     this.assertOpen();
     this.currentBoot = bootId;
     if (bootId === null) return;
+    // Read first: most opens find nothing to stamp and then write nothing.
+    const unstamped = this.db.prepare('SELECT 1 FROM active WHERE boot_id IS NULL UNION ALL SELECT 1 FROM inactive WHERE boot_id IS NULL LIMIT 1').get();
+    if (unstamped === undefined) return;
     this.db.transaction(() => {
       for (const table of ['active', 'inactive']) this.db.prepare(`UPDATE ${table} SET boot_id = ? WHERE boot_id IS NULL`).run(bootId);
     })();
