@@ -119,7 +119,7 @@ class Restart implements fc.AsyncCommand<Model, Real> {
   async run(model: Model, real: Real): Promise<void> {
     real.manager.close();
     real.manager = await openReal(real.setup, real.kernel);
-    expect(real.manager.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] });
+    expect(real.manager.recovery).toEqual({ repaired: [], pruned: [], drift: [], vfConfig: [], rebooted: [], warnings: [] });
     check(model, real);
   }
   toString = () => 'restart';
