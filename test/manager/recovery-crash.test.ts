@@ -60,12 +60,18 @@ function setup() {
   return s;
 }
 
-const comparable = (snap: Snapshot) => ({ tables: snap.tables, drivers: snap.drivers });
+// Each run is another simulated host, with a boot id of its own: entries are compared without it.
+const bootless = <T extends { readonly bootId?: string | null | undefined }>({ bootId: _boot, ...entry }: T) => entry;
+const comparable = (snap: Snapshot) => ({
+  tables: { active: snap.tables.active.map(bootless), inactive: snap.tables.inactive.map(bootless) },
+  drivers: snap.drivers,
+});
 
 /** One device's part of a snapshot: its table entry (if any) and its driver and override. */
 function deviceState(snap: Snapshot, address: string): string {
-  const active = snap.tables.active.find((entry) => entry.address === address);
-  const inactive = snap.tables.inactive.find((entry) => entry.address === address);
+  const { tables } = comparable(snap);
+  const active = tables.active.find((entry) => entry.address === address);
+  const inactive = tables.inactive.find((entry) => entry.address === address);
   return JSON.stringify({ active, inactive, host: snap.drivers[address] });
 }
 
