@@ -3,7 +3,9 @@ import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
-import { readDevicesBounded, readTimeoutFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
+import { heldIn, readDevicesBounded, readInventoryBounded, readTimeoutFromEnv, stallFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
+import { readSerialsBounded } from '../sysfs/serials.js';
+import { identityOf, NO_SERIALS, type DeviceSerials, type HardwareIdentity } from '../core/hardware-identity.js';
 import type { VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { ServingReader } from '../sysfs/serving-reader.js';
@@ -64,6 +66,37 @@ export class HostReader {
       ...(wait.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
       ...(this.serving === null ? {} : { serving: this.serving }),
     });
+  }
+
+  /**
+   * The serials (DSN, VPD) of some devices, read in a bounded reader process: a device the kernel
+   * holds, or whose VPD does not answer, has unknown (null) serials instead of holding this up.
+   */
+  serials(addresses: readonly PciAddress[]): Promise<Map<PciAddress, DeviceSerials>> {
+    return readSerialsBounded(this.layout, addresses, { stallMs: stallFromEnv() });
+  }
+
+  /**
+   * The identity of the devices at some addresses now, for a reader that must not wait (status):
+   * read as the inventory reads (bounded, a held function found within the stall bound). A device
+   * that is gone, that the kernel holds, or that could not be read within the bound is left out:
+   * its identity is unknown now, which is no change.
+   */
+  async identities(addresses: readonly PciAddress[]): Promise<Map<PciAddress, HardwareIdentity>> {
+    if (addresses.length === 0) return new Map();
+    let devices: readonly PciDevice[];
+    let held: Set<string>;
+    try {
+      const inventory = await readInventoryBounded(this.layout, { only: addresses, names: null, timeoutMs: this.boundMs });
+      devices = inventory.devices;
+      held = heldIn(inventory);
+    } catch (error) {
+      if (error instanceof HostdevError && error.code === 'HOSTDEV_TIMEOUT') return new Map();
+      throw error;
+    }
+    const readable = devices.filter((device) => !held.has(device.address));
+    const serials = await this.serials(readable.map((device) => device.address));
+    return new Map(readable.map((device) => [device.address, identityOf(device, serials.get(device.address) ?? NO_SERIALS)]));
   }
 
   /** A PF's virtfnN links with their N (the VF indexes), in N order; [] for anything else. */

@@ -16,8 +16,7 @@ import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, TableIndex, type Owner, type TableChange, type Tables } from '../core/tables.js';
-import { hardwareChanged, identityOf } from '../core/hardware-identity.js';
-import { readSerials } from '../sysfs/serials.js';
+import { hardwareChanged, identityOf, NO_SERIALS } from '../core/hardware-identity.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -429,12 +428,17 @@ export class HostdevManager {
   private async checkHardware(operation: string, view: HostView, check: HardwareCheck | undefined): Promise<void> {
     if (check === undefined || check.force) return;
     const index = new TableIndex(view.tables);
-    for (const address of check.addresses(view)) {
+    const recorded = check.addresses(view).flatMap((address) => {
       const place = index.find(address);
       const was = place?.entry.hardware;
       const device = view.devices.get(address);
-      if (place === undefined || was === undefined || was === null || device === undefined || device === null) continue;
-      const now = identityOf(device, await readSerials(this.layout, address));
+      return place === undefined || was === undefined || was === null || device === undefined || device === null ? [] : [{ address, place, was, device }];
+    });
+    if (recorded.length === 0) return;
+    // The IDs are the view's (read bounded); the serials too are read only in the bounded reader.
+    const serials = await this.reader.serials(recorded.map(({ address }) => address));
+    for (const { address, place, was, device } of recorded) {
+      const now = identityOf(device, serials.get(address) ?? NO_SERIALS);
       if (hardwareChanged(was, now)) {
         throw hardwareChangedError(operation, address, device.driver, place.table === 'active' ? place.entry.usedBy : null, was, now);
       }
@@ -443,15 +447,17 @@ export class HostdevManager {
 
   /** The plan with each entry it writes carrying the identity of the device at its address now. */
   private async withHardware(plan: Plan, view: HostView): Promise<Plan> {
-    const changes = await Promise.all(
-      plan.changes.map(async (change): Promise<TableChange> => {
-        if (change.kind === 'remove') return change;
-        const device = view.devices.get(change.entry.address);
-        if (device === undefined || device === null) return change;
-        const hardware = identityOf(device, await readSerials(this.layout, change.entry.address));
-        return change.kind === 'set-active' ? { ...change, entry: { ...change.entry, hardware } } : { ...change, entry: { ...change.entry, hardware } };
-      }),
-    );
+    const written = plan.changes.flatMap((change) => (change.kind === 'remove' ? [] : [change.entry.address]));
+    const present = written.filter((address) => view.devices.get(address) != null);
+    if (present.length === 0) return plan;
+    const serials = await this.reader.serials(present);
+    const changes = plan.changes.map((change): TableChange => {
+      if (change.kind === 'remove') return change;
+      const device = view.devices.get(change.entry.address);
+      if (device === undefined || device === null) return change;
+      const hardware = identityOf(device, serials.get(change.entry.address) ?? NO_SERIALS);
+      return change.kind === 'set-active' ? { ...change, entry: { ...change.entry, hardware } } : { ...change, entry: { ...change.entry, hardware } };
+    });
     return { ...plan, changes };
   }
 

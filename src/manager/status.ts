@@ -1,8 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
 import type { ActiveEntry, InactiveEntry, Owner, Tables } from '../core/tables.js';
-import { hardwareChanged, hardwareChangeText, identityOf, type HardwareIdentity } from '../core/hardware-identity.js';
-import { readSerials } from '../sysfs/serials.js';
+import { hardwareChanged, hardwareChangeText, type HardwareIdentity } from '../core/hardware-identity.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
@@ -75,19 +74,13 @@ async function hardwareChanges(tables: Tables, reader: HostReader): Promise<Hard
   const located = [
     ...tables.active.map((entry) => ({ table: 'active' as const, entry, owner: entry.usedBy as Owner | null })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry, owner: null })),
-  ];
-  const changes = await Promise.all(
-    located.map(async ({ table, entry, owner }): Promise<HardwareChange | null> => {
-      const was = entry.hardware;
-      if (was === undefined || was === null) return null;
-      const device = await reader.device(entry.address);
-      if (device === null) return null;
-      const now = identityOf(device, await readSerials(reader.layout, entry.address));
-      if (!hardwareChanged(was, now)) return null;
-      return { key: entry.key, address: entry.address, table, owner, was, now, message: hardwareChangeText(entry.address, was, now) };
-    }),
-  );
-  return changes.filter((change): change is HardwareChange => change !== null);
+  ].flatMap(({ entry, ...place }) => (entry.hardware === undefined || entry.hardware === null ? [] : [{ ...place, entry, was: entry.hardware }]));
+  const current = await reader.identities(located.map(({ entry }) => entry.address));
+  return located.flatMap(({ table, entry, owner, was }): HardwareChange[] => {
+    const now = current.get(entry.address);
+    if (now === undefined || !hardwareChanged(was, now)) return [];
+    return [{ key: entry.key, address: entry.address, table, owner, was, now, message: hardwareChangeText(entry.address, was, now) }];
+  });
 }
 
 /**

@@ -30,6 +30,8 @@ export async function readInventoryBounded(
   layout: SysfsLayout,
   options: {
     readonly pciIdsPath?: string;
+    /** Vendor and device names to use instead of loading the PCI ID database (null: none). */
+    readonly names?: PciNames | null;
     readonly timeoutMs?: number;
     readonly started?: BatchReader | null;
     /** How long without new results marks a function as held by the kernel (default 500 ms, $HOSTDEV_STALL_MS). */
@@ -52,7 +54,14 @@ export async function readInventoryBounded(
   const stallMs = options.stallMs ?? stallFromEnv();
   const deadline = Date.now() + timeoutMs;
   try {
-    const plan = planInventory(layout, options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath }, reader.listing);
+    const plan = planInventory(
+      layout,
+      {
+        ...(options.pciIdsPath === undefined ? {} : { pciIdsPath: options.pciIdsPath }),
+        ...(options.names === undefined ? {} : { names: options.names }),
+      },
+      reader.listing,
+    );
     const context = new DeviceReadContext(layout, plan.names, (warning) => plan.warnings.push(warning), plan.iommuEnabled);
     const devices: PciDevice[] = [];
     const visited = new Set<string>();
@@ -138,6 +147,11 @@ export async function readNeighbourhoodBounded(
   return readInventoryBounded(layout, { ...options, only: [...wanted] });
 }
 
+/** The functions an inventory read found held by the kernel (their held attributes were not read). */
+export function heldIn(inventory: Inventory): Set<string> {
+  return new Set(inventory.warnings.filter((warning) => warning.message === HELD_WARNING).map((warning) => warning.address));
+}
+
 const HELD_WARNING =
   'the kernel holds this device (a removal waits for the VM that uses it): its driver_override, sriov_numvfs and config are not shown';
 
@@ -163,7 +177,7 @@ function heldResults(layout: SysfsLayout, address: PciAddress): ResultList {
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** The stall bound from $HOSTDEV_STALL_MS (milliseconds), else 500. */
-function stallFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+export function stallFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   const value = Number(env['HOSTDEV_STALL_MS']);
   return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_TIMER_MS) : 500;
 }

@@ -1,42 +1,66 @@
-import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
+import { HostdevError } from '../core/errors.js';
 import { deviceSerialNumber, NO_SERIALS, parseVpd, type DeviceSerials } from '../core/hardware-identity.js';
+import type { BatchOp } from './batch-ops.js';
+import { BatchReader, ReaderStall } from './batch-reader.js';
+import { stallFromEnv } from './bounded-inventory.js';
+import { configFromBytes } from './config-space.js';
 import type { SysfsLayout } from './paths.js';
-import { readHeadBytes } from '../platform/bounded-read.js';
 
-/** The most of a `vpd` file read: VPD is at most 32 KiB (15-bit address). */
-const VPD_MAX = 32 * 1024;
-/** The extended config space ends here (4 KiB). */
-const CONFIG_MAX = 4096;
 /** A VPD read goes through the device (seconds on some cards, forever on a broken one): bounded. */
-const SERIALS_TIMEOUT_MS = 3000;
-
+export const SERIALS_TIMEOUT_MS = 3000;
 
 /**
- * The serials of one function: the Device Serial Number from its config space (past 0x100, which
- * only root reads) and the VPD fields from its `vpd` file. Asynchronous and bounded: whatever cannot
- * be read in time (or at all) is null.
+ * Config space (4 KiB: the extended capabilities, where the DSN is, only root sees) and the `vpd`
+ * file, each in one read of its first 4 KiB: the VPD's identifier string and read-only section
+ * (PN, SN) come first.
  */
-export async function readSerials(layout: SysfsLayout, address: PciAddress, timeoutMs = SERIALS_TIMEOUT_MS): Promise<DeviceSerials> {
-  const dir = path.join(layout.pciDevicesDir, address);
-  const work = (async (): Promise<DeviceSerials> => {
-    const [config, vpd] = await Promise.all([
-      readHeadBytes(path.join(dir, 'config'), CONFIG_MAX).catch(() => null),
-      readHeadBytes(path.join(dir, 'vpd'), VPD_MAX).catch(() => null),
-    ]);
-    return {
-      serialNumber: config === null ? null : deviceSerialNumber((offset, length) => config.subarray(offset, Math.min(config.length, offset + length))),
-      vpd: vpd === null ? null : parseVpd(vpd),
-    };
-  })();
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<DeviceSerials>((resolve) => {
-    timer = setTimeout(() => resolve(NO_SERIALS), timeoutMs);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
+const SERIAL_OPS: readonly BatchOp[] = [
+  { kind: 'read', file: 'config' },
+  { kind: 'read', file: 'vpd', mayBeAbsent: true },
+];
+
+/**
+ * The serials of some functions: the Device Serial Number from config space and the VPD fields,
+ * read in a bounded reader process (never in this one: the kernel holds config of a device whose
+ * removal waits for its VM, and a VPD read can hang in a broken card). A function whose reads do
+ * not come within `timeoutMs`, or stall for `stallMs`, has NO_SERIALS: its serials are unknown, so
+ * never compared.
+ */
+export async function readSerialsBounded(
+  layout: SysfsLayout,
+  addresses: readonly PciAddress[],
+  options: { readonly timeoutMs?: number; readonly stallMs?: number } = {},
+): Promise<Map<PciAddress, DeviceSerials>> {
+  const wanted = [...new Set(addresses)];
+  const found = new Map<PciAddress, DeviceSerials>();
+  if (wanted.length > 0) {
+    const reader = new BatchReader(layout, SERIAL_OPS, { only: wanted, entryByEntry: true });
+    try {
+      await reader.forEach(
+        layout,
+        options.timeoutMs ?? SERIALS_TIMEOUT_MS,
+        (entry, results, base) => {
+          const config = results.errno(base) === null ? results.data(base) : null;
+          const vpd = results.errno(base + 1) === null ? results.data(base + 1) : null;
+          found.set(entry as PciAddress, {
+            serialNumber: config === null ? null : deviceSerialNumber(configFromBytes(config)),
+            vpd: vpd === null ? null : parseVpd(vpd),
+          });
+        },
+        options.stallMs,
+      );
+    } catch (error) {
+      const unread = error instanceof ReaderStall || (error instanceof HostdevError && error.code === 'HOSTDEV_TIMEOUT');
+      if (!unread) throw error;
+    } finally {
+      reader.cancel();
+    }
   }
+  return new Map(wanted.map((address) => [address, found.get(address) ?? NO_SERIALS]));
+}
+
+/** One function's serials, read as readSerialsBounded reads them. */
+export async function readSerials(layout: SysfsLayout, address: PciAddress): Promise<DeviceSerials> {
+  return (await readSerialsBounded(layout, [address], { stallMs: stallFromEnv() })).get(address) ?? NO_SERIALS;
 }
