@@ -140,7 +140,7 @@ export function registerNodeCommand(
     /** The help of a --force option, for commands that take one. */
     readonly force?: string;
     /** The same through the daemon. */
-    readonly remote: (client: HostdevClient, address: PciAddress, body: { waitMs?: number }, options: MutationOptions) => Promise<OperationJson>;
+    readonly remote: (client: HostdevClient, address: PciAddress, body: { force?: boolean; waitMs?: number }, options: MutationOptions) => Promise<OperationJson>;
     readonly headline: (report: ReportJson, address: PciAddress) => string;
   },
 ): void {
@@ -161,7 +161,7 @@ export function registerNodeCommand(
           dryRun,
           (service) => spec.run(service, { device: address, dryRun, wait, ...force }),
           operationJson,
-          (client, options) => spec.remote(client, address, waitBody(wait), options),
+          (client, options) => spec.remote(client, address, { ...waitBody(wait), ...force }, options),
         );
         return reportResult(report, spec.headline(report, address));
       }),

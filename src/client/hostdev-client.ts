@@ -131,7 +131,7 @@ export class HostdevClient {
     return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/detach`, body, options);
   }
 
-  reattach(key: string, body: { waitMs?: number } = {}, options: MutationOptions = {}): Promise<OperationJson> {
+  reattach(key: string, body: { force?: boolean; waitMs?: number } = {}, options: MutationOptions = {}): Promise<OperationJson> {
     return this.mutate('POST', `/v1/devices/${encodeURIComponent(key)}/reattach`, body, options);
   }
 
@@ -147,9 +147,9 @@ export class HostdevClient {
     return this.mutate('POST', '/v1/assignments', body, options);
   }
 
-  release(request: { domain: string; hypervisor?: string; devices?: readonly string[]; waitMs?: number }, options: MutationOptions = {}): Promise<OperationJson> {
+  release(request: { domain: string; hypervisor?: string; devices?: readonly string[]; force?: boolean; waitMs?: number }, options: MutationOptions = {}): Promise<OperationJson> {
     const path = `/v1/assignments/${encodeURIComponent(request.hypervisor ?? 'qemu')}/${encodeURIComponent(request.domain)}`;
-    return this.mutate('DELETE', `${path}${query({ devices: request.devices?.join(','), waitMs: request.waitMs })}`, undefined, options);
+    return this.mutate('DELETE', `${path}${query({ devices: request.devices?.join(','), force: request.force === true ? 'true' : undefined, waitMs: request.waitMs })}`, undefined, options);
   }
 
   operations(limit?: number): Promise<OperationJson[]> {

@@ -15,7 +15,7 @@ import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { OperationLog } from './operations.js';
-import { assignRequest, detachRequest, nodeRequest, releaseDevices, releaseRequest, setCountRequest, type MutationMode } from './requests.js';
+import { assignRequest, detachRequest, nodeRequest, reattachRequest, releaseDevices, releaseRequest, setCountRequest, type MutationMode } from './requests.js';
 import {
   API_EXTENSIONS,
   API_VERSION,
@@ -26,6 +26,7 @@ import {
   MutationQuery,
   OperationsQuery,
   PlainBody,
+  ReattachBody,
   QemuArgsQuery,
   ReleaseQuery,
   SriovBody,
@@ -294,18 +295,27 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     });
   });
 
-  for (const kind of ['reattach', 'reset'] as const) {
-    app.post(`/v1/devices/:key/${kind}`, async (request, reply) => {
-      const address = parsePciRef((request.params as { key: string }).key);
-      const body = parse(PlainBody, request.body ?? undefined, 'body');
-      return mutate(request, reply, {
-        operation: kind,
-        owner: null,
-        devices: [address],
-        run: async (svc, mode) => ({ json: operationJson(await svc[kind](nodeRequest(address, body, mode))), warnings: [] }),
-      });
+  app.post('/v1/devices/:key/reattach', async (request, reply) => {
+    const address = parsePciRef((request.params as { key: string }).key);
+    const body = parse(ReattachBody, request.body ?? undefined, 'body');
+    return mutate(request, reply, {
+      operation: 'reattach',
+      owner: null,
+      devices: [address],
+      run: async (svc, mode) => ({ json: operationJson(await svc.reattach(reattachRequest(address, body, mode))), warnings: [] }),
     });
-  }
+  });
+
+  app.post('/v1/devices/:key/reset', async (request, reply) => {
+    const address = parsePciRef((request.params as { key: string }).key);
+    const body = parse(PlainBody, request.body ?? undefined, 'body');
+    return mutate(request, reply, {
+      operation: 'reset',
+      owner: null,
+      devices: [address],
+      run: async (svc, mode) => ({ json: operationJson(await svc.reset(nodeRequest(address, body, mode))), warnings: [] }),
+    });
+  });
 
   app.put('/v1/devices/:key/sriov', async (request, reply) => {
     const pf = parsePciRef((request.params as { key: string }).key);

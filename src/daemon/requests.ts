@@ -11,7 +11,7 @@ import type {
   VfNetRequests,
   VfSetCountRequest,
 } from '../service/hostdev-service.js';
-import type { AssignBody, DetachBody, PlainBody, ReleaseQuery, SriovBody } from './schemas.js';
+import type { AssignBody, DetachBody, PlainBody, ReattachBody, ReleaseQuery, SriovBody } from './schemas.js';
 
 /**
  * The daemon's request bodies as the service's request types: one function per operation, typed
@@ -40,8 +40,12 @@ export function detachRequest(device: string, body: z.infer<typeof DetachBody>, 
   };
 }
 
-/** reattach and reset: a device and the bound on its reads. */
-export function nodeRequest(device: string, body: z.infer<typeof PlainBody>, mode: MutationMode): ReattachRequest & ResetRequest {
+export function reattachRequest(device: string, body: z.infer<typeof ReattachBody>, mode: MutationMode): ReattachRequest {
+  return { device, force: body.force ?? false, ...deviceWait(body.waitMs), ...mode };
+}
+
+/** reset: a device and the bound on its reads. */
+export function nodeRequest(device: string, body: z.infer<typeof PlainBody>, mode: MutationMode): ResetRequest {
   return { device, ...deviceWait(body.waitMs), ...mode };
 }
 
@@ -85,5 +89,12 @@ export function releaseRequest(
   mode: MutationMode,
 ): ReleaseRequest {
   const addresses = releaseDevices(query);
-  return { domain: owner.domain, hypervisor: owner.hypervisor, ...(addresses === undefined ? {} : { addresses }), ...deviceWait(query.waitMs), ...mode };
+  return {
+    domain: owner.domain,
+    hypervisor: owner.hypervisor,
+    ...(addresses === undefined ? {} : { addresses }),
+    force: query.force ?? false,
+    ...deviceWait(query.waitMs),
+    ...mode,
+  };
 }

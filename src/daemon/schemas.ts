@@ -57,6 +57,13 @@ export const PlainBody = z
   })
   .default({});
 
+export const ReattachBody = z
+  .strictObject({
+    force: z.boolean().optional().describe('reattach even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED)'),
+    waitMs: z.number().int().min(0).optional().describe('longest wait for device reads the kernel holds (default 15000)'),
+  })
+  .default({});
+
 export const SriovBody = z.strictObject({
   numVfs: z.number().int().min(0).describe('the VF count wanted'),
   force: z.boolean().optional().describe('prune assigned or detached VFs from the tables first'),
@@ -85,6 +92,7 @@ export const AssignBody = z.strictObject({
 
 export const ReleaseQuery = MutationQuery.extend({
   devices: z.string().optional().describe('comma-separated device keys (default: every device of the domain)'),
+  force: flag.optional().describe('release even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED)'),
   waitMs: millis.optional().describe('longest wait for device reads the kernel holds (default 15000), as waitMs in the bodies of the other changes'),
 });
 

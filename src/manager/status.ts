@@ -55,7 +55,8 @@ export interface StatusReport {
    * Entries whose device is not the card they were made for (other IDs, or another serial): assign,
    * release, detach and reattach refuse them without --force (HOSTDEV_HARDWARE_CHANGED).
    */
-  readonly hardwareChanged: readonly HardwareChange[];
+  /** Present only when some entry's card changed (as `claims`: an optional section appears when it has something). */
+  readonly hardwareChanged?: readonly HardwareChange[];
 }
 
 export interface HardwareChange {
@@ -105,6 +106,7 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     else [tables, pruned] = done;
   }
   if (busy === null && recovery.deferred !== undefined) busy = { operations: recovery.deferred, notPruned: [] };
+  const changed = await hardwareChanges(tables, reader);
   return {
     active: tables.active,
     inactive: tables.inactive,
@@ -120,7 +122,7 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
       .map((stored) => ({ at: stored.at, by: stored.operation, report: stored.report as RecoveryReport }))
       .filter((repair) => recoveryWouldAct(repair.report)),
     busy,
-    hardwareChanged: await hardwareChanges(tables, reader),
+    ...(changed.length === 0 ? {} : { hardwareChanged: changed }),
   };
 }
 

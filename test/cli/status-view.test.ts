@@ -23,7 +23,6 @@ const base: StatusReport = {
   recentRepairs: [],
   departed: [],
   busy: null,
-  hardwareChanged: [],
 };
 
 describe('status text', () => {

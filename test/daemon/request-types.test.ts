@@ -1,7 +1,7 @@
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { z } from 'zod';
-import type { AssignBody, DetachBody, PlainBody, ReleaseQuery, SriovBody } from '../../src/daemon/schemas.js';
-import { assignRequest, detachRequest, nodeRequest, releaseRequest, setCountRequest } from '../../src/daemon/requests.js';
+import type { AssignBody, DetachBody, PlainBody, ReattachBody, ReleaseQuery, SriovBody } from '../../src/daemon/schemas.js';
+import { assignRequest, detachRequest, nodeRequest, reattachRequest, releaseRequest, setCountRequest } from '../../src/daemon/requests.js';
 import type { HostdevService } from '../../src/service/hostdev-service.js';
 
 // Compile-time (npx tsc): each request builder takes the body as its schema parses it and gives
@@ -13,27 +13,31 @@ type Request<K extends 'detach' | 'reattach' | 'reset' | 'assign' | 'release'> =
 describe('the daemon builds the service request types from its schemas', () => {
   it('one builder per operation, typed on both sides', () => {
     expectTypeOf(detachRequest).returns.toEqualTypeOf<Request<'detach'>>();
-    expectTypeOf(nodeRequest).returns.toExtend<Request<'reattach'>>();
-    expectTypeOf(nodeRequest).returns.toExtend<Request<'reset'>>();
+    expectTypeOf(reattachRequest).returns.toEqualTypeOf<Request<'reattach'>>();
+    expectTypeOf(nodeRequest).returns.toEqualTypeOf<Request<'reset'>>();
     expectTypeOf(assignRequest).returns.toEqualTypeOf<Request<'assign'>>();
     expectTypeOf(releaseRequest).returns.toEqualTypeOf<Request<'release'>>();
     expectTypeOf(setCountRequest).returns.toEqualTypeOf<Parameters<HostdevService['vf']['setCount']>[0]>();
     expectTypeOf(detachRequest).parameter(1).toEqualTypeOf<z.infer<typeof DetachBody>>();
+    expectTypeOf(reattachRequest).parameter(1).toEqualTypeOf<z.infer<typeof ReattachBody>>();
     expectTypeOf(nodeRequest).parameter(1).toEqualTypeOf<z.infer<typeof PlainBody>>();
     expectTypeOf(setCountRequest).parameter(1).toEqualTypeOf<z.infer<typeof SriovBody>>();
     expectTypeOf(assignRequest).parameter(0).toEqualTypeOf<z.infer<typeof AssignBody>>();
     expectTypeOf(releaseRequest).parameter(1).toEqualTypeOf<z.infer<typeof ReleaseQuery>>();
     expectTypeOf<keyof z.infer<typeof DetachBody>>().toEqualTypeOf<'driver' | 'force' | 'waitMs'>();
+    expectTypeOf<keyof z.infer<typeof ReattachBody>>().toEqualTypeOf<'force' | 'waitMs'>();
     expectTypeOf<keyof z.infer<typeof PlainBody>>().toEqualTypeOf<'waitMs'>();
     expectTypeOf<keyof z.infer<typeof SriovBody>>().toEqualTypeOf<'numVfs' | 'force' | 'autoprobe' | 'waitMs'>();
     expectTypeOf<keyof z.infer<typeof AssignBody>>().toEqualTypeOf<
       'domain' | 'hypervisor' | 'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs'
     >();
-    expectTypeOf<keyof z.infer<typeof ReleaseQuery>>().toEqualTypeOf<'dryRun' | 'wait' | 'noop' | 'devices' | 'waitMs'>();
+    expectTypeOf<keyof z.infer<typeof ReleaseQuery>>().toEqualTypeOf<'dryRun' | 'wait' | 'noop' | 'devices' | 'force' | 'waitMs'>();
     // Fields of the same name mean the same thing on both sides.
     expectTypeOf<NonNullable<z.infer<typeof AssignBody>['managed']>>().toEqualTypeOf<NonNullable<Request<'assign'>['managed']>>();
     expectTypeOf<NonNullable<z.infer<typeof AssignBody>['withGroup']>>().toEqualTypeOf<NonNullable<Request<'assign'>['withGroup']>>();
     expectTypeOf<NonNullable<z.infer<typeof DetachBody>['force']>>().toEqualTypeOf<NonNullable<Request<'detach'>['force']>>();
+    expectTypeOf<NonNullable<z.infer<typeof ReattachBody>['force']>>().toEqualTypeOf<NonNullable<Request<'reattach'>['force']>>();
+    expectTypeOf<NonNullable<z.infer<typeof ReleaseQuery>['force']>>().toEqualTypeOf<NonNullable<Request<'release'>['force']>>();
   });
 
   it('every field a body sends reaches the request', () => {
@@ -41,6 +45,7 @@ describe('the daemon builds the service request types from its schemas', () => {
     expect(detachRequest('0000:01:10.0', { driver: 'vfio-pci', force: true, waitMs: 5 }, mode)).toEqual({
       device: '0000:01:10.0', stubDriver: 'vfio-pci', force: true, wait: { timeoutMs: 5 }, ...mode,
     });
+    expect(reattachRequest('0000:01:10.0', { force: true, waitMs: 6 }, mode)).toEqual({ device: '0000:01:10.0', force: true, wait: { timeoutMs: 6 }, ...mode });
     expect(nodeRequest('0000:01:10.0', { waitMs: 7 }, mode)).toEqual({ device: '0000:01:10.0', wait: { timeoutMs: 7 }, ...mode });
     expect(setCountRequest('0000:01:00.0', { numVfs: 3, force: true, autoprobe: false, waitMs: 9 }, mode)).toEqual({
       pf: '0000:01:00.0', count: 3, force: true, autoprobe: false, waitMs: 9, ...mode,
@@ -53,8 +58,8 @@ describe('the daemon builds the service request types from its schemas', () => {
       domain: 'vm1', hypervisor: 'xen', addresses: ['0000:01:10.0'], managed: false, withGroup: true, stubDriver: 'vfio-pci', force: true,
       vf: { '0000:01:10.0': { mac: '52:54:00:00:00:01', vlan: 10 } }, wait: { timeoutMs: 3 }, ...mode,
     });
-    expect(releaseRequest({ hypervisor: 'qemu', domain: 'vm1' }, { devices: '01:10.0,,pci:0000:01:10.2', waitMs: 4 }, mode)).toEqual({
-      domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0', '0000:01:10.2'], wait: { timeoutMs: 4 }, ...mode,
+    expect(releaseRequest({ hypervisor: 'qemu', domain: 'vm1' }, { devices: '01:10.0,,pci:0000:01:10.2', force: true, waitMs: 4 }, mode)).toEqual({
+      domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0', '0000:01:10.2'], force: true, wait: { timeoutMs: 4 }, ...mode,
     });
   });
 });

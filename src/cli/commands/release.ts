@@ -27,7 +27,7 @@ export function registerRelease(program: Command): void {
           dryRun,
           (service) => service.release({ domain, hypervisor, ...(addresses ? { addresses } : {}), dryRun, wait, ...force }),
           operationJson,
-          (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait) }, options),
+          (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait), ...force }, options),
         );
         const result = reportResult(report, releaseHeadline(report, domain));
         return {
