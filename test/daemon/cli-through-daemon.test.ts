@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createSimulatedHost } from '../../src/sim-entry.js';
+import { swapCard } from '../../src/sim/swap.js';
 import type { OperationRecordJson } from '../../src/daemon/schemas.js';
 import { killBackgroundAfterEach } from '../support/background.js';
 import { runCliAsync, type CliRun } from '../support/cli.js';
@@ -100,6 +101,33 @@ describe('the command line through the daemon', () => {
     });
     // The cases cover successes, dry runs, partial and failed changes with their exit codes.
     expect(new Set(direct.map((run) => run.code))).toEqual(new Set([0, 2, 3, 4]));
+  });
+
+  it('release --force and reattach --force reach the daemon: a swapped card is refused without, acted on with', { timeout: 300_000 }, async () => {
+    const host = daemonHost();
+    const daemon = await daemonProcess(host);
+    const global = ['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--socket-dir', host.socketDir];
+    const run = (args: readonly string[]): Promise<CliRun> => runCliAsync([...global, ...args], { timeoutMs: 60_000 });
+    const refusedAndForced = async (args: readonly string[]): Promise<void> => {
+      const refused = await run(args);
+      expect(refused.code, refused.stderr).toBe(4);
+      expect(refused.stderr).toContain('hardware changed at');
+      const forced = await run([...args, '--force']);
+      expect(forced.stderr).not.toContain('hardware changed at');
+      // Acted on: the other card does not bind to igbvf (a kernel failure, never the refusal's exit 4).
+      expect(forced.code, forced.stderr).not.toBe(4);
+      expect(forced.stderr).toContain('did not bind to igbvf');
+    };
+    expect((await run(['detach', VF2])).code).toBe(0);
+    expect((await run(['assign', '--domain', 'vm1', VF])).code).toBe(0);
+    swapCard(host.root, VF2, { vendor: '15b3', device: '101e' });
+    swapCard(host.root, VF, { vendor: '15b3', device: '101e' });
+    await refusedAndForced(['reattach', VF2]);
+    await refusedAndForced(['release', '--domain', 'vm1']);
+    // Both forced changes went through the daemon.
+    expect((await daemonOperations(host)).map((op) => op.kind)).toEqual(expect.arrayContaining(['reattach', 'release']));
+    daemon.child.kill('SIGTERM');
+    await daemon.done;
   });
 
   it('--no-daemon and HOSTDEV_NO_DAEMON=1 work directly; a daemon of another state directory is not used', { timeout: 300_000 }, async () => {
