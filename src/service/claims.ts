@@ -70,7 +70,8 @@ export interface ClaimStatus {
   readonly found: { readonly ids: string; readonly driver: string | null } | null;
 }
 
-export type ApplyOutcome = 'bound' | 'would-bind' | 'already' | 'absent' | 'mismatch' | 'held' | 'failed';
+/** recorded: already on its stub (the boot's udev rule or initramfs script put it there), now in the inactive table too. */
+export type ApplyOutcome = 'bound' | 'would-bind' | 'recorded' | 'already' | 'absent' | 'mismatch' | 'held' | 'failed';
 
 export interface ApplyItem {
   readonly key: DeviceKey;
@@ -225,6 +226,9 @@ export class Claims {
     const base = { key: claim.key, address: claim.address, driver: claim.driver, match: formatMatch(claim.match) };
     try {
       await this.ctx.detach(claim.address, { stubDriver: claim.driver, force: false, dryRun, ...(wait === undefined ? {} : { wait }) });
+      if (device.driver === claim.driver) {
+        return { ...base, outcome: 'recorded', detail: `on ${claim.driver} since boot; ${dryRun ? 'would be' : 'now'} in the inactive table`, error: null };
+      }
       const from = device.driver === null ? 'no driver' : device.driver;
       return { ...base, outcome: dryRun ? 'would-bind' : 'bound', detail: `${dryRun ? 'would go' : 'went'} from ${from} to ${claim.driver}`, error: null };
     } catch (error) {

@@ -186,6 +186,26 @@ describe('claims apply: what the boot units run', () => {
     expect(everyDevice()).toEqual(before);
   });
 
+  it('records a claimed device the boot already put on its stub (no table entry yet): outcome recorded, no write', () => {
+    mkdirSync(path.dirname(claimFile(NVME)), { recursive: true });
+    writeFileSync(claimFile(NVME), 'address=0000:03:00.0\ndriver=vfio-pci\nvendor=144d\ndevice=a808\n');
+    // vfio-pci loaded, as the initramfs hook's force_load does (the simulator loads modules only for hostdev's writes).
+    expect(hostdev('detach', AUDIO).code).toBe(0);
+    expect(hostdev('reattach', AUDIO).code).toBe(0);
+    rebootDevice(NVME);
+    simWrite(`/sys/bus/pci/devices/${NVME}/driver_override`, 'vfio-pci');
+    probe(NVME);
+    expect(driverOf(NVME)).toBe('vfio-pci');
+    const seen = eventCount();
+    const apply = hostdev('--json', 'claims', 'apply');
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(jsonOf<{ claims: { outcome: string; detail: string }[] }>(apply).claims).toEqual([
+      expect.objectContaining({ outcome: 'recorded', detail: 'on vfio-pci since boot; now in the inactive table' }),
+    ]);
+    expect(eventsSince(seen)).toEqual([]);
+    expect(hostdev('status').stdout).toMatch(/0000:03:00\.0\s+hostdev\/claim\s+unmanaged\s+vfio-pci/);
+  });
+
   it('the udev rule sets driver_override at add, and the simulated add path honours it: the device comes up on vfio-pci and its host driver never binds it', () => {
     expect(hostdev('claim', NVME).code).toBe(0);
     rebootDevice(NVME);
