@@ -225,7 +225,7 @@ export class Claims {
   private async bind(claim: Claim, device: PciDevice, dryRun: boolean, wait: DeviceWait | undefined): Promise<ApplyItem> {
     const base = { key: claim.key, address: claim.address, driver: claim.driver, match: formatMatch(claim.match) };
     try {
-      await this.ctx.detach(claim.address, { stubDriver: claim.driver, force: false, dryRun, ...(wait === undefined ? {} : { wait }) });
+      await this.ctx.detach(claim.address, { stubDriver: claim.driver, force: false, dryRun, fromBoot: true, ...(wait === undefined ? {} : { wait }) });
       if (device.driver === claim.driver) {
         return { ...base, outcome: 'recorded', detail: `on ${claim.driver} since boot; ${dryRun ? 'would be' : 'now'} in the inactive table`, error: null };
       }

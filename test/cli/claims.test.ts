@@ -102,6 +102,9 @@ describe('claim, unclaim, claims', () => {
     const list = hostdev('list');
     expect(list.stdout.split('\n').find((l) => l.startsWith(NVME))).toMatch(/hostdev\/claim$/);
     expect(list.stdout.split('\n').find((l) => l.startsWith(AUDIO))).toMatch(/hostdev \(detached\)$/);
+    const listed = jsonOf<{ address: string; owner: unknown; table: string; claimed?: boolean }[]>(hostdev('list', '--json'));
+    expect(listed.find((d) => d.address === NVME)).toMatchObject({ owner: null, table: 'inactive', claimed: true });
+    expect(listed.find((d) => d.address === AUDIO)).not.toHaveProperty('claimed');
 
     const claims = jsonOf<{ address: string; state: string; owner: string }[]>(hostdev('claims', '--json'));
     expect(claims).toEqual([expect.objectContaining({ address: NVME, state: 'applied', owner: 'hostdev/claim', match: '144d:a808' })]);
@@ -203,7 +206,11 @@ describe('claims apply: what the boot units run', () => {
       expect.objectContaining({ outcome: 'recorded', detail: 'on vfio-pci since boot; now in the inactive table' }),
     ]);
     expect(eventsSince(seen)).toEqual([]);
-    expect(hostdev('status').stdout).toMatch(/0000:03:00\.0\s+hostdev\/claim\s+unmanaged\s+vfio-pci/);
+    expect(hostdev('status').stdout).toMatch(/0000:03:00\.0\s+hostdev\/claim\s+unmanaged\s+vfio-pci\s+-/);
+    // It had no host driver when the claim took it at boot: unclaim probes for one, and nvme takes it.
+    const unclaim = hostdev('unclaim', NVME);
+    expect(unclaim.code, unclaim.stderr).toBe(0);
+    expect(driverOf(NVME)).toBe('nvme');
   });
 
   it('the udev rule sets driver_override at add, and the simulated add path honours it: the device comes up on vfio-pci and its host driver never binds it', () => {
