@@ -19,7 +19,8 @@ export function registerStatus(program: Command): void {
         const { claims, warnings: notClaims } = await readClaims(globals.configDir);
         warnings.push(...notClaims);
         const claimed = new Set<string>(claims.map((claim) => claim.address));
-        return { json: { ...status, claims }, text: statusText(status, claimed), warnings };
+        // `claims` only where claims are defined: the daemon's /v1/status does not read them.
+        return { json: claims.length === 0 ? status : { ...status, claims }, text: statusText(status, claimed), warnings };
       }),
     );
 }
