@@ -95,7 +95,11 @@ function busySection(busy: StatusReport['busy']): string[] {
   return lines;
 }
 
-export function statusText(status: StatusReport): string {
+/**
+ * `claimed`: the addresses claims are defined for; their inactive entries show the owner
+ * hostdev/claim, a plain detach's `hostdev (detached)`.
+ */
+export function statusText(status: StatusReport, claimed: ReadonlySet<string> = new Set()): string {
   const active = status.active.map((entry) => [
     entry.address,
     ownerName(entry.usedBy),
@@ -105,6 +109,7 @@ export function statusText(status: StatusReport): string {
   ]);
   const inactive = status.inactive.map((entry) => [
     entry.address,
+    ownerCell({ table: 'inactive', claimed: claimed.has(entry.address) }),
     entry.managed ? 'managed' : 'unmanaged',
     entry.stubDriver,
     orDash(entry.originalDriver),
@@ -116,7 +121,7 @@ export function statusText(status: StatusReport): string {
     active.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], active) : '  none',
     '',
     `Inactive (${inactive.length}):`,
-    inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    inactive.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recentRepairs),

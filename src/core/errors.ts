@@ -96,6 +96,11 @@ export const ERROR_CATALOG = {
     exit: 'state',
     summary: 'The daemon stopped while the operation ran; recovery at its next start rolled the operation back.',
   },
+  HOSTDEV_CLAIM_MISMATCH: {
+    exit: 'conflict',
+    summary: 'The device at a claimed address is not the one the claim was made for (another vendor:device).',
+  },
+  HOSTDEV_NOT_CLAIMED: { exit: 'notFound', summary: 'No claim is defined for the device.' },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -91,6 +91,8 @@ export interface DetachOptions {
   readonly force?: boolean;
   readonly dryRun?: boolean;
   readonly operationId?: string;
+  /** A claim's device put on its stub at boot: recorded as taken from no driver (see planDetach). */
+  readonly fromBoot?: boolean;
 }
 
 export interface AssignRequest {
@@ -189,7 +191,7 @@ export class HostdevManager {
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
-      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
+      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false, fromBoot: options.fromBoot ?? false }),
       options,
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));

@@ -45,8 +45,12 @@ import { placeDevices, type Placement } from '../core/hotplug.js';
 import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
 import { readVmSlots } from '../qmp/vm-slots.js';
 import { plugIntoVm, unplugFromVm } from './hotplug.js';
+import { Claims } from './claims.js';
+import path from 'node:path';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
+/** Where claims are defined, under the root: /etc/hostdev (claims in /etc/hostdev/claims.d). */
+export const DEFAULT_CONFIG_DIR = 'etc/hostdev';
 
 /** How long a failed hot-plug waits for the VM to give back what it plugged before it. */
 const ROLLBACK_UNPLUG_MS = 10_000;
@@ -79,6 +83,8 @@ export interface HostdevServiceOptions {
   readonly cacheInventory?: boolean;
   /** Who opens (a command name): recorded with what recovery at open did, which `status` lists. */
   readonly command?: string;
+  /** Where claims are defined (CONFIG/claims.d; default ROOT/etc/hostdev). */
+  readonly configDir?: string;
 }
 
 /** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
@@ -247,6 +253,8 @@ export class HostdevService {
     readonly setCount: (request: VfSetCountRequest) => Promise<SetCountReport>;
     readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
+  /** Claims from boot: defined in CONFIG/claims.d, applied by the boot units (`claims.apply`). */
+  readonly claims: Claims;
 
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
   private cached: { readonly generation: number; readonly read: Promise<{ inventory: Inventory; warnings: string[] }> } | null = null;
@@ -260,7 +268,15 @@ export class HostdevService {
     private readonly manager: HostdevManager,
     private readonly connectQmp: (socketPath: string) => Promise<QmpPort>,
     private readonly cacheInventory: boolean,
+    configDir: string,
   ) {
+    this.claims = new Claims({
+      layout: manager.layout,
+      configDir,
+      tables: () => manager.tables(),
+      detach: (address, options) => this.detach(address, options),
+      reattach: (address, options) => this.reattach(address, options),
+    });
     this.vf = {
       list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
       setCount: async (request) =>
@@ -297,7 +313,12 @@ export class HostdevService {
       waitForLock: !(options.reader ?? false),
       ...(options.command === undefined ? {} : { command: options.command }),
     });
-    return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
+    return new HostdevService(
+      manager,
+      options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)),
+      options.cacheInventory ?? false,
+      options.configDir ?? path.join(root, DEFAULT_CONFIG_DIR),
+    );
   }
 
   /** The next list, show or groups reads sysfs again (cacheInventory). */
