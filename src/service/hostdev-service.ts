@@ -274,8 +274,8 @@ export class HostdevService {
       layout: manager.layout,
       configDir,
       tables: () => manager.tables(),
-      detach: (address, options) => this.detach(address, options),
-      reattach: (address, options) => this.reattach(address, options),
+      detach: (address, options) => this.detach({ ...options, device: address }),
+      reattach: (address, options) => this.reattach({ ...options, device: address }),
     });
     this.vf = {
       list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
