@@ -199,9 +199,9 @@ export async function setVfCount(
     if (plan.writes.length > 0) {
       const generation = await new HostReader(layout).vfGeneration(request.pf);
       const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
-      for (const vf of plan.prune) {
-        op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
-      }
+      op.intendAll(
+        plan.prune.map((vf) => ({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore })),
+      );
     }
     const reader = new HostReader(layout);
     // The executor's step runner journals each write; it stops at the first that fails.
