@@ -11,7 +11,7 @@ import type { JournalHandle, JournalStep, Operation, StateChange } from '../stat
 import { kernelWriteFailed, moduleUnavailable, type WriteContext } from './kernel-errors.js';
 import { pendingWarning, toStored, type VfNetConfigurator } from './vf-net.js';
 
-interface GroupFailure {
+export interface GroupFailure {
   readonly address: PciAddress;
   readonly phase: Phase;
   readonly error: HostdevError;
@@ -31,7 +31,10 @@ export interface Execution {
  * device may have left the host while the steps ran). Its changes go into the same commit, after
  * the plan's; a failed group of a device it pruned is no failure (there is nothing left to fail).
  */
-export type Settle = () => Promise<{ readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] }>;
+export type Settle = (
+  /** The groups that failed (a 'continue' plan's). */
+  failures: readonly GroupFailure[],
+) => Promise<{ readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] }>;
 
 /** The reads the steps need between writes (HostReader has them). */
 export interface StepReader {
@@ -174,7 +177,7 @@ export async function executePlan(
       .map((fallback) => [fallback.address as string, fallback.change]),
   );
   const planned = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
-  const settled = await settle();
+  const settled = await settle(failures);
   const gone = new Set<string>(settled.pruned);
   const changes = [
     ...planned.filter((change) => !gone.has(change.kind === 'remove' ? change.address : change.entry.address)),

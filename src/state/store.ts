@@ -500,6 +500,13 @@ export class StateStore {
     return (this.db.prepare('SELECT * FROM journal ORDER BY id').all() as JournalRow[]).map(journalRecord);
   }
 
+  /** Which of these addresses have an entry in the active table (keyed reads). */
+  activeAmong(addresses: Iterable<PciAddress>): ReadonlySet<PciAddress> {
+    this.assertOpen();
+    const at = this.statement('SELECT 1 FROM active WHERE key = ?');
+    return new Set([...addresses].filter((address) => at.get(pciKey(address)) !== undefined));
+  }
+
   readVfConfigs(): readonly VfConfig[] {
     this.assertOpen();
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
@@ -524,6 +531,12 @@ export class StateStore {
 
   schemaVersion(): number {
     return schemaVersion(this.db);
+  }
+
+  /** The host fingerprint (HostReader.hostFingerprint) at which every entry was last found consistent; null: never, or not since a change. */
+  reconciledAt(): string | null {
+    this.assertOpen();
+    return reconciledIn(this.db);
   }
 
   /**
@@ -744,6 +757,13 @@ class SpaceReserve {
   }
 }
 
+const RECONCILED_KEY = 'reconciled_at';
+
+function reconciledIn(db: Database.Database): string | null {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(RECONCILED_KEY) as { value: string } | undefined;
+  return row?.value ?? null;
+}
+
 /** Counts commits in meta, in the commit's own transaction. */
 const COUNT_COMMIT =
   "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
@@ -782,6 +802,8 @@ class LockedOperation implements Operation {
   private finished = false;
   /** Journal rows whose write is done, marked with the next durable commit (see done()). */
   private pendingDone: number[] = [];
+  /** What markReconciled set, written by the next commit (undefined: leave it as it is). */
+  private pendingReconciled: string | null | undefined = undefined;
 
   constructor(store: StateStore, name: string, id: string) {
     this.id = id;
@@ -882,6 +904,15 @@ class LockedOperation implements Operation {
     if (this.pendingDone.length === 0) return;
     const mark = this.store.statement('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?');
     for (const id of this.pendingDone) mark.run(id, this.id);
+  }
+
+  reconciledAt(): string | null {
+    return reconciledIn(this.db);
+  }
+
+  markReconciled(fingerprint: string | null): void {
+    void this.db;
+    this.pendingReconciled = fingerprint;
   }
 
   unfinished(): readonly JournalRecord[] {
@@ -997,6 +1028,11 @@ class LockedOperation implements Operation {
       }
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
       this.store.statement(COUNT_COMMIT).run();
+      if (this.pendingReconciled !== undefined) {
+        const fingerprint = this.pendingReconciled;
+        if (fingerprint === null) this.store.statement('DELETE FROM meta WHERE key = ?').run(RECONCILED_KEY);
+        else this.store.statement('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(RECONCILED_KEY, fingerprint);
+      }
       if (options.report !== undefined) {
         const by = options.reportedBy ?? this.name;
         const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
@@ -1009,6 +1045,7 @@ class LockedOperation implements Operation {
     });
     this.store.writing(() => apply.immediate());
     this.pendingDone = []; // their rows went with the commit
+    this.pendingReconciled = undefined;
     if (!this.store.snapshot) this.store.checkpoint();
   }
 }

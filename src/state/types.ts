@@ -113,6 +113,10 @@ export interface Operation {
    * durable commit (its next intents, or commit()), for recovery never trusts it (it reads the device).
    */
   done(handle: JournalHandle): void;
+  /** The host fingerprint at which every table entry was last found consistent (see StateStore.reconciledAt). */
+  reconciledAt(): string | null;
+  /** Records (null: forgets) that fingerprint with the next commit(). */
+  markReconciled(fingerprint: string | null): void;
   /** Applies the changes AND clears this operation's journal rows in ONE transaction. */
   commit(changes: readonly StateChange[], options?: CommitOptions): void;
   /** Journal rows left by earlier operations that never committed (crashed or failed). */
