@@ -31,6 +31,13 @@ function seqnum(setup: SimSetup): number {
   return Number(fs.readFileSync(path.join(setup.root, 'sys/kernel/uevent_seqnum'), 'utf8'));
 }
 
+function simHost(count: number): { setup: SimSetup; addresses: PciAddress[]; kernel: SimKernel } {
+  const { spec, addresses } = isolatedSpec(count);
+  const setup = simSetup(spec);
+  setups.push(setup);
+  return { setup, addresses, kernel: new SimKernel(setup.root, { env: {} }) };
+}
+
 async function openRecovery(setup: SimSetup, kernel: SimKernel, reconcile: ReconcileScope) {
   const store = StateStore.open(setup.stateDir);
   const reader = new CountingReader(new SysfsLayout(setup.root));
@@ -45,10 +52,7 @@ async function openRecovery(setup: SimSetup, kernel: SimKernel, reconcile: Recon
 
 describe('recovery at open, reconcile changed', () => {
   it('reads no entry while nothing happened since the last consistent walk (an operation included), and every entry after an event', async () => {
-    const { spec, addresses } = isolatedSpec(4);
-    const setup = simSetup(spec);
-    setups.push(setup);
-    const kernel = new SimKernel(setup.root, { env: {} });
+    const { setup, addresses, kernel } = simHost(4);
     const manager = await HostdevManager.open({ root: setup.root, stateDir: setup.stateDir, kernel });
     await manager.assign({ domain: 'vm1', addresses: addresses.slice(0, 3) });
     manager.close();
@@ -70,10 +74,7 @@ describe('recovery at open, reconcile changed', () => {
 
 describe("the simulated kernel's uevent_seqnum", () => {
   it('moves on with every bind, unbind, add and remove, and not with an attribute write', async () => {
-    const { spec, addresses } = isolatedSpec(2);
-    const setup = simSetup(spec);
-    setups.push(setup);
-    const kernel = new SimKernel(setup.root, { env: {} });
+    const { setup, addresses, kernel } = simHost(2);
     const start = seqnum(setup);
     await kernel.write(`/sys/bus/pci/devices/${addresses[0]}/driver_override`, 'vfio-pci');
     expect(seqnum(setup)).toBe(start);
