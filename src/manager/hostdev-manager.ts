@@ -27,7 +27,7 @@ import { HostReader, type DeviceWait } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
-import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
+import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
 import { VfNetConfigurator } from './vf-net.js';
@@ -43,6 +43,7 @@ type RecoverFn = (context: {
   dryRun: boolean;
   wait: boolean;
   command?: string;
+  reconcile: ReconcileScope;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -73,6 +74,12 @@ export interface OpenOptions {
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
    */
   readonly waitForLock?: boolean;
+  /**
+   * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
+   * kernel's uevent sequence number (and boot) are those at which every entry was last found
+   * consistent (see ReconcileScope); operations then read only the devices they name.
+   */
+  readonly reconcile?: ReconcileScope;
 }
 
 /** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
@@ -170,6 +177,7 @@ export class HostdevManager {
         net,
         dryRun,
         wait: options.waitForLock ?? true,
+        reconcile: options.reconcile ?? 'full',
         ...(options.command === undefined ? {} : { command: options.command }),
       });
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
@@ -425,6 +433,11 @@ export class HostdevManager {
       });
     }
     return this.store.exclusive(name, async (op) => {
+      // Every entry consistent at this fingerprint, and nothing happened since: what this plan's
+      // writes do to the host is all that changes, so the fingerprint after them is recorded with
+      // its commit (see ReconcileScope).
+      const fingerprint = await this.reader.hostFingerprint();
+      const unchanged = fingerprint !== null && fingerprint === op.reconciledAt();
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);
       const planned = planner(seen);
@@ -436,7 +449,11 @@ export class HostdevManager {
       };
       const execution = await executePlan(planned, op, ports, {
         extra: await bookkeeping(op, planned, seen),
-        ...(settle === undefined ? {} : { settle: () => settle(op, planned) }),
+        settle: async ({ failures }) => {
+          const settled = settle === undefined ? { changes: [], pruned: [] } : await settle(op, planned);
+          if (unchanged && failures.length === 0) op.markReconciled(await this.reader.hostFingerprint());
+          return settled;
+        },
       });
       return [planned, execution];
     }, mode.operationId);

@@ -31,7 +31,7 @@ import {
   type OperationMode,
   type ReleaseRequest as ManagerReleaseRequest,
 } from '../manager/hostdev-manager.js';
-import type { RecoveryReport } from '../manager/recovery.js';
+import type { ReconcileScope, RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
@@ -71,6 +71,8 @@ export interface HostdevServiceOptions {
   readonly dryRun?: boolean;
   /** For callers that only look: recovery at open never waits for another operation's lock. */
   readonly reader?: boolean;
+  /** What recovery at open looks at (OpenOptions.reconcile): default 'full', every table entry. */
+  readonly reconcile?: ReconcileScope;
   /** How a running VM's QMP socket is reached (default: hostdev's QMP client, bounded waits). */
   readonly connectQmp?: (socketPath: string) => Promise<QmpPort>;
   /**
@@ -311,6 +313,7 @@ export class HostdevService {
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
+      ...(options.reconcile === undefined ? {} : { reconcile: options.reconcile }),
       ...(options.command === undefined ? {} : { command: options.command }),
     });
     return new HostdevService(

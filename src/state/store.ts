@@ -411,6 +411,7 @@ export class StateStore {
   private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
   private readonly inside = new AsyncLocalStorage<string>();
+  private readonly statements = new Map<string, Database.Statement>();
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations of this process queued or running in `exclusive()`. */
   private pending = 0;
@@ -499,6 +500,13 @@ export class StateStore {
     return (this.db.prepare('SELECT * FROM journal ORDER BY id').all() as JournalRow[]).map(journalRecord);
   }
 
+  /** Which of these addresses have an entry in the active table (keyed reads). */
+  activeAmong(addresses: Iterable<PciAddress>): ReadonlySet<PciAddress> {
+    this.assertOpen();
+    const at = this.statement('SELECT 1 FROM active WHERE key = ?');
+    return new Set([...addresses].filter((address) => at.get(pciKey(address)) !== undefined));
+  }
+
   readVfConfigs(): readonly VfConfig[] {
     this.assertOpen();
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
@@ -523,6 +531,12 @@ export class StateStore {
 
   schemaVersion(): number {
     return schemaVersion(this.db);
+  }
+
+  /** The host fingerprint (HostReader.hostFingerprint) at which every entry was last found consistent; null: never, or not since a change. */
+  reconciledAt(): string | null {
+    this.assertOpen();
+    return reconciledIn(this.db);
   }
 
   /**
@@ -634,6 +648,16 @@ export class StateStore {
     return this.spaceReserve;
   }
 
+  /** @internal A statement prepared once for this connection (the journal and the commit run theirs on every write). */
+  statement(sql: string): Database.Statement {
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared;
+  }
+
   /**
    * @internal Runs a write of the database; a full filesystem gives up the reserve and tries once
    * more, then ends in HOSTDEV_STATE (exit 7): the journal rows written so far stay, so the next
@@ -733,6 +757,13 @@ class SpaceReserve {
   }
 }
 
+const RECONCILED_KEY = 'reconciled_at';
+
+function reconciledIn(db: Database.Database): string | null {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(RECONCILED_KEY) as { value: string } | undefined;
+  return row?.value ?? null;
+}
+
 /** Counts commits in meta, in the commit's own transaction. */
 const COUNT_COMMIT =
   "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
@@ -769,6 +800,10 @@ class LockedOperation implements Operation {
   readonly name: string;
   private readonly store: StateStore;
   private finished = false;
+  /** Journal rows whose write is done, marked with the next durable commit (see done()). */
+  private pendingDone: number[] = [];
+  /** What markReconciled set, written by the next commit (undefined: leave it as it is). */
+  private pendingReconciled: string | null | undefined = undefined;
 
   constructor(store: StateStore, name: string, id: string) {
     this.id = id;
@@ -795,8 +830,9 @@ class LockedOperation implements Operation {
   }
 
   lookup(addresses: Iterable<PciAddress>): Tables {
-    const activeAt = this.db.prepare('SELECT * FROM active WHERE key = ?');
-    const inactiveAt = this.db.prepare('SELECT * FROM inactive WHERE key = ?');
+    void this.db;
+    const activeAt = this.store.statement('SELECT * FROM active WHERE key = ?');
+    const inactiveAt = this.store.statement('SELECT * FROM inactive WHERE key = ?');
     const active: ActiveEntry[] = [];
     const inactive: InactiveEntry[] = [];
     for (const key of [...new Set([...addresses].map(pciKey))].sort()) {
@@ -820,40 +856,63 @@ class LockedOperation implements Operation {
   }
 
   intend(step: JournalStep): JournalHandle {
+    return this.intendAll([step])[0]!;
+  }
+
+  intendAll(steps: readonly JournalStep[]): JournalHandle[] {
     const db = this.db;
-    if (!this.store.journalEnabled) return { id: -1 };
-    // Autocommit: the row is on disk (WAL fsynced, synchronous=FULL) when run() returns.
-    const result = this.store.writing(() => db
-      .prepare(
-        `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        this.id,
-        this.name,
-        process.pid,
-        step.address,
-        step.action,
-        step.hostPath,
-        step.value,
-        step.restore.driver,
-        step.restore.driverOverride,
-        now(),
-      ));
-    return { id: Number(result.lastInsertRowid) };
+    if (!this.store.journalEnabled) return steps.map(() => ({ id: -1 }));
+    const insert = this.store.statement(
+      `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const at = now();
+    // One transaction, on disk (WAL fsynced, synchronous=FULL) when it returns, with the done
+    // marks of earlier writes that waited for it.
+    const write = db.transaction((): JournalHandle[] => {
+      this.flushDone();
+      return steps.map((step) => {
+        const result = insert.run(
+          this.id,
+          this.name,
+          process.pid,
+          step.address,
+          step.action,
+          step.hostPath,
+          step.value,
+          step.restore.driver,
+          step.restore.driverOverride,
+          at,
+        );
+        return { id: Number(result.lastInsertRowid) };
+      });
+    });
+    const handles = this.store.writing(() => write.immediate());
+    this.pendingDone = [];
+    return handles;
   }
 
   done(handle: JournalHandle): void {
-    const db = this.db;
-    if (handle.id < 0) return;
-    // Not fsynced on its own: recovery reads the device, never trusts `done`, so a lost mark
-    // costs nothing; the next FULL commit (intend or commit) flushes it with its own frames.
-    db.pragma('synchronous = NORMAL');
-    try {
-      this.store.writing(() => db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id));
-    } finally {
-      db.pragma('synchronous = FULL');
-    }
+    void this.db; // refuses an operation used after its lock was released
+    // No commit of its own: recovery reads the device and never trusts `done`, so the mark waits
+    // for the operation's next durable commit (its next intents; commit() clears the rows anyway).
+    if (handle.id >= 0) this.pendingDone.push(handle.id);
+  }
+
+  /** Inside a transaction: the done marks not written yet. */
+  private flushDone(): void {
+    if (this.pendingDone.length === 0) return;
+    const mark = this.store.statement('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?');
+    for (const id of this.pendingDone) mark.run(id, this.id);
+  }
+
+  reconciledAt(): string | null {
+    return reconciledIn(this.db);
+  }
+
+  markReconciled(fingerprint: string | null): void {
+    void this.db;
+    this.pendingReconciled = fingerprint;
   }
 
   unfinished(): readonly JournalRecord[] {
@@ -882,35 +941,35 @@ class LockedOperation implements Operation {
   commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
     const db = this.db;
     const at = now();
-    const upsertActive = db.prepare(
+    const upsertActive = this.store.statement(
       `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
          managed = excluded.managed, stub_driver = excluded.stub_driver, original_driver = excluded.original_driver,
          updated_at = excluded.updated_at`,
     );
-    const upsertInactive = db.prepare(
+    const upsertInactive = this.store.statement(
       `INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
          original_driver = excluded.original_driver, updated_at = excluded.updated_at`,
     );
-    const deleteActive = db.prepare('DELETE FROM active WHERE key = ?');
-    const deleteInactive = db.prepare('DELETE FROM inactive WHERE key = ?');
-    const upsertVf = db.prepare(
+    const deleteActive = this.store.statement('DELETE FROM active WHERE key = ?');
+    const deleteInactive = this.store.statement('DELETE FROM inactive WHERE key = ?');
+    const upsertVf = this.store.statement(
       `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at, requested)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const deleteVf = db.prepare('DELETE FROM vf_config WHERE address = ?');
-    const upsertHome = db.prepare('INSERT OR REPLACE INTO vf_home (address, pf, vf_index) VALUES (?, ?, ?)');
-    const deleteHome = db.prepare('DELETE FROM vf_home WHERE address = ?');
-    const upsertDeparted = db.prepare(
+    const deleteVf = this.store.statement('DELETE FROM vf_config WHERE address = ?');
+    const upsertHome = this.store.statement('INSERT OR REPLACE INTO vf_home (address, pf, vf_index) VALUES (?, ?, ?)');
+    const deleteHome = this.store.statement('DELETE FROM vf_home WHERE address = ?');
+    const upsertDeparted = this.store.statement(
       `INSERT OR REPLACE INTO departed_vf (pf, vf_index, address, former_table, owner_driver, owner_domain, managed,
          stub_driver, original_driver, vf_config, domain_config, pruned_by, departed_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const deleteDeparted = db.prepare('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
+    const deleteDeparted = this.store.statement('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
     const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
-    const clearJournal = db.prepare('DELETE FROM journal WHERE op_id = ?');
+    const clearJournal = this.store.statement('DELETE FROM journal WHERE op_id = ?');
     const apply = db.transaction(() => {
       for (const change of changes) {
         switch (change.kind) {
@@ -968,7 +1027,12 @@ class LockedOperation implements Operation {
         }
       }
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
-      db.prepare(COUNT_COMMIT).run();
+      this.store.statement(COUNT_COMMIT).run();
+      if (this.pendingReconciled !== undefined) {
+        const fingerprint = this.pendingReconciled;
+        if (fingerprint === null) this.store.statement('DELETE FROM meta WHERE key = ?').run(RECONCILED_KEY);
+        else this.store.statement('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(RECONCILED_KEY, fingerprint);
+      }
       if (options.report !== undefined) {
         const by = options.reportedBy ?? this.name;
         const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
@@ -980,6 +1044,8 @@ class LockedOperation implements Operation {
       }
     });
     this.store.writing(() => apply.immediate());
+    this.pendingDone = []; // their rows went with the commit
+    this.pendingReconciled = undefined;
     if (!this.store.snapshot) this.store.checkpoint();
   }
 }

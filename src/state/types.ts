@@ -106,7 +106,17 @@ export interface Operation {
   ownedBy(owner: Owner): readonly ActiveEntry[];
   inactive(): readonly InactiveEntry[];
   intend(step: JournalStep): JournalHandle; // committed durably (synchronous=FULL) before returning
-  done(handle: JournalHandle): void; // marks the write as done
+  /** The intents of several writes (one step group's) in one durable commit, before the first of them. */
+  intendAll(steps: readonly JournalStep[]): JournalHandle[];
+  /**
+   * Marks the write as done. Not a commit of its own: the mark goes with the operation's next
+   * durable commit (its next intents, or commit()), for recovery never trusts it (it reads the device).
+   */
+  done(handle: JournalHandle): void;
+  /** The host fingerprint at which every table entry was last found consistent (see StateStore.reconciledAt). */
+  reconciledAt(): string | null;
+  /** Records (null: forgets) that fingerprint with the next commit(). */
+  markReconciled(fingerprint: string | null): void;
   /** Applies the changes AND clears this operation's journal rows in ONE transaction. */
   commit(changes: readonly StateChange[], options?: CommitOptions): void;
   /** Journal rows left by earlier operations that never committed (crashed or failed). */
