@@ -94,6 +94,10 @@ export const ERROR_CATALOG = {
     exit: 'state',
     summary: 'The daemon stopped while the operation ran; recovery at its next start rolled the operation back.',
   },
+  HOSTDEV_AMBIGUOUS_DEVICE: {
+    exit: 'usage',
+    summary: 'A device chosen by its IDs (a USB vendor:product) matches more than one device on this host.',
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -6,4 +6,13 @@ export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 're
  * lock reports as its holder, what recovery says it repaired. The plan operations, then the ones
  * that change the tables or the host without a plan of their own.
  */
-export type OperationName = PlanOperationName | 'vf-set-count' | 'vf-forget' | 'recover' | 'status' | 'watch-prune' | 'watch-returned';
+export type OperationName =
+  | PlanOperationName
+  | 'vf-set-count'
+  | 'vf-forget'
+  | 'recover'
+  | 'status'
+  | 'watch-prune'
+  | 'watch-returned'
+  | 'mdev-create'
+  | 'mdev-remove';
