@@ -20,6 +20,8 @@ import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import type { Operation, StateChange, StateStore } from '../state/store.js';
 import { mdevWriteFailed } from './kernel-errors.js';
+import path from 'node:path';
+import { definitionsDir, dropDefinition, readDefinitions, saveDefinition } from '../state/mdev-definitions.js';
 
 /*
  * Assign, release, prune and mdev create/remove for the kinds other than PCI. Taking such a device
@@ -69,6 +71,17 @@ export interface MdevReport {
   readonly type: string | null;
   /** The sysfs write, as `--dry-run` prints it. */
   readonly write: { readonly path: string; readonly value: string };
+  /** The definition file written (create --persist) or dropped (remove --undefine); else null. */
+  readonly definition: string | null;
+}
+
+/** What `mdev start-defined` did with each definition. */
+export interface StartDefinedReport {
+  readonly dryRun: boolean;
+  readonly started: readonly MdevReport[];
+  /** Defined and there already. */
+  readonly present: readonly DeviceKey[];
+  readonly failed: readonly { readonly key: DeviceKey; readonly code: string; readonly message: string }[];
 }
 
 /** What the host shows now of the kinds of `keys` (bounded read, HOSTDEV_TIMEOUT past the bound). */
@@ -221,7 +234,7 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
  */
 export async function createMdev(
   ports: DevicePorts,
-  request: { readonly parent: string; readonly type: string; readonly uuid?: string | undefined; readonly dryRun: boolean },
+  request: { readonly parent: string; readonly type: string; readonly uuid?: string | undefined; readonly dryRun: boolean; readonly persist?: boolean },
 ): Promise<MdevReport> {
   if (request.uuid !== undefined && !UUID_PATTERN.test(request.uuid)) {
     throw new HostdevError('HOSTDEV_USAGE', `--uuid ${request.uuid} is not a UUID`, {
@@ -241,14 +254,16 @@ export async function createMdev(
   }
   const key = mdevKey(uuid);
   const write = { path: `/sys/class/mdev_bus/${parent.name}/mdev_supported_types/${type.id}/create`, value: uuid };
-  const report: MdevReport = { operation: 'mdev-create', dryRun: request.dryRun, key, uuid, parent: parent.name, type: type.id, write };
+  const definition = request.persist === true ? path.join(definitionsDir(ports.layout.root), `${uuid}.json`) : null;
+  const report: MdevReport = { operation: 'mdev-create', dryRun: request.dryRun, key, uuid, parent: parent.name, type: type.id, write, definition };
   if (request.dryRun) return report;
   await journaledWrite(ports, 'mdev-create', key, write, { key, parent: parent.name, type: type.id });
+  if (request.persist === true) await saveDefinition(ports.layout.root, { uuid, parent: parent.name, type: type.id });
   return report;
 }
 
 /** Removes an mdev through its `remove` file; refused while a domain holds it (release it first). */
-export async function removeMdev(ports: DevicePorts, request: { readonly uuid: string; readonly dryRun: boolean }): Promise<MdevReport> {
+export async function removeMdev(ports: DevicePorts, request: { readonly uuid: string; readonly dryRun: boolean; readonly undefine?: boolean }): Promise<MdevReport> {
   if (!UUID_PATTERN.test(request.uuid)) {
     throw new HostdevError('HOSTDEV_USAGE', `${request.uuid} is not a UUID`, {
       hint: 'Give the mdev by its UUID, as `hostdev mdev list` shows it.',
@@ -261,7 +276,8 @@ export async function removeMdev(ports: DevicePorts, request: { readonly uuid: s
   const device: MdevDevice | undefined = inventory.mdev.find((candidate) => candidate.key === key);
   if (device === undefined) throw deviceNotFound(key);
   const write = { path: `/sys/bus/mdev/devices/${uuid}/remove`, value: '1' };
-  const report: MdevReport = { operation: 'mdev-remove', dryRun: request.dryRun, key, uuid, parent: device.parent, type: device.type, write };
+  const definition = request.undefine === true ? path.join(definitionsDir(ports.layout.root), `${uuid}.json`) : null;
+  const report: MdevReport = { operation: 'mdev-remove', dryRun: request.dryRun, key, uuid, parent: device.parent, type: device.type, write, definition };
   const held = ports.store.readDevices().find((entry) => entry.key === key);
   if (held !== undefined) throw deviceInUse(held);
   if (request.dryRun) return report;
@@ -269,7 +285,34 @@ export async function removeMdev(ports: DevicePorts, request: { readonly uuid: s
     const again = op.devices().find((entry) => entry.key === key);
     if (again !== undefined) throw deviceInUse(again);
   });
+  if (request.undefine === true) await dropDefinition(ports.layout.root, uuid);
   return report;
+}
+
+/**
+ * `mdev start-defined` (boot): makes every defined mdev that is not there, each on its own; one
+ * that fails (its parent is not there yet, no instance left) is reported and the others go on.
+ */
+export async function startDefined(ports: DevicePorts, dryRun: boolean): Promise<StartDefinedReport> {
+  const definitions = await readDefinitions(ports.layout.root);
+  const there = new Set((await mdevInventory(ports.layout)).mdev.map((device) => device.uuid));
+  const started: MdevReport[] = [];
+  const present: DeviceKey[] = [];
+  const failed: { key: DeviceKey; code: string; message: string }[] = [];
+  for (const definition of definitions) {
+    const key = mdevKey(definition.uuid);
+    if (there.has(definition.uuid)) {
+      present.push(key);
+      continue;
+    }
+    try {
+      started.push(await createMdev(ports, { ...definition, dryRun }));
+    } catch (error) {
+      if (!(error instanceof HostdevError)) throw error;
+      failed.push({ key, code: error.code, message: error.message });
+    }
+  }
+  return { dryRun, started, present, failed };
 }
 
 async function journaledWrite(

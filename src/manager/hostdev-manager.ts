@@ -39,6 +39,8 @@ import {
   recoverDevices,
   releaseDevices,
   removeMdev,
+  startDefined,
+  type StartDefinedReport,
   type DeviceAssignReport,
   type DevicePorts,
   type DeviceReleaseReport,
@@ -370,12 +372,16 @@ export class HostdevManager {
     return releaseDevices(this.devicePorts, owner, keys, dryRun);
   }
 
-  createMdev(request: { readonly parent: string; readonly type: string; readonly uuid?: string | undefined; readonly dryRun: boolean }): Promise<MdevReport> {
+  createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {
     return createMdev(this.devicePorts, request);
   }
 
-  removeMdev(request: { readonly uuid: string; readonly dryRun: boolean }): Promise<MdevReport> {
+  removeMdev(request: Parameters<typeof removeMdev>[1]): Promise<MdevReport> {
     return removeMdev(this.devicePorts, request);
+  }
+
+  startDefinedMdevs(dryRun: boolean): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun);
   }
 
   /**

@@ -46,7 +46,7 @@ import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
 import { readVmSlots } from '../qmp/vm-slots.js';
 import { plugIntoVm, unplugFromVm } from './hotplug.js';
 import { assignableKind, parseUsbSelector, selectUsb } from '../core/device-entry.js';
-import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport } from '../manager/device-ops.js';
+import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
@@ -413,14 +413,22 @@ export class HostdevService {
     });
   }
 
-  /** `mdev create PARENT TYPE [--uuid U]`: one journaled write of the UUID to the type's `create`. */
-  mdevCreate(request: { readonly parent: string; readonly type: string; readonly uuid?: string; readonly dryRun?: boolean }): Promise<MdevReport> {
+  /**
+   * `mdev create PARENT TYPE [--uuid U] [--persist]`: one journaled write of the UUID to the type's
+   * `create`; `persist` also writes its definition (made again by `mdevStartDefined` at boot).
+   */
+  mdevCreate(request: { readonly parent: string; readonly type: string; readonly uuid?: string; readonly dryRun?: boolean; readonly persist?: boolean }): Promise<MdevReport> {
     return this.manager.createMdev({ ...request, dryRun: request.dryRun ?? false });
   }
 
-  /** `mdev remove UUID`: the mdev's `remove` file; refused while a domain holds it. */
-  mdevRemove(request: { readonly uuid: string; readonly dryRun?: boolean }): Promise<MdevReport> {
+  /** `mdev remove UUID [--undefine]`: the mdev's `remove` file; refused while a domain holds it. `undefine` drops its definition too. */
+  mdevRemove(request: { readonly uuid: string; readonly dryRun?: boolean; readonly undefine?: boolean }): Promise<MdevReport> {
     return this.manager.removeMdev({ ...request, dryRun: request.dryRun ?? false });
+  }
+
+  /** `mdev start-defined`: every defined mdev that is not there is made (mdevctl's start at boot). */
+  mdevStartDefined(request: { readonly dryRun?: boolean } = {}): Promise<StartDefinedReport> {
+    return this.manager.startDefinedMdevs(request.dryRun ?? false);
   }
 
   /** The mediated devices (with owner and table) and their parents' types. */

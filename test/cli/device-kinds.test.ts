@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -54,5 +54,32 @@ describe('mdev, assign/release of mdev: and usb: keys, qemu-args, status', () =>
     expect(rest.stdout).toContain(`released 1 mediated/USB device(s) of domain vm1: mdev:${UUID}`);
     expect(cli(['mdev', 'remove', UUID]).stdout.trim()).toBe(`removed mdev:${UUID}`);
     expect(Object.keys(jsonOf<object>(cli(['--json', 'status'])))).not.toContain('devices');
+  });
+});
+
+describe('mdev definitions (mdevctl define/start at boot)', () => {
+  it('create --persist writes a definition; start-defined makes what is missing, leaves what is there; remove --undefine drops it', () => {
+    const made = jsonOf<{ definition: string }>(cli(['--json', 'mdev', 'create', GPU, 'i915-GVTg_V5_4', '--uuid', UUID, '--persist']));
+    expect(made.definition).toBe(path.join(root, 'etc/hostdev/mdev.d', `${UUID}.json`));
+    expect(JSON.parse(readFileSync(made.definition, 'utf8'))).toEqual({ uuid: UUID, parent: GPU, type: 'i915-GVTg_V5_4' });
+    expect(cli(['mdev', 'start-defined']).stdout.trim()).toBe(`mdev:${UUID} is there already`);
+    // a reboot: the mdev is gone, its definition is not
+    expect(cli(['mdev', 'remove', UUID]).code).toBe(0);
+    expect(existsSync(made.definition)).toBe(true);
+    expect(cli(['mdev', 'start-defined', '--dry-run']).stdout.trim()).toBe(
+      `dry run: would write /sys/class/mdev_bus/${GPU}/mdev_supported_types/i915-GVTg_V5_4/create "${UUID}"`,
+    );
+    expect(cli(['mdev', 'start-defined']).stdout.trim()).toBe(`created mdev:${UUID} (type i915-GVTg_V5_4 on ${GPU})`);
+    expect(jsonOf<{ devices: { key: string }[] }>(cli(['--json', 'mdev', 'list'])).devices.map((d) => d.key)).toContain(`mdev:${UUID}`);
+    // a definition whose parent is not there: reported, exit 8, the others still made
+    const other = 'd297db4a-f4c2-11e6-90f6-d3b88d6c9525';
+    writeFileSync(path.join(root, 'etc/hostdev/mdev.d', `${other}.json`), JSON.stringify({ uuid: other, parent: '0000:09:00.0', type: 'x' }));
+    const partial = cli(['mdev', 'start-defined']);
+    expect(partial.code).toBe(8);
+    expect(partial.stderr).toContain(`mdev:${other} not made: 0000:09:00.0 is not a mediated device parent on this host`);
+    rmSync(path.join(root, 'etc/hostdev/mdev.d', `${other}.json`));
+    expect(cli(['mdev', 'remove', UUID, '--undefine']).code).toBe(0);
+    expect(existsSync(made.definition)).toBe(false);
+    expect(cli(['mdev', 'start-defined']).stdout.trim()).toBe('no mediated device is defined');
   });
 });
