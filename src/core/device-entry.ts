@@ -1,6 +1,6 @@
 import { HostdevError } from './errors.js';
 import { formatKey, keyKind, type DeviceKey } from './device-key.js';
-import type { MdevDevice, NonPciDevice, NonPciKind, UsbDevice } from './nonpci-device.js';
+import type { NonPciDevice, NonPciKind, UsbDevice } from './nonpci-device.js';
 import { formatOwner, sameOwner, type Owner } from './tables.js';
 
 /*
@@ -190,19 +190,6 @@ export function planDeviceRelease(
   return { assign: [], remove, pruned, notes };
 }
 
-/** The UUID an mdev is made with when none is asked for, from 16 random bytes (RFC 4122 version 4). */
-export function uuidFromBytes(bytes: Uint8Array): string {
-  const b = [...bytes.slice(0, 16)];
-  b[6] = (b[6]! & 0x0f) | 0x40;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const hex = b.map((byte) => byte.toString(16).padStart(2, '0')).join('');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 export function mdevKey(uuid: string): DeviceKey {
   return formatKey({ kind: 'mdev', uuid: uuid.toLowerCase() });
-}
-
-export function mdevSysfsPath(device: Pick<MdevDevice, 'uuid'>): string {
-  return `/sys/bus/mdev/devices/${device.uuid}`;
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   deviceInUse,
   deviceNotFound,
@@ -6,11 +6,10 @@ import {
   mdevKey,
   planDeviceAssign,
   planDeviceRelease,
-  uuidFromBytes,
   type DepartedDevice,
   type DeviceEntry,
 } from '../core/device-entry.js';
-import { keyKind, type DeviceKey } from '../core/device-key.js';
+import { isUuid, keyKind, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 import type { MdevDevice, MdevParent, NonPciDevice, NonPciInventory, NonPciKind } from '../core/nonpci-device.js';
 import { sameOwner, type Owner } from '../core/tables.js';
@@ -226,8 +225,6 @@ function parentOf(inventory: NonPciInventory, name: string): MdevParent {
   });
 }
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Makes an mdev of TYPE on PARENT: one write of its UUID to the type's `create`, journaled first.
  * The kernel's refusals (EINVAL, EEXIST, EUSERS) come back through kernel-errors' one map.
@@ -236,13 +233,13 @@ export async function createMdev(
   ports: DevicePorts,
   request: { readonly parent: string; readonly type: string; readonly uuid?: string | undefined; readonly dryRun: boolean; readonly persist?: boolean },
 ): Promise<MdevReport> {
-  if (request.uuid !== undefined && !UUID_PATTERN.test(request.uuid)) {
+  if (request.uuid !== undefined && !isUuid(request.uuid)) {
     throw new HostdevError('HOSTDEV_USAGE', `--uuid ${request.uuid} is not a UUID`, {
       hint: 'Give a UUID as 8-4-4-4-12 hex digits, or leave --uuid out for a random one.',
       details: { uuid: request.uuid },
     });
   }
-  const uuid = (request.uuid ?? uuidFromBytes(randomBytes(16))).toLowerCase();
+  const uuid = (request.uuid ?? randomUUID()).toLowerCase();
   const inventory = await mdevInventory(ports.layout);
   const parent = parentOf(inventory, request.parent);
   const type = parent.types.find((candidate) => candidate.id === request.type || candidate.name === request.type);
@@ -264,7 +261,7 @@ export async function createMdev(
 
 /** Removes an mdev through its `remove` file; refused while a domain holds it (release it first). */
 export async function removeMdev(ports: DevicePorts, request: { readonly uuid: string; readonly dryRun: boolean; readonly undefine?: boolean }): Promise<MdevReport> {
-  if (!UUID_PATTERN.test(request.uuid)) {
+  if (!isUuid(request.uuid)) {
     throw new HostdevError('HOSTDEV_USAGE', `${request.uuid} is not a UUID`, {
       hint: 'Give the mdev by its UUID, as `hostdev mdev list` shows it.',
       details: { uuid: request.uuid },

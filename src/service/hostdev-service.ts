@@ -750,11 +750,12 @@ export class HostdevService {
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
     warnings.push(...otherMissing.map((key) => `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`));
+    const ids = otherKeys.map(idOf);
     const argv = qemuArgs(present, {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
-      mdevs: otherKeys.flatMap((key) => { const id = idOf(key); return id.kind === 'mdev' ? [id.uuid] : []; }),
-      usb: otherKeys.flatMap((key) => { const id = idOf(key); return id.kind === 'usb' ? [id] : []; }),
+      mdevs: ids.flatMap((id) => (id.kind === 'mdev' ? [id.uuid] : [])),
+      usb: ids.flatMap((id) => (id.kind === 'usb' ? [id] : [])),
     });
     const report = { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
     return others.length === 0 ? report : { ...report, otherKeys, otherMissing };

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { isUuid } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
 
 /**
@@ -15,15 +16,13 @@ export interface MdevDefinition {
   readonly type: string;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 export function definitionsDir(root: string): string {
   return path.join(root, MDEV_DEFINITIONS_DIR);
 }
 
 function isDefinition(value: unknown): value is MdevDefinition {
   const v = value as Partial<MdevDefinition> | null;
-  return v !== null && typeof v === 'object' && typeof v.uuid === 'string' && UUID.test(v.uuid) && typeof v.parent === 'string' && typeof v.type === 'string';
+  return v !== null && typeof v === 'object' && typeof v.uuid === 'string' && isUuid(v.uuid) && v.uuid === v.uuid.toLowerCase() && typeof v.parent === 'string' && typeof v.type === 'string';
 }
 
 /** Writes (or replaces) a definition: a temporary file renamed into place, so a reader never sees half of one. */
