@@ -30,6 +30,22 @@ import { operationReport, type OperationReport, type ReleaseReport, releaseRepor
 import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
+import type { DeviceKey } from '../core/device-key.js';
+import {
+  assignDevices,
+  createMdev,
+  deviceRepairWarning,
+  deviceStatus,
+  recoverDevices,
+  releaseDevices,
+  removeMdev,
+  startDefined,
+  type StartDefinedReport,
+  type DeviceAssignReport,
+  type DevicePorts,
+  type DeviceReleaseReport,
+  type MdevReport,
+} from './device-ops.js';
 import { VfNetConfigurator } from './vf-net.js';
 
 export { DEFAULT_HYPERVISOR };
@@ -170,7 +186,7 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({
+      let recovery = await recover({
         store,
         kernel,
         layout,
@@ -180,6 +196,9 @@ export class HostdevManager {
         reconcile: options.reconcile ?? 'full',
         ...(options.command === undefined ? {} : { command: options.command }),
       });
+      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
+      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
+      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();
@@ -337,9 +356,42 @@ export class HostdevManager {
     return this.withPreview(operationReport(plan, execution));
   }
 
-  /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
-  status(): Promise<StatusReport> {
-    return readStatus(this.store, this.reader, this.recovery);
+  /**
+   * Both tables; inactive entries whose device vanished are pruned first (nobody else would). Entries
+   * of other kinds (mdev, USB) are added as `devices` (with `prunedDevices` and `departedDevices`)
+   * only when there are any, so a PCI-only host's report is what it always was.
+   */
+  async status(): Promise<StatusReport> {
+    const report = await readStatus(this.store, this.reader, this.recovery);
+    const others = await deviceStatus(this.devicePorts);
+    if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
+    return { ...report, ...others };
+  }
+
+  // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----
+
+  private get devicePorts(): DevicePorts {
+    return { store: this.store, kernel: this.kernel, layout: this.layout };
+  }
+
+  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
+    return releaseDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {
+    return createMdev(this.devicePorts, request);
+  }
+
+  removeMdev(request: Parameters<typeof removeMdev>[1]): Promise<MdevReport> {
+    return removeMdev(this.devicePorts, request);
+  }
+
+  startDefinedMdevs(dryRun: boolean): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun);
   }
 
   /**

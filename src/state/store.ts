@@ -6,7 +6,10 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
-import { pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
+import { keyKind, pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
+import { tryParseAddress } from '../core/address.js';
+import type { DepartedDevice, DeviceEntry, DeviceIdentity } from '../core/device-entry.js';
+import type { NonPciKind } from '../core/nonpci-device.js';
 import { HostdevError } from '../core/errors.js';
 import { processAlive } from '../platform/process-alive.js';
 import { databaseFile, DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
@@ -21,6 +24,8 @@ import type {
   ActiveEntry,
   CommitOptions,
   DepartedVfRecord,
+  DeviceJournalRecord,
+  DeviceJournalStep,
   InactiveEntry,
   JournalHandle,
   JournalRecord,
@@ -55,8 +60,18 @@ interface ActiveRow {
   managed: number;
   stub_driver: string;
   original_driver: string | null;
+  identity?: string | null;
 }
 type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
+interface DepartedDeviceRow {
+  key: string;
+  kind: string;
+  owner_driver: string;
+  owner_domain: string;
+  identity: string | null;
+  pruned_by: string;
+  departed_at: string;
+}
 interface JournalRow {
   id: number;
   op_id: string;
@@ -111,6 +126,29 @@ function entryAddress(key: string): PciAddress {
     details: { key },
   });
 }
+
+/** The `active` table holds entries of every kind; PCI code reads the pci: ones as ActiveEntry. */
+const isPciRow = (row: { key: string }): boolean => row.key.startsWith('pci:');
+
+function deviceEntry(row: ActiveRow): DeviceEntry {
+  return {
+    key: row.key as DeviceKey,
+    kind: keyKind(row.key as DeviceKey) as NonPciKind,
+    usedBy: makeOwner(row.owner_driver, row.owner_domain),
+    identity: row.identity == null ? null : (JSON.parse(row.identity) as DeviceIdentity),
+  };
+}
+
+function departedDevice(row: DepartedDeviceRow): DepartedDevice {
+  return {
+    entry: deviceEntry({ ...row, managed: 0, stub_driver: '', original_driver: null }),
+    prunedBy: row.pruned_by,
+    departedAt: row.departed_at,
+  };
+}
+
+/** A journal row of a PCI function names its bare address; one of another kind its key (mdev:UUID). */
+const isPciJournalRow = (row: { address: string }): boolean => tryParseAddress(row.address) !== null;
 
 function activeEntry(row: ActiveRow): ActiveEntry {
   return {
@@ -512,6 +550,22 @@ export class StateStore {
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
   }
 
+  /** Entries of other kinds than PCI (mdev, USB), no lock needed. */
+  readDevices(): readonly DeviceEntry[] {
+    this.assertOpen();
+    return this.selectDevices();
+  }
+
+  /** @internal */
+  selectDevices(): DeviceEntry[] {
+    return (this.db.prepare("SELECT * FROM active WHERE key NOT LIKE 'pci:%' ORDER BY key").all() as ActiveRow[]).map(deviceEntry);
+  }
+
+  readDepartedDevices(): readonly DepartedDevice[] {
+    this.assertOpen();
+    return (this.db.prepare('SELECT * FROM departed_device ORDER BY departed_at, key').all() as DepartedDeviceRow[]).map(departedDevice);
+  }
+
   /** Departed VFs still remembered (no lock needed), oldest first. */
   readDeparted(): readonly DepartedVfRecord[] {
     this.assertOpen();
@@ -632,7 +686,7 @@ export class StateStore {
   /** @internal used by LockedOperation */
   selectTables(): Tables {
     return {
-      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).map(activeEntry),
+      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).filter(isPciRow).map(activeEntry),
       inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry),
     };
   }
@@ -848,7 +902,7 @@ class LockedOperation implements Operation {
     const rows = this.db
       .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY key')
       .all(owner.hypervisor, owner.vm) as ActiveRow[];
-    return rows.map(activeEntry);
+    return rows.filter(isPciRow).map(activeEntry);
   }
 
   inactive(): readonly InactiveEntry[] {
@@ -917,7 +971,38 @@ class LockedOperation implements Operation {
 
   unfinished(): readonly JournalRecord[] {
     const rows = this.db.prepare('SELECT * FROM journal WHERE op_id <> ? ORDER BY id').all(this.id) as JournalRow[];
-    return rows.map(journalRecord);
+    return rows.filter(isPciJournalRow).map(journalRecord);
+  }
+
+  unfinishedDevices(): readonly DeviceJournalRecord[] {
+    const rows = this.db.prepare('SELECT * FROM journal WHERE op_id <> ? ORDER BY id').all(this.id) as JournalRow[];
+    return rows
+      .filter((row) => !isPciJournalRow(row))
+      .map((row) => ({
+        id: row.id,
+        operationId: row.op_id,
+        operationName: row.op_name,
+        pid: row.pid,
+        key: row.address as DeviceKey,
+        action: row.action as DeviceJournalStep['action'],
+        hostPath: row.host_path,
+        value: row.value,
+        done: row.done === 1,
+      }));
+  }
+
+  intendDevice(step: DeviceJournalStep): JournalHandle {
+    return this.intend({ address: step.key as string as PciAddress, action: step.action, hostPath: step.hostPath, value: step.value, restore: { driver: null, driverOverride: null } });
+  }
+
+  devices(): readonly DeviceEntry[] {
+    void this.db;
+    return this.store.selectDevices();
+  }
+
+  departedDevices(): readonly DepartedDevice[] {
+    void this.db;
+    return this.store.readDepartedDevices();
   }
 
   vfConfigs(): readonly VfConfig[] {
@@ -968,6 +1053,17 @@ class LockedOperation implements Operation {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const deleteDeparted = this.store.statement('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
+    const upsertDevice = db.prepare(
+      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, identity)
+       VALUES (?, ?, ?, 0, '', NULL, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
+         identity = excluded.identity, updated_at = excluded.updated_at`,
+    );
+    const upsertDepartedDevice = db.prepare(
+      `INSERT OR REPLACE INTO departed_device (key, kind, owner_driver, owner_domain, identity, pruned_by, departed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteDepartedDevice = db.prepare('DELETE FROM departed_device WHERE key = ?');
     const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
     const clearJournal = this.store.statement('DELETE FROM journal WHERE op_id = ?');
     const apply = db.transaction(() => {
@@ -1023,6 +1119,23 @@ class LockedOperation implements Operation {
           }
           case 'drop-departed':
             deleteDeparted.run(change.pf, change.vfIndex);
+            break;
+          case 'set-device': {
+            const e = change.entry;
+            upsertDevice.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, at, json(e.identity));
+            deleteDepartedDevice.run(e.key);
+            break;
+          }
+          case 'remove-device':
+            deleteActive.run(change.key);
+            break;
+          case 'record-departed-device': {
+            const e = change.entry;
+            upsertDepartedDevice.run(e.key, e.kind, e.usedBy.hypervisor, e.usedBy.vm, json(e.identity), change.prunedBy, at);
+            break;
+          }
+          case 'drop-departed-device':
+            deleteDepartedDevice.run(change.key);
             break;
         }
       }

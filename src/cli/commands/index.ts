@@ -21,6 +21,7 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   status: async () => (await import('./status.js')).registerStatus,
   vf: async () => (await import('./vf.js')).registerVf,
   watch: async () => (await import('./watch.js')).registerWatch,
+  mdev: async () => (await import('./mdev.js')).registerMdev,
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
   hotplug: async () => (await import('./hotplug.js')).registerHotplug,
   unplug: async () => (await import('./hotplug.js')).registerUnplug,
