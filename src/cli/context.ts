@@ -18,6 +18,8 @@ export interface GlobalOptions {
   readonly command: string;
   /** --detached-after-reboot, else $HOSTDEV_DETACHED_AFTER_REBOOT, else reapply. */
   readonly detachedAfterReboot: DetachedAfterReboot;
+  /** Where claims are defined (DIR/claims.d): --config-dir, else ROOT/etc/hostdev with --simulate, else $HOSTDEV_CONFIG_DIR, else ROOT/etc/hostdev. */
+  readonly configDir: string;
 }
 
 /**
@@ -71,6 +73,15 @@ function detachedAfterRebootOf(opts: { detachedAfterReboot?: string }): Detached
   });
 }
 
+function configDirOf(opts: { root?: string; configDir?: string; simulate?: boolean }): string {
+  refuseEmpty(opts.configDir, '--config-dir', 'out');
+  if (opts.configDir !== undefined) return opts.configDir;
+  const underRoot = path.join(opts.root ?? '/', 'etc/hostdev');
+  if (opts.simulate) return underRoot;
+  refuseEmpty(process.env['HOSTDEV_CONFIG_DIR'], 'HOSTDEV_CONFIG_DIR', 'unset');
+  return process.env['HOSTDEV_CONFIG_DIR'] ?? underRoot;
+}
+
 export function globalOptions(command: Command): GlobalOptions {
   const opts = command.optsWithGlobals<{
     root?: string;
@@ -79,6 +90,7 @@ export function globalOptions(command: Command): GlobalOptions {
     simulate?: boolean;
     socketDir?: string;
     daemon?: boolean;
+    configDir?: string;
     detachedAfterReboot?: string;
   }>();
   return {
@@ -90,6 +102,7 @@ export function globalOptions(command: Command): GlobalOptions {
     useDaemon: opts.daemon !== false && process.env['HOSTDEV_NO_DAEMON'] !== '1',
     command: commandPath(command),
     detachedAfterReboot: detachedAfterRebootOf(opts),
+    configDir: configDirOf(opts),
   };
 }
 

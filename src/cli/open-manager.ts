@@ -28,7 +28,11 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     hostUsage: await hostUsageFor(globals),
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
+    // The commands that look (status, qemu-args, vf list) walk every table entry; the ones that
+    // change a device walk them only when the host changed since the last walk.
+    reconcile: options.reader === true ? 'full' : 'changed',
     cacheInventory: options.cacheInventory ?? false,
+    configDir: globals.configDir,
     ...(globals.command === '' ? {} : { command: globals.command }),
     detachedAfterReboot: globals.detachedAfterReboot,
   });
@@ -56,8 +60,10 @@ export async function withService<T>(
  */
 export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
-    const { tableLookupFor } = await import('../manager/table-lookup.js');
-    return await tableLookupFor(globals.stateDir, globals.root);
+    const [{ tableLookupFor, withClaims }, { readClaims }] = await Promise.all([import('../manager/table-lookup.js'), import('../state/claim-files.js')]);
+    const tables = await tableLookupFor(globals.stateDir, globals.root);
+    const { claims } = await readClaims(globals.configDir).catch(() => ({ claims: [] }));
+    return withClaims(tables, new Set<string>(claims.map((claim) => claim.address)));
   } catch {
     return null;
   }

@@ -102,7 +102,30 @@ function busySection(busy: StatusReport['busy']): string[] {
   return lines;
 }
 
-export function statusText(status: StatusReport): string {
+/** Mediated and USB devices held by domains, and those that left the host while held (only when there are any). */
+function devicesSection(status: StatusReport): string[] {
+  const devices = status.devices ?? [];
+  const departed = status.departedDevices ?? [];
+  const held =
+    devices.length === 0
+      ? []
+      : section(`Mediated and USB devices (${devices.length}), ownership only:`, devices.map((e) => [e.key, ownerName(e.usedBy)]), ['KEY', 'OWNER']);
+  const gone =
+    departed.length === 0
+      ? []
+      : section(
+          `Departed devices (${departed.length}), left the host while a domain held them:`,
+          departed.map((d) => [d.entry.key, ownerName(d.entry.usedBy), d.departedAt, d.prunedBy, d.back ? 'back (same IDs, same place)' : 'awaited back', releaseCommand(d.entry.usedBy)]),
+          ['KEY', 'OWNER', 'DEPARTED', 'BY', 'STATE', 'FORGET WITH'],
+        );
+  return [...held, ...gone];
+}
+
+/**
+ * `claimed`: the addresses claims are defined for; their inactive entries show the owner
+ * hostdev/claim, a plain detach's `hostdev (detached)`.
+ */
+export function statusText(status: StatusReport, claimed: ReadonlySet<string> = new Set()): string {
   const active = status.active.map((entry) => [
     entry.address,
     ownerName(entry.usedBy),
@@ -112,6 +135,7 @@ export function statusText(status: StatusReport): string {
   ]);
   const inactive = status.inactive.map((entry) => [
     entry.address,
+    ownerCell({ table: 'inactive', claimed: claimed.has(entry.address) }),
     entry.managed ? 'managed' : 'unmanaged',
     entry.stubDriver,
     orDash(entry.originalDriver),
@@ -123,7 +147,8 @@ export function statusText(status: StatusReport): string {
     active.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], active) : '  none',
     '',
     `Inactive (${inactive.length}):`,
-    inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    inactive.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    ...devicesSection(status),
     ...(status.hardwareChanged ?? []).flatMap((change) => [
       '',
       `${change.message} (${change.table}${change.owner === null ? '' : `, ${ownerName(change.owner)}`}): assign, release, detach and reattach refuse it without --force`,
@@ -134,5 +159,7 @@ export function statusText(status: StatusReport): string {
     ...busySection(status.busy),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);
+  const prunedDevices = status.prunedDevices ?? [];
+  if (prunedDevices.length > 0) lines.push('', `pruned (no longer on this host): ${prunedDevices.map((p) => p.key).join(', ')}`);
   return lines.join('\n');
 }

@@ -286,6 +286,23 @@ const Recovery = z.strictObject({
     .describe('entries of an earlier boot, released or re-applied by the first open after a reboot'),
   warnings: z.array(z.string()),
 });
+/** An entry of another kind than PCI (mdev, USB): ownership only. */
+const DeviceEntry = z.strictObject({
+  key: z.string(),
+  kind: z.enum(['mdev', 'usb', 'nvme', 'scsi']),
+  usedBy: Owner,
+  identity: z.record(z.string(), z.unknown()).nullable().describe('what recognises the device when it is seen again (USB vendor:product, mdev parent and type)'),
+});
+const DeviceReleaseReport = z
+  .strictObject({
+    operation: z.literal('release'),
+    dryRun: z.boolean(),
+    owner: Owner,
+    released: z.array(z.string()),
+    pruned: z.array(z.string()),
+    notes: z.array(z.string()),
+  })
+  .describe('the mediated and USB devices a release without devices gave back');
 const Status = z.strictObject({
   active: z.array(ActiveEntry),
   inactive: z.array(InactiveEntry),
@@ -298,6 +315,12 @@ const Status = z.strictObject({
   recentRepairs: z.array(z.strictObject({ at: z.string(), by: z.string(), report: Recovery })),
   departed: z.array(z.record(z.string(), z.unknown()).describe('a VF that left the host while a table held it (address, former entry, owner, awaited, back)')),
   busy: z.strictObject({ operations: z.array(InFlight), notPruned: Addresses }).nullable(),
+  devices: z.array(DeviceEntry).optional().describe('mediated and USB devices held by domains (present only when there are any)'),
+  prunedDevices: z.array(z.strictObject({ key: z.string(), usedBy: Owner, awaited: z.boolean() })).optional(),
+  departedDevices: z
+    .array(z.strictObject({ entry: DeviceEntry, prunedBy: z.string(), departedAt: z.string(), back: z.boolean() }))
+    .optional()
+    .describe('mediated and USB devices that left the host while a domain held them'),
   hardwareChanged: z
     .array(z.strictObject({ key: Key, address: Address, table: Table, owner: Owner.nullable(), was: Hardware, now: Hardware, message: z.string() }))
     .optional()
@@ -327,7 +350,14 @@ const operationReportFields = {
 const OperationReport = z.strictObject(operationReportFields).describe('detach, reattach, reset');
 const AssignReport = z.strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()) }).describe('assign');
 const ReleaseReport = z
-  .strictObject({ ...operationReportFields, released: Addresses, reattached: Addresses, inactive: Addresses, warnings: z.array(z.string()) })
+  .strictObject({
+    ...operationReportFields,
+    released: Addresses,
+    reattached: Addresses,
+    inactive: Addresses,
+    warnings: z.array(z.string()),
+    devices: DeviceReleaseReport.optional(),
+  })
   .describe('release');
 const SetCountReport = z
   .strictObject({

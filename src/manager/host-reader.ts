@@ -1,4 +1,4 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
@@ -10,6 +10,7 @@ import type { VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { ServingReader } from '../sysfs/serving-reader.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
+import { readBootId } from '../host/boot-id.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
 export interface DeviceWait {
@@ -147,6 +148,36 @@ export class HostReader {
       if (error instanceof HostdevError) throw error;
       return null;
     }
+  }
+
+  /**
+   * The kernel's uevent sequence number: it moves on with every device added or removed and every
+   * driver bound or unbound, so while it stands still no table entry can have drifted or vanished.
+   * null when the file is not there or says nothing (an older simulated tree).
+   */
+  async ueventSeqnum(): Promise<string | null> {
+    const file = this.layout.ueventSeqnum;
+    try {
+      const text = (await this.bounded(file, readFile(file, 'utf8'))).trim();
+      return /^\d+$/.test(text) ? text : null;
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return null;
+    }
+  }
+
+  /**
+   * What tells whether the host's devices may have changed since: the boot (a reboot starts the
+   * sequence again) and the uevent sequence number. null when the kernel keeps no sequence number.
+   */
+  async hostFingerprint(): Promise<string | null> {
+    const [seqnum, bootId] = await Promise.all([this.ueventSeqnum(), this.bootId()]);
+    return seqnum === null ? null : `${bootId ?? 'no-boot-id'}/${seqnum}`;
+  }
+
+  /** The boot id as the table entries record it (one reading of it: host/boot-id.ts). */
+  private bootId(): Promise<string | null> {
+    return readBootId(this.layout.root);
   }
 
   /** The PF a VF's physfn link names; null for anything else (a link the kernel never holds). */

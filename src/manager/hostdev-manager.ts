@@ -30,9 +30,25 @@ import { HostReader, type DeviceWait } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
-import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
+import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
+import type { DeviceKey } from '../core/device-key.js';
+import {
+  assignDevices,
+  createMdev,
+  deviceRepairWarning,
+  deviceStatus,
+  recoverDevices,
+  releaseDevices,
+  removeMdev,
+  startDefined,
+  type StartDefinedReport,
+  type DeviceAssignReport,
+  type DevicePorts,
+  type DeviceReleaseReport,
+  type MdevReport,
+} from './device-ops.js';
 import { VfNetConfigurator } from './vf-net.js';
 
 export { DEFAULT_HYPERVISOR };
@@ -47,6 +63,7 @@ type RecoverFn = (context: {
   wait: boolean;
   command?: string;
   detachedAfterReboot?: DetachedAfterReboot;
+  reconcile: ReconcileScope;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -78,6 +95,12 @@ export interface OpenOptions {
    */
   readonly waitForLock?: boolean;
   /**
+   * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
+   * kernel's uevent sequence number (and boot) are those at which every entry was last found
+   * consistent (see ReconcileScope); operations then read only the devices they name.
+   */
+  readonly reconcile?: ReconcileScope;
+  /**
    * What the first open after a reboot does with inactive (detached) entries of the earlier boot:
    * `reapply` (default) puts them back on their stub, `reattach` gives them back to the host.
    */
@@ -106,6 +129,8 @@ export interface DetachOptions {
   readonly force?: boolean;
   readonly dryRun?: boolean;
   readonly operationId?: string;
+  /** A claim's device put on its stub at boot: recorded as taken from no driver (see planDetach). */
+  readonly fromBoot?: boolean;
 }
 
 export interface AssignRequest {
@@ -179,16 +204,20 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({
+      let recovery = await recover({
         store,
         kernel,
         layout,
         net,
         dryRun,
         wait: options.waitForLock ?? true,
+        reconcile: options.reconcile ?? 'full',
         ...(options.command === undefined ? {} : { command: options.command }),
         ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       });
+      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
+      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
+      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
       return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
     } catch (error) {
       store.close();
@@ -208,7 +237,7 @@ export class HostdevManager {
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
-      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
+      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false, fromBoot: options.fromBoot ?? false }),
       { ...options, hardware: { addresses: () => [address], force: options.force ?? false } },
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
@@ -352,9 +381,42 @@ export class HostdevManager {
     return this.withPreview(operationReport(plan, execution));
   }
 
-  /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
-  status(): Promise<StatusReport> {
-    return readStatus(this.store, this.reader, this.recovery);
+  /**
+   * Both tables; inactive entries whose device vanished are pruned first (nobody else would). Entries
+   * of other kinds (mdev, USB) are added as `devices` (with `prunedDevices` and `departedDevices`)
+   * only when there are any, so a PCI-only host's report is what it always was.
+   */
+  async status(): Promise<StatusReport> {
+    const report = await readStatus(this.store, this.reader, this.recovery);
+    const others = await deviceStatus(this.devicePorts);
+    if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
+    return { ...report, ...others };
+  }
+
+  // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----
+
+  private get devicePorts(): DevicePorts {
+    return { store: this.store, kernel: this.kernel, layout: this.layout };
+  }
+
+  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
+    return releaseDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {
+    return createMdev(this.devicePorts, request);
+  }
+
+  removeMdev(request: Parameters<typeof removeMdev>[1]): Promise<MdevReport> {
+    return removeMdev(this.devicePorts, request);
+  }
+
+  startDefinedMdevs(dryRun: boolean): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun);
   }
 
   /**
@@ -492,6 +554,11 @@ export class HostdevManager {
       });
     }
     return this.store.exclusive(name, async (op) => {
+      // Every entry consistent at this fingerprint, and nothing happened since: what this plan's
+      // writes do to the host is all that changes, so the fingerprint after them is recorded with
+      // its commit (see ReconcileScope).
+      const fingerprint = await this.reader.hostFingerprint();
+      const unchanged = fingerprint !== null && fingerprint === op.reconciledAt();
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);
       await this.checkHardware(name, seen, mode.hardware);
@@ -504,7 +571,11 @@ export class HostdevManager {
       };
       const execution = await executePlan(planned, op, ports, {
         extra: await bookkeeping(op, planned, seen),
-        ...(settle === undefined ? {} : { settle: () => settle(op, planned) }),
+        settle: async ({ failures }) => {
+          const settled = settle === undefined ? { changes: [], pruned: [] } : await settle(op, planned);
+          if (unchanged && failures.length === 0) op.markReconciled(await this.reader.hostFingerprint());
+          return settled;
+        },
       });
       return [planned, execution];
     }, mode.operationId);

@@ -134,6 +134,23 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE inactive ADD COLUMN hardware TEXT;
       `),
   },
+  {
+    version: 8,
+    description: 'entries of other kinds than PCI (mdev, USB): their identity, and the ones that departed while held',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active ADD COLUMN identity TEXT;
+        CREATE TABLE departed_device (
+          key TEXT PRIMARY KEY,
+          kind TEXT NOT NULL,
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          identity TEXT,
+          pruned_by TEXT NOT NULL,
+          departed_at TEXT NOT NULL
+        ) STRICT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -149,6 +166,7 @@ export const REQUIRED_TABLES = [
   'last_report',
   'vf_home',
   'departed_vf',
+  'departed_device',
 ];
 
 export function schemaVersion(db: Database.Database): number {

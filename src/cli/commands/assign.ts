@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
-import type { CommandResult } from '../context.js';
+import type { CommandResult, GlobalOptions } from '../context.js';
+import { deviceInputs } from '../device-inputs.js';
+import { withService } from '../open-manager.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
 import { operationJson, type ReportJson } from '../../service/report-json.js';
 import { change } from '../via-daemon.js';
@@ -70,9 +72,32 @@ export function assignResult(report: ReportJson<AssignResult>, domain: string, h
   };
 }
 
+/** `assign` of mediated and USB devices: ownership only, so the PCI options have nothing to act on. */
+async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionValues, devices: readonly string[]): Promise<CommandResult> {
+  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust'] as const).filter(
+    (name) => (opts as Record<string, unknown>)[name] !== undefined,
+  );
+  if (pciOnly.length > 0) {
+    throw new HostdevError('HOSTDEV_USAGE', `--${pciOnly.map(kebab).join(', --')} applies to PCI functions only`, {
+      hint: 'Mediated and USB devices change no driver when assigned: leave these options out.',
+      details: { options: pciOnly },
+    });
+  }
+  const { domain, hypervisor } = parseDomainOptions(opts);
+  const dryRun = opts.dryRun ?? false;
+  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun }), { dryRun });
+  const text = dryRun
+    ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (ownership only: no sysfs write)`
+    : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}`;
+  return { json: report, text };
+}
+
+const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 export function registerAssign(program: Command): void {
   addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')).action(
     action(async (globals, command: Command, inputs: string[]) => {
+      if (deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, command.opts<AssignOptionValues>(), inputs);
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
       const { vf, wait } = request;
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>

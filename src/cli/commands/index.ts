@@ -21,11 +21,15 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   status: async () => (await import('./status.js')).registerStatus,
   vf: async () => (await import('./vf.js')).registerVf,
   watch: async () => (await import('./watch.js')).registerWatch,
+  mdev: async () => (await import('./mdev.js')).registerMdev,
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
   hotplug: async () => (await import('./hotplug.js')).registerHotplug,
   unplug: async () => (await import('./hotplug.js')).registerUnplug,
   'kubelet-plugin': async () => (await import('./kubelet-plugin.js')).registerKubeletPlugin,
   daemon: async () => (await import('./daemon.js')).registerDaemon,
+  claim: async () => (await import('./claims.js')).registerClaim,
+  unclaim: async () => (await import('./claims.js')).registerUnclaim,
+  claims: async () => (await import('./claims.js')).registerClaims,
 };
 
 /**
