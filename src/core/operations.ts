@@ -1,5 +1,5 @@
 /** The operations that change devices through a plan (core/plan-types.ts), one journal each. */
-export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over';
+export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over' | 'adopt';
 
 /**
  * Every operation of hostdev by its one name: what the journal records (op_name), what the state

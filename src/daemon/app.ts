@@ -19,6 +19,7 @@ import {
   API_EXTENSIONS,
   API_VERSION,
   AssignBody,
+  AdoptBody,
   DetachBody,
   EventsQuery,
   ListQuery,
@@ -173,6 +174,8 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   });
 
   app.get('/v1/status', async () => service.status());
+
+  app.get('/v1/domains', async () => service.domains());
 
   app.get('/v1/domains/:hypervisor/:domain/qemu-args', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
@@ -338,10 +341,16 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     });
   });
 
+  /** The devices, owner and holder a body names (assign, adopt). */
+  const domainRequest = (body: { domain: string; hypervisor?: string | undefined; devices: string[]; holderPid?: number | undefined; qmp?: string | undefined }) => {
+    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
+    const holder = { ...(body.holderPid === undefined ? {} : { holderPid: body.holderPid }), ...(body.qmp === undefined ? {} : { qmp: body.qmp }) };
+    return { addresses: body.devices.map(parsePciRef), owner, request: { domain: body.domain, hypervisor: owner.hypervisor, ...holder } };
+  };
+
   app.post('/v1/assignments', async (request, reply) => {
     const body = parse(AssignBody, request.body, 'body');
-    const addresses = body.devices.map(parsePciRef);
-    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
+    const { addresses, owner, request: named } = domainRequest(body);
     // JSON has no undefined: the parsed options carry only the fields that were sent.
     const vf: VfNetRequests | undefined =
       body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
@@ -351,8 +360,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       devices: addresses,
       run: async (svc, mode) => {
         const report = await svc.assign({
-          domain: body.domain,
-          hypervisor: owner.hypervisor,
+          ...named,
           addresses,
           managed: body.managed ?? true,
           withGroup: body.withGroup ?? false,
@@ -370,6 +378,20 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
         if (error.code !== 'HOSTDEV_IN_USE' || holder == null || !sameOwner(holder, owner)) return false;
         const { active } = await service.status();
         return addresses.every((address) => active.some((entry) => entry.address === address && sameOwner(entry.usedBy, owner)));
+      },
+    });
+  });
+
+  app.post('/v1/adoptions', async (request, reply) => {
+    const body = parse(AdoptBody, request.body, 'body');
+    const { addresses, owner, request: named } = domainRequest(body);
+    return mutate(request, reply, {
+      kind: 'adopt',
+      owner,
+      devices: addresses,
+      run: async (svc, mode) => {
+        const report = await svc.adopt({ ...named, addresses, ...(body.managed === undefined ? {} : { managed: body.managed }), ...mode });
+        return { json: operationJson(report), warnings: [] };
       },
     });
   });

@@ -5,6 +5,7 @@ import { checkHostIdentity } from '../core/host-identity.js';
 import { readHostIdentity } from '../host/host-identity.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
+import { planAdopt, type AdoptRequest } from '../core/plan-adopt.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
@@ -30,6 +31,8 @@ import { operationReport, type OperationReport, type ReleaseReport, releaseRepor
 import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
+import type { Holder, HolderStatus } from '../core/holders.js';
+import { holderEndLine, holderStatuses, qmpHolderLife, type HolderEnd, type QmpHolderProbe } from './holders.js';
 import { VfNetConfigurator } from './vf-net.js';
 
 export { DEFAULT_HYPERVISOR };
@@ -73,6 +76,8 @@ export interface OpenOptions {
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
    */
   readonly waitForLock?: boolean;
+  /** Tells whether a QMP holder's QEMU lives (default: connect and ask `query-status`, bounded). */
+  readonly probeQmp?: QmpHolderProbe;
 }
 
 /** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
@@ -113,6 +118,8 @@ export interface AssignRequest {
   readonly onWarning?: (line: string) => void;
   readonly wait?: DeviceWait;
   readonly operationId?: string;
+  /** Ties the domain's devices to a process or a QMP socket: when it is gone, they are released. */
+  readonly holder?: Holder;
 }
 
 export interface ReleaseRequest {
@@ -134,6 +141,8 @@ export interface ReleaseRequest {
  */
 export class HostdevManager {
   private readonly reader: HostReader;
+  /** Domains whose holder was gone at open, released then (a dry run: that would be). */
+  holdersEnded: readonly HolderEnd[] = [];
 
   private constructor(
     readonly layout: SysfsLayout,
@@ -142,6 +151,7 @@ export class HostdevManager {
     readonly hostUsage: HostUsagePort,
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
+    readonly probeQmp: QmpHolderProbe,
   ) {
     this.reader = new HostReader(layout).serve();
   }
@@ -170,7 +180,10 @@ export class HostdevManager {
         wait: options.waitForLock ?? true,
         ...(options.command === undefined ? {} : { command: options.command }),
       });
-      return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
+      const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
+      // A reader whose recovery found the lock taken leaves the holders to the next command too.
+      if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
+      return manager;
     } catch (error) {
       store.close();
       throw error;
@@ -260,7 +273,8 @@ export class HostdevManager {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
-        return [...(await this.identityNotes(plan, view)), ...again.changes];
+        const holder: StateChange[] = request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder: request.holder } }];
+        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -327,9 +341,57 @@ export class HostdevManager {
     return this.withPreview(operationReport(plan, execution));
   }
 
+  /**
+   * Marks devices a running VM already holds as the domain's (libvirt's UpdateActivePCIDevices):
+   * nothing on the host changes (see planAdopt). `holder` ties them to the VM's process.
+   */
+  async adopt(request: AdoptRequest & OperationMode & { readonly holder?: Holder }): Promise<OperationReport> {
+    const [plan, execution] = await this.perform(
+      'adopt',
+      () => ({ addresses: request.addresses, drivers: [], hostUse: false }),
+      (view) => planAdopt(view, request),
+      request,
+      async () => (request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner: request.owner, holder: request.holder } }]),
+    );
+    return this.withPreview(operationReport(plan, execution));
+  }
+
   /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
-  status(): Promise<StatusReport> {
-    return readStatus(this.store, this.reader, this.recovery);
+  async status(): Promise<StatusReport> {
+    const status = await readStatus(this.store, this.reader, this.recovery);
+    return { ...status, holders: await this.holders() };
+  }
+
+  /** Each domain's holder and whether it lives now. */
+  holders(): Promise<HolderStatus[]> {
+    return holderStatuses(this.store.readHolders(), this.probeQmp);
+  }
+
+  /**
+   * The one rule for holders that are gone (a process that exited or whose pid is another
+   * process's now, a QMP socket that no longer answers): their domains are released, as a release
+   * of the whole domain would (managed devices back to their host drivers). Run at every open and
+   * by the daemon's watch on holders. A dry run only says what it would release.
+   */
+  async releaseEndedHolders(holders?: readonly HolderStatus[]): Promise<HolderEnd[]> {
+    const ended = (holders ?? (await this.holders())).filter((held) => held.alive === false);
+    const dryRun = this.store.snapshot;
+    const ends: HolderEnd[] = [];
+    for (const holder of ended) {
+      const request = { domain: holder.owner.vm, hypervisor: holder.owner.hypervisor, dryRun };
+      try {
+        const report = await this.release(request);
+        ends.push({ holder, released: report.released, error: null });
+      } catch (error) {
+        ends.push({ holder, released: [], error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    return ends;
+  }
+
+  /** What open said of ended holders, one line each. */
+  get holderWarnings(): string[] {
+    return this.holdersEnded.map((end) => holderEndLine(end, this.store.snapshot));
   }
 
   /**

@@ -6,6 +6,7 @@ import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { recoveryWouldAct, type RecoveryReport } from './recovery.js';
+import type { HolderStatus } from '../core/holders.js';
 
 export interface RecentRepair {
   readonly at: string;
@@ -50,6 +51,8 @@ export interface StatusReport {
    * `operations` are the journal's rows (what that operation is doing).
    */
   readonly busy: { readonly operations: readonly InFlightOperation[]; readonly notPruned: readonly PciAddress[] } | null;
+  /** Each domain's holder (`assign --holder-pid` or `--qmp`) and whether it lives (null: it did not answer in time). */
+  readonly holders: readonly HolderStatus[];
 }
 
 /**
@@ -57,7 +60,7 @@ export interface StatusReport {
  * one reconcile rule, as every other path prunes them, but only when the lock is free at once: a
  * reader never waits for a writer.
  */
-export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
+export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<Omit<StatusReport, 'holders'>> {
 
   let tables = store.readTables();
   let pruned: PciAddress[] = [];

@@ -123,6 +123,24 @@ export const MIGRATIONS: readonly Migration[] = [
         UPDATE inactive SET key = 'pci:' || key;
       `),
   },
+  {
+    version: 7,
+    description: 'holders of domains: a process (pid and start time) or a QMP socket whose end releases the domain',
+    up: (db) =>
+      db.exec(`
+        CREATE TABLE domain_holder (
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('pid', 'qmp')),
+          pid INTEGER,
+          start_time TEXT,
+          qmp_socket TEXT,
+          since TEXT NOT NULL,
+          PRIMARY KEY (owner_driver, owner_domain),
+          CHECK ((kind = 'pid' AND pid IS NOT NULL AND start_time IS NOT NULL) OR (kind = 'qmp' AND qmp_socket IS NOT NULL))
+        ) STRICT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -138,6 +156,7 @@ export const REQUIRED_TABLES = [
   'last_report',
   'vf_home',
   'departed_vf',
+  'domain_holder',
 ];
 
 export function schemaVersion(db: Database.Database): number {

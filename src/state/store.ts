@@ -21,6 +21,7 @@ import type {
   ActiveEntry,
   CommitOptions,
   DepartedVfRecord,
+  DomainHolder,
   InactiveEntry,
   JournalHandle,
   JournalRecord,
@@ -184,6 +185,26 @@ function departedRecord(row: DepartedRow): DepartedVfRecord {
 }
 
 const SELECT_DEPARTED = 'SELECT * FROM departed_vf ORDER BY departed_at, pf, vf_index';
+
+interface HolderRow {
+  owner_driver: string;
+  owner_domain: string;
+  kind: 'pid' | 'qmp';
+  pid: number | null;
+  start_time: string | null;
+  qmp_socket: string | null;
+  since: string;
+}
+
+const SELECT_HOLDERS = 'SELECT * FROM domain_holder ORDER BY owner_driver, owner_domain';
+
+function domainHolder(row: HolderRow): DomainHolder {
+  return {
+    owner: makeOwner(row.owner_driver, row.owner_domain),
+    holder: row.kind === 'pid' ? { kind: 'pid', pid: row.pid!, startTime: row.start_time! } : { kind: 'qmp', socket: row.qmp_socket! },
+    since: row.since,
+  };
+}
 
 function sqliteCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -508,6 +529,12 @@ export class StateStore {
   readDeparted(): readonly DepartedVfRecord[] {
     this.assertOpen();
     return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
+  }
+
+  /** The holders of domains (no lock needed). */
+  readHolders(): readonly DomainHolder[] {
+    this.assertOpen();
+    return (this.db.prepare(SELECT_HOLDERS).all() as HolderRow[]).map(domainHolder);
   }
 
   /** The report recovery/reconcile stored last (null before the first one). */
@@ -879,6 +906,10 @@ class LockedOperation implements Operation {
     return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
   }
 
+  holders(): readonly DomainHolder[] {
+    return (this.db.prepare(SELECT_HOLDERS).all() as HolderRow[]).map(domainHolder);
+  }
+
   commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
     const db = this.db;
     const at = now();
@@ -909,6 +940,16 @@ class LockedOperation implements Operation {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const deleteDeparted = db.prepare('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
+    const upsertHolder = db.prepare(
+      `INSERT OR REPLACE INTO domain_holder (owner_driver, owner_domain, kind, pid, start_time, qmp_socket, since)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteHolder = db.prepare('DELETE FROM domain_holder WHERE owner_driver = ? AND owner_domain = ?');
+    // A holder keeps a domain's devices: a domain that holds none has nothing left to keep.
+    const dropEmptyHolders = db.prepare(
+      `DELETE FROM domain_holder WHERE NOT EXISTS
+         (SELECT 1 FROM active WHERE active.owner_driver = domain_holder.owner_driver AND active.owner_domain = domain_holder.owner_domain)`,
+    );
     const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
     const clearJournal = db.prepare('DELETE FROM journal WHERE op_id = ?');
     const apply = db.transaction(() => {
@@ -965,8 +1006,25 @@ class LockedOperation implements Operation {
           case 'drop-departed':
             deleteDeparted.run(change.pf, change.vfIndex);
             break;
+          case 'set-holder': {
+            const { owner, holder } = change.holder;
+            upsertHolder.run(
+              owner.hypervisor,
+              owner.vm,
+              holder.kind,
+              holder.kind === 'pid' ? holder.pid : null,
+              holder.kind === 'pid' ? holder.startTime : null,
+              holder.kind === 'qmp' ? holder.socket : null,
+              at,
+            );
+            break;
+          }
+          case 'drop-holder':
+            deleteHolder.run(change.owner.hypervisor, change.owner.vm);
+            break;
         }
       }
+      dropEmptyHolders.run();
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
       db.prepare(COUNT_COMMIT).run();
       if (options.report !== undefined) {

@@ -3,12 +3,14 @@ import type { OperationName } from '../core/operations.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
 import type { PrunedBy } from '../core/reconcile.js';
 import type { SavedVfNet, VfNetRequest } from '../core/vf-net-config.js';
+import type { DomainHolder } from '../core/holders.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.
  * The table shapes are core's (src/core/tables.ts), so plans and the store speak one language.
  */
 export type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
+export type { DomainHolder } from '../core/holders.js';
 
 /** A VF's network settings saved before it left its PF driver, restored when it comes back. */
 export interface VfConfig extends SavedVfNet {
@@ -52,8 +54,16 @@ type VfIdentityChange =
   | { readonly kind: 'record-departed'; readonly record: Omit<DepartedVfRecord, 'departedAt'> }
   | ({ readonly kind: 'drop-departed' } & VfIdentity);
 
-/** Everything `Operation.commit` applies in its one transaction. */
-export type StateChange = TableChange | VfConfigChange | VfIdentityChange;
+type HolderChange =
+  /** Ties the domain's devices to a holder (replacing the one it had). */
+  | { readonly kind: 'set-holder'; readonly holder: Omit<DomainHolder, 'since'> }
+  | { readonly kind: 'drop-holder'; readonly owner: Owner };
+
+/**
+ * Everything `Operation.commit` applies in its one transaction. A domain left with no active entry
+ * loses its holder in the same commit.
+ */
+export type StateChange = TableChange | VfConfigChange | VfIdentityChange | HolderChange;
 
 interface DeviceRestore {
   readonly driver: string | null;
@@ -116,6 +126,8 @@ export interface Operation {
   vfHomes(addresses: Iterable<PciAddress>): ReadonlyMap<PciAddress, VfIdentity>;
   /** Departed VFs still remembered, oldest first. */
   departed(): readonly DepartedVfRecord[];
+  /** The holders of domains, by domain. */
+  holders(): readonly DomainHolder[];
 }
 
 export interface StoredReport {

@@ -18,7 +18,20 @@ export type AssignOptionValues = VfNetOptionValues & {
   force?: boolean;
   dryRun?: boolean;
   wait?: string;
+  holderPid?: string;
+  qmp?: string;
 };
+
+export const HOLDER_PID_HELP = 'the process that holds the devices (its QEMU): when it ends they are released (checked by pid and start time)';
+
+/** `--holder-pid PID`: decimal digits only. */
+export function holderPid(input: string | undefined): { holderPid?: number } {
+  if (input === undefined) return {};
+  if (!/^[1-9][0-9]{0,9}$/.test(input)) {
+    throw new HostdevError('HOSTDEV_USAGE', `--holder-pid takes a process id (decimal digits), not "${input}"`, { hint: 'Give the pid of the running QEMU.', details: { input } });
+  }
+  return { holderPid: Number(input) };
+}
 
 /** The options of `assign`, which `hotplug` takes too. */
 export function addAssignOptions(command: Command): Command {
@@ -31,7 +44,8 @@ export function addAssignOptions(command: Command): Command {
       .option('--with-group', "take every endpoint of the devices' IOMMU groups along")
       .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
       .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
-      .option('--wait <ms>', WAIT_HELP),
+      .option('--wait <ms>', WAIT_HELP)
+      .option('--holder-pid <pid>', HOLDER_PID_HELP),
   );
 }
 
@@ -52,6 +66,8 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
     dryRun: opts.dryRun ?? false,
     wait: deviceWait(opts.wait),
     ...(vf === null ? {} : { vf }),
+    ...holderPid(opts.holderPid),
+    ...(opts.qmp === undefined ? {} : { qmp: opts.qmp }),
   };
 }
 
@@ -71,7 +87,9 @@ export function assignResult(report: ReportJson<AssignResult>, domain: string, h
 }
 
 export function registerAssign(program: Command): void {
-  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')).action(
+  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'))
+    .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
+    .action(
     action(async (globals, command: Command, inputs: string[]) => {
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
       const { vf, wait } = request;
@@ -87,6 +105,8 @@ export function registerAssign(program: Command): void {
             ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
             ...(vf === undefined ? {} : { vf }),
             ...(wait === undefined ? {} : waitBody(wait)),
+            ...(request.holderPid === undefined ? {} : { holderPid: request.holderPid }),
+            ...(request.qmp === undefined ? {} : { qmp: request.qmp }),
           },
           options,
         ),
