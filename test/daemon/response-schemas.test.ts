@@ -60,6 +60,9 @@ describe('the schemas describe what the daemon sends', () => {
     await send('POST', '/v1/assignments', { domain: 'vm1', devices: [VF] });
     await send('POST', '/v1/assignments', { domain: 'vm2', devices: [VF] });
     await send('GET', '/v1/status');
+    await send('GET', '/v1/domains');
+    await send('POST', `/v1/adoptions?dryRun=true`, { domain: 'vm1', devices: [VF] });
+    await send('POST', `/v1/adoptions`, { domain: 'vm3', devices: [VF2] });
     await send('GET', '/v1/devices');
     await send('GET', '/v1/groups');
     await send('GET', '/v1/domains/qemu/vm1/qemu-args');
@@ -96,7 +99,7 @@ describe('the schemas describe what the daemon sends', () => {
 
   it('the schemas are strict: an answer with a field they do not describe fails them', () => {
     const route = routeOf('GET', '/v1/status');
-    const statusLike = { active: [], inactive: [], pruned: [], missing: [], iommu: { enabled: true }, vfio: { loaded: false, groups: [] }, journal: { unfinished: 0 }, recovery: { repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] }, recentRepairs: [], departed: [], busy: null };
+    const statusLike = { active: [], inactive: [], pruned: [], missing: [], iommu: { enabled: true }, vfio: { loaded: false, groups: [] }, journal: { unfinished: 0 }, recovery: { repaired: [], pruned: [], drift: [], vfConfig: [], warnings: [] }, recentRepairs: [], departed: [], busy: null, holders: [] };
     expect(route.ok.safeParse(statusLike).success).toBe(true);
     expect(route.ok.safeParse({ ...statusLike, extra: 1 }).success).toBe(false);
     const entry = { key: 'pci:0000:01:10.0', address: VF, usedBy: { driver: 'qemu', domain: 'vm1' }, managed: true, stubDriver: 'vfio-pci', originalDriver: 'igbvf' };

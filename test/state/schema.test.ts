@@ -15,7 +15,7 @@ function oldDatabase(version: number, write: (db: Database.Database) => void): {
   const dbPath = path.join(dir, DB_FILE);
   const old = new Database(dbPath);
   old.pragma('journal_mode = WAL');
-  migrate(old, MIGRATIONS.slice(0, version));
+  migrate(old, MIGRATIONS.filter((m) => m.version <= version));
   write(old);
   old.close();
   fs.chmodSync(dbPath, 0o600);
@@ -23,9 +23,12 @@ function oldDatabase(version: number, write: (db: Database.Database) => void): {
 }
 
 describe('schema migrations', () => {
-  it('versions are 1..N in order, and the newest is SCHEMA_VERSION', () => {
-    expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
-    expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
+  // Versions are assigned to branches ahead of their merge, so one may be missing until then.
+  it('versions start at 1 and grow, and the newest is SCHEMA_VERSION', () => {
+    const versions = MIGRATIONS.map((m) => m.version);
+    expect(versions[0]).toBe(1);
+    for (let i = 1; i < versions.length; i += 1) expect(versions[i]!).toBeGreaterThan(versions[i - 1]!);
+    expect(SCHEMA_VERSION).toBe(versions[versions.length - 1]);
   });
 
   it('a fresh database gets every migration, recorded in schema_migrations', () => {
@@ -40,11 +43,13 @@ describe('schema migrations', () => {
   });
 
   it('every older version upgrades through StateStore.open and keeps its rows', async () => {
-    for (let from = 1; from < SCHEMA_VERSION; from += 1) {
+    for (const from of MIGRATIONS.map((m) => m.version).filter((version) => version < SCHEMA_VERSION)) {
       const at = new Date(0).toISOString();
       const { dir, dbPath } = oldDatabase(from, (old) => {
-        old.prepare("INSERT INTO active VALUES ('0000:01:00.0', 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)").run(at);
-        old.prepare("INSERT INTO inactive VALUES ('0000:02:00.0', 0, 'vfio-pci', 'e1000e', ?)").run(at);
+        // Version 5 keys entries by device key; the versions before it by the bare address.
+        const key = (address: string): string => (from >= 5 ? `pci:${address}` : address);
+        old.prepare("INSERT INTO active VALUES (?, 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)").run(key('0000:01:00.0'), at);
+        old.prepare("INSERT INTO inactive VALUES (?, 0, 'vfio-pci', 'e1000e', ?)").run(key('0000:02:00.0'), at);
       });
 
       const store = StateStore.open(dir);
@@ -68,7 +73,7 @@ describe('schema migrations', () => {
     const b = new Database(dbPath);
     expect(migrate(a)).toEqual(MIGRATIONS.slice(1).map((m) => m.version));
     expect(migrate(b)).toEqual([]);
-    expect(b.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: SCHEMA_VERSION });
+    expect(b.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: MIGRATIONS.length });
     a.close();
     b.close();
   });
