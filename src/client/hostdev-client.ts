@@ -153,6 +153,21 @@ export class HostdevClient {
     return this.mutate('POST', '/v1/assignments', body, options);
   }
 
+  /** Assigns devices and adds them to the running VM over the daemon's QMP connection (`hostdev hotplug`). */
+  hotplug(body: AssignBodyJson & { readonly qmp: string }, options: MutationOptions = {}): Promise<OperationJson> {
+    const { domain, hypervisor, ...rest } = body;
+    return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/hotplug`, rest, options);
+  }
+
+  /** Takes devices out of the running VM and releases them (`hostdev unplug`). */
+  unplug(
+    request: { qmp: string; domain: string; hypervisor?: string; devices: readonly string[]; timeoutMs?: number },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
+    const { domain, hypervisor, ...rest } = request;
+    return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/unplug`, rest, options);
+  }
+
   /** Marks devices a running VM holds as its domain's (`hostdev adopt`); nothing on the host changes. */
   adopt(
     body: { domain: string; hypervisor?: string; devices: readonly string[]; managed?: boolean; holderPid?: number; qmp?: string },

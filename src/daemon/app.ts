@@ -9,7 +9,7 @@ import { HostdevError, isHostdevError, type ErrorCode } from '../core/errors.js'
 import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { HostdevService, VfNetRequests } from '../service/hostdev-service.js';
-import { operationJson } from '../service/report-json.js';
+import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
 import { parsePciRef, pciKey } from '../core/device-key.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
@@ -20,6 +20,8 @@ import {
   API_VERSION,
   AssignBody,
   AdoptBody,
+  HotplugBody,
+  UnplugBody,
   DetachBody,
   EventsQuery,
   ListQuery,
@@ -348,28 +350,29 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     return { addresses: body.devices.map(parsePciRef), owner, request: { domain: body.domain, hypervisor: owner.hypervisor, ...holder } };
   };
 
+  /** The assign options of a body (assign, hotplug); JSON has no undefined: only the fields sent are carried. */
+  const assignOptions = (body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hypervisor' | 'qmp'>) => {
+    const vf: VfNetRequests | undefined =
+      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
+    return {
+      managed: body.managed ?? true,
+      withGroup: body.withGroup ?? false,
+      force: body.force ?? false,
+      ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
+      ...(vf === undefined ? {} : { vf }),
+      ...wait(body),
+    };
+  };
+
   app.post('/v1/assignments', async (request, reply) => {
     const body = parse(AssignBody, request.body, 'body');
     const { addresses, owner, request: named } = domainRequest(body);
-    // JSON has no undefined: the parsed options carry only the fields that were sent.
-    const vf: VfNetRequests | undefined =
-      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
     return mutate(request, reply, {
       kind: 'assign',
       owner,
       devices: addresses,
       run: async (svc, mode) => {
-        const report = await svc.assign({
-          ...named,
-          addresses,
-          managed: body.managed ?? true,
-          withGroup: body.withGroup ?? false,
-          force: body.force ?? false,
-          ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
-          ...(vf === undefined ? {} : { vf }),
-          ...wait(body),
-          ...mode,
-        });
+        const report = await svc.assign({ ...named, ...assignOptions(body), addresses, ...mode });
         return { json: operationJson(report), warnings: report.warnings };
       },
       // The same assign again by the same owner: every device is already this owner's.
@@ -378,6 +381,36 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
         if (error.code !== 'HOSTDEV_IN_USE' || holder == null || !sameOwner(holder, owner)) return false;
         const { active } = await service.status();
         return addresses.every((address) => active.some((entry) => entry.address === address && sameOwner(entry.usedBy, owner)));
+      },
+    });
+  });
+
+  app.post('/v1/domains/:hypervisor/:domain/hotplug', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const body = parse(HotplugBody, request.body, 'body');
+    const { addresses, owner, request: named } = domainRequest({ ...body, domain, hypervisor });
+    return mutate(request, reply, {
+      kind: 'hotplug',
+      owner,
+      devices: addresses,
+      run: async (svc, mode) => {
+        const report = await svc.hotplug({ ...named, ...assignOptions(body), qmp: body.qmp, addresses, ...mode });
+        return { json: hotplugJson(report), warnings: report.assign?.warnings ?? [] };
+      },
+    });
+  });
+
+  app.post('/v1/domains/:hypervisor/:domain/unplug', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const body = parse(UnplugBody, request.body, 'body');
+    const addresses = body.devices.map(parsePciRef);
+    return mutate(request, reply, {
+      kind: 'unplug',
+      owner: makeOwner(hypervisor, domain),
+      devices: addresses,
+      run: async (svc, mode) => {
+        const report = await svc.unplug({ qmp: body.qmp, domain, hypervisor, addresses, ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }), ...mode });
+        return { json: unplugJson(report), warnings: report.release.warnings };
       },
     });
   });

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { HostdevError } from '../core/errors.js';
+import { HostdevError, isHostdevError } from '../core/errors.js';
 import type { LiveEvent } from '../manager/watch-live.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { HostdevService, HostdevServiceOptions } from '../service/hostdev-service.js';
@@ -158,9 +158,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const owner = makeOwner(domain.hypervisor, domain.domain);
     try {
       const report = await svc.release({ domain: domain.domain, hypervisor: domain.hypervisor, addresses: [address] });
+      // An unplug of this daemon, waiting for the same event, may have released it first.
+      if (!report.released.includes(address)) return;
       events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: report.released } });
       logger.info({ socket, device: address, owner }, `QEMU gave back ${address} (DEVICE_DELETED): released from ${domain.domain}`);
     } catch (error) {
+      if (isHostdevError(error) && error.code === 'HOSTDEV_DOMAIN_NOT_FOUND') return;
       const message = error instanceof Error ? error.message : String(error);
       events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: [], error: message } });
       logger.warn({ socket, device: address, err: error }, `QEMU gave back ${address} but its release failed: ${message}`);
@@ -181,7 +184,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let stopping: Promise<void> | null = null;
   const app = await buildApp({
     service,
-    openDryRun: () => options.open({ dryRun: true }),
+    openDryRun: () => options.open({ dryRun: true, connectQmp: (socket) => monitors.port(socket) }),
     operations,
     events,
     metrics,

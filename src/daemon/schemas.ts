@@ -84,6 +84,16 @@ export const AssignBody = z.strictObject({
   qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
 });
 
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true }).extend({
+  qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
+});
+
+export const UnplugBody = z.strictObject({
+  qmp: z.string().min(1).describe("the running VM's QMP socket"),
+  devices: z.array(DeviceKey).min(1),
+  timeoutMs: z.number().int().min(0).optional().describe('how long the guest has to give the devices back (default 10000)'),
+});
+
 export const AdoptBody = z.strictObject({
   domain: z.string().min(1).describe('the domain (VM) that holds the devices already'),
   hypervisor: z.string().min(1).optional().describe('default qemu'),
@@ -311,7 +321,12 @@ const SetCountReport = z
   .describe('sriov (vf set-count)');
 const Settled = z.strictObject({ recovered: z.array(z.unknown()) }).describe('an operation a stopped daemon left, finished by recovery');
 /** An operation's result: the report as the CLI's --json prints it. */
-const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled]);
+const Placement = z.strictObject({ address: Address, id: z.string(), bus: z.string().nullable() });
+const HotplugReport = z
+  .strictObject({ domain: z.string(), hypervisor: z.string(), dryRun: z.boolean(), assign: AssignReport.nullable(), plugged: z.array(Placement), present: Addresses })
+  .describe('hotplug');
+const UnplugReport = z.strictObject({ unplugged: Addresses, absent: Addresses, release: ReleaseReport }).describe('unplug');
+const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled, HotplugReport, UnplugReport]);
 
 export const OperationState = z.enum(['running', 'completed', 'failed']);
 

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignResult, ServiceAssignRequest } from '../../service/hostdev-service.js';
+import type { AssignBodyJson } from '../../client/hostdev-client.js';
 import type { CommandResult } from '../context.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
 import { operationJson, type ReportJson } from '../../service/report-json.js';
@@ -86,30 +87,32 @@ export function assignResult(report: ReportJson<AssignResult>, domain: string, h
   };
 }
 
+/** The daemon's body for an assign request (`assign`, and `hotplug` with its socket). */
+export function assignBody(request: ServiceAssignRequest): AssignBodyJson {
+  const { vf, wait } = request;
+  return {
+    domain: request.domain,
+    hypervisor: request.hypervisor ?? 'qemu',
+    devices: request.addresses,
+    managed: request.managed ?? true,
+    withGroup: request.withGroup ?? false,
+    force: request.force ?? false,
+    ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
+    ...(vf === undefined ? {} : { vf }),
+    ...(wait === undefined ? {} : waitBody(wait)),
+    ...(request.holderPid === undefined ? {} : { holderPid: request.holderPid }),
+    ...(request.qmp === undefined ? {} : { qmp: request.qmp }),
+  };
+}
+
 export function registerAssign(program: Command): void {
   addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'))
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
-      const { vf, wait } = request;
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
-        client.assign(
-          {
-            domain: request.domain,
-            hypervisor: request.hypervisor ?? 'qemu',
-            devices: request.addresses,
-            managed: request.managed ?? true,
-            withGroup: request.withGroup ?? false,
-            force: request.force ?? false,
-            ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
-            ...(vf === undefined ? {} : { vf }),
-            ...(wait === undefined ? {} : waitBody(wait)),
-            ...(request.holderPid === undefined ? {} : { holderPid: request.holderPid }),
-            ...(request.qmp === undefined ? {} : { qmp: request.qmp }),
-          },
-          options,
-        ),
+        client.assign(assignBody(request), options),
       );
       return assignResult(report, request.domain, request.hypervisor ?? 'qemu');
     }),
