@@ -8,6 +8,7 @@ import { QmpClient } from '../../src/qmp/qmp-client.js';
 import { startFakeQmp, type FakeQmp } from '../support/fake-qmp.js';
 import { qemuMissing, startQemu, type RunningQemu } from '../support/qemu.js';
 import { cleanUpAfterEach, daemonHost, startTestDaemon } from './daemon-host.js';
+import { jsonOf, runCliAsync } from '../support/cli.js';
 
 cleanUpAfterEach();
 
@@ -97,5 +98,25 @@ describe('the daemon watches the holders of domains', () => {
     } finally {
       other.close();
     }
+  });
+
+  it.skipIf(qemuMissing !== null)('hostdev unplug goes through the daemon, which holds the VM\'s only QMP connection on that socket', async () => {
+    const host = daemonHost();
+    const daemon = await startTestDaemon(host);
+    qemu = await startQemu({ rootPorts: ['rp1', 'rp2'], secondQmp: true });
+    await daemon.service.assign({ domain: 'vm1', addresses: [VF0], qmp: qemu.socket });
+    const other = await QmpClient.connect(qemu.socket2!);
+    try {
+      await other.execute('device_add', { driver: 'e1000e', id: 'hostdev-0000_01_10_0', bus: 'rp1' });
+    } finally {
+      other.close();
+    }
+    const global = ['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--socket-dir', host.socketDir];
+    const run = await runCliAsync([...global, 'unplug', '--qmp', qemu.socket, '--domain', 'vm1', VF0, '--json'], { timeoutMs: 60_000 });
+    expect(run.code, run.stderr).toBe(0);
+    expect(jsonOf<{ unplugged: string[]; released: string[] }>(run)).toMatchObject({ unplugged: [VF0], released: [VF0] });
+    expect((await daemon.service.status()).active).toEqual([]);
+    // The daemon's own operation, not a direct connection (QEMU would not have greeted a second client).
+    expect((await daemon.service.status()).holders).toEqual([]);
   });
 });
