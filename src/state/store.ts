@@ -906,10 +906,6 @@ class LockedOperation implements Operation {
     return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
   }
 
-  holders(): readonly DomainHolder[] {
-    return (this.db.prepare(SELECT_HOLDERS).all() as HolderRow[]).map(domainHolder);
-  }
-
   commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
     const db = this.db;
     const at = now();

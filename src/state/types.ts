@@ -126,8 +126,6 @@ export interface Operation {
   vfHomes(addresses: Iterable<PciAddress>): ReadonlyMap<PciAddress, VfIdentity>;
   /** Departed VFs still remembered, oldest first. */
   departed(): readonly DepartedVfRecord[];
-  /** The holders of domains, by domain. */
-  holders(): readonly DomainHolder[];
 }
 
 export interface StoredReport {
