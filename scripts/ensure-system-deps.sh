@@ -13,6 +13,22 @@ if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
     echo "note: qemu-system-x86_64 is missing (install qemu-system-x86); the QMP tests are skipped" >&2
   fi
 fi
+# `udevadm verify` (the check of the claims' udev rules, test/deploy/boot-files.test.ts) came with
+# systemd 254; Debian 12's udev is 252. The backports' udevadm is unpacked into .cache/udevadm, never
+# installed: installing udev here would start udevd on this machine's real devices.
+udevadm_cache="$(cd "$(dirname "$0")/.." && pwd)/.cache/udevadm"
+if ! udevadm verify --help >/dev/null 2>&1 && [ ! -x "$udevadm_cache/bin/udevadm" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  (
+    set -e
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    cd "$work"
+    apt-get download -qq udev/bookworm-backports libsystemd-shared/bookworm-backports >/dev/null 2>&1
+    mkdir -p "$udevadm_cache.part"
+    for deb in ./*.deb; do dpkg-deb -x "$deb" "$udevadm_cache.part"; done
+    rm -rf "$udevadm_cache" && mv "$udevadm_cache.part" "$udevadm_cache"
+  ) || echo "note: could not unpack udevadm 254 from bookworm-backports; the udevadm verify check is skipped" >&2
+fi
 missing=()
 command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 [ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)

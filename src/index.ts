@@ -21,9 +21,16 @@ export {
   HostdevService,
   DEFAULT_STATE_DIR,
   type HostdevServiceOptions,
-  type ServiceAssignRequest,
-  type ServiceReleaseRequest,
-  type ServiceSetCountRequest,
+  type AssignRequest,
+  type ReleaseRequest,
+  type DetachRequest,
+  type ReattachRequest,
+  type ResetRequest,
+  type HandOverRequest,
+  type VfSetCountRequest,
+  type AdoptRequest,
+  type DomainReport,
+  type DomainRef,
   type HotplugRequest,
   type HotplugReport,
   type UnplugRequest,
@@ -56,7 +63,7 @@ export type { OperationReport, ReleaseReport, FailureReport } from './manager/re
 export type { StatusReport } from './manager/status.js';
 export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';
 export type { InFlightOperation } from './manager/in-flight.js';
-export type { VfListReport, VfListEntry, SetCountReport, SetCountRequest } from './manager/vf-lifecycle.js';
+export type { VfListReport, VfListEntry, SetCountReport } from './manager/vf-lifecycle.js';
 export type { DetachOptions, OperationMode } from './manager/hostdev-manager.js';
 export type { DeviceWait } from './manager/host-reader.js';
 export type { VfNetRequest } from './core/vf-net-config.js';

@@ -15,6 +15,8 @@ export interface GlobalOptions {
   readonly useDaemon: boolean;
   /** The command run, as typed after the program name (`vf set-count`): recovery at open is recorded under it. */
   readonly command: string;
+  /** Where claims are defined (DIR/claims.d): --config-dir, else ROOT/etc/hostdev with --simulate, else $HOSTDEV_CONFIG_DIR, else ROOT/etc/hostdev. */
+  readonly configDir: string;
 }
 
 /**
@@ -55,8 +57,25 @@ function socketDirOf(opts: { socketDir?: string }): string {
   return process.env['HOSTDEV_SOCKET_DIR'] ?? DEFAULT_SOCKET_DIR;
 }
 
+function configDirOf(opts: { root?: string; configDir?: string; simulate?: boolean }): string {
+  refuseEmpty(opts.configDir, '--config-dir', 'out');
+  if (opts.configDir !== undefined) return opts.configDir;
+  const underRoot = path.join(opts.root ?? '/', 'etc/hostdev');
+  if (opts.simulate) return underRoot;
+  refuseEmpty(process.env['HOSTDEV_CONFIG_DIR'], 'HOSTDEV_CONFIG_DIR', 'unset');
+  return process.env['HOSTDEV_CONFIG_DIR'] ?? underRoot;
+}
+
 export function globalOptions(command: Command): GlobalOptions {
-  const opts = command.optsWithGlobals<{ root?: string; json?: boolean; stateDir?: string; simulate?: boolean; socketDir?: string; daemon?: boolean }>();
+  const opts = command.optsWithGlobals<{
+    root?: string;
+    json?: boolean;
+    stateDir?: string;
+    simulate?: boolean;
+    socketDir?: string;
+    daemon?: boolean;
+    configDir?: string;
+  }>();
   return {
     root: opts.root ?? '/',
     json: opts.json ?? false,
@@ -65,6 +84,7 @@ export function globalOptions(command: Command): GlobalOptions {
     socketDir: socketDirOf(opts),
     useDaemon: opts.daemon !== false && process.env['HOSTDEV_NO_DAEMON'] !== '1',
     command: commandPath(command),
+    configDir: configDirOf(opts),
   };
 }
 

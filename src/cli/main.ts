@@ -22,6 +22,7 @@ export function programFrame(): Command {
     .option('--state-dir <dir>', 'where the device tables live (default: ROOT/.hostdev-sim/state with --simulate, else $HOSTDEV_STATE_DIR or /var/lib/hostdev)')
     .option('--simulate', 'apply every write through the simulated kernel to the tree under --root')
     .option('--socket-dir <dir>', "the daemon's socket directory: hostdev daemon listens there, other commands go through a daemon that answers there (default: $HOSTDEV_SOCKET_DIR or /run/hostdev)")
+    .option('--config-dir <dir>', 'where claims are defined, in DIR/claims.d (default: ROOT/etc/hostdev with --simulate, else $HOSTDEV_CONFIG_DIR or ROOT/etc/hostdev)')
     .option('--no-daemon', 'work directly even when a daemon answers (also HOSTDEV_NO_DAEMON=1)')
     .showHelpAfterError()
     .exitOverride();

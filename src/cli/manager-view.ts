@@ -6,8 +6,7 @@ import { formatChange } from '../core/plan-types.js';
 import { operationJson, type ReportJson } from '../service/report-json.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
-import type { HostdevService } from '../service/hostdev-service.js';
-import type { OperationMode } from '../manager/hostdev-manager.js';
+import type { HostdevService, ReattachRequest, ResetRequest } from '../service/hostdev-service.js';
 import type { DeviceWait } from '../manager/host-reader.js';
 import type { CommandResult } from './context.js';
 import { change } from './via-daemon.js';
@@ -137,7 +136,7 @@ export function registerNodeCommand(
   spec: {
     readonly name: string;
     readonly description: string;
-    readonly run: (service: HostdevService, address: PciAddress, mode: OperationMode) => Promise<OperationReport>;
+    readonly run: (service: HostdevService, request: ReattachRequest & ResetRequest) => Promise<OperationReport>;
     /** The same through the daemon. */
     readonly remote: (client: HostdevClient, address: PciAddress, body: { waitMs?: number }, options: MutationOptions) => Promise<OperationJson>;
     readonly headline: (report: ReportJson, address: PciAddress) => string;
@@ -157,7 +156,7 @@ export function registerNodeCommand(
         const report = await change(
           globals,
           dryRun,
-          (service) => spec.run(service, address, { dryRun, wait }),
+          (service) => spec.run(service, { device: address, dryRun, wait }),
           operationJson,
           (client, options) => spec.remote(client, address, waitBody(wait), options),
         );

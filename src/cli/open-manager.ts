@@ -33,6 +33,7 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
     cacheInventory: options.cacheInventory ?? false,
+    configDir: globals.configDir,
     ...(globals.command === '' ? {} : { command: globals.command }),
     ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
     ...(options.connectQmp === undefined ? {} : { connectQmp: options.connectQmp }),
@@ -61,8 +62,10 @@ export async function withService<T>(
  */
 export async function managerTableLookup(globals: GlobalOptions): Promise<TableLookup | null> {
   try {
-    const { tableLookupFor } = await import('../manager/table-lookup.js');
-    return await tableLookupFor(globals.stateDir, globals.root);
+    const [{ tableLookupFor, withClaims }, { readClaims }] = await Promise.all([import('../manager/table-lookup.js'), import('../state/claim-files.js')]);
+    const tables = await tableLookupFor(globals.stateDir, globals.root);
+    const { claims } = await readClaims(globals.configDir).catch(() => ({ claims: [] }));
+    return withClaims(tables, new Set<string>(claims.map((claim) => claim.address)));
   } catch {
     return null;
   }

@@ -1,5 +1,5 @@
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
-import { ownerCell, ownerName, type Owner } from '../core/tables.js';
+import { ownerCell, ownerName } from '../core/tables.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
@@ -109,7 +109,11 @@ function holdersSection(holders: readonly HolderStatus[]): string[] {
   return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
 }
 
-export function statusText(status: StatusReport): string {
+/**
+ * `claimed`: the addresses claims are defined for; their inactive entries show the owner
+ * hostdev/claim, a plain detach's `hostdev (detached)`.
+ */
+export function statusText(status: StatusReport, claimed: ReadonlySet<string> = new Set()): string {
   const active = status.active.map((entry) => [
     entry.address,
     ownerName(entry.usedBy),
@@ -119,6 +123,7 @@ export function statusText(status: StatusReport): string {
   ]);
   const inactive = status.inactive.map((entry) => [
     entry.address,
+    ownerCell({ table: 'inactive', claimed: claimed.has(entry.address) }),
     entry.managed ? 'managed' : 'unmanaged',
     entry.stubDriver,
     orDash(entry.originalDriver),
@@ -130,7 +135,7 @@ export function statusText(status: StatusReport): string {
     active.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], active) : '  none',
     '',
     `Inactive (${inactive.length}):`,
-    inactive.length > 0 ? renderTable(['ADDRESS', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    inactive.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recentRepairs),

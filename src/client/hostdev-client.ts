@@ -1,5 +1,6 @@
 import http from 'node:http';
 import { HostdevError, type HostdevErrorDetails } from '../core/errors.js';
+import type { WireKind } from '../core/operations.js';
 
 export const DEFAULT_SOCKET = '/run/hostdev/hostdev.sock';
 
@@ -28,7 +29,7 @@ export interface ApiIndexJson {
 /** A change as the daemon records it; `result` is the command's `--json`. */
 export interface OperationJson<R = unknown> {
   readonly id: string | null;
-  readonly kind: string;
+  readonly kind: WireKind;
   readonly state: 'running' | 'completed' | 'failed';
   readonly dryRun: boolean;
   readonly owner: { readonly driver: string; readonly domain: string; readonly hypervisor: string; readonly vm: string } | null;

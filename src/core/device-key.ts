@@ -1,5 +1,6 @@
 import { tryParseAddress, type PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
+import { pciKeyText } from './key-spelling.js';
 
 /**
  * A device key names one host device of any kind, in one canonical spelling "KIND:ID":
@@ -57,7 +58,7 @@ export function formatKey(id: DeviceId): DeviceKey {
 
 /** The key of a PCI function; the one spelling the tables use for it. */
 export function pciKey(address: PciAddress): DeviceKey {
-  return `pci:${address}` as DeviceKey;
+  return pciKeyText(address) as DeviceKey;
 }
 
 function number(text: string, min: number, max: number): number | null {

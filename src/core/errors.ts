@@ -4,6 +4,8 @@
  * what to do next. Codes are contracts: never rename one.
  */
 
+import { pciKeyText } from './key-spelling.js';
+
 /** Process exit codes, documented in README.md. */
 export const ExitCode = {
   ok: 0,
@@ -98,19 +100,33 @@ export const ERROR_CATALOG = {
     exit: 'state',
     summary: 'The daemon stopped while the operation ran; recovery at its next start rolled the operation back.',
   },
+  HOSTDEV_CLAIM_MISMATCH: {
+    exit: 'conflict',
+    summary: 'The device at a claimed address is not the one the claim was made for (another vendor:device).',
+  },
+  HOSTDEV_NOT_CLAIMED: { exit: 'notFound', summary: 'No claim is defined for the device.' },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 
 export interface HostdevErrorDetails {
+  /** The PCI function the error names; `key` is then its device key (pci:ADDRESS), set by the constructor. */
   readonly address?: string;
+  readonly key?: string;
   readonly driver?: string | null;
-  /** An Owner (core/tables.ts), spelled out here so that the catalog imports nothing. */
+  /** An Owner (core/tables.ts), spelled out here so that the catalog imports nothing but the key's spelling. */
   readonly owner?: { readonly driver: string; readonly domain: string; readonly hypervisor: string; readonly vm: string } | null;
   readonly errno?: string;
   readonly path?: string;
   readonly [key: string]: unknown;
+}
+
+/** Details that name a PCI function carry its device key beside its address. */
+function withKey(details: HostdevErrorDetails): HostdevErrorDetails {
+  if (typeof details.address !== 'string' || details.key !== undefined) return details;
+  const { address, ...rest } = details;
+  return { key: pciKeyText(address), address, ...rest };
 }
 
 export class HostdevError extends Error {
@@ -127,7 +143,7 @@ export class HostdevError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.hint = options.hint;
-    this.details = options.details ?? {};
+    this.details = withKey(options.details ?? {});
   }
 
   get exitCode(): number {

@@ -128,11 +128,6 @@ export interface NonPciInventory {
   readonly warnings: readonly string[];
 }
 
-/** One of the kinds, in key order. */
-export function devicesOfKind(inventory: NonPciInventory, kind: NonPciKind): readonly NonPciDevice[] {
-  return inventory[kind];
-}
-
 /** "1050:0407 Yubico YubiKey OTP+FIDO+CCID"-like description of any kind, for tables. */
 export function describeNonPci(device: NonPciDevice): string {
   switch (device.kind) {

@@ -24,6 +24,12 @@ interface DetachRequest {
   /** null: the one made for the device (its vfio-pci variant when modules.alias names one, else vfio-pci). */
   readonly stubDriver: string | null;
   readonly force: boolean;
+  /**
+   * A device found on its stub with no entry is recorded as taken from that stub (a reattach leaves
+   * it there); `fromBoot` records it as taken from no driver instead, so a reattach probes for its
+   * host driver: a claim put it on the stub at boot, before any host driver could bind.
+   */
+  readonly fromBoot?: boolean;
 }
 
 function emptyPlan(operation: Plan['operation']): Plan {
@@ -71,7 +77,7 @@ export function planDetach(view: HostView, request: DetachRequest): Plan {
     address: device.address,
     managed: false,
     stubDriver,
-    originalDriver: device.driver,
+    originalDriver: request.fromBoot === true && device.driver === stubDriver ? null : device.driver,
   };
   const notes =
     steps.length === 0

@@ -105,9 +105,10 @@ export function onHostDriver(actual: string | null, bound: boolean): boolean {
 /**
  * The part of an operation a group of steps belongs to (what `failures[].phase` names). `vf-net`:
  * a VF's network config, saved and set before an assign's first sysfs write, put back before a
- * release's.
+ * release's. `recover`: recovery's repair of a device an unfinished operation left; `vf-count`: a
+ * PF's sriov_numvfs (and sriov_drivers_autoprobe) writes.
  */
-export type Phase = 'detach' | 'reset' | 'reattach' | 'vf-net';
+export type Phase = 'detach' | 'reset' | 'reattach' | 'vf-net' | 'recover' | 'vf-count';
 
 /** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
 export interface StepGroup {
@@ -132,8 +133,13 @@ export interface Fallback {
 
 export interface Plan {
   readonly operation: PlanOperationName;
-  /** On a failed group: undo everything done so far (all or nothing), or carry on with the other devices. */
-  readonly onFailure: 'rollback' | 'continue';
+  /**
+   * On a failed group: `rollback` undoes everything done so far (all or nothing); `continue` takes
+   * that device back to where its group found it and carries on with the other devices; `leave`
+   * leaves the device where the failed step left it and carries on (recovery records where it
+   * stopped); `stop` leaves it and runs no further group (a VF count cannot be taken back).
+   */
+  readonly onFailure: 'rollback' | 'continue' | 'leave' | 'stop';
   readonly fallbacks: readonly Fallback[];
   readonly groups: readonly StepGroup[];
   /** Table changes applied in one commit when the plan succeeds. */

@@ -113,10 +113,17 @@ export function formatOwner(owner: Owner | null): string {
   return owner === null ? 'detached, no owner' : `driver ${owner.hypervisor}, domain ${owner.vm}`;
 }
 
-/** The OWNER column (list, show, groups, vf list): "qemu/vm1", "hostdev (detached)", or "-" when in no table. */
-export function ownerCell(place: { readonly table: TableName; readonly owner?: Owner | null } | null): string {
+/** Who holds a device claimed from boot (inactive table, a claim defined for it): `hostdev/claim`. */
+export const CLAIM_OWNER: Owner = makeOwner('hostdev', 'claim');
+
+/**
+ * The OWNER column (list, show, groups, vf list, status): "qemu/vm1", "hostdev (detached)",
+ * "hostdev/claim" (detached by a claim), or "-" when in no table.
+ */
+export function ownerCell(place: { readonly table: TableName; readonly owner?: Owner | null; readonly claimed?: boolean } | null): string {
   if (place === null) return '-';
-  return place.table === 'active' && place.owner ? ownerName(place.owner) : 'hostdev (detached)';
+  if (place.table === 'active' && place.owner) return ownerName(place.owner);
+  return place.claimed === true ? ownerName(CLAIM_OWNER) : 'hostdev (detached)';
 }
 
 /** The short name of an owner, as columns and `held by` print it: "qemu/vm1". */

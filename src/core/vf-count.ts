@@ -1,7 +1,7 @@
 import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
 import type { KernelFiles } from './kernel-files.js';
-import type { Step } from './plan-types.js';
+import type { Plan, RestorePoint, Step } from './plan-types.js';
 import { formatOwner, type Owner, type TableName } from './tables.js';
 
 /**
@@ -32,6 +32,8 @@ export interface VfCountRequest {
   readonly autoprobe: boolean | null;
   readonly isStubDriver: (driver: string) => boolean;
   readonly files: KernelFiles;
+  /** The PF's driver and override (what its journal rows record). */
+  readonly restore: RestorePoint;
 }
 
 /** A write of sriov_drivers_autoprobe or sriov_numvfs: a `write` step the executor runs like any other. */
@@ -43,6 +45,8 @@ export interface VfCountPlan {
   readonly to: number;
   /** The sysfs writes, in order. */
   readonly writes: readonly PlannedWrite[];
+  /** The writes as the executor applies them: a group each, the first that fails ends the plan. */
+  readonly plan: Plan;
   /** VFs that must leave the tables (with --force): pruned after the count goes to 0. */
   readonly prune: readonly VfHolding[];
   /** VFs on a stub driver outside the tables, pulled away by --force (reported, nothing to clean). */
@@ -113,6 +117,16 @@ export function planVfCount(request: VfCountRequest): VfCountPlan {
     from: numVfs,
     to: requested,
     writes,
+    plan: {
+      operation: 'vf-set-count',
+      onFailure: 'stop',
+      fallbacks: [],
+      groups: writes.map((write) => ({ address: pf, phase: 'vf-count', restore: request.restore, steps: [write] })),
+      changes: [],
+      pruned: [],
+      resets: [],
+      notes: [],
+    },
     prune: blocking.filter((vf) => vf.table !== null),
     stubbed: blocking.filter((vf) => vf.table === null),
     expectDriver: request.autoprobe !== false,

@@ -6,15 +6,27 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { PciAddress } from '../core/address.js';
 import { HostdevError, isHostdevError, type ErrorCode } from '../core/errors.js';
+import { WIRE_KINDS, type DaemonOperationName } from '../core/operations.js';
 import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
-import type { VfNetRequest } from '../core/vf-net-config.js';
-import type { HostdevService, VfNetRequests } from '../service/hostdev-service.js';
+import type { HostdevService } from '../service/hostdev-service.js';
 import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
 import { parsePciRef, pciKey } from '../core/device-key.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { OperationLog } from './operations.js';
+import {
+  adoptRequest,
+  assignRequest,
+  detachRequest,
+  hotplugRequest,
+  nodeRequest,
+  releaseDevices,
+  releaseRequest,
+  setCountRequest,
+  unplugRequest,
+  type MutationMode,
+} from './requests.js';
 import {
   API_EXTENSIONS,
   API_VERSION,
@@ -68,10 +80,10 @@ interface Outcome {
 }
 
 interface MutationSpec {
-  readonly kind: string;
+  readonly operation: DaemonOperationName;
   readonly owner: Owner | null;
   readonly devices: readonly PciAddress[];
-  readonly run: (service: HostdevService, mode: { dryRun: boolean; operationId?: string }) => Promise<Outcome>;
+  readonly run: (service: HostdevService, mode: MutationMode) => Promise<Outcome>;
   /** A failure that means the request had been done already (the same assign by the same owner). */
   readonly alreadyDone?: (error: HostdevError) => Promise<boolean>;
 }
@@ -223,7 +235,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   async function mutate(request: FastifyRequest, reply: FastifyReply, spec: MutationSpec): Promise<FastifyReply> {
     const query = parse(MutationQuery, request.query, 'query');
     const base = {
-      kind: spec.kind,
+      kind: WIRE_KINDS[spec.operation],
       owner: spec.owner,
       devices: spec.devices.map(pciKey),
       createdAt: new Date().toISOString(),
@@ -260,7 +272,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       error: null,
     };
     operations.start(running);
-    events.publish({ type: 'operation', action: 'start', key: running.devices[0] ?? null, owner: spec.owner, details: { id, kind: spec.kind, devices: running.devices } });
+    events.publish({ type: 'operation', action: 'start', key: running.devices[0] ?? null, owner: spec.owner, details: { id, kind: WIRE_KINDS[spec.operation], devices: running.devices } });
     const started = performance.now();
     const work = (async (): Promise<void> => {
       try {
@@ -287,25 +299,14 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     return withWarnings(reply, done.warnings).send(done);
   }
 
-  const wait = (body: { waitMs?: number | undefined }): { wait?: { timeoutMs: number } } =>
-    body.waitMs === undefined ? {} : { wait: { timeoutMs: body.waitMs } };
-
   app.post('/v1/devices/:key/detach', async (request, reply) => {
     const address = parsePciRef((request.params as { key: string }).key);
     const body = parse(DetachBody, request.body ?? undefined, 'body');
     return mutate(request, reply, {
-      kind: 'detach',
+      operation: 'detach',
       owner: null,
       devices: [address],
-      run: async (svc, mode) => {
-        const report = await svc.detach(address, {
-          ...mode,
-          ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
-          force: body.force ?? false,
-          ...wait(body),
-        });
-        return { json: operationJson(report), warnings: [] };
-      },
+      run: async (svc, mode) => ({ json: operationJson(await svc.detach(detachRequest(address, body, mode))), warnings: [] }),
     });
   });
 
@@ -314,10 +315,10 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       const address = parsePciRef((request.params as { key: string }).key);
       const body = parse(PlainBody, request.body ?? undefined, 'body');
       return mutate(request, reply, {
-        kind,
+        operation: kind,
         owner: null,
         devices: [address],
-        run: async (svc, mode) => ({ json: operationJson(await svc[kind](address, { ...mode, ...wait(body) })), warnings: [] }),
+        run: async (svc, mode) => ({ json: operationJson(await svc[kind](nodeRequest(address, body, mode))), warnings: [] }),
       });
     });
   }
@@ -326,53 +327,23 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     const pf = parsePciRef((request.params as { key: string }).key);
     const body = parse(SriovBody, request.body, 'body');
     return mutate(request, reply, {
-      kind: 'sriov',
+      operation: 'vf-set-count',
       owner: null,
       devices: [pf],
-      run: async (svc, mode) => {
-        const report = await svc.vf.setCount({
-          pf,
-          count: body.numVfs,
-          force: body.force ?? false,
-          autoprobe: body.autoprobe ?? null,
-          ...(body.waitMs === undefined ? {} : { waitMs: body.waitMs }),
-          ...mode,
-        });
-        return { json: report, warnings: [] };
-      },
+      run: async (svc, mode) => ({ json: await svc.vf.setCount(setCountRequest(pf, body, mode)), warnings: [] }),
     });
   });
 
-  /** The devices, owner and holder a body names (assign, adopt). */
-  const domainRequest = (body: { domain: string; hypervisor?: string | undefined; devices: string[]; holderPid?: number | undefined; qmp?: string | undefined }) => {
-    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
-    const holder = { ...(body.holderPid === undefined ? {} : { holderPid: body.holderPid }), ...(body.qmp === undefined ? {} : { qmp: body.qmp }) };
-    return { addresses: body.devices.map(parsePciRef), owner, request: { domain: body.domain, hypervisor: owner.hypervisor, ...holder } };
-  };
-
-  /** The assign options of a body (assign, hotplug); JSON has no undefined: only the fields sent are carried. */
-  const assignOptions = (body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hypervisor' | 'qmp'>) => {
-    const vf: VfNetRequests | undefined =
-      body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
-    return {
-      managed: body.managed ?? true,
-      withGroup: body.withGroup ?? false,
-      force: body.force ?? false,
-      ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
-      ...(vf === undefined ? {} : { vf }),
-      ...wait(body),
-    };
-  };
-
   app.post('/v1/assignments', async (request, reply) => {
     const body = parse(AssignBody, request.body, 'body');
-    const { addresses, owner, request: named } = domainRequest(body);
+    const addresses = body.devices.map(parsePciRef);
+    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
     return mutate(request, reply, {
-      kind: 'assign',
+      operation: 'assign',
       owner,
       devices: addresses,
       run: async (svc, mode) => {
-        const report = await svc.assign({ ...named, ...assignOptions(body), addresses, ...mode });
+        const report = await svc.assign(assignRequest(body, owner.hypervisor, mode));
         return { json: operationJson(report), warnings: report.warnings };
       },
       // The same assign again by the same owner: every device is already this owner's.
@@ -388,13 +359,12 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   app.post('/v1/domains/:hypervisor/:domain/hotplug', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
     const body = parse(HotplugBody, request.body, 'body');
-    const { addresses, owner, request: named } = domainRequest({ ...body, domain, hypervisor });
     return mutate(request, reply, {
-      kind: 'hotplug',
-      owner,
-      devices: addresses,
+      operation: 'hotplug',
+      owner: makeOwner(hypervisor, domain),
+      devices: body.devices.map(parsePciRef),
       run: async (svc, mode) => {
-        const report = await svc.hotplug({ ...named, ...assignOptions(body), qmp: body.qmp, addresses, ...mode });
+        const report = await svc.hotplug(hotplugRequest({ hypervisor, domain }, body, mode));
         return { json: hotplugJson(report), warnings: report.assign?.warnings ?? [] };
       },
     });
@@ -403,13 +373,12 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   app.post('/v1/domains/:hypervisor/:domain/unplug', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
     const body = parse(UnplugBody, request.body, 'body');
-    const addresses = body.devices.map(parsePciRef);
     return mutate(request, reply, {
-      kind: 'unplug',
+      operation: 'unplug',
       owner: makeOwner(hypervisor, domain),
-      devices: addresses,
+      devices: body.devices.map(parsePciRef),
       run: async (svc, mode) => {
-        const report = await svc.unplug({ qmp: body.qmp, domain, hypervisor, addresses, ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }), ...mode });
+        const report = await svc.unplug(unplugRequest({ hypervisor, domain }, body, mode));
         return { json: unplugJson(report), warnings: report.release.warnings };
       },
     });
@@ -417,28 +386,25 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
 
   app.post('/v1/adoptions', async (request, reply) => {
     const body = parse(AdoptBody, request.body, 'body');
-    const { addresses, owner, request: named } = domainRequest(body);
+    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
     return mutate(request, reply, {
-      kind: 'adopt',
+      operation: 'adopt',
       owner,
-      devices: addresses,
-      run: async (svc, mode) => {
-        const report = await svc.adopt({ ...named, addresses, ...(body.managed === undefined ? {} : { managed: body.managed }), ...mode });
-        return { json: operationJson(report), warnings: [] };
-      },
+      devices: body.devices.map(parsePciRef),
+      run: async (svc, mode) => ({ json: operationJson(await svc.adopt(adoptRequest(body, owner.hypervisor, mode))), warnings: [] }),
     });
   });
 
   app.delete('/v1/assignments/:hypervisor/:domain', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
     const query = parse(ReleaseQuery, request.query, 'query');
-    const addresses = query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(parsePciRef);
+    const addresses = releaseDevices(query);
     return mutate(request, reply, {
-      kind: 'release',
+      operation: 'release',
       owner: makeOwner(hypervisor, domain),
       devices: addresses ?? [],
       run: async (svc, mode) => {
-        const report = await svc.release({ domain, hypervisor, ...(addresses === undefined ? {} : { addresses }), ...wait(query), ...mode });
+        const report = await svc.release(releaseRequest({ hypervisor, domain }, query, mode));
         return { json: operationJson(report), warnings: report.warnings };
       },
     });

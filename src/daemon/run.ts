@@ -13,6 +13,7 @@ import { VmMonitors } from './vm-monitors.js';
 import { buildApp, inFlightOf } from './app.js';
 import { pciKey } from '../core/device-key.js';
 import { makeOwner } from '../core/tables.js';
+import { operationOfKind } from '../core/operations.js';
 import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
 import { activatedListeners, listenOnDir, type Listener } from './listen.js';
@@ -103,7 +104,7 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): 
   for (const record of operations.running()) {
     if (record.id === null) continue;
     const repaired = recovery.repaired.filter(
-      (device) => device.operation === record.kind && (record.devices.length === 0 || record.devices.includes(pciKey(device.address))),
+      (device) => device.operation === operationOfKind(record.kind) && (record.devices.length === 0 || record.devices.includes(pciKey(device.address))),
     );
     const forward = repaired.length > 0 && repaired.every((device) => device.direction === 'rolled-forward' && device.outcome === 'ok');
     const finishedAt = new Date().toISOString();

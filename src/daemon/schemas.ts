@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WIRE_KINDS } from '../core/operations.js';
 
 /**
  * The API's request and response shapes. Requests are checked with these schemas; the OpenAPI
@@ -333,7 +334,7 @@ export const OperationState = z.enum(['running', 'completed', 'failed']);
 export const OperationRecord = z
   .strictObject({
     id: z.string().nullable().describe('the journal id of the operation (null for a dry run)'),
-    kind: z.string().describe('detach, reattach, reset, assign, release, sriov'),
+    kind: z.enum(Object.values(WIRE_KINDS)).describe('the operation: detach, reattach, reset, assign, release, sriov (vf set-count), adopt, hotplug, unplug'),
     state: OperationState,
     dryRun: z.boolean(),
     owner: Owner.nullable(),

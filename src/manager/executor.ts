@@ -7,31 +7,44 @@ import { hostDriverWanted, onHostDriver, type Phase, type Plan, type RestorePoin
 import { removeChange, type TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
-import type { Operation, StateChange } from '../state/store.js';
+import type { CommitOptions, Operation, StateChange } from '../state/store.js';
 import { kernelWriteFailed, moduleUnavailable, type WriteContext } from './kernel-errors.js';
 import { pendingWarning, toStored, type VfNetConfigurator } from './vf-net.js';
 
-interface GroupFailure {
+export interface GroupFailure {
   readonly address: PciAddress;
   readonly phase: Phase;
+  /** The failed group's place in the plan. */
+  readonly index: number;
   readonly error: HostdevError;
 }
 
 export interface Execution {
   /** The table changes committed. */
   readonly changes: readonly TableChange[];
-  /** Groups that failed (only with onFailure 'continue'; a 'rollback' plan throws instead). */
+  /** Groups that failed (not with onFailure 'rollback': such a plan throws instead). */
   readonly failures: readonly GroupFailure[];
   /** Devices found gone once the steps ran (see `settle`), pruned in the same commit. */
   readonly pruned: readonly PciAddress[];
+  /** Saved VF configs that could not be put back (their rows are kept for the next run). */
+  readonly netPending: ReadonlyArray<{ readonly address: PciAddress; readonly reason: string }>;
 }
 
 /**
  * Runs after the steps, before the commit: the reconcile of the devices the plan worked on (a
  * device may have left the host while the steps ran). Its changes go into the same commit, after
  * the plan's; a failed group of a device it pruned is no failure (there is nothing left to fail).
+ * It hears the failed groups (a `leave` plan records where their devices stopped) and may add the
+ * commit's options.
  */
-export type Settle = () => Promise<{ readonly changes: readonly StateChange[]; readonly pruned: readonly PciAddress[] }>;
+export type Settle = (outcome: {
+  readonly failures: readonly GroupFailure[];
+  readonly netPending: Execution['netPending'];
+}) => Promise<{
+  readonly changes: readonly StateChange[];
+  readonly pruned: readonly PciAddress[];
+  readonly commit?: CommitOptions;
+}>;
 
 /** The reads the steps need between writes (HostReader has them). */
 export interface StepReader {
@@ -53,8 +66,8 @@ export interface ExecutorPorts {
 /**
  * Where a step is recorded. An operation journals every sysfs write before making it (op.intend,
  * then op.done) and saves a VF's network config in its own row (the row is that step's journal:
- * recovery puts back any saved row whose VF is not assigned). Recovery records nothing: the dead
- * operation's rows stand until the commit that records what recovery did.
+ * recovery puts back any saved row whose VF is not assigned). Recovery's own rows stand beside the
+ * dead operation's until the commit that records what recovery did clears both.
  */
 interface StepRecord {
   readonly op: Operation;
@@ -72,12 +85,8 @@ function touchedNothing(): Touched {
   return { devices: [], netSaved: [], netRestored: [] };
 }
 
-/**
- * Runs steps in order, the one step runner of hostdev: operations (through executePlan), recovery's
- * repairs and `vf set-count` all go through it. `record` null: nothing is journaled (recovery).
- * A failed step throws a catalog error (the errno mapped in kernel-errors.ts).
- */
-export async function runSteps(
+/** Steps in order, the one step runner; only the executor's own paths call it. */
+async function runSteps(
   steps: readonly Step[],
   ports: ExecutorPorts,
   record: StepRecord | null,
@@ -87,11 +96,20 @@ export async function runSteps(
   for (const step of steps) await runStep(step, ports, record, touched, context);
 }
 
+export interface ExecuteOptions {
+  /** Bookkeeping that goes in the same commit as the plan's table changes (not on a rollback). */
+  readonly extra?: readonly StateChange[];
+  readonly settle?: Settle;
+  /** What a refused write's error may say (a PF's sriov_totalvfs). */
+  readonly context?: WriteContext;
+}
+
 /**
- * Applies a plan under the state lock. Every kernel write is journaled first (op.intend), then
- * written, then marked done; the driver link is read back where the plan says so. VF network
- * config is saved (its own durable row) before it is set. The table changes go in ONE op.commit
- * at the end.
+ * Applies a plan under the state lock: the one way hostdev applies steps (operations, recovery's
+ * repairs, `vf set-count`). Every kernel write is journaled first (op.intend), then written, then
+ * marked done; the driver link is read back where the plan says so. VF network config is saved
+ * (its own durable row) before it is set. The table changes go in ONE op.commit at the end. A
+ * failed step is a catalog error (the errno mapped in kernel-errors.ts).
  *
  * On a failed group: an all-or-nothing plan (assign, detach, reattach) undoes what it did, device
  * by device in reverse order, back to each device's restore point, then puts back the VF network
@@ -99,21 +117,23 @@ export async function runSteps(
  * journal is left for recovery on next open. A 'continue' plan (release) takes that device back
  * to where the group found it, records the failure, applies the group's fallback table change and
  * goes on with the other devices; a VF config it could not put back is a warning, its row kept.
+ * A 'leave' plan (recovery) records the failure and goes on, the device left where it stopped;
+ * a 'stop' plan (vf set-count) records it and runs no further group. The table changes of a
+ * device whose group failed or never ran are left out unless a fallback names them.
  */
-export async function executePlan(
-  plan: Plan,
-  op: Operation,
-  ports: ExecutorPorts,
-  /** Bookkeeping that goes in the same commit as the plan's table changes (not on a rollback). */
-  extra: readonly StateChange[] = [],
-  settle: Settle = async () => ({ changes: [], pruned: [] }),
-): Promise<Execution> {
+export async function executePlan(plan: Plan, op: Operation, ports: ExecutorPorts, options: ExecuteOptions = {}): Promise<Execution> {
   const touched = touchedNothing();
   const failures: GroupFailure[] = [];
+  const netPending: Array<{ address: PciAddress; reason: string }> = [];
+  const skipped = new Set<string>();
 
-  for (const group of plan.groups) {
+  for (const [index, group] of plan.groups.entries()) {
+    if (plan.onFailure === 'stop' && failures.length > 0) {
+      skipped.add(group.address);
+      continue;
+    }
     try {
-      await runGroup(group, op, ports, touched);
+      await runGroup(group, op, ports, touched, options.context ?? {});
     } catch (caught) {
       const error = isHostdevError(caught) ? caught : kernelWriteFailed(caught, group.address);
       if (plan.onFailure === 'rollback') {
@@ -126,18 +146,22 @@ export async function executePlan(
         throw error;
       }
       if (group.phase === 'vf-net') {
-        // A release puts the saved config back first; one it cannot put back now is kept for the next run.
+        // A saved config is put back first; one it cannot put back now is kept for the next run.
         ports.warn?.(pendingWarning(group.address, error.message));
+        netPending.push({ address: group.address, reason: error.message });
         continue;
       }
-      // This device only: back to where the group found it (a failed reattach leaves it on the stub).
       let reported = error;
-      try {
-        await rollBack([{ address: group.address, restore: group.restore }], op, ports, error);
-      } catch (undo) {
-        reported = isHostdevError(undo) ? undo : error;
+      if (plan.onFailure === 'continue') {
+        // This device only: back to where the group found it (a failed reattach leaves it on the stub).
+        try {
+          await rollBack([{ address: group.address, restore: group.restore }], op, ports, error);
+        } catch (undo) {
+          reported = isHostdevError(undo) ? undo : error;
+        }
       }
-      failures.push({ address: group.address, phase: group.phase, error: reported });
+      skipped.add(group.address);
+      failures.push({ address: group.address, phase: group.phase, index, error: reported });
     }
   }
 
@@ -147,21 +171,23 @@ export async function executePlan(
       .filter((fallback) => failed.has(`${fallback.address} ${fallback.phase}`))
       .map((fallback) => [fallback.address as string, fallback.change]),
   );
-  const planned = plan.changes.map((change) => fallbacks.get(change.kind === 'remove' ? change.address : change.entry.address) ?? change);
-  const settled = await settle();
+  const addressOf = (change: TableChange): string => (change.kind === 'remove' ? change.address : change.entry.address);
+  const planned = plan.changes.flatMap((change) => {
+    const fallback = fallbacks.get(addressOf(change));
+    if (fallback !== undefined) return [fallback];
+    return plan.onFailure !== 'continue' && skipped.has(addressOf(change)) ? [] : [change];
+  });
+  const settled = options.settle === undefined ? { changes: [], pruned: [] } : await options.settle({ failures, netPending });
   const gone = new Set<string>(settled.pruned);
-  const changes = [
-    ...planned.filter((change) => !gone.has(change.kind === 'remove' ? change.address : change.entry.address)),
-    ...settled.pruned.map(removeChange),
-  ];
+  const changes = [...planned.filter((change) => !gone.has(addressOf(change))), ...settled.pruned.map(removeChange)];
   // A VF config put back is dropped in the same commit that lets the VF go.
   const dropped = touched.netRestored.filter((address) => !gone.has(address)).map((address): StateChange => ({ kind: 'drop-vf-config', address }));
-  op.commit([...planned, ...extra, ...settled.changes, ...dropped]);
-  return { changes, failures: failures.filter((failure) => !gone.has(failure.address)), pruned: settled.pruned };
+  op.commit([...planned, ...(options.extra ?? []), ...settled.changes, ...dropped], 'commit' in settled ? settled.commit : undefined);
+  return { changes, failures: failures.filter((failure) => !gone.has(failure.address)), pruned: settled.pruned, netPending };
 }
 
-async function runGroup(group: StepGroup, op: Operation, ports: ExecutorPorts, touched: Touched): Promise<void> {
-  await runSteps(group.steps, ports, { op, restore: group.restore }, touched);
+async function runGroup(group: StepGroup, op: Operation, ports: ExecutorPorts, touched: Touched, context: WriteContext): Promise<void> {
+  await runSteps(group.steps, ports, { op, restore: group.restore }, touched, context);
 }
 
 function netOf(ports: ExecutorPorts, step: Step): VfNetConfigurator {

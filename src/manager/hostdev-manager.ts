@@ -14,7 +14,7 @@ import type { VfNetRequest } from '../core/vf-net-config.js';
 import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
-import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
+import { sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -96,6 +96,8 @@ export interface DetachOptions {
   readonly force?: boolean;
   readonly dryRun?: boolean;
   readonly operationId?: string;
+  /** A claim's device put on its stub at boot: recorded as taken from no driver (see planDetach). */
+  readonly fromBoot?: boolean;
 }
 
 export interface AssignRequest {
@@ -202,7 +204,7 @@ export class HostdevManager {
     return this.perform(
       'detach',
       () => ({ addresses: [address], drivers: stubDriver !== null ? [stubDriver] : [], hostUse: true, vfioStubs: stubDriver === null }),
-      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false }),
+      (view) => planDetach(view, { address, stubDriver, force: options.force ?? false, fromBoot: options.fromBoot ?? false }),
       options,
       (_op, plan, view) => this.identityNotes(plan, view),
     ).then(([plan, execution]) => this.withPreview(operationReport(plan, execution)));
@@ -494,13 +496,10 @@ export class HostdevManager {
         net: new VfNetConfigurator(this.net),
         ...(mode.onWarning === undefined ? {} : { warn: mode.onWarning }),
       };
-      const execution = await executePlan(
-        planned,
-        op,
-        ports,
-        await bookkeeping(op, planned, seen),
-        settle === undefined ? undefined : () => settle(op, planned),
-      );
+      const execution = await executePlan(planned, op, ports, {
+        extra: await bookkeeping(op, planned, seen),
+        ...(settle === undefined ? {} : { settle: () => settle(op, planned) }),
+      });
       return [planned, execution];
     }, mode.operationId);
   }

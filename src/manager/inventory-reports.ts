@@ -17,11 +17,13 @@ import type { TableLookup, TableMembership } from './table-lookup.js';
 
 /**
  * The same two fields wherever a device is printed with its tables (list, show, groups):
- * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null.
+ * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null; a claimed device
+ * (inactive, a claim defined for it) has `claimed: true` besides.
  */
-export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null } {
+export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null; claimed?: true } {
   if (membership === null) return { owner: null, table: null };
-  return membership.table === 'active' ? { owner: membership.owner, table: 'active' } : { owner: null, table: 'inactive' };
+  if (membership.table === 'active') return { owner: membership.owner, table: 'active' };
+  return membership.claimed === true ? { owner: null, table: 'inactive', claimed: true } : { owner: null, table: 'inactive' };
 }
 
 /** A device as `--json` prints it: its key, then PciDevice's fields in their order. */

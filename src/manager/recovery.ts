@@ -1,24 +1,11 @@
 import type { PciAddress } from '../core/address.js';
 import type { OperationName } from '../core/operations.js';
-import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
-import { reattachSteps, restoreSteps } from '../core/plan-device.js';
-import { formatStep, type RestorePoint, type Step } from '../core/plan-types.js';
+import { driversToCheck, planRecovery, repairFallback, type RepairDirection, type UnfinishedDevice } from '../core/plan-recovery.js';
+import { formatStep } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
-import { DEFAULT_STUB_DRIVER, isStubDriver, moduleOf } from '../core/stub-driver.js';
-import {
-  applyChanges,
-  formatOwner,
-  removeChange,
-  TableIndex,
-  toInactive,
-  type Located,
-  type Owner,
-  type TableChange,
-  type TableName,
-  type Tables,
-} from '../core/tables.js';
+import { applyChanges, formatOwner, TableIndex, type Located, type Owner, type TableChange, type TableName, type Tables } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
 import type { NetPort } from '../net/net-port.js';
@@ -26,10 +13,8 @@ import type { JournalRecord, Operation, StateChange, StateStore } from '../state
 import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { pruneVanished, type PrunedEntry } from './reconcile.js';
 import { HostReader } from './host-reader.js';
-import { reviewVfConfigs, VfNetConfigurator, vfConfigsSettled } from './vf-net.js';
-import { runSteps, type ExecutorPorts, type StepReader } from './executor.js';
-import { bindFailed } from '../core/plan-errors.js';
-import type { SavedVfNet } from '../core/vf-net-config.js';
+import { VfNetConfigurator, vfConfigsSettled } from './vf-net.js';
+import { executePlan, type Settle, type StepReader } from './executor.js';
 
 /** The reads recovery needs (HostReader has them), each asynchronous and bounded. */
 export interface RecoveryReader extends StepReader {
@@ -45,7 +30,7 @@ export interface RepairedDevice {
   readonly address: PciAddress;
   /** The operation that never finished: detach, reattach, reset, assign, release. */
   readonly operation: OperationName;
-  readonly direction: 'rolled-back' | 'rolled-forward';
+  readonly direction: RepairDirection;
   /** "ok": consistent again; "failed": could not be driven there (see error and warnings). */
   readonly outcome: 'ok' | 'failed';
   /** Its driver after recovery, and where the tables record it. */
@@ -106,9 +91,6 @@ export function recoveryWouldAct(report: RecoveryReport): boolean {
   return report.repaired.length > 0 || report.pruned.length > 0 || report.vfConfig.length > 0;
 }
 
-/** The operation names whose unfinished devices are rolled forward (see `direction`). */
-const TOWARD_HOST = new Set(['release', 'reattach']);
-
 /**
  * Brings the host and the tables back to a state where every device is either fully assigned
  * (or detached) as recorded, or back on its original driver and in no table. Runs on every
@@ -121,9 +103,11 @@ const TOWARD_HOST = new Set(['release', 'reattach']);
  * writes nothing: it only reports drift. Otherwise it works under the state lock, where any journal row left
  * belongs to an operation that died (a live one holds the lock until its commit clears them).
  *
- * Recovery writes no journal rows of its own: it clears the dead operations' rows only in the
- * commit that records its result, and every step is computed from the device's state as read
- * now, so a recovery killed half-way is simply done again by the next open.
+ * The repairs are a plan (core/plan-recovery.ts) applied by the one executor, which journals
+ * their writes like any operation's. The dead operations' rows are cleared only in the commit
+ * that records the result, together with recovery's own, and every step is computed from the
+ * device's state as read now: a recovery killed half-way is done again by the next open, from
+ * the first (the dead operation's) row of each device.
  */
 export async function recover(
   store: StateStore,
@@ -142,8 +126,6 @@ export async function recover(
   const before = store.readState();
   const vfSettled = (): boolean =>
     net === null || vfConfigsSettled(store.readVfConfigs(), new Set<string>(before.tables.active.map((entry) => entry.address)));
-  // Repairs and VF config go through the executor's step runner; recovery journals nothing of its own.
-  const ports: ExecutorPorts = { kernel, reader, ...(net === null ? {} : { net }) };
   if (before.journal.length === 0 && vfSettled()) {
     const look = await inspect(before.tables, reader);
     if (look.vanished.length === 0) {
@@ -161,62 +143,116 @@ export async function recover(
     const tables = op.tables();
     const unfinished = op.unfinished();
     const index = new TableIndex(tables);
-    const warnings: string[] = [];
-    const repaired: RepairedDevice[] = [];
-    const changes: StateChange[] = [];
-    const replaced = new Map<PciAddress, { pf: PciAddress; vfIndex: number }>();
+    const order: PciAddress[] = [];
+    const setCounts = new Map<PciAddress, NonNullable<Awaited<ReturnType<typeof settleVfSetCount>>>>();
+    const devices: UnfinishedDevice[] = [];
     for (const [address, rows] of byAddress(unfinished)) {
+      order.push(address);
       const setCount = await settleVfSetCount(address, rows, index, reader);
       if (setCount !== null) {
-        if (setCount.repaired) repaired.push(setCount.repaired);
-        if (setCount.replaced) replaced.set(address, setCount.replaced);
+        setCounts.set(address, setCount);
         continue;
       }
-      const result = await repairDevice(address, rows, index.find(address), ports, reader, warnings, dryRun);
-      if (result.repaired) repaired.push(result.repaired);
-      if (result.change) changes.push(result.change);
-      // A failed repair has said so already (repairDevice's warning); a done one says it here.
-      if (result.repaired?.outcome === 'ok') warnings.push(repairedWarning(result.repaired));
+      const first = rows[0]!;
+      devices.push({ address, operation: first.operationName, restore: first.restore, located: index.find(address), device: await reader.device(address) });
     }
-    // VFs a killed `vf set-count --force` was pruning, once their PF's VFs were removed or made
-    // anew: the entry names a VF that left the host (a VF now at its address is another one).
-    // The operator let them go with --force: not awaited back (as vf set-count itself records them).
-    const replacedPrune = pruneVanished(op, new Set(replaced.keys()), 'vf-set-count', { known: replaced, awaitReturn: false });
-    changes.push(...replacedPrune.changes);
-    const look = await inspect(applyChanges(tables, changes.filter(isTableChange)), reader);
-    const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
-    const pruned = [...replacedPrune.pruned, ...prune.pruned];
-    changes.push(...prune.changes);
-    for (const { address, table, usedBy } of pruned) {
-      warnings.push(
-        `${address} is no longer on this host; dropped from the ${table} table` +
-          (usedBy ? ` (it was used by ${formatOwner(usedBy)})` : ''),
-      );
-    }
-    warnings.push(...look.drift.map(driftWarning));
-    const vfConfig: VfConfigRepair[] = [];
-    if (net !== null) {
-      const after = applyChanges(tables, changes.filter(isTableChange));
-      const restore = dryRun
-        ? () => Promise.resolve()
-        : (saved: SavedVfNet) => runSteps([{ kind: 'net-restore', address: saved.address, saved }], ports, null);
-      const active = new Set<string>(after.active.map((entry) => entry.address));
-      const review = await reviewVfConfigs(op.vfConfigs(), active, { restore, exists: (address) => reader.exists(address) });
-      changes.push(...review.changes);
-      vfConfig.push(
-        ...review.report.restored.map((address) => ({ key: pciKey(address), address, outcome: 'restored' as const, reason: null })),
-        ...review.report.dropped.map((address) => ({ key: pciKey(address), address, outcome: 'dropped' as const, reason: null })),
-        ...review.report.pending.map((item) => ({ key: pciKey(item.address), address: item.address, outcome: 'pending' as const, reason: item.reason })),
-      );
-      warnings.push(...vfConfig.map(vfConfigWarning));
-    }
-    const report: RecoveryReport = dryRun
-      ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, warnings: look.drift.map(driftWarning) }
-      : { repaired, pruned, drift: look.drift, vfConfig, warnings };
+    const drivers = driversToCheck(devices);
+    const loaded = await Promise.all(drivers.map((driver) => reader.driverLoaded(driver)));
+    const saved = net === null ? [] : op.vfConfigs();
+    const present = await Promise.all(saved.map((row) => reader.exists(row.address)));
+    const planned = planRecovery({
+      devices,
+      tables,
+      loadedDrivers: new Set(drivers.filter((_, at) => loaded[at])),
+      savedVfNet: saved,
+      vfExists: new Set(saved.filter((_, at) => present[at]).map((row) => row.address)),
+      files: hostFiles,
+    });
     const operations = [...new Set(unfinished.map((row) => row.operationId))];
-    // On a dry run the store is a snapshot in memory: the commit lets the plan that follows see
-    // the tables as recovery would leave them.
-    op.commit(changes, { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) });
+    let report: RecoveryReport = EMPTY_RECOVERY_REPORT;
+
+    // After the plan's steps (or, on a dry run, instead of them): where failed repairs stopped,
+    // then the reconcile of what is gone, then the report that goes in the same commit.
+    const settle: Settle = async ({ failures, netPending }) => {
+      const warnings: string[] = [];
+      const repaired: RepairedDevice[] = [];
+      const changes: StateChange[] = [];
+      const failedAt = new Map(failures.map((failure) => [failure.address as string, failure]));
+      const notes = planned.plan.notes[Symbol.iterator]();
+      for (const address of order) {
+        const setCount = setCounts.get(address);
+        if (setCount !== undefined) {
+          if (setCount.repaired) repaired.push(setCount.repaired);
+          continue;
+        }
+        const plannedRepair = planned.repairs.find((candidate) => candidate.address === address);
+        if (plannedRepair === undefined) {
+          warnings.push(notes.next().value ?? `${address} is no longer on this host`);
+          continue;
+        }
+        const { operation, direction } = plannedRepair;
+        const failure = failedAt.get(address);
+        if (failure === undefined) {
+          const done = repairedDevice(address, operation, direction, 'ok', plannedRepair.driver, plannedRepair.table, null);
+          repaired.push(dryRun ? { ...done, steps: plannedRepair.steps.map(formatStep) } : done);
+          warnings.push(repairedWarning(done));
+          continue;
+        }
+        const unfinishedDevice = devices.find((candidate) => candidate.address === address)!;
+        const now = await reader.driverOf(address);
+        const fallback = repairFallback(plannedRepair, unfinishedDevice.restore, unfinishedDevice.located, now);
+        if (fallback.change !== null) changes.push(fallback.change);
+        const message = failure.error.message;
+        warnings.push(
+          `recovery of ${address} after an unfinished ${operation} failed: ${message}; it is on ${now ?? 'no driver'}` +
+            (fallback.table === null ? ' and in no table' : `, recorded as ${fallback.table}`) +
+            (fallback.table === 'inactive' ? ` (run \`${hostdevCommand('reattach', address)}\` to give it back to the host)` : ''),
+        );
+        repaired.push(repairedDevice(address, operation, direction, 'failed', now, fallback.table, message));
+      }
+      // VFs a killed `vf set-count --force` was pruning, once their PF's VFs were removed or made
+      // anew: the entry names a VF that left the host (a VF now at its address is another one).
+      // The operator let them go with --force: not awaited back (as vf set-count itself records them).
+      const replaced = new Map([...setCounts].flatMap(([address, setCount]) => (setCount.replaced ? [[address, setCount.replaced] as const] : [])));
+      const replacedPrune = pruneVanished(op, new Set(replaced.keys()), 'vf-set-count', { known: replaced, awaitReturn: false });
+      changes.push(...replacedPrune.changes);
+      const kept = planned.plan.changes.filter((change) => !failedAt.has(change.kind === 'remove' ? change.address : change.entry.address));
+      const look = await inspect(applyChanges(tables, [...kept, ...changes].filter(isTableChange)), reader);
+      const prune = pruneVanished(op, new Set(look.vanished.map((located) => located.entry.address)), 'recover');
+      const pruned = [...replacedPrune.pruned, ...prune.pruned];
+      changes.push(...prune.changes);
+      for (const { address, table, usedBy } of pruned) {
+        warnings.push(
+          `${address} is no longer on this host; dropped from the ${table} table` +
+            (usedBy ? ` (it was used by ${formatOwner(usedBy)})` : ''),
+        );
+      }
+      warnings.push(...look.drift.map(driftWarning));
+      const pending = new Set<string>(netPending.map((item) => item.address));
+      changes.push(...planned.vfDropped.map((address): StateChange => ({ kind: 'drop-vf-config', address })));
+      const vfConfig: VfConfigRepair[] = [
+        ...planned.vfRestored.filter((address) => !pending.has(address)).map((address) => ({ key: pciKey(address), address, outcome: 'restored' as const, reason: null })),
+        ...planned.vfDropped.map((address) => ({ key: pciKey(address), address, outcome: 'dropped' as const, reason: null })),
+        ...netPending.map((item) => ({ key: pciKey(item.address), address: item.address, outcome: 'pending' as const, reason: item.reason })),
+      ];
+      warnings.push(...vfConfig.map(vfConfigWarning));
+      report = dryRun
+        ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, warnings: look.drift.map(driftWarning) }
+        : { repaired, pruned, drift: look.drift, vfConfig, warnings };
+      const commit = { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) };
+      return { changes, pruned: pruned.map((entry) => entry.address), commit };
+    };
+
+    if (dryRun) {
+      // The store is a snapshot in memory: the commit lets the plan that follows see the tables
+      // as recovery would leave them. Nothing is written to the host.
+      const settled = await settle({ failures: [], netPending: [] });
+      const restored = planned.vfRestored.map((address): StateChange => ({ kind: 'drop-vf-config', address }));
+      op.commit([...planned.plan.changes, ...settled.changes, ...restored], settled.commit);
+      return report;
+    }
+    // Repairs and VF config go through the one executor: journaled like any operation's steps.
+    await executePlan(planned.plan, op, { kernel, reader, ...(net === null ? {} : { net }) }, { settle });
     return report;
   };
   if (options.wait ?? true) return store.exclusive('recover', repair);
@@ -338,7 +374,7 @@ async function settleVfSetCount(
   const prune = rows.find((row) => row.action === VF_PRUNE_ACTION);
   if (prune === undefined) {
     const driver = await reader.driverOf(address);
-    return { repaired: repaired(address, 'vf-set-count', 'rolled-forward', 'ok', driver, index.find(address)?.table ?? null, null), replaced: null };
+    return { repaired: repairedDevice(address, 'vf-set-count', 'rolled-forward', 'ok', driver, index.find(address)?.table ?? null, null), replaced: null };
   }
   const [indexText, generation] = prune.value.split(' ');
   const pf = prune.hostPath.split('/')[5] as PciAddress;
@@ -346,127 +382,14 @@ async function settleVfSetCount(
   return { repaired: null, replaced: (now ?? 'none') === generation ? null : { pf, vfIndex: Number(indexText) } };
 }
 
-interface Repair {
-  readonly repaired: RepairedDevice | null;
-  readonly change: TableChange | null;
-}
-
-/**
- * One device touched by dead operations (rows in journal order; the first row's restore point is
- * the device as it was before any of them touched it; the tables still hold the state from
- * before, because an operation changes them only in its final commit).
- *
- * Direction:
- * - release and reattach are rolled FORWARD: they give a device back to the host. Once such an
- *   operation has started, the device may already sit on its host driver and the host may be
- *   using it (a NIC brought up, a disk mounted); taking it away again is exactly the disruption
- *   the host-in-use guard exists to prevent. And the owner it would be returned to has let go of
- *   it (a domain is released after its VM stopped), so keeping it assigned would record an owner
- *   that no longer holds it. Forward means: managed devices back to their original driver and out
- *   of the tables; an unmanaged release ends inactive, on its stub.
- * - everything else (detach, assign, reset) is rolled BACK to the restore point, and the tables
- *   stay as they were: the caller never got a success, so no VM was started with the device.
- */
-async function repairDevice(
-  address: PciAddress,
-  rows: readonly JournalRecord[],
-  located: Located | undefined,
-  ports: ExecutorPorts,
-  reader: RecoveryReader,
-  warnings: string[],
-  dryRun: boolean,
-): Promise<Repair> {
-  const first = rows[0]!;
-  const operation = first.operationName;
-  const device = await reader.device(address);
-  if (device === null) {
-    // A table entry is pruned by the reconcile that follows; a device in no table needs nothing.
-    warnings.push(`${address}, touched by an unfinished ${operation}, is no longer on this host`);
-    return { repaired: null, change: null };
-  }
-  const forward = located !== undefined && TOWARD_HOST.has(operation);
-  const direction = forward ? 'rolled-forward' : 'rolled-back';
-  let target: { steps: Step[]; driver: string | null; change: TableChange | null; table: TableName | null };
-  if (forward && located.table === 'active' && !located.entry.managed) {
-    target = { steps: [], driver: located.entry.stubDriver, change: { kind: 'set-inactive', entry: toInactive(located.entry) }, table: 'inactive' };
-  } else if (forward) {
-    const entry = toInactive(located.entry);
-    target = { steps: reattachSteps(hostFiles, device, entry), driver: entry.originalDriver, change: removeChange(address), table: null };
-    if (entry.originalDriver === entry.stubDriver) target = { ...target, driver: entry.stubDriver };
-  } else {
-    target = { steps: restoreSteps(hostFiles, device, first.restore), driver: first.restore.driver, change: null, table: located?.table ?? null };
-  }
-  const steps = await loadSteps(target.steps, target.driver, reader);
-  if (dryRun) {
-    const planned = repaired(address, operation, direction, 'ok', target.driver, target.table, null);
-    return { repaired: { ...planned, steps: steps.map(formatStep) }, change: target.change };
-  }
-  try {
-    await runSteps(steps, ports, null);
-    const now = await reader.driverOf(address);
-    if (now !== target.driver) throw bindFailed(address, target.driver, now);
-    return { repaired: repaired(address, operation, direction, 'ok', now, target.table, null), change: target.change };
-  } catch (error) {
-    return fallback(address, operation, direction, first.restore, located, reader, warnings, error);
-  }
-}
-
-/**
- * A device recovery could not drive to its target is left recorded, never lost: if it sits on a
- * stub (or on no driver), it is kept as or moved to inactive (managed), so `hostdev reattach`
- * can finish the job; the warning says what happened.
- */
-async function fallback(
+function repairedDevice(
   address: PciAddress,
   operation: OperationName,
-  direction: RepairedDevice['direction'],
-  restore: RestorePoint,
-  located: Located | undefined,
-  reader: RecoveryReader,
-  warnings: string[],
-  error: unknown,
-): Promise<Repair> {
-  const message = error instanceof Error ? error.message : String(error);
-  const now = await reader.driverOf(address);
-  const parked = now === null || isStubDriver(now);
-  let change: TableChange | null = null;
-  let table: TableName | null = located?.table ?? null;
-  if (parked && located?.table !== 'active') {
-    const entry = located?.entry ?? {
-      key: pciKey(address),
-      address,
-      managed: true,
-      stubDriver: now ?? DEFAULT_STUB_DRIVER,
-      originalDriver: restore.driver,
-    };
-    change = { kind: 'set-inactive', entry: toInactive(entry) };
-    table = 'inactive';
-  } else if (parked && located?.table === 'active' && TOWARD_HOST.has(operation)) {
-    change = { kind: 'set-inactive', entry: toInactive(located.entry) };
-    table = 'inactive';
-  }
-  warnings.push(
-    `recovery of ${address} after an unfinished ${operation} failed: ${message}; it is on ${now ?? 'no driver'}` +
-      (table === null ? ' and in no table' : `, recorded as ${table}`) +
-      (table === 'inactive' ? ` (run \`${hostdevCommand('reattach', address)}\` to give it back to the host)` : ''),
-  );
-  return { repaired: repaired(address, operation, direction, 'failed', now, table, message), change };
-}
-
-function repaired(
-  address: PciAddress,
-  operation: OperationName,
-  direction: RepairedDevice['direction'],
+  direction: RepairDirection,
   outcome: RepairedDevice['outcome'],
   driver: string | null,
   table: TableName | null,
   error: string | null,
 ): RepairedDevice {
   return { key: pciKey(address), address, operation, direction, outcome, driver, table, error };
-}
-
-/** A driver the target needs may have been unloaded meanwhile: load it first (bind needs it). */
-async function loadSteps(steps: Step[], driver: string | null, reader: RecoveryReader): Promise<Step[]> {
-  if (steps.length === 0 || driver === null || (await reader.driverLoaded(driver))) return steps;
-  return [{ kind: 'load-module', module: moduleOf(driver), driver }, ...steps];
 }

@@ -8,7 +8,7 @@ import { readHostIdentity } from '../host/host-identity.js';
 import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
-export type TableMembership = { readonly table: 'active'; readonly owner: Owner } | { readonly table: 'inactive' };
+export type TableMembership = { readonly table: 'active'; readonly owner: Owner } | { readonly table: 'inactive'; readonly claimed?: boolean };
 /** By PCI address, or by the device key of any kind. */
 export type TableLookup = (device: PciAddress | DeviceKey) => TableMembership | null;
 
@@ -40,5 +40,16 @@ export function tableLookupOf(tables: Tables): TableLookup {
     const found = /^[0-9a-f]{4}:/.test(device) ? index.find(device as PciAddress) : index.findKey(device as DeviceKey);
     if (found === undefined) return null;
     return found.table === 'active' ? { table: 'active', owner: found.entry.usedBy } : { table: 'inactive' };
+  };
+}
+
+/** The same lookup, with the inactive entries of claimed devices marked (their OWNER is hostdev/claim). */
+export function withClaims(tables: TableLookup, claimed: ReadonlySet<string>): TableLookup {
+  if (claimed.size === 0) return tables;
+  return (device) => {
+    const found = tables(device);
+    if (found?.table !== 'inactive') return found;
+    const address = device.startsWith('pci:') ? device.slice(4) : device;
+    return claimed.has(address) ? { table: 'inactive', claimed: true } : found;
   };
 }

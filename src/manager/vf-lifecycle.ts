@@ -10,10 +10,10 @@ import type { VfNetInfo } from '../core/vf-net-config.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles, type SysfsLayout } from '../sysfs/paths.js';
-import type { StateChange, StateStore } from '../state/store.js';
+import type { StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import { HostReader, type DeviceWait } from './host-reader.js';
-import { runSteps } from './executor.js';
+import { executePlan } from './executor.js';
 import { VF_PRUNE_ACTION, vfPruneValue, type RecoveryReport } from './recovery.js';
 
 /** `hostdev vf list` and `hostdev vf set-count`. */
@@ -164,6 +164,7 @@ async function planFor(layout: SysfsLayout, tables: Tables, request: SetCountReq
     autoprobe: request.autoprobe,
     isStubDriver,
     files: hostFiles,
+    restore: { driver: pf.driver, driverOverride: pf.driverOverride },
   });
   return { plan, pf };
 }
@@ -188,39 +189,35 @@ export async function setVfCount(
   }
   const plan = await store.exclusive('vf-set-count', async (op) => {
     const { plan, pf } = await planFor(layout, op.tables(), request);
-    const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
     const known = new Map(plan.prune.map((vf) => [vf.address, { pf: request.pf, vfIndex: vf.vfIndex }]));
     // Forced away by the operator: pruned and let go, not awaited back (a watch --reclaim must not take them).
     const { changes } = pruneVanished(op, new Set(plan.prune.map((vf) => vf.address)), 'vf-set-count', { known, awaitReturn: false });
-    let failure: unknown = null;
-    let removed = false;
     // A kill from here on must not leave the forced VFs' entries naming the VFs made afterwards:
     // recovery prunes them once the PF's VF generation has moved on.
     if (plan.writes.length > 0) {
       const generation = await new HostReader(layout).vfGeneration(request.pf);
       const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
+      const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
       for (const vf of plan.prune) {
         op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
       }
     }
     const reader = new HostReader(layout);
-    // The executor's step runner journals each write; it stops at the first that fails.
-    for (const write of plan.writes) {
-      try {
-        await runSteps([write], { kernel, reader }, { op, restore }, undefined, { totalVfs: pf.sriov?.totalVfs ?? null });
-      } catch (error) {
-        failure = error;
-        break;
-      }
-      if (write.action === 'sriov-numvfs') removed = true;
-    }
-    // The VFs left the host with the first sriov_numvfs write that succeeded (N -> 0): their
-    // entries go whatever happens next; if it failed, they are still there and stay in the tables.
-    // Entries of any other device that is gone by now go too (the one reconcile rule).
     const forced = new Set<string>(plan.prune.map((vf) => vf.address));
-    const others = new Set([...(await goneFrom(op.tables(), (address) => reader.exists(address)))].filter((address) => !forced.has(address)));
-    op.commit([...(removed ? changes : []), ...pruneVanished(op, others, 'vf-set-count').changes]);
-    if (failure !== null) throw failure;
+    const execution = await executePlan(plan.plan, op, { kernel, reader }, {
+      context: { totalVfs: pf.sriov?.totalVfs ?? null },
+      settle: async ({ failures }) => {
+        // The VFs left the host with the first sriov_numvfs write that succeeded (N -> 0): their
+        // entries go whatever happens next; if it failed, they are still there and stay in the tables.
+        // Entries of any other device that is gone by now go too (the one reconcile rule).
+        const stoppedAt = failures[0]?.index ?? plan.plan.groups.length;
+        const removed = plan.plan.groups.slice(0, stoppedAt).some((group) => group.steps.some((step) => step.kind === 'write' && step.action === 'sriov-numvfs'));
+        const others = new Set([...(await goneFrom(op.tables(), (address) => reader.exists(address)))].filter((address) => !forced.has(address)));
+        return { changes: [...(removed ? changes : []), ...pruneVanished(op, others, 'vf-set-count').changes], pruned: [] };
+      },
+    });
+    const failure = execution.failures[0];
+    if (failure !== undefined) throw failure.error;
     return plan;
   }, request.operationId);
   const waitedMs = await waitForVfs(layout, plan, request);

@@ -3,7 +3,7 @@ import { HostdevError } from '../core/errors.js';
 import type { SavedVfNet, VfNetConfig, VfNetTarget, VfSetting } from '../core/vf-net-config.js';
 import { netErrnoOf, type NetPort } from '../net/net-port.js';
 import { NO_MAC, pfDownError, restoreSettings } from '../net/vf-net-config.js';
-import type { StateChange, VfConfig } from '../state/store.js';
+import type { VfConfig } from '../state/store.js';
 
 /**
  * VF network config through the net port: what the executor's `net-*` steps and recovery's
@@ -80,53 +80,6 @@ export class VfNetConfigurator {
     }
   }
 
-}
-
-interface OrphanRestoreReport {
-  readonly restored: readonly PciAddress[];
-  /** Rows of VFs that no longer exist: dropped. */
-  readonly dropped: readonly PciAddress[];
-  /** Rows whose restore failed: kept for the next run (a PF that is down now may be up then). */
-  readonly pending: ReadonlyArray<{ readonly address: PciAddress; readonly reason: string }>;
-}
-
-/** The ports a VF config repair needs: the executor's `net-restore` step, and whether the VF is still there. */
-export interface VfConfigRepairPorts {
-  readonly restore: (saved: SavedVfNet) => Promise<void>;
-  readonly exists: (address: PciAddress) => Promise<boolean>;
-}
-
-/**
- * Every saved VF config whose VF is not assigned (not in `active`) belongs to an assign that did
- * not complete (crash or failure) or a release that never committed: put it back. A VF that no
- * longer exists only has its row dropped; a restore that fails keeps its row for the next run
- * (a PF that is down now may be up then). Returns the changes to commit (the dropped rows).
- */
-export async function reviewVfConfigs(
-  rows: readonly VfConfig[],
-  active: ReadonlySet<string>,
-  ports: VfConfigRepairPorts,
-): Promise<{ report: OrphanRestoreReport; changes: StateChange[] }> {
-  const restored: PciAddress[] = [];
-  const dropped: PciAddress[] = [];
-  const pending: Array<{ address: PciAddress; reason: string }> = [];
-  const changes: StateChange[] = [];
-  for (const row of rows) {
-    if (active.has(row.address)) continue;
-    if (!(await ports.exists(row.address))) {
-      dropped.push(row.address);
-    } else {
-      try {
-        await ports.restore(row);
-        restored.push(row.address);
-      } catch (error) {
-        pending.push({ address: row.address, reason: (error as Error).message });
-        continue;
-      }
-    }
-    changes.push({ kind: 'drop-vf-config', address: row.address });
-  }
-  return { report: { restored, dropped, pending }, changes };
 }
 
 /** Whether every saved VF config belongs to an assigned VF (then there is nothing to repair). */

@@ -1,8 +1,8 @@
 import type { PciAddress } from '../core/address.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
-import { describeEvent, matchReturned, type DepartedVf, type PciEvent } from '../core/events.js';
+import { describeEvent, matchReturned, type PciEvent } from '../core/events.js';
 import type { EventBatch } from '../events/watcher.js';
-import type { DepartedVfRecord, StateChange, StateStore } from '../state/store.js';
+import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { formatOwner, ownerName, type Located, type Owner } from '../core/tables.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { pruneVanished } from './reconcile.js';

@@ -26,15 +26,15 @@ import { cachedPciIds, pciIdsPath } from '../sysfs/pci-ids.js';
 import { affectedFunctions, patchInventory } from '../core/inventory-patch.js';
 import {
   HostdevManager,
-  type AssignRequest,
+  type AssignRequest as ManagerAssignRequest,
   type DetachOptions,
   type OperationMode,
-  type ReleaseRequest,
+  type ReleaseRequest as ManagerReleaseRequest,
 } from '../manager/hostdev-manager.js';
 import type { RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
-import { listVfs, setVfCount, type SetCountReport, type SetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
+import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
 import type { NetPort } from '../net/net-port.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import { isEmptyRequest } from '../net/vf-net-config.js';
@@ -48,8 +48,12 @@ import { plugIntoVm, unplugFromVm } from './hotplug.js';
 import { describeHolder, type Holder, type HolderStatus } from '../core/holders.js';
 import { holderEndLine, type HolderEnd, type QmpHolderProbe } from '../manager/holders.js';
 import { processStartTime } from '../platform/process-alive.js';
+import { Claims } from './claims.js';
+import path from 'node:path';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
+/** Where claims are defined, under the root: /etc/hostdev (claims in /etc/hostdev/claims.d). */
+export const DEFAULT_CONFIG_DIR = 'etc/hostdev';
 
 /** How long a failed hot-plug waits for the VM to give back what it plugged before it. */
 const ROLLBACK_UNPLUG_MS = 10_000;
@@ -87,12 +91,34 @@ export interface HostdevServiceOptions {
    * The daemon answers from the connection it keeps to each VM.
    */
   readonly probeQmp?: QmpHolderProbe;
+  /** Where claims are defined (CONFIG/claims.d; default ROOT/etc/hostdev). */
+  readonly configDir?: string;
 }
 
 /** VF network config of an assign, by VF (its address or pci: key): saved first, set, and put back at release. */
 export type VfNetRequests = Readonly<Record<string, VfNetRequest>>;
 
-export interface ServiceAssignRequest extends Omit<AssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder'> {
+/*
+ * One request type per operation: each operation of the service takes one of these, the command
+ * line builds them from its options and the daemon from its request bodies (src/daemon/requests.ts).
+ */
+
+/** `detach`: a device from its host driver to its stub, into the inactive table. */
+export interface DetachRequest extends DetachOptions {
+  readonly device: DeviceRef;
+}
+
+/** `reattach`: a detached device back to its original driver. */
+export interface ReattachRequest extends OperationMode {
+  readonly device: DeviceRef;
+}
+
+/** `reset`: a device through the kernel's reset file. */
+export interface ResetRequest extends OperationMode {
+  readonly device: DeviceRef;
+}
+
+export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder'> {
   readonly addresses: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
   /** The domain's devices are released when this process ends (checked by pid and start time). */
@@ -101,7 +127,8 @@ export interface ServiceAssignRequest extends Omit<AssignRequest, 'vf' | 'onWarn
   readonly qmp?: string;
 }
 
-export interface AdoptServiceRequest extends DomainRef {
+/** `adopt`: devices a running VM holds already, marked as its domain's (nothing written to sysfs). */
+export interface AdoptRequest extends DomainRef {
   readonly addresses: readonly DeviceRef[];
   /** For a device in no table: whether its release gives it back to the host (default true). */
   readonly managed?: boolean;
@@ -131,20 +158,21 @@ export interface DomainRef {
   readonly hypervisor?: string;
 }
 
-export interface HandOverServiceRequest {
+export interface HandOverRequest {
   readonly from: DomainRef;
   readonly to: DomainRef;
   readonly addresses: readonly DeviceRef[];
   readonly dryRun?: boolean;
 }
 
-export interface ServiceReleaseRequest extends Omit<ReleaseRequest, 'onWarning' | 'addresses'> {
+export interface ReleaseRequest extends Omit<ManagerReleaseRequest, 'onWarning' | 'addresses'> {
   /** Default: every device of the domain. */
   readonly addresses?: readonly DeviceRef[];
 }
 
-export type ServiceSetCountRequest = Omit<SetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
-  Partial<Omit<SetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
+/** `vf.setCount`: a PF's VF count (force, autoprobe, dryRun and waitMs have defaults). */
+export type VfSetCountRequest = Omit<ManagerSetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
+  Partial<Omit<ManagerSetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
 
 export interface ReleaseResult extends ReleaseReport {
   readonly warnings: readonly string[];
@@ -204,7 +232,7 @@ export interface WatchRequest {
   readonly onStarted?: () => void;
 }
 
-export interface HotplugRequest extends ServiceAssignRequest {
+export interface HotplugRequest extends AssignRequest {
   /** The running VM's QMP socket. */
   readonly qmp: string;
 }
@@ -229,7 +257,9 @@ export interface UnplugRequest {
   /** How long the guest has to give the devices back (default 10000 ms). */
   readonly timeoutMs?: number;
   readonly dryRun?: boolean;
-  readonly wait?: ServiceReleaseRequest['wait'];
+  readonly wait?: ReleaseRequest['wait'];
+  /** The id the release of the devices is journalled under (the daemon's operation). */
+  readonly operationId?: string;
 }
 
 export interface UnplugReport {
@@ -253,9 +283,11 @@ export interface ForgetReport {
 export class HostdevService {
   readonly vf: {
     readonly list: (pf: DeviceRef) => Promise<VfListReport>;
-    readonly setCount: (request: ServiceSetCountRequest) => Promise<SetCountReport>;
+    readonly setCount: (request: VfSetCountRequest) => Promise<SetCountReport>;
     readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
   };
+  /** Claims from boot: defined in CONFIG/claims.d, applied by the boot units (`claims.apply`). */
+  readonly claims: Claims;
 
   /** The inventory read last and the generation it belongs to (cacheInventory only). */
   private cached: { readonly generation: number; readonly read: Promise<{ inventory: Inventory; warnings: string[] }> } | null = null;
@@ -269,7 +301,15 @@ export class HostdevService {
     private readonly manager: HostdevManager,
     private readonly connectQmp: (socketPath: string) => Promise<QmpPort>,
     private readonly cacheInventory: boolean,
+    configDir: string,
   ) {
+    this.claims = new Claims({
+      layout: manager.layout,
+      configDir,
+      tables: () => manager.tables(),
+      detach: (address, options) => this.detach({ ...options, device: address }),
+      reattach: (address, options) => this.reattach({ ...options, device: address }),
+    });
     this.vf = {
       list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
       setCount: async (request) =>
@@ -307,7 +347,12 @@ export class HostdevService {
       ...(options.command === undefined ? {} : { command: options.command }),
       ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
     });
-    return new HostdevService(manager, options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)), options.cacheInventory ?? false);
+    return new HostdevService(
+      manager,
+      options.connectQmp ?? ((socketPath) => QmpClient.connect(socketPath)),
+      options.cacheInventory ?? false,
+      options.configDir ?? path.join(root, DEFAULT_CONFIG_DIR),
+    );
   }
 
   /** The next list, show or groups reads sysfs again (cacheInventory). */
@@ -432,24 +477,27 @@ export class HostdevService {
     this.manager.close();
   }
 
-  async detach(device: DeviceRef, options: DetachOptions = {}): Promise<OperationReport> {
+  async detach(request: DetachRequest): Promise<OperationReport> {
+    const { device, ...options } = request;
     return this.changing(options.dryRun ?? false, () => this.manager.detach(parsePciRef(device), options), touchedBy);
   }
 
-  async reattach(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), options), touchedBy);
+  async reattach(request: ReattachRequest): Promise<OperationReport> {
+    const { device, ...mode } = request;
+    return this.changing(mode.dryRun ?? false, () => this.manager.reattach(parsePciRef(device), mode), touchedBy);
   }
 
-  async reset(device: DeviceRef, options: OperationMode = {}): Promise<OperationReport> {
-    return this.changing(options.dryRun ?? false, () => this.manager.reset(parsePciRef(device), options), touchedBy);
+  async reset(request: ResetRequest): Promise<OperationReport> {
+    const { device, ...mode } = request;
+    return this.changing(mode.dryRun ?? false, () => this.manager.reset(parsePciRef(device), mode), touchedBy);
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
-  async assign(request: ServiceAssignRequest): Promise<AssignResult> {
+  async assign(request: AssignRequest): Promise<AssignResult> {
     return this.assignHeld(request, await this.holderOf(request));
   }
 
-  private async assignHeld(request: ServiceAssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+  private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { vf, holderPid: _pid, qmp: _qmp, ...rest } = request;
     const addresses = request.addresses.map(parsePciRef);
     const requests = vfRequests(vf ?? {}, addresses);
@@ -464,7 +512,7 @@ export class HostdevService {
   }
 
   /** Gives the domain's devices back (saved VF config first); vanished ones are pruned. */
-  async release(request: ServiceReleaseRequest): Promise<ReleaseResult> {
+  async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
     const report = await this.changing(request.dryRun ?? false, () =>
@@ -482,7 +530,7 @@ export class HostdevService {
    * Gives devices held by one domain to another without touching them (they stay on their stub):
    * a pool's device to the workload allocated it, and back. All or nothing.
    */
-  async handOver(request: HandOverServiceRequest): Promise<OperationReport> {
+  async handOver(request: HandOverRequest): Promise<OperationReport> {
     const from = ownerOf(request.from);
     const to = ownerOf(request.to);
     const addresses = request.addresses.map(parsePciRef);
@@ -495,7 +543,7 @@ export class HostdevService {
    * that restarts: libvirt's UpdateActivePCIDevices). Each must be on a stub driver and in no other
    * domain; all or nothing. `holderPid` or `qmp` ties them to the VM as in assign.
    */
-  async adopt(request: AdoptServiceRequest): Promise<OperationReport> {
+  async adopt(request: AdoptRequest): Promise<OperationReport> {
     const owner = ownerOf(request);
     const addresses = request.addresses.map(parsePciRef);
     if (addresses.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'adopt names no device', { hint: 'Name the PCI addresses the running VM holds.' });
@@ -572,7 +620,14 @@ export class HostdevService {
       );
     }
     const releaseOf = (addresses: readonly PciAddress[], dryRun: boolean): Promise<ReleaseResult> =>
-      this.release({ domain: request.domain, hypervisor, addresses, dryRun, ...(request.wait === undefined ? {} : { wait: request.wait }) });
+      this.release({
+        domain: request.domain,
+        hypervisor,
+        addresses,
+        dryRun,
+        ...(request.wait === undefined ? {} : { wait: request.wait }),
+        ...(request.operationId === undefined ? {} : { operationId: request.operationId }),
+      });
     const qmp = await this.connectQmp(request.qmp);
     try {
       if (request.dryRun ?? false) {

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import type { InventoryWarning, PciDevice, SriovInfo } from '../core/device.js';
@@ -268,19 +268,6 @@ export interface VirtfnLink {
 export function readVirtfnLinks(layout: SysfsLayout, pf: PciAddress): VirtfnLink[] {
   const context = new DeviceReadContext(layout, null, () => {});
   return readVirtfnLinksIn(context, `${context.devicesDir}/${pf}`, () => {});
-}
-
-/**
- * Which set of VFs the PF has now: its virtfn0 link's inode and mtime, new with every N -> 0 -> M.
- * null when it has none.
- */
-export function readVfGeneration(layout: SysfsLayout, pf: PciAddress): string | null {
-  try {
-    const link = lstatSync(layout.device(pf, 'virtfn0'), { bigint: true });
-    return `${link.ino}:${link.mtimeNs}`;
-  } catch {
-    return null;
-  }
 }
 
 /** The VFs of a PF from its virtfnN links, in N order (a listing: PFs are few). */

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonOf, runCli } from '../support/cli.js';
-import { pciKey } from '../../src/core/device-key.js';
 
 // `hostdev qemu-args --domain NAME`: the arguments for the domain's active devices, from the tables.
 let dir = '';

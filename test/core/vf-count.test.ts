@@ -17,7 +17,7 @@ const vf = (index: number, extra: Partial<VfHolding> = {}): VfHolding => ({
 const isStubDriver = (driver: string): boolean => driver === 'vfio-pci' || driver === 'pci-stub';
 
 function request(extra: Partial<VfCountRequest>): VfCountRequest {
-  return { pf: PF, numVfs: 4, totalVfs: 7, requested: 2, vfs: [0, 1, 2, 3].map((i) => vf(i)), force: false, autoprobe: null, isStubDriver, files: hostFiles, ...extra };
+  return { pf: PF, numVfs: 4, totalVfs: 7, requested: 2, vfs: [0, 1, 2, 3].map((i) => vf(i)), force: false, autoprobe: null, isStubDriver, files: hostFiles, restore: { driver: 'igb', driverOverride: null }, ...extra };
 }
 
 describe('planning a VF count change', () => {
@@ -27,6 +27,13 @@ describe('planning a VF count change', () => {
       { kind: 'write', address: PF, action: 'sriov-numvfs', hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '0' },
       { kind: 'write', address: PF, action: 'sriov-numvfs', hostPath: `/sys/bus/pci/devices/${PF}/sriov_numvfs`, value: '2' },
     ]);
+  });
+
+  it('is a plan the executor applies: one group per write, the first that fails ends it', () => {
+    const plan = planVfCount(request({ autoprobe: true }));
+    expect(plan.plan).toMatchObject({ operation: 'vf-set-count', onFailure: 'stop', changes: [] });
+    expect(plan.plan.groups.map((group) => group.steps)).toEqual(plan.writes.map((write) => [write]));
+    expect(plan.plan.groups.every((group) => group.phase === 'vf-count' && group.restore.driver === 'igb')).toBe(true);
   });
 
   it('writes the count once from 0, and nothing when the count is already right', () => {

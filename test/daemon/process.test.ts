@@ -12,6 +12,7 @@ killBackgroundAfterEach();
 cleanUpAfterEach();
 
 const VF = '0000:01:10.0';
+const PF = '0000:01:00.0';
 const HOLD = 'daemon-hold';
 
 /** Starts an assign whose drivers_probe write blocks in the simulated kernel; resolves once it is blocked. */
@@ -74,6 +75,28 @@ describe('the daemon as a process', () => {
       ]),
     );
     expect(resumed.every((event) => event.seq > since)).toBe(true);
+  });
+
+  it('kill -9 during a vf set-count (wire kind sriov), restart: recovery rolls it forward, the operation is completed', async () => {
+    const host = daemonHost();
+    const first = await daemonProcess(host);
+    writeFaultsFile(host.root, [{ action: 'block', match: 'sriov_numvfs', id: HOLD }]);
+    const started = await curl(host.socket, 'PUT', `/v1/devices/pci:${PF}/sriov?wait=100`, { numVfs: 1 });
+    expect(started.status, started.body).toBe(202);
+    const op = started.json<OperationRecordJson>();
+    expect(op.kind).toBe('sriov');
+    await waitFor(() => isBlocked(host.root, HOLD), 15_000);
+    first.child.kill('SIGKILL');
+    await first.done;
+
+    await daemonProcess(host);
+    const after = await curl(host.roSocket, 'GET', `/v1/operations/${op.id}/wait?timeout=1000`);
+    expect(after.json<OperationRecordJson>()).toMatchObject({
+      id: op.id,
+      kind: 'sriov',
+      state: 'completed',
+      result: { recovered: [expect.objectContaining({ address: PF, operation: 'vf-set-count', direction: 'rolled-forward', outcome: 'ok' })] },
+    });
   });
 
   it('takes its sockets from systemd socket activation (one name for both, as hostdev.socket passes them: the path tells the ro one)', async () => {

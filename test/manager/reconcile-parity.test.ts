@@ -40,8 +40,8 @@ beforeEach(async () => {
   try {
     await service.assign({ domain: 'vm2', addresses: [gone], vf: { [gone]: { mac: '52:54:00:00:00:02', vlan: 20 } } });
     await service.assign({ domain: 'vm1', addresses: [held] });
-    await service.detach(parked);
-    await service.detach(parkedGone);
+    await service.detach({ device: parked });
+    await service.detach({ device: parkedGone });
   } finally {
     service.close();
   }
@@ -167,7 +167,7 @@ const PATHS: Record<string, PathCase> = {
     prunedBy: 'reattach',
     meets: 'parkedGone',
     awaited: true,
-    run: () => withService((service) => service.reattach(parked)),
+    run: () => withService((service) => service.reattach({ device: parked })),
   },
   "its own domain's release (it looks at the domain's devices; a domain that lets go awaits nothing)": {
     prunedBy: 'release',

@@ -13,7 +13,7 @@ import { SimKernel } from '../../src/sim/kernel.js';
 import type { HostSpec, NodeSpec } from '../../src/sim/spec.js';
 import { StateStore } from '../../src/state/store.js';
 
-/** Helpers of the issue-5 process tests (crash, concurrency, restart). */
+/** Helpers of the process tests (crash, concurrency, restart). */
 
 /** The worker script, from test/manager/ or from the benchmark's compiled copy (dist-check/test/manager/). */
 export const WORKER = [
@@ -186,7 +186,7 @@ export function snapshot(setup: SimSetup, addresses: readonly string[]): Snapsho
 }
 
 /**
- * The invariants of issue 5: no device on a stub without a table entry, no table entry whose
+ * The invariants the process tests hold: no device on a stub without a table entry, no table entry whose
  * device is on its host driver, no device in two tables (or two domains: the address is the
  * key), journal empty. Returns the violations (empty when all hold).
  */

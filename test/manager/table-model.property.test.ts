@@ -9,7 +9,7 @@ import { SimKernel } from '../../src/sim/kernel.js';
 import { driverOf, isolatedSpec, simSetup, type SimSetup } from './recovery-support.js';
 
 /**
- * Model-based test of the manager's table logic (issue 5): random command sequences run against
+ * Model-based test of the manager's table logic: random command sequences run against
  * the real HostdevManager on the simulated kernel and against a model of the tables small enough
  * to be obviously right. After every command the stored tables equal the model, and every
  * device is on vfio-pci exactly when a table holds it. "restart" closes and reopens the manager:

@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { HostdevError } from '../../src/core/errors.js';
 import { vfNetAssignSteps, vfNetTargetOf } from '../../src/core/plan-vf-net.js';
-import type { Plan, RestorePoint } from '../../src/core/plan-types.js';
+import type { Plan, RestorePoint, Step } from '../../src/core/plan-types.js';
 import type { VfNetTarget } from '../../src/core/vf-net-config.js';
-import { executePlan, runSteps, type ExecutorPorts } from '../../src/manager/executor.js';
+import { executePlan, type ExecutorPorts } from '../../src/manager/executor.js';
 import { HostReader } from '../../src/manager/host-reader.js';
 import { vfNetLookup } from '../../src/manager/host-view.js';
 import { recover } from '../../src/manager/recovery.js';
@@ -54,7 +54,7 @@ async function targetOf(reader: HostReader, vf: PciAddress): Promise<VfNetTarget
 }
 
 /** A release plan with nothing but the VF's restore group (what planVfNetRelease gives it). */
-function restorePlan(vf: PciAddress, saved: Parameters<typeof runSteps>[0][number] & { kind: 'net-restore' }): Plan {
+function restorePlan(vf: PciAddress, saved: Step & { kind: 'net-restore' }): Plan {
   return {
     operation: 'release',
     onFailure: 'continue',
@@ -67,16 +67,19 @@ function restorePlan(vf: PciAddress, saved: Parameters<typeof runSteps>[0][numbe
   };
 }
 
+/** An assign plan with nothing but the VF's network group (what planVfNetAssign gives it). */
+function assignPlan(vf: PciAddress, steps: readonly Step[]): Plan {
+  const groups = [{ address: vf, phase: 'vf-net' as const, restore: NO_RESTORE, steps }];
+  return { operation: 'assign', onFailure: 'rollback', fallbacks: [], groups, changes: [], pruned: [], resets: [], notes: [] };
+}
+
 const REQUEST = { mac: '52:54:00:00:00:42', vlan: 100, spoofchk: false, trust: true };
 
 describe('VF network config across assign and release', () => {
   it('saves the VF config in the state database, then applies VLAN, trust, MAC, spoofchk in that order', async () => {
     const { net, calls, vf, ports, reader } = setup();
     const target = await targetOf(reader, vf);
-    await store.exclusive('assign', async (op) => {
-      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
-      op.commit([]);
-    });
+    await store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, REQUEST)), op, ports));
     expect(calls).toEqual(['eth1 vf 1 vlan 100', 'eth1 vf 1 trust on', 'eth1 vf 1 mac 52:54:00:00:00:42', 'eth1 vf 1 spoofchk off']);
     expect(store.readVfConfigs()).toEqual([
       { address: vf, pf: 'eth1', vfIndex: 1, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false, requested: REQUEST },
@@ -87,9 +90,7 @@ describe('VF network config across assign and release', () => {
   it('restores the saved values at release and drops the saved row in the release commit', async () => {
     const { net, vf, ports, reader } = setup();
     const target = await targetOf(reader, vf);
-    await store.exclusive('assign', async (op) => {
-      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
-    });
+    await store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, REQUEST)), op, ports));
     const saved = store.readVfConfigs()[0]!;
     await store.exclusive('release', (op) => executePlan(restorePlan(vf, { kind: 'net-restore', address: vf, saved }), op, ports));
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false });
@@ -99,10 +100,8 @@ describe('VF network config across assign and release', () => {
   it('after a crash mid-assign (saved, applied, never committed to the active table), recovery restores the VF', async () => {
     const { configurator, net, vf, ports, reader } = setup();
     const target = await targetOf(reader, vf);
-    await store.exclusive('assign', async (op) => {
-      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
-      // the process dies here: no set-active commit
-    });
+    // The assign's VF group ran and committed only the cleared journal: its set-active never came (a killed assign).
+    await store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, REQUEST)), op, ports));
     const report = await recover(store, NO_KERNEL, reader, configurator);
     expect(report.vfConfig).toEqual([{ key: `pci:${vf}`, address: vf, outcome: 'restored', reason: null }]);
     expect((await net.show('eth1')).vfs[1]).toMatchObject({ mac: '00:00:00:00:00:00', vlan: 0 });
@@ -112,9 +111,7 @@ describe('VF network config across assign and release', () => {
   it('drops the saved config of a VF that vanished instead of leaking it', async () => {
     const { configurator, vf, ports, reader } = setup();
     const target = await targetOf(reader, vf);
-    await store.exclusive('assign', async (op) => {
-      await runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE });
-    });
+    await store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, REQUEST)), op, ports));
     tree.setNumVfs(0);
     expect((await recover(store, NO_KERNEL, reader, configurator)).vfConfig).toEqual([{ key: `pci:${vf}`, address: vf, outcome: 'dropped', reason: null }]);
     expect(store.readVfConfigs()).toEqual([]);
@@ -125,7 +122,7 @@ describe('VF network config across assign and release', () => {
     const target = await targetOf(reader, vf);
     await new SimNetPort(tree.root, async () => ({ numVfs: 2, generation: null })).setUp('eth1', false);
     await expect(
-      store.exclusive('assign', (op) => runSteps(vfNetAssignSteps(target, REQUEST), ports, { op, restore: NO_RESTORE })),
+      store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, REQUEST)), op, ports)),
     ).rejects.toMatchObject({
       code: 'HOSTDEV_PF_DOWN',
       message: "Unable to configure VF 1 of PF 'eth1' because the PF is not online. Please change host network config to put the PF online.",
@@ -161,10 +158,7 @@ describe('a driver that refuses the all-zero MAC', () => {
       },
     });
     const target = await targetOf(reader, vf);
-    await store.exclusive('assign', async (op) => {
-      await runSteps(vfNetAssignSteps(target, { mac: '52:54:00:00:00:42' }), ports, { op, restore: NO_RESTORE });
-      op.commit([]);
-    });
+    await store.exclusive('assign', (op) => executePlan(assignPlan(vf, vfNetAssignSteps(target, { mac: '52:54:00:00:00:42' })), op, ports));
     const saved = store.readVfConfigs()[0]!;
     calls.length = 0;
     await new VfNetConfigurator(refusing((mac) => mac === '00:00:00:00:00:00')).restore(saved);

@@ -36,8 +36,8 @@ describe('adopt: devices a running VM already holds become its domain\'s, nothin
 
   it('adopts a detached device and one put on vfio-pci outside hostdev, without a sysfs write; release gives them back', async () => {
     let svc = await open();
-    await svc.detach(VF0);
-    await svc.detach(VF1);
+    await svc.detach({ device: VF0 });
+    await svc.detach({ device: VF1 });
     const hostDriver = (await svc.show(VF2)).report.driver;
     // VF1 as a VM manager that bound it by hand left it: on vfio-pci, in no table.
     svc.close();
@@ -75,7 +75,7 @@ describe('adopt: devices a running VM already holds become its domain\'s, nothin
   it('refuses a device of another domain and one on its host driver, all or nothing', async () => {
     const svc = await open();
     await svc.assign({ domain: 'vm2', addresses: [VF1] });
-    await svc.detach(VF0);
+    await svc.detach({ device: VF0 });
 
     const owned = await caught(svc.adopt({ domain: 'vm1', addresses: [VF0, VF1] }));
     expect(isHostdevError(owned) && owned.code).toBe('HOSTDEV_IN_USE');

@@ -62,9 +62,9 @@ describe('device keys at the service and the CLI', () => {
     expect(released.released).toEqual([VF1]);
     expect(released.changes).toContainEqual({ kind: 'remove', key: `pci:${VF1}`, address: VF1 });
 
-    const detached = await service.detach(`pci:${VF1}`);
+    const detached = await service.detach({ device: `pci:${VF1}` });
     expect(detached.changes).toEqual([{ kind: 'set-inactive', entry: expect.objectContaining({ key: `pci:${VF1}`, address: VF1 }) }]);
-    const reattached = await service.reattach('pci_0000_01_10_1');
+    const reattached = await service.reattach({ device: 'pci_0000_01_10_1' });
     expect(reattached.changes).toEqual([{ kind: 'remove', key: `pci:${VF1}`, address: VF1 }]);
     await service.release({ domain: 'vm1' });
     expect((await service.status()).active).toEqual([]);
@@ -81,7 +81,7 @@ describe('device keys at the service and the CLI', () => {
   });
 
   it('a key of another kind is refused by name, a malformed key by its kind', async () => {
-    expect(await refusal(service.detach('usb:1-2'))).toEqual({
+    expect(await refusal(service.detach({ device: 'usb:1-2' }))).toEqual({
       code: 'HOSTDEV_BAD_ADDRESS',
       message: '"usb:1-2" names a usb device; this operation takes PCI devices only',
     });

@@ -43,9 +43,9 @@ describe('the inventory cache', () => {
 
   it('is invalidated by an operation of the service, a dry run excepted', async () => {
     expect(await driverOf()).toBe('igbvf');
-    await service.detach(VF, { dryRun: true });
+    await service.detach({ device: VF, dryRun: true });
     expect(await driverOf()).toBe('igbvf');
-    await service.detach(VF);
+    await service.detach({ device: VF });
     expect(await driverOf()).toBe('vfio-pci');
   });
 
@@ -89,7 +89,7 @@ describe('the inventory cache', () => {
       await service.list();
       expect(service.inventoryReads).toEqual({ whole: 1, functions: 0 });
       await service.assign({ domain: 'vm1', addresses: [VF] });
-      await service.detach('0000:01:10.2');
+      await service.detach({ device: '0000:01:10.2' });
       const after = await service.list();
       await service.show(VF);
       await service.groups();
@@ -106,7 +106,7 @@ describe('the inventory cache', () => {
 
   it('a failed operation and a VF count change make the next read a whole one', async () => {
     await service.list();
-    await expect(service.detach('0000:09:00.0')).rejects.toThrow(expect.objectContaining({ code: 'HOSTDEV_DEVICE_NOT_FOUND' }));
+    await expect(service.detach({ device: '0000:09:00.0' })).rejects.toThrow(expect.objectContaining({ code: 'HOSTDEV_DEVICE_NOT_FOUND' }));
     await service.list();
     expect(service.inventoryReads.whole).toBe(2);
     await service.vf.setCount({ pf: '0000:01:00.0', count: 4 });

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
-import type { AssignResult, ServiceAssignRequest } from '../../service/hostdev-service.js';
+import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
 import type { AssignBodyJson } from '../../client/hostdev-client.js';
 import type { CommandResult } from '../context.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
@@ -51,7 +51,7 @@ export function addAssignOptions(command: Command): Command {
 }
 
 /** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
-export function assignRequest(opts: AssignOptionValues, inputs: readonly string[]): ServiceAssignRequest {
+export function assignRequest(opts: AssignOptionValues, inputs: readonly string[]): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
   if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
   const addresses = inputs.map(parsePciRef);
@@ -88,7 +88,7 @@ export function assignResult(report: ReportJson<AssignResult>, domain: string, h
 }
 
 /** The daemon's body for an assign request (`assign`, and `hotplug` with its socket). */
-export function assignBody(request: ServiceAssignRequest): AssignBodyJson {
+export function assignBody(request: AssignRequest): AssignBodyJson {
   const { vf, wait } = request;
   return {
     domain: request.domain,

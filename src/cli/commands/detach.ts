@@ -23,7 +23,7 @@ export function registerDetach(program: Command): void {
         const report = await change(
           globals,
           dryRun,
-          (service) => service.detach(address, { ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}), force, dryRun, wait }),
+          (service) => service.detach({ device: address, ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}), force, dryRun, wait }),
           operationJson,
           (client, options) => client.detach(address, { ...(opts.driver !== undefined ? { driver: opts.driver } : {}), force, ...waitBody(wait) }, options),
         );

@@ -28,6 +28,9 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   unplug: async () => (await import('./hotplug.js')).registerUnplug,
   'kubelet-plugin': async () => (await import('./kubelet-plugin.js')).registerKubeletPlugin,
   daemon: async () => (await import('./daemon.js')).registerDaemon,
+  claim: async () => (await import('./claims.js')).registerClaim,
+  unclaim: async () => (await import('./claims.js')).registerUnclaim,
+  claims: async () => (await import('./claims.js')).registerClaims,
 };
 
 /**

@@ -5,7 +5,7 @@ export function registerReattach(program: Command): void {
   registerNodeCommand(program, {
     name: 'reattach',
     description: 'give a detached device back to its original host driver',
-    run: (service, address, mode) => service.reattach(address, mode),
+    run: (service, request) => service.reattach(request),
     remote: (client, address, body, options) => client.reattach(address, body, options),
     headline: (report, address) => {
       const check = report.checks[0];

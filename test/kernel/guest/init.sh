@@ -16,8 +16,22 @@ param() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p"; }
 up() { cut -d' ' -f1 /proc/uptime; }
 
 echo "=== guest T+$(up)s: $(uname -r), $(nproc) vCPUs, $(free -m | awk '/Mem:/ {print $2}') MiB"
+# The rig's second boot (hostdev_boot=2) carries claims made on the first one (/etc/hostdev/claims.d):
+# as Debian's initramfs does, the init-top script sets driver_override before any driver loads, and
+# the stub (the hook's force_load) is loaded before the host drivers.
+boot=$(param hostdev_boot)
+export HOSTDEV_KTEST_BOOT="${boot:-1}"
+if [ "$HOSTDEV_KTEST_BOOT" = 2 ]; then
+  sh /hostdev/deploy/boot/initramfs-tools/scripts/init-top/hostdev-claims
+  modprobe vfio_pci
+fi
 # the host drivers; vfio-pci is left to hostdev (its kernel port runs modprobe when the driver is missing)
 for m in e1000e igb igbvf nvme ahci i2c_i801 lpc_ich; do modprobe "$m" || echo "modprobe $m failed"; done
+if [ "$HOSTDEV_KTEST_BOOT" = 2 ]; then
+  for d in /sys/bus/pci/devices/*; do
+    [ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x8086:0x10d3 ] && basename "$(readlink "$d/driver" 2>/dev/null || echo none)" > /run/hostdev-ktest-boot2-driver
+  done
+fi
 [ "$(param hostdev_preload_vfio)" = 1 ] && modprobe vfio_pci
 sleep 1
 echo "=== guest T+$(up)s: drivers loaded"

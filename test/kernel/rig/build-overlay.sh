@@ -13,6 +13,8 @@ H=$STAGE/hostdev
 mkdir -p "$H/test/kernel"
 cp -a "$REPO/dist" "$REPO/package.json" "$H/"
 cp -a "$REPO/test/kernel/scenarios" "$REPO/test/kernel/guest" "$H/test/kernel/"
+# the boot-time claim scripts (scenario 12 runs the initramfs init-top script)
+mkdir -p "$H/deploy" && cp -a "$REPO/deploy/boot" "$H/deploy/"
 [ -f "$REPO/test/kernel/q35-guest.spec.json" ] && cp "$REPO/test/kernel/q35-guest.spec.json" "$H/test/kernel/"
 # the nested guest's /init (scenario 6), appended in the guest to /nested/initrd-base.cpio
 mkdir -p "$STAGE/nested-init/stage"

@@ -66,39 +66,75 @@ boot() {
     -device nvme,bus=rp2,serial=hostdevktest,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2 \
     -device pcie-root-port,id=rp3,chassis=3,slot=3 -device igb,bus=rp3 \
     -device edu \
-    -kernel "$VMLINUZ" -initrd "$OUT/initrd.cpio" -append "$APPEND" \
+    -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND" \
     -serial "file:$SERIAL" 2> "$OUT/qemu.stderr"
 }
+INITRD=$OUT/initrd.cpio
 # QEMU's multi-threaded TCG has rare races of its own that abort the emulator (seen in CI:
 # "iotlb_to_section: Assertion `section_index < d->map.sections_nb' failed" 8 s into the boot, exit 134).
 # Such a crash says nothing about hostdev or the guest kernel, so the guest is booted once more from scratch
 # (its state lives in its RAM); a second crash, a timeout or any guest failure is reported as it is.
-attempt=1
-while :; do
-  rm -f "$SERIAL"
-  set +e
-  boot
-  qrc=$?
-  set -e
-  phase "guest powered off (qemu exit $qrc)"
-  [ -s "$OUT/qemu.stderr" ] && sed 's/^/qemu: /' "$OUT/qemu.stderr"
-  case $qrc in
-    134|139) ;;   # SIGABRT or SIGSEGV in QEMU itself
-    *) break ;;
-  esac
-  [ "$attempt" -ge 2 ] && break
-  attempt=$((attempt + 1))
-  echo "kernel rig: QEMU itself crashed (exit $qrc, signal $((qrc - 128))); its guest's results are discarded and the guest is booted again (attempt $attempt of 2)"
-  grep -av '^HOSTDEV-KTEST' "$SERIAL" 2>/dev/null | grep -aE '^(===|---)' | tr -d '\r' | sed 's/^/kernel rig: crashed attempt: /' || true
-done
-[ $qrc = 124 ] && echo "kernel rig: TIMEOUT after ${TIMEOUT} s"
-# the guest's own narrative (scenario steps and checks), without the machine lines
-grep -av "^HOSTDEV-KTEST" "$SERIAL" 2>/dev/null | grep -aE '^(===|---|  )' | tr -d '\r' || true
-set +e
 rm -rf "$OUT/transcripts"
-node "$RIG/parse-serial.mjs" "$SERIAL" "$OUT/transcripts"
-rc=$?
-set -e
+# Boots the guest (once more if QEMU itself crashed) and reads its results; sets rc.
+boot_and_parse() {
+  attempt=1
+  while :; do
+    rm -f "$SERIAL"
+    set +e
+    boot
+    qrc=$?
+    set -e
+    phase "guest powered off (qemu exit $qrc)"
+    [ -s "$OUT/qemu.stderr" ] && sed 's/^/qemu: /' "$OUT/qemu.stderr"
+    case $qrc in
+      134|139) ;;   # SIGABRT or SIGSEGV in QEMU itself
+      *) break ;;
+    esac
+    [ "$attempt" -ge 2 ] && break
+    attempt=$((attempt + 1))
+    echo "kernel rig: QEMU itself crashed (exit $qrc, signal $((qrc - 128))); its guest's results are discarded and the guest is booted again (attempt $attempt of 2)"
+    grep -av '^HOSTDEV-KTEST' "$SERIAL" 2>/dev/null | grep -aE '^(===|---)' | tr -d '\r' | sed 's/^/kernel rig: crashed attempt: /' || true
+  done
+  [ $qrc = 124 ] && echo "kernel rig: TIMEOUT after ${TIMEOUT} s"
+  # the guest's own narrative (scenario steps and checks), without the machine lines
+  grep -av "^HOSTDEV-KTEST" "$SERIAL" 2>/dev/null | grep -aE '^(===|---|  )' | tr -d '\r' || true
+  set +e
+  node "$RIG/parse-serial.mjs" "$SERIAL" "$OUT/transcripts"
+  rc=$?
+  set -e
+}
+boot_and_parse
+# A scenario that carried files (HOSTDEV-KTEST-CARRY: a claim made on this boot) is followed by a
+# second boot of the same image with those files in its initramfs (what a persistent disk would keep),
+# running the scenarios it named; the results of both boots count.
+if grep -aq 'HOSTDEV-KTEST-CARRY ' "$SERIAL" 2>/dev/null; then
+  first_rc=$rc
+  CARRY=$(mktemp -d "${TMPDIR:-/tmp}/hostdev-carry.XXXXXX")
+  then_scenarios=$(node -e '
+    const fs = require("fs"), path = require("path");
+    const [serial, dir] = process.argv.slice(1);
+    const then = new Set();
+    for (const raw of fs.readFileSync(serial, "utf8").split("\n")) {
+      const at = raw.indexOf("HOSTDEV-KTEST-CARRY ");
+      if (at < 0) continue;
+      const c = JSON.parse(raw.slice(at + "HOSTDEV-KTEST-CARRY ".length).replace(/\r$/, ""));
+      const file = path.join(dir, c.path);
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, Buffer.from(c.data, "base64"), { mode: c.mode });
+      then.add(c.then);
+    }
+    process.stdout.write([...then].join(","));
+  ' "$SERIAL" "$CARRY")
+  (cd "$CARRY" && find . -mindepth 1 -print0 | cpio --null -o -H newc --quiet) > "$OUT/carry.cpio"
+  rm -rf "$CARRY"
+  cat "$OUT/initrd.cpio" "$OUT/carry.cpio" > "$OUT/initrd-boot2.cpio"
+  INITRD=$OUT/initrd-boot2.cpio
+  APPEND="$(echo "$APPEND" | sed 's/ hostdev_scenarios=[^ ]*//') hostdev_boot=2 hostdev_scenarios=$then_scenarios"
+  cp "$SERIAL" "$OUT/serial-boot1.log"
+  phase "second boot for $then_scenarios"
+  boot_and_parse
+  [ "$first_rc" = 0 ] || rc=$first_rc
+fi
 if [ "${UPDATE_GOLDEN:-0}" = 1 ]; then   # the transcripts of the scenarios that passed
   mkdir -p "$REPO/test/kernel/golden"
   for f in "$OUT/transcripts"/*.json; do

@@ -11,5 +11,7 @@ import { s8BlockedRelease } from './s8-blocked-release.mjs';
 import { s9Timing } from './s9-timing.mjs';
 import { s10Hotplug } from './s10-hotplug.mjs';
 import { s11Daemon } from './s11-daemon.mjs';
+import { s12Claims } from './s12-claims.mjs';
+import { s13ClaimsReboot, s14ClaimsRebooted } from './s13-claims-reboot.mjs';
 
-export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted];

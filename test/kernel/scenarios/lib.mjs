@@ -282,6 +282,21 @@ export class ScenarioEnv {
     }
   }
 
+  /** Which boot of the rig's guest this is: 1, or 2 when the rig booted it again with files carried over. */
+  get boot() {
+    return Number(process.env.HOSTDEV_KTEST_BOOT ?? '1');
+  }
+
+  /**
+   * Carries a file of this guest to the rig's second boot (kernel only): its text is printed on the
+   * serial line as HOSTDEV-KTEST-CARRY, and the rig puts it at the same path in the second boot's
+   * initramfs, which then runs the scenarios named `then`. What a persistent disk would keep.
+   */
+  carry(hostPath, text, then) {
+    const line = { path: hostPath, mode: 0o644, data: Buffer.from(text, 'utf8').toString('base64'), then };
+    process.stdout.write(`HOSTDEV-KTEST-CARRY ${JSON.stringify(line)}\n`);
+  }
+
   // ---- results
   /** Records an observation compared between Linux and the simulator. */
   observe(step, value) {
