@@ -61,7 +61,7 @@ export type { WatchSourceChoice } from './events/sources.js';
 export type { ShowReport, GroupReport, DeviceJson, DeviceWithOwnership, VfioStubJson } from './manager/inventory-reports.js';
 export type { OperationReport, ReleaseReport, FailureReport } from './manager/reports.js';
 export type { StatusReport } from './manager/status.js';
-export type { RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';
+export type { ReconcileScope, RecoveryReport, RepairedDevice, PrunedEntry, DriftEntry, VfConfigRepair } from './manager/recovery.js';
 export type { InFlightOperation } from './manager/in-flight.js';
 export type { VfListReport, VfListEntry, SetCountReport } from './manager/vf-lifecycle.js';
 export type { DetachOptions, OperationMode } from './manager/hostdev-manager.js';

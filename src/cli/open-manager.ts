@@ -32,6 +32,9 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     hostUsage: await hostUsageFor(globals),
     dryRun: options.dryRun ?? false,
     reader: options.reader ?? false,
+    // The commands that look (status, qemu-args, vf list) walk every table entry; the ones that
+    // change a device walk them only when the host changed since the last walk.
+    reconcile: options.reader === true ? 'full' : 'changed',
     cacheInventory: options.cacheInventory ?? false,
     configDir: globals.configDir,
     ...(globals.command === '' ? {} : { command: globals.command }),

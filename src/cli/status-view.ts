@@ -109,6 +109,25 @@ function holdersSection(holders: readonly HolderStatus[]): string[] {
   return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
 }
 
+/** Mediated and USB devices held by domains, and those that left the host while held (only when there are any). */
+function devicesSection(status: StatusReport): string[] {
+  const devices = status.devices ?? [];
+  const departed = status.departedDevices ?? [];
+  const held =
+    devices.length === 0
+      ? []
+      : section(`Mediated and USB devices (${devices.length}), ownership only:`, devices.map((e) => [e.key, ownerName(e.usedBy)]), ['KEY', 'OWNER']);
+  const gone =
+    departed.length === 0
+      ? []
+      : section(
+          `Departed devices (${departed.length}), left the host while a domain held them:`,
+          departed.map((d) => [d.entry.key, ownerName(d.entry.usedBy), d.departedAt, d.prunedBy, d.back ? 'back (same IDs, same place)' : 'awaited back', releaseCommand(d.entry.usedBy)]),
+          ['KEY', 'OWNER', 'DEPARTED', 'BY', 'STATE', 'FORGET WITH'],
+        );
+  return [...held, ...gone];
+}
+
 /**
  * `claimed`: the addresses claims are defined for; their inactive entries show the owner
  * hostdev/claim, a plain detach's `hostdev (detached)`.
@@ -136,6 +155,7 @@ export function statusText(status: StatusReport, claimed: ReadonlySet<string> = 
     '',
     `Inactive (${inactive.length}):`,
     inactive.length > 0 ? renderTable(['ADDRESS', 'OWNER', 'MODE', 'STUB', 'ORIGINAL'], inactive) : '  none',
+    ...devicesSection(status),
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recentRepairs),
@@ -143,5 +163,7 @@ export function statusText(status: StatusReport, claimed: ReadonlySet<string> = 
     ...busySection(status.busy),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);
+  const prunedDevices = status.prunedDevices ?? [];
+  if (prunedDevices.length > 0) lines.push('', `pruned (no longer on this host): ${prunedDevices.map((p) => p.key).join(', ')}`);
   return lines.join('\n');
 }

@@ -41,6 +41,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Leading zeros are taken (sysfs prints USB bus numbers as 001); the key drops them. */
 const DECIMAL = /^[0-9]{1,16}$/;
 
+/** Whether the text is a UUID as the kernel takes it (8-4-4-4-12 hex digits, either case). */
+export function isUuid(text: string): boolean {
+  return UUID.test(text.toLowerCase());
+}
+
 export function formatKey(id: DeviceId): DeviceKey {
   switch (id.kind) {
     case 'pci':

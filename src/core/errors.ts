@@ -105,6 +105,10 @@ export const ERROR_CATALOG = {
     summary: 'The device at a claimed address is not the one the claim was made for (another vendor:device).',
   },
   HOSTDEV_NOT_CLAIMED: { exit: 'notFound', summary: 'No claim is defined for the device.' },
+  HOSTDEV_AMBIGUOUS_DEVICE: {
+    exit: 'usage',
+    summary: 'A device chosen by its IDs (a USB vendor:product) matches more than one device on this host.',
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

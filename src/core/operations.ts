@@ -6,7 +6,7 @@ export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 're
  * lock reports as its holder, what recovery says it repaired. The plan operations, then the ones
  * that change the tables or the host without a plan of their own.
  */
-export type OperationName = PlanOperationName | 'vf-forget' | 'status' | 'watch-prune' | 'watch-returned';
+export type OperationName = PlanOperationName | 'vf-forget' | 'status' | 'watch-prune' | 'watch-returned' | 'mdev-create' | 'mdev-remove';
 
 /**
  * The operations a client starts through the daemon: operations of hostdev, and hotplug and unplug,

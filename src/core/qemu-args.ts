@@ -15,7 +15,14 @@ interface QemuArgsOptions {
   readonly machine?: QemuMachine;
   /** Chassis number of the first root port; pick one the VM's own root ports do not use. Default 1. */
   readonly firstChassis?: number;
+  /** Mediated devices (UUIDs): vfio-pci by their sysfs path, each behind a root port after the PCI functions' (q35). */
+  readonly mdevs?: readonly string[];
+  /** USB devices by where they are plugged: usb-host on an xHCI controller hostdev adds (id hostdev-xhci). */
+  readonly usb?: readonly { readonly bus: number; readonly ports: readonly number[] }[];
 }
+
+/** The id of the xHCI controller the USB devices go on. */
+export const HOSTDEV_XHCI_ID = 'hostdev-xhci';
 
 /** The QEMU device id hostdev gives a device: "hostdev-0000_03_10_2" (libvirt nodedev style). */
 export function hostdevDeviceId(address: PciAddress): string {
@@ -28,8 +35,14 @@ export function addressOfDeviceId(id: string): PciAddress | null {
   return match === null ? null : (`${match[1]}:${match[2]}:${match[3]}.${match[4]}` as PciAddress);
 }
 
-function rootPortId(address: PciAddress): string {
-  return `${hostdevDeviceId(address)}-rp`;
+/** The QEMU device id of a mediated device: "hostdev-mdev-UUID". */
+export function mdevDeviceId(uuid: string): string {
+  return `hostdev-mdev-${uuid}`;
+}
+
+/** The QEMU device id of a USB device: "hostdev-usb-1-1_2" (bus, then the port path). */
+export function usbDeviceId(bus: number, ports: readonly number[]): string {
+  return `hostdev-usb-${bus}-${ports.join('_')}`;
 }
 
 const MAX_CHASSIS = 255;
@@ -39,23 +52,32 @@ export function qemuArgs(devices: readonly { readonly address: PciAddress }[], o
   const machine = options.machine ?? 'q35';
   const firstChassis = options.firstChassis ?? 1;
   const addresses = [...new Set(devices.map((d) => d.address))].sort();
-  if (machine === 'q35' && (firstChassis < 1 || firstChassis + addresses.length - 1 > MAX_CHASSIS)) {
+  const vfio = [
+    ...addresses.map((address) => ({ id: hostdevDeviceId(address), source: `host=${address}` })),
+    ...[...new Set(options.mdevs ?? [])].sort().map((uuid) => ({ id: mdevDeviceId(uuid), source: `sysfsdev=/sys/bus/mdev/devices/${uuid}` })),
+  ];
+  if (machine === 'q35' && (firstChassis < 1 || firstChassis + vfio.length - 1 > MAX_CHASSIS)) {
     throw new HostdevError(
       'HOSTDEV_USAGE',
-      `${addresses.length} root ports from chassis ${firstChassis} do not fit in chassis numbers 1-${MAX_CHASSIS}`,
+      `${vfio.length} root ports from chassis ${firstChassis} do not fit in chassis numbers 1-${MAX_CHASSIS}`,
       { hint: 'Choose a smaller --first-chassis.' },
     );
   }
   const args: string[] = [];
-  addresses.forEach((address, index) => {
-    const id = hostdevDeviceId(address);
+  vfio.forEach(({ id, source }, index) => {
     if (machine === 'q35') {
-      const port = rootPortId(address);
+      const port = `${id}-rp`;
       args.push('-device', `pcie-root-port,id=${port},chassis=${firstChassis + index},slot=0`);
-      args.push('-device', `vfio-pci,host=${address},id=${id},bus=${port}`);
+      args.push('-device', `vfio-pci,${source},id=${id},bus=${port}`);
     } else {
-      args.push('-device', `vfio-pci,host=${address},id=${id}`);
+      args.push('-device', `vfio-pci,${source},id=${id}`);
     }
   });
+  const usb = [...(options.usb ?? [])].sort((a, b) => a.bus - b.bus || a.ports.join('.').localeCompare(b.ports.join('.')));
+  if (usb.length > 0) args.push('-device', `qemu-xhci,id=${HOSTDEV_XHCI_ID}`);
+  for (const device of usb) {
+    const id = usbDeviceId(device.bus, device.ports);
+    args.push('-device', `usb-host,hostbus=${device.bus},hostport=${device.ports.join('.')},id=${id},bus=${HOSTDEV_XHCI_ID}.0`);
+  }
   return args;
 }

@@ -266,6 +266,23 @@ const Holder = z.discriminatedUnion('kind', [
 export const HolderStatus = z
   .strictObject({ owner: Owner, holder: Holder, since: z.string(), alive: z.boolean().nullable(), reason: z.string() })
   .describe("a domain's holder and whether it lives (null: it did not answer in time)");
+/** An entry of another kind than PCI (mdev, USB): ownership only. */
+const DeviceEntry = z.strictObject({
+  key: z.string(),
+  kind: z.enum(['mdev', 'usb', 'nvme', 'scsi']),
+  usedBy: Owner,
+  identity: z.record(z.string(), z.unknown()).nullable().describe('what recognises the device when it is seen again (USB vendor:product, mdev parent and type)'),
+});
+const DeviceReleaseReport = z
+  .strictObject({
+    operation: z.literal('release'),
+    dryRun: z.boolean(),
+    owner: Owner,
+    released: z.array(z.string()),
+    pruned: z.array(z.string()),
+    notes: z.array(z.string()),
+  })
+  .describe('the mediated and USB devices a release without devices gave back');
 const Status = z.strictObject({
   active: z.array(ActiveEntry),
   inactive: z.array(InactiveEntry),
@@ -279,6 +296,12 @@ const Status = z.strictObject({
   departed: z.array(z.record(z.string(), z.unknown()).describe('a VF that left the host while a table held it (address, former entry, owner, awaited, back)')),
   busy: z.strictObject({ operations: z.array(InFlight), notPruned: Addresses }).nullable(),
   holders: z.array(HolderStatus),
+  devices: z.array(DeviceEntry).optional().describe('mediated and USB devices held by domains (present only when there are any)'),
+  prunedDevices: z.array(z.strictObject({ key: z.string(), usedBy: Owner, awaited: z.boolean() })).optional(),
+  departedDevices: z
+    .array(z.strictObject({ entry: DeviceEntry, prunedBy: z.string(), departedAt: z.string(), back: z.boolean() }))
+    .optional()
+    .describe('mediated and USB devices that left the host while a domain held them'),
 });
 
 const operationReportFields = {
@@ -304,7 +327,14 @@ const operationReportFields = {
 const OperationReport = z.strictObject(operationReportFields).describe('detach, reattach, reset');
 const AssignReport = z.strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()) }).describe('assign');
 const ReleaseReport = z
-  .strictObject({ ...operationReportFields, released: Addresses, reattached: Addresses, inactive: Addresses, warnings: z.array(z.string()) })
+  .strictObject({
+    ...operationReportFields,
+    released: Addresses,
+    reattached: Addresses,
+    inactive: Addresses,
+    warnings: z.array(z.string()),
+    devices: DeviceReleaseReport.optional(),
+  })
   .describe('release');
 const SetCountReport = z
   .strictObject({

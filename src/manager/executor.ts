@@ -7,7 +7,7 @@ import { hostDriverWanted, onHostDriver, type Phase, type Plan, type RestorePoin
 import { removeChange, type TableChange } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { hostFiles } from '../sysfs/paths.js';
-import type { CommitOptions, Operation, StateChange } from '../state/store.js';
+import type { CommitOptions, JournalHandle, JournalStep, Operation, StateChange } from '../state/store.js';
 import { kernelWriteFailed, moduleUnavailable, type WriteContext } from './kernel-errors.js';
 import { pendingWarning, toStored, type VfNetConfigurator } from './vf-net.js';
 
@@ -64,7 +64,7 @@ export interface ExecutorPorts {
 }
 
 /**
- * Where a step is recorded. An operation journals every sysfs write before making it (op.intend,
+ * Where a step is recorded. An operation journals every sysfs write before making it (op.intendAll,
  * then op.done) and saves a VF's network config in its own row (the row is that step's journal:
  * recovery puts back any saved row whose VF is not assigned). Recovery's own rows stand beside the
  * dead operation's until the commit that records what recovery did clears both.
@@ -93,7 +93,17 @@ async function runSteps(
   touched: Touched = touchedNothing(),
   context: WriteContext = {},
 ): Promise<void> {
-  for (const step of steps) await runStep(step, ports, record, touched, context);
+  let intended = new Map<number, JournalHandle>();
+  for (const [index, step] of steps.entries()) {
+    if (record !== null && step.kind === 'write' && !intended.has(index)) intended = intendAhead(steps, index, record);
+    await runStep(step, ports, record, touched, context, intended.get(index) ?? null);
+  }
+}
+
+type WriteStep = Extract<Step, { kind: 'write' }>;
+
+function intentOf(step: WriteStep, restore: RestorePoint): JournalStep {
+  return { address: step.address, action: step.action, hostPath: step.hostPath, value: step.value, restore };
 }
 
 export interface ExecuteOptions {
@@ -105,10 +115,27 @@ export interface ExecuteOptions {
 }
 
 /**
+ * The intents of the writes from `from` on, in one durable commit before the first of them (one
+ * fsync for a group's writes, not one per write). A net-save step ends the run: its commit clears
+ * the operation's journal rows, so the writes after it are journaled after it.
+ */
+function intendAhead(steps: readonly Step[], from: number, record: StepRecord): Map<number, JournalHandle> {
+  const ahead: Array<{ index: number; step: WriteStep }> = [];
+  for (let index = from; index < steps.length; index++) {
+    const step = steps[index]!;
+    if (step.kind === 'net-save') break;
+    if (step.kind === 'write') ahead.push({ index, step });
+  }
+  const handles = record.op.intendAll(ahead.map(({ step }) => intentOf(step, record.restore)));
+  return new Map(ahead.map(({ index }, i) => [index, handles[i]!]));
+}
+
+/**
  * Applies a plan under the state lock: the one way hostdev applies steps (operations, recovery's
- * repairs, `vf set-count`). Every kernel write is journaled first (op.intend), then written, then
- * marked done; the driver link is read back where the plan says so. VF network config is saved
- * (its own durable row) before it is set. The table changes go in ONE op.commit at the end. A
+ * repairs, `vf set-count`). Every kernel write is journaled first (a group's writes in one durable
+ * commit before the first of them, op.intendAll), then written, then marked done; the driver link
+ * is read back where the plan says so. VF network config is saved (its own durable row) before it
+ * is set. The table changes go in ONE op.commit at the end. A
  * failed step is a catalog error (the errno mapped in kernel-errors.ts).
  *
  * On a failed group: an all-or-nothing plan (assign, detach, reattach) undoes what it did, device
@@ -199,7 +226,15 @@ function netOf(ports: ExecutorPorts, step: Step): VfNetConfigurator {
   return ports.net;
 }
 
-async function runStep(step: Step, ports: ExecutorPorts, record: StepRecord | null, touched: Touched, context: WriteContext): Promise<void> {
+async function runStep(
+  step: Step,
+  ports: ExecutorPorts,
+  record: StepRecord | null,
+  touched: Touched,
+  context: WriteContext,
+  /** A write's intent, already journaled (intendAhead) when `record` is given. */
+  handle: JournalHandle | null,
+): Promise<void> {
   switch (step.kind) {
     case 'load-module': {
       try {
@@ -216,16 +251,12 @@ async function runStep(step: Step, ports: ExecutorPorts, record: StepRecord | nu
       if (record !== null && !touched.devices.some((device) => device.address === step.address)) {
         touched.devices.push({ address: step.address, restore: record.restore });
       }
-      const handle =
-        record === null
-          ? null
-          : record.op.intend({ address: step.address, action: step.action, hostPath: step.hostPath, value: step.value, restore: record.restore });
       try {
         await ports.kernel.write(step.hostPath, step.value);
       } catch (error) {
         throw kernelWriteFailed(error, step.address, context);
       }
-      if (handle !== null) record!.op.done(handle);
+      if (handle !== null && record !== null) record.op.done(handle);
       return;
     }
     case 'verify-driver': {

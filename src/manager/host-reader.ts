@@ -1,4 +1,4 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
@@ -110,6 +110,41 @@ export class HostReader {
     try {
       const link = await this.bounded(file, lstat(file, { bigint: true }));
       return `${link.ino}:${link.mtimeNs}`;
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return null;
+    }
+  }
+
+  /**
+   * The kernel's uevent sequence number: it moves on with every device added or removed and every
+   * driver bound or unbound, so while it stands still no table entry can have drifted or vanished.
+   * null when the file is not there or says nothing (an older simulated tree).
+   */
+  async ueventSeqnum(): Promise<string | null> {
+    const file = this.layout.ueventSeqnum;
+    try {
+      const text = (await this.bounded(file, readFile(file, 'utf8'))).trim();
+      return /^\d+$/.test(text) ? text : null;
+    } catch (error) {
+      if (error instanceof HostdevError) throw error;
+      return null;
+    }
+  }
+
+  /**
+   * What tells whether the host's devices may have changed since: the boot (a reboot starts the
+   * sequence again) and the uevent sequence number. null when the kernel keeps no sequence number.
+   */
+  async hostFingerprint(): Promise<string | null> {
+    const [seqnum, bootId] = await Promise.all([this.ueventSeqnum(), this.bootId()]);
+    return seqnum === null ? null : `${bootId ?? 'no-boot-id'}/${seqnum}`;
+  }
+
+  private async bootId(): Promise<string | null> {
+    const file = path.join(this.layout.root, 'proc/sys/kernel/random/boot_id');
+    try {
+      return (await this.bounded(file, readFile(file, 'utf8'))).trim() || null;
     } catch (error) {
       if (error instanceof HostdevError) throw error;
       return null;

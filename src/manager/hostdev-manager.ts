@@ -28,11 +28,27 @@ import { HostReader, type DeviceWait } from './host-reader.js';
 import { buildHostView, type ViewScope } from './host-view.js';
 import { tablesSource, type TableSource } from './table-source.js';
 import { operationReport, type OperationReport, type ReleaseReport, releaseReport } from './reports.js';
-import { recoverOnOpen, recoveryWouldAct, type RecoveryReport } from './recovery.js';
+import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
 import type { Holder, HolderStatus } from '../core/holders.js';
 import { holderEndLine, holderStatuses, qmpHolderLife, type HolderEnd, type QmpHolderProbe } from './holders.js';
+import type { DeviceKey } from '../core/device-key.js';
+import {
+  assignDevices,
+  createMdev,
+  deviceRepairWarning,
+  deviceStatus,
+  recoverDevices,
+  releaseDevices,
+  removeMdev,
+  startDefined,
+  type StartDefinedReport,
+  type DeviceAssignReport,
+  type DevicePorts,
+  type DeviceReleaseReport,
+  type MdevReport,
+} from './device-ops.js';
 import { VfNetConfigurator } from './vf-net.js';
 
 export { DEFAULT_HYPERVISOR };
@@ -46,6 +62,7 @@ type RecoverFn = (context: {
   dryRun: boolean;
   wait: boolean;
   command?: string;
+  reconcile: ReconcileScope;
 }) => Promise<RecoveryReport>;
 
 export interface OpenOptions {
@@ -78,6 +95,12 @@ export interface OpenOptions {
   readonly waitForLock?: boolean;
   /** Tells whether a QMP holder's QEMU lives (default: connect and ask `query-status`, bounded). */
   readonly probeQmp?: QmpHolderProbe;
+  /**
+   * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
+   * kernel's uevent sequence number (and boot) are those at which every entry was last found
+   * consistent (see ReconcileScope); operations then read only the devices they name.
+   */
+  readonly reconcile?: ReconcileScope;
 }
 
 /** What every operation takes besides its request: a dry run, and the bound on held-up reads. */
@@ -173,15 +196,19 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      const recovery = await recover({
+      let recovery = await recover({
         store,
         kernel,
         layout,
         net,
         dryRun,
         wait: options.waitForLock ?? true,
+        reconcile: options.reconcile ?? 'full',
         ...(options.command === undefined ? {} : { command: options.command }),
       });
+      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
+      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
+      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
       const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
       // A reader whose recovery found the lock taken leaves the holders to the next command too.
       if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
@@ -358,10 +385,17 @@ export class HostdevManager {
     return this.withPreview(operationReport(plan, execution));
   }
 
-  /** Both tables; inactive entries whose device vanished are pruned first (nobody else would). */
+  /**
+   * Both tables; inactive entries whose device vanished are pruned first (nobody else would), and
+   * each domain's holder. Entries of other kinds (mdev, USB) are added as `devices` (with
+   * `prunedDevices` and `departedDevices`) only when there are any, so a PCI-only host's report is
+   * what it always was.
+   */
   async status(): Promise<StatusReport> {
-    const status = await readStatus(this.store, this.reader, this.recovery);
-    return { ...status, holders: await this.holders() };
+    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders: await this.holders() };
+    const others = await deviceStatus(this.devicePorts);
+    if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
+    return { ...report, ...others };
   }
 
   /** Each domain's holder and whether it lives now. */
@@ -394,6 +428,32 @@ export class HostdevManager {
   /** What open said of ended holders, one line each. */
   get holderWarnings(): string[] {
     return this.holdersEnded.map((end) => holderEndLine(end, this.store.snapshot));
+  }
+
+  // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----
+
+  private get devicePorts(): DevicePorts {
+    return { store: this.store, kernel: this.kernel, layout: this.layout };
+  }
+
+  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
+    return releaseDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {
+    return createMdev(this.devicePorts, request);
+  }
+
+  removeMdev(request: Parameters<typeof removeMdev>[1]): Promise<MdevReport> {
+    return removeMdev(this.devicePorts, request);
+  }
+
+  startDefinedMdevs(dryRun: boolean): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun);
   }
 
   /**
@@ -487,6 +547,11 @@ export class HostdevManager {
       });
     }
     return this.store.exclusive(name, async (op) => {
+      // Every entry consistent at this fingerprint, and nothing happened since: what this plan's
+      // writes do to the host is all that changes, so the fingerprint after them is recorded with
+      // its commit (see ReconcileScope).
+      const fingerprint = await this.reader.hostFingerprint();
+      const unchanged = fingerprint !== null && fingerprint === op.reconciledAt();
       // The locked operation is itself a keyed TableSource: reads do not grow with the tables.
       const seen = await view(op);
       const planned = planner(seen);
@@ -498,7 +563,11 @@ export class HostdevManager {
       };
       const execution = await executePlan(planned, op, ports, {
         extra: await bookkeeping(op, planned, seen),
-        ...(settle === undefined ? {} : { settle: () => settle(op, planned) }),
+        settle: async ({ failures }) => {
+          const settled = settle === undefined ? { changes: [], pruned: [] } : await settle(op, planned);
+          if (unchanged && failures.length === 0) op.markReconciled(await this.reader.hostFingerprint());
+          return settled;
+        },
       });
       return [planned, execution];
     }, mode.operationId);

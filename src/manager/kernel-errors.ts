@@ -103,3 +103,30 @@ export function numVfsWriteError(pf: PciAddress, value: string, errno: string, t
       });
   }
 }
+
+/** What a refused mdev `create` or `remove` write means (drivers/vfio/mdev/mdev_sysfs.c, mdev_core.c). */
+const MDEV_HINTS: Readonly<Record<string, string>> = {
+  EINVAL: 'The kernel takes a UUID of 36 characters (8-4-4-4-12 hex digits); give --uuid such a UUID or leave it out.',
+  EEXIST: 'A mediated device with this UUID exists already (`hostdev mdev list`); give another --uuid or leave it out.',
+  EUSERS: 'The parent has no instance of this type left (available_instances is 0): remove an mdev of the parent first.',
+  EBUSY: 'A VM (or another process) still has the mediated device open: stop it first.',
+};
+
+/** A refused write of an mdev's `create` or `remove` file, as a catalog error naming the mdev, its parent and type. */
+export function mdevWriteFailed(error: unknown, what: { readonly key: string; readonly parent: string | null; readonly type: string | null }): HostdevError {
+  if (isHostdevError(error)) return error;
+  if (error instanceof KernelWriteError && error.outside !== null) return outsideRootRefused(error, null);
+  if (!(error instanceof KernelWriteError)) {
+    return new HostdevError('HOSTDEV_INTERNAL', `unexpected failure while changing mediated device ${what.key}: ${String(error)}`, {
+      hint: 'This is a bug in hostdev; please report it with this message.',
+      details: { key: what.key },
+      cause: error,
+    });
+  }
+  const on = what.parent === null ? '' : ` (type ${what.type ?? '?'} on ${what.parent})`;
+  return new HostdevError('HOSTDEV_KERNEL_WRITE', `the kernel refused mediated device ${what.key}${on}: writing to ${error.hostPath} failed with ${error.errno}`, {
+    hint: MDEV_HINTS[error.errno] ?? HINTS[error.errno] ?? 'See dmesg for what the parent driver said.',
+    details: { key: what.key, path: error.hostPath, errno: error.errno, parent: what.parent, type: what.type },
+    cause: error,
+  });
+}

@@ -21,7 +21,17 @@ export interface RecoveryReader extends StepReader {
   exists(address: PciAddress): Promise<boolean>;
   /** The generation of a PF's VFs (HostReader.vfGeneration): it changes whenever they are removed or made. */
   vfGeneration?(pf: PciAddress): Promise<string | null>;
+  /** HostReader.hostFingerprint: it moves on with every device added or removed, bound or unbound. */
+  hostFingerprint?(): Promise<string | null>;
 }
+
+/**
+ * How much of the tables recovery looks at when no operation was left unfinished: 'full' reads
+ * every entry's device; 'changed' reads none while the host fingerprint is the one at which every
+ * entry was last found consistent (nothing was added, removed, bound or unbound since), and every
+ * entry otherwise. An operation then reads the devices it names itself.
+ */
+export type ReconcileScope = 'full' | 'changed';
 
 
 /** A device an unfinished operation had touched, and what recovery made of it. */
@@ -115,13 +125,18 @@ export async function recover(
   reader: RecoveryReader,
   /** VF network config (what puts a saved row back); null: saved rows are not reviewed. */
   net: VfNetConfigurator | null = null,
-  options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string } = {},
+  options: { readonly dryRun?: boolean; readonly wait?: boolean; readonly command?: string; readonly reconcile?: ReconcileScope } = {},
 ): Promise<RecoveryReport> {
   const dryRun = options.dryRun ?? false;
   if (dryRun && !store.snapshot) {
     throw new HostdevError('HOSTDEV_INTERNAL', 'a dry-run recovery needs a snapshot of the state (StateStore.openSnapshot)', {
       hint: 'This is a bug in hostdev: report it with the command that was run.',
     });
+  }
+  // Read before the tables and the walk: an event during the walk leaves it behind the kernel's.
+  const fingerprint = (await reader.hostFingerprint?.()) ?? null;
+  if ((options.reconcile ?? 'full') === 'changed' && unchangedSince(store, fingerprint, net !== null)) {
+    return { ...EMPTY_RECOVERY_REPORT, ...(dryRun ? { dryRun } : {}) };
   }
   const before = store.readState();
   const vfSettled = (): boolean =>
@@ -136,6 +151,7 @@ export async function recover(
       const drift = look.drift.filter(
         (d) => !busy.has(d.address) && sameEntry(before.tables, after.tables, d.address),
       );
+      if (look.drift.length === 0 && after.journal.length === 0 && !dryRun) await noteReconciled(store, fingerprint, before.tables, after.tables);
       return { ...EMPTY_RECOVERY_REPORT, ...(dryRun ? { dryRun } : {}), drift, warnings: drift.map(driftWarning) };
     }
   }
@@ -264,6 +280,31 @@ export async function recover(
   return { ...EMPTY_RECOVERY_REPORT, deferred, warnings };
 }
 
+/**
+ * Whether recovery may look at no entry: the host fingerprint is the one at which every entry was
+ * last found on its stub driver, and no operation has left a journal row or a saved VF config
+ * whose VF is not assigned since.
+ */
+function unchangedSince(store: StateStore, fingerprint: string | null, withNet: boolean): boolean {
+  if (fingerprint === null || fingerprint !== store.reconciledAt()) return false;
+  if (store.readJournal().length > 0) return false;
+  if (!withNet) return true;
+  const configs = store.readVfConfigs();
+  return vfConfigsSettled(configs, store.activeAmong(configs.map((config) => config.address)));
+}
+
+/**
+ * After a walk that found every entry consistent: its fingerprint is recorded, if the lock is free
+ * at once and the tables did not change meanwhile (else the next open walks again).
+ */
+async function noteReconciled(store: StateStore, fingerprint: string | null, before: Tables, after: Tables): Promise<void> {
+  if (fingerprint === null || store.reconciledAt() === fingerprint || JSON.stringify(before) !== JSON.stringify(after)) return;
+  await store.tryExclusive('recover', async (op) => {
+    op.markReconciled(fingerprint);
+    op.commit([]);
+  });
+}
+
 /** `recover` in the shape HostdevManager.open takes (OpenOptions.recover). */
 export function recoverOnOpen(context: {
   store: StateStore;
@@ -273,10 +314,12 @@ export function recoverOnOpen(context: {
   dryRun?: boolean;
   wait?: boolean;
   command?: string;
+  reconcile?: ReconcileScope;
 }): Promise<RecoveryReport> {
   return recover(context.store, context.kernel, new HostReader(context.layout), new VfNetConfigurator(context.net), {
     dryRun: context.dryRun ?? false,
     wait: context.wait ?? true,
+    reconcile: context.reconcile ?? 'full',
     ...(context.command === undefined ? {} : { command: context.command }),
   });
 }

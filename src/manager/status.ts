@@ -7,6 +7,7 @@ import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { recoveryWouldAct, type RecoveryReport } from './recovery.js';
 import type { HolderStatus } from '../core/holders.js';
+import type { DeviceStatus } from './device-ops.js';
 
 export interface RecentRepair {
   readonly at: string;
@@ -21,7 +22,7 @@ export interface DepartedStatus extends DepartedVfRecord {
   readonly back: { readonly address: PciAddress; readonly driver: string | null } | null;
 }
 
-export interface StatusReport {
+export interface StatusReport extends Partial<DeviceStatus> {
   readonly active: readonly ActiveEntry[];
   readonly inactive: readonly InactiveEntry[];
   /** Entries whose device vanished, removed by this status call (both tables). */

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import type { DeviceKey } from '../core/device-key.js';
+import type { DeviceEntry } from '../core/device-entry.js';
 import { checkHostIdentity } from '../core/host-identity.js';
 import { TableIndex, type Owner, type Tables } from '../core/tables.js';
 import { readHostIdentity } from '../host/host-identity.js';
@@ -26,16 +27,19 @@ export async function tableLookupFor(stateDir: string, root: string): Promise<Ta
     // Another host's tables would name the wrong devices: HOSTDEV_STATE.
     const host = readHostIdentity(root);
     if (host !== null) checkHostIdentity(store.claimHost(host.id), host, { root, stateDir: store.stateDir });
-    return tableLookupOf(store.readTables());
+    return tableLookupOf(store.readTables(), store.readDevices());
   } finally {
     store.close();
   }
 }
 
-/** Where each device stands in these tables. */
-export function tableLookupOf(tables: Tables): TableLookup {
+/** Where each device stands in these tables; `devices`: the entries of other kinds (mdev, USB), all active. */
+export function tableLookupOf(tables: Tables, devices: readonly DeviceEntry[] = []): TableLookup {
   const index = new TableIndex(tables);
+  const others = new Map(devices.map((entry) => [entry.key, entry]));
   return (device) => {
+    const other = others.get(device as DeviceKey);
+    if (other !== undefined) return { table: 'active', owner: other.usedBy };
     // A PCI address starts with its four hex digits of PCI domain; a key with its kind.
     const found = /^[0-9a-f]{4}:/.test(device) ? index.find(device as PciAddress) : index.findKey(device as DeviceKey);
     if (found === undefined) return null;

@@ -198,9 +198,9 @@ export async function setVfCount(
       const generation = await new HostReader(layout).vfGeneration(request.pf);
       const numvfs = hostFiles.device(request.pf, 'sriov_numvfs');
       const restore = { driver: pf.driver, driverOverride: pf.driverOverride };
-      for (const vf of plan.prune) {
-        op.intend({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore });
-      }
+      op.intendAll(
+        plan.prune.map((vf) => ({ address: vf.address, action: VF_PRUNE_ACTION, hostPath: numvfs, value: vfPruneValue(vf.vfIndex, generation), restore })),
+      );
     }
     const reader = new HostReader(layout);
     const forced = new Set<string>(plan.prune.map((vf) => vf.address));

@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { keyKind, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
+import { idOf, keyKind, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
@@ -31,7 +31,7 @@ import {
   type OperationMode,
   type ReleaseRequest as ManagerReleaseRequest,
 } from '../manager/hostdev-manager.js';
-import type { RecoveryReport } from '../manager/recovery.js';
+import type { ReconcileScope, RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { StatusReport } from '../manager/status.js';
 import { listVfs, setVfCount, type SetCountReport, type SetCountRequest as ManagerSetCountRequest, type VfListReport } from '../manager/vf-lifecycle.js';
@@ -50,6 +50,9 @@ import { holderEndLine, type HolderEnd, type QmpHolderProbe } from '../manager/h
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
+import { assignableKind, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
+import type { MdevParent } from '../core/nonpci-device.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
 /** Where claims are defined, under the root: /etc/hostdev (claims in /etc/hostdev/claims.d). */
@@ -74,6 +77,8 @@ export interface HostdevServiceOptions {
   readonly dryRun?: boolean;
   /** For callers that only look: recovery at open never waits for another operation's lock. */
   readonly reader?: boolean;
+  /** What recovery at open looks at (OpenOptions.reconcile): default 'full', every table entry. */
+  readonly reconcile?: ReconcileScope;
   /** How a running VM's QMP socket is reached (default: hostdev's QMP client, bounded waits). */
   readonly connectQmp?: (socketPath: string) => Promise<QmpPort>;
   /**
@@ -175,6 +180,8 @@ export type VfSetCountRequest = Omit<ManagerSetCountRequest, 'pf' | 'dryRun' | '
   Partial<Omit<ManagerSetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
 
 export interface ReleaseResult extends ReleaseReport {
+  /** The domain's mediated and USB devices, released with it (a release without addresses). */
+  readonly devices?: DeviceReleaseReport;
   readonly warnings: readonly string[];
 }
 
@@ -196,6 +203,18 @@ export interface QemuArgsReport {
   /** `missing` as device keys. */
   readonly missingKeys: readonly DeviceKey[];
   readonly warnings: readonly string[];
+  /** Mediated and USB devices of the domain given to QEMU (after the PCI functions), and those left out as gone. */
+  readonly otherKeys?: readonly DeviceKey[];
+  readonly otherMissing?: readonly DeviceKey[];
+}
+
+/** Assign or release of mediated and USB devices (keys mdev:UUID, usb:BUS-PORT, or usb:VENDOR:PRODUCT to select one). */
+export interface DeviceRequest {
+  readonly domain: string;
+  readonly hypervisor?: string;
+  /** Release: default every device of these kinds the domain holds. */
+  readonly devices?: readonly string[];
+  readonly dryRun?: boolean;
 }
 
 export interface ListFilter {
@@ -344,6 +363,7 @@ export class HostdevService {
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
       dryRun: options.dryRun ?? false,
       waitForLock: !(options.reader ?? false),
+      ...(options.reconcile === undefined ? {} : { reconcile: options.reconcile }),
       ...(options.command === undefined ? {} : { command: options.command }),
       ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
     });
@@ -511,8 +531,77 @@ export class HostdevService {
     return { ...report, vfConfig, warnings };
   }
 
-  /** Gives the domain's devices back (saved VF config first); vanished ones are pruned. */
+  /**
+   * Gives mediated and USB devices to a domain, all or nothing: ownership only (no driver changes),
+   * refused when another domain holds one (libvirt's "... is in use by driver D, domain V").
+   */
+  async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
+    const keys = await this.resolveDevices(request.devices ?? []);
+    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID or usb:BUS-PORT key.' });
+    return this.manager.assignDevices(ownerOf(request), keys, request.dryRun ?? false);
+  }
+
+  /** Takes mediated and USB devices back from a domain (all of them unless named); gone ones are pruned. */
+  async releaseDevices(request: DeviceRequest): Promise<DeviceReleaseReport> {
+    const owner = ownerOf(request);
+    const keys = request.devices === undefined ? undefined : await this.resolveDevices(request.devices);
+    if (keys === undefined && !holdsDevices(this.manager.store, owner)) throw domainHoldsNothing(owner, this.manager.tables());
+    return this.manager.releaseDevices(owner, keys, request.dryRun ?? false);
+  }
+
+  /** Device keys of the kinds assign takes besides PCI; usb:VENDOR:PRODUCT picks the one such device (refused when there are more). */
+  private async resolveDevices(refs: readonly string[]): Promise<DeviceKey[]> {
+    const selectors = refs.map(parseUsbSelector);
+    const usb = selectors.some((selector) => selector !== null) ? (await readNonPciInventory(this.manager.layout, ['usb'], readTimeoutFromEnv())).usb : [];
+    return refs.map((ref, index) => {
+      const selector = selectors[index];
+      if (selector !== null && selector !== undefined) return selectUsb(usb, selector);
+      const key = parseKey(ref);
+      assignableKind(key, ref);
+      return key;
+    });
+  }
+
+  /**
+   * `mdev create PARENT TYPE [--uuid U] [--persist]`: one journaled write of the UUID to the type's
+   * `create`; `persist` also writes its definition (made again by `mdevStartDefined` at boot).
+   */
+  mdevCreate(request: { readonly parent: string; readonly type: string; readonly uuid?: string; readonly dryRun?: boolean; readonly persist?: boolean }): Promise<MdevReport> {
+    return this.manager.createMdev({ ...request, dryRun: request.dryRun ?? false });
+  }
+
+  /** `mdev remove UUID [--undefine]`: the mdev's `remove` file; refused while a domain holds it. `undefine` drops its definition too. */
+  mdevRemove(request: { readonly uuid: string; readonly dryRun?: boolean; readonly undefine?: boolean }): Promise<MdevReport> {
+    return this.manager.removeMdev({ ...request, dryRun: request.dryRun ?? false });
+  }
+
+  /** `mdev start-defined`: every defined mdev that is not there is made (mdevctl's start at boot). */
+  mdevStartDefined(request: { readonly dryRun?: boolean } = {}): Promise<StartDefinedReport> {
+    return this.manager.startDefinedMdevs(request.dryRun ?? false);
+  }
+
+  /** The mediated devices (with owner and table) and their parents' types. */
+  async mdevList(): Promise<{ readonly devices: NonPciJson[]; readonly parents: readonly MdevParent[]; readonly warnings: readonly string[] }> {
+    const inventory = await readNonPciInventory(this.manager.layout, ['mdev'], readTimeoutFromEnv());
+    const tables = tableLookupOf(this.manager.tables(), this.manager.store.readDevices());
+    return { devices: inventory.mdev.map((device) => nonPciJson(device, tables)), parents: inventory.mdevParents, warnings: inventory.warnings };
+  }
+
+  /**
+   * Gives the domain's devices back (saved VF config first); vanished ones are pruned. Without
+   * addresses, its mediated and USB devices too (`devices`, present only when it held any).
+   */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
+    const owner = ownerOf(request);
+    const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
+    if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
+      return { ...emptyRelease(request.dryRun ?? false), warnings: [], devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) };
+    }
+    const result = await this.releasePci(request);
+    return others ? { ...result, devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) } : result;
+  }
+
+  private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
     const report = await this.changing(request.dryRun ?? false, () =>
@@ -691,7 +780,7 @@ export class HostdevService {
   /** The devices of one kind other than PCI (USB, mdev, NVMe namespaces, SCSI) with owner and table, as `list --kind KIND --json`. */
   async listKind(kind: NonPciKind): Promise<{ readonly report: NonPciJson[]; readonly warnings: readonly string[] }> {
     const inventory = await readNonPciInventory(this.manager.layout, [kind], readTimeoutFromEnv());
-    const tables = tableLookupOf(this.manager.tables());
+    const tables = tableLookupOf(this.manager.tables(), this.manager.store.readDevices());
     return { report: inventory[kind].map((device) => nonPciJson(device, tables)), warnings: inventory.warnings };
   }
 
@@ -706,7 +795,7 @@ export class HostdevService {
       });
     }
     const inventory = await readNonPciInventory(this.manager.layout, [kind], readTimeoutFromEnv());
-    return { report: nonPciShowReport(inventory, key, tableLookupOf(this.manager.tables())), warnings: inventory.warnings };
+    return { report: nonPciShowReport(inventory, key, tableLookupOf(this.manager.tables(), this.manager.store.readDevices())), warnings: inventory.warnings };
   }
 
   /** Every IOMMU group with its members, as `groups --json`. */
@@ -828,7 +917,10 @@ export class HostdevService {
     const status = await this.manager.status();
     const gone = new Set<string>(status.missing);
     const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
-    if (owned.length === 0 && !this.manager.holdsAnything(owner, status)) throw domainHoldsNothing(owner, status);
+    const others = (status.devices ?? []).filter((e) => sameOwner(e.usedBy, owner));
+    if (owned.length === 0 && others.length === 0 && !this.manager.holdsAnything(owner, status) && !holdsDevices(this.manager.store, owner)) {
+      throw domainHoldsNothing(owner, status);
+    }
     const present = owned.filter((e) => !gone.has(e.address));
     const missing = owned.filter((e) => gone.has(e.address)).map((e) => e.address);
     const drifted = status.recovery.drift.find((d) => present.some((e) => e.address === d.address));
@@ -836,13 +928,28 @@ export class HostdevService {
     const warnings = missing.map(
       (address) => `${address} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`,
     );
-    if (owned.length === 0) warnings.push(`domain ${owner.vm} (${owner.hypervisor}) holds no device: nothing to pass to QEMU`);
+    if (owned.length === 0 && others.length === 0) warnings.push(`domain ${owner.vm} (${owner.hypervisor}) holds no device: nothing to pass to QEMU`);
+    const inventory = others.length === 0 ? null : await readNonPciInventory(this.manager.layout, [...new Set(others.map((e) => e.kind))], readTimeoutFromEnv());
+    const here = new Set<string>(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key));
+    const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
+    const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
+    warnings.push(...otherMissing.map((key) => `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`));
+    const ids = otherKeys.map(idOf);
     const argv = qemuArgs(present, {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
+      mdevs: ids.flatMap((id) => (id.kind === 'mdev' ? [id.uuid] : [])),
+      usb: ids.flatMap((id) => (id.kind === 'usb' ? [id] : [])),
     });
-    return { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
+    const report = { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
+    return others.length === 0 ? report : { ...report, otherKeys, otherMissing };
   }
+}
+
+/** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
+function emptyRelease(dryRun: boolean): ReleaseReport {
+  const plan = { operation: 'release', onFailure: 'continue', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] } as const;
+  return { operation: 'release', dryRun, steps: [], changes: [], pruned: [], resets: [], failures: [], notes: [], plan, released: [], reattached: [], inactive: [] };
 }
 
 function warningLines(inventory: Inventory): string[] {

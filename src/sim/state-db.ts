@@ -104,6 +104,17 @@ export class SimState {
       }
     }
     this.db.prepare(`INSERT INTO meta (key, value) VALUES ('seeded', '1'), ('seq', '0')`).run();
+    this.writeSeqnum(0);
+  }
+
+  /**
+   * /sys/kernel/uevent_seqnum, as Linux keeps it: the number of the last uevent sent, which every
+   * event below moves on (add, remove, bind, unbind, change), and nothing else does.
+   */
+  private writeSeqnum(seq: number): void {
+    const file = resolveInside(this.root, path.join(this.root, 'sys/kernel/uevent_seqnum'));
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, `${seq}\n`);
   }
 
   drivers(): DriverRow[] {
@@ -205,6 +216,7 @@ export class SimState {
   event(action: SimEventAction, address: string, driver?: string): SimEvent {
     const seq = Number((this.db.prepare(`SELECT value FROM meta WHERE key = 'seq'`).get() as { value: string }).value) + 1;
     this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'seq'`).run(String(seq));
+    this.writeSeqnum(seq);
     const event: SimEvent = { seq, action, address, ...(driver === undefined ? {} : { driver }), time: new Date().toISOString() };
     fs.appendFileSync(this.eventsFile, `${JSON.stringify(event)}\n`);
     return event;

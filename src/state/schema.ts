@@ -141,6 +141,23 @@ export const MIGRATIONS: readonly Migration[] = [
         ) STRICT;
       `),
   },
+  {
+    version: 8,
+    description: 'entries of other kinds than PCI (mdev, USB): their identity, and the ones that departed while held',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active ADD COLUMN identity TEXT;
+        CREATE TABLE departed_device (
+          key TEXT PRIMARY KEY,
+          kind TEXT NOT NULL,
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          identity TEXT,
+          pruned_by TEXT NOT NULL,
+          departed_at TEXT NOT NULL
+        ) STRICT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -157,6 +174,7 @@ export const REQUIRED_TABLES = [
   'vf_home',
   'departed_vf',
   'domain_holder',
+  'departed_device',
 ];
 
 export function schemaVersion(db: Database.Database): number {

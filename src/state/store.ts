@@ -6,7 +6,10 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
-import { pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
+import { keyKind, pciAddressOf, pciKey, type DeviceKey } from '../core/device-key.js';
+import { tryParseAddress } from '../core/address.js';
+import type { DepartedDevice, DeviceEntry, DeviceIdentity } from '../core/device-entry.js';
+import type { NonPciKind } from '../core/nonpci-device.js';
 import { HostdevError } from '../core/errors.js';
 import { processAlive } from '../platform/process-alive.js';
 import { databaseFile, DB_FILE, ensureFileMode, ensureStateDir, syncDir, tightenIfExists } from './files.js';
@@ -22,6 +25,8 @@ import type {
   CommitOptions,
   DepartedVfRecord,
   DomainHolder,
+  DeviceJournalRecord,
+  DeviceJournalStep,
   InactiveEntry,
   JournalHandle,
   JournalRecord,
@@ -56,8 +61,18 @@ interface ActiveRow {
   managed: number;
   stub_driver: string;
   original_driver: string | null;
+  identity?: string | null;
 }
 type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
+interface DepartedDeviceRow {
+  key: string;
+  kind: string;
+  owner_driver: string;
+  owner_domain: string;
+  identity: string | null;
+  pruned_by: string;
+  departed_at: string;
+}
 interface JournalRow {
   id: number;
   op_id: string;
@@ -112,6 +127,29 @@ function entryAddress(key: string): PciAddress {
     details: { key },
   });
 }
+
+/** The `active` table holds entries of every kind; PCI code reads the pci: ones as ActiveEntry. */
+const isPciRow = (row: { key: string }): boolean => row.key.startsWith('pci:');
+
+function deviceEntry(row: ActiveRow): DeviceEntry {
+  return {
+    key: row.key as DeviceKey,
+    kind: keyKind(row.key as DeviceKey) as NonPciKind,
+    usedBy: makeOwner(row.owner_driver, row.owner_domain),
+    identity: row.identity == null ? null : (JSON.parse(row.identity) as DeviceIdentity),
+  };
+}
+
+function departedDevice(row: DepartedDeviceRow): DepartedDevice {
+  return {
+    entry: deviceEntry({ ...row, managed: 0, stub_driver: '', original_driver: null }),
+    prunedBy: row.pruned_by,
+    departedAt: row.departed_at,
+  };
+}
+
+/** A journal row of a PCI function names its bare address; one of another kind its key (mdev:UUID). */
+const isPciJournalRow = (row: { address: string }): boolean => tryParseAddress(row.address) !== null;
 
 function activeEntry(row: ActiveRow): ActiveEntry {
   return {
@@ -432,6 +470,7 @@ export class StateStore {
   private readonly lock: StateLock;
   private readonly lockTimeoutMs: number;
   private readonly inside = new AsyncLocalStorage<string>();
+  private readonly statements = new Map<string, Database.Statement>();
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations of this process queued or running in `exclusive()`. */
   private pending = 0;
@@ -520,9 +559,32 @@ export class StateStore {
     return (this.db.prepare('SELECT * FROM journal ORDER BY id').all() as JournalRow[]).map(journalRecord);
   }
 
+  /** Which of these addresses have an entry in the active table (keyed reads). */
+  activeAmong(addresses: Iterable<PciAddress>): ReadonlySet<PciAddress> {
+    this.assertOpen();
+    const at = this.statement('SELECT 1 FROM active WHERE key = ?');
+    return new Set([...addresses].filter((address) => at.get(pciKey(address)) !== undefined));
+  }
+
   readVfConfigs(): readonly VfConfig[] {
     this.assertOpen();
     return (this.db.prepare('SELECT * FROM vf_config ORDER BY address').all() as VfConfigRow[]).map(vfConfig);
+  }
+
+  /** Entries of other kinds than PCI (mdev, USB), no lock needed. */
+  readDevices(): readonly DeviceEntry[] {
+    this.assertOpen();
+    return this.selectDevices();
+  }
+
+  /** @internal */
+  selectDevices(): DeviceEntry[] {
+    return (this.db.prepare("SELECT * FROM active WHERE key NOT LIKE 'pci:%' ORDER BY key").all() as ActiveRow[]).map(deviceEntry);
+  }
+
+  readDepartedDevices(): readonly DepartedDevice[] {
+    this.assertOpen();
+    return (this.db.prepare('SELECT * FROM departed_device ORDER BY departed_at, key').all() as DepartedDeviceRow[]).map(departedDevice);
   }
 
   /** Departed VFs still remembered (no lock needed), oldest first. */
@@ -550,6 +612,12 @@ export class StateStore {
 
   schemaVersion(): number {
     return schemaVersion(this.db);
+  }
+
+  /** The host fingerprint (HostReader.hostFingerprint) at which every entry was last found consistent; null: never, or not since a change. */
+  reconciledAt(): string | null {
+    this.assertOpen();
+    return reconciledIn(this.db);
   }
 
   /**
@@ -645,7 +713,7 @@ export class StateStore {
   /** @internal used by LockedOperation */
   selectTables(): Tables {
     return {
-      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).map(activeEntry),
+      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).filter(isPciRow).map(activeEntry),
       inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry),
     };
   }
@@ -659,6 +727,16 @@ export class StateStore {
   get reserve(): SpaceReserve {
     this.spaceReserve ??= new SpaceReserve(path.join(this.stateDir, RESERVE_FILE), this.dbPath);
     return this.spaceReserve;
+  }
+
+  /** @internal A statement prepared once for this connection (the journal and the commit run theirs on every write). */
+  statement(sql: string): Database.Statement {
+    let prepared = this.statements.get(sql);
+    if (prepared === undefined) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared;
   }
 
   /**
@@ -760,6 +838,13 @@ class SpaceReserve {
   }
 }
 
+const RECONCILED_KEY = 'reconciled_at';
+
+function reconciledIn(db: Database.Database): string | null {
+  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(RECONCILED_KEY) as { value: string } | undefined;
+  return row?.value ?? null;
+}
+
 /** Counts commits in meta, in the commit's own transaction. */
 const COUNT_COMMIT =
   "INSERT INTO meta (key, value) VALUES ('commits', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1";
@@ -796,6 +881,10 @@ class LockedOperation implements Operation {
   readonly name: string;
   private readonly store: StateStore;
   private finished = false;
+  /** Journal rows whose write is done, marked with the next durable commit (see done()). */
+  private pendingDone: number[] = [];
+  /** What markReconciled set, written by the next commit (undefined: leave it as it is). */
+  private pendingReconciled: string | null | undefined = undefined;
 
   constructor(store: StateStore, name: string, id: string) {
     this.id = id;
@@ -822,8 +911,9 @@ class LockedOperation implements Operation {
   }
 
   lookup(addresses: Iterable<PciAddress>): Tables {
-    const activeAt = this.db.prepare('SELECT * FROM active WHERE key = ?');
-    const inactiveAt = this.db.prepare('SELECT * FROM inactive WHERE key = ?');
+    void this.db;
+    const activeAt = this.store.statement('SELECT * FROM active WHERE key = ?');
+    const inactiveAt = this.store.statement('SELECT * FROM inactive WHERE key = ?');
     const active: ActiveEntry[] = [];
     const inactive: InactiveEntry[] = [];
     for (const key of [...new Set([...addresses].map(pciKey))].sort()) {
@@ -839,7 +929,7 @@ class LockedOperation implements Operation {
     const rows = this.db
       .prepare('SELECT * FROM active WHERE owner_driver = ? AND owner_domain = ? ORDER BY key')
       .all(owner.hypervisor, owner.vm) as ActiveRow[];
-    return rows.map(activeEntry);
+    return rows.filter(isPciRow).map(activeEntry);
   }
 
   inactive(): readonly InactiveEntry[] {
@@ -847,45 +937,99 @@ class LockedOperation implements Operation {
   }
 
   intend(step: JournalStep): JournalHandle {
+    return this.intendAll([step])[0]!;
+  }
+
+  intendAll(steps: readonly JournalStep[]): JournalHandle[] {
     const db = this.db;
-    if (!this.store.journalEnabled) return { id: -1 };
-    // Autocommit: the row is on disk (WAL fsynced, synchronous=FULL) when run() returns.
-    const result = this.store.writing(() => db
-      .prepare(
-        `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        this.id,
-        this.name,
-        process.pid,
-        step.address,
-        step.action,
-        step.hostPath,
-        step.value,
-        step.restore.driver,
-        step.restore.driverOverride,
-        now(),
-      ));
-    return { id: Number(result.lastInsertRowid) };
+    if (!this.store.journalEnabled) return steps.map(() => ({ id: -1 }));
+    const insert = this.store.statement(
+      `INSERT INTO journal (op_id, op_name, pid, address, action, host_path, value, restore_driver, restore_override, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const at = now();
+    // One transaction, on disk (WAL fsynced, synchronous=FULL) when it returns, with the done
+    // marks of earlier writes that waited for it.
+    const write = db.transaction((): JournalHandle[] => {
+      this.flushDone();
+      return steps.map((step) => {
+        const result = insert.run(
+          this.id,
+          this.name,
+          process.pid,
+          step.address,
+          step.action,
+          step.hostPath,
+          step.value,
+          step.restore.driver,
+          step.restore.driverOverride,
+          at,
+        );
+        return { id: Number(result.lastInsertRowid) };
+      });
+    });
+    const handles = this.store.writing(() => write.immediate());
+    this.pendingDone = [];
+    return handles;
   }
 
   done(handle: JournalHandle): void {
-    const db = this.db;
-    if (handle.id < 0) return;
-    // Not fsynced on its own: recovery reads the device, never trusts `done`, so a lost mark
-    // costs nothing; the next FULL commit (intend or commit) flushes it with its own frames.
-    db.pragma('synchronous = NORMAL');
-    try {
-      this.store.writing(() => db.prepare('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?').run(handle.id, this.id));
-    } finally {
-      db.pragma('synchronous = FULL');
-    }
+    void this.db; // refuses an operation used after its lock was released
+    // No commit of its own: recovery reads the device and never trusts `done`, so the mark waits
+    // for the operation's next durable commit (its next intents; commit() clears the rows anyway).
+    if (handle.id >= 0) this.pendingDone.push(handle.id);
+  }
+
+  /** Inside a transaction: the done marks not written yet. */
+  private flushDone(): void {
+    if (this.pendingDone.length === 0) return;
+    const mark = this.store.statement('UPDATE journal SET done = 1 WHERE id = ? AND op_id = ?');
+    for (const id of this.pendingDone) mark.run(id, this.id);
+  }
+
+  reconciledAt(): string | null {
+    return reconciledIn(this.db);
+  }
+
+  markReconciled(fingerprint: string | null): void {
+    void this.db;
+    this.pendingReconciled = fingerprint;
   }
 
   unfinished(): readonly JournalRecord[] {
     const rows = this.db.prepare('SELECT * FROM journal WHERE op_id <> ? ORDER BY id').all(this.id) as JournalRow[];
-    return rows.map(journalRecord);
+    return rows.filter(isPciJournalRow).map(journalRecord);
+  }
+
+  unfinishedDevices(): readonly DeviceJournalRecord[] {
+    const rows = this.db.prepare('SELECT * FROM journal WHERE op_id <> ? ORDER BY id').all(this.id) as JournalRow[];
+    return rows
+      .filter((row) => !isPciJournalRow(row))
+      .map((row) => ({
+        id: row.id,
+        operationId: row.op_id,
+        operationName: row.op_name,
+        pid: row.pid,
+        key: row.address as DeviceKey,
+        action: row.action as DeviceJournalStep['action'],
+        hostPath: row.host_path,
+        value: row.value,
+        done: row.done === 1,
+      }));
+  }
+
+  intendDevice(step: DeviceJournalStep): JournalHandle {
+    return this.intend({ address: step.key as string as PciAddress, action: step.action, hostPath: step.hostPath, value: step.value, restore: { driver: null, driverOverride: null } });
+  }
+
+  devices(): readonly DeviceEntry[] {
+    void this.db;
+    return this.store.selectDevices();
+  }
+
+  departedDevices(): readonly DepartedDevice[] {
+    void this.db;
+    return this.store.readDepartedDevices();
   }
 
   vfConfigs(): readonly VfConfig[] {
@@ -909,45 +1053,56 @@ class LockedOperation implements Operation {
   commit(changes: readonly StateChange[], options: CommitOptions = {}): void {
     const db = this.db;
     const at = now();
-    const upsertActive = db.prepare(
+    const upsertActive = this.store.statement(
       `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
          managed = excluded.managed, stub_driver = excluded.stub_driver, original_driver = excluded.original_driver,
          updated_at = excluded.updated_at`,
     );
-    const upsertInactive = db.prepare(
+    const upsertInactive = this.store.statement(
       `INSERT INTO inactive (key, managed, stub_driver, original_driver, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET managed = excluded.managed, stub_driver = excluded.stub_driver,
          original_driver = excluded.original_driver, updated_at = excluded.updated_at`,
     );
-    const deleteActive = db.prepare('DELETE FROM active WHERE key = ?');
-    const deleteInactive = db.prepare('DELETE FROM inactive WHERE key = ?');
-    const upsertVf = db.prepare(
+    const deleteActive = this.store.statement('DELETE FROM active WHERE key = ?');
+    const deleteInactive = this.store.statement('DELETE FROM inactive WHERE key = ?');
+    const upsertVf = this.store.statement(
       `INSERT OR REPLACE INTO vf_config (address, pf, vf_index, mac, vlan, spoofchk, trust, saved_at, requested)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const deleteVf = db.prepare('DELETE FROM vf_config WHERE address = ?');
-    const upsertHome = db.prepare('INSERT OR REPLACE INTO vf_home (address, pf, vf_index) VALUES (?, ?, ?)');
-    const deleteHome = db.prepare('DELETE FROM vf_home WHERE address = ?');
-    const upsertDeparted = db.prepare(
+    const deleteVf = this.store.statement('DELETE FROM vf_config WHERE address = ?');
+    const upsertHome = this.store.statement('INSERT OR REPLACE INTO vf_home (address, pf, vf_index) VALUES (?, ?, ?)');
+    const deleteHome = this.store.statement('DELETE FROM vf_home WHERE address = ?');
+    const upsertDeparted = this.store.statement(
       `INSERT OR REPLACE INTO departed_vf (pf, vf_index, address, former_table, owner_driver, owner_domain, managed,
          stub_driver, original_driver, vf_config, domain_config, pruned_by, departed_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    const deleteDeparted = db.prepare('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
-    const upsertHolder = db.prepare(
+    const upsertHolder = this.store.statement(
       `INSERT OR REPLACE INTO domain_holder (owner_driver, owner_domain, kind, pid, start_time, qmp_socket, since)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
-    const deleteHolder = db.prepare('DELETE FROM domain_holder WHERE owner_driver = ? AND owner_domain = ?');
+    const deleteHolder = this.store.statement('DELETE FROM domain_holder WHERE owner_driver = ? AND owner_domain = ?');
     // A holder keeps a domain's devices: a domain that holds none has nothing left to keep.
-    const dropEmptyHolders = db.prepare(
+    const dropEmptyHolders = this.store.statement(
       `DELETE FROM domain_holder WHERE NOT EXISTS
          (SELECT 1 FROM active WHERE active.owner_driver = domain_holder.owner_driver AND active.owner_domain = domain_holder.owner_domain)`,
     );
+    const deleteDeparted = this.store.statement('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
+    const upsertDevice = db.prepare(
+      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, identity)
+       VALUES (?, ?, ?, 0, '', NULL, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
+         identity = excluded.identity, updated_at = excluded.updated_at`,
+    );
+    const upsertDepartedDevice = db.prepare(
+      `INSERT OR REPLACE INTO departed_device (key, kind, owner_driver, owner_domain, identity, pruned_by, departed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteDepartedDevice = db.prepare('DELETE FROM departed_device WHERE key = ?');
     const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
-    const clearJournal = db.prepare('DELETE FROM journal WHERE op_id = ?');
+    const clearJournal = this.store.statement('DELETE FROM journal WHERE op_id = ?');
     const apply = db.transaction(() => {
       for (const change of changes) {
         switch (change.kind) {
@@ -1018,11 +1173,33 @@ class LockedOperation implements Operation {
           case 'drop-holder':
             deleteHolder.run(change.owner.hypervisor, change.owner.vm);
             break;
+          case 'set-device': {
+            const e = change.entry;
+            upsertDevice.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, at, json(e.identity));
+            deleteDepartedDevice.run(e.key);
+            break;
+          }
+          case 'remove-device':
+            deleteActive.run(change.key);
+            break;
+          case 'record-departed-device': {
+            const e = change.entry;
+            upsertDepartedDevice.run(e.key, e.kind, e.usedBy.hypervisor, e.usedBy.vm, json(e.identity), change.prunedBy, at);
+            break;
+          }
+          case 'drop-departed-device':
+            deleteDepartedDevice.run(change.key);
+            break;
         }
       }
       dropEmptyHolders.run();
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
-      db.prepare(COUNT_COMMIT).run();
+      this.store.statement(COUNT_COMMIT).run();
+      if (this.pendingReconciled !== undefined) {
+        const fingerprint = this.pendingReconciled;
+        if (fingerprint === null) this.store.statement('DELETE FROM meta WHERE key = ?').run(RECONCILED_KEY);
+        else this.store.statement('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(RECONCILED_KEY, fingerprint);
+      }
       if (options.report !== undefined) {
         const by = options.reportedBy ?? this.name;
         const recent = [{ at, operation: by, report: options.report }, ...recentReportsIn(db)].slice(0, RECENT_REPORTS);
@@ -1034,6 +1211,8 @@ class LockedOperation implements Operation {
       }
     });
     this.store.writing(() => apply.immediate());
+    this.pendingDone = []; // their rows went with the commit
+    this.pendingReconciled = undefined;
     if (!this.store.snapshot) this.store.checkpoint();
   }
 }

@@ -4,6 +4,8 @@ import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } 
 import type { PrunedBy } from '../core/reconcile.js';
 import type { SavedVfNet, VfNetRequest } from '../core/vf-net-config.js';
 import type { DomainHolder } from '../core/holders.js';
+import type { DepartedDevice, DeviceEntry } from '../core/device-entry.js';
+import type { DeviceKey } from '../core/device-key.js';
 
 /**
  * The interface agreed with the manager (brief state-api.md). Additive changes only.
@@ -59,11 +61,21 @@ type HolderChange =
   | { readonly kind: 'set-holder'; readonly holder: Omit<DomainHolder, 'since'> }
   | { readonly kind: 'drop-holder'; readonly owner: Owner };
 
+export type { DepartedDevice, DeviceEntry } from '../core/device-entry.js';
+
+/** Entries of the other kinds (mdev, USB): in the `active` table by key, beside the PCI entries. */
+type DeviceChange =
+  | { readonly kind: 'set-device'; readonly entry: DeviceEntry }
+  | { readonly kind: 'remove-device'; readonly key: DeviceKey }
+  /** `departedAt` is the commit's time. */
+  | { readonly kind: 'record-departed-device'; readonly entry: DeviceEntry; readonly prunedBy: string }
+  | { readonly kind: 'drop-departed-device'; readonly key: DeviceKey };
+
 /**
  * Everything `Operation.commit` applies in its one transaction. A domain left with no active entry
  * loses its holder in the same commit.
  */
-export type StateChange = TableChange | VfConfigChange | VfIdentityChange | HolderChange;
+export type StateChange = TableChange | VfConfigChange | VfIdentityChange | HolderChange | DeviceChange;
 
 interface DeviceRestore {
   readonly driver: string | null;
@@ -78,6 +90,22 @@ export interface JournalStep {
   readonly value: string;
   /** The device's state before the operation touched it: what recovery restores when rolling back. */
   readonly restore: DeviceRestore;
+}
+
+/** A durable intent for a device of another kind (its key in the journal's address column): an mdev made or removed. */
+export interface DeviceJournalStep {
+  readonly key: DeviceKey;
+  readonly action: 'mdev-create' | 'mdev-remove';
+  readonly hostPath: string;
+  readonly value: string;
+}
+
+export interface DeviceJournalRecord extends DeviceJournalStep {
+  readonly id: number;
+  readonly operationId: string;
+  readonly operationName: string;
+  readonly pid: number;
+  readonly done: boolean;
 }
 
 export interface JournalHandle {
@@ -116,11 +144,27 @@ export interface Operation {
   ownedBy(owner: Owner): readonly ActiveEntry[];
   inactive(): readonly InactiveEntry[];
   intend(step: JournalStep): JournalHandle; // committed durably (synchronous=FULL) before returning
-  done(handle: JournalHandle): void; // marks the write as done
+  /** The intents of several writes (one step group's) in one durable commit, before the first of them. */
+  intendAll(steps: readonly JournalStep[]): JournalHandle[];
+  /**
+   * Marks the write as done. Not a commit of its own: the mark goes with the operation's next
+   * durable commit (its next intents, or commit()), for recovery never trusts it (it reads the device).
+   */
+  done(handle: JournalHandle): void;
+  /** The host fingerprint at which every table entry was last found consistent (see StateStore.reconciledAt). */
+  reconciledAt(): string | null;
+  /** Records (null: forgets) that fingerprint with the next commit(). */
+  markReconciled(fingerprint: string | null): void;
   /** Applies the changes AND clears this operation's journal rows in ONE transaction. */
   commit(changes: readonly StateChange[], options?: CommitOptions): void;
-  /** Journal rows left by earlier operations that never committed (crashed or failed). */
+  /** Journal rows of PCI functions left by earlier operations that never committed (crashed or failed). */
   unfinished(): readonly JournalRecord[];
+  /** The same for devices of other kinds (mdev create/remove). */
+  unfinishedDevices(): readonly DeviceJournalRecord[];
+  intendDevice(step: DeviceJournalStep): JournalHandle;
+  /** The entries of other kinds than PCI, in key order. */
+  devices(): readonly DeviceEntry[];
+  departedDevices(): readonly DepartedDevice[];
   vfConfigs(): readonly VfConfig[];
   /** The VF identities noted for these addresses (addresses that are not VFs have none). */
   vfHomes(addresses: Iterable<PciAddress>): ReadonlyMap<PciAddress, VfIdentity>;

@@ -41,6 +41,10 @@ export class SysfsLayout {
   get iommuGroupsDir(): string {
     return path.join(this.root, 'sys/kernel/iommu_groups');
   }
+  /** The number of the last uevent the kernel sent (add, remove, bind, unbind, change, ...). */
+  get ueventSeqnum(): string {
+    return path.join(this.root, 'sys/kernel/uevent_seqnum');
+  }
   get vfioDevDir(): string {
     return path.join(this.root, 'dev/vfio');
   }

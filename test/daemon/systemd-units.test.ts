@@ -37,6 +37,15 @@ describe.skipIf(missing)('the systemd units', () => {
     }
   });
 
+  it('hostdev-mdev.service (mdev start-defined at boot) passes verify and runs that command once', () => {
+    const run = spawnSync('systemd-analyze', ['verify', path.join(UNITS, 'hostdev-mdev.service')], { encoding: 'utf8' });
+    expect(`${run.stdout}${run.stderr}`).toBe('');
+    expect(run.status).toBe(0);
+    const unit = readFileSync(path.join(UNITS, 'hostdev-mdev.service'), 'utf8');
+    expect(unit).toMatch(/^Type=oneshot$/m);
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/env hostdev mdev start-defined$/m);
+  });
+
   it('have both listeners on one socket unit, Type=exec, and keep /sys and /dev/vfio writable', () => {
     const socket = readFileSync(path.join(UNITS, 'hostdev.socket'), 'utf8');
     const service = readFileSync(path.join(UNITS, 'hostdev.service'), 'utf8');

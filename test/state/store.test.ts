@@ -119,7 +119,7 @@ describe('tables', () => {
 });
 
 describe('journal', () => {
-  it('intend is visible to another connection at once; done marks; commit clears with the table change', async () => {
+  it('intend is visible to another connection at once; done marks go with the next intents; commit clears with the table change', async () => {
     const dir = tempDir();
     const store = open(dir);
     const other = open(dir);
@@ -129,12 +129,29 @@ describe('journal', () => {
         { id: h.id, operationId: op.id, operationName: 'assign', pid: process.pid, done: false, ...step(1) },
       ]);
       op.done(h);
-      expect(other.readJournal()[0]?.done).toBe(true);
+      expect(other.readJournal()[0]?.done).toBe(false);
       op.intend(step(1, 'probe'));
+      expect(other.readJournal().map((row) => row.done)).toEqual([true, false]);
       op.commit([{ kind: 'set-active', entry: active(1) }]);
       expect(other.readJournal()).toEqual([]);
     });
     expect(other.readTables().active).toEqual([active(1)]);
+  });
+
+  it('intendAll writes a group of intents in one commit, visible together before any of their writes', async () => {
+    const dir = tempDir();
+    const store = open(dir);
+    const other = open(dir);
+    const steps = [step(1), step(1, 'probe'), step(2)];
+    await store.exclusive('assign', async (op) => {
+      const handles = op.intendAll(steps);
+      expect(new Set(handles.map((h) => h.id)).size).toBe(3);
+      expect(other.readJournal().map((row) => [row.id, row.address, row.action])).toEqual(
+        handles.map((h, i) => [h.id, steps[i]!.address, steps[i]!.action]),
+      );
+      op.commit([]);
+    });
+    expect(other.readJournal()).toEqual([]);
   });
 
   it('keeps the rows when fn throws, releases the lock, and a later operation sees and resolves them', async () => {

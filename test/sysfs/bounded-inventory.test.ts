@@ -13,6 +13,9 @@ import { SysfsLayout } from '../../src/sysfs/paths.js';
 import { runCli } from '../support/cli.js';
 import { tinyRoot, writeTinyDevices } from '../support/tiny-sysfs.js';
 
+/** Building a 1,100-function host takes seconds, and many on a loaded 2-core machine. */
+const LARGE_HOST_MS = 120_000;
+
 const nativeReader = new URL('../../dist/native/hostdev-sysfs-batch', import.meta.url).pathname;
 
 let dir: string | null = null;
@@ -116,7 +119,7 @@ describe('reading the inventory in bounded reader processes', () => {
     const files = (error as { details: { files: string[] } }).details.files;
     expect(files).toEqual([layout.device(first as never, 'config'), layout.device(second as never, 'config')]);
     expect((error as Error).message).toContain(`${files[0]} and ${files[1]}`);
-  });
+  }, LARGE_HOST_MS);
 
   it('hostdev list exits with the kernel exit code and a hint instead of hanging', () => {
     const root = host();
@@ -154,7 +157,7 @@ describe('reading the inventory in bounded reader processes', () => {
     expect(await using(() => readInventoryBounded(layout, { pciIdsPath: '/nonexistent' }))).toEqual(
       JSON.parse(JSON.stringify(readInventory(layout, { pciIdsPath: '/nonexistent' }))),
     );
-  });
+  }, LARGE_HOST_MS);
 
   it('does not use a head-start reader that reads another root', async () => {
     const layout = new SysfsLayout(host());

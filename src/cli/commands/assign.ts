@@ -3,7 +3,9 @@ import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
 import type { AssignBodyJson } from '../../client/hostdev-client.js';
-import type { CommandResult } from '../context.js';
+import type { CommandResult, GlobalOptions } from '../context.js';
+import { deviceInputs } from '../device-inputs.js';
+import { withService } from '../open-manager.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
 import { operationJson, type ReportJson } from '../../service/report-json.js';
 import { change } from '../via-daemon.js';
@@ -105,11 +107,34 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
   };
 }
 
+/** `assign` of mediated and USB devices: ownership only, so the PCI options have nothing to act on. */
+async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionValues, devices: readonly string[]): Promise<CommandResult> {
+  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust', 'holderPid', 'qmp'] as const).filter(
+    (name) => (opts as Record<string, unknown>)[name] !== undefined,
+  );
+  if (pciOnly.length > 0) {
+    throw new HostdevError('HOSTDEV_USAGE', `--${pciOnly.map(kebab).join(', --')} applies to PCI functions only`, {
+      hint: 'Mediated and USB devices change no driver when assigned, and a holder is kept for PCI functions only: leave these options out.',
+      details: { options: pciOnly },
+    });
+  }
+  const { domain, hypervisor } = parseDomainOptions(opts);
+  const dryRun = opts.dryRun ?? false;
+  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun }), { dryRun });
+  const text = dryRun
+    ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (ownership only: no sysfs write)`
+    : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}`;
+  return { json: report, text };
+}
+
+const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
 export function registerAssign(program: Command): void {
   addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'))
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
+      if (deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, command.opts<AssignOptionValues>(), inputs);
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),

@@ -23,6 +23,7 @@ export const commandLoaders: Readonly<Record<string, () => Promise<RegisterComma
   adopt: async () => (await import('./adopt.js')).registerAdopt,
   vf: async () => (await import('./vf.js')).registerVf,
   watch: async () => (await import('./watch.js')).registerWatch,
+  mdev: async () => (await import('./mdev.js')).registerMdev,
   'qemu-args': async () => (await import('./qemu-args.js')).registerQemuArgs,
   hotplug: async () => (await import('./hotplug.js')).registerHotplug,
   unplug: async () => (await import('./hotplug.js')).registerUnplug,

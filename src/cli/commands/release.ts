@@ -4,6 +4,19 @@ import { operationJson } from '../../service/report-json.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult, waitBody } from '../manager-view.js';
 import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
+import { deviceInputs } from '../device-inputs.js';
+import { withService } from '../open-manager.js';
+import type { DeviceReleaseReport } from '../../manager/device-ops.js';
+
+/** The lines of a release of mediated and USB devices. */
+function devicesReleasedText(report: DeviceReleaseReport, domain: string): string[] {
+  const would = report.dryRun ? 'would release' : 'released';
+  return [
+    `${would} ${report.released.length} mediated/USB device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    ...(report.pruned.length === 0 ? [] : [`pruned (no longer on this host): ${report.pruned.join(', ')}`]),
+    ...report.notes.map((note) => `note: ${note}`),
+  ];
+}
 
 export function registerRelease(program: Command): void {
   program
@@ -17,6 +30,11 @@ export function registerRelease(program: Command): void {
       action(async (globals, command: Command, inputs: string[]) => {
         const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string }>();
         const { domain, hypervisor } = parseDomainOptions(opts);
+        if (inputs.length > 0 && deviceInputs(inputs) === 'other') {
+          const dryRun = opts.dryRun ?? false;
+          const devices = await withService(globals, (service) => service.releaseDevices({ domain, hypervisor, devices: inputs, dryRun }), { dryRun });
+          return { json: devices, text: devicesReleasedText(devices, domain).join('\n') };
+        }
         const addresses = inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
         const dryRun = opts.dryRun ?? false;
         const wait = deviceWait(opts.wait);
@@ -28,8 +46,10 @@ export function registerRelease(program: Command): void {
           (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait) }, options),
         );
         const result = reportResult(report, releaseHeadline(report, domain));
+        const devices = report.devices === undefined ? [] : devicesReleasedText(report.devices, domain);
         return {
           ...result,
+          ...(devices.length === 0 ? {} : { text: [result.text, ...devices].join('\n') }),
           warnings: [...(result.warnings ?? []), ...report.warnings],
         };
       }),

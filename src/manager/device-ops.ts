@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import {
+  deviceInUse,
+  deviceNotFound,
+  isReturn,
+  mdevKey,
+  planDeviceAssign,
+  planDeviceRelease,
+  type DepartedDevice,
+  type DeviceEntry,
+} from '../core/device-entry.js';
+import { isUuid, keyKind, type DeviceKey } from '../core/device-key.js';
+import { HostdevError } from '../core/errors.js';
+import type { MdevDevice, MdevParent, NonPciDevice, NonPciInventory, NonPciKind } from '../core/nonpci-device.js';
+import { sameOwner, type Owner } from '../core/tables.js';
+import type { KernelPort } from '../sysfs/kernel-port.js';
+import { readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
+import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
+import type { SysfsLayout } from '../sysfs/paths.js';
+import type { Operation, StateChange, StateStore } from '../state/store.js';
+import { mdevWriteFailed } from './kernel-errors.js';
+import path from 'node:path';
+import { definitionsDir, dropDefinition, readDefinitions, saveDefinition } from '../state/mdev-definitions.js';
+
+/*
+ * Assign, release, prune and mdev create/remove for the kinds other than PCI. Taking such a device
+ * changes no driver (see core/device-entry.ts), so assign and release are table changes in one
+ * commit under the state lock; the only sysfs writes are an mdev's `create` and `remove`, each
+ * journaled before it is made (intendDevice) and cleared by the commit that follows it.
+ */
+
+export interface DevicePorts {
+  readonly store: StateStore;
+  readonly kernel: KernelPort;
+  readonly layout: SysfsLayout;
+}
+
+/** A device of another kind that left the host while a domain held it. */
+export interface PrunedDevice {
+  readonly key: DeviceKey;
+  readonly usedBy: Owner;
+  /** Recorded as departed (its return is watched for); false for the releasing domain's own. */
+  readonly awaited: boolean;
+}
+
+export interface DeviceAssignReport {
+  readonly operation: 'assign';
+  readonly dryRun: boolean;
+  readonly owner: Owner;
+  readonly assigned: readonly DeviceKey[];
+  readonly notes: readonly string[];
+}
+
+export interface DeviceReleaseReport {
+  readonly operation: 'release';
+  readonly dryRun: boolean;
+  readonly owner: Owner;
+  readonly released: readonly DeviceKey[];
+  /** Entries removed because their device is gone (now, or earlier while the domain held them). */
+  readonly pruned: readonly DeviceKey[];
+  readonly notes: readonly string[];
+}
+
+export interface MdevReport {
+  readonly operation: 'mdev-create' | 'mdev-remove';
+  readonly dryRun: boolean;
+  readonly key: DeviceKey;
+  readonly uuid: string;
+  readonly parent: string | null;
+  readonly type: string | null;
+  /** The sysfs write, as `--dry-run` prints it. */
+  readonly write: { readonly path: string; readonly value: string };
+  /** The definition file written (create --persist) or dropped (remove --undefine); else null. */
+  readonly definition: string | null;
+}
+
+/** What `mdev start-defined` did with each definition. */
+export interface StartDefinedReport {
+  readonly dryRun: boolean;
+  readonly started: readonly MdevReport[];
+  /** Defined and there already. */
+  readonly present: readonly DeviceKey[];
+  readonly failed: readonly { readonly key: DeviceKey; readonly code: string; readonly message: string }[];
+}
+
+/** What the host shows now of the kinds of `keys` (bounded read, HOSTDEV_TIMEOUT past the bound). */
+async function presentOf(layout: SysfsLayout, kinds: Iterable<NonPciKind>): Promise<{ inventory: NonPciInventory; present: Map<DeviceKey, NonPciDevice> }> {
+  const inventory = await readNonPciInventory(layout, [...new Set(kinds)], readTimeoutFromEnv());
+  const present = new Map<DeviceKey, NonPciDevice>();
+  for (const device of [...inventory.usb, ...inventory.mdev, ...inventory.nvme, ...inventory.scsi]) present.set(device.key, device);
+  return { inventory, present };
+}
+
+const kindsOf = (keys: Iterable<DeviceKey>): NonPciKind[] => [...new Set([...keys].map((key) => keyKind(key) as NonPciKind))];
+
+function heldBy(entries: readonly DeviceEntry[]): Map<DeviceKey, DeviceEntry> {
+  return new Map(entries.map((entry) => [entry.key, entry]));
+}
+
+/**
+ * The one prune rule for these kinds (as core/reconcile.ts's for PCI): every entry whose device is
+ * gone is removed; one held by a domain other than the releasing one is recorded as departed, so
+ * its return (same key, same identity) can be reported.
+ */
+export function pruneDevices(
+  entries: readonly DeviceEntry[],
+  present: ReadonlyMap<DeviceKey, NonPciDevice>,
+  prunedBy: string,
+  releasing?: Owner,
+): { readonly pruned: readonly PrunedDevice[]; readonly changes: readonly StateChange[] } {
+  const pruned: PrunedDevice[] = [];
+  const changes: StateChange[] = [];
+  for (const entry of entries) {
+    if (present.has(entry.key)) continue;
+    const awaited = releasing === undefined || !sameOwner(entry.usedBy, releasing);
+    pruned.push({ key: entry.key, usedBy: entry.usedBy, awaited });
+    if (awaited) changes.push({ kind: 'record-departed-device', entry, prunedBy });
+    changes.push({ kind: 'remove-device', key: entry.key });
+  }
+  return { pruned, changes };
+}
+
+export async function assignDevices(ports: DevicePorts, owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+  const { present } = await presentOf(ports.layout, kindsOf(keys));
+  const decide = (entries: readonly DeviceEntry[]): DeviceAssignReport => {
+    const plan = planDeviceAssign(owner, keys, present, heldBy(entries));
+    return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
+  };
+  if (dryRun) return decide(ports.store.readDevices());
+  return ports.store.exclusive('assign', async (op) => {
+    const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()));
+    op.commit(plan.assign.map((entry) => ({ kind: 'set-device', entry })));
+    return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
+  });
+}
+
+/** A release hears of the domain's devices pruned earlier (by a status or an open) and lets go of them. */
+function letGoOfDeparted(departed: readonly DepartedDevice[], owner: Owner, keys: readonly DeviceKey[] | undefined): DeviceKey[] {
+  const named = keys === undefined ? null : new Set(keys);
+  return departed.filter((d) => sameOwner(d.entry.usedBy, owner) && (named === null || named.has(d.entry.key))).map((d) => d.entry.key);
+}
+
+export async function releaseDevices(
+  ports: DevicePorts,
+  owner: Owner,
+  keys: readonly DeviceKey[] | undefined,
+  dryRun: boolean,
+): Promise<DeviceReleaseReport> {
+  const run = async (entries: readonly DeviceEntry[], departed: readonly DepartedDevice[], commit: (changes: StateChange[]) => void): Promise<DeviceReleaseReport> => {
+    const held = heldBy(entries);
+    const wanted = keys ?? entries.filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key);
+    const { present } = await presentOf(ports.layout, kindsOf(wanted));
+    const plan = planDeviceRelease(owner, keys, present, held);
+    const earlier = letGoOfDeparted(departed, owner, keys);
+    commit([
+      ...plan.remove.map((key): StateChange => ({ kind: 'remove-device', key })),
+      ...earlier.map((key): StateChange => ({ kind: 'drop-departed-device', key })),
+    ]);
+    const pruned = new Set(plan.pruned.map((entry) => entry.key));
+    return {
+      operation: 'release',
+      dryRun,
+      owner,
+      released: plan.remove.filter((key) => !pruned.has(key)),
+      pruned: [...pruned, ...earlier],
+      // An earlier-pruned device the release named is no longer "not assigned": it is reported as pruned.
+      notes: plan.notes.filter((note) => !earlier.some((key) => note.startsWith(`${key} `))),
+    };
+  };
+  if (dryRun) return run(ports.store.readDevices(), ports.store.readDepartedDevices(), () => undefined);
+  return ports.store.exclusive('release', (op) => run(op.devices(), op.departedDevices(), (changes) => op.commit(changes)));
+}
+
+/** Whether the domain holds (or held, until its release hears of it) a device of these kinds. */
+export function holdsDevices(store: StateStore, owner: Owner): boolean {
+  return (
+    store.readDevices().some((entry) => sameOwner(entry.usedBy, owner)) ||
+    store.readDepartedDevices().some((departed) => sameOwner(departed.entry.usedBy, owner))
+  );
+}
+
+export interface DeviceStatus {
+  /** Entries of other kinds than PCI, after the prune. */
+  readonly devices: readonly DeviceEntry[];
+  readonly prunedDevices: readonly PrunedDevice[];
+  /** Departed devices, each with whether it is back (same key, same identity). */
+  readonly departedDevices: readonly (DepartedDevice & { readonly back: boolean })[];
+}
+
+/**
+ * For `status`: the entries of other kinds, those whose device vanished pruned (only when the lock
+ * is free at once, as for PCI entries), and whether the departed ones are back.
+ */
+export async function deviceStatus(ports: DevicePorts): Promise<DeviceStatus> {
+  let devices = ports.store.readDevices();
+  const departedNow = ports.store.readDepartedDevices();
+  if (devices.length === 0 && departedNow.length === 0) return { devices, prunedDevices: [], departedDevices: [] };
+  const kinds = kindsOf([...devices.map((e) => e.key), ...departedNow.map((d) => d.entry.key)]);
+  const { present } = await presentOf(ports.layout, kinds);
+  let prunedDevices: readonly PrunedDevice[] = [];
+  if (devices.some((entry) => !present.has(entry.key))) {
+    const done = await ports.store.tryExclusive('status', async (op: Operation) => {
+      const prune = pruneDevices(op.devices(), present, 'status');
+      op.commit([...prune.changes]);
+      return [op.devices(), prune.pruned] as const;
+    });
+    if (done !== null) [devices, prunedDevices] = done;
+  }
+  const departedDevices = ports.store.readDepartedDevices().map((d) => ({ ...d, back: isReturn(d.entry, present.get(d.entry.key) ?? null) }));
+  return { devices, prunedDevices, departedDevices };
+}
+
+// ---- mediated devices: create and remove (mdevctl start/stop; libvirt's nodedev-create/destroy) ----
+
+export async function mdevInventory(layout: SysfsLayout): Promise<NonPciInventory> {
+  return readNonPciInventory(layout, ['mdev'], readTimeoutFromEnv());
+}
+
+function parentOf(inventory: NonPciInventory, name: string): MdevParent {
+  const parent = inventory.mdevParents.find((candidate) => candidate.name === name || candidate.key === `pci:${name}`);
+  if (parent !== undefined) return parent;
+  throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `${name} is not a mediated device parent on this host`, {
+    hint: `\`hostdev mdev list\` lists the parents and their types${inventory.mdevParents.length === 0 ? ' (this host has none: is the parent driver loaded?)' : `: ${inventory.mdevParents.map((p) => p.name).join(', ')}`}.`,
+    details: { parent: name },
+  });
+}
+
+/**
+ * Makes an mdev of TYPE on PARENT: one write of its UUID to the type's `create`, journaled first.
+ * The kernel's refusals (EINVAL, EEXIST, EUSERS) come back through kernel-errors' one map.
+ */
+export async function createMdev(
+  ports: DevicePorts,
+  request: { readonly parent: string; readonly type: string; readonly uuid?: string | undefined; readonly dryRun: boolean; readonly persist?: boolean },
+): Promise<MdevReport> {
+  if (request.uuid !== undefined && !isUuid(request.uuid)) {
+    throw new HostdevError('HOSTDEV_USAGE', `--uuid ${request.uuid} is not a UUID`, {
+      hint: 'Give a UUID as 8-4-4-4-12 hex digits, or leave --uuid out for a random one.',
+      details: { uuid: request.uuid },
+    });
+  }
+  const uuid = (request.uuid ?? randomUUID()).toLowerCase();
+  const inventory = await mdevInventory(ports.layout);
+  const parent = parentOf(inventory, request.parent);
+  const type = parent.types.find((candidate) => candidate.id === request.type || candidate.name === request.type);
+  if (type === undefined) {
+    throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `mediated device parent ${parent.name} has no type ${request.type}`, {
+      hint: `Its types: ${parent.types.map((t) => t.id).join(', ') || 'none'} (\`hostdev mdev list\`).`,
+      details: { parent: parent.name, type: request.type },
+    });
+  }
+  const key = mdevKey(uuid);
+  const write = { path: `/sys/class/mdev_bus/${parent.name}/mdev_supported_types/${type.id}/create`, value: uuid };
+  const definition = request.persist === true ? path.join(definitionsDir(ports.layout.root), `${uuid}.json`) : null;
+  const report: MdevReport = { operation: 'mdev-create', dryRun: request.dryRun, key, uuid, parent: parent.name, type: type.id, write, definition };
+  if (request.dryRun) return report;
+  await journaledWrite(ports, 'mdev-create', key, write, { key, parent: parent.name, type: type.id });
+  if (request.persist === true) await saveDefinition(ports.layout.root, { uuid, parent: parent.name, type: type.id });
+  return report;
+}
+
+/** Removes an mdev through its `remove` file; refused while a domain holds it (release it first). */
+export async function removeMdev(ports: DevicePorts, request: { readonly uuid: string; readonly dryRun: boolean; readonly undefine?: boolean }): Promise<MdevReport> {
+  if (!isUuid(request.uuid)) {
+    throw new HostdevError('HOSTDEV_USAGE', `${request.uuid} is not a UUID`, {
+      hint: 'Give the mdev by its UUID, as `hostdev mdev list` shows it.',
+      details: { uuid: request.uuid },
+    });
+  }
+  const key = mdevKey(request.uuid);
+  const uuid = request.uuid.toLowerCase();
+  const inventory = await mdevInventory(ports.layout);
+  const device: MdevDevice | undefined = inventory.mdev.find((candidate) => candidate.key === key);
+  if (device === undefined) throw deviceNotFound(key);
+  const write = { path: `/sys/bus/mdev/devices/${uuid}/remove`, value: '1' };
+  const definition = request.undefine === true ? path.join(definitionsDir(ports.layout.root), `${uuid}.json`) : null;
+  const report: MdevReport = { operation: 'mdev-remove', dryRun: request.dryRun, key, uuid, parent: device.parent, type: device.type, write, definition };
+  const held = ports.store.readDevices().find((entry) => entry.key === key);
+  if (held !== undefined) throw deviceInUse(held);
+  if (request.dryRun) return report;
+  await journaledWrite(ports, 'mdev-remove', key, write, { key, parent: device.parent, type: device.type }, (op) => {
+    const again = op.devices().find((entry) => entry.key === key);
+    if (again !== undefined) throw deviceInUse(again);
+  });
+  if (request.undefine === true) await dropDefinition(ports.layout.root, uuid);
+  return report;
+}
+
+/**
+ * `mdev start-defined` (boot): makes every defined mdev that is not there, each on its own; one
+ * that fails (its parent is not there yet, no instance left) is reported and the others go on.
+ */
+export async function startDefined(ports: DevicePorts, dryRun: boolean): Promise<StartDefinedReport> {
+  const definitions = await readDefinitions(ports.layout.root);
+  const there = new Set((await mdevInventory(ports.layout)).mdev.map((device) => device.uuid));
+  const started: MdevReport[] = [];
+  const present: DeviceKey[] = [];
+  const failed: { key: DeviceKey; code: string; message: string }[] = [];
+  for (const definition of definitions) {
+    const key = mdevKey(definition.uuid);
+    if (there.has(definition.uuid)) {
+      present.push(key);
+      continue;
+    }
+    try {
+      started.push(await createMdev(ports, { ...definition, dryRun }));
+    } catch (error) {
+      if (!(error instanceof HostdevError)) throw error;
+      failed.push({ key, code: error.code, message: error.message });
+    }
+  }
+  return { dryRun, started, present, failed };
+}
+
+async function journaledWrite(
+  ports: DevicePorts,
+  action: 'mdev-create' | 'mdev-remove',
+  key: DeviceKey,
+  write: { readonly path: string; readonly value: string },
+  what: { readonly key: string; readonly parent: string | null; readonly type: string | null },
+  check: (op: Operation) => void = () => undefined,
+): Promise<void> {
+  await ports.store.exclusive(action, async (op) => {
+    check(op);
+    const handle = op.intendDevice({ key, action, hostPath: write.path, value: write.value });
+    try {
+      await ports.kernel.write(write.path, write.value);
+    } catch (error) {
+      // Refused: nothing changed on the host, so the intent is cleared at once.
+      op.commit([]);
+      throw mdevWriteFailed(error, what);
+    }
+    op.done(handle);
+    op.commit([]);
+  });
+}
+
+/** What recovery made of an mdev create or remove a hostdev that died left in the journal. */
+export interface DeviceRepair {
+  readonly key: DeviceKey;
+  readonly operation: 'mdev-create' | 'mdev-remove';
+  /** rolled-forward: the write took effect (the mdev is there after a create, gone after a remove). */
+  readonly direction: 'rolled-back' | 'rolled-forward';
+}
+
+/**
+ * The journal rows of mdev writes whose operation died: each write is the whole operation, so the
+ * device as it is now says whether it happened; nothing is written, the rows are cleared and the
+ * outcome reported. Runs at open, after PCI recovery, only when such rows exist.
+ */
+export async function recoverDevices(ports: DevicePorts, wait: boolean): Promise<readonly DeviceRepair[]> {
+  if (!ports.store.readJournal().some((row) => !/^[0-9a-f]{4}:/.test(row.address))) return [];
+  const repair = async (op: Operation): Promise<DeviceRepair[]> => {
+    const rows = op.unfinishedDevices();
+    if (rows.length === 0) return [];
+    const { present } = await presentOf(ports.layout, kindsOf(rows.map((row) => row.key)));
+    const repairs = [...new Map(rows.map((row) => [`${row.operationId} ${row.key}`, row])).values()].map((row): DeviceRepair => {
+      const there = present.has(row.key);
+      const happened = row.action === 'mdev-create' ? there : !there;
+      return { key: row.key, operation: row.action, direction: happened ? 'rolled-forward' : 'rolled-back' };
+    });
+    op.commit([], { resolve: [...new Set(rows.map((row) => row.operationId))] });
+    return repairs;
+  };
+  if (wait) return ports.store.exclusive('recover', repair);
+  return (await ports.store.tryExclusive('recover', repair)) ?? [];
+}
+
+export function deviceRepairWarning(repair: DeviceRepair): string {
+  const done = repair.operation === 'mdev-create' ? 'was created' : 'was removed';
+  const notDone = repair.operation === 'mdev-create' ? 'was not created' : 'is still there';
+  return `${repair.key}: an ${repair.operation.replace('-', ' ')} a hostdev that did not finish left: the mediated device ${repair.direction === 'rolled-forward' ? done : notDone}`;
+}
