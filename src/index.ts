@@ -28,6 +28,8 @@ export {
   type ResetRequest,
   type HandOverRequest,
   type VfSetCountRequest,
+  type VfListRequest,
+  type VfForgetRequest,
   type AdoptRequest,
   type DomainReport,
   type DomainRef,

@@ -175,6 +175,17 @@ export interface ReleaseRequest extends Omit<ManagerReleaseRequest, 'onWarning' 
   readonly addresses?: readonly DeviceRef[];
 }
 
+/** `vf.list`: the VFs of one PF. */
+export interface VfListRequest {
+  readonly pf: DeviceRef;
+}
+
+/** `vf.forget`: departed VF records to drop (null: every one). */
+export interface VfForgetRequest {
+  readonly vfs: readonly DeviceRef[] | null;
+  readonly dryRun?: boolean;
+}
+
 /** `vf.setCount`: a PF's VF count (force, autoprobe, dryRun and waitMs have defaults). */
 export type VfSetCountRequest = Omit<ManagerSetCountRequest, 'pf' | 'dryRun' | 'force' | 'autoprobe' | 'waitMs'> &
   Partial<Omit<ManagerSetCountRequest, 'pf'>> & { readonly pf: DeviceRef };
@@ -301,9 +312,9 @@ export interface ForgetReport {
  */
 export class HostdevService {
   readonly vf: {
-    readonly list: (pf: DeviceRef) => Promise<VfListReport>;
+    readonly list: (request: VfListRequest) => Promise<VfListReport>;
     readonly setCount: (request: VfSetCountRequest) => Promise<SetCountReport>;
-    readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
+    readonly forget: (request: VfForgetRequest) => Promise<ForgetReport>;
   };
   /** Claims from boot: defined in CONFIG/claims.d, applied by the boot units (`claims.apply`). */
   readonly claims: Claims;
@@ -330,7 +341,7 @@ export class HostdevService {
       reattach: (address, options) => this.reattach({ ...options, device: address }),
     });
     this.vf = {
-      list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
+      list: async ({ pf }) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
       setCount: async (request) =>
         manager.withPreview(
           await this.changing(request.dryRun ?? false, () =>
@@ -342,9 +353,9 @@ export class HostdevService {
             () => null,
           ),
         ),
-      forget: async (vfs, options = {}) => {
+      forget: async ({ vfs, dryRun = false }) => {
         const addresses = vfs === null ? null : vfs.map(parsePciRef);
-        const forgotten = await forgetDeparted(manager.store, addresses, options.dryRun ?? false);
+        const forgotten = await forgetDeparted(manager.store, addresses, dryRun);
         const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
         return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
       },

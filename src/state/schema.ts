@@ -124,7 +124,7 @@ export const MIGRATIONS: readonly Migration[] = [
       `),
   },
   {
-    version: 7,
+    version: 6,
     description: 'holders of domains: a process (pid and start time) or a QMP socket whose end releases the domain',
     up: (db) =>
       db.exec(`
@@ -142,7 +142,7 @@ export const MIGRATIONS: readonly Migration[] = [
       `),
   },
   {
-    version: 8,
+    version: 7,
     description: 'entries of other kinds than PCI (mdev, USB): their identity, and the ones that departed while held',
     up: (db) =>
       db.exec(`
