@@ -1,3 +1,4 @@
+import type { HostdevServiceOptions } from '../service/hostdev-service.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import type { TableLookup } from '../manager/table-lookup.js';
 import type { GlobalOptions } from './context.js';
@@ -11,6 +12,9 @@ interface OpenMode {
   readonly reader?: boolean;
   /** For the daemon: inventory reads are kept until an operation or an event invalidates them. */
   readonly cacheInventory?: boolean;
+  /** For the daemon: its QMP connection per VM answers whether a QMP holder lives, and carries its hot-plugs. */
+  readonly probeQmp?: HostdevServiceOptions['probeQmp'];
+  readonly connectQmp?: HostdevServiceOptions['connectQmp'];
 }
 
 /** The service as the global options say (the simulated kernel and host use with --simulate). */
@@ -35,6 +39,8 @@ export async function openService(globals: GlobalOptions, options: OpenMode = {}
     configDir: globals.configDir,
     ...(globals.command === '' ? {} : { command: globals.command }),
     detachedAfterReboot: globals.detachedAfterReboot,
+    ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
+    ...(options.connectQmp === undefined ? {} : { connectQmp: options.connectQmp }),
   });
 }
 

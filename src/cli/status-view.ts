@@ -3,6 +3,7 @@ import { ownerCell, ownerName } from '../core/tables.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
+import { describeHolder, type HolderStatus } from '../core/holders.js';
 
 /** The human output of `hostdev status`: the tables, then what needs attention and what was repaired. */
 
@@ -102,6 +103,19 @@ function busySection(busy: StatusReport['busy']): string[] {
   return lines;
 }
 
+/** A holder as a cell: "pid 4242 (alive)", "QMP /run/vm1.qmp (gone)". */
+export function holderCell(held: HolderStatus | null): string {
+  if (held === null) return '-';
+  const life = held.alive === null ? 'not answering' : held.alive ? 'alive' : 'gone';
+  return `${describeHolder(held.holder)} (${life})`;
+}
+
+function holdersSection(holders: readonly HolderStatus[]): string[] {
+  if (holders.length === 0) return [];
+  const rows = holders.map((held) => [ownerName(held.owner), holderCell(held), held.since]);
+  return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
+}
+
 /** Mediated and USB devices held by domains, and those that left the host while held (only when there are any). */
 function devicesSection(status: StatusReport): string[] {
   const devices = status.devices ?? [];
@@ -156,6 +170,7 @@ export function statusText(status: StatusReport, claimed: ReadonlySet<string> = 
     ...driftSection(status.recovery.drift),
     ...departedSection(status.departed),
     ...repairsSection(status.recentRepairs),
+    ...holdersSection(status.holders),
     ...busySection(status.busy),
   ];
   if (status.pruned.length > 0) lines.push('', `pruned (no longer on this host): ${status.pruned.join(', ')}`);

@@ -60,6 +60,8 @@ export interface AssignBodyJson {
   readonly force?: boolean;
   readonly vf?: Readonly<Record<string, { mac?: string; vlan?: number; spoofchk?: boolean; trust?: boolean }>>;
   readonly waitMs?: number;
+  readonly holderPid?: number;
+  readonly qmp?: string;
 }
 
 interface Raw {
@@ -120,6 +122,11 @@ export class HostdevClient {
     return this.get<T>('/v1/status');
   }
 
+  /** The domains that hold devices, with their holders (`hostdev domains --json`). */
+  domains<T = unknown[]>(): Promise<T> {
+    return this.get<T>('/v1/domains').then((r) => r.report);
+  }
+
   qemuArgs(request: { domain: string; hypervisor?: string; machine?: 'q35' | 'pc'; firstChassis?: number }): Promise<ClientResult<string[]>> {
     const hypervisor = request.hypervisor ?? 'qemu';
     return this.get<string[]>(
@@ -145,6 +152,29 @@ export class HostdevClient {
 
   assign(body: AssignBodyJson, options: MutationOptions = {}): Promise<OperationJson> {
     return this.mutate('POST', '/v1/assignments', body, options);
+  }
+
+  /** Assigns devices and adds them to the running VM over the daemon's QMP connection (`hostdev hotplug`). */
+  hotplug(body: AssignBodyJson & { readonly qmp: string }, options: MutationOptions = {}): Promise<OperationJson> {
+    const { domain, hypervisor, ...rest } = body;
+    return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/hotplug`, rest, options);
+  }
+
+  /** Takes devices out of the running VM and releases them (`hostdev unplug`). */
+  unplug(
+    request: { qmp: string; domain: string; hypervisor?: string; devices: readonly string[]; timeoutMs?: number },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
+    const { domain, hypervisor, ...rest } = request;
+    return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/unplug`, rest, options);
+  }
+
+  /** Marks devices a running VM holds as its domain's (`hostdev adopt`); nothing on the host changes. */
+  adopt(
+    body: { domain: string; hypervisor?: string; devices: readonly string[]; managed?: boolean; holderPid?: number; qmp?: string },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
+    return this.mutate('POST', '/v1/adoptions', body, options);
   }
 
   release(request: { domain: string; hypervisor?: string; devices?: readonly string[]; force?: boolean; waitMs?: number }, options: MutationOptions = {}): Promise<OperationJson> {

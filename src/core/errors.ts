@@ -50,6 +50,10 @@ export const ERROR_CATALOG = {
   },
   HOSTDEV_NOT_OWNED: { exit: 'conflict', summary: 'The device is not owned by the given domain.' },
   HOSTDEV_DOMAIN_NOT_FOUND: { exit: 'notFound', summary: 'The domain (under that hypervisor) holds no device.' },
+  HOSTDEV_NOT_ON_STUB: {
+    exit: 'conflict',
+    summary: 'The device is not on a stub driver (vfio-pci), so no running VM can hold it: adopt refuses it.',
+  },
   HOSTDEV_DRIFT: {
     exit: 'conflict',
     summary: 'A device is not on the driver the tables record (changed outside hostdev).',

@@ -1,5 +1,5 @@
 /** The operations that change devices through a plan (core/plan-types.ts), one journal each. */
-export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over' | 'recover' | 'vf-set-count';
+export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'hand-over' | 'adopt' | 'recover' | 'vf-set-count';
 
 /**
  * Every operation of hostdev by its one name: what the journal records (op_name), what the state
@@ -8,8 +8,15 @@ export type PlanOperationName = 'detach' | 'reattach' | 'reset' | 'assign' | 're
  */
 export type OperationName = PlanOperationName | 'vf-forget' | 'status' | 'watch-prune' | 'watch-returned' | 'mdev-create' | 'mdev-remove';
 
-/** The operations a client starts through the daemon. */
-export type DaemonOperationName = Extract<OperationName, 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'vf-set-count'>;
+/**
+ * The operations a client starts through the daemon: operations of hostdev, and hotplug and unplug,
+ * which the daemon runs as one operation each (an assign or a release, journalled as such, with the
+ * VM's QMP commands around it).
+ */
+export type DaemonOperationName =
+  | Extract<OperationName, 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'vf-set-count' | 'adopt'>
+  | 'hotplug'
+  | 'unplug';
 
 /**
  * Their names on the daemon's wire (`kind` of an operation record, metrics labels, events): the
@@ -23,6 +30,9 @@ export const WIRE_KINDS = {
   assign: 'assign',
   release: 'release',
   'vf-set-count': 'sriov',
+  adopt: 'adopt',
+  hotplug: 'hotplug',
+  unplug: 'unplug',
 } as const satisfies Record<DaemonOperationName, string>;
 
 export type WireKind = (typeof WIRE_KINDS)[DaemonOperationName];

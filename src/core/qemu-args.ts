@@ -29,6 +29,12 @@ export function hostdevDeviceId(address: PciAddress): string {
   return `hostdev-${address.replace(/[:.]/g, '_')}`;
 }
 
+/** The PCI address a hostdev device id names (`hostdev-0000_01_10_0`), or null for any other id. */
+export function addressOfDeviceId(id: string): PciAddress | null {
+  const match = /^hostdev-([0-9a-f]{4})_([0-9a-f]{2})_([0-9a-f]{2})_([0-7])$/.exec(id);
+  return match === null ? null : (`${match[1]}:${match[2]}:${match[3]}.${match[4]}` as PciAddress);
+}
+
 /** The QEMU device id of a mediated device: "hostdev-mdev-UUID". */
 export function mdevDeviceId(uuid: string): string {
   return `hostdev-mdev-${uuid}`;

@@ -24,6 +24,14 @@ export function hostdevCommand(...args: readonly string[]): string {
 
 /** `hostdev release` for a domain, naming the hypervisor unless it is the default. */
 export function releaseCommand(owner: Owner, ...addresses: readonly string[]): string {
+  return domainCommand('release', owner, addresses);
+}
+
+export function assignCommand(owner: Owner, ...addresses: readonly string[]): string {
+  return domainCommand('assign', owner, addresses);
+}
+
+function domainCommand(command: string, owner: Owner, addresses: readonly string[]): string {
   const hypervisor = owner.hypervisor === DEFAULT_HYPERVISOR ? [] : ['--hypervisor', owner.hypervisor];
-  return hostdevCommand('release', '--domain', owner.vm, ...hypervisor, ...addresses);
+  return hostdevCommand(command, '--domain', owner.vm, ...hypervisor, ...addresses);
 }

@@ -9,17 +9,32 @@ import { HostdevError, isHostdevError, type ErrorCode } from '../core/errors.js'
 import { WIRE_KINDS, type DaemonOperationName } from '../core/operations.js';
 import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
-import { operationJson } from '../service/report-json.js';
+import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
 import { parsePciRef, pciKey } from '../core/device-key.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { OperationLog } from './operations.js';
-import { assignRequest, detachRequest, nodeRequest, reattachRequest, releaseDevices, releaseRequest, setCountRequest, type MutationMode } from './requests.js';
+import {
+  adoptRequest,
+  assignRequest,
+  detachRequest,
+  hotplugRequest,
+  nodeRequest,
+  reattachRequest,
+  releaseDevices,
+  releaseRequest,
+  setCountRequest,
+  unplugRequest,
+  type MutationMode,
+} from './requests.js';
 import {
   API_EXTENSIONS,
   API_VERSION,
   AssignBody,
+  AdoptBody,
+  HotplugBody,
+  UnplugBody,
   DetachBody,
   EventsQuery,
   ListQuery,
@@ -175,6 +190,8 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   });
 
   app.get('/v1/status', async () => service.status());
+
+  app.get('/v1/domains', async () => service.domains());
 
   app.get('/v1/domains/:hypervisor/:domain/qemu-args', async (request, reply) => {
     const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
@@ -347,6 +364,45 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
         const { active } = await service.status();
         return addresses.every((address) => active.some((entry) => entry.address === address && sameOwner(entry.usedBy, owner)));
       },
+    });
+  });
+
+  app.post('/v1/domains/:hypervisor/:domain/hotplug', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const body = parse(HotplugBody, request.body, 'body');
+    return mutate(request, reply, {
+      operation: 'hotplug',
+      owner: makeOwner(hypervisor, domain),
+      devices: body.devices.map(parsePciRef),
+      run: async (svc, mode) => {
+        const report = await svc.hotplug(hotplugRequest({ hypervisor, domain }, body, mode));
+        return { json: hotplugJson(report), warnings: report.assign?.warnings ?? [] };
+      },
+    });
+  });
+
+  app.post('/v1/domains/:hypervisor/:domain/unplug', async (request, reply) => {
+    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+    const body = parse(UnplugBody, request.body, 'body');
+    return mutate(request, reply, {
+      operation: 'unplug',
+      owner: makeOwner(hypervisor, domain),
+      devices: body.devices.map(parsePciRef),
+      run: async (svc, mode) => {
+        const report = await svc.unplug(unplugRequest({ hypervisor, domain }, body, mode));
+        return { json: unplugJson(report), warnings: report.release.warnings };
+      },
+    });
+  });
+
+  app.post('/v1/adoptions', async (request, reply) => {
+    const body = parse(AdoptBody, request.body, 'body');
+    const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
+    return mutate(request, reply, {
+      operation: 'adopt',
+      owner,
+      devices: body.devices.map(parsePciRef),
+      run: async (svc, mode) => ({ json: operationJson(await svc.adopt(adoptRequest(body, owner.hypervisor, mode))), warnings: [] }),
     });
   });
 

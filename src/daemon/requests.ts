@@ -3,15 +3,18 @@ import type { PciAddress } from '../core/address.js';
 import { parsePciRef } from '../core/device-key.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
+  AdoptRequest,
   AssignRequest,
   DetachRequest,
+  HotplugRequest,
   ReattachRequest,
   ReleaseRequest,
   ResetRequest,
+  UnplugRequest,
   VfNetRequests,
   VfSetCountRequest,
 } from '../service/hostdev-service.js';
-import type { AssignBody, DetachBody, PlainBody, ReattachBody, ReleaseQuery, SriovBody } from './schemas.js';
+import type { AdoptBody, AssignBody, DetachBody, HotplugBody, PlainBody, ReattachBody, ReleaseQuery, SriovBody, UnplugBody } from './schemas.js';
 
 /**
  * The daemon's request bodies as the service's request types: one function per operation, typed
@@ -60,13 +63,16 @@ export function setCountRequest(pf: string, body: z.infer<typeof SriovBody>, mod
   };
 }
 
-export function assignRequest(body: z.infer<typeof AssignBody>, hypervisor: string, mode: MutationMode): AssignRequest {
-  // JSON has no undefined: the parsed options carry only the fields that were sent.
+/** The holder a body names (assign, hotplug, adopt): only the fields that were sent. */
+function holderFields(body: { holderPid?: number | undefined; qmp?: string | undefined }): { holderPid?: number; qmp?: string } {
+  return { ...(body.holderPid === undefined ? {} : { holderPid: body.holderPid }), ...(body.qmp === undefined ? {} : { qmp: body.qmp }) };
+}
+
+/** What assign and hotplug take alike from their bodies (JSON has no undefined: only the fields that were sent). */
+function assignOptions(body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hypervisor' | 'holderPid' | 'qmp'>) {
   const vf: VfNetRequests | undefined =
     body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
   return {
-    domain: body.domain,
-    hypervisor,
     addresses: body.devices.map(parsePciRef),
     managed: body.managed ?? true,
     withGroup: body.withGroup ?? false,
@@ -74,6 +80,44 @@ export function assignRequest(body: z.infer<typeof AssignBody>, hypervisor: stri
     ...(body.driver === undefined ? {} : { stubDriver: body.driver }),
     ...(vf === undefined ? {} : { vf }),
     ...deviceWait(body.waitMs),
+  };
+}
+
+export function assignRequest(body: z.infer<typeof AssignBody>, hypervisor: string, mode: MutationMode): AssignRequest {
+  return { domain: body.domain, hypervisor, ...assignOptions(body), ...holderFields(body), ...mode };
+}
+
+/** hotplug: the domain comes from the route, the VM's QMP socket from the body. */
+export function hotplugRequest(
+  owner: { readonly hypervisor: string; readonly domain: string },
+  body: z.infer<typeof HotplugBody>,
+  mode: MutationMode,
+): HotplugRequest {
+  return { domain: owner.domain, hypervisor: owner.hypervisor, ...assignOptions(body), ...holderFields(body), qmp: body.qmp, ...mode };
+}
+
+export function unplugRequest(
+  owner: { readonly hypervisor: string; readonly domain: string },
+  body: z.infer<typeof UnplugBody>,
+  mode: MutationMode,
+): UnplugRequest {
+  return {
+    qmp: body.qmp,
+    domain: owner.domain,
+    hypervisor: owner.hypervisor,
+    addresses: body.devices.map(parsePciRef),
+    ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }),
+    ...mode,
+  };
+}
+
+export function adoptRequest(body: z.infer<typeof AdoptBody>, hypervisor: string, mode: MutationMode): AdoptRequest {
+  return {
+    domain: body.domain,
+    hypervisor,
+    addresses: body.devices.map(parsePciRef),
+    ...(body.managed === undefined ? {} : { managed: body.managed }),
+    ...holderFields(body),
     ...mode,
   };
 }

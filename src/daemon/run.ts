@@ -3,12 +3,16 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
-import { HostdevError } from '../core/errors.js';
+import { HostdevError, isHostdevError } from '../core/errors.js';
 import type { LiveEvent } from '../manager/watch-live.js';
 import type { RecoveryReport } from '../manager/recovery.js';
-import type { HostdevService } from '../service/hostdev-service.js';
+import type { HostdevService, HostdevServiceOptions } from '../service/hostdev-service.js';
+import type { QmpEvent } from '../qmp/qmp-client.js';
+import { addressOfDeviceId } from '../core/qemu-args.js';
+import { VmMonitors } from './vm-monitors.js';
 import { buildApp, inFlightOf } from './app.js';
 import { pciKey } from '../core/device-key.js';
+import { makeOwner } from '../core/tables.js';
 import { operationOfKind } from '../core/operations.js';
 import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
@@ -25,7 +29,9 @@ export interface DaemonOptions {
   /** The host it works on, as GET /v1 says (absolute root and state dir, simulate mode). */
   readonly serves: { readonly root: string; readonly stateDir: string; readonly simulate: boolean };
   /** Opens the service as the command line's options say (root, kernel, host use). */
-  readonly open: (mode: { readonly dryRun?: boolean; readonly cacheInventory?: boolean }) => Promise<HostdevService>;
+  readonly open: (mode: Pick<HostdevServiceOptions, 'dryRun' | 'cacheInventory' | 'probeQmp' | 'connectQmp'>) => Promise<HostdevService>;
+  /** How often the holders of domains are checked (default 200 ms): a holder that is gone has its domain released. */
+  readonly holderPollMs?: number;
   readonly logger?: Logger;
   /** The bound on the wait for in-flight operations at SIGTERM (default 30 s). */
   readonly drainMs?: number;
@@ -131,11 +137,46 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): 
 
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const logger = options.logger ?? pino({ base: { name: 'hostdevd' } });
-  const service = await options.open({ cacheInventory: true });
+  // DEVICE_DELETED can come before the service is open: such an event waits for it.
+  let serviceReady: (service: HostdevService) => void = () => undefined;
+  const opened = new Promise<HostdevService>((resolve) => (serviceReady = resolve));
+  const monitors = new VmMonitors((socket, event) => void opened.then((svc) => deviceDeleted(svc, socket, event)));
+  const service = await options
+    .open({ cacheInventory: true, probeQmp: (socket) => monitors.probe(socket), connectQmp: (socket) => monitors.port(socket) })
+    .catch((error: unknown) => {
+      monitors.close();
+      throw error;
+    });
+  serviceReady(service);
   const operations = OperationLog.open(options.stateDir);
   const events = new EventHub(options.eventCapacity);
   const metrics = new DaemonMetrics(async () => (await service.list()).report, () => events.clients);
   for (const warning of service.warnings) logger.warn({ warning }, warning);
+  for (const end of service.holdersEnded) events.publish(holderEvent(end));
+
+  /** QEMU gave a device back on its own (the guest ejected it, or its VF is being removed): released at once. */
+  const deviceDeleted = async (svc: HostdevService, socket: string, event: QmpEvent): Promise<void> => {
+    if (event.event !== 'DEVICE_DELETED' || typeof event.data['device'] !== 'string') return;
+    const address = addressOfDeviceId(event.data['device']);
+    if (address === null) return;
+    const domain = (await svc.domains()).find(
+      (d) => d.holder?.holder.kind === 'qmp' && d.holder.holder.socket === socket && d.devices.some((device) => device.address === address),
+    );
+    if (domain === undefined) return;
+    const owner = makeOwner(domain.hypervisor, domain.domain);
+    try {
+      const report = await svc.release({ domain: domain.domain, hypervisor: domain.hypervisor, addresses: [address] });
+      // An unplug of this daemon, waiting for the same event, may have released it first.
+      if (!report.released.includes(address)) return;
+      events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: report.released } });
+      logger.info({ socket, device: address, owner }, `QEMU gave back ${address} (DEVICE_DELETED): released from ${domain.domain}`);
+    } catch (error) {
+      if (isHostdevError(error) && error.code === 'HOSTDEV_DOMAIN_NOT_FOUND') return;
+      const message = error instanceof Error ? error.message : String(error);
+      events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: [], error: message } });
+      logger.warn({ socket, device: address, err: error }, `QEMU gave back ${address} but its release failed: ${message}`);
+    }
+  };
   for (const event of recoveryEvents(service.recovery)) {
     events.publish(event);
     if (event.type === 'recovery') metrics.recoveries.inc();
@@ -151,7 +192,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let stopping: Promise<void> | null = null;
   const app = await buildApp({
     service,
-    openDryRun: () => options.open({ dryRun: true }),
+    openDryRun: () => options.open({ dryRun: true, connectQmp: (socket) => monitors.port(socket) }),
     operations,
     events,
     metrics,
@@ -170,6 +211,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // must not keep the daemon from serving).
   if (options.watch !== false) await Promise.race([watchStarted, sleep(10_000, undefined, { ref: false })]);
 
+  const holderLoop = runHolderWatch(service, events, logger, watching.signal, options.holderPollMs ?? HOLDER_POLL_MS);
+
   const sockets = new Set<Socket>();
   const accept = (socket: Socket, readOnly: boolean): void => {
     if (readOnly) readOnlySockets.add(socket);
@@ -187,8 +230,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     for (const listener of listeners) listener.server.close();
     watching.abort();
     await watchLoop;
+    await holderLoop;
     await app.close();
     operations.close();
+    monitors.close();
     service.close();
     throw error;
   }
@@ -211,10 +256,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       ]);
       if (!drained) logger.warn('in-flight operations did not finish within the drain bound; the next start settles them');
       await watchLoop;
+      await holderLoop;
       const closing = app.close();
       for (const socket of sockets) socket.destroy();
       await closing;
       operations.close();
+      monitors.close();
       service.close();
       logger.info('hostdev daemon stopped');
     })());
@@ -242,6 +289,39 @@ async function runWatch(
       logger.error({ err: error }, 'the watcher failed; restarting it in 1 s');
       await sleep(1_000, undefined, { ref: false });
     }
+  }
+}
+
+/** How often the daemon checks the holders of domains (a /proc read per process holder; QMP holders answer from their open connection). */
+const HOLDER_POLL_MS = 200;
+
+/** A domain whose holder is gone, as an event: `holder` `released` (or `failed`, the release to be tried again). */
+function holderEvent(end: HostdevService['holdersEnded'][number] & { readonly line?: string }): NewEvent {
+  const { owner, holder, reason } = end.holder;
+  return {
+    type: 'holder',
+    action: end.error === null ? 'released' : 'failed',
+    key: end.released[0] === undefined ? null : pciKey(end.released[0]),
+    owner,
+    details: { holder, reason, released: end.released, error: end.error },
+  };
+}
+
+/**
+ * The daemon's watch on holders: pidfd is not in Node.js, so the holders are polled at a short
+ * bounded interval; a domain whose holder is gone is released at once and announced.
+ */
+async function runHolderWatch(service: HostdevService, events: EventHub, logger: Logger, signal: AbortSignal, intervalMs: number): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      for (const end of await service.releaseEndedHolders()) {
+        events.publish(holderEvent(end));
+        logger[end.error === null ? 'info' : 'warn']({ owner: end.holder.owner, holder: end.holder.holder, released: end.released }, end.line);
+      }
+    } catch (error) {
+      logger.error({ err: error }, 'checking the holders of domains failed; trying again');
+    }
+    await sleep(intervalMs, undefined, { ref: false, signal }).catch(() => undefined);
   }
 }
 

@@ -88,6 +88,27 @@ export const AssignBody = z.strictObject({
   force: z.boolean().optional().describe('assign even if the host uses a device'),
   vf: z.record(z.string(), VfOptions).optional().describe('VF network config by device key'),
   waitMs: z.number().int().min(0).optional().describe('longest wait for device reads the kernel holds (default 15000)'),
+  holderPid: z.number().int().min(1).optional().describe('the process that holds the devices: when it ends (pid and start time) they are released'),
+  qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
+});
+
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true }).extend({
+  qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
+});
+
+export const UnplugBody = z.strictObject({
+  qmp: z.string().min(1).describe("the running VM's QMP socket"),
+  devices: z.array(DeviceKey).min(1),
+  timeoutMs: z.number().int().min(0).optional().describe('how long the guest has to give the devices back (default 10000)'),
+});
+
+export const AdoptBody = z.strictObject({
+  domain: z.string().min(1).describe('the domain (VM) that holds the devices already'),
+  hypervisor: z.string().min(1).optional().describe('default qemu'),
+  devices: z.array(DeviceKey).min(1).describe('all or nothing; each on a stub driver and in no other domain'),
+  managed: z.boolean().optional().describe('default true: a device in no table goes back to the host at release'),
+  holderPid: z.number().int().min(1).optional().describe('the process that holds the devices: when it ends they are released'),
+  qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder"),
 });
 
 export const ReleaseQuery = MutationQuery.extend({
@@ -286,6 +307,13 @@ const Recovery = z.strictObject({
     .describe('entries of an earlier boot, released or re-applied by the first open after a reboot'),
   warnings: z.array(z.string()),
 });
+const Holder = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('pid'), pid: z.number().int(), startTime: z.string().describe('field 22 of /proc/PID/stat') }),
+  z.strictObject({ kind: z.literal('qmp'), socket: z.string() }),
+]);
+export const HolderStatus = z
+  .strictObject({ owner: Owner, holder: Holder, since: z.string(), alive: z.boolean().nullable(), reason: z.string() })
+  .describe("a domain's holder and whether it lives (null: it did not answer in time)");
 /** An entry of another kind than PCI (mdev, USB): ownership only. */
 const DeviceEntry = z.strictObject({
   key: z.string(),
@@ -315,6 +343,7 @@ const Status = z.strictObject({
   recentRepairs: z.array(z.strictObject({ at: z.string(), by: z.string(), report: Recovery })),
   departed: z.array(z.record(z.string(), z.unknown()).describe('a VF that left the host while a table held it (address, former entry, owner, awaited, back)')),
   busy: z.strictObject({ operations: z.array(InFlight), notPruned: Addresses }).nullable(),
+  holders: z.array(HolderStatus),
   devices: z.array(DeviceEntry).optional().describe('mediated and USB devices held by domains (present only when there are any)'),
   prunedDevices: z.array(z.strictObject({ key: z.string(), usedBy: Owner, awaited: z.boolean() })).optional(),
   departedDevices: z
@@ -328,7 +357,7 @@ const Status = z.strictObject({
 });
 
 const operationReportFields = {
-  operation: z.enum(['detach', 'reattach', 'reset', 'assign', 'release']),
+  operation: z.enum(['detach', 'reattach', 'reset', 'assign', 'release', 'adopt']),
   dryRun: z.boolean(),
   steps: z.array(z.string()).describe('the plan, in order: writes, module loads and read-back checks'),
   changes: z.array(TableChange),
@@ -375,14 +404,19 @@ const SetCountReport = z
   .describe('sriov (vf set-count)');
 const Settled = z.strictObject({ recovered: z.array(z.unknown()) }).describe('an operation a stopped daemon left, finished by recovery');
 /** An operation's result: the report as the CLI's --json prints it. */
-const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled]);
+const Placement = z.strictObject({ address: Address, id: z.string(), bus: z.string().nullable() });
+const HotplugReport = z
+  .strictObject({ domain: z.string(), hypervisor: z.string(), dryRun: z.boolean(), assign: AssignReport.nullable(), plugged: z.array(Placement), present: Addresses })
+  .describe('hotplug');
+const UnplugReport = z.strictObject({ unplugged: Addresses, absent: Addresses, release: ReleaseReport }).describe('unplug');
+const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled, HotplugReport, UnplugReport]);
 
 export const OperationState = z.enum(['running', 'completed', 'failed']);
 
 export const OperationRecord = z
   .strictObject({
     id: z.string().nullable().describe('the journal id of the operation (null for a dry run)'),
-    kind: z.enum(Object.values(WIRE_KINDS)).describe('the operation: detach, reattach, reset, assign, release, sriov (vf set-count)'),
+    kind: z.enum(Object.values(WIRE_KINDS)).describe('the operation: detach, reattach, reset, assign, release, sriov (vf set-count), adopt, hotplug, unplug'),
     state: OperationState,
     dryRun: z.boolean(),
     owner: Owner.nullable(),
@@ -399,7 +433,7 @@ export const OperationRecord = z
 export const EventRecord = z.strictObject({
   seq: z.number().int(),
   time: z.string(),
-  type: z.enum(['pci', 'prune', 'returned', 'operation', 'recovery', 'heartbeat']),
+  type: z.enum(['pci', 'prune', 'returned', 'operation', 'recovery', 'holder', 'qmp', 'heartbeat']),
   action: z.string(),
   key: z.string().nullable(),
   owner: Owner.nullable(),
@@ -422,6 +456,16 @@ export const Responses = {
   groups: z.array(GroupReport).describe('`hostdev groups --json`'),
   status: Status.describe('`hostdev status --json`'),
   qemuArgs: z.array(z.string()).describe('`hostdev qemu-args --json`: the argv array'),
+  domains: z
+    .array(
+      z.strictObject({
+        hypervisor: z.string(),
+        domain: z.string(),
+        devices: z.array(z.strictObject({ key: z.string(), address: Address })),
+        holder: HolderStatus.nullable(),
+      }),
+    )
+    .describe('`hostdev domains --json`: the domains that hold devices, with their holders'),
   operations: z.array(OperationRecord).describe('operations, newest first'),
 };
 
@@ -438,6 +482,7 @@ export const COMPONENTS: Readonly<Record<string, z.ZodType>> = {
   Groups: Responses.groups,
   Status: Responses.status,
   QemuArgs: Responses.qemuArgs,
+  Domains: Responses.domains,
   OperationReport,
   AssignReport,
   ReleaseReport,

@@ -7,6 +7,7 @@ import { readBootId } from '../host/boot-id.js';
 import type { DetachedAfterReboot } from '../core/boot.js';
 import { planAssign } from '../core/plan-assign.js';
 import { planHandOver, type HandOverRequest } from '../core/plan-hand-over.js';
+import { planAdopt, type AdoptRequest } from '../core/plan-adopt.js';
 import { planDetach, planReattach, planReset } from '../core/plan-node.js';
 import { domainHoldsNothing, hardwareChangedError } from '../core/plan-errors.js';
 import { planRelease } from '../core/plan-release.js';
@@ -33,6 +34,8 @@ import { operationReport, type OperationReport, type ReleaseReport, releaseRepor
 import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
+import type { Holder, HolderStatus } from '../core/holders.js';
+import { holderEndLine, holderStatuses, qmpHolderLife, type HolderEnd, type QmpHolderProbe } from './holders.js';
 import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
@@ -94,6 +97,8 @@ export interface OpenOptions {
    * the state lock is free at once, else it is left for later (`recovery.deferred`).
    */
   readonly waitForLock?: boolean;
+  /** Tells whether a QMP holder's QEMU lives (default: connect and ask `query-status`, bounded). */
+  readonly probeQmp?: QmpHolderProbe;
   /**
    * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
    * kernel's uevent sequence number (and boot) are those at which every entry was last found
@@ -153,6 +158,8 @@ export interface AssignRequest {
   readonly onWarning?: (line: string) => void;
   readonly wait?: DeviceWait;
   readonly operationId?: string;
+  /** Ties the domain's devices to a process or a QMP socket: when it is gone, they are released. */
+  readonly holder?: Holder;
 }
 
 export interface ReleaseRequest {
@@ -176,6 +183,8 @@ export interface ReleaseRequest {
  */
 export class HostdevManager {
   private readonly reader: HostReader;
+  /** Domains whose holder was gone at open, released then (a dry run: that would be). */
+  holdersEnded: readonly HolderEnd[] = [];
 
   private constructor(
     readonly layout: SysfsLayout,
@@ -184,6 +193,7 @@ export class HostdevManager {
     readonly hostUsage: HostUsagePort,
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
+    readonly probeQmp: QmpHolderProbe,
   ) {
     this.reader = new HostReader(layout).serve();
   }
@@ -218,7 +228,10 @@ export class HostdevManager {
       // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
       const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
       if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
-      return new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery);
+      const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
+      // A reader whose recovery found the lock taken leaves the holders to the next command too.
+      if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
+      return manager;
     } catch (error) {
       store.close();
       throw error;
@@ -308,7 +321,8 @@ export class HostdevManager {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
-        return [...(await this.identityNotes(plan, view)), ...again.changes];
+        const holder: StateChange[] = request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder: request.holder } }];
+        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -382,15 +396,63 @@ export class HostdevManager {
   }
 
   /**
-   * Both tables; inactive entries whose device vanished are pruned first (nobody else would). Entries
-   * of other kinds (mdev, USB) are added as `devices` (with `prunedDevices` and `departedDevices`)
-   * only when there are any, so a PCI-only host's report is what it always was.
+   * Marks devices a running VM already holds as the domain's (libvirt's UpdateActivePCIDevices):
+   * nothing on the host changes (see planAdopt). `holder` ties them to the VM's process.
+   */
+  async adopt(request: AdoptRequest & OperationMode & { readonly holder?: Holder }): Promise<OperationReport> {
+    const [plan, execution] = await this.perform(
+      'adopt',
+      () => ({ addresses: request.addresses, drivers: [], hostUse: false }),
+      (view) => planAdopt(view, request),
+      request,
+      async () => (request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner: request.owner, holder: request.holder } }]),
+    );
+    return this.withPreview(operationReport(plan, execution));
+  }
+
+  /**
+   * Both tables; inactive entries whose device vanished are pruned first (nobody else would), and
+   * each domain's holder. Entries of other kinds (mdev, USB) are added as `devices` (with
+   * `prunedDevices` and `departedDevices`) only when there are any, so a PCI-only host's report is
+   * what it always was.
    */
   async status(): Promise<StatusReport> {
-    const report = await readStatus(this.store, this.reader, this.recovery);
+    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders: await this.holders() };
     const others = await deviceStatus(this.devicePorts);
     if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
     return { ...report, ...others };
+  }
+
+  /** Each domain's holder and whether it lives now. */
+  holders(): Promise<HolderStatus[]> {
+    return holderStatuses(this.store.readHolders(), this.probeQmp);
+  }
+
+  /**
+   * The one rule for holders that are gone (a process that exited or whose pid is another
+   * process's now, a QMP socket that no longer answers): their domains are released, as a release
+   * of the whole domain would (managed devices back to their host drivers). Run at every open and
+   * by the daemon's watch on holders. A dry run only says what it would release.
+   */
+  async releaseEndedHolders(holders?: readonly HolderStatus[]): Promise<HolderEnd[]> {
+    const ended = (holders ?? (await this.holders())).filter((held) => held.alive === false);
+    const dryRun = this.store.snapshot;
+    const ends: HolderEnd[] = [];
+    for (const holder of ended) {
+      const request = { domain: holder.owner.vm, hypervisor: holder.owner.hypervisor, dryRun };
+      try {
+        const report = await this.release(request);
+        ends.push({ holder, released: report.released, error: null });
+      } catch (error) {
+        ends.push({ holder, released: [], error: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    return ends;
+  }
+
+  /** What open said of ended holders, one line each. */
+  get holderWarnings(): string[] {
+    return this.holdersEnded.map((end) => holderEndLine(end, this.store.snapshot));
   }
 
   // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----

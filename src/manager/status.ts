@@ -7,6 +7,7 @@ import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
 import { inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { recoveryWouldAct, type RecoveryReport } from './recovery.js';
+import type { HolderStatus } from '../core/holders.js';
 import type { DeviceStatus } from './device-ops.js';
 
 export interface RecentRepair {
@@ -52,11 +53,13 @@ export interface StatusReport extends Partial<DeviceStatus> {
    * `operations` are the journal's rows (what that operation is doing).
    */
   readonly busy: { readonly operations: readonly InFlightOperation[]; readonly notPruned: readonly PciAddress[] } | null;
+  /** Each domain's holder (`assign --holder-pid` or `--qmp`) and whether it lives (null: it did not answer in time). */
+  readonly holders: readonly HolderStatus[];
   /**
    * Entries whose device is not the card they were made for (other IDs, or another serial): assign,
-   * release, detach and reattach refuse them without --force (HOSTDEV_HARDWARE_CHANGED).
+   * release, detach and reattach refuse them without --force (HOSTDEV_HARDWARE_CHANGED). Present
+   * only when some entry's card changed, as the other optional sections.
    */
-  /** Present only when some entry's card changed (as `claims`: an optional section appears when it has something). */
   readonly hardwareChanged?: readonly HardwareChange[];
 }
 
@@ -90,7 +93,7 @@ async function hardwareChanges(tables: Tables, reader: HostReader): Promise<Hard
  * one reconcile rule, as every other path prunes them, but only when the lock is free at once: a
  * reader never waits for a writer.
  */
-export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<StatusReport> {
+export async function readStatus(store: StateStore, reader: HostReader, recovery: RecoveryReport): Promise<Omit<StatusReport, 'holders'>> {
 
   let tables = store.readTables();
   let pruned: PciAddress[] = [];

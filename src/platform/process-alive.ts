@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+
 /** True while a process with this pid exists (EPERM: it exists, run by another user). */
 export function processAlive(pid: number): boolean {
   try {
@@ -6,4 +8,20 @@ export function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * The start time of a process (field 22 of /proc/PID/stat, clock ticks since boot), read from the
+ * real /proc: what tells a process from a later one given the same pid. Null when there is none.
+ */
+export async function processStartTime(pid: number, proc = '/proc'): Promise<string | null> {
+  let stat: string;
+  try {
+    stat = await readFile(`${proc}/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  const close = stat.lastIndexOf(')');
+  const value = close < 0 ? undefined : stat.slice(close + 1).trim().split(/\s+/)[19];
+  return value !== undefined && /^\d+$/.test(value) ? value : null;
 }

@@ -16,7 +16,7 @@ interface QmpVersion {
   readonly package: string;
 }
 
-interface QmpEvent {
+export interface QmpEvent {
   readonly event: string;
   readonly data: Readonly<Record<string, unknown>>;
   /** Seconds since the epoch, as QEMU stamped it. */
@@ -30,6 +30,8 @@ export interface QmpPort {
   execute<T = unknown>(command: string, args?: Readonly<Record<string, unknown>>): Promise<T>;
   /** A position in the event stream: events after it can be waited for. */
   eventMark(): number;
+  /** Hears every event from now on until the returned function is called (or the connection ends). */
+  subscribe?(listener: (event: QmpEvent) => void): () => void;
   /** The first event after `since` that `match` accepts, or null when none came within `timeoutMs`. */
   waitForEvent(match: (event: QmpEvent) => boolean, options: { readonly since: number; readonly timeoutMs: number }): Promise<QmpEvent | null>;
   close(): void;
@@ -77,6 +79,8 @@ export class QmpClient implements QmpPort {
   private readonly events: { readonly seq: number; readonly event: QmpEvent }[] = [];
   private eventSeq = 0;
   private readonly waiters = new Set<EventWaiter>();
+  private readonly listeners = new Set<(event: QmpEvent) => void>();
+  private readonly closeListeners = new Set<() => void>();
   private closedBy: Error | null = null;
   private greeting: QmpVersion | null = null;
   private onGreeting: ((outcome: QmpVersion | Error) => void) | null = null;
@@ -151,6 +155,22 @@ export class QmpClient implements QmpPort {
 
   eventMark(): number {
     return this.eventSeq;
+  }
+
+  subscribe(listener: (event: QmpEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Called once when the connection ends (QEMU quit or closed it, or close() was called). */
+  onClose(listener: () => void): void {
+    if (this.closedBy !== null) listener();
+    else this.closeListeners.add(listener);
+  }
+
+  /** Whether the connection has ended. */
+  get closed(): boolean {
+    return this.closedBy !== null;
   }
 
   waitForEvent(match: (event: QmpEvent) => boolean, options: { readonly since: number; readonly timeoutMs: number }): Promise<QmpEvent | null> {
@@ -247,6 +267,7 @@ export class QmpClient implements QmpPort {
     this.events.push({ seq: ++this.eventSeq, event });
     if (this.events.length > KEPT_EVENTS) this.events.shift();
     for (const waiter of [...this.waiters]) if (waiter.match(event)) waiter.resolve(event);
+    for (const listener of [...this.listeners]) listener(event);
   }
 
   private notQmp(): HostdevError {
@@ -272,5 +293,8 @@ export class QmpClient implements QmpPort {
     }
     this.pending.clear();
     for (const waiter of [...this.waiters]) waiter.resolve(null);
+    this.listeners.clear();
+    for (const listener of [...this.closeListeners]) listener();
+    this.closeListeners.clear();
   }
 }

@@ -48,6 +48,9 @@ import { placeDevices, type Placement } from '../core/hotplug.js';
 import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
 import { readVmSlots } from '../qmp/vm-slots.js';
 import { plugIntoVm, unplugFromVm } from './hotplug.js';
+import { describeHolder, type Holder, type HolderStatus } from '../core/holders.js';
+import { holderEndLine, type HolderEnd, type QmpHolderProbe } from '../manager/holders.js';
+import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
 import { assignableKind, parseUsbSelector, selectUsb } from '../core/device-entry.js';
@@ -93,6 +96,11 @@ export interface HostdevServiceOptions {
   readonly command?: string;
   /** After a reboot: inactive entries of the earlier boot are put back on their stub (`reapply`, default) or given back to the host (`reattach`). */
   readonly detachedAfterReboot?: DetachedAfterReboot;
+  /**
+   * Tells whether a QMP holder's QEMU lives (default: connect, ask `query-status`, bounded at 1 s).
+   * The daemon answers from the connection it keeps to each VM.
+   */
+  readonly probeQmp?: QmpHolderProbe;
   /** Where claims are defined (CONFIG/claims.d; default ROOT/etc/hostdev). */
   readonly configDir?: string;
 }
@@ -122,9 +130,32 @@ export interface ResetRequest extends OperationMode {
   readonly device: DeviceRef;
 }
 
-export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses'> {
+export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder'> {
   readonly addresses: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
+  /** The domain's devices are released when this process ends (checked by pid and start time). */
+  readonly holderPid?: number;
+  /** The domain's devices are released when QEMU stops answering on this QMP socket. */
+  readonly qmp?: string;
+}
+
+/** `adopt`: devices a running VM holds already, marked as its domain's (nothing written to sysfs). */
+export interface AdoptRequest extends DomainRef {
+  readonly addresses: readonly DeviceRef[];
+  /** For a device in no table: whether its release gives it back to the host (default true). */
+  readonly managed?: boolean;
+  readonly holderPid?: number;
+  readonly qmp?: string;
+  readonly dryRun?: boolean;
+  readonly operationId?: string;
+}
+
+/** A domain with its devices and its holder (`hostdev domains`). */
+export interface DomainReport {
+  readonly hypervisor: string;
+  readonly domain: string;
+  readonly devices: readonly { readonly key: DeviceKey; readonly address: PciAddress }[];
+  readonly holder: HolderStatus | null;
 }
 
 export interface AssignResult extends OperationReport {
@@ -149,6 +180,17 @@ export interface HandOverRequest {
 export interface ReleaseRequest extends Omit<ManagerReleaseRequest, 'onWarning' | 'addresses'> {
   /** Default: every device of the domain. */
   readonly addresses?: readonly DeviceRef[];
+}
+
+/** `vf.list`: the VFs of one PF. */
+export interface VfListRequest {
+  readonly pf: DeviceRef;
+}
+
+/** `vf.forget`: departed VF records to drop (null: every one). */
+export interface VfForgetRequest {
+  readonly vfs: readonly DeviceRef[] | null;
+  readonly dryRun?: boolean;
 }
 
 /** `vf.setCount`: a PF's VF count (force, autoprobe, dryRun and waitMs have defaults). */
@@ -253,6 +295,8 @@ export interface UnplugRequest {
   readonly timeoutMs?: number;
   readonly dryRun?: boolean;
   readonly wait?: ReleaseRequest['wait'];
+  /** The id the release of the devices is journalled under (the daemon's operation). */
+  readonly operationId?: string;
 }
 
 export interface UnplugReport {
@@ -275,9 +319,9 @@ export interface ForgetReport {
  */
 export class HostdevService {
   readonly vf: {
-    readonly list: (pf: DeviceRef) => Promise<VfListReport>;
+    readonly list: (request: VfListRequest) => Promise<VfListReport>;
     readonly setCount: (request: VfSetCountRequest) => Promise<SetCountReport>;
-    readonly forget: (vfs: readonly DeviceRef[] | null, options?: { readonly dryRun?: boolean }) => Promise<ForgetReport>;
+    readonly forget: (request: VfForgetRequest) => Promise<ForgetReport>;
   };
   /** Claims from boot: defined in CONFIG/claims.d, applied by the boot units (`claims.apply`). */
   readonly claims: Claims;
@@ -304,7 +348,7 @@ export class HostdevService {
       reattach: (address, options) => this.reattach({ ...options, device: address }),
     });
     this.vf = {
-      list: async (pf) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
+      list: async ({ pf }) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
       setCount: async (request) =>
         manager.withPreview(
           await this.changing(request.dryRun ?? false, () =>
@@ -316,9 +360,9 @@ export class HostdevService {
             () => null,
           ),
         ),
-      forget: async (vfs, options = {}) => {
+      forget: async ({ vfs, dryRun = false }) => {
         const addresses = vfs === null ? null : vfs.map(parsePciRef);
-        const forgotten = await forgetDeparted(manager.store, addresses, options.dryRun ?? false);
+        const forgotten = await forgetDeparted(manager.store, addresses, dryRun);
         const unknown = (addresses ?? []).filter((address) => !forgotten.some((record) => record.address === address));
         return { forgotten, warnings: unknown.map((address) => `${address} is not a departed VF (nothing to forget)`) };
       },
@@ -340,6 +384,7 @@ export class HostdevService {
       ...(options.reconcile === undefined ? {} : { reconcile: options.reconcile }),
       ...(options.command === undefined ? {} : { command: options.command }),
       ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
+      ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
     });
     return new HostdevService(
       manager,
@@ -401,7 +446,70 @@ export class HostdevService {
 
   /** Warnings of the open: state database fixes, recovery's repairs and prunes, drift. */
   get warnings(): readonly string[] {
-    return [...this.manager.store.openWarnings, ...this.manager.recovery.warnings];
+    return [...this.manager.store.openWarnings, ...this.manager.recovery.warnings, ...this.manager.holderWarnings];
+  }
+
+  /** Domains whose holder was gone when this service opened: released then (opened for dry runs: would be). */
+  get holdersEnded(): readonly HolderEnd[] {
+    return this.manager.holdersEnded;
+  }
+
+  /**
+   * Releases the domains whose holder is gone (what every open does; the daemon calls it as it
+   * watches the holders). Each end comes with its warning line.
+   */
+  async releaseEndedHolders(): Promise<(HolderEnd & { readonly line: string })[]> {
+    const ends = await this.changing(false, () => this.manager.releaseEndedHolders(), (done) => done.flatMap((end) => end.released));
+    return ends.map((end) => ({ ...end, line: holderEndLine(end, false) }));
+  }
+
+  /** Every domain that holds a device, with its devices and its holder (and whether it lives). */
+  async domains(): Promise<DomainReport[]> {
+    const { active } = this.manager.tables();
+    const holders = await this.manager.holders();
+    const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[] }>();
+    for (const entry of active) {
+      const id = `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`;
+      const domain = byOwner.get(id) ?? { hypervisor: entry.usedBy.hypervisor, domain: entry.usedBy.vm, devices: [] };
+      domain.devices.push({ key: entry.key, address: entry.address });
+      byOwner.set(id, domain);
+    }
+    return [...byOwner.values()].map((domain) => ({
+      ...domain,
+      holder: holders.find((held) => held.owner.hypervisor === domain.hypervisor && held.owner.vm === domain.domain) ?? null,
+    }));
+  }
+
+  /** The holder an assign names: a running process (its start time read now) or a QMP socket that answers. */
+  private async holderOf(request: { readonly holderPid?: number; readonly qmp?: string }): Promise<Holder | undefined> {
+    if (request.holderPid !== undefined && request.qmp !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', 'a domain has one holder: give --holder-pid or --qmp, not both', {
+        hint: 'Name the QEMU process (--holder-pid) or its QMP socket (--qmp).',
+      });
+    }
+    if (request.holderPid !== undefined) {
+      const pid = request.holderPid;
+      const startTime = Number.isInteger(pid) && pid > 0 ? await processStartTime(pid) : null;
+      if (startTime === null) {
+        throw new HostdevError('HOSTDEV_USAGE', `no process ${pid} runs on this host: it cannot hold the domain's devices`, {
+          hint: 'Give the pid of the running QEMU (or VM manager process) that holds the devices.',
+          details: { pid },
+        });
+      }
+      return { kind: 'pid', pid, startTime };
+    }
+    if (request.qmp !== undefined) {
+      const holder: Holder = { kind: 'qmp', socket: request.qmp };
+      const life = await this.manager.probeQmp(request.qmp);
+      if (life.alive !== true) {
+        throw new HostdevError('HOSTDEV_QMP', `${describeHolder(holder)} cannot hold the domain's devices: ${life.reason}`, {
+          hint: 'Give a QMP socket of the running VM (-qmp unix:PATH,server=on,wait=off) that no other client holds.',
+          details: { socket: request.qmp },
+        });
+      }
+      return holder;
+    }
+    return undefined;
   }
 
   close(): void {
@@ -425,13 +533,17 @@ export class HostdevService {
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
   async assign(request: AssignRequest): Promise<AssignResult> {
-    const { vf, ...rest } = request;
+    return this.assignHeld(request, await this.holderOf(request));
+  }
+
+  private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+    const { vf, holderPid: _pid, qmp: _qmp, ...rest } = request;
     const addresses = request.addresses.map(parsePciRef);
     const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
     const report = await this.changing(
       request.dryRun ?? false,
-      () => this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line) }),
+      () => this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line), ...(holder === undefined ? {} : { holder }) }),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -534,6 +646,32 @@ export class HostdevService {
     return this.changing(request.dryRun ?? false, () => this.manager.handOver({ from, to, addresses, dryRun: request.dryRun ?? false }), () => []);
   }
 
+  /**
+   * Marks devices a running VM already holds as the domain's, without touching them (a VM manager
+   * that restarts: libvirt's UpdateActivePCIDevices). Each must be on a stub driver and in no other
+   * domain; all or nothing. `holderPid` or `qmp` ties them to the VM as in assign.
+   */
+  async adopt(request: AdoptRequest): Promise<OperationReport> {
+    const owner = ownerOf(request);
+    const addresses = request.addresses.map(parsePciRef);
+    if (addresses.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'adopt names no device', { hint: 'Name the PCI addresses the running VM holds.' });
+    const holder = await this.holderOf(request);
+    const dryRun = request.dryRun ?? false;
+    return this.changing(
+      dryRun,
+      () =>
+        this.manager.adopt({
+          owner,
+          addresses,
+          managed: request.managed ?? true,
+          dryRun,
+          ...(holder === undefined ? {} : { holder }),
+          ...(request.operationId === undefined ? {} : { operationId: request.operationId }),
+        }),
+      () => [],
+    );
+  }
+
   /** Where the VFIO device nodes of this host are (ROOT/dev/vfio). */
   get vfioDevDir(): string {
     return this.manager.layout.vfioDevDir;
@@ -555,7 +693,9 @@ export class HostdevService {
       if (layout.place.length === 0) return { ...base, assign: null };
       const addresses = layout.place.map((placement) => placement.address);
       const vf = request.vf === undefined ? undefined : Object.fromEntries(Object.entries(request.vf).filter(([device]) => addresses.includes(parsePciRef(device))));
-      const assigned = await this.assign({ ...assign, addresses, ...(vf === undefined ? {} : { vf }) });
+      // The VM is the holder (its QMP socket, answering on this very connection) unless a pid is named.
+      const holder = request.holderPid !== undefined ? await this.holderOf({ holderPid: request.holderPid }) : ({ kind: 'qmp', socket: socketPath } as const);
+      const assigned = await this.assignHeld({ ...assign, addresses, ...(vf === undefined ? {} : { vf }) }, holder);
       if (assigned.dryRun || assigned.failures.length > 0) return { ...base, plugged: assigned.dryRun ? layout.place : [], assign: assigned };
       await plugIntoVm(qmp, request.domain, layout.place, (back) => this.release({ domain: request.domain, hypervisor, addresses: back }), ROLLBACK_UNPLUG_MS);
       return { ...base, assign: assigned };
@@ -588,7 +728,14 @@ export class HostdevService {
       );
     }
     const releaseOf = (addresses: readonly PciAddress[], dryRun: boolean): Promise<ReleaseResult> =>
-      this.release({ domain: request.domain, hypervisor, addresses, dryRun, ...(request.wait === undefined ? {} : { wait: request.wait }) });
+      this.release({
+        domain: request.domain,
+        hypervisor,
+        addresses,
+        dryRun,
+        ...(request.wait === undefined ? {} : { wait: request.wait }),
+        ...(request.operationId === undefined ? {} : { operationId: request.operationId }),
+      });
     const qmp = await this.connectQmp(request.qmp);
     try {
       if (request.dryRun ?? false) {

@@ -1,5 +1,6 @@
 import { planSteps, planWrites, type Step } from '../core/plan-types.js';
 import type { OperationReport } from '../manager/reports.js';
+import type { AssignResult, HotplugReport, ReleaseResult, UnplugReport } from './hostdev-service.js';
 
 /** A read-back check of the plan: the driver a device must be on once its writes are done. */
 export type ReportCheck = Extract<Step, { kind: 'verify-driver' | 'verify-host-driver' }>;
@@ -22,4 +23,18 @@ export function operationJson<R extends OperationReport>(report: R): ReportJson<
     writes: planWrites(plan).map((write) => ({ path: write.hostPath, value: write.value })),
     checks: planSteps(plan).filter((step): step is ReportCheck => step.kind === 'verify-driver' || step.kind === 'verify-host-driver'),
   };
+}
+
+/** A hot-plug report as the daemon answers it: its assign as `--json` prints it. */
+export type HotplugJson = Omit<HotplugReport, 'assign'> & { readonly assign: ReportJson<AssignResult> | null };
+
+export function hotplugJson(report: HotplugReport): HotplugJson {
+  return { ...report, assign: report.assign === null ? null : operationJson(report.assign) };
+}
+
+/** An unplug report as the daemon answers it: its release as `--json` prints it. */
+export type UnplugJson = Omit<UnplugReport, 'release'> & { readonly release: ReportJson<ReleaseResult> };
+
+export function unplugJson(report: UnplugReport): UnplugJson {
+  return { ...report, release: operationJson(report.release) };
 }

@@ -125,17 +125,24 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 6,
-    description: 'the boot each table entry was made in, and the hardware identity of its device (IDs, serials, VPD)',
+    description: 'holders of domains: a process (pid and start time) or a QMP socket whose end releases the domain',
     up: (db) =>
       db.exec(`
-        ALTER TABLE active ADD COLUMN boot_id TEXT;
-        ALTER TABLE active ADD COLUMN hardware TEXT;
-        ALTER TABLE inactive ADD COLUMN boot_id TEXT;
-        ALTER TABLE inactive ADD COLUMN hardware TEXT;
+        CREATE TABLE domain_holder (
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          kind TEXT NOT NULL CHECK (kind IN ('pid', 'qmp')),
+          pid INTEGER,
+          start_time TEXT,
+          qmp_socket TEXT,
+          since TEXT NOT NULL,
+          PRIMARY KEY (owner_driver, owner_domain),
+          CHECK ((kind = 'pid' AND pid IS NOT NULL AND start_time IS NOT NULL) OR (kind = 'qmp' AND qmp_socket IS NOT NULL))
+        ) STRICT;
       `),
   },
   {
-    version: 8,
+    version: 7,
     description: 'entries of other kinds than PCI (mdev, USB): their identity, and the ones that departed while held',
     up: (db) =>
       db.exec(`
@@ -149,6 +156,17 @@ export const MIGRATIONS: readonly Migration[] = [
           pruned_by TEXT NOT NULL,
           departed_at TEXT NOT NULL
         ) STRICT;
+      `),
+  },
+  {
+    version: 8,
+    description: 'the boot each table entry was made in, and the hardware identity of its device (IDs, serials, VPD)',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active ADD COLUMN boot_id TEXT;
+        ALTER TABLE active ADD COLUMN hardware TEXT;
+        ALTER TABLE inactive ADD COLUMN boot_id TEXT;
+        ALTER TABLE inactive ADD COLUMN hardware TEXT;
       `),
   },
 ];
@@ -166,6 +184,7 @@ export const REQUIRED_TABLES = [
   'last_report',
   'vf_home',
   'departed_vf',
+  'domain_holder',
   'departed_device',
 ];
 

@@ -25,6 +25,7 @@ import type {
   ActiveEntry,
   CommitOptions,
   DepartedVfRecord,
+  DomainHolder,
   DeviceJournalRecord,
   DeviceJournalStep,
   InactiveEntry,
@@ -130,7 +131,7 @@ function entryAddress(key: string): PciAddress {
   });
 }
 
-/** The boot and hardware identity of an entry, when known (an entry written before schema version 6 has neither). */
+/** The boot and hardware identity of an entry, when known (an entry written before schema version 8 has neither). */
 function entryExtras(row: Pick<ActiveRow, 'boot_id' | 'hardware'>): { bootId?: string; hardware?: HardwareIdentity } {
   return {
     ...(row.boot_id === null ? {} : { bootId: row.boot_id }),
@@ -235,6 +236,26 @@ function departedRecord(row: DepartedRow): DepartedVfRecord {
 }
 
 const SELECT_DEPARTED = 'SELECT * FROM departed_vf ORDER BY departed_at, pf, vf_index';
+
+interface HolderRow {
+  owner_driver: string;
+  owner_domain: string;
+  kind: 'pid' | 'qmp';
+  pid: number | null;
+  start_time: string | null;
+  qmp_socket: string | null;
+  since: string;
+}
+
+const SELECT_HOLDERS = 'SELECT * FROM domain_holder ORDER BY owner_driver, owner_domain';
+
+function domainHolder(row: HolderRow): DomainHolder {
+  return {
+    owner: makeOwner(row.owner_driver, row.owner_domain),
+    holder: row.kind === 'pid' ? { kind: 'pid', pid: row.pid!, startTime: row.start_time! } : { kind: 'qmp', socket: row.qmp_socket! },
+    since: row.since,
+  };
+}
 
 function sqliteCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -584,6 +605,12 @@ export class StateStore {
   readDeparted(): readonly DepartedVfRecord[] {
     this.assertOpen();
     return (this.db.prepare(SELECT_DEPARTED).all() as DepartedRow[]).map(departedRecord);
+  }
+
+  /** The holders of domains (no lock needed). */
+  readHolders(): readonly DomainHolder[] {
+    this.assertOpen();
+    return (this.db.prepare(SELECT_HOLDERS).all() as HolderRow[]).map(domainHolder);
   }
 
   /** The report recovery/reconcile stored last (null before the first one). */
@@ -1096,6 +1123,16 @@ class LockedOperation implements Operation {
          stub_driver, original_driver, vf_config, domain_config, pruned_by, departed_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    const upsertHolder = this.store.statement(
+      `INSERT OR REPLACE INTO domain_holder (owner_driver, owner_domain, kind, pid, start_time, qmp_socket, since)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const deleteHolder = this.store.statement('DELETE FROM domain_holder WHERE owner_driver = ? AND owner_domain = ?');
+    // A holder keeps a domain's devices: a domain that holds none has nothing left to keep.
+    const dropEmptyHolders = this.store.statement(
+      `DELETE FROM domain_holder WHERE NOT EXISTS
+         (SELECT 1 FROM active WHERE active.owner_driver = domain_holder.owner_driver AND active.owner_domain = domain_holder.owner_domain)`,
+    );
     const deleteDeparted = this.store.statement('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
     const upsertDevice = db.prepare(
       `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, identity)
@@ -1164,6 +1201,22 @@ class LockedOperation implements Operation {
           case 'drop-departed':
             deleteDeparted.run(change.pf, change.vfIndex);
             break;
+          case 'set-holder': {
+            const { owner, holder } = change.holder;
+            upsertHolder.run(
+              owner.hypervisor,
+              owner.vm,
+              holder.kind,
+              holder.kind === 'pid' ? holder.pid : null,
+              holder.kind === 'pid' ? holder.startTime : null,
+              holder.kind === 'qmp' ? holder.socket : null,
+              at,
+            );
+            break;
+          }
+          case 'drop-holder':
+            deleteHolder.run(change.owner.hypervisor, change.owner.vm);
+            break;
           case 'set-device': {
             const e = change.entry;
             upsertDevice.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, at, json(e.identity));
@@ -1183,6 +1236,7 @@ class LockedOperation implements Operation {
             break;
         }
       }
+      dropEmptyHolders.run();
       for (const opId of [this.id, ...(options.resolve ?? [])]) clearJournal.run(opId);
       this.store.statement(COUNT_COMMIT).run();
       if (this.pendingReconciled !== undefined) {

@@ -3,6 +3,7 @@ import type { OperationName } from '../core/operations.js';
 import type { ActiveEntry, InactiveEntry, Located, Owner, TableChange, Tables } from '../core/tables.js';
 import type { PrunedBy } from '../core/reconcile.js';
 import type { SavedVfNet, VfNetRequest } from '../core/vf-net-config.js';
+import type { DomainHolder } from '../core/holders.js';
 import type { DepartedDevice, DeviceEntry } from '../core/device-entry.js';
 import type { DeviceKey } from '../core/device-key.js';
 
@@ -11,6 +12,7 @@ import type { DeviceKey } from '../core/device-key.js';
  * The table shapes are core's (src/core/tables.ts), so plans and the store speak one language.
  */
 export type { ActiveEntry, InactiveEntry, Owner, TableChange, Tables } from '../core/tables.js';
+export type { DomainHolder } from '../core/holders.js';
 
 /** A VF's network settings saved before it left its PF driver, restored when it comes back. */
 export interface VfConfig extends SavedVfNet {
@@ -54,6 +56,11 @@ type VfIdentityChange =
   | { readonly kind: 'record-departed'; readonly record: Omit<DepartedVfRecord, 'departedAt'> }
   | ({ readonly kind: 'drop-departed' } & VfIdentity);
 
+type HolderChange =
+  /** Ties the domain's devices to a holder (replacing the one it had). */
+  | { readonly kind: 'set-holder'; readonly holder: Omit<DomainHolder, 'since'> }
+  | { readonly kind: 'drop-holder'; readonly owner: Owner };
+
 export type { DepartedDevice, DeviceEntry } from '../core/device-entry.js';
 
 /** Entries of the other kinds (mdev, USB): in the `active` table by key, beside the PCI entries. */
@@ -64,8 +71,11 @@ type DeviceChange =
   | { readonly kind: 'record-departed-device'; readonly entry: DeviceEntry; readonly prunedBy: string }
   | { readonly kind: 'drop-departed-device'; readonly key: DeviceKey };
 
-/** Everything `Operation.commit` applies in its one transaction. */
-export type StateChange = TableChange | VfConfigChange | VfIdentityChange | DeviceChange;
+/**
+ * Everything `Operation.commit` applies in its one transaction. A domain left with no active entry
+ * loses its holder in the same commit.
+ */
+export type StateChange = TableChange | VfConfigChange | VfIdentityChange | HolderChange | DeviceChange;
 
 interface DeviceRestore {
   readonly driver: string | null;

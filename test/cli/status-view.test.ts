@@ -23,6 +23,7 @@ const base: StatusReport = {
   recentRepairs: [],
   departed: [],
   busy: null,
+  holders: [],
 };
 
 describe('status text', () => {

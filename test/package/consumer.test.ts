@@ -33,10 +33,10 @@ try {
     },
   });
   const during = await service.status();
-  const vfsDuring = await service.vf.list('${PF1}');
+  const vfsDuring = await service.vf.list({ pf: '${PF1}' });
   const released = await service.release({ domain: 'vm1' });
   const after = await service.status();
-  const vfsAfter = await service.vf.list('${PF1}');
+  const vfsAfter = await service.vf.list({ pf: '${PF1}' });
   const pick = (report) => report.vfs.map(({ address, driver, owner, mac, vlan }) => ({ address, driver, owner, mac, vlan }));
   let deepImport = 'allowed';
   try {

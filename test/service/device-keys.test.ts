@@ -51,7 +51,7 @@ describe('device keys at the service and the CLI', () => {
       [`pci:${VF0}`, VF0],
       [`pci:${VF1}`, VF1],
     ]);
-    const vfs = await service.vf.list(`pci:${PF}`);
+    const vfs = await service.vf.list({ pf: `pci:${PF}` });
     expect(vfs.vfs.every((vf) => vf.key === `pci:${vf.address}`)).toBe(true);
     expect(vfs.vfs.find((vf) => vf.address === VF0)).toMatchObject({ key: `pci:${VF0}`, owner: { domain: 'vm1' }, mac: '52:54:00:00:00:01' });
 

@@ -15,7 +15,7 @@ function oldDatabase(version: number, write: (db: Database.Database) => void): {
   const dbPath = path.join(dir, DB_FILE);
   const old = new Database(dbPath);
   old.pragma('journal_mode = WAL');
-  migrate(old, MIGRATIONS.slice(0, version));
+  migrate(old, MIGRATIONS.filter((m) => m.version <= version));
   write(old);
   old.close();
   fs.chmodSync(dbPath, 0o600);
@@ -40,13 +40,17 @@ describe('schema migrations', () => {
   });
 
   it('every older version upgrades through StateStore.open and keeps its rows', async () => {
-    for (let from = 1; from < SCHEMA_VERSION; from += 1) {
+    for (const from of MIGRATIONS.map((m) => m.version).filter((version) => version < SCHEMA_VERSION)) {
       const at = new Date(0).toISOString();
       const { dir, dbPath } = oldDatabase(from, (old) => {
-        // From version 5 on, entries are keyed pci:ADDRESS.
+        // Version 5 keys entries by device key; the versions before it by the bare address.
         const key = (address: string): string => (from >= 5 ? `pci:${address}` : address);
-        old.prepare("INSERT INTO active VALUES (?, 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)").run(key('0000:01:00.0'), at);
-        old.prepare("INSERT INTO inactive VALUES (?, 0, 'vfio-pci', 'e1000e', ?)").run(key('0000:02:00.0'), at);
+        const column = from >= 5 ? 'key' : 'address';
+        // Named columns: later versions add some (version 7 the identity of other kinds' entries).
+        old
+          .prepare(`INSERT INTO active (${column}, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at) VALUES (?, 'qemu', 'vm1', 1, 'vfio-pci', 'e1000e', ?)`)
+          .run(key('0000:01:00.0'), at);
+        old.prepare(`INSERT INTO inactive (${column}, managed, stub_driver, original_driver, updated_at) VALUES (?, 0, 'vfio-pci', 'e1000e', ?)`).run(key('0000:02:00.0'), at);
       });
 
       const store = StateStore.open(dir);
@@ -70,7 +74,7 @@ describe('schema migrations', () => {
     const b = new Database(dbPath);
     expect(migrate(a)).toEqual(MIGRATIONS.slice(1).map((m) => m.version));
     expect(migrate(b)).toEqual([]);
-    expect(b.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: SCHEMA_VERSION });
+    expect(b.prepare('SELECT count(*) AS n FROM schema_migrations').get()).toEqual({ n: MIGRATIONS.length });
     a.close();
     b.close();
   });

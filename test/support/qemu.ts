@@ -17,6 +17,8 @@ export const qemuMissing: string | null = spawnSync(QEMU, ['--version'], { stdio
 
 export interface RunningQemu {
   readonly socket: string;
+  /** A second QMP socket (`secondQmp`): QEMU serves one client per socket, so a test can speak to it beside another client. */
+  readonly socket2: string | null;
   readonly process: ChildProcess;
   stop(): Promise<void>;
 }
@@ -25,6 +27,7 @@ export interface QemuOptions {
   readonly machine?: 'q35' | 'pc';
   readonly rootPorts?: readonly string[];
   readonly nativeHotplug?: boolean;
+  readonly secondQmp?: boolean;
 }
 
 export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu> {
@@ -34,11 +37,13 @@ export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu>
   if (options.nativeHotplug ?? true) args.push('-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off');
   (options.rootPorts ?? []).forEach((id, index) => args.push('-device', `pcie-root-port,id=${id},chassis=${index + 1}`));
   args.push('-qmp', `unix:${socket},server=on,wait=off`);
+  const socket2 = options.secondQmp ? path.join(dir, 'qmp2.sock') : null;
+  if (socket2 !== null) args.push('-qmp', `unix:${socket2},server=on,wait=off`);
   const child = spawn(QEMU, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const deadline = Date.now() + 10_000;
-  while (!existsSync(socket)) {
+  while (!existsSync(socket) || (socket2 !== null && !existsSync(socket2))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -48,6 +53,7 @@ export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu>
   }
   return {
     socket,
+    socket2,
     process: child,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
+import type { AssignBodyJson } from '../../client/hostdev-client.js';
 import type { CommandResult, GlobalOptions } from '../context.js';
 import { deviceInputs } from '../device-inputs.js';
 import { withService } from '../open-manager.js';
@@ -20,7 +21,20 @@ export type AssignOptionValues = VfNetOptionValues & {
   force?: boolean;
   dryRun?: boolean;
   wait?: string;
+  holderPid?: string;
+  qmp?: string;
 };
+
+export const HOLDER_PID_HELP = 'the process that holds the devices (its QEMU): when it ends they are released (checked by pid and start time)';
+
+/** `--holder-pid PID`: decimal digits only. */
+export function holderPid(input: string | undefined): { holderPid?: number } {
+  if (input === undefined) return {};
+  if (!/^[1-9][0-9]{0,9}$/.test(input)) {
+    throw new HostdevError('HOSTDEV_USAGE', `--holder-pid takes a process id (decimal digits), not "${input}"`, { hint: 'Give the pid of the running QEMU.', details: { input } });
+  }
+  return { holderPid: Number(input) };
+}
 
 /** The options of `assign`, which `hotplug` takes too. */
 export function addAssignOptions(command: Command): Command {
@@ -33,7 +47,8 @@ export function addAssignOptions(command: Command): Command {
       .option('--with-group', "take every endpoint of the devices' IOMMU groups along")
       .option('--force', 'assign even if the host uses a device (IP address, route, mounted filesystem, console)')
       .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
-      .option('--wait <ms>', WAIT_HELP),
+      .option('--wait <ms>', WAIT_HELP)
+      .option('--holder-pid <pid>', HOLDER_PID_HELP),
   );
 }
 
@@ -54,6 +69,8 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
     dryRun: opts.dryRun ?? false,
     wait: deviceWait(opts.wait),
     ...(vf === null ? {} : { vf }),
+    ...holderPid(opts.holderPid),
+    ...(opts.qmp === undefined ? {} : { qmp: opts.qmp }),
   };
 }
 
@@ -72,14 +89,32 @@ export function assignResult(report: ReportJson<AssignResult>, domain: string, h
   };
 }
 
+/** The daemon's body for an assign request (`assign`, and `hotplug` with its socket). */
+export function assignBody(request: AssignRequest): AssignBodyJson {
+  const { vf, wait } = request;
+  return {
+    domain: request.domain,
+    hypervisor: request.hypervisor ?? 'qemu',
+    devices: request.addresses,
+    managed: request.managed ?? true,
+    withGroup: request.withGroup ?? false,
+    force: request.force ?? false,
+    ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
+    ...(vf === undefined ? {} : { vf }),
+    ...(wait === undefined ? {} : waitBody(wait)),
+    ...(request.holderPid === undefined ? {} : { holderPid: request.holderPid }),
+    ...(request.qmp === undefined ? {} : { qmp: request.qmp }),
+  };
+}
+
 /** `assign` of mediated and USB devices: ownership only, so the PCI options have nothing to act on. */
 async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionValues, devices: readonly string[]): Promise<CommandResult> {
-  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust'] as const).filter(
+  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust', 'holderPid', 'qmp'] as const).filter(
     (name) => (opts as Record<string, unknown>)[name] !== undefined,
   );
   if (pciOnly.length > 0) {
     throw new HostdevError('HOSTDEV_USAGE', `--${pciOnly.map(kebab).join(', --')} applies to PCI functions only`, {
-      hint: 'Mediated and USB devices change no driver when assigned: leave these options out.',
+      hint: 'Mediated and USB devices change no driver when assigned, and a holder is kept for PCI functions only: leave these options out.',
       details: { options: pciOnly },
     });
   }
@@ -95,26 +130,14 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 export function registerAssign(program: Command): void {
-  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)')).action(
+  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'))
+    .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
+    .action(
     action(async (globals, command: Command, inputs: string[]) => {
       if (deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, command.opts<AssignOptionValues>(), inputs);
       const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
-      const { vf, wait } = request;
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
-        client.assign(
-          {
-            domain: request.domain,
-            hypervisor: request.hypervisor ?? 'qemu',
-            devices: request.addresses,
-            managed: request.managed ?? true,
-            withGroup: request.withGroup ?? false,
-            force: request.force ?? false,
-            ...(request.stubDriver === undefined ? {} : { driver: request.stubDriver }),
-            ...(vf === undefined ? {} : { vf }),
-            ...(wait === undefined ? {} : waitBody(wait)),
-          },
-          options,
-        ),
+        client.assign(assignBody(request), options),
       );
       return assignResult(report, request.domain, request.hypervisor ?? 'qemu');
     }),

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { parsePciRef } from '../../core/device-key.js';
 import type { Placement } from '../../core/hotplug.js';
-import { operationJson } from '../../service/report-json.js';
+import { hotplugJson, unplugJson } from '../../service/report-json.js';
 import { deviceWait, parseDomainOptions, releaseHeadline, reportResult, waitMs } from '../manager-view.js';
-import { withService } from '../open-manager.js';
+import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
-import { addAssignOptions, assignRequest, assignResult, type AssignOptionValues } from './assign.js';
+import { addAssignOptions, assignBody, assignRequest, assignResult, type AssignOptionValues } from './assign.js';
 
 const QMP_HELP = "the running VM's QMP socket (QEMU's -qmp unix:PATH,server=on,wait=off)";
 
@@ -24,8 +24,10 @@ export function registerHotplug(program: Command): void {
     action(async (globals, command: Command, inputs: string[]) => {
       const opts = command.opts<AssignOptionValues & { qmp: string }>();
       const request = assignRequest(opts, inputs);
-      const report = await withService(globals, (service) => service.hotplug({ ...request, qmp: opts.qmp }), { dryRun: request.dryRun ?? false });
-      const assigned = report.assign === null ? null : assignResult(operationJson(report.assign), report.domain, report.hypervisor);
+      const report = await change(globals, request.dryRun ?? false, (service) => service.hotplug({ ...request, qmp: opts.qmp }), hotplugJson, (client, options) =>
+        client.hotplug({ ...assignBody(request), qmp: opts.qmp }, options),
+      );
+      const assigned = report.assign === null ? null : assignResult(report.assign, report.domain, report.hypervisor);
       const lines = [
         ...(assigned === null ? [] : [assigned.text]),
         ...report.plugged.map((placement) => placementLine(placement, report.dryRun)),
@@ -56,21 +58,16 @@ export function registerUnplug(program: Command): void {
         const { domain, hypervisor } = parseDomainOptions(opts);
         const timeoutMs = waitMs(opts.wait, '10000');
         const dryRun = opts.dryRun ?? false;
-        const report = await withService(
+        const addresses = inputs.map(parsePciRef);
+        const report = await change(
           globals,
+          dryRun,
           (service) =>
-            service.unplug({
-              qmp: opts.qmp,
-              domain,
-              hypervisor,
-              addresses: inputs.map(parsePciRef),
-              dryRun,
-              wait: deviceWait(undefined),
-              ...(timeoutMs === undefined ? {} : { timeoutMs }),
-            }),
-          { dryRun },
+            service.unplug({ qmp: opts.qmp, domain, hypervisor, addresses, dryRun, wait: deviceWait(undefined), ...(timeoutMs === undefined ? {} : { timeoutMs }) }),
+          unplugJson,
+          (client, options) => client.unplug({ qmp: opts.qmp, domain, hypervisor, devices: addresses, ...(timeoutMs === undefined ? {} : { timeoutMs }) }, options),
         );
-        const releaseJson = operationJson(report.release);
+        const releaseJson = report.release;
         const released = reportResult(releaseJson, releaseHeadline(releaseJson, domain));
         const lines = [
           ...report.unplugged.map((address) => `${dryRun ? 'would ask' : 'asked'} ${domain} to give back ${address}${dryRun ? '' : ': done (DEVICE_DELETED)'}`),

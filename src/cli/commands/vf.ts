@@ -80,7 +80,7 @@ export function registerVf(program: Command): void {
     .action(
       action(async (globals, _command: Command, input: string) => {
         const pf = parsePciRef(input);
-        const report = await withService(globals, (service) => service.vf.list(pf), { reader: true });
+        const report = await withService(globals, (service) => service.vf.list({ pf }), { reader: true });
         return { json: report, text: listText(report), warnings: report.warnings };
       }),
     );
@@ -130,7 +130,7 @@ export function registerVf(program: Command): void {
           });
         }
         const addresses = all ? null : inputs.map(parsePciRef);
-        const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget(addresses, { dryRun }), { dryRun });
+        const { forgotten, warnings } = await withService(globals, (service) => service.vf.forget({ vfs: addresses, dryRun }), { dryRun });
         const verb = dryRun ? 'would forget' : 'forgot';
         const lines = forgotten.length === 0 ? [`no departed VF ${dryRun ? 'would be ' : ''}forgotten`] : forgotten.map((record) => `${verb} ${describeDeparted(record)}`);
         return { json: { forgotten, dryRun }, text: lines.join('\n'), warnings };
