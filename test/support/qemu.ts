@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -30,6 +31,18 @@ export interface QemuOptions {
   readonly secondQmp?: boolean;
 }
 
+/** True once a unix socket accepts a connection (closed at once: QEMU then serves the next client). */
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
 export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu> {
   const dir = mkdtempSync(path.join(tmpdir(), 'hostdev-qemu-'));
   const socket = path.join(dir, 'qmp.sock');
@@ -50,6 +63,17 @@ export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu>
       throw new Error(`QEMU did not open its QMP socket: ${stderr}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  // QEMU binds (the file appears) before it listens: a connect in between is refused.
+  for (const qmp of [socket, ...(socket2 === null ? [] : [socket2])]) {
+    while (!(await accepts(qmp))) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+        throw new Error(`QEMU did not listen on its QMP socket ${qmp}: ${stderr}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
   return {
     socket,
