@@ -14,7 +14,7 @@ const INVENTORY_COMMANDS = new Set(['list', 'groups']);
  * The global options that take a value: their values are never a command name. main.ts's program
  * says the same (a test keeps them equal); this module runs before commander is loaded.
  */
-export const VALUE_OPTIONS: ReadonlySet<string> = new Set(['--root', '--state-dir', '--socket-dir', '--config-dir']);
+export const VALUE_OPTIONS: ReadonlySet<string> = new Set(['--root', '--state-dir', '--socket-dir', '--config-dir', '--detached-after-reboot']);
 
 let started: BatchReader | null = null;
 

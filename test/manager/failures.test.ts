@@ -25,7 +25,9 @@ describe('failures the kernel reports, and the ones it does not', () => {
       expect(current.driverOf(devices[1]!)).toBe('i915');
       expect(manager.tables()).toEqual({
         active: [],
-        inactive: [{ key: `pci:${devices[0]}`, address: devices[0], managed: true, stubDriver: 'vfio-pci', originalDriver: 'iwlwifi' }],
+        inactive: [
+          { key: `pci:${devices[0]}`, address: devices[0], managed: true, stubDriver: 'vfio-pci', originalDriver: 'iwlwifi', bootId: expect.any(String), hardware: expect.any(Object) },
+        ],
       });
       kernel.failOn = null;
       await manager.reattach(devices[0]!);
