@@ -6,8 +6,15 @@ import type { HostdevService } from '../service/hostdev-service.js';
 import type { GlobalOptions } from './context.js';
 import { withService } from './open-manager.js';
 
-/** The longest wait for a daemon to answer GET /v1 before the command works directly. */
-const PROBE_MS = 2_000;
+/**
+ * The longest wait for a daemon to answer GET /v1 before the command works directly: 2 s, or
+ * $HOSTDEV_DAEMON_PROBE_MS (a slow machine, an emulated guest, where a daemon that holds a VM's QMP
+ * socket must not be missed).
+ */
+function probeMs(): number {
+  const set = Number(process.env['HOSTDEV_DAEMON_PROBE_MS']);
+  return Number.isInteger(set) && set > 0 ? set : 2_000;
+}
 
 /** The read-write socket of the daemon the global options point at. */
 export function daemonSocket(globals: GlobalOptions): string {
@@ -30,7 +37,7 @@ export async function daemonFor(globals: GlobalOptions): Promise<HostdevClient |
   try {
     const index = await Promise.race([
       client.api(),
-      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), PROBE_MS))),
+      new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), probeMs()))),
     ]);
     const serves = index?.serves;
     if (

@@ -1,5 +1,5 @@
 import type { HolderLife } from '../core/holders.js';
-import { QMP_HOLDER_BOUND_MS } from '../manager/holders.js';
+import { QMP_HOLDER_BOUND_MS, qmpProbeFailure } from '../manager/holders.js';
 import { QmpClient, type QmpEvent, type QmpPort } from '../qmp/qmp-client.js';
 
 /**
@@ -55,9 +55,7 @@ export class VmMonitors {
       await client.execute('query-status');
       return { alive: true, reason: `QEMU answers on ${socket}` };
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (/did not greet|did not answer/.test(message)) return { alive: null, reason: `QEMU did not answer on ${socket} within ${this.boundMs} ms` };
-      return { alive: false, reason: `QEMU no longer answers on ${socket}: ${message}` };
+      return qmpProbeFailure(socket, error, this.boundMs);
     }
   }
 

@@ -23,14 +23,27 @@ export async function qmpHolderLife(socket: string, boundMs = QMP_HOLDER_BOUND_M
     const status = await client.execute<{ status?: string }>('query-status');
     return { alive: true, reason: `QEMU answers on ${socket} (${status.status ?? 'status unknown'})` };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (isHostdevError(error) && /did not greet|did not answer/.test(message)) {
-      return { alive: null, reason: `QEMU did not answer on ${socket} within ${boundMs} ms (another client may hold its monitor)` };
-    }
-    return { alive: false, reason: `QEMU no longer answers on ${socket}: ${message}` };
+    return qmpProbeFailure(socket, error, boundMs);
   } finally {
     client?.close();
   }
+}
+
+/**
+ * What a failed QMP probe says of its QEMU. No greeting or answer within the bound, or a connect
+ * refused with EAGAIN (a unix socket whose listener is there but whose backlog is full: QEMU serves one
+ * client per QMP socket and leaves the others waiting, so a busy monitor soon refuses so): not known.
+ * Anything else (no socket, ECONNREFUSED: nobody listens; a connection closed without a greeting): gone.
+ */
+export function qmpProbeFailure(socket: string, error: unknown, boundMs: number): HolderLife {
+  const message = error instanceof Error ? error.message : String(error);
+  if (isHostdevError(error) && /did not greet|did not answer/.test(message)) {
+    return { alive: null, reason: `QEMU did not answer on ${socket} within ${boundMs} ms (another client may hold its monitor)` };
+  }
+  if (isHostdevError(error) && error.details['errno'] === 'EAGAIN') {
+    return { alive: null, reason: `QEMU's monitor on ${socket} takes no more connections now (EAGAIN: another client holds it, others wait)` };
+  }
+  return { alive: false, reason: `QEMU no longer answers on ${socket}: ${message}` };
 }
 
 /** A process holder lives while its pid runs with the start time recorded for it. */
