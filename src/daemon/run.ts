@@ -166,9 +166,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const owner = makeOwner(domain.hypervisor, domain.domain);
     try {
       const report = await svc.release({ domain: domain.domain, hypervisor: domain.hypervisor, addresses: [address] });
-      // An unplug of this daemon, waiting for the same event, may have released it first.
-      if (!report.released.includes(address)) return;
-      events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: report.released } });
+      // An unplug of this daemon, waiting for the same event, may have released it first. A VF that
+      // the kernel was removing (sriov_numvfs shrank) is gone by now: the release pruned it, and this
+      // is the only announcement of it (the watcher later finds no entry to prune).
+      if (!report.released.includes(address) && !report.pruned.includes(address)) return;
+      events.publish({ type: 'qmp', action: 'device-deleted', key: pciKey(address), owner, details: { socket, released: report.released, pruned: report.pruned } });
       logger.info({ socket, device: address, owner }, `QEMU gave back ${address} (DEVICE_DELETED): released from ${domain.domain}`);
     } catch (error) {
       if (isHostdevError(error) && error.code === 'HOSTDEV_DOMAIN_NOT_FOUND') return;

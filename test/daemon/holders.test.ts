@@ -77,6 +77,19 @@ describe('the daemon watches the holders of domains', () => {
     expect((await daemon.service.status()).active).toEqual([]);
   });
 
+  it('DEVICE_DELETED for a VF the kernel removed meanwhile (sriov_numvfs shrank): pruned, and announced as such', async () => {
+    const host = daemonHost();
+    const daemon = await startTestDaemon(host);
+    fake = await startFakeQmp(path.join(host.base, 'vm1.qmp'));
+    await daemon.service.assign({ domain: 'vm1', addresses: [VF0], qmp: fake.socket });
+    const shrink = await runCliAsync(['sim', 'write', '/sys/bus/pci/devices/0000:01:00.0/sriov_numvfs', '0', '--root', host.root]);
+    expect(shrink.code, shrink.stderr).toBe(0);
+    const deleted = nextEvent(daemon, (event) => event.type === 'qmp');
+    fake.emit('DEVICE_DELETED', { device: 'hostdev-0000_01_10_0', path: '/machine/peripheral/hostdev-0000_01_10_0' });
+    expect(await deleted).toMatchObject({ action: 'device-deleted', key: `pci:${VF0}`, details: { socket: fake.socket, released: [], pruned: [VF0] } });
+    expect((await daemon.service.status()).active).toEqual([]);
+  });
+
   it.skipIf(qemuMissing !== null)('a real QEMU: device_del from the QMP side (not from hostdev) -> DEVICE_DELETED -> released', async () => {
     const host = daemonHost();
     const daemon = await startTestDaemon(host);
