@@ -63,7 +63,9 @@ copy_bin() { # copy_bin <path-in-guest> <host-binary>
 }
 
 # kernel modules and their dependencies, decompressed (busybox modprobe wants plain .ko)
-MODULES="e1000e igb igbvf nvme vfio vfio_pci vfio_iommu_type1 ahci i2c_i801 lpc_ich"
+# mdev: the mediated-device core the mtty sample (scenario 17, built by build-mtty.sh) plugs into;
+# xhci_pci: the USB controller scenario 18 has the outer QEMU add (loaded by that scenario only)
+MODULES="e1000e igb igbvf nvme vfio vfio_pci vfio_iommu_type1 ahci i2c_i801 lpc_ich mdev xhci_pci"
 for m in $MODULES; do
   modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" 2>/dev/null || log "module $m not found in $KPKG"
 done | awk '$1 == "insmod" {print $2}' | sort -u | while read -r ko; do
@@ -92,6 +94,11 @@ done
 mkdir -p "$ROOT/usr/bin"; cp "$QEMU" "$ROOT/usr/bin/qemu-system-x86_64"; copy_lib_deps "$QEMU"
 for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/kvmvapic.bin /usr/share/qemu/linuxboot_dma.bin; do
   mkdir -p "$ROOT$(dirname "$f")"; cp -L "$f" "$ROOT$f"
+done
+# usb-host (scenario 18) is a loadable QEMU module in Debian's build, with libusb
+for f in /usr/lib/x86_64-linux-gnu/qemu/hw-usb-host.so; do
+  [ -e "$f" ] || { log "no $f: scenario s18's usb-host will be missing"; continue; }
+  mkdir -p "$ROOT$(dirname "$f")"; cp -L "$f" "$ROOT$f"; copy_lib_deps "$f"
 done
 
 (cd "$ROOT" && find . -print0 | cpio --null -o -H newc --quiet) > "$BASE.tmp"

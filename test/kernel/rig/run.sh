@@ -4,6 +4,7 @@
 # PCIe devices (e1000e, igb with SR-IOV, nvme, edu), hostdev's CLI run inside on the guest's real /sys.
 # Nothing here writes to the host's /sys. Needs root (apt-get) on the first run.
 #   run.sh [--full] [--only s1,s2] [--keep]
+# (--only naming s18 adds a USB controller and keyboard to the guest, and an outer QMP socket)
 # Environment: HOSTDEV_KTEST_CACHE (default /var/cache/hostdev-kernel-rig when it can be made, shared by
 #   every clone on the machine, else REPO/.cache/kernel-rig), HOSTDEV_KTEST_TIMEOUT (s),
 #   HOSTDEV_KTEST_MEM (MiB), HOSTDEV_KTEST_CPU (QEMU -cpu model, default max),
@@ -46,6 +47,18 @@ mkdir -p "$OUT"
 bash "$RIG/build-overlay.sh" "$REPO" "$OUT/overlay.cpio"
 parts=("$BASE" "$OUT/overlay.cpio")
 [ "$FULL" = 1 ] && parts+=("$NESTED")
+# the kernel's mtty sample as a module for this kernel (scenario 17; built once per kernel, then cached);
+# without it that scenario is skipped and says why
+DEBVER=$(dpkg-deb -f "$(ls "$CACHE/kernel/${KPKG}"_*.deb | head -1)" Version 2>/dev/null || true)
+if MTTY=$(flock "$CACHE/.lock" bash "$RIG/build-mtty.sh" "$CACHE" "$KVER" "$DEBVER"); then
+  STAGE=$(mktemp -d "${TMPDIR:-/tmp}/hostdev-mtty-stage.XXXXXX")
+  mkdir -p "$STAGE/lib/modules/extra" && cp "$MTTY" "$STAGE/lib/modules/extra/mtty.ko"
+  (cd "$STAGE" && find . -mindepth 1 -print0 | cpio --null -o -H newc --quiet) > "$OUT/mtty.cpio"
+  rm -rf "$STAGE"
+  parts+=("$OUT/mtty.cpio")
+else
+  echo "kernel rig: the mtty module could not be built for $KVER; scenario s17 will be skipped"
+fi
 cat "${parts[@]}" > "$OUT/initrd.cpio"
 phase "initramfs ready"
 
@@ -55,6 +68,11 @@ APPEND="console=ttyS0 intel_iommu=on iommu=pt panic=-1 oops=panic quiet no_timer
 [ "$FULL" = 1 ] && APPEND="$APPEND hostdev_full=1"
 [ "${HOSTDEV_KTEST_DMESG:-0}" = 1 ] && APPEND="$APPEND hostdev_dmesg=1"
 SERIAL=$OUT/serial.log
+# Scenario 18 (USB) needs a USB device the guest can lose: an xHCI controller with a keyboard, and the
+# outer QEMU's QMP socket, through which outer-monitor.mjs carries out the guest's HOSTDEV-KTEST-OUTER
+# requests. Only when s18 is selected: the controller is a PCI function the other scenarios' lists would show.
+OUTER=()
+case ",$ONLY," in *,s18*) OUTER=(-device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0,id=ukbd -qmp "unix:$OUT/outer-qmp.sock,server=on,wait=off") ;; esac
 # TCG only: /dev/kvm may exist on these machines without usable VMX/SVM
 boot() {
   timeout -k 5 "$TIMEOUT" "$QEMU" \
@@ -65,7 +83,7 @@ boot() {
     -device pcie-root-port,id=rp2,chassis=2,slot=2 -device nvme-subsys,id=nvmesubsys0 \
     -device nvme,bus=rp2,serial=hostdevktest,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2 \
     -device pcie-root-port,id=rp3,chassis=3,slot=3 -device igb,bus=rp3 \
-    -device edu \
+    -device edu "${OUTER[@]}" \
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND" \
     -serial "file:$SERIAL" 2> "$OUT/qemu.stderr"
 }
@@ -81,8 +99,11 @@ boot_and_parse() {
   while :; do
     rm -f "$SERIAL"
     set +e
+    monitor=
+    if [ ${#OUTER[@]} -gt 0 ]; then node "$RIG/outer-monitor.mjs" "$SERIAL" "$OUT/outer-qmp.sock" & monitor=$!; fi
     boot
     qrc=$?
+    [ -n "$monitor" ] && { kill "$monitor"; wait "$monitor"; } 2>/dev/null
     set -e
     phase "guest powered off (qemu exit $qrc)"
     [ -s "$OUT/qemu.stderr" ] && sed 's/^/qemu: /' "$OUT/qemu.stderr"

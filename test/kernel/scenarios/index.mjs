@@ -13,5 +13,9 @@ import { s10Hotplug } from './s10-hotplug.mjs';
 import { s11Daemon } from './s11-daemon.mjs';
 import { s12Claims } from './s12-claims.mjs';
 import { s13ClaimsReboot, s14ClaimsRebooted } from './s13-claims-reboot.mjs';
+import { s15NestedHotplug } from './s15-nested-hotplug.mjs';
+import { s16HolderKill } from './s16-holder-kill.mjs';
+import { s17Mtty } from './s17-mtty.mjs';
+import { s18Usb } from './s18-usb.mjs';
 
-export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted, s15NestedHotplug, s16HolderKill, s17Mtty, s18Usb];

@@ -92,14 +92,14 @@ export async function startQemu(name, deviceArgs, { memory = 64, paused = true, 
   return vm;
 }
 
-/** The vfio files a process holds open (group nodes and device fds). */
-export function vfioFds(pid) {
+/** The files a process holds open whose path passes `test`, sorted. */
+export function openFiles(pid, test) {
   const out = [];
   try {
     for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
       try {
         const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (target.includes('vfio')) out.push(target);
+        if (test(target)) out.push(target);
       } catch {
         /* closed meanwhile */
       }
@@ -108,6 +108,11 @@ export function vfioFds(pid) {
     /* process gone */
   }
   return out.sort();
+}
+
+/** The vfio files a process holds open (group nodes and device fds). */
+export function vfioFds(pid) {
+  return openFiles(pid, (target) => target.includes('vfio'));
 }
 
 /** QMP quit, SIGKILL if that does not end it within 20 s. */

@@ -4,62 +4,9 @@
 // (on the simulator: its 'vfio-release' block fault); once QEMU lets go the VF leaves, and the
 // subscriber sees its `remove` and the daemon's `prune` of vm1's entry without any command being run.
 // The re-created VF is assigned again over the API.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { NODE_FLAGS } from './lib.mjs';
+import { api, startDaemon } from './daemon.mjs';
 import { igbPf } from './s1-list.mjs';
 import { holdVf0AndShrink, setCount } from './vm-setup.mjs';
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** One request over the daemon's socket: its status and JSON body. */
-function api(socketPath, method, urlPath, body, { timeoutMs = 120_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      { socketPath, method, path: urlPath, headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (d) => (text += d));
-        res.on('end', () => {
-          let json = null;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = null;
-          }
-          resolve({ status: res.statusCode, json, text });
-        });
-      },
-    );
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${urlPath}: no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    if (payload !== undefined) req.write(payload);
-    req.end();
-  });
-}
-
-/** Follows GET /v1/events (NDJSON): every event it has read so far, and a stop. */
-function subscribe(socketPath) {
-  const events = [];
-  let buffer = '';
-  const req = http.get({ socketPath, path: '/v1/events' }, (res) => {
-    res.setEncoding('utf8').on('data', (chunk) => {
-      buffer += chunk;
-      let i;
-      while ((i = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, i).trim();
-        buffer = buffer.slice(i + 1);
-        if (line) events.push(JSON.parse(line));
-      }
-    });
-  });
-  req.on('error', () => undefined);
-  return { events, stop: () => req.destroy() };
-}
 
 export const s11Daemon = {
   name: 's11-daemon',
@@ -70,27 +17,14 @@ export const s11Daemon = {
     const vfs = await setCount(env, pf, 2, 's11');
     const vf0 = vfs[0];
     const key = `pci:${vf0}`;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hostdevd-'));
-    const rw = path.join(dir, 'hostdev.sock');
-    const ro = path.join(dir, 'hostdev-ro.sock');
-    let daemonOut = '';
-    const daemon = spawn(process.execPath, [...NODE_FLAGS, env.bin, 'daemon', '--socket-dir', dir, ...env.globals()], { stdio: ['ignore', 'pipe', 'pipe'] });
-    daemon.stdout.setEncoding('utf8').on('data', (d) => (daemonOut += d));
-    daemon.stderr.setEncoding('utf8').on('data', (d) => (daemonOut += d));
-    const daemonExit = new Promise((resolve) => daemon.on('exit', (code, signal) => resolve({ code, signal })));
-    env.onCleanup(async () => {
-      if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
-      await daemonExit;
-      fs.rmSync(dir, { recursive: true, force: true });
-    });
+    const daemon = await startDaemon(env);
+    const { rw, ro } = daemon;
     env.onCleanup(async () => {
       await env.hostdev(['release', '--domain', 'vm1']);
       if (env.virtfns(pf).length) await env.kernelWrite(`/sys/bus/pci/devices/${pf}/sriov_numvfs`, 0);
     }, { onlyOnFailure: true });
-    const up = await env.waitFor(async () => fs.existsSync(ro) && (await api(ro, 'GET', '/v1').catch(() => null))?.status === 200, { timeoutMs: 60_000, intervalMs: 250 });
-    if (!env.check('the daemon answers on both sockets', up && fs.existsSync(rw), daemonOut.slice(-2000))) return;
-    const feed = subscribe(ro);
-    env.onCleanup(() => feed.stop());
+    if (!env.check('the daemon answers on both sockets', daemon.up, daemon.output().slice(-2000))) return;
+    const { feed } = daemon;
 
     const assign = await api(rw, 'POST', '/v1/assignments', { domain: 'vm1', devices: [vf0] });
     env.check('POST /v1/assignments: 200, the operation succeeded', assign.status === 200 && assign.json?.state === 'completed', assign.text);
@@ -132,9 +66,8 @@ export const s11Daemon = {
     env.check('DELETE /v1/assignments/qemu/vm2: 200', release.status === 200, release.text);
     env.observe('s11: VF0 again', { assign: reassign.status, release: release.status, driver: env.driverOf(vf0) });
     feed.stop();
-    daemon.kill('SIGTERM');
-    const exit = await Promise.race([daemonExit, sleep(40_000).then(() => null)]);
-    env.check('the daemon exits 0 on SIGTERM', exit?.code === 0, { exit, out: daemonOut.slice(-2000) });
+    const exit = await daemon.stop();
+    env.check('the daemon exits 0 on SIGTERM', exit?.code === 0, { exit, out: daemon.output().slice(-2000) });
     await setCount(env, pf, 0, 's11');
   },
 };

@@ -13,10 +13,10 @@ import { prepareDomain } from './vm-setup.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const here = path.dirname(fileURLToPath(import.meta.url));
-const NESTED = '/nested';
+export const NESTED = '/nested';
 
 /** The nested initramfs: the base (busybox, igbvf) with the overlay's /init appended. */
-function nestedInitrd() {
+export function nestedInitrd() {
   const out = '/tmp/nested-initrd.cpio';
   fs.writeFileSync(out, Buffer.concat([fs.readFileSync(`${NESTED}/initrd-base.cpio`), fs.readFileSync(path.join(here, '../nested-init.cpio'))]));
   return out;
