@@ -555,10 +555,12 @@ export class HostdevService {
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
-      throw new HostdevError(error.code, `${error.message}; the PCI functions assigned before it were not all released again: ${left.join('; ')}`, {
+      // The same error (code, details), telling what the rollback left behind.
+      throw HostdevError.fromJSON({
+        code: error.code,
+        message: `${error.message}; the PCI functions assigned before it were not all released again: ${left.join('; ')}`,
         hint: `${error.hint ?? ''} Then release the domain (\`hostdev release --domain ${request.domain}\`).`.trim(),
         details: { ...error.details, rollback: left },
-        cause: error,
       });
     }
   }
