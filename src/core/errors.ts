@@ -33,6 +33,10 @@ export const ERROR_CATALOG = {
     summary: 'A PCI address or device key could not be parsed, or names a device kind the operation does not take.',
   },
   HOSTDEV_USAGE: { exit: 'usage', summary: 'A command was called with invalid arguments or options.' },
+  HOSTDEV_DOMAIN_XML: {
+    exit: 'usage',
+    summary: "A libvirt domain XML could not be read, or names a device hostdev cannot assign (yet); the message names the element.",
+  },
   HOSTDEV_DEVICE_NOT_FOUND: { exit: 'notFound', summary: 'The PCI device does not exist on this host.' },
   HOSTDEV_NOT_ENDPOINT: { exit: 'usage', summary: 'The device is a bridge and cannot be given to a VM.' },
   HOSTDEV_IN_USE: { exit: 'conflict', summary: 'The device is owned by a domain (active table).' },

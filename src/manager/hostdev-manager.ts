@@ -144,6 +144,8 @@ export interface AssignRequest {
   readonly addresses: readonly PciAddress[];
   /** Default true: hostdev detaches the devices itself. */
   readonly managed?: boolean;
+  /** Functions of `addresses` assigned unmanaged (they must already be on a stub) whatever `managed` says. */
+  readonly unmanaged?: readonly PciAddress[];
   /** Default: each device's vfio-pci variant driver when modules.alias names one, else vfio-pci (libvirt >= 10.0). */
   readonly stubDriver?: string;
   readonly withGroup?: boolean;
@@ -310,6 +312,7 @@ export class HostdevManager {
           owner,
           addresses: request.addresses,
           managed: request.managed ?? true,
+          ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
           stubDriver,
           withGroup: request.withGroup ?? false,
           force: request.force ?? false,

@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { idOf, keyKind, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
+import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
@@ -130,8 +130,11 @@ export interface ResetRequest extends OperationMode {
   readonly device: DeviceRef;
 }
 
-export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder'> {
+export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder' | 'unmanaged'> {
+  /** PCI functions, and mediated and USB devices (mdev:UUID, usb:BUS-PORT, usb:VENDOR:PRODUCT): all or nothing. */
   readonly addresses: readonly DeviceRef[];
+  /** PCI functions of `addresses` assigned unmanaged (already on a stub) whatever `managed` says. */
+  readonly unmanaged?: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
   /** The domain's devices are released when this process ends (checked by pid and start time). */
   readonly holderPid?: number;
@@ -162,6 +165,8 @@ export interface AssignResult extends OperationReport {
   /** The `ip link set` commands run (or, on a dry run, that would run), in order. */
   readonly vfConfig: readonly string[];
   readonly warnings: readonly string[];
+  /** The mediated and USB devices of the request (present only when it named any). */
+  readonly devices?: DeviceAssignReport;
 }
 
 /** Who holds devices: a domain under a hypervisor (default qemu). */
@@ -532,18 +537,63 @@ export class HostdevService {
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
+  /**
+   * Mediated and USB devices among `addresses` are marked the domain's after its PCI functions are
+   * assigned; when that fails, the PCI functions are released again (libvirt reattaches the PCI
+   * devices when a later kind fails to prepare), so the whole request is all or nothing.
+   */
   async assign(request: AssignRequest): Promise<AssignResult> {
-    return this.assignHeld(request, await this.holderOf(request));
+    const holder = await this.holderOf(request);
+    const { pci, others } = splitRefs(request.addresses);
+    if (others.length === 0) return this.assignHeld(request, holder);
+    const keys = await this.resolveDevices(others);
+    const dryRun = request.dryRun ?? false;
+    const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
+    if (assigned.failures.length > 0) return assigned;
+    try {
+      return { ...assigned, devices: await this.manager.assignDevices(ownerOf(request), keys, dryRun) };
+    } catch (error) {
+      const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
+      if (left.length === 0 || !(error instanceof HostdevError)) throw error;
+      // The same error (code, details), telling what the rollback left behind.
+      throw HostdevError.fromJSON({
+        code: error.code,
+        message: `${error.message}; the PCI functions assigned before it were not all released again: ${left.join('; ')}`,
+        hint: `${error.hint ?? ''} Then release the domain (\`hostdev release --domain ${request.domain}\`).`.trim(),
+        details: { ...error.details, rollback: left },
+      });
+    }
+  }
+
+  /** Releases the PCI functions an assign gave the domain; what could not be released, one line each. */
+  private async rollBackAssign(request: AssignRequest, assigned: AssignResult): Promise<string[]> {
+    const addresses = assigned.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
+    if (addresses.length === 0) return [];
+    try {
+      const release = await this.releasePci({ domain: request.domain, ...(request.hypervisor === undefined ? {} : { hypervisor: request.hypervisor }), addresses });
+      return release.failures.map((failure) => `${failure.address}: ${failure.message}`);
+    } catch (rollback) {
+      return [rollback instanceof Error ? rollback.message : String(rollback)];
+    }
   }
 
   private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
-    const { vf, holderPid: _pid, qmp: _qmp, ...rest } = request;
-    const addresses = request.addresses.map(parsePciRef);
+    const { vf, holderPid: _pid, qmp: _qmp, unmanaged: unmanagedRefs, ...rest } = request;
+    const unmanaged = (unmanagedRefs ?? []).map(parsePciRef);
+    const addresses = [...new Set([...request.addresses.map(parsePciRef), ...unmanaged])];
     const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
     const report = await this.changing(
       request.dryRun ?? false,
-      () => this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line), ...(holder === undefined ? {} : { holder }) }),
+      () =>
+        this.manager.assign({
+          ...rest,
+          addresses,
+          ...(unmanaged.length === 0 ? {} : { unmanaged }),
+          vf: requests,
+          onWarning: (line) => warnings.push(line),
+          ...(holder === undefined ? {} : { holder }),
+        }),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -612,6 +662,13 @@ export class HostdevService {
    */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const owner = ownerOf(request);
+    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
+    if (named !== null && named.others.length > 0) {
+      const keys = await this.resolveDevices(named.others);
+      const dryRun = request.dryRun ?? false;
+      const pci = named.pci.length === 0 ? { ...emptyRelease(dryRun), warnings: [] } : await this.releasePci({ ...request, addresses: named.pci });
+      return { ...pci, devices: await this.manager.releaseDevices(owner, keys, dryRun) };
+    }
     const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
     if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
       return { ...emptyRelease(request.dryRun ?? false), warnings: [], devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) };
@@ -969,6 +1026,23 @@ export class HostdevService {
 }
 
 /** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
+/** The references that name PCI functions and those that name devices of the other kinds (left as given, for resolveDevices). */
+function splitRefs(refs: readonly DeviceRef[]): { readonly pci: PciAddress[]; readonly others: string[] } {
+  const pci: PciAddress[] = [];
+  const others: string[] = [];
+  for (const ref of refs) {
+    const id = parseUsbSelector(ref) === null ? parseId(ref) : null;
+    if (id?.kind === 'pci') pci.push(id.address);
+    else others.push(ref);
+  }
+  return { pci, others };
+}
+
+function emptyAssign(dryRun: boolean): AssignResult {
+  const plan = { operation: 'assign', onFailure: 'rollback', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] } as const;
+  return { operation: 'assign', dryRun, steps: [], changes: [], pruned: [], resets: [], failures: [], notes: [], plan, vfConfig: [], warnings: [] };
+}
+
 function emptyRelease(dryRun: boolean): ReleaseReport {
   const plan = { operation: 'release', onFailure: 'continue', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] } as const;
   return { operation: 'release', dryRun, steps: [], changes: [], pruned: [], resets: [], failures: [], notes: [], plan, released: [], reattached: [], inactive: [] };
