@@ -301,9 +301,9 @@ function holderEvent(end: HostdevService['holdersEnded'][number] & { readonly li
   return {
     type: 'holder',
     action: end.error === null ? 'released' : 'failed',
-    key: end.released[0] === undefined ? null : pciKey(end.released[0]),
+    key: end.released[0] !== undefined ? pciKey(end.released[0]) : (end.releasedDevices[0] ?? null),
     owner,
-    details: { holder, reason, released: end.released, error: end.error },
+    details: { holder, reason, released: end.released, releasedDevices: end.releasedDevices, error: end.error },
   };
 }
 
@@ -316,7 +316,7 @@ async function runHolderWatch(service: HostdevService, events: EventHub, logger:
     try {
       for (const end of await service.releaseEndedHolders()) {
         events.publish(holderEvent(end));
-        logger[end.error === null ? 'info' : 'warn']({ owner: end.holder.owner, holder: end.holder.holder, released: end.released }, end.line);
+        logger[end.error === null ? 'info' : 'warn']({ owner: end.holder.owner, holder: end.holder.holder, released: end.released, releasedDevices: end.releasedDevices }, end.line);
       }
     } catch (error) {
       logger.error({ err: error }, 'checking the holders of domains failed; trying again');
