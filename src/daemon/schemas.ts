@@ -295,7 +295,7 @@ const Recovery = z.strictObject({
         address: Address,
         formerTable: Table,
         formerOwner: Owner.nullable(),
-        action: z.enum(['released', 'reapplied', 'reattached']),
+        action: z.enum(['released', 'reapplied', 'reattached', 'not-reapplied']),
         outcome: z.enum(['ok', 'failed']),
         driver: z.string().nullable(),
         table: Table.nullable(),

@@ -17,7 +17,7 @@ import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, TableIndex, type Owner, type TableChange, type Tables } from '../core/tables.js';
-import { hardwareChanged, identityOf, NO_SERIALS } from '../core/hardware-identity.js';
+import { hardwareChanged, identityOf, NO_SERIALS, type DeviceSerials } from '../core/hardware-identity.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -599,6 +599,11 @@ export class HostdevManager {
       .filter((entry) => entry.usedBy !== null && sameOwner(entry.usedBy, owner))
       .filter((entry) => wanted === null || wanted.has(entry.address))
       .map((entry) => entry.address);
+  }
+
+  /** The serials (DSN, VPD) of devices, read in the bounded reader. */
+  serials(addresses: readonly PciAddress[]): Promise<Map<PciAddress, DeviceSerials>> {
+    return this.reader.serials(addresses);
   }
 
   /** The tables as stored (no lock, no pruning): for `list`/`show` owner columns. */

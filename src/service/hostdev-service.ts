@@ -348,6 +348,7 @@ export class HostdevService {
       tables: () => manager.tables(),
       detach: (address, options) => this.detach({ ...options, device: address }),
       reattach: (address, options) => this.reattach({ ...options, device: address }),
+      serials: (addresses) => manager.serials(addresses),
     });
     this.vf = {
       list: async ({ pf }) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
