@@ -7,7 +7,7 @@ import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
-import { formatOwner, sameOwner, type ActiveEntry } from '../core/tables.js';
+import { formatOwner, sameOwner, type ActiveEntry, type Tables } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
@@ -443,6 +443,11 @@ export class HostdevService {
       return { inventory: patched, warnings: warningLines(patched) };
     });
     this.keep(read);
+  }
+
+  /** Both tables as stored (no lock, no prune, no holder probed). */
+  tables(): Tables {
+    return this.manager.tables();
   }
 
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
