@@ -106,7 +106,7 @@ function busySection(busy: StatusReport['busy']): string[] {
 /** A holder as a cell: "pid 4242 (alive)", "QMP /run/vm1.qmp (gone)". */
 export function holderCell(held: HolderStatus | null): string {
   if (held === null) return '-';
-  const life = held.alive === null ? 'not answering' : held.alive ? 'alive' : 'gone';
+  const life = held.alive === null ? 'not answering' : held.alive ? (held.startTimeUnknown === true ? 'alive, start time unknown' : 'alive') : 'gone';
   return `${describeHolder(held.holder)} (${life})`;
 }
 

@@ -303,7 +303,7 @@ const Recovery = z.strictObject({
         address: Address,
         formerTable: Table,
         formerOwner: Owner.nullable(),
-        action: z.enum(['released', 'reapplied', 'reattached']),
+        action: z.enum(['released', 'reapplied', 'reattached', 'not-reapplied']),
         outcome: z.enum(['ok', 'failed']),
         driver: z.string().nullable(),
         table: Table.nullable(),
@@ -320,7 +320,14 @@ const Holder = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('qmp'), socket: z.string() }),
 ]);
 export const HolderStatus = z
-  .strictObject({ owner: Owner, holder: Holder, since: z.string(), alive: z.boolean().nullable(), reason: z.string() })
+  .strictObject({
+    owner: Owner,
+    holder: Holder,
+    since: z.string(),
+    alive: z.boolean().nullable(),
+    reason: z.string(),
+    startTimeUnknown: z.literal(true).optional().describe('a live pid holder /proc does not show (hidepid=2): its start time cannot be checked'),
+  })
   .describe("a domain's holder and whether it lives (null: it did not answer in time)");
 /** An entry of another kind than PCI (mdev, USB): ownership only. */
 const DeviceEntry = z.strictObject({

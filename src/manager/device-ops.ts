@@ -145,8 +145,11 @@ export async function releaseDevices(
   owner: Owner,
   keys: readonly DeviceKey[] | undefined,
   dryRun: boolean,
+  /** Checked first under the state lock (throws to release nothing): see HostdevManager.releaseEndedHolders. */
+  guard?: () => void,
 ): Promise<DeviceReleaseReport> {
   const run = async (entries: readonly DeviceEntry[], departed: readonly DepartedDevice[], commit: (changes: StateChange[]) => void): Promise<DeviceReleaseReport> => {
+    guard?.();
     const held = heldBy(entries);
     const wanted = keys ?? entries.filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key);
     const { present } = await presentOf(ports.layout, kindsOf(wanted));

@@ -17,7 +17,7 @@ import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, TableIndex, type Owner, type TableChange, type Tables } from '../core/tables.js';
-import { hardwareChanged, identityOf, NO_SERIALS } from '../core/hardware-identity.js';
+import { hardwareChanged, identityOf, NO_SERIALS, type DeviceSerials } from '../core/hardware-identity.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -34,13 +34,25 @@ import { operationReport, type OperationReport, type ReleaseReport, releaseRepor
 import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
-import type { Holder, HolderStatus } from '../core/holders.js';
-import { holderEndLine, holderStatuses, qmpHolderLife, type HolderEnd, type QmpHolderProbe } from './holders.js';
+import type { DomainHolder, Holder, HolderStatus } from '../core/holders.js';
+import {
+  HolderReplaced,
+  holderEndLine,
+  holderStatuses,
+  inScope,
+  qmpHolderLife,
+  sameHolderRecord,
+  type HolderEnd,
+  type HolderScope,
+  type ProcessProbe,
+  type QmpHolderProbe,
+} from './holders.js';
 import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
   createMdev,
   deviceRepairWarning,
+  holdsDevices,
   deviceStatus,
   recoverDevices,
   releaseDevices,
@@ -99,6 +111,13 @@ export interface OpenOptions {
   readonly waitForLock?: boolean;
   /** Tells whether a QMP holder's QEMU lives (default: connect and ask `query-status`, bounded). */
   readonly probeQmp?: QmpHolderProbe;
+  /** Where process holders are looked up (default: the real /proc and kill(pid, 0)). */
+  readonly probeProcess?: ProcessProbe;
+  /**
+   * Which holders open probes, releasing the domains of those gone (default `pids`: a /proc read
+   * each; QMP holders are probed by status, domains and the daemon's watch). See HolderScope.
+   */
+  readonly holders?: HolderScope;
   /**
    * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
    * kernel's uevent sequence number (and boot) are those at which every entry was last found
@@ -178,6 +197,11 @@ export interface ReleaseRequest {
   readonly operationId?: string;
 }
 
+/** A release because the domain's holder is gone: made only while that holder is still the one recorded (checked under the lock). */
+interface HolderEndRelease extends ReleaseRequest {
+  readonly whileHeldBy?: DomainHolder;
+}
+
 /**
  * libvirt's virHostdevManager for PCI devices: node-device detach/reattach/reset, prepare and
  * release of a domain's devices, over two persistent tables. Every mutating call has a `plan*`
@@ -196,6 +220,7 @@ export class HostdevManager {
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
     readonly probeQmp: QmpHolderProbe,
+    private readonly probeProcess: ProcessProbe,
   ) {
     this.reader = new HostReader(layout).serve();
   }
@@ -230,9 +255,19 @@ export class HostdevManager {
       // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
       const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
       if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
-      const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
+      const manager = new HostdevManager(
+        layout,
+        store,
+        kernel,
+        options.hostUsage ?? NO_HOST_USAGE,
+        net,
+        recovery,
+        options.probeQmp ?? qmpHolderLife,
+        options.probeProcess ?? {},
+      );
+      const scope = options.holders ?? 'pids';
       // A reader whose recovery found the lock taken leaves the holders to the next command too.
-      if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
+      if (recovery.deferred === undefined && scope !== 'none') manager.holdersEnded = await manager.releaseEndedHolders(await manager.holders(scope));
       return manager;
     } catch (error) {
       store.close();
@@ -341,7 +376,7 @@ export class HostdevManager {
     return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
   }
 
-  async release(request: ReleaseRequest): Promise<ReleaseReport> {
+  async release(request: HolderEndRelease): Promise<ReleaseReport> {
     const owner = ownerOf(request);
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.
@@ -356,6 +391,7 @@ export class HostdevManager {
         return { addresses: request.addresses ?? entries.map((entry) => entry.address), drivers: [], hostUse: false };
       },
       (view) => {
+        if (request.whileHeldBy !== undefined) this.checkStillHeld(request.whileHeldBy);
         if (owned === 0 && !this.heardOfSince(owner)) throw domainHoldsNothing(owner, this.store.readTables());
         const plan = planRelease(view, { owner, addresses: request.addresses });
         // The saved VF config goes back before the VF is rebound (libvirt's order).
@@ -415,42 +451,98 @@ export class HostdevManager {
 
   /**
    * Both tables; inactive entries whose device vanished are pruned first (nobody else would), and
-   * each domain's holder. Entries of other kinds (mdev, USB) are added as `devices` (with
-   * `prunedDevices` and `departedDevices`) only when there are any, so a PCI-only host's report is
-   * what it always was.
+   * each domain's holder, every one probed (a domain whose holder is gone is released first; with
+   * `holders: 'none'` none is probed or listed). Entries
+   * of other kinds (mdev, USB) are added as `devices` (with `prunedDevices` and `departedDevices`)
+   * only when there are any, so a PCI-only host's report is what it always was.
    */
-  async status(): Promise<StatusReport> {
-    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders: await this.holders() };
+  async status(options: { readonly holders?: 'all' | 'none' } = {}): Promise<StatusReport> {
+    // `none`: for an operation that wants the tables only (qemu-args, unplug): no holder probed, none listed.
+    const holders = options.holders === 'none' ? [] : await this.checkHolders();
+    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders };
     const others = await deviceStatus(this.devicePorts);
     if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
     return { ...report, ...others };
   }
 
-  /** Each domain's holder and whether it lives now. */
-  holders(): Promise<HolderStatus[]> {
-    return holderStatuses(this.store.readHolders(), this.probeQmp);
+  /** Each domain's holder (those of `scope`) and whether it lives now. */
+  holders(scope: HolderScope = 'all'): Promise<HolderStatus[]> {
+    return holderStatuses(
+      this.store.readHolders().filter((held) => inScope(held, scope)),
+      this.probeQmp,
+      this.probeProcess,
+    );
+  }
+
+  /**
+   * Every holder probed, the domains of those gone released (added to `holdersEnded`; left for the
+   * next command when open found the lock taken): the holders that remain, with whether they live.
+   */
+  async checkHolders(): Promise<HolderStatus[]> {
+    const holders = await this.holders('all');
+    if (this.recovery.deferred !== undefined || holders.every((held) => held.alive !== false)) return holders;
+    const ends = await this.releaseEndedHolders(holders);
+    this.holdersEnded = [...this.holdersEnded, ...ends];
+    const settled = new Set(ends.filter((end) => end.error === null && !this.store.snapshot).map((end) => end.holder));
+    return holders.filter((held) => !settled.has(held));
   }
 
   /**
    * The one rule for holders that are gone (a process that exited or whose pid is another
-   * process's now, a QMP socket that no longer answers): their domains are released, as a release
-   * of the whole domain would (managed devices back to their host drivers). Run at every open and
-   * by the daemon's watch on holders. A dry run only says what it would release.
+   * process's now, a QMP socket that no longer answers): their domains are released, devices of
+   * every kind, as a release of the whole domain would (managed devices back to their host
+   * drivers). Each release checks under the state lock that the holder found gone is still the
+   * domain's (an adopt or assign may have registered another since the probe): if not, nothing
+   * is released. Run at open and by status, domains and the daemon's watch. A dry run only says
+   * what it would release.
    */
   async releaseEndedHolders(holders?: readonly HolderStatus[]): Promise<HolderEnd[]> {
-    const ended = (holders ?? (await this.holders())).filter((held) => held.alive === false);
+    const ended = (holders ?? (await this.holders('all'))).filter((held) => held.alive === false);
     const dryRun = this.store.snapshot;
     const ends: HolderEnd[] = [];
     for (const holder of ended) {
-      const request = { domain: holder.owner.vm, hypervisor: holder.owner.hypervisor, dryRun };
+      const owner = holder.owner;
+      let released: readonly PciAddress[] = [];
+      let releasedDevices: readonly DeviceKey[] = [];
       try {
-        const report = await this.release(request);
-        ends.push({ holder, released: report.released, error: null });
+        const holdsPci = this.store.readTables().active.some((entry) => sameOwner(entry.usedBy, owner)) || this.heardOfSince(owner);
+        if (holdsPci) {
+          const request = { domain: owner.vm, hypervisor: owner.hypervisor, dryRun, whileHeldBy: holder };
+          released = (await this.release(request)).released;
+        }
+        if (holdsDevices(this.store, owner)) {
+          const guard = (): void => this.checkStillHeld(holder);
+          releasedDevices = (await releaseDevices(this.devicePorts, owner, undefined, dryRun, guard)).released;
+        }
+        if (!holdsPci && !holdsDevices(this.store, owner) && !dryRun) await this.dropHolder(holder);
+        ends.push({ holder, released, releasedDevices, error: null });
       } catch (error) {
-        ends.push({ holder, released: [], error: error instanceof Error ? error.message : String(error) });
+        if (error instanceof HolderReplaced) {
+          if (released.length > 0) ends.push({ holder, released, releasedDevices, error: null });
+          continue;
+        }
+        ends.push({ holder, released, releasedDevices, error: error instanceof Error ? error.message : String(error) });
       }
     }
     return ends;
+  }
+
+  /** Under the state lock: the holder found gone is still the domain's, else HolderReplaced. */
+  private checkStillHeld(gone: DomainHolder): void {
+    const now = this.store.readHolders().find((held) => sameOwner(held.owner, gone.owner));
+    if (now === undefined || !sameHolderRecord(now, gone)) throw new HolderReplaced(gone);
+  }
+
+  /** A holder whose domain holds nothing (any more) is dropped, so that it is not probed again and again. */
+  private async dropHolder(gone: DomainHolder): Promise<void> {
+    await this.store
+      .exclusive('release', async (op) => {
+        this.checkStillHeld(gone);
+        op.commit([{ kind: 'drop-holder', owner: gone.owner }]);
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof HolderReplaced)) throw error;
+      });
   }
 
   /** What open said of ended holders, one line each. */
@@ -510,6 +602,11 @@ export class HostdevManager {
       .filter((entry) => entry.usedBy !== null && sameOwner(entry.usedBy, owner))
       .filter((entry) => wanted === null || wanted.has(entry.address))
       .map((entry) => entry.address);
+  }
+
+  /** The serials (DSN, VPD) of devices, read in the bounded reader. */
+  serials(addresses: readonly PciAddress[]): Promise<Map<PciAddress, DeviceSerials>> {
+    return this.reader.serials(addresses);
   }
 
   /** The tables as stored (no lock, no pruning): for `list`/`show` owner columns. */

@@ -13,6 +13,7 @@ import type { JournalRecord, Operation, StateChange, StateStore } from '../state
 import { describeInFlight, inFlightOperations, type InFlightOperation } from './in-flight.js';
 import { pruneVanished, type PrunedEntry } from './reconcile.js';
 import { HostReader } from './host-reader.js';
+import { hardwareChanged, identityOf, NO_SERIALS, type DeviceSerials } from '../core/hardware-identity.js';
 import { VfNetConfigurator, vfConfigsSettled } from './vf-net.js';
 import { executePlan, type Settle, type StepReader } from './executor.js';
 import { fromEarlierBoot, planAfterReboot, type DetachedAfterReboot, type RebootAction } from '../core/boot.js';
@@ -24,6 +25,8 @@ import type { Plan, Step } from '../core/plan-types.js';
 /** The reads recovery needs (HostReader has them), each asynchronous and bounded. */
 export interface RecoveryReader extends StepReader {
   exists(address: PciAddress): Promise<boolean>;
+  /** HostReader.serials (DSN, VPD; bounded): what tells a card from another of its model after a reboot. */
+  serials?(addresses: readonly PciAddress[]): Promise<Map<PciAddress, DeviceSerials>>;
   /** The generation of a PF's VFs (HostReader.vfGeneration): it changes whenever they are removed or made. */
   vfGeneration?(pf: PciAddress): Promise<string | null>;
   /** HostReader.hostFingerprint: it moves on with every device added or removed, bound or unbound. */
@@ -228,7 +231,13 @@ export async function recover(
       const device = await reader.device(place.entry.address);
       if (device !== null) rebootDevices.set(place.entry.address, device);
     }
-    const rebootActions = planAfterReboot(hostFiles, earlier, rebootDevices, options.detachedAfterReboot ?? 'reapply').map(
+    // A card swapped while the host was off is not put on the stub of the entry made for another.
+    const recorded = earlier.filter((place) => place.entry.hardware != null && rebootDevices.has(place.entry.address)).map((place) => place.entry);
+    const serials = recorded.length === 0 || reader.serials === undefined ? new Map<PciAddress, DeviceSerials>() : await reader.serials(recorded.map((e) => e.address));
+    const swapped = new Set(
+      recorded.filter((e) => hardwareChanged(e.hardware!, identityOf(rebootDevices.get(e.address)!, serials.get(e.address) ?? NO_SERIALS))).map((e) => e.address),
+    );
+    const rebootActions = planAfterReboot(hostFiles, earlier, rebootDevices, options.detachedAfterReboot ?? 'reapply', swapped).map(
       (action): RebootAction => ({ ...action, change: action.change.kind === 'set-inactive' ? { ...action.change, entry: { ...action.change.entry, bootId } } : action.change }),
     );
     const rebootSteps = new Map<PciAddress, Step[]>();
@@ -498,6 +507,9 @@ async function inspect(
 
 function rebootWarning(action: RebootAction, driver: string | null): string {
   const was = action.formerTable === 'active' ? `was used by ${formatOwner(action.formerOwner)} before the host rebooted` : 'was detached before the host rebooted';
+  if (action.action === 'not-reapplied') {
+    return `${action.address} ${was}, but another card is there now (\`hostdev status\` shows the change): not put back on its stub, left on ${driver ?? 'no driver'}`;
+  }
   const now =
     action.action === 'reapplied'
       ? `put back on ${driver ?? 'no driver'}, still detached (--detached-after-reboot reattach gives such devices back to the host)`

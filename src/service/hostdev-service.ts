@@ -7,7 +7,7 @@ import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
-import { formatOwner, sameOwner, type ActiveEntry } from '../core/tables.js';
+import { formatOwner, sameOwner, type ActiveEntry, type Tables } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
@@ -49,7 +49,7 @@ import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
 import { readVmSlots } from '../qmp/vm-slots.js';
 import { plugIntoVm, unplugFromVm } from './hotplug.js';
 import { describeHolder, type Holder, type HolderStatus } from '../core/holders.js';
-import { holderEndLine, type HolderEnd, type QmpHolderProbe } from '../manager/holders.js';
+import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe } from '../manager/holders.js';
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
@@ -101,6 +101,8 @@ export interface HostdevServiceOptions {
    * The daemon answers from the connection it keeps to each VM.
    */
   readonly probeQmp?: QmpHolderProbe;
+  /** Where process holders are looked up (default: the real /proc and kill(pid, 0)); tests inject a /proc root. */
+  readonly probeProcess?: ProcessProbe;
   /** Where claims are defined (CONFIG/claims.d; default ROOT/etc/hostdev). */
   readonly configDir?: string;
 }
@@ -351,6 +353,7 @@ export class HostdevService {
       tables: () => manager.tables(),
       detach: (address, options) => this.detach({ ...options, device: address }),
       reattach: (address, options) => this.reattach({ ...options, device: address }),
+      serials: (addresses) => manager.serials(addresses),
     });
     this.vf = {
       list: async ({ pf }) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
@@ -390,6 +393,9 @@ export class HostdevService {
       ...(options.command === undefined ? {} : { command: options.command }),
       ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
+      ...(options.probeProcess === undefined ? {} : { probeProcess: options.probeProcess }),
+      // A reader (list, show, status) probes no holder at open; status and domains probe them all.
+      holders: options.reader === true ? 'none' : 'pids',
     });
     return new HostdevService(
       manager,
@@ -444,6 +450,11 @@ export class HostdevService {
     this.keep(read);
   }
 
+  /** Both tables as stored (no lock, no prune, no holder probed). */
+  tables(): Tables {
+    return this.manager.tables();
+  }
+
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
   get recovery(): RecoveryReport {
     return this.manager.recovery;
@@ -470,8 +481,9 @@ export class HostdevService {
 
   /** Every domain that holds a device, with its devices and its holder (and whether it lives). */
   async domains(): Promise<DomainReport[]> {
+    // First: a domain whose holder is gone is released, and not listed.
+    const holders = await this.manager.checkHolders();
     const { active } = this.manager.tables();
-    const holders = await this.manager.holders();
     const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[] }>();
     for (const entry of active) {
       const id = `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`;
@@ -773,7 +785,7 @@ export class HostdevService {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
     }
     const owned = new Set<string>(
-      (await this.manager.status()).active.filter((e) => e.usedBy.vm === request.domain && e.usedBy.hypervisor === hypervisor).map((e) => e.address),
+      (await this.manager.status({ holders: 'none' })).active.filter((e) => e.usedBy.vm === request.domain && e.usedBy.hypervisor === hypervisor).map((e) => e.address),
     );
     const foreign = request.addresses.filter((address) => !owned.has(address));
     if (foreign.length > 0) {
@@ -993,7 +1005,7 @@ export class HostdevService {
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
   async qemuArgs(request: QemuArgsRequest): Promise<QemuArgsReport> {
     const owner = ownerOf(request);
-    const status = await this.manager.status();
+    const status = await this.manager.status({ holders: 'none' });
     const gone = new Set<string>(status.missing);
     const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
     const others = (status.devices ?? []).filter((e) => sameOwner(e.usedBy, owner));
