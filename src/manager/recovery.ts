@@ -28,6 +28,8 @@ export interface RecoveryReader extends StepReader {
   vfGeneration?(pf: PciAddress): Promise<string | null>;
   /** HostReader.hostFingerprint: it moves on with every device added or removed, bound or unbound. */
   hostFingerprint?(): Promise<string | null>;
+  /** HostReader.entryFacts: every entry's device in one batch read (without it, a link read per entry). */
+  entryFacts?(addresses: readonly PciAddress[]): Promise<ReadonlyMap<PciAddress, { readonly present: boolean; readonly driver: string | null }>>;
 }
 
 /**
@@ -474,15 +476,17 @@ async function inspect(
     ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry })),
   ];
-  // Every open looks at every entry: the links are read side by side (libuv's pool), not one by one.
-  const drivers = await Promise.all(entries.map((located) => reader.driverOf(located.entry.address)));
+  // One batch read for every entry when the reader can; else the links side by side (libuv's pool).
+  const facts = reader.entryFacts === undefined ? null : await reader.entryFacts(entries.map((located) => located.entry.address));
+  const drivers = facts === null ? await Promise.all(entries.map((located) => reader.driverOf(located.entry.address))) : entries.map((located) => facts.get(located.entry.address)?.driver ?? null);
+  const exists = async (address: PciAddress): Promise<boolean> => facts?.get(address)?.present ?? reader.exists(address);
   for (const [at, located] of entries.entries()) {
     const { address, stubDriver } = located.entry;
     const driver = drivers[at] ?? null;
     const earlier = fromEarlierBoot(located.entry, bootId);
     if (driver === stubDriver && !earlier) continue;
     // Unbound or vanished look the same through the driver link; only then look the device up.
-    if ((driver === null || earlier) && !(await reader.exists(address))) {
+    if ((driver === null || earlier) && !(await exists(address))) {
       vanished.push(located);
       continue;
     }
