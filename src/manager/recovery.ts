@@ -31,6 +31,8 @@ export interface RecoveryReader extends StepReader {
   vfGeneration?(pf: PciAddress): Promise<string | null>;
   /** HostReader.hostFingerprint: it moves on with every device added or removed, bound or unbound. */
   hostFingerprint?(): Promise<string | null>;
+  /** HostReader.entryFacts: every entry's device in one batch read (without it, a link read per entry). */
+  entryFacts?(addresses: readonly PciAddress[]): Promise<ReadonlyMap<PciAddress, { readonly present: boolean; readonly driver: string | null }>>;
 }
 
 /**
@@ -467,6 +469,9 @@ function sameEntry(a: Tables, b: Tables, address: PciAddress): boolean {
   return find(a) === find(b);
 }
 
+/** From this many table entries on, a walk reads them in one reader process (HostReader.entryFacts): measured, at 128 entries the process start (about 2 ms CPU) costs what the links read one by one cost. */
+const BATCH_WALK_FROM = 128;
+
 /**
  * Table entries whose device vanished, entries of an earlier boot whose device is here (`stale`: the
  * host rebooted since they were made), and entries whose device is not on the recorded stub.
@@ -483,15 +488,19 @@ async function inspect(
     ...tables.active.map((entry) => ({ table: 'active' as const, entry })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry })),
   ];
-  // Every open looks at every entry: the links are read side by side (libuv's pool), not one by one.
-  const drivers = await Promise.all(entries.map((located) => reader.driverOf(located.entry.address)));
+  // Many entries: one batch read for all when the reader can; a few: their links side by side
+  // (libuv's pool), cheaper than starting the reader process.
+  const batch = reader.entryFacts !== undefined && entries.length >= BATCH_WALK_FROM;
+  const facts = batch ? await reader.entryFacts!(entries.map((located) => located.entry.address)) : null;
+  const drivers = facts === null ? await Promise.all(entries.map((located) => reader.driverOf(located.entry.address))) : entries.map((located) => facts.get(located.entry.address)?.driver ?? null);
+  const exists = async (address: PciAddress): Promise<boolean> => facts?.get(address)?.present ?? reader.exists(address);
   for (const [at, located] of entries.entries()) {
     const { address, stubDriver } = located.entry;
     const driver = drivers[at] ?? null;
     const earlier = fromEarlierBoot(located.entry, bootId);
     if (driver === stubDriver && !earlier) continue;
     // Unbound or vanished look the same through the driver link; only then look the device up.
-    if ((driver === null || earlier) && !(await reader.exists(address))) {
+    if ((driver === null || earlier) && !(await exists(address))) {
       vanished.push(located);
       continue;
     }
