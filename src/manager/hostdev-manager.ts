@@ -40,9 +40,7 @@ import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
   createMdev,
-  deviceRepairWarning,
   deviceStatus,
-  recoverDevices,
   releaseDevices,
   removeMdev,
   startDefined,
@@ -214,7 +212,7 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      let recovery = await recover({
+      const recovery = await recover({
         store,
         kernel,
         layout,
@@ -225,9 +223,6 @@ export class HostdevManager {
         ...(options.command === undefined ? {} : { command: options.command }),
         ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       });
-      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
-      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
-      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
       const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
       // A reader whose recovery found the lock taken leaves the holders to the next command too.
       if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
