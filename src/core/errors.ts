@@ -117,6 +117,10 @@ export const ERROR_CATALOG = {
     exit: 'usage',
     summary: 'A device chosen by its IDs (a USB vendor:product) matches more than one device on this host.',
   },
+  HOSTDEV_NVME_CONTROLLER_SHARED: {
+    exit: 'conflict',
+    summary: 'Another domain holds a namespace of the same NVMe controller: all namespaces of one controller go to one domain.',
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -99,6 +99,13 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
       owner: entry.formerOwner,
       details: { reason: 'reboot', formerTable: entry.formerTable, outcome: entry.outcome, driver: entry.driver, table: entry.table, error: entry.error },
     })),
+    ...(recovery.devices ?? []).map((repair): NewEvent => ({
+      type: 'recovery',
+      action: repair.direction,
+      key: repair.key,
+      owner: null,
+      details: { operation: repair.operation, outcome: repair.outcome, error: repair.error },
+    })),
   ];
 }
 

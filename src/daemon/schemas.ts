@@ -313,6 +313,19 @@ const Recovery = z.strictObject({
     )
     .optional()
     .describe('entries of an earlier boot, released or re-applied by the first open after a reboot'),
+  devices: z
+    .array(
+      z.strictObject({
+        key: Key,
+        operation: z.enum(['mdev-create', 'mdev-remove']),
+        direction: z.enum(['rolled-back', 'rolled-forward']),
+        outcome: z.enum(['ok', 'failed']),
+        error: z.string().nullable(),
+        steps: z.array(z.string()).optional(),
+      }),
+    )
+    .optional()
+    .describe('mdev creates and removes a hostdev that died left in the journal, settled from what the host shows'),
   warnings: z.array(z.string()),
 });
 const Holder = z.discriminatedUnion('kind', [

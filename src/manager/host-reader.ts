@@ -12,6 +12,8 @@ import type { SysfsLayout } from '../sysfs/paths.js';
 import { ServingReader } from '../sysfs/serving-reader.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 import { readBootId } from '../host/boot-id.js';
+import { keyKind, pciAddressOf, type DeviceKey } from '../core/device-key.js';
+import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
 export interface DeviceWait {
@@ -116,6 +118,14 @@ export class HostReader {
       const address = target === null ? null : tryParseAddress(path.basename(target));
       return address === null ? [] : [{ index, address }];
     });
+  }
+
+  /** Whether a device of another kind is on the host (an mdev by its sysfs directory; the others through their inventory). */
+  async devicePresent(key: DeviceKey): Promise<boolean> {
+    const kind = keyKind(key);
+    if (kind === 'pci') return this.exists(pciAddressOf(key)!);
+    const inventory = await readNonPciInventory(this.layout, [kind], this.boundMs);
+    return [...inventory.usb, ...inventory.mdev, ...inventory.nvme, ...inventory.scsi].some((device) => device.key === key);
   }
 
   async exists(address: PciAddress): Promise<boolean> {

@@ -51,10 +51,8 @@ import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
   createMdev,
-  deviceRepairWarning,
   holdsDevices,
   deviceStatus,
-  recoverDevices,
   releaseDevices,
   removeMdev,
   startDefined,
@@ -65,6 +63,7 @@ import {
   type MdevReport,
 } from './device-ops.js';
 import { VfNetConfigurator } from './vf-net.js';
+import { assignNvme, releaseNvme, type Bookkeeping, type NvmeControllers, type NvmePorts } from './nvme-ops.js';
 
 export { DEFAULT_HYPERVISOR };
 
@@ -241,7 +240,7 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      let recovery = await recover({
+      const recovery = await recover({
         store,
         kernel,
         layout,
@@ -252,9 +251,6 @@ export class HostdevManager {
         ...(options.command === undefined ? {} : { command: options.command }),
         ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       });
-      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
-      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
-      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
       const manager = new HostdevManager(
         layout,
         store,
@@ -327,7 +323,8 @@ export class HostdevManager {
 
   // ---- domains (libvirt's virHostdevPreparePCIDevices / virHostdevReAttachPCIDevices) ----
 
-  async assign(request: AssignRequest): Promise<OperationReport> {
+  /** `also`: more state changes for the assign's own commit, worked out under its lock (NVMe namespaces). */
+  async assign(request: AssignRequest, also: Bookkeeping = async () => []): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
     const stubDriver = request.stubDriver !== undefined ? this.requestedStub(request.stubDriver) : null;
@@ -360,7 +357,7 @@ export class HostdevManager {
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
         const holder: StateChange[] = request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder: request.holder } }];
-        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder];
+        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder, ...(await also(op))];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -376,7 +373,8 @@ export class HostdevManager {
     return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
   }
 
-  async release(request: HolderEndRelease): Promise<ReleaseReport> {
+  /** `also`: more state changes for the release's own commit, worked out under its lock (NVMe namespaces). */
+  async release(request: HolderEndRelease, also: Bookkeeping = async () => []): Promise<ReleaseReport> {
     const owner = ownerOf(request);
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.
@@ -407,7 +405,7 @@ export class HostdevManager {
       async (op) => {
         const letGo = releasedDepartures(op, owner, request.addresses);
         prunedEarlier.push(...letGo.addresses);
-        return letGo.changes;
+        return [...letGo.changes, ...(await also(op))];
       },
       (op, plan) => this.settleVanished(op, plan, 'release', owner),
     ).then(([plan, execution]) =>
@@ -553,7 +551,7 @@ export class HostdevManager {
   // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----
 
   private get devicePorts(): DevicePorts {
-    return { store: this.store, kernel: this.kernel, layout: this.layout };
+    return { store: this.store, kernel: this.kernel, layout: this.layout, reader: this.reader };
   }
 
   assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
@@ -562,6 +560,25 @@ export class HostdevManager {
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
     return releaseDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  /** NVMe namespaces to a domain: the controller goes to vfio-pci with the domain's first (core/nvme.ts). */
+  assignNvme(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport & NvmeControllers> {
+    return assignNvme(this.nvmePorts, owner, keys, dryRun);
+  }
+
+  /** The domain's namespaces back (all, or those named); a controller goes back to nvme with its last. */
+  releaseNvme(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport & NvmeControllers> {
+    return releaseNvme(this.nvmePorts, owner, keys, dryRun);
+  }
+
+  private get nvmePorts(): NvmePorts {
+    const request = (owner: Owner, addresses: readonly PciAddress[], dryRun: boolean) => ({ domain: owner.vm, hypervisor: owner.hypervisor, addresses, dryRun });
+    return {
+      ...this.devicePorts,
+      assignControllers: (owner, controllers, dryRun, also) => this.assign({ ...request(owner, controllers, dryRun), managed: true }, also),
+      releaseControllers: (owner, controllers, dryRun, also) => this.release(request(owner, controllers, dryRun), also),
+    };
   }
 
   createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {

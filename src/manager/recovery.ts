@@ -1,7 +1,7 @@
 import type { PciAddress } from '../core/address.js';
 import type { OperationName } from '../core/operations.js';
 import { HostdevError } from '../core/errors.js';
-import { driversToCheck, planRecovery, repairFallback, type RepairDirection, type UnfinishedDevice } from '../core/plan-recovery.js';
+import { driversToCheck, planRecovery, repairFallback, type RepairDirection, type UnfinishedDevice, type UnfinishedDeviceWrite } from '../core/plan-recovery.js';
 import { formatStep } from '../core/plan-types.js';
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
@@ -124,14 +124,35 @@ export interface RecoveryReport {
   readonly vfConfig: readonly VfConfigRepair[];
   /** Entries of an earlier boot, released or re-applied by the first open after a reboot. */
   readonly rebooted: readonly RebootedEntry[];
+  /** Unfinished writes of devices of other kinds (an mdev's create or remove); present only when there were any. */
+  readonly devices?: readonly DeviceRepair[];
   readonly warnings: readonly string[];
+}
+
+/** What recovery made of an mdev create or remove a hostdev that died left in the journal. */
+export interface DeviceRepair {
+  readonly key: DeviceKey;
+  readonly operation: 'mdev-create' | 'mdev-remove';
+  /** rolled-forward: the write took effect (the mdev is there after a create, gone after a remove). */
+  readonly direction: RepairDirection;
+  /** "failed": the device changed while recovery read it (its journal rows are kept for the next open). */
+  readonly outcome: 'ok' | 'failed';
+  readonly error: string | null;
+  /** On a dry run: the steps the repair would take, one line each. */
+  readonly steps?: readonly string[];
 }
 
 export const EMPTY_RECOVERY_REPORT: RecoveryReport = { repaired: [], pruned: [], drift: [], vfConfig: [], rebooted: [], warnings: [] };
 
 /** Whether a report has anything recovery changed (or, on a dry run, would change); drift is only reported. */
 export function recoveryWouldAct(report: RecoveryReport): boolean {
-  return report.repaired.length > 0 || report.pruned.length > 0 || report.vfConfig.length > 0 || (report.rebooted?.length ?? 0) > 0;
+  return (
+    report.repaired.length > 0 ||
+    report.pruned.length > 0 ||
+    report.vfConfig.length > 0 ||
+    (report.rebooted?.length ?? 0) > 0 ||
+    (report.devices?.length ?? 0) > 0
+  );
 }
 
 /**
@@ -217,8 +238,15 @@ export async function recover(
     const loaded = await Promise.all(drivers.map((driver) => reader.driverLoaded(driver)));
     const saved = net === null ? [] : op.vfConfigs();
     const present = await Promise.all(saved.map((row) => reader.exists(row.address)));
+    // Journal rows of writes to devices of other kinds (mdev create/remove): each is its whole operation.
+    const deviceRows = op.unfinishedDevices();
+    const deviceWrites: UnfinishedDeviceWrite[] = [];
+    for (const row of deviceRows) {
+      deviceWrites.push({ key: row.key, operation: row.action, present: await devicePresent(reader, row.key) });
+    }
     const planned = planRecovery({
       devices,
+      deviceWrites,
       tables,
       loadedDrivers: new Set(drivers.filter((_, at) => loaded[at])),
       savedVfNet: saved,
@@ -260,7 +288,14 @@ export async function recover(
       ],
       changes: [...planned.plan.changes, ...rebootActions.map((action) => action.change)],
     };
-    const operations = [...new Set(unfinished.map((row) => row.operationId))];
+    const deviceFailed = new Set<string>();
+    const operationsOf = (): string[] => [
+      ...new Set([
+        ...unfinished.map((row) => row.operationId),
+        // A device repair that failed keeps its operation's rows for the next open.
+        ...deviceRows.filter((row) => !deviceFailed.has(row.key)).map((row) => row.operationId),
+      ]),
+    ];
     let report: RecoveryReport = EMPTY_RECOVERY_REPORT;
 
     // After the plan's steps (or, on a dry run, instead of them): where failed repairs stopped,
@@ -349,10 +384,18 @@ export async function recover(
         ...netPending.map((item) => ({ key: pciKey(item.address), address: item.address, outcome: 'pending' as const, reason: item.reason })),
       ];
       warnings.push(...vfConfig.map(vfConfigWarning));
+      const deviceRepairs: DeviceRepair[] = planned.deviceRepairs.map(({ key, operation, direction, steps }) => {
+        const failure = failedAt.get(key);
+        if (failure !== undefined) deviceFailed.add(key);
+        const done: DeviceRepair = { key, operation, direction, outcome: failure === undefined ? 'ok' : 'failed', error: failure?.error.message ?? null };
+        return dryRun ? { ...done, steps: steps.map(formatStep) } : done;
+      });
+      warnings.push(...deviceRepairs.map(deviceRepairWarning));
+      const devicesPart = deviceRepairs.length > 0 ? { devices: deviceRepairs } : {};
       report = dryRun
-        ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, rebooted, warnings: look.drift.map(driftWarning) }
-        : { repaired, pruned, drift: look.drift, vfConfig, rebooted, warnings };
-      const commit = { resolve: operations, report, ...(options.command === undefined ? {} : { reportedBy: options.command }) };
+        ? { dryRun, repaired, pruned, drift: look.drift, vfConfig, rebooted, ...devicesPart, warnings: look.drift.map(driftWarning) }
+        : { repaired, pruned, drift: look.drift, vfConfig, rebooted, ...devicesPart, warnings };
+      const commit = { resolve: operationsOf(), report, ...(options.command === undefined ? {} : { reportedBy: options.command }) };
       return { changes, pruned: pruned.map((entry) => entry.address), commit };
     };
 
@@ -421,6 +464,29 @@ export function recoverOnOpen(context: {
     ...(context.command === undefined ? {} : { command: context.command }),
     ...(context.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: context.detachedAfterReboot }),
   });
+}
+
+/** Whether a device of another kind is on the host (a reader without such reads finds none). */
+async function devicePresent(reader: RecoveryReader, key: DeviceKey): Promise<boolean> {
+  if (reader.devicePresent === undefined) {
+    throw new HostdevError('HOSTDEV_INTERNAL', `recovery of ${key} needs a reader of devices of other kinds`, {
+      hint: 'This is a bug in hostdev: report it with the command that was run.',
+    });
+  }
+  return reader.devicePresent(key);
+}
+
+export function deviceRepairWarning(repair: DeviceRepair): string {
+  const what = `${repair.key}: an ${repair.operation.replace('-', ' ')} a hostdev that did not finish left`;
+  if (repair.outcome === 'failed') return `${what}: recovery could not settle it (${repair.error ?? 'unknown error'}); the next command tries again`;
+  return `${what}: the mediated device ${deviceRepairOutcome(repair)}`;
+}
+
+/** Where a repaired mdev write left its device, in words ("was created", "is still there"). */
+export function deviceRepairOutcome(repair: Pick<DeviceRepair, 'operation' | 'direction'>): string {
+  const created = repair.operation === 'mdev-create';
+  if (repair.direction === 'rolled-forward') return created ? 'was created' : 'was removed';
+  return created ? 'was not created' : 'is still there';
 }
 
 function repairedWarning(repair: RepairedDevice): string {

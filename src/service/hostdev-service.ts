@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import { nvmeController, nvmeQemuArgs } from '../core/nvme.js';
 import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
@@ -7,7 +8,7 @@ import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
-import { formatOwner, sameOwner, type ActiveEntry, type Tables } from '../core/tables.js';
+import { formatOwner, sameOwner, type ActiveEntry, type Owner, type Tables } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
@@ -563,7 +564,7 @@ export class HostdevService {
     const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
     if (assigned.failures.length > 0) return assigned;
     try {
-      return { ...assigned, devices: await this.manager.assignDevices(ownerOf(request), keys, dryRun) };
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -618,8 +619,17 @@ export class HostdevService {
    */
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
-    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID or usb:BUS-PORT key.' });
-    return this.manager.assignDevices(ownerOf(request), keys, request.dryRun ?? false);
+    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT or nvme:ADDRESS/NSID key.' });
+    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false);
+  }
+
+  /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
+  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun);
+  }
+
+  private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
+    return nvmeOnly(keys) ? this.manager.releaseNvme(owner, keys, dryRun) : this.manager.releaseDevices(owner, keys, dryRun);
   }
 
   /** Takes mediated and USB devices back from a domain (all of them unless named); gone ones are pruned. */
@@ -627,7 +637,19 @@ export class HostdevService {
     const owner = ownerOf(request);
     const keys = request.devices === undefined ? undefined : await this.resolveDevices(request.devices);
     if (keys === undefined && !holdsDevices(this.manager.store, owner)) throw domainHoldsNothing(owner, this.manager.tables());
-    return this.manager.releaseDevices(owner, keys, request.dryRun ?? false);
+    if (keys === undefined) return this.releaseAllDevices(owner, request.dryRun ?? false);
+    return this.releaseKeys(owner, keys, request.dryRun ?? false);
+  }
+
+  /** Every device of other kinds the domain holds: its NVMe namespaces first (their controllers back to nvme), then the rest. */
+  private async releaseAllDevices(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport> {
+    return withNamespaces(await this.releaseNamespaces(owner, dryRun), await this.manager.releaseDevices(owner, undefined, dryRun));
+  }
+
+  /** The domain's NVMe namespaces, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
+  private async releaseNamespaces(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport | null> {
+    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && sameOwner(entry.usedBy, owner));
+    return nvme ? this.manager.releaseNvme(owner, undefined, dryRun) : null;
   }
 
   /** Device keys of the kinds assign takes besides PCI; usb:VENDOR:PRODUCT picks the one such device (refused when there are more). */
@@ -679,14 +701,16 @@ export class HostdevService {
       const keys = await this.resolveDevices(named.others);
       const dryRun = request.dryRun ?? false;
       const pci = named.pci.length === 0 ? { ...emptyRelease(dryRun), warnings: [] } : await this.releasePci({ ...request, addresses: named.pci });
-      return { ...pci, devices: await this.manager.releaseDevices(owner, keys, dryRun) };
+      return { ...pci, devices: await this.releaseKeys(owner, keys, dryRun) };
     }
     const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
+    const dryRun = request.dryRun ?? false;
+    const namespaces = others ? await this.releaseNamespaces(owner, dryRun) : null;
     if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
-      return { ...emptyRelease(request.dryRun ?? false), warnings: [], devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) };
+      return { ...emptyRelease(dryRun), warnings: [], devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) };
     }
     const result = await this.releasePci(request);
-    return others ? { ...result, devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) } : result;
+    return others ? { ...result, devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) } : result;
   }
 
   private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
@@ -1021,20 +1045,52 @@ export class HostdevService {
     );
     if (owned.length === 0 && others.length === 0) warnings.push(`domain ${owner.vm} (${owner.hypervisor}) holds no device: nothing to pass to QEMU`);
     const inventory = others.length === 0 ? null : await readNonPciInventory(this.manager.layout, [...new Set(others.map((e) => e.kind))], readTimeoutFromEnv());
-    const here = new Set<string>(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key));
+    // A namespace is there while its controller is, on its stub for this domain (the kernel shows no namespace then).
+    const controllers = new Set<string>(present.map((e) => e.address));
+    const here = new Set<string>([
+      ...(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key)),
+      ...others.filter((e) => e.kind === 'nvme' && controllers.has(nvmeController(e.key))).map((e) => e.key),
+    ]);
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
     warnings.push(...otherMissing.map((key) => `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`));
     const ids = otherKeys.map(idOf);
-    const argv = qemuArgs(present, {
+    const namespaces = ids.flatMap((id) => (id.kind === 'nvme' ? [id] : []));
+    // QEMU's nvme block driver opens a namespace's controller itself: it is no vfio-pci device of the VM.
+    const backing = new Set<string>(namespaces.map((id) => id.controller));
+    const argv = qemuArgs(present.filter((e) => !backing.has(e.address)), {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
       mdevs: ids.flatMap((id) => (id.kind === 'mdev' ? [id.uuid] : [])),
       usb: ids.flatMap((id) => (id.kind === 'usb' ? [id] : [])),
-    });
+    }).concat(nvmeQemuArgs(namespaces));
     const report = { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
     return others.length === 0 ? report : { ...report, otherKeys, otherMissing };
   }
+}
+
+/** A release of the other kinds' devices with the NVMe namespaces released before it. */
+function withNamespaces(namespaces: DeviceReleaseReport | null, rest: DeviceReleaseReport): DeviceReleaseReport {
+  if (namespaces === null) return rest;
+  // A dry run's namespaces are still in the tables the rest was planned on.
+  const again = new Set(namespaces.released);
+  return {
+    ...rest,
+    released: [...namespaces.released, ...rest.released.filter((key) => !again.has(key))],
+    notes: [...namespaces.notes, ...rest.notes],
+    ...(namespaces.controllers === undefined ? {} : { controllers: namespaces.controllers, steps: namespaces.steps ?? [] }),
+  };
+}
+
+/** Whether the keys are NVMe namespaces (true) or none is (false): one request does not mix them with other kinds. */
+function nvmeOnly(keys: readonly DeviceKey[]): boolean {
+  const nvme = keys.filter((key) => keyKind(key) === 'nvme').length;
+  if (nvme === 0) return false;
+  if (nvme === keys.length) return true;
+  throw new HostdevError('HOSTDEV_USAGE', 'NVMe namespaces and devices of other kinds in one request', {
+    hint: 'Give the nvme: keys in a command of their own (their controllers change driver; the other kinds do not).',
+    details: { keys },
+  });
 }
 
 /** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */

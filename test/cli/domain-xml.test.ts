@@ -75,8 +75,18 @@ describe('assign --domain-xml: the <hostdev> elements of a libvirt domain', () =
     expect(cli(['assign', '--domain', 'vm1', '--domain-xml', fixture('attach-hostdev.xml')]).stdout.split('\n')[0]).toBe(`assigned to domain vm1 (qemu): ${NIC}`);
   });
 
+  it("a <disk type='nvme'> is its namespace: the controller goes to vfio-pci with it and back to nvme with its release", () => {
+    const assigned = cli(['assign', '--domain-xml', fixture('nvme-disk.xml')]);
+    expect(assigned.code, assigned.stderr).toBe(0);
+    expect(driverOf('0000:01:00.0')).toBe('vfio-pci');
+    expect(jsonOf<StatusJson>(cli(['--json', 'status'])).devices?.map((entry) => [entry.key, entry.usedBy.vm])).toEqual([['nvme:0000:01:00.0/2', 'db1']]);
+    const released = cli(['release', '--domain-xml', fixture('nvme-disk.xml')]);
+    expect(released.code, released.stderr).toBe(0);
+    expect(driverOf('0000:01:00.0')).toBe('nvme');
+    expect(jsonOf<StatusJson>(cli(['--json', 'status'])).devices).toBeUndefined();
+  });
+
   it.each([
-    ['nvme-disk.xml', "<disk type='nvme' device='disk'> (device 2) names nvme:0000:01:00.0/2: hostdev does not assign NVMe namespaces yet"],
     ['scsi-tape.xml', "<hostdev mode='subsystem' type='scsi'> (device 1) names scsi:2:0:1:0: hostdev does not assign SCSI devices yet"],
   ])('%s: an element of a kind hostdev does not assign yet is refused by name, nothing changes', (file, message) => {
     const run = cli(['--json', 'assign', '--domain-xml', fixture(file)]);

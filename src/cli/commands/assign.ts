@@ -131,10 +131,16 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
   const { domain, hypervisor } = parseDomainOptions(opts);
   const dryRun = opts.dryRun ?? false;
   const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun }), { dryRun });
-  const text = dryRun
-    ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (ownership only: no sysfs write)`
-    : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}`;
-  return { json: report, text };
+  const controllers = report.controllers ?? [];
+  const how = controllers.length > 0 ? `NVMe controllers to vfio-pci: ${controllers.join(', ')}` : 'ownership only: no sysfs write';
+  const lines = [
+    dryRun
+      ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (${how})`
+      : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}${controllers.length > 0 ? ` (${how})` : ''}`,
+    ...(dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
+    ...report.notes.map((note) => `note: ${note}`),
+  ];
+  return { json: report, text: lines.join('\n') };
 }
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

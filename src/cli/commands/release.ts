@@ -13,7 +13,9 @@ import type { DeviceReleaseReport } from '../../manager/device-ops.js';
 function devicesReleasedText(report: DeviceReleaseReport, domain: string): string[] {
   const would = report.dryRun ? 'would release' : 'released';
   return [
-    `${would} ${report.released.length} mediated/USB device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    `${would} ${report.released.length} ${report.released.some((key) => key.startsWith('nvme:')) ? 'mediated/USB/NVMe' : 'mediated/USB'} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    ...((report.controllers ?? []).length === 0 ? [] : [`NVMe controllers back to nvme: ${report.controllers!.join(', ')}`]),
+    ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
     ...(report.pruned.length === 0 ? [] : [`pruned (no longer on this host): ${report.pruned.join(', ')}`]),
     ...report.notes.map((note) => `note: ${note}`),
   ];
