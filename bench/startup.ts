@@ -27,7 +27,13 @@ type Case = TimedCommand;
 // set, Node.js parses the CA bundle at start-up, which would make node -e 0 and another build slow.
 const baseEnv: NodeJS.ProcessEnv = { ...process.env };
 delete baseEnv['NODE_EXTRA_CA_CERTS'];
-const run = (command: Case): number => timeCommand(command, baseEnv).ms;
+// Also the CPU time (GNU time, when installed): on a machine shared with other work it moves far less than the wall time.
+const cpuTimes = new Map<string, number[]>();
+const run = (command: Case): number => {
+  const { ms, cpuMs } = timeCommand(command, baseEnv, { cpu: true });
+  if (cpuMs !== null) cpuTimes.set(command.name, [...(cpuTimes.get(command.name) ?? []), cpuMs]);
+  return ms;
+};
 
 const root = mkdtempSync(path.join(tmpdir(), 'hostdev-bench-startup-'));
 const stateDir = mkdtempSync(path.join(tmpdir(), 'hostdev-bench-startup-state-'));
@@ -53,6 +59,7 @@ try {
   const cases = [...peers, ...hostdevCases('hostdev', cli), ...(baseCli ? hostdevCases('base', baseCli) : [])];
   const times = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   for (const c of cases) run(c); // warm the page cache
+  cpuTimes.clear();
   for (let round = 0; round < rounds; round++) {
     for (const c of cases) times.get(c.name)!.push(run(c));
   }
@@ -60,10 +67,13 @@ try {
   const min = (name: string): number => Math.min(...times.get(name)!);
   console.log(`rounds: ${rounds}; wall time of the whole process`);
   for (const c of cases) {
-    console.log(`${c.name.padEnd(36)} min ${min(c.name).toFixed(1).padStart(7)} ms  med ${med(c.name).toFixed(1).padStart(7)} ms`);
+    const cpu = cpuTimes.has(c.name) ? `  cpu med ${median(cpuTimes.get(c.name)!).toFixed(0).padStart(4)} ms` : '';
+    console.log(`${c.name.padEnd(36)} min ${min(c.name).toFixed(1).padStart(7)} ms  med ${med(c.name).toFixed(1).padStart(7)} ms${cpu}`);
   }
+  const cpuMed = (name: string): number => median(cpuTimes.get(name)!);
   const ratio = (a: string, b: string): string =>
-    `${a} / ${b}: ${(med(a) / med(b)).toFixed(2)}x (med), ${(min(a) / min(b)).toFixed(2)}x (min)`;
+    `${a} / ${b}: ${(med(a) / med(b)).toFixed(2)}x (med), ${(min(a) / min(b)).toFixed(2)}x (min)` +
+    (cpuTimes.has(a) && cpuTimes.has(b) && cpuMed(b) > 0 ? `, cpu ${(cpuMed(a) / cpuMed(b)).toFixed(2)}x (med)` : '');
   for (const label of ['hostdev', ...(baseCli ? ['base'] : [])]) {
     console.log(ratio(`${label} --help`, 'node -e 0') + '   target <= 1.5x');
     console.log(ratio(`${label} list (16 functions)`, 'lspci -Dnnk (16 functions)') + '   target <= 2x');

@@ -1,5 +1,5 @@
 /**
- * One-device assign and release through the command line, with empty tables and with 4,000 table
+ * One-device assign and release, and `status --json`, through the command line, with empty tables and with 4,000 table
  * entries (4,000 VFs assigned to another domain), on a simulated host of 4,096 VFs: the per-call
  * time must not grow with the tables (target: 4,000 entries at most 1.1x empty). Each call is a
  * whole process (start-up, open with recovery, the operation). Every case runs in each round,
@@ -54,9 +54,11 @@ try {
   }
   const builds: Array<[string, string]> = [['hostdev', cli], ...(baseCli ? [['base', baseCli] as [string, string]] : [])];
   const times = new Map<string, number[]>();
+  const cpuTimes = new Map<string, number[]>();
   const call = (name: string, file: string, root: string, args: string[]): void => {
-    const ms = timeCommand({ name, file: process.execPath, args: [file, '--root', root, '--simulate', ...args] }, env).ms;
+    const { ms, cpuMs } = timeCommand({ name, file: process.execPath, args: [file, '--root', root, '--simulate', ...args] }, env, { cpu: true });
     times.set(name, [...(times.get(name) ?? []), ms]);
+    if (cpuMs !== null) cpuTimes.set(name, [...(cpuTimes.get(name) ?? []), cpuMs]);
   };
   for (let round = 0; round <= rounds; round++) {
     for (const [label, file] of builds) {
@@ -64,19 +66,25 @@ try {
         const root = trees.get(`${label} ${size}`)!;
         call(`${label} assign (${size} entries)`, file, root, ['assign', '--domain', 'probe', probe]);
         call(`${label} release (${size} entries)`, file, root, ['release', '--domain', 'probe']);
+        call(`${label} status (${size} entries)`, file, root, ['status', '--json']);
       }
     }
-    if (round === 0) times.clear(); // the first round warms the page cache
+    if (round === 0) {
+      times.clear(); // the first round warms the page cache
+      cpuTimes.clear();
+    }
   }
   const med = (name: string): number => median(times.get(name)!);
   const min = (name: string): number => Math.min(...times.get(name)!);
   console.log(`rounds: ${rounds}; wall time of one command-line call, ${entries} entries vs none`);
-  for (const name of times.keys()) console.log(`${name.padEnd(36)} min ${min(name).toFixed(1).padStart(7)} ms  med ${med(name).toFixed(1).padStart(7)} ms`);
+  const cpu = (name: string): string => (cpuTimes.has(name) ? `  cpu med ${median(cpuTimes.get(name)!).toFixed(0).padStart(5)} ms` : '');
+  for (const name of times.keys()) console.log(`${name.padEnd(36)} min ${min(name).toFixed(1).padStart(7)} ms  med ${med(name).toFixed(1).padStart(7)} ms${cpu(name)}`);
   for (const [label] of builds) {
-    for (const op of ['assign', 'release']) {
+    for (const op of ['assign', 'release', 'status']) {
       const big = `${label} ${op} (${entries} entries)`;
       const empty = `${label} ${op} (0 entries)`;
-      console.log(`${label} ${op}: ${entries} / 0 entries ${(med(big) / med(empty)).toFixed(2)}x (med), ${(min(big) / min(empty)).toFixed(2)}x (min)   target <= 1.1x`);
+      const cpuRatio = cpuTimes.has(big) ? `, cpu ${(median(cpuTimes.get(big)!) / median(cpuTimes.get(empty)!)).toFixed(2)}x (med)` : '';
+      console.log(`${label} ${op}: ${entries} / 0 entries ${(med(big) / med(empty)).toFixed(2)}x (med), ${(min(big) / min(empty)).toFixed(2)}x (min)${cpuRatio}   target <= 1.1x`);
     }
   }
 } finally {

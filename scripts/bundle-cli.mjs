@@ -39,7 +39,7 @@ const isExternal = (id) =>
 // nor a module that imports a package only some runs need (it would load that package on every run:
 // test/cli/bundle.test.ts says which are loaded).
 const SHARED = /\/dist\/(core|platform|sysfs|state|net|host|events|qmp|manager|service|cli)\/|\/node_modules\/commander\//;
-const ON_DEMAND = /\/dist\/cli\/nodedev-xml\.js$/;
+const ON_DEMAND = /\/dist\/cli\/(nodedev-xml|domain-xml)\.js$/;
 
 const out = mkdtempSync(path.join(repo, 'dist/.bundle-'));
 try {

@@ -4,7 +4,7 @@ import { parsePciRef } from '../core/device-key.js';
 import { ExitCode, HostdevError } from '../core/errors.js';
 import { formatChange } from '../core/plan-types.js';
 import { operationJson, type ReportJson } from '../service/report-json.js';
-import type { RecoveryReport } from '../manager/recovery.js';
+import { deviceRepairOutcome, type RecoveryReport } from '../manager/recovery.js';
 import type { OperationReport, ReleaseReport } from '../manager/reports.js';
 import type { HostdevService, ReattachRequest, ResetRequest } from '../service/hostdev-service.js';
 import type { DeviceWait } from '../manager/host-reader.js';
@@ -90,6 +90,11 @@ function recoveryPreviewLines(report: RecoveryReport): string[] {
   for (const repair of report.vfConfig) {
     const verb = repair.outcome === 'dropped' ? 'drop the saved VF network config of' : 'restore the saved VF network config of';
     lines.push(`would ${verb} ${repair.address}${repair.outcome === 'dropped' ? ' (the VF no longer exists)' : ''}`);
+  }
+  for (const repair of report.devices ?? []) {
+    const verb = repair.direction === 'rolled-back' ? 'roll back' : 'roll forward';
+    lines.push(`would ${verb} ${repair.key} (an unfinished ${repair.operation}): the mediated device ${deviceRepairOutcome(repair)}`);
+    for (const step of repair.steps ?? []) lines.push(`  ${step}`);
   }
   return lines;
 }

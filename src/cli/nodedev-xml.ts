@@ -8,6 +8,7 @@ import { groupMembers } from '../core/iommu.js';
 import type { MdevDevice, NonPciDevice, ScsiDevice, UsbDevice } from '../core/nonpci-device.js';
 import { HostdevError } from '../core/errors.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
+import type { PcieLink } from '../sysfs/config-space.js';
 
 /*
  * `show KEY --xml`: a device the way `virsh nodedev-dumpxml` prints it (libvirt's node device XML,
@@ -34,7 +35,7 @@ function textWithId(id: string | null, text: string | null): XmlNode {
   return { '@_id': id === null ? '' : `0x${id}`, ...(text === null ? {} : { '#text': text }) };
 }
 
-function pciCapability(device: PciDevice, inventory: Inventory): XmlNode {
+function pciCapability(device: PciDevice, inventory: Inventory, links: readonly PcieLink[]): XmlNode {
   const parts = addressParts(device.address);
   const capability: XmlNode = {
     '@_type': 'pci',
@@ -55,6 +56,16 @@ function pciCapability(device: PciDevice, inventory: Inventory): XmlNode {
     capability['iommuGroup'] = { '@_number': device.iommuGroup, address: (members.length > 0 ? members.map((m) => m.address) : [device.address]).map(addressElement) };
   }
   if (device.numaNode !== null) capability['numa'] = { '@_node': device.numaNode };
+  if (links.length > 0) {
+    capability['pci-express'] = {
+      link: links.map((link) => ({
+        '@_validity': link.validity,
+        ...(link.port === null ? {} : { '@_port': link.port }),
+        ...(link.speed === null ? {} : { '@_speed': link.speed }),
+        '@_width': link.width,
+      })),
+    };
+  }
   return capability;
 }
 
@@ -103,13 +114,14 @@ async function sysPath(layout: SysfsLayout, entry: string): Promise<string> {
   return `/${path.relative(layout.root, real)}`;
 }
 
-export async function pciNodedevXml(layout: SysfsLayout, inventory: Inventory, device: PciDevice): Promise<string> {
+/** `links`: the PCI Express link's cap and sta (config space), none for a conventional PCI function. */
+export async function pciNodedevXml(layout: SysfsLayout, inventory: Inventory, device: PciDevice, links: readonly PcieLink[]): Promise<string> {
   return deviceXml({
     name: nodedevName(device.address),
     path: await sysPath(layout, `sys/bus/pci/devices/${device.address}`),
     parent: device.parent === null ? 'computer' : nodedevName(device.parent),
     driver: device.driver,
-    capability: pciCapability(device, inventory),
+    capability: pciCapability(device, inventory, links),
   });
 }
 

@@ -52,10 +52,13 @@ export async function withService<T>(
 ): Promise<T> {
   const service = await openService(globals, options);
   // What recovery found on open goes to stderr like any warning, before the command's own output.
+  const opened = service.warnings.length;
   for (const warning of service.warnings) process.stderr.write(`warning: ${warning}\n`);
   try {
     return await fn(service);
   } finally {
+    // What the command itself found (a holder gone, seen by status or domains) after it.
+    for (const warning of service.warnings.slice(opened)) process.stderr.write(`warning: ${warning}\n`);
     service.close();
   }
 }

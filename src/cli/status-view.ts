@@ -106,7 +106,7 @@ function busySection(busy: StatusReport['busy']): string[] {
 /** A holder as a cell: "pid 4242 (alive)", "QMP /run/vm1.qmp (gone)". */
 export function holderCell(held: HolderStatus | null): string {
   if (held === null) return '-';
-  const life = held.alive === null ? 'not answering' : held.alive ? 'alive' : 'gone';
+  const life = held.alive === null ? 'not answering' : held.alive ? (held.startTimeUnknown === true ? 'alive, start time unknown' : 'alive') : 'gone';
   return `${describeHolder(held.holder)} (${life})`;
 }
 
@@ -116,14 +116,20 @@ function holdersSection(holders: readonly HolderStatus[]): string[] {
   return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
 }
 
-/** Mediated and USB devices held by domains, and those that left the host while held (only when there are any). */
+/** Mediated, USB and NVMe devices held by domains, and those that left the host while held (only when there are any). */
 function devicesSection(status: StatusReport): string[] {
   const devices = status.devices ?? [];
   const departed = status.departedDevices ?? [];
   const held =
     devices.length === 0
       ? []
-      : section(`Mediated and USB devices (${devices.length}), ownership only:`, devices.map((e) => [e.key, ownerName(e.usedBy)]), ['KEY', 'OWNER']);
+      : section(
+          devices.some((e) => e.kind === 'nvme')
+            ? `Mediated, USB and NVMe devices (${devices.length}), each namespace's controller in the active table:`
+            : `Mediated and USB devices (${devices.length}), ownership only:`,
+          devices.map((e) => [e.key, ownerName(e.usedBy)]),
+          ['KEY', 'OWNER'],
+        );
   const gone =
     departed.length === 0
       ? []

@@ -54,6 +54,8 @@ export interface AssignBodyJson {
   readonly domain: string;
   readonly hypervisor?: string;
   readonly devices: readonly string[];
+  /** PCI functions assigned unmanaged (already on a stub) whatever `managed` says. */
+  readonly unmanaged?: readonly string[];
   readonly managed?: boolean;
   readonly withGroup?: boolean;
   readonly driver?: string;

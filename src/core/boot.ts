@@ -33,8 +33,9 @@ export interface RebootAction {
   readonly formerTable: 'active' | 'inactive';
   readonly formerOwner: Owner | null;
   /** released: an active entry let go (managed: back to its original driver, out of the tables; unmanaged: inactive);
-   * reapplied: inactive, put back on its stub; reattached: inactive, given back to the host. */
-  readonly action: 'released' | 'reapplied' | 'reattached';
+   * reapplied: inactive, put back on its stub; reattached: inactive, given back to the host;
+   * not-reapplied: inactive, but another card than the entry's is at the address now: left on its driver. */
+  readonly action: 'released' | 'reapplied' | 'reattached' | 'not-reapplied';
   /** The driver the device should be on afterwards, and the table the entry ends in. */
   readonly driver: string | null;
   readonly table: 'inactive' | null;
@@ -47,13 +48,15 @@ export interface RebootAction {
  * by the one vanished-device rule first). No VM survives a reboot: an active entry is released as a release would
  * (a managed device back to its original driver and out of the tables; an unmanaged one stays detached: inactive).
  * An inactive entry (unmanaged ones released just now included) stays inactive and is put back on its stub,
- * unless `mode` is `reattach`.
+ * unless `mode` is `reattach`. A device at an address in `changed` (another card than the entry was made
+ * for) is never put on a stub: its entry stays inactive, the device on its driver.
  */
 export function planAfterReboot(
   files: KernelFiles,
   stale: readonly Located[],
   devices: ReadonlyMap<PciAddress, PciDevice>,
   mode: DetachedAfterReboot,
+  changed: ReadonlySet<PciAddress> = new Set(),
 ): RebootAction[] {
   const actions: RebootAction[] = [];
   for (const place of stale) {
@@ -77,6 +80,17 @@ export function planAfterReboot(
         table: null,
         steps: stays ? [] : reattachSteps(files, device, inactive),
         change: removeChange(entry.address),
+      });
+      continue;
+    }
+    if (changed.has(entry.address)) {
+      actions.push({
+        ...base,
+        action: place.table === 'active' ? 'released' : 'not-reapplied',
+        driver: device.driver,
+        table: 'inactive',
+        steps: [],
+        change: { kind: 'set-inactive', entry: inactive },
       });
       continue;
     }

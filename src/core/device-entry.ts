@@ -70,13 +70,13 @@ export function kindNoun(kind: NonPciKind): string {
 }
 
 /** The kinds whose assign and release hostdev does today. */
-export const ASSIGNABLE_KINDS: readonly NonPciKind[] = ['mdev', 'usb'];
+export const ASSIGNABLE_KINDS: readonly NonPciKind[] = ['mdev', 'usb', 'nvme'];
 
 export function assignableKind(key: DeviceKey, input: string): NonPciKind {
   const kind = keyKind(key);
   if (kind !== 'pci' && ASSIGNABLE_KINDS.includes(kind)) return kind;
-  throw new HostdevError('HOSTDEV_BAD_ADDRESS', `"${input}" names a ${kind} device; hostdev assigns PCI functions, mediated devices and USB devices`, {
-    hint: 'NVMe namespaces and SCSI devices cannot be assigned yet; give a pci:, mdev: or usb: key.',
+  throw new HostdevError('HOSTDEV_BAD_ADDRESS', `"${input}" names a ${kind} device; hostdev assigns PCI functions, mediated devices, USB devices and NVMe namespaces`, {
+    hint: 'SCSI devices cannot be assigned yet; give a pci:, mdev:, usb: or nvme: key.',
     details: { input, key, kind },
   });
 }
@@ -169,7 +169,7 @@ export function planDeviceAssign(
 export function planDeviceRelease(
   owner: Owner,
   keys: readonly DeviceKey[] | undefined,
-  present: ReadonlyMap<DeviceKey, NonPciDevice>,
+  present: ReadonlyMap<DeviceKey, NonPciDevice | null>,
   held: ReadonlyMap<DeviceKey, DeviceEntry>,
 ): DevicePlan {
   const wanted = keys ?? [...held.values()].filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key);

@@ -33,6 +33,10 @@ export const ERROR_CATALOG = {
     summary: 'A PCI address or device key could not be parsed, or names a device kind the operation does not take.',
   },
   HOSTDEV_USAGE: { exit: 'usage', summary: 'A command was called with invalid arguments or options.' },
+  HOSTDEV_DOMAIN_XML: {
+    exit: 'usage',
+    summary: "A libvirt domain XML could not be read, or names a device hostdev cannot assign (yet); the message names the element.",
+  },
   HOSTDEV_DEVICE_NOT_FOUND: { exit: 'notFound', summary: 'The PCI device does not exist on this host.' },
   HOSTDEV_NOT_ENDPOINT: { exit: 'usage', summary: 'The device is a bridge and cannot be given to a VM.' },
   HOSTDEV_IN_USE: { exit: 'conflict', summary: 'The device is owned by a domain (active table).' },
@@ -112,6 +116,10 @@ export const ERROR_CATALOG = {
   HOSTDEV_AMBIGUOUS_DEVICE: {
     exit: 'usage',
     summary: 'A device chosen by its IDs (a USB vendor:product) matches more than one device on this host.',
+  },
+  HOSTDEV_NVME_CONTROLLER_SHARED: {
+    exit: 'conflict',
+    summary: 'Another domain holds a namespace of the same NVMe controller: all namespaces of one controller go to one domain.',
   },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;

@@ -26,12 +26,11 @@ export interface HolderLife {
   readonly alive: boolean | null;
   /** Why, in words: "pid 4242 exited", "pid 4242 now belongs to another process (...)". */
   readonly reason: string;
+  /** Present (true) for a live pid holder /proc does not show (hidepid=2): a reused pid cannot be told from it. */
+  readonly startTimeUnknown?: true;
 }
 
-export interface HolderStatus extends DomainHolder {
-  readonly alive: boolean | null;
-  readonly reason: string;
-}
+export interface HolderStatus extends DomainHolder, HolderLife {}
 
 /** How a holder is named in messages: "pid 4242" or "QMP socket /run/vm1.qmp". */
 export function describeHolder(holder: Holder): string {

@@ -20,6 +20,8 @@ export interface AssignRequest {
   readonly addresses: readonly PciAddress[];
   /** Managed devices are detached from the host here; unmanaged ones must already be on a stub. */
   readonly managed: boolean;
+  /** Functions of `addresses` assigned unmanaged whatever `managed` says (libvirt's managed='no' on one hostdev of several). */
+  readonly unmanaged?: readonly PciAddress[];
   /** null: each device's own (its vfio-pci variant when modules.alias names one, else vfio-pci). */
   readonly stubDriver: string | null;
   /** Take every endpoint of the devices' IOMMU groups along. */
@@ -98,7 +100,7 @@ export function planAssign(view: HostView, request: AssignRequest): Plan {
   const entries: ActiveEntry[] = [];
   for (const device of devices) {
     const known = index.inactive(device.address);
-    const managed = known ? known.managed : request.managed;
+    const managed = known ? known.managed : request.managed && !(request.unmanaged ?? []).includes(device.address);
     const stubDriver =
       known?.stubDriver ?? (isStubDriver(device.driver) && !managed ? device.driver! : stubFor(view, device.address, request.stubDriver));
     if (!managed && !known && !isStubDriver(device.driver)) throw unmanagedNotDetached(device);

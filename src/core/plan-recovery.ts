@@ -1,6 +1,6 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
-import { pciKey } from './device-key.js';
+import { pciKey, type DeviceKey } from './device-key.js';
 import type { KernelFiles } from './kernel-files.js';
 import type { OperationName } from './operations.js';
 import { reattachSteps, restoreSteps } from './plan-device.js';
@@ -42,8 +42,30 @@ export interface PlannedRepair {
   readonly steps: readonly Step[];
 }
 
+/**
+ * The sysfs write of a device of another kind (an mdev's create or remove) whose operation died.
+ * Each such write is its whole operation, so the device as it is now says whether it took effect.
+ */
+export interface UnfinishedDeviceWrite {
+  readonly key: DeviceKey;
+  readonly operation: 'mdev-create' | 'mdev-remove';
+  /** Whether the device is on the host now. */
+  readonly present: boolean;
+}
+
+/** What recovery makes of such a write: nothing is written, the group reads back what it found. */
+export interface PlannedDeviceRepair {
+  readonly key: DeviceKey;
+  readonly operation: UnfinishedDeviceWrite['operation'];
+  /** rolled-forward: the write took effect (the mdev is there after a create, gone after a remove). */
+  readonly direction: RepairDirection;
+  readonly steps: readonly Step[];
+}
+
 export interface RecoveryFacts {
   readonly devices: readonly UnfinishedDevice[];
+  /** Unfinished writes of devices of other kinds (absent: none). */
+  readonly deviceWrites?: readonly UnfinishedDeviceWrite[];
   readonly tables: Tables;
   /** Drivers that have a directory under /sys/bus/pci/drivers (of those `driversToCheck` names). */
   readonly loadedDrivers: ReadonlySet<string>;
@@ -57,6 +79,7 @@ export interface RecoveryPlan {
   /** operation 'recover'; a failed group leaves its device where it stopped (see repairFallback). */
   readonly plan: Plan;
   readonly repairs: readonly PlannedRepair[];
+  readonly deviceRepairs: readonly PlannedDeviceRepair[];
   /** Saved VF configs put back by the plan's `vf-net` groups. */
   readonly vfRestored: readonly PciAddress[];
   /** Saved VF configs whose VF no longer exists: only their rows go. */
@@ -132,6 +155,10 @@ export function planRecovery(facts: RecoveryFacts): RecoveryPlan {
     restore: { driver: repair.driver, driverOverride: null },
     steps: repair.steps,
   }));
+  const deviceRepairs = deviceRepairsOf(facts.deviceWrites ?? []);
+  for (const repair of deviceRepairs) {
+    groups.push({ address: repair.key as string as PciAddress, key: repair.key, phase: 'recover', restore: { driver: null, driverOverride: null }, steps: repair.steps });
+  }
   // Saved VF config whose VF the repaired tables do not assign belongs to an assign that did not
   // complete or a release that never committed: put back, last, or only dropped if the VF is gone.
   const active = new Set<string>(applyChanges(facts.tables, changes).active.map((entry) => entry.address));
@@ -153,7 +180,17 @@ export function planRecovery(facts: RecoveryFacts): RecoveryPlan {
     });
   }
   const plan: Plan = { operation: 'recover', onFailure: 'leave', fallbacks: [], groups, changes, pruned: [], resets: [], notes };
-  return { plan, repairs, vfRestored, vfDropped };
+  return { plan, repairs, deviceRepairs, vfRestored, vfDropped };
+}
+
+/** One repair per device (an operation's rows of one key are one write), in journal order. */
+function deviceRepairsOf(writes: readonly UnfinishedDeviceWrite[]): PlannedDeviceRepair[] {
+  const byKey = new Map<DeviceKey, UnfinishedDeviceWrite>();
+  for (const write of writes) if (!byKey.has(write.key)) byKey.set(write.key, write);
+  return [...byKey.values()].map(({ key, operation, present }) => {
+    const happened = operation === 'mdev-create' ? present : !present;
+    return { key, operation, direction: happened ? 'rolled-forward' : 'rolled-back', steps: [{ kind: 'verify-device', key, present }] };
+  });
 }
 
 /**

@@ -1,6 +1,7 @@
 import { DEFAULT_STUB_DRIVER, isStubDriver } from './stub-driver.js';
 import type { PlanOperationName } from './operations.js';
 import type { PciAddress } from './address.js';
+import type { DeviceKey } from './device-key.js';
 import type { PciDevice } from './device.js';
 import type { KernelFiles } from './kernel-files.js';
 import { formatOwner, type TableChange, type Tables } from './tables.js';
@@ -90,7 +91,9 @@ export type Step =
   /** One `ip link set dev PF vf N SETTING`. */
   | { readonly kind: 'net-set'; readonly address: PciAddress; readonly target: VfNetTarget; readonly setting: VfSetting }
   /** Puts a saved VF network config back (dropped from the state in the operation's commit). */
-  | { readonly kind: 'net-restore'; readonly address: PciAddress; readonly saved: SavedVfNet };
+  | { readonly kind: 'net-restore'; readonly address: PciAddress; readonly saved: SavedVfNet }
+  /** Read back whether a device of another kind (an mdev) is on the host, as the plan expects. */
+  | { readonly kind: 'verify-device'; readonly key: DeviceKey; readonly present: boolean };
 
 /** What a `verify-host-driver` step accepts, in words. */
 export function hostDriverWanted(bound: boolean): string {
@@ -112,7 +115,10 @@ export type Phase = 'detach' | 'reset' | 'reattach' | 'vf-net' | 'recover' | 'vf
 
 /** The steps of one device in one phase. A failure stops this group; what happens next depends on the operation. */
 export interface StepGroup {
+  /** The PCI function; for a group of a device of another kind, its key's text (as the journal keeps such rows). */
   readonly address: PciAddress;
+  /** Set for a group of a device of another kind (an mdev's create or remove repaired by recovery). */
+  readonly key?: DeviceKey;
   readonly phase: Phase;
   readonly restore: RestorePoint;
   readonly steps: readonly Step[];
@@ -176,6 +182,8 @@ export function formatStep(step: Step): string {
       return netSetCommand(step.target, step.setting);
     case 'net-restore':
       return `restore VF network config of ${step.address} (${step.saved.pf} vf ${step.saved.vfIndex})`;
+    case 'verify-device':
+      return `check ${step.key} is ${step.present ? 'on the host' : 'not on the host'}`;
   }
 }
 

@@ -10,7 +10,8 @@ import { WIRE_KINDS, type DaemonOperationName } from '../core/operations.js';
 import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
-import { parsePciRef, pciKey } from '../core/device-key.js';
+import { keyKind, parseKey, parsePciRef } from '../core/device-key.js';
+import { parseUsbSelector } from '../core/device-entry.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -84,10 +85,16 @@ interface Outcome {
 interface MutationSpec {
   readonly operation: DaemonOperationName;
   readonly owner: Owner | null;
-  readonly devices: readonly PciAddress[];
+  /** The devices the operation names (PCI addresses or keys of any kind), recorded as keys. */
+  readonly devices: readonly string[];
   readonly run: (service: HostdevService, mode: MutationMode) => Promise<Outcome>;
   /** A failure that means the request had been done already (the same assign by the same owner). */
   readonly alreadyDone?: (error: HostdevError) => Promise<boolean>;
+}
+
+/** A device as an operation record names it: its key (usb:VENDOR:PRODUCT, which picks one device, as given). */
+function operationKey(ref: string): string {
+  return parseUsbSelector(ref) === null ? parseKey(ref) : ref.toLowerCase();
 }
 
 function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
@@ -179,8 +186,8 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
   });
 
   app.get('/v1/devices/:key', async (request, reply) => {
-    const address = parsePciRef((request.params as { key: string }).key);
-    const { report, warnings } = await service.show(address);
+    const key = parseKey((request.params as { key: string }).key);
+    const { report, warnings } = keyKind(key) === 'pci' ? await service.show(key) : await service.showKey(key);
     return withWarnings(reply, warnings).send(report);
   });
 
@@ -239,7 +246,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
     const base = {
       kind: WIRE_KINDS[spec.operation],
       owner: spec.owner,
-      devices: spec.devices.map(pciKey),
+      devices: spec.devices.map(operationKey),
       createdAt: new Date().toISOString(),
       noop: false,
     };
@@ -347,12 +354,12 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
 
   app.post('/v1/assignments', async (request, reply) => {
     const body = parse(AssignBody, request.body, 'body');
-    const addresses = body.devices.map(parsePciRef);
+    const keys = [...body.devices, ...(body.unmanaged ?? [])].map(operationKey);
     const owner: Owner = makeOwner(body.hypervisor ?? 'qemu', body.domain);
     return mutate(request, reply, {
       operation: 'assign',
       owner,
-      devices: addresses,
+      devices: keys,
       run: async (svc, mode) => {
         const report = await svc.assign(assignRequest(body, owner.hypervisor, mode));
         return { json: operationJson(report), warnings: report.warnings };
@@ -361,38 +368,39 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       alreadyDone: async (error) => {
         const holder = error.details.owner;
         if (error.code !== 'HOSTDEV_IN_USE' || holder == null || !sameOwner(holder, owner)) return false;
-        const { active } = await service.status();
-        return addresses.every((address) => active.some((entry) => entry.address === address && sameOwner(entry.usedBy, owner)));
+        const { active, devices = [] } = await service.status();
+        const held = new Set([...active, ...devices].filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key as string));
+        return keys.every((key) => held.has(key));
       },
     });
   });
 
-  app.post('/v1/domains/:hypervisor/:domain/hotplug', async (request, reply) => {
-    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
-    const body = parse(HotplugBody, request.body, 'body');
-    return mutate(request, reply, {
-      operation: 'hotplug',
-      owner: makeOwner(hypervisor, domain),
-      devices: body.devices.map(parsePciRef),
-      run: async (svc, mode) => {
-        const report = await svc.hotplug(hotplugRequest({ hypervisor, domain }, body, mode));
-        return { json: hotplugJson(report), warnings: report.assign?.warnings ?? [] };
-      },
+  /** hotplug and unplug: a running VM's route, its owner from the path, its devices from the body. */
+  function vmRoute<B extends { readonly devices: readonly string[] }>(
+    operation: 'hotplug' | 'unplug',
+    parseBody: (raw: unknown) => B,
+    run: (svc: HostdevService, owner: { hypervisor: string; domain: string }, body: B, mode: MutationMode) => Promise<Outcome>,
+  ): void {
+    app.post(`/v1/domains/:hypervisor/:domain/${operation}`, async (request, reply) => {
+      const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
+      const body = parseBody(request.body);
+      return mutate(request, reply, {
+        operation,
+        owner: makeOwner(hypervisor, domain),
+        devices: body.devices.map(parsePciRef),
+        run: (svc, mode) => run(svc, { hypervisor, domain }, body, mode),
+      });
     });
+  }
+
+  vmRoute('hotplug', (raw) => parse(HotplugBody, raw, 'body'), async (svc, owner, body, mode) => {
+    const report = await svc.hotplug(hotplugRequest(owner, body, mode));
+    return { json: hotplugJson(report), warnings: report.assign?.warnings ?? [] };
   });
 
-  app.post('/v1/domains/:hypervisor/:domain/unplug', async (request, reply) => {
-    const { hypervisor, domain } = request.params as { hypervisor: string; domain: string };
-    const body = parse(UnplugBody, request.body, 'body');
-    return mutate(request, reply, {
-      operation: 'unplug',
-      owner: makeOwner(hypervisor, domain),
-      devices: body.devices.map(parsePciRef),
-      run: async (svc, mode) => {
-        const report = await svc.unplug(unplugRequest({ hypervisor, domain }, body, mode));
-        return { json: unplugJson(report), warnings: report.release.warnings };
-      },
-    });
+  vmRoute('unplug', (raw) => parse(UnplugBody, raw, 'body'), async (svc, owner, body, mode) => {
+    const report = await svc.unplug(unplugRequest(owner, body, mode));
+    return { json: unplugJson(report), warnings: report.release.warnings };
   });
 
   app.post('/v1/adoptions', async (request, reply) => {

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { PciAddress } from '../core/address.js';
-import { parsePciRef } from '../core/device-key.js';
+import { formatKey, parseId, parsePciRef } from '../core/device-key.js';
+import { parseUsbSelector } from '../core/device-entry.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   AdoptRequest,
@@ -26,6 +27,13 @@ import type { AdoptBody, AssignBody, DetachBody, HotplugBody, PlainBody, Reattac
 export interface MutationMode {
   readonly dryRun: boolean;
   readonly operationId?: string;
+}
+
+/** A device a body names, canonical: a PCI function's address, another kind's key; usb:VENDOR:PRODUCT (a selector) as given. */
+function deviceRef(input: string): string {
+  if (parseUsbSelector(input) !== null) return input;
+  const id = parseId(input);
+  return id.kind === 'pci' ? id.address : formatKey(id);
 }
 
 /** A body's waitMs: how long device reads the kernel holds are waited for. */
@@ -73,7 +81,8 @@ function assignOptions(body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hyperv
   const vf: VfNetRequests | undefined =
     body.vf === undefined ? undefined : Object.fromEntries(Object.entries(body.vf).map(([key, options]) => [parsePciRef(key), options as VfNetRequest]));
   return {
-    addresses: body.devices.map(parsePciRef),
+    addresses: body.devices.map(deviceRef),
+    ...('unmanaged' in body && body.unmanaged !== undefined ? { unmanaged: body.unmanaged.map(parsePciRef) } : {}),
     managed: body.managed ?? true,
     withGroup: body.withGroup ?? false,
     force: body.force ?? false,
@@ -122,9 +131,9 @@ export function adoptRequest(body: z.infer<typeof AdoptBody>, hypervisor: string
   };
 }
 
-/** The devices a release names (`devices=KEY,KEY`); undefined: every device of the domain. */
-export function releaseDevices(query: z.infer<typeof ReleaseQuery>): PciAddress[] | undefined {
-  return query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(parsePciRef);
+/** The devices a release names (`devices=KEY,KEY`, keys of any kind); undefined: every device of the domain. */
+export function releaseDevices(query: z.infer<typeof ReleaseQuery>): string[] | undefined {
+  return query.devices === undefined ? undefined : query.devices.split(',').filter((key) => key !== '').map(deviceRef);
 }
 
 export function releaseRequest(

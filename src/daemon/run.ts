@@ -12,7 +12,7 @@ import { addressOfDeviceId } from '../core/qemu-args.js';
 import { VmMonitors } from './vm-monitors.js';
 import { buildApp, inFlightOf } from './app.js';
 import { pciKey } from '../core/device-key.js';
-import { makeOwner } from '../core/tables.js';
+import { makeOwner, sameOwner, type Tables } from '../core/tables.js';
 import { operationOfKind } from '../core/operations.js';
 import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
@@ -99,6 +99,13 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
       owner: entry.formerOwner,
       details: { reason: 'reboot', formerTable: entry.formerTable, outcome: entry.outcome, driver: entry.driver, table: entry.table, error: entry.error },
     })),
+    ...(recovery.devices ?? []).map((repair): NewEvent => ({
+      type: 'recovery',
+      action: repair.direction,
+      key: repair.key,
+      owner: null,
+      details: { operation: repair.operation, outcome: repair.outcome, error: repair.error },
+    })),
   ];
 }
 
@@ -106,7 +113,7 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
  * Operations a daemon that died left as running: recovery at this open has rolled each back or
  * forward. One rolled forward is completed; any other failed, with what recovery did.
  */
-function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): OperationRecordJson[] {
+function settleInterrupted(operations: OperationLog, recovery: RecoveryReport, tables: Tables): OperationRecordJson[] {
   const settled: OperationRecordJson[] = [];
   for (const record of operations.running()) {
     if (record.id === null) continue;
@@ -115,6 +122,19 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): 
     );
     const forward = repaired.length > 0 && repaired.every((device) => device.direction === 'rolled-forward' && device.outcome === 'ok');
     const finishedAt = new Date().toISOString();
+    // A hot-plug whose assign was committed before the daemon stopped (its device_add unanswered):
+    // the journal has nothing to undo and the VM may hold the devices, so the assign is kept as committed.
+    const owner = record.owner;
+    const kept =
+      record.kind === 'hotplug' && repaired.length === 0 && owner !== null
+        ? tables.active.filter((entry) => sameOwner(entry.usedBy, owner) && record.devices.includes(entry.key)).map((entry) => entry.address)
+        : [];
+    const what =
+      kept.length > 0
+        ? `its assign was committed and is kept: ${kept.join(', ')} stay(s) assigned to ${owner!.vm}, which may or may not have plugged them`
+        : repaired.length === 0
+          ? 'found nothing of it to undo'
+          : 'rolled it back';
     const done: OperationRecordJson & { id: string } = forward
       ? { ...record, id: record.id, state: 'completed', finishedAt, result: { recovered: repaired }, warnings: ['the daemon stopped during this operation; recovery at the next open finished it'] }
       : {
@@ -123,9 +143,12 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport): 
           state: 'failed',
           finishedAt,
           error: errorJson(
-            new HostdevError('HOSTDEV_INTERRUPTED', `the daemon stopped during ${record.kind} ${record.id}; recovery at the next open ${repaired.length === 0 ? 'found nothing of it to undo' : 'rolled it back'}`, {
-              hint: 'Look at the devices with GET /v1/status and send the request again if it is still wanted.',
-              details: { operation: record.id, recovered: repaired },
+            new HostdevError('HOSTDEV_INTERRUPTED', `the daemon stopped during ${record.kind} ${record.id}; ${kept.length > 0 ? what : `recovery at the next open ${what}`}`, {
+              hint:
+                kept.length > 0
+                  ? `Check the VM (query-pci): unplug the devices it holds, or release the ones it does not (hostdev release --domain ${owner!.vm} ADDRESS).`
+                  : 'Look at the devices with GET /v1/status and send the request again if it is still wanted.',
+              details: { operation: record.id, recovered: repaired, ...(kept.length > 0 ? { kept } : {}) },
             }),
           ).error,
         };
@@ -184,7 +207,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (event.type === 'recovery') metrics.recoveries.inc();
     else metrics.prunes.inc();
   }
-  for (const record of settleInterrupted(operations, service.recovery)) {
+  for (const record of settleInterrupted(operations, service.recovery, service.tables())) {
     metrics.recoveries.inc();
     events.publish({ type: 'operation', action: 'end', key: record.devices[0] ?? null, owner: record.owner, details: { id: record.id, kind: record.kind, state: record.state, recovered: true } });
     logger.info({ operation: record.id, kind: record.kind, owner: record.owner, devices: record.devices, outcome: record.state }, `${record.kind} ${record.state} (settled after restart)`);
@@ -303,9 +326,9 @@ function holderEvent(end: HostdevService['holdersEnded'][number] & { readonly li
   return {
     type: 'holder',
     action: end.error === null ? 'released' : 'failed',
-    key: end.released[0] === undefined ? null : pciKey(end.released[0]),
+    key: end.released[0] !== undefined ? pciKey(end.released[0]) : (end.releasedDevices[0] ?? null),
     owner,
-    details: { holder, reason, released: end.released, error: end.error },
+    details: { holder, reason, released: end.released, releasedDevices: end.releasedDevices, error: end.error },
   };
 }
 
@@ -318,7 +341,7 @@ async function runHolderWatch(service: HostdevService, events: EventHub, logger:
     try {
       for (const end of await service.releaseEndedHolders()) {
         events.publish(holderEvent(end));
-        logger[end.error === null ? 'info' : 'warn']({ owner: end.holder.owner, holder: end.holder.holder, released: end.released }, end.line);
+        logger[end.error === null ? 'info' : 'warn']({ owner: end.holder.owner, holder: end.holder.holder, released: end.released, releasedDevices: end.releasedDevices }, end.line);
       }
     } catch (error) {
       logger.error({ err: error }, 'checking the holders of domains failed; trying again');

@@ -20,6 +20,12 @@ export const DeviceKey = z
   .string()
   .describe('a PCI function: pci:0000:01:10.0, or a bare address (0000:01:10.0, 01:10.0, pci_0000_01_10_0)');
 
+export const AnyDeviceKey = z
+  .string()
+  .describe(
+    'a device key of any kind: a PCI function (pci:0000:01:10.0 or a bare address), mdev:UUID, usb:BUS-PORT (or usb:VENDOR:PRODUCT for the one such device), nvme:ADDRESS/NSID, scsi:HOST:BUS:TARGET:LUN (kinds hostdev does not assign yet are refused with HOSTDEV_BAD_ADDRESS)',
+  );
+
 export const ListQuery = z.object({
   class: z.string().optional().describe('net, storage, display, bridge, ... or a hex class code (02, 0200)'),
   driver: z.string().optional().describe('only devices bound to this driver'),
@@ -81,7 +87,8 @@ export const VfOptions = z.strictObject({
 export const AssignBody = z.strictObject({
   domain: z.string().min(1).describe('the domain (VM) that gets the devices'),
   hypervisor: z.string().min(1).optional().describe('default qemu'),
-  devices: z.array(DeviceKey).min(1).describe('all or nothing'),
+  devices: z.array(AnyDeviceKey).min(1).describe('all or nothing: the PCI functions first, then mediated and USB devices; when those fail the PCI functions are released again'),
+  unmanaged: z.array(DeviceKey).optional().describe('PCI functions assigned unmanaged (already on a stub) whatever managed says'),
   managed: z.boolean().optional().describe('default true: hostdev detaches the devices itself'),
   withGroup: z.boolean().optional().describe("take every endpoint of the devices' IOMMU groups along"),
   driver: z.string().optional().describe('stub driver for managed devices'),
@@ -92,7 +99,8 @@ export const AssignBody = z.strictObject({
   qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
 });
 
-export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true }).extend({
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true }).extend({
+  devices: z.array(DeviceKey).min(1).describe('PCI functions, all or nothing'),
   qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
 });
 
@@ -112,7 +120,7 @@ export const AdoptBody = z.strictObject({
 });
 
 export const ReleaseQuery = MutationQuery.extend({
-  devices: z.string().optional().describe('comma-separated device keys (default: every device of the domain)'),
+  devices: z.string().optional().describe('comma-separated device keys of any kind (pci:, mdev:, usb:; default: every device of the domain)'),
   force: flag.optional().describe('release even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED)'),
   waitMs: millis.optional().describe('longest wait for device reads the kernel holds (default 15000), as waitMs in the bodies of the other changes'),
 });
@@ -295,7 +303,7 @@ const Recovery = z.strictObject({
         address: Address,
         formerTable: Table,
         formerOwner: Owner.nullable(),
-        action: z.enum(['released', 'reapplied', 'reattached']),
+        action: z.enum(['released', 'reapplied', 'reattached', 'not-reapplied']),
         outcome: z.enum(['ok', 'failed']),
         driver: z.string().nullable(),
         table: Table.nullable(),
@@ -305,6 +313,19 @@ const Recovery = z.strictObject({
     )
     .optional()
     .describe('entries of an earlier boot, released or re-applied by the first open after a reboot'),
+  devices: z
+    .array(
+      z.strictObject({
+        key: Key,
+        operation: z.enum(['mdev-create', 'mdev-remove']),
+        direction: z.enum(['rolled-back', 'rolled-forward']),
+        outcome: z.enum(['ok', 'failed']),
+        error: z.string().nullable(),
+        steps: z.array(z.string()).optional(),
+      }),
+    )
+    .optional()
+    .describe('mdev creates and removes a hostdev that died left in the journal, settled from what the host shows'),
   warnings: z.array(z.string()),
 });
 const Holder = z.discriminatedUnion('kind', [
@@ -312,7 +333,14 @@ const Holder = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('qmp'), socket: z.string() }),
 ]);
 export const HolderStatus = z
-  .strictObject({ owner: Owner, holder: Holder, since: z.string(), alive: z.boolean().nullable(), reason: z.string() })
+  .strictObject({
+    owner: Owner,
+    holder: Holder,
+    since: z.string(),
+    alive: z.boolean().nullable(),
+    reason: z.string(),
+    startTimeUnknown: z.literal(true).optional().describe('a live pid holder /proc does not show (hidepid=2): its start time cannot be checked'),
+  })
   .describe("a domain's holder and whether it lives (null: it did not answer in time)");
 /** An entry of another kind than PCI (mdev, USB): ownership only. */
 const DeviceEntry = z.strictObject({
@@ -377,7 +405,12 @@ const operationReportFields = {
     .describe('the read-back checks of the plan: the driver each device must be on afterwards'),
 };
 const OperationReport = z.strictObject(operationReportFields).describe('detach, reattach, reset');
-const AssignReport = z.strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()) }).describe('assign');
+const DeviceAssignReport = z
+  .strictObject({ operation: z.literal('assign'), dryRun: z.boolean(), owner: Owner, assigned: z.array(z.string()), notes: z.array(z.string()) })
+  .describe('the mediated and USB devices of the assign');
+const AssignReport = z
+  .strictObject({ ...operationReportFields, vfConfig: z.array(z.string()), warnings: z.array(z.string()), devices: DeviceAssignReport.optional() })
+  .describe('assign');
 const ReleaseReport = z
   .strictObject({
     ...operationReportFields,
@@ -452,7 +485,17 @@ export const ApiIndex = z.strictObject({
 
 export const Responses = {
   devices: z.array(Device).describe('`hostdev list --json`: the array of PCI functions'),
-  device: ShowReport.describe('`hostdev show --json`'),
+  device: z
+    .union([
+      ShowReport,
+      z
+        .strictObject({
+          device: z.looseObject({ kind: z.enum(['mdev', 'usb', 'nvme', 'scsi']), key: z.string() }).describe('as `hostdev list --kind KIND --json` prints it'),
+          mdevType: z.record(z.string(), z.unknown()).nullable(),
+        })
+        .describe('a device of another kind than PCI'),
+    ])
+    .describe('`hostdev show KEY --json`'),
   groups: z.array(GroupReport).describe('`hostdev groups --json`'),
   status: Status.describe('`hostdev status --json`'),
   qemuArgs: z.array(z.string()).describe('`hostdev qemu-args --json`: the argv array'),

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PciAddress } from '../core/address.js';
 import {
   deviceInUse,
   deviceNotFound,
@@ -16,6 +17,9 @@ import { sameOwner, type Owner } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
 import { readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
+import type { HostReader } from './host-reader.js';
+import { nvmeController } from '../core/nvme.js';
+import { isStubDriver } from '../core/stub-driver.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import type { Operation, StateChange, StateStore } from '../state/store.js';
 import { mdevWriteFailed } from './kernel-errors.js';
@@ -33,6 +37,7 @@ export interface DevicePorts {
   readonly store: StateStore;
   readonly kernel: KernelPort;
   readonly layout: SysfsLayout;
+  readonly reader: HostReader;
 }
 
 /** A device of another kind that left the host while a domain held it. */
@@ -49,6 +54,9 @@ export interface DeviceAssignReport {
   readonly owner: Owner;
   readonly assigned: readonly DeviceKey[];
   readonly notes: readonly string[];
+  /** NVMe namespaces: the controllers taken from nvme for them (the PCI plan), and its steps. */
+  readonly controllers?: readonly PciAddress[];
+  readonly steps?: readonly string[];
 }
 
 export interface DeviceReleaseReport {
@@ -59,6 +67,9 @@ export interface DeviceReleaseReport {
   /** Entries removed because their device is gone (now, or earlier while the domain held them). */
   readonly pruned: readonly DeviceKey[];
   readonly notes: readonly string[];
+  /** NVMe namespaces: the controllers given back to nvme with their last namespace, and the PCI plan's steps. */
+  readonly controllers?: readonly PciAddress[];
+  readonly steps?: readonly string[];
 }
 
 export interface MdevReport {
@@ -91,6 +102,34 @@ async function presentOf(layout: SysfsLayout, kinds: Iterable<NonPciKind>): Prom
   return { inventory, present };
 }
 
+/**
+ * What is there of the entries' devices: the inventory's, and the NVMe namespaces the inventory
+ * cannot show because their controller is on its stub for their domain.
+ */
+async function presentFor(ports: DevicePorts, entries: readonly DeviceEntry[]): Promise<Map<DeviceKey, NonPciDevice | null>> {
+  const { present } = await presentOf(ports.layout, kindsOf(entries.map((entry) => entry.key)));
+  const here = new Map<DeviceKey, NonPciDevice | null>(present);
+  for (const key of await heldNamespaces(ports, entries, new Set(present.keys()))) here.set(key, null);
+  return here;
+}
+
+/**
+ * Namespaces that are not in the nvme inventory because their controller is on a stub for the
+ * domain that holds them (the kernel shows namespaces only while the controller is on nvme): they
+ * are there. One whose controller left the host, or is back on nvme without it, is gone.
+ */
+async function heldNamespaces(ports: DevicePorts, entries: readonly DeviceEntry[], present: ReadonlySet<DeviceKey>): Promise<DeviceKey[]> {
+  const tables = ports.store.readTables();
+  const here: DeviceKey[] = [];
+  for (const entry of entries) {
+    if (entry.kind !== 'nvme' || present.has(entry.key)) continue;
+    const controller = nvmeController(entry.key);
+    const held = tables.active.some((active) => active.address === controller && sameOwner(active.usedBy, entry.usedBy));
+    if (held && isStubDriver(await ports.reader.driverOf(controller))) here.push(entry.key);
+  }
+  return here;
+}
+
 const kindsOf = (keys: Iterable<DeviceKey>): NonPciKind[] => [...new Set([...keys].map((key) => keyKind(key) as NonPciKind))];
 
 function heldBy(entries: readonly DeviceEntry[]): Map<DeviceKey, DeviceEntry> {
@@ -104,7 +143,7 @@ function heldBy(entries: readonly DeviceEntry[]): Map<DeviceKey, DeviceEntry> {
  */
 export function pruneDevices(
   entries: readonly DeviceEntry[],
-  present: ReadonlyMap<DeviceKey, NonPciDevice>,
+  present: ReadonlyMap<DeviceKey, NonPciDevice | null>,
   prunedBy: string,
   releasing?: Owner,
 ): { readonly pruned: readonly PrunedDevice[]; readonly changes: readonly StateChange[] } {
@@ -145,11 +184,14 @@ export async function releaseDevices(
   owner: Owner,
   keys: readonly DeviceKey[] | undefined,
   dryRun: boolean,
+  /** Checked first under the state lock (throws to release nothing): see HostdevManager.releaseEndedHolders. */
+  guard?: () => void,
 ): Promise<DeviceReleaseReport> {
   const run = async (entries: readonly DeviceEntry[], departed: readonly DepartedDevice[], commit: (changes: StateChange[]) => void): Promise<DeviceReleaseReport> => {
+    guard?.();
     const held = heldBy(entries);
-    const wanted = keys ?? entries.filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key);
-    const { present } = await presentOf(ports.layout, kindsOf(wanted));
+    const wanted = new Set(keys ?? entries.filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key));
+    const present = await presentFor(ports, entries.filter((entry) => wanted.has(entry.key)));
     const plan = planDeviceRelease(owner, keys, present, held);
     const earlier = letGoOfDeparted(departed, owner, keys);
     commit([
@@ -195,8 +237,7 @@ export async function deviceStatus(ports: DevicePorts): Promise<DeviceStatus> {
   let devices = ports.store.readDevices();
   const departedNow = ports.store.readDepartedDevices();
   if (devices.length === 0 && departedNow.length === 0) return { devices, prunedDevices: [], departedDevices: [] };
-  const kinds = kindsOf([...devices.map((e) => e.key), ...departedNow.map((d) => d.entry.key)]);
-  const { present } = await presentOf(ports.layout, kinds);
+  const present = await presentFor(ports, [...devices, ...departedNow.map((d) => d.entry)]);
   let prunedDevices: readonly PrunedDevice[] = [];
   if (devices.some((entry) => !present.has(entry.key))) {
     const done = await ports.store.tryExclusive('status', async (op: Operation) => {
@@ -333,41 +374,4 @@ async function journaledWrite(
     op.done(handle);
     op.commit([]);
   });
-}
-
-/** What recovery made of an mdev create or remove a hostdev that died left in the journal. */
-export interface DeviceRepair {
-  readonly key: DeviceKey;
-  readonly operation: 'mdev-create' | 'mdev-remove';
-  /** rolled-forward: the write took effect (the mdev is there after a create, gone after a remove). */
-  readonly direction: 'rolled-back' | 'rolled-forward';
-}
-
-/**
- * The journal rows of mdev writes whose operation died: each write is the whole operation, so the
- * device as it is now says whether it happened; nothing is written, the rows are cleared and the
- * outcome reported. Runs at open, after PCI recovery, only when such rows exist.
- */
-export async function recoverDevices(ports: DevicePorts, wait: boolean): Promise<readonly DeviceRepair[]> {
-  if (!ports.store.readJournal().some((row) => !/^[0-9a-f]{4}:/.test(row.address))) return [];
-  const repair = async (op: Operation): Promise<DeviceRepair[]> => {
-    const rows = op.unfinishedDevices();
-    if (rows.length === 0) return [];
-    const { present } = await presentOf(ports.layout, kindsOf(rows.map((row) => row.key)));
-    const repairs = [...new Map(rows.map((row) => [`${row.operationId} ${row.key}`, row])).values()].map((row): DeviceRepair => {
-      const there = present.has(row.key);
-      const happened = row.action === 'mdev-create' ? there : !there;
-      return { key: row.key, operation: row.action, direction: happened ? 'rolled-forward' : 'rolled-back' };
-    });
-    op.commit([], { resolve: [...new Set(rows.map((row) => row.operationId))] });
-    return repairs;
-  };
-  if (wait) return ports.store.exclusive('recover', repair);
-  return (await ports.store.tryExclusive('recover', repair)) ?? [];
-}
-
-export function deviceRepairWarning(repair: DeviceRepair): string {
-  const done = repair.operation === 'mdev-create' ? 'was created' : 'was removed';
-  const notDone = repair.operation === 'mdev-create' ? 'was not created' : 'is still there';
-  return `${repair.key}: an ${repair.operation.replace('-', ' ')} a hostdev that did not finish left: the mediated device ${repair.direction === 'rolled-forward' ? done : notDone}`;
 }

@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
+import type { DeviceKey } from '../core/device-key.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
 import { restoreSteps } from '../core/plan-device.js';
 import { bindFailed } from '../core/plan-errors.js';
@@ -52,6 +53,8 @@ export interface StepReader {
   /** The driver link now; null when unbound or vanished. */
   driverOf(address: PciAddress): Promise<string | null>;
   driverLoaded(name: string): Promise<boolean>;
+  /** Whether a device of another kind (an mdev) is on the host; the `verify-device` steps read it. */
+  devicePresent?(key: DeviceKey): Promise<boolean>;
 }
 
 export interface ExecutorPorts {
@@ -290,6 +293,21 @@ async function runStep(
       await netOf(ports, step).restore(step.saved);
       touched.netRestored.push(step.address);
       return;
+    case 'verify-device': {
+      if (ports.reader.devicePresent === undefined) {
+        throw new HostdevError('HOSTDEV_INTERNAL', `a verify-device step of ${step.key} without a reader of such devices`, {
+          hint: 'This is a bug in hostdev: report it with the command that was run.',
+        });
+      }
+      const present = await ports.reader.devicePresent(step.key);
+      if (present !== step.present) {
+        throw new HostdevError('HOSTDEV_DRIFT', `${step.key} is ${present ? 'on the host' : 'not on the host'} again: it changed while recovery read it`, {
+          hint: 'Something else creates or removes it (mdevctl?); run the command again to look at it anew.',
+          details: { key: step.key, expected: step.present, present },
+        });
+      }
+      return;
+    }
   }
 }
 

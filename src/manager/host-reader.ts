@@ -3,14 +3,17 @@ import path from 'node:path';
 import { tryParseAddress, type PciAddress } from '../core/address.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError } from '../core/errors.js';
-import { heldIn, readDevicesBounded, readInventoryBounded, readTimeoutFromEnv, stallFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
+import { readDevicesBounded, readTimeoutFromEnv, stallFromEnv, type SlowReadListener } from '../sysfs/bounded-inventory.js';
 import { readSerialsBounded } from '../sysfs/serials.js';
-import { identityOf, NO_SERIALS, type DeviceSerials, type HardwareIdentity } from '../core/hardware-identity.js';
+import { readEntryFactsBounded, type EntryFacts } from '../sysfs/entry-facts.js';
+import type { DeviceSerials } from '../core/hardware-identity.js';
 import type { VirtfnLink } from '../sysfs/read-device.js';
 import type { SysfsLayout } from '../sysfs/paths.js';
 import { ServingReader } from '../sysfs/serving-reader.js';
 import { readVfioAliases, type VfioAliasTable } from '../host/modules-alias.js';
 import { readBootId } from '../host/boot-id.js';
+import { keyKind, pciAddressOf, type DeviceKey } from '../core/device-key.js';
+import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
 
 /** How long an operation waits for device reads the kernel holds up, and who hears about it meanwhile. */
 export interface DeviceWait {
@@ -78,26 +81,29 @@ export class HostReader {
   }
 
   /**
-   * The identity of the devices at some addresses now, for a reader that must not wait (status):
-   * read as the inventory reads (bounded, a held function found within the stall bound). A device
-   * that is gone, that the kernel holds, or that could not be read within the bound is left out:
-   * its identity is unknown now, which is no change.
+   * Whether each device is there and its driver, for a walk of every table entry (status, recovery
+   * at open), and with `ids` its IDs, with `serials` (a subset of them) also its DSN and VPD: one
+   * bounded reader process for all of them. A device the kernel holds, or one the bound left
+   * unread, has its links read here (the kernel never holds links) and an unknown identity.
    */
-  async identities(addresses: readonly PciAddress[]): Promise<Map<PciAddress, HardwareIdentity>> {
+  async entryFacts(
+    addresses: readonly PciAddress[],
+    read: { readonly ids?: boolean; readonly serials?: ReadonlySet<PciAddress> } = {},
+  ): Promise<Map<PciAddress, EntryFacts>> {
     if (addresses.length === 0) return new Map();
-    let devices: readonly PciDevice[];
-    let held: Set<string>;
-    try {
-      const inventory = await readInventoryBounded(this.layout, { only: addresses, names: null, timeoutMs: this.boundMs });
-      devices = inventory.devices;
-      held = heldIn(inventory);
-    } catch (error) {
-      if (error instanceof HostdevError && error.code === 'HOSTDEV_TIMEOUT') return new Map();
-      throw error;
-    }
-    const readable = devices.filter((device) => !held.has(device.address));
-    const serials = await this.serials(readable.map((device) => device.address));
-    return new Map(readable.map((device) => [device.address, identityOf(device, serials.get(device.address) ?? NO_SERIALS)]));
+    const wanted = [...new Set(addresses)];
+    const serials = wanted.filter((address) => read.ids === true && read.serials?.has(address) === true);
+    const rest = serials.length === 0 ? wanted : wanted.filter((address) => read.serials?.has(address) !== true);
+    const options = { timeoutMs: this.boundMs, stallMs: stallFromEnv() };
+    const parts = await Promise.all([
+      readEntryFactsBounded(this.layout, rest, { ...options, depth: read.ids === true ? 'ids' : 'links' }),
+      serials.length === 0 ? new Map<PciAddress, EntryFacts>() : readEntryFactsBounded(this.layout, serials, { ...options, depth: 'serials' }),
+    ]);
+    const facts = new Map([...parts[0], ...parts[1]]);
+    const unread = wanted.filter((address) => !facts.has(address));
+    const links = await Promise.all(unread.map(async (address) => ({ address, driver: await this.driverOf(address), present: await this.exists(address) })));
+    for (const { address, driver, present } of links) facts.set(address, { present, driver: present ? driver : null, identity: null });
+    return facts;
   }
 
   /** A PF's virtfnN links with their N (the VF indexes), in N order; [] for anything else. */
@@ -112,6 +118,14 @@ export class HostReader {
       const address = target === null ? null : tryParseAddress(path.basename(target));
       return address === null ? [] : [{ index, address }];
     });
+  }
+
+  /** Whether a device of another kind is on the host (an mdev by its sysfs directory; the others through their inventory). */
+  async devicePresent(key: DeviceKey): Promise<boolean> {
+    const kind = keyKind(key);
+    if (kind === 'pci') return this.exists(pciAddressOf(key)!);
+    const inventory = await readNonPciInventory(this.layout, [kind], this.boundMs);
+    return [...inventory.usb, ...inventory.mdev, ...inventory.nvme, ...inventory.scsi].some((device) => device.key === key);
   }
 
   async exists(address: PciAddress): Promise<boolean> {

@@ -17,7 +17,7 @@ import type { PlanOperationName } from '../core/operations.js';
 import type { HostView, Plan } from '../core/plan-types.js';
 import { requestedStubDriver } from '../core/stub-driver.js';
 import { sameOwner, TableIndex, type Owner, type TableChange, type Tables } from '../core/tables.js';
-import { hardwareChanged, identityOf, NO_SERIALS } from '../core/hardware-identity.js';
+import { hardwareChanged, identityOf, NO_SERIALS, type DeviceSerials } from '../core/hardware-identity.js';
 import { NO_HOST_USAGE, type HostUsagePort } from '../host/host-usage-port.js';
 import type { NetPort } from '../net/net-port.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -34,15 +34,25 @@ import { operationReport, type OperationReport, type ReleaseReport, releaseRepor
 import { recoverOnOpen, recoveryWouldAct, type ReconcileScope, type RecoveryReport } from './recovery.js';
 import { readStatus, type StatusReport } from './status.js';
 import { netPortFor } from './vf-net-port.js';
-import type { Holder, HolderStatus } from '../core/holders.js';
-import { holderEndLine, holderStatuses, qmpHolderLife, type HolderEnd, type QmpHolderProbe } from './holders.js';
+import type { DomainHolder, Holder, HolderStatus } from '../core/holders.js';
+import {
+  HolderReplaced,
+  holderEndLine,
+  holderStatuses,
+  inScope,
+  qmpHolderLife,
+  sameHolderRecord,
+  type HolderEnd,
+  type HolderScope,
+  type ProcessProbe,
+  type QmpHolderProbe,
+} from './holders.js';
 import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
   createMdev,
-  deviceRepairWarning,
+  holdsDevices,
   deviceStatus,
-  recoverDevices,
   releaseDevices,
   removeMdev,
   startDefined,
@@ -53,6 +63,7 @@ import {
   type MdevReport,
 } from './device-ops.js';
 import { VfNetConfigurator } from './vf-net.js';
+import { assignNvme, releaseNvme, type Bookkeeping, type NvmeControllers, type NvmePorts } from './nvme-ops.js';
 
 export { DEFAULT_HYPERVISOR };
 
@@ -99,6 +110,13 @@ export interface OpenOptions {
   readonly waitForLock?: boolean;
   /** Tells whether a QMP holder's QEMU lives (default: connect and ask `query-status`, bounded). */
   readonly probeQmp?: QmpHolderProbe;
+  /** Where process holders are looked up (default: the real /proc and kill(pid, 0)). */
+  readonly probeProcess?: ProcessProbe;
+  /**
+   * Which holders open probes, releasing the domains of those gone (default `pids`: a /proc read
+   * each; QMP holders are probed by status, domains and the daemon's watch). See HolderScope.
+   */
+  readonly holders?: HolderScope;
   /**
    * Default 'full': recovery at open reads every table entry's device. 'changed': none while the
    * kernel's uevent sequence number (and boot) are those at which every entry was last found
@@ -144,6 +162,8 @@ export interface AssignRequest {
   readonly addresses: readonly PciAddress[];
   /** Default true: hostdev detaches the devices itself. */
   readonly managed?: boolean;
+  /** Functions of `addresses` assigned unmanaged (they must already be on a stub) whatever `managed` says. */
+  readonly unmanaged?: readonly PciAddress[];
   /** Default: each device's vfio-pci variant driver when modules.alias names one, else vfio-pci (libvirt >= 10.0). */
   readonly stubDriver?: string;
   readonly withGroup?: boolean;
@@ -176,6 +196,11 @@ export interface ReleaseRequest {
   readonly operationId?: string;
 }
 
+/** A release because the domain's holder is gone: made only while that holder is still the one recorded (checked under the lock). */
+interface HolderEndRelease extends ReleaseRequest {
+  readonly whileHeldBy?: DomainHolder;
+}
+
 /**
  * libvirt's virHostdevManager for PCI devices: node-device detach/reattach/reset, prepare and
  * release of a domain's devices, over two persistent tables. Every mutating call has a `plan*`
@@ -194,6 +219,7 @@ export class HostdevManager {
     readonly net: NetPort,
     readonly recovery: RecoveryReport,
     readonly probeQmp: QmpHolderProbe,
+    private readonly probeProcess: ProcessProbe,
   ) {
     this.reader = new HostReader(layout).serve();
   }
@@ -214,7 +240,7 @@ export class HostdevManager {
       const hostNet = options.net ?? netPortFor(layout);
       const net = dryRun ? dryRunNet(hostNet) : hostNet;
       const kernel = dryRun ? DRY_RUN_KERNEL : options.kernel;
-      let recovery = await recover({
+      const recovery = await recover({
         store,
         kernel,
         layout,
@@ -225,12 +251,19 @@ export class HostdevManager {
         ...(options.command === undefined ? {} : { command: options.command }),
         ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       });
-      // Journal rows of mdev writes (device keys, which PCI recovery leaves alone).
-      const devices = dryRun ? [] : await recoverDevices({ store, kernel, layout }, options.waitForLock ?? true);
-      if (devices.length > 0) recovery = { ...recovery, warnings: [...recovery.warnings, ...devices.map(deviceRepairWarning)] };
-      const manager = new HostdevManager(layout, store, kernel, options.hostUsage ?? NO_HOST_USAGE, net, recovery, options.probeQmp ?? qmpHolderLife);
+      const manager = new HostdevManager(
+        layout,
+        store,
+        kernel,
+        options.hostUsage ?? NO_HOST_USAGE,
+        net,
+        recovery,
+        options.probeQmp ?? qmpHolderLife,
+        options.probeProcess ?? {},
+      );
+      const scope = options.holders ?? 'pids';
       // A reader whose recovery found the lock taken leaves the holders to the next command too.
-      if (recovery.deferred === undefined) manager.holdersEnded = await manager.releaseEndedHolders();
+      if (recovery.deferred === undefined && scope !== 'none') manager.holdersEnded = await manager.releaseEndedHolders(await manager.holders(scope));
       return manager;
     } catch (error) {
       store.close();
@@ -290,7 +323,8 @@ export class HostdevManager {
 
   // ---- domains (libvirt's virHostdevPreparePCIDevices / virHostdevReAttachPCIDevices) ----
 
-  async assign(request: AssignRequest): Promise<OperationReport> {
+  /** `also`: more state changes for the assign's own commit, worked out under its lock (NVMe namespaces). */
+  async assign(request: AssignRequest, also: Bookkeeping = async () => []): Promise<OperationReport> {
     const owner = ownerOf(request);
     const notes: string[] = [];
     const stubDriver = request.stubDriver !== undefined ? this.requestedStub(request.stubDriver) : null;
@@ -310,6 +344,7 @@ export class HostdevManager {
           owner,
           addresses: request.addresses,
           managed: request.managed ?? true,
+          ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
           stubDriver,
           withGroup: request.withGroup ?? false,
           force: request.force ?? false,
@@ -322,7 +357,7 @@ export class HostdevManager {
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
         const holder: StateChange[] = request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder: request.holder } }];
-        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder];
+        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder, ...(await also(op))];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -338,7 +373,8 @@ export class HostdevManager {
     return this.assign({ ...request, dryRun: true }).then((report) => report.plan);
   }
 
-  async release(request: ReleaseRequest): Promise<ReleaseReport> {
+  /** `also`: more state changes for the release's own commit, worked out under its lock (NVMe namespaces). */
+  async release(request: HolderEndRelease, also: Bookkeeping = async () => []): Promise<ReleaseReport> {
     const owner = ownerOf(request);
     // The domain's VFs pruned before this release (by a status, a watch, another command's open)
     // are reported as pruned by it too: the release is where the domain learns they are gone.
@@ -353,6 +389,7 @@ export class HostdevManager {
         return { addresses: request.addresses ?? entries.map((entry) => entry.address), drivers: [], hostUse: false };
       },
       (view) => {
+        if (request.whileHeldBy !== undefined) this.checkStillHeld(request.whileHeldBy);
         if (owned === 0 && !this.heardOfSince(owner)) throw domainHoldsNothing(owner, this.store.readTables());
         const plan = planRelease(view, { owner, addresses: request.addresses });
         // The saved VF config goes back before the VF is rebound (libvirt's order).
@@ -368,7 +405,7 @@ export class HostdevManager {
       async (op) => {
         const letGo = releasedDepartures(op, owner, request.addresses);
         prunedEarlier.push(...letGo.addresses);
-        return letGo.changes;
+        return [...letGo.changes, ...(await also(op))];
       },
       (op, plan) => this.settleVanished(op, plan, 'release', owner),
     ).then(([plan, execution]) =>
@@ -412,42 +449,98 @@ export class HostdevManager {
 
   /**
    * Both tables; inactive entries whose device vanished are pruned first (nobody else would), and
-   * each domain's holder. Entries of other kinds (mdev, USB) are added as `devices` (with
-   * `prunedDevices` and `departedDevices`) only when there are any, so a PCI-only host's report is
-   * what it always was.
+   * each domain's holder, every one probed (a domain whose holder is gone is released first; with
+   * `holders: 'none'` none is probed or listed). Entries
+   * of other kinds (mdev, USB) are added as `devices` (with `prunedDevices` and `departedDevices`)
+   * only when there are any, so a PCI-only host's report is what it always was.
    */
-  async status(): Promise<StatusReport> {
-    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders: await this.holders() };
+  async status(options: { readonly holders?: 'all' | 'none' } = {}): Promise<StatusReport> {
+    // `none`: for an operation that wants the tables only (qemu-args, unplug): no holder probed, none listed.
+    const holders = options.holders === 'none' ? [] : await this.checkHolders();
+    const report = { ...(await readStatus(this.store, this.reader, this.recovery)), holders };
     const others = await deviceStatus(this.devicePorts);
     if (others.devices.length === 0 && others.prunedDevices.length === 0 && others.departedDevices.length === 0) return report;
     return { ...report, ...others };
   }
 
-  /** Each domain's holder and whether it lives now. */
-  holders(): Promise<HolderStatus[]> {
-    return holderStatuses(this.store.readHolders(), this.probeQmp);
+  /** Each domain's holder (those of `scope`) and whether it lives now. */
+  holders(scope: HolderScope = 'all'): Promise<HolderStatus[]> {
+    return holderStatuses(
+      this.store.readHolders().filter((held) => inScope(held, scope)),
+      this.probeQmp,
+      this.probeProcess,
+    );
+  }
+
+  /**
+   * Every holder probed, the domains of those gone released (added to `holdersEnded`; left for the
+   * next command when open found the lock taken): the holders that remain, with whether they live.
+   */
+  async checkHolders(): Promise<HolderStatus[]> {
+    const holders = await this.holders('all');
+    if (this.recovery.deferred !== undefined || holders.every((held) => held.alive !== false)) return holders;
+    const ends = await this.releaseEndedHolders(holders);
+    this.holdersEnded = [...this.holdersEnded, ...ends];
+    const settled = new Set(ends.filter((end) => end.error === null && !this.store.snapshot).map((end) => end.holder));
+    return holders.filter((held) => !settled.has(held));
   }
 
   /**
    * The one rule for holders that are gone (a process that exited or whose pid is another
-   * process's now, a QMP socket that no longer answers): their domains are released, as a release
-   * of the whole domain would (managed devices back to their host drivers). Run at every open and
-   * by the daemon's watch on holders. A dry run only says what it would release.
+   * process's now, a QMP socket that no longer answers): their domains are released, devices of
+   * every kind, as a release of the whole domain would (managed devices back to their host
+   * drivers). Each release checks under the state lock that the holder found gone is still the
+   * domain's (an adopt or assign may have registered another since the probe): if not, nothing
+   * is released. Run at open and by status, domains and the daemon's watch. A dry run only says
+   * what it would release.
    */
   async releaseEndedHolders(holders?: readonly HolderStatus[]): Promise<HolderEnd[]> {
-    const ended = (holders ?? (await this.holders())).filter((held) => held.alive === false);
+    const ended = (holders ?? (await this.holders('all'))).filter((held) => held.alive === false);
     const dryRun = this.store.snapshot;
     const ends: HolderEnd[] = [];
     for (const holder of ended) {
-      const request = { domain: holder.owner.vm, hypervisor: holder.owner.hypervisor, dryRun };
+      const owner = holder.owner;
+      let released: readonly PciAddress[] = [];
+      let releasedDevices: readonly DeviceKey[] = [];
       try {
-        const report = await this.release(request);
-        ends.push({ holder, released: report.released, error: null });
+        const holdsPci = this.store.readTables().active.some((entry) => sameOwner(entry.usedBy, owner)) || this.heardOfSince(owner);
+        if (holdsPci) {
+          const request = { domain: owner.vm, hypervisor: owner.hypervisor, dryRun, whileHeldBy: holder };
+          released = (await this.release(request)).released;
+        }
+        if (holdsDevices(this.store, owner)) {
+          const guard = (): void => this.checkStillHeld(holder);
+          releasedDevices = (await releaseDevices(this.devicePorts, owner, undefined, dryRun, guard)).released;
+        }
+        if (!holdsPci && !holdsDevices(this.store, owner) && !dryRun) await this.dropHolder(holder);
+        ends.push({ holder, released, releasedDevices, error: null });
       } catch (error) {
-        ends.push({ holder, released: [], error: error instanceof Error ? error.message : String(error) });
+        if (error instanceof HolderReplaced) {
+          if (released.length > 0) ends.push({ holder, released, releasedDevices, error: null });
+          continue;
+        }
+        ends.push({ holder, released, releasedDevices, error: error instanceof Error ? error.message : String(error) });
       }
     }
     return ends;
+  }
+
+  /** Under the state lock: the holder found gone is still the domain's, else HolderReplaced. */
+  private checkStillHeld(gone: DomainHolder): void {
+    const now = this.store.readHolders().find((held) => sameOwner(held.owner, gone.owner));
+    if (now === undefined || !sameHolderRecord(now, gone)) throw new HolderReplaced(gone);
+  }
+
+  /** A holder whose domain holds nothing (any more) is dropped, so that it is not probed again and again. */
+  private async dropHolder(gone: DomainHolder): Promise<void> {
+    await this.store
+      .exclusive('release', async (op) => {
+        this.checkStillHeld(gone);
+        op.commit([{ kind: 'drop-holder', owner: gone.owner }]);
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof HolderReplaced)) throw error;
+      });
   }
 
   /** What open said of ended holders, one line each. */
@@ -458,7 +551,7 @@ export class HostdevManager {
   // ---- devices of other kinds: mdev, USB (libvirt's virHostdevPrepareMediatedDevices, ...USBDevices) ----
 
   private get devicePorts(): DevicePorts {
-    return { store: this.store, kernel: this.kernel, layout: this.layout };
+    return { store: this.store, kernel: this.kernel, layout: this.layout, reader: this.reader };
   }
 
   assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
@@ -467,6 +560,25 @@ export class HostdevManager {
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
     return releaseDevices(this.devicePorts, owner, keys, dryRun);
+  }
+
+  /** NVMe namespaces to a domain: the controller goes to vfio-pci with the domain's first (core/nvme.ts). */
+  assignNvme(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport & NvmeControllers> {
+    return assignNvme(this.nvmePorts, owner, keys, dryRun);
+  }
+
+  /** The domain's namespaces back (all, or those named); a controller goes back to nvme with its last. */
+  releaseNvme(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport & NvmeControllers> {
+    return releaseNvme(this.nvmePorts, owner, keys, dryRun);
+  }
+
+  private get nvmePorts(): NvmePorts {
+    const request = (owner: Owner, addresses: readonly PciAddress[], dryRun: boolean) => ({ domain: owner.vm, hypervisor: owner.hypervisor, addresses, dryRun });
+    return {
+      ...this.devicePorts,
+      assignControllers: (owner, controllers, dryRun, also) => this.assign({ ...request(owner, controllers, dryRun), managed: true }, also),
+      releaseControllers: (owner, controllers, dryRun, also) => this.release(request(owner, controllers, dryRun), also),
+    };
   }
 
   createMdev(request: Parameters<typeof createMdev>[1]): Promise<MdevReport> {
@@ -507,6 +619,11 @@ export class HostdevManager {
       .filter((entry) => entry.usedBy !== null && sameOwner(entry.usedBy, owner))
       .filter((entry) => wanted === null || wanted.has(entry.address))
       .map((entry) => entry.address);
+  }
+
+  /** The serials (DSN, VPD) of devices, read in the bounded reader. */
+  serials(addresses: readonly PciAddress[]): Promise<Map<PciAddress, DeviceSerials>> {
+    return this.reader.serials(addresses);
   }
 
   /** The tables as stored (no lock, no pruning): for `list`/`show` owner columns. */

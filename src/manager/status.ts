@@ -2,6 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { pciKey, type DeviceKey } from '../core/device-key.js';
 import type { ActiveEntry, InactiveEntry, Owner, Tables } from '../core/tables.js';
 import { hardwareChanged, hardwareChangeText, type HardwareIdentity } from '../core/hardware-identity.js';
+import type { EntryFacts } from '../sysfs/entry-facts.js';
 import type { DepartedVfRecord, StateStore } from '../state/store.js';
 import { goneFrom, pruneVanished } from './reconcile.js';
 import type { HostReader } from './host-reader.js';
@@ -74,16 +75,16 @@ export interface HardwareChange {
   readonly message: string;
 }
 
-/** Each entry whose recorded card differs from the device at its address now. */
-async function hardwareChanges(tables: Tables, reader: HostReader): Promise<HardwareChange[]> {
+/** Each entry whose recorded card differs from the device at its address now (`facts`: read by HostReader.entryFacts). */
+function hardwareChanges(tables: Tables, facts: ReadonlyMap<PciAddress, EntryFacts>): HardwareChange[] {
   const located = [
     ...tables.active.map((entry) => ({ table: 'active' as const, entry, owner: entry.usedBy as Owner | null })),
     ...tables.inactive.map((entry) => ({ table: 'inactive' as const, entry, owner: null })),
-  ].flatMap(({ entry, ...place }) => (entry.hardware === undefined || entry.hardware === null ? [] : [{ ...place, entry, was: entry.hardware }]));
-  const current = await reader.identities(located.map(({ entry }) => entry.address));
-  return located.flatMap(({ table, entry, owner, was }): HardwareChange[] => {
-    const now = current.get(entry.address);
-    if (now === undefined || !hardwareChanged(was, now)) return [];
+  ];
+  return located.flatMap(({ table, entry, owner }): HardwareChange[] => {
+    const was = entry.hardware;
+    const now = facts.get(entry.address)?.identity;
+    if (was === undefined || was === null || now === undefined || now === null || !hardwareChanged(was, now)) return [];
     return [{ key: entry.key, address: entry.address, table, owner, was, now, message: hardwareChangeText(entry.address, was, now) }];
   });
 }
@@ -98,11 +99,21 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
   let tables = store.readTables();
   let pruned: PciAddress[] = [];
   let busy: StatusReport['busy'] = null;
-  const exists = (address: PciAddress): Promise<boolean> => reader.exists(address);
+  // The whole walk is one batch read of every entry's device; under the lock, a device found gone
+  // (or an entry made since) is looked up again before it is pruned.
+  const entries = [...tables.active, ...tables.inactive];
+  // Serials are read only where one was recorded: a serial unknown on either side is never compared.
+  const serials = new Set(entries.filter((entry) => entry.hardware?.serialNumber != null || entry.hardware?.vpd?.serialNumber != null).map((entry) => entry.address));
+  const facts = await reader.entryFacts(
+    entries.map((entry) => entry.address),
+    { ids: true, serials },
+  );
+  const exists = async (address: PciAddress): Promise<boolean> => facts.get(address)?.present ?? reader.exists(address);
   const gone = await goneFrom(tables, exists);
   if (gone.size > 0) {
     const done = await store.tryExclusive('status', async (op) => {
-      const prune = pruneVanished(op, await goneFrom(op.tables(), exists), 'status');
+      const existsNow = async (address: PciAddress): Promise<boolean> => facts.get(address)?.present === true || reader.exists(address);
+      const prune = pruneVanished(op, await goneFrom(op.tables(), existsNow), 'status');
       op.commit(prune.changes);
       return [op.tables(), prune.pruned.map((entry) => entry.address)] as const;
     });
@@ -110,7 +121,7 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     else [tables, pruned] = done;
   }
   if (busy === null && recovery.deferred !== undefined) busy = { operations: recovery.deferred, notPruned: [] };
-  const changed = await hardwareChanges(tables, reader);
+  const changed = hardwareChanges(tables, facts);
   return {
     active: tables.active,
     inactive: tables.inactive,

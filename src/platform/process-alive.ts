@@ -10,6 +10,11 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** What kill(pid, 0) says: the process exists (ours, or EPERM: another user's), or ESRCH: it does not. */
+export type SignalZero = (pid: number) => 'present' | 'absent';
+
+export const signalZero: SignalZero = (pid) => (processAlive(pid) ? 'present' : 'absent');
+
 /**
  * The start time of a process (field 22 of /proc/PID/stat, clock ticks since boot), read from the
  * real /proc: what tells a process from a later one given the same pid. Null when there is none.

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { PciAddress } from '../core/address.js';
 import {
   CLAIM_OWNER_NAME,
+  claimIdentityOf,
   claimMismatch,
   formatMatch,
   matchesClaim,
@@ -11,7 +12,9 @@ import {
   UDEV_RULES_FILE,
   type Claim,
   type ClaimMatch,
+  type FoundDevice,
 } from '../core/claims.js';
+import { identityOf, NO_SERIALS, type DeviceSerials } from '../core/hardware-identity.js';
 import { parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { PciDevice } from '../core/device.js';
 import { HostdevError, isHostdevError } from '../core/errors.js';
@@ -96,7 +99,12 @@ export interface ClaimsContext {
   readonly tables: () => Tables;
   readonly detach: (address: PciAddress, options: DetachOptions) => Promise<OperationReport>;
   readonly reattach: (address: PciAddress, options: OperationMode) => Promise<OperationReport>;
+  /** The serials (DSN, VPD) of devices, read in the bounded reader. */
+  readonly serials: (addresses: readonly PciAddress[]) => Promise<Map<PciAddress, DeviceSerials>>;
 }
+
+/** A device at a claimed address: as read, and its identity with serials. */
+type Found = FoundDevice & { readonly device: PciDevice };
 
 /** Where `claims write-udev` writes by default: ROOT/etc/udev/rules.d/70-hostdev-claims.rules. */
 export function udevRulesPath(root: string): string {
@@ -114,10 +122,10 @@ export class Claims {
   async claim(ref: DeviceRef, request: ClaimRequest = {}): Promise<ClaimReport> {
     const address = parsePciRef(ref);
     const dryRun = request.dryRun ?? false;
-    const device = (await this.read([address], request.wait)).get(address) ?? null;
-    if (device === null) throw notFound(address);
-    const match = request.match !== undefined ? parseMatch(request.match) : idsOf(device);
-    if (!matchesClaim(match, device)) throw claimMismatch(address, match, device, false);
+    const found = (await this.read([address], request.wait)).get(address) ?? null;
+    if (found === null) throw notFound(address);
+    const match = request.match !== undefined ? parseMatch(request.match) : idsOf(found.device);
+    if (!matchesClaim({ match }, found)) throw claimMismatch(address, { match }, found, false);
     const detach = await this.ctx.detach(address, {
       ...(request.driver === undefined ? {} : { stubDriver: request.driver }),
       force: request.force ?? false,
@@ -126,7 +134,8 @@ export class Claims {
     });
     const parked = detach.changes.find((change) => change.kind === 'set-inactive');
     const driver = parked?.kind === 'set-inactive' ? parked.entry.stubDriver : (request.driver ?? 'vfio-pci');
-    const claim: Claim = { key: pciKey(address), address, driver, match };
+    // The claim keeps what else tells this card from another of its model: subsystem IDs, class, serials.
+    const claim: Claim = { key: pciKey(address), address, driver, match, identity: claimIdentityOf(found.hardware) };
     const others = (await readClaims(this.ctx.configDir)).claims.filter((c) => c.address !== address);
     const file = dryRun ? path.join(this.ctx.configDir, 'claims.d', `pci-${address}`) : await writeClaim(this.ctx.configDir, claim);
     const rules = await this.writeUdevRules([...others, claim], dryRun);
@@ -145,7 +154,7 @@ export class Claims {
     let reattach: OperationReport | null = null;
     if (located?.table === 'active') notes.push(`${address} stays with ${ownerName(located.entry.usedBy)}, which holds it; only the claim is removed`);
     else if (device === null) notes.push(`${address} is not on this host: only the claim is removed`);
-    else if (located?.table === 'inactive' && matchesClaim(claim.match, device)) {
+    else if (located?.table === 'inactive' && matchesClaim(claim, device)) {
       reattach = await this.ctx.reattach(address, { dryRun, ...(request.wait === undefined ? {} : { wait: request.wait }) });
     } else notes.push(`${address} is in no inactive entry (or is not the claimed ${formatMatch(claim.match)}): left as it is`);
     const file = dryRun ? path.join(this.ctx.configDir, 'claims.d', `pci-${address}`) : await removeClaim(this.ctx.configDir, address);
@@ -168,7 +177,7 @@ export class Claims {
           match: formatMatch(claim.match),
           owner: CLAIM_OWNER_NAME,
           state: stateOf(claim, device, index),
-          found: device === null ? null : { ids: `${device.vendor ?? '????'}:${device.device ?? '????'}`, driver: device.driver },
+          found: device === null ? null : { ids: `${device.hardware.vendor ?? '????'}:${device.hardware.device ?? '????'}`, driver: device.driver },
         };
       }),
       warnings,
@@ -193,7 +202,7 @@ export class Claims {
       if (device === null) {
         items.push({ ...base, outcome: 'absent', detail: `no device at ${claim.address}`, error: null });
       } else if (state === 'mismatch') {
-        const error = claimMismatch(claim.address, claim.match, device);
+        const error = claimMismatch(claim.address, claim, device);
         items.push({ ...base, outcome: 'mismatch', detail: error.message, error: errorJson(error) });
       } else if (state === 'held') {
         const owner = index.active(claim.address)!.usedBy;
@@ -201,7 +210,7 @@ export class Claims {
       } else if (state === 'applied') {
         items.push({ ...base, outcome: 'already', detail: `on ${claim.driver}, in the inactive table`, error: null });
       } else {
-        items.push(await this.bind(claim, device, dryRun, request.wait));
+        items.push(await this.bind(claim, device.device, dryRun, request.wait));
       }
     }
     return { dryRun, claims: items, warnings };
@@ -237,11 +246,19 @@ export class Claims {
     }
   }
 
-  private async read(addresses: readonly PciAddress[], wait: DeviceWait | undefined): Promise<Map<PciAddress, PciDevice | null>> {
-    return readDevicesBounded(this.ctx.layout, addresses, {
+  private async read(addresses: readonly PciAddress[], wait: DeviceWait | undefined): Promise<Map<PciAddress, Found | null>> {
+    const devices = await readDevicesBounded(this.ctx.layout, addresses, {
       timeoutMs: wait?.timeoutMs ?? readTimeoutFromEnv(),
       ...(wait?.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
     });
+    const present = [...devices].flatMap(([address, device]) => (device === null ? [] : [address]));
+    const serials = present.length === 0 ? new Map<PciAddress, DeviceSerials>() : await this.ctx.serials(present);
+    return new Map(
+      [...devices].map(([address, device]) => [
+        address,
+        device === null ? null : { device, driver: device.driver, hardware: identityOf(device, serials.get(address) ?? NO_SERIALS) },
+      ]),
+    );
   }
 }
 
@@ -255,9 +272,9 @@ function idsOf(device: PciDevice): ClaimMatch {
   return { vendor: device.vendor, device: device.device };
 }
 
-function stateOf(claim: Claim, device: PciDevice | null, index: TableIndex): ClaimState {
+function stateOf(claim: Claim, device: Found | null, index: TableIndex): ClaimState {
   if (device === null) return 'absent';
-  if (!matchesClaim(claim.match, device)) return 'mismatch';
+  if (!matchesClaim(claim, device)) return 'mismatch';
   const located = index.find(claim.address);
   if (located?.table === 'active') return 'held';
   return located?.table === 'inactive' && device.driver === located.entry.stubDriver ? 'applied' : 'pending';

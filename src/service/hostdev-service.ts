@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
-import { idOf, keyKind, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
+import { nvmeController, nvmeQemuArgs } from '../core/nvme.js';
+import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
@@ -7,7 +8,7 @@ import { HostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
-import { formatOwner, sameOwner, type ActiveEntry } from '../core/tables.js';
+import { formatOwner, sameOwner, type ActiveEntry, type Owner, type Tables } from '../core/tables.js';
 import type { HostUsagePort } from '../host/host-usage-port.js';
 import { ProcHostUsage } from '../host/proc-host-usage.js';
 import type { Inventory } from '../core/device.js';
@@ -49,7 +50,7 @@ import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
 import { readVmSlots } from '../qmp/vm-slots.js';
 import { plugIntoVm, unplugFromVm } from './hotplug.js';
 import { describeHolder, type Holder, type HolderStatus } from '../core/holders.js';
-import { holderEndLine, type HolderEnd, type QmpHolderProbe } from '../manager/holders.js';
+import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe } from '../manager/holders.js';
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
@@ -101,6 +102,8 @@ export interface HostdevServiceOptions {
    * The daemon answers from the connection it keeps to each VM.
    */
   readonly probeQmp?: QmpHolderProbe;
+  /** Where process holders are looked up (default: the real /proc and kill(pid, 0)); tests inject a /proc root. */
+  readonly probeProcess?: ProcessProbe;
   /** Where claims are defined (CONFIG/claims.d; default ROOT/etc/hostdev). */
   readonly configDir?: string;
 }
@@ -130,8 +133,11 @@ export interface ResetRequest extends OperationMode {
   readonly device: DeviceRef;
 }
 
-export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder'> {
+export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarning' | 'addresses' | 'holder' | 'unmanaged'> {
+  /** PCI functions, and mediated and USB devices (mdev:UUID, usb:BUS-PORT, usb:VENDOR:PRODUCT): all or nothing. */
   readonly addresses: readonly DeviceRef[];
+  /** PCI functions of `addresses` assigned unmanaged (already on a stub) whatever `managed` says. */
+  readonly unmanaged?: readonly DeviceRef[];
   readonly vf?: VfNetRequests;
   /** The domain's devices are released when this process ends (checked by pid and start time). */
   readonly holderPid?: number;
@@ -162,6 +168,8 @@ export interface AssignResult extends OperationReport {
   /** The `ip link set` commands run (or, on a dry run, that would run), in order. */
   readonly vfConfig: readonly string[];
   readonly warnings: readonly string[];
+  /** The mediated and USB devices of the request (present only when it named any). */
+  readonly devices?: DeviceAssignReport;
 }
 
 /** Who holds devices: a domain under a hypervisor (default qemu). */
@@ -346,6 +354,7 @@ export class HostdevService {
       tables: () => manager.tables(),
       detach: (address, options) => this.detach({ ...options, device: address }),
       reattach: (address, options) => this.reattach({ ...options, device: address }),
+      serials: (addresses) => manager.serials(addresses),
     });
     this.vf = {
       list: async ({ pf }) => listVfs(manager.layout, manager.tables(), manager.net, parsePciRef(pf)),
@@ -385,6 +394,9 @@ export class HostdevService {
       ...(options.command === undefined ? {} : { command: options.command }),
       ...(options.detachedAfterReboot === undefined ? {} : { detachedAfterReboot: options.detachedAfterReboot }),
       ...(options.probeQmp === undefined ? {} : { probeQmp: options.probeQmp }),
+      ...(options.probeProcess === undefined ? {} : { probeProcess: options.probeProcess }),
+      // A reader (list, show, status) probes no holder at open; status and domains probe them all.
+      holders: options.reader === true ? 'none' : 'pids',
     });
     return new HostdevService(
       manager,
@@ -439,6 +451,11 @@ export class HostdevService {
     this.keep(read);
   }
 
+  /** Both tables as stored (no lock, no prune, no holder probed). */
+  tables(): Tables {
+    return this.manager.tables();
+  }
+
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
   get recovery(): RecoveryReport {
     return this.manager.recovery;
@@ -465,8 +482,9 @@ export class HostdevService {
 
   /** Every domain that holds a device, with its devices and its holder (and whether it lives). */
   async domains(): Promise<DomainReport[]> {
+    // First: a domain whose holder is gone is released, and not listed.
+    const holders = await this.manager.checkHolders();
     const { active } = this.manager.tables();
-    const holders = await this.manager.holders();
     const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[] }>();
     for (const entry of active) {
       const id = `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`;
@@ -532,18 +550,63 @@ export class HostdevService {
   }
 
   /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
+  /**
+   * Mediated and USB devices among `addresses` are marked the domain's after its PCI functions are
+   * assigned; when that fails, the PCI functions are released again (libvirt reattaches the PCI
+   * devices when a later kind fails to prepare), so the whole request is all or nothing.
+   */
   async assign(request: AssignRequest): Promise<AssignResult> {
-    return this.assignHeld(request, await this.holderOf(request));
+    const holder = await this.holderOf(request);
+    const { pci, others } = splitRefs(request.addresses);
+    if (others.length === 0) return this.assignHeld(request, holder);
+    const keys = await this.resolveDevices(others);
+    const dryRun = request.dryRun ?? false;
+    const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
+    if (assigned.failures.length > 0) return assigned;
+    try {
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun) };
+    } catch (error) {
+      const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
+      if (left.length === 0 || !(error instanceof HostdevError)) throw error;
+      // The same error (code, details), telling what the rollback left behind.
+      throw HostdevError.fromJSON({
+        code: error.code,
+        message: `${error.message}; the PCI functions assigned before it were not all released again: ${left.join('; ')}`,
+        hint: `${error.hint ?? ''} Then release the domain (\`hostdev release --domain ${request.domain}\`).`.trim(),
+        details: { ...error.details, rollback: left },
+      });
+    }
+  }
+
+  /** Releases the PCI functions an assign gave the domain; what could not be released, one line each. */
+  private async rollBackAssign(request: AssignRequest, assigned: AssignResult): Promise<string[]> {
+    const addresses = assigned.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
+    if (addresses.length === 0) return [];
+    try {
+      const release = await this.releasePci({ domain: request.domain, ...(request.hypervisor === undefined ? {} : { hypervisor: request.hypervisor }), addresses });
+      return release.failures.map((failure) => `${failure.address}: ${failure.message}`);
+    } catch (rollback) {
+      return [rollback instanceof Error ? rollback.message : String(rollback)];
+    }
   }
 
   private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
-    const { vf, holderPid: _pid, qmp: _qmp, ...rest } = request;
-    const addresses = request.addresses.map(parsePciRef);
+    const { vf, holderPid: _pid, qmp: _qmp, unmanaged: unmanagedRefs, ...rest } = request;
+    const unmanaged = (unmanagedRefs ?? []).map(parsePciRef);
+    const addresses = [...new Set([...request.addresses.map(parsePciRef), ...unmanaged])];
     const requests = vfRequests(vf ?? {}, addresses);
     const warnings: string[] = [];
     const report = await this.changing(
       request.dryRun ?? false,
-      () => this.manager.assign({ ...rest, addresses, vf: requests, onWarning: (line) => warnings.push(line), ...(holder === undefined ? {} : { holder }) }),
+      () =>
+        this.manager.assign({
+          ...rest,
+          addresses,
+          ...(unmanaged.length === 0 ? {} : { unmanaged }),
+          vf: requests,
+          onWarning: (line) => warnings.push(line),
+          ...(holder === undefined ? {} : { holder }),
+        }),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -556,8 +619,17 @@ export class HostdevService {
    */
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
-    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID or usb:BUS-PORT key.' });
-    return this.manager.assignDevices(ownerOf(request), keys, request.dryRun ?? false);
+    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT or nvme:ADDRESS/NSID key.' });
+    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false);
+  }
+
+  /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
+  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun);
+  }
+
+  private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
+    return nvmeOnly(keys) ? this.manager.releaseNvme(owner, keys, dryRun) : this.manager.releaseDevices(owner, keys, dryRun);
   }
 
   /** Takes mediated and USB devices back from a domain (all of them unless named); gone ones are pruned. */
@@ -565,7 +637,19 @@ export class HostdevService {
     const owner = ownerOf(request);
     const keys = request.devices === undefined ? undefined : await this.resolveDevices(request.devices);
     if (keys === undefined && !holdsDevices(this.manager.store, owner)) throw domainHoldsNothing(owner, this.manager.tables());
-    return this.manager.releaseDevices(owner, keys, request.dryRun ?? false);
+    if (keys === undefined) return this.releaseAllDevices(owner, request.dryRun ?? false);
+    return this.releaseKeys(owner, keys, request.dryRun ?? false);
+  }
+
+  /** Every device of other kinds the domain holds: its NVMe namespaces first (their controllers back to nvme), then the rest. */
+  private async releaseAllDevices(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport> {
+    return withNamespaces(await this.releaseNamespaces(owner, dryRun), await this.manager.releaseDevices(owner, undefined, dryRun));
+  }
+
+  /** The domain's NVMe namespaces, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
+  private async releaseNamespaces(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport | null> {
+    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && sameOwner(entry.usedBy, owner));
+    return nvme ? this.manager.releaseNvme(owner, undefined, dryRun) : null;
   }
 
   /** Device keys of the kinds assign takes besides PCI; usb:VENDOR:PRODUCT picks the one such device (refused when there are more). */
@@ -612,12 +696,21 @@ export class HostdevService {
    */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const owner = ownerOf(request);
+    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
+    if (named !== null && named.others.length > 0) {
+      const keys = await this.resolveDevices(named.others);
+      const dryRun = request.dryRun ?? false;
+      const pci = named.pci.length === 0 ? { ...emptyRelease(dryRun), warnings: [] } : await this.releasePci({ ...request, addresses: named.pci });
+      return { ...pci, devices: await this.releaseKeys(owner, keys, dryRun) };
+    }
     const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
+    const dryRun = request.dryRun ?? false;
+    const namespaces = others ? await this.releaseNamespaces(owner, dryRun) : null;
     if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
-      return { ...emptyRelease(request.dryRun ?? false), warnings: [], devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) };
+      return { ...emptyRelease(dryRun), warnings: [], devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) };
     }
     const result = await this.releasePci(request);
-    return others ? { ...result, devices: await this.manager.releaseDevices(owner, undefined, request.dryRun ?? false) } : result;
+    return others ? { ...result, devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) } : result;
   }
 
   private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
@@ -716,7 +809,7 @@ export class HostdevService {
       throw new HostdevError('HOSTDEV_USAGE', 'unplug names no device', { hint: 'Name the PCI addresses to take out of the VM.' });
     }
     const owned = new Set<string>(
-      (await this.manager.status()).active.filter((e) => e.usedBy.vm === request.domain && e.usedBy.hypervisor === hypervisor).map((e) => e.address),
+      (await this.manager.status({ holders: 'none' })).active.filter((e) => e.usedBy.vm === request.domain && e.usedBy.hypervisor === hypervisor).map((e) => e.address),
     );
     const foreign = request.addresses.filter((address) => !owned.has(address));
     if (foreign.length > 0) {
@@ -936,7 +1029,7 @@ export class HostdevService {
   /** One `-device vfio-pci` per active device of the domain still on the host (ids are stable). */
   async qemuArgs(request: QemuArgsRequest): Promise<QemuArgsReport> {
     const owner = ownerOf(request);
-    const status = await this.manager.status();
+    const status = await this.manager.status({ holders: 'none' });
     const gone = new Set<string>(status.missing);
     const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
     const others = (status.devices ?? []).filter((e) => sameOwner(e.usedBy, owner));
@@ -952,23 +1045,72 @@ export class HostdevService {
     );
     if (owned.length === 0 && others.length === 0) warnings.push(`domain ${owner.vm} (${owner.hypervisor}) holds no device: nothing to pass to QEMU`);
     const inventory = others.length === 0 ? null : await readNonPciInventory(this.manager.layout, [...new Set(others.map((e) => e.kind))], readTimeoutFromEnv());
-    const here = new Set<string>(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key));
+    // A namespace is there while its controller is, on its stub for this domain (the kernel shows no namespace then).
+    const controllers = new Set<string>(present.map((e) => e.address));
+    const here = new Set<string>([
+      ...(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key)),
+      ...others.filter((e) => e.kind === 'nvme' && controllers.has(nvmeController(e.key))).map((e) => e.key),
+    ]);
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
     warnings.push(...otherMissing.map((key) => `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`));
     const ids = otherKeys.map(idOf);
-    const argv = qemuArgs(present, {
+    const namespaces = ids.flatMap((id) => (id.kind === 'nvme' ? [id] : []));
+    // QEMU's nvme block driver opens a namespace's controller itself: it is no vfio-pci device of the VM.
+    const backing = new Set<string>(namespaces.map((id) => id.controller));
+    const argv = qemuArgs(present.filter((e) => !backing.has(e.address)), {
       ...(request.machine === undefined ? {} : { machine: request.machine }),
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
       mdevs: ids.flatMap((id) => (id.kind === 'mdev' ? [id.uuid] : [])),
       usb: ids.flatMap((id) => (id.kind === 'usb' ? [id] : [])),
-    });
+    }).concat(nvmeQemuArgs(namespaces));
     const report = { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
     return others.length === 0 ? report : { ...report, otherKeys, otherMissing };
   }
 }
 
+/** A release of the other kinds' devices with the NVMe namespaces released before it. */
+function withNamespaces(namespaces: DeviceReleaseReport | null, rest: DeviceReleaseReport): DeviceReleaseReport {
+  if (namespaces === null) return rest;
+  // A dry run's namespaces are still in the tables the rest was planned on.
+  const again = new Set(namespaces.released);
+  return {
+    ...rest,
+    released: [...namespaces.released, ...rest.released.filter((key) => !again.has(key))],
+    notes: [...namespaces.notes, ...rest.notes],
+    ...(namespaces.controllers === undefined ? {} : { controllers: namespaces.controllers, steps: namespaces.steps ?? [] }),
+  };
+}
+
+/** Whether the keys are NVMe namespaces (true) or none is (false): one request does not mix them with other kinds. */
+function nvmeOnly(keys: readonly DeviceKey[]): boolean {
+  const nvme = keys.filter((key) => keyKind(key) === 'nvme').length;
+  if (nvme === 0) return false;
+  if (nvme === keys.length) return true;
+  throw new HostdevError('HOSTDEV_USAGE', 'NVMe namespaces and devices of other kinds in one request', {
+    hint: 'Give the nvme: keys in a command of their own (their controllers change driver; the other kinds do not).',
+    details: { keys },
+  });
+}
+
 /** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
+/** The references that name PCI functions and those that name devices of the other kinds (left as given, for resolveDevices). */
+function splitRefs(refs: readonly DeviceRef[]): { readonly pci: PciAddress[]; readonly others: string[] } {
+  const pci: PciAddress[] = [];
+  const others: string[] = [];
+  for (const ref of refs) {
+    const id = parseUsbSelector(ref) === null ? parseId(ref) : null;
+    if (id?.kind === 'pci') pci.push(id.address);
+    else others.push(ref);
+  }
+  return { pci, others };
+}
+
+function emptyAssign(dryRun: boolean): AssignResult {
+  const plan = { operation: 'assign', onFailure: 'rollback', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] } as const;
+  return { operation: 'assign', dryRun, steps: [], changes: [], pruned: [], resets: [], failures: [], notes: [], plan, vfConfig: [], warnings: [] };
+}
+
 function emptyRelease(dryRun: boolean): ReleaseReport {
   const plan = { operation: 'release', onFailure: 'continue', fallbacks: [], groups: [], changes: [], pruned: [], resets: [], notes: [] } as const;
   return { operation: 'release', dryRun, steps: [], changes: [], pruned: [], resets: [], failures: [], notes: [], plan, released: [], reattached: [], inactive: [] };

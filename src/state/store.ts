@@ -485,6 +485,8 @@ export class StateStore {
   private readonly lockTimeoutMs: number;
   private readonly inside = new AsyncLocalStorage<string>();
   private readonly statements = new Map<string, Database.Statement>();
+  /** The tables as selectTables read them last, and the commit count they were read at. */
+  private lastTables: { readonly commits: number; readonly tables: Tables } | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   /** Operations of this process queued or running in `exclusive()`. */
   private pending = 0;
@@ -646,6 +648,8 @@ export class StateStore {
     if (unstamped === undefined) return;
     this.db.transaction(() => {
       for (const table of ['active', 'inactive']) this.db.prepare(`UPDATE ${table} SET boot_id = ? WHERE boot_id IS NULL`).run(bootId);
+      // A change of the tables, counted as commits are: the tables read before are stale.
+      this.db.prepare(COUNT_COMMIT).run();
     })();
   }
 
@@ -745,12 +749,20 @@ export class StateStore {
     }
   }
 
-  /** @internal used by LockedOperation */
+  /**
+   * @internal used by LockedOperation; inside a transaction. Every change of the tables is counted
+   * in the same transaction (COUNT_COMMIT), so while the count stands the tables read last are the
+   * tables: a full walk (recovery at open, then status) decodes them once, not three times.
+   */
   selectTables(): Tables {
-    return {
-      active: (this.db.prepare('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).filter(isPciRow).map(activeEntry),
-      inactive: (this.db.prepare('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry),
+    const commits = commitCount(this.db);
+    if (this.lastTables?.commits === commits) return this.lastTables.tables;
+    const tables: Tables = {
+      active: (this.statement('SELECT * FROM active ORDER BY key').all() as ActiveRow[]).filter(isPciRow).map(activeEntry),
+      inactive: (this.statement('SELECT * FROM inactive ORDER BY key').all() as InactiveRow[]).map(inactiveEntry),
     };
+    this.lastTables = { commits, tables };
+    return tables;
   }
 
   /** @internal */

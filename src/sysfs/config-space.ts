@@ -126,3 +126,46 @@ export function configFromChunks(data: Uint8Array): ConfigRead {
     return data.subarray(0, 0);
   };
 }
+
+/** A PCI Express link as libvirt's node device XML gives it (<pci-express><link validity='cap|sta'/>). */
+export interface PcieLink {
+  readonly validity: 'cap' | 'sta';
+  /** Link Capabilities' port number (cap only). */
+  readonly port: number | null;
+  /** GT/s as libvirt spells it ("2.5", "5", "8", ...); null for a speed code it does not name. */
+  readonly speed: string | null;
+  readonly width: number;
+}
+
+const LINK_SPEEDS: ReadonlyArray<string | null> = [null, '2.5', '5', '8', '16', '32', '64'];
+const LNKCAP = 0x0c;
+const LNKSTA = 0x12;
+/** Express capability types without a link: root complex integrated endpoint and event collector. */
+const NO_LINK_TYPES = new Set([0x9, 0xa]);
+
+/**
+ * The link's capabilities and status from the PCI Express capability (Link Capabilities at cap+0x0c,
+ * Link Status at cap+0x12), as libvirt's virPCIDeviceGetLinkCapSta reads them; empty for a function
+ * that is not PCI Express, has no link, or whose capability cannot be read.
+ */
+export function pcieLinks(read: ConfigRead): PcieLink[] {
+  const header = read(0, 64);
+  if (header.length < 64 || (header[STATUS]! & STATUS_CAP_LIST) === 0) return [];
+  let pointer = header[(header[HEADER_TYPE]! & 0x7f) === 2 ? CAP_PTR_CARDBUS : CAP_PTR_NORMAL]! & 0xfc;
+  for (let hops = 0; pointer >= 0x40 && hops < 48; hops++) {
+    const cap = read(pointer, LNKSTA + 2);
+    if (cap.length < 2) return [];
+    if (cap[0] === CAP_ID_PCIE) {
+      if (cap.length < LNKSTA + 2 || NO_LINK_TYPES.has((cap[2]! >> 4) & 0xf)) return [];
+      const linkCap = (cap[LNKCAP]! | (cap[LNKCAP + 1]! << 8) | (cap[LNKCAP + 2]! << 16) | (cap[LNKCAP + 3]! << 24)) >>> 0;
+      const linkSta = cap[LNKSTA]! | (cap[LNKSTA + 1]! << 8);
+      return [
+        { validity: 'cap', port: linkCap >>> 24, speed: LINK_SPEEDS[linkCap & 0xf] ?? null, width: (linkCap >> 4) & 0x3f },
+        { validity: 'sta', port: null, speed: LINK_SPEEDS[linkSta & 0xf] ?? null, width: (linkSta >> 4) & 0x3f },
+      ];
+    }
+    pointer = cap[1]! & 0xfc;
+  }
+  return [];
+}
+

@@ -4,7 +4,7 @@ import { deviceSerialNumber, NO_SERIALS, parseVpd, type DeviceSerials } from '..
 import type { BatchOp } from './batch-ops.js';
 import { BatchReader, ReaderStall } from './batch-reader.js';
 import { stallFromEnv } from './bounded-inventory.js';
-import { configFromBytes } from './config-space.js';
+import { configFromBytes, pcieLinks, type PcieLink } from './config-space.js';
 import type { SysfsLayout } from './paths.js';
 
 /** A VPD read goes through the device (seconds on some cards, forever on a broken one): bounded. */
@@ -64,3 +64,25 @@ export async function readSerialsBounded(
 export async function readSerials(layout: SysfsLayout, address: PciAddress): Promise<DeviceSerials> {
   return (await readSerialsBounded(layout, [address], { stallMs: stallFromEnv() })).get(address) ?? NO_SERIALS;
 }
+
+/** One function's PCI Express link (cap and sta) from its config space, read in a bounded reader process; empty when unread. */
+export async function readPcieLinks(layout: SysfsLayout, address: PciAddress): Promise<PcieLink[]> {
+  let links: PcieLink[] = [];
+  const reader = new BatchReader(layout, [{ kind: 'read', file: 'config' }], { only: [address], entryByEntry: true });
+  try {
+    await reader.forEach(
+      layout,
+      SERIALS_TIMEOUT_MS,
+      (_entry, results, base) => {
+        if (results.errno(base) === null) links = pcieLinks(configFromBytes(results.data(base)));
+      },
+      stallFromEnv(),
+    );
+  } catch (error) {
+    if (!(error instanceof ReaderStall || (error instanceof HostdevError && error.code === 'HOSTDEV_TIMEOUT'))) throw error;
+  } finally {
+    reader.cancel();
+  }
+  return links;
+}
+

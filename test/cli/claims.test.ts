@@ -89,7 +89,9 @@ describe('claim, unclaim, claims', () => {
     expect(claim.stdout).toContain(`claimed ${NVME} (144d:a808) for vfio-pci`);
     expect(driverOf(NVME)).toBe('vfio-pci');
     expect(readFileSync(claimFile(NVME), 'utf8')).toContain('address=0000:03:00.0\ndriver=vfio-pci\nvendor=144d\ndevice=a808\n');
-    expect(readFileSync(rulesFile(), 'utf8')).toContain(`KERNEL=="${NVME}", ATTR{vendor}=="0x144d", ATTR{device}=="0xa808", ATTR{driver_override}="vfio-pci"`);
+    expect(readFileSync(rulesFile(), 'utf8')).toMatch(
+      new RegExp(`KERNEL=="${NVME}", ATTR\\{vendor\\}=="0x144d", ATTR\\{device\\}=="0xa808", ATTR\\{subsystem_vendor\\}=="0x[0-9a-f]{4}", ATTR\\{subsystem_device\\}=="0x[0-9a-f]{4}", ATTR\\{class\\}=="0x0108\\*", ATTR\\{driver_override\\}="vfio-pci"`),
+    );
     expect(hostdev('detach', AUDIO).code).toBe(0);
 
     const status = hostdev('status');
@@ -98,7 +100,15 @@ describe('claim, unclaim, claims', () => {
     const json = jsonOf<{ inactive: { address: string }[]; claims: { address: string; driver: string; match: object }[] }>(hostdev('status', '--json'));
     // The inactive entries keep their fields; the claims come beside them.
     expect(json.inactive.map((e) => e.address)).toEqual([AUDIO, NVME]);
-    expect(json.claims).toEqual([{ key: `pci:${NVME}`, address: NVME, driver: 'vfio-pci', match: { vendor: '144d', device: 'a808' } }]);
+    expect(json.claims).toEqual([
+      {
+        key: `pci:${NVME}`,
+        address: NVME,
+        driver: 'vfio-pci',
+        match: { vendor: '144d', device: 'a808' },
+        identity: { subsystemVendor: '144d', subsystemDevice: 'a801', class: '0108', serialNumber: null, vpdSerial: null },
+      },
+    ]);
     const list = hostdev('list');
     expect(list.stdout.split('\n').find((l) => l.startsWith(NVME))).toMatch(/hostdev\/claim$/);
     expect(list.stdout.split('\n').find((l) => l.startsWith(AUDIO))).toMatch(/hostdev \(detached\)$/);
@@ -262,7 +272,10 @@ function applyUdevRules(address: string): void {
         if (key === 'SUBSYSTEM') return value === 'pci';
         if (key === 'KERNEL') return value === address;
         const attr = /^ATTR\{(.+)\}$/.exec(key)?.[1];
-        return attr !== undefined && readFileSync(path.join(devDir(address), attr), 'utf8').trim() === value;
+        if (attr === undefined) return false;
+        // udev's match values are globs; the rules hostdev writes use a trailing * only (class prefix).
+        const actual = readFileSync(path.join(devDir(address), attr), 'utf8').trim();
+        return value.endsWith('*') ? actual.startsWith(value.slice(0, -1)) : actual === value;
       });
     if (!matches) continue;
     for (const { key, value } of keys.filter((k) => k.op === '=')) {

@@ -1,9 +1,9 @@
-import { cpSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { StateStore } from '../../src/state/store.js';
-import { jsonOf, runCli } from '../support/cli.js';
+import { jsonOf } from '../support/cli.js';
+import { simHostCopies } from '../support/sim-host-per-test.js';
 
 // A crash in the middle of `assign --vlan --mac`: the VF's config was saved (durably) and applied,
 // then the process died (the simulated kernel SIGKILLs it at one of its sysfs writes). The next
@@ -13,23 +13,7 @@ const PF = '0000:01:00.0';
 const VF = '0000:01:10.0';
 const ASSIGN = ['assign', '--domain', 'vm1', VF, '--vlan', '77', '--mac', '52:54:00:00:00:77'];
 const SAVED = { address: VF, pf: 'enp1s0f0', vfIndex: 0, mac: '00:00:00:00:00:00', vlan: 0, spoofchk: true, trust: false };
-let base = '';
-let template = '';
-
-beforeAll(() => {
-  base = mkdtempSync(path.join(tmpdir(), 'hostdev-cli-vf-crash-'));
-  template = path.join(base, 'template');
-  expect(runCli(['sim', 'create', template, '--preset', 'sriov-nic']).code).toBe(0);
-});
-afterAll(() => rmSync(base, { recursive: true, force: true }));
-
-/** A fresh copy of the simulated host and an empty state dir for one case. */
-function freshHost(name: string): { root: string; stateDir: string; cli: (args: string[], env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> } {
-  const root = path.join(base, name, 'root');
-  const stateDir = path.join(base, name, 'state');
-  cpSync(template, root, { recursive: true, verbatimSymlinks: true });
-  return { root, stateDir, cli: (args, env) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args], env ? { env } : {}) };
-}
+const freshHost = simHostCopies('hostdev-cli-vf-crash-', 'sriov-nic');
 
 function crashAssign(cli: ReturnType<typeof freshHost>['cli'], fault: object): void {
   const crashed = cli(ASSIGN, { HOSTDEV_SIM_FAULTS: JSON.stringify([{ action: 'crash', ...fault }]) });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { claimFileText, claimMismatch, parseClaimFile, parseMatch, udevRules, type Claim } from '../../src/core/claims.js';
+import { claimFileText, claimIdentityOf, claimMismatch, matchesClaim, parseClaimFile, parseMatch, udevRules, type Claim } from '../../src/core/claims.js';
+import type { HardwareIdentity } from '../../src/core/hardware-identity.js';
 import type { DeviceKey } from '../../src/core/device-key.js';
 import { HostdevError } from '../../src/core/errors.js';
 import { ownerCell } from '../../src/core/tables.js';
@@ -12,7 +13,24 @@ const CLAIM: Claim = {
   match: { vendor: '144d', device: 'a808' },
 };
 
+const UNKNOWN: HardwareIdentity = { vendor: null, device: null, subsystemVendor: null, subsystemDevice: null, class: null, serialNumber: null, vpd: null };
+
 describe('claims (core)', () => {
+  it('a claim with the identity of its card: read back from its file, and a card of the same model with another serial does not match', () => {
+    const card: HardwareIdentity = { ...UNKNOWN, vendor: '144d', device: 'a808', subsystemVendor: '144d', subsystemDevice: 'a801', class: '0108', serialNumber: '00-00-00-00-00-00-00-01' };
+    const claim: Claim = { ...CLAIM, identity: claimIdentityOf(card) };
+    expect(parseClaimFile(claimFileText(claim))).toEqual(claim);
+    expect(matchesClaim(claim, { hardware: card, driver: 'nvme' })).toBe(true);
+    const other = { hardware: { ...card, serialNumber: '00-00-00-00-00-00-00-02' }, driver: 'nvme' };
+    expect(matchesClaim(claim, other)).toBe(false);
+    expect(matchesClaim(claim, { hardware: { ...card, subsystemDevice: 'a802' }, driver: 'nvme' })).toBe(false);
+    // A serial not known on one side is not compared (the claim of an older file, a card without DSN).
+    expect(matchesClaim(CLAIM, other)).toBe(true);
+    expect(claimMismatch(claim.address, claim, other).message).toBe(
+      '0000:03:00.0 is 144d:a808 SN 00-00-00-00-00-00-00-02 on driver nvme, not the 144d:a808 SN 00-00-00-00-00-00-00-01 the claim is for: not bound',
+    );
+  });
+
   it('a claim file reads back as the claim it was written from', () => {
     expect(parseClaimFile(claimFileText(CLAIM))).toEqual(CLAIM);
   });
@@ -33,7 +51,7 @@ describe('claims (core)', () => {
   });
 
   it('a mismatch names the address, what is there and what the claim is for', () => {
-    const error = claimMismatch(CLAIM.address, CLAIM.match, { vendor: '15b3', device: '101e', driver: 'mlx5_core' });
+    const error = claimMismatch(CLAIM.address, CLAIM, { hardware: { ...UNKNOWN, vendor: '15b3', device: '101e' }, driver: 'mlx5_core' });
     expect(error.code).toBe('HOSTDEV_CLAIM_MISMATCH');
     expect(error.exitCode).toBe(4);
     expect(error.message).toBe('0000:03:00.0 is 15b3:101e on driver mlx5_core, not the 144d:a808 the claim is for: not bound');

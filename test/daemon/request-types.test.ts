@@ -45,7 +45,7 @@ describe('the daemon builds the service request types from its schemas', () => {
     expectTypeOf<keyof z.infer<typeof PlainBody>>().toEqualTypeOf<'waitMs'>();
     expectTypeOf<keyof z.infer<typeof SriovBody>>().toEqualTypeOf<'numVfs' | 'force' | 'autoprobe' | 'waitMs'>();
     expectTypeOf<keyof z.infer<typeof AssignBody>>().toEqualTypeOf<
-      'domain' | 'hypervisor' | 'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
+      'domain' | 'hypervisor' | 'devices' | 'unmanaged' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
     >();
     expectTypeOf<keyof z.infer<typeof HotplugBody>>().toEqualTypeOf<
       'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
@@ -76,24 +76,25 @@ describe('the daemon builds the service request types from its schemas', () => {
       pf: '0000:01:00.0', count: 3, force: true, autoprobe: false, waitMs: 9, ...mode,
     });
     const body = {
-      domain: 'vm1', hypervisor: 'xen', devices: ['pci:0000:01:10.0'], managed: false, withGroup: true, driver: 'vfio-pci',
+      domain: 'vm1', hypervisor: 'xen', devices: ['pci:0000:01:10.0'], unmanaged: ['01:10.1'], managed: false, withGroup: true, driver: 'vfio-pci',
       force: true, vf: { 'pci:0000:01:10.0': { mac: '52:54:00:00:00:01', vlan: 10 } }, waitMs: 3, holderPid: 4242, qmp: '/run/vm1.qmp',
     };
     const assigned = {
-      domain: 'vm1', hypervisor: 'xen', addresses: ['0000:01:10.0'], managed: false, withGroup: true, stubDriver: 'vfio-pci', force: true,
+      domain: 'vm1', hypervisor: 'xen', addresses: ['0000:01:10.0'], unmanaged: ['0000:01:10.1'], managed: false, withGroup: true, stubDriver: 'vfio-pci', force: true,
       vf: { '0000:01:10.0': { mac: '52:54:00:00:00:01', vlan: 10 } }, wait: { timeoutMs: 3 }, holderPid: 4242, qmp: '/run/vm1.qmp', ...mode,
     };
     expect(assignRequest(body, 'xen', mode)).toEqual(assigned);
-    const { domain: _domain, hypervisor: _hypervisor, ...hotplugBody } = body;
-    expect(hotplugRequest({ hypervisor: 'xen', domain: 'vm1' }, hotplugBody, mode)).toEqual(assigned);
+    const { domain: _domain, hypervisor: _hypervisor, unmanaged: _unmanaged, ...hotplugBody } = body;
+    const { unmanaged: _none, ...hotplugged } = assigned;
+    expect(hotplugRequest({ hypervisor: 'xen', domain: 'vm1' }, hotplugBody, mode)).toEqual(hotplugged);
     expect(unplugRequest({ hypervisor: 'qemu', domain: 'vm1' }, { qmp: '/run/vm1.qmp', devices: ['01:10.0'], timeoutMs: 6 }, mode)).toEqual({
       qmp: '/run/vm1.qmp', domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0'], timeoutMs: 6, ...mode,
     });
     expect(adoptRequest({ domain: 'vm1', devices: ['pci:0000:01:10.0'], managed: false, holderPid: 4242, qmp: '/run/vm1.qmp' }, 'qemu', mode)).toEqual({
       domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0'], managed: false, holderPid: 4242, qmp: '/run/vm1.qmp', ...mode,
     });
-    expect(releaseRequest({ hypervisor: 'qemu', domain: 'vm1' }, { devices: '01:10.0,,pci:0000:01:10.2', force: true, waitMs: 4 }, mode)).toEqual({
-      domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0', '0000:01:10.2'], force: true, wait: { timeoutMs: 4 }, ...mode,
+    expect(releaseRequest({ hypervisor: 'qemu', domain: 'vm1' }, { devices: '01:10.0,,pci:0000:01:10.2,mdev:4B20D080-1B54-4048-85B3-A6A62D165C01', force: true, waitMs: 4 }, mode)).toEqual({
+      domain: 'vm1', hypervisor: 'qemu', addresses: ['0000:01:10.0', '0000:01:10.2', 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01'], force: true, wait: { timeoutMs: 4 }, ...mode,
     });
   });
 });

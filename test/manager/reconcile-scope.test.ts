@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
 import { HostReader } from '../../src/manager/host-reader.js';
 import { HostdevManager } from '../../src/manager/hostdev-manager.js';
-import { recover, type ReconcileScope } from '../../src/manager/recovery.js';
+import { EMPTY_RECOVERY_REPORT, recover, type ReconcileScope } from '../../src/manager/recovery.js';
+import { readStatus } from '../../src/manager/status.js';
 import { SimKernel } from '../../src/sim/kernel.js';
 import { SysfsLayout } from '../../src/sysfs/paths.js';
 import { StateStore } from '../../src/state/store.js';
@@ -14,11 +15,16 @@ import { isolatedSpec, simSetup, type SimSetup } from './recovery-support.js';
 // uevent sequence number is the one at which every entry was last found consistent; any event
 // since (a bind, an unbind, a device added or removed) makes it walk every entry again.
 
+// Entries whose device was read: one by one (driverOf) or in the walk's batch read (entryFacts).
 class CountingReader extends HostReader {
   reads = 0;
   override async driverOf(address: PciAddress): Promise<string | null> {
     this.reads += 1;
     return super.driverOf(address);
+  }
+  override async entryFacts(...args: Parameters<HostReader['entryFacts']>): ReturnType<HostReader['entryFacts']> {
+    this.reads += new Set(args[0]).size;
+    return super.entryFacts(...args);
   }
 }
 
@@ -88,5 +94,51 @@ describe("the simulated kernel's uevent_seqnum", () => {
     await kernel.write('/sys/bus/pci/rescan', '1');
     // The device added, then bound to its driver.
     expect(seqnum(setup)).toBe(start + 6);
+  });
+});
+
+// Every link read, lookup and batch read the status walk makes.
+class CallCountingReader extends HostReader {
+  perEntry = 0;
+  batches: number[] = [];
+  override async driverOf(address: PciAddress): Promise<string | null> {
+    this.perEntry += 1;
+    return super.driverOf(address);
+  }
+  override async exists(address: PciAddress): Promise<boolean> {
+    this.perEntry += 1;
+    return super.exists(address);
+  }
+  override async entryFacts(...args: Parameters<HostReader['entryFacts']>): ReturnType<HostReader['entryFacts']> {
+    this.batches.push(args[0].length);
+    return super.entryFacts(...args);
+  }
+}
+
+describe('the status walk', () => {
+  it('reads every entry in one batch read, with no link read or lookup per entry, and still prunes a vanished device', async () => {
+    const { setup, addresses, kernel } = simHost(6);
+    const manager = await HostdevManager.open({ root: setup.root, stateDir: setup.stateDir, kernel });
+    await manager.assign({ domain: 'vm1', addresses: addresses.slice(0, 5) });
+    manager.close();
+
+    const store = StateStore.open(setup.stateDir);
+    const reader = new CallCountingReader(new SysfsLayout(setup.root));
+    try {
+      const status = await readStatus(store, reader, EMPTY_RECOVERY_REPORT);
+      expect(status.active.map((entry) => entry.address)).toEqual(addresses.slice(0, 5));
+      expect({ perEntry: reader.perEntry, batches: reader.batches }).toEqual({ perEntry: 0, batches: [5] });
+
+      // A device gone: looked up once more under the lock (it may be back), then pruned.
+      await kernel.write(`/sys/bus/pci/devices/${addresses[4]!}/remove`, '1');
+      reader.perEntry = 0;
+      reader.batches = [];
+      const after = await readStatus(store, reader, EMPTY_RECOVERY_REPORT);
+      expect(after.pruned).toEqual([addresses[4]]);
+      expect({ perEntry: reader.perEntry, batches: reader.batches }).toEqual({ perEntry: 1, batches: [5] });
+    } finally {
+      reader.close();
+      store.close();
+    }
   });
 });

@@ -85,7 +85,8 @@ describe('device keys at the service and the CLI', () => {
       code: 'HOSTDEV_BAD_ADDRESS',
       message: '"usb:1-2" names a usb device; this operation takes PCI devices only',
     });
-    expect(await refusal(service.assign({ domain: 'vm1', addresses: ['mdev:4b20d080-1b54-4048-85b3-a6a62d165c01'] }))).toMatchObject({
+    // assign takes mdev: and usb: keys beside PCI functions (test/service/mixed-assign.test.ts), not yet scsi: or nvme:.
+    expect(await refusal(service.assign({ domain: 'vm1', addresses: [VF0, 'scsi:0:0:0:0'] }))).toMatchObject({
       code: 'HOSTDEV_BAD_ADDRESS',
     });
     expect(await refusal(service.show('pci:0000:01:20.0'))).toEqual({

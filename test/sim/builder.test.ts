@@ -135,7 +135,7 @@ describe('buildHost writes a tree shaped like Linux sysfs', () => {
     const root = path.join(tempRoot(), 'big');
     buildHost(root, generateSpec(4096));
     expect(addresses(root)).toHaveLength(4096);
-  });
+  }, 120_000);
 
   it('omitFiles leaves attribute files out, as some kernels and devices do', () => {
     const root = path.join(tempRoot(), 'omit');

@@ -318,3 +318,26 @@ describe('the cross-process lock', () => {
     );
   });
 });
+
+describe('StateStore tables read once per commit', () => {
+  it("a reader sees another connection's commit and the boot stamp at once, and the same tables while nothing was committed", async () => {
+    const dir = tempDir();
+    const reader = open(dir);
+    const writer = open(dir);
+    expect(reader.readTables().active).toEqual([]);
+    await writer.exclusive('assign', async (op) => {
+      op.commit([{ kind: 'set-active', entry: active(1) }]);
+    });
+    const first = reader.readTables();
+    expect(first.active.map((entry) => entry.address)).toEqual([addr(1)]);
+    expect(reader.readTables()).toBe(first);
+    expect(reader.readState().tables).toBe(first);
+
+    // Entries written without a boot id are stamped by the next open that knows the boot.
+    writer.database.prepare('UPDATE active SET boot_id = NULL').run();
+    writer.database.prepare("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'commits'").run();
+    expect(reader.readTables().active[0]!.bootId).toBeUndefined();
+    writer.useBoot('boot-2');
+    expect(reader.readTables().active[0]!.bootId).toBe('boot-2');
+  });
+});

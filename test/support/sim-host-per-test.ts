@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
@@ -37,4 +37,32 @@ export function simHostCli(host: { readonly root: string; readonly stateDir: str
     return run;
   };
   return { cli, ok };
+}
+
+/** One host copy of `simHostCopies`, with a `cli` that runs on it (`env` added to the process's). */
+export interface SimHostCopy {
+  readonly root: string;
+  readonly stateDir: string;
+  readonly cli: (args: string[], env?: NodeJS.ProcessEnv) => CliRun;
+}
+
+/**
+ * Registers hooks that make one simulated host of `preset` for the file (`sim create` is the slow
+ * part) and returns `fresh(name)`: a copy of it with an empty state dir, for one case.
+ */
+export function simHostCopies(prefix: string, preset: string): (name: string) => SimHostCopy {
+  let base = '';
+  let template = '';
+  beforeAll(() => {
+    base = mkdtempSync(path.join(tmpdir(), prefix));
+    template = path.join(base, 'template');
+    expect(runCli(['sim', 'create', template, '--preset', preset]).code).toBe(0);
+  });
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  return (name) => {
+    const root = path.join(base, name, 'root');
+    const stateDir = path.join(base, name, 'state');
+    cpSync(template, root, { recursive: true, verbatimSymlinks: true });
+    return { root, stateDir, cli: (args, env) => runCli(['--root', root, '--state-dir', stateDir, '--simulate', ...args], env ? { env } : {}) };
+  };
 }

@@ -22,7 +22,7 @@ let dir: string | null = null;
 afterEach(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = null;
-});
+}, LARGE_HOST_MS);
 
 function host(): string {
   dir = mkdtempSync(path.join(os.tmpdir(), 'hostdev-bounded-'));

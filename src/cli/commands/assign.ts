@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
+import { tryParseAddress, type PciAddress } from '../../core/address.js';
 import { parsePciRef } from '../../core/device-key.js';
+import { domainXmlRequest, needsUsbInventory } from '../../core/domain-xml.js';
+import { readNonPci } from '../nonpci-view.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
 import type { AssignBodyJson } from '../../client/hostdev-client.js';
@@ -14,6 +17,7 @@ import { addVfNetOptions, vfNetRequests, type VfNetOptionValues } from './vf.js'
 
 export type AssignOptionValues = VfNetOptionValues & {
   domain?: string;
+  domainXml?: string;
   hypervisor?: string;
   unmanaged?: boolean;
   driver?: string;
@@ -37,10 +41,13 @@ export function holderPid(input: string | undefined): { holderPid?: number } {
 }
 
 /** The options of `assign`, which `hotplug` takes too. */
-export function addAssignOptions(command: Command): Command {
+export function addAssignOptions(command: Command, domain: 'required' | 'or-xml' = 'required'): Command {
+  const withDomain =
+    domain === 'required'
+      ? command.requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
+      : command.option('--domain <name>', "the domain (VM) that gets the devices (with --domain-xml: default the XML's <name>)");
   return addVfNetOptions(
-    command
-      .requiredOption('--domain <name>', 'the domain (VM) that gets the devices')
+    withDomain
       .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
       .option('--unmanaged', 'the devices are already detached by hand (hostdev detach); do not detach them')
       .option('--driver <name>', "stub driver for managed devices: vfio-pci, a variant, pci-stub or xen-pciback (default: each device's vfio-pci variant driver named in modules.alias, else vfio-pci)")
@@ -53,15 +60,17 @@ export function addAssignOptions(command: Command): Command {
 }
 
 /** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
-export function assignRequest(opts: AssignOptionValues, inputs: readonly string[]): AssignRequest {
+export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = []): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
-  if (inputs.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
-  const addresses = inputs.map(parsePciRef);
-  const vf = vfNetRequests(opts, addresses);
+  if (inputs.length === 0 && unmanaged.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
+  // Mediated and USB devices come here from a domain XML only (the command line names them apart).
+  const addresses = inputs.map((input) => (deviceInputs([input]) === 'other' ? input : parsePciRef(input)));
+  const vf = vfNetRequests(opts, [...addresses.filter((address) => tryParseAddress(address) !== null).map(parsePciRef), ...unmanaged]);
   return {
     domain,
     hypervisor,
     addresses,
+    ...(unmanaged.length === 0 ? {} : { unmanaged }),
     managed: !(opts.unmanaged ?? false),
     ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
     withGroup: opts.withGroup ?? false,
@@ -76,7 +85,7 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
 
 /** What `assign` prints for its report (and `hotplug` for the assign it made). */
 export function assignResult(report: ReportJson<AssignResult>, domain: string, hypervisor: string): CommandResult {
-  const assigned = report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address));
+  const assigned = [...report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)), ...(report.devices?.assigned ?? [])];
   const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
   if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
   const vfLines = report.vfConfig.map((line) => `VF config: ${line}`);
@@ -96,6 +105,7 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
     domain: request.domain,
     hypervisor: request.hypervisor ?? 'qemu',
     devices: request.addresses,
+    ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
     managed: request.managed ?? true,
     withGroup: request.withGroup ?? false,
     force: request.force ?? false,
@@ -121,21 +131,56 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
   const { domain, hypervisor } = parseDomainOptions(opts);
   const dryRun = opts.dryRun ?? false;
   const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun }), { dryRun });
-  const text = dryRun
-    ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (ownership only: no sysfs write)`
-    : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}`;
-  return { json: report, text };
+  const controllers = report.controllers ?? [];
+  const how = controllers.length > 0 ? `NVMe controllers to vfio-pci: ${controllers.join(', ')}` : 'ownership only: no sysfs write';
+  const lines = [
+    dryRun
+      ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (${how})`
+      : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}${controllers.length > 0 ? ` (${how})` : ''}`,
+    ...(dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
+    ...report.notes.map((note) => `note: ${note}`),
+  ];
+  return { json: report, text: lines.join('\n') };
 }
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
+export const DOMAIN_XML_HELP =
+  "a libvirt domain XML (virsh dumpxml) or one <hostdev>/<disk> element: its <hostdev> (pci, usb, mdev) and <disk type='nvme'> devices, managed attribute included";
+
+/** `--domain-xml FILE`: the domain (--domain, else the XML's <name>) and what its device elements name. */
+export async function domainXmlInputs(
+  globals: GlobalOptions,
+  opts: { domain?: string; domainXml?: string },
+  inputs: readonly string[],
+): Promise<{ domain: string; refs: readonly string[]; unmanaged: readonly PciAddress[] } | null> {
+  if (opts.domainXml === undefined) {
+    if (opts.domain === undefined) throw new HostdevError('HOSTDEV_USAGE', "required option '--domain <name>' not specified", { hint: 'Name the domain with --domain, or give its XML with --domain-xml.' });
+    return null;
+  }
+  if (inputs.length > 0) {
+    throw new HostdevError('HOSTDEV_USAGE', `--domain-xml names the devices; ${inputs.join(' ')} given too`, { hint: 'Give the devices either in the XML file or on the command line.', details: { inputs } });
+  }
+  const { readDomainXml } = await import('../domain-xml.js'); // its XML library only for --domain-xml
+  const parsed = await readDomainXml(opts.domainXml);
+  const domain = opts.domain ?? parsed.name;
+  if (domain === null) {
+    throw new HostdevError('HOSTDEV_USAGE', `${opts.domainXml} has no <name> and --domain is not given`, { hint: 'Name the domain with --domain.', details: { path: opts.domainXml } });
+  }
+  const usb = needsUsbInventory(parsed.devices) ? (await readNonPci(globals, ['usb'])).usb : [];
+  return { domain, ...domainXmlRequest(parsed.devices, usb) };
+}
+
 export function registerAssign(program: Command): void {
-  addAssignOptions(program.command('assign <addresses...>').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'))
+  addAssignOptions(program.command('assign [addresses...]').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'), 'or-xml')
+    .option('--domain-xml <file>', DOMAIN_XML_HELP)
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
-      if (deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, command.opts<AssignOptionValues>(), inputs);
-      const request = assignRequest(command.opts<AssignOptionValues>(), inputs);
+      const opts = command.opts<AssignOptionValues>();
+      const xml = await domainXmlInputs(globals, opts, inputs);
+      if (xml === null && deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, opts, inputs);
+      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),
       );

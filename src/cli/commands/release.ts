@@ -5,6 +5,7 @@ import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResul
 import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
 import { deviceInputs } from '../device-inputs.js';
+import { DOMAIN_XML_HELP, domainXmlInputs } from './assign.js';
 import { withService } from '../open-manager.js';
 import type { DeviceReleaseReport } from '../../manager/device-ops.js';
 
@@ -12,7 +13,9 @@ import type { DeviceReleaseReport } from '../../manager/device-ops.js';
 function devicesReleasedText(report: DeviceReleaseReport, domain: string): string[] {
   const would = report.dryRun ? 'would release' : 'released';
   return [
-    `${would} ${report.released.length} mediated/USB device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    `${would} ${report.released.length} ${report.released.some((key) => key.startsWith('nvme:')) ? 'mediated/USB/NVMe' : 'mediated/USB'} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    ...((report.controllers ?? []).length === 0 ? [] : [`NVMe controllers back to nvme: ${report.controllers!.join(', ')}`]),
+    ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
     ...(report.pruned.length === 0 ? [] : [`pruned (no longer on this host): ${report.pruned.join(', ')}`]),
     ...report.notes.map((note) => `note: ${note}`),
   ];
@@ -22,22 +25,24 @@ export function registerRelease(program: Command): void {
   program
     .command('release [addresses...]')
     .description("take a domain's devices back (all of them unless addresses are given); vanished devices are pruned")
-    .requiredOption('--domain <name>', 'the domain (VM) that holds the devices')
+    .option('--domain <name>', "the domain (VM) that holds the devices (with --domain-xml: default the XML's <name>)")
+    .option('--domain-xml <file>', `${DOMAIN_XML_HELP}; releases those devices`)
     .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
     .option('--dry-run', 'print the ordered sysfs writes and table changes, change nothing')
     .option('--force', 'release even a device whose card is not the one its entry was made for (HOSTDEV_HARDWARE_CHANGED)')
     .option('--wait <ms>', WAIT_HELP)
     .action(
       action(async (globals, command: Command, inputs: string[]) => {
-        const opts = command.opts<{ domain?: string; hypervisor?: string; dryRun?: boolean; wait?: string; force?: boolean }>();
+        const opts = command.opts<{ domain?: string; domainXml?: string; hypervisor?: string; dryRun?: boolean; wait?: string; force?: boolean }>();
         const force = opts.force === true ? { force: true } : {};
-        const { domain, hypervisor } = parseDomainOptions(opts);
-        if (inputs.length > 0 && deviceInputs(inputs) === 'other') {
+        const xml = await domainXmlInputs(globals, opts, inputs);
+        const { domain, hypervisor } = parseDomainOptions(xml === null ? opts : { ...opts, domain: xml.domain });
+        if (xml === null && inputs.length > 0 && deviceInputs(inputs) === 'other') {
           const dryRun = opts.dryRun ?? false;
           const devices = await withService(globals, (service) => service.releaseDevices({ domain, hypervisor, devices: inputs, dryRun }), { dryRun });
           return { json: devices, text: devicesReleasedText(devices, domain).join('\n') };
         }
-        const addresses = inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
+        const addresses = xml !== null ? [...xml.refs, ...xml.unmanaged] : inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
         const dryRun = opts.dryRun ?? false;
         const wait = deviceWait(opts.wait);
         const report = await change(

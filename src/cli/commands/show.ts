@@ -1,5 +1,5 @@
 import { NO_SERIALS } from '../../core/hardware-identity.js';
-import { readSerials } from '../../sysfs/serials.js';
+import { readPcieLinks, readSerials } from '../../sysfs/serials.js';
 import type { Command } from 'commander';
 import { keyKind, parseKey, parsePciRef } from '../../core/device-key.js';
 import type { NonPciKind } from '../../core/nonpci-device.js';
@@ -81,7 +81,7 @@ export function showCommand(options: InventoryCommandOptions = {}): (program: Co
           if (globals.json) return { json, text: '', warnings: relevant };
           if (xml) {
             const { pciNodedevXml } = await import('../nodedev-xml.js'); // its XML library only for --xml
-            return { json: null, text: await pciNodedevXml(layout, inventory, device), warnings: relevant };
+            return { json: null, text: await pciNodedevXml(layout, inventory, device, await readPcieLinks(layout, address)), warnings: relevant };
           }
 
           const className = device.class === null ? null : (cachedPciIds(pciIdsPath())?.className(device.class) ?? null);
