@@ -98,7 +98,7 @@ export interface ClaimsContext {
   readonly configDir: string;
   readonly tables: () => Tables;
   readonly detach: (address: PciAddress, options: DetachOptions) => Promise<OperationReport>;
-  readonly reattach: (address: PciAddress, options: OperationMode) => Promise<OperationReport>;
+  readonly reattach: (address: PciAddress, options: OperationMode & { readonly force?: boolean }) => Promise<OperationReport>;
   /** The serials (DSN, VPD) of devices, read in the bounded reader. */
   readonly serials: (addresses: readonly PciAddress[]) => Promise<Map<PciAddress, DeviceSerials>>;
 }
@@ -203,7 +203,8 @@ export class Claims {
         items.push({ ...base, outcome: 'absent', detail: `no device at ${claim.address}`, error: null });
       } else if (state === 'mismatch') {
         const error = claimMismatch(claim.address, claim, device);
-        items.push({ ...base, outcome: 'mismatch', detail: error.message, error: errorJson(error) });
+        const undone = await this.undoBootBind(claim, device, index, dryRun, request.wait);
+        items.push({ ...base, outcome: 'mismatch', detail: undone === null ? error.message : `${error.message}; ${undone}`, error: errorJson(error) });
       } else if (state === 'held') {
         const owner = index.active(claim.address)!.usedBy;
         items.push({ ...base, outcome: 'held', detail: `held by ${ownerName(owner)}: left as it is`, error: null });
@@ -229,6 +230,27 @@ export class Claims {
     const file = udevRulesPath(this.ctx.layout.root);
     if (!dryRun) await writeWhole(file, udevRules(claims));
     return file;
+  }
+
+  /**
+   * The udev rule matches what udev can read (IDs, subsystem IDs, class), not the serials: a card of
+   * the claim's model with another serial is bound to the claim's driver at boot. Such a device (its
+   * driver_override set to the claim's driver, no domain holding it) is given back to its host driver,
+   * so a claim does not keep a card it was not made for. What was done, or null when nothing was.
+   */
+  private async undoBootBind(claim: Claim, found: Found, index: TableIndex, dryRun: boolean, wait: DeviceWait | undefined): Promise<string | null> {
+    const { device } = found;
+    if (device.driver !== claim.driver || device.driverOverride !== claim.driver || index.active(claim.address) !== undefined) return null;
+    try {
+      // Forced: the inactive entry, if any, is the claim's own, made for the card that is not there.
+      await this.ctx.reattach(claim.address, { dryRun, force: true, ...(wait === undefined ? {} : { wait }) });
+    } catch (error) {
+      if (!isHostdevError(error)) throw error;
+      return `the claim's udev rule bound it to ${claim.driver} at boot, and giving it back failed: ${error.message}`;
+    }
+    if (dryRun) return `the claim's udev rule bound it to ${claim.driver} at boot: it would be given back to its host driver`;
+    const now = (await this.read([claim.address], wait)).get(claim.address) ?? null;
+    return `the claim's udev rule bound it to ${claim.driver} at boot: given back to ${now?.driver ?? 'no driver'}`;
   }
 
   private async bind(claim: Claim, device: PciDevice, dryRun: boolean, wait: DeviceWait | undefined): Promise<ApplyItem> {

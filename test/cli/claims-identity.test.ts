@@ -46,6 +46,39 @@ describe('a claim keeps the identity of its card', () => {
     expect(jsonOf<{ state: string }[]>(ok('--json', 'claims')).map((c) => c.state)).toEqual(['mismatch']);
   });
 
+  it("a card of the claim's model with another serial that the udev rule bound at boot is given back to its host driver by claims apply", () => {
+    ok('claim', NIC);
+    expect(runCli(['sim', 'reboot', host.root]).code).toBe(0);
+    swapCard(host.root, NIC, { serialNumber: '00-1b-21-ff-ff-9b-00-99' });
+    // What the rule does at the card's add event (it cannot read the serial): driver_override, then the stub binds.
+    const sys = `/sys/bus/pci`;
+    for (const [file, value] of [
+      [`${sys}/devices/${NIC}/driver_override`, 'vfio-pci'],
+      [`${sys}/drivers/igb/unbind`, NIC],
+      [`${sys}/drivers_probe`, NIC],
+    ] as const) {
+      const write = runCli(['--root', host.root, 'sim', 'write', file, value]);
+      expect(write.code, write.stderr).toBe(0);
+    }
+    expect(driverOf(NIC)).toBe('vfio-pci');
+
+    const dry = jsonOf<{ claims: ApplyItem[] }>(cli('--json', 'claims', 'apply', '--dry-run')).claims;
+    expect(dry[0]!.detail).toMatch(/udev rule bound it to vfio-pci at boot: it would be given back to its host driver$/);
+    expect(driverOf(NIC)).toBe('vfio-pci');
+
+    const apply = cli('--json', 'claims', 'apply');
+    expect(apply.code, apply.stderr).toBe(8);
+    const [item] = jsonOf<{ claims: ApplyItem[] }>(apply).claims;
+    expect(item).toMatchObject({ address: NIC, outcome: 'mismatch', error: { code: 'HOSTDEV_CLAIM_MISMATCH' } });
+    expect(item!.detail).toMatch(/: given back to igb$/);
+    expect(driverOf(NIC)).toBe('igb');
+    expect(fs.readFileSync(path.join(host.root, `sys/bus/pci/devices/${NIC}/driver_override`), 'utf8').trim()).toBe('(null)');
+    expect(jsonOf<{ state: string }[]>(ok('--json', 'claims')).map((c) => c.state)).toEqual(['mismatch']);
+    // Once back on its host driver it is left there.
+    expect(jsonOf<{ claims: ApplyItem[] }>(cli('--json', 'claims', 'apply')).claims[0]!.detail).not.toMatch(/udev rule/);
+    expect(driverOf(NIC)).toBe('igb');
+  });
+
   it('the udev rule matches the subsystem IDs and class too', () => {
     ok('claim', NIC);
     const rules = fs.readFileSync(path.join(host.root, 'etc/udev/rules.d/70-hostdev-claims.rules'), 'utf8');
