@@ -486,6 +486,20 @@ export class HostdevManager {
   }
 
   /**
+   * An operation refused because `owner` holds a device (HOSTDEV_IN_USE): that domain's holder alone is
+   * probed, QMP included (open probes only process holders), and when it is gone its domain is released
+   * as the daemon's watch would. Whether something was released, so the operation can be tried again.
+   */
+  async releaseIfHolderEnded(owner: Owner): Promise<boolean> {
+    if (this.store.snapshot) return false;
+    const held = this.store.readHolders().filter((holder) => sameOwner(holder.owner, owner));
+    if (held.length === 0) return false;
+    const ends = await this.releaseEndedHolders(await holderStatuses(held, this.probeQmp, this.probeProcess));
+    this.holdersEnded = [...this.holdersEnded, ...ends];
+    return ends.some((end) => end.error === null && (end.released.length > 0 || end.releasedDevices.length > 0));
+  }
+
+  /**
    * The one rule for holders that are gone (a process that exited or whose pid is another
    * process's now, a QMP socket that no longer answers): their domains are released, devices of
    * every kind, as a release of the whole domain would (managed devices back to their host

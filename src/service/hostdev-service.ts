@@ -4,7 +4,7 @@ import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, 
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
-import { HostdevError } from '../core/errors.js';
+import { HostdevError, isHostdevError } from '../core/errors.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
@@ -590,6 +590,21 @@ export class HostdevService {
     }
   }
 
+  /**
+   * Runs `operation`; refused because a domain holds a device, it runs once more if that domain's
+   * holder turns out to be gone (its devices then released): Proxmox takes over a stale reservation
+   * the same way, and a QMP holder is probed only here and by status, domains and the daemon.
+   */
+  private async unlessHolderEnded<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      const owner = isHostdevError(error) && error.code === 'HOSTDEV_IN_USE' ? ownerDetail(error.details['owner']) : null;
+      if (owner === null || !(await this.manager.releaseIfHolderEnded(owner))) throw error;
+      return operation();
+    }
+  }
+
   private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { vf, holderPid: _pid, qmp: _qmp, unmanaged: unmanagedRefs, ...rest } = request;
     const unmanaged = (unmanagedRefs ?? []).map(parsePciRef);
@@ -599,14 +614,16 @@ export class HostdevService {
     const report = await this.changing(
       request.dryRun ?? false,
       () =>
-        this.manager.assign({
-          ...rest,
-          addresses,
-          ...(unmanaged.length === 0 ? {} : { unmanaged }),
-          vf: requests,
-          onWarning: (line) => warnings.push(line),
-          ...(holder === undefined ? {} : { holder }),
-        }),
+        this.unlessHolderEnded(() =>
+          this.manager.assign({
+            ...rest,
+            addresses,
+            ...(unmanaged.length === 0 ? {} : { unmanaged }),
+            vf: requests,
+            onWarning: (line) => warnings.push(line),
+            ...(holder === undefined ? {} : { holder }),
+          }),
+        ),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -1156,4 +1173,13 @@ function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): 
     if (!isEmptyRequest(request)) out.set(address, request);
   }
   return out;
+}
+
+/** The owner an error's details name, or null. */
+function ownerDetail(value: unknown): Owner | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const { driver, domain, hypervisor, vm } = value as Record<string, unknown>;
+  return typeof driver === 'string' && typeof domain === 'string' && typeof hypervisor === 'string' && typeof vm === 'string'
+    ? { driver, domain, hypervisor, vm }
+    : null;
 }

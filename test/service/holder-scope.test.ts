@@ -95,6 +95,23 @@ describe('holder probes are scoped: a QMP monitor that never answers holds up no
     expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.released])).toEqual([['vm1', [VF0]]]);
   });
 
+  it("an assign refused because a domain holds the device probes that domain's QMP holder: gone, the domain is released and the assign goes on; alive, it is refused", async () => {
+    qmp = await startFakeQmp(path.join(base, 'vm1.qmp'));
+    await (await open()).assign({ domain: 'vm1', addresses: [VF0], qmp: qmp.socket });
+    const answering = await open();
+    await expect(answering.assign({ domain: 'vm2', addresses: [VF0] })).rejects.toMatchObject({ code: 'HOSTDEV_IN_USE' });
+    expect(answering.holdersEnded).toEqual([]);
+
+    await qmp.close();
+    qmp = null;
+    const svc = await open();
+    expect(svc.holdersEnded).toEqual([]);
+    const assigned = await svc.assign({ domain: 'vm2', addresses: [VF0] });
+    expect(assigned.failures).toEqual([]);
+    expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.released])).toEqual([['vm1', [VF0]]]);
+    expect((await svc.status()).active.map((e) => `${e.usedBy.vm} ${e.address}`)).toEqual([`vm2 ${VF0}`]);
+  });
+
   it('a reader open releases nothing; its status does', async () => {
     const child = await sleeper();
     await (await open()).assign({ domain: 'vm1', addresses: [VF0], holderPid: child.pid! });
