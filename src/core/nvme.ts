@@ -145,3 +145,26 @@ export function nvmeQemuArgs(namespaces: readonly { readonly controller: PciAddr
     return ['-blockdev', JSON.stringify(node), '-device', `virtio-blk-pci,drive=${id}-storage,id=${id}`];
   });
 }
+
+/**
+ * A release that names an NVMe controller directly while namespaces of it are given to a domain is
+ * refused: the controller goes back to nvme only with its domain's last namespace, else the
+ * namespace entries would outlive their controller's detach.
+ */
+export function controllerOfHeldNamespaces(addresses: readonly PciAddress[], entries: readonly DeviceEntry[]): HostdevError | null {
+  for (const address of addresses) {
+    const namespaces = entries.filter((entry) => entry.kind === 'nvme' && nvmeController(entry.key) === address);
+    const [first] = namespaces;
+    if (first === undefined) continue;
+    const keys = namespaces.map((entry) => entry.key);
+    return new HostdevError(
+      'HOSTDEV_IN_USE',
+      `PCI device ${address} is the NVMe controller of ${keys.join(', ')}, in use by ${formatOwner(first.usedBy)}: it goes back to nvme with the last of them`,
+      {
+        hint: `Release the namespaces instead (\`hostdev release --domain ${first.usedBy.vm} --hypervisor ${first.usedBy.hypervisor} ${keys.join(' ')}\`).`,
+        details: { address, owner: first.usedBy, namespaces: keys },
+      },
+    );
+  }
+  return null;
+}

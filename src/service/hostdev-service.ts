@@ -1,5 +1,5 @@
 import type { PciAddress } from '../core/address.js';
-import { nvmeController, nvmeQemuArgs } from '../core/nvme.js';
+import { controllerOfHeldNamespaces, nvmeController, nvmeQemuArgs } from '../core/nvme.js';
 import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
@@ -733,6 +733,8 @@ export class HostdevService {
   private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
+    const kept = addresses === undefined ? null : controllerOfHeldNamespaces(addresses.map(parsePciRef), this.manager.store.readDevices());
+    if (kept !== null) throw kept;
     const report = await this.changing(request.dryRun ?? false, () =>
       this.manager.release({
         ...rest,

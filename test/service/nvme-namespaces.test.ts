@@ -102,6 +102,20 @@ describe('NVMe namespaces (virhostdevtest.c testNVMeDiskRoundtrip)', () => {
     await expect(service.assignDevices({ domain: 'vm1', devices: [`nvme:${B}/9` as DeviceKey] })).rejects.toMatchObject({ code: 'HOSTDEV_DEVICE_NOT_FOUND' });
   });
 
+  it('a release naming the controller itself is refused while the domain holds namespaces of it; releasing them gives it back', async () => {
+    await service.assignDevices({ domain: 'vm1', devices: [DISKS[0]!, DISKS[1]!] });
+    await expect(service.release({ domain: 'vm1', addresses: [A] })).rejects.toMatchObject({
+      code: 'HOSTDEV_IN_USE',
+      message: `PCI device ${A} is the NVMe controller of ${DISKS[0]}, ${DISKS[1]}, in use by driver qemu, domain vm1: it goes back to nvme with the last of them`,
+      details: { address: A, namespaces: [DISKS[0], DISKS[1]] },
+    });
+    expect(driverOf(A)).toBe('vfio-pci');
+    expect(await counts()).toEqual([2, 1, 0]);
+    await service.release({ domain: 'vm1', addresses: [DISKS[0]!, DISKS[1]!] });
+    expect(driverOf(A)).toBe('nvme');
+    expect(await counts()).toEqual([0, 0, 0]);
+  });
+
   it('a dry run prints the controller\'s detach plan and changes nothing; a whole-domain release gives every controller back', async () => {
     const dry = await service.assignDevices({ domain: 'vm1', devices: [DISKS[2]!], dryRun: true });
     expect(dry).toMatchObject({ dryRun: true, controllers: [B] });
