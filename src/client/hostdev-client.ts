@@ -56,6 +56,8 @@ export interface AssignBodyJson {
   readonly devices: readonly string[];
   /** PCI functions assigned unmanaged (already on a stub) whatever `managed` says. */
   readonly unmanaged?: readonly string[];
+  /** SCSI devices of `devices` taken shareable (libvirt's <shareable/>). */
+  readonly shareable?: readonly string[];
   readonly managed?: boolean;
   readonly withGroup?: boolean;
   readonly driver?: string;

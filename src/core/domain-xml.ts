@@ -1,6 +1,6 @@
 import { formatAddress, type PciAddress } from './address.js';
 import { formatKey, isUuid, keyKind, type DeviceKey } from './device-key.js';
-import { ASSIGNABLE_KINDS, kindNoun } from './device-entry.js';
+import { scsiManaged } from './device-entry.js';
 import { HostdevError } from './errors.js';
 import type { UsbDevice } from './nonpci-device.js';
 
@@ -21,7 +21,7 @@ export interface XmlElement {
 /** A device element of the document, before the host is asked (a USB device named by bus and devnum needs it). */
 export type DomainXmlDevice =
   | { readonly element: string; readonly kind: 'pci'; readonly address: PciAddress; readonly managed: boolean }
-  | { readonly element: string; readonly kind: 'key'; readonly key: DeviceKey; readonly managed: boolean }
+  | { readonly element: string; readonly kind: 'key'; readonly key: DeviceKey; readonly managed: boolean; readonly shareable?: boolean }
   | { readonly element: string; readonly kind: 'usb'; readonly vendor: string | null; readonly product: string | null; readonly bus: number | null; readonly device: number | null };
 
 export interface DomainXmlDevices {
@@ -34,6 +34,8 @@ export interface DomainXmlDevices {
 export interface DomainXmlRequest {
   readonly refs: readonly string[];
   readonly unmanaged: readonly PciAddress[];
+  /** SCSI devices whose <hostdev> has <shareable/>. */
+  readonly shareable: readonly DeviceKey[];
 }
 
 function xmlError(message: string, element: string | null, hint: string): HostdevError {
@@ -133,7 +135,9 @@ function hostdev(element: XmlElement, where: string): DomainXmlDevice | null {
       if (adapter === null) throw xmlError(`${where}: <adapter name> is not scsi_hostN`, where, "Write <adapter name='scsi_host2'/> (the host number of `hostdev list --kind scsi`).");
       const address = required(source, 'address', where);
       const id = { kind: 'scsi', host: Number(adapter[1]), bus: number(address, 'bus', 0xffffffff, where), target: number(address, 'target', 0xffffffff, where), lun: number(address, 'unit', Number.MAX_SAFE_INTEGER, where) } as const;
-      return { element: where, kind: 'key', key: formatKey(id), managed };
+      // virHostdevPrepareSCSIHostDevices refuses managed='yes' before anything else.
+      if (managed) throw scsiManaged(formatKey(id), where);
+      return { element: where, kind: 'key', key: formatKey(id), managed, ...(child(element, 'shareable') === undefined ? {} : { shareable: true }) };
     }
     case 'scsi_host':
       throw xmlError(`${where}: a vhost-scsi hostdev is not handled by hostdev`, where, 'Leave this element to libvirt.');
@@ -183,25 +187,23 @@ function usbKey(device: Extract<DomainXmlDevice, { kind: 'usb' }>, usb: readonly
   return found.key;
 }
 
-/** The request for assign or release: kinds hostdev does not assign yet are refused by element, before anything changes. */
+/** The request for assign or release (every kind an element names is one assign takes). */
 export function domainXmlRequest(devices: readonly DomainXmlDevice[], usb: readonly UsbDevice[]): DomainXmlRequest {
   const refs: string[] = [];
   const unmanaged: PciAddress[] = [];
+  const shareable: DeviceKey[] = [];
   for (const device of devices) {
     if (device.kind === 'usb') refs.push(usbKey(device, usb));
     else if (device.kind === 'pci') (device.managed ? refs : unmanaged).push(device.address);
     else {
-      const kind = keyKind(device.key);
-      if (kind !== 'pci' && !ASSIGNABLE_KINDS.includes(kind)) {
-        throw xmlError(`${device.element} names ${device.key}: hostdev does not assign ${kindNoun(kind)}s yet`, device.element, 'Remove the element from the file, or leave this device to libvirt.');
-      }
       refs.push(device.key);
+      if (device.shareable === true) shareable.push(device.key);
     }
   }
   if (refs.length === 0 && unmanaged.length === 0) {
     throw xmlError('the document names no device: no <hostdev> and no <disk type=\'nvme\'>', null, 'Give the domain XML whose host devices are to be assigned (virsh dumpxml DOMAIN).');
   }
-  return { refs, unmanaged };
+  return { refs, unmanaged, shareable };
 }
 
 /** The element's devices that usb lookups need: none when no USB hostdev is named by bus and devnum. */

@@ -121,6 +121,10 @@ export const ERROR_CATALOG = {
     exit: 'conflict',
     summary: 'Another domain holds a namespace of the same NVMe controller: all namespaces of one controller go to one domain.',
   },
+  HOSTDEV_SCSI_MANAGED: {
+    exit: 'usage',
+    summary: "A SCSI hostdev was asked for in managed mode (managed='yes'), which libvirt refuses too: a SCSI device changes no driver.",
+  },
   HOSTDEV_INTERNAL: { exit: 'failure', summary: 'A bug in hostdev.' },
 } as const satisfies Record<string, CatalogEntry>;
 

@@ -83,6 +83,7 @@ function assignOptions(body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hyperv
   return {
     addresses: body.devices.map(deviceRef),
     ...('unmanaged' in body && body.unmanaged !== undefined ? { unmanaged: body.unmanaged.map(parsePciRef) } : {}),
+    ...('shareable' in body && body.shareable !== undefined ? { shareable: body.shareable.map(deviceRef) } : {}),
     managed: body.managed ?? true,
     withGroup: body.withGroup ?? false,
     force: body.force ?? false,

@@ -89,6 +89,7 @@ export const AssignBody = z.strictObject({
   hypervisor: z.string().min(1).optional().describe('default qemu'),
   devices: z.array(AnyDeviceKey).min(1).describe('all or nothing: the PCI functions first, then mediated and USB devices; when those fail the PCI functions are released again'),
   unmanaged: z.array(DeviceKey).optional().describe('PCI functions assigned unmanaged (already on a stub) whatever managed says'),
+  shareable: z.array(AnyDeviceKey).optional().describe("SCSI devices of devices taken shareable (libvirt's <shareable/>): other domains may hold them shareable too"),
   managed: z.boolean().optional().describe('default true: hostdev detaches the devices itself'),
   withGroup: z.boolean().optional().describe("take every endpoint of the devices' IOMMU groups along"),
   driver: z.string().optional().describe('stub driver for managed devices'),
@@ -99,7 +100,7 @@ export const AssignBody = z.strictObject({
   qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
 });
 
-export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true }).extend({
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true, shareable: true }).extend({
   devices: z.array(DeviceKey).min(1).describe('PCI functions, all or nothing'),
   qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
 });
@@ -342,12 +343,14 @@ export const HolderStatus = z
     startTimeUnknown: z.literal(true).optional().describe('a live pid holder /proc does not show (hidepid=2): its start time cannot be checked'),
   })
   .describe("a domain's holder and whether it lives (null: it did not answer in time)");
-/** An entry of another kind than PCI (mdev, USB): ownership only. */
+/** An entry of another kind than PCI (mdev, USB, NVMe, SCSI): ownership only. */
 const DeviceEntry = z.strictObject({
   key: z.string(),
   kind: z.enum(['mdev', 'usb', 'nvme', 'scsi']),
-  usedBy: Owner,
-  identity: z.record(z.string(), z.unknown()).nullable().describe('what recognises the device when it is seen again (USB vendor:product, mdev parent and type)'),
+  usedBy: Owner.describe('the domain that took it first'),
+  identity: z.record(z.string(), z.unknown()).nullable().describe('what recognises the device when it is seen again (USB vendor:product, mdev parent and type, SCSI sg node, vendor and model)'),
+  shareable: z.literal(true).optional().describe("a SCSI device taken shareable (libvirt's <shareable/>)"),
+  sharedBy: z.array(Owner).optional().describe('the other domains that hold a shareable SCSI device'),
 });
 const DeviceReleaseReport = z
   .strictObject({

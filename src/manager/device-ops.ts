@@ -3,8 +3,10 @@ import type { PciAddress } from '../core/address.js';
 import {
   deviceInUse,
   deviceNotFound,
+  isHeldBy,
   isReturn,
   mdevKey,
+  withoutHolder,
   planDeviceAssign,
   planDeviceRelease,
   type DepartedDevice,
@@ -151,32 +153,49 @@ export function pruneDevices(
   const changes: StateChange[] = [];
   for (const entry of entries) {
     if (present.has(entry.key)) continue;
-    const awaited = releasing === undefined || !sameOwner(entry.usedBy, releasing);
+    // A shared SCSI device is awaited by the holders other than the releasing domain.
+    const awaitedBy = releasing === undefined ? entry : withoutHolder(entry, releasing);
+    const awaited = awaitedBy !== null;
     pruned.push({ key: entry.key, usedBy: entry.usedBy, awaited });
-    if (awaited) changes.push({ kind: 'record-departed-device', entry, prunedBy });
+    if (awaitedBy !== null) changes.push({ kind: 'record-departed-device', entry: awaitedBy, prunedBy });
     changes.push({ kind: 'remove-device', key: entry.key });
   }
   return { pruned, changes };
 }
 
-export async function assignDevices(ports: DevicePorts, owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
+export async function assignDevices(
+  ports: DevicePorts,
+  owner: Owner,
+  keys: readonly DeviceKey[],
+  dryRun: boolean,
+  /** SCSI devices the domain takes shareable (libvirt's <shareable/>). */
+  shareable: ReadonlySet<DeviceKey> = new Set(),
+): Promise<DeviceAssignReport> {
   const { present } = await presentOf(ports.layout, kindsOf(keys));
   const decide = (entries: readonly DeviceEntry[]): DeviceAssignReport => {
-    const plan = planDeviceAssign(owner, keys, present, heldBy(entries));
+    const plan = planDeviceAssign(owner, keys, present, heldBy(entries), shareable);
     return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
   };
   if (dryRun) return decide(ports.store.readDevices());
   return ports.store.exclusive('assign', async (op) => {
-    const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()));
+    const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()), shareable);
     op.commit(plan.assign.map((entry) => ({ kind: 'set-device', entry })));
     return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
   });
 }
 
 /** A release hears of the domain's devices pruned earlier (by a status or an open) and lets go of them. */
-function letGoOfDeparted(departed: readonly DepartedDevice[], owner: Owner, keys: readonly DeviceKey[] | undefined): DeviceKey[] {
+function letGoOfDeparted(departed: readonly DepartedDevice[], owner: Owner, keys: readonly DeviceKey[] | undefined): DepartedDevice[] {
   const named = keys === undefined ? null : new Set(keys);
-  return departed.filter((d) => sameOwner(d.entry.usedBy, owner) && (named === null || named.has(d.entry.key))).map((d) => d.entry.key);
+  return departed.filter((d) => isHeldBy(d.entry, owner) && (named === null || named.has(d.entry.key)));
+}
+
+/** A departed device the domain let go of: forgotten, or still awaited by the other domains that shared it. */
+function departedChange(departed: DepartedDevice, owner: Owner): StateChange {
+  const rest = withoutHolder(departed.entry, owner);
+  return rest === null
+    ? { kind: 'drop-departed-device', key: departed.entry.key }
+    : { kind: 'record-departed-device', entry: rest, prunedBy: departed.prunedBy, departedAt: departed.departedAt };
 }
 
 export async function releaseDevices(
@@ -190,23 +209,27 @@ export async function releaseDevices(
   const run = async (entries: readonly DeviceEntry[], departed: readonly DepartedDevice[], commit: (changes: StateChange[]) => void): Promise<DeviceReleaseReport> => {
     guard?.();
     const held = heldBy(entries);
-    const wanted = new Set(keys ?? entries.filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key));
+    const wanted = new Set(keys ?? entries.filter((entry) => isHeldBy(entry, owner)).map((entry) => entry.key));
     const present = await presentFor(ports, entries.filter((entry) => wanted.has(entry.key)));
     const plan = planDeviceRelease(owner, keys, present, held);
     const earlier = letGoOfDeparted(departed, owner, keys);
+    const gone = pruneDevices(plan.pruned, present, 'release', owner);
     commit([
+      ...plan.keep.map((entry): StateChange => ({ kind: 'set-device', entry })),
+      ...gone.changes,
       ...plan.remove.map((key): StateChange => ({ kind: 'remove-device', key })),
-      ...earlier.map((key): StateChange => ({ kind: 'drop-departed-device', key })),
+      ...earlier.map((d) => departedChange(d, owner)),
     ]);
     const pruned = new Set(plan.pruned.map((entry) => entry.key));
+    const earlierKeys = earlier.map((d) => d.entry.key);
     return {
       operation: 'release',
       dryRun,
       owner,
-      released: plan.remove.filter((key) => !pruned.has(key)),
-      pruned: [...pruned, ...earlier],
+      released: [...plan.remove.filter((key) => !pruned.has(key)), ...plan.keep.map((entry) => entry.key)],
+      pruned: [...pruned, ...earlierKeys],
       // An earlier-pruned device the release named is no longer "not assigned": it is reported as pruned.
-      notes: plan.notes.filter((note) => !earlier.some((key) => note.startsWith(`${key} `))),
+      notes: plan.notes.filter((note) => !earlierKeys.some((key) => note.startsWith(`${key} `))),
     };
   };
   if (dryRun) return run(ports.store.readDevices(), ports.store.readDepartedDevices(), () => undefined);
@@ -216,8 +239,8 @@ export async function releaseDevices(
 /** Whether the domain holds (or held, until its release hears of it) a device of these kinds. */
 export function holdsDevices(store: StateStore, owner: Owner): boolean {
   return (
-    store.readDevices().some((entry) => sameOwner(entry.usedBy, owner)) ||
-    store.readDepartedDevices().some((departed) => sameOwner(departed.entry.usedBy, owner))
+    store.readDevices().some((entry) => isHeldBy(entry, owner)) ||
+    store.readDepartedDevices().some((departed) => isHeldBy(departed.entry, owner))
   );
 }
 

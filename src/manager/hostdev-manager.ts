@@ -568,8 +568,8 @@ export class HostdevManager {
     return { store: this.store, kernel: this.kernel, layout: this.layout, reader: this.reader };
   }
 
-  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
-    return assignDevices(this.devicePorts, owner, keys, dryRun);
+  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable?: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable);
   }
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {

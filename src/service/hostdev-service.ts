@@ -54,7 +54,7 @@ import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe }
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { assignableKind, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
@@ -143,6 +143,8 @@ export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarn
   readonly holderPid?: number;
   /** The domain's devices are released when QEMU stops answering on this QMP socket. */
   readonly qmp?: string;
+  /** SCSI devices of `addresses` taken shareable (libvirt's <shareable/>): other domains may hold them shareable too. */
+  readonly shareable?: readonly DeviceRef[];
 }
 
 /** `adopt`: devices a running VM holds already, marked as its domain's (nothing written to sysfs). */
@@ -240,6 +242,8 @@ export interface DeviceRequest {
   readonly hypervisor?: string;
   /** Release: default every device of these kinds the domain holds. */
   readonly devices?: readonly string[];
+  /** Assign: the devices (SCSI devices only) are taken shareable, as libvirt's <shareable/>: other domains may hold them shareable too. */
+  readonly shareable?: boolean;
   readonly dryRun?: boolean;
 }
 
@@ -563,8 +567,9 @@ export class HostdevService {
     const dryRun = request.dryRun ?? false;
     const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
     if (assigned.failures.length > 0) return assigned;
+    const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []));
     try {
-      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun) };
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -636,13 +641,26 @@ export class HostdevService {
    */
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
-    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT or nvme:ADDRESS/NSID key.' });
-    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false);
+    if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
+    const shareable = request.shareable === true ? await this.shareableKeys(keys) : new Set<DeviceKey>();
+    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable);
+  }
+
+  /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev). */
+  private async shareableKeys(keys: readonly DeviceKey[]): Promise<ReadonlySet<DeviceKey>> {
+    const other = keys.find((key) => keyKind(key) !== 'scsi');
+    if (other !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', `--shareable applies to SCSI devices only; ${other} is a ${keyKind(other)} device`, {
+        hint: 'Give the scsi: keys to share in an assign of their own, or leave --shareable out.',
+        details: { key: other },
+      });
+    }
+    return new Set(keys);
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport> {
-    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun);
+  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
+    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun, shareable);
   }
 
   private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
@@ -665,7 +683,7 @@ export class HostdevService {
 
   /** The domain's NVMe namespaces, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
   private async releaseNamespaces(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport | null> {
-    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && sameOwner(entry.usedBy, owner));
+    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && isHeldBy(entry, owner));
     return nvme ? this.manager.releaseNvme(owner, undefined, dryRun) : null;
   }
 
@@ -1051,7 +1069,7 @@ export class HostdevService {
     const status = await this.manager.status({ holders: 'none' });
     const gone = new Set<string>(status.missing);
     const owned: ActiveEntry[] = status.active.filter((e) => sameOwner(e.usedBy, owner));
-    const others = (status.devices ?? []).filter((e) => sameOwner(e.usedBy, owner));
+    const others = (status.devices ?? []).filter((e) => isHeldBy(e, owner));
     if (owned.length === 0 && others.length === 0 && !this.manager.holdsAnything(owner, status) && !holdsDevices(this.manager.store, owner)) {
       throw domainHoldsNothing(owner, status);
     }

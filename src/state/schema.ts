@@ -169,6 +169,24 @@ export const MIGRATIONS: readonly Migration[] = [
         ALTER TABLE inactive ADD COLUMN hardware TEXT;
       `),
   },
+  {
+    version: 9,
+    description: 'SCSI devices shared among domains (libvirt\'s <shareable/>): the flag, and the domains besides the first that hold one',
+    up: (db) =>
+      db.exec(`
+        ALTER TABLE active ADD COLUMN shareable INTEGER CHECK (shareable IN (0, 1));
+        CREATE TABLE device_sharer (
+          key TEXT NOT NULL,
+          position INTEGER NOT NULL,
+          owner_driver TEXT NOT NULL,
+          owner_domain TEXT NOT NULL,
+          PRIMARY KEY (key, owner_driver, owner_domain)
+        ) STRICT;
+        CREATE INDEX device_sharer_by_owner ON device_sharer (owner_driver, owner_domain);
+        ALTER TABLE departed_device ADD COLUMN shareable INTEGER CHECK (shareable IN (0, 1));
+        ALTER TABLE departed_device ADD COLUMN shared_by TEXT;
+      `),
+  },
 ];
 
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -186,6 +204,7 @@ export const REQUIRED_TABLES = [
   'departed_vf',
   'domain_holder',
   'departed_device',
+  'device_sharer',
 ];
 
 export function schemaVersion(db: Database.Database): number {

@@ -65,6 +65,7 @@ interface ActiveRow {
   boot_id: string | null;
   hardware: string | null;
   identity?: string | null;
+  shareable?: number | null;
 }
 type InactiveRow = Omit<ActiveRow, 'owner_driver' | 'owner_domain'>;
 interface DepartedDeviceRow {
@@ -75,6 +76,13 @@ interface DepartedDeviceRow {
   identity: string | null;
   pruned_by: string;
   departed_at: string;
+  shareable: number | null;
+  shared_by: string | null;
+}
+interface SharerRow {
+  key: string;
+  owner_driver: string;
+  owner_domain: string;
 }
 interface JournalRow {
   id: number;
@@ -142,18 +150,25 @@ function entryExtras(row: Pick<ActiveRow, 'boot_id' | 'hardware'>): { bootId?: s
 /** The `active` table holds entries of every kind; PCI code reads the pci: ones as ActiveEntry. */
 const isPciRow = (row: { key: string }): boolean => row.key.startsWith('pci:');
 
-function deviceEntry(row: Pick<ActiveRow, 'key' | 'owner_driver' | 'owner_domain' | 'identity'>): DeviceEntry {
+function deviceEntry(row: Pick<ActiveRow, 'key' | 'owner_driver' | 'owner_domain' | 'identity' | 'shareable'>, sharedBy: readonly Owner[] = []): DeviceEntry {
   return {
     key: row.key as DeviceKey,
     kind: keyKind(row.key as DeviceKey) as NonPciKind,
     usedBy: makeOwner(row.owner_driver, row.owner_domain),
     identity: row.identity == null ? null : (JSON.parse(row.identity) as DeviceIdentity),
+    ...(row.shareable === 1 ? { shareable: true } : {}),
+    ...(sharedBy.length === 0 ? {} : { sharedBy }),
   };
 }
 
+/** The holders past the first, as stored (hypervisor and VM of each). */
+const sharersJson = (owners: readonly Owner[] | undefined): string | null =>
+  owners === undefined || owners.length === 0 ? null : JSON.stringify(owners.map((owner) => [owner.hypervisor, owner.vm]));
+
 function departedDevice(row: DepartedDeviceRow): DepartedDevice {
+  const sharedBy = row.shared_by === null ? [] : (JSON.parse(row.shared_by) as [string, string][]).map(([driver, domain]) => makeOwner(driver, domain));
   return {
-    entry: deviceEntry(row),
+    entry: deviceEntry(row, sharedBy),
     prunedBy: row.pruned_by,
     departedAt: row.departed_at,
   };
@@ -595,7 +610,11 @@ export class StateStore {
 
   /** @internal */
   selectDevices(): DeviceEntry[] {
-    return (this.db.prepare("SELECT * FROM active WHERE key NOT LIKE 'pci:%' ORDER BY key").all() as ActiveRow[]).map(deviceEntry);
+    const sharers = new Map<string, Owner[]>();
+    for (const row of this.db.prepare('SELECT key, owner_driver, owner_domain FROM device_sharer ORDER BY key, position').all() as SharerRow[]) {
+      sharers.set(row.key, [...(sharers.get(row.key) ?? []), makeOwner(row.owner_driver, row.owner_domain)]);
+    }
+    return (this.db.prepare("SELECT * FROM active WHERE key NOT LIKE 'pci:%' ORDER BY key").all() as ActiveRow[]).map((row) => deviceEntry(row, sharers.get(row.key)));
   }
 
   readDepartedDevices(): readonly DepartedDevice[] {
@@ -1143,18 +1162,22 @@ class LockedOperation implements Operation {
     // A holder keeps a domain's devices: a domain that holds none has nothing left to keep.
     const dropEmptyHolders = this.store.statement(
       `DELETE FROM domain_holder WHERE NOT EXISTS
-         (SELECT 1 FROM active WHERE active.owner_driver = domain_holder.owner_driver AND active.owner_domain = domain_holder.owner_domain)`,
+         (SELECT 1 FROM active WHERE active.owner_driver = domain_holder.owner_driver AND active.owner_domain = domain_holder.owner_domain)
+       AND NOT EXISTS
+         (SELECT 1 FROM device_sharer s WHERE s.owner_driver = domain_holder.owner_driver AND s.owner_domain = domain_holder.owner_domain)`,
     );
     const deleteDeparted = this.store.statement('DELETE FROM departed_vf WHERE pf = ? AND vf_index = ?');
     const upsertDevice = db.prepare(
-      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, identity)
-       VALUES (?, ?, ?, 0, '', NULL, ?, ?)
+      `INSERT INTO active (key, owner_driver, owner_domain, managed, stub_driver, original_driver, updated_at, identity, shareable)
+       VALUES (?, ?, ?, 0, '', NULL, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET owner_driver = excluded.owner_driver, owner_domain = excluded.owner_domain,
-         identity = excluded.identity, updated_at = excluded.updated_at`,
+         identity = excluded.identity, updated_at = excluded.updated_at, shareable = excluded.shareable`,
     );
+    const deleteSharers = this.store.statement('DELETE FROM device_sharer WHERE key = ?');
+    const insertSharer = this.store.statement('INSERT INTO device_sharer (key, position, owner_driver, owner_domain) VALUES (?, ?, ?, ?)');
     const upsertDepartedDevice = db.prepare(
-      `INSERT OR REPLACE INTO departed_device (key, kind, owner_driver, owner_domain, identity, pruned_by, departed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR REPLACE INTO departed_device (key, kind, owner_driver, owner_domain, identity, pruned_by, departed_at, shareable, shared_by)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     const deleteDepartedDevice = db.prepare('DELETE FROM departed_device WHERE key = ?');
     const json = (value: unknown): string | null => (value === null || value === undefined ? null : JSON.stringify(value));
@@ -1231,16 +1254,29 @@ class LockedOperation implements Operation {
             break;
           case 'set-device': {
             const e = change.entry;
-            upsertDevice.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, at, json(e.identity));
+            upsertDevice.run(e.key, e.usedBy.hypervisor, e.usedBy.vm, at, json(e.identity), e.shareable === true ? 1 : null);
+            deleteSharers.run(e.key);
+            for (const [position, owner] of (e.sharedBy ?? []).entries()) insertSharer.run(e.key, position, owner.hypervisor, owner.vm);
             deleteDepartedDevice.run(e.key);
             break;
           }
           case 'remove-device':
             deleteActive.run(change.key);
+            deleteSharers.run(change.key);
             break;
           case 'record-departed-device': {
             const e = change.entry;
-            upsertDepartedDevice.run(e.key, e.kind, e.usedBy.hypervisor, e.usedBy.vm, json(e.identity), change.prunedBy, at);
+            upsertDepartedDevice.run(
+              e.key,
+              e.kind,
+              e.usedBy.hypervisor,
+              e.usedBy.vm,
+              json(e.identity),
+              change.prunedBy,
+              change.departedAt ?? at,
+              e.shareable === true ? 1 : null,
+              sharersJson(e.sharedBy),
+            );
             break;
           }
           case 'drop-departed-device':

@@ -63,12 +63,12 @@ type HolderChange =
 
 export type { DepartedDevice, DeviceEntry } from '../core/device-entry.js';
 
-/** Entries of the other kinds (mdev, USB): in the `active` table by key, beside the PCI entries. */
+/** Entries of the other kinds (mdev, USB, NVMe, SCSI): in the `active` table by key, beside the PCI entries; a shared SCSI device's other holders in `device_sharer`. */
 type DeviceChange =
   | { readonly kind: 'set-device'; readonly entry: DeviceEntry }
   | { readonly kind: 'remove-device'; readonly key: DeviceKey }
-  /** `departedAt` is the commit's time. */
-  | { readonly kind: 'record-departed-device'; readonly entry: DeviceEntry; readonly prunedBy: string }
+  /** `departedAt` is the commit's time unless given (a shared device still awaited by its other holders keeps its own). */
+  | { readonly kind: 'record-departed-device'; readonly entry: DeviceEntry; readonly prunedBy: string; readonly departedAt?: string }
   | { readonly kind: 'drop-departed-device'; readonly key: DeviceKey };
 
 /**

@@ -86,13 +86,26 @@ describe('assign --domain-xml: the <hostdev> elements of a libvirt domain', () =
     expect(jsonOf<StatusJson>(cli(['--json', 'status'])).devices).toBeUndefined();
   });
 
-  it.each([
-    ['scsi-tape.xml', "<hostdev mode='subsystem' type='scsi'> (device 1) names scsi:2:0:1:0: hostdev does not assign SCSI devices yet"],
-  ])('%s: an element of a kind hostdev does not assign yet is refused by name, nothing changes', (file, message) => {
-    const run = cli(['--json', 'assign', '--domain-xml', fixture(file)]);
+  it("a <hostdev type='scsi'> is its scsi: key (ownership only); <shareable/> lets two domains hold it; managed='yes' is libvirt's refusal", () => {
+    const assigned = cli(['assign', '--domain-xml', fixture('scsi-tape.xml')]);
+    expect(assigned.code, assigned.stderr).toBe(0);
+    expect(assigned.stdout.split('\n')[0]).toBe('assigned to domain backup (qemu): scsi:2:0:1:0');
+    expect(jsonOf<StatusJson>(cli(['--json', 'status'])).devices?.map((entry) => [entry.key, entry.usedBy.vm])).toEqual([['scsi:2:0:1:0', 'backup']]);
+    // held non-shareable by backup: another domain's <shareable/> hostdev is refused with libvirt's message
+    const shared = path.join(base, 'shared.xml');
+    writeFileSync(shared, "<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host2'/><address bus='0' target='1' unit='0'/></source><shareable/></hostdev>\n");
+    const refused = cli(['--json', 'assign', '--domain', 'other', '--domain-xml', shared]);
+    expect(refused.code).toBe(4);
+    expect(errorOf(refused)).toMatchObject({ code: 'HOSTDEV_IN_USE', message: "Requested operation is not valid: SCSI device 2:0:1:0 is already in use by other domain(s) as 'non-shareable'" });
+    expect(cli(['release', '--domain-xml', fixture('scsi-tape.xml')]).code).toBe(0);
+    expect(cli(['assign', '--domain', 'a', '--domain-xml', shared]).code).toBe(0);
+    expect(cli(['assign', '--domain', 'b', '--domain-xml', shared]).code).toBe(0);
+    expect(jsonOf<{ devices: { key: string; sharedBy: { vm: string }[] }[] }>(cli(['--json', 'status'])).devices).toMatchObject([{ key: 'scsi:2:0:1:0', usedBy: { vm: 'a' }, shareable: true, sharedBy: [{ vm: 'b' }] }]);
+    const managed = path.join(base, 'managed.xml');
+    writeFileSync(managed, "<hostdev mode='subsystem' type='scsi' managed='yes'><source><adapter name='scsi_host2'/><address bus='0' target='0' unit='0'/></source></hostdev>\n");
+    const run = cli(['--json', 'assign', '--domain', 'c', '--domain-xml', managed]);
     expect(run.code).toBe(2);
-    expect(errorOf(run)).toMatchObject({ code: 'HOSTDEV_DOMAIN_XML', message });
-    expect(jsonOf<StatusJson>(cli(['--json', 'status'])).active).toEqual([]);
+    expect(errorOf(run)).toMatchObject({ code: 'HOSTDEV_SCSI_MANAGED', message: "SCSI host device doesn't support managed mode (<hostdev mode='subsystem' type='scsi'> (device 1))" });
   });
 
   it('malformed XML, a bad address, an unreadable file and devices given twice are refused with what is wrong', () => {

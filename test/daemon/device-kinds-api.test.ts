@@ -63,12 +63,15 @@ describe('the API with mediated and USB devices beside PCI functions', () => {
     expect(status.devices?.map((entry) => [entry.key, entry.usedBy.vm])).toEqual([['usb:1-1.2', 'other']]);
   });
 
-  it('kinds hostdev does not assign yet are 400 HOSTDEV_BAD_ADDRESS; hotplug takes PCI functions only', async () => {
+  it('scsi: keys are assigned beside PCI functions, `shareable` naming those other domains may share; hotplug takes PCI functions only', async () => {
     const host = daemonHost('virt-host');
     const { app } = await startTestDaemon(host);
-    const scsi = await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm1', devices: [NIC, 'scsi:2:0:1:0'] } });
-    expect(scsi.statusCode).toBe(400);
-    expect(scsi.json<{ error: { code: string } }>().error.code).toBe('HOSTDEV_BAD_ADDRESS');
+    const scsi = await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm1', devices: [NIC, 'scsi:2:0:1:0'], shareable: ['scsi:2:0:1:0'] } });
+    expect(scsi.statusCode, scsi.body).toBe(200);
+    const shared = await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm2', devices: ['scsi:2:0:1:0'], shareable: ['scsi:2:0:1:0'] } });
+    expect(shared.statusCode, shared.body).toBe(200);
+    const status = (await app.inject({ method: 'GET', url: '/v1/status' })).json<{ devices?: { key: string; sharedBy?: { vm: string }[] }[] }>();
+    expect(status.devices).toMatchObject([{ key: 'scsi:2:0:1:0', usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
     const hotplug = await app.inject({ method: 'POST', url: '/v1/domains/qemu/vm1/hotplug', payload: { qmp: '/nonexistent.sock', devices: [MDEV] } });
     expect(hotplug.statusCode).toBe(400);
     expect(hotplug.json<{ error: { code: string } }>().error.code).toBe('HOSTDEV_BAD_ADDRESS');

@@ -64,9 +64,12 @@ describe('assign of PCI, mediated and USB devices in one request', () => {
     expect(driverOf(NIC)).toBe('e1000e');
   });
 
-  it('NVMe namespaces and SCSI devices are refused before any PCI function is touched', async () => {
-    expect((await refusal(service.assign({ domain: 'vm2', addresses: [NIC, 'scsi:2:0:1:0'] }))).code).toBe('HOSTDEV_BAD_ADDRESS');
+  it('a SCSI device goes with the PCI functions; one the host lacks fails the request and the PCI function is released again', async () => {
+    expect((await refusal(service.assign({ domain: 'vm2', addresses: [NIC, 'scsi:2:0:5:0'] }))).code).toBe('HOSTDEV_DEVICE_NOT_FOUND');
     expect(driverOf(NIC)).toBe('e1000e');
+    const report = await service.assign({ domain: 'vm2', addresses: [NIC, 'scsi:2:0:1:0'] });
+    expect(report.devices?.assigned).toEqual(['scsi:2:0:1:0']);
+    expect(driverOf(NIC)).toBe('vfio-pci');
   });
 
   it('`unmanaged` PCI functions must already be on a stub, whatever `managed` says', async () => {

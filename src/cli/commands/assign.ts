@@ -27,6 +27,7 @@ export type AssignOptionValues = VfNetOptionValues & {
   wait?: string;
   holderPid?: string;
   qmp?: string;
+  shareable?: boolean;
 };
 
 export const HOLDER_PID_HELP = 'the process that holds the devices (its QEMU): when it ends they are released (checked by pid and start time)';
@@ -60,7 +61,7 @@ export function addAssignOptions(command: Command, domain: 'required' | 'or-xml'
 }
 
 /** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
-export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = []): AssignRequest {
+export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = [], shareable: readonly string[] = []): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
   if (inputs.length === 0 && unmanaged.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
   // Mediated and USB devices come here from a domain XML only (the command line names them apart).
@@ -71,6 +72,7 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
     hypervisor,
     addresses,
     ...(unmanaged.length === 0 ? {} : { unmanaged }),
+    ...(shareable.length === 0 ? {} : { shareable }),
     managed: !(opts.unmanaged ?? false),
     ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
     withGroup: opts.withGroup ?? false,
@@ -106,6 +108,7 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
     hypervisor: request.hypervisor ?? 'qemu',
     devices: request.addresses,
     ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
+    ...(request.shareable === undefined ? {} : { shareable: request.shareable }),
     managed: request.managed ?? true,
     withGroup: request.withGroup ?? false,
     force: request.force ?? false,
@@ -130,7 +133,8 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
   }
   const { domain, hypervisor } = parseDomainOptions(opts);
   const dryRun = opts.dryRun ?? false;
-  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun }), { dryRun });
+  const shareable = opts.shareable === true ? { shareable: true } : {};
+  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun, ...shareable }), { dryRun });
   const controllers = report.controllers ?? [];
   const how = controllers.length > 0 ? `NVMe controllers to vfio-pci: ${controllers.join(', ')}` : 'ownership only: no sysfs write';
   const lines = [
@@ -146,14 +150,14 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 export const DOMAIN_XML_HELP =
-  "a libvirt domain XML (virsh dumpxml) or one <hostdev>/<disk> element: its <hostdev> (pci, usb, mdev) and <disk type='nvme'> devices, managed attribute included";
+  "a libvirt domain XML (virsh dumpxml) or one <hostdev>/<disk> element: its <hostdev> (pci, usb, mdev, scsi) and <disk type='nvme'> devices, managed attribute and <shareable/> included";
 
 /** `--domain-xml FILE`: the domain (--domain, else the XML's <name>) and what its device elements name. */
 export async function domainXmlInputs(
   globals: GlobalOptions,
   opts: { domain?: string; domainXml?: string },
   inputs: readonly string[],
-): Promise<{ domain: string; refs: readonly string[]; unmanaged: readonly PciAddress[] } | null> {
+): Promise<{ domain: string; refs: readonly string[]; unmanaged: readonly PciAddress[]; shareable: readonly string[] } | null> {
   if (opts.domainXml === undefined) {
     if (opts.domain === undefined) throw new HostdevError('HOSTDEV_USAGE', "required option '--domain <name>' not specified", { hint: 'Name the domain with --domain, or give its XML with --domain-xml.' });
     return null;
@@ -175,12 +179,20 @@ export function registerAssign(program: Command): void {
   addAssignOptions(program.command('assign [addresses...]').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'), 'or-xml')
     .option('--domain-xml <file>', DOMAIN_XML_HELP)
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
+    .option('--shareable', "scsi: keys: take the SCSI devices shareable (libvirt's <shareable/>): other domains may hold them shareable too")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
       const opts = command.opts<AssignOptionValues>();
       const xml = await domainXmlInputs(globals, opts, inputs);
       if (xml === null && deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, opts, inputs);
-      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged);
+      if (opts.shareable === true) {
+        throw new HostdevError(
+          'HOSTDEV_USAGE',
+          xml === null ? '--shareable applies to scsi: keys only' : "--shareable does not apply to --domain-xml: each <hostdev type='scsi'> says it with <shareable/>",
+          { hint: xml === null ? 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) in an assign of their own.' : "Write <shareable/> in the SCSI <hostdev> elements to share." },
+        );
+      }
+      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),
       );

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { simServicePerTest } from '../support/sim-service.js';
+import { jsonOf, runCli } from '../support/cli.js';
+
+// SCSI generic devices in the tables, on the virt-host preset: a SAS HBA (mpt3sas, SCSI host 2) with a
+// disk at 2:0:0:0 (sg0, sda) and an LTO tape drive at 2:0:1:0 (sg1, no block device).
+const TAPE = 'scsi:2:0:1:0';
+const DISK = 'scsi:2:0:0:0';
+const vm = (name: string) => ({ driver: 'qemu', domain: name, hypervisor: 'qemu', vm: name });
+
+const sim = simServicePerTest('hostdev-scsi-', 'virt-host');
+
+/** The HBA's PCI address, from the SCSI inventory. */
+async function adapter(): Promise<string> {
+  const tape = (await sim.service.listKind('scsi')).report.find((device) => device.key === TAPE) as { adapter: string };
+  return tape.adapter;
+}
+
+describe('SCSI assign and release: ownership, with the /dev/sgN recorded', () => {
+  it('assigns scsi:2:0:1:0 (no driver change), refuses it to another domain with libvirt\'s message, releases it', async () => {
+    const dry = await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE], dryRun: true });
+    expect(dry).toMatchObject({ dryRun: true, assigned: [TAPE] });
+    expect((await sim.service.status()).devices).toBeUndefined();
+    expect(await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE] })).toMatchObject({ assigned: [TAPE] });
+    expect((await sim.service.status()).devices).toEqual([
+      { key: TAPE, kind: 'scsi', usedBy: vm('vm1'), identity: { kind: 'scsi', sg: 'sg1', vendor: 'HP', model: 'Ultrium 6-SCSI' } },
+    ]);
+    const listed = (await sim.service.listKind('scsi')).report.find((device) => device.key === TAPE)!;
+    expect(listed).toMatchObject({ driver: 'st', table: 'active', owner: { vm: 'vm1' } });
+    await expect(sim.service.assignDevices({ domain: 'vm2', devices: [TAPE] })).rejects.toMatchObject({
+      code: 'HOSTDEV_IN_USE',
+      message: "Requested operation is not valid: SCSI device 2:0:1:0 is already in use by other domain(s) as 'non-shareable'",
+      details: { key: TAPE, shareable: false },
+    });
+    await expect(sim.service.assignDevices({ domain: 'vm1', devices: [TAPE] })).rejects.toMatchObject({ code: 'HOSTDEV_IN_USE' });
+    await expect(sim.service.assignDevices({ domain: 'vm1', devices: ['scsi:2:0:5:0'] })).rejects.toMatchObject({ code: 'HOSTDEV_DEVICE_NOT_FOUND' });
+    const released = await sim.service.release({ domain: 'vm1' });
+    expect(released.devices).toMatchObject({ released: [TAPE], pruned: [] });
+    expect((await sim.service.status()).devices).toBeUndefined();
+  });
+
+  it('a SCSI device that left the host (its HBA unbound) is pruned by status, departed, and back when it returns', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE] });
+    const hba = await adapter();
+    await sim.host.kernel.write(`/sys/bus/pci/devices/${hba}/driver/unbind`, hba);
+    const status = await sim.service.status();
+    expect(status.devices).toEqual([]);
+    expect(status.prunedDevices).toEqual([{ key: TAPE, usedBy: vm('vm1'), awaited: true }]);
+    expect(status.departedDevices).toMatchObject([{ entry: { key: TAPE, identity: { sg: 'sg1' } }, prunedBy: 'status', back: false }]);
+    await sim.host.kernel.write('/sys/bus/pci/drivers/mpt3sas/bind', hba);
+    expect((await sim.service.status()).departedDevices).toMatchObject([{ entry: { key: TAPE }, back: true }]);
+    expect((await sim.service.release({ domain: 'vm1' })).devices).toMatchObject({ released: [], pruned: [TAPE] });
+    expect((await sim.service.status()).departedDevices).toBeUndefined();
+  });
+});
+
+describe("--shareable: libvirt's <shareable/> SCSI devices, held by several domains", () => {
+  it('several domains hold a device each took shareable; a non-shareable request is refused; the last release frees it', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [DISK], shareable: true });
+    await sim.service.assignDevices({ domain: 'vm2', devices: [DISK], shareable: true });
+    await expect(sim.service.assignDevices({ domain: 'vm3', devices: [DISK] })).rejects.toMatchObject({
+      code: 'HOSTDEV_IN_USE',
+      message: "Requested operation is not valid: SCSI device 2:0:0:0 is already in use by other domain(s) as 'shareable'",
+      details: { holders: [vm('vm1'), vm('vm2')], shareable: true },
+    });
+    await expect(sim.service.assignDevices({ domain: 'vm2', devices: [DISK], shareable: true })).rejects.toMatchObject({ code: 'HOSTDEV_IN_USE' });
+    // the holders survive a restart (schema version 9's device_sharer)
+    await sim.reopen();
+    expect((await sim.service.status()).devices).toEqual([
+      { key: DISK, kind: 'scsi', usedBy: vm('vm1'), identity: expect.objectContaining({ sg: 'sg0' }), shareable: true, sharedBy: [vm('vm2')] },
+    ]);
+    // vm1 lets go: vm2 holds it alone (still shareable)
+    expect(await sim.service.releaseDevices({ domain: 'vm1', devices: [DISK] })).toMatchObject({ released: [DISK] });
+    expect((await sim.service.status()).devices).toEqual([expect.objectContaining({ key: DISK, usedBy: vm('vm2'), shareable: true })]);
+    await expect(sim.service.releaseDevices({ domain: 'vm1' })).rejects.toMatchObject({ code: 'HOSTDEV_DOMAIN_NOT_FOUND' });
+    await sim.service.assignDevices({ domain: 'vm3', devices: [DISK], shareable: true });
+    expect((await sim.service.release({ domain: 'vm2' })).devices).toMatchObject({ released: [DISK] });
+    expect((await sim.service.release({ domain: 'vm3' })).devices).toMatchObject({ released: [DISK] });
+    expect((await sim.service.status()).devices).toBeUndefined();
+  });
+
+  it('a shareable request for a device held non-shareable is refused as non-shareable; --shareable takes SCSI keys only', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [DISK] });
+    await expect(sim.service.assignDevices({ domain: 'vm2', devices: [DISK], shareable: true })).rejects.toMatchObject({
+      code: 'HOSTDEV_IN_USE',
+      message: "Requested operation is not valid: SCSI device 2:0:0:0 is already in use by other domain(s) as 'non-shareable'",
+    });
+    await expect(sim.service.assignDevices({ domain: 'vm2', devices: ['usb:1-4'], shareable: true })).rejects.toMatchObject({ code: 'HOSTDEV_USAGE' });
+    expect((await sim.service.status()).devices).toEqual([expect.objectContaining({ key: DISK, usedBy: vm('vm1') })]);
+  });
+
+  it('a shared device that leaves the host stays awaited for the domains that still hold it', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [DISK], shareable: true });
+    await sim.service.assignDevices({ domain: 'vm2', devices: [DISK], shareable: true });
+    const hba = await adapter();
+    await sim.host.kernel.write(`/sys/bus/pci/devices/${hba}/driver/unbind`, hba);
+    expect((await sim.service.release({ domain: 'vm1' })).devices).toMatchObject({ released: [], pruned: [DISK] });
+    expect((await sim.service.status()).departedDevices).toMatchObject([{ entry: { key: DISK, usedBy: vm('vm2') } }]);
+    expect((await sim.service.release({ domain: 'vm2' })).devices).toMatchObject({ pruned: [DISK] });
+    expect((await sim.service.status()).departedDevices).toBeUndefined();
+  });
+});
+
+describe('the command line: assign --shareable scsi:KEY', () => {
+  it('shares a SCSI device between two domains; --shareable with a PCI function is a usage error', () => {
+    const cli = (args: string[]) => runCli(['--root', sim.root, '--state-dir', sim.stateDir, '--simulate', '--no-daemon', ...args]);
+    expect(cli(['assign', '--domain', 'vm1', '--shareable', DISK]).code).toBe(0);
+    const second = cli(['assign', '--domain', 'vm2', '--shareable', DISK]);
+    expect(second.stdout.split('\n')[0]).toBe(`assigned to domain vm2 (qemu): ${DISK}`);
+    const refused = cli(['--json', 'assign', '--domain', 'vm3', DISK]);
+    expect(refused.code).toBe(4);
+    expect(JSON.parse(refused.stderr).error).toMatchObject({ code: 'HOSTDEV_IN_USE', details: { shareable: true } });
+    expect(cli(['assign', '--domain', 'vm3', '--shareable', '0000:00:19.0']).code).toBe(2);
+    const status = jsonOf<{ devices: unknown[] }>(cli(['--json', 'status']));
+    expect(status.devices).toMatchObject([{ key: DISK, usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
+  });
+});
