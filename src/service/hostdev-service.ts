@@ -1,5 +1,6 @@
 import type { PciAddress } from '../core/address.js';
 import { controllerOfHeldNamespaces, nvmeController, nvmeQemuArgs } from '../core/nvme.js';
+import { scsiQemuArgs } from '../core/scsi.js';
 import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, type DeviceRef } from '../core/device-key.js';
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
@@ -1086,11 +1087,21 @@ export class HostdevService {
     const controllers = new Set<string>(present.map((e) => e.address));
     const here = new Set<string>([
       ...(inventory === null ? [] : [...inventory.mdev, ...inventory.usb].map((device) => device.key)),
+      // A SCSI device is given to QEMU by its generic node: one without it (sg not loaded) cannot be.
+      ...(inventory === null ? [] : inventory.scsi.filter((device) => device.sg !== null).map((device) => device.key)),
       ...others.filter((e) => e.kind === 'nvme' && controllers.has(nvmeController(e.key))).map((e) => e.key),
     ]);
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
-    warnings.push(...otherMissing.map((key) => `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`));
+    const scsi = (inventory?.scsi ?? []).flatMap((device) => (device.sg !== null && otherKeys.includes(device.key) ? [{ ...device, sg: device.sg }] : []));
+    const withoutSg = new Set<string>((inventory?.scsi ?? []).filter((device) => device.sg === null).map((device) => device.key));
+    warnings.push(
+      ...otherMissing.map((key) =>
+        withoutSg.has(key)
+          ? `${key} is assigned to ${owner.vm} but has no /dev/sgN (is the sg module loaded?): left out`
+          : `${key} is assigned to ${owner.vm} but no longer on this host: left out (release the domain to prune it)`,
+      ),
+    );
     const ids = otherKeys.map(idOf);
     const namespaces = ids.flatMap((id) => (id.kind === 'nvme' ? [id] : []));
     // QEMU's nvme block driver opens a namespace's controller itself: it is no vfio-pci device of the VM.
@@ -1100,7 +1111,7 @@ export class HostdevService {
       ...(request.firstChassis === undefined ? {} : { firstChassis: request.firstChassis }),
       mdevs: ids.flatMap((id) => (id.kind === 'mdev' ? [id.uuid] : [])),
       usb: ids.flatMap((id) => (id.kind === 'usb' ? [id] : [])),
-    }).concat(nvmeQemuArgs(namespaces));
+    }).concat(nvmeQemuArgs(namespaces), scsiQemuArgs(scsi));
     const report = { argv, devices: present.map((e) => e.address), keys: present.map((e) => e.key), missing, missingKeys: missing.map(pciKey), warnings };
     return others.length === 0 ? report : { ...report, otherKeys, otherMissing };
   }

@@ -1,3 +1,5 @@
+import { realpathSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { simServicePerTest } from '../support/sim-service.js';
 import { jsonOf, runCli } from '../support/cli.js';
@@ -113,5 +115,38 @@ describe('the command line: assign --shareable scsi:KEY', () => {
     expect(cli(['assign', '--domain', 'vm3', '--shareable', '0000:00:19.0']).code).toBe(2);
     const status = jsonOf<{ devices: unknown[] }>(cli(['--json', 'status']));
     expect(status.devices).toMatchObject([{ key: DISK, usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
+  });
+});
+
+describe('qemu-args: a SCSI generic device as libvirt gives it to QEMU', () => {
+  it('-blockdev host_device on /dev/sgN and -device scsi-generic on a virtio-scsi controller, one LUN each', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE, DISK] });
+    const args = await sim.service.qemuArgs({ domain: 'vm1' });
+    expect(args.argv).toEqual([
+      '-device',
+      'virtio-scsi-pci,id=hostdev-scsi',
+      '-blockdev',
+      '{"driver":"host_device","filename":"/dev/sg0","node-name":"hostdev-scsi-2_0_0_0-backend","read-only":false}',
+      '-device',
+      'scsi-generic,bus=hostdev-scsi.0,channel=0,scsi-id=0,lun=0,drive=hostdev-scsi-2_0_0_0-backend,id=hostdev-scsi-2_0_0_0',
+      '-blockdev',
+      '{"driver":"host_device","filename":"/dev/sg1","node-name":"hostdev-scsi-2_0_1_0-backend","read-only":false}',
+      '-device',
+      'scsi-generic,bus=hostdev-scsi.0,channel=0,scsi-id=0,lun=1,drive=hostdev-scsi-2_0_1_0-backend,id=hostdev-scsi-2_0_1_0',
+    ]);
+    expect(args.otherKeys).toEqual([DISK, TAPE]);
+    // a domain sharing the disk gets it too
+    await sim.service.releaseDevices({ domain: 'vm1' });
+    await sim.service.assignDevices({ domain: 'vm1', devices: [DISK], shareable: true });
+    await sim.service.assignDevices({ domain: 'vm2', devices: [DISK], shareable: true });
+    expect((await sim.service.qemuArgs({ domain: 'vm2' })).argv).toContain('{"driver":"host_device","filename":"/dev/sg0","node-name":"hostdev-scsi-2_0_0_0-backend","read-only":false}');
+  });
+
+  it('a device without a generic node (sg not loaded) is left out with a warning that says so', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE] });
+    rmSync(path.join(realpathSync(path.join(sim.root, 'sys/bus/scsi/devices/2:0:1:0')), 'scsi_generic'), { recursive: true });
+    const args = await sim.service.qemuArgs({ domain: 'vm1' });
+    expect(args.argv).toEqual([]);
+    expect(args.warnings).toEqual([`${TAPE} is assigned to vm1 but has no /dev/sgN (is the sg module loaded?): left out`]);
   });
 });
