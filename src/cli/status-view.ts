@@ -1,5 +1,6 @@
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { ownerCell, ownerName } from '../core/tables.js';
+import { holdersOf } from '../core/device-entry.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
@@ -116,7 +117,7 @@ function holdersSection(holders: readonly HolderStatus[]): string[] {
   return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
 }
 
-/** Mediated, USB and NVMe devices held by domains, and those that left the host while held (only when there are any). */
+/** Mediated, USB, NVMe and SCSI devices held by domains, and those that left the host while held (only when there are any). */
 function devicesSection(status: StatusReport): string[] {
   const devices = status.devices ?? [];
   const departed = status.departedDevices ?? [];
@@ -127,7 +128,8 @@ function devicesSection(status: StatusReport): string[] {
           devices.some((e) => e.kind === 'nvme')
             ? `Mediated, USB and NVMe devices (${devices.length}), each namespace's controller in the active table:`
             : `Mediated and USB devices (${devices.length}), ownership only:`,
-          devices.map((e) => [e.key, ownerName(e.usedBy)]),
+          // A shared SCSI device names every domain that holds it.
+          devices.map((e) => [e.key, `${holdersOf(e).map(ownerName).join(', ')}${e.shareable === true ? ' (shareable)' : ''}`]),
           ['KEY', 'OWNER'],
         );
   const gone =

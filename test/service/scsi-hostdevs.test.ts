@@ -113,6 +113,7 @@ describe('the command line: assign --shareable scsi:KEY', () => {
     expect(refused.code).toBe(4);
     expect(JSON.parse(refused.stderr).error).toMatchObject({ code: 'HOSTDEV_IN_USE', details: { shareable: true } });
     expect(cli(['assign', '--domain', 'vm3', '--shareable', '0000:00:19.0']).code).toBe(2);
+    expect(cli(['status']).stdout).toMatch(new RegExp(`${DISK} +qemu/vm1, qemu/vm2 \\(shareable\\)`));
     const status = jsonOf<{ devices: unknown[] }>(cli(['--json', 'status']));
     expect(status.devices).toMatchObject([{ key: DISK, usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
   });
