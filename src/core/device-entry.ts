@@ -223,7 +223,8 @@ export function planDeviceAssign(
     const entry = held.get(key);
     const shared = device.kind === 'scsi' && shareable.has(key);
     if (entry !== undefined && device.kind === 'scsi') {
-      if (isHeldBy(entry, owner)) throw deviceInUse(entry);
+      // Named by this domain, which may be a sharer: the message names it.
+      if (isHeldBy(entry, owner)) throw deviceInUse({ ...entry, usedBy: owner });
       if (!shared || entry.shareable !== true) throw scsiInUse(entry);
       assign.push({ ...entry, sharedBy: [...(entry.sharedBy ?? []), owner] });
       continue;

@@ -11,7 +11,7 @@ import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
 import { keyKind, parseKey, parsePciRef } from '../core/device-key.js';
-import { parseUsbSelector } from '../core/device-entry.js';
+import { isHeldBy, parseUsbSelector } from '../core/device-entry.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -369,7 +369,7 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
         const holder = error.details.owner;
         if (error.code !== 'HOSTDEV_IN_USE' || holder == null || !sameOwner(holder, owner)) return false;
         const { active, devices = [] } = await service.status();
-        const held = new Set([...active, ...devices].filter((entry) => sameOwner(entry.usedBy, owner)).map((entry) => entry.key as string));
+        const held = new Set([...active.filter((entry) => sameOwner(entry.usedBy, owner)), ...devices.filter((entry) => isHeldBy(entry, owner))].map((entry) => entry.key as string));
         return keys.every((key) => held.has(key));
       },
     });

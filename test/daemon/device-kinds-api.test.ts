@@ -72,6 +72,10 @@ describe('the API with mediated and USB devices beside PCI functions', () => {
     expect(shared.statusCode, shared.body).toBe(200);
     const status = (await app.inject({ method: 'GET', url: '/v1/status' })).json<{ devices?: { key: string; sharedBy?: { vm: string }[] }[] }>();
     expect(status.devices).toMatchObject([{ key: 'scsi:2:0:1:0', usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
+    // the same assign again by the domain that shares it: a no-op, as for the first holder
+    const again = await app.inject({ method: 'POST', url: '/v1/assignments', payload: { domain: 'vm2', devices: ['scsi:2:0:1:0'], shareable: ['scsi:2:0:1:0'] } });
+    expect(again.statusCode, again.body).toBe(200);
+    expect(again.json<{ noop?: boolean }>().noop).toBe(true);
     const hotplug = await app.inject({ method: 'POST', url: '/v1/domains/qemu/vm1/hotplug', payload: { qmp: '/nonexistent.sock', devices: [MDEV] } });
     expect(hotplug.statusCode).toBe(400);
     expect(hotplug.json<{ error: { code: string } }>().error.code).toBe('HOSTDEV_BAD_ADDRESS');
