@@ -568,7 +568,7 @@ export class HostdevService {
     const dryRun = request.dryRun ?? false;
     const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
     if (assigned.failures.length > 0) return assigned;
-    const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []));
+    const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
     try {
       return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable) };
     } catch (error) {
@@ -643,17 +643,24 @@ export class HostdevService {
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
     if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
-    const shareable = request.shareable === true ? await this.shareableKeys(keys) : new Set<DeviceKey>();
+    const shareable = request.shareable === true ? await this.shareableKeys(keys, keys) : new Set<DeviceKey>();
     return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable);
   }
 
-  /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev). */
-  private async shareableKeys(keys: readonly DeviceKey[]): Promise<ReadonlySet<DeviceKey>> {
+  /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev), and only one the assign names. */
+  private async shareableKeys(keys: readonly DeviceKey[], assigned: readonly DeviceKey[]): Promise<ReadonlySet<DeviceKey>> {
     const other = keys.find((key) => keyKind(key) !== 'scsi');
     if (other !== undefined) {
       throw new HostdevError('HOSTDEV_USAGE', `--shareable applies to SCSI devices only; ${other} is a ${keyKind(other)} device`, {
         hint: 'Give the scsi: keys to share in an assign of their own, or leave --shareable out.',
         details: { key: other },
+      });
+    }
+    const stray = keys.find((key) => !assigned.includes(key));
+    if (stray !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', `${stray} is named shareable but the assign does not name it`, {
+        hint: 'Name in `shareable` only SCSI devices the assign gives the domain.',
+        details: { key: stray },
       });
     }
     return new Set(keys);

@@ -88,6 +88,10 @@ describe("--shareable: libvirt's <shareable/> SCSI devices, held by several doma
       message: "Requested operation is not valid: SCSI device 2:0:0:0 is already in use by other domain(s) as 'non-shareable'",
     });
     await expect(sim.service.assignDevices({ domain: 'vm2', devices: ['usb:1-4'], shareable: true })).rejects.toMatchObject({ code: 'HOSTDEV_USAGE' });
+    await expect(sim.service.assign({ domain: 'vm2', addresses: [TAPE], shareable: [DISK] })).rejects.toMatchObject({
+      code: 'HOSTDEV_USAGE',
+      message: `${DISK} is named shareable but the assign does not name it`,
+    });
     expect((await sim.service.status()).devices).toEqual([expect.objectContaining({ key: DISK, usedBy: vm('vm1') })]);
   });
 
