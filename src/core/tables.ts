@@ -129,9 +129,12 @@ export const CLAIM_OWNER: Owner = makeOwner('hostdev', 'claim');
  * The OWNER column (list, show, groups, vf list, status): "qemu/vm1", "hostdev (detached)",
  * "hostdev/claim" (detached by a claim), or "-" when in no table.
  */
-export function ownerCell(place: { readonly table: TableName; readonly owner?: Owner | null; readonly claimed?: boolean } | null): string {
+export function ownerCell(
+  place: { readonly table: TableName; readonly owner?: Owner | null; readonly claimed?: boolean; readonly sharedBy?: readonly Owner[] } | null,
+): string {
   if (place === null) return '-';
-  if (place.table === 'active' && place.owner) return ownerName(place.owner);
+  // A shared SCSI device: every domain that holds it.
+  if (place.table === 'active' && place.owner) return [place.owner, ...(place.sharedBy ?? [])].map(ownerName).join(',');
   return place.claimed === true ? ownerName(CLAIM_OWNER) : 'hostdev (detached)';
 }
 

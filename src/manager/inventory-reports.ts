@@ -21,9 +21,14 @@ import type { TableLookup, TableMembership } from './table-lookup.js';
  * `owner` {driver, domain} or null, and `table` "active" | "inactive" | null; a claimed device
  * (inactive, a claim defined for it) has `claimed: true` besides.
  */
-export function ownershipJson(membership: TableMembership | null): { owner: Owner | null; table: 'active' | 'inactive' | null; claimed?: true } {
+export function ownershipJson(membership: TableMembership | null): {
+  owner: Owner | null;
+  table: 'active' | 'inactive' | null;
+  claimed?: true;
+  sharedBy?: readonly Owner[];
+} {
   if (membership === null) return { owner: null, table: null };
-  if (membership.table === 'active') return { owner: membership.owner, table: 'active' };
+  if (membership.table === 'active') return { owner: membership.owner, table: 'active', ...(membership.sharedBy === undefined ? {} : { sharedBy: membership.sharedBy }) };
   return membership.claimed === true ? { owner: null, table: 'inactive', claimed: true } : { owner: null, table: 'inactive' };
 }
 

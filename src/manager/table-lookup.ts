@@ -9,7 +9,10 @@ import { readHostIdentity } from '../host/host-identity.js';
 import { DB_FILE } from '../state/files.js';
 
 /** Where a device stands in hostdev's tables: owned by a domain, detached for nobody, or neither (null). */
-export type TableMembership = { readonly table: 'active'; readonly owner: Owner } | { readonly table: 'inactive'; readonly claimed?: boolean };
+export type TableMembership =
+  /** `sharedBy`: the other domains that hold a shareable SCSI device. */
+  | { readonly table: 'active'; readonly owner: Owner; readonly sharedBy?: readonly Owner[] }
+  | { readonly table: 'inactive'; readonly claimed?: boolean };
 /** By PCI address, or by the device key of any kind. */
 export type TableLookup = (device: PciAddress | DeviceKey) => TableMembership | null;
 
@@ -39,7 +42,7 @@ export function tableLookupOf(tables: Tables, devices: readonly DeviceEntry[] = 
   const others = new Map(devices.map((entry) => [entry.key, entry]));
   return (device) => {
     const other = others.get(device as DeviceKey);
-    if (other !== undefined) return { table: 'active', owner: other.usedBy };
+    if (other !== undefined) return { table: 'active', owner: other.usedBy, ...(other.sharedBy === undefined ? {} : { sharedBy: other.sharedBy }) };
     // A PCI address starts with its four hex digits of PCI domain; a key with its kind.
     const found = /^[0-9a-f]{4}:/.test(device) ? index.find(device as PciAddress) : index.findKey(device as DeviceKey);
     if (found === undefined) return null;

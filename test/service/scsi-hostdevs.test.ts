@@ -118,6 +118,13 @@ describe('the command line: assign --shareable scsi:KEY', () => {
     expect(JSON.parse(refused.stderr).error).toMatchObject({ code: 'HOSTDEV_IN_USE', details: { shareable: true } });
     expect(cli(['assign', '--domain', 'vm3', '--shareable', '0000:00:19.0']).code).toBe(2);
     expect(cli(['status']).stdout).toMatch(new RegExp(`${DISK} +qemu/vm1, qemu/vm2 \\(shareable\\)`));
+    // list and show name every holder too
+    expect(jsonOf<{ key: string; owner: { vm: string }; sharedBy?: { vm: string }[] }[]>(cli(['--json', 'list', '--kind', 'scsi']))[0]).toMatchObject({
+      key: DISK,
+      owner: { vm: 'vm1' },
+      sharedBy: [{ vm: 'vm2' }],
+    });
+    expect(cli(['list', '--kind', 'scsi']).stdout).toMatch(new RegExp(`${DISK} .* qemu/vm1,qemu/vm2`));
     const status = jsonOf<{ devices: unknown[] }>(cli(['--json', 'status']));
     expect(status.devices).toMatchObject([{ key: DISK, usedBy: { vm: 'vm1' }, shareable: true, sharedBy: [{ vm: 'vm2' }] }]);
   });
