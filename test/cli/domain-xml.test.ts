@@ -1,9 +1,10 @@
-import { mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSimulatedHost } from '../../src/sim-entry.js';
+import { driverOf as driverOfOn } from '../sim/helpers.js';
 import { jsonOf, runCli } from '../support/cli.js';
 
 // `assign --domain-xml FILE` and `release --domain-xml FILE` on the virt-host preset, with domain XML
@@ -16,7 +17,7 @@ const MDEV = 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01';
 let base = '';
 let root = '';
 const cli = (args: string[]) => runCli(['--root', root, '--state-dir', path.join(base, 'state'), '--simulate', '--no-daemon', ...args]);
-const driverOf = (address: string): string => path.basename(readlinkSync(path.join(root, 'sys/bus/pci/devices', address, 'driver')));
+const driverOf = (address: string): string | null => driverOfOn(root, address);
 const errorOf = (run: { stderr: string }): { code: string; message: string; details: Record<string, unknown> } => JSON.parse(run.stderr).error;
 
 interface StatusJson {

@@ -1,8 +1,9 @@
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostdevService } from '../../src/service/hostdev-service.js';
+import { driverOf as driverOfOn } from '../sim/helpers.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 import { hostdevRejectionOf as refusal } from '../support/errors.js';
 
@@ -26,7 +27,7 @@ afterEach(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const driverOf = (address: string): string => path.basename(readlinkSync(path.join(root, 'sys/bus/pci/devices', address, 'driver')));
+const driverOf = (address: string): string | null => driverOfOn(root, address);
 
 describe('assign of PCI, mediated and USB devices in one request', () => {
   it('assigns all of them and release takes keys of every kind back', async () => {

@@ -1,9 +1,10 @@
-import { mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceKey } from '../../src/core/device-key.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
+import { driverOf as driverOfOn } from '../sim/helpers.js';
 import { createSimulatedHost, presets, simulatedHost, type HostSpec } from '../../src/sim-entry.js';
 
 // NVMe namespaces as table entries, libvirt's semantics, on virt-host with a second NVMe controller
@@ -44,13 +45,7 @@ afterEach(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const driverOf = (address: string): string | null => {
-  try {
-    return path.basename(readlinkSync(path.join(root, 'sys/bus/pci/devices', address, 'driver')));
-  } catch {
-    return null;
-  }
-};
+const driverOf = (address: string): string | null => driverOfOn(root, address);
 
 /** libvirt's CHECK_NVME_LIST_COUNT / CHECK_PCI_LIST_COUNT: active NVMe, active PCI, inactive PCI. */
 async function counts(): Promise<[number, number, number]> {
