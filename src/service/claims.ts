@@ -249,7 +249,7 @@ export class Claims {
       return `the claim's udev rule bound it to ${claim.driver} at boot, and giving it back failed: ${error.message}`;
     }
     if (dryRun) return `the claim's udev rule bound it to ${claim.driver} at boot: it would be given back to its host driver`;
-    const now = (await this.read([claim.address], wait)).get(claim.address) ?? null;
+    const now = (await this.readDevices([claim.address], wait)).get(claim.address) ?? null;
     return `the claim's udev rule bound it to ${claim.driver} at boot: given back to ${now?.driver ?? 'no driver'}`;
   }
 
@@ -268,11 +268,17 @@ export class Claims {
     }
   }
 
-  private async read(addresses: readonly PciAddress[], wait: DeviceWait | undefined): Promise<Map<PciAddress, Found | null>> {
-    const devices = await readDevicesBounded(this.ctx.layout, addresses, {
+  /** The devices at these addresses (null: not on the host), read bounded. */
+  private readDevices(addresses: readonly PciAddress[], wait: DeviceWait | undefined): Promise<Map<PciAddress, PciDevice | null>> {
+    return readDevicesBounded(this.ctx.layout, addresses, {
       timeoutMs: wait?.timeoutMs ?? readTimeoutFromEnv(),
       ...(wait?.onSlow === undefined ? {} : { onSlow: wait.onSlow }),
     });
+  }
+
+  /** The devices with their card's identity (IDs and serials: config space and VPD read too). */
+  private async read(addresses: readonly PciAddress[], wait: DeviceWait | undefined): Promise<Map<PciAddress, Found | null>> {
+    const devices = await this.readDevices(addresses, wait);
     const present = [...devices].flatMap(([address, device]) => (device === null ? [] : [address]));
     const serials = present.length === 0 ? new Map<PciAddress, DeviceSerials>() : await this.ctx.serials(present);
     return new Map(
