@@ -5,7 +5,8 @@ import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, 
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
-import { HostdevError, isHostdevError } from '../core/errors.js';
+import { HostdevError } from '../core/errors.js';
+import { InUseError } from '../core/in-use.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
@@ -605,8 +606,7 @@ export class HostdevService {
     try {
       return await operation();
     } catch (error) {
-      const owner = isHostdevError(error) && error.code === 'HOSTDEV_IN_USE' ? ownerDetail(error.details['owner']) : null;
-      if (owner === null || !(await this.manager.releaseIfHolderEnded(owner))) throw error;
+      if (!(error instanceof InUseError) || !(await this.manager.releaseIfHolderEnded(error.owner))) throw error;
       return operation();
     }
   }
@@ -1211,13 +1211,4 @@ function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): 
     if (!isEmptyRequest(request)) out.set(address, request);
   }
   return out;
-}
-
-/** The owner an error's details name, or null. */
-function ownerDetail(value: unknown): Owner | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const { driver, domain, hypervisor, vm } = value as Record<string, unknown>;
-  return typeof driver === 'string' && typeof domain === 'string' && typeof hypervisor === 'string' && typeof vm === 'string'
-    ? { driver, domain, hypervisor, vm }
-    : null;
 }
