@@ -555,23 +555,37 @@ export class HostdevService {
     return this.changing(mode.dryRun ?? false, () => this.manager.reset(parsePciRef(device), mode), touchedBy);
   }
 
-  /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
   /**
-   * Mediated and USB devices among `addresses` are marked the domain's after its PCI functions are
-   * assigned; when that fails, the PCI functions are released again (libvirt reattaches the PCI
-   * devices when a later kind fails to prepare), so the whole request is all or nothing.
+   * All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs
+   * write. Mediated, USB, NVMe and SCSI devices among `addresses` are marked the domain's after its
+   * PCI functions are assigned; when that fails, the PCI functions are released again (libvirt
+   * reattaches the PCI devices when a later kind fails to prepare), so the whole request is all or
+   * nothing. `holderPid` or `qmp` is registered with whichever commit comes first.
    */
   async assign(request: AssignRequest): Promise<AssignResult> {
-    const holder = await this.holderOf(request);
+    return this.assignHeld(request, await this.holderOf(request));
+  }
+
+  /**
+   * The one path every assign takes (assign, assignDevices, hotplug): refused because another
+   * domain holds a device, it is tried once more if that domain's holder is gone (see unlessHolderEnded).
+   */
+  private assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+    return this.unlessHolderEnded(() => this.assignAll(request, holder));
+  }
+
+  private async assignAll(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { pci, others } = splitRefs(request.addresses);
-    if (others.length === 0) return this.assignHeld(request, holder);
+    if (others.length === 0) return this.assignPci(request, holder);
     const keys = await this.resolveDevices(others);
     const dryRun = request.dryRun ?? false;
-    const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
+    const withPci = pci.length > 0 || (request.unmanaged ?? []).length > 0;
+    const assigned = withPci ? await this.assignPci({ ...request, addresses: pci }, holder) : emptyAssign(dryRun);
     if (assigned.failures.length > 0) return assigned;
     const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
     try {
-      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable) };
+      // The holder went into the PCI commit when there was one.
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable, withPci ? undefined : holder) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -611,7 +625,7 @@ export class HostdevService {
     }
   }
 
-  private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+  private async assignPci(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { vf, holderPid: _pid, qmp: _qmp, unmanaged: unmanagedRefs, ...rest } = request;
     const unmanaged = (unmanagedRefs ?? []).map(parsePciRef);
     const addresses = [...new Set([...request.addresses.map(parsePciRef), ...unmanaged])];
@@ -620,16 +634,14 @@ export class HostdevService {
     const report = await this.changing(
       request.dryRun ?? false,
       () =>
-        this.unlessHolderEnded(() =>
-          this.manager.assign({
-            ...rest,
-            addresses,
-            ...(unmanaged.length === 0 ? {} : { unmanaged }),
-            vf: requests,
-            onWarning: (line) => warnings.push(line),
-            ...(holder === undefined ? {} : { holder }),
-          }),
-        ),
+        this.manager.assign({
+          ...rest,
+          addresses,
+          ...(unmanaged.length === 0 ? {} : { unmanaged }),
+          vf: requests,
+          onWarning: (line) => warnings.push(line),
+          ...(holder === undefined ? {} : { holder }),
+        }),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -643,8 +655,10 @@ export class HostdevService {
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
     if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
-    const shareable = request.shareable === true ? await this.shareableKeys(keys, keys) : new Set<DeviceKey>();
-    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable);
+    const { domain, hypervisor, dryRun } = request;
+    const shareable = request.shareable === true ? { shareable: keys } : {};
+    const report = await this.assignHeld({ domain, ...(hypervisor === undefined ? {} : { hypervisor }), addresses: keys, ...(dryRun === undefined ? {} : { dryRun }), ...shareable }, undefined);
+    return report.devices!;
   }
 
   /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev), and only one the assign names. */
@@ -667,8 +681,8 @@ export class HostdevService {
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
-    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun, shareable);
+  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>, holder: Holder | undefined): Promise<DeviceAssignReport> {
+    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun, holder) : this.manager.assignDevices(owner, keys, dryRun, shareable, holder);
   }
 
   private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
