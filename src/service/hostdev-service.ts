@@ -56,7 +56,7 @@ import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe }
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
@@ -164,7 +164,10 @@ export interface AdoptRequest extends DomainRef {
 export interface DomainReport {
   readonly hypervisor: string;
   readonly domain: string;
+  /** Its PCI functions. */
   readonly devices: readonly { readonly key: DeviceKey; readonly address: PciAddress }[];
+  /** Its mediated, USB, NVMe and SCSI devices (a shared SCSI device with each domain that holds it); present only when it holds any. */
+  readonly otherKeys?: readonly DeviceKey[];
   readonly holder: HolderStatus | null;
 }
 
@@ -491,15 +494,20 @@ export class HostdevService {
     // First: a domain whose holder is gone is released, and not listed.
     const holders = await this.manager.checkHolders();
     const { active } = this.manager.tables();
-    const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[] }>();
-    for (const entry of active) {
-      const id = `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`;
-      const domain = byOwner.get(id) ?? { hypervisor: entry.usedBy.hypervisor, domain: entry.usedBy.vm, devices: [] };
-      domain.devices.push({ key: entry.key, address: entry.address });
+    const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[]; otherKeys: DeviceKey[] }>();
+    const domainOf = (owner: Owner): { devices: { key: DeviceKey; address: PciAddress }[]; otherKeys: DeviceKey[] } => {
+      const id = `${owner.hypervisor}/${owner.vm}`;
+      const domain = byOwner.get(id) ?? { hypervisor: owner.hypervisor, domain: owner.vm, devices: [], otherKeys: [] };
       byOwner.set(id, domain);
+      return domain;
+    };
+    for (const entry of active) domainOf(entry.usedBy).devices.push({ key: entry.key, address: entry.address });
+    for (const entry of this.manager.store.readDevices()) {
+      for (const owner of holdersOf(entry)) domainOf(owner).otherKeys.push(entry.key);
     }
-    return [...byOwner.values()].map((domain) => ({
+    return [...byOwner.values()].map(({ otherKeys, ...domain }) => ({
       ...domain,
+      ...(otherKeys.length === 0 ? {} : { otherKeys }),
       holder: holders.find((held) => held.owner.hypervisor === domain.hypervisor && held.owner.vm === domain.domain) ?? null,
     }));
   }

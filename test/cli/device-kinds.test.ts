@@ -112,6 +112,32 @@ describe('positional keys of mixed kinds: assign and release, all or nothing (th
   });
 });
 
+describe('domains lists the domains that hold devices of every kind', () => {
+  const NIC = '0000:00:19.0';
+  const MDEV = 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01';
+
+  it('PCI functions in devices, the other kinds in otherKeys (a shared SCSI device under each domain); the text names them all', () => {
+    expect(cli(['assign', '--domain', 'dom-a', NIC, MDEV, '--holder-pid', String(process.pid)]).code).toBe(0);
+    expect(cli(['assign', '--domain', 'dom-b', 'usb:1-1.2']).code).toBe(0);
+    expect(cli(['assign', '--domain', 'dom-c', '--shareable', 'scsi:2:0:0:0']).code).toBe(0);
+    expect(cli(['assign', '--domain', 'dom-d', '--shareable', 'scsi:2:0:0:0']).code).toBe(0);
+    type Domain = { domain: string; devices: { key: string; address: string }[]; otherKeys?: string[]; holder: { alive: boolean | null } | null };
+    const domains = jsonOf<Domain[]>(cli(['--json', 'domains']));
+    expect(domains.map((d) => [d.domain, d.devices.map((device) => device.address), d.otherKeys, d.holder?.alive ?? null])).toEqual([
+      ['dom-a', [NIC], [MDEV], true],
+      ['dom-c', [], ['scsi:2:0:0:0'], null],
+      ['dom-d', [], ['scsi:2:0:0:0'], null],
+      ['dom-b', [], ['usb:1-1.2'], null],
+    ]);
+    const text = cli(['domains']).stdout;
+    expect(text).toMatch(new RegExp(`qemu/dom-a +${NIC}, ${MDEV} +pid ${process.pid} \\(alive\\)`));
+    expect(text).toMatch(/qemu\/dom-b +usb:1-1\.2 /);
+    expect(text).toMatch(/qemu\/dom-d +scsi:2:0:0:0 /);
+    for (const domain of ['dom-a', 'dom-b', 'dom-c', 'dom-d']) expect(cli(['release', '--domain', domain]).code).toBe(0);
+    expect(jsonOf<Domain[]>(cli(['--json', 'domains']))).toEqual([]);
+  });
+});
+
 describe('mdev definitions (mdevctl define/start at boot)', () => {
   it('create --persist writes a definition; start-defined makes what is missing, leaves what is there; remove --undefine drops it', () => {
     const made = jsonOf<{ definition: string }>(cli(['--json', 'mdev', 'create', GPU, 'i915-GVTg_V5_4', '--uuid', UUID, '--persist']));
