@@ -245,9 +245,9 @@ export async function releaseDevices(
 }
 
 /** Whether the domain holds (or held, until its release hears of it) a device of these kinds. */
-export function holdsDevices(store: StateStore, owner: Owner): boolean {
+export function holdsDevices(store: StateStore, owner: Owner, entries: readonly DeviceEntry[] = store.readDevices()): boolean {
   return (
-    store.readDevices().some((entry) => isHeldBy(entry, owner)) ||
+    entries.some((entry) => isHeldBy(entry, owner)) ||
     store.readDepartedDevices().some((departed) => isHeldBy(departed.entry, owner))
   );
 }

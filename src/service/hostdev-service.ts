@@ -56,7 +56,7 @@ import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe }
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb, type DeviceEntry } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
@@ -708,12 +708,12 @@ export class HostdevService {
 
   /** Every device of other kinds the domain holds: its NVMe namespaces first (their controllers back to nvme), then the rest. */
   private async releaseAllDevices(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport> {
-    return withNamespaces(await this.releaseNamespaces(owner, dryRun), await this.manager.releaseDevices(owner, undefined, dryRun));
+    return withNamespaces(await this.releaseNamespaces(owner, dryRun, this.manager.store.readDevices()), await this.manager.releaseDevices(owner, undefined, dryRun));
   }
 
-  /** The domain's NVMe namespaces, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
-  private async releaseNamespaces(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport | null> {
-    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && isHeldBy(entry, owner));
+  /** The domain's NVMe namespaces of `entries`, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
+  private async releaseNamespaces(owner: Owner, dryRun: boolean, entries: readonly DeviceEntry[]): Promise<DeviceReleaseReport | null> {
+    const nvme = entries.some((entry) => entry.kind === 'nvme' && isHeldBy(entry, owner));
     return nvme ? this.manager.releaseNvme(owner, undefined, dryRun) : null;
   }
 
@@ -761,27 +761,27 @@ export class HostdevService {
    */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const owner = ownerOf(request);
-    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
-    if (named !== null && named.others.length > 0) {
-      const keys = await this.resolveDevices(named.others);
-      const dryRun = request.dryRun ?? false;
-      const pci = named.pci.length === 0 ? { ...emptyRelease(dryRun), warnings: [] } : await this.releasePci({ ...request, addresses: named.pci });
-      return { ...pci, devices: await this.releaseKeys(owner, keys, dryRun) };
-    }
-    const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
     const dryRun = request.dryRun ?? false;
-    const namespaces = others ? await this.releaseNamespaces(owner, dryRun) : null;
-    if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
-      return { ...emptyRelease(dryRun), warnings: [], devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) };
-    }
-    const result = await this.releasePci(request);
-    return others ? { ...result, devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) } : result;
+    // The domain's entries of other kinds, read once: what goes, and which namespaces go first.
+    const entries = this.manager.store.readDevices();
+    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
+    // Of the other kinds: the keys named; without addresses, every one the domain holds (or held).
+    const others: readonly DeviceKey[] | 'all' | null =
+      named !== null ? (named.others.length === 0 ? null : await this.resolveDevices(named.others)) : holdsDevices(this.manager.store, owner, entries) ? 'all' : null;
+    // Without addresses its NVMe namespaces go first, with their controllers, before its other PCI functions.
+    const namespaces = others === 'all' ? await this.releaseNamespaces(owner, dryRun, entries) : null;
+    // The PCI release runs unless the request names no PCI function, or the domain holds devices of other kinds only.
+    const pciToo = named !== null ? named.pci.length > 0 || others === null : others === null || this.manager.holdsAnything(owner, this.manager.tables());
+    const pci = pciToo ? await this.releasePci(named === null ? request : { ...request, addresses: named.pci }, entries) : { ...emptyRelease(dryRun), warnings: [] };
+    if (others === null) return pci;
+    const devices = others === 'all' ? withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) : await this.releaseKeys(owner, others, dryRun);
+    return { ...pci, devices };
   }
 
-  private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
+  private async releasePci(request: ReleaseRequest, entries: readonly DeviceEntry[] = this.manager.store.readDevices()): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
-    const kept = addresses === undefined ? null : controllerOfHeldNamespaces(addresses.map(parsePciRef), this.manager.store.readDevices());
+    const kept = addresses === undefined ? null : controllerOfHeldNamespaces(addresses.map(parsePciRef), entries);
     if (kept !== null) throw kept;
     const report = await this.changing(request.dryRun ?? false, () =>
       this.manager.release({
