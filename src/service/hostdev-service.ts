@@ -689,12 +689,27 @@ export class HostdevService {
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>, holder: Holder | undefined): Promise<DeviceAssignReport> {
-    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun, holder) : this.manager.assignDevices(owner, keys, dryRun, shareable, holder);
+  private async assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>, holder: Holder | undefined): Promise<DeviceAssignReport> {
+    const { nvme, rest } = splitNvme(keys);
+    if (nvme.length === 0) return this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    if (rest.length === 0) return this.manager.assignNvme(owner, nvme, dryRun, holder);
+    // The ownership-only kinds first (no sysfs write); when the namespaces then fail, they are let go again.
+    const others = await this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    try {
+      const namespaces = await this.manager.assignNvme(owner, nvme, dryRun);
+      return { ...namespaces, assigned: [...others.assigned, ...namespaces.assigned], notes: [...others.notes, ...namespaces.notes] };
+    } catch (error) {
+      if (!dryRun && others.assigned.length > 0) await this.manager.releaseDevices(owner, others.assigned, false);
+      throw error;
+    }
   }
 
-  private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
-    return nvmeOnly(keys) ? this.manager.releaseNvme(owner, keys, dryRun) : this.manager.releaseDevices(owner, keys, dryRun);
+  /** The named NVMe namespaces first (their controllers back to nvme with the last), then the other kinds. */
+  private async releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
+    const { nvme, rest } = splitNvme(keys);
+    if (nvme.length === 0) return this.manager.releaseDevices(owner, rest, dryRun);
+    const namespaces = await this.manager.releaseNvme(owner, nvme, dryRun);
+    return rest.length === 0 ? namespaces : withNamespaces(namespaces, await this.manager.releaseDevices(owner, rest, dryRun));
   }
 
   /** Takes mediated and USB devices back from a domain (all of them unless named); gone ones are pruned. */
@@ -1159,15 +1174,9 @@ function withNamespaces(namespaces: DeviceReleaseReport | null, rest: DeviceRele
   };
 }
 
-/** Whether the keys are NVMe namespaces (true) or none is (false): one request does not mix them with other kinds. */
-function nvmeOnly(keys: readonly DeviceKey[]): boolean {
-  const nvme = keys.filter((key) => keyKind(key) === 'nvme').length;
-  if (nvme === 0) return false;
-  if (nvme === keys.length) return true;
-  throw new HostdevError('HOSTDEV_USAGE', 'NVMe namespaces and devices of other kinds in one request', {
-    hint: 'Give the nvme: keys in a command of their own (their controllers change driver; the other kinds do not).',
-    details: { keys },
-  });
+/** NVMe namespaces (their controllers change driver) and the keys of the ownership-only kinds. */
+function splitNvme(keys: readonly DeviceKey[]): { readonly nvme: DeviceKey[]; readonly rest: DeviceKey[] } {
+  return { nvme: keys.filter((key) => keyKind(key) === 'nvme'), rest: keys.filter((key) => keyKind(key) !== 'nvme') };
 }
 
 /** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
