@@ -74,6 +74,8 @@ describe('positional keys of mixed kinds: assign and release, all or nothing (th
     expect(status.active.map((entry) => `${entry.usedBy.vm} ${entry.key}`)).toEqual([`mix pci:${NIC}`]);
     expect(status.devices?.map((entry) => `${entry.usedBy.vm} ${entry.key}`)).toEqual([`mix ${MDEV}`, 'mix scsi:2:0:1:0', 'mix usb:1-1.2']);
 
+    const scsi = cli(['release', '--domain', 'mix', 'scsi:2:0:1:0']);
+    expect(scsi.stdout.trim()).toBe('released 1 mediated/USB/SCSI device(s) of domain mix: scsi:2:0:1:0');
     const released = cli(['--json', 'release', '--domain', 'mix', `pci:${NIC}`, 'usb:1-1.2']);
     expect(released.code, released.stderr).toBe(0);
     const report = jsonOf<{ released: string[]; devices: { released: string[] } }>(released);

@@ -146,7 +146,7 @@ describe('the command line through the daemon', () => {
     expect(released.code, released.stderr).toBe(0);
     expect(released.stdout).toContain(`released 1 mediated/USB device(s) of domain vm1: ${MDEV}`);
     const keyRelease = await run(['release', '--domain', 'vm2', 'scsi:2:0:1:0']);
-    expect([keyRelease.code, keyRelease.stdout.trim()]).toEqual([0, 'released 1 mediated/USB device(s) of domain vm2: scsi:2:0:1:0']);
+    expect([keyRelease.code, keyRelease.stdout.trim()]).toEqual([0, 'released 1 mediated/USB/SCSI device(s) of domain vm2: scsi:2:0:1:0']);
     const ran = (await daemonOperations(host)).map((op) => `${op.kind} ${op.owner?.vm ?? ''} ${[...(op.devices ?? [])].sort().join(' ')}`);
     expect(ran).toEqual(
       expect.arrayContaining([

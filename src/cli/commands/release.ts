@@ -8,11 +8,16 @@ import { deviceRefs, isOtherKind } from '../device-inputs.js';
 import { DOMAIN_XML_HELP, domainXmlInputs } from './assign.js';
 import type { DeviceReleaseReport } from '../../manager/device-ops.js';
 
-/** The lines of a release of mediated and USB devices. */
+/** How the headline names the kinds released: mediated/USB, with NVMe and SCSI when there are such devices. */
+function releasedKinds(keys: readonly string[]): string {
+  return ['mediated/USB', ...(['nvme', 'scsi'] as const).filter((kind) => keys.some((key) => key.startsWith(`${kind}:`))).map((kind) => (kind === 'nvme' ? 'NVMe' : 'SCSI'))].join('/');
+}
+
+/** The lines of a release of mediated, USB, NVMe and SCSI devices. */
 function devicesReleasedText(report: DeviceReleaseReport, domain: string): string[] {
   const would = report.dryRun ? 'would release' : 'released';
   return [
-    `${would} ${report.released.length} ${report.released.some((key) => key.startsWith('nvme:')) ? 'mediated/USB/NVMe' : 'mediated/USB'} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    `${would} ${report.released.length} ${releasedKinds(report.released)} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
     ...((report.controllers ?? []).length === 0 ? [] : [`NVMe controllers back to nvme: ${report.controllers!.join(', ')}`]),
     ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
     ...(report.pruned.length === 0 ? [] : [`pruned (no longer on this host): ${report.pruned.join(', ')}`]),
