@@ -604,9 +604,9 @@ export class HostdevManager {
     return defineMdev(this.devicePorts, request);
   }
 
-  /** Every defined "auto" mdev that is not there; with `uuid`, that definition alone. */
-  startDefinedMdevs(dryRun: boolean, uuid?: string): Promise<StartDefinedReport> {
-    return startDefined(this.devicePorts, dryRun, uuid);
+  /** Every defined "auto" mdev that is not there (of one parent, with `parent`); with `uuid`, that definition alone. */
+  startDefinedMdevs(dryRun: boolean, only: Parameters<typeof startDefined>[2] = {}): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun, only);
   }
 
   mdevDefinitions(): Promise<MdevDefinition[]> {

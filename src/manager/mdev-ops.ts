@@ -234,11 +234,15 @@ export async function removeMdev(ports: DevicePorts, request: { readonly uuid: s
 /**
  * `mdev start-defined` (boot): makes every defined "auto" mdev that is not there, each on its own;
  * one that fails (its parent is not there yet, no instance left) is reported and the others go on.
- * With `uuid` (`mdev start UUID`): that definition alone, "manual" or not.
+ * With `uuid` (`mdev start UUID`): that definition alone, "manual" or not. With `parent` (the udev
+ * rule, when a parent registers after boot): the "auto" definitions on that parent.
  */
-export async function startDefined(ports: DevicePorts, dryRun: boolean, uuid?: string): Promise<StartDefinedReport> {
+export async function startDefined(ports: DevicePorts, dryRun: boolean, only: { readonly uuid?: string | undefined; readonly parent?: string | undefined } = {}): Promise<StartDefinedReport> {
+  const { uuid, parent } = only;
   const all = await readDefinitions(ports.layout.root);
-  const definitions = uuid === undefined ? all : all.filter((definition) => definition.uuid === uuid.toLowerCase());
+  const definitions = all.filter(
+    (definition) => (uuid === undefined || definition.uuid === uuid.toLowerCase()) && (parent === undefined || definition.parent === parent || `pci:${definition.parent}` === parent),
+  );
   if (uuid !== undefined && definitions.length === 0) {
     throw new HostdevError('HOSTDEV_DEVICE_NOT_FOUND', `${mdevKey(uuid)} has no definition`, {
       hint: 'Define it first (`hostdev mdev define PARENT TYPE --uuid UUID`, or `mdev create ... --persist`); `hostdev mdev list` shows the definitions.',

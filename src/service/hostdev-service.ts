@@ -735,7 +735,7 @@ export class HostdevService {
 
   /** `mdev start UUID`: makes one defined mdev, "manual" or not (mdevctl start -u UUID). */
   mdevStart(request: { readonly uuid: string; readonly dryRun?: boolean }): Promise<StartDefinedReport> {
-    return this.manager.startDefinedMdevs(request.dryRun ?? false, request.uuid);
+    return this.manager.startDefinedMdevs(request.dryRun ?? false, { uuid: request.uuid });
   }
 
   /** `mdev remove UUID [--undefine]`: the mdev's `remove` file; refused while a domain holds it. `undefine` drops its definition too. */
@@ -743,9 +743,12 @@ export class HostdevService {
     return this.manager.removeMdev({ ...request, dryRun: request.dryRun ?? false });
   }
 
-  /** `mdev start-defined`: every defined "auto" mdev that is not there is made (mdevctl's start at boot). */
-  mdevStartDefined(request: { readonly dryRun?: boolean } = {}): Promise<StartDefinedReport> {
-    return this.manager.startDefinedMdevs(request.dryRun ?? false);
+  /**
+   * `mdev start-defined [--parent P]`: every defined "auto" mdev that is not there is made (mdevctl's
+   * start at boot); with `parent`, those on one parent (the udev rule, when a parent registers later).
+   */
+  mdevStartDefined(request: { readonly dryRun?: boolean; readonly parent?: string } = {}): Promise<StartDefinedReport> {
+    return this.manager.startDefinedMdevs(request.dryRun ?? false, { parent: request.parent });
   }
 
   /** The mediated devices (with owner and table) and their parents' types. */

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createSimulatedHost, presets, type HostSpec } from '../../src/sim-entry.js';
 import { jsonOf, runCli } from '../support/cli.js';
@@ -8,6 +9,7 @@ import { jsonOf, runCli } from '../support/cli.js';
 // mdevctl's attributes (`attrs`, written in order once the mdev is made; one refused removes it
 // again) and its start modes ("auto" made at boot, "manual" only by `start`), on a virt-host whose
 // GVT-g types carry two attributes, as vfio_ap's matrix mdevs do.
+const __dirname = path.dirname(fileURLToPath(import.meta.url));
 const GPU = '0000:00:02.0';
 const TYPE = 'i915-GVTg_V5_4';
 const UUID = 'c297db4a-f4c2-11e6-90f6-d3b88d6c9525';
@@ -152,6 +154,26 @@ describe('mdev definitions: start modes, attributes, define and start', () => {
     const boot = cli(['mdev', 'start-defined']);
     expect(boot.code).toBe(8);
     expect(boot.stderr).toContain(`mdev:${UUID} not made: 0000:af:00.0 is not a mediated device parent on this host`);
+  });
+});
+
+describe('a parent that registers after boot (udev/60-hostdev-mdev.rules)', () => {
+  it('the rule runs start-defined --parent $kernel on MDEV_STATE=registered; that makes the auto definitions of that parent only', () => {
+    const rule = readFileSync(path.join(__dirname, '../../udev/60-hostdev-mdev.rules'), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim() !== '' && !line.startsWith('#'));
+    expect(rule).toHaveLength(1);
+    expect(rule[0]).toMatch(/^ACTION=="change", ENV\{MDEV_STATE\}=="registered", TEST=="\/etc\/hostdev\/mdev\.d", RUN\+="(.*)"$/);
+    const argv = /RUN\+="\/usr\/bin\/env HOSTDEV_STATE_DIR=\/var\/lib\/hostdev hostdev (.*)"$/.exec(rule[0]!)![1]!.split(' ');
+    expect(argv).toEqual(['mdev', 'start-defined', '--parent', '$kernel']);
+
+    expect(cli(['mdev', 'define', GPU, TYPE, '--uuid', UUID]).code).toBe(0);
+    expect(cli(['mdev', 'define', '0000:af:00.0', 'nvidia-63', '--uuid', UUID2]).code).toBe(0);
+    // what udev runs for the GPU: its definition only, the other parent's is not tried
+    const ran = cli(argv.map((arg) => (arg === '$kernel' ? GPU : arg)));
+    expect(ran.code, ran.stderr).toBe(0);
+    expect(ran.stdout.trim()).toBe(`created mdev:${UUID} (type ${TYPE} on ${GPU})`);
+    expect(cli(['mdev', 'start-defined', '--parent', 'mtty']).stdout.trim()).toBe('no mediated device is defined on mtty');
   });
 });
 

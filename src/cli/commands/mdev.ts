@@ -118,12 +118,14 @@ export function registerMdev(program: Command): void {
   mdev
     .command('start-defined')
     .description('make every defined mediated device (mdev create --persist) that is not there; run at boot by hostdev-mdev.service')
+    .option('--parent <parent>', "only the definitions on this parent (what udev/60-hostdev-mdev.rules runs when a parent registers)")
     .option('--dry-run', 'print the sysfs writes, change nothing')
     .action(
       action(async (globals, command: Command) => {
-        const dryRun = command.opts<{ dryRun?: boolean }>().dryRun ?? false;
-        const report = await withService(globals, (service) => service.mdevStartDefined({ dryRun }), { dryRun });
-        return startResult(report, 'no mediated device is defined');
+        const opts = command.opts<{ dryRun?: boolean; parent?: string }>();
+        const dryRun = opts.dryRun ?? false;
+        const report = await withService(globals, (service) => service.mdevStartDefined({ dryRun, ...(opts.parent === undefined ? {} : { parent: opts.parent }) }), { dryRun });
+        return startResult(report, opts.parent === undefined ? 'no mediated device is defined' : `no mediated device is defined on ${opts.parent}`);
       }),
     );
   mdev
