@@ -138,7 +138,7 @@ function attributeWrites(uuid: string, attrs: readonly MdevAttribute[]): SysfsWr
  * kernel-errors' one map; an attribute the kernel refuses removes the mdev again (as mdevctl does),
  * so a half-configured mdev is never left for a VM.
  */
-export async function createMdev(ports: DevicePorts, request: MdevMakeRequest & { readonly persist?: boolean; readonly start?: MdevStart }): Promise<MdevReport> {
+export async function createMdev(ports: DevicePorts, request: MdevMakeRequest & { readonly persist?: boolean | undefined; readonly start?: MdevStart | undefined }): Promise<MdevReport> {
   const uuid = checkedUuid(request.uuid);
   const attrs = checkedAttrs(request.attrs);
   const inventory = await mdevInventory(ports.layout);

@@ -719,11 +719,11 @@ export class HostdevService {
   mdevCreate(request: {
     readonly parent: string;
     readonly type: string;
-    readonly uuid?: string;
-    readonly dryRun?: boolean;
-    readonly persist?: boolean;
-    readonly start?: MdevStart;
-    readonly attrs?: readonly MdevAttribute[];
+    readonly uuid?: string | undefined;
+    readonly dryRun?: boolean | undefined;
+    readonly persist?: boolean | undefined;
+    readonly start?: MdevStart | undefined;
+    readonly attrs?: readonly MdevAttribute[] | undefined;
   }): Promise<MdevReport> {
     return this.manager.createMdev({ ...request, dryRun: request.dryRun ?? false });
   }

@@ -4,6 +4,7 @@ import type { MdevAttribute, MdevStart } from '../../state/mdev-definitions.js';
 import { ownerName } from '../../core/tables.js';
 import { ExitCode, HostdevError } from '../../core/errors.js';
 import { withService } from '../open-manager.js';
+import { change } from '../via-daemon.js';
 import { renderTable } from '../render.js';
 import { action } from '../run-action.js';
 
@@ -72,7 +73,8 @@ export function registerMdev(program: Command): void {
           attrs: opts.attr ?? [],
           ...(opts.uuid === undefined ? {} : { uuid: opts.uuid }),
         };
-        return mdevResult(await withService(globals, (service) => service.mdevCreate(request), { dryRun: request.dryRun }));
+        const { dryRun: _dryRun, ...body } = request;
+        return mdevResult(await change(globals, request.dryRun, (service) => service.mdevCreate(request), (report) => report, (client, options) => client.mdevCreate(body, options)));
       }),
     );
   mdev
@@ -112,7 +114,8 @@ export function registerMdev(program: Command): void {
       action(async (globals, command: Command, uuid: string) => {
         const opts = command.opts<{ dryRun?: boolean; undefine?: boolean }>();
         const dryRun = opts.dryRun ?? false;
-        return mdevResult(await withService(globals, (service) => service.mdevRemove({ uuid, dryRun, undefine: opts.undefine ?? false }), { dryRun }));
+        const undefine = opts.undefine ?? false;
+        return mdevResult(await change(globals, dryRun, (service) => service.mdevRemove({ uuid, dryRun, undefine }), (report) => report, (client, options) => client.mdevRemove(uuid, { undefine }, options)));
       }),
     );
   mdev
