@@ -75,8 +75,8 @@ describe('the start-up snapshot', () => {
   let fakeNode: string;
 
   /** The launcher's copy run with ARGS: the stand-in node's argv, one word a line. */
-  const started = (file: string, args: readonly string[]): string[] => {
-    const run = spawnSync(file, args, { encoding: 'utf8', env: { ...process.env, PATH: `${path.dirname(fakeNode)}:${process.env['PATH']}` } });
+  const started = (file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): string[] => {
+    const run = spawnSync(file, args, { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', PATH: `${path.dirname(fakeNode)}:${process.env['PATH']}`, ...env } });
     expect(run.status, run.stderr).toBe(0);
     return run.stdout.split('\n').filter((line) => line !== '');
   };
@@ -108,6 +108,16 @@ describe('the start-up snapshot', () => {
     // Through a symbolic link, as npm installs the command.
     symlinkSync(path.join(cli, 'hostdev'), path.join(dir, 'launch/hostdev-link'));
     expect(started(path.join(dir, 'launch/hostdev-link'), ['status'])).toEqual(['--snapshot-blob', path.join(cli, 'hostdev.blob'), '--', 'status']);
+  });
+
+  it('runs bin.js when NODE_OPTIONS is set (Node.js refuses a blob under V8 flags it was not built with)', () => {
+    writeFileSync(path.join(cli, 'hostdev.blob'), '');
+    writeFileSync(path.join(cli, 'hostdev.blob.node'), '');
+    utimesSync(path.join(cli, 'hostdev.blob.node'), statSync(fakeNode).atime, statSync(fakeNode).mtime);
+    expect(started(path.join(cli, 'hostdev'), ['list'], { NODE_OPTIONS: '--max-semi-space-size=16' })).toEqual([path.join(cli, 'bin.js'), 'list']);
+    const run = spawnSync(CLI_COMMAND, ['--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--max-semi-space-size=16' } });
+    expect(run.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(run.status, run.stderr).toBe(0);
   });
 
   it('runs bin.js when the blob was built by another node, or is missing', () => {
