@@ -15,13 +15,22 @@ import { startCli } from './start.js';
 const MODULE_URL = Symbol.for('hostdev.snapshot.moduleUrl');
 
 /**
- * The URL the modules take as their own: dist/cli/bin.js beside the blob the run was started with (where the
- * bundle's modules are), so a dist/ moved after the build still finds its package.json and helpers.
+ * The blob the run was started with, taken out of process.execArgv: a process the CLI forks (the watch's
+ * sysfs snapshot worker) inherits execArgv, and would run this snapshot instead of its own script.
  */
-function moduleUrl(): string | undefined {
+function takeBlobArgument(): string | undefined {
   const args = process.execArgv;
   const at = args.indexOf('--snapshot-blob');
-  const blob = at >= 0 ? args[at + 1] : args.find((arg) => arg.startsWith('--snapshot-blob='))?.slice('--snapshot-blob='.length);
+  if (at >= 0) return args.splice(at, 2)[1];
+  const joined = args.findIndex((arg) => arg.startsWith('--snapshot-blob='));
+  return joined >= 0 ? args.splice(joined, 1)[0]!.slice('--snapshot-blob='.length) : undefined;
+}
+
+/**
+ * The URL the modules take as their own: dist/cli/bin.js beside the blob (where the bundle's modules are),
+ * so a dist/ moved after the build still finds its package.json and helpers.
+ */
+function moduleUrl(blob: string | undefined): string | undefined {
   return blob === undefined ? undefined : pathToFileURL(path.join(path.dirname(path.resolve(blob)), 'bin.js')).href;
 }
 
@@ -33,7 +42,7 @@ void buildProgram([]).then((program) => {
 });
 
 startupSnapshot.setDeserializeMainFunction(() => {
-  (globalThis as Record<symbol, unknown>)[MODULE_URL] = moduleUrl();
+  (globalThis as Record<symbol, unknown>)[MODULE_URL] = moduleUrl(takeBlobArgument());
   // `node --snapshot-blob BLOB -- ARGS`: argv is [node, ...ARGS].
   startCli(process.argv.slice(1), () => Promise.resolve(main));
 });

@@ -10,7 +10,7 @@ export const CLI_COMMAND = fileURLToPath(new URL('../../dist/cli/hostdev', impor
  * How runCli starts the CLI: as a user's shell does, by the installed command, so the tests run the
  * start-up snapshot; HOSTDEV_TEST_CLI=bin runs the plain bundle (`node dist/cli/bin.js`) instead.
  */
-function cliProcess(args: readonly string[]): [string, string[]] {
+export function cliProcess(args: readonly string[]): [string, string[]] {
   return process.env['HOSTDEV_TEST_CLI'] === 'bin' ? [process.execPath, [CLI_BIN, ...args]] : [CLI_COMMAND, [...args]];
 }
 
