@@ -28,8 +28,9 @@ if [ ! -f "$stamp" ] || [ -n "$(find src scripts/bundle-cli.mjs scripts/build-sn
     node scripts/bundle-cli.mjs || true
     node scripts/build-snapshot.mjs || true
   fi
-elif [ ! -f dist/cli/hostdev.blob.node ] || [ "$(command -v node)" -nt dist/cli/hostdev.blob.node ] || [ "$(command -v node)" -ot dist/cli/hostdev.blob.node ]; then
-  # Another node than the one the start-up snapshot was built by (dist/cli/hostdev runs the plain bundle meanwhile).
+elif [ -f dist/cli/hostdev.blob.node ] && { [ "$(command -v node)" -nt dist/cli/hostdev.blob.node ] || [ "$(command -v node)" -ot dist/cli/hostdev.blob.node ]; }; then
+  # Another node than the one the start-up snapshot was built by (dist/cli/hostdev runs the plain bundle
+  # meanwhile). A snapshot that could not be built leaves no stamp: not tried again on every run.
   node scripts/build-snapshot.mjs
 fi
 bash scripts/build-native.sh
