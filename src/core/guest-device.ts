@@ -66,22 +66,48 @@ export function scsiDeviceId(device: { readonly host: number; readonly bus: numb
   return `hostdev-scsi-${device.host}_${device.bus}_${device.target}_${device.lun}`;
 }
 
+/** The QEMU id of a device and the node-name of the block node behind it (NVMe, SCSI; else null). */
+export function guestNames(source: IdOf<'mdev'> | IdOf<'usb'> | IdOf<'nvme'> | IdOf<'scsi'>): { readonly id: string; readonly node: string | null } {
+  switch (source.kind) {
+    case 'mdev':
+      return { id: mdevDeviceId(source.uuid), node: null };
+    case 'usb':
+      return { id: usbDeviceId(source.bus, source.ports), node: null };
+    case 'nvme':
+      return { id: nvmeDeviceId(source.controller, source.namespace), node: `hd-nvme-${source.controller.replace(/[:.]/g, '_')}-${source.namespace}` };
+    case 'scsi': {
+      const id = scsiDeviceId(source);
+      return { id, node: fitNodeName(`${id}-backend`) };
+    }
+  }
+}
+
+/** QEMU keeps a block node's name in 32 bytes with its NUL: a longer one is refused ("Node name too long"). */
+const MAX_NODE_NAME = 31;
+
+/** The name itself when QEMU takes it, else "hd-" and an FNV-1a hash of it (stable across calls and processes). */
+function fitNodeName(name: string): string {
+  if (name.length <= MAX_NODE_NAME) return name;
+  let hash = 0x811c9dc5;
+  for (const char of name) hash = Math.imul(hash ^ char.charCodeAt(0), 0x01000193) >>> 0;
+  return `hd-${hash.toString(16).padStart(8, '0')}`;
+}
+
 const onBus = (props: QemuProps, at: string | ScsiUnit | null): QemuProps => (typeof at === 'string' ? { ...props, bus: at } : props);
 
 export function guestDevice(source: GuestSource): GuestDevice {
   switch (source.kind) {
     case 'mdev': {
-      const id = mdevDeviceId(source.uuid);
+      const { id } = guestNames(source);
       return { id, blockdev: null, seat: 'pci', props: (at) => onBus({ driver: 'vfio-pci', sysfsdev: `/sys/bus/mdev/devices/${source.uuid}`, id }, at) };
     }
     case 'usb': {
-      const id = usbDeviceId(source.bus, source.ports);
+      const { id } = guestNames(source);
       return { id, blockdev: null, seat: 'usb', props: (at) => onBus({ driver: 'usb-host', hostbus: source.bus, hostport: source.ports.join('.'), id }, at) };
     }
     case 'nvme': {
       // libvirt's <disk type='nvme'>: QEMU's own NVMe driver opens the controller (on vfio-pci), a virtio disk shows the namespace.
-      const id = nvmeDeviceId(source.controller, source.namespace);
-      const node = `${id}-storage`;
+      const { id, node } = guestNames(source) as { id: string; node: string };
       return {
         id,
         blockdev: { driver: 'nvme', device: source.controller, namespace: source.namespace, 'node-name': node, 'auto-read-only': true, discard: 'unmap' },
@@ -91,8 +117,7 @@ export function guestDevice(source: GuestSource): GuestDevice {
     }
     case 'scsi': {
       // libvirt's <hostdev type='scsi'> with -blockdev: the generic node as a host_device, a scsi-generic device on a SCSI bus.
-      const id = scsiDeviceId(source);
-      const node = `${id}-backend`;
+      const { id, node } = guestNames(source) as { id: string; node: string };
       return {
         id,
         blockdev: { driver: 'host_device', filename: `/dev/${source.sg}`, 'node-name': node, 'read-only': source.readOnly === true },
