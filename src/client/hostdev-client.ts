@@ -159,7 +159,10 @@ export class HostdevClient {
   }
 
   /** Assigns devices and adds them to the running VM over the daemon's QMP connection (`hostdev hotplug`). */
-  hotplug(body: AssignBodyJson & { readonly qmp: string }, options: MutationOptions = {}): Promise<OperationJson> {
+  hotplug(
+    body: AssignBodyJson & { readonly qmp: string; readonly usbBus?: string; readonly scsiBus?: string; readonly readOnly?: readonly string[] },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
     const { domain, hypervisor, ...rest } = body;
     return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/hotplug`, rest, options);
   }

@@ -103,7 +103,17 @@ export function hotplugRequest(
   body: z.infer<typeof HotplugBody>,
   mode: MutationMode,
 ): HotplugRequest {
-  return { domain: owner.domain, hypervisor: owner.hypervisor, ...assignOptions(body), ...holderFields(body), qmp: body.qmp, ...mode };
+  return {
+    domain: owner.domain,
+    hypervisor: owner.hypervisor,
+    ...assignOptions(body),
+    ...holderFields(body),
+    qmp: body.qmp,
+    ...(body.usbBus === undefined ? {} : { usbBus: body.usbBus }),
+    ...(body.scsiBus === undefined ? {} : { scsiBus: body.scsiBus }),
+    ...(body.readOnly === undefined ? {} : { readOnly: body.readOnly.map(deviceRef) }),
+    ...mode,
+  };
 }
 
 export function unplugRequest(
@@ -115,7 +125,7 @@ export function unplugRequest(
     qmp: body.qmp,
     domain: owner.domain,
     hypervisor: owner.hypervisor,
-    addresses: body.devices.map(parsePciRef),
+    addresses: body.devices.map(deviceRef),
     ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }),
     ...mode,
   };

@@ -476,6 +476,11 @@ export class HostdevService {
     return this.manager.tables();
   }
 
+  /** The keys of the mediated, USB, NVMe and SCSI devices a domain holds, as stored (no lock, no prune). */
+  heldDeviceKeys(owner: Owner): DeviceKey[] {
+    return this.manager.store.readDevices().filter((entry) => isHeldBy(entry, owner)).map((entry) => entry.key);
+  }
+
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
   get recovery(): RecoveryReport {
     return this.manager.recovery;

@@ -125,7 +125,7 @@ export async function plugGuestDevices<T extends string>(
         hint:
           undone.held.length > 0
             ? `Run hostdev unplug for ${undone.held.join(', ')} once the guest can give it back.`
-            : 'QEMU must be able to open the device (a PCI function or an NVMe controller on a VFIO driver with /dev/vfio reachable from QEMU, an mdev\'s sysfs node, a SCSI generic node); nothing is left assigned.',
+            : 'QEMU must be able to open the device (a PCI function or an NVMe controller on a VFIO driver with /dev/vfio reachable from QEMU, an mdev\'s sysfs node, a SCSI generic node). Nothing is left assigned.',
         details: { [detailName]: placement.key, domain: vm, held: undone.held, nodesLeft },
         cause: error,
       });

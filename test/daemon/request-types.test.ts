@@ -48,7 +48,7 @@ describe('the daemon builds the service request types from its schemas', () => {
       'domain' | 'hypervisor' | 'devices' | 'unmanaged' | 'shareable' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
     >();
     expectTypeOf<keyof z.infer<typeof HotplugBody>>().toEqualTypeOf<
-      'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
+      'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp' | 'usbBus' | 'scsiBus' | 'readOnly'
     >();
     expectTypeOf<keyof z.infer<typeof UnplugBody>>().toEqualTypeOf<'qmp' | 'devices' | 'timeoutMs'>();
     expectTypeOf<keyof z.infer<typeof AdoptBody>>().toEqualTypeOf<'domain' | 'hypervisor' | 'devices' | 'managed' | 'holderPid' | 'qmp'>();
