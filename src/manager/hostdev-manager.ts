@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import type { ScsiHostdevOptions } from '../core/device-entry.js';
 import { HostdevError } from '../core/errors.js';
 import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
 import { checkHostIdentity } from '../core/host-identity.js';
@@ -568,8 +569,14 @@ export class HostdevManager {
     return { store: this.store, kernel: this.kernel, layout: this.layout, reader: this.reader };
   }
 
-  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable?: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
-    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable);
+  assignDevices(
+    owner: Owner,
+    keys: readonly DeviceKey[],
+    dryRun: boolean,
+    shareable?: ReadonlySet<DeviceKey>,
+    scsiOptions?: ReadonlyMap<DeviceKey, ScsiHostdevOptions>,
+  ): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable, scsiOptions);
   }
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {

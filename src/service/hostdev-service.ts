@@ -56,7 +56,7 @@ import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe }
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { assignableKind, isHeldBy, parseUsbSelector, selectUsb, type ScsiHostdevOptions } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
@@ -246,6 +246,8 @@ export interface DeviceRequest {
   readonly devices?: readonly string[];
   /** Assign: the devices (SCSI devices only) are taken shareable, as libvirt's <shareable/>: other domains may hold them shareable too. */
   readonly shareable?: boolean;
+  /** Assign: the SCSI devices' options, as libvirt's SCSI hostdev has them (<readonly/>, sgio, rawio); SCSI devices only. */
+  readonly scsi?: ScsiHostdevOptions;
   readonly dryRun?: boolean;
 }
 
@@ -664,7 +666,7 @@ export class HostdevService {
     const keys = await this.resolveDevices(request.devices ?? []);
     if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
     const shareable = request.shareable === true ? await this.shareableKeys(keys, keys) : new Set<DeviceKey>();
-    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable);
+    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable, scsiOptionsOf(keys, request.scsi ?? {}));
   }
 
   /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev), and only one the assign names. */
@@ -687,8 +689,14 @@ export class HostdevService {
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
-    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun, shareable);
+  private assignKeys(
+    owner: Owner,
+    keys: readonly DeviceKey[],
+    dryRun: boolean,
+    shareable: ReadonlySet<DeviceKey>,
+    scsiOptions: ReadonlyMap<DeviceKey, ScsiHostdevOptions> = new Map(),
+  ): Promise<DeviceAssignReport> {
+    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun, shareable, scsiOptions);
   }
 
   private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
@@ -957,7 +965,8 @@ export class HostdevService {
       const base = { domain: request.domain, hypervisor: owner.driver, dryRun, assign: null, plugged: [], present: [] };
       if (layout.place.length === 0) return { ...base, devices: { assign: null, plugged: [], present: layout.present } };
       const placed = layout.place.map((p) => p.key);
-      const assigned = await this.assignKeys(owner, placed, dryRun, new Set([...shareable].filter((key) => placed.includes(key))));
+      const readOnlyPlaced = new Map(placed.filter((key) => readOnly.has(key)).map((key) => [key, { readOnly: true }] as const));
+      const assigned = await this.assignKeys(owner, placed, dryRun, new Set([...shareable].filter((key) => placed.includes(key))), readOnlyPlaced);
       const devices = { assign: assigned, plugged: layout.place, present: layout.present };
       if (dryRun) return { ...base, devices };
       await plugGuestDevices(qmp, request.domain, layout.place, (back) => this.releaseKeys(owner, back, false), ROLLBACK_UNPLUG_MS);
@@ -1241,7 +1250,17 @@ export class HostdevService {
     ]);
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
-    const scsi = (inventory?.scsi ?? []).flatMap((device) => (device.sg !== null && otherKeys.includes(device.key) ? [{ ...device, sg: device.sg }] : []));
+    const optionsOf = (key: DeviceKey): ScsiHostdevOptions => {
+      const identity = others.find((e) => e.key === key)?.identity;
+      return identity?.kind === 'scsi' ? identity : {};
+    };
+    const scsi = (inventory?.scsi ?? []).flatMap((device) =>
+      device.sg !== null && otherKeys.includes(device.key) ? [{ ...device, sg: device.sg, readOnly: optionsOf(device.key).readOnly === true }] : [],
+    );
+    // libvirt gives the QEMU process it starts CAP_SYS_RAWIO for a SCSI hostdev with rawio='yes'; hostdev starts no QEMU.
+    warnings.push(
+      ...scsi.filter((device) => optionsOf(device.key).rawio === true).map((device) => `${device.key} has rawio: start QEMU with CAP_SYS_RAWIO (libvirt grants it to the QEMU process)`),
+    );
     const withoutSg = new Set<string>((inventory?.scsi ?? []).filter((device) => device.sg === null).map((device) => device.key));
     warnings.push(
       ...otherMissing.map((key) =>
@@ -1276,6 +1295,19 @@ function withNamespaces(namespaces: DeviceReleaseReport | null, rest: DeviceRele
     notes: [...namespaces.notes, ...rest.notes],
     ...(namespaces.controllers === undefined ? {} : { controllers: namespaces.controllers, steps: namespaces.steps ?? [] }),
   };
+}
+
+/** The options for each SCSI key; options with no SCSI key to apply to are refused. */
+function scsiOptionsOf(keys: readonly DeviceKey[], options: ScsiHostdevOptions): ReadonlyMap<DeviceKey, ScsiHostdevOptions> {
+  const given = options.readOnly === true || options.sgio !== undefined || options.rawio === true;
+  const scsi = keys.filter((key) => keyKind(key) === 'scsi');
+  if (given && scsi.length === 0) {
+    throw new HostdevError('HOSTDEV_USAGE', 'readonly, sgio and rawio apply to SCSI devices only, and the assign names none', {
+      hint: 'Name scsi:HOST:BUS:TARGET:LUN keys with these options, or leave them out.',
+      details: { keys },
+    });
+  }
+  return new Map(scsi.map((key) => [key, options]));
 }
 
 /** hotplug and unplug take PCI functions or devices of other kinds, not both (their QEMU sides differ). */

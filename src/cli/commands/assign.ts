@@ -28,7 +28,22 @@ export type AssignOptionValues = VfNetOptionValues & {
   holderPid?: string;
   qmp?: string;
   shareable?: boolean;
+  readonly?: boolean;
+  sgio?: string;
+  rawio?: boolean;
 };
+
+/** `--readonly`, `--sgio`, `--rawio`: a SCSI hostdev's options as libvirt's domain XML has them. */
+function scsiOptions(opts: AssignOptionValues): { readonly readOnly?: boolean; readonly sgio?: 'filtered' | 'unfiltered'; readonly rawio?: boolean } {
+  if (opts.sgio !== undefined && opts.sgio !== 'filtered' && opts.sgio !== 'unfiltered') {
+    throw new HostdevError('HOSTDEV_USAGE', `--sgio must be filtered or unfiltered, not ${opts.sgio}`, { hint: "libvirt's sgio attribute takes 'filtered' (the default) or 'unfiltered'." });
+  }
+  return {
+    ...(opts.readonly === true ? { readOnly: true } : {}),
+    ...(opts.sgio === undefined ? {} : { sgio: opts.sgio }),
+    ...(opts.rawio === true ? { rawio: true } : {}),
+  };
+}
 
 export const HOLDER_PID_HELP = 'the process that holds the devices (its QEMU): when it ends they are released (checked by pid and start time)';
 
@@ -134,7 +149,12 @@ async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionVa
   const { domain, hypervisor } = parseDomainOptions(opts);
   const dryRun = opts.dryRun ?? false;
   const shareable = opts.shareable === true ? { shareable: true } : {};
-  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun, ...shareable }), { dryRun });
+  const scsi = scsiOptions(opts);
+  const report = await withService(
+    globals,
+    (service) => service.assignDevices({ domain, hypervisor, devices, dryRun, ...shareable, ...(Object.keys(scsi).length === 0 ? {} : { scsi }) }),
+    { dryRun },
+  );
   const controllers = report.controllers ?? [];
   const how = controllers.length > 0 ? `NVMe controllers to vfio-pci: ${controllers.join(', ')}` : 'ownership only: no sysfs write';
   const lines = [
@@ -180,11 +200,19 @@ export function registerAssign(program: Command): void {
     .option('--domain-xml <file>', DOMAIN_XML_HELP)
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .option('--shareable', "scsi: keys: take the SCSI devices shareable (libvirt's <shareable/>): other domains may hold them shareable too")
+    .option('--readonly', "scsi: keys: QEMU opens the SCSI devices read-only (libvirt's <readonly/>; qemu-args and hotplug)")
+    .option('--sgio <mode>', "scsi: keys: libvirt's sgio, filtered or unfiltered (recorded; refused with --shareable, as libvirt refuses it)")
+    .option('--rawio', "scsi: keys: libvirt's rawio='yes' (recorded; qemu-args says QEMU needs CAP_SYS_RAWIO)")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
       const opts = command.opts<AssignOptionValues>();
       const xml = await domainXmlInputs(globals, opts, inputs);
       if (xml === null && deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, opts, inputs);
+      if (Object.keys(scsiOptions(opts)).length > 0) {
+        throw new HostdevError('HOSTDEV_USAGE', '--readonly, --sgio and --rawio apply to scsi: keys only', {
+          hint: 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) in an assign of their own.',
+        });
+      }
       if (opts.shareable === true) {
         throw new HostdevError(
           'HOSTDEV_USAGE',
