@@ -58,6 +58,8 @@ export interface AssignBodyJson {
   readonly unmanaged?: readonly string[];
   /** SCSI devices of `devices` taken shareable (libvirt's <shareable/>). */
   readonly shareable?: readonly string[];
+  /** SCSI devices' options by key (libvirt's <readonly/>, sgio, rawio). */
+  readonly scsiOptions?: Readonly<Record<string, { readonly readOnly?: boolean; readonly sgio?: 'filtered' | 'unfiltered'; readonly rawio?: boolean }>>;
   readonly managed?: boolean;
   readonly withGroup?: boolean;
   readonly driver?: string;

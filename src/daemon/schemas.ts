@@ -90,6 +90,13 @@ export const AssignBody = z.strictObject({
   devices: z.array(AnyDeviceKey).min(1).describe('all or nothing: the PCI functions first, then mediated and USB devices; when those fail the PCI functions are released again'),
   unmanaged: z.array(DeviceKey).optional().describe('PCI functions assigned unmanaged (already on a stub) whatever managed says'),
   shareable: z.array(AnyDeviceKey).optional().describe("SCSI devices of devices taken shareable (libvirt's <shareable/>): other domains may hold them shareable too"),
+  scsiOptions: z
+    .record(
+      z.string(),
+      z.strictObject({ readOnly: z.boolean().optional(), sgio: z.enum(['filtered', 'unfiltered']).optional(), rawio: z.boolean().optional() }),
+    )
+    .optional()
+    .describe("a SCSI device's options by its key of devices (libvirt's <readonly/>, sgio, rawio)"),
   managed: z.boolean().optional().describe('default true: hostdev detaches the devices itself'),
   withGroup: z.boolean().optional().describe("take every endpoint of the devices' IOMMU groups along"),
   driver: z.string().optional().describe('stub driver for managed devices'),
@@ -100,7 +107,7 @@ export const AssignBody = z.strictObject({
   qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
 });
 
-export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true, shareable: true }).extend({
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true, shareable: true, scsiOptions: true }).extend({
   devices: z.array(DeviceKey).min(1).describe('PCI functions, or mdev, usb, nvme and scsi keys (not both in one request), all or nothing'),
   qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
   usbBus: z.string().min(1).optional().describe("usb keys: the VM's USB bus (default its hostdev-xhci, else its first xHCI or USB controller)"),

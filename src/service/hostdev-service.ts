@@ -147,6 +147,8 @@ export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarn
   readonly qmp?: string;
   /** SCSI devices of `addresses` taken shareable (libvirt's <shareable/>): other domains may hold them shareable too. */
   readonly shareable?: readonly DeviceRef[];
+  /** Options of SCSI devices of `addresses` by their key (libvirt's <readonly/>, sgio, rawio). */
+  readonly scsiOptions?: Readonly<Record<string, ScsiHostdevOptions>>;
 }
 
 /** `adopt`: devices a running VM holds already, marked as its domain's (nothing written to sysfs). */
@@ -591,8 +593,9 @@ export class HostdevService {
     const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
     if (assigned.failures.length > 0) return assigned;
     const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
+    const scsiOptions = await this.scsiOptionsByKey(request.scsiOptions ?? {}, keys);
     try {
-      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable) };
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable, scsiOptions) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -686,6 +689,20 @@ export class HostdevService {
       });
     }
     return new Set(keys);
+  }
+
+  /** Options by key for the SCSI devices the assign names; one for any other device is refused. */
+  private async scsiOptionsByKey(options: Readonly<Record<string, ScsiHostdevOptions>>, assigned: readonly DeviceKey[]): Promise<ReadonlyMap<DeviceKey, ScsiHostdevOptions>> {
+    const refs = Object.keys(options);
+    const keys = await this.resolveDevices(refs);
+    const stray = keys.find((key) => keyKind(key) !== 'scsi' || !assigned.includes(key));
+    if (stray !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', `SCSI options (readonly, sgio, rawio) are given for ${stray}, which is not a SCSI device the assign names`, {
+        hint: 'Give them for scsi: keys the assign names only.',
+        details: { key: stray },
+      });
+    }
+    return new Map(keys.map((key, index) => [key, options[refs[index]!]!]));
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { tryParseAddress, type PciAddress } from '../../core/address.js';
 import { parsePciRef } from '../../core/device-key.js';
+import type { ScsiHostdevOptions } from '../../core/device-entry.js';
 import { domainXmlRequest, needsUsbInventory } from '../../core/domain-xml.js';
 import { readNonPci } from '../nonpci-view.js';
 import { HostdevError } from '../../core/errors.js';
@@ -76,7 +77,13 @@ export function addAssignOptions(command: Command, domain: 'required' | 'or-xml'
 }
 
 /** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
-export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = [], shareable: readonly string[] = []): AssignRequest {
+export function assignRequest(
+  opts: AssignOptionValues,
+  inputs: readonly string[],
+  unmanaged: readonly PciAddress[] = [],
+  shareable: readonly string[] = [],
+  scsiOptions: Readonly<Record<string, ScsiHostdevOptions>> = {},
+): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
   if (inputs.length === 0 && unmanaged.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
   // Mediated and USB devices come here from a domain XML only (the command line names them apart).
@@ -88,6 +95,7 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
     addresses,
     ...(unmanaged.length === 0 ? {} : { unmanaged }),
     ...(shareable.length === 0 ? {} : { shareable }),
+    ...(Object.keys(scsiOptions).length === 0 ? {} : { scsiOptions }),
     managed: !(opts.unmanaged ?? false),
     ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
     withGroup: opts.withGroup ?? false,
@@ -124,6 +132,7 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
     devices: request.addresses,
     ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
     ...(request.shareable === undefined ? {} : { shareable: request.shareable }),
+    ...(request.scsiOptions === undefined ? {} : { scsiOptions: request.scsiOptions }),
     managed: request.managed ?? true,
     withGroup: request.withGroup ?? false,
     force: request.force ?? false,
@@ -177,7 +186,13 @@ export async function domainXmlInputs(
   globals: GlobalOptions,
   opts: { domain?: string; domainXml?: string },
   inputs: readonly string[],
-): Promise<{ domain: string; refs: readonly string[]; unmanaged: readonly PciAddress[]; shareable: readonly string[] } | null> {
+): Promise<{
+  domain: string;
+  refs: readonly string[];
+  unmanaged: readonly PciAddress[];
+  shareable: readonly string[];
+  scsiOptions: Readonly<Record<string, ScsiHostdevOptions>>;
+} | null> {
   if (opts.domainXml === undefined) {
     if (opts.domain === undefined) throw new HostdevError('HOSTDEV_USAGE', "required option '--domain <name>' not specified", { hint: 'Name the domain with --domain, or give its XML with --domain-xml.' });
     return null;
@@ -220,7 +235,7 @@ export function registerAssign(program: Command): void {
           { hint: xml === null ? 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) in an assign of their own.' : "Write <shareable/> in the SCSI <hostdev> elements to share." },
         );
       }
-      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable);
+      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable, xml.scsiOptions);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),
       );
