@@ -476,7 +476,7 @@ function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
       ...(node.mdev === undefined ? {} : { mdev: mdevTypes as Omit<MdevParentSpec, 'devices'> }),
     };
     writeBelow(root, p.devPath, p.address, below[p.address]!);
-    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, node.mdev.driver, mdevs ?? [], iommu ? allocGroup : () => null);
+    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, { ...node.mdev, devices: mdevs ?? [] }, iommu ? allocGroup : () => null);
   }
 
   writeModulesAlias(root, spec);

@@ -13,7 +13,7 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
-import { dropDanglingLinks, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
+import { dropDanglingLinks, mdevAttributes, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
 import type { UsbDeviceSpec } from './spec.js';
 import { readHostModel } from './host-model.js';
 import { isVfioDriver } from '../core/stub-driver.js';
@@ -506,9 +506,10 @@ export class SimKernel implements KernelPort {
     const parentDir = path.dirname(path.dirname(typeDir));
     const parent = path.basename(parentDir);
     const model = readHostModel(this.root);
-    const driver = model?.below?.[parent]?.mdev?.driver ?? 'vfio_mdev';
+    const parentSpec = model?.below?.[parent]?.mdev;
+    const driver = parentSpec?.driver ?? 'vfio_mdev';
     const group = model?.iommu === false ? null : nextFreeGroup(this.root);
-    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group);
+    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group, mdevAttributes(parentSpec, path.basename(typeDir)));
     this.state.event('add', uuid);
   }
 
