@@ -58,6 +58,8 @@ export interface AssignBodyJson {
   readonly unmanaged?: readonly string[];
   /** SCSI devices of `devices` taken shareable (libvirt's <shareable/>). */
   readonly shareable?: readonly string[];
+  /** SCSI devices' options by key (libvirt's <readonly/>, sgio, rawio). */
+  readonly scsiOptions?: Readonly<Record<string, { readonly readOnly?: boolean; readonly sgio?: 'filtered' | 'unfiltered'; readonly rawio?: boolean }>>;
   readonly managed?: boolean;
   readonly withGroup?: boolean;
   readonly driver?: string;
@@ -159,7 +161,10 @@ export class HostdevClient {
   }
 
   /** Assigns devices and adds them to the running VM over the daemon's QMP connection (`hostdev hotplug`). */
-  hotplug(body: AssignBodyJson & { readonly qmp: string }, options: MutationOptions = {}): Promise<OperationJson> {
+  hotplug(
+    body: AssignBodyJson & { readonly qmp: string; readonly usbBus?: string; readonly scsiBus?: string; readonly readOnly?: readonly string[] },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
     const { domain, hypervisor, ...rest } = body;
     return this.mutate('POST', `/v1/domains/${encodeURIComponent(hypervisor ?? 'qemu')}/${encodeURIComponent(domain)}/hotplug`, rest, options);
   }

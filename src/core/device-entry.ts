@@ -17,8 +17,21 @@ import { formatOwner, sameOwner, type Owner } from './tables.js';
 export type DeviceIdentity =
   | { readonly kind: 'usb'; readonly vendor: string | null; readonly product: string | null; readonly serial: string | null }
   | { readonly kind: 'mdev'; readonly parent: string; readonly type: string | null }
-  /** A SCSI device: the generic node QEMU opens (/dev/sgN's name), and what the device says it is. */
-  | { readonly kind: 'scsi'; readonly sg: string | null; readonly vendor: string | null; readonly model: string | null };
+  /**
+   * A SCSI device: the generic node QEMU opens (/dev/sgN's name), and what the device says it is; with
+   * the options the domain that took it gave it (libvirt keeps them on the hostdev), kept here so the
+   * state schema needs no column for them.
+   */
+  | ({ readonly kind: 'scsi'; readonly sg: string | null; readonly vendor: string | null; readonly model: string | null } & ScsiHostdevOptions);
+
+/** libvirt's options of a SCSI hostdev: `<readonly/>`, `sgio='filtered'|'unfiltered'`, `rawio='yes'`. */
+export interface ScsiHostdevOptions {
+  /** QEMU opens the generic node read-only. */
+  readonly readOnly?: boolean;
+  readonly sgio?: 'filtered' | 'unfiltered';
+  /** QEMU needs CAP_SYS_RAWIO (libvirt gives it to the QEMU process it starts). */
+  readonly rawio?: boolean;
+}
 
 export interface DeviceEntry {
   readonly key: DeviceKey;
@@ -216,6 +229,8 @@ export function planDeviceAssign(
   present: ReadonlyMap<DeviceKey, NonPciDevice>,
   held: ReadonlyMap<DeviceKey, DeviceEntry>,
   shareable: ReadonlySet<DeviceKey> = new Set(),
+  /** SCSI devices' options (libvirt's <readonly/>, sgio, rawio), kept on the entry a first holder makes. */
+  scsiOptions: ReadonlyMap<DeviceKey, ScsiHostdevOptions> = new Map(),
 ): DevicePlan {
   const assign: DeviceEntry[] = [];
   for (const key of [...new Set(keys)]) {
@@ -223,6 +238,14 @@ export function planDeviceAssign(
     if (device === undefined) throw deviceNotFound(key);
     const entry = held.get(key);
     const shared = device.kind === 'scsi' && shareable.has(key);
+    const options = device.kind === 'scsi' ? definedOptions(scsiOptions.get(key)) : {};
+    if (shared && options.sgio !== undefined) {
+      // libvirt (qemuSetUnprivSGIO) refuses sgio on a shared SCSI hostdev the same way.
+      throw new HostdevError('HOSTDEV_USAGE', `'sgio' is not supported for SCSI generic device yet (${key} is taken shareable)`, {
+        hint: 'Leave sgio out for a shareable SCSI device, as libvirt requires; nothing was changed.',
+        details: { key },
+      });
+    }
     if (entry !== undefined && device.kind === 'scsi') {
       // Named by this domain, which may be a sharer: the message names it.
       if (isHeldBy(entry, owner)) throw deviceInUse({ ...entry, usedBy: owner });
@@ -231,9 +254,19 @@ export function planDeviceAssign(
       continue;
     }
     if (entry !== undefined) throw deviceInUse(entry);
-    assign.push({ key, kind: device.kind, usedBy: owner, identity: identityOf(device), ...(shared ? { shareable: true } : {}) });
+    const identity = identityOf(device);
+    assign.push({ key, kind: device.kind, usedBy: owner, identity: identity === null ? null : { ...identity, ...options }, ...(shared ? { shareable: true } : {}) });
   }
   return { assign, keep: [], remove: [], pruned: [], notes: [] };
+}
+
+/** Only the options that were given: an entry without any keeps the identity it always had. */
+function definedOptions(options: ScsiHostdevOptions | undefined): ScsiHostdevOptions {
+  return {
+    ...(options?.readOnly === true ? { readOnly: true } : {}),
+    ...(options?.sgio === undefined ? {} : { sgio: options.sgio }),
+    ...(options?.rawio === true ? { rawio: true } : {}),
+  };
 }
 
 /**

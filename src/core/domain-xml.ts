@@ -1,6 +1,6 @@
 import { formatAddress, type PciAddress } from './address.js';
 import { formatKey, isUuid, keyKind, type DeviceKey } from './device-key.js';
-import { scsiManaged } from './device-entry.js';
+import { scsiManaged, type ScsiHostdevOptions } from './device-entry.js';
 import { HostdevError } from './errors.js';
 import type { UsbDevice } from './nonpci-device.js';
 
@@ -21,7 +21,15 @@ export interface XmlElement {
 /** A device element of the document, before the host is asked (a USB device named by bus and devnum needs it). */
 export type DomainXmlDevice =
   | { readonly element: string; readonly kind: 'pci'; readonly address: PciAddress; readonly managed: boolean }
-  | { readonly element: string; readonly kind: 'key'; readonly key: DeviceKey; readonly managed: boolean; readonly shareable?: boolean }
+  | {
+      readonly element: string;
+      readonly kind: 'key';
+      readonly key: DeviceKey;
+      readonly managed: boolean;
+      readonly shareable?: boolean;
+      /** A SCSI hostdev's <readonly/>, sgio and rawio, when it has any. */
+      readonly scsi?: ScsiHostdevOptions;
+    }
   | { readonly element: string; readonly kind: 'usb'; readonly vendor: string | null; readonly product: string | null; readonly bus: number | null; readonly device: number | null };
 
 export interface DomainXmlDevices {
@@ -36,6 +44,8 @@ export interface DomainXmlRequest {
   readonly unmanaged: readonly PciAddress[];
   /** SCSI devices whose <hostdev> has <shareable/>. */
   readonly shareable: readonly DeviceKey[];
+  /** SCSI devices whose <hostdev> has <readonly/>, sgio or rawio='yes', with them. */
+  readonly scsiOptions: Readonly<Record<string, ScsiHostdevOptions>>;
 }
 
 function xmlError(message: string, element: string | null, hint: string): HostdevError {
@@ -137,7 +147,25 @@ function hostdev(element: XmlElement, where: string): DomainXmlDevice | null {
       const id = { kind: 'scsi', host: Number(adapter[1]), bus: number(address, 'bus', 0xffffffff, where), target: number(address, 'target', 0xffffffff, where), lun: number(address, 'unit', Number.MAX_SAFE_INTEGER, where) } as const;
       // virHostdevPrepareSCSIHostDevices refuses managed='yes' before anything else.
       if (managed) throw scsiManaged(formatKey(id), where);
-      return { element: where, kind: 'key', key: formatKey(id), managed, ...(child(element, 'shareable') === undefined ? {} : { shareable: true }) };
+      const sgio = element.attributes['sgio'];
+      if (sgio !== undefined && sgio !== 'filtered' && sgio !== 'unfiltered') {
+        throw xmlError(`${where}: sgio='${sgio}' is not filtered or unfiltered`, where, "libvirt's sgio takes 'filtered' (the default) or 'unfiltered'.");
+      }
+      const rawio = element.attributes['rawio'];
+      if (rawio !== undefined && rawio !== 'yes' && rawio !== 'no') throw xmlError(`${where}: rawio='${rawio}' is not yes or no`, where, "Write rawio='yes' or leave it out.");
+      const scsi: ScsiHostdevOptions = {
+        ...(child(element, 'readonly') === undefined ? {} : { readOnly: true }),
+        ...(sgio === undefined ? {} : { sgio }),
+        ...(rawio === 'yes' ? { rawio: true } : {}),
+      };
+      return {
+        element: where,
+        kind: 'key',
+        key: formatKey(id),
+        managed,
+        ...(child(element, 'shareable') === undefined ? {} : { shareable: true }),
+        ...(Object.keys(scsi).length === 0 ? {} : { scsi }),
+      };
     }
     case 'scsi_host':
       throw xmlError(`${where}: a vhost-scsi hostdev is not handled by hostdev`, where, 'Leave this element to libvirt.');
@@ -192,18 +220,20 @@ export function domainXmlRequest(devices: readonly DomainXmlDevice[], usb: reado
   const refs: string[] = [];
   const unmanaged: PciAddress[] = [];
   const shareable: DeviceKey[] = [];
+  const scsiOptions: Record<string, ScsiHostdevOptions> = {};
   for (const device of devices) {
     if (device.kind === 'usb') refs.push(usbKey(device, usb));
     else if (device.kind === 'pci') (device.managed ? refs : unmanaged).push(device.address);
     else {
       refs.push(device.key);
       if (device.shareable === true) shareable.push(device.key);
+      if (device.scsi !== undefined) scsiOptions[device.key] = device.scsi;
     }
   }
   if (refs.length === 0 && unmanaged.length === 0) {
     throw xmlError('the document names no device: no <hostdev> and no <disk type=\'nvme\'>', null, 'Give the domain XML whose host devices are to be assigned (virsh dumpxml DOMAIN).');
   }
-  return { refs, unmanaged, shareable };
+  return { refs, unmanaged, shareable, scsiOptions };
 }
 
 /** The element's devices that usb lookups need: none when no USB hostdev is named by bus and devnum. */

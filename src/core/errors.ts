@@ -96,6 +96,7 @@ export const ERROR_CATALOG = {
     summary: "The VM's QEMU monitor (QMP) could not be reached, refused a command or did not answer in time.",
   },
   HOSTDEV_NO_FREE_SLOT: { exit: 'conflict', summary: 'The running VM has no free PCIe root port for a device to be hot-plugged.' },
+  HOSTDEV_NO_CONTROLLER: { exit: 'conflict', summary: 'The running VM has no USB or SCSI controller (or no free SCSI unit) for a device to be hot-plugged onto.' },
   HOSTDEV_UNPLUG_TIMEOUT: {
     exit: 'hypervisor',
     summary: 'The VM did not give a device back (no DEVICE_DELETED from QEMU) within the wait.',

@@ -2,6 +2,7 @@ import type { PciAddress } from './address.js';
 import { deviceNotFound, type DeviceEntry } from './device-entry.js';
 import { idOf, type DeviceKey } from './device-key.js';
 import { HostdevError } from './errors.js';
+import { deviceArgument, guestDevice } from './guest-device.js';
 import { InUseError } from './in-use.js';
 import { isStubDriver } from './stub-driver.js';
 import { formatOwner, sameOwner, type Owner } from './tables.js';
@@ -128,11 +129,6 @@ export function planNvmeRelease(owner: Owner, keys: readonly DeviceKey[] | undef
   return { remove, reattach, notes };
 }
 
-/** The QEMU node and device ids of a namespace: "hostdev-nvme-0000_01_00_0-1". */
-export function nvmeDeviceId(controller: PciAddress, namespace: number): string {
-  return `hostdev-nvme-${controller.replace(/[:.]/g, '_')}-${namespace}`;
-}
-
 /**
  * What libvirt gives QEMU for `<disk type='nvme'>`: QEMU's own NVMe driver opens the controller
  * (on vfio-pci) and the namespace as a block node, and a virtio disk shows it to the guest. The
@@ -141,9 +137,8 @@ export function nvmeDeviceId(controller: PciAddress, namespace: number): string 
 export function nvmeQemuArgs(namespaces: readonly { readonly controller: PciAddress; readonly namespace: number }[]): string[] {
   const sorted = [...namespaces].sort((a, b) => a.controller.localeCompare(b.controller) || a.namespace - b.namespace);
   return sorted.flatMap(({ controller, namespace }) => {
-    const id = nvmeDeviceId(controller, namespace);
-    const node = { driver: 'nvme', device: controller, namespace, 'node-name': `${id}-storage`, 'auto-read-only': true, discard: 'unmap' };
-    return ['-blockdev', JSON.stringify(node), '-device', `virtio-blk-pci,drive=${id}-storage,id=${id}`];
+    const guest = guestDevice({ kind: 'nvme', controller, namespace });
+    return ['-blockdev', JSON.stringify(guest.blockdev), '-device', deviceArgument(guest.props(null))];
   });
 }
 

@@ -1,5 +1,6 @@
 import type { PciAddress } from './address.js';
 import { HostdevError } from './errors.js';
+import { deviceArgument, guestDevice } from './guest-device.js';
 
 /**
  * QEMU command-line arguments for the devices a domain was given: one `-device vfio-pci` per
@@ -35,16 +36,6 @@ export function addressOfDeviceId(id: string): PciAddress | null {
   return match === null ? null : (`${match[1]}:${match[2]}:${match[3]}.${match[4]}` as PciAddress);
 }
 
-/** The QEMU device id of a mediated device: "hostdev-mdev-UUID". */
-export function mdevDeviceId(uuid: string): string {
-  return `hostdev-mdev-${uuid}`;
-}
-
-/** The QEMU device id of a USB device: "hostdev-usb-1-1_2" (bus, then the port path). */
-export function usbDeviceId(bus: number, ports: readonly number[]): string {
-  return `hostdev-usb-${bus}-${ports.join('_')}`;
-}
-
 const MAX_CHASSIS = 255;
 
 /** Devices in address order, so the same set always yields the same arguments. */
@@ -53,8 +44,14 @@ export function qemuArgs(devices: readonly { readonly address: PciAddress }[], o
   const firstChassis = options.firstChassis ?? 1;
   const addresses = [...new Set(devices.map((d) => d.address))].sort();
   const vfio = [
-    ...addresses.map((address) => ({ id: hostdevDeviceId(address), source: `host=${address}` })),
-    ...[...new Set(options.mdevs ?? [])].sort().map((uuid) => ({ id: mdevDeviceId(uuid), source: `sysfsdev=/sys/bus/mdev/devices/${uuid}` })),
+    ...addresses.map((address) => {
+      const id = hostdevDeviceId(address);
+      return { id, props: (bus: string | null) => ({ driver: 'vfio-pci', host: address, id, ...(bus === null ? {} : { bus }) }) };
+    }),
+    ...[...new Set(options.mdevs ?? [])].sort().map((uuid) => {
+      const mdev = guestDevice({ kind: 'mdev', uuid });
+      return { id: mdev.id, props: (bus: string | null) => mdev.props(bus) };
+    }),
   ];
   if (machine === 'q35' && (firstChassis < 1 || firstChassis + vfio.length - 1 > MAX_CHASSIS)) {
     throw new HostdevError(
@@ -64,20 +61,17 @@ export function qemuArgs(devices: readonly { readonly address: PciAddress }[], o
     );
   }
   const args: string[] = [];
-  vfio.forEach(({ id, source }, index) => {
+  vfio.forEach(({ id, props }, index) => {
     if (machine === 'q35') {
       const port = `${id}-rp`;
       args.push('-device', `pcie-root-port,id=${port},chassis=${firstChassis + index},slot=0`);
-      args.push('-device', `vfio-pci,${source},id=${id},bus=${port}`);
+      args.push('-device', deviceArgument(props(port)));
     } else {
-      args.push('-device', `vfio-pci,${source},id=${id}`);
+      args.push('-device', deviceArgument(props(null)));
     }
   });
   const usb = [...(options.usb ?? [])].sort((a, b) => a.bus - b.bus || a.ports.join('.').localeCompare(b.ports.join('.')));
   if (usb.length > 0) args.push('-device', `qemu-xhci,id=${HOSTDEV_XHCI_ID}`);
-  for (const device of usb) {
-    const id = usbDeviceId(device.bus, device.ports);
-    args.push('-device', `usb-host,hostbus=${device.bus},hostport=${device.ports.join('.')},id=${id},bus=${HOSTDEV_XHCI_ID}.0`);
-  }
+  for (const device of usb) args.push('-device', deviceArgument(guestDevice({ kind: 'usb', ...device }).props(`${HOSTDEV_XHCI_ID}.0`)));
   return args;
 }

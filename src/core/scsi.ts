@@ -1,3 +1,4 @@
+import { deviceArgument, guestDevice } from './guest-device.js';
 import type { ScsiDevice } from './nonpci-device.js';
 
 /*
@@ -10,25 +11,18 @@ import type { ScsiDevice } from './nonpci-device.js';
 
 export const HOSTDEV_SCSI_CONTROLLER_ID = 'hostdev-scsi';
 
-const deviceId = (device: Pick<ScsiDevice, 'host' | 'bus' | 'target' | 'lun'>): string =>
-  `hostdev-scsi-${device.host}_${device.bus}_${device.target}_${device.lun}`;
-
 /** The controller, then per device its -blockdev and -device; devices without a generic node are left out by the caller. */
-export function scsiQemuArgs(devices: readonly (Pick<ScsiDevice, 'host' | 'bus' | 'target' | 'lun'> & { readonly sg: string })[]): string[] {
+export function scsiQemuArgs(
+  devices: readonly (Pick<ScsiDevice, 'host' | 'bus' | 'target' | 'lun'> & { readonly sg: string; readonly readOnly?: boolean })[],
+): string[] {
   if (devices.length === 0) return [];
   const sorted = [...devices].sort((a, b) => a.host - b.host || a.bus - b.bus || a.target - b.target || a.lun - b.lun);
   return [
     '-device',
     `virtio-scsi-pci,id=${HOSTDEV_SCSI_CONTROLLER_ID}`,
     ...sorted.flatMap((device, lun) => {
-      const id = deviceId(device);
-      const node = { driver: 'host_device', filename: `/dev/${device.sg}`, 'node-name': `${id}-backend`, 'read-only': false };
-      return [
-        '-blockdev',
-        JSON.stringify(node),
-        '-device',
-        `scsi-generic,bus=${HOSTDEV_SCSI_CONTROLLER_ID}.0,channel=0,scsi-id=0,lun=${lun},drive=${id}-backend,id=${id}`,
-      ];
+      const guest = guestDevice({ kind: 'scsi', ...device });
+      return ['-blockdev', JSON.stringify(guest.blockdev), '-device', deviceArgument(guest.props({ bus: `${HOSTDEV_SCSI_CONTROLLER_ID}.0`, channel: 0, scsiId: 0, lun }))];
     }),
   ];
 }

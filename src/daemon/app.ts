@@ -389,7 +389,8 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       return mutate(request, reply, {
         operation,
         owner: makeOwner(hypervisor, domain),
-        devices: body.devices.map(parsePciRef),
+        // PCI functions or keys of the other kinds, recorded as keys.
+        devices: body.devices,
         run: (svc, mode) => run(svc, { hypervisor, domain }, body, mode),
       });
     });

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { PciAddress } from '../core/address.js';
 import { formatKey, parseId, parsePciRef } from '../core/device-key.js';
-import { parseUsbSelector } from '../core/device-entry.js';
+import { parseUsbSelector, type ScsiHostdevOptions } from '../core/device-entry.js';
 import type { VfNetRequest } from '../core/vf-net-config.js';
 import type {
   AdoptRequest,
@@ -71,6 +71,16 @@ export function setCountRequest(pf: string, body: z.infer<typeof SriovBody>, mod
   };
 }
 
+/** SCSI options by key, as the service takes them (JSON has no undefined: only the fields that were sent). */
+function scsiOptionsOf(options: NonNullable<z.infer<typeof AssignBody>['scsiOptions']>): Record<string, ScsiHostdevOptions> {
+  return Object.fromEntries(
+    Object.entries(options).map(([key, o]) => [
+      deviceRef(key),
+      { ...(o.readOnly === undefined ? {} : { readOnly: o.readOnly }), ...(o.sgio === undefined ? {} : { sgio: o.sgio }), ...(o.rawio === undefined ? {} : { rawio: o.rawio }) },
+    ]),
+  );
+}
+
 /** The holder a body names (assign, hotplug, adopt): only the fields that were sent. */
 function holderFields(body: { holderPid?: number | undefined; qmp?: string | undefined }): { holderPid?: number; qmp?: string } {
   return { ...(body.holderPid === undefined ? {} : { holderPid: body.holderPid }), ...(body.qmp === undefined ? {} : { qmp: body.qmp }) };
@@ -84,6 +94,7 @@ function assignOptions(body: Omit<z.infer<typeof AssignBody>, 'domain' | 'hyperv
     addresses: body.devices.map(deviceRef),
     ...('unmanaged' in body && body.unmanaged !== undefined ? { unmanaged: body.unmanaged.map(parsePciRef) } : {}),
     ...('shareable' in body && body.shareable !== undefined ? { shareable: body.shareable.map(deviceRef) } : {}),
+    ...('scsiOptions' in body && body.scsiOptions !== undefined ? { scsiOptions: scsiOptionsOf(body.scsiOptions) } : {}),
     managed: body.managed ?? true,
     withGroup: body.withGroup ?? false,
     force: body.force ?? false,
@@ -103,7 +114,17 @@ export function hotplugRequest(
   body: z.infer<typeof HotplugBody>,
   mode: MutationMode,
 ): HotplugRequest {
-  return { domain: owner.domain, hypervisor: owner.hypervisor, ...assignOptions(body), ...holderFields(body), qmp: body.qmp, ...mode };
+  return {
+    domain: owner.domain,
+    hypervisor: owner.hypervisor,
+    ...assignOptions(body),
+    ...holderFields(body),
+    qmp: body.qmp,
+    ...(body.usbBus === undefined ? {} : { usbBus: body.usbBus }),
+    ...(body.scsiBus === undefined ? {} : { scsiBus: body.scsiBus }),
+    ...(body.readOnly === undefined ? {} : { readOnly: body.readOnly.map(deviceRef) }),
+    ...mode,
+  };
 }
 
 export function unplugRequest(
@@ -115,7 +136,7 @@ export function unplugRequest(
     qmp: body.qmp,
     domain: owner.domain,
     hypervisor: owner.hypervisor,
-    addresses: body.devices.map(parsePciRef),
+    addresses: body.devices.map(deviceRef),
     ...(body.timeoutMs === undefined ? {} : { timeoutMs: body.timeoutMs }),
     ...mode,
   };

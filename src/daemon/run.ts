@@ -12,7 +12,7 @@ import { addressOfDeviceId } from '../core/qemu-args.js';
 import { VmMonitors } from './vm-monitors.js';
 import { buildApp, inFlightOf } from './app.js';
 import { pciKey } from '../core/device-key.js';
-import { makeOwner, sameOwner, type Tables } from '../core/tables.js';
+import { makeOwner, sameOwner, type Owner, type Tables } from '../core/tables.js';
 import { operationOfKind } from '../core/operations.js';
 import { EventHub, type NewEvent } from './event-hub.js';
 import { errorJson } from './http-errors.js';
@@ -113,7 +113,12 @@ function recoveryEvents(recovery: RecoveryReport): NewEvent[] {
  * Operations a daemon that died left as running: recovery at this open has rolled each back or
  * forward. One rolled forward is completed; any other failed, with what recovery did.
  */
-function settleInterrupted(operations: OperationLog, recovery: RecoveryReport, tables: Tables): OperationRecordJson[] {
+function settleInterrupted(
+  operations: OperationLog,
+  recovery: RecoveryReport,
+  tables: Tables,
+  heldDeviceKeys: (owner: Owner) => readonly string[],
+): OperationRecordJson[] {
   const settled: OperationRecordJson[] = [];
   for (const record of operations.running()) {
     if (record.id === null) continue;
@@ -127,7 +132,11 @@ function settleInterrupted(operations: OperationLog, recovery: RecoveryReport, t
     const owner = record.owner;
     const kept =
       record.kind === 'hotplug' && repaired.length === 0 && owner !== null
-        ? tables.active.filter((entry) => sameOwner(entry.usedBy, owner) && record.devices.includes(entry.key)).map((entry) => entry.address)
+        ? [
+            ...tables.active.filter((entry) => sameOwner(entry.usedBy, owner) && record.devices.includes(entry.key)).map((entry): string => entry.address),
+            // A hot-plug of other kinds: their entries were committed in one step, before blockdev-add and device_add.
+            ...heldDeviceKeys(owner).filter((key) => record.devices.includes(key)),
+          ]
         : [];
     const what =
       kept.length > 0
@@ -207,7 +216,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (event.type === 'recovery') metrics.recoveries.inc();
     else metrics.prunes.inc();
   }
-  for (const record of settleInterrupted(operations, service.recovery, service.tables())) {
+  for (const record of settleInterrupted(operations, service.recovery, service.tables(), (owner) => service.heldDeviceKeys(owner))) {
     metrics.recoveries.inc();
     events.publish({ type: 'operation', action: 'end', key: record.devices[0] ?? null, owner: record.owner, details: { id: record.id, kind: record.kind, state: record.state, recovered: true } });
     logger.info({ operation: record.id, kind: record.kind, owner: record.owner, devices: record.devices, outcome: record.state }, `${record.kind} ${record.state} (settled after restart)`);

@@ -90,6 +90,13 @@ export const AssignBody = z.strictObject({
   devices: z.array(AnyDeviceKey).min(1).describe('all or nothing: the PCI functions first, then mediated and USB devices; when those fail the PCI functions are released again'),
   unmanaged: z.array(DeviceKey).optional().describe('PCI functions assigned unmanaged (already on a stub) whatever managed says'),
   shareable: z.array(AnyDeviceKey).optional().describe("SCSI devices of devices taken shareable (libvirt's <shareable/>): other domains may hold them shareable too"),
+  scsiOptions: z
+    .record(
+      z.string(),
+      z.strictObject({ readOnly: z.boolean().optional(), sgio: z.enum(['filtered', 'unfiltered']).optional(), rawio: z.boolean().optional() }),
+    )
+    .optional()
+    .describe("a SCSI device's options by its key of devices (libvirt's <readonly/>, sgio, rawio)"),
   managed: z.boolean().optional().describe('default true: hostdev detaches the devices itself'),
   withGroup: z.boolean().optional().describe("take every endpoint of the devices' IOMMU groups along"),
   driver: z.string().optional().describe('stub driver for managed devices'),
@@ -100,9 +107,12 @@ export const AssignBody = z.strictObject({
   qmp: z.string().min(1).optional().describe("the running VM's QMP socket as the holder: when QEMU stops answering there the devices are released"),
 });
 
-export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true, shareable: true }).extend({
-  devices: z.array(DeviceKey).min(1).describe('PCI functions, all or nothing'),
+export const HotplugBody = AssignBody.omit({ domain: true, hypervisor: true, qmp: true, unmanaged: true, shareable: true, scsiOptions: true }).extend({
+  devices: z.array(DeviceKey).min(1).describe('PCI functions, or mdev, usb, nvme and scsi keys (not both in one request), all or nothing'),
   qmp: z.string().min(1).describe("the running VM's QMP socket (the daemon's connection to it is used when it has one)"),
+  usbBus: z.string().min(1).optional().describe("usb keys: the VM's USB bus (default its hostdev-xhci, else its first xHCI or USB controller)"),
+  scsiBus: z.string().min(1).optional().describe("scsi keys: the VM's SCSI bus (default its hostdev-scsi, else its first virtio-scsi controller)"),
+  readOnly: z.array(DeviceKey).optional().describe("scsi keys of devices QEMU opens read-only (libvirt's <readonly/>)"),
 });
 
 export const UnplugBody = z.strictObject({
@@ -441,10 +451,39 @@ const SetCountReport = z
 const Settled = z.strictObject({ recovered: z.array(z.unknown()) }).describe('an operation a stopped daemon left, finished by recovery');
 /** An operation's result: the report as the CLI's --json prints it. */
 const Placement = z.strictObject({ address: Address, id: z.string(), bus: z.string().nullable() });
+const QemuProps = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]));
+const GuestPlacement = z.strictObject({
+  key: DeviceKey,
+  id: z.string().describe('the QEMU device id, as qemu-args gives it'),
+  at: z
+    .union([z.string(), z.strictObject({ bus: z.string(), channel: z.number().int(), scsiId: z.number().int(), lun: z.number().int() })])
+    .nullable()
+    .describe('the root port, USB bus or SCSI unit; null: the root bus'),
+  blockdev: QemuProps.nullable().describe('the blockdev-add arguments (nvme, scsi)'),
+  device: QemuProps.describe('the device_add arguments'),
+});
 const HotplugReport = z
-  .strictObject({ domain: z.string(), hypervisor: z.string(), dryRun: z.boolean(), assign: AssignReport.nullable(), plugged: z.array(Placement), present: Addresses })
+  .strictObject({
+    domain: z.string(),
+    hypervisor: z.string(),
+    dryRun: z.boolean(),
+    assign: AssignReport.nullable(),
+    plugged: z.array(Placement),
+    present: Addresses,
+    devices: z
+      .strictObject({ assign: DeviceAssignReport.nullable(), plugged: z.array(GuestPlacement), present: z.array(DeviceKey) })
+      .optional()
+      .describe('a hot-plug of mdev, usb, nvme or scsi keys'),
+  })
   .describe('hotplug');
-const UnplugReport = z.strictObject({ unplugged: Addresses, absent: Addresses, release: ReleaseReport }).describe('unplug');
+const UnplugReport = z
+  .strictObject({
+    unplugged: Addresses,
+    absent: Addresses,
+    release: ReleaseReport,
+    devices: z.strictObject({ unplugged: z.array(DeviceKey), absent: z.array(DeviceKey) }).optional().describe('an unplug of mdev, usb, nvme or scsi keys (their release: release.devices)'),
+  })
+  .describe('unplug');
 const SysfsWrite = z.strictObject({ path: z.string(), value: z.string() });
 
 export const MdevAttribute = z.strictObject({

@@ -11,6 +11,7 @@ import {
   planDeviceRelease,
   type DepartedDevice,
   type DeviceEntry,
+  type ScsiHostdevOptions,
 } from '../core/device-entry.js';
 import { isUuid, keyKind, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
@@ -149,17 +150,18 @@ export async function assignDevices(
   dryRun: boolean,
   /** SCSI devices the domain takes shareable (libvirt's <shareable/>). */
   shareable: ReadonlySet<DeviceKey> = new Set(),
+  scsiOptions: ReadonlyMap<DeviceKey, ScsiHostdevOptions> = new Map(),
   /** The domain's holder, registered in the same commit. */
   holder?: Holder,
 ): Promise<DeviceAssignReport> {
   const { present } = await presentOf(ports.layout, kindsOf(keys));
   const decide = (entries: readonly DeviceEntry[]): DeviceAssignReport => {
-    const plan = planDeviceAssign(owner, keys, present, heldBy(entries), shareable);
+    const plan = planDeviceAssign(owner, keys, present, heldBy(entries), shareable, scsiOptions);
     return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
   };
   if (dryRun) return decide(ports.store.readDevices());
   return ports.store.exclusive('assign', async (op) => {
-    const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()), shareable);
+    const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()), shareable, scsiOptions);
     op.commit([...plan.assign.map((entry): StateChange => ({ kind: 'set-device', entry })), ...holderChange(owner, holder)]);
     return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
   });

@@ -1,4 +1,5 @@
 import type { PciAddress } from '../core/address.js';
+import type { ScsiHostdevOptions } from '../core/device-entry.js';
 import { HostdevError } from '../core/errors.js';
 import { DEFAULT_HYPERVISOR, ownerOf } from '../core/names.js';
 import { checkHostIdentity } from '../core/host-identity.js';
@@ -566,8 +567,15 @@ export class HostdevManager {
   }
 
   /** `holder`: the domain's, registered in the same commit. */
-  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable?: ReadonlySet<DeviceKey>, holder?: Holder): Promise<DeviceAssignReport> {
-    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable, holder);
+  assignDevices(
+    owner: Owner,
+    keys: readonly DeviceKey[],
+    dryRun: boolean,
+    shareable?: ReadonlySet<DeviceKey>,
+    scsiOptions?: ReadonlyMap<DeviceKey, ScsiHostdevOptions>,
+    holder?: Holder,
+  ): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable, scsiOptions, holder);
   }
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {

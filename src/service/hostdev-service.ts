@@ -47,16 +47,17 @@ import { isEmptyRequest } from '../net/vf-net-config.js';
 import { netSetCommand, planSteps } from '../core/plan-types.js';
 import { FsKernelPort, type KernelPort } from '../sysfs/kernel-port.js';
 import type { DepartedVfRecord } from '../state/store.js';
-import { placeDevices, type Placement } from '../core/hotplug.js';
+import { placeDevices, placeGuestDevices, type GuestPlacement, type Placement } from '../core/hotplug.js';
+import { guestDevice, guestNames, type GuestDevice } from '../core/guest-device.js';
 import { QmpClient, type QmpPort } from '../qmp/qmp-client.js';
-import { readVmSlots } from '../qmp/vm-slots.js';
-import { plugIntoVm, unplugFromVm } from './hotplug.js';
+import { readVmBuses, readVmSlots } from '../qmp/vm-slots.js';
+import { plugGuestDevices, plugIntoVm, unplugFromVm, unplugGuestDevices } from './hotplug.js';
 import { describeHolder, type Holder, type HolderStatus } from '../core/holders.js';
 import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe } from '../manager/holders.js';
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb, type DeviceEntry } from '../core/device-entry.js';
+import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb, type DeviceEntry, type ScsiHostdevOptions } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport } from '../manager/device-ops.js';
 import type { MdevDefineReport, MdevReport, StartDefinedReport } from '../manager/mdev-ops.js';
 import type { MdevAttribute, MdevDefinition, MdevStart } from '../state/mdev-definitions.js';
@@ -149,6 +150,8 @@ export interface AssignRequest extends Omit<ManagerAssignRequest, 'vf' | 'onWarn
   readonly qmp?: string;
   /** SCSI devices of `addresses` taken shareable (libvirt's <shareable/>): other domains may hold them shareable too. */
   readonly shareable?: readonly DeviceRef[];
+  /** Options of SCSI devices of `addresses` by their key (libvirt's <readonly/>, sgio, rawio). */
+  readonly scsiOptions?: Readonly<Record<string, ScsiHostdevOptions>>;
 }
 
 /** `adopt`: devices a running VM holds already, marked as its domain's (nothing written to sysfs). */
@@ -251,6 +254,8 @@ export interface DeviceRequest {
   readonly devices?: readonly string[];
   /** Assign: the devices (SCSI devices only) are taken shareable, as libvirt's <shareable/>: other domains may hold them shareable too. */
   readonly shareable?: boolean;
+  /** Assign: the SCSI devices' options, as libvirt's SCSI hostdev has them (<readonly/>, sgio, rawio); SCSI devices only. */
+  readonly scsi?: ScsiHostdevOptions;
   readonly dryRun?: boolean;
 }
 
@@ -291,6 +296,12 @@ export interface WatchRequest {
 export interface HotplugRequest extends AssignRequest {
   /** The running VM's QMP socket. */
   readonly qmp: string;
+  /** The bus USB devices go on ("xhci.0"); default the VM's hostdev-xhci, else its first xHCI, else its first USB controller. */
+  readonly usbBus?: string;
+  /** The bus SCSI devices go on ("scsi0.0"); default the VM's hostdev-scsi, else its first virtio-scsi controller. */
+  readonly scsiBus?: string;
+  /** SCSI devices of `addresses` QEMU opens read-only (libvirt's <readonly/>). */
+  readonly readOnly?: readonly DeviceRef[];
 }
 
 export interface HotplugReport {
@@ -303,6 +314,12 @@ export interface HotplugReport {
   readonly plugged: readonly Placement[];
   /** Devices the VM has already (by their hostdev id): neither assigned nor plugged again. */
   readonly present: readonly PciAddress[];
+  /** A hot-plug of mediated, USB, NVMe or SCSI devices: their assign, what was plugged where, what the VM had. */
+  readonly devices?: {
+    readonly assign: DeviceAssignReport | null;
+    readonly plugged: readonly GuestPlacement[];
+    readonly present: readonly DeviceKey[];
+  };
 }
 
 export interface UnplugRequest {
@@ -324,6 +341,8 @@ export interface UnplugReport {
   /** Devices the VM did not have: released without asking it. */
   readonly absent: readonly PciAddress[];
   readonly release: ReleaseResult;
+  /** An unplug of mediated, USB, NVMe or SCSI devices (their release is `release.devices`). */
+  readonly devices?: { readonly unplugged: readonly DeviceKey[]; readonly absent: readonly DeviceKey[] };
 }
 
 export interface ForgetReport {
@@ -467,6 +486,11 @@ export class HostdevService {
     return this.manager.tables();
   }
 
+  /** The keys of the mediated, USB, NVMe and SCSI devices a domain holds, as stored (no lock, no prune). */
+  heldDeviceKeys(owner: Owner): DeviceKey[] {
+    return this.manager.store.readDevices().filter((entry) => isHeldBy(entry, owner)).map((entry) => entry.key);
+  }
+
   /** What recovery did (or, opened for dry runs, would do) when the service opened. */
   get recovery(): RecoveryReport {
     return this.manager.recovery;
@@ -593,9 +617,10 @@ export class HostdevService {
     const assigned = withPci ? await this.assignPci({ ...request, addresses: pci }, holder) : emptyAssign(dryRun);
     if (assigned.failures.length > 0) return assigned;
     const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
+    const scsiOptions = await this.scsiOptionsByKey(request.scsiOptions ?? {}, keys);
     try {
       // The holder went into the PCI commit when there was one.
-      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable, withPci ? undefined : holder) };
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable, scsiOptions, withPci ? undefined : holder) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -667,7 +692,12 @@ export class HostdevService {
     if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
     const { domain, hypervisor, dryRun } = request;
     const shareable = request.shareable === true ? { shareable: keys } : {};
-    const report = await this.assignHeld({ domain, ...(hypervisor === undefined ? {} : { hypervisor }), addresses: keys, ...(dryRun === undefined ? {} : { dryRun }), ...shareable }, undefined);
+    const scsi = scsiOptionsOf(keys, request.scsi ?? {});
+    const scsiOptions = scsi.size === 0 ? {} : { scsiOptions: Object.fromEntries(scsi) };
+    const report = await this.assignHeld(
+      { domain, ...(hypervisor === undefined ? {} : { hypervisor }), addresses: keys, ...(dryRun === undefined ? {} : { dryRun }), ...shareable, ...scsiOptions },
+      undefined,
+    );
     return report.devices!;
   }
 
@@ -690,13 +720,34 @@ export class HostdevService {
     return new Set(keys);
   }
 
+  /** Options by key for the SCSI devices the assign names; one for any other device is refused. */
+  private async scsiOptionsByKey(options: Readonly<Record<string, ScsiHostdevOptions>>, assigned: readonly DeviceKey[]): Promise<ReadonlyMap<DeviceKey, ScsiHostdevOptions>> {
+    const refs = Object.keys(options);
+    const keys = await this.resolveDevices(refs);
+    const stray = keys.find((key) => keyKind(key) !== 'scsi' || !assigned.includes(key));
+    if (stray !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', `SCSI options (readonly, sgio, rawio) are given for ${stray}, which is not a SCSI device the assign names`, {
+        hint: 'Give them for scsi: keys the assign names only.',
+        details: { key: stray },
+      });
+    }
+    return new Map(keys.map((key, index) => [key, options[refs[index]!]!]));
+  }
+
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private async assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>, holder: Holder | undefined): Promise<DeviceAssignReport> {
+  private async assignKeys(
+    owner: Owner,
+    keys: readonly DeviceKey[],
+    dryRun: boolean,
+    shareable: ReadonlySet<DeviceKey>,
+    scsiOptions: ReadonlyMap<DeviceKey, ScsiHostdevOptions>,
+    holder: Holder | undefined,
+  ): Promise<DeviceAssignReport> {
     const { nvme, rest } = splitNvme(keys);
-    if (nvme.length === 0) return this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    if (nvme.length === 0) return this.manager.assignDevices(owner, rest, dryRun, shareable, scsiOptions, holder);
     if (rest.length === 0) return this.manager.assignNvme(owner, nvme, dryRun, holder);
     // The ownership-only kinds first (no sysfs write); when the namespaces then fail, they are let go again.
-    const others = await this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    const others = await this.manager.assignDevices(owner, rest, dryRun, shareable, scsiOptions, holder);
     try {
       const namespaces = await this.manager.assignNvme(owner, nvme, dryRun);
       return { ...namespaces, assigned: [...others.assigned, ...namespaces.assigned], notes: [...others.notes, ...namespaces.notes] };
@@ -890,7 +941,9 @@ export class HostdevService {
    * a refused `device_add` unplugs what this call plugged and rolls the assign back.
    */
   async hotplug(request: HotplugRequest): Promise<HotplugReport> {
-    const { qmp: socketPath, ...assign } = request;
+    const { pci, others } = splitRefs(request.addresses);
+    if (others.length > 0) return this.hotplugDevices(request, pci, others);
+    const { qmp: socketPath, usbBus: _usb, scsiBus: _scsi, readOnly: _readOnly, ...assign } = request;
     const hypervisor = ownerOf(request).driver;
     const qmp = await this.connectQmp(socketPath);
     try {
@@ -917,6 +970,8 @@ export class HostdevService {
    * fail the call with HOSTDEV_UNPLUG_TIMEOUT, after the ones it did let go are released.
    */
   async unplug(unplug: UnplugRequest): Promise<UnplugReport> {
+    const { pci, others } = splitRefs(unplug.addresses);
+    if (others.length > 0) return this.unplugDevices(unplug, pci, others);
     const request = { ...unplug, addresses: unplug.addresses.map(parsePciRef) };
     const hypervisor = ownerOf(request).driver;
     if (request.addresses.length === 0) {
@@ -964,6 +1019,136 @@ export class HostdevService {
         );
       }
       return { unplugged: outcome.gone, absent: outcome.absent, release };
+    } finally {
+      qmp.close();
+    }
+  }
+
+  /**
+   * hotplug of mediated, USB, NVMe and SCSI devices: the seats are found before anything changes
+   * (a root port for an mdev or an NVMe namespace's virtio disk, the USB controller's bus, a free
+   * LUN on the SCSI controller), then the devices are assigned (all or nothing, as `assign`), then
+   * each gets its block node (`blockdev-add`, NVMe and SCSI) and its `device_add`, with the ids
+   * `qemu-args` gives. A refusal unplugs what this call plugged, deletes the nodes it added and
+   * rolls the assign back.
+   */
+  private async hotplugDevices(request: HotplugRequest, pci: readonly PciAddress[], others: readonly string[]): Promise<HotplugReport> {
+    refuseMixed('hotplug', pci, others);
+    const owner = ownerOf(request);
+    const keys = await this.resolveDevices(others);
+    const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
+    const readOnly = new Set(await this.resolveDevices(request.readOnly ?? []));
+    const notScsi = [...readOnly].find((key) => keyKind(key) !== 'scsi' || !keys.includes(key));
+    if (notScsi !== undefined) {
+      throw new HostdevError('HOSTDEV_USAGE', `--readonly applies to the SCSI devices the hotplug names; ${notScsi} is not one`, {
+        hint: 'Name in --readonly only scsi: keys the command also hot-plugs.',
+        details: { key: notScsi },
+      });
+    }
+    const guests = await this.guestDevicesOf(keys, readOnly);
+    const dryRun = request.dryRun ?? false;
+    const qmp = await this.connectQmp(request.qmp);
+    try {
+      const slots = await readVmSlots(qmp);
+      const buses = await readVmBuses(qmp, guests.some((g) => g.guest.seat === 'scsi'));
+      const choice = { ...(request.usbBus === undefined ? {} : { usbBus: request.usbBus }), ...(request.scsiBus === undefined ? {} : { scsiBus: request.scsiBus }) };
+      const layout = placeGuestDevices(guests, slots, buses, request.domain, choice);
+      const base = { domain: request.domain, hypervisor: owner.driver, dryRun, assign: null, plugged: [], present: [] };
+      if (layout.place.length === 0) return { ...base, devices: { assign: null, plugged: [], present: layout.present } };
+      const placed = layout.place.map((p) => p.key);
+      const readOnlyPlaced = Object.fromEntries(placed.filter((key) => readOnly.has(key)).map((key) => [key, { readOnly: true }]));
+      const shareablePlaced = [...shareable].filter((key) => placed.includes(key));
+      // The VM is the holder (its QMP socket) unless a pid is named; the one assign path checks a gone holder's domain.
+      const holder = request.holderPid !== undefined ? await this.holderOf({ holderPid: request.holderPid }) : ({ kind: 'qmp', socket: request.qmp } as const);
+      const result = await this.assignHeld(
+        {
+          domain: request.domain,
+          ...(request.hypervisor === undefined ? {} : { hypervisor: request.hypervisor }),
+          addresses: placed,
+          dryRun,
+          ...(shareablePlaced.length === 0 ? {} : { shareable: shareablePlaced }),
+          ...(Object.keys(readOnlyPlaced).length === 0 ? {} : { scsiOptions: readOnlyPlaced }),
+        },
+        holder,
+      );
+      const assigned = result.devices!;
+      const devices = { assign: assigned, plugged: layout.place, present: layout.present };
+      if (dryRun) return { ...base, devices };
+      await plugGuestDevices(qmp, request.domain, layout.place, (back) => this.releaseKeys(owner, back, false), ROLLBACK_UNPLUG_MS);
+      return { ...base, devices };
+    } finally {
+      qmp.close();
+    }
+  }
+
+  /** What QEMU is given for each device: a SCSI device by its generic node (refused when it has none). */
+  private async guestDevicesOf(keys: readonly DeviceKey[], readOnly: ReadonlySet<DeviceKey>): Promise<{ key: DeviceKey; guest: GuestDevice }[]> {
+    const scsi = keys.some((key) => keyKind(key) === 'scsi') ? (await readNonPciInventory(this.manager.layout, ['scsi'], readTimeoutFromEnv())).scsi : [];
+    return keys.map((key) => {
+      const id = idOf(key);
+      if (id.kind === 'pci') throw new Error(`${key} is a PCI function`);
+      if (id.kind !== 'scsi') return { key, guest: guestDevice(id) };
+      const device = scsi.find((d) => d.key === key);
+      if (device === undefined || device.sg === null) {
+        throw new HostdevError(
+          'HOSTDEV_DEVICE_NOT_FOUND',
+          device === undefined ? `SCSI device ${key} is not on this host` : `SCSI device ${key} has no generic node (/dev/sgN) for QEMU to open`,
+          { hint: device === undefined ? 'hostdev list --kind scsi lists the SCSI devices.' : 'Load the sg module (modprobe sg); nothing was changed.', details: { key } },
+        );
+      }
+      return { key, guest: guestDevice({ ...id, sg: device.sg, readOnly: readOnly.has(key) }) };
+    });
+  }
+
+  /**
+   * unplug of mediated, USB, NVMe and SCSI devices: `device_del`, QEMU's DEVICE_DELETED, then
+   * `blockdev-del` of the device's block node, then the release; one still in the VM when the
+   * wait ends stays assigned (HOSTDEV_UNPLUG_TIMEOUT) after the others are released.
+   */
+  private async unplugDevices(request: UnplugRequest, pci: readonly PciAddress[], others: readonly string[]): Promise<UnplugReport> {
+    refuseMixed('unplug', pci, others);
+    const owner = ownerOf(request);
+    const keys = [...new Set(await this.resolveDevices(others))];
+    const entries = this.manager.store.readDevices();
+    const foreign = keys.filter((key) => !entries.some((entry) => entry.key === key && isHeldBy(entry, owner)));
+    if (foreign.length > 0) {
+      const holder = entries.find((entry) => entry.key === foreign[0]);
+      throw new HostdevError(
+        'HOSTDEV_NOT_OWNED',
+        `${foreign.join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not held by domain ${owner.vm} (${owner.hypervisor})${holder === undefined ? '' : `: ${foreign[0]} is in use by ${formatOwner(holder.usedBy)}`}`,
+        { hint: `hostdev status lists what ${owner.vm} holds; nothing was changed.`, details: { key: foreign[0]!, owner: holder?.usedBy ?? null } },
+      );
+    }
+    const dryRun = request.dryRun ?? false;
+    const timeoutMs = request.timeoutMs ?? 10_000;
+    const inVm = keys.map((key) => {
+      const id = idOf(key);
+      if (id.kind === 'pci') throw new Error(`${key} is a PCI function`);
+      return { key, ...guestNames(id) };
+    });
+    const released = async (back: readonly DeviceKey[]): Promise<ReleaseResult> => ({ ...emptyRelease(dryRun), warnings: [], devices: await this.releaseKeys(owner, back, dryRun) });
+    const qmp = await this.connectQmp(request.qmp);
+    try {
+      if (dryRun) {
+        const { deviceIds } = await readVmSlots(qmp);
+        const there = inVm.filter((d) => deviceIds.has(d.id)).map((d) => d.key);
+        return { unplugged: [], absent: [], release: await released(keys), devices: { unplugged: there, absent: keys.filter((key) => !there.includes(key)) } };
+      }
+      const outcome = await unplugGuestDevices(qmp, inVm, timeoutMs);
+      const release = await released([...outcome.gone, ...outcome.absent]);
+      const releasedKeys = release.devices?.released ?? [];
+      if (outcome.held.length > 0) {
+        throw new HostdevError(
+          'HOSTDEV_UNPLUG_TIMEOUT',
+          `${owner.vm} did not give back ${outcome.held.join(', ')} within ${timeoutMs} ms (QEMU sent no DEVICE_DELETED); ${outcome.held.length === 1 ? 'it stays' : 'they stay'} assigned; released: ${releasedKeys.join(', ') || 'none'}`,
+          {
+            hint: 'The guest must accept the unplug. Try again with a longer --wait, or shut the VM down and release the domain.',
+            details: { key: outcome.held[0]!, domain: owner.vm, held: outcome.held, released: releasedKeys },
+          },
+        );
+      }
+      const warnings = outcome.nodesLeft.map((line) => `block node left in ${owner.vm}'s QEMU: ${line}`);
+      return { unplugged: [], absent: [], release: { ...release, warnings }, devices: { unplugged: outcome.gone, absent: outcome.absent } };
     } finally {
       qmp.close();
     }
@@ -1169,7 +1354,17 @@ export class HostdevService {
     ]);
     const otherKeys = others.filter((e) => here.has(e.key)).map((e) => e.key);
     const otherMissing = others.filter((e) => !here.has(e.key)).map((e) => e.key);
-    const scsi = (inventory?.scsi ?? []).flatMap((device) => (device.sg !== null && otherKeys.includes(device.key) ? [{ ...device, sg: device.sg }] : []));
+    const optionsOf = (key: DeviceKey): ScsiHostdevOptions => {
+      const identity = others.find((e) => e.key === key)?.identity;
+      return identity?.kind === 'scsi' ? identity : {};
+    };
+    const scsi = (inventory?.scsi ?? []).flatMap((device) =>
+      device.sg !== null && otherKeys.includes(device.key) ? [{ ...device, sg: device.sg, readOnly: optionsOf(device.key).readOnly === true }] : [],
+    );
+    // libvirt gives the QEMU process it starts CAP_SYS_RAWIO for a SCSI hostdev with rawio='yes'; hostdev starts no QEMU.
+    warnings.push(
+      ...scsi.filter((device) => optionsOf(device.key).rawio === true).map((device) => `${device.key} has rawio: start QEMU with CAP_SYS_RAWIO (libvirt grants it to the QEMU process)`),
+    );
     const withoutSg = new Set<string>((inventory?.scsi ?? []).filter((device) => device.sg === null).map((device) => device.key));
     warnings.push(
       ...otherMissing.map((key) =>
@@ -1211,7 +1406,28 @@ function splitNvme(keys: readonly DeviceKey[]): { readonly nvme: DeviceKey[]; re
   return { nvme: keys.filter((key) => keyKind(key) === 'nvme'), rest: keys.filter((key) => keyKind(key) !== 'nvme') };
 }
 
-/** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
+/** The options for each SCSI key; options with no SCSI key to apply to are refused. */
+function scsiOptionsOf(keys: readonly DeviceKey[], options: ScsiHostdevOptions): ReadonlyMap<DeviceKey, ScsiHostdevOptions> {
+  const given = options.readOnly === true || options.sgio !== undefined || options.rawio === true;
+  const scsi = keys.filter((key) => keyKind(key) === 'scsi');
+  if (given && scsi.length === 0) {
+    throw new HostdevError('HOSTDEV_USAGE', 'readonly, sgio and rawio apply to SCSI devices only, and the assign names none', {
+      hint: 'Name scsi:HOST:BUS:TARGET:LUN keys with these options, or leave them out.',
+      details: { keys },
+    });
+  }
+  return new Map(scsi.map((key) => [key, options]));
+}
+
+/** hotplug and unplug take PCI functions or devices of other kinds, not both (their QEMU sides differ). */
+function refuseMixed(command: 'hotplug' | 'unplug', pci: readonly PciAddress[], others: readonly string[]): void {
+  if (pci.length === 0) return;
+  throw new HostdevError('HOSTDEV_USAGE', `one ${command} names PCI functions or devices of other kinds, not both (${pci[0]} and ${others[0]})`, {
+    hint: `Run ${command} for the PCI functions and for the other devices in two commands.`,
+    details: { addresses: pci, keys: others },
+  });
+}
+
 /** The references that name PCI functions and those that name devices of the other kinds (left as given, for resolveDevices). */
 function splitRefs(refs: readonly DeviceRef[]): { readonly pci: PciAddress[]; readonly others: string[] } {
   const pci: PciAddress[] = [];

@@ -109,6 +109,25 @@ describe('assign --domain-xml: the <hostdev> elements of a libvirt domain', () =
     expect(errorOf(run)).toMatchObject({ code: 'HOSTDEV_SCSI_MANAGED', message: "SCSI host device doesn't support managed mode (<hostdev mode='subsystem' type='scsi'> (device 1))" });
   });
 
+  it("a SCSI <hostdev> with <readonly/>, sgio and rawio: kept on the entry, qemu-args opens it read-only and says rawio needs CAP_SYS_RAWIO; a bad sgio is refused", () => {
+    const xml = path.join(base, 'readonly.xml');
+    writeFileSync(
+      xml,
+      "<hostdev mode='subsystem' type='scsi' sgio='unfiltered' rawio='yes'><source><adapter name='scsi_host2'/><address bus='0' target='1' unit='0'/></source><readonly/></hostdev>\n",
+    );
+    const assigned = cli(['assign', '--domain', 'tape', '--domain-xml', xml]);
+    expect(assigned.code, assigned.stderr).toBe(0);
+    expect(jsonOf<{ devices: { identity: unknown }[] }>(cli(['--json', 'status'])).devices[0]?.identity).toMatchObject({ readOnly: true, sgio: 'unfiltered', rawio: true });
+    const args = cli(['--json', 'qemu-args', '--domain', 'tape']);
+    expect(jsonOf<string[]>(args)).toContain('{"driver":"host_device","filename":"/dev/sg1","node-name":"hostdev-scsi-2_0_1_0-backend","read-only":true}');
+    expect(args.stderr).toMatch(/scsi:2:0:1:0 has rawio: start QEMU with CAP_SYS_RAWIO/);
+    const bad = path.join(base, 'bad-sgio.xml');
+    writeFileSync(bad, "<hostdev mode='subsystem' type='scsi' sgio='maybe'><source><adapter name='scsi_host2'/><address bus='0' target='0' unit='0'/></source></hostdev>\n");
+    const refused = cli(['--json', 'assign', '--domain', 'x', '--domain-xml', bad]);
+    expect(refused.code).toBe(2);
+    expect(errorOf(refused)).toMatchObject({ code: 'HOSTDEV_DOMAIN_XML', message: expect.stringMatching(/sgio='maybe' is not filtered or unfiltered/) });
+  });
+
   it('malformed XML, a bad address, an unreadable file and devices given twice are refused with what is wrong', () => {
     const broken = path.join(base, 'broken.xml');
     writeFileSync(broken, "<domain>\n  <name>x</name>\n  <devices>\n    <hostdev type='pci'>\n  </devices>\n</domain>\n");

@@ -45,10 +45,10 @@ describe('the daemon builds the service request types from its schemas', () => {
     expectTypeOf<keyof z.infer<typeof PlainBody>>().toEqualTypeOf<'waitMs'>();
     expectTypeOf<keyof z.infer<typeof SriovBody>>().toEqualTypeOf<'numVfs' | 'force' | 'autoprobe' | 'waitMs'>();
     expectTypeOf<keyof z.infer<typeof AssignBody>>().toEqualTypeOf<
-      'domain' | 'hypervisor' | 'devices' | 'unmanaged' | 'shareable' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
+      'domain' | 'hypervisor' | 'devices' | 'unmanaged' | 'shareable' | 'scsiOptions' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
     >();
     expectTypeOf<keyof z.infer<typeof HotplugBody>>().toEqualTypeOf<
-      'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp'
+      'devices' | 'managed' | 'withGroup' | 'driver' | 'force' | 'vf' | 'waitMs' | 'holderPid' | 'qmp' | 'usbBus' | 'scsiBus' | 'readOnly'
     >();
     expectTypeOf<keyof z.infer<typeof UnplugBody>>().toEqualTypeOf<'qmp' | 'devices' | 'timeoutMs'>();
     expectTypeOf<keyof z.infer<typeof AdoptBody>>().toEqualTypeOf<'domain' | 'hypervisor' | 'devices' | 'managed' | 'holderPid' | 'qmp'>();

@@ -136,11 +136,13 @@ describe('NVMe namespaces (virhostdevtest.c testNVMeDiskRoundtrip)', () => {
     await service.assignDevices({ domain: 'vm1', devices: [DISKS[1]!, DISKS[0]!] });
     const args = await service.qemuArgs({ domain: 'vm1' });
     const id = (nsid: number): string => `hostdev-nvme-0000_01_00_0-${nsid}`;
+    // The node name fits QEMU's 31 characters (hostdev-nvme-0000_01_00_0-1-storage did not: "Node name too long").
+    const node = (nsid: number): string => `hd-nvme-0000_01_00_0-${nsid}`;
     expect(args.argv).toEqual([1, 2].flatMap((nsid) => [
       '-blockdev',
-      JSON.stringify({ driver: 'nvme', device: A, namespace: nsid, 'node-name': `${id(nsid)}-storage`, 'auto-read-only': true, discard: 'unmap' }),
+      JSON.stringify({ driver: 'nvme', device: A, namespace: nsid, 'node-name': node(nsid), 'auto-read-only': true, discard: 'unmap' }),
       '-device',
-      `virtio-blk-pci,drive=${id(nsid)}-storage,id=${id(nsid)}`,
+      `virtio-blk-pci,drive=${node(nsid)},id=${id(nsid)}`,
     ]));
   });
 

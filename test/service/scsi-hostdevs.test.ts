@@ -162,3 +162,37 @@ describe('qemu-args: a SCSI generic device as libvirt gives it to QEMU', () => {
     expect(args.warnings).toEqual([`${TAPE} is assigned to vm1 but has no /dev/sgN (is the sg module loaded?): left out`]);
   });
 });
+
+describe("a SCSI hostdev's <readonly/>, sgio and rawio (libvirt's options)", () => {
+  it('readonly opens the node read-only in qemu-args; rawio is kept and qemu-args says QEMU needs CAP_SYS_RAWIO; sgio is kept on the entry', async () => {
+    await sim.service.assignDevices({ domain: 'vm1', devices: [TAPE], scsi: { readOnly: true, rawio: true, sgio: 'unfiltered' } });
+    await sim.service.assignDevices({ domain: 'vm1', devices: [DISK] });
+    const args = await sim.service.qemuArgs({ domain: 'vm1' });
+    expect(args.argv).toContain('{"driver":"host_device","filename":"/dev/sg1","node-name":"hostdev-scsi-2_0_1_0-backend","read-only":true}');
+    expect(args.argv).toContain('{"driver":"host_device","filename":"/dev/sg0","node-name":"hostdev-scsi-2_0_0_0-backend","read-only":false}');
+    expect(args.warnings).toEqual([`${TAPE} has rawio: start QEMU with CAP_SYS_RAWIO (libvirt grants it to the QEMU process)`]);
+    const entries = (await sim.service.status()).devices ?? [];
+    expect(entries.find((e) => e.key === TAPE)?.identity).toEqual({ kind: 'scsi', sg: 'sg1', vendor: 'HP', model: 'Ultrium 6-SCSI', readOnly: true, sgio: 'unfiltered', rawio: true });
+    expect(entries.find((e) => e.key === DISK)?.identity).toEqual({ kind: 'scsi', sg: 'sg0', vendor: 'ATA', model: 'ST4000NM0035-1V4' });
+  });
+
+  it("refuses sgio on a shareable device with libvirt's message, and the options on an assign that names no SCSI device", async () => {
+    await expect(sim.service.assignDevices({ domain: 'vm1', devices: [DISK], shareable: true, scsi: { sgio: 'filtered' } })).rejects.toMatchObject({
+      code: 'HOSTDEV_USAGE',
+      message: expect.stringMatching(/^'sgio' is not supported for SCSI generic device yet/),
+    });
+    await expect(sim.service.assignDevices({ domain: 'vm1', devices: ['usb:1-1.2'], scsi: { readOnly: true } })).rejects.toMatchObject({ code: 'HOSTDEV_USAGE' });
+    expect((await sim.service.status()).devices ?? []).toEqual([]);
+  });
+
+  it('the command line: assign --readonly --rawio --sgio for scsi: keys; a bad --sgio and the options with a PCI function are usage errors', () => {
+    const cli = (args: string[]) => runCli(['--root', sim.root, '--state-dir', sim.stateDir, '--simulate', '--no-daemon', ...args]);
+    expect(cli(['assign', '--domain', 'vm1', '--sgio', 'sometimes', TAPE]).code).toBe(2);
+    expect(cli(['assign', '--domain', 'vm1', '--readonly', '0000:00:19.0']).code).toBe(2);
+    const done = cli(['assign', '--domain', 'vm1', '--readonly', '--sgio', 'filtered', TAPE]);
+    expect(done.code, done.stderr).toBe(0);
+    expect(jsonOf<string[]>(cli(['--json', 'qemu-args', '--domain', 'vm1']))).toContain(
+      '{"driver":"host_device","filename":"/dev/sg1","node-name":"hostdev-scsi-2_0_1_0-backend","read-only":true}',
+    );
+  });
+});

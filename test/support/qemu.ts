@@ -29,6 +29,8 @@ export interface QemuOptions {
   readonly rootPorts?: readonly string[];
   readonly nativeHotplug?: boolean;
   readonly secondQmp?: boolean;
+  /** More -device arguments (controllers), after the root ports. */
+  readonly devices?: readonly string[];
 }
 
 /** True once a unix socket accepts a connection (closed at once: QEMU then serves the next client). */
@@ -49,6 +51,7 @@ export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu>
   const args = ['-machine', `${options.machine ?? 'q35'},accel=tcg`, '-nodefaults', '-display', 'none', '-S', '-m', '64'];
   if (options.nativeHotplug ?? true) args.push('-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off');
   (options.rootPorts ?? []).forEach((id, index) => args.push('-device', `pcie-root-port,id=${id},chassis=${index + 1}`));
+  for (const device of options.devices ?? []) args.push('-device', device);
   args.push('-qmp', `unix:${socket},server=on,wait=off`);
   const socket2 = options.secondQmp ? path.join(dir, 'qmp2.sock') : null;
   if (socket2 !== null) args.push('-qmp', `unix:${socket2},server=on,wait=off`);

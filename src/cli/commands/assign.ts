@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { tryParseAddress, type PciAddress } from '../../core/address.js';
 import { parsePciRef, tryParseId } from '../../core/device-key.js';
+import type { ScsiHostdevOptions } from '../../core/device-entry.js';
 import { domainXmlRequest, needsUsbInventory } from '../../core/domain-xml.js';
 import { readNonPci } from '../nonpci-view.js';
 import { HostdevError } from '../../core/errors.js';
@@ -28,7 +29,22 @@ export type AssignOptionValues = VfNetOptionValues & {
   holderPid?: string;
   qmp?: string;
   shareable?: boolean;
+  readonly?: boolean;
+  sgio?: string;
+  rawio?: boolean;
 };
+
+/** `--readonly`, `--sgio`, `--rawio`: a SCSI hostdev's options as libvirt's domain XML has them. */
+function scsiOptions(opts: AssignOptionValues): { readonly readOnly?: boolean; readonly sgio?: 'filtered' | 'unfiltered'; readonly rawio?: boolean } {
+  if (opts.sgio !== undefined && opts.sgio !== 'filtered' && opts.sgio !== 'unfiltered') {
+    throw new HostdevError('HOSTDEV_USAGE', `--sgio must be filtered or unfiltered, not ${opts.sgio}`, { hint: "libvirt's sgio attribute takes 'filtered' (the default) or 'unfiltered'." });
+  }
+  return {
+    ...(opts.readonly === true ? { readOnly: true } : {}),
+    ...(opts.sgio === undefined ? {} : { sgio: opts.sgio }),
+    ...(opts.rawio === true ? { rawio: true } : {}),
+  };
+}
 
 export const HOLDER_PID_HELP = 'the process that holds the devices (its QEMU): when it ends they are released (checked by pid and start time)';
 
@@ -61,7 +77,13 @@ export function addAssignOptions(command: Command, domain: 'required' | 'or-xml'
 }
 
 /** The service's assign request from the options and devices of `assign` (or `hotplug`): PCI functions and keys of every kind. */
-export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = [], shareable: readonly string[] = []): AssignRequest {
+export function assignRequest(
+  opts: AssignOptionValues,
+  inputs: readonly string[],
+  unmanaged: readonly PciAddress[] = [],
+  shareable: readonly string[] = [],
+  scsiOptions: Readonly<Record<string, ScsiHostdevOptions>> = {},
+): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
   if (inputs.length === 0 && unmanaged.length === 0) {
     throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address or device key (mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID, scsi:H:B:T:L).' });
@@ -74,6 +96,7 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
     addresses,
     ...(unmanaged.length === 0 ? {} : { unmanaged }),
     ...(shareable.length === 0 ? {} : { shareable }),
+    ...(Object.keys(scsiOptions).length === 0 ? {} : { scsiOptions }),
     managed: !(opts.unmanaged ?? false),
     ...(opts.driver !== undefined ? { stubDriver: opts.driver } : {}),
     withGroup: opts.withGroup ?? false,
@@ -121,6 +144,7 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
     devices: request.addresses,
     ...(request.unmanaged === undefined ? {} : { unmanaged: request.unmanaged }),
     ...(request.shareable === undefined ? {} : { shareable: request.shareable }),
+    ...(request.scsiOptions === undefined ? {} : { scsiOptions: request.scsiOptions }),
     managed: request.managed ?? true,
     withGroup: request.withGroup ?? false,
     force: request.force ?? false,
@@ -146,11 +170,18 @@ function checkPciOptions(opts: AssignOptionValues, inputs: readonly string[]): v
   }
 }
 
-/** `--shareable`: the scsi: keys among the devices (libvirt's <shareable/>); refused when there is none. */
-function shareableInputs(inputs: readonly string[]): string[] {
+/** The scsi: keys among the devices, for an option that applies to them only (`--shareable`, `--readonly`, ...); refused when there is none. */
+function scsiInputs(inputs: readonly string[], options: string): string[] {
   const scsi = inputs.filter((input) => tryParseId(input)?.kind === 'scsi');
   if (scsi.length > 0) return scsi;
-  throw new HostdevError('HOSTDEV_USAGE', '--shareable applies to scsi: keys only', { hint: 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) to share, or leave --shareable out.' });
+  throw new HostdevError('HOSTDEV_USAGE', `${options} applies to scsi: keys only`, { hint: `Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) they are for, or leave ${options} out.` });
+}
+
+/** `--readonly`, `--sgio`, `--rawio`: the same options for each scsi: key among the devices. */
+function scsiInputOptions(opts: AssignOptionValues, inputs: readonly string[]): Readonly<Record<string, ScsiHostdevOptions>> {
+  const options = scsiOptions(opts);
+  if (Object.keys(options).length === 0) return {};
+  return Object.fromEntries(scsiInputs(inputs, '--readonly, --sgio and --rawio').map((input) => [input, options]));
 }
 
 /** An assign that names devices of other kinds only prints (and --json gives) the report of those devices, as it always has. */
@@ -177,7 +208,13 @@ export async function domainXmlInputs(
   globals: GlobalOptions,
   opts: { domain?: string; domainXml?: string },
   inputs: readonly string[],
-): Promise<{ domain: string; refs: readonly string[]; unmanaged: readonly PciAddress[]; shareable: readonly string[] } | null> {
+): Promise<{
+  domain: string;
+  refs: readonly string[];
+  unmanaged: readonly PciAddress[];
+  shareable: readonly string[];
+  scsiOptions: Readonly<Record<string, ScsiHostdevOptions>>;
+} | null> {
   if (opts.domainXml === undefined) {
     if (opts.domain === undefined) throw new HostdevError('HOSTDEV_USAGE', "required option '--domain <name>' not specified", { hint: 'Name the domain with --domain, or give its XML with --domain-xml.' });
     return null;
@@ -200,21 +237,24 @@ export function registerAssign(program: Command): void {
     .option('--domain-xml <file>', DOMAIN_XML_HELP)
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .option('--shareable', "scsi: keys: take the SCSI devices shareable (libvirt's <shareable/>): other domains may hold them shareable too")
+    .option('--readonly', "scsi: keys: QEMU opens the SCSI devices read-only (libvirt's <readonly/>; qemu-args and hotplug)")
+    .option('--sgio <mode>', "scsi: keys: libvirt's sgio, filtered or unfiltered (recorded; refused with --shareable, as libvirt refuses it)")
+    .option('--rawio', "scsi: keys: libvirt's rawio='yes' (recorded; qemu-args says QEMU needs CAP_SYS_RAWIO)")
     .action(
     action(async (globals, command: Command, inputs: string[]) => {
       const opts = command.opts<AssignOptionValues>();
       const xml = await domainXmlInputs(globals, opts, inputs);
-      if (xml !== null && opts.shareable === true) {
-        throw new HostdevError('HOSTDEV_USAGE', "--shareable does not apply to --domain-xml: each <hostdev type='scsi'> says it with <shareable/>", {
-          hint: 'Write <shareable/> in the SCSI <hostdev> elements to share.',
+      if (xml !== null && (opts.shareable === true || Object.keys(scsiOptions(opts)).length > 0)) {
+        throw new HostdevError('HOSTDEV_USAGE', "--shareable, --readonly, --sgio and --rawio do not apply to --domain-xml: each <hostdev type='scsi'> says them (<shareable/>, <readonly/>, sgio, rawio)", {
+          hint: "Write them in the SCSI <hostdev> elements.",
         });
       }
       if (xml === null) checkPciOptions(opts, inputs);
       // The command line's devices and a domain XML's take one path: the service's assign, all or nothing.
       const request =
         xml === null
-          ? assignRequest(opts, inputs, [], opts.shareable === true ? shareableInputs(inputs) : [])
-          : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable);
+          ? assignRequest(opts, inputs, [], opts.shareable === true ? scsiInputs(inputs, '--shareable') : [], scsiInputOptions(opts, inputs))
+          : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable, xml.scsiOptions);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),
       );
