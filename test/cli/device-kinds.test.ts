@@ -61,6 +61,15 @@ describe('positional keys of mixed kinds: assign and release, all or nothing (th
   const MDEV = 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01';
   const driver = (): string | null => jsonOf<{ driver: string | null }>(cli(['--json', 'show', NIC])).driver;
 
+  it('--readonly applies to the scsi: keys among mixed devices (qemu-args opens them read-only); without one it is a usage error naming the options given', () => {
+    expect(cli(['assign', '--domain', 'ro', 'scsi:2:0:1:0', 'usb:1-4', '--readonly']).code).toBe(0);
+    expect(jsonOf<string[]>(cli(['--json', 'qemu-args', '--domain', 'ro'])).find((arg) => arg.includes('"host_device"'))).toContain('"read-only":true');
+    const refused = cli(['assign', '--domain', 'ro2', 'usb:1-1.2', '--readonly', '--rawio']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('--readonly and --rawio apply to scsi: keys only');
+    expect(cli(['release', '--domain', 'ro']).code).toBe(0);
+  });
+
   it('assigns a PCI function (bare address and pci: key), an mdev, a USB and a SCSI device in one command and releases them by key', () => {
     const dry = cli(['assign', '--domain', 'mix', NIC, MDEV, 'usb:1-1.2', '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);

@@ -174,14 +174,15 @@ function checkPciOptions(opts: AssignOptionValues, inputs: readonly string[]): v
 function scsiInputs(inputs: readonly string[], options: string): string[] {
   const scsi = inputs.filter((input) => tryParseId(input)?.kind === 'scsi');
   if (scsi.length > 0) return scsi;
-  throw new HostdevError('HOSTDEV_USAGE', `${options} applies to scsi: keys only`, { hint: `Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) they are for, or leave ${options} out.` });
+  throw new HostdevError('HOSTDEV_USAGE', `${options} ${options.includes(' and ') ? 'apply' : 'applies'} to scsi: keys only`, { hint: `Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) they are for, or leave ${options} out.` });
 }
 
 /** `--readonly`, `--sgio`, `--rawio`: the same options for each scsi: key among the devices. */
 function scsiInputOptions(opts: AssignOptionValues, inputs: readonly string[]): Readonly<Record<string, ScsiHostdevOptions>> {
   const options = scsiOptions(opts);
   if (Object.keys(options).length === 0) return {};
-  return Object.fromEntries(scsiInputs(inputs, '--readonly, --sgio and --rawio').map((input) => [input, options]));
+  const given = [options.readOnly === true ? '--readonly' : null, options.sgio === undefined ? null : '--sgio', options.rawio === true ? '--rawio' : null].filter((o) => o !== null);
+  return Object.fromEntries(scsiInputs(inputs, given.join(' and ')).map((input) => [input, options]));
 }
 
 /** An assign that names devices of other kinds only prints (and --json gives) the report of those devices, as it always has. */
