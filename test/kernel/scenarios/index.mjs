@@ -19,5 +19,6 @@ import { s16HolderKill } from './s16-holder-kill.mjs';
 import { s17Mtty } from './s17-mtty.mjs';
 import { s18Usb } from './s18-usb.mjs';
 import { s19Nvme } from './s19-nvme.mjs';
+import { s20NvmeCrash } from './s20-nvme-crash.mjs';
 
-export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted, s15NestedHotplug, s16HolderKill, s17Mtty, s18Usb, s19Nvme];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted, s15NestedHotplug, s16HolderKill, s17Mtty, s18Usb, s19Nvme, s20NvmeCrash];
