@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's pciutils (lspci, the cross-check), pci.ids (device names), a C compiler (the
+# Installs Debian's pciutils (lspci, the cross-check), libxml2-utils (xmllint, against libvirt's schemas), pci.ids (device names), a C compiler (the
 # native sysfs reader, native/sysfs-batch.c), systemd (systemd-analyze verify of the units in
 # systemd/, systemd-socket-activate) and curl (the daemon's second client) when missing, and QEMU
 # (the real peer of the QMP hot-plug tests; the kernel rig's own install, so both use the same QEMU),
@@ -29,7 +29,24 @@ if ! udevadm verify --help >/dev/null 2>&1 && [ ! -x "$udevadm_cache/bin/udevadm
     rm -rf "$udevadm_cache" && mv "$udevadm_cache.part" "$udevadm_cache"
   ) || echo "note: could not unpack udevadm 254 from bookworm-backports; the udevadm verify check is skipped" >&2
 fi
+# libvirt's own RelaxNG schemas (nodedev.rng for `show --xml`, domain.rng for the domain XML fixtures),
+# as Debian's libvirt-common ships them: unpacked into .cache/libvirt-schemas, never installed.
+schemas_cache="$(cd "$(dirname "$0")/.." && pwd)/.cache/libvirt-schemas"
+if [ ! -f "$schemas_cache/usr/share/libvirt/schemas/nodedev.rng" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+  (
+    set -e
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    cd "$work"
+    # package lists not fetched yet (a fresh machine): fetched once, then asked again
+    apt-get download -qq libvirt-common >/dev/null 2>&1 || { [ "$(id -u)" = 0 ] && apt-get update -qq >/dev/null 2>&1 && apt-get download -qq libvirt-common >/dev/null 2>&1; }
+    mkdir -p "$schemas_cache.part"
+    dpkg-deb -x ./libvirt-common_*.deb "$schemas_cache.part"
+    rm -rf "$schemas_cache" && mv "$schemas_cache.part" "$schemas_cache"
+  ) || echo "note: could not unpack libvirt-common's schemas; the libvirt schema checks are skipped" >&2
+fi
 missing=()
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 command -v lspci >/dev/null 2>&1 || missing+=(pciutils)
 [ -f /usr/share/misc/pci.ids ] || missing+=(pci.ids)
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || missing+=(gcc libc6-dev)

@@ -186,6 +186,24 @@ export class HostdevClient {
     return this.mutate('DELETE', `${path}${query({ devices: request.devices?.join(','), force: request.force === true ? 'true' : undefined, waitMs: request.waitMs })}`, undefined, options);
   }
 
+  /** The mediated devices, their parents' types and the definitions (`hostdev mdev list --json`). */
+  mdevs<T = unknown>(): Promise<ClientResult<T>> {
+    return this.get<T>('/v1/mdevs');
+  }
+
+  /** Makes a mediated device (`hostdev mdev create`); the operation record names its key. */
+  mdevCreate(
+    body: { parent: string; type: string; uuid?: string; attrs?: readonly { name: string; value: string }[]; persist?: boolean; start?: 'auto' | 'manual' },
+    options: MutationOptions = {},
+  ): Promise<OperationJson> {
+    return this.mutate('POST', '/v1/mdevs', body, options);
+  }
+
+  /** Removes a mediated device no domain holds (`hostdev mdev remove`). */
+  mdevRemove(uuid: string, request: { undefine?: boolean } = {}, options: MutationOptions = {}): Promise<OperationJson> {
+    return this.mutate('DELETE', `/v1/mdevs/${encodeURIComponent(uuid)}${query({ undefine: request.undefine === true ? 'true' : undefined })}`, undefined, options);
+  }
+
   operations(limit?: number): Promise<OperationJson[]> {
     return this.get<OperationJson[]>(`/v1/operations${query({ limit })}`).then((r) => r.report);
   }

@@ -14,7 +14,7 @@ export type OperationName = PlanOperationName | 'vf-forget' | 'status' | 'watch-
  * VM's QMP commands around it).
  */
 export type DaemonOperationName =
-  | Extract<OperationName, 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'vf-set-count' | 'adopt'>
+  | Extract<OperationName, 'detach' | 'reattach' | 'reset' | 'assign' | 'release' | 'vf-set-count' | 'adopt' | 'mdev-create' | 'mdev-remove'>
   | 'hotplug'
   | 'unplug';
 
@@ -33,6 +33,8 @@ export const WIRE_KINDS = {
   adopt: 'adopt',
   hotplug: 'hotplug',
   unplug: 'unplug',
+  'mdev-create': 'mdev-create',
+  'mdev-remove': 'mdev-remove',
 } as const satisfies Record<DaemonOperationName, string>;
 
 export type WireKind = (typeof WIRE_KINDS)[DaemonOperationName];

@@ -10,7 +10,7 @@ import { WIRE_KINDS, type DaemonOperationName } from '../core/operations.js';
 import { makeOwner, sameOwner, type Owner } from '../core/tables.js';
 import type { HostdevService } from '../service/hostdev-service.js';
 import { hotplugJson, operationJson, unplugJson } from '../service/report-json.js';
-import { keyKind, parseKey, parsePciRef } from '../core/device-key.js';
+import { isUuid, keyKind, parseKey, parsePciRef } from '../core/device-key.js';
 import { isHeldBy, parseUsbSelector } from '../core/device-entry.js';
 import type { EventHub } from './event-hub.js';
 import { asHostdevError, errorJson, httpStatusOf, readOnlyError, RETRY_AFTER_S, stoppingError } from './http-errors.js';
@@ -34,6 +34,8 @@ import {
   API_VERSION,
   AssignBody,
   AdoptBody,
+  MdevCreateBody,
+  MdevRemoveQuery,
   HotplugBody,
   UnplugBody,
   DetachBody,
@@ -411,6 +413,34 @@ export async function buildApp(deps: DaemonDeps): Promise<FastifyInstance> {
       owner,
       devices: body.devices.map(parsePciRef),
       run: async (svc, mode) => ({ json: operationJson(await svc.adopt(adoptRequest(body, owner.hypervisor, mode))), warnings: [] }),
+    });
+  });
+
+  app.get('/v1/mdevs', async () => {
+    const listed = await service.mdevList();
+    return { devices: listed.devices, parents: listed.parents, definitions: listed.definitions };
+  });
+
+  app.post('/v1/mdevs', async (request, reply) => {
+    const body = parse(MdevCreateBody, request.body, 'body');
+    // the UUID is chosen here when the body has none, so that the operation record names the mdev
+    const uuid = (body.uuid ?? randomUUID()).toLowerCase();
+    return mutate(request, reply, {
+      operation: 'mdev-create',
+      owner: null,
+      devices: isUuid(uuid) ? [`mdev:${uuid}`] : [],
+      run: async (svc, mode) => ({ json: await svc.mdevCreate({ ...body, uuid, dryRun: mode.dryRun }), warnings: [] }),
+    });
+  });
+
+  app.delete('/v1/mdevs/:uuid', async (request, reply) => {
+    const { uuid } = request.params as { uuid: string };
+    const query = parse(MdevRemoveQuery, request.query, 'query');
+    return mutate(request, reply, {
+      operation: 'mdev-remove',
+      owner: null,
+      devices: isUuid(uuid) ? [`mdev:${uuid.toLowerCase()}`] : [],
+      run: async (svc, mode) => ({ json: await svc.mdevRemove({ uuid, undefine: query.undefine ?? false, dryRun: mode.dryRun }), warnings: [] }),
     });
   });
 

@@ -445,14 +445,48 @@ const HotplugReport = z
   .strictObject({ domain: z.string(), hypervisor: z.string(), dryRun: z.boolean(), assign: AssignReport.nullable(), plugged: z.array(Placement), present: Addresses })
   .describe('hotplug');
 const UnplugReport = z.strictObject({ unplugged: Addresses, absent: Addresses, release: ReleaseReport }).describe('unplug');
-const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled, HotplugReport, UnplugReport]);
+const SysfsWrite = z.strictObject({ path: z.string(), value: z.string() });
+
+export const MdevAttribute = z.strictObject({
+  name: z.string().min(1).max(255).describe("a file of the mdev's own directory (no '/')"),
+  value: z.string().max(4096),
+});
+
+export const MdevCreateBody = z.strictObject({
+  parent: z.string().min(1).max(255).describe("the parent: a PCI address or a virtual parent's name (mtty)"),
+  type: z.string().min(1).max(255).describe('the type, by its id (i915-GVTg_V5_4) or name'),
+  uuid: z.string().optional().describe('the UUID to give it (default: a random one, named in the operation record)'),
+  attrs: z.array(MdevAttribute).max(64).optional().describe('written in order once the mdev is made; one refused removes the mdev again'),
+  persist: z.boolean().optional().describe("also write its definition (mdevctl define), made again at boot by `mdev start-defined`"),
+  start: z.enum(['auto', 'manual']).optional().describe('with persist: "manual" definitions are not made at boot'),
+});
+
+export const MdevRemoveQuery = MutationQuery.extend({
+  undefine: flag.optional().describe('also drop its definition'),
+});
+
+export const MdevReport = z
+  .strictObject({
+    operation: z.enum(['mdev-create', 'mdev-remove']),
+    dryRun: z.boolean(),
+    key: z.string(),
+    uuid: z.string(),
+    parent: z.string().nullable(),
+    type: z.string().nullable(),
+    write: SysfsWrite.describe('the write of the type\'s create file, or of the mdev\'s remove file'),
+    attributes: z.array(SysfsWrite).describe('the attribute writes that follow a create, in order'),
+    definition: z.string().nullable().describe('the definition file written (persist) or dropped (undefine)'),
+  })
+  .describe('`hostdev mdev create|remove --json`');
+
+const OperationResult = z.union([AssignReport, ReleaseReport, OperationReport, SetCountReport, Settled, HotplugReport, UnplugReport, MdevReport]);
 
 export const OperationState = z.enum(['running', 'completed', 'failed']);
 
 export const OperationRecord = z
   .strictObject({
     id: z.string().nullable().describe('the journal id of the operation (null for a dry run)'),
-    kind: z.enum(Object.values(WIRE_KINDS)).describe('the operation: detach, reattach, reset, assign, release, sriov (vf set-count), adopt, hotplug, unplug'),
+    kind: z.enum(Object.values(WIRE_KINDS)).describe('the operation: detach, reattach, reset, assign, release, sriov (vf set-count), adopt, hotplug, unplug, mdev-create, mdev-remove'),
     state: OperationState,
     dryRun: z.boolean(),
     owner: Owner.nullable(),
@@ -513,6 +547,24 @@ export const Responses = {
     )
     .describe('`hostdev domains --json`: the domains that hold devices, with their holders'),
   operations: z.array(OperationRecord).describe('operations, newest first'),
+  mdevs: z
+    .strictObject({
+      devices: z.array(z.looseObject({ kind: z.literal('mdev'), key: z.string() })).describe('as `hostdev list --kind mdev --json` prints them'),
+      parents: z.array(z.looseObject({ name: z.string(), types: z.array(z.looseObject({ id: z.string() })) })).describe('the parents and the types each offers'),
+      definitions: z
+        .array(
+          z.strictObject({
+            uuid: z.string(),
+            parent: z.string(),
+            type: z.string(),
+            start: z.enum(['auto', 'manual']),
+            attrs: z.array(MdevAttribute),
+            present: z.boolean().describe('the mdev is on the host now'),
+          }),
+        )
+        .describe('the definitions (mdevctl list --defined)'),
+    })
+    .describe('`hostdev mdev list --json`'),
 };
 
 /** The named schemas of docs/openapi.json (components.schemas): each is written once and referenced. */
@@ -533,6 +585,8 @@ export const COMPONENTS: Readonly<Record<string, z.ZodType>> = {
   AssignReport,
   ReleaseReport,
   SetCountReport,
+  MdevReport,
+  Mdevs: Responses.mdevs,
   Operation: OperationRecord,
   Operations: Responses.operations,
   Event: EventRecord,

@@ -50,18 +50,15 @@ import {
 import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
-  createMdev,
   holdsDevices,
   deviceStatus,
   releaseDevices,
-  removeMdev,
-  startDefined,
-  type StartDefinedReport,
   type DeviceAssignReport,
   type DevicePorts,
   type DeviceReleaseReport,
-  type MdevReport,
 } from './device-ops.js';
+import { createMdev, defineMdev, mdevDefinitions, removeMdev, startDefined, type MdevDefineReport, type MdevReport, type StartDefinedReport } from './mdev-ops.js';
+import type { MdevDefinition } from '../state/mdev-definitions.js';
 import { VfNetConfigurator } from './vf-net.js';
 import { assignNvme, releaseNvme, type Bookkeeping, type NvmeControllers, type NvmePorts } from './nvme-ops.js';
 
@@ -603,8 +600,17 @@ export class HostdevManager {
     return removeMdev(this.devicePorts, request);
   }
 
-  startDefinedMdevs(dryRun: boolean): Promise<StartDefinedReport> {
-    return startDefined(this.devicePorts, dryRun);
+  defineMdev(request: Parameters<typeof defineMdev>[1]): Promise<MdevDefineReport> {
+    return defineMdev(this.devicePorts, request);
+  }
+
+  /** Every defined "auto" mdev that is not there (of one parent, with `parent`); with `uuid`, that definition alone. */
+  startDefinedMdevs(dryRun: boolean, only: Parameters<typeof startDefined>[2] = {}): Promise<StartDefinedReport> {
+    return startDefined(this.devicePorts, dryRun, only);
+  }
+
+  mdevDefinitions(): Promise<MdevDefinition[]> {
+    return mdevDefinitions(this.devicePorts);
   }
 
   /**

@@ -56,7 +56,9 @@ import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
 import { assignableKind, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
-import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport, type MdevReport, type StartDefinedReport } from '../manager/device-ops.js';
+import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport } from '../manager/device-ops.js';
+import type { MdevDefineReport, MdevReport, StartDefinedReport } from '../manager/mdev-ops.js';
+import type { MdevAttribute, MdevDefinition, MdevStart } from '../state/mdev-definitions.js';
 import type { MdevParent } from '../core/nonpci-device.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/hostdev';
@@ -709,11 +711,31 @@ export class HostdevService {
   }
 
   /**
-   * `mdev create PARENT TYPE [--uuid U] [--persist]`: one journaled write of the UUID to the type's
-   * `create`; `persist` also writes its definition (made again by `mdevStartDefined` at boot).
+   * `mdev create PARENT TYPE [--uuid U] [--attr NAME=VALUE...] [--persist [--manual]]`: one journaled
+   * write of the UUID to the type's `create`, then the attributes in order (one refused removes the
+   * mdev again); `persist` also writes its definition (made again by `mdevStartDefined` at boot
+   * unless `start` is "manual").
    */
-  mdevCreate(request: { readonly parent: string; readonly type: string; readonly uuid?: string; readonly dryRun?: boolean; readonly persist?: boolean }): Promise<MdevReport> {
+  mdevCreate(request: {
+    readonly parent: string;
+    readonly type: string;
+    readonly uuid?: string | undefined;
+    readonly dryRun?: boolean | undefined;
+    readonly persist?: boolean | undefined;
+    readonly start?: MdevStart | undefined;
+    readonly attrs?: readonly MdevAttribute[] | undefined;
+  }): Promise<MdevReport> {
     return this.manager.createMdev({ ...request, dryRun: request.dryRun ?? false });
+  }
+
+  /** `mdev define PARENT TYPE [--uuid U] [--manual] [--attr NAME=VALUE...]`: a definition alone (mdevctl define). */
+  mdevDefine(request: { readonly parent: string; readonly type: string; readonly uuid?: string; readonly start?: MdevStart; readonly attrs?: readonly MdevAttribute[]; readonly dryRun?: boolean }): Promise<MdevDefineReport> {
+    return this.manager.defineMdev({ ...request, start: request.start ?? 'auto', dryRun: request.dryRun ?? false });
+  }
+
+  /** `mdev start UUID`: makes one defined mdev, "manual" or not (mdevctl start -u UUID). */
+  mdevStart(request: { readonly uuid: string; readonly dryRun?: boolean }): Promise<StartDefinedReport> {
+    return this.manager.startDefinedMdevs(request.dryRun ?? false, { uuid: request.uuid });
   }
 
   /** `mdev remove UUID [--undefine]`: the mdev's `remove` file; refused while a domain holds it. `undefine` drops its definition too. */
@@ -721,16 +743,26 @@ export class HostdevService {
     return this.manager.removeMdev({ ...request, dryRun: request.dryRun ?? false });
   }
 
-  /** `mdev start-defined`: every defined mdev that is not there is made (mdevctl's start at boot). */
-  mdevStartDefined(request: { readonly dryRun?: boolean } = {}): Promise<StartDefinedReport> {
-    return this.manager.startDefinedMdevs(request.dryRun ?? false);
+  /**
+   * `mdev start-defined [--parent P]`: every defined "auto" mdev that is not there is made (mdevctl's
+   * start at boot); with `parent`, those on one parent (the udev rule, when a parent registers later).
+   */
+  mdevStartDefined(request: { readonly dryRun?: boolean; readonly parent?: string } = {}): Promise<StartDefinedReport> {
+    return this.manager.startDefinedMdevs(request.dryRun ?? false, { parent: request.parent });
   }
 
   /** The mediated devices (with owner and table) and their parents' types. */
-  async mdevList(): Promise<{ readonly devices: NonPciJson[]; readonly parents: readonly MdevParent[]; readonly warnings: readonly string[] }> {
+  async mdevList(): Promise<{
+    readonly devices: NonPciJson[];
+    readonly parents: readonly MdevParent[];
+    readonly definitions: readonly (MdevDefinition & { readonly present: boolean })[];
+    readonly warnings: readonly string[];
+  }> {
     const inventory = await readNonPciInventory(this.manager.layout, ['mdev'], readTimeoutFromEnv());
     const tables = tableLookupOf(this.manager.tables(), this.manager.store.readDevices());
-    return { devices: inventory.mdev.map((device) => nonPciJson(device, tables)), parents: inventory.mdevParents, warnings: inventory.warnings };
+    const there = new Set(inventory.mdev.map((device) => device.uuid));
+    const definitions = (await this.manager.mdevDefinitions()).map((definition) => ({ ...definition, present: there.has(definition.uuid) }));
+    return { devices: inventory.mdev.map((device) => nonPciJson(device, tables)), parents: inventory.mdevParents, definitions, warnings: inventory.warnings };
   }
 
   /**

@@ -15,7 +15,7 @@ import { SimState } from './state-db.js';
 import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type MdevParentSpec, type NodeSpec, type VirtualMdevParentSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfAddress, vfFunction, vfNetdevName } from './vf.js';
-import { mdevPoolOf, writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
+import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
 
 /** A function of the spec, placed: its address, its parent and what decides its IOMMU group. */
 interface Placed {
@@ -499,14 +499,14 @@ function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
       ...(node.mdev === undefined ? {} : { mdev: mdevTypes as Omit<MdevParentSpec, 'devices'> }),
     };
     writeBelow(root, p.devPath, p.address, below[p.address]!);
-    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, node.mdev.driver, mdevs ?? [], iommu ? allocGroup : () => null, mdevPoolOf(node.mdev));
+    if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, { ...node.mdev, devices: mdevs ?? [] }, iommu ? allocGroup : () => null);
   }
   // mdev parents of modules (mtty): a virtual device each, as their module's init registers it
   const virtualMdev: Record<string, Omit<MdevParentSpec, 'devices'>> = {};
   for (const { name, class: cls, devices, ...types } of spec.virtualMdevParents ?? []) {
     const rel = `sys/devices/virtual/${cls}/${name}`;
     writeBelow(root, rel, name, { driver: types.driver, mdev: types });
-    writeMdevs(root, rel, name, types.driver, devices ?? [], iommu ? allocGroup : () => null, mdevPoolOf(types));
+    writeMdevs(root, rel, name, { ...types, devices: devices ?? [] }, iommu ? allocGroup : () => null);
     virtualMdev[name] = types;
   }
 

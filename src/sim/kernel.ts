@@ -13,7 +13,7 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
-import { dropDanglingLinks, mdevPoolOf, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
+import { dropDanglingLinks, mdevAttributes, mdevPoolOf, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
 import type { UsbDeviceSpec } from './spec.js';
 import { mdevParentOf, readHostModel } from './host-model.js';
 import { isVfioDriver } from '../core/stub-driver.js';
@@ -509,7 +509,7 @@ export class SimKernel implements KernelPort {
     const parentSpec = mdevParentOf(model, parent);
     const driver = parentSpec?.driver ?? 'vfio_mdev';
     const group = model?.iommu === false ? null : nextFreeGroup(this.root);
-    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group, mdevPoolOf(parentSpec));
+    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group, mdevAttributes(parentSpec, path.basename(typeDir)), mdevPoolOf(parentSpec));
     this.state.event('add', uuid);
   }
 

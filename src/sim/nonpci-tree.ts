@@ -294,16 +294,21 @@ function recountInstances(root: string, typeDir: string, made: 1 | -1, pool: Mde
 }
 
 /** mdevs made on a parent whose types are there (the builder's and the snapshot's, already checked). */
-export function writeMdevs(root: string, parentRel: string, parentName: string, driver: string, devices: MdevParentSpec['devices'] & {}, allocGroup: () => number | null, pool?: MdevPool): void {
-  for (const device of devices) {
+export function writeMdevs(root: string, parentRel: string, parentName: string, parent: MdevParentSpec, allocGroup: () => number | null): void {
+  for (const device of parent.devices ?? []) {
     const typeDir = path.join(root, parentRel, 'mdev_supported_types', device.type);
     if (!fs.existsSync(typeDir)) throw new Error(`mdev ${device.uuid}: ${parentName} has no type ${device.type}`);
-    writeMdev(root, parentRel, device.type, device.uuid, driver, allocGroup(), pool);
+    writeMdev(root, parentRel, device.type, device.uuid, parent.driver, allocGroup(), mdevAttributes(parent, device.type), mdevPoolOf(parent));
   }
 }
 
+/** The attributes an mdev of `typeId` shows, as the parent's spec declares them. */
+export function mdevAttributes(parent: Omit<MdevParentSpec, 'devices'> | undefined, typeId: string): readonly string[] {
+  return parent?.types.find((type) => type.id === typeId)?.attributes ?? [];
+}
+
 /** One mdev as mdev_device_create leaves it: bound to the parent's mdev driver, in an IOMMU group of its own. */
-export function writeMdev(root: string, parentRel: string, typeId: string, uuid: string, driver: string, group: number | null, pool?: MdevPool): void {
+export function writeMdev(root: string, parentRel: string, typeId: string, uuid: string, driver: string, group: number | null, attributes: readonly string[], pool?: MdevPool): void {
   const devRel = `${parentRel}/${uuid}`;
   const typeRel = `${parentRel}/mdev_supported_types/${typeId}`;
   const typeDir = path.join(root, typeRel);
@@ -311,6 +316,7 @@ export function writeMdev(root: string, parentRel: string, typeId: string, uuid:
   relLink(root, `${devRel}/mdev_type`, typeRel);
   put(root, path.join(root, devRel, 'remove'), '', 0o200);
   put(root, path.join(root, devRel, 'uevent'), `MDEV_TYPE=${typeId}\nDRIVER=${driver}\n`, 0o644);
+  for (const name of attributes) put(root, path.join(root, devRel, name), '', 0o644);
   onBus(root, 'mdev', devRel, uuid);
   bindOn(root, 'mdev', devRel, uuid, driver);
   if (group !== null) {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readHeadSync } from '../platform/bounded-read.js';
 import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
-import type { MdevParentSpec, NvmeSpec, ScsiDeviceSpec, ScsiHostSpec, UsbBusSpec, UsbDeviceSpec } from './spec.js';
+import { MDEV_FIXED_FILES, type MdevParentSpec, type NvmeSpec, type ScsiDeviceSpec, type ScsiHostSpec, type UsbBusSpec, type UsbDeviceSpec } from './spec.js';
 
 /*
  * `sim snapshot` of what hangs below a PCI function (USB buses, mdev types and mdevs, NVMe
@@ -100,10 +100,22 @@ function mdevParent(dir: string): MdevParentSpec | null {
       // the writer counts the mdevs it makes off again
       availableInstances: (Number(attr(typeDir, 'available_instances')) || 0) + made,
       ...(deviceApi === null ? {} : { deviceApi }),
+      ...attributesOf(dir, devices.find((d) => d.type === id)?.uuid),
     };
   });
   const driver = devices.find((d) => d.driver !== null)?.driver ?? 'vfio_mdev';
   return { driver, types, devices: devices.map(({ uuid, type }) => ({ uuid, type })) };
+}
+
+/** A type's attributes, as one of its mdevs shows them (a type with no mdev shows none). */
+function attributesOf(parentDir: string, uuid: string | undefined): { attributes?: string[] } {
+  if (uuid === undefined) return {};
+  const names = fs
+    .readdirSync(path.join(parentDir, uuid), { withFileTypes: true })
+    .filter((entry) => entry.isFile() && !MDEV_FIXED_FILES.has(entry.name))
+    .map((entry) => entry.name)
+    .sort();
+  return names.length === 0 ? {} : { attributes: names };
 }
 
 function nvmeController(dir: string): NvmeSpec | null {
@@ -169,6 +181,6 @@ export function copyBelowFunction(sourceDir: string, destRoot: string, devPath: 
     ...(types === null ? {} : { mdev: types }),
   };
   writeBelow(destRoot, devPath, address, below);
-  if (mdev !== null) writeMdevs(destRoot, devPath, address, mdev.driver, mdev.devices ?? [], allocGroup);
+  if (mdev !== null) writeMdevs(destRoot, devPath, address, mdev, allocGroup);
   return below;
 }

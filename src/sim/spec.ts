@@ -177,6 +177,8 @@ export interface MdevTypeSpec {
   readonly deviceApi?: string;
   /** With the parent's `capacity`: what one instance of this type takes of it (mtty-2: 2 ports). Default 1. */
   readonly cost?: number;
+  /** Writable attributes every mdev of this type shows in its directory (vfio_ap's assign_adapter, say): what mdevctl's `attrs` write after create. */
+  readonly attributes?: readonly string[];
 }
 
 export interface MdevParentSpec {
@@ -313,6 +315,9 @@ const usbDeviceSchema = z.strictObject({
   interfaces: z.array(z.strictObject({ class: hexDigits(2), driver: componentName.nullable() })).max(32).optional(),
 });
 
+/** The files the mdev core gives every mdev, which a type's attributes may not shadow. */
+export const MDEV_FIXED_FILES: ReadonlySet<string> = new Set(['remove', 'uevent', 'mdev_type', 'iommu_group', 'driver', 'subsystem', 'power']);
+
 const mdevSchema = z.strictObject({
   driver: componentName,
   types: z
@@ -324,6 +329,11 @@ const mdevSchema = z.strictObject({
         availableInstances: z.number().int().min(0).max(65535),
         deviceApi: componentName.optional(),
         cost: z.number().int().min(1).max(65535).optional(),
+        attributes: z
+          .array(componentName.pipe(z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/)))
+          .max(32)
+          .refine((names) => names.every((name) => !MDEV_FIXED_FILES.has(name)), 'an attribute may not be named as one of the files every mdev has')
+          .optional(),
       }),
     )
     .min(1),

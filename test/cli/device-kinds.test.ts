@@ -61,7 +61,7 @@ describe('mdev definitions (mdevctl define/start at boot)', () => {
   it('create --persist writes a definition; start-defined makes what is missing, leaves what is there; remove --undefine drops it', () => {
     const made = jsonOf<{ definition: string }>(cli(['--json', 'mdev', 'create', GPU, 'i915-GVTg_V5_4', '--uuid', UUID, '--persist']));
     expect(made.definition).toBe(path.join(root, 'etc/hostdev/mdev.d', `${UUID}.json`));
-    expect(JSON.parse(readFileSync(made.definition, 'utf8'))).toEqual({ uuid: UUID, parent: GPU, type: 'i915-GVTg_V5_4' });
+    expect(JSON.parse(readFileSync(made.definition, 'utf8'))).toEqual({ uuid: UUID, parent: GPU, type: 'i915-GVTg_V5_4', start: 'auto', attrs: [] });
     expect(cli(['mdev', 'start-defined']).stdout.trim()).toBe(`mdev:${UUID} is there already`);
     // a reboot: the mdev is gone, its definition is not
     expect(cli(['mdev', 'remove', UUID]).code).toBe(0);

@@ -30,7 +30,7 @@ describe('the schemas describe what the daemon sends', () => {
   it('a real answer of every route validates against its schema (errors against ErrorBody, events line by line)', async () => {
     const host = daemonHost();
     const daemon = await startTestDaemon(host, { watch: true });
-    const { app } = daemon;
+    let { app } = daemon;
     const covered = new Set<string>();
     const seen = { ok: 0, accepted: 0, errors: 0 };
     const send = async (method: string, url: string, payload?: object): Promise<unknown> => {
@@ -104,6 +104,15 @@ describe('the schemas describe what the daemon sends', () => {
     for (const line of lines) check(EventRecord, JSON.parse(line), line);
     expect(lines.some((line) => (JSON.parse(line) as { type: string }).type === 'pci')).toBe(true);
     covered.add('get /v1/events');
+
+    // the mdev routes, on a host with an mdev parent
+    app = (await startTestDaemon(daemonHost('virt-host'))).app;
+    const uuid = 'c297db4a-f4c2-11e6-90f6-d3b88d6c9525';
+    await send('POST', '/v1/mdevs?dryRun=true', { parent: '0000:00:02.0', type: 'i915-GVTg_V5_4', uuid });
+    await send('POST', '/v1/mdevs', { parent: '0000:00:02.0', type: 'i915-GVTg_V5_4', uuid, persist: true, attrs: [] });
+    await send('GET', '/v1/mdevs');
+    await send('DELETE', `/v1/mdevs/${uuid}?undefine=true`);
+    await send('DELETE', `/v1/mdevs/${uuid}`);
 
     expect(seen.accepted).toBeGreaterThan(0);
     expect(seen.errors).toBeGreaterThanOrEqual(3);
