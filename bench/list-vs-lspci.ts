@@ -9,7 +9,7 @@
  *   BENCH_NODE_READER=1  also times this build with its Node.js reader (HOSTDEV_BATCH_READER=node), the
  *   one a host without a C compiler gets.
  *
- * hostdev is run as the installed command is, dist/cli/bin.js by its #! line, which starts Node.js
+ * hostdev is run as the installed command is (dist/cli/hostdev: the start-up snapshot), which starts Node.js
  * without NODE_EXTRA_CA_CERTS. When this environment sets that variable, `node dist/cli/bin.js` with
  * it is timed too, so the figures show what it costs.
  */
@@ -22,7 +22,8 @@ import { generateSpec } from '../src/sim/presets.js';
 import { median, timeCommand, type TimedCommand } from './lib/timing.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cli = path.join(repo, 'dist/cli/bin.js');
+const cli = path.join(repo, 'dist/cli/hostdev');
+const plainCli = path.join(repo, 'dist/cli/bin.js');
 const sizes = (process.env['BENCH_SIZES'] ?? '1024,2048,4096').split(',').map(Number);
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 7);
 const baseCli = process.env['BENCH_BASE_CLI'];
@@ -76,7 +77,7 @@ function measure(functions: number): Row {
       : null;
     if (base) time(base);
     const withCaCerts: Command | null = caCerts
-      ? { ...hostdev, name: 'node bin.js list --json (NODE_EXTRA_CA_CERTS set)', file: process.execPath, args: [cli, ...hostdev.args] }
+      ? { ...hostdev, name: 'node bin.js list --json (NODE_EXTRA_CA_CERTS set)', file: process.execPath, args: [plainCli, ...hostdev.args] }
       : null;
     if (withCaCerts) time(withCaCerts);
     const slow: Command | null = nodeReader ? { ...hostdev, name: 'hostdev list --json (Node.js reader)', env: { ...hostdev.env, HOSTDEV_BATCH_READER: 'node' } } : null;

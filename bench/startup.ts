@@ -3,6 +3,8 @@
  * simulated host of 16 functions and on this machine's own /sys against `lspci -Dnnk` on the same
  * tree. Every command is run in each round, interleaved, so load from other processes hits all alike;
  * min and median wall time and the ratios. Targets: list at most 2x lspci, --help at most 1.5x node.
+ * hostdev is the installed command (dist/cli/hostdev: the V8 start-up snapshot when it was built for
+ * this node); `plain` is the bundle without the snapshot (`node dist/cli/bin.js`), timed in the same rounds.
  *
  * Environment: BENCH_ROUNDS=11
  *   BENCH_BASE_CLI=/path/to/other/dist/cli/bin.js  also times that build in the same rounds (before
@@ -17,7 +19,8 @@ import { generateSpec } from '../src/sim/presets.js';
 import { median, timeCommand, type TimedCommand } from './lib/timing.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const cli = path.join(repo, 'dist/cli/bin.js');
+const cli = path.join(repo, 'dist/cli/hostdev');
+const plainCli = path.join(repo, 'dist/cli/bin.js');
 const rounds = Number(process.env['BENCH_ROUNDS'] ?? 11);
 const baseCli = process.env['BENCH_BASE_CLI'];
 
@@ -41,7 +44,7 @@ try {
   buildHost(root, generateSpec(16));
   const env = { HOSTDEV_STATE_DIR: stateDir };
   const hostdevCases = (label: string, file: string): Case[] => {
-    // The installed command is run by its #! line; another build is run by this node.
+    // The installed command is run as a shell runs it; a bundle is run by this node.
     const exec = (args: string[]): Pick<Case, 'file' | 'args'> =>
       file === cli ? { file, args } : { file: process.execPath, args: [file, ...args] };
     return [
@@ -56,7 +59,7 @@ try {
     { name: 'lspci -Dnnk (16 functions)', file: 'lspci', args: ['-A', 'linux-sysfs', '-O', `sysfs.path=${root}/sys/bus/pci`, '-Dnnk'] },
     { name: 'lspci -Dnnk (this host)', file: 'lspci', args: ['-Dnnk'] },
   ];
-  const cases = [...peers, ...hostdevCases('hostdev', cli), ...(baseCli ? hostdevCases('base', baseCli) : [])];
+  const cases = [...peers, ...hostdevCases('hostdev', cli), ...hostdevCases('plain', plainCli), ...(baseCli ? hostdevCases('base', baseCli) : [])];
   const times = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   for (const c of cases) run(c); // warm the page cache
   cpuTimes.clear();
@@ -74,11 +77,12 @@ try {
   const ratio = (a: string, b: string): string =>
     `${a} / ${b}: ${(med(a) / med(b)).toFixed(2)}x (med), ${(min(a) / min(b)).toFixed(2)}x (min)` +
     (cpuTimes.has(a) && cpuTimes.has(b) && cpuMed(b) > 0 ? `, cpu ${(cpuMed(a) / cpuMed(b)).toFixed(2)}x (med)` : '');
-  for (const label of ['hostdev', ...(baseCli ? ['base'] : [])]) {
+  for (const label of ['hostdev', 'plain', ...(baseCli ? ['base'] : [])]) {
     console.log(ratio(`${label} --help`, 'node -e 0') + '   target <= 1.5x');
     console.log(ratio(`${label} list (16 functions)`, 'lspci -Dnnk (16 functions)') + '   target <= 2x');
     console.log(ratio(`${label} list (this host)`, 'lspci -Dnnk (this host)') + '   target <= 2x');
   }
+  for (const what of ['--help', 'list (16 functions)', 'list (this host)', 'list --json (16)']) console.log(ratio(`hostdev ${what}`, `plain ${what}`) + '   snapshot / plain');
 } finally {
   rmSync(root, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });

@@ -14,17 +14,23 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src scripts/bundle-cli.mjs tsconfig.json tsconfig.build.json package.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src scripts/bundle-cli.mjs scripts/build-snapshot.mjs scripts/hostdev-launcher.sh tsconfig.json tsconfig.build.json package.json -newer "$stamp" -print -quit)" ]; then
   echo "hostdev: building..."
   # tsc emits even when it reports type errors; those are reported (and fail `npm test`'s type
   # check), but a build with them still runs, so one unfinished module does not stop every command.
   if npx tsc -p tsconfig.build.json; then
     node scripts/bundle-cli.mjs # the CLI as a few files instead of ~60 modules (start-up time)
-    chmod +x dist/cli/bin.js # the installed command: run by its #! line
+    chmod +x dist/cli/bin.js # runnable by its #! line too
+    node scripts/build-snapshot.mjs # dist/cli/hostdev (the command) and its start-up snapshot
     touch "$stamp"
   else
     echo "hostdev: the build reported type errors (see above)" >&2
     node scripts/bundle-cli.mjs || true
+    node scripts/build-snapshot.mjs || true
   fi
+elif [ -f dist/cli/hostdev.blob.node ] && { [ "$(command -v node)" -nt dist/cli/hostdev.blob.node ] || [ "$(command -v node)" -ot dist/cli/hostdev.blob.node ]; }; then
+  # Another node than the one the start-up snapshot was built by (dist/cli/hostdev runs the plain bundle
+  # meanwhile). A snapshot that could not be built leaves no stamp: not tried again on every run.
+  node scripts/build-snapshot.mjs
 fi
 bash scripts/build-native.sh

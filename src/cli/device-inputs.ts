@@ -1,24 +1,20 @@
 import { tryParseAddress } from '../core/address.js';
 import { parseUsbSelector } from '../core/device-entry.js';
 import { tryParseId } from '../core/device-key.js';
-import { HostdevError } from '../core/errors.js';
 
 /**
- * Whether the devices a command names are PCI functions (the PCI path, unchanged) or mediated and
- * USB devices (mdev:UUID, usb:BUS-PORT, usb:VENDOR:PRODUCT): one command takes one or the other.
- * An input that is neither is left to the PCI path, whose parse error names it.
+ * Whether a device a command names is of another kind than PCI (mdev:UUID, usb:BUS-PORT,
+ * usb:VENDOR:PRODUCT, nvme:ADDRESS/NSID, scsi:H:B:T:L): those go to the service as given. An input
+ * that is neither a PCI function nor such a key is left to the PCI path, whose parse error names it.
  */
-export function deviceInputs(inputs: readonly string[]): 'pci' | 'other' {
-  const other = inputs.map((input) => {
-    if (tryParseAddress(input) !== null) return false;
-    if (parseUsbSelector(input) !== null) return true;
-    const id = tryParseId(input);
-    return id !== null && id.kind !== 'pci';
-  });
-  if (other.every((is) => !is)) return 'pci';
-  if (other.every((is) => is)) return 'other';
-  throw new HostdevError('HOSTDEV_USAGE', `PCI functions and devices of other kinds are named together: ${inputs.join(' ')}`, {
-    hint: 'Give PCI functions in one command and mediated or USB devices (mdev:UUID, usb:BUS-PORT) in another.',
-    details: { inputs },
-  });
+export function isOtherKind(input: string): boolean {
+  if (tryParseAddress(input) !== null) return false;
+  if (parseUsbSelector(input) !== null) return true;
+  const id = tryParseId(input);
+  return id !== null && id.kind !== 'pci';
+}
+
+/** The inputs as the service takes them: PCI functions as addresses, the other kinds as given. */
+export function deviceRefs(inputs: readonly string[], pci: (input: string) => string): string[] {
+  return inputs.map((input) => (isOtherKind(input) ? input : pci(input)));
 }

@@ -1,6 +1,7 @@
 import { hostdevCommand, releaseCommand } from '../core/shell.js';
 import { ownerCell, ownerName } from '../core/tables.js';
 import { holdersOf } from '../core/device-entry.js';
+import type { NonPciKind } from '../core/nonpci-device.js';
 import type { DriftEntry } from '../manager/recovery.js';
 import type { RecentRepair, StatusReport } from '../manager/status.js';
 import { orDash, renderTable } from './render.js';
@@ -117,6 +118,15 @@ function holdersSection(holders: readonly HolderStatus[]): string[] {
   return section(`Holders (${holders.length}): a domain is released when its holder is gone`, rows, ['DOMAIN', 'HOLDER', 'SINCE']);
 }
 
+/** The kinds present, named in one order: "Mediated and USB devices", "SCSI devices", "Mediated, USB, NVMe and SCSI devices". */
+export function kindsHeading(kinds: readonly NonPciKind[]): string {
+  const names = (['mdev', 'usb', 'nvme', 'scsi'] as const).filter((kind) => kinds.includes(kind)).map((kind) => HEADING_NAMES[kind]);
+  const listed = names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]!}`;
+  return `${listed} devices`;
+}
+
+const HEADING_NAMES: Readonly<Record<NonPciKind, string>> = { mdev: 'Mediated', usb: 'USB', nvme: 'NVMe', scsi: 'SCSI' };
+
 /** Mediated, USB, NVMe and SCSI devices held by domains, and those that left the host while held (only when there are any). */
 function devicesSection(status: StatusReport): string[] {
   const devices = status.devices ?? [];
@@ -125,9 +135,9 @@ function devicesSection(status: StatusReport): string[] {
     devices.length === 0
       ? []
       : section(
-          devices.some((e) => e.kind === 'nvme')
-            ? `Mediated, USB and NVMe devices (${devices.length}), each namespace's controller in the active table:`
-            : `Mediated and USB devices (${devices.length}), ownership only:`,
+          `${kindsHeading(devices.map((e) => e.kind))} (${devices.length}), ${
+            devices.some((e) => e.kind === 'nvme') ? "each namespace's controller in the active table" : 'ownership only'
+          }:`,
           // A shared SCSI device names every domain that holds it.
           devices.map((e) => [e.key, `${holdersOf(e).map(ownerName).join(', ')}${e.shareable === true ? ' (shareable)' : ''}`]),
           ['KEY', 'OWNER'],

@@ -1,4 +1,5 @@
 import { HostdevError } from './errors.js';
+import { InUseError } from './in-use.js';
 import { formatKey, keyKind, type DeviceKey } from './device-key.js';
 import type { NonPciDevice, NonPciKind, UsbDevice } from './nonpci-device.js';
 import { formatOwner, sameOwner, type Owner } from './tables.js';
@@ -132,7 +133,7 @@ const scsiName = (key: DeviceKey): string => key.slice('scsi:'.length);
 export function scsiInUse(entry: DeviceEntry): HostdevError {
   const as = entry.shareable === true ? 'shareable' : 'non-shareable';
   const holders = holdersOf(entry);
-  return new HostdevError('HOSTDEV_IN_USE', `Requested operation is not valid: SCSI device ${scsiName(entry.key)} is already in use by other domain(s) as '${as}'`, {
+  return new InUseError(`Requested operation is not valid: SCSI device ${scsiName(entry.key)} is already in use by other domain(s) as '${as}'`, {
     hint:
       entry.shareable === true
         ? `Assign it with --shareable (every domain that shares it must), or release it from ${holders.map((holder) => holder.vm).join(', ')} first.`
@@ -143,7 +144,7 @@ export function scsiInUse(entry: DeviceEntry): HostdevError {
 
 /** libvirt's refusal (virHostdevPrepareMediatedDevices, virHostdevMarkUSBDevices): "... is in use by driver D, domain V". */
 export function deviceInUse(entry: DeviceEntry): HostdevError {
-  return new HostdevError('HOSTDEV_IN_USE', `${kindNoun(entry.kind)} ${entry.key} is in use by ${formatOwner(entry.usedBy)}`, {
+  return new InUseError(`${kindNoun(entry.kind)} ${entry.key} is in use by ${formatOwner(entry.usedBy)}`, {
     hint: `Release it from its domain first (\`hostdev release --domain ${entry.usedBy.vm} --hypervisor ${entry.usedBy.hypervisor} ${entry.key}\`).`,
     details: { key: entry.key, owner: entry.usedBy },
   });

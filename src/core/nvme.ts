@@ -2,6 +2,7 @@ import type { PciAddress } from './address.js';
 import { deviceNotFound, type DeviceEntry } from './device-entry.js';
 import { idOf, type DeviceKey } from './device-key.js';
 import { HostdevError } from './errors.js';
+import { InUseError } from './in-use.js';
 import { isStubDriver } from './stub-driver.js';
 import { formatOwner, sameOwner, type Owner } from './tables.js';
 
@@ -43,7 +44,7 @@ export interface NvmeAssignPlan {
 
 /** libvirt's refusal of a namespace in use: "NVMe device %s already in use by driver %s domain %s". */
 function namespaceInUse(entry: DeviceEntry): HostdevError {
-  return new HostdevError('HOSTDEV_IN_USE', `NVMe device ${entry.key} already in use by ${formatOwner(entry.usedBy)}`, {
+  return new InUseError(`NVMe device ${entry.key} already in use by ${formatOwner(entry.usedBy)}`, {
     hint: `Release it from its domain first (\`hostdev release --domain ${entry.usedBy.vm} --hypervisor ${entry.usedBy.hypervisor} ${entry.key}\`).`,
     details: { key: entry.key, owner: entry.usedBy },
   });
@@ -157,8 +158,7 @@ export function controllerOfHeldNamespaces(addresses: readonly PciAddress[], ent
     const [first] = namespaces;
     if (first === undefined) continue;
     const keys = namespaces.map((entry) => entry.key);
-    return new HostdevError(
-      'HOSTDEV_IN_USE',
+    return new InUseError(
       `PCI device ${address} is the NVMe controller of ${keys.join(', ')}, in use by ${formatOwner(first.usedBy)}: it goes back to nvme with the last of them`,
       {
         hint: `Release the namespaces instead (\`hostdev release --domain ${first.usedBy.vm} --hypervisor ${first.usedBy.hypervisor} ${keys.join(' ')}\`).`,

@@ -1,6 +1,7 @@
 import type { PciAddress } from './address.js';
 import type { PciDevice } from './device.js';
 import { HostdevError } from './errors.js';
+import { InUseError } from './in-use.js';
 import type { HostUse } from './plan-types.js';
 import { hostdevCommand, releaseCommand } from './shell.js';
 import { formatOwner, sameOwner, type Owner, type Tables } from './tables.js';
@@ -16,7 +17,7 @@ export function notFound(address: PciAddress): HostdevError {
 }
 
 export function inUse(address: PciAddress, owner: Owner): HostdevError {
-  return new HostdevError('HOSTDEV_IN_USE', `PCI device ${address} is in use by ${formatOwner(owner)}`, {
+  return new InUseError(`PCI device ${address} is in use by ${formatOwner(owner)}`, {
     hint: `Release it first: ${releaseCommand(owner, address)}`,
     details: { address, owner },
   });

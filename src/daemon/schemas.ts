@@ -541,7 +541,8 @@ export const Responses = {
       z.strictObject({
         hypervisor: z.string(),
         domain: z.string(),
-        devices: z.array(z.strictObject({ key: z.string(), address: Address })),
+        devices: z.array(z.strictObject({ key: z.string(), address: Address })).describe('its PCI functions'),
+        otherKeys: z.array(z.string()).optional().describe('its mediated, USB, NVMe and SCSI devices (present only when it holds any)'),
         holder: HolderStatus.nullable(),
       }),
     )

@@ -14,6 +14,7 @@ import {
 } from '../core/device-entry.js';
 import { isUuid, keyKind, type DeviceKey } from '../core/device-key.js';
 import { HostdevError } from '../core/errors.js';
+import type { Holder } from '../core/holders.js';
 import type { MdevDevice, MdevParent, NonPciDevice, NonPciInventory, NonPciKind } from '../core/nonpci-device.js';
 import { sameOwner, type Owner } from '../core/tables.js';
 import type { KernelPort } from '../sysfs/kernel-port.js';
@@ -148,6 +149,8 @@ export async function assignDevices(
   dryRun: boolean,
   /** SCSI devices the domain takes shareable (libvirt's <shareable/>). */
   shareable: ReadonlySet<DeviceKey> = new Set(),
+  /** The domain's holder, registered in the same commit. */
+  holder?: Holder,
 ): Promise<DeviceAssignReport> {
   const { present } = await presentOf(ports.layout, kindsOf(keys));
   const decide = (entries: readonly DeviceEntry[]): DeviceAssignReport => {
@@ -157,9 +160,14 @@ export async function assignDevices(
   if (dryRun) return decide(ports.store.readDevices());
   return ports.store.exclusive('assign', async (op) => {
     const plan = planDeviceAssign(owner, keys, present, heldBy(op.devices()), shareable);
-    op.commit(plan.assign.map((entry) => ({ kind: 'set-device', entry })));
+    op.commit([...plan.assign.map((entry): StateChange => ({ kind: 'set-device', entry })), ...holderChange(owner, holder)]);
     return { operation: 'assign', dryRun, owner, assigned: plan.assign.map((entry) => entry.key), notes: plan.notes };
   });
+}
+
+/** The change that registers a domain's holder with an assign (none without one). */
+export function holderChange(owner: Owner, holder: Holder | undefined): StateChange[] {
+  return holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder } }];
 }
 
 /** A release hears of the domain's devices pruned earlier (by a status or an open) and lets go of them. */
@@ -215,9 +223,9 @@ export async function releaseDevices(
 }
 
 /** Whether the domain holds (or held, until its release hears of it) a device of these kinds. */
-export function holdsDevices(store: StateStore, owner: Owner): boolean {
+export function holdsDevices(store: StateStore, owner: Owner, entries: readonly DeviceEntry[] = store.readDevices()): boolean {
   return (
-    store.readDevices().some((entry) => isHeldBy(entry, owner)) ||
+    entries.some((entry) => isHeldBy(entry, owner)) ||
     store.readDepartedDevices().some((departed) => isHeldBy(departed.entry, owner))
   );
 }

@@ -50,6 +50,7 @@ import {
 import type { DeviceKey } from '../core/device-key.js';
 import {
   assignDevices,
+  holderChange,
   holdsDevices,
   deviceStatus,
   releaseDevices,
@@ -353,8 +354,7 @@ export class HostdevManager {
         const assigned = plan.changes.flatMap((change) => (change.kind === 'set-active' ? [change.entry.address] : []));
         const again = reassignedDepartures(op, owner, assigned);
         notes.push(...again.notes);
-        const holder: StateChange[] = request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner, holder: request.holder } }];
-        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holder, ...(await also(op))];
+        return [...(await this.identityNotes(plan, view)), ...again.changes, ...holderChange(owner, request.holder), ...(await also(op))];
       },
     ).then(([plan, execution]) => {
       const report = this.withPreview(operationReport(plan, execution));
@@ -439,7 +439,7 @@ export class HostdevManager {
       () => ({ addresses: request.addresses, drivers: [], hostUse: false }),
       (view) => planAdopt(view, request),
       request,
-      async () => (request.holder === undefined ? [] : [{ kind: 'set-holder', holder: { owner: request.owner, holder: request.holder } }]),
+      async () => holderChange(request.owner, request.holder),
     );
     return this.withPreview(operationReport(plan, execution));
   }
@@ -565,8 +565,9 @@ export class HostdevManager {
     return { store: this.store, kernel: this.kernel, layout: this.layout, reader: this.reader };
   }
 
-  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable?: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
-    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable);
+  /** `holder`: the domain's, registered in the same commit. */
+  assignDevices(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable?: ReadonlySet<DeviceKey>, holder?: Holder): Promise<DeviceAssignReport> {
+    return assignDevices(this.devicePorts, owner, keys, dryRun, shareable, holder);
   }
 
   releaseDevices(owner: Owner, keys: readonly DeviceKey[] | undefined, dryRun: boolean): Promise<DeviceReleaseReport> {
@@ -574,8 +575,8 @@ export class HostdevManager {
   }
 
   /** NVMe namespaces to a domain: the controller goes to vfio-pci with the domain's first (core/nvme.ts). */
-  assignNvme(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport & NvmeControllers> {
-    return assignNvme(this.nvmePorts, owner, keys, dryRun);
+  assignNvme(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, holder?: Holder): Promise<DeviceAssignReport & NvmeControllers> {
+    return assignNvme(this.nvmePorts, owner, keys, dryRun, holder);
   }
 
   /** The domain's namespaces back (all, or those named); a controller goes back to nvme with its last. */

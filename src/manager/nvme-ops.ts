@@ -6,7 +6,8 @@ import type { Owner, Tables } from '../core/tables.js';
 import { readTimeoutFromEnv } from '../sysfs/bounded-inventory.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
 import type { Operation, StateChange } from '../state/store.js';
-import type { DeviceAssignReport, DevicePorts, DeviceReleaseReport } from './device-ops.js';
+import { holderChange, type DeviceAssignReport, type DevicePorts, type DeviceReleaseReport } from './device-ops.js';
+import type { Holder } from '../core/holders.js';
 import type { OperationReport, ReleaseReport } from './reports.js';
 
 /*
@@ -48,13 +49,22 @@ async function assignFacts(ports: NvmePorts, keys: readonly DeviceKey[], held: r
   return { present: new Set(inventory.nvme.map((namespace) => namespace.key)), held: heldBy(held), controllerOwners, controllerDrivers };
 }
 
-export async function assignNvme(ports: NvmePorts, owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceAssignReport & NvmeControllers> {
+export async function assignNvme(
+  ports: NvmePorts,
+  owner: Owner,
+  keys: readonly DeviceKey[],
+  dryRun: boolean,
+  /** The domain's holder, registered in the commit of the namespaces' entries. */
+  holder?: Holder,
+): Promise<DeviceAssignReport & NvmeControllers> {
   const first = planNvmeAssign(owner, keys, await assignFacts(ports, keys, ports.store.readDevices(), ports.store.readTables()));
   const assigned = first.entries.map((entry) => entry.key);
   const base = { operation: 'assign' as const, dryRun, owner, assigned, notes: first.notes };
   // Planned again under the lock, from what the tables say then.
-  const entries = async (op: Operation): Promise<StateChange[]> =>
-    planNvmeAssign(owner, keys, await assignFacts(ports, keys, op.devices(), op.tables())).entries.map((entry): StateChange => ({ kind: 'set-device', entry }));
+  const entries = async (op: Operation): Promise<StateChange[]> => [
+    ...planNvmeAssign(owner, keys, await assignFacts(ports, keys, op.devices(), op.tables())).entries.map((entry): StateChange => ({ kind: 'set-device', entry })),
+    ...holderChange(owner, holder),
+  ];
   if (first.detach.length === 0) {
     if (!dryRun) await ports.store.exclusive('assign', async (op) => op.commit(await entries(op)));
     return { ...base, controllers: [], steps: [] };

@@ -108,11 +108,11 @@ export async function readStatus(store: StateStore, reader: HostReader, recovery
     entries.map((entry) => entry.address),
     { ids: true, serials },
   );
-  const exists = async (address: PciAddress): Promise<boolean> => facts.get(address)?.present ?? reader.exists(address);
+  const exists = (address: PciAddress): boolean | Promise<boolean> => facts.get(address)?.present ?? reader.exists(address);
   const gone = await goneFrom(tables, exists);
   if (gone.size > 0) {
     const done = await store.tryExclusive('status', async (op) => {
-      const existsNow = async (address: PciAddress): Promise<boolean> => facts.get(address)?.present === true || reader.exists(address);
+      const existsNow = (address: PciAddress): boolean | Promise<boolean> => facts.get(address)?.present === true || reader.exists(address);
       const prune = pruneVanished(op, await goneFrom(op.tables(), existsNow), 'status');
       op.commit(prune.changes);
       return [op.tables(), prune.pruned.map((entry) => entry.address)] as const;

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 
-const require = createRequire(import.meta.url);
+let require: NodeJS.Require | undefined;
 
 /**
  * An npm package loaded when first asked for instead of when the importing module loads (a static
@@ -9,5 +9,6 @@ const require = createRequire(import.meta.url);
  */
 export function lazyPackage<T>(name: string): () => T {
   let loaded: T | undefined;
-  return () => (loaded ??= require(name) as T);
+  // The require is made on first use too: in the start-up snapshot import.meta.url is known only when it runs.
+  return () => (loaded ??= (require ??= createRequire(import.meta.url))(name) as T);
 }

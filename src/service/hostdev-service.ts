@@ -5,7 +5,8 @@ import { idOf, keyKind, parseId, parseKey, parsePciRef, pciKey, type DeviceKey, 
 import type { NonPciKind } from '../core/nonpci-device.js';
 import { nonPciJson, nonPciShowReport, type NonPciJson, type NonPciShowReport } from '../manager/nonpci-reports.js';
 import { readNonPciInventory } from '../sysfs/nonpci-inventory.js';
-import { HostdevError, isHostdevError } from '../core/errors.js';
+import { HostdevError } from '../core/errors.js';
+import { InUseError } from '../core/in-use.js';
 import { hostdevDeviceId, qemuArgs, type QemuMachine } from '../core/qemu-args.js';
 import { ownerOf } from '../core/names.js';
 import { domainHoldsNothing, driftedDevice } from '../core/plan-errors.js';
@@ -55,7 +56,7 @@ import { holderEndLine, type HolderEnd, type ProcessProbe, type QmpHolderProbe }
 import { processStartTime } from '../platform/process-alive.js';
 import { Claims } from './claims.js';
 import path from 'node:path';
-import { assignableKind, isHeldBy, parseUsbSelector, selectUsb } from '../core/device-entry.js';
+import { assignableKind, holdersOf, isHeldBy, parseUsbSelector, selectUsb, type DeviceEntry } from '../core/device-entry.js';
 import { holdsDevices, type DeviceAssignReport, type DeviceReleaseReport } from '../manager/device-ops.js';
 import type { MdevDefineReport, MdevReport, StartDefinedReport } from '../manager/mdev-ops.js';
 import type { MdevAttribute, MdevDefinition, MdevStart } from '../state/mdev-definitions.js';
@@ -165,7 +166,10 @@ export interface AdoptRequest extends DomainRef {
 export interface DomainReport {
   readonly hypervisor: string;
   readonly domain: string;
+  /** Its PCI functions. */
   readonly devices: readonly { readonly key: DeviceKey; readonly address: PciAddress }[];
+  /** Its mediated, USB, NVMe and SCSI devices (a shared SCSI device with each domain that holds it); present only when it holds any. */
+  readonly otherKeys?: readonly DeviceKey[];
   readonly holder: HolderStatus | null;
 }
 
@@ -492,15 +496,20 @@ export class HostdevService {
     // First: a domain whose holder is gone is released, and not listed.
     const holders = await this.manager.checkHolders();
     const { active } = this.manager.tables();
-    const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[] }>();
-    for (const entry of active) {
-      const id = `${entry.usedBy.hypervisor}/${entry.usedBy.vm}`;
-      const domain = byOwner.get(id) ?? { hypervisor: entry.usedBy.hypervisor, domain: entry.usedBy.vm, devices: [] };
-      domain.devices.push({ key: entry.key, address: entry.address });
+    const byOwner = new Map<string, { hypervisor: string; domain: string; devices: { key: DeviceKey; address: PciAddress }[]; otherKeys: DeviceKey[] }>();
+    const domainOf = (owner: Owner): { devices: { key: DeviceKey; address: PciAddress }[]; otherKeys: DeviceKey[] } => {
+      const id = `${owner.hypervisor}/${owner.vm}`;
+      const domain = byOwner.get(id) ?? { hypervisor: owner.hypervisor, domain: owner.vm, devices: [], otherKeys: [] };
       byOwner.set(id, domain);
+      return domain;
+    };
+    for (const entry of active) domainOf(entry.usedBy).devices.push({ key: entry.key, address: entry.address });
+    for (const entry of this.manager.store.readDevices()) {
+      for (const owner of holdersOf(entry)) domainOf(owner).otherKeys.push(entry.key);
     }
-    return [...byOwner.values()].map((domain) => ({
+    return [...byOwner.values()].map(({ otherKeys, ...domain }) => ({
       ...domain,
+      ...(otherKeys.length === 0 ? {} : { otherKeys }),
       holder: holders.find((held) => held.owner.hypervisor === domain.hypervisor && held.owner.vm === domain.domain) ?? null,
     }));
   }
@@ -556,23 +565,37 @@ export class HostdevService {
     return this.changing(mode.dryRun ?? false, () => this.manager.reset(parsePciRef(device), mode), touchedBy);
   }
 
-  /** All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs write. */
   /**
-   * Mediated and USB devices among `addresses` are marked the domain's after its PCI functions are
-   * assigned; when that fails, the PCI functions are released again (libvirt reattaches the PCI
-   * devices when a later kind fails to prepare), so the whole request is all or nothing.
+   * All or nothing; VF network config (`vf`) is saved and set (plan steps) before the first sysfs
+   * write. Mediated, USB, NVMe and SCSI devices among `addresses` are marked the domain's after its
+   * PCI functions are assigned; when that fails, the PCI functions are released again (libvirt
+   * reattaches the PCI devices when a later kind fails to prepare), so the whole request is all or
+   * nothing. `holderPid` or `qmp` is registered with whichever commit comes first.
    */
   async assign(request: AssignRequest): Promise<AssignResult> {
-    const holder = await this.holderOf(request);
+    return this.assignHeld(request, await this.holderOf(request));
+  }
+
+  /**
+   * The one path every assign takes (assign, assignDevices, hotplug): refused because another
+   * domain holds a device, it is tried once more if that domain's holder is gone (see unlessHolderEnded).
+   */
+  private assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+    return this.unlessHolderEnded(() => this.assignAll(request, holder));
+  }
+
+  private async assignAll(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { pci, others } = splitRefs(request.addresses);
-    if (others.length === 0) return this.assignHeld(request, holder);
+    if (others.length === 0) return this.assignPci(request, holder);
     const keys = await this.resolveDevices(others);
     const dryRun = request.dryRun ?? false;
-    const assigned = pci.length === 0 && (request.unmanaged ?? []).length === 0 ? emptyAssign(dryRun) : await this.assignHeld({ ...request, addresses: pci }, holder);
+    const withPci = pci.length > 0 || (request.unmanaged ?? []).length > 0;
+    const assigned = withPci ? await this.assignPci({ ...request, addresses: pci }, holder) : emptyAssign(dryRun);
     if (assigned.failures.length > 0) return assigned;
     const shareable = await this.shareableKeys(await this.resolveDevices(request.shareable ?? []), keys);
     try {
-      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable) };
+      // The holder went into the PCI commit when there was one.
+      return { ...assigned, devices: await this.assignKeys(ownerOf(request), keys, dryRun, shareable, withPci ? undefined : holder) };
     } catch (error) {
       const left = dryRun ? [] : await this.rollBackAssign(request, assigned);
       if (left.length === 0 || !(error instanceof HostdevError)) throw error;
@@ -607,13 +630,12 @@ export class HostdevService {
     try {
       return await operation();
     } catch (error) {
-      const owner = isHostdevError(error) && error.code === 'HOSTDEV_IN_USE' ? ownerDetail(error.details['owner']) : null;
-      if (owner === null || !(await this.manager.releaseIfHolderEnded(owner))) throw error;
+      if (!(error instanceof InUseError) || !(await this.manager.releaseIfHolderEnded(error.owner))) throw error;
       return operation();
     }
   }
 
-  private async assignHeld(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
+  private async assignPci(request: AssignRequest, holder: Holder | undefined): Promise<AssignResult> {
     const { vf, holderPid: _pid, qmp: _qmp, unmanaged: unmanagedRefs, ...rest } = request;
     const unmanaged = (unmanagedRefs ?? []).map(parsePciRef);
     const addresses = [...new Set([...request.addresses.map(parsePciRef), ...unmanaged])];
@@ -622,16 +644,14 @@ export class HostdevService {
     const report = await this.changing(
       request.dryRun ?? false,
       () =>
-        this.unlessHolderEnded(() =>
-          this.manager.assign({
-            ...rest,
-            addresses,
-            ...(unmanaged.length === 0 ? {} : { unmanaged }),
-            vf: requests,
-            onWarning: (line) => warnings.push(line),
-            ...(holder === undefined ? {} : { holder }),
-          }),
-        ),
+        this.manager.assign({
+          ...rest,
+          addresses,
+          ...(unmanaged.length === 0 ? {} : { unmanaged }),
+          vf: requests,
+          onWarning: (line) => warnings.push(line),
+          ...(holder === undefined ? {} : { holder }),
+        }),
       touchedBy,
     );
     const vfConfig = planSteps(report.plan).flatMap((step) => (step.kind === 'net-set' ? [netSetCommand(step.target, step.setting)] : []));
@@ -645,8 +665,10 @@ export class HostdevService {
   async assignDevices(request: DeviceRequest): Promise<DeviceAssignReport> {
     const keys = await this.resolveDevices(request.devices ?? []);
     if (keys.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID or scsi:HOST:BUS:TARGET:LUN key.' });
-    const shareable = request.shareable === true ? await this.shareableKeys(keys, keys) : new Set<DeviceKey>();
-    return this.assignKeys(ownerOf(request), keys, request.dryRun ?? false, shareable);
+    const { domain, hypervisor, dryRun } = request;
+    const shareable = request.shareable === true ? { shareable: keys } : {};
+    const report = await this.assignHeld({ domain, ...(hypervisor === undefined ? {} : { hypervisor }), addresses: keys, ...(dryRun === undefined ? {} : { dryRun }), ...shareable }, undefined);
+    return report.devices!;
   }
 
   /** Only a SCSI device is shared among domains (libvirt's <shareable/> of a SCSI hostdev), and only one the assign names. */
@@ -669,12 +691,27 @@ export class HostdevService {
   }
 
   /** NVMe namespaces change their controller's driver (a PCI assign of their own); the other kinds are ownership only. */
-  private assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>): Promise<DeviceAssignReport> {
-    return nvmeOnly(keys) ? this.manager.assignNvme(owner, keys, dryRun) : this.manager.assignDevices(owner, keys, dryRun, shareable);
+  private async assignKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean, shareable: ReadonlySet<DeviceKey>, holder: Holder | undefined): Promise<DeviceAssignReport> {
+    const { nvme, rest } = splitNvme(keys);
+    if (nvme.length === 0) return this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    if (rest.length === 0) return this.manager.assignNvme(owner, nvme, dryRun, holder);
+    // The ownership-only kinds first (no sysfs write); when the namespaces then fail, they are let go again.
+    const others = await this.manager.assignDevices(owner, rest, dryRun, shareable, holder);
+    try {
+      const namespaces = await this.manager.assignNvme(owner, nvme, dryRun);
+      return { ...namespaces, assigned: [...others.assigned, ...namespaces.assigned], notes: [...others.notes, ...namespaces.notes] };
+    } catch (error) {
+      if (!dryRun && others.assigned.length > 0) await this.manager.releaseDevices(owner, others.assigned, false);
+      throw error;
+    }
   }
 
-  private releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
-    return nvmeOnly(keys) ? this.manager.releaseNvme(owner, keys, dryRun) : this.manager.releaseDevices(owner, keys, dryRun);
+  /** The named NVMe namespaces first (their controllers back to nvme with the last), then the other kinds. */
+  private async releaseKeys(owner: Owner, keys: readonly DeviceKey[], dryRun: boolean): Promise<DeviceReleaseReport> {
+    const { nvme, rest } = splitNvme(keys);
+    if (nvme.length === 0) return this.manager.releaseDevices(owner, rest, dryRun);
+    const namespaces = await this.manager.releaseNvme(owner, nvme, dryRun);
+    return rest.length === 0 ? namespaces : withNamespaces(namespaces, await this.manager.releaseDevices(owner, rest, dryRun));
   }
 
   /** Takes mediated and USB devices back from a domain (all of them unless named); gone ones are pruned. */
@@ -688,12 +725,12 @@ export class HostdevService {
 
   /** Every device of other kinds the domain holds: its NVMe namespaces first (their controllers back to nvme), then the rest. */
   private async releaseAllDevices(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport> {
-    return withNamespaces(await this.releaseNamespaces(owner, dryRun), await this.manager.releaseDevices(owner, undefined, dryRun));
+    return withNamespaces(await this.releaseNamespaces(owner, dryRun, this.manager.store.readDevices()), await this.manager.releaseDevices(owner, undefined, dryRun));
   }
 
-  /** The domain's NVMe namespaces, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
-  private async releaseNamespaces(owner: Owner, dryRun: boolean): Promise<DeviceReleaseReport | null> {
-    const nvme = this.manager.store.readDevices().some((entry) => entry.kind === 'nvme' && isHeldBy(entry, owner));
+  /** The domain's NVMe namespaces of `entries`, with their controllers (before its other PCI functions: a controller goes with its namespaces). */
+  private async releaseNamespaces(owner: Owner, dryRun: boolean, entries: readonly DeviceEntry[]): Promise<DeviceReleaseReport | null> {
+    const nvme = entries.some((entry) => entry.kind === 'nvme' && isHeldBy(entry, owner));
     return nvme ? this.manager.releaseNvme(owner, undefined, dryRun) : null;
   }
 
@@ -771,27 +808,27 @@ export class HostdevService {
    */
   async release(request: ReleaseRequest): Promise<ReleaseResult> {
     const owner = ownerOf(request);
-    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
-    if (named !== null && named.others.length > 0) {
-      const keys = await this.resolveDevices(named.others);
-      const dryRun = request.dryRun ?? false;
-      const pci = named.pci.length === 0 ? { ...emptyRelease(dryRun), warnings: [] } : await this.releasePci({ ...request, addresses: named.pci });
-      return { ...pci, devices: await this.releaseKeys(owner, keys, dryRun) };
-    }
-    const others = request.addresses === undefined && holdsDevices(this.manager.store, owner);
     const dryRun = request.dryRun ?? false;
-    const namespaces = others ? await this.releaseNamespaces(owner, dryRun) : null;
-    if (others && !this.manager.holdsAnything(owner, this.manager.tables())) {
-      return { ...emptyRelease(dryRun), warnings: [], devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) };
-    }
-    const result = await this.releasePci(request);
-    return others ? { ...result, devices: withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) } : result;
+    // The domain's entries of other kinds, read once: what goes, and which namespaces go first.
+    const entries = this.manager.store.readDevices();
+    const named = request.addresses === undefined ? null : splitRefs(request.addresses);
+    // Of the other kinds: the keys named; without addresses, every one the domain holds (or held).
+    const others: readonly DeviceKey[] | 'all' | null =
+      named !== null ? (named.others.length === 0 ? null : await this.resolveDevices(named.others)) : holdsDevices(this.manager.store, owner, entries) ? 'all' : null;
+    // Without addresses its NVMe namespaces go first, with their controllers, before its other PCI functions.
+    const namespaces = others === 'all' ? await this.releaseNamespaces(owner, dryRun, entries) : null;
+    // The PCI release runs unless the request names no PCI function, or the domain holds devices of other kinds only.
+    const pciToo = named !== null ? named.pci.length > 0 || others === null : others === null || this.manager.holdsAnything(owner, this.manager.tables());
+    const pci = pciToo ? await this.releasePci(named === null ? request : { ...request, addresses: named.pci }, entries) : { ...emptyRelease(dryRun), warnings: [] };
+    if (others === null) return pci;
+    const devices = others === 'all' ? withNamespaces(namespaces, await this.manager.releaseDevices(owner, undefined, dryRun)) : await this.releaseKeys(owner, others, dryRun);
+    return { ...pci, devices };
   }
 
-  private async releasePci(request: ReleaseRequest): Promise<ReleaseResult> {
+  private async releasePci(request: ReleaseRequest, entries: readonly DeviceEntry[] = this.manager.store.readDevices()): Promise<ReleaseResult> {
     const warnings: string[] = [];
     const { addresses, ...rest } = request;
-    const kept = addresses === undefined ? null : controllerOfHeldNamespaces(addresses.map(parsePciRef), this.manager.store.readDevices());
+    const kept = addresses === undefined ? null : controllerOfHeldNamespaces(addresses.map(parsePciRef), entries);
     if (kept !== null) throw kept;
     const report = await this.changing(request.dryRun ?? false, () =>
       this.manager.release({
@@ -1169,15 +1206,9 @@ function withNamespaces(namespaces: DeviceReleaseReport | null, rest: DeviceRele
   };
 }
 
-/** Whether the keys are NVMe namespaces (true) or none is (false): one request does not mix them with other kinds. */
-function nvmeOnly(keys: readonly DeviceKey[]): boolean {
-  const nvme = keys.filter((key) => keyKind(key) === 'nvme').length;
-  if (nvme === 0) return false;
-  if (nvme === keys.length) return true;
-  throw new HostdevError('HOSTDEV_USAGE', 'NVMe namespaces and devices of other kinds in one request', {
-    hint: 'Give the nvme: keys in a command of their own (their controllers change driver; the other kinds do not).',
-    details: { keys },
-  });
+/** NVMe namespaces (their controllers change driver) and the keys of the ownership-only kinds. */
+function splitNvme(keys: readonly DeviceKey[]): { readonly nvme: DeviceKey[]; readonly rest: DeviceKey[] } {
+  return { nvme: keys.filter((key) => keyKind(key) === 'nvme'), rest: keys.filter((key) => keyKind(key) !== 'nvme') };
 }
 
 /** The report of a PCI release that had nothing to do (the domain held only devices of other kinds). */
@@ -1243,13 +1274,4 @@ function vfRequests(requests: VfNetRequests, addresses: readonly PciAddress[]): 
     if (!isEmptyRequest(request)) out.set(address, request);
   }
   return out;
-}
-
-/** The owner an error's details name, or null. */
-function ownerDetail(value: unknown): Owner | null {
-  if (typeof value !== 'object' || value === null) return null;
-  const { driver, domain, hypervisor, vm } = value as Record<string, unknown>;
-  return typeof driver === 'string' && typeof domain === 'string' && typeof hypervisor === 'string' && typeof vm === 'string'
-    ? { driver, domain, hypervisor, vm }
-    : null;
 }

@@ -30,6 +30,18 @@ export interface BatchOp {
   readonly mayBeAbsent?: boolean;
 }
 
+/** Ops by name, as a reader is handed them (a list) and where each one's result is in it. */
+export interface NamedOps<Name extends string> {
+  readonly list: readonly BatchOp[];
+  readonly index: Readonly<Record<Name, number>>;
+}
+
+/** The ops of a record in its key order, and each name's position: results are then taken by name, never by a fixed number. */
+export function namedOps<Name extends string>(ops: Readonly<Record<Name, BatchOp>>): NamedOps<Name> {
+  const names = Object.keys(ops) as Name[];
+  return { list: names.map((name) => ops[name]), index: Object.fromEntries(names.map((name, at) => [name, at])) as Record<Name, number> };
+}
+
 interface OpResult {
   /** The errno name ("ENOENT", ...) when the op failed, else null. */
   readonly errno: string | null;

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import type { BatchOp } from './batch-ops.js';
+import { namedOps, type BatchOp } from './batch-ops.js';
 import { errnoOf } from './errno.js';
 
 /**
@@ -29,11 +29,10 @@ const DEVICE_OPS = {
   resetMethod: { kind: 'read', file: 'reset_method' },
 } as const satisfies Record<string, BatchOp>;
 
-type DeviceOpName = keyof typeof DEVICE_OPS;
-const OP_NAMES = Object.keys(DEVICE_OPS) as DeviceOpName[];
+const DEVICE_OPS_NAMED = namedOps(DEVICE_OPS);
 /** DEVICE_OPS as a list: the results of one function come in this order. */
-export const DEVICE_OP_LIST: readonly BatchOp[] = OP_NAMES.map((name) => DEVICE_OPS[name]);
-export const OP_INDEX = Object.fromEntries(OP_NAMES.map((name, index) => [name, index])) as Record<DeviceOpName, number>;
+export const DEVICE_OP_LIST: readonly BatchOp[] = DEVICE_OPS_NAMED.list;
+export const OP_INDEX = DEVICE_OPS_NAMED.index;
 
 /** The names under ROOT/sys/bus/pci/devices (PCI addresses or not), or why they could not be listed. */
 export type FunctionListing = { readonly names: readonly string[] } | { readonly errno: string };

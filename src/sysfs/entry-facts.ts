@@ -2,7 +2,7 @@ import type { PciAddress } from '../core/address.js';
 import { HostdevError } from '../core/errors.js';
 import { deviceSerialNumber, parseVpd, type HardwareIdentity } from '../core/hardware-identity.js';
 import { linkName, parseClass, parseHexId, parseUevent } from './attributes.js';
-import type { BatchOp, Results } from './batch-ops.js';
+import { namedOps, type BatchOp, type Results } from './batch-ops.js';
 import { BatchReader, ReaderStall } from './batch-reader.js';
 import { configFromBytes, parseConfigSpace } from './config-space.js';
 import type { SysfsLayout } from './paths.js';
@@ -25,46 +25,71 @@ export type EntryDepth = 'links' | 'ids' | 'serials';
 /**
  * The links first (the kernel never holds them), then the identity: the uevent (IDs and class in
  * one read), the ID files for a uevent without them, and only where serials are compared, config
- * space (the DSN, in its first 4 KiB) and the VPD: 4 KiB each, the bulk of such a read.
+ * space (the DSN, in its first 4 KiB) and the VPD: 4 KiB each, the bulk of such a read. Each depth
+ * reads the ops of the one before and more; results are taken by the op's name.
  */
-const LINK_OPS: readonly BatchOp[] = [
-  { kind: 'link', file: '' },
-  { kind: 'link', file: 'driver', mayBeAbsent: true },
-];
-const ID_OPS: readonly BatchOp[] = [
+const LINK_OPS = {
+  entry: { kind: 'link', file: '' },
+  driver: { kind: 'link', file: 'driver', mayBeAbsent: true },
+} as const satisfies Record<string, BatchOp>;
+const ID_OPS = {
   ...LINK_OPS,
   // Read for what it tells by not answering: the kernel holds it while the device's removal waits
   // for a VM, and the card of a device held so is unknown, as the inventory's read finds it.
-  { kind: 'read', file: 'driver_override', mayBeAbsent: true },
-  { kind: 'read', file: 'uevent' },
-  { kind: 'read', file: 'vendor' },
-  { kind: 'read', file: 'device' },
-  { kind: 'read', file: 'class' },
-];
-const SERIAL_OPS: readonly BatchOp[] = [...ID_OPS, { kind: 'read', file: 'config' }, { kind: 'read', file: 'vpd', mayBeAbsent: true }];
-const OPS: Record<EntryDepth, readonly BatchOp[]> = { links: LINK_OPS, ids: ID_OPS, serials: SERIAL_OPS };
+  driverOverride: { kind: 'read', file: 'driver_override', mayBeAbsent: true },
+  uevent: { kind: 'read', file: 'uevent' },
+  vendor: { kind: 'read', file: 'vendor' },
+  device: { kind: 'read', file: 'device' },
+  class: { kind: 'read', file: 'class' },
+} as const satisfies Record<string, BatchOp>;
+const SERIAL_OPS = {
+  ...ID_OPS,
+  config: { kind: 'read', file: 'config' },
+  vpd: { kind: 'read', file: 'vpd', mayBeAbsent: true },
+} as const satisfies Record<string, BatchOp>;
+type EntryOpName = keyof typeof SERIAL_OPS;
+/** A depth's ops; the names it does not read have no position. */
+const OPS: Record<EntryDepth, { readonly list: readonly BatchOp[]; readonly index: Partial<Record<EntryOpName, number>> }> = {
+  links: namedOps(LINK_OPS),
+  ids: namedOps(ID_OPS),
+  serials: namedOps(SERIAL_OPS),
+};
 
 function interpret(results: Results, base: number, depth: EntryDepth): EntryFacts {
-  if (results.errno(base) !== null) return { present: false, driver: null, identity: null };
-  const driver = results.errno(base + 1) === null ? linkName(results.link(base + 1)) : null;
+  const { index } = OPS[depth];
+  /** Where the op's result is, when this depth read it and it succeeded. */
+  const read = (name: EntryOpName): number | null => {
+    const at = index[name];
+    return at === undefined || results.errno(base + at) !== null ? null : base + at;
+  };
+  if (read('entry') === null) return { present: false, driver: null, identity: null };
+  const driverAt = read('driver');
+  const driver = driverAt === null ? null : linkName(results.link(driverAt));
   if (depth === 'links') return { present: true, driver, identity: null };
-  const text = (at: number): string | null => (results.errno(base + at) === null ? results.text(base + at) : null);
-  const uevent = parseUevent(text(3) ?? '');
-  const id = (at: number): string | null => {
-    const value = text(at);
+  const text = (name: EntryOpName): string | null => {
+    const at = read(name);
+    return at === null ? null : results.text(at);
+  };
+  const bytes = (name: EntryOpName): Uint8Array | null => {
+    const at = read(name);
+    return at === null ? null : results.data(at);
+  };
+  const uevent = parseUevent(text('uevent') ?? '');
+  const id = (name: EntryOpName): string | null => {
+    const value = text(name);
     return value === null ? null : (parseHexId(value) ?? null);
   };
-  const classText = text(6);
+  const classText = text('class');
   const pciClass = uevent.pciClass ?? (classText === null ? undefined : parseClass(classText));
-  const configBytes = depth === 'serials' && results.errno(base + 7) === null ? results.data(base + 7) : null;
+  const configBytes = bytes('config');
   const config = configBytes === null ? null : parseConfigSpace(configFromBytes(configBytes));
-  const vpd = depth === 'serials' && results.errno(base + 8) === null ? results.data(base + 8) : null;
+  const vpd = bytes('vpd');
   return {
     present: true,
     driver,
     identity: {
-      vendor: uevent.vendor ?? id(4),
-      device: uevent.device ?? id(5),
+      vendor: uevent.vendor ?? id('vendor'),
+      device: uevent.device ?? id('device'),
       subsystemVendor: uevent.subsystemVendor ?? config?.subsystemVendor ?? null,
       subsystemDevice: uevent.subsystemDevice ?? config?.subsystemDevice ?? null,
       class: pciClass?.class ?? null,
@@ -92,7 +117,7 @@ export async function readEntryFactsBounded(
   // a stall, entry by entry, so that the held function is the first whose results do not come.
   let entryByEntry: boolean | undefined;
   while (wanted.length > 0 && Date.now() < deadline) {
-    const reader = new BatchReader(layout, OPS[options.depth], { only: wanted, ...(entryByEntry === undefined ? {} : { entryByEntry }) });
+    const reader = new BatchReader(layout, OPS[options.depth].list, { only: wanted, ...(entryByEntry === undefined ? {} : { entryByEntry }) });
     try {
       await reader.forEach(
         layout,

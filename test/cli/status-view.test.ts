@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PciAddress } from '../../src/core/address.js';
-import { pciKey } from '../../src/core/device-key.js';
+import { pciKey, type DeviceKey } from '../../src/core/device-key.js';
+import type { DeviceEntry } from '../../src/core/device-entry.js';
 import { statusText } from '../../src/cli/status-view.js';
 import { EMPTY_RECOVERY_REPORT } from '../../src/manager/recovery.js';
 import type { StatusReport } from '../../src/manager/status.js';
@@ -25,6 +26,21 @@ const base: StatusReport = {
   busy: null,
   holders: [],
 };
+
+describe('status text: the heading of the devices of other kinds names the kinds there are', () => {
+  const owner = { driver: 'qemu', domain: 'vm1', hypervisor: 'qemu', vm: 'vm1' };
+  const entry = (key: string, kind: DeviceEntry['kind']): DeviceEntry => ({ key: key as DeviceKey, kind, usedBy: owner, identity: null });
+  const heading = (devices: DeviceEntry[]): string | undefined =>
+    statusText({ ...base, devices, prunedDevices: [], departedDevices: [] }).split('\n').find((line) => line.endsWith(':') && line.includes('devices ('));
+
+  it('mdev and USB as before; SCSI alone, and SCSI with NVMe, by their own names', () => {
+    expect(heading([entry('mdev:4b20d080-1b54-4048-85b3-a6a62d165c01', 'mdev'), entry('usb:1-1.2', 'usb')])).toBe('Mediated and USB devices (2), ownership only:');
+    expect(heading([entry('scsi:2:0:1:0', 'scsi')])).toBe('SCSI devices (1), ownership only:');
+    expect(heading([entry('nvme:0000:01:00.0/1', 'nvme'), entry('scsi:2:0:1:0', 'scsi'), entry('usb:1-1.2', 'usb')])).toBe(
+      "USB, NVMe and SCSI devices (3), each namespace's controller in the active table:",
+    );
+  });
+});
 
 describe('status text', () => {
   it('shows only the tables when nothing drifted and nothing was repaired', () => {

@@ -53,7 +53,10 @@ interface Construction {
   readonly hasHint: boolean;
 }
 
-/** Every `new HostdevError(...)` in a source text, found by the TypeScript parser. */
+/** Subclasses of HostdevError whose code is fixed, and that code. */
+const SUBCLASS_CODES: Readonly<Record<string, string>> = { InUseError: 'HOSTDEV_IN_USE' };
+
+/** Every `new HostdevError(...)` (and `new InUseError(...)`) in a source text, found by the TypeScript parser. */
 function constructions(fileName: string, text: string): Construction[] {
   const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
   const found: Construction[] = [];
@@ -62,6 +65,13 @@ function constructions(fileName: string, text: string): Construction[] {
       const line = source.getLineAndCharacterOfPosition(node.getStart(source)).line + 1;
       const [code, , options] = node.arguments ?? [];
       found.push({ where: `${fileName}:${line}`, codes: code === undefined ? [] : stringLiterals(code), hasHint: passesHint(options) });
+    }
+    // A subclass with its code fixed (core/in-use.ts): (message, options).
+    const fixed = ts.isNewExpression(node) && ts.isIdentifier(node.expression) ? SUBCLASS_CODES[node.expression.text] : undefined;
+    if (fixed !== undefined && ts.isNewExpression(node)) {
+      const line = source.getLineAndCharacterOfPosition(node.getStart(source)).line + 1;
+      const [, options] = node.arguments ?? [];
+      found.push({ where: `${fileName}:${line}`, codes: [fixed], hasHint: passesHint(options) });
     }
     ts.forEachChild(node, visit);
   };
@@ -136,7 +146,7 @@ describe('README "Exit codes" table', () => {
 
 describe('new HostdevError( in src/', () => {
   it('finds every construction (the parser agrees with a plain text count)', () => {
-    const textual = SRC_TEXTS.reduce((sum, { text }) => sum + (text.match(/\bnew HostdevError\s*\(/g)?.length ?? 0), 0);
+    const textual = SRC_TEXTS.reduce((sum, { text }) => sum + (text.match(/\bnew (HostdevError|InUseError)\s*\(/g)?.length ?? 0), 0);
     expect(SRC_CONSTRUCTIONS.length).toBe(textual);
     expect(SRC_CONSTRUCTIONS.length).toBeGreaterThan(20);
   });

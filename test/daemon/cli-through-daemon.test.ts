@@ -130,6 +130,36 @@ describe('the command line through the daemon', () => {
     await daemon.done;
   });
 
+  it('assign and release of positional keys of mixed kinds (and of keys alone) go through the daemon', { timeout: 300_000 }, async () => {
+    const host = daemonHost('virt-host');
+    const daemon = await daemonProcess(host);
+    const global = ['--root', host.root, '--state-dir', host.stateDir, '--simulate', '--socket-dir', host.socketDir];
+    const run = (args: readonly string[]): Promise<CliRun> => runCliAsync([...global, ...args], { timeoutMs: 60_000 });
+    const NIC = '0000:00:19.0';
+    const MDEV = 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01';
+    const mixed = await run(['assign', '--domain', 'vm1', NIC, MDEV, 'usb:1-1.2']);
+    expect(mixed.code, mixed.stderr).toBe(0);
+    expect(mixed.stdout.split('\n')[0]).toBe(`assigned to domain vm1 (qemu): ${NIC}, ${MDEV}, usb:1-1.2`);
+    const keysOnly = await run(['assign', '--domain', 'vm2', 'scsi:2:0:1:0']);
+    expect([keysOnly.code, keysOnly.stdout.trim()]).toEqual([0, 'assigned to domain vm2 (qemu): scsi:2:0:1:0']);
+    const released = await run(['release', '--domain', 'vm1', MDEV, `pci:${NIC}`]);
+    expect(released.code, released.stderr).toBe(0);
+    expect(released.stdout).toContain(`released 1 mediated/USB device(s) of domain vm1: ${MDEV}`);
+    const keyRelease = await run(['release', '--domain', 'vm2', 'scsi:2:0:1:0']);
+    expect([keyRelease.code, keyRelease.stdout.trim()]).toEqual([0, 'released 1 mediated/USB/SCSI device(s) of domain vm2: scsi:2:0:1:0']);
+    const ran = (await daemonOperations(host)).map((op) => `${op.kind} ${op.owner?.vm ?? ''} ${[...(op.devices ?? [])].sort().join(' ')}`);
+    expect(ran).toEqual(
+      expect.arrayContaining([
+        `assign vm1 ${[`pci:${NIC}`, MDEV, 'usb:1-1.2'].sort().join(' ')}`,
+        'assign vm2 scsi:2:0:1:0',
+        `release vm1 ${[`pci:${NIC}`, MDEV].sort().join(' ')}`,
+        'release vm2 scsi:2:0:1:0',
+      ]),
+    );
+    daemon.child.kill('SIGTERM');
+    await daemon.done;
+  });
+
   it('--no-daemon and HOSTDEV_NO_DAEMON=1 work directly; a daemon of another state directory is not used', { timeout: 300_000 }, async () => {
     const host = daemonHost();
     const daemon = await daemonProcess(host);

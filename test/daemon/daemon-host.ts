@@ -7,7 +7,7 @@ import { afterEach } from 'vitest';
 import { startDaemon, type RunningDaemon } from '../../src/daemon/run.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { background, type Background } from '../support/background.js';
-import { CLI_BIN, jsonOf, runCli } from '../support/cli.js';
+import { cliProcess, jsonOf, runCli } from '../support/cli.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 
 /** A simulated host with its state and socket dirs in one temp dir, removed after each test. */
@@ -130,7 +130,7 @@ export async function readStream(app: import('fastify').FastifyInstance, url: st
 
 /** `hostdev daemon` in a child process over the host. */
 export async function daemonProcess(host: DaemonHost): Promise<Background> {
-  const child = background(process.execPath, [CLI_BIN, '--root', host.root, '--state-dir', host.stateDir, '--simulate', 'daemon', '--socket-dir', host.socketDir, '--drain', '20000']);
+  const child = background(...cliProcess(['--root', host.root, '--state-dir', host.stateDir, '--simulate', 'daemon', '--socket-dir', host.socketDir, '--drain', '20000']));
   // Up once the read-only socket answers (the daemon binds it second).
   const deadline = Date.now() + 20_000;
   while (!(await curl(host.roSocket, 'GET', '/v1').then(() => true, () => false))) {

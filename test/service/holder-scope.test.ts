@@ -185,6 +185,62 @@ describe('holder end for domains of every kind', () => {
   });
 });
 
+describe('the dead-holder check on every assign: keys of every kind', () => {
+  const NIC = '0000:00:19.0' as PciAddress;
+  const MDEV = 'mdev:4b20d080-1b54-4048-85b3-a6a62d165c01' as DeviceKey;
+  beforeEach(() => setUp('virt-host'));
+
+  it("an mdev key refused because a domain whose QMP holder is gone holds it: that domain is released and the assign goes on; alive, it is refused", async () => {
+    qmp = await startFakeQmp(path.join(base, 'vm1.qmp'));
+    await (await open()).assign({ domain: 'vm1', addresses: [NIC, MDEV], qmp: qmp.socket });
+    await expect((await open()).assign({ domain: 'vm2', addresses: [MDEV] })).rejects.toMatchObject({ code: 'HOSTDEV_IN_USE' });
+
+    await qmp.close();
+    qmp = null;
+    const svc = await open();
+    const assigned = await svc.assign({ domain: 'vm2', addresses: [MDEV] });
+    expect(assigned.devices?.assigned).toEqual([MDEV]);
+    expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.released, end.releasedDevices])).toEqual([['vm1', [NIC], [MDEV]]]);
+    const status = await svc.status();
+    expect(status.active).toEqual([]);
+    expect(status.devices?.map((entry) => `${entry.usedBy.vm} ${entry.key}`)).toEqual([`vm2 ${MDEV}`]);
+  });
+
+  it('assignDevices and a mixed assign take the same path: the USB key of a gone holder\'s domain is taken over', async () => {
+    qmp = await startFakeQmp(path.join(base, 'vm1.qmp'));
+    await (await open()).assign({ domain: 'vm1', addresses: ['usb:1-1.2', MDEV], qmp: qmp.socket });
+    await qmp.close();
+    qmp = null;
+    let svc = await open();
+    expect((await svc.assignDevices({ domain: 'vm2', devices: ['usb:1-1.2'] })).assigned).toEqual(['usb:1-1.2']);
+    expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.releasedDevices])).toEqual([['vm1', [MDEV, 'usb:1-1.2']]]);
+
+    qmp = await startFakeQmp(path.join(base, 'vm2.qmp'));
+    await (await open()).assign({ domain: 'vm2', addresses: [MDEV], qmp: qmp.socket });
+    await qmp.close();
+    qmp = null;
+    svc = await open();
+    const mixed = await svc.assign({ domain: 'vm3', addresses: [NIC, MDEV] });
+    expect([mixed.changes.map((change) => change.kind), mixed.devices?.assigned]).toEqual([['set-active'], [MDEV]]);
+    expect((await svc.status()).devices?.map((entry) => `${entry.usedBy.vm} ${entry.key}`)).toEqual([`vm3 ${MDEV}`]);
+  });
+
+  it('an assign of mdev and USB keys only names a holder (pid or QMP): registered with the devices, and when it ends they are released', async () => {
+    const child = await sleeper();
+    let svc = await open();
+    await svc.assign({ domain: 'vm1', addresses: [MDEV, 'usb:1-1.2'], holderPid: child.pid! });
+    expect((await svc.status()).holders).toEqual([expect.objectContaining({ owner: expect.objectContaining({ vm: 'vm1' }), holder: expect.objectContaining({ kind: 'pid', pid: child.pid }), alive: true })]);
+    await killed(child);
+    svc = await open();
+    expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.releasedDevices, end.error])).toEqual([['vm1', [MDEV, 'usb:1-1.2'], null]]);
+    expect((await svc.status()).devices ?? []).toEqual([]);
+
+    qmp = await startFakeQmp(path.join(base, 'vm2.qmp'));
+    await svc.assign({ domain: 'vm2', addresses: ['usb:1-1.2'], qmp: qmp.socket });
+    expect((await svc.status()).holders.map((held) => [held.owner.vm, held.holder])).toEqual([['vm2', { kind: 'qmp', socket: qmp.socket }]]);
+  });
+});
+
 describe('pid holders hidden by /proc hidepid=2', () => {
   beforeEach(() => {
     base = mkdtempSync(path.join(tmpdir(), 'hostdev-hidepid-'));

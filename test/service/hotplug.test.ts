@@ -9,6 +9,7 @@ import { readVmSlots } from '../../src/qmp/vm-slots.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
 import { qemuMissing, startQemu, type RunningQemu } from '../support/qemu.js';
+import { startFakeQmp } from '../support/fake-qmp.js';
 
 // Hot-plug into a running VM: a simulated host, and a real QEMU (TCG, no guest) over QMP. This
 // machine has no VF to give QEMU, so where a device must really be added, `device_add` of vfio-pci
@@ -95,6 +96,25 @@ describe.skipIf(qemuMissing !== null)('HostdevService.hotplug and unplug with a 
     expect(await inVm()).toEqual({ ids: [], occupied: [] });
     expect((await svc.status()).active).toEqual([]);
     expect(await driverOf(VF0)).toBe('igbvf');
+  });
+
+  it("hot-plugs a device another domain holds when that domain's QMP holder is gone (the assign's one holder check), not while it answers", async () => {
+    qemu = await startQemu({ rootPorts: ['rp1'] });
+    const gone = await startFakeQmp(path.join(base, 'vm0.qmp'));
+    try {
+      await (await open()).assign({ domain: 'vm0', addresses: [VF0], qmp: gone.socket });
+      const svc = await open(async (socket) => emulating(await QmpClient.connect(socket)));
+      const refused = await caught(svc.hotplug({ qmp: qemu.socket, domain: 'vm1', addresses: [VF0] }));
+      expect(isHostdevError(refused) && refused.code).toBe('HOSTDEV_IN_USE');
+    } finally {
+      await gone.close();
+    }
+    const svc = await open(async (socket) => emulating(await QmpClient.connect(socket)));
+    const report = await svc.hotplug({ qmp: qemu.socket, domain: 'vm1', addresses: [VF0] });
+    expect(report.plugged.map((placement) => placement.address)).toEqual([VF0]);
+    expect(svc.holdersEnded.map((end) => [end.holder.owner.vm, end.released])).toEqual([['vm0', [VF0]]]);
+    expect((await svc.status()).active.map((e) => [e.address, e.usedBy.domain])).toEqual([[VF0, 'vm1']]);
+    expect(await inVm()).toEqual({ ids: ['hostdev-0000_01_10_0'], occupied: ['rp1'] });
   });
 
   it('rolls the assign back when QEMU refuses the real vfio-pci device (no such host device here)', async () => {

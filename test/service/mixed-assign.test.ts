@@ -73,6 +73,29 @@ describe('assign of PCI, mediated and USB devices in one request', () => {
     expect(driverOf(NIC)).toBe('vfio-pci');
   });
 
+  it('NVMe namespaces go in the same request as mediated and USB devices: the controller to vfio-pci with them, back with their release by key', async () => {
+    const NS = 'nvme:0000:01:00.0/1';
+    const report = await service.assign({ domain: 'vm1', addresses: [NIC, MDEV, NS, 'usb:1-1.2'] });
+    expect(report.failures).toEqual([]);
+    expect(report.devices).toMatchObject({ assigned: [MDEV, 'usb:1-1.2', NS], controllers: ['0000:01:00.0'] });
+    expect([driverOf(NIC), driverOf('0000:01:00.0')]).toEqual(['vfio-pci', 'vfio-pci']);
+    const released = await service.release({ domain: 'vm1', addresses: [NS, MDEV] });
+    expect(released.devices).toMatchObject({ released: [NS, MDEV], controllers: ['0000:01:00.0'] });
+    expect(driverOf('0000:01:00.0')).toBe('nvme');
+    expect((await service.status()).devices?.map((entry) => entry.key)).toEqual(['usb:1-1.2']);
+  });
+
+  it('a namespace another domain holds fails the request after its mediated device was marked: that is let go again, and the PCI function released', async () => {
+    const NS = 'nvme:0000:01:00.0/1';
+    await service.assign({ domain: 'vm1', addresses: [NS] });
+    const failed = await refusal(service.assign({ domain: 'vm2', addresses: [NIC, MDEV, NS] }));
+    expect(failed.code).toBe('HOSTDEV_IN_USE');
+    expect(driverOf(NIC)).toBe('e1000e');
+    const status = await service.status();
+    expect(status.devices?.map((entry) => `${entry.usedBy.vm} ${entry.key}`)).toEqual([`vm1 ${NS}`]);
+    expect(status.active.map((entry) => `${entry.usedBy.vm} ${entry.address}`)).toEqual(['vm1 0000:01:00.0']);
+  });
+
   it('`unmanaged` PCI functions must already be on a stub, whatever `managed` says', async () => {
     expect((await refusal(service.assign({ domain: 'vm1', addresses: [], unmanaged: [NIC] }))).code).toBe('HOSTDEV_UNMANAGED_NOT_DETACHED');
     await service.detach({ device: NIC });

@@ -1,8 +1,18 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** The built CLI entry; test/support/global-setup.ts builds it before the suite. */
+/** The built CLI bundle; test/support/global-setup.ts builds it before the suite. */
 export const CLI_BIN = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url));
+/** The installed command (package.json "bin"): the launcher that runs the start-up snapshot, or CLI_BIN without one. */
+export const CLI_COMMAND = fileURLToPath(new URL('../../dist/cli/hostdev', import.meta.url));
+
+/**
+ * How runCli starts the CLI: as a user's shell does, by the installed command, so the tests run the
+ * start-up snapshot; HOSTDEV_TEST_CLI=bin runs the plain bundle (`node dist/cli/bin.js`) instead.
+ */
+export function cliProcess(args: readonly string[]): [string, string[]] {
+  return process.env['HOSTDEV_TEST_CLI'] === 'bin' ? [process.execPath, [CLI_BIN, ...args]] : [CLI_COMMAND, [...args]];
+}
 
 export interface CliRun {
   readonly code: number;
@@ -18,7 +28,7 @@ export interface CliOptions {
 
 /** Runs `hostdev ARGS...` in a child process and returns its exit code and output. */
 export function runCli(args: readonly string[], options: CliOptions = {}): CliRun {
-  const result = spawnSync(process.execPath, [CLI_BIN, ...args], {
+  const result = spawnSync(...cliProcess(args), {
     encoding: 'utf8',
     env: { ...process.env, ...options.env },
     input: options.input ?? '',
@@ -31,7 +41,7 @@ export function runCli(args: readonly string[], options: CliOptions = {}): CliRu
 /** Like runCli, but does not block the test's event loop (for tests that run several at once). */
 export function runCliAsync(args: readonly string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    const child = spawn(...cliProcess(args), {
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

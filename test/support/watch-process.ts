@@ -1,5 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { CLI_BIN } from './cli.js';
+import { cliProcess } from './cli.js';
 
 /** `hostdev watch` running in a child process, its stdout collected line by line. */
 export interface Watching {
@@ -10,7 +10,7 @@ export interface Watching {
 }
 
 export function startWatch(root: string, stateDir: string, args: readonly string[]): Watching {
-  const child = spawn(process.execPath, [CLI_BIN, '--root', root, '--state-dir', stateDir, 'watch', ...args], { stdio: 'pipe' });
+  const child = spawn(...cliProcess(['--root', root, '--state-dir', stateDir, 'watch', ...args]), { stdio: 'pipe' });
   const watching: Watching = {
     child,
     lines: [],

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { tryParseAddress, type PciAddress } from '../../core/address.js';
-import { parsePciRef } from '../../core/device-key.js';
+import { parsePciRef, tryParseId } from '../../core/device-key.js';
 import { domainXmlRequest, needsUsbInventory } from '../../core/domain-xml.js';
 import { readNonPci } from '../nonpci-view.js';
 import { HostdevError } from '../../core/errors.js';
 import type { AssignRequest, AssignResult } from '../../service/hostdev-service.js';
+import type { DeviceAssignReport } from '../../manager/device-ops.js';
 import type { AssignBodyJson } from '../../client/hostdev-client.js';
 import type { CommandResult, GlobalOptions } from '../context.js';
-import { deviceInputs } from '../device-inputs.js';
-import { withService } from '../open-manager.js';
+import { deviceRefs, isOtherKind } from '../device-inputs.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, reportResult, waitBody } from '../manager-view.js';
 import { operationJson, type ReportJson } from '../../service/report-json.js';
 import { change } from '../via-daemon.js';
@@ -60,12 +60,13 @@ export function addAssignOptions(command: Command, domain: 'required' | 'or-xml'
   );
 }
 
-/** The service's assign request from the options and addresses of `assign` (or `hotplug`). */
+/** The service's assign request from the options and devices of `assign` (or `hotplug`): PCI functions and keys of every kind. */
 export function assignRequest(opts: AssignOptionValues, inputs: readonly string[], unmanaged: readonly PciAddress[] = [], shareable: readonly string[] = []): AssignRequest {
   const { domain, hypervisor } = parseDomainOptions(opts);
-  if (inputs.length === 0 && unmanaged.length === 0) throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address.' });
-  // Mediated and USB devices come here from a domain XML only (the command line names them apart).
-  const addresses = inputs.map((input) => (deviceInputs([input]) === 'other' ? input : parsePciRef(input)));
+  if (inputs.length === 0 && unmanaged.length === 0) {
+    throw new HostdevError('HOSTDEV_USAGE', 'no device given', { hint: 'Name at least one PCI address or device key (mdev:UUID, usb:BUS-PORT, nvme:ADDRESS/NSID, scsi:H:B:T:L).' });
+  }
+  const addresses = deviceRefs(inputs, parsePciRef);
   const vf = vfNetRequests(opts, [...addresses.filter((address) => tryParseAddress(address) !== null).map(parsePciRef), ...unmanaged]);
   return {
     domain,
@@ -89,15 +90,26 @@ export function assignRequest(opts: AssignOptionValues, inputs: readonly string[
 export function assignResult(report: ReportJson<AssignResult>, domain: string, hypervisor: string): CommandResult {
   const assigned = [...report.changes.map((change) => (change.kind === 'remove' ? change.address : change.entry.address)), ...(report.devices?.assigned ?? [])];
   const result = reportResult(report, `assigned to domain ${domain} (${hypervisor}): ${assigned.join(', ')}`);
-  if (report.vfConfig.length === 0 && report.warnings.length === 0) return result;
+  const devices = report.devices === undefined ? [] : devicesNotes(report.devices);
+  if (report.vfConfig.length === 0 && report.warnings.length === 0 && devices.length === 0) return result;
   const vfLines = report.vfConfig.map((line) => `VF config: ${line}`);
   return {
     ...result,
     // A dry run's plan lists the `ip link set` steps itself.
-    text: [result.text, ...(report.dryRun ? [] : vfLines)].join('\n'),
+    text: [result.text, ...(report.dryRun ? [] : vfLines), ...devices].join('\n'),
     json: { ...(result.json as object), vfConfig: report.vfConfig },
     warnings: [...(result.warnings ?? []), ...report.warnings],
   };
+}
+
+/** The lines an assign's devices of other kinds add: NVMe controllers taken (with a dry run's steps), and notes. */
+function devicesNotes(report: DeviceAssignReport): string[] {
+  const controllers = report.controllers ?? [];
+  return [
+    ...(controllers.length === 0 ? [] : [`NVMe controllers to vfio-pci: ${controllers.join(', ')}`]),
+    ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
+    ...report.notes.map((note) => `note: ${note}`),
+  ];
 }
 
 /** The daemon's body for an assign request (`assign`, and `hotplug` with its socket). */
@@ -120,31 +132,39 @@ export function assignBody(request: AssignRequest): AssignBodyJson {
   };
 }
 
-/** `assign` of mediated and USB devices: ownership only, so the PCI options have nothing to act on. */
-async function assignDevicesCommand(globals: GlobalOptions, opts: AssignOptionValues, devices: readonly string[]): Promise<CommandResult> {
-  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust', 'holderPid', 'qmp'] as const).filter(
+/** Options that act on PCI functions only: refused when the command line names none (mediated, USB, NVMe and SCSI devices change no driver of theirs). */
+function checkPciOptions(opts: AssignOptionValues, inputs: readonly string[]): void {
+  if (inputs.some((input) => !isOtherKind(input))) return;
+  const pciOnly = (['unmanaged', 'driver', 'withGroup', 'force', 'mac', 'vlan', 'spoofchk', 'trust'] as const).filter(
     (name) => (opts as Record<string, unknown>)[name] !== undefined,
   );
   if (pciOnly.length > 0) {
     throw new HostdevError('HOSTDEV_USAGE', `--${pciOnly.map(kebab).join(', --')} applies to PCI functions only`, {
-      hint: 'Mediated and USB devices change no driver when assigned, and a holder is kept for PCI functions only: leave these options out.',
+      hint: 'Mediated, USB, NVMe and SCSI devices change no driver of theirs when assigned: leave these options out, or name the PCI functions they are for.',
       details: { options: pciOnly },
     });
   }
-  const { domain, hypervisor } = parseDomainOptions(opts);
-  const dryRun = opts.dryRun ?? false;
-  const shareable = opts.shareable === true ? { shareable: true } : {};
-  const report = await withService(globals, (service) => service.assignDevices({ domain, hypervisor, devices, dryRun, ...shareable }), { dryRun });
+}
+
+/** `--shareable`: the scsi: keys among the devices (libvirt's <shareable/>); refused when there is none. */
+function shareableInputs(inputs: readonly string[]): string[] {
+  const scsi = inputs.filter((input) => tryParseId(input)?.kind === 'scsi');
+  if (scsi.length > 0) return scsi;
+  throw new HostdevError('HOSTDEV_USAGE', '--shareable applies to scsi: keys only', { hint: 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) to share, or leave --shareable out.' });
+}
+
+/** An assign that names devices of other kinds only prints (and --json gives) the report of those devices, as it always has. */
+function devicesAssignedResult(report: DeviceAssignReport, domain: string, hypervisor: string, warnings: readonly string[]): CommandResult {
   const controllers = report.controllers ?? [];
   const how = controllers.length > 0 ? `NVMe controllers to vfio-pci: ${controllers.join(', ')}` : 'ownership only: no sysfs write';
   const lines = [
-    dryRun
+    report.dryRun
       ? `dry run: would assign to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')} (${how})`
       : `assigned to domain ${domain} (${hypervisor}): ${report.assigned.join(', ')}${controllers.length > 0 ? ` (${how})` : ''}`,
-    ...(dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
+    ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
     ...report.notes.map((note) => `note: ${note}`),
   ];
-  return { json: report, text: lines.join('\n') };
+  return { json: report, text: lines.join('\n'), warnings };
 }
 
 const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -176,7 +196,7 @@ export async function domainXmlInputs(
 }
 
 export function registerAssign(program: Command): void {
-  addAssignOptions(program.command('assign [addresses...]').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'), 'or-xml')
+  addAssignOptions(program.command('assign [devices...]').description('give devices to a domain, all or nothing (detach managed ones, check IOMMU groups, reset)'), 'or-xml')
     .option('--domain-xml <file>', DOMAIN_XML_HELP)
     .option('--qmp <socket>', "the running VM's QMP socket as the devices' holder: when QEMU stops answering there they are released")
     .option('--shareable', "scsi: keys: take the SCSI devices shareable (libvirt's <shareable/>): other domains may hold them shareable too")
@@ -184,19 +204,23 @@ export function registerAssign(program: Command): void {
     action(async (globals, command: Command, inputs: string[]) => {
       const opts = command.opts<AssignOptionValues>();
       const xml = await domainXmlInputs(globals, opts, inputs);
-      if (xml === null && deviceInputs(inputs) === 'other') return assignDevicesCommand(globals, opts, inputs);
-      if (opts.shareable === true) {
-        throw new HostdevError(
-          'HOSTDEV_USAGE',
-          xml === null ? '--shareable applies to scsi: keys only' : "--shareable does not apply to --domain-xml: each <hostdev type='scsi'> says it with <shareable/>",
-          { hint: xml === null ? 'Name the SCSI devices (scsi:HOST:BUS:TARGET:LUN) in an assign of their own.' : "Write <shareable/> in the SCSI <hostdev> elements to share." },
-        );
+      if (xml !== null && opts.shareable === true) {
+        throw new HostdevError('HOSTDEV_USAGE', "--shareable does not apply to --domain-xml: each <hostdev type='scsi'> says it with <shareable/>", {
+          hint: 'Write <shareable/> in the SCSI <hostdev> elements to share.',
+        });
       }
-      const request = xml === null ? assignRequest(opts, inputs) : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable);
+      if (xml === null) checkPciOptions(opts, inputs);
+      // The command line's devices and a domain XML's take one path: the service's assign, all or nothing.
+      const request =
+        xml === null
+          ? assignRequest(opts, inputs, [], opts.shareable === true ? shareableInputs(inputs) : [])
+          : assignRequest({ ...opts, domain: xml.domain }, xml.refs, xml.unmanaged, xml.shareable);
       const report = await change(globals, request.dryRun ?? false, (service) => service.assign(request), operationJson, (client, options) =>
         client.assign(assignBody(request), options),
       );
-      return assignResult(report, request.domain, request.hypervisor ?? 'qemu');
+      const hypervisor = request.hypervisor ?? 'qemu';
+      if (xml === null && report.devices !== undefined && inputs.every(isOtherKind)) return devicesAssignedResult(report.devices, request.domain, hypervisor, report.warnings);
+      return assignResult(report, request.domain, hypervisor);
     }),
   );
 }

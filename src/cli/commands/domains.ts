@@ -12,7 +12,7 @@ export function registerDomains(program: Command): void {
     .action(
       action(async (globals) => {
         const domains = await read(globals, (service) => service.domains(), async (client) => client.domains<DomainReport[]>());
-        const rows = domains.map((d) => [`${d.hypervisor}/${d.domain}`, d.devices.map((device) => device.address).join(', '), holderCell(d.holder)]);
+        const rows = domains.map((d) => [`${d.hypervisor}/${d.domain}`, [...d.devices.map((device) => device.address), ...(d.otherKeys ?? [])].join(', '), holderCell(d.holder)]);
         const text = rows.length === 0 ? 'no domain holds a device' : renderTable(['DOMAIN', 'DEVICES', 'HOLDER'], rows);
         return { json: domains, text };
       }),

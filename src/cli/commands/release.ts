@@ -4,16 +4,20 @@ import { operationJson } from '../../service/report-json.js';
 import { WAIT_HELP, deviceWait, parseDomainOptions, releaseHeadline, reportResult, waitBody } from '../manager-view.js';
 import { change } from '../via-daemon.js';
 import { action } from '../run-action.js';
-import { deviceInputs } from '../device-inputs.js';
+import { deviceRefs, isOtherKind } from '../device-inputs.js';
 import { DOMAIN_XML_HELP, domainXmlInputs } from './assign.js';
-import { withService } from '../open-manager.js';
 import type { DeviceReleaseReport } from '../../manager/device-ops.js';
 
-/** The lines of a release of mediated and USB devices. */
+/** How the headline names the kinds released: mediated/USB, with NVMe and SCSI when there are such devices. */
+function releasedKinds(keys: readonly string[]): string {
+  return ['mediated/USB', ...(['nvme', 'scsi'] as const).filter((kind) => keys.some((key) => key.startsWith(`${kind}:`))).map((kind) => (kind === 'nvme' ? 'NVMe' : 'SCSI'))].join('/');
+}
+
+/** The lines of a release of mediated, USB, NVMe and SCSI devices. */
 function devicesReleasedText(report: DeviceReleaseReport, domain: string): string[] {
   const would = report.dryRun ? 'would release' : 'released';
   return [
-    `${would} ${report.released.length} ${report.released.some((key) => key.startsWith('nvme:')) ? 'mediated/USB/NVMe' : 'mediated/USB'} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
+    `${would} ${report.released.length} ${releasedKinds(report.released)} device(s) of domain ${domain}${report.released.length === 0 ? '' : `: ${report.released.join(', ')}`}`,
     ...((report.controllers ?? []).length === 0 ? [] : [`NVMe controllers back to nvme: ${report.controllers!.join(', ')}`]),
     ...(report.dryRun ? (report.steps ?? []).map((step) => `  ${step}`) : []),
     ...(report.pruned.length === 0 ? [] : [`pruned (no longer on this host): ${report.pruned.join(', ')}`]),
@@ -23,8 +27,8 @@ function devicesReleasedText(report: DeviceReleaseReport, domain: string): strin
 
 export function registerRelease(program: Command): void {
   program
-    .command('release [addresses...]')
-    .description("take a domain's devices back (all of them unless addresses are given); vanished devices are pruned")
+    .command('release [devices...]')
+    .description("take a domain's devices back (all of them unless devices are given: PCI addresses and keys of any kind); vanished devices are pruned")
     .option('--domain <name>', "the domain (VM) that holds the devices (with --domain-xml: default the XML's <name>)")
     .option('--domain-xml <file>', `${DOMAIN_XML_HELP}; releases those devices`)
     .option('--hypervisor <driver>', 'the hypervisor driver that owns the domain', 'qemu')
@@ -37,12 +41,8 @@ export function registerRelease(program: Command): void {
         const force = opts.force === true ? { force: true } : {};
         const xml = await domainXmlInputs(globals, opts, inputs);
         const { domain, hypervisor } = parseDomainOptions(xml === null ? opts : { ...opts, domain: xml.domain });
-        if (xml === null && inputs.length > 0 && deviceInputs(inputs) === 'other') {
-          const dryRun = opts.dryRun ?? false;
-          const devices = await withService(globals, (service) => service.releaseDevices({ domain, hypervisor, devices: inputs, dryRun }), { dryRun });
-          return { json: devices, text: devicesReleasedText(devices, domain).join('\n') };
-        }
-        const addresses = xml !== null ? [...xml.refs, ...xml.unmanaged] : inputs.length > 0 ? inputs.map(parsePciRef) : undefined;
+        // The command line's devices, of any mix of kinds, and a domain XML's take one path: the service's release.
+        const addresses = xml !== null ? [...xml.refs, ...xml.unmanaged] : inputs.length > 0 ? deviceRefs(inputs, parsePciRef) : undefined;
         const dryRun = opts.dryRun ?? false;
         const wait = deviceWait(opts.wait);
         const report = await change(
@@ -52,6 +52,10 @@ export function registerRelease(program: Command): void {
           operationJson,
           (client, options) => client.release({ domain, hypervisor, ...(addresses ? { devices: addresses } : {}), ...waitBody(wait), ...force }, options),
         );
+        // Devices of other kinds only: their report, as such a release has always printed it.
+        if (xml === null && inputs.length > 0 && inputs.every(isOtherKind) && report.devices !== undefined) {
+          return { json: report.devices, text: devicesReleasedText(report.devices, domain).join('\n'), warnings: report.warnings };
+        }
         const result = reportResult(report, releaseHeadline(report, domain));
         const devices = report.devices === undefined ? [] : devicesReleasedText(report.devices, domain);
         return {
