@@ -12,7 +12,7 @@ import {
   type VfTemplate,
 } from './host-model.js';
 import { SimState } from './state-db.js';
-import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type MdevParentSpec, type NodeSpec } from './spec.js';
+import { isBridge, parseHostSpec, SpecError, type DriverIdSpec, type EndpointSpec, type HostSpec, type MdevParentSpec, type NodeSpec, type VirtualMdevParentSpec } from './spec.js';
 import { hex, linkVirtfn, writeDriverDir, writeFunction, writeSkeleton, type SimFunction } from './tree-writer.js';
 import { vfAddress, vfFunction, vfNetdevName } from './vf.js';
 import { writeBelow, writeMdevs, type BelowSpec } from './nonpci-tree.js';
@@ -144,12 +144,40 @@ function checkSpec(spec: HostSpec): Placed[] {
     if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError(`${p.field}.sriov.numVfs`, `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
   }
   if (functions > MAX_SPEC_FUNCTIONS) throw new SpecError('roots', `the host would have more than ${MAX_SPEC_FUNCTIONS} functions`);
-  checkNonPci(placed);
+  checkNonPci(placed, spec.virtualMdevParents ?? []);
   return placed;
 }
 
+/**
+ * An mdev parent's types and build-time mdevs: each of a type it offers with an instance left (of the type,
+ * or of the shared pool, whose types must offer capacity / cost at first), each UUID once on the host.
+ */
+function checkMdevParent(field: string, name: string, parent: MdevParentSpec, uuids: Set<string>): void {
+  const pool = parent.capacity;
+  if (pool !== undefined) {
+    for (const [t, type] of parent.types.entries()) {
+      const offered = Math.floor(pool / (type.cost ?? 1));
+      if (type.availableInstances !== offered) throw new SpecError(`${field}.types.${t}.availableInstances`, `${type.id} offers ${offered} of the parent's capacity ${pool} at cost ${type.cost ?? 1}`);
+    }
+  }
+  const types = new Map(parent.types.map((t) => [t.id, t]));
+  const left = new Map(parent.types.map((t) => [t.id, t.availableInstances]));
+  let pooled = pool ?? 0;
+  for (const [d, device] of (parent.devices ?? []).entries()) {
+    const at = `${field}.devices.${d}`;
+    const type = types.get(device.type);
+    if (type === undefined) throw new SpecError(`${at}.type`, `${name} offers no mdev type ${device.type}`);
+    const cost = type.cost ?? 1;
+    if (pool === undefined ? left.get(device.type)! < 1 : pooled < cost) throw new SpecError(`${at}.type`, `no instance of ${device.type} is left on ${name}`);
+    left.set(device.type, left.get(device.type)! - 1);
+    pooled -= cost;
+    if (uuids.has(device.uuid)) throw new SpecError(`${at}.uuid`, `mdev ${device.uuid} is declared twice`);
+    uuids.add(device.uuid);
+  }
+}
+
 /** USB ports below a hub that is there, bus and sg numbers used once, mdevs of a type their parent offers. */
-function checkNonPci(placed: readonly Placed[]): void {
+function checkNonPci(placed: readonly Placed[], virtualMdev: readonly VirtualMdevParentSpec[]): void {
   const buses = new Set<number>();
   const scsiHosts = new Set<number>();
   const sgs = new Set<number>();
@@ -171,18 +199,7 @@ function checkNonPci(placed: readonly Placed[]): void {
         if (bus.devices.findIndex((other) => other.port === device.port) !== d) throw new SpecError(`${field}.devices.${d}.port`, `two devices at ${bus.bus}-${device.port}`);
       }
     }
-    if (node.mdev !== undefined) {
-      const types = new Map(node.mdev.types.map((t) => [t.id, t.availableInstances]));
-      for (const [d, device] of (node.mdev.devices ?? []).entries()) {
-        const field = `${p.field}.mdev.devices.${d}`;
-        const left = types.get(device.type);
-        if (left === undefined) throw new SpecError(`${field}.type`, `${p.address} offers no mdev type ${device.type}`);
-        if (left < 1) throw new SpecError(`${field}.type`, `no instance of ${device.type} is left on ${p.address}`);
-        types.set(device.type, left - 1);
-        if (uuids.has(device.uuid)) throw new SpecError(`${field}.uuid`, `mdev ${device.uuid} is declared twice`);
-        uuids.add(device.uuid);
-      }
-    }
+    if (node.mdev !== undefined) checkMdevParent(`${p.field}.mdev`, p.address, node.mdev, uuids);
     if (node.nvme !== undefined) {
       if (nvmes.has(node.nvme.instance)) throw new SpecError(`${p.field}.nvme.instance`, `nvme${node.nvme.instance} is declared twice`);
       nvmes.add(node.nvme.instance);
@@ -201,6 +218,12 @@ function checkNonPci(placed: readonly Placed[]): void {
         sgs.add(device.sg);
       }
     }
+  }
+  const names = new Set<string>();
+  for (const [v, parent] of virtualMdev.entries()) {
+    if (names.has(parent.name)) throw new SpecError(`virtualMdevParents.${v}.name`, `mdev parent ${parent.name} is declared twice`);
+    names.add(parent.name);
+    checkMdevParent(`virtualMdevParents.${v}`, parent.name, parent, uuids);
   }
 }
 
@@ -478,11 +501,19 @@ function writeHost(root: string, spec: HostSpec, placed: Placed[]): void {
     writeBelow(root, p.devPath, p.address, below[p.address]!);
     if (node.mdev !== undefined) writeMdevs(root, p.devPath, p.address, { ...node.mdev, devices: mdevs ?? [] }, iommu ? allocGroup : () => null);
   }
+  // mdev parents of modules (mtty): a virtual device each, as their module's init registers it
+  const virtualMdev: Record<string, Omit<MdevParentSpec, 'devices'>> = {};
+  for (const { name, class: cls, devices, ...types } of spec.virtualMdevParents ?? []) {
+    const rel = `sys/devices/virtual/${cls}/${name}`;
+    writeBelow(root, rel, name, { driver: types.driver, mdev: types });
+    writeMdevs(root, rel, name, { ...types, devices: devices ?? [] }, iommu ? allocGroup : () => null);
+    virtualMdev[name] = types;
+  }
 
   writeModulesAlias(root, spec);
 
   const known: Record<string, KnownDriver> = {};
   for (const [name, d] of drivers) known[name] = { ids: d.ids, loaded: d.loaded };
-  writeHostModel(root, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below }));
+  writeHostModel(root, makeHostModel({ iommu, drivers: known, netdevs, vfTemplates, below, virtualMdev }));
   new SimState(root).close(); // the state database exists before any process races to create it
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { SIMULATED_HOST_ID_FILE } from '../core/host-identity.js';
 import { BOOT_ID_FILE } from '../core/boot.js';
 import type { BelowSpec } from './nonpci-tree.js';
-import type { DriverIdSpec } from './spec.js';
+import type { DriverIdSpec, MdevParentSpec } from './spec.js';
 
 /**
  * What the simulated host knows beyond the sysfs files, kept in ROOT/.hostdev-sim/host.json:
@@ -41,16 +41,28 @@ export interface HostModel {
   readonly vfTemplates: Readonly<Record<string, VfTemplate>>;
   /** By PCI address: what the function's driver shows below it while bound (USB buses, NVMe namespaces, a SCSI host, mdev types). */
   readonly below?: Readonly<Record<string, BelowSpec>>;
+  /** By name: the mdev parents that are no PCI function (mtty), with their types. */
+  readonly virtualMdev?: Readonly<Record<string, Omit<MdevParentSpec, 'devices'>>>;
+}
+
+/** What the model knows of an mdev parent, by its name (a PCI address, or a virtual parent's name). */
+export function mdevParentOf(model: HostModel | null, parent: string): Omit<MdevParentSpec, 'devices'> | undefined {
+  return model?.below?.[parent]?.mdev ?? model?.virtualMdev?.[parent];
 }
 
 /** A host model; `below` only when some function has something below it. */
 export function makeHostModel(
-  fields: Pick<HostModel, 'iommu' | 'drivers' | 'netdevs' | 'vfTemplates'> & {
+  fields: Pick<HostModel, 'iommu' | 'drivers' | 'netdevs' | 'vfTemplates' | 'virtualMdev'> & {
     readonly below: Readonly<Record<string, BelowSpec>>;
   },
 ): HostModel {
-  const { below, ...rest } = fields;
-  return { version: 1, ...rest, ...(Object.keys(below).length > 0 ? { below } : {}) };
+  const { below, virtualMdev, ...rest } = fields;
+  return {
+    version: 1,
+    ...rest,
+    ...(Object.keys(below).length > 0 ? { below } : {}),
+    ...(virtualMdev !== undefined && Object.keys(virtualMdev).length > 0 ? { virtualMdev } : {}),
+  };
 }
 
 export function simDir(root: string): string {

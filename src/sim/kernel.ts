@@ -13,9 +13,9 @@ import { hexFields, kstrtobool, kstrtoul, sysfsName } from './kstr.js';
 import { SimTree } from './sim-tree.js';
 import { SimState, type DriverRow, type SimEvent, type SimEventAction } from './state-db.js';
 import { hex, writeDriverDir } from './tree-writer.js';
-import { dropDanglingLinks, mdevAttributes, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
+import { dropDanglingLinks, mdevAttributes, mdevPoolOf, nextFreeGroup, plugUsb, removeBelow, removeMdev, unplugUsb, writeBelow, writeMdev } from './nonpci-tree.js';
 import type { UsbDeviceSpec } from './spec.js';
-import { readHostModel } from './host-model.js';
+import { mdevParentOf, readHostModel } from './host-model.js';
 import { isVfioDriver } from '../core/stub-driver.js';
 
 /** The vfio-pci device a blocked write releases, and the device locks it holds meanwhile. */
@@ -506,10 +506,10 @@ export class SimKernel implements KernelPort {
     const parentDir = path.dirname(path.dirname(typeDir));
     const parent = path.basename(parentDir);
     const model = readHostModel(this.root);
-    const parentSpec = model?.below?.[parent]?.mdev;
+    const parentSpec = mdevParentOf(model, parent);
     const driver = parentSpec?.driver ?? 'vfio_mdev';
     const group = model?.iommu === false ? null : nextFreeGroup(this.root);
-    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group, mdevAttributes(parentSpec, path.basename(typeDir)));
+    writeMdev(this.root, this.tree.rel(parentDir), path.basename(typeDir), uuid, driver, group, mdevAttributes(parentSpec, path.basename(typeDir)), mdevPoolOf(parentSpec));
     this.state.event('add', uuid);
   }
 
@@ -517,7 +517,7 @@ export class SimKernel implements KernelPort {
   private mdevRemove(dir: string, value: string): void {
     const n = kstrtoul(value) ?? fail('EINVAL');
     if (n === 0) return;
-    removeMdev(this.root, dir);
+    removeMdev(this.root, dir, mdevPoolOf(mdevParentOf(readHostModel(this.root), path.basename(path.dirname(dir)))));
     this.state.event('remove', path.basename(dir));
   }
 

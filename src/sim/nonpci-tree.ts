@@ -263,12 +263,42 @@ function writeMdevParent(root: string, parentRel: string, parentName: string, sp
   relLink(root, `sys/class/mdev_bus/${parentName}`, parentRel);
 }
 
+/** A parent whose types share one pool (MdevParentSpec.capacity): its size and what an instance of each type takes. */
+export interface MdevPool {
+  readonly capacity: number;
+  readonly costs: Readonly<Record<string, number>>;
+}
+
+export function mdevPoolOf(parent: Omit<MdevParentSpec, 'devices'> | undefined): MdevPool | undefined {
+  if (parent?.capacity === undefined) return undefined;
+  return { capacity: parent.capacity, costs: Object.fromEntries(parent.types.map((type) => [type.id, type.cost ?? 1])) };
+}
+
+/**
+ * A type's available_instances after one of its mdevs came (+1 made) or went (-1): its own count, or
+ * with a shared pool every type's, from what the parent's mdevs take of it (mtty's available ports).
+ */
+function recountInstances(root: string, typeDir: string, made: 1 | -1, pool: MdevPool | undefined): void {
+  const files = within(root);
+  if (pool === undefined) {
+    const available = Number(fs.readFileSync(path.join(typeDir, 'available_instances'), 'utf8'));
+    files.writeFile(path.join(typeDir, 'available_instances'), `${available - made}\n`, { mode: 0o444 });
+    return;
+  }
+  const typesDir = path.dirname(typeDir);
+  const ids = fs.readdirSync(typesDir);
+  const used = ids.reduce((sum, id) => sum + fs.readdirSync(path.join(typesDir, id, 'devices')).length * (pool.costs[id] ?? 1), 0);
+  for (const id of ids) {
+    files.writeFile(path.join(typesDir, id, 'available_instances'), `${Math.floor(Math.max(0, pool.capacity - used) / (pool.costs[id] ?? 1))}\n`, { mode: 0o444 });
+  }
+}
+
 /** mdevs made on a parent whose types are there (the builder's and the snapshot's, already checked). */
 export function writeMdevs(root: string, parentRel: string, parentName: string, parent: MdevParentSpec, allocGroup: () => number | null): void {
   for (const device of parent.devices ?? []) {
     const typeDir = path.join(root, parentRel, 'mdev_supported_types', device.type);
     if (!fs.existsSync(typeDir)) throw new Error(`mdev ${device.uuid}: ${parentName} has no type ${device.type}`);
-    writeMdev(root, parentRel, device.type, device.uuid, parent.driver, allocGroup(), mdevAttributes(parent, device.type));
+    writeMdev(root, parentRel, device.type, device.uuid, parent.driver, allocGroup(), mdevAttributes(parent, device.type), mdevPoolOf(parent));
   }
 }
 
@@ -278,7 +308,7 @@ export function mdevAttributes(parent: Omit<MdevParentSpec, 'devices'> | undefin
 }
 
 /** One mdev as mdev_device_create leaves it: bound to the parent's mdev driver, in an IOMMU group of its own. */
-export function writeMdev(root: string, parentRel: string, typeId: string, uuid: string, driver: string, group: number | null, attributes: readonly string[]): void {
+export function writeMdev(root: string, parentRel: string, typeId: string, uuid: string, driver: string, group: number | null, attributes: readonly string[], pool?: MdevPool): void {
   const devRel = `${parentRel}/${uuid}`;
   const typeRel = `${parentRel}/mdev_supported_types/${typeId}`;
   const typeDir = path.join(root, typeRel);
@@ -294,12 +324,11 @@ export function writeMdev(root: string, parentRel: string, typeId: string, uuid:
     put(root, path.join(root, `dev/vfio/${group}`), '', 0o600);
   }
   relLink(root, `${typeRel}/devices/${uuid}`, devRel);
-  const available = Number(fs.readFileSync(path.join(typeDir, 'available_instances'), 'utf8'));
-  within(root).writeFile(path.join(typeDir, 'available_instances'), `${available - 1}\n`, { mode: 0o444 });
+  recountInstances(root, typeDir, 1, pool);
 }
 
 /** mdev_device_remove: the device, its links and its group go; the type gets its instance back. */
-export function removeMdev(root: string, devDir: string): void {
+export function removeMdev(root: string, devDir: string, pool?: MdevPool): void {
   const files = within(root);
   const uuid = path.basename(devDir);
   const typeDir = fs.realpathSync(path.join(devDir, 'mdev_type'));
@@ -324,8 +353,7 @@ export function removeMdev(root: string, devDir: string): void {
     files.rm(path.join(root, `dev/vfio/${group}`));
   }
   files.rm(devDir, { recursive: true });
-  const available = Number(fs.readFileSync(path.join(typeDir, 'available_instances'), 'utf8'));
-  files.writeFile(path.join(typeDir, 'available_instances'), `${available + 1}\n`, { mode: 0o444 });
+  recountInstances(root, typeDir, -1, pool);
 }
 
 /** The next free IOMMU group number of a tree (for an mdev made after the build). */

@@ -21,6 +21,8 @@ export interface HostSpec {
    */
   readonly kernelRelease?: string;
   readonly roots: readonly RootSpec[];
+  /** mdev parents that are no PCI function (mtty), made at boot as if their module were loaded. */
+  readonly virtualMdevParents?: readonly VirtualMdevParentSpec[];
 }
 
 /** One entry of a driver's ID table; an absent field matches anything (PCI_ANY_ID). */
@@ -173,6 +175,8 @@ export interface MdevTypeSpec {
   readonly availableInstances: number;
   /** Default "vfio-pci". */
   readonly deviceApi?: string;
+  /** With the parent's `capacity`: what one instance of this type takes of it (mtty-2: 2 ports). Default 1. */
+  readonly cost?: number;
   /** Writable attributes every mdev of this type shows in its directory (vfio_ap's assign_adapter, say): what mdevctl's `attrs` write after create. */
   readonly attributes?: readonly string[];
 }
@@ -182,6 +186,19 @@ export interface MdevParentSpec {
   readonly driver: string;
   readonly types: readonly MdevTypeSpec[];
   readonly devices?: readonly { readonly uuid: string; readonly type: string }[];
+  /**
+   * The types share one pool of this size (mtty's 24 ports): each type's available_instances is what is
+   * left of it divided by the type's cost, so making one type's mdev lowers the others' counts too.
+   * Each type's availableInstances must then be capacity / cost.
+   */
+  readonly capacity?: number;
+}
+
+/** An mdev parent that is no PCI function (a module's virtual device, as the kernel's mtty sample registers). */
+export interface VirtualMdevParentSpec extends MdevParentSpec {
+  /** /sys/devices/virtual/CLASS/NAME, and /sys/class/mdev_bus/NAME. */
+  readonly name: string;
+  readonly class: string;
 }
 
 export interface NvmeSpec {
@@ -311,6 +328,7 @@ const mdevSchema = z.strictObject({
         description: z.string().max(4096).optional(),
         availableInstances: z.number().int().min(0).max(65535),
         deviceApi: componentName.optional(),
+        cost: z.number().int().min(1).max(65535).optional(),
         attributes: z
           .array(componentName.pipe(z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/)))
           .max(32)
@@ -322,6 +340,7 @@ const mdevSchema = z.strictObject({
   devices: z
     .array(z.strictObject({ uuid: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'a lower-case UUID'), type: z.string() }))
     .optional(),
+  capacity: z.number().int().min(1).max(65535).optional(),
 });
 
 const nvmeSchema = z.strictObject({
@@ -410,6 +429,7 @@ const hostSpecSchema = z.strictObject({
       devices: z.array(nodeSchema),
     }),
   ),
+  virtualMdevParents: z.array(mdevSchema.extend({ name: componentName, class: componentName })).max(64).optional(),
 });
 
 /**

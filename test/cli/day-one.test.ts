@@ -63,7 +63,7 @@ describe('day one', () => {
     const schema = jsonOf<{ $schema: string; required: string[]; properties: Record<string, unknown> }>(run);
     expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(schema.required).toEqual(['roots']);
-    expect(Object.keys(schema.properties)).toEqual(['description', 'iommu', 'drivers', 'kernelRelease', 'roots']);
+    expect(Object.keys(schema.properties)).toEqual(['description', 'iommu', 'drivers', 'kernelRelease', 'roots', 'virtualMdevParents']);
   });
 
   it('vf forget --dry-run names the records and keeps them', () => {

@@ -5,7 +5,7 @@ import { buildHost } from '../../src/sim/builder.js';
 import { SimKernel } from '../../src/sim/kernel.js';
 import { presets } from '../../src/sim/presets.js';
 import { SpecError, type HostSpec } from '../../src/sim/spec.js';
-import { cleanupRoots, presetRoot, tempRoot, errnoOf } from './helpers.js';
+import { cleanupRoots, presetRoot, specRoot, tempRoot, errnoOf } from './helpers.js';
 
 afterAll(cleanupRoots);
 const kernels: SimKernel[] = [];
@@ -135,6 +135,48 @@ describe('mdev create and remove (mdev_sysfs.c create_store, remove_store) with 
     await k.write(`/sys/bus/pci/devices/${GPU}/remove`, '1');
     expect(names(root, 'sys/bus/mdev/devices')).toEqual([]);
     expect(names(root, 'sys/class/mdev_bus')).toEqual([]);
+  });
+});
+
+describe('an mdev parent that is no PCI function (the kernel\'s mtty sample): types sharing one pool', () => {
+  const MTTY = 'sys/devices/virtual/mtty/mtty/mdev_supported_types';
+  const withMtty = (devices: { uuid: string; type: string }[] = []): HostSpec => ({
+    ...presets['virt-host']!,
+    virtualMdevParents: [
+      {
+        name: 'mtty', class: 'mtty', driver: 'mtty', capacity: 24, devices,
+        types: [
+          { id: 'mtty-1', name: 'Single port serial', availableInstances: 24, cost: 1 },
+          { id: 'mtty-2', name: 'Dual port serial', availableInstances: 12, cost: 2 },
+        ],
+      },
+    ],
+  });
+  const available = (root: string): string[] => ['mtty-1', 'mtty-2'].map((t) => read(root, `${MTTY}/${t}/available_instances`));
+
+  it('the parent is /sys/devices/virtual/mtty/mtty in mdev_bus; making a mtty-2 takes two of the 24 ports from both types, removing it gives them back', async () => {
+    const root = specRoot(withMtty());
+    const k = new SimKernel(root);
+    kernels.push(k);
+    expect(fs.realpathSync(path.join(root, 'sys/class/mdev_bus/mtty'))).toBe(path.join(fs.realpathSync(root), 'sys/devices/virtual/mtty/mtty'));
+    expect(available(root)).toEqual(['24', '12']);
+    await k.write(`/${MTTY}/mtty-2/create`, UUID_A);
+    expect(path.basename(fs.readlinkSync(path.join(root, `sys/bus/mdev/devices/${UUID_A}/driver`)))).toBe('mtty');
+    expect(fs.existsSync(path.join(root, `sys/bus/mdev/devices/${UUID_A}/iommu_group`))).toBe(true);
+    expect(available(root)).toEqual(['22', '11']);
+    await k.write(`/${MTTY}/mtty-1/create`, UUID_B);
+    expect(available(root)).toEqual(['21', '10']);
+    await k.write(`/sys/bus/mdev/devices/${UUID_A}/remove`, '1');
+    expect(available(root)).toEqual(['23', '11']);
+  });
+
+  it('build-time mdevs count against the pool; a type offering other than capacity / cost, or more mdevs than the pool holds, is a SpecError', () => {
+    expect(available(specRoot(withMtty([{ uuid: UUID_A, type: 'mtty-2' }])))).toEqual(['22', '11']);
+    const bad = withMtty();
+    const wrong = { ...bad, virtualMdevParents: [{ ...bad.virtualMdevParents![0]!, types: [{ id: 'mtty-1', name: 'x', availableInstances: 20, cost: 1 }] }] };
+    expect(() => buildHost(path.join(tempRoot(), 'host'), wrong)).toThrow(/capacity 24/);
+    const full = withMtty(Array.from({ length: 13 }, (_, i) => ({ uuid: `${String(i).padStart(8, '0')}-f4c2-11e6-90f6-d3b88d6c9525`, type: 'mtty-2' })));
+    expect(() => buildHost(path.join(tempRoot(), 'host'), full)).toThrow(SpecError);
   });
 });
 

@@ -73,6 +73,13 @@ SERIAL=$OUT/serial.log
 # requests. Only when s18 is selected: the controller is a PCI function the other scenarios' lists would show.
 OUTER=()
 case ",$ONLY," in *,s18*) OUTER=(-device qemu-xhci,id=xhci -device usb-kbd,bus=xhci.0,id=ukbd -qmp "unix:$OUT/outer-qmp.sock,server=on,wait=off") ;; esac
+# Two namespaces on the nvme controller (scenario s19, libvirt's NVMe disk roundtrip): small raw drives,
+# fresh each run, 1 MiB and 2 MiB (2048 and 4096 sectors of 512 bytes) so the two are told apart.
+NVME_NS=()
+for ns in 1 2; do
+  truncate -s 0 "$OUT/nvme-ns$ns.raw" && truncate -s "${ns}M" "$OUT/nvme-ns$ns.raw"
+  NVME_NS+=(-drive "file=$OUT/nvme-ns$ns.raw,if=none,id=nvmens$ns,format=raw" -device "nvme-ns,drive=nvmens$ns,bus=nvme0,nsid=$ns")
+done
 # TCG only: /dev/kvm may exist on these machines without usable VMX/SVM
 boot() {
   timeout -k 5 "$TIMEOUT" "$QEMU" \
@@ -81,7 +88,8 @@ boot() {
     -device intel-iommu,intremap=on \
     -device pcie-root-port,id=rp1,chassis=1,slot=1 -device e1000e,bus=rp1 \
     -device pcie-root-port,id=rp2,chassis=2,slot=2 -device nvme-subsys,id=nvmesubsys0 \
-    -device nvme,bus=rp2,serial=hostdevktest,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2 \
+    -device nvme,id=nvme0,bus=rp2,serial=hostdevktest,subsys=nvmesubsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2 \
+    "${NVME_NS[@]}" \
     -device pcie-root-port,id=rp3,chassis=3,slot=3 -device igb,bus=rp3 \
     -device edu "${OUTER[@]}" \
     -kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND" \

@@ -1,4 +1,5 @@
-// The kernel scenarios, in the order they run. Each: {name, title, run(env), kernelOnly?, expensive?}.
+// The kernel scenarios, in the order they run. Each: {name, title, run(env), kernelOnly?, expensive?, simSpec?(spec)}
+// (simSpec: the simulator's tree for this scenario, when the rig boots its guest with more devices).
 import { s0Facts } from './s0-facts.mjs';
 import { s1List } from './s1-list.mjs';
 import { s2Detach } from './s2-detach.mjs';
@@ -17,5 +18,7 @@ import { s15NestedHotplug } from './s15-nested-hotplug.mjs';
 import { s16HolderKill } from './s16-holder-kill.mjs';
 import { s17Mtty } from './s17-mtty.mjs';
 import { s18Usb } from './s18-usb.mjs';
+import { s19Nvme } from './s19-nvme.mjs';
+import { s20NvmeCrash } from './s20-nvme-crash.mjs';
 
-export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted, s15NestedHotplug, s16HolderKill, s17Mtty, s18Usb];
+export const scenarios = [s0Facts, s1List, s2Detach, s3Groups, s4Qemu, s5SeedBlocked, s6Nested, s7Crash, s8BlockedRelease, s9Timing, s10Hotplug, s11Daemon, s12Claims, s13ClaimsReboot, s14ClaimsRebooted, s15NestedHotplug, s16HolderKill, s17Mtty, s18Usb, s19Nvme, s20NvmeCrash];

@@ -49,7 +49,13 @@ for (const scenario of selected) {
       if (scenario.kernelOnly) throw new SkipScenario('runs on the real kernel only');
       tmp = fs.mkdtempSync(path.join(os.tmpdir(), `hostdev-ktest-${scenario.name}-`));
       const root = path.join(tmp, 'root');
-      const made = await run(process.execPath, [bin, 'sim', 'create', root, '--spec', simSpec], { timeoutMs: 60_000 });
+      // a scenario whose guest the rig boots with more devices (s18: an xHCI with a keyboard) gives the simulator the same
+      let spec = simSpec;
+      if (scenario.simSpec) {
+        spec = path.join(tmp, 'spec.json');
+        fs.writeFileSync(spec, JSON.stringify(scenario.simSpec(JSON.parse(fs.readFileSync(simSpec, 'utf8')))));
+      }
+      const made = await run(process.execPath, [bin, 'sim', 'create', root, '--spec', spec], { timeoutMs: 60_000 });
       if (made.code !== 0) throw new SkipScenario(`hostdev sim create failed: ${made.stderr.trim().split('\n').pop()}`);
       env = new ScenarioEnv({ mode, root, stateDir: path.join(tmp, 'state'), bin, full });
     } else {
