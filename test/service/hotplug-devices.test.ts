@@ -7,7 +7,7 @@ import { isHostdevError } from '../../src/core/errors.js';
 import { QmpClient, type QmpPort } from '../../src/qmp/qmp-client.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
-import { qemuMissing, startQemu, type RunningQemu } from '../support/qemu.js';
+import { qemuMissing, startQemu, withExecute, type RunningQemu } from '../support/qemu.js';
 
 // Hot-plug of mediated, USB, NVMe and SCSI devices into a real QEMU (TCG, no guest) over QMP, from
 // the virt-host simulated host. QEMU 10 here takes a usb-host whose hostbus/hostport does not
@@ -35,19 +35,12 @@ interface Sent {
 
 /** The real client; records what hostdev sent, and with `openable` sends the block nodes as nodes QEMU can open. */
 function recording(client: QmpClient, sent: Sent[], openable = false): QmpPort {
-  return {
-    socketPath: client.socketPath,
-    version: client.version,
-    eventMark: () => client.eventMark(),
-    waitForEvent: (match, options) => client.waitForEvent(match, options),
-    close: () => client.close(),
-    execute: <T,>(command: string, args?: Readonly<Record<string, unknown>>) => {
-      sent.push({ command, args });
-      if (openable && command === 'blockdev-add' && args?.['driver'] === 'nvme') return client.execute<T>(command, { driver: 'null-co', 'node-name': args['node-name'] });
-      if (openable && command === 'blockdev-add' && args?.['driver'] === 'host_device') return client.execute<T>(command, { ...args, filename: '/dev/null' });
-      return client.execute<T>(command, args);
-    },
-  };
+  return withExecute(client, <T,>(command: string, args?: Readonly<Record<string, unknown>>) => {
+    sent.push({ command, args });
+    if (openable && command === 'blockdev-add' && args?.['driver'] === 'nvme') return client.execute<T>(command, { driver: 'null-co', 'node-name': args['node-name'] });
+    if (openable && command === 'blockdev-add' && args?.['driver'] === 'host_device') return client.execute<T>(command, { ...args, filename: '/dev/null' });
+    return client.execute<T>(command, args);
+  });
 }
 
 describe.skipIf(skip !== null)('HostdevService.hotplug and unplug of mdev, USB, NVMe and SCSI keys with a real QEMU', () => {

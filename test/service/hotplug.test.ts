@@ -8,7 +8,7 @@ import { QmpClient, type QmpPort } from '../../src/qmp/qmp-client.js';
 import { readVmSlots } from '../../src/qmp/vm-slots.js';
 import { HostdevService } from '../../src/service/hostdev-service.js';
 import { createSimulatedHost, simulatedHost } from '../../src/sim-entry.js';
-import { qemuMissing, startQemu, type RunningQemu } from '../support/qemu.js';
+import { qemuMissing, startQemu, withExecute, type RunningQemu } from '../support/qemu.js';
 import { startFakeQmp } from '../support/fake-qmp.js';
 
 // Hot-plug into a running VM: a simulated host, and a real QEMU (TCG, no guest) over QMP. This
@@ -22,17 +22,11 @@ const VF1 = '0000:01:10.1' as PciAddress;
 
 /** The real client, with vfio-pci device_adds (those `only` accepts) sent as an emulated NIC. */
 function emulating(client: QmpClient, only: (args: Readonly<Record<string, unknown>>) => boolean = () => true): QmpPort {
-  return {
-    socketPath: client.socketPath,
-    version: client.version,
-    eventMark: () => client.eventMark(),
-    waitForEvent: (match, options) => client.waitForEvent(match, options),
-    close: () => client.close(),
-    execute: <T,>(command: string, args?: Readonly<Record<string, unknown>>) =>
-      command === 'device_add' && args?.['driver'] === 'vfio-pci' && only(args)
-        ? client.execute<T>(command, { driver: 'e1000e', id: args['id'], ...(args['bus'] === undefined ? {} : { bus: args['bus'] }) })
-        : client.execute<T>(command, args),
-  };
+  return withExecute(client, <T,>(command: string, args?: Readonly<Record<string, unknown>>) =>
+    command === 'device_add' && args?.['driver'] === 'vfio-pci' && only(args)
+      ? client.execute<T>(command, { driver: 'e1000e', id: args['id'], ...(args['bus'] === undefined ? {} : { bus: args['bus'] }) })
+      : client.execute<T>(command, args),
+  );
 }
 
 describe.skipIf(qemuMissing !== null)('HostdevService.hotplug and unplug with a real QEMU', () => {

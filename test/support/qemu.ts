@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { QmpClient, QmpPort } from '../../src/qmp/qmp-client.js';
 
 /**
  * A real QEMU on this machine for the QMP tests: TCG, no guest, a QMP socket, and as many named
@@ -91,5 +92,17 @@ export async function startQemu(options: QemuOptions = {}): Promise<RunningQemu>
       }
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** The real client with `execute` replaced: tests that record or rewrite what hostdev sends to QEMU. */
+export function withExecute(client: QmpClient, execute: QmpPort['execute']): QmpPort {
+  return {
+    socketPath: client.socketPath,
+    version: client.version,
+    eventMark: () => client.eventMark(),
+    waitForEvent: (match, options) => client.waitForEvent(match, options),
+    close: () => client.close(),
+    execute,
   };
 }
